@@ -1,0 +1,27 @@
+from django.contrib import admin
+
+from .models import Coupling
+
+
+@admin.register(Coupling)
+class CouplingAdmin(admin.ModelAdmin):
+    list_display = [
+        "source_record_id",
+        "destination_record_id",
+        "mapping",
+        "last_synced_to_destination_at",
+        "last_result_to_destination",
+        "last_synced_from_destination_at",
+        "last_result_from_destination",
+        "is_skipped",
+    ]
+    list_filter = [
+        "mapping",
+        "is_skipped",
+        "last_result_to_destination",
+        "last_result_from_destination",
+    ]
+    search_fields = ["=source_record_id", "=destination_record_id"]
+    list_select_related = ["mapping"]
+    raw_id_fields = ["last_job_to_destination", "last_job_from_destination"]
+    show_full_result_count = False

@@ -1,0 +1,51 @@
+"""Couplings: one source record linked to one destination record under a mapping."""
+
+from django.db import models
+
+
+class Coupling(models.Model):
+    class Result(models.TextChoices):
+        SUCCESS = "success", "Success"
+        FAILURE = "failure", "Failure"
+
+    mapping = models.ForeignKey(
+        "sync.TableMapping", on_delete=models.CASCADE, related_name="couplings"
+    )
+    source_record_id = models.CharField(max_length=100)
+    destination_record_id = models.CharField(max_length=100)
+    last_synced_to_destination_at = models.DateTimeField(null=True, blank=True)
+    last_result_to_destination = models.CharField(max_length=10, choices=Result.choices, blank=True)
+    last_job_to_destination = models.ForeignKey(
+        "sync.SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_synced_from_destination_at = models.DateTimeField(null=True, blank=True)
+    last_result_from_destination = models.CharField(
+        max_length=10, choices=Result.choices, blank=True
+    )
+    last_job_from_destination = models.ForeignKey(
+        "sync.SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    is_skipped = models.BooleanField(
+        default=False, help_text="Left out of synchronization after a repeated failure."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["mapping", "source_record_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mapping", "source_record_id"], name="one_coupling_per_source_record"
+            ),
+            models.UniqueConstraint(
+                fields=["mapping", "destination_record_id"],
+                name="one_coupling_per_destination_record",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["mapping"], condition=models.Q(is_skipped=True), name="coupling_skipped"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_record_id} ↔ {self.destination_record_id}"

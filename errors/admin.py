@@ -1,0 +1,145 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from . import services
+from .models import Status, SyncError, SyncErrorCleanup
+
+
+def _record_link(url: str | None, text: str) -> str:
+    if not url:
+        return text or "—"
+    return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>', url, text)
+
+
+@admin.register(SyncError)
+class SyncErrorAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "created_at",
+        "category",
+        "short_message",
+        "mapping",
+        "job_link",
+        "source",
+        "destination",
+        "status",
+    ]
+    list_filter = ["category", "status", "mapping__connection", "mapping", "created_at"]
+    search_fields = ["message", "=source_record_id", "=destination_record_id"]
+    list_select_related = ["mapping", "job"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["job", "coupling", "status_changed_by"]
+    readonly_fields = ["status_changed_at", "status_changed_by"]
+    show_full_result_count = False
+    actions = ["mark_resolved", "mark_ignored", "reopen"]
+    change_list_template = "admin/errors/syncerror/change_list.html"
+
+    @admin.display(description="Message")
+    def short_message(self, error: SyncError) -> str:
+        return error.message[:120]
+
+    @admin.display(description="Job", ordering="job")
+    def job_link(self, error: SyncError) -> str:
+        if not error.job_id:
+            return "—"
+        url = reverse("admin:sync_syncjob_change", args=[error.job_id])
+        return format_html('<a href="{}">#{}</a>', url, error.job_id)
+
+    @admin.display(description="Source")
+    def source(self, error: SyncError) -> str:
+        return _record_link(error.source_link, error.source_record_id)
+
+    @admin.display(description="Destination")
+    def destination(self, error: SyncError) -> str:
+        return _record_link(error.destination_link, error.destination_record_id)
+
+    def _set_status(self, request: HttpRequest, queryset: QuerySet, status: str) -> None:
+        changed = services.set_status(queryset, status, request.user)
+        self.message_user(request, f"{changed} entries marked {Status(status).label.lower()}.")
+
+    @admin.action(description="Mark selected entries resolved")
+    def mark_resolved(self, request, queryset):
+        self._set_status(request, queryset, Status.RESOLVED)
+
+    @admin.action(description="Ignore selected entries")
+    def mark_ignored(self, request, queryset):
+        self._set_status(request, queryset, Status.IGNORED)
+
+    @admin.action(description="Reopen selected entries")
+    def reopen(self, request, queryset):
+        self._set_status(request, queryset, Status.OPEN)
+
+    def get_urls(self):
+        return [
+            path(
+                "cleanup/older-than-7-days/",
+                self.admin_site.admin_view(self.cleanup_view),
+                {"days": 7},
+                name="errors_syncerror_cleanup_older",
+            ),
+            path(
+                "cleanup/all/",
+                self.admin_site.admin_view(self.cleanup_view),
+                {"days": None},
+                name="errors_syncerror_cleanup_all",
+            ),
+            *super().get_urls(),
+        ]
+
+    def cleanup_view(self, request: HttpRequest, days: int | None) -> HttpResponse:
+        if not self.has_delete_permission(request):
+            messages.error(request, "You may not delete sync errors.")
+            return redirect("admin:errors_syncerror_changelist")
+        if request.method == "POST":
+            try:
+                cleanup = services.request_cleanup(
+                    days=days, trigger=SyncErrorCleanup.Trigger.ADMIN, user=request.user
+                )
+            except services.QueueUnavailable as exc:
+                messages.error(request, str(exc))
+                return redirect("admin:errors_syncerror_changelist")
+            if cleanup.is_finished:
+                self.message_user(request, f"Deleted {cleanup.deleted_count} entries.")
+                return redirect("admin:errors_syncerror_changelist")
+            return redirect("errors:cleanup", pk=cleanup.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Delete All Entries"
+            if days is None
+            else f"Delete Entries Older than {days} Days",
+            "preview": services.preview_cleanup(days),
+        }
+        return TemplateResponse(request, "admin/errors/syncerror/cleanup_confirm.html", context)
+
+
+@admin.register(SyncErrorCleanup)
+class SyncErrorCleanupAdmin(admin.ModelAdmin):
+    list_display = [
+        "requested_at",
+        "action",
+        "days",
+        "trigger",
+        "requested_by",
+        "state",
+        "expected_count",
+        "open_count",
+        "deleted_count",
+        "finished_at",
+    ]
+    list_filter = ["action", "trigger", "state"]
+    date_hierarchy = "requested_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

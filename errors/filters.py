@@ -1,0 +1,52 @@
+"""The filters of the errors list (query parameters: category, status, mapping, connection,
+q, created_after, created_before)."""
+
+import django_filters
+from django import forms
+from django.db.models import Q
+
+from sync.models import Connection, TableMapping
+
+from .models import Category, Status, SyncError
+
+SEARCH_MAX_LENGTH = 200
+
+
+class SyncErrorFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        max_length=SEARCH_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"placeholder": "Message or record id", "type": "search"}),
+    )
+    category = django_filters.ChoiceFilter(choices=Category.choices, empty_label="Any category")
+    status = django_filters.ChoiceFilter(choices=Status.choices, empty_label="Any status")
+    connection = django_filters.ModelChoiceFilter(
+        field_name="mapping__connection",
+        queryset=Connection.objects.all(),
+        empty_label="Any connection",
+    )
+    mapping = django_filters.ModelChoiceFilter(
+        queryset=TableMapping.objects.select_related("connection"), empty_label="Any mapping"
+    )
+    created = django_filters.DateFromToRangeFilter(
+        field_name="created_at",
+        label="Date",
+        widget=django_filters.widgets.DateRangeWidget(attrs={"type": "date"}),
+    )
+
+    class Meta:
+        model = SyncError
+        fields = ["q", "category", "status", "connection", "mapping", "created"]
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        # Message text is matched anywhere (trigram index); record ids are matched whole,
+        # as people paste them from the other app.
+        return queryset.filter(
+            Q(message__icontains=value)
+            | Q(source_record_id__iexact=value)
+            | Q(destination_record_id__iexact=value)
+        )

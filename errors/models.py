@@ -1,0 +1,185 @@
+"""Sync error entries and the record of every clean-up that deleted them."""
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.db import models
+from django.db.models.functions import Upper
+from django.urls import reverse
+
+from .links import safe_link
+
+
+class Category(models.TextChoices):
+    PERMISSION = "permission", "Permission"
+    AUTHENTICATION = "authentication", "Authentication"
+    INTEGRATION_USER = "integration_user", "Integration user"
+    CURRENCY = "currency", "Currency / exchange rate"
+    COUPLED_RECORD_DELETED = "coupled_record_deleted", "Coupled record deleted"
+    CONFLICT = "conflict", "Conflict"
+    VALIDATION = "validation", "Validation"
+    CONNECTION = "connection", "Connection"
+    OTHER = "other", "Other"
+
+
+# Setup errors need an administrator; the rest come from what users did to coupled records.
+SETUP_CATEGORIES = frozenset(
+    {
+        Category.PERMISSION,
+        Category.AUTHENTICATION,
+        Category.INTEGRATION_USER,
+        Category.CURRENCY,
+        Category.CONNECTION,
+    }
+)
+
+
+class Status(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+    IGNORED = "ignored", "Ignored"
+
+
+class SyncError(models.Model):
+    """One failure of the synchronization, with links to the records on both sides."""
+
+    MESSAGE_MAX_LENGTH = 2048
+
+    created_at = models.DateTimeField()
+    job = models.ForeignKey(
+        "sync.SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="errors"
+    )
+    coupling = models.ForeignKey(
+        "couplings.Coupling",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="errors",
+    )
+    mapping = models.ForeignKey(
+        "sync.TableMapping",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="errors",
+    )
+    source_app = models.CharField(max_length=100, blank=True)
+    source_entity = models.CharField(max_length=100, blank=True)
+    source_record_id = models.CharField(max_length=100, blank=True)
+    source_url = models.CharField(max_length=2000, blank=True)
+    destination_app = models.CharField(max_length=100, blank=True)
+    destination_entity = models.CharField(max_length=100, blank=True)
+    destination_record_id = models.CharField(max_length=100, blank=True)
+    destination_url = models.CharField(max_length=2000, blank=True)
+    message = models.CharField(max_length=MESSAGE_MAX_LENGTH)
+    detail = models.TextField(blank=True, help_text="Stack trace or response body.")
+    category = models.CharField(max_length=30, choices=Category.choices, default=Category.OTHER)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "sync error"
+        indexes = [
+            # The list is newest first; every filter leads an index that ends in that order,
+            # so each filtered page is an index range scan with keyset pagination.
+            models.Index(fields=["-created_at", "-id"], name="error_recent"),
+            models.Index(fields=["category", "-created_at", "-id"], name="error_category_recent"),
+            models.Index(fields=["status", "-created_at", "-id"], name="error_status_recent"),
+            models.Index(fields=["mapping", "-created_at", "-id"], name="error_mapping_recent"),
+            models.Index(fields=["job", "-created_at"], name="error_job_recent"),
+            models.Index(fields=["coupling"], name="error_coupling"),
+            GinIndex(OpClass(Upper("message"), name="gin_trgm_ops"), name="error_message_trgm"),
+            models.Index(Upper("source_record_id"), name="error_source_record"),
+            models.Index(Upper("destination_record_id"), name="error_destination_record"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_category_display()}: {self.message[:80]}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("errors:detail", args=[self.pk])
+
+    @property
+    def source_link(self) -> str | None:
+        return safe_link(self.source_url)
+
+    @property
+    def destination_link(self) -> str | None:
+        return safe_link(self.destination_url)
+
+    @property
+    def is_setup_error(self) -> bool:
+        return self.category in SETUP_CATEGORIES
+
+
+class SyncErrorCleanup(models.Model):
+    """The audit record of one deletion of sync error entries, and its progress."""
+
+    class Action(models.TextChoices):
+        OLDER_THAN = "older_than", "Delete entries older than N days"
+        ALL = "all", "Delete all entries"
+
+    class Trigger(models.TextChoices):
+        CONSOLE = "console", "Console"
+        ADMIN = "admin", "Django admin"
+        COMMAND = "command", "Command line"
+        SCHEDULE = "schedule", "Schedule"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    action = models.CharField(max_length=20, choices=Action.choices)
+    days = models.PositiveIntegerField(null=True, blank=True)
+    cutoff = models.DateTimeField(help_text="Entries created before this moment are deleted.")
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    expected_count = models.PositiveBigIntegerField(
+        default=0, help_text="Entries that matched when the deletion was confirmed."
+    )
+    open_count = models.PositiveBigIntegerField(
+        default=0, help_text="How many of them were still open."
+    )
+    deleted_count = models.PositiveBigIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        verbose_name = "sync error clean-up"
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} · {self.deleted_count} deleted"
+
+    def get_absolute_url(self) -> str:
+        return reverse("errors:cleanup", args=[self.pk])
+
+    @property
+    def progress_percent(self) -> int:
+        if self.state == self.State.DONE:
+            return 100
+        if not self.expected_count:
+            return 0
+        return min(99, int(self.deleted_count * 100 / self.expected_count))
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)

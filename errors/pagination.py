@@ -1,0 +1,108 @@
+"""Keyset pagination, newest first, and totals that never count a big table.
+
+A page is fetched with `(created_at, id)` bounds instead of OFFSET, so the cost of a page
+does not grow with how deep it is or how large the table is.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+EXACT_COUNT_LIMIT = 1000
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def encode_cursor(created_at: datetime, pk: int) -> str:
+    raw = json.dumps([created_at.isoformat(), pk]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None or not isinstance(pk, int) or isinstance(pk, bool):
+            raise ValueError
+        return moment, pk
+    except (ValueError, TypeError, binascii.Error, UnicodeError, json.JSONDecodeError) as exc:
+        raise InvalidCursor("That page link is not valid.") from exc
+
+
+@dataclass
+class KeysetPage:
+    items: list
+    older_cursor: str | None
+    newer_cursor: str | None
+
+    @property
+    def has_older(self) -> bool:
+        return self.older_cursor is not None
+
+    @property
+    def has_newer(self) -> bool:
+        return self.newer_cursor is not None
+
+
+def keyset_page(
+    queryset: QuerySet, *, size: int, before: str | None = None, after: str | None = None
+) -> KeysetPage:
+    """One page of `queryset` newest first: the page older than `before`, newer than `after`,
+    or the newest page."""
+    if after:
+        moment, pk = decode_cursor(after)
+        # created_at >= moment bounds the index range; the OR picks the exact start.
+        rows = list(
+            queryset.filter(created_at__gte=moment)
+            .filter(Q(created_at__gt=moment) | Q(pk__gt=pk))
+            .order_by("created_at", "pk")[: size + 1]
+        )
+        has_newer = len(rows) > size
+        items = list(reversed(rows[:size]))
+        has_older = True
+    else:
+        if before:
+            moment, pk = decode_cursor(before)
+            queryset = queryset.filter(created_at__lte=moment).filter(
+                Q(created_at__lt=moment) | Q(pk__lt=pk)
+            )
+        rows = list(queryset.order_by("-created_at", "-pk")[: size + 1])
+        has_older = len(rows) > size
+        items = rows[:size]
+        has_newer = bool(before)
+    if not items:
+        return KeysetPage([], None, None)
+    return KeysetPage(
+        items,
+        encode_cursor(items[-1].created_at, items[-1].pk) if has_older else None,
+        encode_cursor(items[0].created_at, items[0].pk) if has_newer else None,
+    )
+
+
+@dataclass(frozen=True)
+class Total:
+    value: int
+    exact: bool
+
+
+def estimated_total(queryset: QuerySet) -> Total:
+    """Exact up to EXACT_COUNT_LIMIT rows, else the planner's estimate (no full count)."""
+    seen = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+    if seen <= EXACT_COUNT_LIMIT:
+        return Total(seen, True)
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    return Total(max(estimate, seen), False)

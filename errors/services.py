@@ -1,0 +1,162 @@
+"""Actions on sync error entries: each state change is one function that also keeps its record.
+
+The console, the Django admin, the command line and Celery tasks all call these.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from .models import Status, SyncError, SyncErrorCleanup
+
+logger = logging.getLogger(__name__)
+
+
+class QueueUnavailable(Exception):
+    """The task queue (broker) could not take the job."""
+
+
+@dataclass(frozen=True)
+class CleanupPreview:
+    """What a clean-up would delete if it ran now."""
+
+    action: str
+    days: int | None
+    cutoff: datetime
+    total: int
+    open: int
+
+
+def cleanup_cutoff(days: int | None, now: datetime | None = None) -> datetime:
+    """Entries created before the returned moment are deleted; None days means all of them."""
+    now = now or timezone.now()
+    return now if days is None else now - timedelta(days=days)
+
+
+def entries_before(cutoff: datetime) -> QuerySet[SyncError]:
+    return SyncError.objects.filter(created_at__lt=cutoff)
+
+
+def preview_cleanup(days: int | None, now: datetime | None = None) -> CleanupPreview:
+    cutoff = cleanup_cutoff(days, now)
+    counts = entries_before(cutoff).aggregate(
+        total=Count("pk"), open=Count("pk", filter=Q(status=Status.OPEN))
+    )
+    action = SyncErrorCleanup.Action.ALL if days is None else SyncErrorCleanup.Action.OLDER_THAN
+    return CleanupPreview(action, days, cutoff, counts["total"], counts["open"])
+
+
+def request_cleanup(
+    *,
+    days: int | None,
+    trigger: str,
+    user=None,
+    run_in_background: bool | None = None,
+) -> SyncErrorCleanup:
+    """Delete the entries older than `days` (all when None), recording who asked and how many.
+
+    Small clean-ups run at once. Above SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD entries (or when
+    `run_in_background` is True) the deletion is handed to a Celery worker and the returned
+    record shows its progress. Raises QueueUnavailable when the worker cannot be reached; the
+    record then says so and nothing is deleted.
+    """
+    if days is not None and days < 0:
+        raise ValueError("days must be zero or more")
+    preview = preview_cleanup(days)
+    cleanup = SyncErrorCleanup.objects.create(
+        action=preview.action,
+        days=days,
+        cutoff=preview.cutoff,
+        trigger=trigger,
+        requested_by=user if user is not None and user.is_authenticated else None,
+        expected_count=preview.total,
+        open_count=preview.open,
+    )
+    if run_in_background is None:
+        run_in_background = preview.total > settings.SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD
+    if not run_in_background:
+        return run_cleanup(cleanup.pk)
+
+    from .tasks import run_sync_error_cleanup
+
+    try:
+        run_sync_error_cleanup.delay(cleanup.pk)
+    except Exception as exc:  # kombu raises several kinds when the broker is down
+        logger.warning("Could not queue clean-up %s: %s", cleanup.pk, exc)
+        cleanup.state = SyncErrorCleanup.State.FAILED
+        cleanup.finished_at = timezone.now()
+        cleanup.error_message = "The task queue is unavailable; nothing was deleted."
+        cleanup.save(update_fields=["state", "finished_at", "error_message"])
+        raise QueueUnavailable(cleanup.error_message) from exc
+    return cleanup
+
+
+def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
+    """Delete a clean-up's entries in small batches, each its own short transaction.
+
+    Short transactions keep row locks brief on a big table, so the console stays usable and
+    ingestion goes on meanwhile. Safe to run again: a finished clean-up is left as it is, and
+    an interrupted one goes on from where it stopped.
+    """
+    with transaction.atomic():
+        cleanup = SyncErrorCleanup.objects.select_for_update().get(pk=cleanup_id)
+        if cleanup.is_finished:
+            return cleanup
+        cleanup.state = SyncErrorCleanup.State.RUNNING
+        cleanup.started_at = cleanup.started_at or timezone.now()
+        cleanup.save(update_fields=["state", "started_at"])
+
+    batch_size = max(1, settings.SYNC_ERROR_CLEANUP_BATCH_SIZE)
+    try:
+        while True:
+            with transaction.atomic():
+                batch = entries_before(cleanup.cutoff).order_by("created_at").values("pk")
+                deleted, _ = SyncError.objects.filter(pk__in=batch[:batch_size]).delete()
+                if deleted:
+                    cleanup.deleted_count += deleted
+                    cleanup.save(update_fields=["deleted_count"])
+            if deleted < batch_size:
+                break
+    except Exception as exc:
+        cleanup.state = SyncErrorCleanup.State.FAILED
+        cleanup.finished_at = timezone.now()
+        cleanup.error_message = f"Stopped after {cleanup.deleted_count} entries: {exc}"
+        cleanup.save(update_fields=["state", "finished_at", "error_message"])
+        raise
+
+    cleanup.state = SyncErrorCleanup.State.DONE
+    cleanup.finished_at = timezone.now()
+    cleanup.save(update_fields=["state", "finished_at"])
+    logger.info(
+        "Clean-up %s (%s, %s) deleted %s sync errors",
+        cleanup.pk,
+        cleanup.action,
+        cleanup.trigger,
+        cleanup.deleted_count,
+    )
+    return cleanup
+
+
+def delete_expired_sync_errors() -> SyncErrorCleanup:
+    """The scheduled clean-up: entries older than SYNC_ERROR_RETENTION_DAYS."""
+    return request_cleanup(
+        days=settings.SYNC_ERROR_RETENTION_DAYS,
+        trigger=SyncErrorCleanup.Trigger.SCHEDULE,
+        run_in_background=False,
+    )
+
+
+def set_status(errors: QuerySet[SyncError], status: str, user) -> int:
+    """Mark entries open, resolved or ignored, keeping who did it and when."""
+    if status not in Status.values:
+        raise ValueError(f"Unknown status {status!r}")
+    return errors.exclude(status=status).update(
+        status=status,
+        status_changed_at=timezone.now(),
+        status_changed_by=user if user is not None and user.is_authenticated else None,
+    )

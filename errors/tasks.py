@@ -1,0 +1,15 @@
+"""Celery tasks of the errors app: thin wrappers that take ids and call services."""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="errors.run_sync_error_cleanup", acks_late=True)
+def run_sync_error_cleanup(cleanup_id: int) -> int:
+    return services.run_cleanup(cleanup_id).deleted_count
+
+
+@shared_task(name="errors.delete_expired_sync_errors", acks_late=True)
+def delete_expired_sync_errors() -> int:
+    return services.delete_expired_sync_errors().deleted_count

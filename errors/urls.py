@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import views
+
+app_name = "errors"
+urlpatterns = [
+    path("", views.error_list, name="list"),
+    path("<int:pk>/", views.error_detail, name="detail"),
+    path("<int:pk>/status/", views.error_set_status, name="set_status"),
+    path("delete/<str:action>/", views.cleanup_confirm, name="cleanup_confirm"),
+    path("cleanups/<int:pk>/", views.cleanup_progress, name="cleanup"),
+]

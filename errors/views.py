@@ -1,0 +1,150 @@
+"""The Integration Synchronization Errors console: list, detail, status and clean-up."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from syncconsole.permissions import staff_required
+
+from . import services
+from .filters import SyncErrorFilter
+from .models import Status, SyncError, SyncErrorCleanup
+from .pagination import InvalidCursor, estimated_total, keyset_page
+
+MAX_CLEANUP_DAYS = 3650
+
+
+@staff_required
+def error_list(request: HttpRequest) -> HttpResponse:
+    errors = SyncError.objects.select_related("mapping", "job")
+    filters = SyncErrorFilter(request.GET, queryset=errors, request=request)
+    status = 200
+    if filters.is_valid():
+        matching = filters.qs
+    else:
+        matching = errors.none()
+        status = 400
+    try:
+        page = keyset_page(
+            matching,
+            size=settings.SYNC_ERRORS_PER_PAGE,
+            before=request.GET.get("before"),
+            after=request.GET.get("after"),
+        )
+    except InvalidCursor as exc:
+        messages.warning(request, f"{exc} Showing the newest entries.")
+        page = keyset_page(matching, size=settings.SYNC_ERRORS_PER_PAGE)
+    if not page.items and request.GET.get("after"):
+        page = keyset_page(matching, size=settings.SYNC_ERRORS_PER_PAGE)
+
+    filter_query = request.GET.copy()
+    for key in ("before", "after"):
+        filter_query.pop(key, None)
+    context = {
+        "filters": filters,
+        "page": page,
+        "total": estimated_total(matching),
+        "filter_query": filter_query.urlencode(),
+        "is_filtered": any(value for key, value in filter_query.items()),
+        "retention_days": settings.SYNC_ERROR_RETENTION_DAYS,
+    }
+    return render(request, "errors/list.html", context, status=status)
+
+
+@staff_required
+def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    error = get_object_or_404(
+        SyncError.objects.select_related(
+            "mapping__connection", "job", "coupling", "status_changed_by"
+        ),
+        pk=pk,
+    )
+    return render(request, "errors/detail.html", {"error": error, "statuses": Status})
+
+
+@staff_required
+@require_POST
+def error_set_status(request: HttpRequest, pk: int) -> HttpResponse:
+    error = get_object_or_404(SyncError, pk=pk)
+    status = request.POST.get("status", "")
+    if status not in Status.values:
+        messages.error(request, "Choose open, resolved or ignored.")
+        return redirect(error)
+    services.set_status(SyncError.objects.filter(pk=error.pk), status, request.user)
+    messages.success(request, f"Entry #{error.pk} is now {Status(status).label.lower()}.")
+    return redirect(error)
+
+
+def _cleanup_days(request: HttpRequest, action: str) -> int | None:
+    if action == SyncErrorCleanup.Action.ALL:
+        return None
+    raw = request.POST.get("days") or request.GET.get("days") or "7"
+    try:
+        days = int(raw)
+    except ValueError:
+        days = -1
+    if not 1 <= days <= MAX_CLEANUP_DAYS:
+        raise ValueError(f"The number of days must be a whole number from 1 to {MAX_CLEANUP_DAYS}.")
+    return days
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def cleanup_confirm(request: HttpRequest, action: str) -> HttpResponse:
+    if action not in SyncErrorCleanup.Action.values:
+        raise Http404
+    try:
+        days = _cleanup_days(request, action)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect("errors:list")
+
+    if request.method == "POST":
+        try:
+            cleanup = services.request_cleanup(
+                days=days, trigger=SyncErrorCleanup.Trigger.CONSOLE, user=request.user
+            )
+        except services.QueueUnavailable as exc:
+            messages.error(request, str(exc))
+            return redirect("errors:list")
+        if cleanup.is_finished:
+            messages.success(request, cleanup_outcome(cleanup))
+            return redirect("errors:list")
+        return redirect(cleanup)
+
+    preview = services.preview_cleanup(days)
+    return render(request, "errors/cleanup_confirm.html", {"preview": preview, "action": action})
+
+
+def cleanup_outcome(cleanup: SyncErrorCleanup) -> str:
+    if cleanup.state == SyncErrorCleanup.State.FAILED:
+        return f"The clean-up failed: {cleanup.error_message}"
+    noun = "entry" if cleanup.deleted_count == 1 else "entries"
+    what = "" if cleanup.days is None else f" older than {cleanup.days} days"
+    return f"Deleted {cleanup.deleted_count:,} {noun}{what}."
+
+
+@staff_required
+def cleanup_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    cleanup = get_object_or_404(SyncErrorCleanup, pk=pk)
+    if request.GET.get("format") == "json":
+        return JsonResponse(
+            {
+                "state": cleanup.state,
+                "state_display": cleanup.get_state_display(),
+                "expected_count": cleanup.expected_count,
+                "deleted_count": cleanup.deleted_count,
+                "progress_percent": cleanup.progress_percent,
+                "finished": cleanup.is_finished,
+                "outcome": cleanup_outcome(cleanup) if cleanup.is_finished else "",
+                "list_url": reverse("errors:list"),
+            }
+        )
+    return render(
+        request,
+        "errors/cleanup_progress.html",
+        {"cleanup": cleanup, "outcome": cleanup_outcome(cleanup)},
+    )

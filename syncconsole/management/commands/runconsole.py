@@ -1,0 +1,99 @@
+"""`make run`: migrate, make sure an administrator and demo data exist, then run the web
+server, a Celery worker and Celery beat together until Ctrl-C."""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from sync.models import Connection
+
+
+class Command(BaseCommand):
+    help = "Run the console with its worker and beat, for local use and demos."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--addr", default=os.environ.get("RUN_ADDR", "127.0.0.1:8000"))
+        parser.add_argument("--no-demo", action="store_true", help="Do not load demo data.")
+
+    def handle(self, *args, addr: str, no_demo: bool, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Database is migrated.")
+        self.ensure_administrator()
+        if not no_demo and not Connection.objects.exists():
+            self.stdout.write("Loading demo data (once)...")
+            call_command("seed_demo")
+        self.run_processes(addr)
+
+    def ensure_administrator(self) -> None:
+        User = get_user_model()
+        username = os.environ.get("DJANGO_SUPERUSER_USERNAME", "admin")
+        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
+        email = os.environ.get("DJANGO_SUPERUSER_EMAIL", "admin@example.com")
+        credentials = settings.DATA_DIR / "admin-credentials.txt"
+        if not User.objects.filter(username=username).exists():
+            if not password:
+                password = secrets.token_urlsafe(12)
+                credentials.write_text(f"{username}\n{password}\n")
+                credentials.chmod(0o600)
+            User.objects.create_superuser(username=username, email=email, password=password)
+            self.stdout.write(self.style.SUCCESS(f"Created the administrator account {username}."))
+        if password is None and credentials.exists():
+            stored_user, password = credentials.read_text().split("\n")[:2]
+            username = stored_user or username
+        shown = password if password else "(the password you chose)"
+        self.stdout.write(self.style.SUCCESS(f"Sign in as {username} / {shown}"))
+
+    def run_processes(self, addr: str) -> None:
+        python = sys.executable
+        manage = str(settings.BASE_DIR / "manage.py")
+        commands = {
+            "web": [python, manage, "runserver", addr, "--noreload"],
+            "worker": [
+                python, "-m", "celery", "-A", "syncconsole", "worker",
+                "--loglevel", "INFO", "--concurrency", "2",
+                "-Q", settings.CELERY_TASK_DEFAULT_QUEUE,
+            ],
+            "beat": [
+                python, "-m", "celery", "-A", "syncconsole", "beat",
+                "--loglevel", "INFO", "--pidfile=",
+            ],
+        }  # fmt: skip
+        processes = {
+            name: subprocess.Popen(command, cwd=settings.BASE_DIR)
+            for name, command in commands.items()
+        }
+        self.stdout.write(self.style.SUCCESS(f"Sync Console runs on http://{addr}/ (Ctrl-C stops)"))
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping:
+                ended = [name for name, proc in processes.items() if proc.poll() is not None]
+                if ended:
+                    self.stderr.write(f"{', '.join(ended)} stopped; stopping the rest.")
+                    break
+                time.sleep(0.5)
+        finally:
+            for proc in processes.values():
+                if proc.poll() is None:
+                    proc.terminate()
+            deadline = time.monotonic() + 15
+            for proc in processes.values():
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        self.stdout.write("Stopped.")

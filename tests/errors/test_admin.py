@@ -1,0 +1,89 @@
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from errors.models import Status, SyncError, SyncErrorCleanup
+from tests.factories import make_coupling, make_error, make_job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, superuser):
+    client.force_login(superuser)
+    return client
+
+
+def test_every_model_has_working_admin_pages(admin_client):
+    job = make_job()
+    coupling = make_coupling(job.mapping)
+    error = make_error(job=job, mapping=job.mapping, coupling=coupling)
+    cleanup = SyncErrorCleanup.objects.create(
+        action="all", cutoff=error.created_at, trigger="admin"
+    )
+    objects = {
+        "sync_connection": job.mapping.connection,
+        "sync_tablemapping": job.mapping,
+        "sync_syncjob": job,
+        "couplings_coupling": coupling,
+        "errors_syncerror": error,
+        "errors_syncerrorcleanup": cleanup,
+    }
+    for name, obj in objects.items():
+        assert admin_client.get(reverse(f"admin:{name}_changelist")).status_code == 200, name
+        assert admin_client.get(reverse(f"admin:{name}_change", args=[obj.pk])).status_code == 200
+
+
+def test_error_changelist_shows_links_filters_and_cleanup_buttons(admin_client):
+    job = make_job(failed=1)
+    error = make_error(job=job, mapping=job.mapping, source_url="javascript:alert(1)")
+    html = admin_client.get(reverse("admin:errors_syncerror_changelist")).content.decode()
+    assert "Delete Entries Older than 7 Days" in html
+    assert "Delete All Entries" in html
+    assert f'href="{error.destination_url}"' in html
+    assert 'href="javascript:' not in html
+    filtered = admin_client.get(
+        reverse("admin:errors_syncerror_changelist"), {"category__exact": "other", "q": "Sync"}
+    )
+    assert filtered.status_code == 200
+    jobs_html = admin_client.get(reverse("admin:sync_syncjob_changelist")).content.decode()
+    assert f"?job__id__exact={job.pk}" in jobs_html
+    by_job = admin_client.get(
+        reverse("admin:errors_syncerror_changelist"), {"job__id__exact": job.pk}
+    )
+    assert by_job.status_code == 200
+
+
+def test_admin_cleanup_buttons_confirm_then_delete(admin_client, superuser):
+    make_error(age=timedelta(days=8))
+    keep = make_error(age=timedelta(days=1))
+    url = reverse("admin:errors_syncerror_cleanup_older")
+    page = admin_client.get(url).content.decode()
+    assert "Are you sure that you want to delete the <strong>1</strong> entries" in page
+    assert SyncError.objects.count() == 2
+    admin_client.post(url)
+    assert list(SyncError.objects.values_list("pk", flat=True)) == [keep.pk]
+    cleanup = SyncErrorCleanup.objects.get()
+    assert cleanup.trigger == SyncErrorCleanup.Trigger.ADMIN
+    assert cleanup.requested_by == superuser
+
+    admin_client.post(reverse("admin:errors_syncerror_cleanup_all"))
+    assert SyncError.objects.count() == 0
+
+
+def test_admin_status_actions(admin_client, superuser):
+    errors = [make_error(), make_error()]
+    admin_client.post(
+        reverse("admin:errors_syncerror_changelist"),
+        {"action": "mark_resolved", "_selected_action": [e.pk for e in errors]},
+    )
+    assert set(SyncError.objects.values_list("status", flat=True)) == {Status.RESOLVED}
+    assert set(SyncError.objects.values_list("status_changed_by", flat=True)) == {superuser.pk}
+
+
+def test_staff_without_permissions_cannot_use_the_admin_cleanup(client, staff_user):
+    make_error(age=timedelta(days=8))
+    client.force_login(staff_user)
+    client.post(reverse("admin:errors_syncerror_cleanup_all"))
+    assert SyncError.objects.count() == 1

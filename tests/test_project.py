@@ -1,0 +1,64 @@
+"""Project-level promises: deployment checks, the compose file, the CI script."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from django.conf import settings
+from django.core.checks import run_checks
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def test_deploy_check_refuses_the_built_in_secret_key(settings):
+    settings.SECRET_KEY = settings.DEFAULT_SECRET_KEY
+    ids = {message.id for message in run_checks(include_deployment_checks=True)}
+    assert "syncconsole.E001" in ids
+    settings.SECRET_KEY = "x" * 60
+    ids = {message.id for message in run_checks(include_deployment_checks=True)}
+    assert "syncconsole.E001" not in ids
+
+
+def test_production_settings_pass_check_deploy():
+    env = {
+        **os.environ,
+        "SECRET_KEY": "k" * 64 + "-production-like-secret",
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "console.example.com",
+        "SECURE_COOKIES": "true",
+        "SECURE_SSL_REDIRECT": "true",
+        "SECURE_HSTS_SECONDS": "31536000",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_file_describes_the_production_like_stack():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "redis", "web", "worker", "beat"}
+    for name in ("web", "worker", "beat"):
+        service = services[name]
+        assert service["build"] == "."
+        assert service["environment"]["DATABASE_URL"].startswith("postgresql://")
+        assert service["environment"]["CELERY_BROKER_URL"].startswith("redis://redis:")
+    assert "gunicorn" in services["web"]["command"]
+    assert "worker" in services["worker"]["command"]
+    assert "beat" in services["beat"]["command"]
+    assert (ROOT / "Dockerfile").exists()
+
+
+def test_ci_script_runs_make_test_against_the_machine_services():
+    script = (ROOT / ".ci" / "run").read_text()
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
+    assert "set -euo pipefail" in script
+    assert "127.0.0.1:5432" in script and "127.0.0.1:6379" in script
+    assert script.rstrip().endswith("make test")
