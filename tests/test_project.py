@@ -23,7 +23,7 @@ def test_deploy_check_refuses_the_built_in_secret_key(settings):
 
 def test_production_settings_pass_check_deploy():
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "SECRET_KEY": "k" * 64 + "-production-like-secret",
         "DEBUG": "false",
         "ALLOWED_HOSTS": "console.example.com",

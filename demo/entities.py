@@ -1,0 +1,68 @@
+"""Which tables each demo app has, under the plural names its API and pages use."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from . import models as demo_models
+
+APP_TITLES = {"erp": "Demo ERP (Business Central)", "crm": "Demo CRM (Dynamics 365 Sales)"}
+
+
+@dataclass(frozen=True)
+class Entity:
+    app: str
+    name: str
+    title: str
+    model: type[models.Model]
+    fields: tuple[str, ...]
+
+    @property
+    def modified_field(self) -> str:
+        return "last_modified" if self.app == "erp" else "modified_on"
+
+
+def _entity(app: str, name: str, title: str, model, *fields: str) -> Entity:
+    return Entity(app, name, title, model, fields)
+
+
+ENTITIES: dict[tuple[str, str], Entity] = {
+    (e.app, e.name): e
+    for e in [
+        _entity("erp", "customers", "Customer", demo_models.ErpCustomer,
+                "number", "display_name", "email", "phone_number", "city", "country",
+                "currency_code", "salesperson_code", "blocked"),
+        _entity("erp", "contacts", "Contact", demo_models.ErpContact,
+                "number", "display_name", "email", "company_number"),
+        _entity("erp", "items", "Item", demo_models.ErpItem,
+                "number", "display_name", "unit_price", "base_unit_of_measure"),
+        _entity("erp", "currencies", "Currency", demo_models.ErpCurrency,
+                "code", "description", "exchange_rate"),
+        _entity("erp", "salespeople", "Salesperson", demo_models.ErpSalesperson,
+                "code", "name", "email"),
+        _entity("crm", "accounts", "Account", demo_models.CrmAccount,
+                "name", "account_number", "email", "telephone", "city", "country",
+                "transaction_currency_code"),
+        _entity("crm", "contacts", "Contact", demo_models.CrmContact,
+                "full_name", "email", "parent_account"),
+        _entity("crm", "products", "Product", demo_models.CrmProduct,
+                "name", "product_number", "price", "default_unit"),
+        _entity("crm", "transactioncurrencies", "Transaction currency",
+                demo_models.CrmTransactionCurrency,
+                "iso_currency_code", "currency_name", "exchange_rate"),
+        _entity("crm", "systemusers", "User", demo_models.CrmSystemUser,
+                "full_name", "domain_name", "is_disabled", "roles", "password_change_required"),
+    ]
+}  # fmt: skip
+
+
+def entities_of(app: str) -> list[Entity]:
+    return [entity for (entity_app, _), entity in ENTITIES.items() if entity_app == app]
+
+
+def record_url(app: str, entity: str, record_id, base_url: str | None = None) -> str:
+    """The absolute address of a record's page in a demo app."""
+    base = (base_url or settings.DEMO_BASE_URL).rstrip("/")
+    return base + reverse("demo:record", args=[app, entity, record_id])

@@ -1,0 +1,153 @@
+"""The tables of the two demo business apps: an ERP modelled on Business Central and a CRM
+modelled on Dynamics 365 Sales (Dataverse)."""
+
+import uuid
+
+from django.db import models
+
+
+class ErpCurrency(models.Model):
+    """An ERP currency; a missing exchange rate is a real setup failure."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.CharField(max_length=10, unique=True)
+    description = models.CharField(max_length=100, blank=True)
+    exchange_rate = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    last_modified = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class ErpSalesperson(models.Model):
+    """An ERP salesperson."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.CharField(max_length=20, unique=True)
+    name = models.CharField(max_length=100)
+    email = models.CharField(max_length=200, blank=True)
+    last_modified = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class ErpCustomer(models.Model):
+    """An ERP customer."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.CharField(max_length=20, unique=True)
+    display_name = models.CharField(max_length=100)
+    email = models.CharField(max_length=200, blank=True)
+    phone_number = models.CharField(max_length=60, blank=True)
+    city = models.CharField(max_length=60, blank=True)
+    country = models.CharField(max_length=60, blank=True)
+    currency_code = models.CharField(max_length=10, blank=True)
+    salesperson_code = models.CharField(max_length=20, blank=True)
+    blocked = models.BooleanField(default=False)
+    last_modified = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.display_name}"
+
+
+class ErpContact(models.Model):
+    """An ERP contact person."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.CharField(max_length=20, unique=True)
+    display_name = models.CharField(max_length=100)
+    email = models.CharField(max_length=200, blank=True)
+    company_number = models.CharField(max_length=20, blank=True)
+    last_modified = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.display_name}"
+
+
+class ErpItem(models.Model):
+    """An ERP item."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.CharField(max_length=20, unique=True)
+    display_name = models.CharField(max_length=100)
+    unit_price = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    base_unit_of_measure = models.CharField(max_length=10, default="PCS")
+    last_modified = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.display_name}"
+
+
+class CrmTransactionCurrency(models.Model):
+    """A CRM transaction currency."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    iso_currency_code = models.CharField(max_length=10, unique=True)
+    currency_name = models.CharField(max_length=100, blank=True)
+    exchange_rate = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.iso_currency_code
+
+
+class CrmSystemUser(models.Model):
+    """A CRM user with security roles; the integration user is one of them."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    full_name = models.CharField(max_length=100)
+    domain_name = models.CharField(max_length=200, unique=True)
+    is_disabled = models.BooleanField(default=False)
+    roles = models.JSONField(default=list, blank=True)
+    password_change_required = models.BooleanField(default=False)
+    modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.domain_name
+
+
+class CrmAccount(models.Model):
+    """A CRM account (a customer in the ERP)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=160)
+    account_number = models.CharField(max_length=20, blank=True)
+    email = models.CharField(max_length=200, blank=True)
+    telephone = models.CharField(max_length=60, blank=True)
+    city = models.CharField(max_length=60, blank=True)
+    country = models.CharField(max_length=60, blank=True)
+    transaction_currency_code = models.CharField(max_length=10, blank=True)
+    modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CrmContact(models.Model):
+    """A CRM contact."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    full_name = models.CharField(max_length=160)
+    email = models.CharField(max_length=200, blank=True)
+    parent_account = models.ForeignKey(
+        CrmAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
+    )
+    modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.full_name
+
+
+class CrmProduct(models.Model):
+    """A CRM product (an item in the ERP)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    product_number = models.CharField(max_length=20, blank=True)
+    price = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    default_unit = models.CharField(max_length=10, default="PCS")
+    modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,52 @@
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from demo.entities import ENTITIES, record_url
+from demo.models import CrmAccount, ErpCustomer
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_record_page_shows_its_fields_without_sign_in(client):
+    customer = ErpCustomer.objects.create(
+        number="C00010", display_name="Fabrikam Inc.", city="Oslo", currency_code="NOK"
+    )
+    response = client.get(reverse("demo:record", args=["erp", "customers", customer.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Demo ERP (Business Central)" in html
+    assert "Fabrikam Inc." in html and "C00010" in html and "NOK" in html
+
+
+def test_record_pages_escape_what_is_stored(client):
+    account = CrmAccount.objects.create(name="<script>alert(1)</script>")
+    html = client.get(reverse("demo:record", args=["crm", "accounts", account.pk])).content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+@pytest.mark.parametrize("record_id", [str(uuid.uuid4()), "not-a-uuid"])
+def test_a_missing_record_answers_404_with_a_friendly_page(client, record_id):
+    response = client.get(reverse("demo:record", args=["crm", "accounts", record_id]))
+    assert response.status_code == 404
+    assert "This record no longer exists in the Demo CRM" in response.content.decode()
+
+
+def test_unknown_apps_and_tables_are_404(client):
+    assert client.get("/demo/pos/").status_code == 404
+    assert client.get("/demo/erp/invoices/").status_code == 404
+
+
+def test_every_table_has_an_index_entry_and_a_list(client):
+    for app in ("erp", "crm"):
+        assert client.get(reverse("demo:app_index", args=[app])).status_code == 200
+    for app, entity in ENTITIES:
+        assert client.get(reverse("demo:record_list", args=[app, entity])).status_code == 200
+
+
+def test_record_url_is_absolute_on_the_demo_base(settings):
+    settings.DEMO_BASE_URL = "http://127.0.0.1:8123/"
+    url = record_url("erp", "customers", "abc")
+    assert url == "http://127.0.0.1:8123/demo/erp/customers/abc/"
