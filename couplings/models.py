@@ -7,6 +7,7 @@ class Coupling(models.Model):
     class Result(models.TextChoices):
         SUCCESS = "success", "Success"
         FAILURE = "failure", "Failure"
+        SKIPPED = "skipped", "Skipped"
 
     mapping = models.ForeignKey(
         "sync.TableMapping", on_delete=models.CASCADE, related_name="couplings"
@@ -27,6 +28,13 @@ class Coupling(models.Model):
     )
     is_skipped = models.BooleanField(
         default=False, help_text="Left out of synchronization after a repeated failure."
+    )
+    failure_count = models.PositiveSmallIntegerField(
+        default=0, help_text="Consecutive jobs in which this record failed with the same error."
+    )
+    last_error_message = models.CharField(max_length=2048, blank=True)
+    last_failed_job = models.ForeignKey(
+        "sync.SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

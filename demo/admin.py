@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .entities import ENTITIES
+from .models import DemoFault, DemoWebhook
 
 for entity in ENTITIES.values():
     admin.site.register(
@@ -11,3 +12,18 @@ for entity in ENTITIES.values():
             if entity.model._meta.get_field(f).get_internal_type() == "CharField"
         ],
     )  # fmt: skip
+
+
+@admin.register(DemoFault)
+class DemoFaultAdmin(admin.ModelAdmin):
+    """Switch failures of the demo apps on and off: timeouts, 500, 503, 429, broken JSON."""
+
+    list_display = ["app", "entity", "mode", "remaining", "delay_seconds"]
+    list_filter = ["app", "mode"]
+
+
+@admin.register(DemoWebhook)
+class DemoWebhookAdmin(admin.ModelAdmin):
+    list_display = ["app", "entity", "notification_url"]
+    list_filter = ["app"]
+    exclude = ["client_state"]

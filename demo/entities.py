@@ -66,3 +66,11 @@ def record_url(app: str, entity: str, record_id, base_url: str | None = None) ->
     """The absolute address of a record's page in a demo app."""
     base = (base_url or settings.DEMO_BASE_URL).rstrip("/")
     return base + reverse("demo:record", args=[app, entity, record_id])
+
+
+def api_root(app: str, base_url: str | None = None) -> str:
+    """The root of a demo app's API, as a Connection's base URL."""
+    base = (base_url or settings.DEMO_BASE_URL).rstrip("/")
+    if app == "erp":
+        return f"{base}/demo/erp/api/v2.0/companies({settings.DEMO_ERP_COMPANY_ID})/"
+    return f"{base}/demo/crm/api/data/v9.2/"

@@ -39,7 +39,7 @@ class ErpCustomer(models.Model):
     number = models.CharField(max_length=20, unique=True)
     display_name = models.CharField(max_length=100)
     email = models.CharField(max_length=200, blank=True)
-    phone_number = models.CharField(max_length=60, blank=True)
+    phone_number = models.CharField("phone No.", max_length=30, blank=True)
     city = models.CharField(max_length=60, blank=True)
     country = models.CharField(max_length=60, blank=True)
     currency_code = models.CharField(max_length=10, blank=True)
@@ -100,6 +100,8 @@ class CrmSystemUser(models.Model):
     domain_name = models.CharField(max_length=200, unique=True)
     is_disabled = models.BooleanField(default=False)
     roles = models.JSONField(default=list, blank=True)
+    # The demo signs its API users in with a plain password; a real tenant uses Entra ID.
+    password = models.CharField(max_length=100, blank=True)
     password_change_required = models.BooleanField(default=False)
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -151,3 +153,38 @@ class CrmProduct(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DemoFault(models.Model):
+    """A failure the demo app's API is told to produce, to show how the sync copes."""
+
+    class Mode(models.TextChoices):
+        TIMEOUT = "timeout", "Answer too late (timeout)"
+        SERVER_ERROR = "server_error", "500 Internal Server Error"
+        UNAVAILABLE = "unavailable", "503 Service Unavailable"
+        THROTTLE = "throttle", "429 Too Many Requests"
+        GARBAGE = "garbage", "Answer with broken JSON"
+
+    app = models.CharField(max_length=3, choices=[("erp", "ERP"), ("crm", "CRM")])
+    entity = models.CharField(max_length=50, blank=True, help_text="Empty: every table.")
+    mode = models.CharField(max_length=20, choices=Mode.choices)
+    remaining = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How many requests fail; empty: until deleted."
+    )
+    delay_seconds = models.FloatField(default=5)
+
+    def __str__(self) -> str:
+        return f"{self.app} {self.entity or '*'}: {self.get_mode_display()}"
+
+
+class DemoWebhook(models.Model):
+    """A subscription to change notifications of one demo table (as Business Central's API
+    subscriptions and Dataverse's webhooks offer)."""
+
+    app = models.CharField(max_length=3, choices=[("erp", "ERP"), ("crm", "CRM")])
+    entity = models.CharField(max_length=50)
+    notification_url = models.URLField(max_length=500)
+    client_state = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.app}/{self.entity} → {self.notification_url}"

@@ -1,25 +1,34 @@
-"""Demo data: records in the demo ERP and CRM, a connection with its mappings, couplings,
-jobs and sync error entries of every category, spread over the last weeks."""
+"""Demo data from real synchronization: records in the demo ERP and CRM with the anchor's
+failure cases planted in them, a connection and its mappings, and then real sync jobs over
+HTTP, so that every job, coupling and error in the console came from a real run."""
 
-import json
+import logging
 import random
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+import httpx
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.db.models import F
+from django.urls import reverse
 
 from couplings.models import Coupling
-from errors.models import Category, Status, SyncError
+from errors.models import SyncError
+from sync import engine
 from sync.models import Connection, SyncJob, TableMapping
+from sync.services import create_job
 
 from . import models as demo
-from .entities import record_url
+from .entities import api_root
+
+logger = logging.getLogger(__name__)
 
 CONNECTION_NAME = "Demo ERP ↔ Demo CRM"
 ERP, CRM = "Business Central", "Dynamics 365 Sales"
+INTEGRATION_USER = "integration@demo-crm.example"
+INTEGRATION_PASSWORD = "demo-crm-password"  # noqa: S105 - the demo CRM's own test user
+ADMIN_USER, ADMIN_PASSWORD = "admin@demo-crm.example", "demo-admin"
 
 COMPANIES = [
     "Fabrikam", "Contoso", "Adatum", "Litware", "Northwind", "Tailspin", "Wingtip", "Proseware",
@@ -33,321 +42,277 @@ CITIES = [("Copenhagen", "DK"), ("Oslo", "NO"), ("Seattle", "US"), ("London", "G
 PEOPLE = ["Anna", "Ben", "Chloe", "David", "Emma", "Felix", "Grace", "Hugo", "Ida", "Jonas"]
 SURNAMES = ["Larsen", "Berg", "Smith", "Müller", "Dubois", "Nilsson", "Jensen", "Brown"]
 ITEMS = ["Bicycle", "Helmet", "Chain", "Pedal", "Saddle", "Tire", "Lamp", "Lock", "Bell", "Pump"]
+# Customers whose currency the CRM cannot take: SEK is missing there.
+CURRENCIES = [("EUR", "Euro", "1"), ("USD", "US dollar", "1.08"), ("DKK", "Danish krone", "7.46"),
+              ("NOK", "Norwegian krone", None), ("SEK", "Swedish krona", "11.5")]  # fmt: skip
 
 
-def _traceback(where: str, error: str) -> str:
-    return (
-        "Traceback (most recent call last):\n"
-        f'  File "sync/engine.py", line 212, in synchronize_record\n'
-        f"    destination.update(entity, record_id, values)\n"
-        f'  File "sync/connectors/odata.py", line 148, in {where}\n'
-        f"    raise ConnectorError.from_response(response)\n"
-        f"sync.connectors.base.ConnectorError: {error}"
-    )
-
-
-def _odata_body(code: str, message: str) -> str:
-    return json.dumps({"error": {"code": code, "message": message}}, indent=2)
-
-
-def _error_templates(rng: random.Random, ids: dict) -> list[tuple]:
-    """(category, message, detail, record_level) templates in the anchor products' words."""
-    principal = ids["integration_user"]
+def _fields(*pairs: tuple[str, str], direction: str = "bidirectional") -> list[dict]:
     return [
-        (Category.PERMISSION,
-         f"Principal user (Id={principal}, type=8) is missing prvWriteAccount privilege "
-         f"(Id={uuid.UUID(int=rng.getrandbits(128))}) on OTC=1 for entity 'account'.",
-         "0x80040220", True),
-        (Category.PERMISSION,
-         f"Principal user (Id={principal}, type=8) is missing prvCreateContact privilege "
-         f"(Id={uuid.UUID(int=rng.getrandbits(128))}) on OTC=2 for entity 'contact'.",
-         "0x80040220", True),
-        (Category.PERMISSION,
-         f"Principal user (Id={principal}, type=8) is missing prvReadProduct privilege.",
-         "0x80040220", False),
-        (Category.AUTHENTICATION,
-         "The integration user's password must be changed at next sign-in.",
-         "401 Unauthorized", False),
-        (Category.AUTHENTICATION,
-         "401 Unauthorized: The user name or password is incorrect.", "401 Unauthorized", False),
-        (Category.INTEGRATION_USER,
-         "The user admin@demo-crm.example is assigned the System Administrator role and cannot "
-         "be used as the integration user.", "setup", False),
-        (Category.INTEGRATION_USER, "The integration user is disabled.", "setup", False),
-        (Category.CURRENCY,
-         "The currency NOK does not have an exchange rate in Dynamics 365 Sales.",
-         "0x80040203", True),
-        (Category.CURRENCY, "Currency code SEK is not coupled.", "dependency", True),
-        (Category.COUPLED_RECORD_DELETED,
-         "The Customer {number} cannot be updated because it is coupled to a deleted record.",
-         "404 Not Found", True),
-        (Category.CONFLICT,
-         "Cannot update the record because it has been modified in both Business Central and "
-         "Dynamics 365 Sales since the last synchronization.", "conflict", True),
-        (Category.VALIDATION,
-         "The field Email of table Customer contains a value (john@@example) that cannot be "
-         "validated.", "0x80044331", True),
-        (Category.VALIDATION, "Phone No. must not exceed 30 characters.", "0x80044331", True),
-        (Category.VALIDATION,
-         "Name '<script>alert(\"owned\")</script> Ltd.' contains characters that are not "
-         "allowed.", "0x80044331", True),
-        (Category.CONNECTION, "The operation has timed out.", "timeout", False),
-        (Category.CONNECTION, "429 Too Many Requests: Retry-After 30", "429", False),
-        (Category.CONNECTION, "Could not connect to the remote server.", "connect", False),
-        (Category.OTHER,
-         "An unexpected error occurred while mapping field Payment Terms Code.", "other", True),
-    ]  # fmt: skip
-
-
-@transaction.atomic
-def seed_demo(
-    *,
-    base_url: str | None = None,
-    error_count: int = 400,
-    days: int = 30,
-    random_seed: int = 7,
-) -> dict:
-    """Create the demo records, connection, mappings, couplings, jobs and errors.
-
-    Returns what it created, by kind."""
-    rng = random.Random(random_seed)  # noqa: S311 - repeatable demo data, not secrets
-    now = timezone.now()
-    base = (base_url or settings.DEMO_BASE_URL).rstrip("/")
-
-    # Currencies: NOK has no exchange rate in the ERP; SEK is missing from the CRM.
-    erp_currencies = [
-        demo.ErpCurrency.objects.create(code=code, description=name, exchange_rate=rate)
-        for code, name, rate in [
-            ("EUR", "Euro", Decimal("1")), ("USD", "US dollar", Decimal("1.08")),
-            ("DKK", "Danish krone", Decimal("7.46")), ("NOK", "Norwegian krone", None),
-            ("SEK", "Swedish krona", Decimal("11.5")),
-        ]
-    ]  # fmt: skip
-    crm_currencies = [
-        demo.CrmTransactionCurrency.objects.create(
-            iso_currency_code=c.code, currency_name=c.description, exchange_rate=c.exchange_rate
-        )
-        for c in erp_currencies
-        if c.code != "SEK"
+        {"source": source, "destination": destination, "direction": direction, "enabled": True}
+        for source, destination in pairs
     ]
-    salespeople = [
-        demo.ErpSalesperson.objects.create(
-            code=f"SP{i:02d}", name=f"{PEOPLE[i]} {SURNAMES[i % len(SURNAMES)]}",
-            email=f"{PEOPLE[i].lower()}@demo-erp.example",
+
+
+def create_records(rng: random.Random, customers: int = 150) -> None:
+    """The two apps' own data, with the setup failure cases planted."""
+    for code, name, rate in CURRENCIES:
+        demo.ErpCurrency.objects.create(
+            code=code, description=name, exchange_rate=Decimal(rate) if rate else None
         )
-        for i in range(5)
-    ]  # fmt: skip
-    integration_user = demo.CrmSystemUser.objects.create(
-        full_name="Integration User",
-        domain_name="integration@demo-crm.example",
-        roles=["Integration Administrator", "Integration User"],
-    )
-    demo.CrmSystemUser.objects.create(
-        full_name="CRM Admin", domain_name="admin@demo-crm.example", roles=["System Administrator"]
-    )
-    demo.CrmSystemUser.objects.create(
-        full_name="New Hire",
-        domain_name="newhire@demo-crm.example",
-        roles=["Salesperson"],
-        password_change_required=True,
-    )
-    for person in salespeople:
-        demo.CrmSystemUser.objects.create(
-            full_name=person.name, domain_name=person.email.replace("erp", "crm"),
-            roles=["Salesperson"],
+        if code != "SEK":
+            demo.CrmTransactionCurrency.objects.create(
+                iso_currency_code=code, currency_name=name, exchange_rate=Decimal(rate or "9.9")
+            )
+    for i in range(5):
+        demo.ErpSalesperson.objects.create(
+            code=f"SP{i:02d}", name=f"{PEOPLE[i]} {SURNAMES[i]}",
+            email=f"{PEOPLE[i].lower()}@erp.example",
         )  # fmt: skip
-
-    def company(i: int) -> str:
-        return f"{COMPANIES[i % len(COMPANIES)]} {SUFFIXES[i % len(SUFFIXES)]}"
-
-    customers, accounts = [], []
-    for i in range(150):
+    # The integration user holds the narrower role, which cannot create or write products.
+    demo.CrmSystemUser.objects.create(
+        full_name="Integration User", domain_name=INTEGRATION_USER, password=INTEGRATION_PASSWORD,
+        roles=["Integration User"],
+    )  # fmt: skip
+    demo.CrmSystemUser.objects.create(
+        full_name="CRM Admin", domain_name=ADMIN_USER, password=ADMIN_PASSWORD,
+        roles=["System Administrator"],
+    )  # fmt: skip
+    demo.CrmSystemUser.objects.create(
+        full_name="New Hire", domain_name="newhire@demo-crm.example", password="demo-new",
+        roles=["Salesperson"], password_change_required=True,
+    )  # fmt: skip
+    rows = []
+    for i in range(customers):
         city, country = CITIES[i % len(CITIES)]
-        currency = erp_currencies[i % len(erp_currencies)].code
-        name = company(i) if i < len(COMPANIES) * 2 else f"{company(i)} {i}"
-        customers.append(demo.ErpCustomer(
+        company = f"{COMPANIES[i % len(COMPANIES)]} {SUFFIXES[i % len(SUFFIXES)]}"
+        name = company if i < len(COMPANIES) * 2 else f"{company} {i}"
+        rows.append(demo.ErpCustomer(
             number=f"C{(i + 1) * 10:05d}", display_name=name,
             email=f"office{i}@{COMPANIES[i % len(COMPANIES)].split()[0].lower()}.example",
             phone_number=f"+45 {rng.randint(20000000, 99999999)}", city=city, country=country,
-            currency_code=currency, salesperson_code=salespeople[i % 5].code,
+            currency_code=CURRENCIES[i % 4][0] if i % 25 else "SEK",
+            salesperson_code=f"SP{i % 5:02d}",
         ))  # fmt: skip
-        accounts.append(demo.CrmAccount(
-            name=name, account_number=f"C{(i + 1) * 10:05d}", email=customers[-1].email,
-            telephone=customers[-1].phone_number, city=city, country=country,
-            transaction_currency_code=currency,
-        ))  # fmt: skip
-    demo.ErpCustomer.objects.bulk_create(customers)
-    demo.CrmAccount.objects.bulk_create(accounts)
-
-    erp_contacts, crm_contacts = [], []
-    for i in range(60):
-        name = f"{PEOPLE[i % len(PEOPLE)]} {SURNAMES[i % len(SURNAMES)]}"
-        email = f"{name.split()[0].lower()}.{i}@example.com"
-        erp_contacts.append(demo.ErpContact(
-            number=f"CT{i + 1:05d}", display_name=name, email=email,
-            company_number=customers[i].number,
-        ))  # fmt: skip
-        crm_contacts.append(
-            demo.CrmContact(full_name=name, email=email, parent_account=accounts[i])
+    demo.ErpCustomer.objects.bulk_create(rows)
+    # Some accounts already exist in the CRM: the full sync couples them by account number.
+    demo.CrmAccount.objects.bulk_create(
+        demo.CrmAccount(
+            name=c.display_name, account_number=c.number, email=c.email,
+            telephone=c.phone_number, city=c.city, country=c.country,
+            transaction_currency_code=c.currency_code,
         )
-    demo.ErpContact.objects.bulk_create(erp_contacts)
-    demo.CrmContact.objects.bulk_create(crm_contacts)
+        for c in rows[: customers // 5]
+        if c.currency_code != "SEK"
+    )  # fmt: skip
+    demo.ErpContact.objects.bulk_create(
+        demo.ErpContact(
+            number=f"CT{i + 1:05d}", display_name=f"{PEOPLE[i % 10]} {SURNAMES[i % 8]}",
+            email=f"{PEOPLE[i % 10].lower()}.{i}@example.com", company_number=rows[i].number,
+        )
+        for i in range(min(60, customers))
+    )  # fmt: skip
+    demo.ErpItem.objects.bulk_create(
+        demo.ErpItem(
+            number=f"{1000 + i}",
+            display_name=f"{ITEMS[i % 10]} {['Pro', 'Lite', 'Sport'][i % 3]} {i}",
+            unit_price=Decimal(rng.randint(500, 50000)) / 100,
+        )
+        for i in range(20)
+    )  # fmt: skip
 
-    items, products = [], []
-    for i in range(40):
-        name = f"{ITEMS[i % len(ITEMS)]} {rng.choice(['Pro', 'Lite', 'Classic', 'Sport'])} {i}"
-        price = Decimal(rng.randint(500, 50000)) / 100
-        items.append(demo.ErpItem(number=f"{1000 + i}", display_name=name, unit_price=price))
-        products.append(demo.CrmProduct(name=name, product_number=f"{1000 + i}", price=price))
-    demo.ErpItem.objects.bulk_create(items)
-    demo.CrmProduct.objects.bulk_create(products)
 
+def create_connection(base_url: str) -> Connection:
     connection = Connection.objects.create(
         name=CONNECTION_NAME,
         source_app=ERP,
-        source_base_url=f"{base}/demo/erp/",
         destination_app=CRM,
-        destination_base_url=f"{base}/demo/crm/",
-        integration_user=integration_user.domain_name,
+        source_base_url=api_root("erp", base_url),
+        destination_base_url=api_root("crm", base_url),
+        source_flavor=Connection.Flavor.BUSINESS_CENTRAL,
+        destination_flavor=Connection.Flavor.DATAVERSE,
+        auth_method=Connection.AuthMethod.BASIC,
+        integration_user=INTEGRATION_USER,
+        source_username=settings.DEMO_ERP_USER,
+        source_secret=settings.DEMO_ERP_PASSWORD,
+        destination_username=INTEGRATION_USER,
+        destination_secret=INTEGRATION_PASSWORD,
+        source_settings={"record_url": base_url + "/demo/erp/{entity}/{id}/"},
+        destination_settings={"record_url": base_url + "/demo/crm/{entity}/{id}/"},
     )
-
-    def fields(*pairs):
-        return [
-            {"source": s, "destination": d, "direction": "bidirectional", "enabled": True}
-            for s, d in pairs
-        ]
-
-    mapping_specs = [
-        ("CURRENCY", "currencies", "transactioncurrencies", 10,
-         fields(("code", "iso_currency_code"), ("exchange_rate", "exchange_rate")),
-         erp_currencies[:4], crm_currencies),
-        ("SALESPEOPLE", "salespeople", "systemusers", 20,
-         fields(("name", "full_name"), ("email", "domain_name")), [], []),
-        ("CUSTOMER", "customers", "accounts", 30,
-         fields(("display_name", "name"), ("number", "account_number"), ("email", "email"),
-                ("phone_number", "telephone"), ("currency_code", "transaction_currency_code")),
-         customers, accounts),
-        ("CONTACT", "contacts", "contacts", 40,
-         fields(("display_name", "full_name"), ("email", "email")), erp_contacts, crm_contacts),
-        ("ITEM-PRODUCT", "items", "products", 50,
-         fields(("display_name", "name"), ("number", "product_number"), ("unit_price", "price")),
-         items, products),
+    specs = [
+        ("CURRENCY", "currencies", "transactioncurrencies", 10, "to_destination", "code",
+         "isocurrencycode", _fields(("code", "isocurrencycode"), ("displayName", "currencyname"),
+                                    direction="to_destination")),
+        ("CUSTOMER", "customers", "accounts", 30, "bidirectional", "number", "accountnumber",
+         _fields(("displayName", "name"), ("number", "accountnumber"), ("email", "emailaddress1"),
+                 ("phoneNumber", "telephone1"), ("city", "address1_city"),
+                 ("country", "address1_country"), ("currencyCode", "isocurrencycode"))),
+        ("CONTACT", "contacts", "contacts", 40, "bidirectional", "email", "emailaddress1",
+         _fields(("displayName", "fullname"), ("email", "emailaddress1"))),
+        ("ITEM-PRODUCT", "items", "products", 50, "bidirectional", "number", "productnumber",
+         _fields(("displayName", "name"), ("number", "productnumber"), ("unitPrice", "price"))),
     ]  # fmt: skip
-
-    counts = {"couplings": 0, "jobs": 0, "errors": 0}
-    all_jobs, coupled = [], {}
-    for name, source_entity, destination_entity, order, field_map, sources, dests in mapping_specs:
-        mapping = TableMapping.objects.create(
-            connection=connection, name=name, source_entity=source_entity,
-            destination_entity=destination_entity, dependency_order=order,
-            field_mappings=field_map,
-            direction=TableMapping.Direction.TO_DESTINATION if name == "CURRENCY"
-            else TableMapping.Direction.BIDIRECTIONAL,
+    for name, source, destination, order, direction, s_match, d_match, field_map in specs:
+        TableMapping.objects.create(
+            connection=connection, name=name, source_entity=source, destination_entity=destination,
+            dependency_order=order, direction=direction, source_match_field=s_match,
+            destination_match_field=d_match, field_mappings=field_map,
         )  # fmt: skip
-        jobs = []
-        for n in range(days * 24 // 8):
-            started = now - timedelta(hours=8 * n + rng.random() * 4, minutes=5)
-            jobs.append(SyncJob(
-                mapping=mapping, trigger=SyncJob.Trigger.SCHEDULE, kind=SyncJob.Kind.MODIFIED,
-                direction=mapping.direction, status=SyncJob.Status.SUCCEEDED,
-                started_at=started, finished_at=started + timedelta(seconds=rng.randint(2, 90)),
-                inserted=rng.randint(0, 3), modified=rng.randint(0, 20),
-                unchanged=rng.randint(50, 150),
-            ))  # fmt: skip
-        SyncJob.objects.bulk_create(jobs)
-        all_jobs.extend(jobs)
-        pairs = []
-        both_ways = mapping.direction == TableMapping.Direction.BIDIRECTIONAL
-        for index, (source, dest) in enumerate(zip(sources, dests, strict=False)):
-            last = now - timedelta(hours=rng.randint(1, 72))
-            pairs.append(
-                Coupling(
-                    mapping=mapping,
-                    source_record_id=str(source.pk),
-                    destination_record_id=str(dest.pk),
-                    last_synced_to_destination_at=last,
-                    last_result_to_destination=Coupling.Result.SUCCESS,
-                    last_synced_from_destination_at=last if both_ways else None,
-                    last_result_from_destination=Coupling.Result.SUCCESS if both_ways else "",
-                    is_skipped=index % 37 == 5,
-                )
-            )
-        Coupling.objects.bulk_create(pairs)
-        counts["couplings"] += len(pairs)
-        coupled[name] = (mapping, jobs, pairs, sources, dests)
-    counts["jobs"] = len(all_jobs)
+    return connection
 
-    # Deleted on one side: a few coupled CRM accounts are gone.
-    customer_mapping, _, customer_pairs, _, _ = coupled["CUSTOMER"]
-    deleted_account_ids = {p.destination_record_id for p in customer_pairs[140:146]}
-    demo.CrmAccount.objects.filter(pk__in=deleted_account_ids).delete()
 
-    templates = _error_templates(rng, {"integration_user": integration_user.pk})
-    record_mappings = [coupled[n] for n in ("CUSTOMER", "CONTACT", "ITEM-PRODUCT")]
-    errors, failed_by_job = [], {}
-    for n in range(error_count):
-        # Every category at least once, and a third of the entries older than 7 days.
-        template = templates[n] if n < len(templates) else rng.choice(templates)
-        category, message, code, record_level = template
-        if n % 3 == 0:
-            age = timedelta(days=7, hours=1) + timedelta(seconds=rng.random() * (days - 8) * 86400)
-        elif n % 10 == 1:
-            age = timedelta(minutes=rng.randint(1, 59))
-        else:
-            age = timedelta(seconds=rng.random() * 7 * 86400 - 3600) + timedelta(hours=1)
-        created = now - age
-        if category == Category.CURRENCY:
-            mapping, jobs, pairs, sources, dests = coupled["CURRENCY"]
-        elif category == Category.COUPLED_RECORD_DELETED:
-            mapping, jobs, pairs, sources, dests = coupled["CUSTOMER"]
-        else:
-            mapping, jobs, pairs, sources, dests = rng.choice(record_mappings)
-        job = min(jobs, key=lambda j: abs((j.started_at - created).total_seconds()))
-        error = SyncError(
-            created_at=created, job=job, mapping=mapping, category=category,
-            source_app=ERP, source_entity=mapping.source_entity,
-            destination_app=CRM, destination_entity=mapping.destination_entity,
-        )  # fmt: skip
-        if record_level and pairs:
-            if category == Category.COUPLED_RECORD_DELETED:
-                index = rng.randint(140, 145)
-            else:
-                index = rng.randrange(len(pairs))
-            pair = pairs[index]
-            error.coupling = pair
-            error.source_record_id = pair.source_record_id
-            error.destination_record_id = pair.destination_record_id
-            error.source_url = record_url("erp", mapping.source_entity, pair.source_record_id, base)
-            error.destination_url = record_url(
-                "crm", mapping.destination_entity, pair.destination_record_id, base
-            )
-            number = getattr(sources[index], "number", pair.source_record_id)
-            message = message.format(number=number)
-        error.message = message[: SyncError.MESSAGE_MAX_LENGTH]
-        error.detail = (
-            _odata_body(code, message) if code.startswith("0x") else _traceback("update", message)
+def _edit(record, **changes) -> None:
+    """Change a record as a person would (saving it moves its modified time on)."""
+    for name, value in changes.items():
+        setattr(record, name, value)
+    record.save()
+
+
+def run(mapping: TableMapping, kind: str = SyncJob.Kind.MODIFIED) -> SyncJob:
+    job = create_job(mapping, kind=kind, trigger=SyncJob.Trigger.SCHEDULE)
+    return engine.run_job(job.pk, wait=True)
+
+
+def plant_user_changes(base_url: str, rng: random.Random) -> None:
+    """What people do in the CRM between syncs, through its API."""
+    client = httpx.Client(
+        base_url=base_url + "/demo/crm/api/data/v9.2/",
+        auth=(ADMIN_USER, ADMIN_PASSWORD),
+        timeout=10,
+    )
+    customer = TableMapping.objects.get(name="CUSTOMER")
+    couplings = list(Coupling.objects.filter(mapping=customer).order_by("pk"))
+    for i, coupling in enumerate(couplings[5:10]):
+        # A phone number longer than the ERP's 30 characters, and an e-mail it refuses.
+        change = {"telephone1": "+45 3333 4444 ext. 5555 (reception)"} if i % 2 else {
+            "emailaddress1": "accounts@@contoso"}  # fmt: skip
+        client.patch(f"accounts({coupling.destination_record_id})", json=change)
+    for coupling in [
+        c
+        for c in couplings[18:]
+        if demo.ErpCustomer.objects.get(pk=c.source_record_id).currency_code == "NOK"
+    ][:3]:
+        # The ERP has no exchange rate for NOK: it refuses the change coming back.
+        client.patch(
+            f"accounts({coupling.destination_record_id})", json={"address1_city": "Tromsø"}
         )
-        roll = rng.random()
-        if age > timedelta(days=2) and roll < 0.25:
-            error.status = Status.RESOLVED
-            error.status_changed_at = created + timedelta(hours=rng.randint(1, 24))
-        elif roll > 0.95:
-            error.status = Status.IGNORED
-            error.status_changed_at = created + timedelta(hours=1)
-        errors.append(error)
-        failed_by_job[job.pk] = failed_by_job.get(job.pk, 0) + 1
-    SyncError.objects.bulk_create(errors, batch_size=1000)
-    counts["errors"] = len(errors)
+    for coupling in couplings[10:14]:
+        # Deleted in the CRM only; then the ERP record changes.
+        client.delete(f"accounts({coupling.destination_record_id})")
+        customer_row = demo.ErpCustomer.objects.get(pk=coupling.source_record_id)
+        customer_row.city = "Aarhus"
+        customer_row.save()
+    for coupling in couplings[14:18]:
+        # Changed on both sides since the last sync.
+        client.patch(
+            f"accounts({coupling.destination_record_id})", json={"address1_city": "Bergen"}
+        )
+        customer_row = demo.ErpCustomer.objects.get(pk=coupling.source_record_id)
+        customer_row.city = "Malmö"
+        customer_row.save()
+    client.close()
 
-    for job in all_jobs:
-        if job.pk in failed_by_job:
-            job.failed = failed_by_job[job.pk]
-            job.status = SyncJob.Status.FAILED if job.failed > 3 else SyncJob.Status.SUCCEEDED
-    SyncJob.objects.bulk_update(all_jobs, ["failed", "status"], batch_size=500)
 
-    counts["customers"] = len(customers)
-    counts["accounts"] = len(accounts) - len(deleted_account_ids)
-    return counts
+def subscribe_to_changes(connection: Connection, base_url: str) -> None:
+    """Let the demo apps notify the console of changes (webhooks)."""
+    for mapping in connection.mappings.all():
+        for app, entity, side in (("erp", mapping.source_entity, "source"),
+                                  ("crm", mapping.destination_entity, "destination")):  # fmt: skip
+            demo.DemoWebhook.objects.get_or_create(
+                app=app, entity=entity,
+                notification_url=base_url
+                + reverse("sync:notification", args=[connection.pk, side]),
+                defaults={"client_state": connection.notification_token()},
+            )  # fmt: skip
+
+
+def _age(since_job_pk: int, connection: Connection, days: float) -> int:
+    """Date the jobs run since `since_job_pk` (and their entries) `days` back, so the demo log
+    spans weeks as a real one does and the 7-day clean-up has something to take."""
+    shift = timedelta(days=days)
+    jobs = SyncJob.objects.filter(mapping__connection=connection, pk__gt=since_job_pk)
+    SyncError.objects.filter(job__in=jobs).update(created_at=F("created_at") - shift)
+    jobs.update(
+        created_at=F("created_at") - shift,
+        started_at=F("started_at") - shift,
+        finished_at=F("finished_at") - shift,
+    )
+    return _last_job_pk()
+
+
+def _last_job_pk() -> int:
+    return SyncJob.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def seed_demo(*, base_url: str | None = None, customers: int = 120, random_seed: int = 7) -> dict:
+    """Build the demo apps' data and run real sync jobs against them over HTTP.
+
+    The demo apps must be served at `base_url` (default DEMO_BASE_URL)."""
+    rng = random.Random(random_seed)  # noqa: S311 - repeatable demo data, not secrets
+    base = (base_url or settings.DEMO_BASE_URL).rstrip("/")
+    with transaction.atomic():
+        create_records(rng, customers)
+        connection = create_connection(base)
+    mappings = {m.name: m for m in connection.mappings.all()}
+    ordered = list(connection.mappings.order_by("dependency_order"))
+    mark = _last_job_pk()
+
+    # Four weeks ago: the first full synchronization couples and creates records.
+    for mapping in ordered:
+        run(mapping, SyncJob.Kind.FULL)
+    mark = _age(mark, connection, days=27.6)
+    # Then people change records in the CRM; two scheduled runs find the same failures, and
+    # the second one skips them.
+    plant_user_changes(base, rng)
+    for days in (12.3, 8.1):
+        for mapping in ordered:
+            run(mapping)
+        mark = _age(mark, connection, days=days)
+
+    user = demo.CrmSystemUser.objects.get(domain_name=INTEGRATION_USER)
+    # The integration user's password must be changed at next sign-in: the job fails, once.
+    user.password_change_required = True
+    user.save()
+    _edit(demo.ErpContact.objects.order_by("number").first(), display_name="Ana Larsen")
+    run(mappings["CONTACT"])
+    user.password_change_required = False
+    user.save()
+    mark = _age(mark, connection, days=5.2)
+    # Someone puts the CRM administrator in as the integration user for a while.
+    connection.destination_username, connection.destination_secret = ADMIN_USER, ADMIN_PASSWORD
+    connection.save()
+    run(mappings["CONTACT"])
+    connection.destination_username = INTEGRATION_USER
+    connection.destination_secret = INTEGRATION_PASSWORD
+    connection.save()
+    mark = _age(mark, connection, days=3.4)
+    # The integration user is disabled in the CRM for a while.
+    user.is_disabled = True
+    user.save()
+    _edit(demo.ErpItem.objects.order_by("number").first(), display_name="Bicycle Pro X")
+    run(mappings["ITEM-PRODUCT"])
+    user.is_disabled = False
+    user.save()
+    mark = _age(mark, connection, days=1.5)
+    # The ERP answers with broken JSON, and the CRM throttles longer than the retries wait.
+    demo.DemoFault.objects.create(app="erp", entity="contacts", mode=demo.DemoFault.Mode.GARBAGE)
+    run(mappings["CONTACT"])
+    demo.DemoFault.objects.create(app="crm", mode=demo.DemoFault.Mode.THROTTLE, remaining=10)
+    _edit(demo.ErpCustomer.objects.order_by("number").first(), phone_number="+45 7070 7070")
+    run(mappings["CUSTOMER"])
+    demo.DemoFault.objects.all().delete()
+    _age(mark, connection, days=0.2)
+    # Today's scheduled run.
+    for mapping in ordered:
+        run(mapping)
+
+    subscribe_to_changes(connection, base)
+    return {
+        "jobs": SyncJob.objects.filter(mapping__connection=connection).count(),
+        "couplings": Coupling.objects.filter(mapping__connection=connection).count(),
+        "errors": SyncError.objects.filter(mapping__connection=connection).count(),
+    }
 
 
 def remove_demo() -> None:
@@ -358,9 +323,9 @@ def remove_demo() -> None:
             SyncError.objects.filter(mapping__connection=connection).delete()
             connection.delete()
         for model in (
-            demo.CrmContact, demo.CrmAccount, demo.CrmProduct, demo.CrmTransactionCurrency,
-            demo.CrmSystemUser, demo.ErpContact, demo.ErpCustomer, demo.ErpItem,
-            demo.ErpCurrency, demo.ErpSalesperson,
+            demo.DemoWebhook, demo.DemoFault, demo.CrmContact, demo.CrmAccount, demo.CrmProduct,
+            demo.CrmTransactionCurrency, demo.CrmSystemUser, demo.ErpContact, demo.ErpCustomer,
+            demo.ErpItem, demo.ErpCurrency, demo.ErpSalesperson,
         ):  # fmt: skip
             model.objects.all().delete()
 

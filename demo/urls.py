@@ -1,9 +1,22 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from . import views
+from . import api, views
 
 app_name = "demo"
+ERP_API = r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/(?P<entity>[a-z]+)"
+CRM_API = r"^crm/api/data/v9\.2/(?P<entity>[a-z]+)"
+ITEM = r"\((?P<pk>[0-9A-Za-z'{}-]*)\)$"
 urlpatterns = [
+    re_path(ERP_API + "$", api.entity_endpoint, {"app": "erp"}, name="erp_api"),
+    re_path(ERP_API + ITEM, api.entity_endpoint, {"app": "erp"}, name="erp_api_item"),
+    re_path(r"^crm/api/data/v9\.2/WhoAmI$", api.who_am_i, name="crm_whoami"),
+    re_path(
+        r"^crm/api/data/v9\.2/systemusers\((?P<pk>[0-9A-Za-z'{}-]*)\)/systemuserroles_association$",
+        api.user_roles,
+        name="crm_user_roles",
+    ),
+    re_path(CRM_API + "$", api.entity_endpoint, {"app": "crm"}, name="crm_api"),
+    re_path(CRM_API + ITEM, api.entity_endpoint, {"app": "crm"}, name="crm_api_item"),
     path("<str:app>/", views.app_index, name="app_index"),
     path("<str:app>/<str:entity>/", views.record_list, name="record_list"),
     path("<str:app>/<str:entity>/<str:pk>/", views.record_detail, name="record"),

@@ -1,5 +1,5 @@
 """The filters of the errors list (query parameters: category, status, mapping, connection,
-q, created_after, created_before)."""
+job, coupling, q, created_after, created_before)."""
 
 import django_filters
 from django import forms
@@ -29,6 +29,8 @@ class SyncErrorFilter(django_filters.FilterSet):
     mapping = django_filters.ModelChoiceFilter(
         queryset=TableMapping.objects.select_related("connection"), empty_label="Any mapping"
     )
+    job = django_filters.NumberFilter(field_name="job_id", label="Job", min_value=1)
+    coupling = django_filters.NumberFilter(field_name="coupling_id", label="Coupling", min_value=1)
     created = django_filters.DateFromToRangeFilter(
         field_name="created_at",
         label="Date",
@@ -37,7 +39,7 @@ class SyncErrorFilter(django_filters.FilterSet):
 
     class Meta:
         model = SyncError
-        fields = ["q", "category", "status", "connection", "mapping", "created"]
+        fields = ["q", "category", "status", "connection", "mapping", "job", "coupling", "created"]
 
     def search(self, queryset, name, value):
         value = value.strip()

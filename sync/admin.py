@@ -1,9 +1,37 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .connectors import ConnectorError, connector_for
 from .models import Connection, SyncJob, TableMapping
+
+KEEP_STORED_HELP = "Never shown. Leave blank to keep the stored secret."
+
+
+class ConnectionForm(forms.ModelForm):
+    """Secrets can be set or replaced, never read back."""
+
+    source_secret = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), help_text=KEEP_STORED_HELP
+    )
+    destination_secret = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), help_text=KEEP_STORED_HELP
+    )
+
+    class Meta:
+        model = Connection
+        fields = ["source_secret", "destination_secret"]  # the admin adds the others
+
+    def _kept(self, name: str) -> str:
+        return self.cleaned_data.get(name) or getattr(self.instance, name, "") or ""
+
+    def clean_source_secret(self) -> str:
+        return self._kept("source_secret")
+
+    def clean_destination_secret(self) -> str:
+        return self._kept("destination_secret")
 
 
 class TableMappingInline(admin.TabularInline):
@@ -27,7 +55,31 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_filter = ["is_enabled", "auth_method"]
     search_fields = ["name", "integration_user"]
     inlines = [TableMappingInline]
+    form = ConnectionForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    actions = ["test_connection"]
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset):
+        """Sign in to both apps and check the integration user, as the anchor's Test
+        Connection does."""
+        for connection in queryset:
+            for side in ("source", "destination"):
+                app = getattr(connection, f"{side}_app")
+                try:
+                    with connector_for(connection, side) as connector:
+                        findings = connector.check_setup()
+                except ConnectorError as error:
+                    self.message_user(request, f"{connection} · {app}: {error}", messages.ERROR)
+                    continue
+                if not findings:
+                    self.message_user(request, f"{connection} · {app}: the address is valid.")
+                for finding in findings:
+                    level = {"ok": messages.SUCCESS, "warning": messages.WARNING}.get(
+                        finding.severity, messages.ERROR
+                    )
+                    text = f"{connection} · {app}: {finding.message} {finding.remedy}".strip()
+                    self.message_user(request, text, level)
 
 
 @admin.register(TableMapping)

@@ -1,5 +1,7 @@
 """Connections between the two apps, table mappings, and sync jobs."""
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 
@@ -21,10 +23,40 @@ class Connection(models.Model):
         max_length=100, default="Dynamics 365 Sales", help_text="The integrated app (CRM)."
     )
     destination_base_url = models.URLField(max_length=500)
+
+    class Flavor(models.TextChoices):
+        BUSINESS_CENTRAL = "business_central", "Business Central API"
+        DATAVERSE = "dataverse", "Dataverse Web API"
+
+    source_flavor = models.CharField(
+        max_length=20, choices=Flavor.choices, default=Flavor.BUSINESS_CENTRAL
+    )
+    destination_flavor = models.CharField(
+        max_length=20, choices=Flavor.choices, default=Flavor.DATAVERSE
+    )
     auth_method = models.CharField(
         max_length=20, choices=AuthMethod.choices, default=AuthMethod.BASIC
     )
     integration_user = models.CharField(max_length=200, blank=True)
+    source_username = models.CharField(
+        max_length=200, blank=True, help_text="User name, or OAuth client id."
+    )
+    source_secret = models.CharField(
+        max_length=500, blank=True, help_text="Password, token or client secret; never shown."
+    )
+    destination_username = models.CharField(
+        max_length=200, blank=True, help_text="User name, or OAuth client id."
+    )
+    destination_secret = models.CharField(
+        max_length=500, blank=True, help_text="Password, token or client secret; never shown."
+    )
+    source_settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Overrides of the API conventions: key_fields, modified_field, record_url, "
+        "token_url, scope.",
+    )
+    destination_settings = models.JSONField(default=dict, blank=True)
     is_enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -34,6 +66,38 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def notification_token(self) -> str:
+        """The shared secret an app sends with its change notifications (its clientState)."""
+        from django.utils.crypto import salted_hmac
+
+        return salted_hmac("sync.notification", str(self.pk)).hexdigest()
+
+    def side_config(self, side: str):
+        """How to reach one side ("source" or "destination") of this connection."""
+        from .connectors.odata import SideConfig
+
+        if side not in ("source", "destination"):
+            raise ValueError(side)
+        options = getattr(self, f"{side}_settings") or {}
+        tuning = {
+            name: kind(options[name])
+            for name, kind in (("timeout", float), ("max_retries", int),
+                               ("backoff_seconds", float), ("max_retry_after", float),
+                               ("page_size", int))
+            if name in options
+        }  # fmt: skip
+        tuning.setdefault("timeout", settings.SYNC_HTTP_TIMEOUT)
+        return SideConfig(
+            app_name=getattr(self, f"{side}_app"),
+            base_url=getattr(self, f"{side}_base_url"),
+            flavor=getattr(self, f"{side}_flavor"),
+            auth_method=self.auth_method,
+            username=getattr(self, f"{side}_username"),
+            secret=getattr(self, f"{side}_secret"),
+            options=options,
+            **tuning,
+        )
 
 
 class TableMapping(models.Model):
@@ -75,10 +139,20 @@ class TableMapping(models.Model):
         choices=DeletionConflictResolution.choices,
         default=DeletionConflictResolution.NONE,
     )
+    source_match_field = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Couple new records to an existing match on this field.",
+    )
+    destination_match_field = models.CharField(max_length=100, blank=True)
     dependency_order = models.PositiveSmallIntegerField(
         default=100, help_text="Scheduled runs go in ascending order."
     )
     is_enabled = models.BooleanField(default=True)
+    # The newest change each side had when a job last read it: the next "modified records"
+    # run asks only for what changed after it.
+    source_synced_until = models.DateTimeField(null=True, blank=True)
+    destination_synced_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["dependency_order", "name"]
@@ -90,6 +164,13 @@ class TableMapping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.source_entity} ↔ {self.destination_entity})"
+
+    def clean(self) -> None:
+        from .fields import field_mapping_problems
+
+        problems = field_mapping_problems(self.field_mappings)
+        if problems:
+            raise ValidationError({"field_mappings": problems})
 
 
 class SyncJob(models.Model):
@@ -130,17 +211,34 @@ class SyncJob(models.Model):
     skipped = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)
+    records_read = models.PositiveIntegerField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["mapping", "-created_at"], name="job_mapping_recent")]
+        indexes = [
+            models.Index(fields=["mapping", "-created_at"], name="job_mapping_recent"),
+            models.Index(fields=["-created_at"], name="job_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"Job {self.pk} · {self.mapping.name}"
 
     def get_absolute_url(self) -> str:
-        return reverse("admin:sync_syncjob_change", args=[self.pk])
+        return reverse("sync:job", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
 
     @property
     def duration(self):

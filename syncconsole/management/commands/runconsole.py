@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -27,10 +28,8 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database is migrated.")
         self.ensure_administrator()
-        if not no_demo and not Connection.objects.exists():
-            self.stdout.write("Loading demo data (once)...")
-            call_command("seed_demo")
-        self.run_processes(addr)
+        load_demo = not no_demo and not Connection.objects.exists()
+        self.run_processes(addr, load_demo)
 
     def ensure_administrator(self) -> None:
         User = get_user_model()
@@ -51,7 +50,22 @@ class Command(BaseCommand):
         shown = password if password else "(the password you chose)"
         self.stdout.write(self.style.SUCCESS(f"Sign in as {username} / {shown}"))
 
-    def run_processes(self, addr: str) -> None:
+    def load_demo(self, addr: str) -> None:
+        """Seed the demo once the web server answers: its jobs talk to the demo apps over HTTP."""
+        base_url = f"http://{addr}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{base_url}/accounts/login/", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        self.stdout.write(
+            "Loading demo data (once): running real sync jobs between the demo apps..."
+        )
+        call_command("seed_demo", base_url=base_url)
+
+    def run_processes(self, addr: str, load_demo: bool) -> None:
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
         commands = {
@@ -70,7 +84,6 @@ class Command(BaseCommand):
             name: subprocess.Popen(command, cwd=settings.BASE_DIR)
             for name, command in commands.items()
         }
-        self.stdout.write(self.style.SUCCESS(f"Sync Console runs on http://{addr}/ (Ctrl-C stops)"))
         stopping = False
 
         def stop(*_):
@@ -80,6 +93,11 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
+            if load_demo:
+                self.load_demo(addr)
+            self.stdout.write(
+                self.style.SUCCESS(f"Sync Console runs on http://{addr}/ (Ctrl-C stops)")
+            )
             while not stopping:
                 ended = [name for name, proc in processes.items() if proc.poll() is not None]
                 if ended:

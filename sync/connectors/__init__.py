@@ -1,0 +1,13 @@
+"""Connectors: how the sync engine talks to a business app's API."""
+
+from .base import Connector, ConnectorError, RemoteRecord, SetupFinding
+from .odata import ODataConnector, connector_for
+
+__all__ = [
+    "Connector",
+    "ConnectorError",
+    "ODataConnector",
+    "RemoteRecord",
+    "SetupFinding",
+    "connector_for",
+]

@@ -1,0 +1,113 @@
+"""The one small interface every connector offers, and the errors it raises."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class RemoteRecord:
+    id: str
+    modified_at: datetime | None
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SetupFinding:
+    """One thing the setup check found: `severity` is "error", "warning" or "ok"."""
+
+    code: str
+    severity: str
+    message: str
+    remedy: str = ""
+    # The failed call behind a finding, when there was one (sign-in, connection).
+    error: "ConnectorError | None" = field(default=None, compare=False, repr=False)
+
+
+class ConnectorError(Exception):
+    """A failed call to an app's API, with what the app answered.
+
+    `transient` failures (connection errors, timeouts, 429, 503) are worth retrying; the
+    others are not. `detail` holds the response body, never credentials."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str = "",
+        detail: str = "",
+        transient: bool = False,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.transient = transient
+        self.retry_after = retry_after
+
+    @property
+    def is_not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def is_sign_in_failure(self) -> bool:
+        return self.status == 401
+
+    @property
+    def is_missing_privilege(self) -> bool:
+        """The user lacks a privilege on the whole table, not access to one record."""
+        return self.status == 403 and "privilege" in self.message.lower()
+
+
+class Connector(ABC):
+    app_name: str
+
+    @abstractmethod
+    def list_changes(
+        self,
+        entity: str,
+        since: datetime | None,
+        page_size: int | None = None,
+        condition: str = "",
+    ) -> Iterator[list[RemoteRecord]]:
+        """Pages of the records changed after `since` (all records when None), oldest first,
+        narrowed by the app's own filter `condition` (the table mapping's filter) when given."""
+
+    @abstractmethod
+    def get(self, entity: str, record_id: str) -> RemoteRecord | None:
+        """The record, or None when it does not exist."""
+
+    @abstractmethod
+    def find(self, entity: str, field_name: str, value: Any) -> list[RemoteRecord]:
+        """Records whose field equals the value."""
+
+    @abstractmethod
+    def create(self, entity: str, values: dict[str, Any]) -> RemoteRecord: ...
+
+    @abstractmethod
+    def update(self, entity: str, record_id: str, values: dict[str, Any]) -> RemoteRecord: ...
+
+    @abstractmethod
+    def delete(self, entity: str, record_id: str) -> None: ...
+
+    @abstractmethod
+    def record_url(self, entity: str, record_id: str) -> str:
+        """Where a person sees the record in the app."""
+
+    @abstractmethod
+    def check_setup(self) -> list[SetupFinding]:
+        """Sign in and check the integration user; findings with remedies."""
+
+    def close(self) -> None:  # noqa: B027 - a connector without connections has nothing to do
+        """Let go of open connections."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

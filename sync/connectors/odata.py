@@ -1,0 +1,440 @@
+"""A REST/OData v4 connector for the Business Central API and the Dataverse Web API.
+
+The two differ in conventions only (key and modified-on field names, record page addresses,
+how creates answer), and those are configuration: pointing a Connection at a real tenant is
+a matter of settings, not code."""
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .base import Connector, ConnectorError, RemoteRecord, SetupFinding
+
+logger = logging.getLogger(__name__)
+
+BUSINESS_CENTRAL = "business_central"
+DATAVERSE = "dataverse"
+
+FLAVORS: dict[str, dict[str, Any]] = {
+    BUSINESS_CENTRAL: {
+        "modified_field": "lastModifiedDateTime",
+        "key_field": "id",
+        "key_fields": {},
+        "record_url": "",
+        # A small read that proves the address and the credentials work.
+        "sign_in_check": "currencies?$top=1",
+    },
+    DATAVERSE: {
+        "modified_field": "modifiedon",
+        "key_field": "",
+        "key_fields": {
+            "accounts": "accountid",
+            "contacts": "contactid",
+            "products": "productid",
+            "transactioncurrencies": "transactioncurrencyid",
+            "systemusers": "systemuserid",
+            "leads": "leadid",
+            "opportunities": "opportunityid",
+        },
+        "record_url": "",
+        "admin_role": "System Administrator",
+        "integration_roles": ["Integration Administrator", "Integration User"],
+    },
+}
+
+TRANSIENT_STATUSES = {429, 502, 503, 504}
+
+
+@dataclass
+class SideConfig:
+    """How to reach one app: its API root, its conventions and its credentials."""
+
+    app_name: str
+    base_url: str
+    flavor: str = BUSINESS_CENTRAL
+    auth_method: str = "basic"
+    username: str = ""
+    secret: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 10.0
+    max_retries: int = 3
+    backoff_seconds: float = 0.5
+    max_retry_after: float = 30.0
+    page_size: int = 1000
+
+    def option(self, name: str, default: Any = None) -> Any:
+        if name in self.options:
+            return self.options[name]
+        return FLAVORS.get(self.flavor, {}).get(name, default)
+
+
+class ODataConnector(Connector):
+    def __init__(self, config: SideConfig, client: httpx.Client | None = None):
+        self.config = config
+        self.app_name = config.app_name
+        self.base_url = config.base_url.rstrip("/") + "/"
+        self._owns_client = client is None
+        self.client = client or httpx.Client(timeout=config.timeout)
+        self._token: str | None = None
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+    # -- conventions -----------------------------------------------------------------
+    def key_field(self, entity: str) -> str:
+        return self.config.option("key_fields", {}).get(entity) or self.config.option(
+            "key_field", "id"
+        )
+
+    @property
+    def modified_field(self) -> str:
+        return self.config.option("modified_field", "lastModifiedDateTime")
+
+    def record_url(self, entity: str, record_id: str) -> str:
+        template = self.config.option("record_url") or ""
+        if not template:
+            return ""
+        return template.format(
+            entity=quote(entity, safe=""),
+            id=quote(str(record_id), safe=""),
+            logical_name=quote(entity.rstrip("s"), safe=""),
+        )
+
+    def _record(self, entity: str, data: dict[str, Any]) -> RemoteRecord:
+        key = self.key_field(entity)
+        if not isinstance(data, dict) or key not in data:
+            raise ConnectorError(
+                f"{self.app_name} answered with a record without its key '{key}'.",
+                detail=str(data)[:2000],
+            )
+        modified = data.get(self.modified_field)
+        values = {
+            k: v
+            for k, v in data.items()
+            if k != key and not k.startswith("@") and k != self.modified_field
+        }
+        return RemoteRecord(str(data[key]), _parse_time(modified), values)
+
+    # -- HTTP --------------------------------------------------------------------------
+    def _auth_headers(self) -> dict[str, str]:
+        method = self.config.auth_method
+        if method == "bearer":
+            return {"Authorization": f"Bearer {self.config.secret}"}
+        if method == "oauth2":
+            return {"Authorization": f"Bearer {self._oauth2_token()}"}
+        return {}
+
+    def _auth(self):
+        if self.config.auth_method == "basic":
+            return httpx.BasicAuth(self.config.username, self.config.secret)
+        return None
+
+    def _oauth2_token(self) -> str:
+        if self._token:
+            return self._token
+        token_url = self.config.option("token_url")
+        if not token_url:
+            raise ConnectorError("OAuth 2.0 needs a token_url in the connection settings.")
+        response = self._send(
+            "POST",
+            token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.config.username,
+                "client_secret": self.config.secret,
+                "scope": self.config.option("scope", ""),
+            },
+            authenticate=False,
+            parse=True,
+        )
+        self._token = str(response.get("access_token", ""))
+        return self._token
+
+    def _send(
+        self, method: str, url: str, *, authenticate: bool = True, parse: bool = False, **kwargs
+    ) -> Any:
+        """Call the API, retrying transient failures with back-off; with `parse`, return the
+        JSON body (an answer that is not JSON counts as a transient failure).
+
+        A POST is retried only when the app cannot have acted on it (no connection, 429,
+        503): after a timeout or a broken answer the record may exist, and a retry would
+        create it twice."""
+        repeatable = method != "POST"
+        headers = {
+            "Accept": "application/json",
+            "OData-Version": "4.0",
+            **kwargs.pop("headers", {}),
+        }
+        if authenticate:
+            headers.update(self._auth_headers())
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.client.request(
+                    method,
+                    url,
+                    headers=headers,
+                    auth=self._auth() if authenticate else None,
+                    **kwargs,
+                )
+            except httpx.TimeoutException as exc:
+                error = ConnectorError(
+                    f"{self.app_name} did not answer in time: the operation has timed out.",
+                    detail=f"{method} {_safe_url(url)}: {type(exc).__name__}",
+                    transient=True,
+                )
+                retry = repeatable or isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+            except httpx.TransportError as exc:
+                error = ConnectorError(
+                    f"Could not connect to {self.app_name}.",
+                    detail=f"{method} {_safe_url(url)}: {exc}",
+                    transient=True,
+                )
+                retry = repeatable or isinstance(exc, httpx.ConnectError)
+            else:
+                if response.status_code < 400:
+                    if not parse:
+                        return response
+                    try:
+                        return _json(response, self.app_name)
+                    except ConnectorError as broken:
+                        error, retry = broken, repeatable
+                else:
+                    error = _error_from(response, self.app_name)
+                    retry = error.transient and (repeatable or error.status in (429, 503))
+            if not retry or attempt > self.config.max_retries:
+                raise error
+            delay = error.retry_after
+            if delay is None:
+                delay = self.config.backoff_seconds * 2 ** (attempt - 1)
+                delay += random.uniform(0, delay / 2)  # noqa: S311 - jitter, not security
+            delay = min(delay, self.config.max_retry_after)
+            logger.info("Retrying %s %s in %.1fs: %s", method, _safe_url(url), delay, error)
+            time.sleep(delay)
+
+    # -- the interface -----------------------------------------------------------------
+    def list_changes(
+        self,
+        entity: str,
+        since: datetime | None,
+        page_size: int | None = None,
+        condition: str = "",
+    ) -> Iterator[list[RemoteRecord]]:
+        conditions = [condition.strip()] if condition.strip() else []
+        if since is not None:
+            stamp = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            conditions.append(f"{self.modified_field} gt {stamp}")
+        params = {"$filter": " and ".join(conditions)} if conditions else {}
+        size = page_size or self.config.page_size
+        url: str | None = self.base_url + entity
+        while url:
+            body = self._send(
+                "GET",
+                url,
+                params=params,
+                headers={"Prefer": f"odata.maxpagesize={size}"},
+                parse=True,
+            )
+            rows = body.get("value")
+            if not isinstance(rows, list):
+                raise ConnectorError(
+                    f"{self.app_name} answered without a list of records.",
+                    detail=str(body)[:2000],
+                )
+            yield [self._record(entity, row) for row in rows]
+            # The next link carries its own query; httpx drops it when given params={}.
+            url, params = self._next_link(body, url), None
+
+    def _next_link(self, body: dict[str, Any], current: str) -> str | None:
+        """The next page's address, refused when it leaves the app (it would carry our
+        credentials elsewhere) or points back at the page just read (it would never end)."""
+        link = body.get("@odata.nextLink")
+        if not link:
+            return None
+        if not isinstance(link, str) or httpx.URL(link).netloc != httpx.URL(self.base_url).netloc:
+            raise ConnectorError(
+                f"{self.app_name} answered with a next page link outside its own address.",
+                detail=str(link)[:500],
+            )
+        if link == current:
+            raise ConnectorError(
+                f"{self.app_name} answered with a next page link to the same page.",
+                detail=link[:500],
+            )
+        return link
+
+    def get(self, entity: str, record_id: str) -> RemoteRecord | None:
+        try:
+            body = self._send("GET", self._item_url(entity, record_id), parse=True)
+        except ConnectorError as error:
+            if error.is_not_found:
+                return None
+            raise
+        return self._record(entity, body)
+
+    def find(self, entity: str, field_name: str, value: Any) -> list[RemoteRecord]:
+        if isinstance(value, str):
+            literal = "'" + value.replace("'", "''") + "'"
+        elif value is None:
+            literal = "null"
+        else:
+            literal = str(value).lower() if isinstance(value, bool) else str(value)
+        body = self._send(
+            "GET",
+            self.base_url + entity,
+            params={"$filter": f"{field_name} eq {literal}", "$top": 10},
+            parse=True,
+        )
+        return [self._record(entity, row) for row in body.get("value", [])]
+
+    def create(self, entity: str, values: dict[str, Any]) -> RemoteRecord:
+        body = self._send(
+            "POST",
+            self.base_url + entity,
+            json=values,
+            headers={"Prefer": "return=representation"},
+            parse=True,
+        )
+        return self._record(entity, body)
+
+    def update(self, entity: str, record_id: str, values: dict[str, Any]) -> RemoteRecord:
+        body = self._send(
+            "PATCH",
+            self._item_url(entity, record_id),
+            json=values,
+            headers={"If-Match": "*", "Prefer": "return=representation"},
+            parse=True,
+        )
+        return self._record(entity, body)
+
+    def delete(self, entity: str, record_id: str) -> None:
+        self._send("DELETE", self._item_url(entity, record_id), headers={"If-Match": "*"})
+
+    def _item_url(self, entity: str, record_id: str) -> str:
+        return f"{self.base_url}{entity}({quote(str(record_id), safe='')})"
+
+    def check_setup(self) -> list[SetupFinding]:
+        findings: list[SetupFinding] = []
+        if not self.base_url.startswith(("http://", "https://")):
+            return [SetupFinding("address", "error", "The API address is not an http(s) URL.")]
+        if self.config.flavor != DATAVERSE:
+            check = self.config.option("sign_in_check")
+            if not check:
+                return findings
+            try:
+                self._send("GET", self.base_url + check, parse=True)
+            except ConnectorError as error:
+                return [
+                    SetupFinding(
+                        "sign_in", "error", error.message, "Check the address and the user.",
+                        error=error,
+                    )
+                ]  # fmt: skip
+            return [SetupFinding("sign_in", "ok", "The integration user can sign in.")]
+        try:
+            me = self._send("GET", self.base_url + "WhoAmI", parse=True)
+            user_id = quote(str(me.get("UserId", "")), safe="")
+            roles_url = f"{self.base_url}systemusers({user_id})/systemuserroles_association"
+            roles = {
+                r.get("name")
+                for r in self._send("GET", roles_url, parse=True).get("value", [])
+                if isinstance(r, dict)
+            }
+        except ConnectorError as error:
+            return [
+                SetupFinding(
+                    "sign_in", "error", error.message, "Check the integration user.", error=error
+                )
+            ]
+        findings.append(SetupFinding("sign_in", "ok", "The integration user can sign in."))
+        if self.config.option("admin_role") in roles:
+            findings.append(
+                SetupFinding(
+                    "admin_user",
+                    "error",
+                    "The integration user holds the System Administrator role.",
+                    "Use a dedicated integration user without the System Administrator role.",
+                )
+            )
+        if not roles & set(self.config.option("integration_roles", [])):
+            findings.append(
+                SetupFinding(
+                    "roles", "error", "The integration user has none of the integration roles.",
+                    "Assign the Integration Administrator or Integration User role.",
+                )
+            )  # fmt: skip
+        return findings
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without user info, for logs and details."""
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
+
+
+def _json(response: httpx.Response, app_name: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise ConnectorError(
+            f"{app_name} answered with something that is not JSON.",
+            status=response.status_code,
+            detail=response.text[:2000],
+            transient=True,
+        ) from None
+    if not isinstance(data, dict):
+        raise ConnectorError(
+            f"{app_name} answered with unexpected JSON.", detail=response.text[:2000],
+            transient=True,
+        )  # fmt: skip
+    return data
+
+
+def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
+    status = response.status_code
+    code, message = "", ""
+    try:
+        error = response.json().get("error", {})
+        code, message = str(error.get("code", "")), str(error.get("message", ""))
+    except (ValueError, AttributeError):
+        pass
+    if not message:
+        message = f"{status} {response.reason_phrase}".strip()
+    retry_after = None
+    if status in (429, 503) and response.headers.get("Retry-After", "").isdigit():
+        retry_after = float(response.headers["Retry-After"])
+    if status == 429:
+        message = f"429 Too Many Requests: {message}"
+    return ConnectorError(
+        message,
+        status=status,
+        code=code,
+        detail=f"{response.request.method} {_safe_url(str(response.request.url))} -> {status}\n"
+        + response.text[:4000],
+        transient=status in TRANSIENT_STATUSES or status >= 500 and status != 501,
+        retry_after=retry_after,
+    )
+
+
+def connector_for(connection, side: str) -> ODataConnector:
+    """The connector for one side ("source" or "destination") of a Connection."""
+    return ODataConnector(connection.side_config(side))

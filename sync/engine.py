@@ -1,0 +1,521 @@
+"""The sync engine: runs one job of one table mapping between the two apps.
+
+A job reads what changed on one side (paging through the API), writes it to the other side,
+keeps the couplings, and logs every failure as a sync error entry. One record's failure never
+stops the job; a failure of the whole job (sign-in, connection) is one entry for the job."""
+
+import logging
+import traceback
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection as db_connection
+from django.db import transaction
+from django.utils import timezone
+
+from couplings.models import Coupling
+from errors.models import Category, SyncError
+
+from .classify import classify
+from .connectors import Connector, ConnectorError, RemoteRecord, connector_for
+from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
+from .models import SyncJob, TableMapping
+
+logger = logging.getLogger(__name__)
+LOCK_NAMESPACE = 7301  # the first key of the advisory lock that guards one mapping
+REPEATS_BEFORE_SKIP = 2
+TRANSIENT_FAILURES_BEFORE_STOP = 3
+SKIP_NOTE = " The record will be skipped for further synchronization due to a repeatable failure."
+# Read a little before the watermark so a change committed late, with an older timestamp,
+# is not missed; re-reading a record that is already in step costs an unchanged count.
+WATERMARK_OVERLAP = timedelta(seconds=5)
+
+
+class MappingBusy(Exception):
+    """Another job of the same mapping holds the lock."""
+
+
+# Setup findings that stop a job before it writes anything, as the anchor's connection
+# setup refuses them.
+BLOCKING_FINDINGS = {"admin_user", "roles"}
+
+
+class JobFailure(Exception):
+    """The whole job cannot go on (sign-in, setup, permission to read, connection)."""
+
+    def __init__(
+        self, error: ConnectorError, app_name: str, entity: str, category: str | None = None
+    ):
+        super().__init__(error.message)
+        self.error = error
+        self.app_name = app_name
+        self.entity = entity
+        self.category = category
+
+
+@contextmanager
+def mapping_lock(mapping_id: int, *, wait: bool = False):
+    """Hold PostgreSQL's advisory lock for the mapping; yields False when another job has it
+    (or, with `wait`, waits for it).
+
+    A session lock outlives transactions and is released by PostgreSQL if the worker dies."""
+    with db_connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s), true", [LOCK_NAMESPACE, mapping_id])
+            acquired = True
+        else:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, mapping_id])
+            acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with db_connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, mapping_id])
+
+
+def give_up(job_id: int, message: str) -> None:
+    job = SyncJob.objects.get(pk=job_id)
+    if not job.is_finished:
+        _finish(job, SyncJob.Status.FAILED, message)
+
+
+def run_job(
+    job_id: int,
+    *,
+    wait: bool = False,
+    source: Connector | None = None,
+    destination: Connector | None = None,
+) -> SyncJob:
+    """Run a queued job. Running it again after it finished changes nothing.
+
+    Raises MappingBusy when another job of the mapping runs, unless `wait` is set."""
+    job = SyncJob.objects.select_related("mapping__connection").get(pk=job_id)
+    if job.is_finished:
+        return job
+    mapping = job.mapping
+    with mapping_lock(mapping.pk, wait=wait) as acquired:
+        if not acquired:
+            raise MappingBusy(f"Another job is running for {mapping.name}.")
+        job.refresh_from_db()
+        if job.is_finished:
+            return job
+        mapping.refresh_from_db()
+        # Holding the lock, no other job of this mapping can be running: any marked so died.
+        stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
+        stale.exclude(pk=job.pk).update(
+            status=SyncJob.Status.INTERRUPTED,
+            finished_at=timezone.now(),
+            message="The worker stopped before the job finished.",
+        )
+        job.status = SyncJob.Status.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.save(update_fields=["status", "started_at"])
+        connection = mapping.connection
+        opened = [] if source else [source := connector_for(connection, "source")]
+        if not destination:
+            opened.append(destination := connector_for(connection, "destination"))
+        try:
+            if not connection.is_enabled:
+                reason = (
+                    f"The connection {connection.name} is disabled. {connection.disabled_reason}"
+                )
+                raise JobFailure(
+                    ConnectorError(reason.strip()), connection.source_app, mapping.source_entity
+                )
+            check_integration_users(mapping, source, destination)
+            directions = {
+                TableMapping.Direction.TO_DESTINATION: [TO_DESTINATION],
+                TableMapping.Direction.FROM_DESTINATION: [FROM_DESTINATION],
+                TableMapping.Direction.BIDIRECTIONAL: [TO_DESTINATION, FROM_DESTINATION],
+            }[job.direction or mapping.direction]
+            for direction in directions:
+                Pass(job, mapping, source, destination, direction).run()
+        except JobFailure as failure:
+            _log_job_failure(job, failure)
+            _finish(job, SyncJob.Status.FAILED, failure.error.message)
+        except Exception as exc:  # a bug must not leave the job "running" for ever
+            logger.exception("Sync job %s failed", job.pk)
+            SyncError.objects.create(
+                created_at=timezone.now(), job=job, mapping=mapping, category=Category.OTHER,
+                message=f"The job stopped: {exc}"[: SyncError.MESSAGE_MAX_LENGTH],
+                detail=traceback.format_exc(),
+            )  # fmt: skip
+            _finish(job, SyncJob.Status.FAILED, f"The job stopped: {exc}")
+        else:
+            message = f"{job.failed} records failed." if job.failed else ""
+            _finish(job, SyncJob.Status.SUCCEEDED, message)
+        finally:
+            for connector in opened:
+                connector.close()
+    return job
+
+
+def check_integration_users(
+    mapping: TableMapping, source: Connector, destination: Connector
+) -> None:
+    """Refuse to run when an app cannot be reached or signed in to, or as an integration
+    user set up the way the apps warn against (an administrator, no integration role)."""
+    for connector, entity in ((source, mapping.source_entity),
+                              (destination, mapping.destination_entity)):  # fmt: skip
+        for finding in connector.check_setup():
+            if finding.error is not None and (
+                finding.error.transient or finding.error.is_sign_in_failure
+            ):
+                raise JobFailure(finding.error, connector.app_name, entity)
+            if finding.severity == "error" and finding.code in BLOCKING_FINDINGS:
+                raise JobFailure(
+                    ConnectorError(
+                        f"{connector.app_name}: {finding.message} {finding.remedy}".strip(),
+                        code=finding.code,
+                    ),
+                    connector.app_name,
+                    entity,
+                    category=Category.INTEGRATION_USER,
+                )
+
+
+def _finish(job: SyncJob, status: str, message: str) -> None:
+    job.status = status
+    job.message = message[:2000]
+    job.finished_at = timezone.now()
+    job.save()
+
+
+def _log_job_failure(job: SyncJob, failure: JobFailure) -> None:
+    error = failure.error
+    mapping = job.mapping
+    SyncError.objects.create(
+        created_at=timezone.now(),
+        job=job,
+        mapping=mapping,
+        category=failure.category or classify(error),
+        source_app=failure.app_name,
+        source_entity=failure.entity,
+        message=error.message[: SyncError.MESSAGE_MAX_LENGTH],
+        detail=error.detail,
+    )
+
+
+def last_synced(coupling: Coupling) -> datetime | None:
+    """When the coupled records were last brought in step, in either direction."""
+    times = [
+        t
+        for t in (coupling.last_synced_to_destination_at, coupling.last_synced_from_destination_at)
+        if t
+    ]
+    return max(times) if times else None
+
+
+class Pass:
+    """One direction of a job: read changes on one side, write them to the other."""
+
+    def __init__(
+        self,
+        job: SyncJob,
+        mapping: TableMapping,
+        source: Connector,
+        destination: Connector,
+        direction: str,
+    ):
+        self.job, self.mapping, self.direction = job, mapping, direction
+        forward = direction == TO_DESTINATION
+        self.reader, self.writer = (source, destination) if forward else (destination, source)
+        self.read_entity = mapping.source_entity if forward else mapping.destination_entity
+        self.condition = mapping.source_filter if forward else mapping.destination_filter
+        self.write_entity = mapping.destination_entity if forward else mapping.source_entity
+        self.read_side, self.write_side = (
+            ("source", "destination") if forward else ("destination", "source")
+        )
+        self.match_read = mapping.source_match_field if forward else mapping.destination_match_field
+        self.match_write = (
+            mapping.destination_match_field if forward else mapping.source_match_field
+        )
+        self.pairs = field_pairs(mapping.field_mappings, direction)
+        self.suffix = "to_destination" if forward else "from_destination"
+        self.full = job.kind == SyncJob.Kind.FULL
+        self.errors: list[SyncError] = []
+        self.transient_in_a_row = 0
+
+    # -- bookkeeping -------------------------------------------------------------------
+    @property
+    def watermark_field(self) -> str:
+        return f"{self.read_side}_synced_until"
+
+    def run(self) -> None:
+        since = None if self.full else getattr(self.mapping, self.watermark_field)
+        if since is not None:
+            since -= WATERMARK_OVERLAP
+        newest: datetime | None = getattr(self.mapping, self.watermark_field)
+        try:
+            for page in self.reader.list_changes(self.read_entity, since, condition=self.condition):
+                self.sync_page(page)
+                for record in page:
+                    if record.modified_at and (newest is None or record.modified_at > newest):
+                        newest = record.modified_at
+        except ConnectorError as error:
+            raise JobFailure(error, self.reader.app_name, self.read_entity) from error
+        finally:
+            self.flush()
+        # Only a pass that read everything moves the watermark on.
+        setattr(self.mapping, self.watermark_field, newest)
+        TableMapping.objects.filter(pk=self.mapping.pk).update(**{self.watermark_field: newest})
+
+    def flush(self) -> None:
+        if self.errors:
+            SyncError.objects.bulk_create(self.errors)
+            self.errors = []
+        self.job.save(
+            update_fields=[
+                "inserted",
+                "modified",
+                "deleted",
+                "unchanged",
+                "skipped",
+                "failed",
+                "records_read",
+            ]
+        )
+
+    def sync_page(self, page: list[RemoteRecord]) -> None:
+        ids = [record.id for record in page]
+        couplings = {
+            getattr(c, f"{self.read_side}_record_id"): c
+            for c in Coupling.objects.filter(
+                mapping=self.mapping, **{f"{self.read_side}_record_id__in": ids}
+            )
+        }
+        skipped = []
+        for record in page:
+            self.job.records_read += 1
+            coupling = couplings.get(record.id)
+            try:
+                if coupling is None:
+                    self.sync_uncoupled(record)
+                elif coupling.is_skipped:
+                    if not self.skipped_by_this_job(coupling):
+                        self.job.skipped += 1
+                    skipped.append(coupling.pk)
+                else:
+                    self.sync_coupled(record, coupling)
+            except ConnectorError as error:
+                # These would fail every record the same way: one entry for the job says it.
+                if error.is_sign_in_failure or error.is_missing_privilege:
+                    raise JobFailure(error, self.writer.app_name, self.write_entity) from error
+                if error.transient:
+                    # Retried already; one record is logged, an app that stays down stops the job.
+                    self.transient_in_a_row += 1
+                    if self.transient_in_a_row >= TRANSIENT_FAILURES_BEFORE_STOP:
+                        raise JobFailure(error, self.writer.app_name, self.write_entity) from error
+                self.fail(record, coupling, error)
+            else:
+                self.transient_in_a_row = 0
+        if skipped:
+            # The job's Skipped count opens these couplings.
+            Coupling.objects.filter(pk__in=skipped).update(
+                **{
+                    f"last_result_{self.suffix}": Coupling.Result.SKIPPED,
+                    f"last_job_{self.suffix}": self.job,
+                }
+            )
+        self.flush()
+
+    def skipped_by_this_job(self, coupling: Coupling) -> bool:
+        """Whether the other direction of this job counted the coupling as skipped already."""
+        return any(
+            getattr(coupling, f"last_job_{suffix}_id") == self.job.pk
+            and getattr(coupling, f"last_result_{suffix}") == Coupling.Result.SKIPPED
+            for suffix in ("to_destination", "from_destination")
+        )
+
+    # -- one record --------------------------------------------------------------------
+    def values_for(self, record: RemoteRecord) -> dict[str, Any]:
+        return {pair.write: pair.value(record.values) for pair in self.pairs}
+
+    def write(self, target_id: str | None, values: dict[str, Any]) -> RemoteRecord:
+        """Create the record (no `target_id`) or update it. When the app refuses the values,
+        try once more with the fields the mapping clears on a failed sync emptied."""
+        try:
+            return self._write(target_id, values)
+        except ConnectorError as error:
+            clearable = [p.write for p in self.pairs if p.clear_on_failure and p.write in values]
+            if error.transient or error.status not in (400, 422) or not clearable:
+                raise
+            return self._write(target_id, {**values, **dict.fromkeys(clearable)})
+
+    def _write(self, target_id: str | None, values: dict[str, Any]) -> RemoteRecord:
+        if target_id is None:
+            return self.writer.create(self.write_entity, values)
+        return self.writer.update(self.write_entity, target_id, values)
+
+    def sync_uncoupled(self, record: RemoteRecord) -> None:
+        if self.mapping.sync_only_coupled_records and not self.full:
+            return
+        values = self.values_for(record)
+        target = None
+        if (
+            self.match_read
+            and self.match_write
+            and record.values.get(self.match_read) not in (None, "")
+        ):
+            matches = self.writer.find(
+                self.write_entity, self.match_write, record.values[self.match_read]
+            )
+            taken = set(
+                Coupling.objects.filter(
+                    mapping=self.mapping,
+                    **{f"{self.write_side}_record_id__in": [m.id for m in matches]},
+                ).values_list(f"{self.write_side}_record_id", flat=True)
+            )
+            free = [m for m in matches if m.id not in taken]
+            if len(free) > 1:
+                raise ConnectorError(
+                    f"Cannot couple: {len(free)} records in the {self.writer.app_name} match "
+                    f"{self.match_write} = {record.values[self.match_read]}.",
+                    status=409,
+                )
+            target = free[0] if free else None
+        with transaction.atomic():
+            if target is None:
+                target = self.write(None, values)
+                self.job.inserted += 1
+            else:
+                changes = {
+                    k: v for k, v in values.items() if not same_value(target.values.get(k), v)
+                }
+                if changes:
+                    self.write(target.id, changes)
+                    self.job.modified += 1
+                else:
+                    self.job.unchanged += 1
+            ids = {
+                f"{self.read_side}_record_id": record.id,
+                f"{self.write_side}_record_id": target.id,
+            }
+            coupling = Coupling(mapping=self.mapping, **ids)
+            self.succeed(coupling)
+
+    def sync_coupled(self, record: RemoteRecord, coupling: Coupling) -> None:
+        if coupling.last_failed_job_id == self.job.pk:
+            return  # the other direction of this job already failed it and logged why
+        last_sync = last_synced(coupling)
+        if last_sync and record.modified_at and record.modified_at <= last_sync:
+            # Read again only because of the watermark overlap: nothing new on this side,
+            # and writing it would overwrite a newer change on the other.
+            self.job.unchanged += 1
+            return
+        target_id = getattr(coupling, f"{self.write_side}_record_id")
+        target = self.writer.get(self.write_entity, target_id)
+        values = self.values_for(record)
+        if target is None:
+            self.coupled_record_missing(record, coupling, values)
+            return
+        changes = {k: v for k, v in values.items() if not same_value(target.values.get(k), v)}
+        if not changes:
+            self.job.unchanged += 1
+            self.succeed(coupling)
+            return
+        if self.changed_on_both_sides(record, target, coupling):
+            rule = self.mapping.update_conflict_resolution
+            wins = {TO_DESTINATION: TableMapping.UpdateConflictResolution.SEND_UPDATE,
+                    FROM_DESTINATION: TableMapping.UpdateConflictResolution.GET_UPDATE}  # fmt: skip
+            if rule == TableMapping.UpdateConflictResolution.NONE:
+                self.fail(
+                    record, coupling,
+                    ConnectorError(
+                        f"Cannot update the {self.write_entity} record {target_id} because it has "
+                        f"been modified in both {self.reader.app_name} and {self.writer.app_name} "
+                        "since the last synchronization.", status=409),
+                    category=Category.CONFLICT,
+                )  # fmt: skip
+                return
+            if rule != wins[self.direction]:
+                self.job.unchanged += 1  # the other side wins; its pass carries the values
+                return
+        self.write(target_id, changes)
+        self.job.modified += 1
+        self.succeed(coupling)
+
+    def changed_on_both_sides(
+        self, record: RemoteRecord, target: RemoteRecord, coupling: Coupling
+    ) -> bool:
+        if self.mapping.direction != TableMapping.Direction.BIDIRECTIONAL:
+            return False
+        last = last_synced(coupling)
+        if not last or not record.modified_at or not target.modified_at:
+            return False
+        return record.modified_at > last and target.modified_at > last
+
+    def coupled_record_missing(
+        self, record: RemoteRecord, coupling: Coupling, values: dict
+    ) -> None:
+        rule = self.mapping.deletion_conflict_resolution
+        if rule == TableMapping.DeletionConflictResolution.REMOVE_COUPLING:
+            coupling.delete()
+            self.job.deleted += 1
+            return
+        if rule == TableMapping.DeletionConflictResolution.RESTORE_RECORDS:
+            restored = self.write(None, values)
+            setattr(coupling, f"{self.write_side}_record_id", restored.id)
+            self.job.inserted += 1
+            self.succeed(coupling)
+            return
+        name = record.values.get(self.match_read) if self.match_read else None
+        self.fail(
+            record, coupling,
+            ConnectorError(
+                f"The {self.read_entity} record {name or record.id} cannot be updated because it "
+                "is coupled to a deleted record.", status=404),
+            category=Category.COUPLED_RECORD_DELETED,
+        )  # fmt: skip
+
+    def succeed(self, coupling: Coupling) -> None:
+        now = timezone.now()
+        setattr(coupling, f"last_synced_{self.suffix}_at", now)
+        setattr(coupling, f"last_result_{self.suffix}", Coupling.Result.SUCCESS)
+        setattr(coupling, f"last_job_{self.suffix}_id", self.job.pk)
+        coupling.failure_count = 0
+        coupling.last_error_message = ""
+        coupling.save()
+
+    def fail(
+        self,
+        record: RemoteRecord,
+        coupling: Coupling | None,
+        error: ConnectorError,
+        *,
+        category: str | None = None,
+    ) -> None:
+        self.job.failed += 1
+        message = error.message
+        if coupling is not None:
+            # A connection that failed even after retries is not the record's fault: it does
+            # not count towards skipping the record.
+            if not error.transient and coupling.last_failed_job_id != self.job.pk:
+                repeated = coupling.last_error_message == message[:2048]
+                coupling.failure_count = coupling.failure_count + 1 if repeated else 1
+                coupling.last_error_message = message[:2048]
+                if coupling.failure_count >= REPEATS_BEFORE_SKIP:
+                    coupling.is_skipped = True
+                    message += SKIP_NOTE
+            coupling.last_failed_job_id = self.job.pk
+            setattr(coupling, f"last_result_{self.suffix}", Coupling.Result.FAILURE)
+            setattr(coupling, f"last_job_{self.suffix}_id", self.job.pk)
+            coupling.save()
+        target_id = getattr(coupling, f"{self.write_side}_record_id", "") if coupling else ""
+        source_url = self.reader.record_url(self.read_entity, record.id)
+        target_url = self.writer.record_url(self.write_entity, target_id) if target_id else ""
+        self.errors.append(
+            SyncError(
+                created_at=timezone.now(), job=self.job, mapping=self.mapping, coupling=coupling,
+                category=category or classify(error),
+                source_app=self.reader.app_name, source_entity=self.read_entity,
+                source_record_id=record.id, source_url=source_url,
+                destination_app=self.writer.app_name, destination_entity=self.write_entity,
+                destination_record_id=target_id,
+                destination_url=target_url,
+                message=message[: SyncError.MESSAGE_MAX_LENGTH],
+                detail=error.detail,
+            )
+        )  # fmt: skip

@@ -1,0 +1,106 @@
+"""Starting sync jobs, and keeping the job log within its retention."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from couplings.models import Coupling
+
+from .models import SyncJob, TableMapping
+
+logger = logging.getLogger(__name__)
+ACTIVE = (SyncJob.Status.QUEUED, SyncJob.Status.RUNNING)
+# A queued job no worker took within this time is given up, so it never blocks new requests.
+QUEUED_JOB_EXPIRY = timedelta(minutes=30)
+
+
+class JobRefused(Exception):
+    def __init__(self, message: str, job: SyncJob | None = None):
+        super().__init__(message)
+        self.job = job
+
+
+class QueueUnavailable(Exception):
+    pass
+
+
+def create_job(
+    mapping: TableMapping, *, kind: str, trigger: str, user=None, allow_behind_running: bool = False
+) -> SyncJob:
+    """A queued job for the mapping, or JobRefused when one is already waiting or running."""
+    with transaction.atomic():
+        # Requests for one mapping are taken one at a time.
+        TableMapping.objects.select_for_update().get(pk=mapping.pk)
+        SyncJob.objects.filter(
+            mapping=mapping,
+            status=SyncJob.Status.QUEUED,
+            created_at__lt=timezone.now() - QUEUED_JOB_EXPIRY,
+        ).update(
+            status=SyncJob.Status.INTERRUPTED,
+            finished_at=timezone.now(),
+            message="No worker took the job in time.",
+        )
+        blocking = [SyncJob.Status.QUEUED] if allow_behind_running else list(ACTIVE)
+        active = SyncJob.objects.filter(mapping=mapping, status__in=blocking).first()
+        if active is not None:
+            raise JobRefused(
+                f"A job for {mapping.name} is already {active.get_status_display().lower()} "
+                f"(#{active.pk}); wait for it to finish.",
+                active,
+            )
+        return SyncJob.objects.create(
+            mapping=mapping,
+            kind=kind,
+            trigger=trigger,
+            direction=mapping.direction,
+            status=SyncJob.Status.QUEUED,
+            requested_by=user if user is not None and user.is_authenticated else None,
+        )
+
+
+def request_sync(
+    mapping: TableMapping, *, kind: str, trigger: str, user=None, allow_behind_running=False
+) -> SyncJob:
+    """Queue a job for a Celery worker; JobRefused or QueueUnavailable say why not."""
+    from .tasks import run_sync_job
+
+    job = create_job(
+        mapping, kind=kind, trigger=trigger, user=user, allow_behind_running=allow_behind_running
+    )
+    try:
+        run_sync_job.delay(job.pk)
+    except Exception as exc:  # kombu raises several kinds when the broker is down
+        logger.warning("Could not queue sync job %s: %s", job.pk, exc)
+        job.status = SyncJob.Status.FAILED
+        job.finished_at = timezone.now()
+        job.message = "The task queue is unavailable; the job was not started."
+        job.save(update_fields=["status", "finished_at", "message"])
+        raise QueueUnavailable(job.message) from exc
+    return job
+
+
+def scheduled_mappings():
+    return TableMapping.objects.filter(is_enabled=True, connection__is_enabled=True).order_by(
+        "dependency_order", "name"
+    )
+
+
+def delete_expired_jobs(days: int | None = None) -> int:
+    """Delete finished jobs older than the retention, except those a skipped coupling names."""
+    days = settings.SYNC_JOB_RETENTION_DAYS if days is None else days
+    cutoff = timezone.now() - timedelta(days=days)
+    skipped = Coupling.objects.filter(is_skipped=True)
+    kept = (
+        set(skipped.values_list("last_failed_job", flat=True))
+        | set(skipped.values_list("last_job_to_destination", flat=True))
+        | set(skipped.values_list("last_job_from_destination", flat=True))
+    ) - {None}
+    expired = SyncJob.objects.filter(created_at__lt=cutoff).exclude(
+        Q(pk__in=kept) | Q(status__in=ACTIVE)
+    )
+    deleted, _ = expired.delete()
+    return deleted

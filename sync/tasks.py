@@ -1,0 +1,44 @@
+"""Celery tasks of the sync app: thin wrappers that take ids and call the engine."""
+
+import logging
+
+from celery import shared_task
+
+from . import engine, services
+from .models import SyncJob
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="sync.run_sync_job", bind=True, acks_late=True, max_retries=120)
+def run_sync_job(self, job_id: int) -> str:
+    try:
+        return engine.run_job(job_id, wait=False).status
+    except engine.MappingBusy as busy:
+        # Another job of this mapping is running: wait for it instead of failing.
+        if self.request.retries >= self.max_retries:
+            engine.give_up(job_id, str(busy))
+            return SyncJob.Status.FAILED
+        raise self.retry(countdown=5) from busy
+
+
+@shared_task(name="sync.synchronize_modified_records", acks_late=True)
+def synchronize_modified_records() -> int:
+    """The scheduled run: every enabled mapping in dependency order, one after another."""
+    ran = 0
+    for mapping in services.scheduled_mappings():
+        try:
+            job = services.create_job(
+                mapping, kind=SyncJob.Kind.MODIFIED, trigger=SyncJob.Trigger.SCHEDULE
+            )
+        except services.JobRefused as refused:
+            logger.info("Scheduled run of %s skipped: %s", mapping.name, refused)
+            continue
+        engine.run_job(job.pk, wait=True)
+        ran += 1
+    return ran
+
+
+@shared_task(name="sync.delete_expired_jobs", acks_late=True)
+def delete_expired_jobs() -> int:
+    return services.delete_expired_jobs()

@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import views
+
+app_name = "sync"
+urlpatterns = [
+    path("mappings/", views.mapping_list, name="mappings"),
+    path("mappings/<int:pk>/start/", views.mapping_start, name="mapping_start"),
+    path("jobs/", views.job_list, name="jobs"),
+    path("jobs/<int:pk>/", views.job_detail, name="job"),
+    path("couplings/", views.coupling_list, name="couplings"),
+    path(
+        "notifications/<int:connection_id>/<str:side>/",
+        views.notification,
+        name="notification",
+    ),
+]
