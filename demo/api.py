@@ -418,3 +418,50 @@ def user_roles(request: HttpRequest, pk: str) -> JsonResponse:
     if user is None:
         return error_response(_not_found(API_ENTITIES[("crm", "systemusers")], pk))
     return JsonResponse({"value": [{"name": role} for role in user.roles]})
+
+
+SCOPES = {"api://demo-erp/.default": "erp", "api://demo-crm/.default": "crm"}
+
+
+def _identity_error(status: int, error: str, description: str) -> JsonResponse:
+    return JsonResponse({"error": error, "error_description": description}, status=status)
+
+
+@csrf_exempt
+def token(request: HttpRequest) -> JsonResponse:
+    """The demo identity provider's token endpoint: OAuth 2.0 client credentials, answered the
+    way Microsoft Entra ID does (`error` and `error_description` on failure)."""
+    if request.method != "POST":
+        return _identity_error(
+            405, "invalid_request", "AADSTS900561: The endpoint only accepts POST."
+        )
+    form = request.POST
+    if form.get("grant_type") != "client_credentials":
+        return _identity_error(
+            400,
+            "unsupported_grant_type",
+            "AADSTS70003: The app requested an unsupported grant type.",
+        )
+    app = SCOPES.get(form.get("scope", ""))
+    if app is None:
+        scopes = " or ".join(SCOPES)
+        return _identity_error(
+            400, "invalid_scope", f"AADSTS70011: The provided scope is not valid; use {scopes}."
+        )
+    client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+    valid = (
+        security.erp_credentials_valid(client_id, secret)
+        if app == "erp"
+        else security.crm_user_with(client_id, secret) is not None
+    )
+    if not valid:
+        return _identity_error(
+            401, "invalid_client", "AADSTS7000215: Invalid client secret provided."
+        )
+    return JsonResponse(
+        {
+            "token_type": "Bearer",
+            "expires_in": security.TOKEN_LIFETIME_SECONDS,
+            "access_token": security.issue_token(app, client_id),
+        }
+    )

@@ -8,6 +8,7 @@ import binascii
 import uuid
 
 from django.conf import settings
+from django.core import signing
 from django.utils.crypto import constant_time_compare
 
 from .models import CrmSystemUser
@@ -78,27 +79,68 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def authenticate_erp(header: str) -> str:
-    credentials = basic_credentials(header)
-    if credentials is None:
-        raise AuthFailure("Authentication is required.", "Unauthorized")
-    user, password = credentials
-    if not (
-        constant_time_compare(user, settings.DEMO_ERP_USER)
-        and constant_time_compare(password, settings.DEMO_ERP_PASSWORD)
-    ):
-        raise AuthFailure("The server has rejected the client credentials.", "Unauthorized")
+ACCESS_SALT = "demo.identity.access"
+TOKEN_LIFETIME_SECONDS = 3600
+
+
+def erp_credentials_valid(user: str, password: str) -> bool:
+    return constant_time_compare(user, settings.DEMO_ERP_USER) and constant_time_compare(
+        password, settings.DEMO_ERP_PASSWORD
+    )
+
+
+def crm_user_with(domain_name: str, password: str) -> CrmSystemUser | None:
+    user = CrmSystemUser.objects.filter(domain_name__iexact=domain_name).first()
+    if user is None or not user.password or not constant_time_compare(password, user.password):
+        return None
     return user
 
 
-def authenticate_crm(header: str) -> CrmSystemUser:
+def issue_token(app: str, subject: str) -> str:
+    """An access token of the demo identity provider for one app (its audience)."""
+    return signing.dumps({"aud": app, "sub": subject}, salt=ACCESS_SALT)
+
+
+def _token_subject(header: str, app: str) -> str | None:
+    """The subject of a valid bearer token for `app`; None when the header holds no token."""
+    if not header.lower().startswith("bearer "):
+        return None
+    try:
+        claims = signing.loads(header[7:].strip(), salt=ACCESS_SALT, max_age=TOKEN_LIFETIME_SECONDS)
+    except signing.BadSignature:
+        raise AuthFailure(
+            "The access token is invalid or has expired.", "InvalidAuthenticationToken"
+        ) from None
+    if claims.get("aud") != app:
+        raise AuthFailure("The access token was issued for another application.", "InvalidAudience")
+    return str(claims.get("sub", ""))
+
+
+def authenticate_erp(header: str) -> str:
+    subject = _token_subject(header, "erp")
+    if subject is not None:
+        return subject
     credentials = basic_credentials(header)
     if credentials is None:
-        raise AuthFailure("Authentication is required.")
-    domain_name, password = credentials
-    user = CrmSystemUser.objects.filter(domain_name__iexact=domain_name).first()
-    if user is None or not user.password or not constant_time_compare(password, user.password):
-        raise AuthFailure("The user name or password is incorrect.")
+        raise AuthFailure("Authentication is required.", "Unauthorized")
+    if not erp_credentials_valid(*credentials):
+        raise AuthFailure("The server has rejected the client credentials.", "Unauthorized")
+    return credentials[0]
+
+
+def authenticate_crm(header: str) -> CrmSystemUser:
+    subject = _token_subject(header, "crm")
+    if subject is not None:
+        user = CrmSystemUser.objects.filter(domain_name__iexact=subject).first()
+        if user is None:
+            raise AuthFailure("The access token names no user of this organization.")
+    else:
+        credentials = basic_credentials(header)
+        if credentials is None:
+            raise AuthFailure("Authentication is required.")
+        user = crm_user_with(*credentials)
+        if user is None:
+            raise AuthFailure("The user name or password is incorrect.")
     if user.password_change_required:
         raise AuthFailure(
             "The user's password must be changed at next sign-in before it can be used.",

@@ -4,6 +4,7 @@ HTTP, so that every job, coupling and error in the console came from a real run.
 
 import logging
 import random
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -174,16 +175,21 @@ def run(mapping: TableMapping, kind: str = SyncJob.Kind.MODIFIED) -> SyncJob:
     return engine.run_job(job.pk, wait=True)
 
 
-def plant_user_changes(base_url: str, rng: random.Random) -> None:
-    """What people do in the CRM between syncs, through its API."""
-    client = httpx.Client(
+def _crm_client(base_url: str) -> httpx.Client:
+    """The CRM's API as its administrator uses it."""
+    return httpx.Client(
         base_url=base_url + "/demo/crm/api/data/v9.2/",
         auth=(ADMIN_USER, ADMIN_PASSWORD),
         timeout=10,
     )
+
+
+def plant_user_changes(base_url: str, rng: random.Random) -> None:
+    """What people do in the CRM between syncs, through its API: each anchor case once."""
+    client = _crm_client(base_url)
     customer = TableMapping.objects.get(name="CUSTOMER")
     couplings = list(Coupling.objects.filter(mapping=customer).order_by("pk"))
-    for i, coupling in enumerate(couplings[5:10]):
+    for i, coupling in enumerate(couplings[5:8]):
         # A phone number longer than the ERP's 30 characters, and an e-mail it refuses.
         change = {"telephone1": "+45 3333 4444 ext. 5555 (reception)"} if i % 2 else {
             "emailaddress1": "accounts@@contoso"}  # fmt: skip
@@ -192,18 +198,18 @@ def plant_user_changes(base_url: str, rng: random.Random) -> None:
         c
         for c in couplings[18:]
         if demo.ErpCustomer.objects.get(pk=c.source_record_id).currency_code == "NOK"
-    ][:3]:
+    ][:2]:
         # The ERP has no exchange rate for NOK: it refuses the change coming back.
         client.patch(
             f"accounts({coupling.destination_record_id})", json={"address1_city": "Tromsø"}
         )
-    for coupling in couplings[10:14]:
+    for coupling in couplings[10:12]:
         # Deleted in the CRM only; then the ERP record changes.
         client.delete(f"accounts({coupling.destination_record_id})")
         customer_row = demo.ErpCustomer.objects.get(pk=coupling.source_record_id)
         customer_row.city = "Aarhus"
         customer_row.save()
-    for coupling in couplings[14:18]:
+    for coupling in couplings[14:16]:
         # Changed on both sides since the last sync.
         client.patch(
             f"accounts({coupling.destination_record_id})", json={"address1_city": "Bergen"}
@@ -211,6 +217,46 @@ def plant_user_changes(base_url: str, rng: random.Random) -> None:
         customer_row = demo.ErpCustomer.objects.get(pk=coupling.source_record_id)
         customer_row.city = "Malmö"
         customer_row.save()
+    client.close()
+
+
+def plant_daily_changes(base_url: str, rng: random.Random, size: int) -> None:
+    """A day of work on coupled customers in both apps: mostly fine, some of it refused."""
+    client = _crm_client(base_url)
+    couplings = list(
+        Coupling.objects.filter(mapping__name="CUSTOMER", is_skipped=False).order_by("pk")
+    )
+    for coupling in couplings:
+        # Someone fixes about half of what the ERP refused before the next run.
+        if coupling.last_result_from_destination == Coupling.Result.FAILURE and rng.random() < 0.5:
+            erp_customer = demo.ErpCustomer.objects.filter(pk=coupling.source_record_id).first()
+            if erp_customer and erp_customer.currency_code != "NOK":
+                fix = {"telephone1": erp_customer.phone_number, "emailaddress1": erp_customer.email}
+                client.patch(f"accounts({coupling.destination_record_id})", json=fix)
+    # The NOK customers already show the missing exchange rate; the day's work is elsewhere.
+    nok = set(demo.ErpCustomer.objects.filter(currency_code="NOK").values_list("pk", flat=True))
+    couplings = [c for c in couplings if uuid.UUID(c.source_record_id) not in nok]
+    for coupling in rng.sample(couplings, min(size, len(couplings))):
+        account = f"accounts({coupling.destination_record_id})"
+        erp_customer = demo.ErpCustomer.objects.filter(pk=coupling.source_record_id).first()
+        roll = rng.random()
+        if roll < 0.5:
+            client.patch(account, json={"address1_city": rng.choice(CITIES)[0]})
+        elif roll < 0.7 and erp_customer:
+            _edit(erp_customer, phone_number=f"+45 {rng.randint(20000000, 99999999)}")
+        elif roll < 0.8:
+            # Typed into the CRM with the extension: too long for the ERP's phone No.
+            client.patch(account, json={"telephone1": f"+45 {rng.randint(20000000, 99999999)} "
+                                                      "ext. 2210 (switchboard)"})  # fmt: skip
+        elif roll < 0.88:
+            client.patch(account, json={"emailaddress1": f"sales@{rng.choice(ITEMS).lower()}"})
+        elif roll < 0.96 and erp_customer:
+            # The same customer edited in both apps before the next sync.
+            client.patch(account, json={"address1_city": "Gothenburg"})
+            _edit(erp_customer, city="Helsinki")
+        elif erp_customer:
+            client.delete(account)
+            _edit(erp_customer, city="Aalborg")
     client.close()
 
 
@@ -245,7 +291,7 @@ def _last_job_pk() -> int:
     return SyncJob.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-def seed_demo(*, base_url: str | None = None, customers: int = 120, random_seed: int = 7) -> dict:
+def seed_demo(*, base_url: str | None = None, customers: int = 60, random_seed: int = 7) -> dict:
     """Build the demo apps' data and run real sync jobs against them over HTTP.
 
     The demo apps must be served at `base_url` (default DEMO_BASE_URL)."""
@@ -265,7 +311,13 @@ def seed_demo(*, base_url: str | None = None, customers: int = 120, random_seed:
     # Then people change records in the CRM; two scheduled runs find the same failures, and
     # the second one skips them.
     plant_user_changes(base, rng)
-    for days in (12.3, 8.1):
+    for days in (25.4, 24.1):
+        for mapping in ordered:
+            run(mapping)
+        mark = _age(mark, connection, days=days)
+    # Three weeks of everyday work between the scheduled runs.
+    for days in (21.3, 18.2, 15.6, 12.3, 10.1, 8.1, 6.4):
+        plant_daily_changes(base, rng, size=max(4, customers // 8))
         for mapping in ordered:
             run(mapping)
         mark = _age(mark, connection, days=days)
@@ -302,8 +354,9 @@ def seed_demo(*, base_url: str | None = None, customers: int = 120, random_seed:
     _edit(demo.ErpCustomer.objects.order_by("number").first(), phone_number="+45 7070 7070")
     run(mappings["CUSTOMER"])
     demo.DemoFault.objects.all().delete()
-    _age(mark, connection, days=0.2)
-    # Today's scheduled run.
+    mark = _age(mark, connection, days=0.6)
+    # This morning's work and scheduled run.
+    plant_daily_changes(base, rng, size=max(4, customers // 8))
     for mapping in ordered:
         run(mapping)
 

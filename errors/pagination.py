@@ -12,8 +12,11 @@ from datetime import datetime
 
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.http import QueryDict
 
 EXACT_COUNT_LIMIT = 1000
+
+CURSOR_PARAMETERS = ("before", "after")
 
 
 class InvalidCursor(ValueError):
@@ -106,3 +109,11 @@ def estimated_total(queryset: QuerySet) -> Total:
         plan = json.loads(plan)
     estimate = int(plan[0]["Plan"]["Plan Rows"])
     return Total(max(estimate, seen), False)
+
+
+def without_cursors(query: QueryDict) -> QueryDict:
+    """The list's query (its filters) without the page cursors, for the pager's links."""
+    filters = query.copy()
+    for key in CURSOR_PARAMETERS:
+        filters.pop(key, None)
+    return filters

@@ -12,7 +12,7 @@ from syncconsole.permissions import staff_required
 from . import services
 from .filters import SyncErrorFilter
 from .models import Status, SyncError, SyncErrorCleanup
-from .pagination import InvalidCursor, estimated_total, keyset_page
+from .pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 
 MAX_CLEANUP_DAYS = 3650
 
@@ -40,9 +40,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
     if not page.items and request.GET.get("after"):
         page = keyset_page(matching, size=settings.SYNC_ERRORS_PER_PAGE)
 
-    filter_query = request.GET.copy()
-    for key in ("before", "after"):
-        filter_query.pop(key, None)
+    filter_query = without_cursors(request.GET)
     context = {
         "filters": filters,
         "page": page,

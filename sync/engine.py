@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 LOCK_NAMESPACE = 7301  # the first key of the advisory lock that guards one mapping
 REPEATS_BEFORE_SKIP = 2
 TRANSIENT_FAILURES_BEFORE_STOP = 3
+RETRY_BATCH = 100
 SKIP_NOTE = " The record will be skipped for further synchronization due to a repeatable failure."
 # Read a little before the watermark so a change committed late, with an older timestamp,
 # is not missed; re-reading a record that is already in step costs an unchanged count.
@@ -248,12 +249,16 @@ class Pass:
         if since is not None:
             since -= WATERMARK_OVERLAP
         newest: datetime | None = getattr(self.mapping, self.watermark_field)
+        read: set[str] = set()
         try:
             for page in self.reader.list_changes(self.read_entity, since, condition=self.condition):
                 self.sync_page(page)
                 for record in page:
+                    read.add(record.id)
                     if record.modified_at and (newest is None or record.modified_at > newest):
                         newest = record.modified_at
+            if not self.full:
+                self.retry_failures(read)
         except ConnectorError as error:
             raise JobFailure(error, self.reader.app_name, self.read_entity) from error
         finally:
@@ -261,6 +266,28 @@ class Pass:
         # Only a pass that read everything moves the watermark on.
         setattr(self.mapping, self.watermark_field, newest)
         TableMapping.objects.filter(pk=self.mapping.pk).update(**{self.watermark_field: newest})
+
+    def retry_failures(self, read: set[str]) -> None:
+        """Try again the coupled records whose last sync in this direction failed, changed or
+        not, as the anchor does: fixed ones go through, the same failure twice skips them."""
+        failing = (
+            Coupling.objects.filter(
+                mapping=self.mapping,
+                is_skipped=False,
+                **{f"last_result_{self.suffix}": Coupling.Result.FAILURE},
+            )
+            .exclude(last_failed_job=self.job)
+            .values_list(f"{self.read_side}_record_id", flat=True)
+            .order_by("pk")
+        )
+        pending = [record_id for record_id in failing if record_id not in read]
+        for start in range(0, len(pending), RETRY_BATCH):
+            records = []
+            for record_id in pending[start : start + RETRY_BATCH]:
+                record = self.reader.get(self.read_entity, record_id)
+                if record is not None:  # gone on the read side: the other pass sees to it
+                    records.append(record)
+            self.sync_page(records)
 
     def flush(self) -> None:
         if self.errors:

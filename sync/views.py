@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from couplings.models import Coupling
-from errors.pagination import InvalidCursor, estimated_total, keyset_page
+from errors.pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from syncconsole.permissions import staff_required
 
 from . import services
@@ -76,14 +76,11 @@ def job_list(request: HttpRequest) -> HttpResponse:
     except InvalidCursor as exc:
         messages.warning(request, f"{exc} Showing the newest jobs.")
         page = keyset_page(matching, size=50)
-    query = request.GET.copy()
-    for key in ("before", "after"):
-        query.pop(key, None)
     context = {
         "filters": filters,
         "page": page,
         "total": estimated_total(matching),
-        "filter_query": query.urlencode(),
+        "filter_query": without_cursors(request.GET).urlencode(),
         "any_running": any(not job.is_finished for job in page.items),
     }
     return render(request, "sync/job_list.html", context, status=200 if filters.is_valid() else 400)
@@ -146,13 +143,11 @@ def coupling_list(request: HttpRequest) -> HttpResponse:
         coupling.destination_url = destination.record_url(
             coupling.mapping.destination_entity, coupling.destination_record_id
         )
-    query = request.GET.copy()
-    query.pop("before", None)
     context = {
         "filters": filters,
         "couplings": rows,
         "older": rows[-1].pk if has_older and rows else None,
-        "filter_query": query.urlencode(),
+        "filter_query": without_cursors(request.GET).urlencode(),
     }
     return render(
         request, "sync/coupling_list.html", context, status=200 if filters.is_valid() else 400

@@ -176,6 +176,7 @@ class ODataConnector(Connector):
         if authenticate:
             headers.update(self._auth_headers())
         attempt = 0
+        token_renewed = False
         while True:
             attempt += 1
             try:
@@ -211,6 +212,12 @@ class ODataConnector(Connector):
                 else:
                     error = _error_from(response, self.app_name)
                     retry = error.transient and (repeatable or error.status in (429, 503))
+                    if error.status == 401 and self._token and not token_renewed:
+                        # The access token expired: fetch a new one and try once more.
+                        self._token, token_renewed = None, True
+                        headers.update(self._auth_headers())
+                        attempt -= 1
+                        continue
             if not retry or attempt > self.config.max_retries:
                 raise error
             delay = error.retry_after
@@ -413,8 +420,12 @@ def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
     status = response.status_code
     code, message = "", ""
     try:
-        error = response.json().get("error", {})
-        code, message = str(error.get("code", "")), str(error.get("message", ""))
+        body = response.json()
+        error = body.get("error", {})
+        if isinstance(error, str):  # an OAuth 2.0 token endpoint's answer
+            code, message = error, str(body.get("error_description", "") or error)
+        else:
+            code, message = str(error.get("code", "")), str(error.get("message", ""))
     except (ValueError, AttributeError):
         pass
     if not message:

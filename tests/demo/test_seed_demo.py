@@ -89,10 +89,16 @@ def test_the_console_is_filled_from_real_sync_runs(live_server):
     assert DemoWebhook.objects.filter(app="crm").exists()
 
 
-def test_seed_runs_once_unless_reset(live_server):
+def test_seed_runs_once_and_reset_removes_what_it_made(live_server):
+    from demo.seed import remove_demo
+
     seed(live_server, "--customers", "10")
     assert "already there" in seed(live_server)
     assert ErpCustomer.objects.count() == 10
-    seed(live_server, "--reset", "--customers", "12")
-    assert ErpCustomer.objects.count() == 12
-    assert Connection.objects.count() == 1
+    assert SyncError.objects.exists() and SyncJob.objects.exists()
+
+    remove_demo()  # what --reset does before seeding again
+    assert not Connection.objects.exists()
+    assert not (SyncError.objects.exists() or SyncJob.objects.exists() or Coupling.objects.exists())
+    assert not (ErpCustomer.objects.exists() or CrmAccount.objects.exists())
+    assert not DemoWebhook.objects.exists()

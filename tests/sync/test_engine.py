@@ -1,12 +1,15 @@
 """The sync engine against the demo ERP and CRM over real HTTP: what each job does to the
 records, the couplings and the job's counts, and the entries it logs."""
 
+from datetime import timedelta
+
 import httpx
 import pytest
 
 from couplings.models import Coupling
 from demo.models import CrmAccount, CrmProduct, ErpCustomer, ErpItem
 from errors.models import Category, SyncError
+from sync import engine
 from sync.models import SyncJob, TableMapping
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -104,21 +107,49 @@ def test_modified_records_travel_both_ways(demo_apps):
     assert coupling.last_job_to_destination == job
 
 
-def test_a_modified_run_reads_only_what_changed_since_the_last_one(demo_apps, settings):
+@pytest.fixture
+def no_overlap(monkeypatch):
+    """Runs read strictly after the watermark (no re-reading of the last seconds), so a test
+    sees what a run a while after the previous one does."""
+    monkeypatch.setattr(engine, "WATERMARK_OVERLAP", timedelta(0))
+
+
+def test_a_modified_run_reads_only_what_changed_since_the_last_one(demo_apps, no_overlap):
     demo_apps.run("CUSTOMER", FULL)
     mapping = demo_apps.mapping("CUSTOMER")
     assert mapping.source_synced_until is not None
-    # Without the overlap the next run asks only for changes after the watermark.
-    from sync import engine
-
-    overlap, engine.WATERMARK_OVERLAP = engine.WATERMARK_OVERLAP, engine.timedelta(0)
-    try:
-        edit(customer("C00060"), city="Odense")
-        job = demo_apps.run("CUSTOMER")
-    finally:
-        engine.WATERMARK_OVERLAP = overlap
+    edit(customer("C00060"), city="Odense")
+    job = demo_apps.run("CUSTOMER")
     assert job.records_read == 1 + 1  # the ERP change, then the account it wrote
     assert job.modified == 1
+    assert demo_apps.run("CUSTOMER").records_read == 0
+
+
+def test_a_failed_record_is_tried_again_at_each_run_until_it_is_fixed(demo_apps, no_overlap):
+    demo_apps.run("CUSTOMER", FULL)
+    account = account_of(customer("C00030"))
+    edit(account, telephone="+45 3333 4444 ext. 5555 (reception)")
+    assert demo_apps.run("CUSTOMER").failed == 1
+    # Nobody touched it since: the next run tries it again all the same.
+    account.telephone = "+45 3333 4444"
+    CrmAccount.objects.filter(pk=account.pk).update(telephone=account.telephone)
+    fixed = demo_apps.run("CUSTOMER")
+    assert (fixed.records_read, fixed.modified, fixed.failed) == (1, 1, 0)
+    assert customer("C00030").phone_number == "+45 3333 4444"
+    coupling = Coupling.objects.get(destination_record_id=str(account.pk))
+    assert coupling.last_result_from_destination == Coupling.Result.SUCCESS
+    # Not tried again: only the ERP customer it wrote is read back, and is in step.
+    after = demo_apps.run("CUSTOMER")
+    assert (after.records_read, after.unchanged, after.failed) == (1, 1, 0)
+
+
+def test_the_same_failure_in_two_runs_skips_the_record_even_unchanged(demo_apps, no_overlap):
+    demo_apps.run("CUSTOMER", FULL)
+    account = account_of(customer("C00030"))
+    edit(account, telephone="+45 3333 4444 ext. 5555 (reception)")
+    runs = [demo_apps.run("CUSTOMER") for _ in range(3)]
+    assert [(r.failed, r.skipped) for r in runs] == [(1, 0), (1, 0), (0, 0)]
+    assert Coupling.objects.get(destination_record_id=str(account.pk)).is_skipped
 
 
 def test_only_coupled_records_unless_the_mapping_says_otherwise(demo_apps):
@@ -368,8 +399,6 @@ def test_a_disabled_connection_runs_no_job(demo_apps):
 
 
 def test_a_finished_job_run_again_changes_nothing(demo_apps):
-    from sync import engine
-
     job = demo_apps.run("CUSTOMER", FULL)
     again = engine.run_job(job.pk)
     assert (again.pk, again.status, again.inserted) == (job.pk, job.status, job.inserted)
