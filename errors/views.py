@@ -13,6 +13,7 @@ from . import services
 from .filters import SyncErrorFilter
 from .models import Status, SyncError, SyncErrorCleanup
 from .pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
+from .remedies import remedy_for
 
 MAX_CLEANUP_DAYS = 3650
 
@@ -60,7 +61,8 @@ def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         pk=pk,
     )
-    return render(request, "errors/detail.html", {"error": error, "statuses": Status})
+    context = {"error": error, "statuses": Status, "remedy": remedy_for(error)}
+    return render(request, "errors/detail.html", context)
 
 
 @staff_required

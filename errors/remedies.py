@@ -1,0 +1,276 @@
+"""Why an entry happened and how to fix it, in plain words, with links to the places to fix it.
+
+The causes follow the anchor's list of setup errors (roles and privileges, an administrator as
+integration user, a password that must be changed, exchange rates, the connection) and
+coupled-record errors (a deleted coupled record, a conflict, a refused value)."""
+
+import re
+from dataclasses import dataclass, field
+
+from django.urls import reverse
+
+from .links import safe_link
+from .models import Category, SyncError
+
+PRIVILEGE = re.compile(
+    r"Principal user \(Id=(?P<user>[0-9a-fA-F-]+).*?is missing (?P<privilege>prv\w+) privilege"
+    r"(?:.*?for entity '(?P<entity>\w+)')?",
+    re.DOTALL,
+)
+CURRENCY_CODE = re.compile(r"(?:currency |Currency Code=')(?P<code>[A-Z]{3})\b")
+
+
+@dataclass(frozen=True)
+class Remedy:
+    cause: str
+    steps: list[str]
+    who: str  # who can fix it: "an administrator" or "a user"
+    links: list[tuple[str, str]] = field(default_factory=list)  # (label, address)
+
+
+def remedy_for(error: SyncError) -> Remedy:
+    finder = {
+        Category.PERMISSION: _permission,
+        Category.AUTHENTICATION: _authentication,
+        Category.INTEGRATION_USER: _integration_user,
+        Category.CURRENCY: _currency,
+        Category.COUPLED_RECORD_DELETED: _coupled_record_deleted,
+        Category.CONFLICT: _conflict,
+        Category.VALIDATION: _validation,
+        Category.CONNECTION: _connection,
+    }.get(error.category, _other)
+    return finder(error)
+
+
+def _app(error: SyncError) -> str:
+    """The app that answered with the failure: the one written to, or for a job-level entry,
+    the one the job could not use."""
+    if error.source_record_id:
+        return error.destination_app or "the other app"
+    return error.source_app or "the app"
+
+
+def _connection_links(error: SyncError) -> list[tuple[str, str]]:
+    if error.mapping_id is None:
+        return []
+    connection = error.mapping.connection
+    return [
+        (
+            f"Connection {connection.name}",
+            reverse("admin:sync_connection_change", args=[connection.pk]),
+        )
+    ]
+
+
+def _mapping_links(error: SyncError) -> list[tuple[str, str]]:
+    if error.mapping_id is None:
+        return []
+    return [
+        (
+            f"Table mapping {error.mapping.name}",
+            reverse("admin:sync_tablemapping_change", args=[error.mapping_id]),
+        )
+    ]
+
+
+def _record_links(error: SyncError) -> list[tuple[str, str]]:
+    links = []
+    if error.source_link:
+        links.append((f"The {error.source_app} record", error.source_link))
+    if error.destination_link:
+        links.append((f"The {error.destination_app} record", error.destination_link))
+    return links
+
+
+def _user_record_link(error: SyncError, user_id: str) -> list[tuple[str, str]]:
+    """The integration user's own page in the app that refused it, where the app has one."""
+    if error.mapping_id is None:
+        return []
+    from sync.connectors import connector_for
+
+    connection = error.mapping.connection
+    side = "destination" if _app(error) == connection.destination_app else "source"
+    with connector_for(connection, side) as connector:
+        url = safe_link(connector.record_url("systemusers", user_id))
+    return [("The integration user in " + _app(error), url)] if url else []
+
+
+def _permission(error: SyncError) -> Remedy:
+    app = _app(error)
+    found = PRIVILEGE.search(error.message)
+    privilege = found["privilege"] if found else "a privilege"
+    entity = f" on {found['entity']}" if found and found["entity"] else ""
+    links = _user_record_link(error, found["user"]) if found else []
+    return Remedy(
+        cause=f"The integration user's security roles in {app} do not grant {privilege}{entity}, "
+        "so every record of this table fails the same way.",
+        steps=[
+            f"In {app}, open the integration user and its security roles.",
+            f"Assign a role that holds {privilege}{entity} (the Integration Administrator role "
+            "does), or add the privilege to the user's role.",
+            "Run the job again; the records that failed are tried at the next run.",
+        ],
+        who="an administrator",
+        links=links + _connection_links(error),
+    )
+
+
+def _authentication(error: SyncError) -> Remedy:
+    app = _app(error)
+    if "must be changed" in error.message:
+        return Remedy(
+            cause=f"The integration user's password is set to require a change at the next "
+            f"sign-in in {app}, so the integration cannot sign in.",
+            steps=[
+                f"Sign in to {app} as the integration user and set a new password, or have an "
+                "administrator turn off the change-at-next-sign-in requirement.",
+                "Enter the new password on the connection.",
+                "Use Test connection, then run the job again.",
+            ],
+            who="an administrator",
+            links=_connection_links(error),
+        )
+    return Remedy(
+        cause=f"{app} refused the integration user's credentials (user name, password, token or "
+        "client secret).",
+        steps=[
+            "Check the user name and secret on the connection; secrets are never shown, so "
+            "enter the secret again if in doubt.",
+            "Use Test connection, then run the job again.",
+        ],
+        who="an administrator",
+        links=_connection_links(error),
+    )
+
+
+def _integration_user(error: SyncError) -> Remedy:
+    app = _app(error)
+    if "System Administrator" in error.message:
+        return Remedy(
+            cause=f"An administrator account is set as the integration user. {app} and Sync "
+            "Console refuse it: an integration must not run with every privilege.",
+            steps=[
+                f"In {app}, use a dedicated integration user without the System Administrator "
+                "role, holding the Integration User or Integration Administrator role.",
+                "Set that user on the connection and use Test connection.",
+            ],
+            who="an administrator",
+            links=_connection_links(error),
+        )
+    if "disabled" in error.message:
+        return Remedy(
+            cause=f"The integration user is disabled in {app}.",
+            steps=[f"Enable the user in {app} (and check its license), then run the job again."],
+            who="an administrator",
+            links=_connection_links(error),
+        )
+    return Remedy(
+        cause=f"The integration user is not set up the way {app} needs.",
+        steps=["Check the user's roles and status, then use Test connection."],
+        who="an administrator",
+        links=_connection_links(error),
+    )
+
+
+def _currency(error: SyncError) -> Remedy:
+    app = _app(error)
+    found = CURRENCY_CODE.search(error.message)
+    code = found["code"] if found else "the record's currency"
+    if "does not exist" in error.message and "Exchange Rate" not in error.message:
+        missing = f"{app} has no currency {code}."
+        step = f"Add the currency {code} with its exchange rate in {app}."
+    else:
+        missing = f"{app} has no exchange rate for {code}."
+        step = f"Enter an exchange rate for {code} in {app}."
+    return Remedy(
+        cause=f"{missing} Records in {code} cannot be written there until it has.",
+        steps=[
+            step,
+            "Run the job again: the records that failed go through, the others are unaffected.",
+        ],
+        who="an administrator",
+        links=_record_links(error) + _mapping_links(error),
+    )
+
+
+def _coupled_record_deleted(error: SyncError) -> Remedy:
+    gone = error.destination_app or "the other app"
+    return Remedy(
+        cause=f"The record was deleted in {gone} but is still coupled there, so its changes have "
+        "nowhere to go.",
+        steps=[
+            f"Restore it: re-create the record in {gone} from the remaining one and couple it.",
+            "Or delete the remaining record too, if it should be gone on both sides.",
+            "Or remove the coupling, so the records are no longer linked.",
+            "To have this handled by itself, set the mapping's deletion-conflict rule "
+            "(restore the record or remove the coupling).",
+        ],
+        who="a user",
+        links=_record_links(error) + _mapping_links(error),
+    )
+
+
+def _conflict(error: SyncError) -> Remedy:
+    return Remedy(
+        cause=f"The record changed in both {error.source_app or 'apps'} and "
+        f"{error.destination_app or 'the other app'} since the last synchronization, and the "
+        "mapping has no rule for who wins.",
+        steps=[
+            "Open both records and decide which values are right.",
+            "Correct the other record, or synchronize in the direction of the right one.",
+            "To have this handled by itself, set the mapping's update-conflict rule (take the "
+            "source or take the destination).",
+        ],
+        who="a user",
+        links=_record_links(error) + _mapping_links(error),
+    )
+
+
+def _validation(error: SyncError) -> Remedy:
+    app = _app(error)
+    return Remedy(
+        cause=f"{app} refused a value it was sent: {error.message.split(' The record will')[0]}",
+        steps=[
+            f"Correct the value in the {error.source_app or 'source'} record so that {app} "
+            "accepts it.",
+            "Or change the field mapping (a transformation, or clearing the value when the "
+            "sync fails).",
+            "The record is tried again at the next run.",
+        ],
+        who="a user",
+        links=_record_links(error) + _mapping_links(error),
+    )
+
+
+def _connection(error: SyncError) -> Remedy:
+    app = _app(error)
+    message = error.message
+    if "429" in message:
+        cause = f"{app} throttled the integration: it takes only so many requests at a time."
+        first = "Nothing to do at once: the next run goes on where this one stopped."
+        second = "If it happens often, run the schedule less often or with smaller pages."
+    elif "not JSON" in message or "unexpected JSON" in message:
+        cause = f"{app} answered with something that is not its API (a maintenance or proxy page)."
+        first = f"Check that {app} is up and that the connection's address is its API root."
+        second = "The next run tries again."
+    elif "timed out" in message:
+        cause = f"{app} did not answer in time."
+        first = f"Check how {app} is doing; raise the connection's timeout if it is just slow."
+        second = "The next run tries again."
+    else:
+        cause = f"{app} could not be reached or kept failing after the retries."
+        first = "Check the connection's address and the network, then use Test connection."
+        second = "The next run tries again."
+    return Remedy(
+        cause=cause, steps=[first, second], who="an administrator",
+        links=_connection_links(error),
+    )  # fmt: skip
+
+
+def _other(error: SyncError) -> Remedy:
+    return Remedy(
+        cause="The sync stopped on something it does not recognize.",
+        steps=["Read the detail below for the app's answer or the stack trace."],
+        who="an administrator",
+        links=_connection_links(error),
+    )

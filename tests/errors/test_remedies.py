@@ -1,0 +1,104 @@
+"""Each entry says in plain words why it happened and how to fix it, with links to the place."""
+
+import httpx
+import pytest
+from django.urls import reverse
+
+from errors.models import Category, SyncError
+from errors.remedies import remedy_for
+from sync.models import SyncJob
+from tests.factories import make_error, make_mapping
+
+CRM, ERP = "Dynamics 365 Sales", "Business Central"
+
+
+@pytest.mark.parametrize(
+    "category, message, words",
+    [
+        (Category.AUTHENTICATION,
+         "The user's password must be changed at next sign-in before it can be used.",
+         "require a change at the next sign-in"),
+        (Category.AUTHENTICATION, "The user name or password is incorrect.",
+         "refused the integration user's credentials"),
+        (Category.INTEGRATION_USER,
+         "Dynamics 365 Sales: The integration user holds the System Administrator role.",
+         "An administrator account is set as the integration user"),
+        (Category.INTEGRATION_USER, "The user integration@demo-crm.example is disabled.",
+         "The integration user is disabled in Dynamics 365 Sales"),
+        (Category.CURRENCY, "The currency SEK does not exist in Dynamics 365 Sales.",
+         "Dynamics 365 Sales has no currency SEK"),
+        (Category.CONNECTION, "429 Too Many Requests: Number of requests exceeded the limit",
+         "throttled"),
+        (Category.CONNECTION, "Could not connect to Dynamics 365 Sales.",
+         "could not be reached"),
+        (Category.OTHER, "The job stopped: KeyError", "does not recognize"),
+    ],
+)  # fmt: skip
+@pytest.mark.django_db
+def test_setup_errors_name_their_cause_and_send_an_administrator_to_the_connection(
+    category, message, words
+):
+    mapping = make_mapping()
+    error = make_error(category=category, message=message, mapping=mapping, source_app=CRM)
+    remedy = remedy_for(error)
+    assert words in remedy.cause
+    assert remedy.who == "an administrator"
+    assert remedy.steps
+    assert ("Connection " + mapping.connection.name) in [label for label, _ in remedy.links] or (
+        category == Category.CURRENCY
+    )
+
+
+@pytest.mark.django_db
+def test_a_missing_exchange_rate_names_the_currency_and_the_app_that_lacks_it():
+    error = make_error(
+        category=Category.CURRENCY,
+        message="Currency Exchange Rate does not exist. Identification fields and values: "
+        "Currency Code='NOK'",
+        source_app=CRM, source_record_id="a1", destination_app=ERP, destination_record_id="b2",
+    )  # fmt: skip
+    remedy = remedy_for(error)
+    assert remedy.cause.startswith("Business Central has no exchange rate for NOK.")
+    assert remedy.steps[0] == "Enter an exchange rate for NOK in Business Central."
+
+
+@pytest.mark.parametrize(
+    "category, words, step",
+    [
+        (Category.COUPLED_RECORD_DELETED, "deleted in Dynamics 365 Sales", "Restore it"),
+        (Category.CONFLICT, "changed in both Business Central and Dynamics 365 Sales",
+         "update-conflict rule"),
+        (Category.VALIDATION, "Dynamics 365 Sales refused a value it was sent: Bad value.",
+         "field mapping"),
+    ],
+)  # fmt: skip
+@pytest.mark.django_db
+def test_coupled_record_errors_are_for_users_and_link_both_records(category, words, step):
+    error = make_error(
+        category=category, message="Bad value.", source_app=ERP, destination_app=CRM,
+        source_record_id="1", source_url="https://erp.example.com/customers/1",
+        destination_record_id="2", destination_url="javascript:alert(1)",
+    )  # fmt: skip
+    remedy = remedy_for(error)
+    assert words in remedy.cause
+    assert remedy.who == "a user"
+    assert any(step in s for s in remedy.steps)
+    urls = [url for _, url in remedy.links]
+    assert "https://erp.example.com/customers/1" in urls
+    assert not any(url.startswith("javascript") for url in urls)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missing_privilege_links_the_integration_user_in_the_app(demo_apps, staff_client):
+    job = demo_apps.run("ITEM-PRODUCT", SyncJob.Kind.FULL)
+    error = SyncError.objects.get(job=job)
+    page = staff_client.get(error.get_absolute_url()).content.decode()
+    assert "Cause and fix" in page
+    assert "do not grant prvCreateProduct on product" in page
+    assert "for an administrator" in page
+    user_link = next(url for label, url in remedy_for(error).links if "integration user" in label)
+    assert f'href="{user_link}"' in page
+    user_page = httpx.get(user_link, timeout=10)
+    assert user_page.status_code == 200 and "Integration User" in user_page.text
+    connection = reverse("admin:sync_connection_change", args=[demo_apps.connection.pk])
+    assert f'href="{connection}"' in page
