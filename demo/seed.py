@@ -15,7 +15,8 @@ from django.db.models import F
 from django.urls import reverse
 
 from couplings.models import Coupling
-from errors.models import SyncError
+from errors.grouping import refresh_group_times
+from errors.models import ErrorGroup, SyncError
 from sync import engine
 from sync.models import Connection, SyncJob, TableMapping
 from sync.services import create_job
@@ -278,7 +279,9 @@ def _age(since_job_pk: int, connection: Connection, days: float) -> int:
     spans weeks as a real one does and the 7-day clean-up has something to take."""
     shift = timedelta(days=days)
     jobs = SyncJob.objects.filter(mapping__connection=connection, pk__gt=since_job_pk)
-    SyncError.objects.filter(job__in=jobs).update(created_at=F("created_at") - shift)
+    entries = SyncError.objects.filter(job__in=jobs)
+    entries.update(created_at=F("created_at") - shift)
+    refresh_group_times(entries.values_list("group_id", flat=True))
     jobs.update(
         created_at=F("created_at") - shift,
         started_at=F("started_at") - shift,
@@ -374,6 +377,7 @@ def remove_demo() -> None:
         connection = Connection.objects.filter(name=CONNECTION_NAME).first()
         if connection:
             SyncError.objects.filter(mapping__connection=connection).delete()
+            ErrorGroup.objects.filter(mapping__connection=connection).delete()
             connection.delete()
         for model in (
             demo.DemoWebhook, demo.DemoFault, demo.CrmContact, demo.CrmAccount, demo.CrmProduct,

@@ -1,5 +1,5 @@
 """The filters of the errors list (query parameters: category, status, mapping, connection,
-job, coupling, q, created_after, created_before)."""
+job, coupling, group, q, created_after, created_before)."""
 
 import django_filters
 from django import forms
@@ -7,7 +7,7 @@ from django.db.models import Q
 
 from sync.models import Connection, TableMapping
 
-from .models import Category, Status, SyncError
+from .models import Category, ErrorGroup, Status, SyncError
 
 SEARCH_MAX_LENGTH = 200
 
@@ -31,6 +31,7 @@ class SyncErrorFilter(django_filters.FilterSet):
     )
     job = django_filters.NumberFilter(field_name="job_id", label="Job", min_value=1)
     coupling = django_filters.NumberFilter(field_name="coupling_id", label="Coupling", min_value=1)
+    group = django_filters.NumberFilter(field_name="group_id", label="Group", min_value=1)
     created = django_filters.DateFromToRangeFilter(
         field_name="created_at",
         label="Date",
@@ -39,7 +40,8 @@ class SyncErrorFilter(django_filters.FilterSet):
 
     class Meta:
         model = SyncError
-        fields = ["q", "category", "status", "connection", "mapping", "job", "coupling", "created"]
+        fields = ["q", "category", "status", "connection", "mapping", "job", "coupling", "group",
+                  "created"]  # fmt: skip
 
     def search(self, queryset, name, value):
         value = value.strip()
@@ -52,3 +54,26 @@ class SyncErrorFilter(django_filters.FilterSet):
             | Q(source_record_id__iexact=value)
             | Q(destination_record_id__iexact=value)
         )
+
+
+class ErrorGroupFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        field_name="title",
+        lookup_expr="icontains",
+        label="Search",
+        max_length=SEARCH_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"placeholder": "Message", "type": "search"}),
+    )
+    category = django_filters.ChoiceFilter(choices=Category.choices, empty_label="Any category")
+    connection = django_filters.ModelChoiceFilter(
+        field_name="mapping__connection",
+        queryset=Connection.objects.all(),
+        empty_label="Any connection",
+    )
+    mapping = django_filters.ModelChoiceFilter(
+        queryset=TableMapping.objects.select_related("connection"), empty_label="Any mapping"
+    )
+
+    class Meta:
+        model = ErrorGroup
+        fields = ["q", "category", "connection", "mapping"]

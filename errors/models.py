@@ -39,6 +39,45 @@ class Status(models.TextChoices):
     IGNORED = "ignored", "Ignored"
 
 
+class ErrorGroup(models.Model):
+    """Entries with the same fingerprint (mapping, category, message without ids, numbers and
+    times): one problem, however many records it hit. Its figures are kept up to date as
+    entries are written and deleted, never counted from the whole table."""
+
+    fingerprint = models.CharField(max_length=64, unique=True)
+    mapping = models.ForeignKey(
+        "sync.TableMapping",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="error_groups",
+    )
+    category = models.CharField(max_length=30, choices=Category.choices, default=Category.OTHER)
+    title = models.CharField(max_length=2048, help_text="The message of its first entry.")
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-last_seen", "-id"]
+        verbose_name = "error group"
+        indexes = [
+            models.Index(fields=["-last_seen", "-id"], name="group_recent"),
+            models.Index(fields=["category", "-last_seen", "-id"], name="group_category_recent"),
+            models.Index(fields=["mapping", "-last_seen", "-id"], name="group_mapping_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_category_display()}: {self.title[:80]}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("errors:list") + f"?group={self.pk}"
+
+    @property
+    def is_setup_error(self) -> bool:
+        return self.category in SETUP_CATEGORIES
+
+
 class SyncError(models.Model):
     """One failure of the synchronization, with links to the records on both sides."""
 
@@ -62,6 +101,9 @@ class SyncError(models.Model):
         on_delete=models.SET_NULL,
         related_name="errors",
     )
+    group = models.ForeignKey(
+        ErrorGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="errors"
+    )
     source_app = models.CharField(max_length=100, blank=True)
     source_entity = models.CharField(max_length=100, blank=True)
     source_record_id = models.CharField(max_length=100, blank=True)
@@ -82,6 +124,7 @@ class SyncError(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    status_note = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -95,6 +138,7 @@ class SyncError(models.Model):
             models.Index(fields=["mapping", "-created_at", "-id"], name="error_mapping_recent"),
             models.Index(fields=["job", "-created_at"], name="error_job_recent"),
             models.Index(fields=["coupling"], name="error_coupling"),
+            models.Index(fields=["group", "-created_at", "-id"], name="error_group_recent"),
             GinIndex(OpClass(Upper("message"), name="gin_trgm_ops"), name="error_message_trgm"),
             models.Index(Upper("source_record_id"), name="error_source_record"),
             models.Index(Upper("destination_record_id"), name="error_destination_record"),

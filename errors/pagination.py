@@ -56,17 +56,22 @@ class KeysetPage:
 
 
 def keyset_page(
-    queryset: QuerySet, *, size: int, before: str | None = None, after: str | None = None
+    queryset: QuerySet,
+    *,
+    size: int,
+    before: str | None = None,
+    after: str | None = None,
+    field: str = "created_at",
 ) -> KeysetPage:
-    """One page of `queryset` newest first: the page older than `before`, newer than `after`,
-    or the newest page."""
+    """One page of `queryset`, newest `field` first: the page older than `before`, newer than
+    `after`, or the newest page."""
     if after:
         moment, pk = decode_cursor(after)
-        # created_at >= moment bounds the index range; the OR picks the exact start.
+        # field >= moment bounds the index range; the OR picks the exact start.
         rows = list(
-            queryset.filter(created_at__gte=moment)
-            .filter(Q(created_at__gt=moment) | Q(pk__gt=pk))
-            .order_by("created_at", "pk")[: size + 1]
+            queryset.filter(**{f"{field}__gte": moment})
+            .filter(Q(**{f"{field}__gt": moment}) | Q(pk__gt=pk))
+            .order_by(field, "pk")[: size + 1]
         )
         has_newer = len(rows) > size
         items = list(reversed(rows[:size]))
@@ -74,10 +79,10 @@ def keyset_page(
     else:
         if before:
             moment, pk = decode_cursor(before)
-            queryset = queryset.filter(created_at__lte=moment).filter(
-                Q(created_at__lt=moment) | Q(pk__lt=pk)
+            queryset = queryset.filter(**{f"{field}__lte": moment}).filter(
+                Q(**{f"{field}__lt": moment}) | Q(pk__lt=pk)
             )
-        rows = list(queryset.order_by("-created_at", "-pk")[: size + 1])
+        rows = list(queryset.order_by(f"-{field}", "-pk")[: size + 1])
         has_older = len(rows) > size
         items = rows[:size]
         has_newer = bool(before)
@@ -85,8 +90,8 @@ def keyset_page(
         return KeysetPage([], None, None)
     return KeysetPage(
         items,
-        encode_cursor(items[-1].created_at, items[-1].pk) if has_older else None,
-        encode_cursor(items[0].created_at, items[0].pk) if has_newer else None,
+        encode_cursor(getattr(items[-1], field), items[-1].pk) if has_older else None,
+        encode_cursor(getattr(items[0], field), items[0].pk) if has_newer else None,
     )
 
 

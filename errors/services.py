@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from .grouping import drop_empty_groups, forget_deleted
 from .models import Status, SyncError, SyncErrorCleanup
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,20 @@ def request_cleanup(
     return cleanup
 
 
+def _delete_batch(cutoff: datetime, size: int) -> int:
+    """Delete the oldest `size` entries before the cut-off, and take them off their groups."""
+    batch = entries_before(cutoff).order_by("created_at").values("pk")[:size]
+    sql, params = batch.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {SyncError._meta.db_table} WHERE id IN ({sql}) RETURNING group_id",  # noqa: S608 - built by the ORM
+            params,
+        )
+        group_ids = [row[0] for row in cursor.fetchall()]
+    forget_deleted(group_ids)
+    return len(group_ids)
+
+
 def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
     """Delete a clean-up's entries in small batches, each its own short transaction.
 
@@ -115,8 +130,7 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
     try:
         while True:
             with transaction.atomic():
-                batch = entries_before(cleanup.cutoff).order_by("created_at").values("pk")
-                deleted, _ = SyncError.objects.filter(pk__in=batch[:batch_size]).delete()
+                deleted = _delete_batch(cleanup.cutoff, batch_size)
                 if deleted:
                     cleanup.deleted_count += deleted
                     cleanup.save(update_fields=["deleted_count"])
@@ -129,6 +143,7 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         cleanup.save(update_fields=["state", "finished_at", "error_message"])
         raise
 
+    drop_empty_groups()
     cleanup.state = SyncErrorCleanup.State.DONE
     cleanup.finished_at = timezone.now()
     cleanup.save(update_fields=["state", "finished_at"])
@@ -151,12 +166,31 @@ def delete_expired_sync_errors() -> SyncErrorCleanup:
     )
 
 
-def set_status(errors: QuerySet[SyncError], status: str, user) -> int:
-    """Mark entries open, resolved or ignored, keeping who did it and when."""
+STATUS_NOTE_MAX_LENGTH = 500
+
+
+def set_status(errors: QuerySet[SyncError], status: str, user, note: str = "") -> int:
+    """Mark entries open, resolved or ignored, keeping who did it, when, and why."""
     if status not in Status.values:
         raise ValueError(f"Unknown status {status!r}")
+    if len(note) > STATUS_NOTE_MAX_LENGTH:
+        raise ValueError(f"The note can be at most {STATUS_NOTE_MAX_LENGTH} characters.")
     return errors.exclude(status=status).update(
         status=status,
         status_changed_at=timezone.now(),
         status_changed_by=user if user is not None and user.is_authenticated else None,
+        status_note=note.strip(),
+    )
+
+
+def resolve_synchronized(coupling_id: int, source_app: str, job_id: int) -> int:
+    """Resolve the open entries of a coupled record that has now synchronized, in the same
+    direction, successfully: the problem is gone, whoever fixed it."""
+    return SyncError.objects.filter(
+        coupling_id=coupling_id, source_app=source_app, status=Status.OPEN
+    ).update(
+        status=Status.RESOLVED,
+        status_changed_at=timezone.now(),
+        status_changed_by=None,
+        status_note=f"Resolved by itself: the record synchronized in job #{job_id}.",
     )

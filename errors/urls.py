@@ -5,6 +5,7 @@ from . import views
 app_name = "errors"
 urlpatterns = [
     path("", views.error_list, name="list"),
+    path("groups/", views.group_list, name="groups"),
     path("<int:pk>/", views.error_detail, name="detail"),
     path("<int:pk>/status/", views.error_set_status, name="set_status"),
     path("delete/<str:action>/", views.cleanup_confirm, name="cleanup_confirm"),

@@ -10,8 +10,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from syncconsole.permissions import staff_required
 
 from . import services
-from .filters import SyncErrorFilter
-from .models import Status, SyncError, SyncErrorCleanup
+from .filters import ErrorGroupFilter, SyncErrorFilter
+from .grouping import figures_for
+from .models import ErrorGroup, Status, SyncError, SyncErrorCleanup
 from .pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from .remedies import remedy_for
 
@@ -54,10 +55,43 @@ def error_list(request: HttpRequest) -> HttpResponse:
 
 
 @staff_required
+def group_list(request: HttpRequest) -> HttpResponse:
+    """The default view: one row per problem, with its figures and the last 14 days."""
+    groups = ErrorGroup.objects.select_related("mapping").filter(count__gt=0)
+    filters = ErrorGroupFilter(request.GET, queryset=groups)
+    matching = filters.qs if filters.is_valid() else groups.none()
+    try:
+        page = keyset_page(
+            matching,
+            size=settings.SYNC_ERRORS_PER_PAGE,
+            before=request.GET.get("before"),
+            after=request.GET.get("after"),
+            field="last_seen",
+        )
+    except InvalidCursor as exc:
+        messages.warning(request, f"{exc} Showing the most recent problems.")
+        page = keyset_page(matching, size=settings.SYNC_ERRORS_PER_PAGE, field="last_seen")
+    figures = figures_for(page.items)
+    for group in page.items:
+        group.figures = figures[group.pk]
+    filter_query = without_cursors(request.GET)
+    context = {
+        "filters": filters,
+        "page": page,
+        "total": estimated_total(matching),
+        "filter_query": filter_query.urlencode(),
+        "is_filtered": any(value for value in filter_query.values()),
+    }
+    return render(
+        request, "errors/group_list.html", context, status=200 if filters.is_valid() else 400
+    )
+
+
+@staff_required
 def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
     error = get_object_or_404(
         SyncError.objects.select_related(
-            "mapping__connection", "job", "coupling", "status_changed_by"
+            "mapping__connection", "job", "coupling", "status_changed_by", "group"
         ),
         pk=pk,
     )
@@ -73,7 +107,16 @@ def error_set_status(request: HttpRequest, pk: int) -> HttpResponse:
     if status not in Status.values:
         messages.error(request, "Choose open, resolved or ignored.")
         return redirect(error)
-    services.set_status(SyncError.objects.filter(pk=error.pk), status, request.user)
+    try:
+        services.set_status(
+            SyncError.objects.filter(pk=error.pk),
+            status,
+            request.user,
+            note=request.POST.get("note", ""),
+        )
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect(error)
     messages.success(request, f"Entry #{error.pk} is now {Status(status).label.lower()}.")
     return redirect(error)
 

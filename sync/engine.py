@@ -15,7 +15,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from couplings.models import Coupling
+from errors.grouping import record_errors
 from errors.models import Category, SyncError
+from errors.services import resolve_synchronized
 
 from .classify import classify
 from .connectors import Connector, ConnectorError, RemoteRecord, connector_for
@@ -138,11 +140,11 @@ def run_job(
             _finish(job, SyncJob.Status.FAILED, failure.error.message)
         except Exception as exc:  # a bug must not leave the job "running" for ever
             logger.exception("Sync job %s failed", job.pk)
-            SyncError.objects.create(
+            record_errors([SyncError(
                 created_at=timezone.now(), job=job, mapping=mapping, category=Category.OTHER,
                 message=f"The job stopped: {exc}"[: SyncError.MESSAGE_MAX_LENGTH],
                 detail=traceback.format_exc(),
-            )  # fmt: skip
+            )])  # fmt: skip
             _finish(job, SyncJob.Status.FAILED, f"The job stopped: {exc}")
         else:
             message = f"{job.failed} records failed." if job.failed else ""
@@ -187,15 +189,19 @@ def _finish(job: SyncJob, status: str, message: str) -> None:
 def _log_job_failure(job: SyncJob, failure: JobFailure) -> None:
     error = failure.error
     mapping = job.mapping
-    SyncError.objects.create(
-        created_at=timezone.now(),
-        job=job,
-        mapping=mapping,
-        category=failure.category or classify(error),
-        source_app=failure.app_name,
-        source_entity=failure.entity,
-        message=error.message[: SyncError.MESSAGE_MAX_LENGTH],
-        detail=error.detail,
+    record_errors(
+        [
+            SyncError(
+                created_at=timezone.now(),
+                job=job,
+                mapping=mapping,
+                category=failure.category or classify(error),
+                source_app=failure.app_name,
+                source_entity=failure.entity,
+                message=error.message[: SyncError.MESSAGE_MAX_LENGTH],
+                detail=error.detail,
+            )
+        ]
     )
 
 
@@ -291,7 +297,7 @@ class Pass:
 
     def flush(self) -> None:
         if self.errors:
-            SyncError.objects.bulk_create(self.errors)
+            record_errors(self.errors)
             self.errors = []
         self.job.save(
             update_fields=[
@@ -498,6 +504,10 @@ class Pass:
         )  # fmt: skip
 
     def succeed(self, coupling: Coupling) -> None:
+        failed_before = Coupling.Result.FAILURE in (
+            coupling.last_result_to_destination,
+            coupling.last_result_from_destination,
+        )
         now = timezone.now()
         setattr(coupling, f"last_synced_{self.suffix}_at", now)
         setattr(coupling, f"last_result_{self.suffix}", Coupling.Result.SUCCESS)
@@ -505,6 +515,8 @@ class Pass:
         coupling.failure_count = 0
         coupling.last_error_message = ""
         coupling.save()
+        if failed_before:
+            resolve_synchronized(coupling.pk, self.reader.app_name, self.job.pk)
 
     def fail(
         self,

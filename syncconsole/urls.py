@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="errors:list", permanent=False), name="home"),
+    path("", RedirectView.as_view(pattern_name="errors:groups", permanent=False), name="home"),
     path("errors/", include("errors.urls")),
     path("sync/", include("sync.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

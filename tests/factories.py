@@ -6,6 +6,7 @@ from itertools import count
 from django.utils import timezone
 
 from couplings.models import Coupling
+from errors.grouping import record_errors
 from errors.models import Category, SyncError
 from sync.models import Connection, SyncJob, TableMapping
 
@@ -62,7 +63,7 @@ def make_error(*, age: timedelta | None = None, **fields) -> SyncError:
         "destination_record_id": f"A{n:05d}",
         "destination_url": f"https://crm.example.com/accounts/A{n:05d}",
     }
-    return SyncError.objects.create(**{**defaults, **fields})
+    return record_errors([SyncError(**{**defaults, **fields})])[0]
 
 
 def make_errors(n: int, **fields) -> list[SyncError]:

@@ -32,6 +32,10 @@ def test_sign_in_filter_open_source_and_delete_older(page, live_server, settings
     page.fill("#id_username", "triager")
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
+    # The console opens on the problems; each problem leads to its entries.
+    page.wait_for_selector("h1:has-text('Problems')")
+    assert page.locator("table.groups tbody tr").count() == 3  # the 3 conflicts are one
+    page.click("text=All entries")
     page.wait_for_selector("h1:has-text('Integration Synchronization Errors')")
     assert page.locator("table.errors tbody tr").count() == 5
 

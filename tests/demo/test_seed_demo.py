@@ -6,13 +6,13 @@ from io import StringIO
 import httpx
 import pytest
 from django.core.management import call_command
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from couplings.models import Coupling
 from demo.models import CrmAccount, DemoWebhook, ErpCustomer
 from errors.links import safe_link
-from errors.models import Category, SyncError
+from errors.models import Category, ErrorGroup, SyncError
 from sync.models import Connection, SyncJob, TableMapping
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,6 +72,17 @@ def test_the_console_is_filled_from_real_sync_runs(live_server):
     assert errors.filter(created_at__gte=week_ago).exists()
     assert errors.filter(created_at__lt=timezone.now() - timedelta(days=25)).exists()
     assert not errors.filter(created_at__gt=timezone.now()).exists()
+
+    # The problems agree with their entries.
+    for group in ErrorGroup.objects.annotate(
+        n=Count("errors"), first=Min("errors__created_at"), last=Max("errors__created_at")
+    ):
+        assert (group.count, group.first_seen, group.last_seen) == (
+            group.n,
+            group.first,
+            group.last,
+        )
+    assert not errors.filter(group__isnull=True).exists()
 
     # Every link opens its record; a deleted record's link finds it gone.
     with httpx.Client(timeout=10) as client:

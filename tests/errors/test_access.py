@@ -10,16 +10,17 @@ def console_urls():
     error = make_error()
     return [
         reverse("errors:list"),
+        reverse("errors:groups"),
         reverse("errors:detail", args=[error.pk]),
         reverse("errors:cleanup_confirm", args=["older_than"]),
         reverse("errors:cleanup_confirm", args=["all"]),
     ]
 
 
-def test_root_leads_to_the_errors_list(staff_client):
+def test_root_leads_to_the_problems(staff_client):
     response = staff_client.get("/")
     assert response.status_code == 302
-    assert response["Location"] == reverse("errors:list")
+    assert response["Location"] == reverse("errors:groups")
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client):

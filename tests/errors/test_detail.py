@@ -87,3 +87,19 @@ def test_status_change_needs_the_csrf_token(staff_user):
     response = client.post(reverse("errors:set_status", args=[error.pk]), {"status": "ignored"})
     assert response.status_code == 403
     assert SyncError.objects.get(pk=error.pk).status == Status.OPEN
+
+
+def test_a_status_change_keeps_its_note_and_refuses_a_too_long_one(staff_client, staff_user):
+    error = make_error()
+    url = reverse("errors:set_status", args=[error.pk])
+    staff_client.post(url, {"status": "resolved", "note": "  Fixed the phone number in CRM. "})
+    error.refresh_from_db()
+    assert (error.status, error.status_note) == ("resolved", "Fixed the phone number in CRM.")
+    assert error.status_changed_by == staff_user
+    page = staff_client.get(error.get_absolute_url()).content.decode()
+    assert "Fixed the phone number in CRM." in page
+
+    response = staff_client.post(url, {"status": "ignored", "note": "x" * 501}, follow=True)
+    assert "The note can be at most 500 characters." in response.content.decode()
+    error.refresh_from_db()
+    assert error.status == "resolved"

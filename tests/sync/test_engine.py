@@ -403,3 +403,27 @@ def test_a_finished_job_run_again_changes_nothing(demo_apps):
     again = engine.run_job(job.pk)
     assert (again.pk, again.status, again.inserted) == (job.pk, job.status, job.inserted)
     assert CrmAccount.objects.count() == 11
+
+
+def test_an_entry_resolves_itself_when_its_record_synchronizes(demo_apps, no_overlap):
+    demo_apps.run("CUSTOMER", FULL)
+    erp_customer = customer("C00030")
+    account = account_of(erp_customer)
+    edit(account, telephone="+45 3333 4444 ext. 5555 (reception)")
+    failing = demo_apps.run("CUSTOMER")
+    entry = SyncError.objects.get(job=failing)
+    # An unrelated failure of the same coupling in the other direction stays open.
+    other = SyncError.objects.create(
+        created_at=entry.created_at, job=failing, mapping=entry.mapping, coupling=entry.coupling,
+        category=Category.CONFLICT, source_app="Business Central", message="Other direction.",
+    )  # fmt: skip
+    CrmAccount.objects.filter(pk=account.pk).update(telephone="+45 3333 4444")
+
+    fixed = demo_apps.run("CUSTOMER")
+
+    entry.refresh_from_db()
+    assert entry.status == "resolved"
+    assert entry.status_changed_by is None
+    assert entry.status_note == f"Resolved by itself: the record synchronized in job #{fixed.pk}."
+    other.refresh_from_db()
+    assert other.status == "open"

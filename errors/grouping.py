@@ -1,0 +1,185 @@
+"""Grouping entries into one problem each, and writing entries so that their groups stay up
+to date: the one path by which sync errors are stored."""
+
+import hashlib
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Count, Max, Min, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from .models import ErrorGroup, Status, SyncError
+
+SKIP_NOTE = re.compile(r"\s*The record will be skipped for further synchronization.*$")
+# Most specific first: an id or a time must not be taken apart by the number pattern.
+VARIABLE_PARTS = [
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+     "<id>"),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?"),
+     "<time>"),
+    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*"), "<email>"),
+    (re.compile(r"'[^']*'|\"[^\"]*\""), "<value>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<code>"),
+    (re.compile(r"\b[A-Z]*\d[\w-]*"), "<n>"),
+]  # fmt: skip
+
+
+def normalize(message: str) -> str:
+    """The message with what differs from record to record left out."""
+    text = SKIP_NOTE.sub("", message)
+    for pattern, placeholder in VARIABLE_PARTS:
+        text = pattern.sub(placeholder, text)
+    return " ".join(text.split())[: SyncError.MESSAGE_MAX_LENGTH]
+
+
+def fingerprint(mapping_id: int | None, category: str, message: str) -> str:
+    key = f"{mapping_id or ''}\x1f{category}\x1f{normalize(message)}"
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
+    """Store the entries with their groups: each group is created or has its count and
+    last-seen time moved on in one statement, so concurrent writers never lose a count."""
+    errors = list(errors)
+    if not errors:
+        return errors
+    members: dict[str, list[SyncError]] = defaultdict(list)
+    for error in errors:
+        members[fingerprint(error.mapping_id, error.category, error.message)].append(error)
+    rows = [
+        (
+            key,
+            group[0].mapping_id,
+            group[0].category,
+            SKIP_NOTE.sub("", group[0].message),  # the first one, as people read it
+            min(e.created_at for e in group),
+            max(e.created_at for e in group),
+            len(group),
+        )
+        for key, group in members.items()
+    ]
+    table = ErrorGroup._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Sorted, so that two writers lock the groups they share in the same order.
+        rows.sort()
+        placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        cursor.execute(
+            f"""
+            INSERT INTO {table}
+                (fingerprint, mapping_id, category, title, first_seen, last_seen, count)
+            VALUES {placeholders}
+            ON CONFLICT (fingerprint) DO UPDATE SET
+                count = {table}.count + EXCLUDED.count,
+                first_seen = LEAST({table}.first_seen, EXCLUDED.first_seen),
+                last_seen = GREATEST({table}.last_seen, EXCLUDED.last_seen)
+            RETURNING id, fingerprint
+            """,  # noqa: S608 - the table name is ours; the values are parameters
+            [value for row in rows for value in row],
+        )
+        ids = {key: pk for pk, key in cursor.fetchall()}
+        for key, group in members.items():
+            for error in group:
+                error.group_id = ids[key]
+        return SyncError.objects.bulk_create(errors)
+
+
+def forget_deleted(group_ids: Iterable[int | None]) -> None:
+    """Take deleted entries (one group id per entry) off their groups' counts."""
+    counts = Counter(pk for pk in group_ids if pk is not None)
+    if not counts:
+        return
+    table = ErrorGroup._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} AS g SET count = GREATEST(g.count - d.n, 0)
+            FROM unnest(%s::bigint[], %s::bigint[]) AS d(id, n)
+            WHERE g.id = d.id
+            """,  # noqa: S608 - the table name is ours; the values are parameters
+            [list(counts), list(counts.values())],
+        )
+
+
+def drop_empty_groups() -> int:
+    deleted, _ = ErrorGroup.objects.filter(count=0).delete()
+    return deleted
+
+
+TREND_DAYS = 14
+TREND_HEIGHT = 20
+TREND_BAR_WIDTH = 5
+
+
+@dataclass
+class Bar:
+    day: date
+    count: int
+    x: int
+    y: int
+    height: int
+
+
+@dataclass
+class GroupFigures:
+    open: int = 0
+    records: int = 0
+    trend: list[Bar] = field(default_factory=list)
+
+    @property
+    def trend_width(self) -> int:
+        return TREND_DAYS * (TREND_BAR_WIDTH + 1)
+
+
+def figures_for(groups: list[ErrorGroup], today: date | None = None) -> dict[int, GroupFigures]:
+    """For a page of groups: open entries, records affected and the last 14 days, per group,
+    in two queries."""
+    ids = [group.pk for group in groups]
+    figures = {pk: GroupFigures() for pk in ids}
+    if not ids:
+        return figures
+    entries = SyncError.objects.filter(group_id__in=ids)
+    for row in entries.values("group_id").annotate(
+        open=Count("pk", filter=Q(status=Status.OPEN)),
+        records=Count("source_record_id", distinct=True, filter=~Q(source_record_id="")),
+    ):
+        figures[row["group_id"]].open = row["open"]
+        figures[row["group_id"]].records = row["records"]
+    today = today or timezone.localdate()
+    first = today - timedelta(days=TREND_DAYS - 1)
+    per_day: dict[int, dict[date, int]] = defaultdict(dict)
+    for row in (
+        entries.filter(created_at__gte=timezone.make_aware(datetime.combine(first, time.min)))
+        .annotate(day=TruncDate("created_at"))
+        .values("group_id", "day")
+        .annotate(n=Count("pk"))
+    ):
+        per_day[row["group_id"]][row["day"]] = row["n"]
+    for pk in ids:
+        counts = [per_day[pk].get(first + timedelta(days=i), 0) for i in range(TREND_DAYS)]
+        peak = max(counts) or 1
+        bars = []
+        for i, count in enumerate(counts):
+            height = max(1, round(TREND_HEIGHT * count / peak)) if count else 0
+            bars.append(
+                Bar(first + timedelta(days=i), count, i * (TREND_BAR_WIDTH + 1),
+                    TREND_HEIGHT - height, height)
+            )  # fmt: skip
+        figures[pk].trend = bars
+    return figures
+
+
+def refresh_group_times(group_ids: Iterable[int]) -> None:
+    """Set the groups' first and last seen from their entries, after entries were re-dated."""
+    for row in (
+        SyncError.objects.filter(group_id__in=set(group_ids))
+        .values("group_id")
+        .annotate(first=Min("created_at"), last=Max("created_at"))
+    ):
+        ErrorGroup.objects.filter(pk=row["group_id"]).update(
+            first_seen=row["first"], last_seen=row["last"]
+        )
