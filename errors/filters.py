@@ -57,6 +57,11 @@ class SyncErrorFilter(django_filters.FilterSet):
 
 
 class ErrorGroupFilter(django_filters.FilterSet):
+    STATUSES = [*Status.choices, ("regressed", "Regressed")]
+
+    status = django_filters.ChoiceFilter(
+        choices=STATUSES, method="by_status", empty_label="Any status"
+    )
     q = django_filters.CharFilter(
         field_name="title",
         lookup_expr="icontains",
@@ -76,4 +81,9 @@ class ErrorGroupFilter(django_filters.FilterSet):
 
     class Meta:
         model = ErrorGroup
-        fields = ["q", "category", "connection", "mapping"]
+        fields = ["q", "status", "category", "connection", "mapping"]
+
+    def by_status(self, queryset, name, value):
+        if value == "regressed":
+            return queryset.filter(status=Status.OPEN, regressed_at__isnull=False)
+        return queryset.filter(status=value)

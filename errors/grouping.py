@@ -44,7 +44,10 @@ def fingerprint(mapping_id: int | None, category: str, message: str) -> str:
 
 def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
     """Store the entries with their groups: each group is created or has its count and
-    last-seen time moved on in one statement, so concurrent writers never lose a count."""
+    last-seen time moved on in one statement, so concurrent writers never lose a count.
+
+    A resolved group that happens again reopens as a regression; the entries of an ignored
+    group arrive ignored."""
     errors = list(errors)
     if not errors:
         return errors
@@ -60,6 +63,8 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
             min(e.created_at for e in group),
             max(e.created_at for e in group),
             len(group),
+            Status.OPEN,
+            "",
         )
         for key, group in members.items()
     ]
@@ -67,24 +72,33 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
     with transaction.atomic(), connection.cursor() as cursor:
         # Sorted, so that two writers lock the groups they share in the same order.
         rows.sort()
-        placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
         cursor.execute(
             f"""
             INSERT INTO {table}
-                (fingerprint, mapping_id, category, title, first_seen, last_seen, count)
+                (fingerprint, mapping_id, category, title, first_seen, last_seen, count,
+                 status, status_note)
             VALUES {placeholders}
             ON CONFLICT (fingerprint) DO UPDATE SET
                 count = {table}.count + EXCLUDED.count,
                 first_seen = LEAST({table}.first_seen, EXCLUDED.first_seen),
-                last_seen = GREATEST({table}.last_seen, EXCLUDED.last_seen)
-            RETURNING id, fingerprint
+                last_seen = GREATEST({table}.last_seen, EXCLUDED.last_seen),
+                regressed_at = CASE WHEN {table}.status = %s THEN EXCLUDED.last_seen
+                                    ELSE {table}.regressed_at END,
+                status = CASE WHEN {table}.status = %s THEN %s ELSE {table}.status END
+            RETURNING id, fingerprint, status
             """,  # noqa: S608 - the table name is ours; the values are parameters
-            [value for row in rows for value in row],
+            [value for row in rows for value in row]
+            + [Status.RESOLVED, Status.RESOLVED, Status.OPEN],
         )
-        ids = {key: pk for pk, key in cursor.fetchall()}
-        for key, group in members.items():
-            for error in group:
-                error.group_id = ids[key]
+        groups = {key: (pk, status) for pk, key, status in cursor.fetchall()}
+        for key, members_of_group in members.items():
+            pk, status = groups[key]
+            for error in members_of_group:
+                error.group_id = pk
+                if status == Status.IGNORED and error.status == Status.OPEN:
+                    error.status = Status.IGNORED
+                    error.status_note = "The problem is ignored."
         return SyncError.objects.bulk_create(errors)
 
 

@@ -57,6 +57,19 @@ class ErrorGroup(models.Model):
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     count = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    status_note = models.CharField(max_length=500, blank=True)
+    regressed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it happened again after it was resolved."
+    )
 
     class Meta:
         ordering = ["-last_seen", "-id"]

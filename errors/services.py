@@ -13,7 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from .grouping import drop_empty_groups, forget_deleted
-from .models import Status, SyncError, SyncErrorCleanup
+from .models import ErrorGroup, Status, SyncError, SyncErrorCleanup
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +181,21 @@ def set_status(errors: QuerySet[SyncError], status: str, user, note: str = "") -
         status_changed_by=user if user is not None and user.is_authenticated else None,
         status_note=note.strip(),
     )
+
+
+def set_group_status(group: ErrorGroup, status: str, user, note: str = "") -> int:
+    """Resolve, ignore or reopen a problem and all its entries; returns how many entries
+    changed. Who, when and the note are kept on the problem and on each entry."""
+    with transaction.atomic():
+        changed = set_status(SyncError.objects.filter(group=group), status, user, note)
+        ErrorGroup.objects.filter(pk=group.pk).update(
+            status=status,
+            status_changed_at=timezone.now(),
+            status_changed_by=user if user is not None and user.is_authenticated else None,
+            status_note=note.strip(),
+            regressed_at=None,
+        )
+    return changed
 
 
 def resolve_synchronized(coupling_id: int, source_app: str, job_id: int) -> int:

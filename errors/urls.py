@@ -6,6 +6,7 @@ app_name = "errors"
 urlpatterns = [
     path("", views.error_list, name="list"),
     path("groups/", views.group_list, name="groups"),
+    path("groups/<int:pk>/status/", views.group_set_status, name="group_set_status"),
     path("<int:pk>/", views.error_detail, name="detail"),
     path("<int:pk>/status/", views.error_set_status, name="set_status"),
     path("delete/<str:action>/", views.cleanup_confirm, name="cleanup_confirm"),

@@ -50,6 +50,13 @@ def error_list(request: HttpRequest) -> HttpResponse:
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for key, value in filter_query.items()),
         "retention_days": settings.SYNC_ERROR_RETENTION_DAYS,
+        "group": (
+            ErrorGroup.objects.select_related("status_changed_by", "mapping")
+            .filter(pk=filters.form.cleaned_data.get("group"))
+            .first()
+            if status == 200 and filters.form.cleaned_data.get("group")
+            else None
+        ),
     }
     return render(request, "errors/list.html", context, status=status)
 
@@ -85,6 +92,28 @@ def group_list(request: HttpRequest) -> HttpResponse:
     return render(
         request, "errors/group_list.html", context, status=200 if filters.is_valid() else 400
     )
+
+
+@staff_required
+@require_POST
+def group_set_status(request: HttpRequest, pk: int) -> HttpResponse:
+    group = get_object_or_404(ErrorGroup, pk=pk)
+    status = request.POST.get("status", "")
+    if status not in Status.values:
+        messages.error(request, "Choose open, resolved or ignored.")
+        return redirect(group)
+    try:
+        changed = services.set_group_status(
+            group, status, request.user, note=request.POST.get("note", "")
+        )
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return redirect(group)
+    label = Status(status).label.lower()
+    messages.success(
+        request, f"The problem is now {label}, with {changed} entr{'y' if changed == 1 else 'ies'}."
+    )
+    return redirect(group)
 
 
 @staff_required

@@ -133,3 +133,59 @@ def test_opening_a_problem_lists_its_entries_only(staff_client):
 def test_the_console_opens_on_the_problems(staff_client):
     response = staff_client.get("/")
     assert response["Location"] == reverse("errors:groups")
+
+
+def test_resolving_a_problem_resolves_its_entries_and_a_new_one_reopens_it(
+    staff_client, staff_user
+):
+    mapping = make_mapping()
+    entries = [make_error(mapping=mapping, message=PHONE) for _ in range(3)]
+    group = ErrorGroup.objects.get(pk=entries[0].group_id)
+    listing = staff_client.get(group.get_absolute_url()).content.decode()
+    assert "Resolve problem" in listing and 'id="problem"' in listing
+
+    staff_client.post(
+        reverse("errors:group_set_status", args=[group.pk]),
+        {"status": "resolved", "note": "Shortened the numbers in the CRM."},
+    )
+    group.refresh_from_db()
+    assert (group.status, group.status_changed_by, group.status_note) == (
+        "resolved", staff_user, "Shortened the numbers in the CRM."
+    )  # fmt: skip
+    assert set(SyncError.objects.filter(group=group).values_list("status", flat=True)) == {
+        "resolved"
+    }
+    assert "regression" not in staff_client.get(reverse("errors:groups")).content.decode()
+
+    again = make_error(mapping=mapping, message=PHONE)
+    group.refresh_from_db()
+    assert (group.status, group.count) == ("open", 4)
+    assert group.regressed_at == again.created_at
+    assert again.status == "open"
+    page = staff_client.get(reverse("errors:groups"), {"status": "regressed"}).content.decode()
+    assert "Regression" in page and f'data-group="{group.pk}"' in page
+
+
+def test_entries_of_an_ignored_problem_arrive_ignored(staff_client):
+    first = make_error(message=PHONE)
+    group = ErrorGroup.objects.get(pk=first.group_id)
+    staff_client.post(reverse("errors:group_set_status", args=[group.pk]), {"status": "ignored"})
+    later = make_error(message=PHONE)
+    later.refresh_from_db()
+    assert (later.status, later.status_note) == ("ignored", "The problem is ignored.")
+    group.refresh_from_db()
+    assert (group.status, group.regressed_at) == ("ignored", None)
+    response = staff_client.post(
+        reverse("errors:group_set_status", args=[group.pk]), {"status": "gone"}, follow=True
+    )
+    assert "Choose open, resolved or ignored." in response.content.decode()
+
+
+def test_problem_actions_are_posts_for_staff_only(client, plain_user):
+    group = ErrorGroup.objects.get(pk=make_error(message=PHONE).group_id)
+    url = reverse("errors:group_set_status", args=[group.pk])
+    assert client.post(url, {"status": "resolved"}).status_code == 302  # to sign in
+    client.force_login(plain_user)
+    assert client.post(url, {"status": "resolved"}).status_code == 403
+    group.refresh_from_db()
+    assert group.status == "open"
