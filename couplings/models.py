@@ -36,6 +36,10 @@ class Coupling(models.Model):
     last_failed_job = models.ForeignKey(
         "sync.SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # What Find for Deleted saw: whether each record still exists (None: not checked).
+    source_exists = models.BooleanField(null=True, blank=True)
+    destination_exists = models.BooleanField(null=True, blank=True)
+    existence_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -251,6 +251,9 @@ class Pass:
         return f"{self.read_side}_synced_until"
 
     def run(self) -> None:
+        if self.job.kind == SyncJob.Kind.COUPLED:
+            self.run_chosen()
+            return
         since = None if self.full else getattr(self.mapping, self.watermark_field)
         if since is not None:
             since -= WATERMARK_OVERLAP
@@ -273,6 +276,30 @@ class Pass:
         setattr(self.mapping, self.watermark_field, newest)
         TableMapping.objects.filter(pk=self.mapping.pk).update(**{self.watermark_field: newest})
 
+    def run_chosen(self) -> None:
+        """Synchronize the couplings the job names (Retry, Retry All), whatever their
+        watermark."""
+        record_ids = list(
+            Coupling.objects.filter(mapping=self.mapping, pk__in=self.job.coupling_ids)
+            .order_by("pk")
+            .values_list(f"{self.read_side}_record_id", flat=True)
+        )
+        try:
+            self.sync_by_id(record_ids)
+        except ConnectorError as error:
+            raise JobFailure(error, self.reader.app_name, self.read_entity) from error
+        finally:
+            self.flush()
+
+    def sync_by_id(self, record_ids: list[str]) -> None:
+        for start in range(0, len(record_ids), RETRY_BATCH):
+            records = []
+            for record_id in record_ids[start : start + RETRY_BATCH]:
+                record = self.reader.get(self.read_entity, record_id)
+                if record is not None:  # gone on the read side: the other pass sees to it
+                    records.append(record)
+            self.sync_page(records)
+
     def retry_failures(self, read: set[str]) -> None:
         """Try again the coupled records whose last sync in this direction failed, changed or
         not, as the anchor does: fixed ones go through, the same failure twice skips them."""
@@ -280,20 +307,18 @@ class Pass:
             Coupling.objects.filter(
                 mapping=self.mapping,
                 is_skipped=False,
-                **{f"last_result_{self.suffix}": Coupling.Result.FAILURE},
+                **{
+                    f"last_result_{self.suffix}__in": [
+                        Coupling.Result.FAILURE,
+                        Coupling.Result.SKIPPED,  # skipped once, since taken back by a retry
+                    ]
+                },
             )
             .exclude(last_failed_job=self.job)
             .values_list(f"{self.read_side}_record_id", flat=True)
             .order_by("pk")
         )
-        pending = [record_id for record_id in failing if record_id not in read]
-        for start in range(0, len(pending), RETRY_BATCH):
-            records = []
-            for record_id in pending[start : start + RETRY_BATCH]:
-                record = self.reader.get(self.read_entity, record_id)
-                if record is not None:  # gone on the read side: the other pass sees to it
-                    records.append(record)
-            self.sync_page(records)
+        self.sync_by_id([record_id for record_id in failing if record_id not in read])
 
     def flush(self) -> None:
         if self.errors:

@@ -185,6 +185,7 @@ class SyncJob(models.Model):
     class Kind(models.TextChoices):
         MODIFIED = "modified", "Synchronize modified records"
         FULL = "full", "Full synchronization"
+        COUPLED = "coupled", "Synchronize chosen couplings"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -212,6 +213,9 @@ class SyncJob(models.Model):
     failed = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)
     records_read = models.PositiveIntegerField(default=0)
+    coupling_ids = models.JSONField(
+        default=list, blank=True, help_text="The couplings a job of chosen couplings synchronizes."
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -29,7 +29,13 @@ class QueueUnavailable(Exception):
 
 
 def create_job(
-    mapping: TableMapping, *, kind: str, trigger: str, user=None, allow_behind_running: bool = False
+    mapping: TableMapping,
+    *,
+    kind: str,
+    trigger: str,
+    user=None,
+    allow_behind_running: bool = False,
+    coupling_ids: list[int] | None = None,
 ) -> SyncJob:
     """A queued job for the mapping, or JobRefused when one is already waiting or running."""
     with transaction.atomic():
@@ -59,17 +65,29 @@ def create_job(
             direction=mapping.direction,
             status=SyncJob.Status.QUEUED,
             requested_by=user if user is not None and user.is_authenticated else None,
+            coupling_ids=coupling_ids or [],
         )
 
 
 def request_sync(
-    mapping: TableMapping, *, kind: str, trigger: str, user=None, allow_behind_running=False
+    mapping: TableMapping,
+    *,
+    kind: str,
+    trigger: str,
+    user=None,
+    allow_behind_running=False,
+    coupling_ids: list[int] | None = None,
 ) -> SyncJob:
     """Queue a job for a Celery worker; JobRefused or QueueUnavailable say why not."""
     from .tasks import run_sync_job
 
     job = create_job(
-        mapping, kind=kind, trigger=trigger, user=user, allow_behind_running=allow_behind_running
+        mapping,
+        kind=kind,
+        trigger=trigger,
+        user=user,
+        allow_behind_running=allow_behind_running,
+        coupling_ids=coupling_ids,
     )
     try:
         run_sync_job.delay(job.pk)
@@ -104,3 +122,59 @@ def delete_expired_jobs(days: int | None = None) -> int:
     )
     deleted, _ = expired.delete()
     return deleted
+
+
+def retry_couplings(mapping: TableMapping, couplings, *, user=None) -> SyncJob:
+    """Take the couplings back into synchronization and queue a job that synchronizes them
+    now (Retry for a selection, Retry All for every skipped one)."""
+    ids = list(couplings.filter(mapping=mapping).values_list("pk", flat=True))
+    if not ids:
+        raise JobRefused("Choose at least one skipped coupling of this mapping.")
+    # Taken back first: should the job be refused, the next scheduled run tries them.
+    Coupling.objects.filter(pk__in=ids).update(
+        is_skipped=False, failure_count=0, last_error_message=""
+    )
+    return request_sync(
+        mapping,
+        kind=SyncJob.Kind.COUPLED,
+        trigger=SyncJob.Trigger.RETRY,
+        user=user,
+        allow_behind_running=True,
+        coupling_ids=ids,
+    )
+
+
+def find_for_deleted(couplings) -> dict[str, int]:
+    """Ask both apps whether each coupled record still exists, and remember the answer;
+    returns how many were found gone on each side."""
+    from .connectors import connector_for
+
+    gone = {"source": 0, "destination": 0}
+    opened = {}
+    try:
+        for coupling in couplings.select_related("mapping__connection"):
+            connection = coupling.mapping.connection
+            if connection.pk not in opened:
+                opened[connection.pk] = (
+                    connector_for(connection, "source"),
+                    connector_for(connection, "destination"),
+                )
+            source, destination = opened[connection.pk]
+            coupling.source_exists = (
+                source.get(coupling.mapping.source_entity, coupling.source_record_id) is not None
+            )
+            coupling.destination_exists = (
+                destination.get(coupling.mapping.destination_entity, coupling.destination_record_id)
+                is not None
+            )
+            coupling.existence_checked_at = timezone.now()
+            coupling.save(
+                update_fields=["source_exists", "destination_exists", "existence_checked_at"]
+            )
+            gone["source"] += not coupling.source_exists
+            gone["destination"] += not coupling.destination_exists
+    finally:
+        for pair in opened.values():
+            for connector in pair:
+                connector.close()
+    return gone

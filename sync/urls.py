@@ -9,6 +9,8 @@ urlpatterns = [
     path("jobs/", views.job_list, name="jobs"),
     path("jobs/<int:pk>/", views.job_detail, name="job"),
     path("couplings/", views.coupling_list, name="couplings"),
+    path("skipped/", views.skipped_list, name="skipped"),
+    path("skipped/action/", views.skipped_action, name="skipped_action"),
     path(
         "notifications/<int:connection_id>/<str:side>/",
         views.notification,

@@ -117,41 +117,29 @@ def job_state(job: SyncJob) -> dict:
 
 @staff_required
 def coupling_list(request: HttpRequest) -> HttpResponse:
-    couplings = Coupling.objects.select_related("mapping__connection").annotate(
-        error_count=Count("errors")
-    )
+    couplings = Coupling.objects.select_related("mapping__connection")
+    return _coupling_page(request, couplings, "sync/coupling_list.html", size=50)
+
+
+def _coupling_page(request: HttpRequest, couplings, template: str, *, size: int) -> HttpResponse:
+    """A filtered page of couplings, newest first, with both records' addresses."""
+    couplings = couplings.annotate(error_count=Count("errors"))
     filters = CouplingFilter(request.GET, queryset=couplings)
     matching = filters.qs.order_by("-pk") if filters.is_valid() else couplings.none()
     before = request.GET.get("before", "")
     if before.isdigit():
         matching = matching.filter(pk__lt=int(before))
-    rows = list(matching[:51])
-    has_older = len(rows) > 50
-    rows = rows[:50]
-    connectors = {}
-    for coupling in rows:
-        connection = coupling.mapping.connection
-        if connection.pk not in connectors:
-            connectors[connection.pk] = (
-                connector_for(connection, "source"),
-                connector_for(connection, "destination"),
-            )
-        source, destination = connectors[connection.pk]
-        coupling.source_url = source.record_url(
-            coupling.mapping.source_entity, coupling.source_record_id
-        )
-        coupling.destination_url = destination.record_url(
-            coupling.mapping.destination_entity, coupling.destination_record_id
-        )
+    rows = list(matching[: size + 1])
+    has_older = len(rows) > size
+    rows = rows[:size]
+    _attach_record_urls(rows)
     context = {
         "filters": filters,
         "couplings": rows,
         "older": rows[-1].pk if has_older and rows else None,
         "filter_query": without_cursors(request.GET).urlencode(),
     }
-    return render(
-        request, "sync/coupling_list.html", context, status=200 if filters.is_valid() else 400
-    )
+    return render(request, template, context, status=200 if filters.is_valid() else 400)
 
 
 @csrf_exempt
@@ -179,3 +167,79 @@ def notification(request: HttpRequest, connection_id: int, side: str) -> HttpRes
 def notification_url(connection: Connection, side: str) -> str:
     base = settings.DEMO_BASE_URL if settings.DEMO_APPS_ENABLED else ""
     return base + reverse("sync:notification", args=[connection.pk, side])
+
+
+SKIPPED_PAGE_SIZE = 100
+
+
+@staff_required
+def skipped_list(request: HttpRequest) -> HttpResponse:
+    """Coupled Data Synchronization Errors: the couplings left out after a repeated failure."""
+    couplings = Coupling.objects.filter(is_skipped=True).select_related(
+        "mapping__connection", "last_failed_job"
+    )
+    return _coupling_page(request, couplings, "sync/skipped_list.html", size=SKIPPED_PAGE_SIZE)
+
+
+@staff_required
+@require_POST
+def skipped_action(request: HttpRequest) -> HttpResponse:
+    action = request.POST.get("action", "")
+    skipped = Coupling.objects.filter(is_skipped=True)
+    selected = skipped.filter(pk__in=[v for v in request.POST.getlist("coupling") if v.isdigit()])
+    back = redirect(reverse("sync:skipped") + "?" + request.POST.get("filter_query", ""))
+    if action == "retry_all":
+        mapping_id = request.POST.get("mapping", "")
+        selected = skipped.filter(mapping_id=mapping_id) if mapping_id.isdigit() else skipped
+    elif action not in ("retry", "find_deleted"):
+        messages.error(request, "Choose Retry, Retry All or Find for Deleted.")
+        return back
+    if not selected.exists():
+        messages.error(request, "Choose at least one skipped coupling.")
+        return back
+    if action == "find_deleted":
+        gone = services.find_for_deleted(selected)
+        messages.success(
+            request,
+            f"Checked {selected.count()} couplings: {gone['source']} gone in the source app, "
+            f"{gone['destination']} gone in the destination app.",
+        )
+        return back
+    for mapping in TableMapping.objects.filter(
+        pk__in=selected.values_list("mapping_id", flat=True)
+    ):
+        try:
+            job = services.retry_couplings(mapping, selected, user=request.user)
+        except (services.JobRefused, services.QueueUnavailable) as exc:
+            messages.error(request, f"{mapping.name}: {exc}")
+            continue
+        messages.success(
+            request,
+            f"{mapping.name}: {len(job.coupling_ids)} couplings are taken back and queued as "
+            f"job #{job.pk}.",
+        )
+    return back
+
+
+def _attach_record_urls(couplings: list[Coupling]) -> None:
+    """Give each coupling the addresses of its two records, one connector per connection."""
+    connectors = {}
+    try:
+        for coupling in couplings:
+            connection = coupling.mapping.connection
+            if connection.pk not in connectors:
+                connectors[connection.pk] = (
+                    connector_for(connection, "source"),
+                    connector_for(connection, "destination"),
+                )
+            source, destination = connectors[connection.pk]
+            coupling.source_url = source.record_url(
+                coupling.mapping.source_entity, coupling.source_record_id
+            )
+            coupling.destination_url = destination.record_url(
+                coupling.mapping.destination_entity, coupling.destination_record_id
+            )
+    finally:
+        for pair in connectors.values():
+            for connector in pair:
+                connector.close()
