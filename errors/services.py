@@ -198,12 +198,14 @@ def set_group_status(group: ErrorGroup, status: str, user, note: str = "") -> in
     return changed
 
 
-def resolve_synchronized(coupling_id: int, source_app: str, job_id: int) -> int:
-    """Resolve the open entries of a coupled record that has now synchronized, in the same
-    direction, successfully: the problem is gone, whoever fixed it."""
-    return SyncError.objects.filter(
-        coupling_id=coupling_id, source_app=source_app, status=Status.OPEN
-    ).update(
+def resolve_synchronized(coupling_id: int, source_app: str | None, job_id: int) -> int:
+    """Resolve the open entries of a coupled record that has now synchronized successfully
+    in the same direction (from `source_app`; in every direction when None, as after a
+    person chose which side wins): the problem is gone, whoever fixed it."""
+    entries = SyncError.objects.filter(coupling_id=coupling_id, status=Status.OPEN)
+    if source_app is not None:
+        entries = entries.filter(source_app=source_app)
+    return entries.update(
         status=Status.RESOLVED,
         status_changed_at=timezone.now(),
         status_changed_by=None,

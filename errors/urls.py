@@ -9,6 +9,7 @@ urlpatterns = [
     path("groups/<int:pk>/status/", views.group_set_status, name="group_set_status"),
     path("<int:pk>/", views.error_detail, name="detail"),
     path("<int:pk>/status/", views.error_set_status, name="set_status"),
+    path("<int:pk>/fix/", views.error_fix, name="fix"),
     path("delete/<str:action>/", views.cleanup_confirm, name="cleanup_confirm"),
     path("cleanups/<int:pk>/", views.cleanup_progress, name="cleanup"),
 ]

@@ -116,11 +116,57 @@ def group_set_status(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(group)
 
 
+FIXES = {
+    "retry": "Retry",
+    "to_destination": "Synchronize to the destination",
+    "from_destination": "Synchronize from the destination",
+    "remove_coupling": "Remove coupling",
+}
+
+
+@staff_required
+@require_POST
+def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
+    """One-click fixes of a coupled-record entry, each through the sync engine."""
+    from couplings.models import Coupling
+    from sync import services as sync_services
+
+    error = get_object_or_404(SyncError.objects.select_related("coupling__mapping"), pk=pk)
+    action = request.POST.get("action", "")
+    coupling = error.coupling
+    if action not in FIXES:
+        messages.error(request, "Choose Retry, Synchronize or Remove coupling.")
+        return redirect(error)
+    if coupling is None:
+        messages.error(request, "This entry has no coupling left to fix.")
+        return redirect(error)
+    try:
+        if action == "remove_coupling":
+            resolved = sync_services.remove_coupling(coupling, user=request.user)
+            messages.success(
+                request,
+                f"The coupling is removed; {resolved} open entr{'y' if resolved == 1 else 'ies'} "
+                "resolved.",
+            )
+            return redirect(error)
+        if action == "retry":
+            job = sync_services.retry_couplings(
+                coupling.mapping, Coupling.objects.filter(pk=coupling.pk), user=request.user
+            )
+        else:
+            job = sync_services.synchronize_coupling(coupling, action, user=request.user)
+    except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
+        messages.error(request, str(exc))
+        return redirect(error)
+    messages.success(request, f"{FIXES[action]}: queued as job #{job.pk}.")
+    return redirect(job)
+
+
 @staff_required
 def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
     error = get_object_or_404(
         SyncError.objects.select_related(
-            "mapping__connection", "job", "coupling", "status_changed_by", "group"
+            "mapping__connection", "job", "coupling__mapping", "status_changed_by", "group"
         ),
         pk=pk,
     )

@@ -458,6 +458,8 @@ class Pass:
         if coupling.last_failed_job_id == self.job.pk:
             return  # the other direction of this job already failed it and logged why
         last_sync = last_synced(coupling)
+        if self.job.overwrite:
+            last_sync = None  # a person chose this direction: no shortcut, no conflict
         if last_sync and record.modified_at and record.modified_at <= last_sync:
             # Read again only because of the watermark overlap: nothing new on this side,
             # and writing it would overwrite a newer change on the other.
@@ -474,7 +476,7 @@ class Pass:
             self.job.unchanged += 1
             self.succeed(coupling)
             return
-        if self.changed_on_both_sides(record, target, coupling):
+        if not self.job.overwrite and self.changed_on_both_sides(record, target, coupling):
             rule = self.mapping.update_conflict_resolution
             wins = {TO_DESTINATION: TableMapping.UpdateConflictResolution.SEND_UPDATE,
                     FROM_DESTINATION: TableMapping.UpdateConflictResolution.GET_UPDATE}  # fmt: skip
@@ -541,7 +543,8 @@ class Pass:
         coupling.last_error_message = ""
         coupling.save()
         if failed_before:
-            resolve_synchronized(coupling.pk, self.reader.app_name, self.job.pk)
+            direction = None if self.job.overwrite else self.reader.app_name
+            resolve_synchronized(coupling.pk, direction, self.job.pk)
 
     def fail(
         self,

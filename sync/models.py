@@ -216,6 +216,11 @@ class SyncJob(models.Model):
     coupling_ids = models.JSONField(
         default=list, blank=True, help_text="The couplings a job of chosen couplings synchronizes."
     )
+    overwrite = models.BooleanField(
+        default=False,
+        help_text="Write the values of the side read even where the other side changed too "
+        "(a person chose the direction).",
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

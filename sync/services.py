@@ -36,6 +36,8 @@ def create_job(
     user=None,
     allow_behind_running: bool = False,
     coupling_ids: list[int] | None = None,
+    direction: str | None = None,
+    overwrite: bool = False,
 ) -> SyncJob:
     """A queued job for the mapping, or JobRefused when one is already waiting or running."""
     with transaction.atomic():
@@ -62,7 +64,8 @@ def create_job(
             mapping=mapping,
             kind=kind,
             trigger=trigger,
-            direction=mapping.direction,
+            direction=direction or mapping.direction,
+            overwrite=overwrite,
             status=SyncJob.Status.QUEUED,
             requested_by=user if user is not None and user.is_authenticated else None,
             coupling_ids=coupling_ids or [],
@@ -77,6 +80,8 @@ def request_sync(
     user=None,
     allow_behind_running=False,
     coupling_ids: list[int] | None = None,
+    direction: str | None = None,
+    overwrite: bool = False,
 ) -> SyncJob:
     """Queue a job for a Celery worker; JobRefused or QueueUnavailable say why not."""
     from .tasks import run_sync_job
@@ -88,6 +93,8 @@ def request_sync(
         user=user,
         allow_behind_running=allow_behind_running,
         coupling_ids=coupling_ids,
+        direction=direction,
+        overwrite=overwrite,
     )
     try:
         run_sync_job.delay(job.pk)
@@ -178,3 +185,47 @@ def find_for_deleted(couplings) -> dict[str, int]:
             for connector in pair:
                 connector.close()
     return gone
+
+
+def synchronize_coupling(coupling: Coupling, direction: str, *, user=None) -> SyncJob:
+    """Queue a job that writes one coupled record over the other in the direction a person
+    chose, whatever changed on the other side."""
+    mapping = coupling.mapping
+    allowed = {
+        TableMapping.Direction.TO_DESTINATION: (TableMapping.Direction.BIDIRECTIONAL,
+                                                TableMapping.Direction.TO_DESTINATION),
+        TableMapping.Direction.FROM_DESTINATION: (TableMapping.Direction.BIDIRECTIONAL,
+                                                  TableMapping.Direction.FROM_DESTINATION),
+    }  # fmt: skip
+    if mapping.direction not in allowed.get(direction, ()):
+        raise JobRefused(
+            f"{mapping.name} does not synchronize in that direction "
+            f"({mapping.get_direction_display().lower()})."
+        )
+    Coupling.objects.filter(pk=coupling.pk).update(is_skipped=False, failure_count=0)
+    return request_sync(
+        mapping,
+        kind=SyncJob.Kind.COUPLED,
+        trigger=SyncJob.Trigger.USER,
+        user=user,
+        allow_behind_running=True,
+        coupling_ids=[coupling.pk],
+        direction=direction,
+        overwrite=True,
+    )
+
+
+def remove_coupling(coupling: Coupling, *, user=None) -> int:
+    """Delete the coupling; its open entries are resolved, saying who removed it."""
+    from errors.models import Status, SyncError
+
+    who = user.get_username() if user is not None and user.is_authenticated else "the system"
+    with transaction.atomic():
+        resolved = SyncError.objects.filter(coupling=coupling, status=Status.OPEN).update(
+            status=Status.RESOLVED,
+            status_changed_at=timezone.now(),
+            status_changed_by=user if user is not None and user.is_authenticated else None,
+            status_note=f"The coupling {coupling} was removed by {who}.",
+        )
+        coupling.delete()
+    return resolved

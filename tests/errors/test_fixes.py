@@ -1,0 +1,92 @@
+"""One-click fixes of a coupled-record entry: Retry, Synchronize in a chosen direction, Remove
+coupling, each through the sync engine and a real worker."""
+
+import pytest
+from django.urls import reverse
+
+from couplings.models import Coupling
+from demo.models import CrmAccount, ErpCustomer
+from errors.models import Category, SyncError
+from sync.models import SyncJob, TableMapping
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def conflict(demo_apps) -> SyncError:
+    """An entry for C00030, changed in both apps since the last sync."""
+    demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    customer = ErpCustomer.objects.get(number="C00030")
+    coupling = Coupling.objects.get(source_record_id=str(customer.pk))
+    demo_apps.crm().patch(
+        f"accounts({coupling.destination_record_id})", json={"address1_city": "Bergen"}
+    )
+    customer.city = "Malmö"
+    customer.save()
+    job = demo_apps.run("CUSTOMER")
+    return SyncError.objects.get(job=job, category=Category.CONFLICT)
+
+
+def run_in_worker(response, worker) -> SyncJob:
+    job = SyncJob.objects.get(kind=SyncJob.Kind.COUPLED)
+    assert response["Location"] == job.get_absolute_url()
+
+    def finished():
+        job.refresh_from_db()
+        return job.is_finished
+
+    wait_until(finished, timeout=60, message=worker.log_path.read_text())
+    return job
+
+
+def test_synchronize_in_a_chosen_direction_settles_a_conflict(
+    demo_apps, staff_client, celery_worker
+):
+    entry = conflict(demo_apps)
+    page = staff_client.get(entry.get_absolute_url()).content.decode()
+    assert "Synchronize Dynamics 365 Sales → Business Central" in page
+
+    response = staff_client.post(
+        reverse("errors:fix", args=[entry.pk]), {"action": "from_destination"}
+    )
+    job = run_in_worker(response, celery_worker)
+
+    assert (job.status, job.direction, job.overwrite) == ("succeeded", "from_destination", True)
+    assert (job.modified, job.failed) == (1, 0)
+    assert ErpCustomer.objects.get(number="C00030").city == "Bergen"
+    entry.refresh_from_db()
+    assert entry.status == "resolved" and "synchronized in job" in entry.status_note
+
+
+def test_retry_follows_the_mapping_rules(demo_apps, staff_client, celery_worker):
+    entry = conflict(demo_apps)
+    response = staff_client.post(reverse("errors:fix", args=[entry.pk]), {"action": "retry"})
+    job = run_in_worker(response, celery_worker)
+    assert (job.trigger, job.failed) == ("retry", 1)  # still changed on both sides
+    assert ErpCustomer.objects.get(number="C00030").city == "Malmö"
+
+
+def test_remove_coupling_unlinks_the_records_and_resolves_the_entries(demo_apps, staff_client):
+    entry = conflict(demo_apps)
+    coupling = entry.coupling
+    response = staff_client.post(
+        reverse("errors:fix", args=[entry.pk]), {"action": "remove_coupling"}, follow=True
+    )
+    assert "The coupling is removed; 1 open entry resolved." in response.content.decode()
+    assert not Coupling.objects.filter(pk=coupling.pk).exists()
+    entry.refresh_from_db()
+    assert (entry.status, entry.coupling) == ("resolved", None)
+    assert entry.status_note == f"The coupling {coupling} was removed by triager."
+    assert CrmAccount.objects.filter(account_number="C00030").exists()  # records stay
+
+
+def test_a_direction_the_mapping_does_not_sync_is_refused(demo_apps, staff_client):
+    entry = conflict(demo_apps)
+    TableMapping.objects.filter(pk=entry.mapping_id).update(direction="to_destination")
+    response = staff_client.post(
+        reverse("errors:fix", args=[entry.pk]), {"action": "from_destination"}, follow=True
+    )
+    assert "does not synchronize in that direction" in response.content.decode()
+    assert not SyncJob.objects.filter(kind=SyncJob.Kind.COUPLED).exists()
+    bad = staff_client.post(reverse("errors:fix", args=[entry.pk]), {"action": "x"}, follow=True)
+    assert "Choose Retry, Synchronize or Remove coupling." in bad.content.decode()
