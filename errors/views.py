@@ -121,6 +121,9 @@ FIXES = {
     "to_destination": "Synchronize to the destination",
     "from_destination": "Synchronize from the destination",
     "remove_coupling": "Remove coupling",
+    "check_records": "Check records",
+    "restore": "Restore",
+    "delete_record": "Delete the remaining record",
 }
 
 
@@ -130,17 +133,34 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
     """One-click fixes of a coupled-record entry, each through the sync engine."""
     from couplings.models import Coupling
     from sync import services as sync_services
+    from sync.connectors import ConnectorError
 
     error = get_object_or_404(SyncError.objects.select_related("coupling__mapping"), pk=pk)
     action = request.POST.get("action", "")
     coupling = error.coupling
     if action not in FIXES:
-        messages.error(request, "Choose Retry, Synchronize or Remove coupling.")
+        messages.error(request, "Choose Retry, Synchronize, Restore, Delete or Remove coupling.")
         return redirect(error)
     if coupling is None:
         messages.error(request, "This entry has no coupling left to fix.")
         return redirect(error)
     try:
+        if action == "check_records":
+            gone = sync_services.find_for_deleted(Coupling.objects.filter(pk=coupling.pk))
+            messages.success(
+                request,
+                "Both records exist."
+                if not any(gone.values())
+                else f"Gone: {' and '.join(side for side, n in gone.items() if n)} record.",
+            )
+            return redirect(error)
+        if action == "delete_record":
+            resolved = sync_services.delete_remaining_record(coupling, user=request.user)
+            messages.success(
+                request, f"The remaining record is deleted and the coupling removed; {resolved} "
+                f"open entr{'y' if resolved == 1 else 'ies'} resolved.",
+            )  # fmt: skip
+            return redirect(error)
         if action == "remove_coupling":
             resolved = sync_services.remove_coupling(coupling, user=request.user)
             messages.success(
@@ -153,9 +173,11 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
             job = sync_services.retry_couplings(
                 coupling.mapping, Coupling.objects.filter(pk=coupling.pk), user=request.user
             )
+        elif action == "restore":
+            job = sync_services.restore_coupled_record(coupling, user=request.user)
         else:
             job = sync_services.synchronize_coupling(coupling, action, user=request.user)
-    except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
+    except (sync_services.JobRefused, sync_services.QueueUnavailable, ConnectorError) as exc:
         messages.error(request, str(exc))
         return redirect(error)
     messages.success(request, f"{FIXES[action]}: queued as job #{job.pk}.")

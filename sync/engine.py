@@ -515,12 +515,18 @@ class Pass:
             coupling.delete()
             self.job.deleted += 1
             return
-        if rule == TableMapping.DeletionConflictResolution.RESTORE_RECORDS:
+        # A person who chose to write this record over the other restores it (Restore).
+        if rule == TableMapping.DeletionConflictResolution.RESTORE_RECORDS or self.job.overwrite:
             restored = self.write(None, values)
             setattr(coupling, f"{self.write_side}_record_id", restored.id)
+            setattr(coupling, f"{self.write_side}_exists", True)
             self.job.inserted += 1
             self.succeed(coupling)
             return
+        # What the job saw, so Restore and Delete can be offered on the entry.
+        setattr(coupling, f"{self.read_side}_exists", True)
+        setattr(coupling, f"{self.write_side}_exists", False)
+        coupling.existence_checked_at = timezone.now()
         name = record.values.get(self.match_read) if self.match_read else None
         self.fail(
             record, coupling,

@@ -229,3 +229,39 @@ def remove_coupling(coupling: Coupling, *, user=None) -> int:
         )
         coupling.delete()
     return resolved
+
+
+def _remaining_side(coupling: Coupling) -> str:
+    """The side whose record still exists, when exactly one side is gone."""
+    if coupling.destination_exists is False and coupling.source_exists is not False:
+        return "source"
+    if coupling.source_exists is False and coupling.destination_exists is not False:
+        return "destination"
+    raise JobRefused(
+        "Restore and Delete need exactly one of the two records gone; use Check records first."
+    )
+
+
+def restore_coupled_record(coupling: Coupling, *, user=None) -> SyncJob:
+    """Re-create the deleted record from the one that remains, and couple it (as a job)."""
+    remaining = _remaining_side(coupling)
+    direction = (
+        TableMapping.Direction.TO_DESTINATION
+        if remaining == "source"
+        else TableMapping.Direction.FROM_DESTINATION
+    )
+    return synchronize_coupling(coupling, direction, user=user)
+
+
+def delete_remaining_record(coupling: Coupling, *, user=None) -> int:
+    """Delete the record that remains in its app, then the coupling; returns how many open
+    entries were resolved. A refusal of the app (a missing privilege) is raised as it is."""
+    from .connectors import connector_for
+
+    remaining = _remaining_side(coupling)
+    mapping = coupling.mapping
+    with connector_for(mapping.connection, remaining) as connector:
+        connector.delete(
+            getattr(mapping, f"{remaining}_entity"), getattr(coupling, f"{remaining}_record_id")
+        )
+    return remove_coupling(coupling, user=user)

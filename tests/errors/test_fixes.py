@@ -89,4 +89,65 @@ def test_a_direction_the_mapping_does_not_sync_is_refused(demo_apps, staff_clien
     assert "does not synchronize in that direction" in response.content.decode()
     assert not SyncJob.objects.filter(kind=SyncJob.Kind.COUPLED).exists()
     bad = staff_client.post(reverse("errors:fix", args=[entry.pk]), {"action": "x"}, follow=True)
-    assert "Choose Retry, Synchronize or Remove coupling." in bad.content.decode()
+    assert "Choose Retry, Synchronize, Restore, Delete or Remove coupling." in (
+        bad.content.decode()
+    )
+
+
+def deleted_in_crm(demo_apps) -> SyncError:
+    """An entry for C00030, whose account was deleted in the CRM."""
+    demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    customer = ErpCustomer.objects.get(number="C00030")
+    coupling = Coupling.objects.get(source_record_id=str(customer.pk))
+    CrmAccount.objects.filter(pk=coupling.destination_record_id).delete()
+    customer.city = "Aarhus"
+    customer.save()
+    job = demo_apps.run("CUSTOMER")
+    return SyncError.objects.get(job=job, category=Category.COUPLED_RECORD_DELETED)
+
+
+def test_restore_recreates_the_deleted_record_and_couples_it(
+    demo_apps, staff_client, celery_worker
+):
+    entry = deleted_in_crm(demo_apps)
+    coupling = entry.coupling
+    assert (coupling.source_exists, coupling.destination_exists) == (True, False)
+    page = staff_client.get(entry.get_absolute_url()).content.decode()
+    assert "Restore the deleted record" in page and "destination record <strong>is gone" in page
+
+    response = staff_client.post(reverse("errors:fix", args=[entry.pk]), {"action": "restore"})
+    job = run_in_worker(response, celery_worker)
+
+    assert (job.status, job.inserted, job.failed) == ("succeeded", 1, 0)
+    coupling.refresh_from_db()
+    restored = CrmAccount.objects.get(pk=coupling.destination_record_id)
+    assert (restored.account_number, restored.city) == ("C00030", "Aarhus")
+    assert coupling.destination_exists is True
+    entry.refresh_from_db()
+    assert entry.status == "resolved"
+
+
+def test_delete_removes_the_remaining_record_and_the_coupling(demo_apps, staff_client):
+    entry = deleted_in_crm(demo_apps)
+    response = staff_client.post(
+        reverse("errors:fix", args=[entry.pk]), {"action": "delete_record"}, follow=True
+    )
+    assert "The remaining record is deleted and the coupling removed" in (response.content.decode())
+    assert not ErpCustomer.objects.filter(number="C00030").exists()
+    entry.refresh_from_db()
+    assert (entry.status, entry.coupling) == ("resolved", None)
+
+
+def test_restore_and_delete_need_exactly_one_side_gone(demo_apps, staff_client):
+    entry = conflict(demo_apps)
+    page = staff_client.get(entry.get_absolute_url()).content.decode()
+    assert "Restore the deleted record" not in page
+    checked = staff_client.post(
+        reverse("errors:fix", args=[entry.pk]), {"action": "check_records"}, follow=True
+    ).content.decode()
+    assert "Both records exist." in checked
+    refused = staff_client.post(
+        reverse("errors:fix", args=[entry.pk]), {"action": "delete_record"}, follow=True
+    ).content.decode()
+    assert "need exactly one of the two records gone" in refused
+    assert ErpCustomer.objects.filter(number="C00030").exists()
