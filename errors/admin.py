@@ -6,6 +6,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from syncconsole.permissions import is_sync_admin
+
 from . import services
 from .models import Status, SyncError, SyncErrorCleanup
 
@@ -92,7 +94,9 @@ class SyncErrorAdmin(admin.ModelAdmin):
         ]
 
     def cleanup_view(self, request: HttpRequest, days: int | None) -> HttpResponse:
-        if not self.has_delete_permission(request):
+        if not self.has_delete_permission(request) or (
+            days is None and not is_sync_admin(request.user)
+        ):
             messages.error(request, "You may not delete sync errors.")
             return redirect("admin:errors_syncerror_changelist")
         if request.method == "POST":

@@ -142,6 +142,16 @@ class SyncError(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "sync error"
+        permissions = [
+            (
+                "triage_coupled_errors",
+                "Can see and resolve coupled-record errors, retry, couple and uncouple",
+            ),
+            (
+                "administer_sync",
+                "Can see setup errors and connections, delete all entries and change settings",
+            ),
+        ]
         indexes = [
             # The list is newest first; every filter leads an index that ends in that order,
             # so each filtered page is an index range scan with keyset pagination.

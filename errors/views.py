@@ -2,26 +2,49 @@
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Sum
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from syncconsole.permissions import staff_required
+from syncconsole.permissions import (
+    is_sync_admin,
+    require_sync_admin_for_setup,
+    sync_user_required,
+)
 
 from . import services
 from .filters import ErrorGroupFilter, SyncErrorFilter
 from .grouping import figures_for
-from .models import ErrorGroup, Status, SyncError, SyncErrorCleanup
+from .models import SETUP_CATEGORIES, ErrorGroup, Status, SyncError, SyncErrorCleanup
 from .pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from .remedies import remedy_for
 
 MAX_CLEANUP_DAYS = 3650
 
 
-@staff_required
+def visible_to(user, queryset):
+    """Setup errors are for administrators: Sync users see coupled-record errors only."""
+    if is_sync_admin(user):
+        return queryset
+    return queryset.exclude(category__in=SETUP_CATEGORIES)
+
+
+def hidden_setup_entries(user) -> int:
+    """How many open setup entries a Sync user does not see, counted from the groups' figures."""
+    if is_sync_admin(user):
+        return 0
+    figures = ErrorGroup.objects.filter(
+        category__in=SETUP_CATEGORIES, status=Status.OPEN
+    ).aggregate(total=Sum("count"))
+    return figures["total"] or 0
+
+
+@sync_user_required
 def error_list(request: HttpRequest) -> HttpResponse:
-    errors = SyncError.objects.select_related("mapping", "job")
+    errors = visible_to(request.user, SyncError.objects.select_related("mapping", "job"))
     filters = SyncErrorFilter(request.GET, queryset=errors, request=request)
     status = 200
     if filters.is_valid():
@@ -50,8 +73,11 @@ def error_list(request: HttpRequest) -> HttpResponse:
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for key, value in filter_query.items()),
         "retention_days": settings.SYNC_ERROR_RETENTION_DAYS,
+        "hidden_setup_entries": hidden_setup_entries(request.user),
         "group": (
-            ErrorGroup.objects.select_related("status_changed_by", "mapping")
+            visible_to(
+                request.user, ErrorGroup.objects.select_related("status_changed_by", "mapping")
+            )
             .filter(pk=filters.form.cleaned_data.get("group"))
             .first()
             if status == 200 and filters.form.cleaned_data.get("group")
@@ -61,10 +87,12 @@ def error_list(request: HttpRequest) -> HttpResponse:
     return render(request, "errors/list.html", context, status=status)
 
 
-@staff_required
+@sync_user_required
 def group_list(request: HttpRequest) -> HttpResponse:
     """The default view: one row per problem, with its figures and the last 14 days."""
-    groups = ErrorGroup.objects.select_related("mapping").filter(count__gt=0)
+    groups = visible_to(
+        request.user, ErrorGroup.objects.select_related("mapping").filter(count__gt=0)
+    )
     filters = ErrorGroupFilter(request.GET, queryset=groups)
     matching = filters.qs if filters.is_valid() else groups.none()
     try:
@@ -88,16 +116,18 @@ def group_list(request: HttpRequest) -> HttpResponse:
         "total": estimated_total(matching),
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for value in filter_query.values()),
+        "hidden_setup_entries": hidden_setup_entries(request.user),
     }
     return render(
         request, "errors/group_list.html", context, status=200 if filters.is_valid() else 400
     )
 
 
-@staff_required
+@sync_user_required
 @require_POST
 def group_set_status(request: HttpRequest, pk: int) -> HttpResponse:
     group = get_object_or_404(ErrorGroup, pk=pk)
+    require_sync_admin_for_setup(request.user, group)
     status = request.POST.get("status", "")
     if status not in Status.values:
         messages.error(request, "Choose open, resolved or ignored.")
@@ -127,7 +157,7 @@ FIXES = {
 }
 
 
-@staff_required
+@sync_user_required
 @require_POST
 def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
     """One-click fixes of a coupled-record entry, each through the sync engine."""
@@ -136,6 +166,7 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
     from sync.connectors import ConnectorError
 
     error = get_object_or_404(SyncError.objects.select_related("coupling__mapping"), pk=pk)
+    require_sync_admin_for_setup(request.user, error)
     action = request.POST.get("action", "")
     coupling = error.coupling
     if action not in FIXES:
@@ -184,7 +215,7 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(job)
 
 
-@staff_required
+@sync_user_required
 def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
     error = get_object_or_404(
         SyncError.objects.select_related(
@@ -192,14 +223,16 @@ def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         pk=pk,
     )
+    require_sync_admin_for_setup(request.user, error)
     context = {"error": error, "statuses": Status, "remedy": remedy_for(error)}
     return render(request, "errors/detail.html", context)
 
 
-@staff_required
+@sync_user_required
 @require_POST
 def error_set_status(request: HttpRequest, pk: int) -> HttpResponse:
     error = get_object_or_404(SyncError, pk=pk)
+    require_sync_admin_for_setup(request.user, error)
     status = request.POST.get("status", "")
     if status not in Status.values:
         messages.error(request, "Choose open, resolved or ignored.")
@@ -231,11 +264,13 @@ def _cleanup_days(request: HttpRequest, action: str) -> int | None:
     return days
 
 
-@staff_required
+@sync_user_required
 @require_http_methods(["GET", "POST"])
 def cleanup_confirm(request: HttpRequest, action: str) -> HttpResponse:
     if action not in SyncErrorCleanup.Action.values:
         raise Http404
+    if action == SyncErrorCleanup.Action.ALL and not is_sync_admin(request.user):
+        raise PermissionDenied("Delete All Entries needs the Sync administrators role.")
     try:
         days = _cleanup_days(request, action)
     except ValueError as exc:
@@ -267,7 +302,7 @@ def cleanup_outcome(cleanup: SyncErrorCleanup) -> str:
     return f"Deleted {cleanup.deleted_count:,} {noun}{what}."
 
 
-@staff_required
+@sync_user_required
 def cleanup_progress(request: HttpRequest, pk: int) -> HttpResponse:
     cleanup = get_object_or_404(SyncErrorCleanup, pk=pk)
     if request.GET.get("format") == "json":

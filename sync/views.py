@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from couplings.models import Coupling
 from errors.pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
-from syncconsole.permissions import staff_required
+from syncconsole.permissions import sync_admin_required, sync_user_required
 
 from . import services
 from .connectors import connector_for
@@ -24,7 +24,7 @@ from .notifications import handle_notification
 MAX_NOTIFICATION_BYTES = 64 * 1024
 
 
-@staff_required
+@sync_user_required
 def mapping_list(request: HttpRequest) -> HttpResponse:
     last_job = SyncJob.objects.filter(mapping=OuterRef("pk")).order_by("-created_at", "-pk")
     mappings = (
@@ -43,7 +43,7 @@ def mapping_list(request: HttpRequest) -> HttpResponse:
     return render(request, "sync/mapping_list.html", {"mappings": mappings, "kinds": SyncJob.Kind})
 
 
-@staff_required
+@sync_admin_required
 @require_POST
 def mapping_start(request: HttpRequest, pk: int) -> HttpResponse:
     mapping = get_object_or_404(TableMapping, pk=pk)
@@ -64,7 +64,7 @@ def mapping_start(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(job)
 
 
-@staff_required
+@sync_user_required
 def job_list(request: HttpRequest) -> HttpResponse:
     jobs = SyncJob.objects.select_related("mapping")
     filters = SyncJobFilter(request.GET, queryset=jobs)
@@ -86,7 +86,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     return render(request, "sync/job_list.html", context, status=200 if filters.is_valid() else 400)
 
 
-@staff_required
+@sync_user_required
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(
         SyncJob.objects.select_related("mapping__connection", "requested_by"), pk=pk
@@ -115,7 +115,7 @@ def job_state(job: SyncJob) -> dict:
     }
 
 
-@staff_required
+@sync_user_required
 def coupling_list(request: HttpRequest) -> HttpResponse:
     couplings = Coupling.objects.select_related("mapping__connection")
     return _coupling_page(request, couplings, "sync/coupling_list.html", size=50)
@@ -172,7 +172,7 @@ def notification_url(connection: Connection, side: str) -> str:
 SKIPPED_PAGE_SIZE = 100
 
 
-@staff_required
+@sync_user_required
 def skipped_list(request: HttpRequest) -> HttpResponse:
     """Coupled Data Synchronization Errors: the couplings left out after a repeated failure."""
     couplings = Coupling.objects.filter(is_skipped=True).select_related(
@@ -181,7 +181,7 @@ def skipped_list(request: HttpRequest) -> HttpResponse:
     return _coupling_page(request, couplings, "sync/skipped_list.html", size=SKIPPED_PAGE_SIZE)
 
 
-@staff_required
+@sync_user_required
 @require_POST
 def skipped_action(request: HttpRequest) -> HttpResponse:
     action = request.POST.get("action", "")

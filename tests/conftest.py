@@ -12,16 +12,38 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from syncconsole.celery import app as celery_app
+from syncconsole.permissions import SYNC_ADMINISTRATORS, SYNC_USERS
 
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 PASSWORD = "correct-horse-battery"
 
 
+def user_in_role(username: str, role: str, **extra):
+    from django.contrib.auth.models import Group
+
+    user = get_user_model().objects.create_user(
+        username, f"{username}@example.com", PASSWORD, **extra
+    )
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
 @pytest.fixture
 def staff_user(db):
-    return get_user_model().objects.create_user(
-        "triager", "triager@example.com", PASSWORD, is_staff=True
-    )
+    """A Sync administrator (staff, so the Django admin is open to them too)."""
+    return user_in_role("triager", SYNC_ADMINISTRATORS, is_staff=True)
+
+
+@pytest.fixture
+def sync_user(db):
+    """A Sync user: coupled-record errors only."""
+    return user_in_role("fixer", SYNC_USERS)
+
+
+@pytest.fixture
+def sync_user_client(client, sync_user):
+    client.force_login(sync_user)
+    return client
 
 
 @pytest.fixture

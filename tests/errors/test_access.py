@@ -30,15 +30,15 @@ def test_anonymous_visitors_are_sent_to_sign_in(client):
         assert response["Location"].startswith(reverse("login") + "?next=")
 
 
-def test_signed_in_users_who_are_not_staff_are_refused(client, plain_user):
+def test_signed_in_users_without_a_role_are_refused(client, plain_user):
     client.force_login(plain_user)
     for url in console_urls():
         response = client.get(url)
         assert response.status_code == 403, url
-        assert "staff accounts only" in response.content.decode()
+        assert "Sync users and Sync administrators only" in response.content.decode()
 
 
-def test_non_staff_cannot_delete(client, plain_user):
+def test_users_without_a_role_cannot_delete(client, plain_user):
     make_error()
     client.force_login(plain_user)
     response = client.post(reverse("errors:cleanup_confirm", args=["all"]))

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from errors.models import Status, SyncError, SyncErrorCleanup
@@ -82,8 +83,10 @@ def test_admin_status_actions(admin_client, superuser):
     assert set(SyncError.objects.values_list("status_changed_by", flat=True)) == {superuser.pk}
 
 
-def test_staff_without_permissions_cannot_use_the_admin_cleanup(client, staff_user):
+def test_staff_without_permissions_cannot_use_the_admin_cleanup(client):
     make_error(age=timedelta(days=8))
-    client.force_login(staff_user)
+    client.force_login(
+        get_user_model().objects.create_user("clerk", "clerk@example.com", "pw", is_staff=True)
+    )
     client.post(reverse("admin:errors_syncerror_cleanup_all"))
     assert SyncError.objects.count() == 1

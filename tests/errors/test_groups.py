@@ -98,7 +98,7 @@ def test_the_problems_page_lists_groups_with_figures_and_trend(
     SyncError.objects.filter(pk=resolved.pk).update(status=Status.RESOLVED)
     make_error(mapping=mapping, category=Category.CONFLICT, message="Changed twice.")
 
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(10):
         response = staff_client.get(reverse("errors:groups"))
     page = response.content.decode()
     assert response.status_code == 200

@@ -49,6 +49,25 @@ class Command(BaseCommand):
             username = stored_user or username
         shown = password if password else "(the password you chose)"
         self.stdout.write(self.style.SUCCESS(f"Sign in as {username} / {shown}"))
+        self.ensure_sync_user()
+
+    def ensure_sync_user(self) -> None:
+        """A second account in the Sync users role, to see the console as an ordinary user."""
+        from django.contrib.auth.models import Group
+
+        from syncconsole.permissions import SYNC_USERS
+
+        User = get_user_model()
+        credentials = settings.DATA_DIR / "user-credentials.txt"
+        if not User.objects.filter(username="user").exists():
+            password = secrets.token_urlsafe(12)
+            user = User.objects.create_user(username="user", password=password)
+            user.groups.add(Group.objects.get(name=SYNC_USERS))
+            credentials.write_text(f"user\n{password}\n")
+            credentials.chmod(0o600)
+        if credentials.exists():
+            username, password = credentials.read_text().split("\n")[:2]
+            self.stdout.write(f"Sign in as {username} / {password} to work as a Sync user")
 
     def load_demo(self, addr: str) -> None:
         """Seed the demo once the web server answers: its jobs talk to the demo apps over HTTP."""
