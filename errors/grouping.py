@@ -47,7 +47,8 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
     last-seen time moved on in one statement, so concurrent writers never lose a count.
 
     A resolved group that happens again reopens as a regression; the entries of an ignored
-    group arrive ignored."""
+    group arrive ignored, those of a snoozed group snoozed, until its snooze ends (its date
+    passed or its count reached): then the group and its snoozed entries reopen."""
     errors = list(errors)
     if not errors:
         return errors
@@ -69,37 +70,74 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
         for key, group in members.items()
     ]
     table = ErrorGroup._meta.db_table
+    now = timezone.now()
+    # On the right of SET every column is the old value, so the CASEs agree on the old state.
+    wakes = (
+        f"({table}.status = 'snoozed' AND ({table}.snoozed_until <= %(now)s"
+        f" OR {table}.count + EXCLUDED.count >= {table}.snooze_until_count))"
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         # Sorted, so that two writers lock the groups they share in the same order.
         rows.sort()
-        placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        values = []
+        params: dict[str, object] = {"now": now, "woke_note": SNOOZE_ENDED_NOTE}
+        for i, row in enumerate(rows):
+            names = [f"r{i}_{j}" for j in range(len(row))]
+            values.append("(" + ", ".join(f"%({name})s" for name in names) + ")")
+            params.update(zip(names, row, strict=True))
         cursor.execute(
             f"""
             INSERT INTO {table}
                 (fingerprint, mapping_id, category, title, first_seen, last_seen, count,
                  status, status_note)
-            VALUES {placeholders}
+            VALUES {", ".join(values)}
             ON CONFLICT (fingerprint) DO UPDATE SET
                 count = {table}.count + EXCLUDED.count,
                 first_seen = LEAST({table}.first_seen, EXCLUDED.first_seen),
                 last_seen = GREATEST({table}.last_seen, EXCLUDED.last_seen),
-                regressed_at = CASE WHEN {table}.status = %s THEN EXCLUDED.last_seen
+                regressed_at = CASE WHEN {table}.status = 'resolved' THEN EXCLUDED.last_seen
                                     ELSE {table}.regressed_at END,
-                status = CASE WHEN {table}.status = %s THEN %s ELSE {table}.status END
-            RETURNING id, fingerprint, status
+                status = CASE WHEN {table}.status = 'resolved' OR {wakes} THEN 'open'
+                              ELSE {table}.status END,
+                status_changed_at = CASE WHEN {wakes} THEN %(now)s
+                                         ELSE {table}.status_changed_at END,
+                status_changed_by_id = CASE WHEN {wakes} THEN NULL
+                                            ELSE {table}.status_changed_by_id END,
+                status_note = CASE WHEN {wakes} THEN %(woke_note)s ELSE {table}.status_note END,
+                snoozed_until = CASE WHEN {wakes} THEN NULL ELSE {table}.snoozed_until END,
+                snooze_until_count = CASE WHEN {wakes} THEN NULL
+                                          ELSE {table}.snooze_until_count END
+            RETURNING id, fingerprint, status,
+                      status = 'open' AND status_changed_at = %(now)s
+                      AND status_note = %(woke_note)s
             """,  # noqa: S608 - the table name is ours; the values are parameters
-            [value for row in rows for value in row]
-            + [Status.RESOLVED, Status.RESOLVED, Status.OPEN],
+            params,
         )
-        groups = {key: (pk, status) for pk, key, status in cursor.fetchall()}
+        groups = {key: (pk, status, woke) for pk, key, status, woke in cursor.fetchall()}
+        woken = []
         for key, members_of_group in members.items():
-            pk, status = groups[key]
+            pk, status, woke = groups[key]
+            if woke:
+                woken.append(pk)
             for error in members_of_group:
                 error.group_id = pk
-                if status == Status.IGNORED and error.status == Status.OPEN:
-                    error.status = Status.IGNORED
-                    error.status_note = "The problem is ignored."
+                if status in ARRIVES_AS and error.status == Status.OPEN:
+                    error.status, error.status_note = status, ARRIVES_AS[status]
+        if woken:
+            reopen_snoozed_entries(woken, now)
         return SyncError.objects.bulk_create(errors)
+
+
+SNOOZE_ENDED_NOTE = "The snooze ended: the problem is open again."
+# New entries of a problem that is set aside arrive set aside too.
+ARRIVES_AS = {Status.IGNORED: "The problem is ignored.", Status.SNOOZED: "The problem is snoozed."}
+
+
+def reopen_snoozed_entries(group_ids: list[int], now) -> int:
+    return SyncError.objects.filter(group_id__in=group_ids, status=Status.SNOOZED).update(
+        status=Status.OPEN, status_changed_at=now, status_changed_by=None,
+        status_note=SNOOZE_ENDED_NOTE,
+    )  # fmt: skip
 
 
 def forget_deleted(group_ids: Iterable[int | None]) -> None:

@@ -37,6 +37,7 @@ class Status(models.TextChoices):
     OPEN = "open", "Open"
     RESOLVED = "resolved", "Resolved"
     IGNORED = "ignored", "Ignored"
+    SNOOZED = "snoozed", "Snoozed"
 
 
 class ErrorGroup(models.Model):
@@ -70,6 +71,9 @@ class ErrorGroup(models.Model):
     regressed_at = models.DateTimeField(
         null=True, blank=True, help_text="When it happened again after it was resolved."
     )
+    # A snoozed problem wakes up (reopens) at this moment, or when its count reaches this.
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    snooze_until_count = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_seen", "-id"]
@@ -78,6 +82,11 @@ class ErrorGroup(models.Model):
             models.Index(fields=["-last_seen", "-id"], name="group_recent"),
             models.Index(fields=["category", "-last_seen", "-id"], name="group_category_recent"),
             models.Index(fields=["mapping", "-last_seen", "-id"], name="group_mapping_recent"),
+            models.Index(
+                fields=["snoozed_until"],
+                condition=models.Q(status="snoozed"),
+                name="group_snoozed",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -89,6 +98,12 @@ class ErrorGroup(models.Model):
     @property
     def is_setup_error(self) -> bool:
         return self.category in SETUP_CATEGORIES
+
+    @property
+    def occurrences_until_awake(self) -> int | None:
+        if self.snooze_until_count is None:
+            return None
+        return max(self.snooze_until_count - self.count, 0)
 
 
 class SyncError(models.Model):

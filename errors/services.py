@@ -183,26 +183,72 @@ def set_status(errors: QuerySet[SyncError], status: str, user, note: str = "") -
     )
 
 
-def set_group_status(group: ErrorGroup, status: str, user, note: str = "") -> int:
-    """Resolve, ignore or reopen a problem and all its entries; returns how many entries
-    changed. Who, when and the note are kept on the problem and on each entry."""
+def set_group_status(
+    group: ErrorGroup,
+    status: str,
+    user,
+    note: str = "",
+    *,
+    snoozed_until: datetime | None = None,
+    more_occurrences: int | None = None,
+) -> int:
+    """Resolve, ignore, snooze or reopen a problem and all its entries; returns how many
+    entries changed. Who, when and the note are kept on the problem and on each entry.
+
+    A snooze lasts until a moment or until `more_occurrences` more entries arrive, whichever
+    is given; then the problem and its snoozed entries reopen by themselves."""
+    if status == Status.SNOOZED and (snoozed_until is None) == (more_occurrences is None):
+        raise ValueError("Snooze until a date or until a number of new occurrences.")
+    if status != Status.SNOOZED:
+        snoozed_until = more_occurrences = None
     with transaction.atomic():
-        changed = set_status(SyncError.objects.filter(group=group), status, user, note)
+        group = ErrorGroup.objects.select_for_update().get(pk=group.pk)
+        entries = SyncError.objects.filter(group=group)
+        if status == Status.SNOOZED:
+            # Resolved and ignored entries keep their own status; only open ones are set aside.
+            entries = entries.filter(status=Status.OPEN)
+        changed = set_status(entries, status, user, note)
         ErrorGroup.objects.filter(pk=group.pk).update(
             status=status,
             status_changed_at=timezone.now(),
             status_changed_by=user if user is not None and user.is_authenticated else None,
             status_note=note.strip(),
             regressed_at=None,
+            snoozed_until=snoozed_until,
+            snooze_until_count=None if more_occurrences is None else group.count + more_occurrences,
         )
     return changed
+
+
+def wake_snoozed(now: datetime | None = None) -> int:
+    """Reopen the problems whose snooze date has passed, with their snoozed entries."""
+    from .grouping import SNOOZE_ENDED_NOTE, reopen_snoozed_entries
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            ErrorGroup.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.SNOOZED, snoozed_until__lte=now)
+            .values_list("pk", flat=True)
+        )
+        if not due:
+            return 0
+        ErrorGroup.objects.filter(pk__in=due).update(
+            status=Status.OPEN, status_changed_at=now, status_changed_by=None,
+            status_note=SNOOZE_ENDED_NOTE, snoozed_until=None, snooze_until_count=None,
+        )  # fmt: skip
+        reopen_snoozed_entries(due, now)
+    logger.info("Woke %s snoozed problems", len(due))
+    return len(due)
 
 
 def resolve_synchronized(coupling_id: int, source_app: str | None, job_id: int) -> int:
     """Resolve the open entries of a coupled record that has now synchronized successfully
     in the same direction (from `source_app`; in every direction when None, as after a
     person chose which side wins): the problem is gone, whoever fixed it."""
-    entries = SyncError.objects.filter(coupling_id=coupling_id, status=Status.OPEN)
+    entries = SyncError.objects.filter(
+        coupling_id=coupling_id, status__in=[Status.OPEN, Status.SNOOZED]
+    )
     if source_app is not None:
         entries = entries.filter(source_app=source_app)
     return entries.update(

@@ -13,3 +13,8 @@ def run_sync_error_cleanup(cleanup_id: int) -> int:
 @shared_task(name="errors.delete_expired_sync_errors", acks_late=True)
 def delete_expired_sync_errors() -> int:
     return services.delete_expired_sync_errors().deleted_count
+
+
+@shared_task(name="errors.wake_snoozed_problems")
+def wake_snoozed_problems() -> int:
+    return services.wake_snoozed()

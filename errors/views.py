@@ -7,6 +7,7 @@ from django.db.models import Sum
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from syncconsole.permissions import (
@@ -17,12 +18,15 @@ from syncconsole.permissions import (
 
 from . import services
 from .filters import ErrorGroupFilter, SyncErrorFilter
+from .forms import ProblemStatusForm
 from .grouping import figures_for
 from .models import SETUP_CATEGORIES, ErrorGroup, Status, SyncError, SyncErrorCleanup
 from .pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from .remedies import remedy_for
 
 MAX_CLEANUP_DAYS = 3650
+# Snoozing is for a whole problem: its new entries are what ends the snooze.
+ENTRY_STATUSES = (Status.OPEN, Status.RESOLVED, Status.IGNORED)
 
 
 def visible_to(user, queryset):
@@ -128,18 +132,27 @@ def group_list(request: HttpRequest) -> HttpResponse:
 def group_set_status(request: HttpRequest, pk: int) -> HttpResponse:
     group = get_object_or_404(ErrorGroup, pk=pk)
     require_sync_admin_for_setup(request.user, group)
-    status = request.POST.get("status", "")
-    if status not in Status.values:
-        messages.error(request, "Choose open, resolved or ignored.")
+    form = ProblemStatusForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.error_text())
         return redirect(group)
-    try:
-        changed = services.set_group_status(
-            group, status, request.user, note=request.POST.get("note", "")
-        )
-    except ValueError as exc:
-        messages.error(request, str(exc))
-        return redirect(group)
+    data = form.cleaned_data
+    status = data["status"]
+    changed = services.set_group_status(
+        group,
+        status,
+        request.user,
+        note=data["note"],
+        snoozed_until=data.get("snooze_until") if status == Status.SNOOZED else None,
+        more_occurrences=data.get("more_occurrences") if status == Status.SNOOZED else None,
+    )
     label = Status(status).label.lower()
+    if status == Status.SNOOZED:
+        label += (
+            f" until {timezone.localtime(data['snooze_until']):%Y-%m-%d %H:%M}"
+            if data.get("snooze_until")
+            else f" until {data['more_occurrences']:,} more occurrences"
+        )
     messages.success(
         request, f"The problem is now {label}, with {changed} entr{'y' if changed == 1 else 'ies'}."
     )
@@ -234,7 +247,7 @@ def error_set_status(request: HttpRequest, pk: int) -> HttpResponse:
     error = get_object_or_404(SyncError, pk=pk)
     require_sync_admin_for_setup(request.user, error)
     status = request.POST.get("status", "")
-    if status not in Status.values:
+    if status not in ENTRY_STATUSES:
         messages.error(request, "Choose open, resolved or ignored.")
         return redirect(error)
     try:
