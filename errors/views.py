@@ -192,7 +192,14 @@ def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         pk=pk,
     )
-    context = {"error": error, "statuses": Status, "remedy": remedy_for(error)}
+    from sync.compare import compare_entry
+
+    context = {
+        "error": error,
+        "statuses": Status,
+        "remedy": remedy_for(error),
+        "comparison": compare_entry(error),
+    }
     return render(request, "errors/detail.html", context)
 
 
