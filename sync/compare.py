@@ -14,7 +14,7 @@ from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 MAX_FIELDS = 50
 MAX_VALUE_LENGTH = 1000
 # Field names that may carry credentials: their values are neither stored nor shown.
-SECRET_NAME = re.compile(r"pass(word|wd)?|secret|token|api_?key|credential|authoriz", re.I)
+SECRET_NAME = re.compile(r"passw(or)?d|secret|token|api_?key|credential|authoriz", re.I)
 # The entry page must render quickly when an app is slow or down: one short try per record.
 COMPARE_TIMEOUT = 3.0
 DISPLAY_LENGTH = 40
