@@ -36,7 +36,7 @@ class SyncErrorAdmin(admin.ModelAdmin):
     list_select_related = ["mapping", "job"]
     date_hierarchy = "created_at"
     raw_id_fields = ["job", "coupling", "status_changed_by"]
-    readonly_fields = ["status_changed_at", "status_changed_by"]
+    readonly_fields = ["status_changed_at", "status_changed_by", "sent_values"]
     show_full_result_count = False
     actions = ["mark_resolved", "mark_ignored", "reopen"]
     change_list_template = "admin/errors/syncerror/change_list.html"

@@ -153,6 +153,12 @@ class SyncError(models.Model):
         related_name="+",
     )
     status_note = models.CharField(max_length=500, blank=True)
+    sent_values = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="For a failed record: the values the sync tried to write and those it read "
+        "(for a conflict, what each side held), bounded in size, without credentials.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

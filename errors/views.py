@@ -237,7 +237,14 @@ def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
         pk=pk,
     )
     require_sync_admin_for_setup(request.user, error)
-    context = {"error": error, "statuses": Status, "remedy": remedy_for(error)}
+    from sync.compare import compare_entry
+
+    context = {
+        "error": error,
+        "statuses": Status,
+        "remedy": remedy_for(error),
+        "comparison": compare_entry(error),
+    }
     return render(request, "errors/detail.html", context)
 
 

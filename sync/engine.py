@@ -20,6 +20,7 @@ from errors.models import Category, SyncError
 from errors.services import resolve_synchronized
 
 from .classify import classify
+from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, connector_for
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from .models import SyncJob, TableMapping
@@ -244,6 +245,9 @@ class Pass:
         self.full = job.kind == SyncJob.Kind.FULL
         self.errors: list[SyncError] = []
         self.transient_in_a_row = 0
+        # The last write tried for the current record ("create" or "update", values), so a
+        # failure can show what was sent.
+        self.attempt: tuple[str, dict[str, Any]] | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
     @property
@@ -348,6 +352,7 @@ class Pass:
         for record in page:
             self.job.records_read += 1
             coupling = couplings.get(record.id)
+            self.attempt = None
             try:
                 if coupling is None:
                     self.sync_uncoupled(record)
@@ -403,6 +408,7 @@ class Pass:
             return self._write(target_id, {**values, **dict.fromkeys(clearable)})
 
     def _write(self, target_id: str | None, values: dict[str, Any]) -> RemoteRecord:
+        self.attempt = ("create" if target_id is None else "update", values)
         if target_id is None:
             return self.writer.create(self.write_entity, values)
         return self.writer.update(self.write_entity, target_id, values)
@@ -488,6 +494,10 @@ class Pass:
                         f"been modified in both {self.reader.app_name} and {self.writer.app_name} "
                         "since the last synchronization.", status=409),
                     category=Category.CONFLICT,
+                    sent=self.stored_values(
+                        "conflict", record, changes,
+                        held={p.write: target.values.get(p.write) for p in self.pairs},
+                    ),
                 )  # fmt: skip
                 return
             if rule != wins[self.direction]:
@@ -559,8 +569,11 @@ class Pass:
         error: ConnectorError,
         *,
         category: str | None = None,
+        sent: dict[str, Any] | None = None,
     ) -> None:
         self.job.failed += 1
+        if sent is None and self.attempt is not None:
+            sent = self.stored_values(self.attempt[0], record, self.attempt[1])
         message = error.message
         if coupling is not None:
             # A connection that failed even after retries is not the record's fault: it does
@@ -590,5 +603,17 @@ class Pass:
                 destination_url=target_url,
                 message=message[: SyncError.MESSAGE_MAX_LENGTH],
                 detail=error.detail,
+                sent_values=sent,
             )
         )  # fmt: skip
+
+    def stored_values(
+        self,
+        kind: str,
+        record: RemoteRecord,
+        sent: dict[str, Any],
+        held: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """What the entry keeps to compare: the values sent and the mapped values read."""
+        read = {p.read: record.values.get(p.read) for p in self.pairs if not p.has_constant}
+        return sent_values(kind, self.direction, sent, read, held)

@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -446,6 +446,8 @@ def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
     )
 
 
-def connector_for(connection, side: str) -> ODataConnector:
-    """The connector for one side ("source" or "destination") of a Connection."""
-    return ODataConnector(connection.side_config(side))
+def connector_for(connection, side: str, **tuning: Any) -> ODataConnector:
+    """The connector for one side ("source" or "destination") of a Connection; `tuning`
+    overrides the side's settings (`timeout`, `max_retries`, ...) for this use only."""
+    config = connection.side_config(side)
+    return ODataConnector(replace(config, **tuning) if tuning else config)
