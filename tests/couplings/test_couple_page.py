@@ -196,7 +196,13 @@ def test_an_unknown_mapping_and_a_missing_csrf_token_are_refused(demo_apps, staf
     assert not Coupling.objects.exists()
 
 
-def test_the_page_is_for_staff_only(demo_apps, client, plain_user):
-    assert client.get(COUPLE)["Location"].startswith(reverse("login"))
+def test_the_pages_are_for_staff_only(demo_apps, client, plain_user, staff_user):
+    run = CouplingRun.objects.create(mapping=demo_apps.mapping("CUSTOMER"), side="source")
+    for url in (COUPLE, run.get_absolute_url()):
+        assert client.get(url)["Location"].startswith(reverse("login")), url
     client.force_login(plain_user)
-    assert client.get(COUPLE).status_code == 403
+    for url in (COUPLE, run.get_absolute_url()):
+        assert client.get(url).status_code == 403, url
+    client.force_login(staff_user)
+    state = client.get(run.get_absolute_url(), {"format": "json"}).json()
+    assert (state["state"], state["finished"], state["done"]) == ("queued", False, 0)
