@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Coupling
+from .models import Coupling, CouplingRun
 
 
 @admin.register(Coupling)
@@ -25,3 +25,12 @@ class CouplingAdmin(admin.ModelAdmin):
     list_select_related = ["mapping"]
     raw_id_fields = ["last_job_to_destination", "last_job_from_destination"]
     show_full_result_count = False
+
+
+@admin.register(CouplingRun)
+class CouplingRunAdmin(admin.ModelAdmin):
+    list_display = ["pk", "mapping", "side", "state", "created_at", "requested_by", "message"]
+    list_filter = ["state", "mapping"]
+    list_select_related = ["mapping", "requested_by"]
+    raw_id_fields = ["sync_job"]
+    readonly_fields = ["results", "record_ids", "criteria", "started_at", "finished_at"]

@@ -1,5 +1,6 @@
 """Couplings: one source record linked to one destination record under a mapping."""
 
+from django.conf import settings
 from django.db import models
 
 
@@ -61,3 +62,52 @@ class Coupling(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_record_id} ↔ {self.destination_record_id}"
+
+
+class CouplingRun(models.Model):
+    """One request to couple records by match (Match-Based Coupling): what was asked, and
+    for each record what came of it. Small requests run at once; larger ones in a worker."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    mapping = models.ForeignKey(
+        "sync.TableMapping", on_delete=models.CASCADE, related_name="coupling_runs"
+    )
+    side = models.CharField(max_length=11, help_text="The side the chosen records are on.")
+    record_ids = models.JSONField(default=list)
+    criteria = models.JSONField(
+        default=list, help_text="Source and destination field, priority, case sensitivity."
+    )
+    create_if_no_match = models.BooleanField(default=False)
+    synchronize_after = models.BooleanField(default=False)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    results = models.JSONField(default=list, blank=True, help_text="One outcome per record.")
+    sync_job = models.ForeignKey(
+        "sync.SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message = models.CharField(max_length=2000, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Coupling by match #{self.pk} · {self.mapping.name}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("couplings:run", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)

@@ -96,7 +96,8 @@ def _parse_datetime(value: str) -> datetime:
 
 
 def _filter(queryset, api: ApiEntity, expression: str):
-    for part in re.split(r"\s+and\s+", expression.strip()):
+    # Split on the "and"s outside quoted values: an even number of quotes follows them.
+    for part in re.split(r"\s+and\s+(?=(?:[^']*'[^']*')*[^']*$)", expression.strip()):
         match = CONDITION.match(part)
         if not match:
             raise ApiError(400, "0x80060888", f"The $filter expression '{part}' is not supported.")

@@ -13,7 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from .grouping import drop_empty_groups, forget_deleted
-from .models import ErrorGroup, Status, SyncError, SyncErrorCleanup
+from .models import SETUP_CATEGORIES, ErrorGroup, Status, SyncError, SyncErrorCleanup
 
 logger = logging.getLogger(__name__)
 
@@ -256,4 +256,29 @@ def resolve_synchronized(coupling_id: int, source_app: str | None, job_id: int) 
         status_changed_at=timezone.now(),
         status_changed_by=None,
         status_note=f"Resolved by itself: the record synchronized in job #{job_id}.",
+    )
+
+
+def resolve_coupled(
+    mapping_id: int, records: list[tuple[str, str]], coupling_id: int, user, note: str
+) -> int:
+    """Resolve the open entries of records that were not coupled and now are: entries of the
+    mapping without a coupling that name one of the `records` ((app, record id) pairs) on
+    either side. Setup errors stay open: coupling does not fix them. The entries are linked
+    to the new coupling, with who coupled and the note."""
+    named = Q()
+    for app, record_id in records:
+        named |= Q(source_app=app, source_record_id=record_id)
+        named |= Q(destination_app=app, destination_record_id=record_id)
+    return (
+        SyncError.objects.filter(mapping_id=mapping_id, coupling__isnull=True, status=Status.OPEN)
+        .filter(named)
+        .exclude(category__in=SETUP_CATEGORIES)
+        .update(
+            coupling_id=coupling_id,
+            status=Status.RESOLVED,
+            status_changed_at=timezone.now(),
+            status_changed_by=user if user is not None and user.is_authenticated else None,
+            status_note=note[:STATUS_NOTE_MAX_LENGTH],
+        )
     )

@@ -1,5 +1,7 @@
 """The Integration Synchronization Errors console: list, detail, status and clean-up."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -244,8 +246,28 @@ def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "statuses": Status,
         "remedy": remedy_for(error),
         "comparison": compare_entry(error),
+        "couple_url": couple_url(error),
     }
     return render(request, "errors/detail.html", context)
+
+
+def couple_url(error: SyncError) -> str:
+    """Where to couple the entry's record when it is not coupled (or its coupling was
+    removed): the Couple page with the record, and the record it was coupled to, filled in."""
+    if error.coupling_id or error.mapping is None or not error.source_record_id:
+        return ""
+    mapping = error.mapping
+    read_side = (
+        "destination"
+        if error.source_app == mapping.connection.destination_app
+        and error.source_entity == mapping.destination_entity
+        else "source"
+    )
+    query = {"mapping": mapping.pk, "side": read_side, "record": error.source_record_id,
+             "error": error.pk}  # fmt: skip
+    if error.destination_record_id:
+        query["other"] = error.destination_record_id
+    return reverse("couplings:couple") + "?" + urlencode(query)
 
 
 @sync_user_required

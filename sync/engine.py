@@ -617,3 +617,19 @@ class Pass:
         """What the entry keeps to compare: the values sent and the mapped values read."""
         read = {p.read: record.values.get(p.read) for p in self.pairs if not p.has_constant}
         return sent_values(kind, self.direction, sent, read, held)
+
+
+def create_counterpart(
+    mapping: TableMapping,
+    record: RemoteRecord,
+    direction: str,
+    source: Connector,
+    destination: Connector,
+) -> RemoteRecord:
+    """Create the record's counterpart on the other side from its values by the mapping's
+    field mappings, as a full synchronization creates one (fields cleared on a refused value
+    included). Coupling it is up to the caller."""
+    # The pass is used for its write path only: the job is never saved.
+    job = SyncJob(mapping=mapping, kind=SyncJob.Kind.COUPLED, direction=direction)
+    writer = Pass(job, mapping, source, destination, direction)
+    return writer.write(None, writer.values_for(record))

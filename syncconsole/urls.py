@@ -8,6 +8,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="errors:groups", permanent=False), name="home"),
     path("errors/", include("errors.urls")),
     path("sync/", include("sync.urls")),
+    path("couplings/", include("couplings.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -32,6 +32,8 @@ RULES = {
     "sync:couplings": USER,
     "sync:skipped": USER,
     "sync:skipped_action": USER,
+    "couplings:couple": USER,
+    "couplings:run": USER,
 }
 # Not console views: signing in and out, a redirect, the apps' change notifications (checked
 # with a shared secret per connection), the Django admin (staff with model permissions),

@@ -6,10 +6,12 @@ a matter of settings, not code."""
 
 import logging
 import random
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -289,16 +291,23 @@ class ODataConnector(Connector):
         return self._record(entity, body)
 
     def find(self, entity: str, field_name: str, value: Any) -> list[RemoteRecord]:
-        if isinstance(value, str):
-            literal = "'" + value.replace("'", "''") + "'"
-        elif value is None:
-            literal = "null"
-        else:
-            literal = str(value).lower() if isinstance(value, bool) else str(value)
+        return self.find_where(entity, {field_name: value}, top=10)
+
+    def find_where(
+        self, entity: str, equals: dict[str, Any], *, condition: str = "", top: int = 10
+    ) -> list[RemoteRecord]:
+        """Records whose fields all equal the values (at most `top`), within the app's own
+        filter `condition` when given. Values are quoted as OData literals; a field name
+        that is not a plain identifier is refused rather than put into the filter."""
+        conditions = [condition.strip()] if condition.strip() else []
+        for field_name, value in equals.items():
+            if not FIELD_NAME.fullmatch(field_name):
+                raise ConnectorError(f"'{field_name}' is not a field name.")
+            conditions.append(f"{field_name} eq {odata_literal(value)}")
         body = self._send(
             "GET",
             self.base_url + entity,
-            params={"$filter": f"{field_name} eq {literal}", "$top": 10},
+            params={"$filter": " and ".join(conditions), "$top": top},
             parse=True,
         )
         return [self._record(entity, row) for row in body.get("value", [])]
@@ -380,6 +389,22 @@ class ODataConnector(Connector):
                 )
             )  # fmt: skip
         return findings
+
+
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+
+
+def odata_literal(value: Any) -> str:
+    """The value as an OData literal: text quoted with its quotes doubled."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    raise ConnectorError(f"A {type(value).__name__} value cannot be used in a filter.")
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -169,3 +169,18 @@ def test_modified_field_filter_uses_utc(demo_apps):
     moment = ErpCustomer.objects.order_by("last_modified").first().last_modified
     later = list(erp(demo_apps).list_changes("customers", moment - timedelta(hours=1)))
     assert sum(len(p) for p in later) == 12
+
+
+def test_find_where_joins_conditions_and_quotes_every_value(demo_apps):
+    wanted = CrmAccount.objects.create(name="Smith and O'Brien", account_number="C1", city="Oslo")
+    CrmAccount.objects.create(name="Smith and O'Brien", account_number="C2", city="Bergen")
+    connector = crm(demo_apps)
+    found = connector.find_where(
+        "accounts",
+        {"name": "Smith and O'Brien", "accountnumber": "C1"},
+        condition="address1_city eq 'Oslo'",
+    )
+    assert [r.id for r in found] == [str(wanted.pk)]
+    assert connector.find_where("accounts", {"name": "x' or name eq 'y"}) == []
+    with pytest.raises(ConnectorError, match="is not a field name"):
+        connector.find_where("accounts", {"name eq 'x' or name": "y"})
