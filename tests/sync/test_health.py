@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from couplings.models import Coupling
@@ -14,7 +15,7 @@ from errors.models import Category, SyncError
 from errors.remedies import remedy_for
 from sync import engine
 from sync.health import check_connection, run_check
-from sync.models import ConnectionCheck, SyncJob
+from sync.models import ConnectionCheck, SyncJob, TableMapping
 from sync.services import create_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,11 +119,7 @@ def test_one_finding_per_privilege_a_mapping_needs_and_the_user_lacks(demo_apps)
 
 
 def test_a_mapping_that_only_reads_a_side_needs_no_write_there(demo_apps):
-    change_user(roles=["Integration Administrator"])
-    demo_apps.mapping("ITEM-PRODUCT").__class__.objects.filter(name="ITEM-PRODUCT").update(
-        direction="from_destination"
-    )
-    change_user(roles=["Integration User"])
+    TableMapping.objects.filter(name="ITEM-PRODUCT").update(direction="from_destination")
     missing = by_code(check_connection(demo_apps.connection))["missing_privilege"]
     products = {f.privilege for f in missing if f.entity == "products"}
     assert products == {"prvDeleteProduct"}
@@ -315,3 +312,34 @@ def test_a_user_without_an_integration_role_blocks_the_job_with_its_remedy(demo_
     assert "assign the Integration User or Integration Administrator" in " ".join(
         remedy_for(error).steps
     )
+
+
+def test_the_erp_answers_its_local_currency_as_business_central_does(demo_apps):
+    url = demo_apps.connection.source_base_url + "generalLedgerSetup"
+    auth = (settings.DEMO_ERP_USER, settings.DEMO_ERP_PASSWORD)
+    answer = httpx.get(url, auth=auth, timeout=10)
+    assert answer.json()["value"][0]["localCurrencyCode"] == "EUR"
+    assert httpx.get(url, timeout=10).status_code == 401
+
+
+def test_test_connection_in_the_admin_links_the_health_page(demo_apps, client, superuser):
+    from django.contrib.messages import get_messages
+
+    client.force_login(superuser)
+    response = client.post(
+        reverse("admin:sync_connection_changelist"),
+        {"action": "test_connection", "_selected_action": [demo_apps.connection.pk]},
+    )
+    said = " ".join(str(m) for m in get_messages(response.wsgi_request))
+    health = reverse("sync:connection_health", args=[demo_apps.connection.pk])
+    assert f'<a href="{health}">its health page</a>' in said
+
+
+def test_the_health_page_links_the_currency_to_fix_in_its_app(demo_apps, staff_client):
+    url = reverse("sync:connection_health", args=[demo_apps.connection.pk])
+    page = staff_client.post(url, follow=True).content.decode()
+    nok = ErpCurrency.objects.get(code="NOK")
+    assert "Business Central has no exchange rate for NOK." in page
+    assert f'href="{demo_apps.base_url}/demo/erp/currencies/{nok.pk}/"' in page
+    assert "Dynamics 365 Sales has no currency SEK, which Business Central uses." in page
+    assert "is missing the prvWriteProduct privilege" in page
