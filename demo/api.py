@@ -298,19 +298,23 @@ def _authorize(request: HttpRequest, app: str, entity: str):
             401, failure.code, failure.message, {"WWW-Authenticate": 'Basic realm="demo"'}
         ) from None
     if entity in security.ENTITY_PRIVILEGE_NAMES and request.method in security.VERBS:
-        privileges = security.privileges_of(user)
-        privilege = security.privilege_for(entity, request.method)
-        if privileges is not None and privilege not in privileges:
-            api = API_ENTITIES[(app, entity)]
-            raise ApiError(
-                403,
-                "0x80040220",
-                f"Principal user (Id={user.pk}, type=8, roleCount={len(user.roles)}, "
-                f"privilegeCount={len(privileges)}) is missing {privilege} privilege "
-                f"(Id={security.privilege_id(privilege)}) on OTC={api.type_code} for entity "
-                f"'{api.logical_name}'.",
-            )
+        _authorize_privilege(user, app, entity, request.method)
     return user
+
+
+def _authorize_privilege(user: CrmSystemUser, app: str, entity: str, method: str) -> None:
+    privileges = security.privileges_of(user)
+    privilege = security.privilege_for(entity, method)
+    if privileges is not None and privilege not in privileges:
+        api = API_ENTITIES[(app, entity)]
+        raise ApiError(
+            403,
+            "0x80040220",
+            f"Principal user (Id={user.pk}, type=8, roleCount={len(user.roles)}, "
+            f"privilegeCount={len(privileges)}) is missing {privilege} privilege "
+            f"(Id={security.privilege_id(privilege)}) on OTC={api.type_code} for entity "
+            f"'{api.logical_name}'.",
+        )
 
 
 @csrf_exempt
@@ -419,6 +423,73 @@ def user_roles(request: HttpRequest, pk: str) -> JsonResponse:
     if user is None:
         return error_response(_not_found(API_ENTITIES[("crm", "systemusers")], pk))
     return JsonResponse({"value": [{"name": role} for role in user.roles]})
+
+
+@csrf_exempt
+def user_privileges(request: HttpRequest, pk: str) -> JsonResponse:
+    """Dataverse's RetrieveUserPrivileges: every privilege a user holds through its roles.
+
+    A user may read its own; reading another user's needs prvReadUser."""
+    try:
+        fault = _inject_fault("crm", "")
+        if fault is not None:
+            return fault
+        caller = _authorize(request, "crm", "")
+        try:
+            user = CrmSystemUser.objects.filter(pk=uuid.UUID(pk.strip("'{}"))).first()
+        except ValueError:
+            user = None
+        if user is None:
+            raise _not_found(API_ENTITIES[("crm", "systemusers")], pk)
+        if user.pk != caller.pk:
+            _authorize_privilege(caller, "crm", "systemusers", "GET")
+    except ApiError as error:
+        return error_response(error)
+    held = security.privileges_of(user)
+    names = sorted(security.all_privileges() if held is None else held)
+    business_unit = str(uuid.UUID(int=1))
+    return JsonResponse(
+        {
+            "RolePrivileges": [
+                {
+                    "Depth": "Global",
+                    "PrivilegeId": str(security.privilege_id(name)),
+                    "BusinessUnitId": business_unit,
+                    "PrivilegeName": name,
+                }
+                for name in names
+            ]
+        }
+    )
+
+
+@csrf_exempt
+def general_ledger_setup(request: HttpRequest, company: str) -> JsonResponse:
+    """Business Central's general ledger setup: the company's local currency (LCY) code."""
+    try:
+        if company != settings.DEMO_ERP_COMPANY_ID:
+            raise ApiError(
+                404, "Internal_CompanyNotFound", f"The company '{company}' does not exist."
+            )
+        fault = _inject_fault("erp", "generalLedgerSetup")
+        if fault is not None:
+            return fault
+        _authorize(request, "erp", "generalLedgerSetup")
+        if request.method != "GET":
+            raise ApiError(405, "MethodNotAllowed", "The general ledger setup is read-only here.")
+    except ApiError as error:
+        return error_response(error)
+    return JsonResponse(
+        {
+            "@odata.context": "$metadata#generalLedgerSetup",
+            "value": [
+                {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "demo-erp/generalLedgerSetup")),
+                    "localCurrencyCode": settings.DEMO_ERP_LOCAL_CURRENCY,
+                }
+            ],
+        }
+    )
 
 
 SCOPES = {"api://demo-erp/.default": "erp", "api://demo-crm/.default": "crm"}

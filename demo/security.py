@@ -64,6 +64,10 @@ def privileges_of(user: CrmSystemUser) -> set[str] | None:
     return granted
 
 
+def all_privileges() -> set[str]:
+    return {privilege_for(entity, method) for entity in ENTITY_PRIVILEGE_NAMES for method in VERBS}
+
+
 def privilege_id(privilege: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"demo-crm/privilege/{privilege}")
 

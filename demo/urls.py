@@ -16,6 +16,17 @@ urlpatterns = [
         api.user_roles,
         name="crm_user_roles",
     ),
+    re_path(
+        r"^crm/api/data/v9\.2/systemusers\((?P<pk>[0-9A-Za-z'{}-]*)\)/"
+        r"Microsoft\.Dynamics\.CRM\.RetrieveUserPrivileges(?:\(\))?$",
+        api.user_privileges,
+        name="crm_user_privileges",
+    ),
+    re_path(
+        r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/generalLedgerSetup$",
+        api.general_ledger_setup,
+        name="erp_general_ledger_setup",
+    ),
     re_path(CRM_API + "$", api.entity_endpoint, {"app": "crm"}, name="crm_api"),
     re_path(CRM_API + ITEM, api.entity_endpoint, {"app": "crm"}, name="crm_api_item"),
     path("<str:app>/", views.app_index, name="app_index"),

@@ -62,6 +62,13 @@ def _connection_links(error: SyncError) -> list[tuple[str, str]]:
     ]
 
 
+def _health_links(error: SyncError) -> list[tuple[str, str]]:
+    if error.mapping_id is None:
+        return []
+    connection_id = error.mapping.connection_id
+    return [("Setup health check", reverse("sync:connection_health", args=[connection_id]))]
+
+
 def _mapping_links(error: SyncError) -> list[tuple[str, str]]:
     if error.mapping_id is None:
         return []
@@ -111,7 +118,7 @@ def _permission(error: SyncError) -> Remedy:
             "Run the job again; the records that failed are tried at the next run.",
         ],
         who="an administrator",
-        links=links + _connection_links(error),
+        links=links + _connection_links(error) + _health_links(error),
     )
 
 
@@ -156,6 +163,18 @@ def _integration_user(error: SyncError) -> Remedy:
             ],
             who="an administrator",
             links=_connection_links(error),
+        )
+    if "no security roles" in error.message or "none of the integration roles" in error.message:
+        return Remedy(
+            cause=f"The integration user in {app} does not hold an integration role, so it may "
+            "not read or write the tables the integration needs.",
+            steps=[
+                f"In {app}, open the integration user and assign the Integration User or "
+                "Integration Administrator security role.",
+                "Check the connection's setup health, then run the job again.",
+            ],
+            who="an administrator",
+            links=_connection_links(error) + _health_links(error),
         )
     if "disabled" in error.message:
         return Remedy(

@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .connectors import ConnectorError, connector_for
-from .models import Connection, SyncJob, TableMapping
+from .models import Connection, ConnectionCheck, SyncJob, TableMapping
 
 KEEP_STORED_HELP = "Never shown. Leave blank to keep the stored secret."
 
@@ -80,6 +80,17 @@ class ConnectionAdmin(admin.ModelAdmin):
                     )
                     text = f"{connection} · {app}: {finding.message} {finding.remedy}".strip()
                     self.message_user(request, text, level)
+            health = reverse("sync:connection_health", args=[connection.pk])
+            self.message_user(
+                request,
+                format_html(
+                    "{}: the full setup health check (privileges per mapping, currencies) is on "
+                    '<a href="{}">its health page</a>.',
+                    connection,
+                    health,
+                ),
+                messages.INFO,
+            )
 
 
 @admin.register(TableMapping)
@@ -128,3 +139,22 @@ class SyncJobAdmin(admin.ModelAdmin):
             return "0"
         url = reverse("admin:errors_syncerror_changelist") + f"?job__id__exact={job.pk}"
         return format_html('<a href="{}">{}</a>', url, job.failed)
+
+
+@admin.register(ConnectionCheck)
+class ConnectionCheckAdmin(admin.ModelAdmin):
+    list_display = ["connection", "checked_at", "checked_by", "error_count", "warning_count"]
+    list_filter = ["connection"]
+    list_select_related = ["connection", "checked_by"]
+    readonly_fields = ["connection", "checked_at", "checked_by", "findings"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="Errors")
+    def error_count(self, check: ConnectionCheck) -> int:
+        return len(check.errors)
+
+    @admin.display(description="Warnings")
+    def warning_count(self, check: ConnectionCheck) -> int:
+        return len(check.warnings)

@@ -5,6 +5,7 @@ keeps the couplings, and logs every failure as a sync error entry. One record's 
 stops the job; a failure of the whole job (sign-in, connection) is one entry for the job."""
 
 import logging
+import re
 import traceback
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -38,11 +39,6 @@ WATERMARK_OVERLAP = timedelta(seconds=5)
 
 class MappingBusy(Exception):
     """Another job of the same mapping holds the lock."""
-
-
-# Setup findings that stop a job before it writes anything, as the anchor's connection
-# setup refuses them.
-BLOCKING_FINDINGS = {"admin_user", "roles"}
 
 
 class JobFailure(Exception):
@@ -128,7 +124,9 @@ def run_job(
                 raise JobFailure(
                     ConnectorError(reason.strip()), connection.source_app, mapping.source_entity
                 )
-            check_integration_users(mapping, source, destination)
+            check_integration_users(
+                mapping, source, destination, job.direction or mapping.direction
+            )
             directions = {
                 TableMapping.Direction.TO_DESTINATION: [TO_DESTINATION],
                 TableMapping.Direction.FROM_DESTINATION: [FROM_DESTINATION],
@@ -157,27 +155,58 @@ def run_job(
 
 
 def check_integration_users(
-    mapping: TableMapping, source: Connector, destination: Connector
+    mapping: TableMapping,
+    source: Connector,
+    destination: Connector,
+    direction: str | None = None,
 ) -> None:
-    """Refuse to run when an app cannot be reached or signed in to, or as an integration
-    user set up the way the apps warn against (an administrator, no integration role)."""
-    for connector, entity in ((source, mapping.source_entity),
-                              (destination, mapping.destination_entity)):  # fmt: skip
-        for finding in connector.check_setup():
-            if finding.error is not None and (
-                finding.error.transient or finding.error.is_sign_in_failure
-            ):
-                raise JobFailure(finding.error, connector.app_name, entity)
-            if finding.severity == "error" and finding.code in BLOCKING_FINDINGS:
-                raise JobFailure(
-                    ConnectorError(
-                        f"{connector.app_name}: {finding.message} {finding.remedy}".strip(),
-                        code=finding.code,
-                    ),
-                    connector.app_name,
-                    entity,
-                    category=Category.INTEGRATION_USER,
-                )
+    """Refuse to run when an app cannot be reached or signed in to, as an integration user
+    set up the way the apps warn against (disabled, no roles, an administrator, no
+    integration role), or one without a privilege the job needs: each would fail every
+    record the same way, so the job fails with one entry that says why."""
+    from .health import job_blockers
+
+    blockers = job_blockers(mapping, direction or mapping.direction, source, destination)
+    if not blockers:
+        return
+    first = blockers[0]
+    app, side = first.app, first.side or "source"
+    entity = getattr(mapping, f"{side}_entity")
+    also = "".join(f"\n- {f.app}: {f.message} {f.remedy}".rstrip() for f in blockers[1:])
+    if first.error is not None:
+        error = first.error
+        if also:
+            error.detail = f"{error.detail}\n\nAlso found:{also}".strip()
+        raise JobFailure(error, app, entity)
+    if first.code == "missing_privilege":
+        connector = source if side == "source" else destination
+        user_id = getattr(connector, "user_id", "") or "unknown"
+        # Dataverse names the table by its logical name, the privilege's noun in lower case.
+        logical = re.sub(r"^prv(Read|Create|Write|Delete)", "", first.privilege).lower()
+        message = (
+            f"Principal user (Id={user_id}, type=8) is missing {first.privilege} privilege "
+            f"for entity '{logical}': mapping {mapping.name} needs it, so the job did not "
+            "start."
+        )
+        raise JobFailure(
+            ConnectorError(
+                message, status=403, code=first.code,
+                detail="\n".join(
+                    f"- {f.app}: {f.message} {f.remedy}".rstrip() for f in blockers
+                ),
+            ),
+            app, first.entity or entity, category=first.category,
+        )  # fmt: skip
+    raise JobFailure(
+        ConnectorError(
+            f"{app}: {first.message} {first.remedy}".strip(),
+            code=first.code,
+            detail=f"Also found:{also}" if also else "",
+        ),
+        app,
+        entity,
+        category=first.category,
+    )
 
 
 def _finish(job: SyncJob, status: str, message: str) -> None:

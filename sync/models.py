@@ -254,3 +254,45 @@ class SyncJob(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+
+class ConnectionCheck(models.Model):
+    """One run of a connection's setup health check and what it found (codes, severities,
+    messages and remedies; never secrets)."""
+
+    KEEP = 10  # checks kept per connection
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="checks")
+    checked_at = models.DateTimeField()
+    checked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    findings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [
+            models.Index(fields=["connection", "-checked_at"], name="check_connection_recent")
+        ]
+
+    def __str__(self) -> str:
+        return f"Check of {self.connection} at {self.checked_at:%Y-%m-%d %H:%M}"
+
+    def by_severity(self, severity: str) -> list[dict]:
+        return [f for f in self.findings if f.get("severity") == severity]
+
+    @property
+    def errors(self) -> list[dict]:
+        return self.by_severity("error")
+
+    @property
+    def warnings(self) -> list[dict]:
+        return self.by_severity("warning")
+
+    @property
+    def oks(self) -> list[dict]:
+        return self.by_severity("ok")

@@ -9,16 +9,16 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from couplings.models import Coupling
 from errors.pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from syncconsole.permissions import sync_admin_required, sync_user_required
 
-from . import services
+from . import health, services
 from .connectors import connector_for
 from .filters import CouplingFilter, SyncJobFilter
-from .models import Connection, SyncJob, TableMapping
+from .models import Connection, ConnectionCheck, SyncJob, TableMapping
 from .notifications import handle_notification
 
 MAX_NOTIFICATION_BYTES = 64 * 1024
@@ -41,6 +41,46 @@ def mapping_list(request: HttpRequest) -> HttpResponse:
     for mapping in mappings:
         mapping.last_job = jobs.get(mapping.last_job_id)
     return render(request, "sync/mapping_list.html", {"mappings": mappings, "kinds": SyncJob.Kind})
+
+
+@sync_admin_required
+def connection_list(request: HttpRequest) -> HttpResponse:
+    """Each connection with the outcome of its last setup health check."""
+    last = ConnectionCheck.objects.filter(connection=OuterRef("pk")).order_by("-checked_at", "-pk")
+    connections = list(
+        Connection.objects.annotate(last_check_id=Subquery(last.values("pk")[:1])).order_by("name")
+    )
+    checks = ConnectionCheck.objects.in_bulk(
+        [c.last_check_id for c in connections if c.last_check_id]
+    )
+    for connection in connections:
+        connection.last_check = checks.get(connection.last_check_id)
+    return render(request, "sync/connection_list.html", {"connections": connections})
+
+
+@sync_admin_required
+@require_http_methods(["GET", "POST"])
+def connection_health(request: HttpRequest, pk: int) -> HttpResponse:
+    """The setup health check of a connection: the last one on GET (a check costs several
+    calls to both apps), a new one on POST "Check now"."""
+    connection = get_object_or_404(Connection, pk=pk)
+    if request.method == "POST":
+        check = health.run_check(connection, user=request.user)
+        errors = len(check.errors)
+        if errors:
+            messages.error(
+                request, f"Checked: {errors} problem{'s' if errors != 1 else ''} to fix."
+            )
+        else:
+            messages.success(request, "Checked: nothing blocks the synchronization.")
+        return redirect("sync:connection_health", pk=connection.pk)
+    check = connection.checks.select_related("checked_by").first()
+    context = {
+        "connection": connection,
+        "check": check,
+        "mappings": connection.mappings.filter(is_enabled=True),
+    }
+    return render(request, "sync/connection_health.html", context)
 
 
 @sync_admin_required

@@ -156,6 +156,7 @@ DEMO_BASE_URL = envstr("DEMO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 DEMO_ERP_USER = envstr("DEMO_ERP_USER", "erp-integration")
 DEMO_ERP_PASSWORD = envstr("DEMO_ERP_PASSWORD", "demo-erp-password")
 DEMO_ERP_COMPANY_ID = envstr("DEMO_ERP_COMPANY_ID", "5d1c2b7e-0000-4000-8000-00000000c0de")
+DEMO_ERP_LOCAL_CURRENCY = envstr("DEMO_ERP_LOCAL_CURRENCY", "EUR")
 
 LOGGING = {
     "version": 1,

@@ -27,6 +27,8 @@ RULES = {
     "errors:cleanup": USER,
     "sync:mappings": USER,
     "sync:mapping_start": ADMIN,
+    "sync:connections": ADMIN,
+    "sync:connection_health": ADMIN,
     "sync:jobs": USER,
     "sync:job": USER,
     "sync:couplings": USER,

@@ -103,6 +103,18 @@ class Connector(ABC):
     def check_setup(self) -> list[SetupFinding]:
         """Sign in and check the integration user; findings with remedies."""
 
+    def setup_findings(self) -> list[SetupFinding]:
+        """Every check of `check_setup`, the passed ones too."""
+        return self.check_setup()
+
+    def user_privileges(self) -> set[str] | None:
+        """The integration user's privileges; None where the app has none to ask about."""
+        return None
+
+    def privilege_name(self, verb: str, entity: str) -> str | None:
+        """The app's name of the privilege to Read/Create/Write/Delete records of `entity`."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - a connector without connections has nothing to do
         """Let go of open connections."""
 

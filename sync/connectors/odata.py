@@ -32,6 +32,10 @@ FLAVORS: dict[str, dict[str, Any]] = {
         "record_url": "",
         # A small read that proves the address and the credentials work.
         "sign_in_check": "currencies?$top=1",
+        "local_currency_entity": "generalLedgerSetup",
+        "currency_entity": "currencies",
+        "currency_code_field": "code",
+        "exchange_rate_field": "exchangeRate",
     },
     DATAVERSE: {
         "modified_field": "modifiedon",
@@ -48,10 +52,25 @@ FLAVORS: dict[str, dict[str, Any]] = {
         "record_url": "",
         "admin_role": "System Administrator",
         "integration_roles": ["Integration Administrator", "Integration User"],
+        "privilege_names": {
+            "accounts": "Account",
+            "contacts": "Contact",
+            "products": "Product",
+            "transactioncurrencies": "TransactionCurrency",
+            "systemusers": "User",
+            "leads": "Lead",
+            "opportunities": "Opportunity",
+        },
+        "currency_entity": "transactioncurrencies",
+        "currency_code_field": "isocurrencycode",
+        "exchange_rate_field": "exchangerate",
     },
 }
 
 TRANSIENT_STATUSES = {429, 502, 503, 504}
+# Dataverse's sign-in answers for a password that must be changed and for a disabled user.
+PASSWORD_CHANGE_CODE = "0x80090327"  # noqa: S105 - an error code, not a password
+USER_DISABLED_CODE = "0x8004d24b"
 
 
 @dataclass
@@ -85,6 +104,7 @@ class ODataConnector(Connector):
         self._owns_client = client is None
         self.client = client or httpx.Client(timeout=config.timeout)
         self._token: str | None = None
+        self._user_id = ""
 
     def close(self) -> None:
         if self._owns_client:
@@ -338,57 +358,227 @@ class ODataConnector(Connector):
     def _item_url(self, entity: str, record_id: str) -> str:
         return f"{self.base_url}{entity}({quote(str(record_id), safe='')})"
 
+    # -- setup -------------------------------------------------------------------------
     def check_setup(self) -> list[SetupFinding]:
-        findings: list[SetupFinding] = []
+        """What is wrong with the address and the integration user, and whether it can sign
+        in: the problems of `setup_findings`, without the other checks that passed."""
+        return [f for f in self.setup_findings() if f.severity != "ok" or f.code == "sign_in"]
+
+    def setup_findings(self) -> list[SetupFinding]:
+        """Every check of the address and the integration user, passed or not."""
         if not self.base_url.startswith(("http://", "https://")):
-            return [SetupFinding("address", "error", "The API address is not an http(s) URL.")]
-        if self.config.flavor != DATAVERSE:
-            check = self.config.option("sign_in_check")
-            if not check:
-                return findings
-            try:
-                self._send("GET", self.base_url + check, parse=True)
-            except ConnectorError as error:
-                return [
-                    SetupFinding(
-                        "sign_in", "error", error.message, "Check the address and the user.",
-                        error=error,
-                    )
-                ]  # fmt: skip
-            return [SetupFinding("sign_in", "ok", "The integration user can sign in.")]
+            return [
+                SetupFinding(
+                    "address", "error", "The API address is not an http(s) URL.",
+                    "Enter the app's API root (https://...) on the connection.",
+                )
+            ]  # fmt: skip
+        dataverse = self.config.flavor == DATAVERSE
+        check = "WhoAmI" if dataverse else self.config.option("sign_in_check")
+        if not check:
+            return []
         try:
-            me = self._send("GET", self.base_url + "WhoAmI", parse=True)
-            user_id = quote(str(me.get("UserId", "")), safe="")
-            roles_url = f"{self.base_url}systemusers({user_id})/systemuserroles_association"
+            me = self._send("GET", self.base_url + check, parse=True)
+        except ConnectorError as error:
+            return sign_in_findings(self.app_name, error)
+        findings = [
+            SetupFinding("reachable", "ok", f"{self.app_name} answers at its address."),
+            SetupFinding("sign_in", "ok", "The integration user can sign in."),
+        ]
+        if not dataverse:
+            return findings
+        self._user_id = str(me.get("UserId", ""))
+        try:
+            roles_url = f"{self.base_url}systemusers({quote(self._user_id, safe='')})/"
             roles = {
-                r.get("name")
-                for r in self._send("GET", roles_url, parse=True).get("value", [])
+                str(r.get("name"))
+                for r in self._send(
+                    "GET", roles_url + "systemuserroles_association", parse=True
+                ).get("value", [])
                 if isinstance(r, dict)
             }
         except ConnectorError as error:
+            return findings + [
+                SetupFinding(
+                    "roles", "error",
+                    f"The integration user's security roles could not be read: {error.message}",
+                    "Give the integration user a role that may read users (prvReadUser).",
+                    error=error,
+                )
+            ]  # fmt: skip
+        return findings + self._role_findings(roles)
+
+    def _role_findings(self, roles: set[str]) -> list[SetupFinding]:
+        admin_role = self.config.option("admin_role")
+        integration_roles = list(self.config.option("integration_roles", []))
+        wanted = " or ".join(f"{name}" for name in integration_roles) or "an integration"
+        if not roles:
             return [
                 SetupFinding(
-                    "sign_in", "error", error.message, "Check the integration user.", error=error
+                    "no_roles", "error", "The integration user is enabled but has no security "
+                    "roles, so it may not read or write anything.",
+                    f"In {self.app_name}, assign the {wanted} role to the integration user.",
                 )
-            ]
-        findings.append(SetupFinding("sign_in", "ok", "The integration user can sign in."))
-        if self.config.option("admin_role") in roles:
+            ]  # fmt: skip
+        named = ", ".join(sorted(roles))
+        findings = [
+            SetupFinding("roles", "ok", f"The integration user is enabled and has roles: {named}.")
+        ]
+        if admin_role in roles:
             findings.append(
                 SetupFinding(
                     "admin_user",
                     "error",
-                    "The integration user holds the System Administrator role.",
-                    "Use a dedicated integration user without the System Administrator role.",
+                    f"The integration user holds the {admin_role} role.",
+                    f"Use a dedicated integration user without the {admin_role} role.",
                 )
             )
-        if not roles & set(self.config.option("integration_roles", [])):
+        else:
+            findings.append(
+                SetupFinding("admin_user", "ok", "The integration user is not an administrator.")
+            )
+        held = roles & set(integration_roles)
+        if held:
             findings.append(
                 SetupFinding(
-                    "roles", "error", "The integration user has none of the integration roles.",
-                    "Assign the Integration Administrator or Integration User role.",
+                    "integration_role", "ok",
+                    f"The integration user holds the {' and '.join(sorted(held))} role.",
+                )
+            )  # fmt: skip
+        else:
+            findings.append(
+                SetupFinding(
+                    "no_integration_role", "error",
+                    "The integration user has none of the integration roles.",
+                    f"In {self.app_name}, assign the {wanted} role to the integration user.",
                 )
             )  # fmt: skip
         return findings
+
+    def user_privileges(self) -> set[str] | None:
+        """The integration user's privileges (Dataverse's RetrieveUserPrivileges); None where
+        the app has no privileges to ask about."""
+        if self.config.flavor != DATAVERSE:
+            return None
+        if not self._user_id:
+            self._user_id = str(self._send("GET", self.base_url + "WhoAmI", parse=True)["UserId"])
+        url = (
+            f"{self.base_url}systemusers({quote(self._user_id, safe='')})/"
+            "Microsoft.Dynamics.CRM.RetrieveUserPrivileges()"
+        )
+        rows = self._send("GET", url, parse=True).get("RolePrivileges", [])
+        if not isinstance(rows, list):
+            raise ConnectorError(f"{self.app_name} answered without a list of privileges.")
+        return {
+            str(r["PrivilegeName"]) for r in rows if isinstance(r, dict) and "PrivilegeName" in r
+        }
+
+    @property
+    def user_id(self) -> str:
+        """The integration user's id, once a setup check signed in to a Dataverse app."""
+        return self._user_id
+
+    def privilege_name(self, verb: str, entity: str) -> str | None:
+        """The app's name of the privilege to `verb` (Read, Create, Write, Delete) records of
+        `entity`, as Dataverse spells it (prvReadAccount); None where the app has none."""
+        if self.config.flavor != DATAVERSE:
+            return None
+        names = self.config.option("privilege_names", {})
+        name = names.get(entity) or FLAVORS[DATAVERSE]["privilege_names"].get(entity)
+        if not name:
+            singular = entity[:-3] + "y" if entity.endswith("ies") else entity.removesuffix("s")
+            name = singular[:1].upper() + singular[1:]
+        return f"prv{verb}{name}"
+
+    def local_currency(self) -> str:
+        """The ERP's local currency (LCY) code: Business Central's general ledger setup, or
+        the connection's `local_currency` setting where the app does not say."""
+        configured = str(self.config.options.get("local_currency", "") or "")
+        entity = self.config.option("local_currency_entity")
+        if not entity:
+            return configured
+        try:
+            body = self._send("GET", self.base_url + entity, parse=True)
+        except ConnectorError as error:
+            if error.status in (400, 404) and configured:
+                return configured
+            raise
+        rows = body.get("value", [body])
+        code = rows[0].get("localCurrencyCode") if rows and isinstance(rows[0], dict) else None
+        return str(code or configured)
+
+
+def sign_in_findings(app_name: str, error: ConnectorError) -> list[SetupFinding]:
+    """What a failed first call says: the app cannot be reached, or the user cannot sign in
+    (each sign-in reason its own finding, as the app answers it)."""
+    if error.status is None and not error.transient:
+        return [
+            SetupFinding(
+                "sign_in", "error", error.message,
+                "Check the sign-in settings of the connection.", error=error,
+            )
+        ]  # fmt: skip
+    if error.transient:
+        if "timed out" in error.message:
+            code, remedy = (
+                "timeout",
+                (
+                    f"Check that {app_name} is up; raise the connection's timeout if it is "
+                    "only slow."
+                ),
+            )
+        elif error.status is None:
+            code, remedy = (
+                "unreachable",
+                (f"Check the connection's address for {app_name} and the network between them."),
+            )
+        else:
+            code, remedy = (
+                "app_error",
+                (
+                    f"Check that {app_name} is up and that the address is its API root; try again "
+                    "later."
+                ),
+            )
+        return [SetupFinding(code, "error", error.message, remedy, error=error)]
+    reachable = SetupFinding("reachable", "ok", f"{app_name} answers at its address.")
+    if error.status == 404:
+        return [
+            SetupFinding(
+                "unreachable", "error", f"{app_name} answered 404 at this address: {error.message}",
+                f"Check the connection's address: it must be the API root of {app_name}.",
+                error=error,
+            )
+        ]  # fmt: skip
+    message = error.message.lower()
+    if error.code == PASSWORD_CHANGE_CODE or "must be changed" in message:
+        finding = SetupFinding(
+            "password_change_required", "error", error.message,
+            f"Sign in to {app_name} once as the integration user and change the password (or "
+            "have an administrator turn off change at next sign-in), then enter the new "
+            "password on the connection.",
+            error=error,
+        )  # fmt: skip
+    elif error.code == USER_DISABLED_CODE or "disabled" in message:
+        finding = SetupFinding(
+            "user_disabled", "error", error.message,
+            f"In {app_name}, enable the integration user (and check its license).",
+            error=error,
+        )  # fmt: skip
+    elif error.status == 401:
+        finding = SetupFinding(
+            "sign_in", "error", error.message,
+            "Check the user name and secret on the connection; enter the secret again if in "
+            "doubt.",
+            error=error,
+        )  # fmt: skip
+    else:
+        finding = SetupFinding(
+            "sign_in", "error", error.message,
+            f"Check that the integration user may use {app_name}'s API.",
+            error=error,
+        )  # fmt: skip
+    return [reachable, finding]
 
 
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")

@@ -1,0 +1,376 @@
+"""The setup health check of a Connection: what an administrator must fix before records can
+synchronize (the address, the integration user, its roles and privileges, the currencies).
+
+`check_connection` asks both apps; `job_blockers` is the part the engine runs before each job,
+for one mapping in the direction the job runs."""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from errors.links import safe_link
+from errors.models import Category
+
+from .connectors import Connector, ConnectorError, connector_for
+from .models import Connection, ConnectionCheck, TableMapping
+
+ERROR, WARNING, OK = "error", "warning", "ok"
+SEVERITIES = (ERROR, WARNING, OK)
+SIDES = ("source", "destination")
+
+# Findings that make every record of a job fail the same way: a job does not start with one.
+BLOCKING_CODES = {
+    "address", "unreachable", "timeout", "app_error", "sign_in", "password_change_required",
+    "user_disabled", "roles", "no_roles", "admin_user", "no_integration_role",
+}  # fmt: skip
+CATEGORIES = {
+    "address": Category.CONNECTION,
+    "unreachable": Category.CONNECTION,
+    "timeout": Category.CONNECTION,
+    "app_error": Category.CONNECTION,
+    "sign_in": Category.AUTHENTICATION,
+    "password_change_required": Category.AUTHENTICATION,
+    "user_disabled": Category.INTEGRATION_USER,
+    "roles": Category.INTEGRATION_USER,
+    "no_roles": Category.INTEGRATION_USER,
+    "admin_user": Category.INTEGRATION_USER,
+    "no_integration_role": Category.INTEGRATION_USER,
+    "missing_privilege": Category.PERMISSION,
+    "local_currency_missing": Category.CURRENCY,
+    "currency_missing": Category.CURRENCY,
+    "exchange_rate_missing": Category.CURRENCY,
+}
+VERB_PURPOSE = {
+    "Read": "read {entity}",
+    "Create": "create {entity}",
+    "Write": "update {entity}",
+    "Delete": "delete a remaining {entity} record (Delete the remaining record)",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result of the check: a stable `code`, a severity (error / warning / ok), what was
+    found in plain words, the remedy, and which side and app it is about."""
+
+    code: str
+    severity: str
+    message: str
+    remedy: str = ""
+    side: str = ""  # "source", "destination", or "" for the connection as a whole
+    app: str = ""
+    link: str = ""  # the record page in the app where it is fixed, when there is one
+    mapping: str = ""
+    entity: str = ""
+    privilege: str = ""
+    error: ConnectorError | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def blocks_jobs(self) -> bool:
+        return self.severity == ERROR and (
+            self.code in BLOCKING_CODES or self.code == "missing_privilege"
+        )
+
+    @property
+    def category(self) -> str:
+        return CATEGORIES.get(self.code, Category.OTHER)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("error")
+        return data
+
+
+def _from_setup(connector: Connector, side: str, findings) -> list[Finding]:
+    return [
+        Finding(
+            f.code, f.severity, f.message, f.remedy, side=side, app=connector.app_name,
+            error=f.error,
+        )
+        for f in findings
+    ]  # fmt: skip
+
+
+def _writes_to(direction: str, side: str) -> bool:
+    if direction == TableMapping.Direction.BIDIRECTIONAL:
+        return True
+    written = "destination" if direction == TableMapping.Direction.TO_DESTINATION else "source"
+    return side == written
+
+
+def needed_verbs(mapping: TableMapping, side: str, direction: str | None = None) -> list[str]:
+    """What the integration user must be allowed to do on the mapping's entity on `side`:
+    read always; create and write where the mapping (or a job in `direction`) writes; for the
+    whole check, delete too, since a fix may delete a remaining record on either side."""
+    verbs = ["Read"]
+    if _writes_to(direction or mapping.direction, side):
+        verbs += ["Create", "Write"]
+    if direction is None:
+        verbs.append("Delete")
+    return verbs
+
+
+def privilege_findings(
+    connector: Connector,
+    side: str,
+    mappings: list[TableMapping],
+    privileges: set[str],
+    *,
+    direction: str | None = None,
+) -> list[Finding]:
+    """One finding per privilege a mapping needs on its entity and the user lacks."""
+    findings = []
+    for mapping in mappings:
+        entity = getattr(mapping, f"{side}_entity")
+        for verb in needed_verbs(mapping, side, direction):
+            privilege = connector.privilege_name(verb, entity)
+            if not privilege or privilege in privileges:
+                continue
+            purpose = VERB_PURPOSE[verb].format(entity=entity)
+            # Without delete only one fix fails; without the others every record does.
+            severity = WARNING if verb == "Delete" else ERROR
+            findings.append(
+                Finding(
+                    "missing_privilege", severity,
+                    f"The integration user is missing the {privilege} privilege: mapping "
+                    f"{mapping.name} needs it to {purpose} in {connector.app_name}.",
+                    f"In {connector.app_name}, assign the integration user a security role "
+                    f"that holds {privilege} (the Integration Administrator role does), or "
+                    "add the privilege to its role.",
+                    side=side, app=connector.app_name, mapping=mapping.name, entity=entity,
+                    privilege=privilege,
+                )
+            )  # fmt: skip
+    return findings
+
+
+def check_side(
+    connector: Connector,
+    side: str,
+    mappings: list[TableMapping],
+    *,
+    direction: str | None = None,
+    every_check: bool = True,
+) -> list[Finding]:
+    """The address, the integration user, and the privileges the mappings need on one side."""
+    setup = connector.setup_findings() if every_check else connector.check_setup()
+    findings = _from_setup(connector, side, setup)
+    if any(f.blocks_jobs for f in findings) or not any(f.code == "sign_in" for f in findings):
+        return findings
+    try:
+        privileges = connector.user_privileges()
+    except ConnectorError as error:
+        return findings + [
+            Finding(
+                "privileges_unknown", WARNING,
+                f"The integration user's privileges could not be read: {error.message}",
+                "Give the integration user a role that may read users (prvReadUser), then "
+                "check again.",
+                side=side, app=connector.app_name,
+            )
+        ]  # fmt: skip
+    if privileges is None:
+        return findings
+    missing = privilege_findings(connector, side, mappings, privileges, direction=direction)
+    if every_check and not any(f.severity == ERROR for f in missing):
+        findings.append(
+            Finding(
+                "privileges", OK,
+                "The integration user holds every privilege the enabled mappings need to "
+                "read, create and update.",
+                side=side, app=connector.app_name,
+            )
+        )  # fmt: skip
+    return findings + missing
+
+
+# -- currencies -----------------------------------------------------------------------------
+def _currencies(connector: Connector) -> dict[str, tuple[str, Any]]:
+    """The app's currency table: code -> (record id, exchange rate)."""
+    option = connector.config.option
+    code_field, rate_field = option("currency_code_field"), option("exchange_rate_field")
+    table: dict[str, tuple[str, Any]] = {}
+    for page in connector.list_changes(option("currency_entity"), None):
+        for record in page:
+            code = str(record.values.get(code_field) or "").strip().upper()
+            if code:
+                table[code] = (record.id, record.values.get(rate_field))
+    return table
+
+
+def _has_rate(rate: Any) -> bool:
+    try:
+        return rate is not None and float(rate) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def currency_findings(connection: Connection, connectors: dict[str, Connector]) -> list[Finding]:
+    """The local currency exists on the other side, and every currency used on one side has
+    an exchange rate on both."""
+    findings: list[Finding] = []
+    tables: dict[str, dict[str, tuple[str, Any]]] = {}
+    for side, connector in connectors.items():
+        entity = connector.config.option("currency_entity")
+        if not entity:
+            continue
+        try:
+            tables[side] = _currencies(connector)
+        except ConnectorError as error:
+            findings.append(
+                Finding(
+                    "currencies_unreadable", WARNING,
+                    f"The currencies of {connector.app_name} could not be read: {error.message}",
+                    f"Let the integration user read {entity} in {connector.app_name}.",
+                    side=side, app=connector.app_name, entity=entity,
+                )
+            )  # fmt: skip
+    if len(tables) < 2:
+        return findings
+
+    # The local currency belongs to the side that keeps it (the ERP's general ledger setup).
+    lcy_side = next(
+        (s for s, c in connectors.items() if c.config.option("local_currency_entity")
+         or c.config.options.get("local_currency")), "source",
+    )  # fmt: skip
+    other_of = {"source": "destination", "destination": "source"}
+    lcy_other = other_of[lcy_side]
+    owner, holder = connectors[lcy_side], connectors[lcy_other]
+    try:
+        lcy = owner.local_currency().strip().upper()
+    except ConnectorError as error:
+        lcy = ""
+        findings.append(
+            Finding(
+                "local_currency_unknown", WARNING,
+                f"The local currency of {owner.app_name} could not be read: {error.message}",
+                f"Set local_currency (e.g. EUR) in the {lcy_side} settings of the connection.",
+                side=lcy_side, app=owner.app_name,
+            )
+        )  # fmt: skip
+    if lcy and lcy not in tables[lcy_other]:
+        findings.append(
+            Finding(
+                "local_currency_missing", ERROR,
+                f"The local currency {lcy} of {owner.app_name} does not exist as a transaction "
+                f"currency in {holder.app_name}.",
+                f"In {holder.app_name}, add the currency {lcy} (exchange rate 1 to the base "
+                f"currency as {owner.app_name} keeps it); records in the local currency fail "
+                "until it exists.",
+                side=lcy_other, app=holder.app_name, entity=lcy,
+            )
+        )  # fmt: skip
+    elif lcy:
+        findings.append(
+            Finding(
+                "local_currency", OK,
+                f"The local currency {lcy} exists in {holder.app_name}.",
+                side=lcy_other, app=holder.app_name,
+            )
+        )  # fmt: skip
+
+    problems = []
+    codes = sorted(set(tables["source"]) | set(tables["destination"]))
+    for code in codes:
+        for side in SIDES:
+            connector, other = connectors[side], connectors[other_of[side]]
+            entity = connector.config.option("currency_entity")
+            if code not in tables[side]:
+                if code == lcy:
+                    continue  # reported above, or the ERP's LCY needs no currency record
+                other_id = tables[other_of[side]][code][0]
+                problems.append(
+                    Finding(
+                        "currency_missing", WARNING,
+                        f"{connector.app_name} has no currency {code}, which "
+                        f"{other.app_name} uses.",
+                        f"In {connector.app_name}, add the currency {code} with its exchange "
+                        f"rate. Until then, records in {code} fail when written to "
+                        f"{connector.app_name}; other records are unaffected.",
+                        side=side, app=connector.app_name, entity=code,
+                        link=safe_link(other.record_url(
+                            other.config.option("currency_entity"), other_id)) or "",
+                    )
+                )  # fmt: skip
+                continue
+            record_id, rate = tables[side][code]
+            if side == lcy_side and code == lcy:
+                continue  # the local currency is the ERP's measure; it has no rate to itself
+            if not _has_rate(rate):
+                problems.append(
+                    Finding(
+                        "exchange_rate_missing", WARNING,
+                        f"{connector.app_name} has no exchange rate for {code}.",
+                        f"In {connector.app_name}, open the currency {code} and enter its "
+                        f"exchange rate. Until then, records in {code} fail when written to "
+                        f"{connector.app_name}; other records are unaffected.",
+                        side=side, app=connector.app_name, entity=code,
+                        link=safe_link(connector.record_url(entity, record_id)) or "",
+                    )
+                )  # fmt: skip
+    if not problems:
+        findings.append(
+            Finding(
+                "currencies",
+                OK,
+                "Every currency exists with an exchange rate in both apps.",
+            )
+        )
+    return findings + problems
+
+
+# -- the whole connection -------------------------------------------------------------------
+def _order(findings: list[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
+
+
+def check_connection(connection: Connection) -> list[Finding]:
+    """Ask both apps what is wrong with this connection's setup; errors first."""
+    mappings = list(connection.mappings.filter(is_enabled=True))
+    findings: list[Finding] = []
+    connectors = {side: connector_for(connection, side) for side in SIDES}
+    try:
+        signed_in = True
+        for side, connector in connectors.items():
+            side_findings = check_side(connector, side, mappings)
+            signed_in &= any(f.code == "sign_in" and f.severity == OK for f in side_findings)
+            findings += side_findings
+        if signed_in:
+            findings += currency_findings(connection, connectors)
+    finally:
+        for connector in connectors.values():
+            connector.close()
+    return _order(findings)
+
+
+def run_check(connection: Connection, *, user=None) -> ConnectionCheck:
+    """Check the connection now and keep what was found (no secrets: the findings hold the
+    apps' messages, never the credentials or the calls' details)."""
+    findings = check_connection(connection)
+    with transaction.atomic():
+        check = ConnectionCheck.objects.create(
+            connection=connection,
+            checked_at=timezone.now(),
+            checked_by=user if user is not None and user.is_authenticated else None,
+            findings=[f.as_dict() for f in findings],
+        )
+        # A few past checks are kept to compare with; older ones say nothing new.
+        stale = ConnectionCheck.objects.filter(connection=connection).order_by("-checked_at")
+        ConnectionCheck.objects.filter(
+            pk__in=list(stale.values_list("pk", flat=True)[ConnectionCheck.KEEP :])
+        ).delete()
+    return check
+
+
+def job_blockers(
+    mapping: TableMapping, direction: str, source: Connector, destination: Connector
+) -> list[Finding]:
+    """The findings that would fail every record of a job of `mapping` running in
+    `direction`; empty when the job may run."""
+    blockers: list[Finding] = []
+    for side, connector in (("source", source), ("destination", destination)):
+        findings = check_side(connector, side, [mapping], direction=direction, every_check=False)
+        blockers += [f for f in findings if f.blocks_jobs]
+    return blockers
