@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from syncconsole.permissions import is_sync_admin
 
 from . import services
-from .models import Status, SyncError, SyncErrorCleanup
+from .models import BulkAction, Status, SyncError, SyncErrorCleanup
 
 
 def _record_link(url: str | None, text: str) -> str:
@@ -137,6 +137,35 @@ class SyncErrorCleanupAdmin(admin.ModelAdmin):
         "finished_at",
     ]
     list_filter = ["action", "trigger", "state"]
+    date_hierarchy = "requested_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BulkAction)
+class BulkActionAdmin(admin.ModelAdmin):
+    """The audit of actions on many entries: read-only."""
+
+    list_display = [
+        "requested_at",
+        "action",
+        "scope",
+        "requested_by",
+        "state",
+        "expected_count",
+        "processed_count",
+        "changed_count",
+        "failed_count",
+    ]
+    list_filter = ["action", "scope", "state"]
+    search_fields = ["requested_by__username", "filter_query", "note"]
     date_hierarchy = "requested_at"
 
     def has_add_permission(self, request):

@@ -271,3 +271,79 @@ class SyncErrorCleanup(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in (self.State.DONE, self.State.FAILED)
+
+
+class BulkAction(models.Model):
+    """One action on many entries (a selection, or all that matched the filters when a person
+    confirmed the count): who asked, what, on which entries, its progress and its outcome."""
+
+    class Action(models.TextChoices):
+        RESOLVE = "resolve", "Mark resolved"
+        IGNORE = "ignore", "Ignore"
+        REOPEN = "reopen", "Reopen"
+        RETRY = "retry", "Retry"
+        TO_DESTINATION = "to_destination", "Synchronize to the destination"
+        FROM_DESTINATION = "from_destination", "Synchronize from the destination"
+        RESTORE = "restore", "Restore the deleted record"
+        DELETE_RECORD = "delete_record", "Delete the remaining record"
+        REMOVE_COUPLING = "remove_coupling", "Remove coupling"
+
+    class Scope(models.TextChoices):
+        SELECTION = "selection", "Selected entries"
+        FILTER = "filter", "All entries that match the filters"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    action = models.CharField(max_length=20, choices=Action.choices)
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    filter_query = models.CharField(
+        max_length=2000, blank=True, help_text="The list's filters when the action was asked for."
+    )
+    selected_ids = models.JSONField(default=list, blank=True)
+    # Entries written after the count was shown are never included: the scope cannot widen.
+    upper_bound_id = models.BigIntegerField(default=0)
+    setup_errors_included = models.BooleanField(default=False)
+    note = models.CharField(max_length=500, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    expected_count = models.PositiveIntegerField(default=0, help_text="Entries in scope.")
+    processed_count = models.PositiveIntegerField(default=0)
+    changed_count = models.PositiveIntegerField(
+        default=0, help_text="Entries changed, or records acted on."
+    )
+    failed_count = models.PositiveIntegerField(default=0)
+    last_processed_id = models.BigIntegerField(default=0)
+    job_ids = models.JSONField(default=list, blank=True)
+    outcome = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        verbose_name = "bulk action"
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} · {self.get_scope_display().lower()}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("errors:bulk_progress", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)
+
+    @property
+    def progress_percent(self) -> int:
+        if self.state == self.State.DONE:
+            return 100
+        if not self.expected_count:
+            return 0
+        return min(99, int(self.processed_count * 100 / self.expected_count))

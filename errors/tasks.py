@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import services
+from . import bulk, services
 
 
 @shared_task(name="errors.run_sync_error_cleanup", acks_late=True)
@@ -18,3 +18,8 @@ def delete_expired_sync_errors() -> int:
 @shared_task(name="errors.wake_snoozed_problems")
 def wake_snoozed_problems() -> int:
     return services.wake_snoozed()
+
+
+@shared_task(name="errors.run_bulk_action", acks_late=True)
+def run_bulk_action(bulk_id: int) -> int:
+    return bulk.run_bulk_action(bulk_id).changed_count

@@ -12,4 +12,6 @@ urlpatterns = [
     path("<int:pk>/fix/", views.error_fix, name="fix"),
     path("delete/<str:action>/", views.cleanup_confirm, name="cleanup_confirm"),
     path("cleanups/<int:pk>/", views.cleanup_progress, name="cleanup"),
+    path("bulk/", views.bulk_action, name="bulk"),
+    path("bulk/<int:pk>/", views.bulk_progress, name="bulk_progress"),
 ]

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -18,11 +18,19 @@ from syncconsole.permissions import (
     sync_user_required,
 )
 
+from . import bulk as bulk_actions
 from . import services
 from .filters import ErrorGroupFilter, SyncErrorFilter
 from .forms import ProblemStatusForm
 from .grouping import figures_for
-from .models import SETUP_CATEGORIES, ErrorGroup, Status, SyncError, SyncErrorCleanup
+from .models import (
+    SETUP_CATEGORIES,
+    BulkAction,
+    ErrorGroup,
+    Status,
+    SyncError,
+    SyncErrorCleanup,
+)
 from .pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from .remedies import remedy_for
 
@@ -78,6 +86,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
         "total": estimated_total(matching),
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for key, value in filter_query.items()),
+        "bulk_actions": BulkAction.Action.choices,
         "retention_days": settings.SYNC_ERROR_RETENTION_DAYS,
         "hidden_setup_entries": hidden_setup_entries(request.user),
         "group": (
@@ -365,3 +374,94 @@ def cleanup_progress(request: HttpRequest, pk: int) -> HttpResponse:
         "errors/cleanup_progress.html",
         {"cleanup": cleanup, "outcome": cleanup_outcome(cleanup)},
     )
+
+
+def _clean_filter_query(raw: str) -> str:
+    """The list's filters as posted back, re-encoded so nothing but a query string remains."""
+    return without_cursors(QueryDict(raw[:2000])).urlencode()
+
+
+def _selected_ids(values: list[str]) -> list[int]:
+    try:
+        ids = [int(value) for value in values]
+    except ValueError:
+        raise bulk_actions.BulkRefused("The selection is not valid.") from None
+    if any(pk < 1 for pk in ids):
+        raise bulk_actions.BulkRefused("The selection is not valid.")
+    return ids
+
+
+@sync_user_required
+@require_POST
+def bulk_action(request: HttpRequest) -> HttpResponse:
+    """One action on the selected entries, or on all that match the filters after the exact
+    count was shown and confirmed."""
+    filter_query = _clean_filter_query(request.POST.get("filter_query", ""))
+    back = reverse("errors:list") + (f"?{filter_query}" if filter_query else "")
+    action = request.POST.get("action", "")
+    note = request.POST.get("note", "")
+    scope = request.POST.get("scope", "")
+    administrator = is_sync_admin(request.user)
+    try:
+        if scope == BulkAction.Scope.SELECTION:
+            bulk = bulk_actions.request_bulk_action(
+                action=action, user=request.user, note=note, filter_query=filter_query,
+                selected_ids=_selected_ids(request.POST.getlist("ids")),
+                setup_errors_included=administrator,
+            )  # fmt: skip
+        elif scope == BulkAction.Scope.FILTER:
+            token = request.POST.get("confirmation", "")
+            if not token:
+                preview = bulk_actions.preview(
+                    action, filter_query, setup_errors_included=administrator
+                )
+                if not preview.count:
+                    raise bulk_actions.BulkRefused("No entry matches the filters.")
+                context = {
+                    "preview": preview,
+                    "action_label": BulkAction.Action(action).label,
+                    "note": note,
+                    "back": back,
+                    "filters": [
+                        (key, value) for key, value in QueryDict(filter_query).items() if value
+                    ],
+                }
+                return render(request, "errors/bulk_confirm.html", context)
+            confirmed = bulk_actions.confirmed_preview(token)
+            if confirmed.setup_errors_included and not administrator:
+                raise PermissionDenied("Setup errors need an administrator (Sync administrators).")
+            bulk = bulk_actions.request_bulk_action(
+                action=action, user=request.user, note=note, confirmed=confirmed
+            )
+        else:
+            raise bulk_actions.BulkRefused("Choose the selected entries or all matching entries.")
+    except bulk_actions.BulkRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    except services.QueueUnavailable as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    if bulk.is_finished:
+        level = messages.success if bulk.state == BulkAction.State.DONE else messages.error
+        level(request, f"{bulk.get_action_display()}: {bulk.outcome}")
+        return redirect(back)
+    return redirect(bulk)
+
+
+@sync_user_required
+def bulk_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    bulk = get_object_or_404(BulkAction.objects.select_related("requested_by"), pk=pk)
+    state = {
+        "state": bulk.state,
+        "state_display": bulk.get_state_display(),
+        "expected_count": bulk.expected_count,
+        "processed_count": bulk.processed_count,
+        "progress_percent": bulk.progress_percent,
+        "finished": bulk.is_finished,
+        "outcome": bulk.outcome if bulk.is_finished else "",
+        "job_urls": [reverse("sync:job", args=[pk]) for pk in bulk.job_ids],
+    }
+    if request.GET.get("format") == "json":
+        return JsonResponse(state)
+    list_url = reverse("errors:list") + (f"?{bulk.filter_query}" if bulk.filter_query else "")
+    return render(request, "errors/bulk_progress.html", {"bulk": bulk, "list_url": list_url})

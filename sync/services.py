@@ -190,7 +190,14 @@ def find_for_deleted(couplings) -> dict[str, int]:
 def synchronize_coupling(coupling: Coupling, direction: str, *, user=None) -> SyncJob:
     """Queue a job that writes one coupled record over the other in the direction a person
     chose, whatever changed on the other side."""
-    mapping = coupling.mapping
+    return synchronize_couplings(coupling.mapping, [coupling.pk], direction, user=user)
+
+
+def synchronize_couplings(
+    mapping: TableMapping, coupling_ids: list[int], direction: str, *, user=None
+) -> SyncJob:
+    """Queue one job that writes the coupled records of the mapping over their counterparts
+    in the chosen direction (Synchronize and Restore, for one record or many)."""
     allowed = {
         TableMapping.Direction.TO_DESTINATION: (TableMapping.Direction.BIDIRECTIONAL,
                                                 TableMapping.Direction.TO_DESTINATION),
@@ -202,14 +209,14 @@ def synchronize_coupling(coupling: Coupling, direction: str, *, user=None) -> Sy
             f"{mapping.name} does not synchronize in that direction "
             f"({mapping.get_direction_display().lower()})."
         )
-    Coupling.objects.filter(pk=coupling.pk).update(is_skipped=False, failure_count=0)
+    Coupling.objects.filter(pk__in=coupling_ids).update(is_skipped=False, failure_count=0)
     return request_sync(
         mapping,
         kind=SyncJob.Kind.COUPLED,
         trigger=SyncJob.Trigger.USER,
         user=user,
         allow_behind_running=True,
-        coupling_ids=[coupling.pk],
+        coupling_ids=list(coupling_ids),
         direction=direction,
         overwrite=True,
     )
@@ -231,7 +238,7 @@ def remove_coupling(coupling: Coupling, *, user=None) -> int:
     return resolved
 
 
-def _remaining_side(coupling: Coupling) -> str:
+def remaining_side(coupling: Coupling) -> str:
     """The side whose record still exists, when exactly one side is gone."""
     if coupling.destination_exists is False and coupling.source_exists is not False:
         return "source"
@@ -244,7 +251,7 @@ def _remaining_side(coupling: Coupling) -> str:
 
 def restore_coupled_record(coupling: Coupling, *, user=None) -> SyncJob:
     """Re-create the deleted record from the one that remains, and couple it (as a job)."""
-    remaining = _remaining_side(coupling)
+    remaining = remaining_side(coupling)
     direction = (
         TableMapping.Direction.TO_DESTINATION
         if remaining == "source"
@@ -258,7 +265,7 @@ def delete_remaining_record(coupling: Coupling, *, user=None) -> int:
     entries were resolved. A refusal of the app (a missing privilege) is raised as it is."""
     from .connectors import connector_for
 
-    remaining = _remaining_side(coupling)
+    remaining = remaining_side(coupling)
     mapping = coupling.mapping
     with connector_for(mapping.connection, remaining) as connector:
         connector.delete(

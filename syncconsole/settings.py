@@ -148,6 +148,10 @@ SYNC_ERRORS_PER_PAGE = envint("SYNC_ERRORS_PER_PAGE", 50)
 SYNC_JOB_RETENTION_DAYS = envint("SYNC_JOB_RETENTION_DAYS", 30)
 # Coupling by match of more records than this runs in a Celery worker.
 COUPLE_BY_MATCH_ASYNC_THRESHOLD = envint("COUPLE_BY_MATCH_ASYNC_THRESHOLD", 10)
+# Bulk actions: selections up to this many entries change status at once; the rest, and
+# everything that talks to the apps, goes to a worker in batches of this size.
+SYNC_BULK_INLINE_LIMIT = envint("SYNC_BULK_INLINE_LIMIT", 100)
+SYNC_BULK_BATCH_SIZE = envint("SYNC_BULK_BATCH_SIZE", 500)
 SYNC_HTTP_TIMEOUT = float(envstr("SYNC_HTTP_TIMEOUT", "10"))
 
 # The demo ERP and CRM served by this server; switch off in production.

@@ -25,6 +25,8 @@ RULES = {
     "errors:fix": USER,
     "errors:cleanup_confirm": USER,  # Delete All Entries: administrators, see below
     "errors:cleanup": USER,
+    "errors:bulk": USER,
+    "errors:bulk_progress": USER,
     "sync:mappings": USER,
     "sync:mapping_start": ADMIN,
     "sync:connections": ADMIN,

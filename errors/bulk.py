@@ -1,0 +1,371 @@
+"""Actions on many entries at once: a selection, or all that match the list's filters.
+
+The scope is fixed when the person confirms it: the selection is cut to what the filters
+match, and entries written after the count was shown are never included, so an action can
+never reach further than what was shown. Each action is kept as a BulkAction, the audit
+record and the progress of the work, which a Celery worker does in batches."""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.db.models import Count, Max, QuerySet
+from django.http import QueryDict
+from django.utils import timezone
+
+from .filters import SyncErrorFilter
+from .models import SETUP_CATEGORIES, BulkAction, Status, SyncError
+from .services import STATUS_NOTE_MAX_LENGTH, QueueUnavailable, set_status
+
+logger = logging.getLogger(__name__)
+
+Action = BulkAction.Action
+STATUS_ACTIONS = {
+    Action.RESOLVE: Status.RESOLVED,
+    Action.IGNORE: Status.IGNORED,
+    Action.REOPEN: Status.OPEN,
+}
+# Actions that queue sync jobs of chosen couplings, one per mapping and direction.
+JOB_ACTIONS = {Action.RETRY, Action.TO_DESTINATION, Action.FROM_DESTINATION, Action.RESTORE}
+# Small selections of quick actions are done at once; the rest goes to a worker.
+QUICK_ACTIONS = {*STATUS_ACTIONS, Action.REMOVE_COUPLING}
+MAX_SELECTION = 500
+PREVIEW_MAX_AGE = 3600  # seconds a confirmed count stays valid
+PREVIEW_SALT = "errors.bulk.preview"
+
+
+class BulkRefused(Exception):
+    """The action cannot be done as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What an action on all matching entries would reach, counted exactly."""
+
+    action: str
+    filter_query: str
+    count: int
+    coupled: int
+    upper_bound_id: int
+    setup_errors_included: bool
+
+    def token(self) -> str:
+        """The signed scope the confirmation sends back: it cannot be widened on the way."""
+        return signing.dumps(
+            [self.action, self.filter_query, self.count, self.upper_bound_id,
+             self.setup_errors_included],
+            salt=PREVIEW_SALT,
+        )  # fmt: skip
+
+
+def matching(filter_query: str, *, setup_errors_included: bool) -> QuerySet[SyncError]:
+    """The entries the list shows for these filters (setup errors only for administrators)."""
+    entries = SyncError.objects.all()
+    if not setup_errors_included:
+        entries = entries.exclude(category__in=SETUP_CATEGORIES)
+    filters = SyncErrorFilter(QueryDict(filter_query), queryset=entries)
+    if not filters.is_valid():
+        problems = "; ".join(
+            f"{field}: {message}" for field, ms in filters.errors.items() for message in ms
+        )
+        raise BulkRefused(f"The filters are not valid ({problems}).")
+    return filters.qs.order_by()
+
+
+def preview(action: str, filter_query: str, *, setup_errors_included: bool) -> Preview:
+    """The dry run: exactly how many entries an action on all matching entries would reach."""
+    _check_action(action)
+    figures = matching(filter_query, setup_errors_included=setup_errors_included).aggregate(
+        count=Count("pk"), coupled=Count("coupling", distinct=True), last=Max("pk")
+    )
+    return Preview(action, filter_query, figures["count"], figures["coupled"],
+                   figures["last"] or 0, setup_errors_included)  # fmt: skip
+
+
+def confirmed_preview(token: str) -> Preview:
+    try:
+        action, filter_query, count, upper, setup = signing.loads(
+            token, salt=PREVIEW_SALT, max_age=PREVIEW_MAX_AGE
+        )
+    except signing.SignatureExpired:
+        raise BulkRefused("The count is more than an hour old; ask for it again.") from None
+    except (signing.BadSignature, ValueError, TypeError):
+        raise BulkRefused("The confirmation is not valid; ask for the count again.") from None
+    return Preview(action, filter_query, count, 0, upper, setup)
+
+
+def _check_action(action: str) -> None:
+    if action not in Action.values:
+        raise BulkRefused("Choose an action.")
+
+
+def scope_of(bulk: BulkAction) -> QuerySet[SyncError]:
+    entries = matching(bulk.filter_query, setup_errors_included=bulk.setup_errors_included)
+    entries = entries.filter(pk__lte=bulk.upper_bound_id)
+    if bulk.scope == BulkAction.Scope.SELECTION:
+        entries = entries.filter(pk__in=bulk.selected_ids)
+    return entries
+
+
+def request_bulk_action(
+    *,
+    action: str,
+    user,
+    note: str = "",
+    selected_ids: list[int] | None = None,
+    filter_query: str = "",
+    confirmed: Preview | None = None,
+    setup_errors_included: bool = False,
+    run_in_background: bool | None = None,
+) -> BulkAction:
+    """Record the action and do it: at once when it is small and quick, else in a worker.
+
+    Either `selected_ids` (cut to what `filter_query` matches) or a `confirmed` preview of
+    all matching entries gives the scope. Raises BulkRefused or QueueUnavailable."""
+    _check_action(action)
+    if len(note) > STATUS_NOTE_MAX_LENGTH:
+        raise BulkRefused(f"The note can be at most {STATUS_NOTE_MAX_LENGTH} characters.")
+    if confirmed is not None:
+        if confirmed.action != action:
+            raise BulkRefused("The confirmation is for another action; ask for the count again.")
+        bulk = BulkAction(
+            scope=BulkAction.Scope.FILTER,
+            filter_query=confirmed.filter_query,
+            upper_bound_id=confirmed.upper_bound_id,
+            setup_errors_included=confirmed.setup_errors_included,
+        )
+    else:
+        ids = sorted({int(pk) for pk in selected_ids or []})
+        if not ids:
+            raise BulkRefused("Select at least one entry.")
+        if len(ids) > MAX_SELECTION:
+            raise BulkRefused(f"Select at most {MAX_SELECTION} entries, or act on all matching.")
+        bulk = BulkAction(
+            scope=BulkAction.Scope.SELECTION,
+            filter_query=filter_query,
+            selected_ids=ids,
+            upper_bound_id=ids[-1],
+            setup_errors_included=setup_errors_included,
+        )
+    bulk.action = action
+    bulk.note = note.strip()
+    bulk.requested_by = user if user is not None and user.is_authenticated else None
+    bulk.expected_count = scope_of(bulk).count()
+    if not bulk.expected_count:
+        raise BulkRefused("No entry matches any more; nothing was changed.")
+    bulk.save()
+    if run_in_background is None:
+        run_in_background = not (
+            bulk.scope == BulkAction.Scope.SELECTION
+            and action in QUICK_ACTIONS
+            and bulk.expected_count <= settings.SYNC_BULK_INLINE_LIMIT
+        )
+    if not run_in_background:
+        return run_bulk_action(bulk.pk)
+
+    from .tasks import run_bulk_action as task
+
+    try:
+        task.delay(bulk.pk)
+    except Exception as exc:  # kombu raises several kinds when the broker is down
+        logger.warning("Could not queue bulk action %s: %s", bulk.pk, exc)
+        _finish(bulk, BulkAction.State.FAILED, "The task queue is unavailable; nothing changed.")
+        raise QueueUnavailable(bulk.outcome) from exc
+    return bulk
+
+
+def run_bulk_action(bulk_id: int) -> BulkAction:
+    """Work through the scope in batches, each its own transaction, keeping the progress.
+    Safe to run again: a finished action is left alone, an interrupted one goes on."""
+    with transaction.atomic():
+        bulk = (
+            BulkAction.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("requested_by")
+            .filter(pk=bulk_id)
+            .first()
+        )
+        if bulk is None or bulk.is_finished:
+            return bulk or BulkAction.objects.get(pk=bulk_id)
+        bulk.state = BulkAction.State.RUNNING
+        bulk.started_at = bulk.started_at or timezone.now()
+        bulk.save(update_fields=["state", "started_at"])
+    work = _Work(bulk)
+    try:
+        while True:
+            batch = list(
+                scope_of(bulk)
+                .filter(pk__gt=bulk.last_processed_id)
+                .order_by("pk")
+                .values_list("pk", "coupling_id")[: settings.SYNC_BULK_BATCH_SIZE]
+            )
+            if not batch:
+                break
+            with transaction.atomic():
+                work.batch(batch)
+                bulk.processed_count += len(batch)
+                bulk.last_processed_id = batch[-1][0]
+                bulk.save(update_fields=["processed_count", "changed_count", "failed_count",
+                                         "last_processed_id"])  # fmt: skip
+        work.finish()
+    except Exception as exc:
+        logger.exception("Bulk action %s failed", bulk.pk)
+        _finish(bulk, BulkAction.State.FAILED, f"The action stopped: {exc}")
+        return bulk
+    _finish(bulk, BulkAction.State.DONE, work.outcome())
+    return bulk
+
+
+def _finish(bulk: BulkAction, state: str, outcome: str) -> None:
+    bulk.state = state
+    bulk.outcome = outcome[:4000]
+    bulk.finished_at = timezone.now()
+    bulk.save()
+
+
+class _Work:
+    """What one action does to each batch, and what it does once all batches are seen."""
+
+    def __init__(self, bulk: BulkAction):
+        self.bulk = bulk
+        self.user = bulk.requested_by
+        self.couplings: set[int] = set()
+        self.uncoupled = 0
+        self.problems: list[str] = []
+        self.jobs: list[str] = []
+
+    def batch(self, rows: list[tuple[int, int | None]]) -> None:
+        action = self.bulk.action
+        if action in STATUS_ACTIONS:
+            self.bulk.changed_count += set_status(
+                SyncError.objects.filter(pk__in=[pk for pk, _ in rows]),
+                STATUS_ACTIONS[action],
+                self.user,
+                note=self.bulk.note,
+            )
+            return
+        self.uncoupled += sum(1 for _, coupling in rows if coupling is None)
+        # Couplings are acted on once each, however many of their entries are in scope.
+        new = {coupling for _, coupling in rows if coupling is not None} - self.couplings
+        self.couplings |= new
+        if action == Action.REMOVE_COUPLING:
+            self._remove(new)
+        elif action == Action.DELETE_RECORD:
+            self._delete_remaining(new)
+
+    def finish(self) -> None:
+        if self.bulk.action not in JOB_ACTIONS or not self.couplings:
+            return
+        from couplings.models import Coupling
+
+        couplings = Coupling.objects.filter(pk__in=self.couplings).select_related("mapping")
+        if self.bulk.action == Action.RESTORE:
+            by_job = self._restorable(couplings)
+        elif self.bulk.action == Action.RETRY:
+            by_job = defaultdict(list)
+            for coupling in couplings:
+                by_job[(coupling.mapping, None)].append(coupling.pk)
+        else:
+            by_job = defaultdict(list)
+            for coupling in couplings:
+                by_job[(coupling.mapping, self.bulk.action)].append(coupling.pk)
+        self._queue_jobs(by_job)
+
+    def _queue_jobs(self, by_job) -> None:
+        from couplings.models import Coupling
+        from sync import services as sync_services
+
+        for (mapping, direction), ids in sorted(by_job.items(), key=lambda kv: kv[0][0].pk):
+            try:
+                if direction is None:
+                    job = sync_services.retry_couplings(
+                        mapping, Coupling.objects.filter(pk__in=ids), user=self.user
+                    )
+                else:
+                    job = sync_services.synchronize_couplings(
+                        mapping, ids, direction, user=self.user
+                    )
+            except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
+                self.bulk.failed_count += len(ids)
+                self.problems.append(f"{mapping.name}: {exc}")
+                continue
+            self.bulk.changed_count += len(ids)
+            self.bulk.job_ids = [*self.bulk.job_ids, job.pk]
+            self.jobs.append(f"job #{job.pk} for {len(ids)} record{'s' * (len(ids) != 1)} "
+                             f"of {mapping.name}")  # fmt: skip
+
+    def _restorable(self, couplings):
+        """Restore needs exactly one side gone: ask the apps where it is not known yet."""
+        from sync import services as sync_services
+
+        unknown = couplings.filter(existence_checked_at__isnull=True)
+        if unknown.exists():
+            sync_services.find_for_deleted(unknown)
+        by_job = defaultdict(list)
+        for coupling in couplings.all():
+            try:
+                remaining = sync_services.remaining_side(coupling)
+            except sync_services.JobRefused:
+                self.bulk.failed_count += 1
+                continue
+            direction = Action.TO_DESTINATION if remaining == "source" else Action.FROM_DESTINATION
+            by_job[(coupling.mapping, str(direction))].append(coupling.pk)
+        if self.bulk.failed_count:
+            self.problems.append(
+                f"{self.bulk.failed_count} coupling(s) do not have exactly one record gone."
+            )
+        return by_job
+
+    def _remove(self, ids: set[int]) -> None:
+        from couplings.models import Coupling
+        from sync import services as sync_services
+
+        for coupling in Coupling.objects.filter(pk__in=ids).select_related("mapping"):
+            sync_services.remove_coupling(coupling, user=self.user)
+            self.bulk.changed_count += 1
+
+    def _delete_remaining(self, ids: set[int]) -> None:
+        from couplings.models import Coupling
+        from sync import services as sync_services
+        from sync.connectors import ConnectorError
+
+        couplings = Coupling.objects.filter(pk__in=ids).select_related("mapping__connection")
+        unknown = couplings.filter(existence_checked_at__isnull=True)
+        if unknown.exists():
+            sync_services.find_for_deleted(unknown)
+        for coupling in couplings.all():
+            try:
+                sync_services.delete_remaining_record(coupling, user=self.user)
+            except (sync_services.JobRefused, ConnectorError) as exc:
+                self.bulk.failed_count += 1
+                if len(self.problems) < 5:
+                    self.problems.append(f"{coupling}: {exc}")
+                continue
+            self.bulk.changed_count += 1
+
+    def outcome(self) -> str:
+        bulk, action = self.bulk, self.bulk.action
+        if action in STATUS_ACTIONS:
+            label = Status(STATUS_ACTIONS[action]).label.lower()
+            text = f"{bulk.changed_count:,} of {bulk.processed_count:,} entries are now {label}"
+            text += (
+                "; the others already were." if bulk.changed_count < bulk.processed_count else "."
+            )
+        elif action in JOB_ACTIONS:
+            text = ("Queued " + ", ".join(self.jobs) + "." if self.jobs
+                    else "No job was queued.")  # fmt: skip
+        elif action == Action.REMOVE_COUPLING:
+            text = f"Removed {bulk.changed_count:,} coupling{'s' * (bulk.changed_count != 1)}."
+        else:
+            text = (f"Deleted {bulk.changed_count:,} remaining record"
+                    f"{'s' * (bulk.changed_count != 1)} and their couplings.")  # fmt: skip
+        if self.uncoupled:
+            text += f" {self.uncoupled:,} entries have no coupling and were left as they are."
+        if bulk.failed_count:
+            text += f" {bulk.failed_count:,} could not be done: " + " ".join(self.problems)
+        if bulk.processed_count < bulk.expected_count:
+            text += (f" {bulk.expected_count - bulk.processed_count:,} entries were deleted or "
+                     "changed meanwhile and no longer matched.")  # fmt: skip
+        return text
