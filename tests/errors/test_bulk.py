@@ -231,9 +231,7 @@ def test_remove_coupling_of_a_selection_at_once(demo_apps, staff_client):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_retry_a_selection_queues_one_retry_job_per_mapping(
-    demo_apps, staff_client, celery_worker
-):
+def test_retry_a_selection_queues_one_retry_job_per_mapping(demo_apps, staff_client, celery_worker):
     entry = conflict(demo_apps)
     audit = run_bulk_in_worker(staff_client, celery_worker, "retry", ids=[entry.pk])
     (job,) = wait_for_jobs(audit, celery_worker)
