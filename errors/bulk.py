@@ -199,7 +199,14 @@ def run_bulk_action(bulk_id: int) -> BulkAction:
                 scope_of(bulk)
                 .filter(pk__gt=bulk.last_processed_id)
                 .order_by("pk")
-                .values_list("pk", "coupling_id")[: settings.SYNC_BULK_BATCH_SIZE]
+                .values_list(
+                    "pk",
+                    "coupling_id",
+                    "mapping_id",
+                    "source_app",
+                    "source_entity",
+                    "source_record_id",
+                )[: settings.SYNC_BULK_BATCH_SIZE]  # fmt: skip
             )
             if not batch:
                 break
@@ -232,23 +239,31 @@ class _Work:
         self.bulk = bulk
         self.user = bulk.requested_by
         self.couplings: set[int] = set()
+        self.records: dict[int, set[tuple[str, str, str]]] = defaultdict(set)
         self.uncoupled = 0
         self.problems: list[str] = []
         self.jobs: list[str] = []
 
-    def batch(self, rows: list[tuple[int, int | None]]) -> None:
+    def batch(self, rows: list[tuple]) -> None:
         action = self.bulk.action
         if action in STATUS_ACTIONS:
             self.bulk.changed_count += set_status(
-                SyncError.objects.filter(pk__in=[pk for pk, _ in rows]),
+                SyncError.objects.filter(pk__in=[row[0] for row in rows]),
                 STATUS_ACTIONS[action],
                 self.user,
                 note=self.bulk.note,
             )
             return
-        self.uncoupled += sum(1 for _, coupling in rows if coupling is None)
+        for _, coupling, mapping_id, app, entity, record_id in rows:
+            if coupling is not None:
+                continue
+            if action == Action.RETRY and mapping_id and record_id:
+                # A record that could not be created is read again and written.
+                self.records[mapping_id].add((app, entity, record_id))
+            else:
+                self.uncoupled += 1
         # Couplings are acted on once each, however many of their entries are in scope.
-        new = {coupling for _, coupling in rows if coupling is not None} - self.couplings
+        new = {row[1] for row in rows if row[1] is not None} - self.couplings
         self.couplings |= new
         if action == Action.REMOVE_COUPLING:
             self._remove(new)
@@ -256,7 +271,7 @@ class _Work:
             self._delete_remaining(new)
 
     def finish(self) -> None:
-        if self.bulk.action not in JOB_ACTIONS or not self.couplings:
+        if self.bulk.action not in JOB_ACTIONS or not (self.couplings or self.records):
             return
         from couplings.models import Coupling
 
@@ -264,9 +279,8 @@ class _Work:
         if self.bulk.action == Action.RESTORE:
             by_job = self._restorable(couplings)
         elif self.bulk.action == Action.RETRY:
-            by_job = defaultdict(list)
-            for coupling in couplings:
-                by_job[(coupling.mapping, None)].append(coupling.pk)
+            self._retry(couplings)
+            return
         else:
             by_job = defaultdict(list)
             for coupling in couplings:
@@ -274,19 +288,11 @@ class _Work:
         self._queue_jobs(by_job)
 
     def _queue_jobs(self, by_job) -> None:
-        from couplings.models import Coupling
         from sync import services as sync_services
 
         for (mapping, direction), ids in sorted(by_job.items(), key=lambda kv: kv[0][0].pk):
             try:
-                if direction is None:
-                    job = sync_services.retry_couplings(
-                        mapping, Coupling.objects.filter(pk__in=ids), user=self.user
-                    )
-                else:
-                    job = sync_services.synchronize_couplings(
-                        mapping, ids, direction, user=self.user
-                    )
+                job = sync_services.synchronize_couplings(mapping, ids, direction, user=self.user)
             except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
                 self.bulk.failed_count += len(ids)
                 self.problems.append(f"{mapping.name}: {exc}")
@@ -294,6 +300,40 @@ class _Work:
             self.bulk.changed_count += len(ids)
             self.bulk.job_ids = [*self.bulk.job_ids, job.pk]
             self.jobs.append(f"job #{job.pk} for {len(ids)} record{'s' * (len(ids) != 1)} "
+                             f"of {mapping.name}")  # fmt: skip
+
+    def _retry(self, couplings) -> None:
+        """One retry job per mapping: its couplings and its records not coupled yet."""
+        from couplings.models import Coupling
+        from sync import services as sync_services
+        from sync.models import TableMapping
+
+        coupling_ids = defaultdict(list)
+        for coupling in couplings:
+            coupling_ids[coupling.mapping_id].append(coupling.pk)
+        mappings = TableMapping.objects.select_related("connection").in_bulk(
+            set(coupling_ids) | set(self.records)
+        )
+        for mapping_id, mapping in sorted(mappings.items()):
+            record_ids = defaultdict(list)
+            for app, entity, record_id in sorted(self.records.get(mapping_id, ())):
+                entry = SyncError(mapping=mapping, source_app=app, source_entity=entity,
+                                  source_record_id=record_id)  # fmt: skip
+                record_ids[sync_services.read_direction(entry)].append(record_id)
+            ids = coupling_ids.get(mapping_id, [])
+            count = len(ids) + sum(len(v) for v in record_ids.values())
+            try:
+                job = sync_services.retry_couplings(
+                    mapping, Coupling.objects.filter(pk__in=ids), user=self.user,
+                    record_ids=dict(record_ids),
+                )  # fmt: skip
+            except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
+                self.bulk.failed_count += count
+                self.problems.append(f"{mapping.name}: {exc}")
+                continue
+            self.bulk.changed_count += count
+            self.bulk.job_ids = [*self.bulk.job_ids, job.pk]
+            self.jobs.append(f"job #{job.pk} for {count} record{'s' * (count != 1)} "
                              f"of {mapping.name}")  # fmt: skip
 
     def _restorable(self, couplings):

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from .grouping import drop_empty_groups, forget_deleted
@@ -251,11 +251,65 @@ def resolve_synchronized(coupling_id: int, source_app: str | None, job_id: int) 
     )
     if source_app is not None:
         entries = entries.filter(source_app=source_app)
-    return entries.update(
+    return _resolved_by_itself(entries, job_id)
+
+
+def resolve_now_coupled(
+    mapping_id: int, source_app: str, records: list[tuple[str, int]], job_id: int
+) -> int:
+    """Resolve the entries logged for records that could not be written while uncoupled and
+    have now been written and coupled ((record id, coupling id) pairs, read from
+    `source_app`); the entries are linked to their new coupling."""
+    resolved = 0
+    by_coupling = dict(records)
+    entries = SyncError.objects.filter(
+        mapping_id=mapping_id,
+        coupling__isnull=True,
+        source_app=source_app,
+        source_record_id__in=list(by_coupling),
+        status__in=[Status.OPEN, Status.SNOOZED],
+    )
+    found = entries.values_list("source_record_id", flat=True).distinct()
+    for record_id in list(found):
+        resolved += _resolved_by_itself(
+            entries.filter(source_record_id=record_id), job_id, coupling_id=by_coupling[record_id]
+        )
+    return resolved
+
+
+def _resolved_by_itself(entries: QuerySet[SyncError], job_id: int, **also) -> int:
+    group_ids = set(entries.values_list("group_id", flat=True).distinct())
+    changed = entries.update(
         status=Status.RESOLVED,
         status_changed_at=timezone.now(),
         status_changed_by=None,
         status_note=f"Resolved by itself: the record synchronized in job #{job_id}.",
+        **also,
+    )
+    if changed:
+        settle_groups(group_ids - {None})
+    return changed
+
+
+def settle_groups(group_ids) -> int:
+    """Resolve the open or snoozed problems none of whose entries is open or snoozed any
+    more: every record behind them synchronized since."""
+    if not group_ids:
+        return 0
+    unsettled = SyncError.objects.filter(
+        group_id=OuterRef("pk"), status__in=[Status.OPEN, Status.SNOOZED]
+    )
+    return (
+        ErrorGroup.objects.filter(pk__in=group_ids, status__in=[Status.OPEN, Status.SNOOZED])
+        .exclude(Exists(unsettled))
+        .update(
+            status=Status.RESOLVED,
+            status_changed_at=timezone.now(),
+            status_changed_by=None,
+            status_note="Resolved by itself: every record behind it synchronized since.",
+            snoozed_until=None,
+            snooze_until_count=None,
+        )
     )
 
 

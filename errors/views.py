@@ -189,13 +189,28 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
     from sync import services as sync_services
     from sync.connectors import ConnectorError
 
-    error = get_object_or_404(SyncError.objects.select_related("coupling__mapping"), pk=pk)
+    error = get_object_or_404(
+        SyncError.objects.select_related("coupling__mapping", "mapping__connection"), pk=pk
+    )
     require_sync_admin_for_setup(request.user, error)
     action = request.POST.get("action", "")
     coupling = error.coupling
     if action not in FIXES:
         messages.error(request, "Choose Retry, Synchronize, Restore, Delete or Remove coupling.")
         return redirect(error)
+    direction = sync_services.read_direction(error)
+    if coupling is None and action == "retry" and direction is not None:
+        # A record that could not be created: read it again and write it now.
+        try:
+            job = sync_services.retry_couplings(
+                error.mapping, Coupling.objects.none(), user=request.user,
+                record_ids={direction: [error.source_record_id]},
+            )  # fmt: skip
+        except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
+            messages.error(request, str(exc))
+            return redirect(error)
+        messages.success(request, f"Retry: queued as job #{job.pk}.")
+        return redirect(job)
     if coupling is None:
         messages.error(request, "This entry has no coupling left to fix.")
         return redirect(error)

@@ -18,7 +18,7 @@ from django.utils import timezone
 from couplings.models import Coupling
 from errors.grouping import record_errors
 from errors.models import Category, SyncError
-from errors.services import resolve_synchronized
+from errors.services import resolve_now_coupled, resolve_synchronized
 
 from .classify import classify
 from .compare import sent_values
@@ -272,6 +272,9 @@ class Pass:
         self.pairs = field_pairs(mapping.field_mappings, direction)
         self.suffix = "to_destination" if forward else "from_destination"
         self.full = job.kind == SyncJob.Kind.FULL
+        # Records a person chose are synchronized even where the mapping syncs coupled only.
+        self.chosen = job.kind == SyncJob.Kind.COUPLED
+        self.coupled_now: list[tuple[str, int]] = []  # (read id, coupling id) this page
         self.errors: list[SyncError] = []
         self.transient_in_a_row = 0
         # The last write tried for the current record ("create" or "update", values), so a
@@ -310,13 +313,15 @@ class Pass:
         TableMapping.objects.filter(pk=self.mapping.pk).update(**{self.watermark_field: newest})
 
     def run_chosen(self) -> None:
-        """Synchronize the couplings the job names (Retry, Retry All), whatever their
-        watermark."""
+        """Synchronize the couplings and the uncoupled records the job names (Retry, Retry
+        All, Synchronize, Restore), whatever their watermark."""
         record_ids = list(
             Coupling.objects.filter(mapping=self.mapping, pk__in=self.job.coupling_ids)
             .order_by("pk")
             .values_list(f"{self.read_side}_record_id", flat=True)
         )
+        chosen = (self.job.record_ids or {}).get(self.direction, [])
+        record_ids += [str(record_id) for record_id in chosen if str(record_id) not in record_ids]
         try:
             self.sync_by_id(record_ids)
         except ConnectorError as error:
@@ -403,6 +408,12 @@ class Pass:
                 self.fail(record, coupling, error)
             else:
                 self.transient_in_a_row = 0
+        if self.coupled_now:
+            # Entries of these records, logged while they could not be created, are settled.
+            resolve_now_coupled(
+                self.mapping.pk, self.reader.app_name, self.coupled_now, self.job.pk
+            )
+            self.coupled_now = []
         if skipped:
             # The job's Skipped count opens these couplings.
             Coupling.objects.filter(pk__in=skipped).update(
@@ -443,7 +454,7 @@ class Pass:
         return self.writer.update(self.write_entity, target_id, values)
 
     def sync_uncoupled(self, record: RemoteRecord) -> None:
-        if self.mapping.sync_only_coupled_records and not self.full:
+        if self.mapping.sync_only_coupled_records and not (self.full or self.chosen):
             return
         values = self.values_for(record)
         target = None
@@ -488,6 +499,7 @@ class Pass:
             }
             coupling = Coupling(mapping=self.mapping, **ids)
             self.succeed(coupling)
+        self.coupled_now.append((record.id, coupling.pk))
 
     def sync_coupled(self, record: RemoteRecord, coupling: Coupling) -> None:
         if coupling.last_failed_job_id == self.job.pk:

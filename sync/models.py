@@ -216,6 +216,12 @@ class SyncJob(models.Model):
     coupling_ids = models.JSONField(
         default=list, blank=True, help_text="The couplings a job of chosen couplings synchronizes."
     )
+    record_ids = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Uncoupled records a job of chosen records synchronizes, by direction: "
+        '{"to_destination": [source ids], "from_destination": [destination ids]}.',
+    )
     overwrite = models.BooleanField(
         default=False,
         help_text="Write the values of the side read even where the other side changed too "

@@ -38,6 +38,7 @@ def create_job(
     coupling_ids: list[int] | None = None,
     direction: str | None = None,
     overwrite: bool = False,
+    record_ids: dict[str, list[str]] | None = None,
 ) -> SyncJob:
     """A queued job for the mapping, or JobRefused when one is already waiting or running."""
     with transaction.atomic():
@@ -69,6 +70,7 @@ def create_job(
             status=SyncJob.Status.QUEUED,
             requested_by=user if user is not None and user.is_authenticated else None,
             coupling_ids=coupling_ids or [],
+            record_ids=record_ids or {},
         )
 
 
@@ -82,6 +84,7 @@ def request_sync(
     coupling_ids: list[int] | None = None,
     direction: str | None = None,
     overwrite: bool = False,
+    record_ids: dict[str, list[str]] | None = None,
 ) -> SyncJob:
     """Queue a job for a Celery worker; JobRefused or QueueUnavailable say why not."""
     from .tasks import run_sync_job
@@ -95,6 +98,7 @@ def request_sync(
         coupling_ids=coupling_ids,
         direction=direction,
         overwrite=overwrite,
+        record_ids=record_ids,
     )
     try:
         run_sync_job.delay(job.pk)
@@ -131,12 +135,16 @@ def delete_expired_jobs(days: int | None = None) -> int:
     return deleted
 
 
-def retry_couplings(mapping: TableMapping, couplings, *, user=None) -> SyncJob:
+def retry_couplings(
+    mapping: TableMapping, couplings, *, user=None, record_ids: dict[str, list[str]] | None = None
+) -> SyncJob:
     """Take the couplings back into synchronization and queue a job that synchronizes them
-    now (Retry for a selection, Retry All for every skipped one)."""
+    now (Retry for a selection, Retry All for every skipped one), with the uncoupled records
+    named by direction in `record_ids` (those whose creation failed)."""
     ids = list(couplings.filter(mapping=mapping).values_list("pk", flat=True))
-    if not ids:
-        raise JobRefused("Choose at least one skipped coupling of this mapping.")
+    record_ids = {direction: ids for direction, ids in (record_ids or {}).items() if ids}
+    if not ids and not record_ids:
+        raise JobRefused("Choose at least one coupling or record of this mapping.")
     # Taken back first: should the job be refused, the next scheduled run tries them.
     Coupling.objects.filter(pk__in=ids).update(
         is_skipped=False, failure_count=0, last_error_message=""
@@ -148,6 +156,24 @@ def retry_couplings(mapping: TableMapping, couplings, *, user=None) -> SyncJob:
         user=user,
         allow_behind_running=True,
         coupling_ids=ids,
+        record_ids=record_ids,
+    )
+
+
+def read_direction(error) -> str | None:
+    """The direction in which an entry's record was being written: its `source_*` fields
+    name the record read. None for an entry of no record."""
+    mapping = error.mapping
+    if mapping is None or not error.source_record_id:
+        return None
+    from_destination = (
+        error.source_app == mapping.connection.destination_app
+        and error.source_entity == mapping.destination_entity
+    )
+    return (
+        TableMapping.Direction.FROM_DESTINATION
+        if from_destination
+        else TableMapping.Direction.TO_DESTINATION
     )
 
 

@@ -237,3 +237,29 @@ def test_retry_a_selection_queues_one_retry_job_per_mapping(demo_apps, staff_cli
     (job,) = wait_for_jobs(audit, celery_worker)
     assert (job.trigger, job.kind, job.coupling_ids) == ("retry", "coupled", [entry.coupling_id])
     assert f"Queued job #{job.pk} for 1 record of CUSTOMER." in audit.outcome
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_retry_all_of_a_problem_writes_the_records_and_the_problem_resolves(
+    demo_apps, staff_client, celery_worker
+):
+    from demo.models import CrmTransactionCurrency
+    from errors.models import ErrorGroup
+    from tests.errors.test_fixes import missing_exchange_rate
+
+    entries = missing_exchange_rate(demo_apps)
+    group = ErrorGroup.objects.get(pk=entries[0].group_id)
+    CrmTransactionCurrency.objects.filter(iso_currency_code="DKK").update(exchange_rate="7.46")
+    query = f"group={group.pk}"
+    page = bulk(staff_client, "retry", "filter", filter_query=query).content.decode()
+    assert f"Retry: {len(entries)} entr" in page
+    token = page.split('name="confirmation" value="')[1].split('"')[0]
+    audit = run_bulk_in_worker(staff_client, celery_worker, "retry", scope="filter",
+                               filter_query=query, confirmation=token)  # fmt: skip
+    (job,) = wait_for_jobs(audit, celery_worker)
+    assert (job.status, job.inserted, job.failed) == ("succeeded", len(entries), 0)
+    assert set(statuses(*entries)) == {"resolved"}
+    group.refresh_from_db()
+    assert group.status == "resolved"
+    assert group.status_note == "Resolved by itself: every record behind it synchronized since."

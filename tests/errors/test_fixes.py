@@ -151,3 +151,41 @@ def test_restore_and_delete_need_exactly_one_side_gone(demo_apps, staff_client):
     ).content.decode()
     assert "need exactly one of the two records gone" in refused
     assert ErpCustomer.objects.filter(number="C00030").exists()
+
+
+def missing_exchange_rate(demo_apps) -> list[SyncError]:
+    """DKK has no exchange rate in the CRM: the DKK customers cannot be created there."""
+    from demo.models import CrmTransactionCurrency
+
+    CrmTransactionCurrency.objects.filter(iso_currency_code="DKK").update(exchange_rate=None)
+    job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    entries = list(SyncError.objects.filter(job=job, message__contains="DKK"))
+    assert entries and all(e.coupling_id is None for e in entries)
+    assert len({e.group_id for e in entries}) == 1
+    return entries
+
+
+def test_retry_writes_a_record_that_could_not_be_created_and_its_problem_resolves(
+    demo_apps, staff_client, celery_worker
+):
+    from demo.models import CrmTransactionCurrency
+    from errors.models import ErrorGroup
+
+    first, *others = missing_exchange_rate(demo_apps)
+    CrmTransactionCurrency.objects.filter(iso_currency_code="DKK").update(exchange_rate="7.46")
+    page = staff_client.get(first.get_absolute_url()).content.decode()
+    assert "Retry or couple the record" in page
+
+    response = staff_client.post(reverse("errors:fix", args=[first.pk]), {"action": "retry"})
+    job = SyncJob.objects.get(kind=SyncJob.Kind.COUPLED)
+    assert response["Location"] == job.get_absolute_url()
+    assert job.record_ids == {"to_destination": [first.source_record_id]}
+    wait_until(lambda: SyncJob.objects.get(pk=job.pk).is_finished, timeout=60,
+               message=celery_worker.log_path.read_text())  # fmt: skip
+    job.refresh_from_db()
+    assert (job.status, job.inserted, job.failed) == ("succeeded", 1, 0)
+    first.refresh_from_db()
+    assert first.status == "resolved" and first.coupling is not None
+    assert f"synchronized in job #{job.pk}" in first.status_note
+    group = ErrorGroup.objects.get(pk=first.group_id)
+    assert group.status == ("open" if others else "resolved")
