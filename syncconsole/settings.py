@@ -147,6 +147,9 @@ SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD = envint("SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD"
 SYNC_ERRORS_PER_PAGE = envint("SYNC_ERRORS_PER_PAGE", 50)
 SYNC_JOB_RETENTION_DAYS = envint("SYNC_JOB_RETENTION_DAYS", 30)
 SYNC_HTTP_TIMEOUT = float(envstr("SYNC_HTTP_TIMEOUT", "10"))
+# Back-off before a transient failure (a record, or a whole job) is tried again; doubles at
+# each failure in a row.
+SYNC_RETRY_BACKOFF_SECONDS = envint("SYNC_RETRY_BACKOFF_SECONDS", 60)
 
 # The demo ERP and CRM served by this server; switch off in production.
 DEMO_APPS_ENABLED = envbool("DEMO_APPS_ENABLED", True)
