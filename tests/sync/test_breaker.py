@@ -75,9 +75,7 @@ def test_a_paused_mapping_is_skipped_by_the_schedule_and_logs_nothing_more(demo_
     assert mapping.is_paused
 
 
-def test_a_person_cannot_start_a_paused_mapping_and_is_told_how_to_resume(
-    demo_apps, staff_client
-):
+def test_a_person_cannot_start_a_paused_mapping_and_is_told_how_to_resume(demo_apps, staff_client):
     mapping = only_customer(demo_apps)
     lose_roles(demo_apps)
     for _ in range(3):

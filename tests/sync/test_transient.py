@@ -35,7 +35,7 @@ def open_entries_of(coupling: Coupling):
 
 
 def test_one_transient_failure_is_no_entry_and_the_record_goes_through_later(
-    demo_apps, one_record_changed
+    demo_apps, one_record_changed, staff_client
 ):
     coupling = one_record_changed
     demo_apps.fault("crm", "unavailable", remaining=1, entity="accounts")
@@ -45,6 +45,8 @@ def test_one_transient_failure_is_no_entry_and_the_record_goes_through_later(
     assert (job.status, job.failed, job.retrying) == (SyncJob.Status.SUCCEEDED, 0, 1)
     assert "1 records failed transiently and are tried again later" in job.message
     assert not open_entries_of(coupling).exists()
+    page = staff_client.get(job.get_absolute_url()).content.decode()
+    assert "1 record failed transiently and is tried again at a later run" in page
     coupling.refresh_from_db()
     assert coupling.last_result_to_destination == Coupling.Result.FAILURE
     assert (coupling.transient_failure_count, coupling.failure_count) == (1, 0)
