@@ -111,6 +111,15 @@ def run_job(
         if job.is_finished:
             return job
         mapping.refresh_from_db()
+        if mapping.is_paused:
+            # Queued before the mapping was paused: running it would only log the same setup
+            # failure again.
+            _finish(
+                job,
+                SyncJob.Status.INTERRUPTED,
+                f"Not run: {mapping.name} is paused until its setup check passes again.",
+            )
+            return job
         # Holding the lock, no other job of this mapping can be running: any marked so died.
         stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
         stale.exclude(pk=job.pk).update(

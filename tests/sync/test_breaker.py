@@ -224,3 +224,15 @@ def test_a_paused_mapping_refuses_every_kind_of_job(demo_apps):
         with pytest.raises(Exception, match="is paused since"):
             create_job(mapping, kind="modified", trigger=trigger, allow_behind_running=True)
     assert engine.SyncJob.objects.count() == 0
+
+
+def test_a_job_queued_before_the_pause_is_not_run(demo_apps):
+    mapping = only_customer(demo_apps)
+    queued = create_job(mapping, kind="modified", trigger="webhook")
+    breaker.pause(mapping, "The integration user has none of the integration roles.", None)
+
+    job = engine.run_job(queued.pk)
+
+    assert job.status == SyncJob.Status.INTERRUPTED
+    assert job.message == "Not run: CUSTOMER is paused until its setup check passes again."
+    assert job.records_read == 0 and not SyncError.objects.exists()
