@@ -34,6 +34,14 @@ class Coupling(models.Model):
         default=0, help_text="Consecutive jobs in which this record failed with the same error."
     )
     last_error_message = models.CharField(max_length=2048, blank=True)
+    transient_failure_count = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Consecutive jobs in which this record failed transiently (connection, "
+        "timeout, throttling) after the connector's own retries.",
+    )
+    retry_not_before = models.DateTimeField(
+        null=True, blank=True, help_text="A transient failure is tried again from then on."
+    )
     last_failed_job = models.ForeignKey(
         "sync.SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

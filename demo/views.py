@@ -2,8 +2,11 @@
 
 import uuid
 
+from django.contrib import messages
+from django.forms import modelform_factory
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
 
 from .entities import APP_TITLES, ENTITIES, entities_of
 
@@ -32,7 +35,10 @@ def record_list(request: HttpRequest, app: str, entity: str) -> HttpResponse:
     return render(request, "demo/record_list.html", context)
 
 
+@require_http_methods(["GET", "POST"])
 def record_detail(request: HttpRequest, app: str, entity: str, pk: str) -> HttpResponse:
+    """A record of a demo app; a signed-in person can change it here, as in the real app,
+    and the change reaches the other app at the next synchronization."""
     table = _entity_or_404(app, entity)
     context = {"app": app, "app_title": APP_TITLES[app], "entity": table, "record_id": pk}
     try:
@@ -42,6 +48,17 @@ def record_detail(request: HttpRequest, app: str, entity: str, pk: str) -> HttpR
     if record is None:
         return render(request, "demo/record_missing.html", context, status=404)
     context["record"] = record
+    form_class = modelform_factory(table.model, fields=table.fields)
+    form = None
+    if request.user.is_authenticated:
+        form = form_class(request.POST if request.method == "POST" else None, instance=record)
+        if request.method == "POST" and form.is_valid():
+            form.save()
+            messages.success(request, f"{table.title} {record} is saved.")
+            return redirect(request.path)
+    elif request.method == "POST":
+        return render(request, "demo/record.html", {**context, "refused": True}, status=403)
+    context["form"] = form
     context["values"] = [
         (table.model._meta.get_field(field).verbose_name, getattr(record, field))
         for field in table.fields

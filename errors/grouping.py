@@ -184,7 +184,7 @@ class GroupFigures:
 
     @property
     def trend_width(self) -> int:
-        return TREND_DAYS * (TREND_BAR_WIDTH + 1)
+        return trend_width()
 
 
 def figures_for(groups: list[ErrorGroup], today: date | None = None) -> dict[int, GroupFigures]:
@@ -212,17 +212,28 @@ def figures_for(groups: list[ErrorGroup], today: date | None = None) -> dict[int
     ):
         per_day[row["group_id"]][row["day"]] = row["n"]
     for pk in ids:
-        counts = [per_day[pk].get(first + timedelta(days=i), 0) for i in range(TREND_DAYS)]
-        peak = max(counts) or 1
-        bars = []
-        for i, count in enumerate(counts):
-            height = max(1, round(TREND_HEIGHT * count / peak)) if count else 0
-            bars.append(
-                Bar(first + timedelta(days=i), count, i * (TREND_BAR_WIDTH + 1),
-                    TREND_HEIGHT - height, height)
-            )  # fmt: skip
-        figures[pk].trend = bars
+        figures[pk].trend = trend_bars(
+            [per_day[pk].get(first + timedelta(days=i), 0) for i in range(TREND_DAYS)], first
+        )
     return figures
+
+
+def trend_bars(counts: list[int], first: date) -> list[Bar]:
+    """One bar per day from `first`, scaled to the highest count: what templates/_trend.html
+    draws as a small inline SVG."""
+    peak = max(counts, default=0) or 1
+    bars = []
+    for i, count in enumerate(counts):
+        height = max(1, round(TREND_HEIGHT * count / peak)) if count else 0
+        bars.append(
+            Bar(first + timedelta(days=i), count, i * (TREND_BAR_WIDTH + 1),
+                TREND_HEIGHT - height, height)
+        )  # fmt: skip
+    return bars
+
+
+def trend_width(days: int = TREND_DAYS) -> int:
+    return days * (TREND_BAR_WIDTH + 1)
 
 
 def refresh_group_times(group_ids: Iterable[int]) -> None:

@@ -4,8 +4,9 @@ from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
+from . import breaker
 from .connectors import ConnectorError, connector_for
-from .models import Connection, ConnectionCheck, SyncJob, TableMapping
+from .models import Connection, ConnectionCheck, MappingHealthSnapshot, SyncJob, TableMapping
 
 KEEP_STORED_HELP = "Never shown. Leave blank to keep the stored secret."
 
@@ -104,10 +105,50 @@ class TableMappingAdmin(admin.ModelAdmin):
         "sync_only_coupled_records",
         "dependency_order",
         "is_enabled",
+        "paused_at",
+        "setup_failures_in_a_row",
     ]
-    list_filter = ["connection", "direction", "is_enabled"]
+    list_filter = [
+        "connection",
+        "direction",
+        "is_enabled",
+        ("paused_at", admin.EmptyFieldListFilter),
+    ]
     search_fields = ["name", "source_entity", "destination_entity"]
     list_select_related = ["connection"]
+    readonly_fields = [
+        "setup_failures_in_a_row",
+        "paused_at",
+        "paused_reason",
+        "paused_error_link",
+        "resumed_at",
+        "resumed_reason",
+    ]
+    exclude = ["paused_error"]
+    actions = ["resume"]
+
+    @admin.display(description="Paused by entry")
+    def paused_error_link(self, mapping: TableMapping) -> str:
+        if not mapping.paused_error_id:
+            return "—"
+        url = reverse("errors:detail", args=[mapping.paused_error_id])
+        return format_html('<a href="{}">#{}</a>', url, mapping.paused_error_id)
+
+    @admin.action(description="Resume the selected paused mappings")
+    def resume(self, request, queryset):
+        resumed = 0
+        for mapping in queryset.filter(paused_at__isnull=False):
+            breaker.resume_by_hand(mapping, request.user)
+            resumed += 1
+        self.message_user(request, f"{resumed} mappings resumed.")
+
+
+@admin.register(MappingHealthSnapshot)
+class MappingHealthSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["mapping", "day", "in_sync", "failing", "skipped", "updated_at"]
+    list_filter = ["mapping"]
+    list_select_related = ["mapping"]
+    date_hierarchy = "day"
 
 
 @admin.register(SyncJob)

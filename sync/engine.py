@@ -11,15 +11,17 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
 
 from couplings.models import Coupling
 from errors.grouping import record_errors
-from errors.models import Category, SyncError
+from errors.models import SETUP_CATEGORIES, Category, SyncError
 from errors.services import resolve_now_coupled, resolve_synchronized
 
+from . import breaker, mapping_health
 from .classify import classify
 from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, connector_for
@@ -30,6 +32,10 @@ logger = logging.getLogger(__name__)
 LOCK_NAMESPACE = 7301  # the first key of the advisory lock that guards one mapping
 REPEATS_BEFORE_SKIP = 2
 TRANSIENT_FAILURES_BEFORE_STOP = 3
+# A record that fails transiently (after the connector's own retries) is tried again at later
+# runs, with back-off; it becomes an entry only when it fails in this many runs in a row.
+TRANSIENT_RUNS_BEFORE_ENTRY = 3
+MAX_RECORD_RETRY_DELAY = timedelta(hours=6)
 RETRY_BATCH = 100
 SKIP_NOTE = " The record will be skipped for further synchronization due to a repeatable failure."
 # Read a little before the watermark so a change committed late, with an older timestamp,
@@ -102,6 +108,15 @@ def run_job(
         if job.is_finished:
             return job
         mapping.refresh_from_db()
+        if mapping.is_paused:
+            # Queued before the mapping was paused: running it would only log the same setup
+            # failure again.
+            _finish(
+                job,
+                SyncJob.Status.INTERRUPTED,
+                f"Not run: {mapping.name} is paused until its setup check passes again.",
+            )
+            return job
         # Holding the lock, no other job of this mapping can be running: any marked so died.
         stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
         stale.exclude(pk=job.pk).update(
@@ -135,8 +150,7 @@ def run_job(
             for direction in directions:
                 Pass(job, mapping, source, destination, direction).run()
         except JobFailure as failure:
-            _log_job_failure(job, failure)
-            _finish(job, SyncJob.Status.FAILED, failure.error.message)
+            _job_failed(job, failure)
         except Exception as exc:  # a bug must not leave the job "running" for ever
             logger.exception("Sync job %s failed", job.pk)
             record_errors([SyncError(
@@ -146,12 +160,41 @@ def run_job(
             )])  # fmt: skip
             _finish(job, SyncJob.Status.FAILED, f"The job stopped: {exc}")
         else:
+            breaker.count_job(mapping, setup_failure=False)
             message = f"{job.failed} records failed." if job.failed else ""
-            _finish(job, SyncJob.Status.SUCCEEDED, message)
+            if job.retrying:
+                message += f" {job.retrying} records failed transiently and are tried again later."
+            _finish(job, SyncJob.Status.SUCCEEDED, message.strip())
         finally:
             for connector in opened:
                 connector.close()
+        mapping_health.record_snapshot(mapping.pk)
     return job
+
+
+def _job_failed(job: SyncJob, failure: JobFailure) -> None:
+    """Log the failure of a whole job, and count it towards the mapping's breaker.
+
+    A transient one (the app cannot be reached) is logged only when it keeps coming; until
+    then the job says when it is tried again (`job.retry_in`, for the task that ran it)."""
+    mapping = job.mapping
+    category = failure.category or classify(failure.error)
+    setup = category in SETUP_CATEGORIES
+    in_a_row = breaker.count_job(mapping, setup_failure=setup)
+    message = failure.error.message
+    entry = None
+    if not failure.error.transient or not setup or breaker.should_pause(mapping):
+        entry = _log_job_failure(job, failure, category)
+    else:
+        job.retry_in = breaker.job_retry_delay(in_a_row)
+        message += (
+            f" This looks temporary: tried again in {job.retry_in} seconds, and logged as an "
+            "error when it keeps failing."
+        )
+    if setup and breaker.should_pause(mapping):
+        breaker.pause(mapping, failure.error.message, entry)
+        message += " The mapping is paused until its setup check passes again."
+    _finish(job, SyncJob.Status.FAILED, message)
 
 
 def check_integration_users(
@@ -216,23 +259,29 @@ def _finish(job: SyncJob, status: str, message: str) -> None:
     job.save()
 
 
-def _log_job_failure(job: SyncJob, failure: JobFailure) -> None:
+def _log_job_failure(job: SyncJob, failure: JobFailure, category: str) -> SyncError:
     error = failure.error
     mapping = job.mapping
-    record_errors(
+    return record_errors(
         [
             SyncError(
                 created_at=timezone.now(),
                 job=job,
                 mapping=mapping,
-                category=failure.category or classify(error),
+                category=category,
                 source_app=failure.app_name,
                 source_entity=failure.entity,
                 message=error.message[: SyncError.MESSAGE_MAX_LENGTH],
                 detail=error.detail,
             )
         ]
-    )
+    )[0]
+
+
+def record_retry_delay(failures_in_a_row: int) -> timedelta:
+    """How long a record that failed transiently waits before a run tries it again."""
+    delay = timedelta(seconds=settings.SYNC_RETRY_BACKOFF_SECONDS * 2 ** (failures_in_a_row - 1))
+    return min(delay, MAX_RECORD_RETRY_DELAY)
 
 
 def last_synced(coupling: Coupling) -> datetime | None:
@@ -353,6 +402,7 @@ class Pass:
                 },
             )
             .exclude(last_failed_job=self.job)
+            .exclude(retry_not_before__gt=timezone.now())  # backing off a transient failure
             .values_list(f"{self.read_side}_record_id", flat=True)
             .order_by("pk")
         )
@@ -370,6 +420,7 @@ class Pass:
                 "unchanged",
                 "skipped",
                 "failed",
+                "retrying",
                 "records_read",
             ]
         )
@@ -598,6 +649,8 @@ class Pass:
         setattr(coupling, f"last_job_{self.suffix}_id", self.job.pk)
         coupling.failure_count = 0
         coupling.last_error_message = ""
+        coupling.transient_failure_count = 0
+        coupling.retry_not_before = None
         coupling.save()
         if failed_before:
             direction = None if self.job.overwrite else self.reader.app_name
@@ -612,17 +665,30 @@ class Pass:
         category: str | None = None,
         sent: dict[str, Any] | None = None,
     ) -> None:
-        self.job.failed += 1
         if sent is None and self.attempt is not None:
             sent = self.stored_values(self.attempt[0], record, self.attempt[1])
         message = error.message
+        log = True
         if coupling is not None:
-            # A connection that failed even after retries is not the record's fault: it does
-            # not count towards skipping the record.
-            if not error.transient and coupling.last_failed_job_id != self.job.pk:
+            first_in_job = coupling.last_failed_job_id != self.job.pk
+            if error.transient:
+                # A connection that failed even after retries is not the record's fault: it
+                # does not count towards skipping the record. It is tried again at later runs,
+                # backing off, and becomes an entry only when it keeps failing.
+                if first_in_job:
+                    coupling.transient_failure_count += 1
+                    coupling.retry_not_before = timezone.now() + record_retry_delay(
+                        coupling.transient_failure_count
+                    )
+                log = coupling.transient_failure_count >= TRANSIENT_RUNS_BEFORE_ENTRY
+                if log:
+                    message += f" It failed in {coupling.transient_failure_count} runs in a row."
+            elif first_in_job:
                 repeated = coupling.last_error_message == message[:2048]
                 coupling.failure_count = coupling.failure_count + 1 if repeated else 1
                 coupling.last_error_message = message[:2048]
+                coupling.transient_failure_count = 0
+                coupling.retry_not_before = None
                 if coupling.failure_count >= REPEATS_BEFORE_SKIP:
                     coupling.is_skipped = True
                     message += SKIP_NOTE
@@ -630,6 +696,10 @@ class Pass:
             setattr(coupling, f"last_result_{self.suffix}", Coupling.Result.FAILURE)
             setattr(coupling, f"last_job_{self.suffix}_id", self.job.pk)
             coupling.save()
+        if not log:
+            self.job.retrying += 1
+            return
+        self.job.failed += 1
         target_id = getattr(coupling, f"{self.write_side}_record_id", "") if coupling else ""
         source_url = self.reader.record_url(self.read_entity, record.id)
         target_url = self.writer.record_url(self.write_entity, target_id) if target_id else ""

@@ -153,6 +153,25 @@ class TableMapping(models.Model):
     # run asks only for what changed after it.
     source_synced_until = models.DateTimeField(null=True, blank=True)
     destination_synced_until = models.DateTimeField(null=True, blank=True)
+    # The circuit breaker: jobs that fail for setup reasons in a row pause the mapping, so
+    # a broken setup is one clear entry instead of a new one at every scheduled run.
+    setup_failures_in_a_row = models.PositiveSmallIntegerField(
+        default=0, help_text="Consecutive jobs that failed for a setup reason."
+    )
+    paused_at = models.DateTimeField(
+        null=True, blank=True, help_text="When repeated setup failures paused the mapping."
+    )
+    paused_reason = models.CharField(max_length=2048, blank=True)
+    paused_error = models.ForeignKey(
+        "errors.SyncError",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The setup failure that paused the mapping.",
+    )
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    resumed_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["dependency_order", "name"]
@@ -164,6 +183,13 @@ class TableMapping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.source_entity} ↔ {self.destination_entity})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("sync:mapping_health", args=[self.pk])
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
 
     def clean(self) -> None:
         from .fields import field_mapping_problems
@@ -211,6 +237,10 @@ class SyncJob(models.Model):
     unchanged = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+    retrying = models.PositiveIntegerField(
+        default=0,
+        help_text="Records that failed transiently and are tried again at a later run.",
+    )
     message = models.TextField(blank=True)
     records_read = models.PositiveIntegerField(default=0)
     coupling_ids = models.JSONField(
@@ -302,3 +332,30 @@ class ConnectionCheck(models.Model):
     @property
     def oks(self) -> list[dict]:
         return self.by_severity("ok")
+
+
+class MappingHealthSnapshot(models.Model):
+    """How a mapping's coupled records stood at the end of its last job of a day: the history
+    behind the backlog trend, written once per job instead of counted from the entries."""
+
+    mapping = models.ForeignKey(
+        TableMapping, on_delete=models.CASCADE, related_name="health_snapshots"
+    )
+    day = models.DateField()
+    in_sync = models.PositiveIntegerField(default=0)
+    failing = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["mapping", "-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["mapping", "day"], name="one_snapshot_per_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mapping.name} {self.day}"
+
+    @property
+    def backlog(self) -> int:
+        return self.failing + self.skipped

@@ -43,7 +43,9 @@ def create_job(
     """A queued job for the mapping, or JobRefused when one is already waiting or running."""
     with transaction.atomic():
         # Requests for one mapping are taken one at a time.
-        TableMapping.objects.select_for_update().get(pk=mapping.pk)
+        locked = TableMapping.objects.select_for_update().get(pk=mapping.pk)
+        if locked.is_paused:
+            raise JobRefused(paused_message(locked))
         SyncJob.objects.filter(
             mapping=mapping,
             status=SyncJob.Status.QUEUED,
@@ -85,8 +87,10 @@ def request_sync(
     direction: str | None = None,
     overwrite: bool = False,
     record_ids: dict[str, list[str]] | None = None,
+    countdown: float | None = None,
 ) -> SyncJob:
-    """Queue a job for a Celery worker; JobRefused or QueueUnavailable say why not."""
+    """Queue a job for a Celery worker (after `countdown` seconds, when given); JobRefused or
+    QueueUnavailable say why not."""
     from .tasks import run_sync_job
 
     job = create_job(
@@ -101,7 +105,7 @@ def request_sync(
         record_ids=record_ids,
     )
     try:
-        run_sync_job.delay(job.pk)
+        run_sync_job.apply_async((job.pk,), countdown=countdown)
     except Exception as exc:  # kombu raises several kinds when the broker is down
         logger.warning("Could not queue sync job %s: %s", job.pk, exc)
         job.status = SyncJob.Status.FAILED
@@ -110,6 +114,37 @@ def request_sync(
         job.save(update_fields=["status", "finished_at", "message"])
         raise QueueUnavailable(job.message) from exc
     return job
+
+
+def paused_message(mapping: TableMapping) -> str:
+    when = timezone.localtime(mapping.paused_at).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"{mapping.name} is paused since {when} because its jobs failed "
+        f"{mapping.setup_failures_in_a_row} times in a row for a setup reason: "
+        f"{mapping.paused_reason} Fix the setup (see the mapping's health page): the schedule "
+        "checks it at each run and resumes the mapping when the check passes, or an "
+        "administrator can resume it now with Resume."
+    )
+
+
+def retry_job_later(job: SyncJob, delay: int) -> SyncJob | None:
+    """Queue the job again after a transient failure of the whole job, unless another job of
+    the mapping is already waiting or the mapping is paused."""
+    try:
+        return request_sync(
+            job.mapping,
+            kind=job.kind,
+            trigger=SyncJob.Trigger.RETRY,
+            allow_behind_running=True,
+            coupling_ids=job.coupling_ids,
+            record_ids=job.record_ids,
+            direction=job.direction,
+            overwrite=job.overwrite,
+            countdown=delay,
+        )
+    except (JobRefused, QueueUnavailable) as exc:
+        logger.info("Job %s is not tried again: %s", job.pk, exc)
+        return None
 
 
 def scheduled_mappings():

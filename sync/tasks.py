@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from . import engine, services
+from . import breaker, engine, services
 from .models import SyncJob
 
 logger = logging.getLogger(__name__)
@@ -13,20 +13,32 @@ logger = logging.getLogger(__name__)
 @shared_task(name="sync.run_sync_job", bind=True, acks_late=True, max_retries=120)
 def run_sync_job(self, job_id: int) -> str:
     try:
-        return engine.run_job(job_id, wait=False).status
+        job = engine.run_job(job_id, wait=False)
     except engine.MappingBusy as busy:
         # Another job of this mapping is running: wait for it instead of failing.
         if self.request.retries >= self.max_retries:
             engine.give_up(job_id, str(busy))
             return SyncJob.Status.FAILED
         raise self.retry(countdown=5) from busy
+    _retry_if_transient(job)
+    return job.status
+
+
+def _retry_if_transient(job: SyncJob) -> None:
+    # Setup failures never come back by themselves: only a transient one is tried again.
+    delay = getattr(job, "retry_in", None)
+    if delay:
+        services.retry_job_later(job, delay)
 
 
 @shared_task(name="sync.synchronize_modified_records", acks_late=True)
 def synchronize_modified_records() -> int:
-    """The scheduled run: every enabled mapping in dependency order, one after another."""
+    """The scheduled run: every enabled mapping in dependency order, one after another. A
+    paused mapping gets only its setup check, and runs again when the check passes."""
     ran = 0
     for mapping in services.scheduled_mappings():
+        if mapping.is_paused and not breaker.resume_if_setup_passes(mapping):
+            continue
         try:
             job = services.create_job(
                 mapping, kind=SyncJob.Kind.MODIFIED, trigger=SyncJob.Trigger.SCHEDULE
@@ -34,7 +46,7 @@ def synchronize_modified_records() -> int:
         except services.JobRefused as refused:
             logger.info("Scheduled run of %s skipped: %s", mapping.name, refused)
             continue
-        engine.run_job(job.pk, wait=True)
+        _retry_if_transient(engine.run_job(job.pk, wait=True))
         ran += 1
     return ran
 

@@ -4,8 +4,8 @@ import json
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count, OuterRef, Q, Subquery
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Count, OuterRef, Subquery
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -15,9 +15,10 @@ from couplings.models import Coupling
 from errors.pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from syncconsole.permissions import sync_admin_required, sync_user_required
 
-from . import health, services
+from . import breaker, health, services
 from .connectors import connector_for
 from .filters import CouplingFilter, SyncJobFilter
+from .mapping_health import with_health
 from .models import Connection, ConnectionCheck, SyncJob, TableMapping
 from .notifications import handle_notification
 
@@ -26,20 +27,9 @@ MAX_NOTIFICATION_BYTES = 64 * 1024
 
 @sync_user_required
 def mapping_list(request: HttpRequest) -> HttpResponse:
-    last_job = SyncJob.objects.filter(mapping=OuterRef("pk")).order_by("-created_at", "-pk")
-    mappings = (
-        TableMapping.objects.select_related("connection")
-        .annotate(
-            last_job_id=Subquery(last_job.values("pk")[:1]),
-            coupled=Count("couplings"),
-            skipped=Count("couplings", filter=Q(couplings__is_skipped=True)),
-        )
-        .order_by("connection__name", "dependency_order", "name")
+    mappings = with_health(
+        TableMapping.objects.order_by("connection__name", "dependency_order", "name")
     )
-    mappings = list(mappings)
-    jobs = SyncJob.objects.in_bulk([m.last_job_id for m in mappings if m.last_job_id])
-    for mapping in mappings:
-        mapping.last_job = jobs.get(mapping.last_job_id)
     return render(request, "sync/mapping_list.html", {"mappings": mappings, "kinds": SyncJob.Kind})
 
 
@@ -81,6 +71,30 @@ def connection_health(request: HttpRequest, pk: int) -> HttpResponse:
         "mappings": connection.mappings.filter(is_enabled=True),
     }
     return render(request, "sync/connection_health.html", context)
+
+
+@sync_user_required
+def mapping_health(request: HttpRequest, pk: int) -> HttpResponse:
+    mappings = with_health(TableMapping.objects.filter(pk=pk))
+    if not mappings:
+        raise Http404("No such table mapping.")
+    mapping = mappings[0]
+    recent_jobs = SyncJob.objects.filter(mapping=mapping).order_by("-created_at", "-pk")[:10]
+    snapshots = mapping.health_snapshots.order_by("-day")[:14]
+    context = {"mapping": mapping, "recent_jobs": recent_jobs, "snapshots": snapshots}
+    return render(request, "sync/mapping_health.html", context)
+
+
+@sync_admin_required
+@require_POST
+def mapping_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    mapping = get_object_or_404(TableMapping, pk=pk)
+    if not mapping.is_paused:
+        messages.info(request, f"{mapping.name} is not paused.")
+    else:
+        breaker.resume_by_hand(mapping, request.user)
+        messages.success(request, f"{mapping.name} is resumed: its next job runs as usual.")
+    return redirect("sync:mapping_health", pk=mapping.pk)
 
 
 @sync_admin_required
@@ -151,6 +165,7 @@ def job_state(job: SyncJob) -> dict:
         "unchanged": job.unchanged,
         "skipped": job.skipped,
         "failed": job.failed,
+        "retrying": job.retrying,
         "message": job.message,
     }
 

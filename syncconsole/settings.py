@@ -153,6 +153,9 @@ COUPLE_BY_MATCH_ASYNC_THRESHOLD = envint("COUPLE_BY_MATCH_ASYNC_THRESHOLD", 10)
 SYNC_BULK_INLINE_LIMIT = envint("SYNC_BULK_INLINE_LIMIT", 100)
 SYNC_BULK_BATCH_SIZE = envint("SYNC_BULK_BATCH_SIZE", 500)
 SYNC_HTTP_TIMEOUT = float(envstr("SYNC_HTTP_TIMEOUT", "10"))
+# Back-off before a transient failure (a record, or a whole job) is tried again; doubles at
+# each failure in a row.
+SYNC_RETRY_BACKOFF_SECONDS = envint("SYNC_RETRY_BACKOFF_SECONDS", 60)
 
 # The demo ERP and CRM served by this server; switch off in production.
 DEMO_APPS_ENABLED = envbool("DEMO_APPS_ENABLED", True)

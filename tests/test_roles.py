@@ -31,6 +31,8 @@ RULES = {
     "sync:mapping_start": ADMIN,
     "sync:connections": ADMIN,
     "sync:connection_health": ADMIN,
+    "sync:mapping_health": USER,
+    "sync:mapping_resume": ADMIN,
     "sync:jobs": USER,
     "sync:job": USER,
     "sync:couplings": USER,

@@ -2,16 +2,16 @@
 the errors it logged."""
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from sync.models import SyncJob
-from tests.conftest import ARTIFACTS, PASSWORD
+from syncconsole.permissions import SYNC_ADMINISTRATORS
+from tests.conftest import ARTIFACTS, PASSWORD, user_in_role
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def test_start_a_full_sync_and_open_its_errors(page, demo_apps, celery_worker):
-    get_user_model().objects.create_user("triager", password=PASSWORD, is_staff=True)
+    user_in_role("triager", SYNC_ADMINISTRATORS, is_staff=True)
     base = demo_apps.base_url
 
     page.goto(f"{base}/sync/mappings/")

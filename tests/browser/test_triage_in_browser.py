@@ -3,12 +3,12 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from demo.entities import record_url
 from demo.models import ErpCustomer
 from errors.models import Category, SyncError
-from tests.conftest import ARTIFACTS, PASSWORD
+from syncconsole.permissions import SYNC_ADMINISTRATORS
+from tests.conftest import ARTIFACTS, PASSWORD, user_in_role
 from tests.factories import make_error
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def test_sign_in_filter_open_source_and_delete_older(page, live_server, settings):
     settings.DEMO_BASE_URL = live_server.url
-    get_user_model().objects.create_user("triager", password=PASSWORD, is_staff=True)
+    user_in_role("triager", SYNC_ADMINISTRATORS, is_staff=True)
     customer = ErpCustomer.objects.create(number="C00042", display_name="Fabrikam Inc.")
     wanted = make_error(
         category=Category.CURRENCY,

@@ -50,3 +50,21 @@ def test_record_url_is_absolute_on_the_demo_base(settings):
     settings.DEMO_BASE_URL = "http://127.0.0.1:8123/"
     url = record_url("erp", "customers", "abc")
     assert url == "http://127.0.0.1:8123/demo/erp/customers/abc/"
+
+
+def test_a_signed_in_person_changes_a_record_in_its_app(client, staff_user):
+    from demo.models import CrmTransactionCurrency
+
+    currency = CrmTransactionCurrency.objects.create(iso_currency_code="DKK", exchange_rate=None)
+    url = f"/demo/crm/transactioncurrencies/{currency.pk}/"
+    fields = {"iso_currency_code": "DKK", "currency_name": "Danish krone", "exchange_rate": "7.46"}
+    assert client.post(url, fields).status_code == 403
+    assert 'name="exchange_rate"' not in client.get(url).content.decode()
+
+    client.force_login(staff_user)
+    bad = client.post(url, {**fields, "exchange_rate": "lots"})
+    assert "Enter a number." in bad.content.decode()
+    response = client.post(url, fields, follow=True)
+    assert "Transaction currency DKK is saved." in response.content.decode()
+    currency.refresh_from_db()
+    assert str(currency.exchange_rate) == "7.460000"

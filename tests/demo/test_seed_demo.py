@@ -13,7 +13,7 @@ from couplings.models import Coupling
 from demo.models import CrmAccount, DemoWebhook, ErpCustomer
 from errors.links import safe_link
 from errors.models import Category, ErrorGroup, SyncError
-from sync.models import Connection, SyncJob, TableMapping
+from sync.models import Connection, MappingHealthSnapshot, SyncJob, TableMapping
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,6 +94,17 @@ def test_the_console_is_filled_from_real_sync_runs(live_server):
                 status = client.get(url).status_code
                 gone = error.category == Category.COUPLED_RECORD_DELETED
                 assert status == (404 if gone and url == error.destination_url else 200), url
+
+    # The backlog trend has weeks of history. A missing privilege paused CURRENCY and
+    # ITEM-PRODUCT until the role was given; the outages paused two mappings for a while.
+    snapshots = MappingHealthSnapshot.objects.all()
+    assert snapshots.values("day").distinct().count() >= 10
+    assert not TableMapping.objects.filter(paused_at__isnull=False).exists()
+    assert set(
+        TableMapping.objects.filter(resumed_reason="The setup check passed again.").values_list(
+            "name", flat=True
+        )
+    ) == {"CURRENCY", "ITEM-PRODUCT", "CONTACT", "CUSTOMER"}
 
     # Changes in either app are announced to the console from now on.
     assert DemoWebhook.objects.filter(app="erp").exists()

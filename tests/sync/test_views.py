@@ -41,7 +41,7 @@ def test_table_mappings_show_their_last_job_and_both_buttons(
     demo_apps, staff_client, django_assert_max_num_queries
 ):
     job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(10):
         page = staff_client.get(reverse("sync:mappings")).content.decode()
     for name in ("CURRENCY", "CUSTOMER", "CONTACT", "ITEM-PRODUCT"):
         assert name in page

@@ -1,0 +1,147 @@
+"""Health per table mapping: how many coupled records are in step, failing or skipped, the
+last good job, the open entries, and the backlog over the last two weeks (from one small
+snapshot per mapping and day, written at the end of each job)."""
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from couplings.models import Coupling
+from errors.grouping import TREND_DAYS, Bar, trend_bars, trend_width
+from errors.models import Status, SyncError
+
+from .models import MappingHealthSnapshot, SyncJob, TableMapping
+
+R = Coupling.Result
+
+
+def in_sync(prefix: str = "") -> Q:
+    """Couplings whose last result is a success in every direction that has one."""
+    f = {name: f"{prefix}{name}" for name in ("is_skipped", "last_result_to_destination",
+                                              "last_result_from_destination")}  # fmt: skip
+    return (
+        Q(**{f["is_skipped"]: False})
+        & (Q(**{f["last_result_to_destination"]: R.SUCCESS})
+           | Q(**{f["last_result_from_destination"]: R.SUCCESS}))
+        & ~Q(**{f"{f['last_result_to_destination']}__in": [R.FAILURE, R.SKIPPED]})
+        & ~Q(**{f"{f['last_result_from_destination']}__in": [R.FAILURE, R.SKIPPED]})
+    )  # fmt: skip
+
+
+def failing(prefix: str = "") -> Q:
+    """Couplings whose last result failed in a direction, and that are not skipped."""
+    return Q(**{f"{prefix}is_skipped": False}) & (
+        Q(**{f"{prefix}last_result_to_destination": R.FAILURE})
+        | Q(**{f"{prefix}last_result_from_destination": R.FAILURE})
+    )
+
+
+@dataclass
+class MappingHealth:
+    in_sync: int = 0
+    failing: int = 0
+    skipped: int = 0
+    open_errors: int = 0
+    trend: list[Bar] = field(default_factory=list)
+
+    @property
+    def backlog(self) -> int:
+        return self.failing + self.skipped
+
+    @property
+    def trend_width(self) -> int:
+        return trend_width()
+
+
+def coupling_counts(mapping_id: int) -> dict[str, int]:
+    return Coupling.objects.filter(mapping_id=mapping_id).aggregate(
+        in_sync=Count("pk", filter=in_sync()),
+        failing=Count("pk", filter=failing()),
+        skipped=Count("pk", filter=Q(is_skipped=True)),
+    )
+
+
+def record_snapshot(mapping_id: int) -> MappingHealthSnapshot:
+    """Write today's figures of the mapping (one statement: insert, or update the day's
+    row), so the trend needs no scan of couplings or entries when a page is drawn."""
+    now = timezone.now()
+    snapshot = MappingHealthSnapshot(
+        mapping_id=mapping_id, day=timezone.localdate(now), updated_at=now,
+        **coupling_counts(mapping_id),
+    )  # fmt: skip
+    MappingHealthSnapshot.objects.bulk_create(
+        [snapshot],
+        update_conflicts=True,
+        unique_fields=["mapping", "day"],
+        update_fields=["in_sync", "failing", "skipped", "updated_at"],
+    )
+    return snapshot
+
+
+def with_health(mappings, today: date | None = None) -> list[TableMapping]:
+    """The mappings with their health figures (`mapping.health`), last job and last
+    successful sync, in a fixed number of queries however many mappings there are."""
+    last_job = SyncJob.objects.filter(mapping=OuterRef("pk")).order_by("-created_at", "-pk")
+    last_success = SyncJob.objects.filter(
+        mapping=OuterRef("pk"), status=SyncJob.Status.SUCCEEDED
+    ).order_by("-finished_at", "-pk")
+    mappings = list(
+        mappings.select_related("connection", "paused_error").annotate(
+            last_job_id=Subquery(last_job.values("pk")[:1]),
+            last_success_at=Subquery(last_success.values("finished_at")[:1]),
+            coupled=Count("couplings"),
+            in_sync=Count("couplings", filter=in_sync("couplings__")),
+            failing=Count("couplings", filter=failing("couplings__")),
+            skipped=Count("couplings", filter=Q(couplings__is_skipped=True)),
+        )
+    )
+    ids = [m.pk for m in mappings]
+    jobs = SyncJob.objects.in_bulk([m.last_job_id for m in mappings if m.last_job_id])
+    open_errors = dict(
+        SyncError.objects.filter(mapping_id__in=ids, status=Status.OPEN)
+        .values("mapping_id")
+        .annotate(n=Count("pk"))
+        .values_list("mapping_id", "n")
+    )
+    trends = backlog_trends(ids, today)
+    for mapping in mappings:
+        mapping.last_job = jobs.get(mapping.last_job_id)
+        mapping.health = MappingHealth(
+            in_sync=mapping.in_sync,
+            failing=mapping.failing,
+            skipped=mapping.skipped,
+            open_errors=open_errors.get(mapping.pk, 0),
+            trend=trends[mapping.pk],
+        )
+    return mappings
+
+
+def backlog_trends(mapping_ids: list[int], today: date | None = None) -> dict[int, list[Bar]]:
+    """Failing and skipped records per day over the last 14 days, per mapping: a day without
+    a job keeps the figure of the day before. Two queries."""
+    today = today or timezone.localdate()
+    first = today - timedelta(days=TREND_DAYS - 1)
+    snapshots = MappingHealthSnapshot.objects.filter(mapping_id__in=mapping_ids)
+    per_day: dict[int, dict[date, int]] = {pk: {} for pk in mapping_ids}
+    for row in snapshots.filter(day__gte=first, day__lte=today).values(
+        "mapping_id", "day", "failing", "skipped"
+    ):
+        per_day[row["mapping_id"]][row["day"]] = row["failing"] + row["skipped"]
+    before = {
+        row["mapping_id"]: row["failing"] + row["skipped"]
+        for row in snapshots.filter(day__lt=first)
+        .order_by("mapping_id", "-day")
+        .distinct("mapping_id")
+        .values("mapping_id", "failing", "skipped")
+    }
+    trends = {}
+    for pk in mapping_ids:
+        carried = before.get(pk, 0)
+        counts = []
+        for i in range(TREND_DAYS):
+            carried = per_day[pk].get(first + timedelta(days=i), carried)
+            counts.append(carried)
+        trends[pk] = trend_bars(counts, first)
+    return trends

@@ -1,0 +1,96 @@
+"""Transient failures of one record (no connection, timeout, 429, 503 after the connector's
+own retries) stay out of triage: the record is tried again at later runs, backing off, and
+becomes an entry only when it keeps failing."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from couplings.models import Coupling
+from demo.models import CrmAccount, ErpCustomer
+from errors.models import Category, Status, SyncError
+from sync import engine
+from sync.models import SyncJob
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def one_record_changed(demo_apps, monkeypatch):
+    """CUSTOMER synchronized, then C00030 changed in the ERP; the CRM side answers each
+    call once, without the connector's retries, so one fault fails one record."""
+    monkeypatch.setattr(engine, "WATERMARK_OVERLAP", timedelta(0))
+    demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    demo_apps.connection.destination_settings["max_retries"] = 0
+    demo_apps.connection.save()
+    customer = ErpCustomer.objects.get(number="C00030")
+    customer.city = "Aalborg"
+    customer.save()
+    return Coupling.objects.get(source_record_id=str(customer.pk))
+
+
+def open_entries_of(coupling: Coupling):
+    return SyncError.objects.filter(coupling=coupling, status=Status.OPEN)
+
+
+def test_one_transient_failure_is_no_entry_and_the_record_goes_through_later(
+    demo_apps, one_record_changed, staff_client
+):
+    coupling = one_record_changed
+    demo_apps.fault("crm", "unavailable", remaining=1, entity="accounts")
+
+    job = demo_apps.run("CUSTOMER")
+
+    assert (job.status, job.failed, job.retrying) == (SyncJob.Status.SUCCEEDED, 0, 1)
+    assert "1 records failed transiently and are tried again later" in job.message
+    assert not open_entries_of(coupling).exists()
+    page = staff_client.get(job.get_absolute_url()).content.decode()
+    assert "1 record failed transiently and is tried again at a later run" in page
+    coupling.refresh_from_db()
+    assert coupling.last_result_to_destination == Coupling.Result.FAILURE
+    assert (coupling.transient_failure_count, coupling.failure_count) == (1, 0)
+    assert coupling.retry_not_before > timezone.now() + timedelta(seconds=30)
+
+    # Backing off: a run right after leaves it alone.
+    assert demo_apps.run("CUSTOMER").records_read == 0
+    # Later, the run takes it again, and it goes through.
+    Coupling.objects.filter(pk=coupling.pk).update(retry_not_before=timezone.now())
+    later = demo_apps.run("CUSTOMER")
+    assert (later.modified, later.failed, later.retrying) == (1, 0, 0)
+    coupling.refresh_from_db()
+    assert coupling.last_result_to_destination == Coupling.Result.SUCCESS
+    assert (coupling.transient_failure_count, coupling.retry_not_before) == (0, None)
+    assert CrmAccount.objects.get(pk=coupling.destination_record_id).city == "Aalborg"
+    assert not SyncError.objects.filter(coupling=coupling).exists()
+
+
+def test_the_back_off_doubles_at_each_failure_in_a_row(settings):
+    settings.SYNC_RETRY_BACKOFF_SECONDS = 60
+    delays = [engine.record_retry_delay(n).total_seconds() for n in (1, 2, 3)]
+    assert delays == [60, 120, 240]
+    assert engine.record_retry_delay(30) == engine.MAX_RECORD_RETRY_DELAY
+
+
+def test_a_transient_failure_that_keeps_coming_becomes_an_open_connection_entry(
+    demo_apps, one_record_changed, settings
+):
+    settings.SYNC_RETRY_BACKOFF_SECONDS = 0  # each run tries it again
+    coupling = one_record_changed
+    jobs = []
+    for _ in range(3):
+        demo_apps.fault("crm", "throttle", remaining=1, entity="accounts")
+        jobs.append(demo_apps.run("CUSTOMER"))
+
+    assert [(j.failed, j.retrying) for j in jobs] == [(0, 1), (0, 1), (1, 0)]
+    entry = open_entries_of(coupling).get()
+    assert entry.job == jobs[-1] and entry.category == Category.CONNECTION
+    assert "429 Too Many Requests" in entry.message
+    assert "It failed in 3 runs in a row." in entry.message
+    coupling.refresh_from_db()
+    # Not the record's fault: it is not skipped, and the next run tries it again.
+    assert (coupling.is_skipped, coupling.failure_count) == (False, 0)
+    fixed = demo_apps.run("CUSTOMER")
+    assert fixed.modified == 1
+    entry.refresh_from_db()
+    assert entry.status == Status.RESOLVED
