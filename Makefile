@@ -40,7 +40,7 @@ stop-db: $(INSTALLED)
 	$(BIN)/python -c 'from pathlib import Path; from syncconsole.embedded_db import stop; stop(Path(".data"))'
 
 bench: $(INSTALLED)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks of Sync Console at scale: `make bench` (see bench/README.md)."""
