@@ -1,0 +1,194 @@
+"""Sync error entries at scale, written with COPY: what the list, group and clean-up
+benchmarks measure against.
+
+The entries look like the sync engine's: a few mappings, messages from a set of templates
+with record ids and values in them (so each template is one group, as grouping would make
+it), links to both records, most entries open. Group figures are set from what was written,
+as `errors.grouping.record_errors` keeps them.
+"""
+
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from errors.grouping import fingerprint
+from errors.models import Category, ErrorGroup, Status, SyncError
+from sync.models import Connection, TableMapping
+
+from .common import copy_rows
+
+MAPPINGS = ["CUSTOMER", "CONTACT", "ITEM-PRODUCT", "SALESORDER", "CURRENCY", "VENDOR"]
+TEMPLATES = [
+    (Category.COUPLED_RECORD_DELETED,
+     "The coupled record {id} was deleted in Dynamics 365 Sales. "
+     "The record will be skipped for further synchronization."),
+    (Category.CONFLICT,
+     "Record {id} was modified in both apps since the last synchronization: field {field}."),
+    (Category.VALIDATION,
+     "The field {field} of record {id} cannot be '{value}': it must not be longer than 50."),
+    (Category.VALIDATION,
+     "Customer {id}: the Country/Region Code '{value}' does not exist."),
+    (Category.PERMISSION,
+     "The integration user has no privilege to create {field} (record {id})."),
+    (Category.CURRENCY,
+     "There is no exchange rate for currency {value} on {date} (record {id})."),
+    (Category.AUTHENTICATION,
+     "The integration user must change the password at next sign-in (request {id})."),
+    (Category.CONNECTION, "Timeout after 30 s while writing record {id}."),
+    (Category.OTHER, "Unexpected answer 500 for record {id}: {value}."),
+]  # fmt: skip
+FIELDS = ["name", "address1_line1", "telephone1", "emailaddress1", "creditlimit", "accountnumber"]
+VALUES = ["DKK", "USD", "ZZ", "Contoso Ltd.", "Fabrikam, Inc.", "A Datum Corporation"]
+# Most entries are open: they are what people work through.
+STATUS_WEIGHTS = [(Status.OPEN, 80), (Status.RESOLVED, 12), (Status.IGNORED, 8)]
+
+COLUMNS = [
+    "id", "created_at", "mapping_id", "group_id", "source_app", "source_entity",
+    "source_record_id", "source_url", "destination_app", "destination_entity",
+    "destination_record_id", "destination_url", "message", "detail", "category", "status",
+    "status_note",
+]  # fmt: skip
+
+
+# From this many rows, dropping the indexes and building them after the load is faster than
+# keeping them up to date row by row (the GIN trigram index above all).
+REBUILD_INDEXES_FROM = 500_000
+
+
+@contextmanager
+def indexes_built_after(table: str, *, enabled: bool = True):
+    """Drop the table's indexes (not its primary key) for a bulk load, and build them again
+    afterwards from their own definitions."""
+    if not enabled:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = %s "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+            [table],
+        )
+        definitions = cursor.fetchall()
+        for name, _ in definitions:
+            cursor.execute(f'DROP INDEX "{name}"')
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET maintenance_work_mem = '512MB'")
+            for _, definition in definitions:
+                cursor.execute(definition)
+
+
+@dataclass(frozen=True)
+class Generated:
+    count: int
+    first: datetime
+    last: datetime
+    mapping_ids: list[int]
+    group_ids: list[int]
+
+
+def bench_mappings() -> list[TableMapping]:
+    """A connection and its mappings, created once per database."""
+    source, _ = Connection.objects.get_or_create(
+        name="Benchmark",
+        defaults={
+            "source_base_url": "https://erp.example.com/api/v2.0",
+            "destination_base_url": "https://crm.example.com/api/data/v9.2",
+        },
+    )
+    return [
+        TableMapping.objects.get_or_create(
+            connection=source,
+            name=name,
+            defaults={"source_entity": name.lower(), "destination_entity": name.lower()},
+        )[0]
+        for name in MAPPINGS
+    ]
+
+
+def clear_errors() -> None:
+    """Empty the entries and their groups (TRUNCATE: instant at any size)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"TRUNCATE {SyncError._meta.db_table}, {ErrorGroup._meta.db_table} "
+            "RESTART IDENTITY CASCADE"
+        )
+
+
+def generate_errors(
+    count: int,
+    *,
+    days: int = 30,
+    now: datetime | None = None,
+    seed: int = 42,
+) -> Generated:
+    """Append `count` entries spread evenly over the last `days` days (oldest first, ids
+    rising with time as the engine writes them), with their groups."""
+    rng = random.Random(seed)
+    now = now or timezone.now()
+    start = now - timedelta(days=days)
+    step = (now - start) / max(count, 1)
+    mappings = bench_mappings()
+    groups: dict[tuple[int, int], ErrorGroup] = {}
+    for mapping in mappings:
+        for t, (category, message) in enumerate(TEMPLATES):
+            key = fingerprint(mapping.pk, category, message)
+            group, _ = ErrorGroup.objects.get_or_create(
+                fingerprint=key,
+                defaults={"mapping": mapping, "category": category, "title": message,
+                          "first_seen": start, "last_seen": start},
+            )  # fmt: skip
+            groups[(mapping.pk, t)] = group
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {SyncError._meta.db_table}")
+        next_id = cursor.fetchone()[0] + 1
+    statuses = [s for s, w in STATUS_WEIGHTS for _ in range(w)]
+    counts: dict[int, list] = {}
+
+    def rows():
+        for i in range(count):
+            mapping = mappings[i % len(mappings)]
+            t = rng.randrange(len(TEMPLATES))
+            category, template = TEMPLATES[t]
+            group = groups[(mapping.pk, t)]
+            created = start + step * i
+            record = f"C{rng.randrange(10_000_000):08d}"
+            destination = f"{rng.getrandbits(128):032x}"
+            message = template.format(
+                id=record, field=rng.choice(FIELDS), value=rng.choice(VALUES),
+                date=created.date().isoformat(),
+            )  # fmt: skip
+            status = rng.choice(statuses)
+            figures = counts.setdefault(group.pk, [0, created, created])
+            figures[0] += 1
+            figures[2] = created
+            yield (
+                next_id + i, created.isoformat(), mapping.pk, group.pk,
+                "Business Central", mapping.source_entity, record,
+                f"https://erp.example.com/customers/{record}",
+                "Dynamics 365 Sales", mapping.destination_entity, destination,
+                f"https://crm.example.com/main.aspx?id={destination}",
+                message[: SyncError.MESSAGE_MAX_LENGTH], "", category, status,
+                "" if status == Status.OPEN else "Set by the benchmark data.",
+            )  # fmt: skip
+
+    with indexes_built_after(SyncError._meta.db_table, enabled=count >= REBUILD_INDEXES_FROM):
+        written = copy_rows(SyncError._meta.db_table, COLUMNS, rows())
+    for pk, (n, first, last) in counts.items():
+        group = ErrorGroup.objects.get(pk=pk)
+        group.count += n
+        group.first_seen = min(group.first_seen, first) if group.count > n else first
+        group.last_seen = max(group.last_seen, last)
+        group.save(update_fields=["count", "first_seen", "last_seen"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)",
+            [SyncError._meta.db_table, next_id + count],
+        )
+    return Generated(written, start, now, [m.pk for m in mappings], [g.pk for g in groups.values()])
