@@ -41,12 +41,8 @@ def couple(request: HttpRequest) -> HttpResponse:
     error = SyncError.objects.filter(pk=_digits(data.get("error")), mapping=mapping).first()
     side = data.get("side") if data.get("side") in services.SIDES else "source"
     record = data.get("record", "")[:100]
-    other = data.get("other", "")[:100]
-    manual = ManualCoupleForm(initial={
-        f"{side}_record_id": record, f"{services.other_side(side)}_record_id": other,
-    })  # fmt: skip
-    match = MatchForm(mapping, initial={"side": side, "record_ids": record})
-    context = {"mapping": mapping, "error": error, "manual": manual, "match": match}
+    context = couple_context(mapping, side, [record], other=data.get("other", "")[:100])
+    context["error"] = error
     if request.method == "GET":
         return render(request, "couplings/couple.html", context)
 
@@ -102,6 +98,18 @@ def couple(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(exc))
         return render(request, "couplings/couple.html", context, status=503)
     return redirect(run)
+
+
+def couple_context(
+    mapping: TableMapping, side: str, record_ids: list[str], *, other: str = ""
+) -> dict:
+    """The Couple page's forms, filled in with the records to couple."""
+    first = record_ids[0] if record_ids else ""
+    manual = ManualCoupleForm(initial={
+        f"{side}_record_id": first, f"{services.other_side(side)}_record_id": other,
+    })  # fmt: skip
+    match = MatchForm(mapping, initial={"side": side, "record_ids": "\n".join(record_ids)})
+    return {"mapping": mapping, "error": None, "manual": manual, "match": match}
 
 
 def _couplings_url(mapping: TableMapping, record_id: str) -> str:

@@ -7,6 +7,7 @@ record and the progress of the work, which a Celery worker does in batches."""
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -33,6 +34,9 @@ JOB_ACTIONS = {Action.RETRY, Action.TO_DESTINATION, Action.FROM_DESTINATION, Act
 # Small selections of quick actions are done at once; the rest goes to a worker.
 QUICK_ACTIONS = {*STATUS_ACTIONS, Action.REMOVE_COUPLING}
 MAX_SELECTION = 500
+# Couple by match on all matching entries looks at the newest entries only; coupling them and
+# asking again reaches the rest.
+COUPLE_SCAN_LIMIT = 20_000
 PREVIEW_MAX_AGE = 3600  # seconds a confirmed count stays valid
 PREVIEW_SALT = "errors.bulk.preview"
 
@@ -95,6 +99,48 @@ def confirmed_preview(token: str) -> Preview:
     except (signing.BadSignature, ValueError, TypeError):
         raise BulkRefused("The confirmation is not valid; ask for the count again.") from None
     return Preview(action, filter_query, count, 0, upper, setup)
+
+
+@dataclass(frozen=True)
+class RecordsToCouple:
+    mapping_id: int
+    side: str
+    record_ids: list[str]
+    left_out: int  # entries of other mappings or sides, or beyond the first MAX_SELECTION records
+    already_coupled: int
+
+
+def records_to_couple(
+    entries: QuerySet[SyncError], side_of: Callable[[int, str, str], str]
+) -> RecordsToCouple:
+    """The records of these entries that are not coupled (they could not be created, or their
+    coupling was removed), for one mapping and side: the one most of them belong to."""
+    rows = (
+        entries.filter(mapping__isnull=False)
+        .exclude(source_record_id="")
+        .order_by("-created_at", "-id")
+        .values_list("mapping_id", "source_app", "source_entity", "source_record_id",
+                     "coupling_id")[:COUPLE_SCAN_LIMIT]
+    )  # fmt: skip
+    by_place: dict[tuple[int, str], dict[str, None]] = {}
+    coupled = 0
+    for mapping_id, app, entity, record_id, coupling_id in rows:
+        if coupling_id is not None:
+            coupled += 1
+            continue
+        place = (mapping_id, side_of(mapping_id, app, entity))
+        by_place.setdefault(place, {})[record_id] = None
+    if not by_place:
+        raise BulkRefused(
+            "None of these entries is about a record that is not coupled: Couple is for records "
+            "that could not be created or whose coupling was removed. Use Retry or Synchronize "
+            "for coupled records."
+        )
+    place, records = max(by_place.items(), key=lambda item: len(item[1]))
+    ids = list(records)
+    others = sum(len(r) for p, r in by_place.items() if p != place)
+    return RecordsToCouple(place[0], place[1], ids[:MAX_SELECTION],
+                           others + max(len(ids) - MAX_SELECTION, 0), coupled)  # fmt: skip
 
 
 def _check_action(action: str) -> None:

@@ -86,7 +86,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
         "total": estimated_total(matching),
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for key, value in filter_query.items()),
-        "bulk_actions": BulkAction.Action.choices,
+        "bulk_actions": [*BulkAction.Action.choices, (COUPLE, "Couple by match…")],
         "retention_days": settings.SYNC_ERROR_RETENTION_DAYS,
         "hidden_setup_entries": hidden_setup_entries(request.user),
         "group": (
@@ -275,19 +275,22 @@ def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "errors/detail.html", context)
 
 
+def read_side(mapping, source_app: str, source_entity: str) -> str:
+    """Which side of the mapping an entry's record was read from (its "source")."""
+    connection = mapping.connection
+    if source_app == connection.destination_app and source_entity == mapping.destination_entity:
+        return "destination"
+    return "source"
+
+
 def couple_url(error: SyncError) -> str:
     """Where to couple the entry's record when it is not coupled (or its coupling was
     removed): the Couple page with the record, and the record it was coupled to, filled in."""
     if error.coupling_id or error.mapping is None or not error.source_record_id:
         return ""
     mapping = error.mapping
-    read_side = (
-        "destination"
-        if error.source_app == mapping.connection.destination_app
-        and error.source_entity == mapping.destination_entity
-        else "source"
-    )
-    query = {"mapping": mapping.pk, "side": read_side, "record": error.source_record_id,
+    side = read_side(mapping, error.source_app, error.source_entity)
+    query = {"mapping": mapping.pk, "side": side, "record": error.source_record_id,
              "error": error.pk}  # fmt: skip
     if error.destination_record_id:
         query["other"] = error.destination_record_id
@@ -406,6 +409,31 @@ def _selected_ids(values: list[str]) -> list[int]:
     return ids
 
 
+COUPLE = "couple"
+
+
+def couple_entries(
+    request: HttpRequest, filter_query: str, scope: str, administrator: bool
+) -> HttpResponse:
+    """The Couple page, filled in with the records of the chosen entries that are not coupled:
+    nothing changes until the person couples them there."""
+    from couplings.views import couple_context
+    from sync.models import TableMapping
+
+    entries = bulk_actions.matching(filter_query, setup_errors_included=administrator)
+    if scope == BulkAction.Scope.SELECTION:
+        entries = entries.filter(pk__in=_selected_ids(request.POST.getlist("ids"))[:500])
+    elif scope != BulkAction.Scope.FILTER:
+        raise bulk_actions.BulkRefused("Choose the selected entries or all matching entries.")
+    mappings = {m.pk: m for m in TableMapping.objects.select_related("connection")}
+    chosen = bulk_actions.records_to_couple(
+        entries, lambda pk, app, entity: read_side(mappings[pk], app, entity)
+    )
+    context = couple_context(mappings[chosen.mapping_id], chosen.side, chosen.record_ids)
+    context["from_entries"] = chosen
+    return render(request, "couplings/couple.html", context)
+
+
 @sync_user_required
 @require_POST
 def bulk_action(request: HttpRequest) -> HttpResponse:
@@ -418,6 +446,8 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     scope = request.POST.get("scope", "")
     administrator = is_sync_admin(request.user)
     try:
+        if action == COUPLE:
+            return couple_entries(request, filter_query, scope, administrator)
         if scope == BulkAction.Scope.SELECTION:
             bulk = bulk_actions.request_bulk_action(
                 action=action, user=request.user, note=note, filter_query=filter_query,

@@ -2,6 +2,7 @@
 every input; synchronize-after and large runs in a real worker."""
 
 import pytest
+from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
@@ -10,6 +11,7 @@ from demo.models import CrmAccount, ErpCustomer
 from errors.models import SyncError
 from sync.models import SyncJob, TableMapping
 from tests.conftest import wait_until
+from tests.factories import make_coupling, make_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
 COUPLE = reverse("couplings:couple")
@@ -206,3 +208,54 @@ def test_the_pages_are_for_sync_users_only(demo_apps, client, plain_user, staff_
     client.force_login(staff_user)
     state = client.get(run.get_absolute_url(), {"format": "json"}).json()
     assert (state["state"], state["finished"], state["done"]) == ("queued", False, 0)
+
+
+def test_couple_by_match_on_chosen_entries_fills_in_their_uncoupled_records(
+    demo_apps, staff_client
+):
+    for number in ("C00030", "C00040"):
+        CrmAccount.objects.create(name="Twin A", account_number=number)
+        CrmAccount.objects.create(name="Twin B", account_number=number)
+    TableMapping.objects.filter(name="CUSTOMER").update(direction="to_destination")
+    job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    uncoupled = list(SyncError.objects.filter(job=job, message__contains="Cannot couple"))
+    assert {e.source_record_id for e in uncoupled} == {customer_id("C00030"), customer_id("C00040")}
+    mapping = demo_apps.mapping("CUSTOMER")
+    coupled = make_error(mapping=mapping, coupling=make_coupling(mapping), source_record_id="x1")
+
+    assert 'value="couple"' in staff_client.get(reverse("errors:list")).content.decode()
+    ids = [e.pk for e in uncoupled] + [coupled.pk]
+    page = staff_client.post(
+        reverse("errors:bulk"), {"action": "couple", "scope": "selection", "ids": ids}
+    )
+    assert page.status_code == 200
+    form = page.context["match"]
+    assert form.initial["side"] == "source"
+    assert set(form.initial["record_ids"].splitlines()) == {e.source_record_id for e in uncoupled}
+    text = page.content.decode()
+    assert "Filled in with 2 records" in text and "1 entry is about coupled records" in text
+
+    # Twins match on the account number, so the name decides: only one record gets coupled.
+    CrmAccount.objects.filter(name="Twin B").update(account_number="")
+    response = staff_client.post(COUPLE, match_form(mapping, form.initial["record_ids"].split()))
+    run = CouplingRun.objects.get()
+    assert response["Location"] == run.get_absolute_url()
+    assert sorted(r["outcome"] for r in run.results) == ["coupled", "coupled"]
+    assert set(SyncError.objects.filter(pk__in=[e.pk for e in uncoupled])
+               .values_list("status", flat=True)) == {"resolved"}  # fmt: skip
+
+
+def test_couple_by_match_is_refused_with_a_reason_when_every_entry_is_coupled(
+    demo_apps, staff_client
+):
+    mapping = demo_apps.mapping("CUSTOMER")
+    entry = make_error(mapping=mapping, coupling=make_coupling(mapping), source_record_id="x1")
+    response = staff_client.post(
+        reverse("errors:bulk"),
+        {"action": "couple", "scope": "filter", "filter_query": f"mapping={mapping.pk}"},
+    )
+    assert response["Location"] == reverse("errors:list") + f"?mapping={mapping.pk}"
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert shown and "not coupled" in shown[0]
+    entry.refresh_from_db()
+    assert entry.status == "open" and CouplingRun.objects.count() == 0
