@@ -32,6 +32,9 @@ class SyncErrorFilter(django_filters.FilterSet):
     job = django_filters.NumberFilter(field_name="job_id", label="Job", min_value=1)
     coupling = django_filters.NumberFilter(field_name="coupling_id", label="Coupling", min_value=1)
     group = django_filters.NumberFilter(field_name="group_id", label="Group", min_value=1)
+    integration = django_filters.CharFilter(
+        label="Integration", max_length=100, help_text="Entries sent by another integration."
+    )
     created = django_filters.DateFromToRangeFilter(
         field_name="created_at",
         label="Date",
@@ -41,7 +44,7 @@ class SyncErrorFilter(django_filters.FilterSet):
     class Meta:
         model = SyncError
         fields = ["q", "category", "status", "connection", "mapping", "job", "coupling", "group",
-                  "created"]  # fmt: skip
+                  "integration", "created"]  # fmt: skip
 
     def search(self, queryset, name, value):
         value = value.strip()
@@ -79,9 +82,11 @@ class ErrorGroupFilter(django_filters.FilterSet):
         queryset=TableMapping.objects.select_related("connection"), empty_label="Any mapping"
     )
 
+    integration = django_filters.CharFilter(label="Integration", max_length=100)
+
     class Meta:
         model = ErrorGroup
-        fields = ["q", "status", "category", "connection", "mapping"]
+        fields = ["q", "status", "category", "connection", "mapping", "integration"]
 
     def by_status(self, queryset, name, value):
         if value == "regressed":

@@ -37,8 +37,11 @@ def normalize(message: str) -> str:
     return " ".join(text.split())[: SyncError.MESSAGE_MAX_LENGTH]
 
 
-def fingerprint(mapping_id: int | None, category: str, message: str) -> str:
+def fingerprint(mapping_id: int | None, category: str, message: str, integration: str = "") -> str:
     key = f"{mapping_id or ''}\x1f{category}\x1f{normalize(message)}"
+    if integration:
+        # Problems of another integration never merge with ours or with another's.
+        key = f"integration\x1f{integration}\x1f{key}"
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -54,11 +57,13 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
         return errors
     members: dict[str, list[SyncError]] = defaultdict(list)
     for error in errors:
-        members[fingerprint(error.mapping_id, error.category, error.message)].append(error)
+        key = fingerprint(error.mapping_id, error.category, error.message, error.integration)
+        members[key].append(error)
     rows = [
         (
             key,
             group[0].mapping_id,
+            group[0].integration,
             group[0].category,
             SKIP_NOTE.sub("", group[0].message),  # the first one, as people read it
             min(e.created_at for e in group),
@@ -88,7 +93,8 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
         cursor.execute(
             f"""
             INSERT INTO {table}
-                (fingerprint, mapping_id, category, title, first_seen, last_seen, count,
+                (fingerprint, mapping_id, integration, category, title, first_seen, last_seen,
+                 count,
                  status, status_note)
             VALUES {", ".join(values)}
             ON CONFLICT (fingerprint) DO UPDATE SET

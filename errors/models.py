@@ -53,6 +53,9 @@ class ErrorGroup(models.Model):
         on_delete=models.SET_NULL,
         related_name="error_groups",
     )
+    integration = models.CharField(
+        max_length=100, blank=True, help_text="For problems sent by another integration: its name."
+    )
     category = models.CharField(max_length=30, choices=Category.choices, default=Category.OTHER)
     title = models.CharField(max_length=2048, help_text="The message of its first entry.")
     first_seen = models.DateTimeField()
@@ -132,6 +135,11 @@ class SyncError(models.Model):
     group = models.ForeignKey(
         ErrorGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="errors"
     )
+    integration = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="For entries sent by another integration through the API: its name.",
+    )
     source_app = models.CharField(max_length=100, blank=True)
     source_entity = models.CharField(max_length=100, blank=True)
     source_record_id = models.CharField(max_length=100, blank=True)
@@ -183,6 +191,11 @@ class SyncError(models.Model):
             models.Index(fields=["job", "-created_at"], name="error_job_recent"),
             models.Index(fields=["coupling"], name="error_coupling"),
             models.Index(fields=["group", "-created_at", "-id"], name="error_group_recent"),
+            models.Index(
+                fields=["integration", "-created_at", "-id"],
+                condition=~models.Q(integration=""),
+                name="error_integration_recent",
+            ),
             GinIndex(OpClass(Upper("message"), name="gin_trgm_ops"), name="error_message_trgm"),
             models.Index(Upper("source_record_id"), name="error_source_record"),
             models.Index(Upper("destination_record_id"), name="error_destination_record"),
@@ -219,6 +232,7 @@ class SyncErrorCleanup(models.Model):
         ADMIN = "admin", "Django admin"
         COMMAND = "command", "Command line"
         SCHEDULE = "schedule", "Schedule"
+        API = "api", "API"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"

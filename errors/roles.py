@@ -2,10 +2,10 @@
 
 from django.apps import apps as global_apps
 
-from syncconsole.permissions import SYNC_ADMINISTRATORS, SYNC_USERS
+from syncconsole.permissions import INTEGRATIONS, SYNC_ADMINISTRATORS, SYNC_USERS
 
 # Sync administrators may change everything the console and the admin show.
-ADMINISTERED_APPS = ("errors", "sync", "couplings", "django_celery_beat")
+ADMINISTERED_APPS = ("errors", "sync", "couplings", "django_celery_beat", "api")
 
 
 def ensure_roles(apps=global_apps) -> None:
@@ -17,6 +17,10 @@ def ensure_roles(apps=global_apps) -> None:
     users, _ = Group.objects.get_or_create(name=SYNC_USERS)
     administrators, _ = Group.objects.get_or_create(name=SYNC_ADMINISTRATORS)
     users.permissions.add(*custom.filter(codename="triage_coupled_errors"))
+    integrations, _ = Group.objects.get_or_create(name=INTEGRATIONS)
+    integrations.permissions.add(
+        *Permission.objects.filter(content_type__app_label="api", codename="ingest_errors")
+    )
     administrators.permissions.add(
         *Permission.objects.filter(content_type__app_label__in=ADMINISTERED_APPS)
     )

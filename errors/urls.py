@@ -5,6 +5,7 @@ from . import views
 app_name = "errors"
 urlpatterns = [
     path("", views.error_list, name="list"),
+    path("export.csv", views.error_export, name="export"),
     path("groups/", views.group_list, name="groups"),
     path("groups/<int:pk>/status/", views.group_set_status, name="group_set_status"),
     path("<int:pk>/", views.error_detail, name="detail"),

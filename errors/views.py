@@ -20,6 +20,7 @@ from syncconsole.permissions import (
 
 from . import bulk as bulk_actions
 from . import services
+from .export import csv_response
 from .filters import ErrorGroupFilter, SyncErrorFilter
 from .forms import ProblemStatusForm
 from .grouping import figures_for
@@ -100,6 +101,21 @@ def error_list(request: HttpRequest) -> HttpResponse:
         ),
     }
     return render(request, "errors/list.html", context, status=status)
+
+
+@sync_user_required
+def error_export(request: HttpRequest) -> HttpResponse:
+    """The entries the list shows for these filters, all of them, as CSV."""
+    errors = visible_to(request.user, SyncError.objects.all())
+    filters = SyncErrorFilter(request.GET, queryset=errors, request=request)
+    if not filters.is_valid():
+        problems = "; ".join(
+            f"{field}: {message}" for field, ms in filters.errors.items() for message in ms
+        )
+        return HttpResponse(
+            f"The filters are not valid ({problems}).", status=400, content_type="text/plain"
+        )
+    return csv_response(filters.qs)
 
 
 @sync_user_required

@@ -11,6 +11,8 @@ from django.core.exceptions import PermissionDenied
 
 SYNC_USERS = "Sync users"
 SYNC_ADMINISTRATORS = "Sync administrators"
+# Accounts of other integrations: they may send their errors through the API, nothing else.
+INTEGRATIONS = "Integrations"
 TRIAGE = "errors.triage_coupled_errors"
 ADMINISTER = "errors.administer_sync"
 

@@ -26,11 +26,15 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_filters",
     "django_celery_beat",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "syncconsole",
     "sync",
     "couplings",
     "errors",
     "demo",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -109,6 +113,39 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# The JSON API (/api/v1/, described at /api/v1/schema/): API tokens for scripts and other
+# integrations, or the console's session (with its CSRF check) in a browser.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.IsSyncUser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Sync Console API",
+    "DESCRIPTION": "Sync error entries, problems, jobs and clean-ups of Sync Console, and "
+    "ingestion of other integrations' errors. Authenticate with `Authorization: Bearer <key>` "
+    "(an API token: `manage.py create_api_token`).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "api.enums.STATUS",
+        "BulkActionKindEnum": "api.enums.BULK_ACTION",
+        "WorkStateEnum": "api.enums.WORK_STATE",
+        "CleanupKindEnum": "api.enums.CLEANUP_ACTION",
+        "JobStatusEnum": "api.enums.JOB_STATUS",
+    },
+}
 
 # Celery: Redis where CELERY_BROKER_URL is set, else kombu's filesystem transport,
 # which needs no server, under DATA_DIR.

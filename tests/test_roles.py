@@ -18,6 +18,7 @@ USER, ADMIN = "Sync users", "Sync administrators"
 # test_every_url_has_a_rule.
 RULES = {
     "errors:list": USER,
+    "errors:export": USER,
     "errors:groups": USER,
     "errors:group_set_status": USER,
     "errors:detail": USER,
@@ -43,9 +44,9 @@ RULES = {
 }
 # Not console views: signing in and out, a redirect, the apps' change notifications (checked
 # with a shared secret per connection), the Django admin (staff with model permissions),
-# and the demo apps (their own sign-in).
+# the demo apps (their own sign-in), and the API (tokens; its table: tests/api/test_access.py).
 OUTSIDE = {"home", "login", "logout", "sync:notification"}
-OUTSIDE_NAMESPACES = {"admin", "demo"}
+OUTSIDE_NAMESPACES = {"admin", "demo", "api"}
 
 
 def named_urls(resolver=None, namespace=""):

@@ -1,0 +1,11 @@
+"""Names of the API's choice sets in the OpenAPI description (SPECTACULAR_SETTINGS)."""
+
+from errors.models import BulkAction, Status, SyncErrorCleanup
+from sync.models import SyncJob
+
+STATUS = Status
+BULK_ACTION = BulkAction.Action
+# Bulk actions and clean-ups go through the same states.
+WORK_STATE = BulkAction.State
+CLEANUP_ACTION = SyncErrorCleanup.Action
+JOB_STATUS = SyncJob.Status

@@ -1,0 +1,86 @@
+"""API tokens, and the answers kept for idempotent ingestion."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+TOKEN_PREFIX = "sct_"  # noqa: S105 - marks a key as ours, not a secret
+LOOKUP_LENGTH = 12
+
+
+def hash_key(key: str) -> str:
+    # The key has 256 random bits: a plain SHA-256 cannot be reversed or guessed.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A secret that signs a script or another integration in as one user. Only its hash is
+    kept; the key itself is shown once, when the token is created."""
+
+    name = models.CharField(max_length=100, help_text="What the token is for.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    integration = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="For another integration's token: the name its errors are grouped under "
+        "when they do not name one.",
+    )
+    lookup = models.CharField(max_length=LOOKUP_LENGTH, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+        permissions = [
+            ("ingest_errors", "Can send the sync errors of another integration"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.lookup}…)"
+
+    @classmethod
+    def issue(cls, user, name: str, *, integration: str = "", expires_at=None):
+        """A new token and its key (the only time the key is known)."""
+        key = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            user=user, name=name, integration=integration, expires_at=expires_at,
+            lookup=key[:LOOKUP_LENGTH], key_hash=hash_key(key),
+        )  # fmt: skip
+        return token, key
+
+    @property
+    def is_usable(self) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+
+class IngestionRequest(models.Model):
+    """An ingestion request sent with an Idempotency-Key: the same key sent again by the same
+    user gets the first answer back, and nothing is stored twice."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    body_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "ingestion request"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="ingestion_key_once_per_user")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="ingestion_created")]
+
+    def __str__(self) -> str:
+        return f"{self.key} · {self.status_code}"

@@ -1,0 +1,75 @@
+"""Keyset pages for the API, as in the console: the cost of a page does not grow with how deep
+it is or how large the table is, and totals are estimated above a thousand rows."""
+
+from rest_framework import serializers
+from rest_framework.pagination import BasePagination
+from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from errors.pagination import InvalidCursor, estimated_total, keyset_page
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+class KeysetPagination(BasePagination):
+    def paginate_queryset(self, queryset, request, view=None):
+        raw_size = request.query_params.get("page_size", "")
+        if raw_size and not (raw_size.isdigit() and 1 <= int(raw_size) <= MAX_PAGE_SIZE):
+            raise serializers.ValidationError(
+                {"page_size": [f"A whole number from 1 to {MAX_PAGE_SIZE}."]}
+            )
+        size = int(raw_size) if raw_size else DEFAULT_PAGE_SIZE
+        field = getattr(view, "keyset_field", "created_at")
+        try:
+            self.page = keyset_page(
+                queryset, size=size, field=field,
+                before=request.query_params.get("before"), after=request.query_params.get("after"),
+            )  # fmt: skip
+        except InvalidCursor as exc:
+            raise serializers.ValidationError({"before": [str(exc)]}) from None
+        self.total = estimated_total(queryset)
+        self.request = request
+        return self.page.items
+
+    def _link(self, name: str, cursor: str | None) -> str | None:
+        if cursor is None:
+            return None
+        url = self.request.build_absolute_uri()
+        url = remove_query_param(remove_query_param(url, "before"), "after")
+        return replace_query_param(url, name, cursor)
+
+    def get_paginated_response(self, data):
+        return Response({
+            "total": self.total.value,
+            "total_is_exact": self.total.exact,
+            "next": self._link("before", self.page.older_cursor),
+            "previous": self._link("after", self.page.newer_cursor),
+            "results": data,
+        })  # fmt: skip
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["total", "total_is_exact", "next", "previous", "results"],
+            "properties": {
+                "total": {"type": "integer", "description": "Exact up to 1,000, else estimated."},
+                "total_is_exact": {"type": "boolean"},
+                "next": {"type": "string", "nullable": True, "format": "uri",
+                         "description": "The next (older) page."},
+                "previous": {"type": "string", "nullable": True, "format": "uri",
+                             "description": "The previous (newer) page."},
+                "results": schema,
+            },
+        }  # fmt: skip
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {"name": "before", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "A cursor from `next`: the page older than it."},
+            {"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "A cursor from `previous`: the page newer than it."},
+            {"name": "page_size", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
+                        "default": DEFAULT_PAGE_SIZE}},
+        ]  # fmt: skip

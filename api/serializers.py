@@ -1,0 +1,241 @@
+"""What the API reads and writes: every field that comes in is checked here first."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from errors.links import safe_link
+from errors.models import BulkAction, Category, ErrorGroup, Status, SyncError, SyncErrorCleanup
+from errors.services import STATUS_NOTE_MAX_LENGTH
+from sync.models import SyncJob
+
+from .ingestion import ENTRY_FIELDS
+
+MAX_DETAIL_LENGTH = 65_536
+# Clocks of other systems drift; an entry from further in the future is a mistake.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def http_link(value: str) -> str:
+    if value and safe_link(value) is None:
+        raise serializers.ValidationError("Give an absolute http:// or https:// address.")
+    return value
+
+
+class SyncErrorSerializer(serializers.ModelSerializer):
+    mapping_name = serializers.CharField(source="mapping.name", default=None, read_only=True)
+    status_changed_by = serializers.CharField(
+        source="status_changed_by.get_username", default=None, read_only=True
+    )
+    source_url = serializers.SerializerMethodField()
+    destination_url = serializers.SerializerMethodField()
+    url = serializers.CharField(source="get_absolute_url", read_only=True)
+
+    class Meta:
+        model = SyncError
+        fields = [
+            "id", "created_at", "category", "status", "status_note", "status_changed_at",
+            "status_changed_by", "message", "detail", "integration", "mapping", "mapping_name",
+            "job", "coupling", "group", "source_app", "source_entity", "source_record_id",
+            "source_url", "destination_app", "destination_entity", "destination_record_id",
+            "destination_url", "url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    # Only links a browser may follow safely are given out.
+    def get_source_url(self, error) -> str | None:
+        return error.source_link
+
+    def get_destination_url(self, error) -> str | None:
+        return error.destination_link
+
+
+class ErrorGroupSerializer(serializers.ModelSerializer):
+    mapping_name = serializers.CharField(source="mapping.name", default=None, read_only=True)
+    url = serializers.CharField(source="get_absolute_url", read_only=True)
+
+    class Meta:
+        model = ErrorGroup
+        fields = [
+            "id", "title", "category", "integration", "mapping", "mapping_name", "count",
+            "first_seen", "last_seen", "status", "status_note", "status_changed_at",
+            "regressed_at", "snoozed_until", "snooze_until_count", "url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class SyncJobSerializer(serializers.ModelSerializer):
+    mapping_name = serializers.CharField(source="mapping.name", read_only=True)
+
+    class Meta:
+        model = SyncJob
+        fields = [
+            "id", "mapping", "mapping_name", "kind", "trigger", "direction", "status",
+            "created_at", "started_at", "finished_at", "records_read", "inserted", "modified",
+            "deleted", "unchanged", "skipped", "failed", "retrying", "message",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class StartJobSerializer(serializers.Serializer):
+    mapping = serializers.IntegerField(min_value=1)
+    kind = serializers.ChoiceField(choices=[SyncJob.Kind.MODIFIED, SyncJob.Kind.FULL])
+
+
+class EntryStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=[Status.OPEN, Status.RESOLVED, Status.IGNORED])
+    note = serializers.CharField(max_length=STATUS_NOTE_MAX_LENGTH, required=False, default="",
+                                 allow_blank=True)  # fmt: skip
+
+
+class ProblemStatusSerializer(EntryStatusSerializer):
+    status = serializers.ChoiceField(choices=Status.choices)
+    snoozed_until = serializers.DateTimeField(required=False)
+    more_occurrences = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
+
+    def validate(self, data):
+        snoozing = data["status"] == Status.SNOOZED
+        given = [name for name in ("snoozed_until", "more_occurrences") if name in data]
+        if snoozing and len(given) != 1:
+            raise serializers.ValidationError(
+                "Snooze until a date (snoozed_until) or a number of new occurrences "
+                "(more_occurrences): give exactly one."
+            )
+        if not snoozing and given:
+            raise serializers.ValidationError({given[0]: "Only a snooze has an end."})
+        until = data.get("snoozed_until")
+        now = timezone.now()
+        if until is not None and not now < until <= now + timedelta(days=365):
+            raise serializers.ValidationError(
+                {"snoozed_until": "The snooze must end in the future, within a year."}
+            )
+        return data
+
+
+class BulkActionRequestSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=BulkAction.Action.choices)
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=500,
+        help_text="The entries to act on; or give `filters` instead.",
+    )  # fmt: skip
+    filters = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=200), required=False,
+        help_text="The errors list's filters (as its query parameters): act on all entries "
+        "that match.",
+    )  # fmt: skip
+    expected_count = serializers.IntegerField(
+        required=False, min_value=0,
+        help_text="With `filters`: the count a dry run gave. The action is refused when the "
+        "entries that match now are not that many.",
+    )  # fmt: skip
+    dry_run = serializers.BooleanField(required=False, default=False)
+    note = serializers.CharField(max_length=STATUS_NOTE_MAX_LENGTH, required=False, default="",
+                                 allow_blank=True)  # fmt: skip
+
+    def validate(self, data):
+        if ("ids" in data) == ("filters" in data):
+            raise serializers.ValidationError("Give either `ids` or `filters`.")
+        if "ids" in data and not data["ids"]:
+            raise serializers.ValidationError({"ids": "Give at least one entry id."})
+        if "filters" in data and not data["dry_run"] and "expected_count" not in data:
+            raise serializers.ValidationError(
+                {"expected_count": "Ask for a dry run first and send the count it gave."}
+            )
+        return data
+
+
+class BulkActionSerializer(serializers.ModelSerializer):
+    progress_percent = serializers.IntegerField(read_only=True)
+    url = serializers.CharField(source="get_absolute_url", read_only=True)
+
+    class Meta:
+        model = BulkAction
+        fields = [
+            "id", "action", "scope", "filter_query", "selected_ids", "note", "requested_at",
+            "started_at", "finished_at", "state", "expected_count", "processed_count",
+            "changed_count", "failed_count", "job_ids", "outcome", "progress_percent", "url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class CleanupRequestSerializer(serializers.Serializer):
+    days = serializers.IntegerField(
+        required=False, min_value=1, max_value=3650,
+        help_text="Delete the entries older than this many days.",
+    )  # fmt: skip
+    all = serializers.BooleanField(
+        required=False, default=False, help_text="Delete all entries (Sync administrators)."
+    )
+
+    def validate(self, data):
+        if ("days" in data) == data["all"]:
+            raise serializers.ValidationError("Give either `days` or `all: true`.")
+        return data
+
+
+class CleanupSerializer(serializers.ModelSerializer):
+    progress_percent = serializers.IntegerField(read_only=True)
+    url = serializers.CharField(source="get_absolute_url", read_only=True)
+
+    class Meta:
+        model = SyncErrorCleanup
+        fields = [
+            "id", "action", "days", "cutoff", "trigger", "requested_at", "started_at",
+            "finished_at", "state", "expected_count", "open_count", "deleted_count",
+            "error_message", "progress_percent", "url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class IngestedErrorSerializer(serializers.Serializer):
+    """One failure of another integration."""
+
+    integration = serializers.CharField(
+        max_length=100, required=False,
+        help_text="The integration's name; entries are grouped per integration. Defaults to "
+        "the token's integration.",
+    )  # fmt: skip
+    category = serializers.ChoiceField(choices=Category.choices, required=False)
+    message = serializers.CharField(max_length=SyncError.MESSAGE_MAX_LENGTH)
+    detail = serializers.CharField(max_length=MAX_DETAIL_LENGTH, required=False, allow_blank=True)
+    occurred_at = serializers.DateTimeField(
+        required=False, help_text="When it failed (ISO 8601 with a time zone); default now."
+    )
+    source_app = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    source_entity = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    source_record_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    source_url = serializers.CharField(max_length=2000, required=False, allow_blank=True,
+                                       validators=[http_link])  # fmt: skip
+    destination_app = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    destination_entity = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    destination_record_id = serializers.CharField(max_length=100, required=False,
+                                                  allow_blank=True)  # fmt: skip
+    destination_url = serializers.CharField(max_length=2000, required=False, allow_blank=True,
+                                            validators=[http_link])  # fmt: skip
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Send an error as an object."]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {name[:100]: ["Unknown field."] for name in unknown[:20]}
+            )
+        return super().to_internal_value(data)
+
+    def validate_occurred_at(self, value):
+        if value > timezone.now() + FUTURE_TOLERANCE:
+            raise serializers.ValidationError("This moment is in the future.")
+        return value
+
+    def validate(self, data):
+        data["integration"] = data.get("integration") or self.context.get("integration", "")
+        if not data["integration"]:
+            raise serializers.ValidationError(
+                {"integration": ["Name the integration, or use a token that names one."]}
+            )
+        return data
+
+
+assert set(ENTRY_FIELDS) <= set(IngestedErrorSerializer._declared_fields)

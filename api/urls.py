@@ -1,0 +1,24 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+
+app_name = "api"
+urlpatterns = [
+    path("errors/", views.ErrorListView.as_view(), name="errors"),
+    path("errors/export.csv", views.ErrorExportView.as_view(), name="errors_export"),
+    path("errors/actions/", views.ErrorActionsView.as_view(), name="error_actions"),
+    path("errors/<int:pk>/", views.ErrorDetailView.as_view(), name="error"),
+    path("errors/<int:pk>/status/", views.ErrorStatusView.as_view(), name="error_status"),
+    path("bulk-actions/<int:pk>/", views.BulkActionDetailView.as_view(), name="bulk_action"),
+    path("problems/", views.ProblemListView.as_view(), name="problems"),
+    path("problems/<int:pk>/", views.ProblemDetailView.as_view(), name="problem"),
+    path("problems/<int:pk>/status/", views.ProblemStatusView.as_view(), name="problem_status"),
+    path("jobs/", views.JobListView.as_view(), name="jobs"),
+    path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="job"),
+    path("cleanups/", views.CleanupView.as_view(), name="cleanups"),
+    path("cleanups/<int:pk>/", views.CleanupDetailView.as_view(), name="cleanup"),
+    path("ingest/", views.IngestView.as_view(), name="ingest"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]

@@ -1,0 +1,128 @@
+"""Who may call the API: every endpoint has a rule, held for anonymous callers, accounts
+without a role, other integrations, Sync users and Sync administrators."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from api.models import ApiToken
+from errors.models import Category
+from tests.factories import make_error
+from tests.test_roles import named_urls
+
+from .conftest import token_client
+
+pytestmark = pytest.mark.django_db
+
+OPEN, USER, ADMIN, INGEST = "anyone", "Sync users", "Sync administrators", "Integrations"
+# Endpoint, method: who may call it. A new endpoint without a rule fails the first test.
+RULES = {
+    ("api:errors", "get"): USER,
+    ("api:errors_export", "get"): USER,
+    ("api:error_actions", "post"): USER,
+    ("api:error", "get"): USER,
+    ("api:error_status", "post"): USER,
+    ("api:bulk_action", "get"): USER,
+    ("api:problems", "get"): USER,
+    ("api:problem", "get"): USER,
+    ("api:problem_status", "post"): USER,
+    ("api:jobs", "get"): USER,
+    ("api:jobs", "post"): ADMIN,
+    ("api:job", "get"): USER,
+    ("api:cleanups", "post"): USER,  # all entries: administrators, see test_cleanup_api
+    ("api:cleanup", "get"): USER,
+    ("api:ingest", "post"): INGEST,
+    ("api:schema", "get"): OPEN,
+    ("api:docs", "get"): OPEN,
+}
+
+
+def api_urls():
+    for name, pattern in named_urls():
+        if name.startswith("api:"):
+            yield name, reverse(name, kwargs={key: 987654 for key in pattern.pattern.converters})
+
+
+def calls():
+    urls = dict(api_urls())
+    for (name, method), rule in RULES.items():
+        yield name, method, urls[name], rule
+
+
+def call(client: Client, method: str, url: str):
+    if method == "get":
+        return client.get(url)
+    return client.post(url, {}, content_type="application/json")
+
+
+def test_every_endpoint_has_a_rule():
+    names = {name for name, _ in api_urls()}
+    assert names == {name for name, _ in RULES}
+
+
+def test_anonymous_callers_get_401_with_the_scheme():
+    for name, method, url, rule in calls():
+        response = call(Client(), method, url)
+        if rule == OPEN:
+            assert response.status_code == 200, name
+        else:
+            assert response.status_code == 401, name
+            assert response["WWW-Authenticate"].startswith("Bearer"), name
+
+
+def test_accounts_without_a_role_get_403(db):
+    nobody = token_client(get_user_model().objects.create_user("nobody", is_staff=True))
+    for name, method, url, rule in calls():
+        if rule != OPEN:
+            assert call(nobody, method, url).status_code == 403, name
+
+
+@pytest.mark.parametrize(
+    "who, allowed",
+    [("integration_api", {OPEN, INGEST}), ("user_api", {OPEN, USER}),
+     ("admin_api", {OPEN, USER, ADMIN, INGEST})],
+)  # fmt: skip
+def test_each_role_reaches_its_endpoints_only(request, who, allowed):
+    client = request.getfixturevalue(who)
+    for name, method, url, rule in calls():
+        status = call(client, method, url).status_code
+        if rule in allowed:
+            assert status not in (401, 403), (name, method, status)
+        else:
+            assert status == 403, (name, method, status)
+
+
+def test_a_wrong_revoked_or_expired_token_is_refused(staff_user):
+    url = reverse("api:errors")
+    token, key = ApiToken.issue(staff_user, "script")
+    assert Client(headers={"Authorization": f"Bearer {key}"}).get(url).status_code == 200
+    for header in (f"Bearer {key[:-1]}x", "Bearer short", f"Bearer {key} extra", "Bearer ",
+                   "Bearer " + "\u00e9" * 20):  # fmt: skip
+        response = Client(headers={"Authorization": header}).get(url)
+        assert response.status_code == 401, header
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert Client(headers={"Authorization": f"Bearer {key}"}).get(url).status_code == 401
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=None, revoked_at=timezone.now())
+    response = Client(headers={"Authorization": f"Bearer {key}"}).get(url)
+    assert response.status_code == 401 and "revoked" in response.json()["detail"]
+
+
+def test_only_the_hash_of_a_key_is_kept_and_use_is_recorded(staff_user):
+    token, key = ApiToken.issue(staff_user, "script")
+    assert key not in (token.key_hash, token.lookup) and len(key) > 40
+    Client(headers={"Authorization": f"Bearer {key}"}).get(reverse("api:errors"))
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+
+
+def test_the_console_session_works_but_needs_the_csrf_token(staff_user):
+    make_error(category=Category.CONFLICT)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(staff_user)
+    assert browser.get(reverse("api:errors")).json()["total"] == 1
+    response = browser.post(reverse("api:cleanups"), {"all": True}, content_type="application/json")
+    assert response.status_code == 403 and "CSRF" in response.json()["detail"]
