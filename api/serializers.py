@@ -80,7 +80,10 @@ class SyncJobSerializer(serializers.ModelSerializer):
 
 class StartJobSerializer(serializers.Serializer):
     mapping = serializers.IntegerField(min_value=1)
-    kind = serializers.ChoiceField(choices=[SyncJob.Kind.MODIFIED, SyncJob.Kind.FULL])
+    kind = serializers.ChoiceField(
+        choices=[SyncJob.Kind.MODIFIED, SyncJob.Kind.FULL, SyncJob.Kind.RECONCILE],
+        help_text="`reconcile` finds the records that exist on one side only.",
+    )
 
 
 class EntryStatusSerializer(serializers.Serializer):

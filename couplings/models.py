@@ -49,6 +49,10 @@ class Coupling(models.Model):
     source_exists = models.BooleanField(null=True, blank=True)
     destination_exists = models.BooleanField(null=True, blank=True)
     existence_checked_at = models.DateTimeField(null=True, blank=True)
+    # When the last reconciliation read each record in its app: one that was not read is gone
+    # or outside the mapping's filter, and is asked for by id.
+    source_seen_at = models.DateTimeField(null=True, blank=True)
+    destination_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -15,6 +15,7 @@ class Category(models.TextChoices):
     INTEGRATION_USER = "integration_user", "Integration user"
     CURRENCY = "currency", "Currency / exchange rate"
     COUPLED_RECORD_DELETED = "coupled_record_deleted", "Coupled record deleted"
+    NOT_COUPLED = "not_coupled", "On one side only"
     CONFLICT = "conflict", "Conflict"
     VALIDATION = "validation", "Validation"
     CONNECTION = "connection", "Connection"

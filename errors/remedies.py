@@ -35,6 +35,7 @@ def remedy_for(error: SyncError) -> Remedy:
         Category.INTEGRATION_USER: _integration_user,
         Category.CURRENCY: _currency,
         Category.COUPLED_RECORD_DELETED: _coupled_record_deleted,
+        Category.NOT_COUPLED: _not_coupled,
         Category.CONFLICT: _conflict,
         Category.VALIDATION: _validation,
         Category.CONNECTION: _connection,
@@ -223,6 +224,24 @@ def _coupled_record_deleted(error: SyncError) -> Remedy:
             "Or remove the coupling, so the records are no longer linked.",
             "To have this handled by itself, set the mapping's deletion-conflict rule "
             "(restore the record or remove the coupling).",
+        ],
+        who="a user",
+        links=_record_links(error) + _mapping_links(error),
+    )
+
+
+def _not_coupled(error: SyncError) -> Remedy:
+    here = error.source_app or "one app"
+    there = error.destination_app or "the other app"
+    return Remedy(
+        cause=f"The record exists in {here} only: it was never coupled to a {there} record, "
+        "so the synchronization does not keep the two apps' copies in step.",
+        steps=[
+            f"If {there} has the same record: Couple it, by hand or by matching fields.",
+            f"If {there} should have it: Retry creates it there from this one and couples them.",
+            f"If it should not exist: Delete it in {here}.",
+            "If it is meant to stay on one side (outside the synchronization), ignore the "
+            "problem: later reconciliations keep it quiet.",
         ],
         who="a user",
         links=_record_links(error) + _mapping_links(error),

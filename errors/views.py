@@ -27,6 +27,7 @@ from .grouping import figures_for
 from .models import (
     SETUP_CATEGORIES,
     BulkAction,
+    Category,
     ErrorGroup,
     Status,
     SyncError,
@@ -227,6 +228,17 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect(error)
         messages.success(request, f"Retry: queued as job #{job.pk}.")
         return redirect(job)
+    if coupling is None and action == "delete_record" and error.category == Category.NOT_COUPLED:
+        try:
+            resolved = sync_services.delete_uncoupled_record(error, user=request.user)
+        except ConnectorError as exc:
+            messages.error(request, str(exc))
+            return redirect(error)
+        messages.success(
+            request, f"The record {error.source_record_id} is deleted in {error.source_app}; "
+            f"{resolved} open entr{'y' if resolved == 1 else 'ies'} resolved.",
+        )  # fmt: skip
+        return redirect(error)
     if coupling is None:
         messages.error(request, "This entry has no coupling left to fix.")
         return redirect(error)

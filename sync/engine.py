@@ -21,7 +21,7 @@ from errors.grouping import record_errors
 from errors.models import SETUP_CATEGORIES, Category, SyncError
 from errors.services import resolve_now_coupled, resolve_synchronized
 
-from . import breaker, mapping_health
+from . import breaker, mapping_health, reconcile
 from .classify import classify
 from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, connector_for
@@ -147,8 +147,11 @@ def run_job(
                 TableMapping.Direction.FROM_DESTINATION: [FROM_DESTINATION],
                 TableMapping.Direction.BIDIRECTIONAL: [TO_DESTINATION, FROM_DESTINATION],
             }[job.direction or mapping.direction]
-            for direction in directions:
-                Pass(job, mapping, source, destination, direction).run()
+            if job.kind == SyncJob.Kind.RECONCILE:
+                job.message = reconcile.run(job, mapping, source, destination)
+            else:
+                for direction in directions:
+                    Pass(job, mapping, source, destination, direction).run()
         except JobFailure as failure:
             _job_failed(job, failure)
         except Exception as exc:  # a bug must not leave the job "running" for ever
@@ -162,6 +165,8 @@ def run_job(
         else:
             breaker.count_job(mapping, setup_failure=False)
             message = f"{job.failed} records failed." if job.failed else ""
+            if job.kind == SyncJob.Kind.RECONCILE:
+                message = job.message
             if job.retrying:
                 message += f" {job.retrying} records failed transiently and are tried again later."
             _finish(job, SyncJob.Status.SUCCEEDED, message.strip())

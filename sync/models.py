@@ -212,6 +212,7 @@ class SyncJob(models.Model):
         MODIFIED = "modified", "Synchronize modified records"
         FULL = "full", "Full synchronization"
         COUPLED = "coupled", "Synchronize chosen couplings"
+        RECONCILE = "reconcile", "Find records on one side only"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

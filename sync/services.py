@@ -333,3 +333,26 @@ def delete_remaining_record(coupling: Coupling, *, user=None) -> int:
             getattr(mapping, f"{remaining}_entity"), getattr(coupling, f"{remaining}_record_id")
         )
     return remove_coupling(coupling, user=user)
+
+
+def delete_uncoupled_record(error, *, user=None) -> int:
+    """Delete in its app a record that exists on one side only (an entry of a
+    reconciliation), then resolve its open entries; returns how many."""
+    from errors.models import Category, Status, SyncError
+
+    from .connectors import connector_for
+
+    mapping = error.mapping
+    from_destination = read_direction(error) == TableMapping.Direction.FROM_DESTINATION
+    side = "destination" if from_destination else "source"
+    with connector_for(mapping.connection, side) as connector:
+        connector.delete(getattr(mapping, f"{side}_entity"), error.source_record_id)
+    who = user.get_username() if user is not None and user.is_authenticated else "the system"
+    return SyncError.objects.filter(
+        mapping=mapping, category=Category.NOT_COUPLED, source_app=error.source_app,
+        source_record_id=error.source_record_id, status__in=[Status.OPEN, Status.SNOOZED],
+    ).update(
+        status=Status.RESOLVED, status_changed_at=timezone.now(),
+        status_changed_by=user if user is not None and user.is_authenticated else None,
+        status_note=f"The record was deleted in {error.source_app} by {who}.",
+    )  # fmt: skip

@@ -54,3 +54,23 @@ def synchronize_modified_records() -> int:
 @shared_task(name="sync.delete_expired_jobs", acks_late=True)
 def delete_expired_jobs() -> int:
     return services.delete_expired_jobs()
+
+
+@shared_task(name="sync.reconcile_mappings", acks_late=True)
+def reconcile_mappings() -> int:
+    """The scheduled reconciliation: each enabled mapping that is not paused, one after
+    another, finds its records that exist on one side only."""
+    ran = 0
+    for mapping in services.scheduled_mappings():
+        if mapping.is_paused:
+            continue
+        try:
+            job = services.create_job(
+                mapping, kind=SyncJob.Kind.RECONCILE, trigger=SyncJob.Trigger.SCHEDULE
+            )
+        except services.JobRefused as refused:
+            logger.info("Scheduled reconciliation of %s skipped: %s", mapping.name, refused)
+            continue
+        engine.run_job(job.pk, wait=True)
+        ran += 1
+    return ran
