@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from django.db import connection, transaction
 from django.db.models import Max, Min, Sum
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from .models import ErrorGroup, GroupDay, GroupRecord, Status, SyncError
 from .partitions import ensure_partitions_for
@@ -194,6 +195,10 @@ class GroupFigures:
     def trend_width(self) -> int:
         return trend_width()
 
+    @property
+    def trend_svg(self) -> str:
+        return trend_svg(self.trend, "Entries per day over the last 14 days")
+
 
 def figures_for(groups: list[ErrorGroup], today: date | None = None) -> dict[int, GroupFigures]:
     """For a page of groups: open entries, records affected and the last 14 days, per group,
@@ -232,6 +237,21 @@ def trend_bars(counts: list[int], first: date) -> list[Bar]:
                 TREND_HEIGHT - height, height)
         )  # fmt: skip
     return bars
+
+
+def trend_svg(bars: list[Bar], label: str) -> str:
+    """The same drawing as templates/_trend.html, built in one pass: a page of 50 problems
+    draws 700 bars, which the template engine takes most of the page's time to render."""
+    rects = format_html_join(
+        "",
+        '<rect x="{}" y="{}" width="{}" height="{}"><title>{}: {}</title></rect>',
+        ((bar.x, bar.y, TREND_BAR_WIDTH, bar.height, bar.day.isoformat(), bar.count)
+         for bar in bars),
+    )  # fmt: skip
+    return format_html(
+        '<svg class="trend" width="{}" height="{}" role="img" aria-label="{}">{}</svg>',
+        trend_width(len(bars)), TREND_HEIGHT, label, rects,
+    )  # fmt: skip
 
 
 def trend_width(days: int = TREND_DAYS) -> int:
