@@ -19,7 +19,7 @@ from .models import SETUP_CATEGORIES, ErrorGroup, Status, SyncError, SyncErrorCl
 logger = logging.getLogger(__name__)
 # Rows of a detached day taken off the records figures per transaction: the transaction
 # holds the problems' rows (their records count) only briefly.
-DETACHED_BATCH_SIZE = 20_000
+DETACHED_BATCH_SIZE = 5_000
 
 
 class QueueUnavailable(Exception):

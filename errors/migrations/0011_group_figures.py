@@ -26,23 +26,29 @@ $$;
 -- whose last entry goes takes one off, and its row goes.
 CREATE FUNCTION errors_add_records(p_groups bigint[], p_records text[], p_deltas bigint[])
 RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    emptied tid[];
 BEGIN
     WITH up AS (
         INSERT INTO errors_grouprecord AS r (group_id, record_id, entries)
         SELECT g, rec, n FROM unnest(p_groups, p_records, p_deltas) AS c(g, rec, n)
         ORDER BY g, rec
         ON CONFLICT (group_id, record_id) DO UPDATE SET entries = r.entries + EXCLUDED.entries
-        RETURNING r.group_id, r.entries, r.xmax = 0 AS created
+        RETURNING r.ctid AS at, r.group_id, r.entries, r.xmax = 0 AS created
     ), moved AS (
         SELECT group_id, count(*) FILTER (WHERE created AND entries > 0)
                          - count(*) FILTER (WHERE NOT created AND entries <= 0) AS n
         FROM up GROUP BY group_id
+    ), counted AS (
+        UPDATE errors_errorgroup AS g SET records = GREATEST(g.records + moved.n, 0)
+        FROM moved WHERE g.id = moved.group_id AND moved.n <> 0
     )
-    UPDATE errors_errorgroup AS g SET records = GREATEST(g.records + moved.n, 0)
-    FROM moved WHERE g.id = moved.group_id AND moved.n <> 0;
-    DELETE FROM errors_grouprecord AS r
-    USING unnest(p_groups, p_records, p_deltas) AS c(g, rec, n)
-    WHERE c.n < 0 AND r.group_id = c.g AND r.record_id = c.rec AND r.entries <= 0;
+    SELECT array_agg(at) FILTER (WHERE entries <= 0) INTO emptied FROM up;
+    -- By the row versions just written (locked by this transaction): a TID scan, whatever
+    -- the planner guesses about the arrays.
+    IF emptied IS NOT NULL THEN
+        DELETE FROM errors_grouprecord WHERE ctid = ANY(emptied);
+    END IF;
 END $$;
 
 """
