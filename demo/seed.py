@@ -381,6 +381,13 @@ def seed_demo(*, base_url: str | None = None, customers: int = 60, random_seed: 
     for mapping in connection.mappings.filter(paused_at__isnull=False):
         breaker.resume_if_setup_passes(mapping)
     mark = _age(mark, connection, days=0.6)
+    # Last night's reconciliation: a sales rep created a prospect account in the CRM only,
+    # and someone deleted a coupled account in the CRM by hand.
+    demo.CrmAccount.objects.create(name="Prospect: Nordlys Cycling", account_number="")
+    coupled = Coupling.objects.filter(mapping=mappings["CUSTOMER"]).order_by("pk").last()
+    demo.CrmAccount.objects.filter(pk=coupled.destination_record_id).delete()
+    run(mappings["CUSTOMER"], SyncJob.Kind.RECONCILE)
+    mark = _age(mark, connection, days=0.3)
     # This morning's work and scheduled run.
     plant_daily_changes(base, rng, size=max(4, customers // 8))
     for mapping in ordered:

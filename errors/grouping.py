@@ -6,14 +6,15 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min, Q
-from django.db.models.functions import TruncDate
+from django.db.models import Max, Min, Sum
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
-from .models import ErrorGroup, Status, SyncError
+from .models import ErrorGroup, GroupDay, GroupRecord, Status, SyncError
+from .partitions import ensure_partitions_for
 
 SKIP_NOTE = re.compile(r"\s*The record will be skipped for further synchronization.*$")
 # Most specific first: an id or a time must not be taken apart by the number pattern.
@@ -55,6 +56,7 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
     errors = list(errors)
     if not errors:
         return errors
+    ensure_partitions_for(error.created_at for error in errors)
     members: dict[str, list[SyncError]] = defaultdict(list)
     for error in errors:
         key = fingerprint(error.mapping_id, error.category, error.message, error.integration)
@@ -164,7 +166,14 @@ def forget_deleted(group_ids: Iterable[int | None]) -> None:
 
 
 def drop_empty_groups() -> int:
-    deleted, _ = ErrorGroup.objects.filter(count=0).delete()
+    empty = list(ErrorGroup.objects.filter(count=0).values_list("pk", flat=True))
+    if not empty:
+        return 0
+    deleted, _ = ErrorGroup.objects.filter(pk__in=empty, count=0).delete()
+    # The figures left behind say zero; they go with their problem.
+    kept = ErrorGroup.objects.filter(pk__in=empty).values("pk")
+    GroupDay.objects.filter(group_id__in=empty).exclude(group_id__in=kept).delete()
+    GroupRecord.objects.filter(group_id__in=empty).exclude(group_id__in=kept).delete()
     return deleted
 
 
@@ -192,31 +201,29 @@ class GroupFigures:
     def trend_width(self) -> int:
         return trend_width()
 
+    @property
+    def trend_svg(self) -> str:
+        return trend_svg(self.trend, "Entries per day over the last 14 days")
+
 
 def figures_for(groups: list[ErrorGroup], today: date | None = None) -> dict[int, GroupFigures]:
     """For a page of groups: open entries, records affected and the last 14 days, per group,
-    in two queries."""
+    from the figures kept on write (GroupDay, ErrorGroup.records): two small queries that
+    never read the entries."""
     ids = [group.pk for group in groups]
-    figures = {pk: GroupFigures() for pk in ids}
+    figures = {group.pk: GroupFigures(records=group.records) for group in groups}
     if not ids:
         return figures
-    entries = SyncError.objects.filter(group_id__in=ids)
-    for row in entries.values("group_id").annotate(
-        open=Count("pk", filter=Q(status=Status.OPEN)),
-        records=Count("source_record_id", distinct=True, filter=~Q(source_record_id="")),
-    ):
+    days = GroupDay.objects.filter(group_id__in=ids)
+    for row in days.values("group_id").annotate(open=Sum("open")):
         figures[row["group_id"]].open = row["open"]
-        figures[row["group_id"]].records = row["records"]
     today = today or timezone.localdate()
     first = today - timedelta(days=TREND_DAYS - 1)
     per_day: dict[int, dict[date, int]] = defaultdict(dict)
-    for row in (
-        entries.filter(created_at__gte=timezone.make_aware(datetime.combine(first, time.min)))
-        .annotate(day=TruncDate("created_at"))
-        .values("group_id", "day")
-        .annotate(n=Count("pk"))
+    for group_id, day, entries in days.filter(day__gte=first, day__lte=today).values_list(
+        "group_id", "day", "entries"
     ):
-        per_day[row["group_id"]][row["day"]] = row["n"]
+        per_day[group_id][day] = entries
     for pk in ids:
         figures[pk].trend = trend_bars(
             [per_day[pk].get(first + timedelta(days=i), 0) for i in range(TREND_DAYS)], first
@@ -236,6 +243,21 @@ def trend_bars(counts: list[int], first: date) -> list[Bar]:
                 TREND_HEIGHT - height, height)
         )  # fmt: skip
     return bars
+
+
+def trend_svg(bars: list[Bar], label: str) -> str:
+    """The same drawing as templates/_trend.html, built in one pass: a page of 50 problems
+    draws 700 bars, which the template engine takes most of the page's time to render."""
+    rects = format_html_join(
+        "",
+        '<rect x="{}" y="{}" width="{}" height="{}"><title>{}: {}</title></rect>',
+        ((bar.x, bar.y, TREND_BAR_WIDTH, bar.height, bar.day.isoformat(), bar.count)
+         for bar in bars),
+    )  # fmt: skip
+    return format_html(
+        '<svg class="trend" width="{}" height="{}" role="img" aria-label="{}">{}</svg>',
+        trend_width(len(bars)), TREND_HEIGHT, label, rects,
+    )  # fmt: skip
 
 
 def trend_width(days: int = TREND_DAYS) -> int:

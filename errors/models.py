@@ -62,6 +62,10 @@ class ErrorGroup(models.Model):
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     count = models.PositiveBigIntegerField(default=0)
+    # Kept by the database (see GroupRecord), never written by the application.
+    records = models.PositiveBigIntegerField(
+        default=0, db_default=0, help_text="Distinct source records among its entries."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     status_changed_by = models.ForeignKey(
@@ -110,8 +114,51 @@ class ErrorGroup(models.Model):
         return max(self.snooze_until_count - self.count, 0)
 
 
+class GroupDay(models.Model):
+    """A problem's entries on one day (in TIME_ZONE), and how many of them are open.
+
+    Kept by triggers on the entries table (errors/migrations/0011_group_figures.py) for every
+    insert, update and delete, whichever code path runs it; the clean-up takes a dropped
+    day partition off these rows itself. The groups page reads only these rows."""
+
+    pk = models.CompositePrimaryKey("group", "day")
+    group = models.ForeignKey(
+        ErrorGroup, on_delete=models.DO_NOTHING, db_constraint=False, related_name="days"
+    )
+    day = models.DateField()
+    entries = models.BigIntegerField(default=0)
+    open = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "problem day"
+
+    def __str__(self) -> str:
+        return f"{self.group_id} {self.day}: {self.entries} ({self.open} open)"
+
+
+class GroupRecord(models.Model):
+    """How many entries of a problem name one source record: ErrorGroup.records counts the
+    rows here, kept by the same triggers (a row goes when its last entry goes)."""
+
+    pk = models.CompositePrimaryKey("group", "record_id")
+    group = models.ForeignKey(
+        ErrorGroup, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    record_id = models.CharField(max_length=100)
+    entries = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "problem record"
+
+    def __str__(self) -> str:
+        return f"{self.group_id} {self.record_id}: {self.entries}"
+
+
 class SyncError(models.Model):
-    """One failure of the synchronization, with links to the records on both sides."""
+    """One failure of the synchronization, with links to the records on both sides.
+
+    The table is partitioned by day of created_at (errors/partitions.py): its primary key in
+    the database is (id, created_at); ids stay unique through their sequence."""
 
     MESSAGE_MAX_LENGTH = 2048
 

@@ -12,10 +12,14 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from . import partitions
 from .grouping import drop_empty_groups, forget_deleted
 from .models import SETUP_CATEGORIES, ErrorGroup, Status, SyncError, SyncErrorCleanup
 
 logger = logging.getLogger(__name__)
+# Rows of a detached day taken off the records figures per transaction: the transaction
+# holds the problems' rows (their records count) only briefly.
+DETACHED_BATCH_SIZE = 5_000
 
 
 class QueueUnavailable(Exception):
@@ -98,13 +102,15 @@ def request_cleanup(
 
 
 def _delete_batch(cutoff: datetime, size: int) -> int:
-    """Delete the oldest `size` entries before the cut-off, and take them off their groups."""
-    batch = entries_before(cutoff).order_by("created_at").values("pk")[:size]
+    """Delete the oldest `size` entries before the cut-off, and take them off their groups.
+    Both sides name the cut-off, so only the partitions that can hold such rows are read."""
+    batch = entries_before(cutoff).order_by("created_at").values("pk", "created_at")[:size]
     sql, params = batch.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"DELETE FROM {SyncError._meta.db_table} WHERE id IN ({sql}) RETURNING group_id",  # noqa: S608 - built by the ORM
-            params,
+            f"DELETE FROM {SyncError._meta.db_table} WHERE created_at < %s"  # noqa: S608 - built by the ORM
+            f" AND (id, created_at) IN ({sql}) RETURNING group_id",
+            [cutoff, *params],
         )
         group_ids = [row[0] for row in cursor.fetchall()]
     forget_deleted(group_ids)
@@ -127,7 +133,19 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         cleanup.save(update_fields=["state", "started_at"])
 
     batch_size = max(1, settings.SYNC_ERROR_CLEANUP_BATCH_SIZE)
+
+    def progress(deleted: int) -> None:
+        cleanup.deleted_count += deleted
+        cleanup.save(update_fields=["deleted_count"])
+
     try:
+        # Whole days go at once (an interrupted clean-up's detached days first); only the
+        # day that straddles the cut-off and the default partition are deleted row by row.
+        for gone in partitions.detached_days():
+            partitions.take_off_records(gone, DETACHED_BATCH_SIZE, progress)
+        for day in partitions.whole_days_before(cleanup.cutoff):
+            gone = partitions.detach_day(day)
+            partitions.take_off_records(gone, DETACHED_BATCH_SIZE, progress)
         while True:
             with transaction.atomic():
                 deleted = _delete_batch(cleanup.cutoff, batch_size)
@@ -144,6 +162,7 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         raise
 
     drop_empty_groups()
+    _forget_paused_errors()
     cleanup.state = SyncErrorCleanup.State.DONE
     cleanup.finished_at = timezone.now()
     cleanup.save(update_fields=["state", "finished_at"])
@@ -155,6 +174,17 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         cleanup.deleted_count,
     )
     return cleanup
+
+
+def _forget_paused_errors() -> None:
+    """Mappings paused by an entry that is gone no longer point at it (no database
+    constraint can do it on a partitioned table)."""
+    from django.apps import apps
+
+    TableMapping = apps.get_model("sync", "TableMapping")
+    TableMapping.objects.filter(paused_error__isnull=False).exclude(
+        Exists(SyncError.objects.filter(pk=OuterRef("paused_error_id")))
+    ).update(paused_error=None)
 
 
 def delete_expired_sync_errors() -> SyncErrorCleanup:

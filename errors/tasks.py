@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import bulk, services
+from . import bulk, partitions, services
 
 
 @shared_task(name="errors.run_sync_error_cleanup", acks_late=True)
@@ -23,3 +23,8 @@ def wake_snoozed_problems() -> int:
 @shared_task(name="errors.run_bulk_action", acks_late=True)
 def run_bulk_action(bulk_id: int) -> int:
     return bulk.run_bulk_action(bulk_id).changed_count
+
+
+@shared_task(name="errors.create_error_partitions")
+def create_error_partitions() -> int:
+    return len(partitions.create_partitions_ahead())

@@ -88,7 +88,9 @@ def with_health(mappings, today: date | None = None) -> list[TableMapping]:
         mapping=OuterRef("pk"), status=SyncJob.Status.SUCCEEDED
     ).order_by("-finished_at", "-pk")
     mappings = list(
-        mappings.select_related("connection", "paused_error").annotate(
+        # Not select_related("paused_error"): grouped by mapping, PostgreSQL would need the
+        # entry's primary key, which (partitioned by day) is (id, created_at), not id alone.
+        mappings.select_related("connection").annotate(
             last_job_id=Subquery(last_job.values("pk")[:1]),
             last_success_at=Subquery(last_success.values("finished_at")[:1]),
             coupled=Count("couplings"),
@@ -106,7 +108,10 @@ def with_health(mappings, today: date | None = None) -> list[TableMapping]:
         .values_list("mapping_id", "n")
     )
     trends = backlog_trends(ids, today)
+    paused = SyncError.objects.in_bulk([m.paused_error_id for m in mappings if m.paused_error_id])
     for mapping in mappings:
+        if mapping.paused_error_id:
+            mapping.paused_error = paused.get(mapping.paused_error_id)
         mapping.last_job = jobs.get(mapping.last_job_id)
         mapping.health = MappingHealth(
             in_sync=mapping.in_sync,

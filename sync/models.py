@@ -167,6 +167,9 @@ class TableMapping(models.Model):
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
+        # The entries table is partitioned, so no unique key on id alone for a database
+        # constraint; the clean-up clears this when it deletes the entry.
+        db_constraint=False,
         related_name="+",
         help_text="The setup failure that paused the mapping.",
     )

@@ -181,6 +181,9 @@ SYNC_ERROR_RETENTION_DAYS = envint("SYNC_ERROR_RETENTION_DAYS", 7)
 SYNC_ERROR_CLEANUP_BATCH_SIZE = envint("SYNC_ERROR_CLEANUP_BATCH_SIZE", 5000)
 # Above this many entries a clean-up runs in a Celery worker and the console shows its progress.
 SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD = envint("SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD", 20000)
+# The entries table has one partition per day in this window; a clean-up drops whole days.
+SYNC_ERROR_PARTITION_DAYS_BACK = envint("SYNC_ERROR_PARTITION_DAYS_BACK", 31)
+SYNC_ERROR_PARTITION_DAYS_AHEAD = envint("SYNC_ERROR_PARTITION_DAYS_AHEAD", 7)
 SYNC_ERRORS_PER_PAGE = envint("SYNC_ERRORS_PER_PAGE", 50)
 SYNC_JOB_RETENTION_DAYS = envint("SYNC_JOB_RETENTION_DAYS", 30)
 # Coupling by match of more records than this runs in a Celery worker.

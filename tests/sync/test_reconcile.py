@@ -146,13 +146,17 @@ def test_couple_by_match_resolves_both_sides(synced, staff_client):
     assert job.status == SyncJob.Status.SUCCEEDED
 
 
-def test_the_schedule_reconciles_every_enabled_mapping(synced):
+@pytest.mark.django_db
+def test_a_migration_schedules_it_every_night():
     from django_celery_beat.models import PeriodicTask
 
+    task = PeriodicTask.objects.get(name="Find records on one side only")
+    assert (task.task, task.enabled, task.crontab.hour) == ("sync.reconcile_mappings", True, "2")
+
+
+def test_the_schedule_reconciles_every_enabled_mapping(synced):
     from sync.tasks import reconcile_mappings
 
-    task = PeriodicTask.objects.get(name="Find records on one side only")
-    assert (task.task, task.enabled) == ("sync.reconcile_mappings", True)
     TableMapping.objects.filter(name="CONTACT").update(is_enabled=False)
     ran = reconcile_mappings()
     jobs = SyncJob.objects.filter(kind=RECONCILE, trigger=SyncJob.Trigger.SCHEDULE)

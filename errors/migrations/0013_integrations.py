@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("couplings", "0005_transient_failures"),
-        ("errors", "0009_bulk_actions"),
-        ("sync", "0008_circuit_breaker_and_health_snapshots"),
+        ("errors", "0012_schedule_partitions"),
+        ("sync", "0010_reconciliation"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -33,7 +33,7 @@ def remove_schedule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sync", "0008_circuit_breaker_and_health_snapshots"),
+        ("sync", "0009_paused_error_without_constraint"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("errors", "0010_integrations"),
+        ("errors", "0013_integrations"),
     ]
 
     operations = [

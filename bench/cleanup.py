@@ -1,0 +1,179 @@
+"""Benchmark 4: deleting the entries older than 7 days out of 10,000,000 (half of them).
+
+The clean-up runs through its real path (request_cleanup -> run_cleanup): whole day
+partitions are detached and dropped, only the day that straddles the cut-off is deleted row
+by row. The naive way is one big DELETE of the same rows, on the same data: it runs first,
+inside a transaction that is rolled back, so both see the same table. Meanwhile another
+thread times the errors list page, and another watches the longest transaction of the
+deleting connection in pg_stat_activity."""
+
+import os
+import threading
+import time
+
+from .common import median, ms, p95, stage, table
+
+# BENCH_CLEANUP_ENTRIES runs it at another scale (the result says which).
+FULL, QUICK = int(os.environ.get("BENCH_CLEANUP_ENTRIES", 10_000_000)), 200_000
+TARGET_ROWS_PER_S = 400_000
+TARGET_TRANSACTION_MS = 250
+
+
+class Watch:
+    """While it runs: the list page's server time from its own thread, and the age of the
+    watched connection's open transaction, sampled every few milliseconds."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.pages: list[float] = []
+        self.longest_transaction = 0.0
+        self.running = True
+        self.threads = [threading.Thread(target=self.pages_loop),
+                        threading.Thread(target=self.transaction_loop)]  # fmt: skip
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.running = False
+        for thread in self.threads:
+            thread.join()
+
+    def pages_loop(self) -> None:
+        from django.conf import settings
+        from django.contrib.auth.models import User
+        from django.db import connection
+        from django.test import Client
+        from django.urls import reverse
+
+        client = Client(HTTP_HOST=next(h for h in settings.ALLOWED_HOSTS if "*" not in h))
+        client.force_login(User.objects.get(username="bench-admin"))
+        url = reverse("errors:list")
+        try:
+            while self.running:
+                start = time.perf_counter()
+                response = client.get(url)
+                assert response.status_code == 200, response.status_code
+                self.pages.append((time.perf_counter() - start) * 1000)
+                time.sleep(0.05)
+        finally:
+            connection.close()
+
+    def transaction_loop(self) -> None:
+        from django.db import connection
+
+        try:
+            with connection.cursor() as cursor:
+                while self.running:
+                    cursor.execute(
+                        "SELECT EXTRACT(EPOCH FROM clock_timestamp() - xact_start) * 1000 "
+                        "FROM pg_stat_activity WHERE pid = %s AND xact_start IS NOT NULL",
+                        [self.pid],
+                    )
+                    row = cursor.fetchone()
+                    if row and row[0] is not None:
+                        self.longest_transaction = max(self.longest_transaction, float(row[0]))
+                    time.sleep(0.005)
+        finally:
+            connection.close()
+
+
+def entries_size() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0) "
+            "FROM pg_partition_tree('errors_syncerror')"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def mb(size: int) -> str:
+    return f"{size / 1024 / 1024:,.0f} MB"
+
+
+def run(quick: bool) -> str:
+    from django.contrib.auth.models import User
+    from django.db import connection, transaction
+
+    from errors import services
+    from errors.models import SyncError, SyncErrorCleanup
+
+    from .common import analyze
+    from .data import clear_errors, generate_errors
+
+    count = QUICK if quick else FULL
+    User.objects.get_or_create(
+        username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
+    )
+    with stage(f"generating {count:,} entries over 14 days"):
+        clear_errors()
+        generate_errors(count, days=14)
+        analyze("errors_syncerror", "errors_groupday", "errors_grouprecord")
+    size_before = entries_size()
+    cutoff = services.cleanup_cutoff(7)
+    old = SyncError.objects.filter(created_at__lt=cutoff).count()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+
+    with stage("naive: one DELETE of the same rows (rolled back)"), Watch(pid) as naive_watch:
+        start = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DELETE FROM errors_syncerror WHERE created_at < %s", [cutoff])
+            naive_deleted = cursor.rowcount
+            naive_seconds = time.perf_counter() - start
+            transaction.set_rollback(True)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE errors_syncerror")
+
+    with stage("the clean-up (request_cleanup, run_cleanup)"), Watch(pid) as watch:
+        start = time.perf_counter()
+        cleanup = services.request_cleanup(
+            days=7, trigger=SyncErrorCleanup.Trigger.COMMAND, run_in_background=False
+        )
+        seconds = time.perf_counter() - start
+    size_after = entries_size()
+    left_old = SyncError.objects.filter(created_at__lt=cleanup.cutoff).count()
+
+    def rate(rows: int, took: float) -> str:
+        return f"{rows / took:,.0f}"
+
+    def pages(values: list[float]) -> str:
+        if not values:
+            return "–"
+        return f"{ms(median(values))} / {ms(p95(values))} / {ms(max(values))} ({len(values)})"
+
+    rows = [
+        ("clean-up (day partitions dropped)", f"{cleanup.deleted_count:,}", f"{seconds:,.1f} s",
+         rate(cleanup.deleted_count, seconds), ms(watch.longest_transaction), pages(watch.pages)),
+        ("naive: one big DELETE", f"{naive_deleted:,}", f"{naive_seconds:,.1f} s",
+         rate(naive_deleted, naive_seconds), ms(naive_watch.longest_transaction),
+         pages(naive_watch.pages)),
+    ]  # fmt: skip
+    rate_met = cleanup.deleted_count / seconds >= TARGET_ROWS_PER_S
+    lock_met = watch.longest_transaction < TARGET_TRANSACTION_MS
+    return "\n\n".join(
+        [
+            "## Clean-up",
+            f"{count:,} entries over 14 days, {old:,} older than 7 days. The clean-up runs "
+            "through `request_cleanup` and `run_cleanup` (state "
+            f"`{cleanup.state}`, {left_old} old entries left). Longest transaction: the "
+            "deleting connection's open transaction, sampled every 5 ms in pg_stat_activity. "
+            "List page: server time of `GET /errors/` from another thread during the deletion "
+            "(median / p95 / max (requests)).",
+            table(
+                ["way", "deleted", "total", "rows/s", "longest transaction", "list page during it"],
+                rows,
+            ),  # fmt: skip
+            f"Ratio (total time): **{naive_seconds / seconds:,.1f}×** faster than one DELETE.",
+            f"Entries table with its indexes (all partitions): {mb(size_before)} before, "
+            f"{mb(size_after)} after the clean-up.",
+            f"Target >= {TARGET_ROWS_PER_S:,} rows/s: **{'met' if rate_met else 'not met'}**; "
+            f"longest transaction < {TARGET_TRANSACTION_MS} ms: "
+            f"**{'met' if lock_met else 'not met'}**.",
+        ]
+    )

@@ -1,0 +1,218 @@
+"""The entries table is partitioned by day of created_at (days in TIME_ZONE), so that a
+clean-up drops whole days instead of deleting rows one by one.
+
+Day partitions exist from SYNC_ERROR_PARTITION_DAYS_BACK days ago to
+SYNC_ERROR_PARTITION_DAYS_AHEAD days ahead: a beat task creates them ahead, and a write that
+needs one creates it first. Entries dated outside that window (years ago, far in the future)
+land in the default partition, which the clean-up empties row by row like before.
+"""
+
+import logging
+import time as clock
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+TABLE = "errors_syncerror"
+DEFAULT = f"{TABLE}_default"
+PREFIX = f"{TABLE}_p"
+# A dropped day waits under this name until its figures are taken off the problems.
+GONE_PREFIX = f"{TABLE}_gone_p"
+# DDL on the entries table waits at most this long for a lock, so that readers queued behind
+# it are never held up longer; it is tried again a little later.
+LOCK_TIMEOUT_MS = 100
+LOCK_ATTEMPTS = 50
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The first moment of the day and of the next one, in TIME_ZONE."""
+    zone = ZoneInfo(settings.TIME_ZONE)
+    return (
+        datetime.combine(day, time.min, tzinfo=zone),
+        datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone),
+    )
+
+
+def day_of(moment: datetime) -> date:
+    return timezone.localtime(moment, ZoneInfo(settings.TIME_ZONE)).date()
+
+
+def partition_name(day: date, prefix: str = PREFIX) -> str:
+    return f"{prefix}{day:%Y%m%d}"
+
+
+def _day_from_name(name: str, prefix: str) -> date | None:
+    digits = name.removeprefix(prefix)
+    if len(digits) != 8 or not digits.isdigit():
+        return None
+    return date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+
+
+def partition_days() -> list[date]:
+    """The days that have a partition, oldest first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass",
+            [TABLE],
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    return sorted(day for day in (_day_from_name(n, PREFIX) for n in names) if day is not None)
+
+
+def window(today: date | None = None) -> tuple[date, date]:
+    today = today or day_of(timezone.now())
+    return (
+        today - timedelta(days=settings.SYNC_ERROR_PARTITION_DAYS_BACK),
+        today + timedelta(days=settings.SYNC_ERROR_PARTITION_DAYS_AHEAD),
+    )
+
+
+def ensure_partitions(days: Iterable[date], today: date | None = None) -> list[date]:
+    """Create the missing partitions of these days (those inside the window); returns the days
+    created. A partition that cannot get its lock in time is left for later: its entries go
+    to the default partition meanwhile, so a write never fails for want of one."""
+    first, last = window(today)
+    wanted = {day for day in days if first <= day <= last}
+    if not wanted:
+        return []
+    created = []
+    for day in sorted(wanted - set(partition_days())):
+        try:
+            with transaction.atomic():
+                _create_partition(day)
+            created.append(day)
+        except OperationalError as exc:
+            logger.warning("Could not create the entries partition of %s yet: %s", day, exc)
+    return created
+
+
+def ensure_partitions_for(moments: Iterable[datetime]) -> list[date]:
+    """Before a write: the partitions of the days these entries fall on."""
+    return ensure_partitions({day_of(moment) for moment in moments})
+
+
+def create_partitions_ahead(today: date | None = None) -> list[date]:
+    """The scheduled step: every day from yesterday to the end of the window has its
+    partition before anything is written to it."""
+    today = today or day_of(timezone.now())
+    _, last = window(today)
+    days = [today - timedelta(days=1) + timedelta(days=i) for i in range((last - today).days + 2)]
+    return ensure_partitions(days, today)
+
+
+def _create_partition(day: date) -> None:
+    low, high = day_bounds(day)
+    name = partition_name(day)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+        # Rows of this day already in the default partition move into the new one: a
+        # partition cannot be created while the default holds rows of its range. They move
+        # partition to partition, so the figures kept by the parent's triggers stay as they are.
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {DEFAULT} WHERE created_at >= %s AND created_at < %s)",  # noqa: S608 - our names
+            [low, high],
+        )
+        moving = cursor.fetchone()[0]
+        if moving:
+            cursor.execute(
+                f"CREATE TEMP TABLE moving_{name} AS WITH moved AS ("  # noqa: S608 - our names
+                f" DELETE FROM {DEFAULT} WHERE created_at >= %s AND created_at < %s RETURNING *)"
+                " SELECT * FROM moved",
+                [low, high],
+            )
+        cursor.execute(
+            f"CREATE TABLE {name} PARTITION OF {TABLE} FOR VALUES FROM (%s) TO (%s)",
+            [low, high],
+        )
+        if moving:
+            cursor.execute(f"INSERT INTO {name} SELECT * FROM moving_{name}")  # noqa: S608
+            cursor.execute(f"DROP TABLE moving_{name}")
+
+
+def whole_days_before(cutoff: datetime) -> list[date]:
+    """The partitioned days that end at or before the cut-off: dropped whole."""
+    return [day for day in partition_days() if day_bounds(day)[1] <= cutoff]
+
+
+def detach_day(day: date) -> str:
+    """Take a day's partition out of the entries table, and its entries off their problems'
+    counts and day figures (from the day figures, not by reading the entries), in one short
+    transaction. Returns the name the detached table waits under for take_off_records."""
+    name, gone = partition_name(day), partition_name(day, GONE_PREFIX)
+    for attempt in range(LOCK_ATTEMPTS):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name}")
+                cursor.execute(f"ALTER TABLE {name} RENAME TO {gone}")
+                cursor.execute(
+                    """
+                    UPDATE errors_errorgroup AS g SET count = GREATEST(g.count - d.entries, 0)
+                    FROM errors_groupday AS d WHERE d.day = %s AND d.group_id = g.id
+                    """,
+                    [day],
+                )
+                cursor.execute("DELETE FROM errors_groupday WHERE day = %s", [day])
+            return gone
+        except OperationalError:
+            if attempt == LOCK_ATTEMPTS - 1:
+                raise
+            pause = min(0.05 * (attempt + 1), 1.0)
+            logger.info("Entries table busy; detaching %s again in %.2f s", name, pause)
+            clock.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def detached_days() -> list[str]:
+    """Detached days whose records are still to be taken off (an interrupted clean-up)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE %s "
+            "AND relnamespace = current_schema()::regnamespace ORDER BY relname",
+            [GONE_PREFIX.replace("_", r"\_") + "%"],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def take_off_records(gone: str, batch_size: int, progress: Callable[[int], None]) -> int:
+    """Empty a detached day in short transactions, taking each batch of its entries off the
+    records figures (GroupRecord, ErrorGroup.records); then drop it. `progress(n)` runs in
+    each batch's transaction. Safe to run again after an interruption."""
+    total = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                WITH gone AS (
+                    DELETE FROM {gone} WHERE id IN (SELECT id FROM {gone} ORDER BY id LIMIT %s)
+                    RETURNING group_id, source_record_id
+                ), pairs AS (
+                    SELECT group_id AS g, source_record_id AS r, -count(*) AS n FROM gone
+                    WHERE group_id IS NOT NULL AND source_record_id <> '' GROUP BY 1, 2
+                )
+                SELECT (SELECT count(*) FROM gone),
+                       (SELECT errors_add_records(array_agg(g), array_agg(r), array_agg(n))
+                        FROM pairs) IS NULL
+                """,  # noqa: S608 - our names
+                [batch_size],
+            )
+            deleted = cursor.fetchone()[0]
+            if deleted:
+                progress(deleted)
+        total += deleted
+        if deleted < batch_size:
+            break
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Checks of its foreign keys still pending (rows written in this same transaction)
+        # would keep it from being dropped: run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"DROP TABLE {gone}")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    return total

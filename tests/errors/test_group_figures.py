@@ -1,0 +1,157 @@
+"""The problems' figures kept on write (entries and open entries per day, records affected)
+stay equal to what counting the entries gives, whatever changes the entries."""
+
+from collections import Counter, defaultdict
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from errors import bulk, services
+from errors.grouping import figures_for
+from errors.models import BulkAction, ErrorGroup, GroupDay, GroupRecord, Status, SyncError
+from tests.factories import make_error
+
+pytestmark = pytest.mark.django_db
+
+MESSAGES = ["Phone No. must not exceed 30 characters.", "Currency DKK has no exchange rate."]
+
+
+def counted() -> dict:
+    """The figures as the entries give them, the slow way."""
+    days: dict[tuple[int, object], list[int]] = defaultdict(lambda: [0, 0])
+    records: dict[int, Counter] = defaultdict(Counter)
+    for entry in SyncError.objects.exclude(group=None):
+        day = timezone.localtime(entry.created_at).date()
+        days[(entry.group_id, day)][0] += 1
+        days[(entry.group_id, day)][1] += entry.status == Status.OPEN
+        if entry.source_record_id:
+            records[entry.group_id][entry.source_record_id] += 1
+    return {
+        "days": {key: tuple(value) for key, value in days.items()},
+        "records": {pk: dict(counts) for pk, counts in records.items()},
+        "record_counts": {pk: len(counts) for pk, counts in records.items()},
+    }
+
+
+def kept() -> dict:
+    days = {
+        (row.group_id, row.day): (row.entries, row.open)
+        for row in GroupDay.objects.all()
+        if row.entries or row.open
+    }
+    records: dict[int, dict[str, int]] = defaultdict(dict)
+    for row in GroupRecord.objects.all():
+        records[row.group_id][row.record_id] = row.entries
+    return {
+        "days": days,
+        "records": dict(records),
+        "record_counts": {g.pk: g.records for g in ErrorGroup.objects.filter(records__gt=0)},
+    }
+
+
+def assert_figures_right():
+    assert kept() == counted()
+    for group in ErrorGroup.objects.all():
+        assert group.count == SyncError.objects.filter(group=group).count()
+
+
+def write_entries():
+    """Two problems, entries today, last week, years ago and in the future, some records
+    hit more than once."""
+    ages = [timedelta(0), timedelta(hours=30), timedelta(days=8), timedelta(days=900),
+            -timedelta(days=40), timedelta(days=3)]  # fmt: skip
+    entries = []
+    for i, age in enumerate(ages * 2):
+        entries.append(
+            make_error(
+                age=age,
+                message=MESSAGES[i % 2],
+                source_record_id=f"C{i % 4}",
+                status=Status.RESOLVED if i % 5 == 0 else Status.OPEN,
+            )
+        )
+    return entries
+
+
+def test_figures_are_kept_on_write():
+    write_entries()
+    assert GroupDay.objects.exists()
+    assert_figures_right()
+
+
+def test_figures_follow_status_changes(staff_user):
+    entries = write_entries()
+    services.set_status(SyncError.objects.filter(pk__in=[e.pk for e in entries[:5]]),
+                        Status.IGNORED, staff_user)  # fmt: skip
+    assert_figures_right()
+    group = ErrorGroup.objects.get(pk=entries[0].group_id)
+    services.set_group_status(group, Status.SNOOZED, staff_user, snoozed_until=timezone.now())
+    assert_figures_right()
+    services.wake_snoozed(timezone.now() + timedelta(minutes=1))
+    assert_figures_right()
+    services.set_group_status(group, Status.RESOLVED, staff_user)
+    assert_figures_right()
+
+
+def test_figures_follow_bulk_actions(staff_user):
+    entries = write_entries()
+    bulk.request_bulk_action(
+        action=BulkAction.Action.RESOLVE,
+        user=staff_user,
+        selected_ids=[e.pk for e in entries[2:9]],
+        run_in_background=False,
+    )
+    assert SyncError.objects.filter(status=Status.RESOLVED).count() > 3
+    assert_figures_right()
+
+
+def test_figures_follow_deletes_and_new_dates():
+    entries = write_entries()
+    entries[1].delete()
+    SyncError.objects.filter(pk=entries[3].pk).delete()
+    assert_figures_right()
+    SyncError.objects.filter(pk__in=[e.pk for e in entries[4:8]]).update(
+        created_at=timezone.now() - timedelta(days=2), source_record_id="C9"
+    )
+    assert_figures_right()
+
+
+@pytest.mark.parametrize("days", [7, 1, None])
+def test_figures_stay_right_after_a_clean_up(days):
+    write_entries()
+    cleanup = services.request_cleanup(days=days, trigger="command", run_in_background=False)
+    assert cleanup.deleted_count == cleanup.expected_count > 0
+    assert_figures_right()
+    assert not SyncError.objects.filter(created_at__lt=cleanup.cutoff).exists()
+
+
+def test_the_page_shows_the_figures_the_entries_give():
+    write_entries()
+    groups = list(ErrorGroup.objects.all())
+    figures = figures_for(groups)
+    for group in groups:
+        mine = SyncError.objects.filter(group=group)
+        assert figures[group.pk].open == mine.filter(status=Status.OPEN).count()
+        assert figures[group.pk].records == mine.values("source_record_id").distinct().count()
+        per_day = Counter(timezone.localtime(e.created_at).date() for e in mine)
+        assert {bar.day: bar.count for bar in figures[group.pk].trend} == {
+            bar.day: per_day[bar.day] for bar in figures[group.pk].trend
+        }
+        assert sum(bar.count for bar in figures[group.pk].trend) > 0
+
+
+def test_the_figures_of_a_page_take_two_queries_that_never_read_the_entries(staff_client):
+    write_entries()
+    groups = list(ErrorGroup.objects.all())
+    with CaptureQueriesContext(connection) as queries:
+        figures_for(groups)
+    assert len(queries) == 2
+    assert not any("errors_syncerror" in q["sql"] for q in queries)
+    response = staff_client.get(reverse("errors:groups"))
+    assert response.status_code == 200
+    assert GroupDay.objects.aggregate(n=Sum("entries"))["n"] == SyncError.objects.count()

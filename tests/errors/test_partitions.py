@@ -1,0 +1,110 @@
+"""The entries table is partitioned by day: each entry lands in its day's partition (or the
+default one outside the window), and a clean-up drops whole days."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from errors import partitions, services
+from errors.models import GroupDay, SyncError
+from errors.partitions import day_of, partition_days, partition_name
+from sync.models import TableMapping
+from tests.factories import make_error, make_mapping
+
+pytestmark = pytest.mark.django_db
+
+
+def partition_of(entry: SyncError) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tableoid::regclass::text FROM errors_syncerror WHERE id = %s", [entry.pk]
+        )
+        return cursor.fetchone()[0]
+
+
+def test_the_table_is_partitioned_and_keeps_every_index():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relkind FROM pg_class WHERE relname = 'errors_syncerror'")
+        assert cursor.fetchone()[0] == "p"
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'errors_syncerror'")
+        names = {row[0] for row in cursor.fetchall()}
+    assert {index.name for index in SyncError._meta.indexes} <= names
+    assert "errors_syncerror_pkey" in names
+
+
+def test_an_entry_lands_in_its_days_partition_created_on_demand():
+    in_three_weeks = timezone.now() - timedelta(days=20)
+    day = day_of(in_three_weeks)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {partition_name(day)}")
+    entry = make_error(age=timedelta(days=20))
+    assert partition_of(entry) == partition_name(day)
+    assert partition_of(make_error(age=timedelta(0))) == partition_name(day_of(timezone.now()))
+
+
+def test_entries_outside_the_window_land_in_the_default_partition():
+    assert partition_of(make_error(age=timedelta(days=800))) == partitions.DEFAULT
+    assert partition_of(make_error(age=-timedelta(days=400))) == partitions.DEFAULT
+
+
+def test_a_new_partition_takes_over_its_rows_from_the_default_one():
+    day = day_of(timezone.now() - timedelta(days=10))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {partition_name(day)}")
+    # Moved into a day that has no partition: the row stays in the default one.
+    entry = make_error(age=timedelta(days=12))
+    moved = SyncError.objects.filter(pk=entry.pk)
+    moved.update(created_at=timezone.now() - timedelta(days=10))
+    assert partition_of(moved.get()) == partitions.DEFAULT
+    before = list(GroupDay.objects.filter(group_id=entry.group_id).values_list("day", "entries"))
+    assert partitions.ensure_partitions([day]) == [day]
+    assert partition_of(moved.get()) == partition_name(day)
+    after = list(GroupDay.objects.filter(group_id=entry.group_id).values_list("day", "entries"))
+    assert sorted(after) == sorted(before)
+
+
+def test_the_beat_task_creates_the_days_ahead():
+    today = day_of(timezone.now())
+    ahead = [today + timedelta(days=i) for i in range(1, 8)]
+    with connection.cursor() as cursor:
+        for day in ahead:
+            cursor.execute(f"DROP TABLE IF EXISTS {partition_name(day)}")
+    from errors.tasks import create_error_partitions
+
+    assert create_error_partitions() == 7
+    assert set(ahead) <= set(partition_days())
+
+
+def test_a_clean_up_drops_the_whole_days_and_deletes_the_straddling_rows():
+    old_days = [day_of(timezone.now() - timedelta(days=n)) for n in (9, 10, 15)]
+    for n in (9, 10, 15, 9, 800):
+        make_error(age=timedelta(days=n))
+    straddling = make_error(age=timedelta(days=7, minutes=5))
+    stays = make_error(age=timedelta(days=7) - timedelta(minutes=5))
+    cleanup = services.request_cleanup(days=7, trigger="command", run_in_background=False)
+    assert cleanup.deleted_count == cleanup.expected_count == 6
+    assert not set(old_days) & set(partition_days())
+    assert partitions.detached_days() == []
+    assert list(SyncError.objects.values_list("pk", flat=True)) == [stays.pk]
+    assert not SyncError.objects.filter(pk=straddling.pk).exists()
+
+
+def test_an_interrupted_clean_up_finishes_the_detached_days_next_time():
+    make_error(age=timedelta(days=12))
+    make_error(age=timedelta(days=12, hours=1))
+    gone = partitions.detach_day(day_of(timezone.now() - timedelta(days=12)))
+    assert partitions.detached_days() == [gone]
+    cleanup = services.request_cleanup(days=30, trigger="command", run_in_background=False)
+    assert cleanup.deleted_count == 2
+    assert partitions.detached_days() == []
+
+
+def test_a_mapping_paused_by_a_deleted_entry_no_longer_points_at_it():
+    mapping = make_mapping()
+    entry = make_error(age=timedelta(days=20), mapping=mapping)
+    TableMapping.objects.filter(pk=mapping.pk).update(paused_error=entry)
+    services.request_cleanup(days=7, trigger="command", run_in_background=False)
+    mapping.refresh_from_db()
+    assert mapping.paused_error_id is None
