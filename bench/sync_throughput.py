@@ -25,7 +25,7 @@ from .common import analyze, copy_rows, median, stage, table
 
 QUICK_CUSTOMERS, FULL_CUSTOMERS = 2_000, 100_000
 # The naive full sync (several requests per record) is measured on a slice this size.
-QUICK_SLICE, FULL_SLICE = 500, 5_000
+QUICK_SLICE, FULL_SLICE = 500, 2_000
 CHANGED_SHARE = 0.01
 # One customer in this many is in a currency the CRM lacks: refused, logged as an entry.
 REFUSED_EVERY = 200
@@ -248,7 +248,7 @@ def modified_syncs(mapping, tuning: dict, runs: int, seed: int) -> tuple[list[fl
 def run(quick: bool) -> str:
     count = QUICK_CUSTOMERS if quick else FULL_CUSTOMERS
     slice_count = QUICK_SLICE if quick else FULL_SLICE
-    full_runs, modified_runs, naive_full_runs = (2, 3, 1) if quick else (3, 5, 3)
+    full_runs, modified_runs, naive_full_runs = (2, 3, 1) if quick else (3, 5, 2)
     services = Services()
     try:
         services.wait_until_ready()

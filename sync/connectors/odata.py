@@ -89,7 +89,7 @@ class SideConfig:
     backoff_seconds: float = 0.5
     max_retry_after: float = 30.0
     page_size: int = 1000
-    batch_size: int = 1000
+    batch_size: int = 500
 
     def option(self, name: str, default: Any = None) -> Any:
         if name in self.options:
