@@ -69,7 +69,19 @@ class Coupling(models.Model):
         indexes = [
             models.Index(
                 fields=["mapping"], condition=models.Q(is_skipped=True), name="coupling_skipped"
-            )
+            ),
+            # The records each modified-records run tries again: found without reading every
+            # coupling of the mapping.
+            models.Index(
+                fields=["mapping"],
+                condition=models.Q(last_result_to_destination__in=["failure", "skipped"]),
+                name="coupling_failing_to_dest",
+            ),
+            models.Index(
+                fields=["mapping"],
+                condition=models.Q(last_result_from_destination__in=["failure", "skipped"]),
+                name="coupling_failing_from_dest",
+            ),
         ]
 
     def __str__(self) -> str:

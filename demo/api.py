@@ -13,7 +13,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import BooleanField, F, Q
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.text import capfirst
 from django.views.decorators.csrf import csrf_exempt
@@ -26,10 +27,15 @@ DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000
 MAX_BODY_BYTES = 256 * 1024
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 CONDITION = re.compile(
     r"^\s*(?P<field>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<op>eq|gt|ge|lt|le)\s+"
-    r"(?P<value>'(?:[^']|'')*'|[0-9T:.\-+Z]+|true|false|null)\s*$"
+    rf"(?P<value>'(?:[^']|'')*'|{GUID}|[0-9T:.\-+Z]+|true|false|null)\s*$"
 )
+# Outside quoted values: an even number of quotes follows the operator.
+UNQUOTED = r"(?=(?:[^']*'[^']*')*[^']*$)"
+# The most alternatives one "(a eq 1 or a eq 2 ...)" group may have.
+MAX_ALTERNATIVES = 500
 LOOKUPS = {"eq": "exact", "gt": "gt", "ge": "gte", "lt": "lt", "le": "lte"}
 
 
@@ -95,23 +101,52 @@ def _parse_datetime(value: str) -> datetime:
         raise ApiError(400, "BadRequest", f"The value '{value}' is not a valid date.") from None
 
 
+def _condition(api: ApiEntity, part: str) -> Q:
+    match = CONDITION.match(part)
+    if not match:
+        raise ApiError(400, "0x80060888", f"The $filter expression '{part}' is not supported.")
+    name, op, raw = match["field"], match["op"], match["value"]
+    if name == api.modified:
+        field, value = api.entity.modified_field, _parse_datetime(raw)
+    elif name == api.key:
+        field, value = "pk", raw.strip("'")
+        try:
+            value = uuid.UUID(value)
+        except ValueError:
+            raise ApiError(400, "0x80060888", f"'{value}' is not a valid id.") from None
+    elif name in api.fields and api.fields[name] != "parent_account":
+        field = api.fields[name]
+        value = raw[1:-1].replace("''", "'") if raw.startswith("'") else raw
+    else:
+        raise ApiError(400, "0x80060888", f"Could not find a property named '{name}'.")
+    return Q(**{f"{field}__{LOOKUPS[op]}": value})
+
+
 def _filter(queryset, api: ApiEntity, expression: str):
-    # Split on the "and"s outside quoted values: an even number of quotes follows them.
-    for part in re.split(r"\s+and\s+(?=(?:[^']*'[^']*')*[^']*$)", expression.strip()):
-        match = CONDITION.match(part)
-        if not match:
-            raise ApiError(400, "0x80060888", f"The $filter expression '{part}' is not supported.")
-        name, op, raw = match["field"], match["op"], match["value"]
-        if name == api.modified:
-            field, value = api.entity.modified_field, _parse_datetime(raw)
-        elif name == api.key:
-            field, value = "pk", raw.strip("'")
-        elif name in api.fields and api.fields[name] != "parent_account":
-            field = api.fields[name]
-            value = raw[1:-1].replace("''", "'") if raw.startswith("'") else raw
+    """Conditions joined with "and"; a condition may be a parenthesized group of conditions
+    joined with "or" (how OData clients ask for many records by key in one request)."""
+    for part in re.split(rf"\s+and\s+{UNQUOTED}", expression.strip()):
+        part = part.strip()
+        if part.startswith("(") and part.endswith(")"):
+            alternatives = re.split(rf"\s+or\s+{UNQUOTED}", part[1:-1].strip())
+            if len(alternatives) > MAX_ALTERNATIVES:
+                raise ApiError(
+                    400, "0x80060888",
+                    f"A $filter group may have at most {MAX_ALTERNATIVES} alternatives.",
+                )  # fmt: skip
+            conditions = [_condition(api, alternative) for alternative in alternatives]
+            lookups = {next(iter(c.children))[0] for c in conditions}
+            if len(lookups) == 1 and next(iter(lookups)).endswith("__exact"):
+                # Many values of one field: one "= ANY" index scan instead of an OR each.
+                values = [next(iter(c.children))[1] for c in conditions]
+                queryset = queryset.filter(**{lookups.pop().replace("__exact", "__in"): values})
+            else:
+                either = Q()
+                for condition in conditions:
+                    either |= condition
+                queryset = queryset.filter(either)
         else:
-            raise ApiError(400, "0x80060888", f"Could not find a property named '{name}'.")
-        queryset = queryset.filter(**{f"{field}__{LOOKUPS[op]}": value})
+            queryset = queryset.filter(_condition(api, part))
     return queryset
 
 
@@ -148,9 +183,14 @@ def _list(request: HttpRequest, api: ApiEntity) -> JsonResponse:
         size = min(size, int(top))
     if request.GET.get("$skiptoken"):
         moment, pk = _decode_token(request.GET["$skiptoken"])
-        queryset = queryset.filter(
-            Q(**{f"{modified}__gt": moment}) | Q(**{modified: moment, "pk__gt": pk})
+        # A row comparison, so the (modified, id) index serves the page as one range scan.
+        meta = api.model._meta
+        columns = f'"{meta.db_table}"."{meta.get_field(modified).column}", ' + (
+            f'"{meta.db_table}"."{meta.pk.column}"'
         )
+        # The columns come from the model; the values are parameters.
+        after = RawSQL(f"({columns}) > (%s, %s)", [moment, pk], output_field=BooleanField())  # noqa: S611
+        queryset = queryset.filter(after)
     rows = list(queryset.order_by(modified, "pk")[: size + 1])
     records = [api.to_api(row) for row in rows[:size]]
     select = [s.strip() for s in request.GET.get("$select", "").split(",") if s.strip()]
@@ -183,8 +223,8 @@ def _get_record(api: ApiEntity, pk: str):
     return api.model.objects.filter(pk=key).first(), key
 
 
-def _body(request: HttpRequest) -> dict:
-    if len(request.body) > MAX_BODY_BYTES:
+def _body(request: HttpRequest, limit: int = MAX_BODY_BYTES) -> dict:
+    if len(request.body) > limit:
         raise ApiError(413, "RequestTooLarge", "The request body is too large.")
     try:
         data = json.loads(request.body or b"{}")
@@ -201,8 +241,10 @@ def _validation(api: ApiEntity, message_erp: str, message_crm: str) -> ApiError:
     return ApiError(400, "BadRequest", message_erp)
 
 
-def _assign(api: ApiEntity, record, data: dict) -> None:
-    """Validate the incoming values the way the real app would, then set them."""
+def _assign(api: ApiEntity, record, data: dict, currencies: dict | None = None) -> None:
+    """Validate the incoming values the way the real app would, then set them.
+
+    `currencies` keeps the currencies looked up, for a request that writes many records."""
     for name, value in data.items():
         if name.startswith("@odata") or name in (api.key, api.modified):
             continue
@@ -246,10 +288,18 @@ def _assign(api: ApiEntity, record, data: dict) -> None:
                 api, f"{field.verbose_name} must be true or false.", f"'{name}' must be a boolean."
             )
         setattr(record, field.name, value)
-    _check_rules(api, record)
+    _check_rules(api, record, {} if currencies is None else currencies)
 
 
-def _check_rules(api: ApiEntity, record) -> None:
+def _currency(model, code: str, currencies: dict):
+    key = (model, code)
+    if key not in currencies:
+        lookup = "code" if model is ErpCurrency else "iso_currency_code"
+        currencies[key] = model.objects.filter(**{lookup: code}).first()
+    return currencies[key]
+
+
+def _check_rules(api: ApiEntity, record, currencies: dict) -> None:
     title = (
         getattr(record, "display_name", None)
         or getattr(record, "name", None)
@@ -262,7 +312,7 @@ def _check_rules(api: ApiEntity, record) -> None:
     if api.entity.app == "erp" and email and not EMAIL.match(email):
         raise ApiError(400, "BadRequest", f'The email address "{email}" is not valid.')
     if api.name == "customers" and record.currency_code:
-        currency = ErpCurrency.objects.filter(code=record.currency_code).first()
+        currency = _currency(ErpCurrency, record.currency_code, currencies)
         if currency is None or currency.exchange_rate is None:
             raise ApiError(
                 400,
@@ -271,9 +321,7 @@ def _check_rules(api: ApiEntity, record) -> None:
                 f"Currency Code='{record.currency_code}'",
             )
     if api.name == "accounts" and record.transaction_currency_code:
-        currency = CrmTransactionCurrency.objects.filter(
-            iso_currency_code=record.transaction_currency_code
-        ).first()
+        currency = _currency(CrmTransactionCurrency, record.transaction_currency_code, currencies)
         if currency is None:
             raise ApiError(
                 400, "0x80040203",
@@ -287,7 +335,9 @@ def _check_rules(api: ApiEntity, record) -> None:
             )  # fmt: skip
 
 
-def _authorize(request: HttpRequest, app: str, entity: str):
+def _authorize(request: HttpRequest, app: str, entity: str, method: str | None = None):
+    """The signed-in user, who must hold the privilege for `method` (the request's own by
+    default) on the entity."""
     header = request.headers.get("Authorization", "")
     try:
         if app == "erp":
@@ -297,8 +347,9 @@ def _authorize(request: HttpRequest, app: str, entity: str):
         raise ApiError(
             401, failure.code, failure.message, {"WWW-Authenticate": 'Basic realm="demo"'}
         ) from None
-    if entity in security.ENTITY_PRIVILEGE_NAMES and request.method in security.VERBS:
-        _authorize_privilege(user, app, entity, request.method)
+    method = method or request.method
+    if entity in security.ENTITY_PRIVILEGE_NAMES and method in security.VERBS:
+        _authorize_privilege(user, app, entity, method)
     return user
 
 

@@ -47,6 +47,13 @@ class ErpCustomer(models.Model):
     blocked = models.BooleanField(default=False)
     last_modified = models.DateTimeField(auto_now=True, db_index=True)
 
+    class Meta:
+        # Pages are read in (modified, id) order (here and in every table of both apps):
+        # each page is one range scan of this index.
+        indexes = [
+            models.Index(fields=["last_modified", "id"], name="erp_customer_changes"),
+        ]
+
     def __str__(self) -> str:
         return f"{self.number} {self.display_name}"
 
@@ -61,6 +68,12 @@ class ErpContact(models.Model):
     company_number = models.CharField(max_length=20, blank=True)
     last_modified = models.DateTimeField(auto_now=True, db_index=True)
 
+    class Meta:
+        indexes = [
+            models.Index(fields=["last_modified", "id"], name="erp_contact_changes"),
+            models.Index(fields=["email"], name="erp_contact_email"),
+        ]
+
     def __str__(self) -> str:
         return f"{self.number} {self.display_name}"
 
@@ -74,6 +87,11 @@ class ErpItem(models.Model):
     unit_price = models.DecimalField(max_digits=18, decimal_places=2, default=0)
     base_unit_of_measure = models.CharField(max_length=10, default="PCS")
     last_modified = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["last_modified", "id"], name="erp_item_changes"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.number} {self.display_name}"
@@ -122,6 +140,13 @@ class CrmAccount(models.Model):
     transaction_currency_code = models.CharField(max_length=10, blank=True)
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
+    class Meta:
+        indexes = [
+            models.Index(fields=["modified_on", "id"], name="crm_account_changes"),
+            # The match field a synchronization couples by.
+            models.Index(fields=["account_number"], name="crm_account_number"),
+        ]
+
     def __str__(self) -> str:
         return self.name
 
@@ -137,6 +162,12 @@ class CrmContact(models.Model):
     )
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
+    class Meta:
+        indexes = [
+            models.Index(fields=["modified_on", "id"], name="crm_contact_changes"),
+            models.Index(fields=["email"], name="crm_contact_email"),
+        ]
+
     def __str__(self) -> str:
         return self.full_name
 
@@ -150,6 +181,12 @@ class CrmProduct(models.Model):
     price = models.DecimalField(max_digits=18, decimal_places=2, default=0)
     default_unit = models.CharField(max_length=10, default="PCS")
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["modified_on", "id"], name="crm_product_changes"),
+            models.Index(fields=["product_number"], name="crm_product_number"),
+        ]
 
     def __str__(self) -> str:
         return self.name

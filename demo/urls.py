@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, views
+from . import api, bulk, views
 
 app_name = "demo"
 ERP_API = r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/(?P<entity>[a-z]+)"
@@ -26,6 +26,11 @@ urlpatterns = [
         r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/generalLedgerSetup$",
         api.general_ledger_setup,
         name="erp_general_ledger_setup",
+    ),
+    re_path(
+        CRM_API + r"/Microsoft\.Dynamics\.CRM\.(?P<action>CreateMultiple|UpdateMultiple)$",
+        bulk.bulk_action,
+        name="crm_bulk",
     ),
     re_path(CRM_API + "$", api.entity_endpoint, {"app": "crm"}, name="crm_api"),
     re_path(CRM_API + ITEM, api.entity_endpoint, {"app": "crm"}, name="crm_api_item"),

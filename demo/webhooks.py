@@ -21,24 +21,30 @@ def _post(url: str, payload: dict) -> None:
 
 
 def notify_change(app: str, entity: str, record_id) -> None:
+    notify_changes(app, entity, [record_id])
+
+
+def notify_changes(app: str, entity: str, record_ids: list) -> None:
+    """Announce each changed record to the table's subscribers (one look-up for them all)."""
     subscriptions = list(DemoWebhook.objects.filter(app=app, entity=entity))
-    if not subscriptions:
+    if not subscriptions or not record_ids:
         return
     changed_on = datetime.now(UTC).isoformat()
 
     def send() -> None:
         for subscription in subscriptions:
-            payload = {
-                "app": app,
-                "resource": entity,
-                "id": str(record_id),
-                "changeType": "updated",
-                "lastModifiedDateTime": changed_on,
-                "clientState": subscription.client_state,
-            }
-            # Never hold up the app's own answer for a subscriber.
-            threading.Thread(
-                target=_post, args=(subscription.notification_url, payload), daemon=True
-            ).start()
+            for record_id in record_ids:
+                payload = {
+                    "app": app,
+                    "resource": entity,
+                    "id": str(record_id),
+                    "changeType": "updated",
+                    "lastModifiedDateTime": changed_on,
+                    "clientState": subscription.client_state,
+                }
+                # Never hold up the app's own answer for a subscriber.
+                threading.Thread(
+                    target=_post, args=(subscription.notification_url, payload), daemon=True
+                ).start()
 
     transaction.on_commit(send)

@@ -8,6 +8,7 @@ import logging
 import re
 import traceback
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -289,6 +290,10 @@ def record_retry_delay(failures_in_a_row: int) -> timedelta:
     return min(delay, MAX_RECORD_RETRY_DELAY)
 
 
+def writer_batch_size(connector: Connector) -> int:
+    return max(1, int(getattr(connector, "batch_size", 1) or 1))
+
+
 def last_synced(coupling: Coupling) -> datetime | None:
     """When the coupled records were last brought in step, in either direction."""
     times = [
@@ -299,8 +304,32 @@ def last_synced(coupling: Coupling) -> datetime | None:
     return max(times) if times else None
 
 
+@dataclass
+class Write:
+    """One record to write to the other side: created when there is no `target_id`."""
+
+    record: RemoteRecord
+    coupling: Coupling | None
+    target_id: str | None
+    values: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return "create" if self.target_id is None else "update"
+
+
+def match_key(value: Any) -> str:
+    # Apps compare text without regard to case (Dataverse does): so does the match.
+    return str(value).casefold()
+
+
 class Pass:
-    """One direction of a job: read changes on one side, write them to the other."""
+    """One direction of a job: read changes on one side, write them to the other.
+
+    With a writer that takes batches (`batch_size` > 1), a page is synchronized a batch at a
+    time: the records it needs from the other side read in a few requests, the writes sent
+    in bulk where the app allows, the couplings written in bulk; otherwise one record at a
+    time, with a request per read and per write."""
 
     def __init__(
         self,
@@ -331,6 +360,7 @@ class Pass:
         self.coupled_now: list[tuple[str, int]] = []  # (read id, coupling id) this page
         self.errors: list[SyncError] = []
         self.transient_in_a_row = 0
+        self.batched = writer_batch_size(self.writer) > 1
         # The last write tried for the current record ("create" or "update", values), so a
         # failure can show what was sent.
         self.attempt: tuple[str, dict[str, Any]] | None = None
@@ -385,11 +415,13 @@ class Pass:
 
     def sync_by_id(self, record_ids: list[str]) -> None:
         for start in range(0, len(record_ids), RETRY_BATCH):
-            records = []
-            for record_id in record_ids[start : start + RETRY_BATCH]:
-                record = self.reader.get(self.read_entity, record_id)
-                if record is not None:  # gone on the read side: the other pass sees to it
-                    records.append(record)
+            chunk = record_ids[start : start + RETRY_BATCH]
+            # A record gone on the read side is left out: the other pass sees to it.
+            if self.batched:
+                found = self.reader.get_many(self.read_entity, chunk)
+                records = [found[record_id] for record_id in chunk if record_id in found]
+            else:
+                records = [r for i in chunk if (r := self.reader.get(self.read_entity, i))]
             self.sync_page(records)
 
     def retry_failures(self, read: set[str]) -> None:
@@ -439,31 +471,36 @@ class Pass:
             )
         }
         skipped = []
+        uncoupled: list[RemoteRecord] = []
+        coupled: list[tuple[RemoteRecord, Coupling]] = []
         for record in page:
             self.job.records_read += 1
             coupling = couplings.get(record.id)
-            self.attempt = None
-            try:
+            if coupling is not None and coupling.is_skipped:
+                if not self.skipped_by_this_job(coupling):
+                    self.job.skipped += 1
+                skipped.append(coupling.pk)
+            elif self.batched:
                 if coupling is None:
-                    self.sync_uncoupled(record)
-                elif coupling.is_skipped:
-                    if not self.skipped_by_this_job(coupling):
-                        self.job.skipped += 1
-                    skipped.append(coupling.pk)
+                    uncoupled.append(record)
                 else:
-                    self.sync_coupled(record, coupling)
-            except ConnectorError as error:
-                # These would fail every record the same way: one entry for the job says it.
-                if error.is_sign_in_failure or error.is_missing_privilege:
-                    raise JobFailure(error, self.writer.app_name, self.write_entity) from error
-                if error.transient:
-                    # Retried already; one record is logged, an app that stays down stops the job.
-                    self.transient_in_a_row += 1
-                    if self.transient_in_a_row >= TRANSIENT_FAILURES_BEFORE_STOP:
-                        raise JobFailure(error, self.writer.app_name, self.write_entity) from error
-                self.fail(record, coupling, error)
+                    coupled.append((record, coupling))
             else:
-                self.transient_in_a_row = 0
+                self.attempt = None
+                try:
+                    if coupling is None:
+                        self.sync_uncoupled(record)
+                    else:
+                        self.sync_coupled(record, coupling)
+                except ConnectorError as error:
+                    self.record_failed(record, coupling, error)
+                else:
+                    self.transient_in_a_row = 0
+        size = writer_batch_size(self.writer)
+        for start in range(0, len(coupled), size):
+            self.sync_coupled_batch(coupled[start : start + size])
+        for start in range(0, len(uncoupled), size):
+            self.sync_uncoupled_batch(uncoupled[start : start + size])
         if self.coupled_now:
             # Entries of these records, logged while they could not be created, are settled.
             resolve_now_coupled(
@@ -487,6 +524,261 @@ class Pass:
             and getattr(coupling, f"last_result_{suffix}") == Coupling.Result.SKIPPED
             for suffix in ("to_destination", "from_destination")
         )
+
+    # -- a batch of records ------------------------------------------------------------
+    def sync_coupled_batch(self, items: list[tuple[RemoteRecord, Coupling]]) -> None:
+        todo = [
+            (record, coupling) for record, coupling in items if self.needs_target(record, coupling)
+        ]
+        if not todo:
+            return
+        target_ids = [getattr(c, f"{self.write_side}_record_id") for _, c in todo]
+        try:
+            targets = self.writer.get_many(self.write_entity, target_ids)
+        except ConnectorError as error:
+            self.batch_failed([(record, coupling, None) for record, coupling in todo], error)
+            return
+        in_step: list[Coupling] = []
+        writes: list[Write] = []
+        for (record, coupling), target_id in zip(todo, target_ids, strict=True):
+            self.attempt = None
+            try:
+                changes = self.changes_for(record, coupling, targets.get(target_id), in_step)
+            except ConnectorError as error:  # restoring a deleted record failed
+                self.record_failed(record, coupling, error)
+                continue
+            if changes is not None:
+                writes.append(Write(record, coupling, target_id, changes))
+        self.succeed_many(in_step)
+        self.write_many(writes)
+
+    def sync_uncoupled_batch(self, records: list[RemoteRecord]) -> None:
+        if self.mapping.sync_only_coupled_records and not (self.full or self.chosen):
+            return
+        matching = bool(self.match_read and self.match_write)
+        wanted = [
+            r for r in records if matching and r.values.get(self.match_read) not in (None, "")
+        ]
+        candidates: dict[str, list[RemoteRecord]] = {}
+        taken: set[str] = set()
+        if wanted:
+            try:
+                found = self.writer.find_many(
+                    self.write_entity, self.match_write, [r.values[self.match_read] for r in wanted]
+                )
+            except ConnectorError as error:
+                self.batch_failed([(record, None, None) for record in wanted], error)
+                records = [record for record in records if record not in wanted]
+                wanted, found = [], []
+            taken = set(
+                Coupling.objects.filter(
+                    mapping=self.mapping,
+                    **{f"{self.write_side}_record_id__in": [m.id for m in found]},
+                ).values_list(f"{self.write_side}_record_id", flat=True)
+            ) if found else set()  # fmt: skip
+            for match in found:
+                candidates.setdefault(match_key(match.values.get(self.match_write)), []).append(
+                    match
+                )
+        claimed: set[str] = set()
+        in_step: list[Coupling] = []
+        writes: list[Write] = []
+        for record in records:
+            values = self.values_for(record)
+            value = record.values.get(self.match_read) if matching else None
+            free = [
+                m
+                for m in (candidates.get(match_key(value), []) if value not in (None, "") else [])
+                if m.id not in taken and m.id not in claimed
+            ]
+            if len(free) > 1:
+                self.attempt = None
+                self.record_failed(record, None, ConnectorError(
+                    f"Cannot couple: {len(free)} records in the {self.writer.app_name} match "
+                    f"{self.match_write} = {value}.", status=409,
+                ))  # fmt: skip
+                continue
+            if not free:
+                writes.append(Write(record, None, None, values))
+                continue
+            target = free[0]
+            claimed.add(target.id)
+            changes = {k: v for k, v in values.items() if not same_value(target.values.get(k), v)}
+            if changes:
+                writes.append(Write(record, None, target.id, changes))
+            else:
+                self.job.unchanged += 1
+                in_step.append(self.new_coupling(record.id, target.id))
+        self.couple_many(in_step)
+        self.write_many(writes)
+
+    def write_many(self, writes: list[Write]) -> None:
+        """Write the records, in bulk where the app takes it; couple and count the ones
+        written, and log each one refused with the app's own reason."""
+        written: list[tuple[Write, RemoteRecord]] = []
+        try:
+            if self.writer.writes_in_bulk:
+                self.write_in_bulk(writes, written)
+                return
+            for item in writes:
+                self.attempt = None
+                try:
+                    written.append((item, self.write(item.target_id, item.values)))
+                except ConnectorError as error:
+                    self.record_failed(item.record, item.coupling, error)
+                else:
+                    self.transient_in_a_row = 0
+        finally:
+            # Whatever stops the job, what was written is coupled.
+            self.record_written(written)
+
+    def write_in_bulk(self, writes: list[Write], written: list[tuple[Write, RemoteRecord]]) -> None:
+        refused = self.send_in_bulk(writes, written)
+        again, failed = [], []
+        for item, error in refused:
+            clearable = [
+                p.write for p in self.pairs if p.clear_on_failure and p.write in item.values
+            ]
+            if error.transient or error.status not in (400, 422) or not clearable:
+                failed.append((item, error))
+            else:  # once more with the fields the mapping clears on a failed sync emptied
+                again.append(replace(item, values={**item.values, **dict.fromkeys(clearable)}))
+        if again:
+            failed += self.send_in_bulk(again, written)
+        for item, error in failed:
+            sent = self.stored_values(item.kind, item.record, item.values)
+            self.record_failed(item.record, item.coupling, error, sent=sent)
+
+    def send_in_bulk(
+        self, writes: list[Write], written: list[tuple[Write, RemoteRecord]]
+    ) -> list[tuple[Write, ConnectorError]]:
+        """Send creates and updates in bulk; the ones the app refused, with its reasons."""
+        refused: list[tuple[Write, ConnectorError]] = []
+        creates = [item for item in writes if item.target_id is None]
+        updates = [item for item in writes if item.target_id is not None]
+        for group in (creates, updates):
+            if not group:
+                continue
+            try:
+                if group is creates:
+                    results = self.writer.create_many(
+                        self.write_entity, [item.values for item in group]
+                    )
+                else:
+                    results = self.writer.update_many(
+                        self.write_entity, [(item.target_id, item.values) for item in group]
+                    )
+            except ConnectorError as error:
+                if error.transient or error.is_sign_in_failure or error.is_missing_privilege:
+                    self.batch_failed(
+                        [(i.record, i.coupling, self.stored_values(i.kind, i.record, i.values))
+                         for i in group],
+                        error,
+                    )  # fmt: skip
+                    continue
+                # The app refused the batch without saying which record: one at a time.
+                results = [self.write_one(item) for item in group]
+            for item, result in zip(group, results, strict=True):
+                if isinstance(result, ConnectorError):
+                    refused.append((item, result))
+                else:
+                    written.append((item, result))
+                    self.transient_in_a_row = 0
+        return refused
+
+    def write_one(self, item: Write) -> RemoteRecord | ConnectorError:
+        try:
+            if item.target_id is None:
+                return self.writer.create(self.write_entity, item.values)
+            return self.writer.update(self.write_entity, item.target_id, item.values)
+        except ConnectorError as error:
+            return error
+
+    def record_written(self, written: list[tuple[Write, RemoteRecord]]) -> None:
+        new, in_step = [], []
+        for item, target in written:
+            if item.coupling is not None:
+                in_step.append(item.coupling)
+                self.job.modified += 1
+                continue
+            new.append(self.new_coupling(item.record.id, target.id))
+            if item.target_id is None:
+                self.job.inserted += 1
+            else:
+                self.job.modified += 1
+        self.couple_many(new)
+        self.succeed_many(in_step)
+
+    def new_coupling(self, read_id: str, write_id: str) -> Coupling:
+        ids = {f"{self.read_side}_record_id": read_id, f"{self.write_side}_record_id": write_id}
+        return Coupling(mapping=self.mapping, **ids)
+
+    def couple_many(self, couplings: list[Coupling]) -> None:
+        """Store new couplings, synchronized now, in one statement."""
+        if not couplings:
+            return
+        now = timezone.now()
+        for coupling in couplings:
+            setattr(coupling, f"last_synced_{self.suffix}_at", now)
+            setattr(coupling, f"last_result_{self.suffix}", Coupling.Result.SUCCESS)
+            setattr(coupling, f"last_job_{self.suffix}_id", self.job.pk)
+        Coupling.objects.bulk_create(couplings)
+        self.coupled_now += [(getattr(c, f"{self.read_side}_record_id"), c.pk) for c in couplings]
+
+    def succeed_many(self, couplings: list[Coupling]) -> None:
+        """What `succeed` does, for many couplings in one statement."""
+        if not couplings:
+            return
+        Coupling.objects.filter(pk__in=[c.pk for c in couplings]).update(
+            **{
+                f"last_synced_{self.suffix}_at": timezone.now(),
+                f"last_result_{self.suffix}": Coupling.Result.SUCCESS,
+                f"last_job_{self.suffix}": self.job,
+            },
+            failure_count=0,
+            last_error_message="",
+            transient_failure_count=0,
+            retry_not_before=None,
+        )
+        direction = None if self.job.overwrite else self.reader.app_name
+        for coupling in couplings:
+            if Coupling.Result.FAILURE in (
+                coupling.last_result_to_destination,
+                coupling.last_result_from_destination,
+            ):
+                resolve_synchronized(coupling.pk, direction, self.job.pk)
+
+    def record_failed(
+        self,
+        record: RemoteRecord,
+        coupling: Coupling | None,
+        error: ConnectorError,
+        sent: dict[str, Any] | None = None,
+    ) -> None:
+        self.stop_if_hopeless(error)
+        self.fail(record, coupling, error, sent=sent)
+
+    def batch_failed(
+        self,
+        items: list[tuple[RemoteRecord, Coupling | None, dict[str, Any] | None]],
+        error: ConnectorError,
+    ) -> None:
+        """A call for a whole batch failed: it counts once towards stopping the job, and
+        each record of the batch failed with it."""
+        self.stop_if_hopeless(error)
+        for record, coupling, sent in items:
+            self.attempt = None
+            self.fail(record, coupling, error, sent=sent)
+
+    def stop_if_hopeless(self, error: ConnectorError) -> None:
+        # These would fail every record the same way: one entry for the job says it.
+        if error.is_sign_in_failure or error.is_missing_privilege:
+            raise JobFailure(error, self.writer.app_name, self.write_entity) from error
+        if error.transient:
+            # Retried already; one record is logged, an app that stays down stops the job.
+            self.transient_in_a_row += 1
+            if self.transient_in_a_row >= TRANSIENT_FAILURES_BEFORE_STOP:
+                raise JobFailure(error, self.writer.app_name, self.write_entity) from error
 
     # -- one record --------------------------------------------------------------------
     def values_for(self, record: RemoteRecord) -> dict[str, Any]:
@@ -558,8 +850,24 @@ class Pass:
         self.coupled_now.append((record.id, coupling.pk))
 
     def sync_coupled(self, record: RemoteRecord, coupling: Coupling) -> None:
+        if not self.needs_target(record, coupling):
+            return
+        target_id = getattr(coupling, f"{self.write_side}_record_id")
+        in_step: list[Coupling] = []
+        target = self.writer.get(self.write_entity, target_id)
+        changes = self.changes_for(record, coupling, target, in_step)
+        for done in in_step:
+            self.succeed(done)
+        if changes is None:
+            return
+        self.write(target_id, changes)
+        self.job.modified += 1
+        self.succeed(coupling)
+
+    def needs_target(self, record: RemoteRecord, coupling: Coupling) -> bool:
+        """Whether the coupled record must be read to know what to write."""
         if coupling.last_failed_job_id == self.job.pk:
-            return  # the other direction of this job already failed it and logged why
+            return False  # the other direction of this job already failed it and logged why
         last_sync = last_synced(coupling)
         if self.job.overwrite:
             last_sync = None  # a person chose this direction: no shortcut, no conflict
@@ -567,18 +875,29 @@ class Pass:
             # Read again only because of the watermark overlap: nothing new on this side,
             # and writing it would overwrite a newer change on the other.
             self.job.unchanged += 1
-            return
+            return False
+        return True
+
+    def changes_for(
+        self,
+        record: RemoteRecord,
+        coupling: Coupling,
+        target: RemoteRecord | None,
+        in_step: list[Coupling],
+    ) -> dict[str, Any] | None:
+        """The values to write over the coupled record `target`; None when nothing is to be
+        written (a record already in step is added to `in_step`; a deleted one and a
+        conflict are dealt with here)."""
         target_id = getattr(coupling, f"{self.write_side}_record_id")
-        target = self.writer.get(self.write_entity, target_id)
         values = self.values_for(record)
         if target is None:
             self.coupled_record_missing(record, coupling, values)
-            return
+            return None
         changes = {k: v for k, v in values.items() if not same_value(target.values.get(k), v)}
         if not changes:
             self.job.unchanged += 1
-            self.succeed(coupling)
-            return
+            in_step.append(coupling)
+            return None
         if not self.job.overwrite and self.changed_on_both_sides(record, target, coupling):
             rule = self.mapping.update_conflict_resolution
             wins = {TO_DESTINATION: TableMapping.UpdateConflictResolution.SEND_UPDATE,
@@ -596,13 +915,11 @@ class Pass:
                         held={p.write: target.values.get(p.write) for p in self.pairs},
                     ),
                 )  # fmt: skip
-                return
+                return None
             if rule != wins[self.direction]:
                 self.job.unchanged += 1  # the other side wins; its pass carries the values
-                return
-        self.write(target_id, changes)
-        self.job.modified += 1
-        self.succeed(coupling)
+                return None
+        return changes
 
     def changed_on_both_sides(
         self, record: RemoteRecord, target: RemoteRecord, coupling: Coupling

@@ -84,7 +84,7 @@ class Connection(models.Model):
             name: kind(options[name])
             for name, kind in (("timeout", float), ("max_retries", int),
                                ("backoff_seconds", float), ("max_retry_after", float),
-                               ("page_size", int))
+                               ("page_size", int), ("batch_size", int))
             if name in options
         }  # fmt: skip
         tuning.setdefault("timeout", settings.SYNC_HTTP_TIMEOUT)

@@ -49,6 +49,8 @@ class ConnectorError(Exception):
         self.detail = detail
         self.transient = transient
         self.retry_after = retry_after
+        # A refused batch: the app's details of each refused record (RequestIndex, ...).
+        self.failures: list[dict[str, Any]] = []
 
     @property
     def is_not_found(self) -> bool:
@@ -66,6 +68,8 @@ class ConnectorError(Exception):
 
 class Connector(ABC):
     app_name: str
+    # Records written per request where the app takes many at once; 1 writes one at a time.
+    batch_size: int = 1
 
     @abstractmethod
     def list_changes(
@@ -85,6 +89,34 @@ class Connector(ABC):
     @abstractmethod
     def find(self, entity: str, field_name: str, value: Any) -> list[RemoteRecord]:
         """Records whose field equals the value."""
+
+    def get_many(self, entity: str, record_ids: list[str]) -> dict[str, RemoteRecord]:
+        """The records that exist among `record_ids`, by id."""
+        found = (self.get(entity, record_id) for record_id in record_ids)
+        return {record.id: record for record in found if record is not None}
+
+    def find_many(self, entity: str, field_name: str, values: list[Any]) -> list[RemoteRecord]:
+        """Records whose field equals any of the values."""
+        return [record for value in values for record in self.find(entity, field_name, value)]
+
+    @property
+    def writes_in_bulk(self) -> bool:
+        """Whether `create_many` and `update_many` write a batch in one request."""
+        return False
+
+    def create_many(
+        self, entity: str, values: list[dict[str, Any]]
+    ) -> list["RemoteRecord | ConnectorError"]:
+        """Create the records; for each, the record created or why the app refused it.
+        Raises ConnectorError when the batch as a whole failed (nothing was written)."""
+        raise NotImplementedError
+
+    def update_many(
+        self, entity: str, changes: list[tuple[str, dict[str, Any]]]
+    ) -> list["RemoteRecord | ConnectorError"]:
+        """Update the records ((id, values) pairs); for each, the record or why the app
+        refused it. Raises ConnectorError when the batch as a whole failed."""
+        raise NotImplementedError
 
     @abstractmethod
     def create(self, entity: str, values: dict[str, Any]) -> RemoteRecord: ...

@@ -89,6 +89,7 @@ class SideConfig:
     backoff_seconds: float = 0.5
     max_retry_after: float = 30.0
     page_size: int = 1000
+    batch_size: int = 500
 
     def option(self, name: str, default: Any = None) -> Any:
         if name in self.options:
@@ -105,6 +106,7 @@ class ODataConnector(Connector):
         self.client = client or httpx.Client(timeout=config.timeout)
         self._token: str | None = None
         self._user_id = ""
+        self.batch_size = max(1, config.batch_size)
 
     def close(self) -> None:
         if self._owns_client:
@@ -263,6 +265,12 @@ class ODataConnector(Connector):
             stamp = since.astimezone(UTC).isoformat().replace("+00:00", "Z")
             conditions.append(f"{self.modified_field} gt {stamp}")
         params = {"$filter": " and ".join(conditions)} if conditions else {}
+        yield from self._pages(entity, params, page_size)
+
+    def _pages(
+        self, entity: str, params: dict[str, Any], page_size: int | None = None
+    ) -> Iterator[list[RemoteRecord]]:
+        """The pages of a query, following the app's next links."""
         size = page_size or self.config.page_size
         url: str | None = self.base_url + entity
         while url:
@@ -331,6 +339,124 @@ class ODataConnector(Connector):
             parse=True,
         )
         return [self._record(entity, row) for row in body.get("value", [])]
+
+    def get_many(self, entity: str, record_ids: list[str]) -> dict[str, RemoteRecord]:
+        """The records among `record_ids` that exist, read a few dozen per request."""
+        key = self.key_field(entity)
+        literals = [key_literal(record_id) for record_id in dict.fromkeys(record_ids)]
+        return {record.id: record for record in self._where_any(entity, key, literals)}
+
+    def find_many(self, entity: str, field_name: str, values: list[Any]) -> list[RemoteRecord]:
+        """Records whose field equals any of the values, read a few dozen values per request."""
+        if not FIELD_NAME.fullmatch(field_name):
+            raise ConnectorError(f"'{field_name}' is not a field name.")
+        literals = [odata_literal(value) for value in dict.fromkeys(values)]
+        return self._where_any(entity, field_name, literals)
+
+    def _where_any(self, entity: str, field_name: str, literals: list[str]) -> list[RemoteRecord]:
+        # "(f eq a or f eq b ...)" is OData 4.0, which every app speaks; the groups are kept
+        # short enough for any server's limit on the length of a request line.
+        records: list[RemoteRecord] = []
+        group: list[str] = []
+        length = 0
+        for literal in literals:
+            condition = f"{field_name} eq {literal}"
+            size = len(quote(condition, safe="")) + 8
+            if group and length + size > MAX_FILTER_LENGTH:
+                records += self._where_either(entity, group)
+                group, length = [], 0
+            group.append(condition)
+            length += size
+        if group:
+            records += self._where_either(entity, group)
+        return records
+
+    def _where_either(self, entity: str, conditions: list[str]) -> list[RemoteRecord]:
+        params = {"$filter": "(" + " or ".join(conditions) + ")"}
+        return [record for page in self._pages(entity, params) for record in page]
+
+    @property
+    def writes_in_bulk(self) -> bool:
+        """Dataverse takes a batch in one request (CreateMultiple, UpdateMultiple)."""
+        return self.config.flavor == DATAVERSE and self.batch_size > 1
+
+    def create_many(
+        self, entity: str, values: list[dict[str, Any]]
+    ) -> list[RemoteRecord | ConnectorError]:
+        return self._bulk("CreateMultiple", entity, [(None, v) for v in values])
+
+    def update_many(
+        self, entity: str, changes: list[tuple[str, dict[str, Any]]]
+    ) -> list[RemoteRecord | ConnectorError]:
+        return self._bulk("UpdateMultiple", entity, changes)
+
+    def _bulk(
+        self, action: str, entity: str, items: list[tuple[str | None, dict[str, Any]]]
+    ) -> list[RemoteRecord | ConnectorError]:
+        """Send the records with a Dataverse bulk message, `batch_size` per request.
+
+        A request is atomic: when the app refuses some records it writes none and names
+        them, so those get their own error and the others are sent again."""
+        if not self.writes_in_bulk:
+            raise ConnectorError(f"{self.app_name} takes no bulk writes here.")
+        key = self.key_field(entity)
+        kind = f"Microsoft.Dynamics.CRM.{key.removesuffix('id') or entity}"
+        url = f"{self.base_url}{entity}/Microsoft.Dynamics.CRM.{action}"
+        results: list[RemoteRecord | ConnectorError | None] = [None] * len(items)
+        for start in range(0, len(items), self.batch_size):
+            pending = list(range(start, min(start + self.batch_size, len(items))))
+            while pending:
+                targets = [
+                    {"@odata.type": kind, **({key: items[i][0]} if items[i][0] else {}),
+                     **items[i][1]}
+                    for i in pending
+                ]  # fmt: skip
+                try:
+                    body = self._send("POST", url, json={"Targets": targets}, parse=False)
+                except ConnectorError as error:
+                    refused = self._refused(error, pending, url)
+                    if not refused:
+                        raise
+                    for i, record_error in refused.items():
+                        results[i] = record_error
+                    pending = [i for i in pending if i not in refused]
+                    continue
+                ids = [items[i][0] for i in pending]
+                if action == "CreateMultiple":
+                    answer = _json(body, self.app_name)
+                    ids = answer.get("Ids")
+                    if not isinstance(ids, list) or len(ids) != len(pending):
+                        raise ConnectorError(
+                            f"{self.app_name} answered {action} without the ids created.",
+                            detail=str(answer)[:2000],
+                        )
+                for i, record_id in zip(pending, ids, strict=True):
+                    results[i] = RemoteRecord(str(record_id), None, dict(items[i][1]))
+                pending = []
+        return results  # type: ignore[return-value]
+
+    def _refused(
+        self, error: ConnectorError, pending: list[int], url: str
+    ) -> dict[int, ConnectorError]:
+        """The records a refused batch names, each with its own error; empty when the app
+        did not say which (the whole batch failed)."""
+        refused: dict[int, ConnectorError] = {}
+        for failure in error.failures:
+            index = failure.get("RequestIndex") if isinstance(failure, dict) else None
+            if not isinstance(index, int) or not 0 <= index < len(pending):
+                return {}
+            status = failure.get("StatusCode")
+            status = status if isinstance(status, int) else error.status
+            message = str(failure.get("message") or error.message)
+            refused[pending[index]] = ConnectorError(
+                message,
+                status=status,
+                code=str(failure.get("code") or ""),
+                detail=f"POST {_safe_url(url)} -> {error.status}, target {index} of "
+                f"{len(pending)}: {status} {failure.get('code', '')} {message}"[:4000],
+                transient=status in TRANSIENT_STATUSES,
+            )
+        return refused
 
     def create(self, entity: str, values: dict[str, Any]) -> RemoteRecord:
         body = self._send(
@@ -584,6 +710,19 @@ def sign_in_findings(app_name: str, error: ConnectorError) -> list[SetupFinding]
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 
+# Characters of one "(a eq x or a eq y ...)" group in a URL: request lines under 4 KB get
+# through every server (gunicorn's default limit is 4094 bytes).
+MAX_FILTER_LENGTH = 3500
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def key_literal(value: Any) -> str:
+    """A record id as an OData literal: a GUID bare, as Edm.Guid is written; anything else
+    as text."""
+    text = str(value).strip("{}")
+    return text if GUID.fullmatch(text) else odata_literal(str(value))
+
+
 def odata_literal(value: Any) -> str:
     """The value as an OData literal: text quoted with its quotes doubled."""
     if isinstance(value, str):
@@ -634,6 +773,7 @@ def _json(response: httpx.Response, app_name: str) -> dict[str, Any]:
 def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
     status = response.status_code
     code, message = "", ""
+    failures: list = []
     try:
         body = response.json()
         error = body.get("error", {})
@@ -641,6 +781,8 @@ def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
             code, message = error, str(body.get("error_description", "") or error)
         else:
             code, message = str(error.get("code", "")), str(error.get("message", ""))
+            details = error.get("details")
+            failures = details if isinstance(details, list) else []
     except (ValueError, AttributeError):
         pass
     if not message:
@@ -650,7 +792,7 @@ def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
         retry_after = float(response.headers["Retry-After"])
     if status == 429:
         message = f"429 Too Many Requests: {message}"
-    return ConnectorError(
+    error = ConnectorError(
         message,
         status=status,
         code=code,
@@ -659,6 +801,8 @@ def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
         transient=status in TRANSIENT_STATUSES or status >= 500 and status != 501,
         retry_after=retry_after,
     )
+    error.failures = failures
+    return error
 
 
 def connector_for(connection, side: str, **tuning: Any) -> ODataConnector:

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("couplings", "0005_transient_failures"),
+        ("couplings", "0006_failing_coupling_indexes"),
     ]
 
     operations = [

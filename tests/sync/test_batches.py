@@ -1,0 +1,158 @@
+"""The engine a batch at a time, against the demo apps over real HTTP: what a job asks of the
+apps and of the database does not grow with the number of records, a modified-records run
+reads and touches only what changed, and a record refused in a batch is logged on its own."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from couplings.models import Coupling
+from demo.models import CrmAccount, ErpCustomer
+from errors.models import SyncError
+from sync import engine
+from sync.connectors import connector_for
+from sync.models import SyncJob, TableMapping
+from sync.services import create_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def no_overlap(monkeypatch):
+    monkeypatch.setattr(engine, "WATERMARK_OVERLAP", timedelta(0))
+
+
+def run(demo_apps, kind=SyncJob.Kind.MODIFIED, **tuning):
+    """Run a CUSTOMER job; returns it with the requests each app was sent ("METHOD path")."""
+    sent: dict[str, list[str]] = {"source": [], "destination": []}
+    connectors = {}
+    for side in sent:
+        connectors[side] = connector_for(demo_apps.connection, side, **tuning)
+        connectors[side].client.event_hooks["request"] = [
+            lambda request, side=side: sent[side].append(
+                f"{request.method} {request.url.path.split('v9.2/')[-1].split(')/')[-1]}"
+            )
+        ]
+    job = create_job(demo_apps.mapping("CUSTOMER"), kind=kind, trigger=SyncJob.Trigger.USER)
+    job = engine.run_job(job.pk, **connectors)
+    for connector in connectors.values():
+        connector.close()
+    return job, sent
+
+
+def to_accounts(requests: list[str]) -> list[str]:
+    return [r for r in requests if "accounts" in r]
+
+
+def test_a_full_sync_creates_in_bulk_and_logs_the_refused_record_on_its_own(demo_apps):
+    job, sent = run(demo_apps, SyncJob.Kind.FULL)
+
+    assert (job.inserted, job.failed) == (10, 1)
+    # The matches for all twelve in one read, the creates in one request (sent again
+    # without the record the CRM refused), then the accounts read back in one page.
+    assert to_accounts(sent["destination"]) == [
+        "GET accounts",
+        "POST accounts/Microsoft.Dynamics.CRM.CreateMultiple",
+        "POST accounts/Microsoft.Dynamics.CRM.CreateMultiple",
+        "GET accounts",
+    ]
+    entry = SyncError.objects.get(job=job)
+    assert entry.message == "The currency SEK does not exist in Dynamics 365 Sales."
+    assert entry.source_record_id == str(ErpCustomer.objects.get(number="C00010").pk)
+    assert "CreateMultiple" in entry.detail and "0x80040203" in entry.detail
+    assert entry.sent_values is not None
+    assert Coupling.objects.filter(last_job_to_destination=job).count() == 11
+
+
+def test_one_request_per_record_when_the_batch_size_is_one(demo_apps):
+    job, sent = run(demo_apps, SyncJob.Kind.FULL, batch_size=1)
+
+    assert (job.inserted, job.failed) == (10, 1)
+    creates = [r for r in sent["destination"] if r.startswith("POST")]
+    assert creates == ["POST accounts"] * 11  # ten created, one refused
+    assert CrmAccount.objects.count() == 11
+
+
+def test_a_modified_run_reads_and_touches_only_the_changed_records(demo_apps, no_overlap):
+    run(demo_apps, SyncJob.Kind.FULL)
+    changed = list(ErpCustomer.objects.exclude(currency_code="SEK").order_by("number")[:3])
+    for customer in changed:
+        customer.city = "Aalborg"
+        customer.save()
+    before = {c.pk: c.last_synced_to_destination_at for c in Coupling.objects.all()}
+
+    job, sent = run(demo_apps)
+
+    # The three customers, and their three accounts read back in the other direction.
+    assert (job.records_read, job.modified, job.unchanged) == (6, 3, 3)
+    # The coupled accounts read in one request, written in one, read back in one.
+    assert to_accounts(sent["destination"]) == [
+        "GET accounts",
+        "POST accounts/Microsoft.Dynamics.CRM.UpdateMultiple",
+        "GET accounts",
+    ]
+    touched = {
+        c.pk for c in Coupling.objects.all() if c.last_synced_to_destination_at != before[c.pk]
+    }
+    assert touched == set(
+        Coupling.objects.filter(source_record_id__in=[str(c.pk) for c in changed]).values_list(
+            "pk", flat=True
+        )
+    )
+    assert set(
+        CrmAccount.objects.filter(city="Aalborg").values_list("account_number", flat=True)
+    ) == {c.number for c in changed}
+
+
+def test_a_modified_run_asks_only_for_what_changed_since_the_last_one(demo_apps, no_overlap):
+    run(demo_apps, SyncJob.Kind.FULL)
+    mapping = TableMapping.objects.get(name="CUSTOMER")
+    customer = ErpCustomer.objects.exclude(currency_code="SEK").first()
+    customer.city = "Aalborg"
+    customer.save()
+    queries = []
+    erp = connector_for(demo_apps.connection, "source")
+    erp.client.event_hooks["request"] = [lambda request: queries.append(request.url.params)]
+    job = create_job(mapping, kind=SyncJob.Kind.MODIFIED, trigger=SyncJob.Trigger.USER)
+    engine.run_job(job.pk, source=erp)
+
+    listed = [q.get("$filter", "") for q in queries if "$filter" in q]
+    assert listed and all(f.startswith("lastModifiedDateTime gt ") for f in listed)
+    assert SyncJob.objects.get(pk=job.pk).records_read == 2
+
+
+def _fresh_crm(demo_apps) -> None:
+    Coupling.objects.all().delete()
+    SyncError.objects.all().delete()
+    CrmAccount.objects.all().delete()
+    TableMapping.objects.filter(name="CUSTOMER").update(
+        source_synced_until=None, destination_synced_until=None
+    )
+
+
+def _queries_of_a_full_sync(demo_apps) -> tuple[int, int]:
+    _fresh_crm(demo_apps)
+    job = create_job(
+        demo_apps.mapping("CUSTOMER"), kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER
+    )
+    with CaptureQueriesContext(connection) as queries:
+        job = engine.run_job(job.pk)
+    assert job.failed == 0
+    return len(queries), job.inserted
+
+
+def test_a_page_costs_the_same_queries_whatever_its_size(demo_apps):
+    """The couplings of a page are written with one statement, the entries once per page, the
+    job's progress once per page: the queries do not grow with the records."""
+    ErpCustomer.objects.update(currency_code="EUR", last_modified=timezone.now())
+    small, small_inserted = _queries_of_a_full_sync(demo_apps)
+    ErpCustomer.objects.bulk_create(
+        ErpCustomer(number=f"D{i:05d}", display_name=f"Customer {i}", currency_code="EUR")
+        for i in range(40)
+    )
+    large, large_inserted = _queries_of_a_full_sync(demo_apps)
+    assert (small_inserted, large_inserted) == (12, 52)
+    assert large == small
