@@ -24,7 +24,7 @@ USERS = 50
 # rendering) with a few ms in PostgreSQL, so two workers per core keep both cores busy while
 # one worker waits on the database, without the context switching of more processes.
 WORKERS = 2 * (os.cpu_count() or 1)
-DURATION_S = 30
+DURATION_S = 20
 QUICK_DURATION_S = 5
 REPORT = Path(__file__).resolve().parent / "wrk_report.lua"
 ROOT = Path(__file__).resolve().parent.parent
