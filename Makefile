@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format chromium stop-db bench clean
+.PHONY: run test lint format chromium wrk stop-db bench clean
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -28,6 +28,12 @@ chromium:
 		echo "Installing Debian's chromium for the browser tests"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
+# The load benchmark drives gunicorn with Debian's wrk; install it when it is missing.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "Installing Debian's wrk for the load benchmark"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -39,7 +45,7 @@ format: $(INSTALLED)
 stop-db: $(INSTALLED)
 	$(BIN)/python -c 'from pathlib import Path; from syncconsole.embedded_db import stop; stop(Path(".data"))'
 
-bench: $(INSTALLED)
+bench: $(INSTALLED) wrk
 	$(BIN)/python -m bench $(BENCH) $(BENCH_ARGS)
 
 clean:

@@ -28,7 +28,7 @@ class KeysetPagination(BasePagination):
             )  # fmt: skip
         except InvalidCursor as exc:
             raise serializers.ValidationError({"before": [str(exc)]}) from None
-        self.total = estimated_total(queryset)
+        self.total = estimated_total(queryset, field=field, page=self.page)
         self.request = request
         return self.page.items
 

@@ -101,9 +101,17 @@ class Total:
     exact: bool
 
 
-def estimated_total(queryset: QuerySet) -> Total:
-    """Exact up to EXACT_COUNT_LIMIT rows, else the planner's estimate (no full count)."""
-    seen = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+def estimated_total(
+    queryset: QuerySet, *, field: str = "created_at", page: KeysetPage | None = None
+) -> Total:
+    """Exact up to EXACT_COUNT_LIMIT rows, else the planner's estimate (no full count).
+
+    A page with nothing newer and nothing older holds every match: its length is the total.
+    Otherwise up to EXACT_COUNT_LIMIT + 1 rows are counted in the list's own order, so that
+    counting walks the same index as the page instead of scanning the table for them."""
+    if page is not None and not page.has_older and not page.has_newer:
+        return Total(len(page.items), True)
+    seen = queryset.order_by(f"-{field}", "-pk")[: EXACT_COUNT_LIMIT + 1].count()
     if seen <= EXACT_COUNT_LIMIT:
         return Total(seen, True)
     sql, params = queryset.order_by().values("pk").query.sql_with_params()

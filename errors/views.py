@@ -85,7 +85,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filters": filters,
         "page": page,
-        "total": estimated_total(matching),
+        "total": estimated_total(matching, page=page),
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for key, value in filter_query.items()),
         "bulk_actions": [*BulkAction.Action.choices, (COUPLE, "Couple by match…")],
@@ -145,7 +145,7 @@ def group_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filters": filters,
         "page": page,
-        "total": estimated_total(matching),
+        "total": estimated_total(matching, field="last_seen", page=page),
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for value in filter_query.values()),
         "hidden_setup_entries": hidden_setup_entries(request.user),

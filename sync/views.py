@@ -133,7 +133,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filters": filters,
         "page": page,
-        "total": estimated_total(matching),
+        "total": estimated_total(matching, page=page),
         "filter_query": without_cursors(request.GET).urlencode(),
         "any_running": any(not job.is_finished for job in page.items),
     }

@@ -6,8 +6,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from errors import pagination
 from errors.models import Category, Status
-from tests.factories import make_connection, make_error, make_job, make_mapping
+from tests.factories import make_connection, make_error, make_errors, make_job, make_mapping
 
 pytestmark = pytest.mark.django_db
 LIST = reverse("errors:list")
@@ -205,10 +206,17 @@ def test_small_totals_are_exact(staff_client):
     assert "3 entries" in response.content.decode()
 
 
-def test_large_totals_are_estimated_without_counting_the_table(staff_client, monkeypatch):
-    from errors import pagination
+def test_a_total_that_fits_on_the_page_is_not_counted(staff_client):
+    make_errors(3)
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get(LIST)
+    assert response.context["total"] == pagination.Total(3, True)
+    assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"]]
 
+
+def test_large_totals_are_estimated_without_counting_the_table(staff_client, monkeypatch, settings):
     monkeypatch.setattr(pagination, "EXACT_COUNT_LIMIT", 5)
+    settings.SYNC_ERRORS_PER_PAGE = 4
     for _ in range(12):
         make_error()
     with connection.cursor() as cursor:

@@ -1,0 +1,26 @@
+"""The link to a record in its app, as lists show it on every row (a tag rather than an
+included template: an include per cell costs more than the rest of a row)."""
+
+from django import template
+from django.template.defaultfilters import truncatechars
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+
+@register.simple_tag
+def record_link(link, label, app="", entity="", record_id="") -> str:
+    """A link when `link` is a safe http(s) address, else the record id, else a dash."""
+    if link:
+        return format_html(
+            '<a class="record-link" href="{}" target="_blank" rel="noopener noreferrer" '
+            'title="{} · {} {}">{}</a>',
+            link, app, entity, record_id, label,
+        )  # fmt: skip
+    if record_id:
+        return format_html(
+            '<span class="muted" title="{} · {}">{}</span>', app, entity,
+            truncatechars(record_id, 18),
+        )  # fmt: skip
+    return mark_safe('<span class="muted">—</span>')  # noqa: S308 (a constant)
