@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import bulk, services
+from . import alerts, bulk, services
 
 
 @shared_task(name="errors.run_sync_error_cleanup", acks_late=True)
@@ -23,3 +23,14 @@ def wake_snoozed_problems() -> int:
 @shared_task(name="errors.run_bulk_action", acks_late=True)
 def run_bulk_action(bulk_id: int) -> int:
     return bulk.run_bulk_action(bulk_id).changed_count
+
+
+# Mail servers fail for a while; the problems stay pending meanwhile (see alerts).
+@shared_task(
+    name="errors.send_problem_alerts",
+    autoretry_for=(OSError,),
+    retry_backoff=60,
+    max_retries=5,
+)
+def send_problem_alerts() -> int:
+    return alerts.send_pending_alerts()
