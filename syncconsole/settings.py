@@ -176,7 +176,8 @@ EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Sync Console <sync-console@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Where people open the console: links in e-mails are built on it.
-SYNC_CONSOLE_URL = envstr("SYNC_CONSOLE_URL", "http://localhost:8000").rstrip("/")
+DEFAULT_SYNC_CONSOLE_URL = "http://localhost:8000"
+SYNC_CONSOLE_URL = envstr("SYNC_CONSOLE_URL", DEFAULT_SYNC_CONSOLE_URL).rstrip("/")
 
 # The demo ERP and CRM served by this server; switch off in production.
 DEMO_APPS_ENABLED = envbool("DEMO_APPS_ENABLED", True)
