@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cached_property, partial
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 THROTTLE = timedelta(hours=1)
 SUBJECT_TITLE_LENGTH = 100
+# A message is read by a person: past this, it says how many more and links to the rest.
+PROBLEMS_PER_MESSAGE = 50
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,14 @@ class AlertedProblem:
     group: ErrorGroup
     events: list[str]
     url: str
-    remedy: Remedy | None
+
+    @cached_property
+    def remedy(self) -> Remedy | None:
+        """The cause and fix of the problem's newest entry."""
+        entry = (
+            self.group.errors.select_related("mapping__connection").order_by("-created_at").first()
+        )
+        return remedy_for(entry) if entry else None
 
     @property
     def event_labels(self) -> str:
@@ -203,14 +212,15 @@ class AlertedProblem:
 
 
 def alert_messages(claimed: dict[int, list[str]]) -> list[EmailMultiAlternatives]:
-    groups = ErrorGroup.objects.filter(pk__in=claimed, status=Status.OPEN).select_related(
-        "mapping__connection"
+    groups = (
+        ErrorGroup.objects.filter(pk__in=claimed, status=Status.OPEN)
+        .select_related("mapping__connection")
+        .order_by("-last_seen", "-id")
     )
     problems = [
-        AlertedProblem(group, claimed[group.pk], console_url(group.get_absolute_url()),
-                       remedy_of(group))
+        AlertedProblem(group, claimed[group.pk], console_url(group.get_absolute_url()))
         for group in groups
-    ]  # fmt: skip
+    ]
     if not problems:
         return []
     subscriptions = defaultdict(list)
@@ -241,12 +251,6 @@ def wants(subscriptions: list[AlertSubscription], problem: AlertedProblem) -> bo
     )
 
 
-def remedy_of(group: ErrorGroup) -> Remedy | None:
-    """The cause and fix of the problem's newest entry."""
-    entry = group.errors.select_related("mapping__connection").order_by("-created_at").first()
-    return remedy_for(entry) if entry else None
-
-
 def console_url(path: str) -> str:
     return settings.SYNC_CONSOLE_URL.rstrip("/") + path
 
@@ -254,7 +258,9 @@ def console_url(path: str) -> str:
 def alert_message(user, problems: list[AlertedProblem]) -> EmailMultiAlternatives:
     context = {
         "user": user,
-        "problems": problems,
+        "problems": problems[:PROBLEMS_PER_MESSAGE],
+        "more": len(problems) - PROBLEMS_PER_MESSAGE,
+        "problems_url": console_url(reverse("errors:groups")),
         "subscriptions_url": console_url(reverse("errors:alerts")),
         "throttle_minutes": int(THROTTLE.total_seconds() // 60),
     }

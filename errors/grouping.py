@@ -50,7 +50,8 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
 
     A resolved group that happens again reopens as a regression; the entries of an ignored
     group arrive ignored, those of a snoozed group snoozed, until its snooze ends (its date
-    passed or its count reached): then the group and its snoozed entries reopen."""
+    passed or its count reached): then the group and its snoozed entries reopen. New,
+    regressed and setup problems are handed to the alerts, which act once this commits."""
     errors = list(errors)
     if not errors:
         return errors

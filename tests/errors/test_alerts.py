@@ -239,13 +239,29 @@ def test_problems_due_together_come_in_one_message_per_subscriber(record, mailou
     assert "Both sides changed" in message.body and SETUP_MESSAGE in message.body
 
 
-def test_ignored_and_snoozed_problems_are_not_sent(record, mailoutbox):
+def test_a_long_list_says_how_many_more_and_links_to_them(record, mailoutbox, monkeypatch):
+    monkeypatch.setattr(alerts, "PROBLEMS_PER_MESSAGE", 1)
     subscribed("ops")
-    ignored = record(**setup_error())
+    record(category=Category.CONFLICT, message="Older problem", age=timedelta(minutes=5))
+    record(category=Category.CONFLICT, message="Newest problem", age=timedelta(minutes=1))
+    alerts.send_pending_alerts()
+    (message,) = mailoutbox
+    assert message.subject == "Sync Console: 2 problems (2 new problems)"
+    for text in (message.body, message.alternatives[0][0]):
+        assert "Newest problem" in text and "Older problem" not in text
+        assert "And 1 more problem" in text and "https://console.example.com/errors/groups/" in text
+
+
+@pytest.mark.parametrize("status", [Status.IGNORED, Status.SNOOZED])
+def test_ignored_and_snoozed_problems_are_not_sent(record, mailoutbox, status):
+    subscribed("ops")
+    set_aside = record(**setup_error())
     alerts.send_pending_alerts()
     an_hour_passes()
-    ErrorGroup.objects.filter(pk=ignored.group_id).update(status=Status.IGNORED)
-    record(**setup_error())
+    ErrorGroup.objects.filter(pk=set_aside.group_id).update(
+        status=status, snoozed_until=timezone.now() + timedelta(days=1)
+    )
+    assert record(**setup_error()).status == status
     assert alerts.send_pending_alerts() == 0
     assert len(mailoutbox) == 1
 
