@@ -9,7 +9,14 @@ from django.utils.html import format_html
 from syncconsole.permissions import is_sync_admin
 
 from . import services
-from .models import BulkAction, Status, SyncError, SyncErrorCleanup
+from .models import (
+    AlertSubscription,
+    BulkAction,
+    ProblemAlert,
+    Status,
+    SyncError,
+    SyncErrorCleanup,
+)
 
 
 def _record_link(url: str | None, text: str) -> str:
@@ -175,4 +182,36 @@ class BulkActionAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AlertSubscription)
+class AlertSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["user", "email", "new_problems", "regressions", "setup_errors", "scope"]
+    list_filter = ["new_problems", "regressions", "setup_errors", "connection"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user", "connection", "mapping__connection"]
+    raw_id_fields = ["user"]
+
+    @admin.display(description="e-mail")
+    def email(self, subscription: AlertSubscription) -> str:
+        return subscription.user.email or "— (no address: nothing is sent)"
+
+    @admin.display(description="where")
+    def scope(self, subscription: AlertSubscription) -> str:
+        return subscription.scope_label
+
+
+@admin.register(ProblemAlert)
+class ProblemAlertAdmin(admin.ModelAdmin):
+    """When each problem was last e-mailed and what waits for its hour: for reading only."""
+
+    list_display = ["group", "events", "pending_since", "notified_at", "notified_events"]
+    list_select_related = ["group"]
+    readonly_fields = ["group", "events", "pending_since", "notified_at", "notified_events"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

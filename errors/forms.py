@@ -5,7 +5,9 @@ from datetime import timedelta
 from django import forms
 from django.utils import timezone
 
-from .models import Status
+from sync.models import Connection, TableMapping
+
+from .models import AlertSubscription, Status
 from .services import STATUS_NOTE_MAX_LENGTH
 
 SNOOZE_PERIODS = {
@@ -64,3 +66,47 @@ class ProblemStatusForm(forms.Form):
             for field, messages in self.errors.items()
             for message in messages
         )
+
+
+class AlertSubscriptionForm(forms.ModelForm):
+    """Which events, and where: every connection, one connection or one table mapping."""
+
+    scope = forms.ChoiceField(required=False, label="Where")
+
+    class Meta:
+        model = AlertSubscription
+        fields = ["new_problems", "regressions", "setup_errors"]
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.user = user
+        connections = Connection.objects.order_by("name")
+        mappings = TableMapping.objects.select_related("connection").order_by(
+            "connection__name", "name"
+        )
+        self.fields["scope"].choices = [
+            ("", "Every connection"),
+            ("Connection", [(f"connection:{c.pk}", c.name) for c in connections]),
+            ("Table mapping", [(f"mapping:{m.pk}", f"{m.connection.name} · {m.name}")
+                               for m in mappings]),
+        ]  # fmt: skip
+        if self.instance.mapping_id:
+            self.initial["scope"] = f"mapping:{self.instance.mapping_id}"
+        elif self.instance.connection_id:
+            self.initial["scope"] = f"connection:{self.instance.connection_id}"
+
+    def clean(self):
+        data = super().clean()
+        kind, _, pk = (data.get("scope") or "").partition(":")
+        self.instance.connection_id = int(pk) if kind == "connection" else None
+        self.instance.mapping_id = int(pk) if kind == "mapping" else None
+        duplicate = AlertSubscription.objects.filter(
+            user=self.instance.user,
+            connection_id=self.instance.connection_id,
+            mapping_id=self.instance.mapping_id,
+        ).exclude(pk=self.instance.pk)
+        if duplicate.exists():
+            raise forms.ValidationError(
+                "You already have a subscription for this; change that one instead."
+            )
+        return data

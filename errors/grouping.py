@@ -13,6 +13,8 @@ from django.db.models import Max, Min, Sum
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from . import alerts
+from .alerts import ProblemChange
 from .models import ErrorGroup, GroupDay, GroupRecord, Status, SyncError
 from .partitions import ensure_partitions_for
 
@@ -52,7 +54,8 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
 
     A resolved group that happens again reopens as a regression; the entries of an ignored
     group arrive ignored, those of a snoozed group snoozed, until its snooze ends (its date
-    passed or its count reached): then the group and its snoozed entries reopen."""
+    passed or its count reached): then the group and its snoozed entries reopen. New,
+    regressed and setup problems are handed to the alerts, which act once this commits."""
     errors = list(errors)
     if not errors:
         return errors
@@ -117,11 +120,20 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
                                           ELSE {table}.snooze_until_count END
             RETURNING id, fingerprint, status,
                       status = 'open' AND status_changed_at = %(now)s
-                      AND status_note = %(woke_note)s
+                      AND status_note = %(woke_note)s,
+                      xmax = 0, regressed_at
             """,  # noqa: S608 - the table name is ours; the values are parameters
             params,
         )
-        groups = {key: (pk, status, woke) for pk, key, status, woke in cursor.fetchall()}
+        returned = cursor.fetchall()
+        groups = {key: (pk, status, woke) for pk, key, status, woke, *_ in returned}
+        last_seen = {row[0]: row[5] for row in rows}
+        alerts.notify_after_commit(
+            # A row just inserted has no xmax; one that regressed now got this batch's last seen.
+            ProblemChange(pk, status, created, not created and regressed_at == last_seen[key],
+                          category=members[key][0].category)
+            for pk, key, status, _, created, regressed_at in returned
+        )  # fmt: skip
         woken = []
         for key, members_of_group in members.items():
             pk, status, woke = groups[key]

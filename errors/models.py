@@ -1,6 +1,7 @@
 """Sync error entries and the record of every clean-up that deleted them."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models.functions import Upper
@@ -409,3 +410,121 @@ class BulkAction(models.Model):
         if not self.expected_count:
             return 0
         return min(99, int(self.processed_count * 100 / self.expected_count))
+
+
+class AlertEvent(models.TextChoices):
+    NEW = "new", "New problem"
+    REGRESSION = "regression", "Regression"
+    SETUP = "setup", "Setup error"
+
+
+class AlertSubscription(models.Model):
+    """A Sync administrator's choice of the problems they are e-mailed about: which events,
+    on every connection or on one connection or table mapping."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_subscriptions"
+    )
+    new_problems = models.BooleanField(default=True, help_text="A problem seen for the first time.")
+    regressions = models.BooleanField(
+        default=True, help_text="A resolved problem that happens again."
+    )
+    setup_errors = models.BooleanField(
+        default=True, help_text="A setup problem (roles, sign-in, currencies...) new or growing."
+    )
+    connection = models.ForeignKey(
+        "sync.Connection", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    mapping = models.ForeignKey(
+        "sync.TableMapping", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user_id", "id"]
+        verbose_name = "alert subscription"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "connection", "mapping"],
+                nulls_distinct=False,
+                name="alert_subscription_one_per_scope",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(connection__isnull=True) | models.Q(mapping__isnull=True),
+                name="alert_subscription_connection_or_mapping",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.scope_label}"
+
+    @property
+    def events(self) -> set[str]:
+        chosen = {
+            AlertEvent.NEW: self.new_problems,
+            AlertEvent.REGRESSION: self.regressions,
+            AlertEvent.SETUP: self.setup_errors,
+        }
+        return {event for event, wanted in chosen.items() if wanted}
+
+    @property
+    def scope_label(self) -> str:
+        if self.mapping_id:
+            return f"table mapping {self.mapping}"
+        if self.connection_id:
+            return f"connection {self.connection}"
+        return "every connection"
+
+    def covers(self, mapping_id: int | None, connection_id: int | None) -> bool:
+        if self.mapping_id:
+            return self.mapping_id == mapping_id
+        if self.connection_id:
+            return self.connection_id == connection_id
+        return True
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from syncconsole.permissions import is_sync_admin
+
+        if not self.events:
+            raise ValidationError("Choose at least one kind of event.")
+        if self.connection_id and self.mapping_id:
+            raise ValidationError("Limit to a connection or to a table mapping, not both.")
+        if self.user_id and not is_sync_admin(self.user):
+            raise ValidationError("Only Sync administrators receive alerts.")
+
+
+class ProblemAlert(models.Model):
+    """Per problem: what happened since its last alert, and when that alert went, so that a
+    problem is e-mailed at most once an hour however many workers record it."""
+
+    group = models.OneToOneField(
+        ErrorGroup, primary_key=True, on_delete=models.CASCADE, related_name="alert"
+    )
+    events = ArrayField(
+        models.CharField(max_length=20, choices=AlertEvent.choices),
+        default=list,
+        blank=True,
+        help_text="What happened since the last alert, waiting to be sent.",
+    )
+    pending_since = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last alert about this problem was sent."
+    )
+    notified_events = ArrayField(
+        models.CharField(max_length=20, choices=AlertEvent.choices), default=list, blank=True
+    )
+
+    class Meta:
+        verbose_name = "problem alert"
+        indexes = [
+            models.Index(
+                fields=["pending_since"],
+                condition=models.Q(pending_since__isnull=False),
+                name="problem_alert_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Alert of problem #{self.group_id}"

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import bulk, partitions, services
+from . import alerts, bulk, partitions, services
 
 
 @shared_task(name="errors.run_sync_error_cleanup", acks_late=True)
@@ -28,3 +28,14 @@ def run_bulk_action(bulk_id: int) -> int:
 @shared_task(name="errors.create_error_partitions")
 def create_error_partitions() -> int:
     return len(partitions.create_partitions_ahead())
+
+
+# Mail servers fail for a while; the problems stay pending meanwhile (see alerts).
+@shared_task(
+    name="errors.send_problem_alerts",
+    autoretry_for=(OSError,),
+    retry_backoff=60,
+    max_retries=5,
+)
+def send_problem_alerts() -> int:
+    return alerts.send_pending_alerts()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import alert_views, views
 
 app_name = "errors"
 urlpatterns = [
@@ -15,4 +15,7 @@ urlpatterns = [
     path("cleanups/<int:pk>/", views.cleanup_progress, name="cleanup"),
     path("bulk/", views.bulk_action, name="bulk"),
     path("bulk/<int:pk>/", views.bulk_progress, name="bulk_progress"),
+    path("alerts/", alert_views.alert_list, name="alerts"),
+    path("alerts/<int:pk>/", alert_views.alert_change, name="alert_change"),
+    path("alerts/<int:pk>/delete/", alert_views.alert_delete, name="alert_delete"),
 ]

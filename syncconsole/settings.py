@@ -197,6 +197,28 @@ SYNC_HTTP_TIMEOUT = float(envstr("SYNC_HTTP_TIMEOUT", "10"))
 # each failure in a row.
 SYNC_RETRY_BACKOFF_SECONDS = envint("SYNC_RETRY_BACKOFF_SECONDS", 60)
 
+# E-mail (problem alerts). Without EMAIL_BACKEND, DEBUG prints messages on the console
+# (so does `make run`); otherwise they go to the SMTP server.
+EMAIL_BACKEND = envstr(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+# A mail server that does not answer must not hold a worker for long.
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Sync Console <sync-console@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Where people open the console: links in e-mails are built on it.
+DEFAULT_SYNC_CONSOLE_URL = "http://localhost:8000"
+SYNC_CONSOLE_URL = envstr("SYNC_CONSOLE_URL", DEFAULT_SYNC_CONSOLE_URL).rstrip("/")
+
 # The demo ERP and CRM served by this server; switch off in production.
 DEMO_APPS_ENABLED = envbool("DEMO_APPS_ENABLED", True)
 DEMO_BASE_URL = envstr("DEMO_BASE_URL", "http://127.0.0.1:8000").rstrip("/")

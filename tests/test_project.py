@@ -21,6 +21,13 @@ def test_deploy_check_refuses_the_built_in_secret_key(settings):
     assert "syncconsole.E001" not in ids
 
 
+def test_deploy_check_warns_when_alert_links_would_lead_to_localhost(settings):
+    settings.SYNC_CONSOLE_URL = settings.DEFAULT_SYNC_CONSOLE_URL
+    assert "syncconsole.W001" in {m.id for m in run_checks(include_deployment_checks=True)}
+    settings.SYNC_CONSOLE_URL = "https://console.example.com"
+    assert "syncconsole.W001" not in {m.id for m in run_checks(include_deployment_checks=True)}
+
+
 def test_production_settings_pass_check_deploy():
     env = {
         **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
@@ -30,6 +37,7 @@ def test_production_settings_pass_check_deploy():
         "SECURE_COOKIES": "true",
         "SECURE_SSL_REDIRECT": "true",
         "SECURE_HSTS_SECONDS": "31536000",
+        "SYNC_CONSOLE_URL": "https://console.example.com",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -62,3 +70,19 @@ def test_ci_script_runs_make_test_against_the_machine_services():
     assert "set -euo pipefail" in script
     assert "127.0.0.1:5432" in script and "127.0.0.1:6379" in script
     assert script.rstrip().endswith("make test")
+
+
+def test_email_goes_to_the_console_with_debug_and_to_smtp_otherwise():
+    def backend(**variables) -> str:
+        env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "EMAIL_BACKEND")}
+        code = "from syncconsole import settings; print(settings.EMAIL_BACKEND)"
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT, env={**env, **variables}, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return result.stdout.strip()
+
+    assert backend(DEBUG="true") == "django.core.mail.backends.console.EmailBackend"
+    assert backend() == "django.core.mail.backends.smtp.EmailBackend"
+    chosen = "django.core.mail.backends.filebased.EmailBackend"
+    assert backend(DEBUG="true", EMAIL_BACKEND=chosen) == chosen

@@ -99,6 +99,8 @@ class Command(BaseCommand):
                 "--loglevel", "INFO", "--pidfile=",
             ],
         }  # fmt: skip
+        # In development alerts are printed by the worker instead of sent, unless configured.
+        os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
         processes = {
             name: subprocess.Popen(command, cwd=settings.BASE_DIR)
             for name, command in commands.items()

@@ -1,0 +1,86 @@
+"""The page where Sync administrators choose the problems they are e-mailed about."""
+
+from django.contrib import messages
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from syncconsole.permissions import sync_admin_required
+
+from .forms import AlertSubscriptionForm
+from .models import AlertSubscription
+
+NEW_PREFIX = "new"
+
+
+def _prefix(subscription: AlertSubscription) -> str:
+    return f"s{subscription.pk}"
+
+
+@sync_admin_required
+@require_http_methods(["GET", "POST"])
+def alert_list(request: HttpRequest) -> HttpResponse:
+    form = AlertSubscriptionForm(request.POST or None, user=request.user, prefix=NEW_PREFIX)
+    if request.method == "POST":
+        if _saved(form):
+            messages.success(request, f"Subscribed: {form.instance.scope_label}.")
+            return redirect("errors:alerts")
+        return _page(request, new_form=form, status=400)
+    return _page(request, new_form=form)
+
+
+@sync_admin_required
+@require_POST
+def alert_change(request: HttpRequest, pk: int) -> HttpResponse:
+    subscription = get_object_or_404(AlertSubscription, pk=pk, user=request.user)
+    form = AlertSubscriptionForm(
+        request.POST, instance=subscription, user=request.user, prefix=_prefix(subscription)
+    )
+    if _saved(form):
+        messages.success(request, f"Saved: {form.instance.scope_label}.")
+        return redirect("errors:alerts")
+    return _page(request, bound=form, status=400)
+
+
+@sync_admin_required
+@require_POST
+def alert_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    subscription = get_object_or_404(AlertSubscription, pk=pk, user=request.user)
+    label = subscription.scope_label
+    subscription.delete()
+    messages.success(request, f"Unsubscribed: {label}.")
+    return redirect("errors:alerts")
+
+
+def _saved(form: AlertSubscriptionForm) -> bool:
+    if not form.is_valid():
+        return False
+    try:
+        with transaction.atomic():
+            form.save()
+    except IntegrityError:  # the same subscription saved at the same moment elsewhere
+        form.add_error(None, "You already have a subscription for this; change that one.")
+        return False
+    return True
+
+
+def _page(request, new_form=None, bound=None, status: int = 200) -> HttpResponse:
+    subscriptions = request.user.alert_subscriptions.select_related(
+        "connection", "mapping__connection"
+    )
+    rows = [
+        (subscription,
+         bound if bound is not None and bound.instance.pk == subscription.pk
+         else AlertSubscriptionForm(instance=subscription, user=request.user,
+                                    prefix=_prefix(subscription)))
+        for subscription in subscriptions
+    ]  # fmt: skip
+    if new_form is None:
+        new_form = AlertSubscriptionForm(user=request.user, prefix=NEW_PREFIX)
+    return render(
+        request,
+        "errors/alerts.html",
+        {"rows": rows, "new_form": new_form, "email": request.user.email},
+        status=status,
+    )
