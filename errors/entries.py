@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime
 from functools import cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from django.db import connection, models
 
@@ -24,7 +24,8 @@ NULL = "\\N"
 JOIN = "\x00"
 REPLACEMENT = "\ufffd"
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-UNSTORABLE_IN_JSON = re.compile(r"\\u(0000|d[89a-f])")  # as json.dumps escapes them
+# As json.dumps escapes NUL and surrogates (a pair too: an emoji only costs a second look).
+UNSTORABLE_IN_JSON = ("\\u0000", "\\ud")
 # COPY's text format: these four would end a value or a row, or start an escape.
 COPY_ESCAPES = [("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")]
 
@@ -41,19 +42,15 @@ def clean_entries(errors: Sequence[SyncError]) -> None:
     """Check every entry before anything is written: required values present, text within
     its column's length, categories and statuses known. Text from other systems may hold
     what PostgreSQL cannot store (NUL, unpaired surrogates): such a character becomes U+FFFD
-    on the entry itself, so that what is stored is what the caller holds."""
+    on the entry itself, so that what is stored is what the caller holds (in the values sent,
+    as they are written: only then are they turned into JSON)."""
     problems: list[str] = []
     for field in _columns():
         if field.primary_key:
             continue
-        values = list(map(attrgetter(field.attname), errors))
+        values = _values(errors, field)
         if not field.null and None in values:
             problems += _problems(field, "is missing", [v is None for v in values])
-            continue
-        if isinstance(field, models.JSONField):
-            if UNSTORABLE_IN_JSON.search(json.dumps(values, cls=field.encoder)):
-                for error, value in zip(errors, values, strict=True):
-                    setattr(error, field.attname, _clean_json(value))
             continue
         if not isinstance(field, models.CharField | models.TextField):
             continue
@@ -118,7 +115,7 @@ def _sequence(table: str) -> str:
 
 def _cells(field: models.Field, errors: list[SyncError]) -> list[str]:
     """One column of the COPY rows, in its text format."""
-    values = list(map(attrgetter(field.attname), errors))
+    values = _values(errors, field)
     if isinstance(field, models.CharField | models.TextField):
         escaped = _escaped(_texts(values))
         if field.null:
@@ -134,8 +131,14 @@ def _cells(field: models.Field, errors: list[SyncError]) -> list[str]:
             for v in values
         ]  # fmt: skip
     if isinstance(field, models.JSONField):
-        dumps = json.JSONEncoder if field.encoder is None else field.encoder
-        texts = [json.dumps(v, cls=dumps) for v in values if v is not None]
+        encode = (field.encoder or json.JSONEncoder)().encode  # as json.dumps does
+        texts = [encode(v) for v in values if v is not None]
+        joined = JOIN.join(texts)
+        if any(escape in joined for escape in UNSTORABLE_IN_JSON):
+            values = [_clean_json(v) for v in values]
+            for error, value in zip(errors, values, strict=True):
+                setattr(error, field.attname, value)
+            texts = [encode(v) for v in values if v is not None]
         escaped = iter(_escaped(texts))
         return [NULL if v is None else next(escaped) for v in values]
     prepared = [None if v is None else _prepared(field, v) for v in values]
@@ -147,8 +150,19 @@ def _prepared(field: models.Field, value):
     return field.get_db_prep_save(value, connection)
 
 
+def _values(errors: Sequence[SyncError], field: models.Field) -> list:
+    """A column's values, read straight from the entries' __dict__ where they all are (the
+    foreign keys' attributes are Python descriptors, slow at this count)."""
+    try:
+        return list(map(itemgetter(field.attname), map(vars, errors)))
+    except KeyError:
+        return list(map(attrgetter(field.attname), errors))
+
+
 def _texts(values: list) -> list[str]:
     # str subclasses (a Category, a Status) join and measure as their value.
+    if all(issubclass(kind, str) for kind in set(map(type, values))):
+        return values
     return [v if isinstance(v, str) else "" if v is None else str(v) for v in values]
 
 
