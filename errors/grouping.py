@@ -15,28 +15,32 @@ from django.utils.html import format_html, format_html_join
 
 from . import alerts
 from .alerts import ProblemChange
+from .entries import clean_entries, insert_entries
 from .models import ErrorGroup, GroupDay, GroupRecord, Status, SyncError
 from .partitions import ensure_partitions_for
 
-SKIP_NOTE = re.compile(r"\s*The record will be skipped for further synchronization.*$")
-# Most specific first: an id or a time must not be taken apart by the number pattern.
+SKIP_NOTE_TEXT = "The record will be skipped for further synchronization"
+SKIP_NOTE = re.compile(rf"\s*{SKIP_NOTE_TEXT}.*$")
+# Most specific first: an id or a time must not be taken apart by the number pattern. Each
+# pattern comes with text it cannot match without (a quick test, as this runs per entry).
 VARIABLE_PARTS = [
     (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
-     "<id>"),
+     "<id>", "-"),
     (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?"),
-     "<time>"),
-    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*"), "<email>"),
-    (re.compile(r"'[^']*'|\"[^\"]*\""), "<value>"),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<code>"),
-    (re.compile(r"\b[A-Z]*\d[\w-]*"), "<n>"),
+     "<time>", ":"),
+    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)*"), "<email>", "@"),
+    (re.compile(r"'[^']*'|\"[^\"]*\""), "<value>", ""),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<code>", "0x"),
+    (re.compile(r"\b[A-Z]*\d[\w-]*"), "<n>", ""),
 ]  # fmt: skip
 
 
 def normalize(message: str) -> str:
     """The message with what differs from record to record left out."""
-    text = SKIP_NOTE.sub("", message)
-    for pattern, placeholder in VARIABLE_PARTS:
-        text = pattern.sub(placeholder, text)
+    text = SKIP_NOTE.sub("", message) if SKIP_NOTE_TEXT in message else message
+    for pattern, placeholder, needs in VARIABLE_PARTS:
+        if needs in text:
+            text = pattern.sub(placeholder, text)
     return " ".join(text.split())[: SyncError.MESSAGE_MAX_LENGTH]
 
 
@@ -55,10 +59,13 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
     A resolved group that happens again reopens as a regression; the entries of an ignored
     group arrive ignored, those of a snoozed group snoozed, until its snooze ends (its date
     passed or its count reached): then the group and its snoozed entries reopen. New,
-    regressed and setup problems are handed to the alerts, which act once this commits."""
+    regressed and setup problems are handed to the alerts, which act once this commits.
+
+    A batch with an entry that cannot be stored raises InvalidEntries and writes nothing."""
     errors = list(errors)
     if not errors:
         return errors
+    clean_entries(errors)
     ensure_partitions_for(error.created_at for error in errors)
     members: dict[str, list[SyncError]] = defaultdict(list)
     for error in errors:
@@ -145,7 +152,7 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
                     error.status, error.status_note = status, ARRIVES_AS[status]
         if woken:
             reopen_snoozed_entries(woken, now)
-        return SyncError.objects.bulk_create(errors)
+        return insert_entries(errors)
 
 
 SNOOZE_ENDED_NOTE = "The snooze ended: the problem is open again."

@@ -164,8 +164,16 @@ class SyncError(models.Model):
     MESSAGE_MAX_LENGTH = 2048
 
     created_at = models.DateTimeField()
+    # No single-column index on these four: the composite indexes in Meta lead with each of
+    # them and serve their filters and the SET NULL of a deleted job, coupling, mapping or
+    # group; a duplicate would only slow every write down.
     job = models.ForeignKey(
-        "sync.SyncJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="errors"
+        "sync.SyncJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="errors",
+        db_index=False,
     )
     coupling = models.ForeignKey(
         "couplings.Coupling",
@@ -173,6 +181,7 @@ class SyncError(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="errors",
+        db_index=False,
     )
     mapping = models.ForeignKey(
         "sync.TableMapping",
@@ -180,9 +189,15 @@ class SyncError(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="errors",
+        db_index=False,
     )
     group = models.ForeignKey(
-        ErrorGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="errors"
+        ErrorGroup,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="errors",
+        db_index=False,
     )
     integration = models.CharField(
         max_length=100,

@@ -1,0 +1,207 @@
+"""Writing sync error entries in bulk: checked first, then ids from the table's sequence in
+one statement and the rows with PostgreSQL's COPY, in the caller's transaction.
+
+Every value is checked column by column (a C loop per column, not Python work per field),
+so a batch that cannot be stored fails as a whole, with an error that names the entry and
+the field, before anything is written."""
+
+import io
+import json
+import re
+from collections.abc import Sequence
+from contextlib import nullcontext
+from datetime import datetime
+from functools import cache
+from operator import attrgetter, itemgetter
+
+from django.db import connection, models
+
+from .models import SyncError
+
+NULL = "\\N"
+# Never part of a checked value (NUL cannot be stored in PostgreSQL text), so it can join the
+# values of a column while they are escaped together.
+JOIN = "\x00"
+REPLACEMENT = "\ufffd"
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# As json.dumps escapes NUL and surrogates (a pair too: an emoji only costs a second look).
+UNSTORABLE_IN_JSON = ("\\u0000", "\\ud")
+# COPY's text format: these four would end a value or a row, or start an escape.
+COPY_ESCAPES = [("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")]
+
+
+class InvalidEntries(ValueError):
+    """A batch holds an entry that cannot be stored as it is; nothing of it was written."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def clean_entries(errors: Sequence[SyncError]) -> None:
+    """Check every entry before anything is written: required values present, text within
+    its column's length, categories and statuses known. Text from other systems may hold
+    what PostgreSQL cannot store (NUL, unpaired surrogates): such a character becomes U+FFFD
+    on the entry itself, so that what is stored is what the caller holds (in the values sent,
+    as they are written: only then are they turned into JSON)."""
+    problems: list[str] = []
+    for field in _columns():
+        if field.primary_key:
+            continue
+        values = _values(errors, field)
+        if not field.null and None in values:
+            problems += _problems(field, "is missing", [v is None for v in values])
+            continue
+        if not isinstance(field, models.CharField | models.TextField):
+            continue
+        texts = _texts(values)
+        if not _storable(JOIN.join(texts), len(texts)):
+            texts = [UNSTORABLE.sub(REPLACEMENT, text) for text in texts]
+            for error, text, value in zip(errors, texts, values, strict=True):
+                if value is not None:
+                    setattr(error, field.attname, text)
+        if field.max_length and max(map(len, texts)) > field.max_length:
+            too_long = [len(text) > field.max_length for text in texts]
+            problems += _problems(field, f"is longer than {field.max_length} characters", too_long)
+        if field.choices:
+            known = {choice for choice, _ in field.flatchoices}
+            if not known.issuperset(texts):
+                problems += _problems(
+                    field, "is not a known choice", [t not in known for t in texts]
+                )
+    if problems:
+        raise InvalidEntries(problems)
+
+
+def insert_entries(errors: list[SyncError]) -> list[SyncError]:
+    """Write checked entries (see clean_entries) in two statements, whatever their number,
+    and set their ids as bulk_create would."""
+    if not errors:
+        return errors
+    table = SyncError._meta.db_table
+    columns = _columns()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+            [_sequence(table), len(errors)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        for error, pk in zip(errors, ids, strict=True):
+            error.pk = pk
+        cells = [_cells(field, errors) for field in columns]
+        data = "\n".join(map("\t".join, zip(*cells, strict=True))) + "\n"
+        names = ", ".join(connection.ops.quote_name(field.column) for field in columns)
+        statement = f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN"
+        logged = getattr(cursor, "debug_sql", None)  # in DEBUG, listed with the queries
+        with logged(statement) if logged else nullcontext(), connection.wrap_database_errors:
+            cursor.cursor.copy_expert(statement, io.BytesIO(data.encode()))
+    for error in errors:
+        error._state.adding = False
+        error._state.db = connection.alias
+    return errors
+
+
+@cache
+def _columns() -> list[models.Field]:
+    return list(SyncError._meta.concrete_fields)
+
+
+@cache
+def _sequence(table: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+        return cursor.fetchone()[0]
+
+
+def _cells(field: models.Field, errors: list[SyncError]) -> list[str]:
+    """One column of the COPY rows, in its text format."""
+    values = _values(errors, field)
+    if isinstance(field, models.CharField | models.TextField):
+        escaped = _escaped(_texts(values))
+        if field.null:
+            return [NULL if v is None else e for v, e in zip(values, escaped, strict=True)]
+        return escaped
+    if isinstance(field, models.ForeignKey | models.IntegerField | models.AutoField):
+        return [NULL if v is None else str(int(v)) for v in values]
+    if isinstance(field, models.DateTimeField):
+        return [
+            NULL if v is None
+            else v.isoformat() if v.__class__ is datetime and v.tzinfo is not None
+            else _prepared(field, v).isoformat()
+            for v in values
+        ]  # fmt: skip
+    if isinstance(field, models.JSONField):
+        encode = (field.encoder or json.JSONEncoder)().encode  # as json.dumps does
+        texts = [encode(v) for v in values if v is not None]
+        joined = JOIN.join(texts)
+        if any(escape in joined for escape in UNSTORABLE_IN_JSON):
+            values = [_clean_json(v) for v in values]
+            for error, value in zip(errors, values, strict=True):
+                setattr(error, field.attname, value)
+            texts = [encode(v) for v in values if v is not None]
+        escaped = iter(_escaped(texts))
+        return [NULL if v is None else next(escaped) for v in values]
+    prepared = [None if v is None else _prepared(field, v) for v in values]
+    escaped = iter(_escaped([str(v) for v in prepared if v is not None]))
+    return [NULL if v is None else next(escaped) for v in prepared]
+
+
+def _prepared(field: models.Field, value):
+    return field.get_db_prep_save(value, connection)
+
+
+def _values(errors: Sequence[SyncError], field: models.Field) -> list:
+    """A column's values, read straight from the entries' __dict__ where they all are (the
+    foreign keys' attributes are Python descriptors, slow at this count)."""
+    try:
+        return list(map(itemgetter(field.attname), map(vars, errors)))
+    except KeyError:
+        return list(map(attrgetter(field.attname), errors))
+
+
+def _texts(values: list) -> list[str]:
+    # str subclasses (a Category, a Status) join and measure as their value.
+    if all(issubclass(kind, str) for kind in set(map(type, values))):
+        return values
+    return [v if isinstance(v, str) else "" if v is None else str(v) for v in values]
+
+
+def _escaped(texts: list[str]) -> list[str]:
+    """The texts escaped for COPY, all at once: joined, replaced, split again."""
+    if not texts:
+        return texts
+    joined = JOIN.join(texts)
+    if not _storable(joined, len(texts)):
+        raise InvalidEntries(
+            ["a value holds NUL or an unpaired surrogate: clean the entries first"]
+        )
+    for char, escape in COPY_ESCAPES:
+        if char in joined:
+            joined = joined.replace(char, escape)
+    return joined.split(JOIN)
+
+
+def _storable(joined: str, count: int) -> bool:
+    """Whether PostgreSQL can hold `count` texts joined by JOIN: no NUL in any of them, and
+    valid UTF-8 once encoded."""
+    if joined.count(JOIN) != count - 1:
+        return False
+    try:
+        joined.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _clean_json(value):
+    if isinstance(value, str):
+        return UNSTORABLE.sub(REPLACEMENT, value)
+    if isinstance(value, dict):
+        return {_clean_json(k): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_json(v) for v in value]
+    return value
+
+
+def _problems(field: models.Field, what: str, wrong: list[bool]) -> list[str]:
+    return [f"entry {i}: {field.name} {what}" for i, bad in enumerate(wrong) if bad]

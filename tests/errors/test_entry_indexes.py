@@ -1,0 +1,70 @@
+"""The entries table keeps one index per need: every foreign key leads an index (its lookups
+and the SET NULL of a deleted row use it) and no index repeats the start of another (each one
+costs every write)."""
+
+import pytest
+from django.db import connection
+
+from errors.models import SyncError
+
+pytestmark = pytest.mark.django_db
+
+TABLE = SyncError._meta.db_table
+
+
+def btree_indexes() -> dict[str, list[tuple[int, bool]]]:
+    """Plain btree indexes of the table: their key columns with their direction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.relname, i.indkey::int[], i.indoption::int[]
+            FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indexrelid
+            JOIN pg_am a ON a.oid = c.relam
+            WHERE i.indrelid = %s::regclass AND a.amname = 'btree' AND i.indpred IS NULL
+              AND i.indexprs IS NULL
+            """,
+            [TABLE],
+        )
+        return {
+            name: [(key, bool(option & 1)) for key, option in zip(keys, options, strict=False)]
+            for name, keys, options in cursor.fetchall()
+        }
+
+
+def test_no_index_repeats_the_start_of_another():
+    indexes = btree_indexes()
+    for name, keys in indexes.items():
+        for other, other_keys in indexes.items():
+            if other != name and len(keys) <= len(other_keys):
+                assert other_keys[: len(keys)] != keys, f"{name} repeats the start of {other}"
+
+
+def test_every_foreign_key_leads_an_index():
+    leading = {keys[0][0] for keys in btree_indexes().values()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, conkey FROM pg_constraint WHERE conrelid = %s::regclass "
+            "AND contype = 'f'",
+            [TABLE],
+        )
+        for name, columns in cursor.fetchall():
+            assert columns[0] in leading, f"{name} has no index"
+
+
+@pytest.mark.parametrize(
+    "column, index",
+    [
+        ("job_id", "error_job_recent"),
+        ("coupling_id", "error_coupling"),
+        ("mapping_id", "error_mapping_recent"),
+        ("group_id", "error_group_recent"),
+    ],
+)
+def test_deleting_a_related_row_finds_its_entries_by_index(column, index):
+    # What Django runs for on_delete=SET_NULL; without the index it would read every entry.
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN UPDATE {TABLE} SET {column} = NULL WHERE {column} IN (1, 2)")  # noqa: S608
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert index in plan, plan
