@@ -1,7 +1,8 @@
 """Names of the API's choice sets in the OpenAPI description (SPECTACULAR_SETTINGS)."""
 
+from couplings.models import Coupling
 from errors.models import BulkAction, Status, SyncErrorCleanup
-from sync.models import SyncJob
+from sync.models import Connection, SyncJob
 
 STATUS = Status
 BULK_ACTION = BulkAction.Action
@@ -9,3 +10,5 @@ BULK_ACTION = BulkAction.Action
 WORK_STATE = BulkAction.State
 CLEANUP_ACTION = SyncErrorCleanup.Action
 JOB_STATUS = SyncJob.Status
+FLAVOR = Connection.Flavor
+COUPLING_RESULT = Coupling.Result

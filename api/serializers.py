@@ -5,10 +5,12 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
+from couplings.forms import MAX_RECORDS, RECORD_ID_MAX_LENGTH, printable
+from couplings.models import Coupling, CouplingRun
 from errors.links import safe_link
 from errors.models import BulkAction, Category, ErrorGroup, Status, SyncError, SyncErrorCleanup
 from errors.services import STATUS_NOTE_MAX_LENGTH
-from sync.models import SyncJob
+from sync.models import Connection, ConnectionCheck, SyncJob, TableMapping
 
 from .ingestion import ENTRY_FIELDS
 
@@ -242,3 +244,123 @@ class IngestedErrorSerializer(serializers.Serializer):
 
 
 assert set(ENTRY_FIELDS) <= set(IngestedErrorSerializer._declared_fields)
+
+
+class MappingSerializer(serializers.ModelSerializer):
+    connection_name = serializers.CharField(source="connection.name", read_only=True)
+    health = serializers.SerializerMethodField()
+    last_success_at = serializers.DateTimeField(read_only=True, default=None)
+    last_job = serializers.IntegerField(source="last_job_id", read_only=True, default=None)
+
+    class Meta:
+        model = TableMapping
+        fields = [
+            "id", "name", "connection", "connection_name", "source_entity", "destination_entity",
+            "direction", "is_enabled", "dependency_order", "paused_at", "paused_reason",
+            "health", "last_success_at", "last_job",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_health(self, mapping) -> dict:
+        health = getattr(mapping, "health", None)
+        if health is None:
+            return {}
+        figures = {name: getattr(health, name) for name in HEALTH_FIGURES}
+        return {"coupled": getattr(mapping, "coupled", None), **figures}
+
+
+HEALTH_FIGURES = ("in_sync", "failing", "skipped", "open_errors")
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    """A connection without its secrets."""
+
+    class Meta:
+        model = Connection
+        fields = [
+            "id", "name", "source_app", "source_base_url", "source_flavor", "destination_app",
+            "destination_base_url", "destination_flavor", "auth_method", "integration_user",
+            "is_enabled",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ConnectionCheckSerializer(serializers.ModelSerializer):
+    checked_by = serializers.CharField(
+        source="checked_by.get_username", default=None, read_only=True
+    )
+
+    class Meta:
+        model = ConnectionCheck
+        fields = ["id", "connection", "checked_at", "checked_by", "findings"]
+        read_only_fields = fields
+
+
+class CouplingSerializer(serializers.ModelSerializer):
+    mapping_name = serializers.CharField(source="mapping.name", read_only=True)
+
+    class Meta:
+        model = Coupling
+        fields = [
+            "id", "mapping", "mapping_name", "source_record_id", "destination_record_id",
+            "last_synced_to_destination_at", "last_result_to_destination",
+            "last_synced_from_destination_at", "last_result_from_destination", "is_skipped",
+            "failure_count", "last_error_message", "source_exists", "destination_exists",
+            "existence_checked_at", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class CoupleSerializer(serializers.Serializer):
+    mapping = serializers.IntegerField(min_value=1)
+    source_record_id = serializers.CharField(max_length=RECORD_ID_MAX_LENGTH,
+                                             validators=[printable])  # fmt: skip
+    destination_record_id = serializers.CharField(max_length=RECORD_ID_MAX_LENGTH,
+                                                  validators=[printable])  # fmt: skip
+    synchronize_after = serializers.BooleanField(required=False, default=False)
+
+
+class CriterionSerializer(serializers.Serializer):
+    source = serializers.CharField(max_length=100, help_text="A source field of the mapping.")
+    destination = serializers.CharField(max_length=100)
+    priority = serializers.IntegerField(min_value=1, max_value=99, default=1)
+    case_sensitive = serializers.BooleanField(default=True)
+
+
+class CoupleByMatchSerializer(serializers.Serializer):
+    mapping = serializers.IntegerField(min_value=1)
+    side = serializers.ChoiceField(choices=["source", "destination"])
+    record_ids = serializers.ListField(
+        child=serializers.CharField(max_length=RECORD_ID_MAX_LENGTH, validators=[printable]),
+        min_length=1, max_length=MAX_RECORDS,
+    )  # fmt: skip
+    criteria = CriterionSerializer(many=True)
+    create_if_no_match = serializers.BooleanField(required=False, default=False)
+    synchronize_after = serializers.BooleanField(required=False, default=False)
+
+
+class CouplingRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CouplingRun
+        fields = [
+            "id", "mapping", "side", "record_ids", "criteria", "create_if_no_match",
+            "synchronize_after", "state", "results", "sync_job", "message", "created_at",
+            "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class CouplingIdsSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=500
+    )
+    all_skipped = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Retry every skipped coupling (of `mapping` when given).",
+    )  # fmt: skip
+    mapping = serializers.IntegerField(min_value=1, required=False)
+
+    def validate(self, data):
+        if bool(data.get("ids")) == data["all_skipped"]:
+            raise serializers.ValidationError("Give either `ids` or `all_skipped: true`.")
+        return data

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import sync_views, views
 
 app_name = "api"
 urlpatterns = [
@@ -19,6 +19,28 @@ urlpatterns = [
     path("cleanups/", views.CleanupView.as_view(), name="cleanups"),
     path("cleanups/<int:pk>/", views.CleanupDetailView.as_view(), name="cleanup"),
     path("ingest/", views.IngestView.as_view(), name="ingest"),
+    path("mappings/", sync_views.MappingListView.as_view(), name="mappings"),
+    path(
+        "mappings/<int:pk>/resume/", sync_views.MappingResumeView.as_view(), name="mapping_resume"
+    ),
+    path("connections/", sync_views.ConnectionListView.as_view(), name="connections"),
+    path(
+        "connections/<int:pk>/check/",
+        sync_views.ConnectionCheckView.as_view(),
+        name="connection_check",
+    ),
+    path("couplings/", sync_views.CouplingListView.as_view(), name="couplings"),
+    path("couplings/<int:pk>/", sync_views.CouplingDetailView.as_view(), name="coupling"),
+    path("couplings/match/", sync_views.CoupleByMatchView.as_view(), name="couple_by_match"),
+    path("couplings/retry/", sync_views.CouplingRetryView.as_view(), name="couplings_retry"),
+    path(
+        "couplings/find-deleted/",
+        sync_views.FindForDeletedView.as_view(),
+        name="couplings_find_deleted",
+    ),
+    path(
+        "coupling-runs/<int:pk>/", sync_views.CouplingRunDetailView.as_view(), name="coupling_run"
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

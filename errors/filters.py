@@ -44,7 +44,7 @@ class SyncErrorFilter(django_filters.FilterSet):
         fields = ["q", "category", "status", "connection", "mapping", "job", "coupling", "group",
                   "integration", "created"]  # fmt: skip
 
-    def by_connection(self, queryset, name, value):
+    def by_connection(self, queryset, name, value: Connection):
         # A connection has a handful of mappings: naming their ids lets the planner use the
         # entries' mapping index and statistics instead of joining the mappings table.
         return queryset.filter(mapping_id__in=list(value.mappings.values_list("pk", flat=True)))

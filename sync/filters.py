@@ -41,7 +41,7 @@ class CouplingFilter(django_filters.FilterSet):
         model = Coupling
         fields = ["mapping", "result", "skipped", "record", "job"]
 
-    def by_result(self, queryset, name, value):
+    def by_result(self, queryset, name, value: str):
         return queryset.filter(
             Q(last_result_to_destination=value) | Q(last_result_from_destination=value)
         )

@@ -144,6 +144,8 @@ SPECTACULAR_SETTINGS = {
         "WorkStateEnum": "api.enums.WORK_STATE",
         "CleanupKindEnum": "api.enums.CLEANUP_ACTION",
         "JobStatusEnum": "api.enums.JOB_STATUS",
+        "FlavorEnum": "api.enums.FLAVOR",
+        "CouplingResultEnum": "api.enums.COUPLING_RESULT",
     },
 }
 

@@ -36,6 +36,18 @@ RULES = {
     ("api:cleanups", "post"): USER,  # all entries: administrators, see test_cleanup_api
     ("api:cleanup", "get"): USER,
     ("api:ingest", "post"): INGEST,
+    ("api:mappings", "get"): USER,
+    ("api:mapping_resume", "post"): ADMIN,
+    ("api:connections", "get"): ADMIN,
+    ("api:connection_check", "post"): ADMIN,
+    ("api:couplings", "get"): USER,
+    ("api:couplings", "post"): USER,
+    ("api:coupling", "get"): USER,
+    ("api:coupling", "delete"): USER,
+    ("api:couple_by_match", "post"): USER,
+    ("api:couplings_retry", "post"): USER,
+    ("api:couplings_find_deleted", "post"): USER,
+    ("api:coupling_run", "get"): USER,
     ("api:schema", "get"): OPEN,
     ("api:docs", "get"): OPEN,
 }
@@ -54,8 +66,8 @@ def calls():
 
 
 def call(client: Client, method: str, url: str):
-    if method == "get":
-        return client.get(url)
+    if method in ("get", "delete"):
+        return getattr(client, method)(url)
     return client.post(url, {}, content_type="application/json")
 
 

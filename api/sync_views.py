@@ -1,0 +1,239 @@
+"""The API of table mappings, connections and couplings: what the console's mapping, health,
+couple and skipped-records pages do, for scripts."""
+
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from couplings import services as coupling_services
+from couplings.models import Coupling, CouplingRun
+from sync import breaker, health
+from sync import services as sync_services
+from sync.filters import CouplingFilter
+from sync.mapping_health import with_health
+from sync.models import Connection, TableMapping
+
+from .pagination import KeysetPagination
+from .permissions import IsSyncAdmin, IsSyncUser
+from .serializers import (
+    ConnectionCheckSerializer,
+    ConnectionSerializer,
+    CoupleByMatchSerializer,
+    CoupleSerializer,
+    CouplingIdsSerializer,
+    CouplingRunSerializer,
+    CouplingSerializer,
+    MappingSerializer,
+)
+from .views import REFUSAL, Refused, _valid
+
+MAPPINGS = ["Mappings and connections"]
+RETRIED = inline_serializer("Retried", {
+    "jobs": serializers.ListField(child=serializers.IntegerField()),
+    "refused": serializers.ListField(child=serializers.CharField()),
+})  # fmt: skip
+CHECKED = inline_serializer("Checked", {
+    "checked": serializers.IntegerField(),
+    "gone": serializers.DictField(child=serializers.IntegerField()),
+})  # fmt: skip
+COUPLINGS = ["Couplings"]
+
+
+def _mapping(pk: int) -> TableMapping:
+    mapping = TableMapping.objects.select_related("connection").filter(pk=pk).first()
+    if mapping is None:
+        raise serializers.ValidationError({"mapping": ["There is no such table mapping."]})
+    return mapping
+
+
+class MappingListView(APIView):
+    """Table mappings with their health: couplings in step, failing and skipped, open
+    entries, last successful sync, and whether the circuit breaker paused them."""
+
+    permission_classes = [IsSyncUser]
+
+    @extend_schema(tags=MAPPINGS, responses={200: MappingSerializer(many=True)})
+    def get(self, request):
+        mappings = with_health(
+            TableMapping.objects.order_by("connection__name", "dependency_order", "name")
+        )
+        return Response(MappingSerializer(mappings, many=True).data)
+
+
+class MappingResumeView(APIView):
+    """Resume a mapping the circuit breaker paused (Sync administrators)."""
+
+    permission_classes = [IsSyncAdmin]
+
+    @extend_schema(tags=MAPPINGS, request=None, responses={200: MappingSerializer})
+    def post(self, request, pk: int):
+        mapping = get_object_or_404(TableMapping, pk=pk)
+        if mapping.is_paused:
+            breaker.resume_by_hand(mapping, request.user)
+        mapping = with_health(TableMapping.objects.filter(pk=pk))[0]
+        return Response(MappingSerializer(mapping).data)
+
+
+class ConnectionListView(generics.ListAPIView):
+    """Connections, never with their secrets (Sync administrators)."""
+
+    serializer_class = ConnectionSerializer
+    permission_classes = [IsSyncAdmin]
+    queryset = Connection.objects.order_by("name")
+    pagination_class = None
+
+    @extend_schema(tags=MAPPINGS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class ConnectionCheckView(APIView):
+    """Test the connection now: the setup health check against both apps, with a severity
+    and a remedy per finding (Sync administrators)."""
+
+    permission_classes = [IsSyncAdmin]
+
+    @extend_schema(tags=MAPPINGS, request=None, responses={201: ConnectionCheckSerializer})
+    def post(self, request, pk: int):
+        connection = get_object_or_404(Connection, pk=pk)
+        check = health.run_check(connection, user=request.user)
+        return Response(ConnectionCheckSerializer(check).data, status=status.HTTP_201_CREATED)
+
+
+class CouplingListView(generics.ListCreateAPIView):
+    """Couplings (filters `mapping`, `result`, `skipped`, `record`, `job`), newest first;
+    POST couples two records by hand (both are read from their apps first)."""
+
+    serializer_class = CouplingSerializer
+    permission_classes = [IsSyncUser]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = CouplingFilter
+    pagination_class = KeysetPagination
+    queryset = Coupling.objects.select_related("mapping")
+
+    @extend_schema(tags=COUPLINGS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(tags=COUPLINGS, request=CoupleSerializer,
+                   responses={201: CouplingSerializer, 400: REFUSAL})  # fmt: skip
+    def post(self, request, *args, **kwargs):
+        data = _valid(CoupleSerializer, request)
+        mapping = _mapping(data["mapping"])
+        try:
+            coupling, job = coupling_services.couple_manually(
+                mapping, data["source_record_id"], data["destination_record_id"], request.user,
+                synchronize_after=data["synchronize_after"],
+            )  # fmt: skip
+        except coupling_services.CouplingRefused as exc:
+            return Refused(str(exc))
+        except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
+            return Refused(f"Coupled, but not synchronized: {exc}")
+        body = {**CouplingSerializer(coupling).data, "sync_job": job.pk if job else None}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class CouplingDetailView(generics.RetrieveDestroyAPIView):
+    """One coupling; DELETE removes it (its open entries are resolved)."""
+
+    serializer_class = CouplingSerializer
+    permission_classes = [IsSyncUser]
+    queryset = Coupling.objects.select_related("mapping")
+
+    @extend_schema(tags=COUPLINGS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(tags=COUPLINGS)
+    def delete(self, request, *args, **kwargs):
+        coupling = self.get_object()
+        resolved = sync_services.remove_coupling(coupling, user=request.user)
+        return Response({"removed": True, "resolved_entries": resolved})
+
+
+class CoupleByMatchView(APIView):
+    """Couple records by matching fields: each to its single match that is not coupled yet
+    (created on the other side when nothing matches and `create_if_no_match`). Small runs
+    answer with every outcome (201); larger ones run in a worker (202): follow
+    GET /api/v1/coupling-runs/<id>/."""
+
+    permission_classes = [IsSyncUser]
+
+    @extend_schema(tags=COUPLINGS, request=CoupleByMatchSerializer,
+                   responses={201: CouplingRunSerializer, 202: CouplingRunSerializer})  # fmt: skip
+    def post(self, request):
+        data = _valid(CoupleByMatchSerializer, request)
+        mapping = _mapping(data["mapping"])
+        pairs = set(coupling_services.criteria_choices(mapping))
+        criteria = []
+        for n, row in enumerate(data["criteria"]):
+            if (row["source"], row["destination"]) not in pairs:
+                raise serializers.ValidationError({"criteria": {str(n): [
+                    f"{row['source']} = {row['destination']} is not a field pair of "
+                    f"{mapping.name}."]}})  # fmt: skip
+            criteria.append(coupling_services.Criterion(**row))
+        criteria.sort(key=lambda c: c.priority)
+        try:
+            run = coupling_services.couple_by_match(
+                mapping, data["side"], data["record_ids"], criteria,
+                create_if_no_match=data["create_if_no_match"],
+                synchronize_after=data["synchronize_after"], user=request.user,
+            )  # fmt: skip
+        except sync_services.QueueUnavailable as exc:
+            return Refused(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
+        code = status.HTTP_201_CREATED if run.is_finished else status.HTTP_202_ACCEPTED
+        return Response(CouplingRunSerializer(run).data, status=code)
+
+
+class CouplingRunDetailView(generics.RetrieveAPIView):
+    serializer_class = CouplingRunSerializer
+    permission_classes = [IsSyncUser]
+    queryset = CouplingRun.objects.all()
+
+    @extend_schema(tags=COUPLINGS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class CouplingRetryView(APIView):
+    """Take skipped or failing couplings back into synchronization and synchronize them now
+    (one job per mapping): the chosen `ids`, or every skipped one (`all_skipped`)."""
+
+    permission_classes = [IsSyncUser]
+
+    @extend_schema(tags=COUPLINGS, request=CouplingIdsSerializer, responses={202: RETRIED})
+    def post(self, request):
+        data = _valid(CouplingIdsSerializer, request)
+        if data["all_skipped"]:
+            chosen = Coupling.objects.filter(is_skipped=True)
+            if "mapping" in data:
+                chosen = chosen.filter(mapping_id=data["mapping"])
+        else:
+            chosen = Coupling.objects.filter(pk__in=data["ids"])
+        if not chosen.exists():
+            return Refused("None of these couplings exists.")
+        jobs, refused = [], []
+        for mapping in TableMapping.objects.filter(pk__in=chosen.values("mapping_id")):
+            try:
+                jobs.append(sync_services.retry_couplings(mapping, chosen, user=request.user).pk)
+            except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
+                refused.append(f"{mapping.name}: {exc}")
+        return Response({"jobs": jobs, "refused": refused}, status=status.HTTP_202_ACCEPTED)
+
+
+class FindForDeletedView(APIView):
+    """Ask both apps whether each coupling's records still exist (at most 500)."""
+
+    permission_classes = [IsSyncUser]
+
+    @extend_schema(tags=COUPLINGS, request=CouplingIdsSerializer, responses={200: CHECKED})
+    def post(self, request):
+        data = _valid(CouplingIdsSerializer, request)
+        if data["all_skipped"]:
+            return Refused("Give the couplings' `ids`.")
+        chosen = Coupling.objects.filter(pk__in=data["ids"])
+        gone = sync_services.find_for_deleted(chosen)
+        return Response({"checked": chosen.count(), "gone": gone})
