@@ -56,7 +56,9 @@ class ErrorGroup(models.Model):
         related_name="error_groups",
     )
     integration = models.CharField(
-        max_length=100, blank=True, help_text="For problems sent by another integration: its name."
+        max_length=100,
+        blank=True,
+        help_text="For problems sent by another integration: its name.",
     )
     category = models.CharField(max_length=30, choices=Category.choices, default=Category.OTHER)
     title = models.CharField(max_length=2048, help_text="The message of its first entry.")

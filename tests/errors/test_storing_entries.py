@@ -115,13 +115,15 @@ def test_returned_entries_carry_their_ids_and_groups_as_stored():
 
 def test_a_batch_is_written_in_the_same_few_statements_whatever_its_size():
     mapping = make_mapping()
+    record_errors([entry(mapping)])  # the sequence's name is looked up once per process
     counts = []
     for size in (10, 1000):
         with CaptureQueriesContext(connection) as queries:
             record_errors(entry(mapping, message=f"Record C{i} failed.") for i in range(size))
         counts.append(len(queries))
         assert any(q["sql"].startswith("COPY ") for q in queries.captured_queries)
-    assert counts[0] == counts[1] <= 5
+    # The day partitions it needs, the problems, the ids, the COPY, and the savepoint's two.
+    assert counts[0] == counts[1] <= 6
 
 
 @pytest.mark.parametrize(
