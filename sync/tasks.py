@@ -35,16 +35,18 @@ def _retry_if_transient(job: SyncJob) -> None:
 def synchronize_modified_records() -> int:
     """The scheduled run: every enabled mapping in dependency order, one after another. A
     paused mapping gets only its setup check, and runs again when the check passes."""
+    return _run_each_mapping(SyncJob.Kind.MODIFIED, resume_paused=True)
+
+
+def _run_each_mapping(kind: str, *, resume_paused: bool) -> int:
     ran = 0
     for mapping in services.scheduled_mappings():
-        if mapping.is_paused and not breaker.resume_if_setup_passes(mapping):
+        if mapping.is_paused and not (resume_paused and breaker.resume_if_setup_passes(mapping)):
             continue
         try:
-            job = services.create_job(
-                mapping, kind=SyncJob.Kind.MODIFIED, trigger=SyncJob.Trigger.SCHEDULE
-            )
+            job = services.create_job(mapping, kind=kind, trigger=SyncJob.Trigger.SCHEDULE)
         except services.JobRefused as refused:
-            logger.info("Scheduled run of %s skipped: %s", mapping.name, refused)
+            logger.info("Scheduled %s of %s skipped: %s", kind, mapping.name, refused)
             continue
         _retry_if_transient(engine.run_job(job.pk, wait=True))
         ran += 1
@@ -60,17 +62,4 @@ def delete_expired_jobs() -> int:
 def reconcile_mappings() -> int:
     """The scheduled reconciliation: each enabled mapping that is not paused, one after
     another, finds its records that exist on one side only."""
-    ran = 0
-    for mapping in services.scheduled_mappings():
-        if mapping.is_paused:
-            continue
-        try:
-            job = services.create_job(
-                mapping, kind=SyncJob.Kind.RECONCILE, trigger=SyncJob.Trigger.SCHEDULE
-            )
-        except services.JobRefused as refused:
-            logger.info("Scheduled reconciliation of %s skipped: %s", mapping.name, refused)
-            continue
-        engine.run_job(job.pk, wait=True)
-        ran += 1
-    return ran
+    return _run_each_mapping(SyncJob.Kind.RECONCILE, resume_paused=False)
