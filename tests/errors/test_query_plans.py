@@ -12,6 +12,7 @@ from django.urls import reverse
 from bench.data import clear_errors, generate_errors
 from errors.models import SyncError
 from errors.pagination import encode_cursor
+from sync.models import Connection
 from tests.factories import make_job
 
 ENTRIES = 60_000
@@ -28,6 +29,8 @@ def entries(django_db_setup, django_db_blocker):
             cursor.execute(f"ANALYZE {TABLE}")
         yield generated
         clear_errors()
+        # The mappings the data names: later tests expect an empty database.
+        Connection.objects.filter(name="Benchmark").delete()
 
 
 def cases(generated) -> dict[str, str]:
