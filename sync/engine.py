@@ -356,6 +356,11 @@ class Pass:
             mapping.destination_match_field if forward else mapping.source_match_field
         )
         self.pairs = field_pairs(mapping.field_mappings, direction)
+        # The fields a pass reads on each side: what it maps, matches and compares.
+        reads = [p.read for p in self.pairs if not p.has_constant] + [self.match_read]
+        writes = [p.write for p in self.pairs] + [self.match_write]
+        self.read_fields = [name for name in dict.fromkeys(reads) if name]
+        self.write_fields = [name for name in dict.fromkeys(writes) if name]
         self.suffix = "to_destination" if forward else "from_destination"
         self.full = job.kind == SyncJob.Kind.FULL
         # Records a person chose are synchronized even where the mapping syncs coupled only.
@@ -383,7 +388,10 @@ class Pass:
         newest: datetime | None = getattr(self.mapping, self.watermark_field)
         read: set[str] = set()
         try:
-            for page in self.reader.list_changes(self.read_entity, since, condition=self.condition):
+            pages = self.reader.list_changes(
+                self.read_entity, since, condition=self.condition, select=self.read_fields
+            )
+            for page in pages:
                 self.sync_page(page)
                 for record in page:
                     read.add(record.id)
@@ -421,7 +429,7 @@ class Pass:
             chunk = record_ids[start : start + RETRY_BATCH]
             # A record gone on the read side is left out: the other pass sees to it.
             if self.batched:
-                found = self.reader.get_many(self.read_entity, chunk)
+                found = self.reader.get_many(self.read_entity, chunk, select=self.read_fields)
                 records = [found[record_id] for record_id in chunk if record_id in found]
             else:
                 records = [r for i in chunk if (r := self.reader.get(self.read_entity, i))]
@@ -526,7 +534,7 @@ class Pass:
             return
         target_ids = [getattr(c, f"{self.write_side}_record_id") for _, c in todo]
         try:
-            targets = self.writer.get_many(self.write_entity, target_ids)
+            targets = self.writer.get_many(self.write_entity, target_ids, select=self.write_fields)
         except ConnectorError as error:
             self.batch_failed([(record, coupling, None) for record, coupling in todo], error)
             return
@@ -556,7 +564,10 @@ class Pass:
         if wanted:
             try:
                 found = self.writer.find_many(
-                    self.write_entity, self.match_write, [r.values[self.match_read] for r in wanted]
+                    self.write_entity,
+                    self.match_write,
+                    [r.values[self.match_read] for r in wanted],
+                    select=self.write_fields,
                 )
             except ConnectorError as error:
                 self.batch_failed([(record, None, None) for record in wanted], error)
