@@ -366,6 +366,7 @@ class ODataConnector(Connector):
         """Records whose field equals any of the values, read many values per request."""
         if not FIELD_NAME.fullmatch(field_name):
             raise ConnectorError(f"'{field_name}' is not a field name.")
+        select = [field_name, *select] if select else None
         return self._where_any(entity, field_name, list(dict.fromkeys(values)), select)
 
     def _where_any(

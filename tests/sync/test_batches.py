@@ -193,3 +193,32 @@ def test_a_record_coupled_meanwhile_keeps_its_coupling_and_is_logged(demo_apps):
     coupled = Coupling.objects.filter(last_job_to_destination=job)
     assert coupled.count() == job.inserted + job.modified + job.unchanged > 0
     assert not coupled.filter(source_record_id=str(customer.pk)).exists()
+
+
+def test_a_job_reads_only_the_fields_it_maps(demo_apps):
+    """Pages, matches and coupled records are read with a $select of the mapped fields."""
+    reads: dict[str, list[str]] = {"source": [], "destination": []}
+    connectors = {}
+    for side in reads:
+        connectors[side] = connector_for(demo_apps.connection, side)
+        connectors[side].client.event_hooks["request"] = [
+            lambda request, side=side: (
+                reads[side].append(request.url.params.get("$select", "*"))
+                if request.method == "GET"
+                and request.url.path.endswith(("/customers", "/accounts"))
+                else None
+            )
+        ]
+    mapping = demo_apps.mapping("CUSTOMER")
+    job = create_job(mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER)
+    engine.run_job(job.pk, **connectors)
+
+    forward = engine.Pass(job, mapping, connectors["source"], connectors["destination"],
+                          "to_destination")  # fmt: skip
+    erp_fields = {*forward.read_fields, "id", "lastModifiedDateTime"}
+    crm_fields = {*forward.write_fields, "accountid", "modifiedon"}
+    assert reads["source"] and reads["destination"]
+    assert all(set(s.split(",")) == erp_fields for s in reads["source"])
+    assert all(set(s.split(",")) == crm_fields for s in reads["destination"])
+    assert "city" in erp_fields and "address1_city" in crm_fields
+    assert "salespersonCode" not in erp_fields
