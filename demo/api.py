@@ -32,6 +32,13 @@ CONDITION = re.compile(
     r"^\s*(?P<field>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<op>eq|gt|ge|lt|le)\s+"
     rf"(?P<value>'(?:[^']|'')*'|{GUID}|[0-9T:.\-+Z]+|true|false|null)\s*$"
 )
+# Dataverse's In query function: Microsoft.Dynamics.CRM.In(PropertyName='f',PropertyValues=[...]).
+IN_FUNCTION = re.compile(
+    r"^Microsoft\.Dynamics\.CRM\.In\(\s*PropertyName\s*=\s*'(?P<field>[A-Za-z_][A-Za-z0-9_]*)'"
+    r"\s*,\s*PropertyValues\s*=\s*\[(?P<values>(?:\s*'(?:[^']|'')*'\s*,)*\s*'(?:[^']|'')*'\s*)\]"
+    r"\s*\)$"
+)
+QUOTED = re.compile(r"'((?:[^']|'')*)'")
 # Outside quoted values: an even number of quotes follows the operator.
 UNQUOTED = r"(?=(?:[^']*'[^']*')*[^']*$)"
 # The most alternatives one "(a eq 1 or a eq 2 ...)" group may have.
@@ -122,12 +129,38 @@ def _condition(api: ApiEntity, part: str) -> Q:
     return Q(**{f"{field}__{LOOKUPS[op]}": value})
 
 
+def _in_function(api: ApiEntity, part: str) -> Q:
+    """Dataverse's In query function: the records whose field holds any of the values."""
+    match = IN_FUNCTION.match(part)
+    if not match:
+        raise ApiError(400, "0x80060888", f"The $filter expression '{part}' is not supported.")
+    values = [value.replace("''", "'") for value in QUOTED.findall(match["values"])]
+    if len(values) > MAX_ALTERNATIVES:
+        raise ApiError(
+            400, "0x80060888", f"The In function takes at most {MAX_ALTERNATIVES} values."
+        )
+    name = match["field"]
+    if name == api.key:
+        try:
+            return Q(pk__in=[uuid.UUID(value.strip("{}")) for value in values])
+        except ValueError:
+            raise ApiError(400, "0x80060888", "A value is not a valid id.") from None
+    if name in api.fields and api.fields[name] != "parent_account" and name != api.modified:
+        return Q(**{f"{api.fields[name]}__in": values})
+    raise ApiError(400, "0x80060888", f"Could not find a property named '{name}'.")
+
+
 def _filter(queryset, api: ApiEntity, expression: str):
     """Conditions joined with "and"; a condition may be a parenthesized group of conditions
-    joined with "or" (how OData clients ask for many records by key in one request)."""
+    joined with "or", or Dataverse's In function (how OData clients ask for many records by
+    key in one request)."""
     for part in re.split(rf"\s+and\s+{UNQUOTED}", expression.strip()):
         part = part.strip()
-        if part.startswith("(") and part.endswith(")"):
+        if part.startswith("Microsoft.Dynamics.CRM.In("):
+            if api.entity.app != "crm":
+                raise ApiError(400, "BadRequest", "The In function is Dataverse's.")
+            queryset = queryset.filter(_in_function(api, part))
+        elif part.startswith("(") and part.endswith(")"):
             alternatives = re.split(rf"\s+or\s+{UNQUOTED}", part[1:-1].strip())
             if len(alternatives) > MAX_ALTERNATIVES:
                 raise ApiError(

@@ -38,6 +38,9 @@ TRANSIENT_FAILURES_BEFORE_STOP = 3
 TRANSIENT_RUNS_BEFORE_ENTRY = 3
 MAX_RECORD_RETRY_DELAY = timedelta(hours=6)
 RETRY_BATCH = 100
+PROGRESS_FIELDS = [
+    "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "retrying", "records_read",
+]  # fmt: skip
 SKIP_NOTE = " The record will be skipped for further synchronization due to a repeatable failure."
 # Read a little before the watermark so a change committed late, with an older timestamp,
 # is not missed; re-reading a record that is already in step costs an unchanged count.
@@ -353,6 +356,11 @@ class Pass:
             mapping.destination_match_field if forward else mapping.source_match_field
         )
         self.pairs = field_pairs(mapping.field_mappings, direction)
+        # The fields a pass reads on each side: what it maps, matches and compares.
+        reads = [p.read for p in self.pairs if not p.has_constant] + [self.match_read]
+        writes = [p.write for p in self.pairs] + [self.match_write]
+        self.read_fields = [name for name in dict.fromkeys(reads) if name]
+        self.write_fields = [name for name in dict.fromkeys(writes) if name]
         self.suffix = "to_destination" if forward else "from_destination"
         self.full = job.kind == SyncJob.Kind.FULL
         # Records a person chose are synchronized even where the mapping syncs coupled only.
@@ -380,7 +388,10 @@ class Pass:
         newest: datetime | None = getattr(self.mapping, self.watermark_field)
         read: set[str] = set()
         try:
-            for page in self.reader.list_changes(self.read_entity, since, condition=self.condition):
+            pages = self.reader.list_changes(
+                self.read_entity, since, condition=self.condition, select=self.read_fields
+            )
+            for page in pages:
                 self.sync_page(page)
                 for record in page:
                     read.add(record.id)
@@ -418,7 +429,7 @@ class Pass:
             chunk = record_ids[start : start + RETRY_BATCH]
             # A record gone on the read side is left out: the other pass sees to it.
             if self.batched:
-                found = self.reader.get_many(self.read_entity, chunk)
+                found = self.reader.get_many(self.read_entity, chunk, select=self.read_fields)
                 records = [found[record_id] for record_id in chunk if record_id in found]
             else:
                 records = [r for i in chunk if (r := self.reader.get(self.read_entity, i))]
@@ -449,18 +460,7 @@ class Pass:
         if self.errors:
             record_errors(self.errors)
             self.errors = []
-        self.job.save(
-            update_fields=[
-                "inserted",
-                "modified",
-                "deleted",
-                "unchanged",
-                "skipped",
-                "failed",
-                "retrying",
-                "records_read",
-            ]
-        )
+        self.save_progress()
 
     def sync_page(self, page: list[RemoteRecord]) -> None:
         ids = [record.id for record in page]
@@ -534,7 +534,7 @@ class Pass:
             return
         target_ids = [getattr(c, f"{self.write_side}_record_id") for _, c in todo]
         try:
-            targets = self.writer.get_many(self.write_entity, target_ids)
+            targets = self.writer.get_many(self.write_entity, target_ids, select=self.write_fields)
         except ConnectorError as error:
             self.batch_failed([(record, coupling, None) for record, coupling in todo], error)
             return
@@ -564,7 +564,10 @@ class Pass:
         if wanted:
             try:
                 found = self.writer.find_many(
-                    self.write_entity, self.match_write, [r.values[self.match_read] for r in wanted]
+                    self.write_entity,
+                    self.match_write,
+                    [r.values[self.match_read] for r in wanted],
+                    select=self.write_fields,
                 )
             except ConnectorError as error:
                 self.batch_failed([(record, None, None) for record in wanted], error)
@@ -607,9 +610,11 @@ class Pass:
             if changes:
                 writes.append(Write(record, None, target.id, changes))
             else:
-                self.job.unchanged += 1
-                in_step.append(self.new_coupling(record.id, target.id))
-        self.couple_many(in_step)
+                in_step.append((record, target.id))
+        if in_step:
+            with transaction.atomic():
+                self.job.unchanged += len(in_step) - len(self.couple_many(in_step))
+                self.save_progress()
         self.write_many(writes)
 
     def write_many(self, writes: list[Write]) -> None:
@@ -695,35 +700,85 @@ class Pass:
             return error
 
     def record_written(self, written: list[tuple[Write, RemoteRecord]]) -> None:
-        new, in_step = [], []
-        for item, target in written:
-            if item.coupling is not None:
-                in_step.append(item.coupling)
-                self.job.modified += 1
-                continue
-            new.append(self.new_coupling(item.record.id, target.id))
-            if item.target_id is None:
-                self.job.inserted += 1
-            else:
-                self.job.modified += 1
-        self.couple_many(new)
-        self.succeed_many(in_step)
-
-    def new_coupling(self, read_id: str, write_id: str) -> Coupling:
-        ids = {f"{self.read_side}_record_id": read_id, f"{self.write_side}_record_id": write_id}
-        return Coupling(mapping=self.mapping, **ids)
-
-    def couple_many(self, couplings: list[Coupling]) -> None:
-        """Store new couplings, synchronized now, in one statement."""
-        if not couplings:
+        """Couple and count the records written, in the transaction that saves the job's
+        progress: a job that stops after it still knows what it wrote."""
+        if not written:
             return
-        now = timezone.now()
-        for coupling in couplings:
-            setattr(coupling, f"last_synced_{self.suffix}_at", now)
-            setattr(coupling, f"last_result_{self.suffix}", Coupling.Result.SUCCESS)
-            setattr(coupling, f"last_job_{self.suffix}_id", self.job.pk)
-        Coupling.objects.bulk_create(couplings)
-        self.coupled_now += [(getattr(c, f"{self.read_side}_record_id"), c.pk) for c in couplings]
+        in_step = [item.coupling for item, _ in written if item.coupling is not None]
+        new = [(item, target) for item, target in written if item.coupling is None]
+        with transaction.atomic():
+            missed = self.couple_many([(item.record, target.id) for item, target in new])
+            self.job.modified += len(in_step)
+            for item, _ in new:
+                if item.record.id in missed:
+                    continue
+                if item.target_id is None:
+                    self.job.inserted += 1
+                else:
+                    self.job.modified += 1
+            self.succeed_many(in_step)
+            self.save_progress()
+
+    def couple_many(self, pairs: list[tuple[RemoteRecord, str]]) -> set[str]:
+        """Store new couplings ((record read, id of the record written) pairs), synchronized
+        now, with one INSERT of arrays: a few parameters whatever the number of couplings.
+
+        A record coupled meanwhile (by a person, on the Couple page) keeps that coupling: the
+        record is logged as failed instead of being coupled twice. Returns the ids (read) of
+        the records not coupled."""
+        if not pairs:
+            return set()
+        read_column = f"{self.read_side}_record_id"
+        write_column = f"{self.write_side}_record_id"
+        other = "from_destination" if self.suffix == "to_destination" else "to_destination"
+        with db_connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO {Coupling._meta.db_table} (
+                    mapping_id, {read_column}, {write_column}, last_synced_{self.suffix}_at,
+                    last_result_{self.suffix}, last_job_{self.suffix}_id, last_result_{other},
+                    is_skipped, failure_count, last_error_message, transient_failure_count,
+                    created_at
+                )
+                SELECT %(mapping)s, pair.read_id, pair.write_id, %(now)s, %(success)s, %(job)s,
+                       '', false, 0, '', 0, %(now)s
+                FROM unnest(%(read_ids)s::varchar[], %(write_ids)s::varchar[])
+                     AS pair(read_id, write_id)
+                ON CONFLICT DO NOTHING
+                RETURNING {read_column}, id
+                """,  # noqa: S608 - the names are the model's columns, the values parameters
+                {
+                    "mapping": self.mapping.pk,
+                    "now": timezone.now(),
+                    "success": Coupling.Result.SUCCESS,
+                    "job": self.job.pk,
+                    "read_ids": [record.id for record, _ in pairs],
+                    "write_ids": [write_id for _, write_id in pairs],
+                },
+            )
+            stored = dict(cursor.fetchall())
+        self.coupled_now += list(stored.items())
+        missed = set()
+        for record, write_id in pairs:
+            if record.id not in stored:
+                missed.add(record.id)
+                self.coupled_meanwhile(record, write_id)
+        return missed
+
+    def coupled_meanwhile(self, record: RemoteRecord, write_id: str) -> None:
+        self.attempt = None
+        self.fail(
+            record, None,
+            ConnectorError(
+                f"The {self.read_entity} record {record.id} or the {self.write_entity} record "
+                f"{write_id} was coupled meanwhile under {self.mapping.name}, so they were not "
+                "coupled to each other.", status=409,
+            ),
+            category=Category.CONFLICT,
+        )  # fmt: skip
+
+    def save_progress(self) -> None:
+        self.job.save(update_fields=PROGRESS_FIELDS)
 
     def succeed_many(self, couplings: list[Coupling]) -> None:
         """What `succeed` does, for many couplings in one statement."""

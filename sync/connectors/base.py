@@ -78,9 +78,11 @@ class Connector(ABC):
         since: datetime | None,
         page_size: int | None = None,
         condition: str = "",
+        select: list[str] | None = None,
     ) -> Iterator[list[RemoteRecord]]:
         """Pages of the records changed after `since` (all records when None), oldest first,
-        narrowed by the app's own filter `condition` (the table mapping's filter) when given."""
+        narrowed by the app's own filter `condition` (the table mapping's filter) when given;
+        with `select`, only those fields (and the key and modified time) are read."""
 
     @abstractmethod
     def get(self, entity: str, record_id: str) -> RemoteRecord | None:
@@ -90,13 +92,19 @@ class Connector(ABC):
     def find(self, entity: str, field_name: str, value: Any) -> list[RemoteRecord]:
         """Records whose field equals the value."""
 
-    def get_many(self, entity: str, record_ids: list[str]) -> dict[str, RemoteRecord]:
-        """The records that exist among `record_ids`, by id."""
+    def get_many(
+        self, entity: str, record_ids: list[str], select: list[str] | None = None
+    ) -> dict[str, RemoteRecord]:
+        """The records that exist among `record_ids`, by id (with `select`, at least those
+        fields)."""
         found = (self.get(entity, record_id) for record_id in record_ids)
         return {record.id: record for record in found if record is not None}
 
-    def find_many(self, entity: str, field_name: str, values: list[Any]) -> list[RemoteRecord]:
-        """Records whose field equals any of the values."""
+    def find_many(
+        self, entity: str, field_name: str, values: list[Any], select: list[str] | None = None
+    ) -> list[RemoteRecord]:
+        """Records whose field equals any of the values (with `select`, at least those
+        fields)."""
         return [record for value in values for record in self.find(entity, field_name, value)]
 
     @property

@@ -156,3 +156,69 @@ def test_a_page_costs_the_same_queries_whatever_its_size(demo_apps):
     large, large_inserted = _queries_of_a_full_sync(demo_apps)
     assert (small_inserted, large_inserted) == (12, 52)
     assert large == small
+
+
+def test_a_record_coupled_meanwhile_keeps_its_coupling_and_is_logged(demo_apps):
+    """A person couples a customer while the job creates its account: the job does not stop,
+    the person's coupling stays, and the record is logged as a conflict."""
+    ErpCustomer.objects.update(currency_code="EUR")
+    customer = ErpCustomer.objects.order_by("number").first()
+    crm = connector_for(demo_apps.connection, "destination")
+
+    def couple_by_hand(request):
+        if request.url.path.endswith("CreateMultiple"):
+            Coupling.objects.get_or_create(
+                mapping=demo_apps.mapping("CUSTOMER"),
+                source_record_id=str(customer.pk),
+                defaults={"destination_record_id": "coupled-by-hand"},
+            )
+
+    crm.client.event_hooks["request"] = [couple_by_hand]
+    job = create_job(
+        demo_apps.mapping("CUSTOMER"),
+        kind=SyncJob.Kind.FULL,
+        trigger=SyncJob.Trigger.USER,
+        direction=TableMapping.Direction.TO_DESTINATION,
+    )
+    job = engine.run_job(job.pk, destination=crm)
+    crm.close()
+
+    assert job.status == SyncJob.Status.SUCCEEDED
+    assert job.failed == 1
+    coupling = Coupling.objects.get(source_record_id=str(customer.pk))
+    assert coupling.destination_record_id == "coupled-by-hand"
+    entry = SyncError.objects.get(job=job)
+    assert entry.category == "conflict"
+    assert "was coupled meanwhile" in entry.message
+    coupled = Coupling.objects.filter(last_job_to_destination=job)
+    assert coupled.count() == job.inserted + job.modified + job.unchanged > 0
+    assert not coupled.filter(source_record_id=str(customer.pk)).exists()
+
+
+def test_a_job_reads_only_the_fields_it_maps(demo_apps):
+    """Pages, matches and coupled records are read with a $select of the mapped fields."""
+    reads: dict[str, list[str]] = {"source": [], "destination": []}
+    connectors = {}
+    for side in reads:
+        connectors[side] = connector_for(demo_apps.connection, side)
+        connectors[side].client.event_hooks["request"] = [
+            lambda request, side=side: (
+                reads[side].append(request.url.params.get("$select", "*"))
+                if request.method == "GET"
+                and request.url.path.endswith(("/customers", "/accounts"))
+                else None
+            )
+        ]
+    mapping = demo_apps.mapping("CUSTOMER")
+    job = create_job(mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER)
+    engine.run_job(job.pk, **connectors)
+
+    forward = engine.Pass(job, mapping, connectors["source"], connectors["destination"],
+                          "to_destination")  # fmt: skip
+    erp_fields = {*forward.read_fields, "id", "lastModifiedDateTime"}
+    crm_fields = {*forward.write_fields, "accountid", "modifiedon"}
+    assert reads["source"] and reads["destination"]
+    assert all(set(s.split(",")) == erp_fields for s in reads["source"])
+    assert all(set(s.split(",")) == crm_fields for s in reads["destination"])
+    assert "city" in erp_fields and "address1_city" in crm_fields
+    assert "salespersonCode" not in erp_fields
