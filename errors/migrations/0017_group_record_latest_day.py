@@ -76,8 +76,10 @@ BEGIN
                             ELSE GREATEST(r.last_day, EXCLUDED.last_day) END
         RETURNING r.group_id, r.moved_from, r.last_day
     )
+    -- An entry dated on or before the horizon leaves its row stale: it is not counted, and a
+    -- clean-up deletes it soon anyway.
     SELECT array_agg(group_id), array_agg(moved_from), array_agg(last_day)
-    INTO groups, from_days, to_days FROM up;
+    INTO groups, from_days, to_days FROM up WHERE horizon IS NULL OR last_day > horizon;
     PERFORM errors_move_records(groups, from_days, to_days);
 END $$;
 
@@ -110,7 +112,8 @@ BEGIN
         GROUP BY 1, 2 ORDER BY 1, 2
         RETURNING r.group_id, r.last_day
     )
-    SELECT array_agg(group_id), array_agg(last_day) INTO groups, days FROM back;
+    SELECT array_agg(group_id), array_agg(last_day) INTO groups, days FROM back
+    WHERE horizon IS NULL OR last_day > horizon;
     PERFORM errors_move_records(groups, array_fill(NULL::date, ARRAY[coalesce(cardinality(groups), 0)]), days);
 END $$;
 
