@@ -25,9 +25,11 @@ PREFIX = f"{TABLE}_p"
 # A dropped day waits under this name until its figures are taken off the problems.
 GONE_PREFIX = f"{TABLE}_gone_p"
 # DDL on the entries table waits at most this long for a lock, so that readers queued behind
-# it are never held up longer; it is tried again a little later.
+# it are never held up longer; it is tried again almost at once, for up to LOCK_PATIENCE_S, so
+# that a wait is in the queue when a long reader finishes (new readers queue behind it).
 LOCK_TIMEOUT_MS = 100
-LOCK_ATTEMPTS = 50
+LOCK_RETRY_PAUSE_S = 0.02
+LOCK_PATIENCE_S = 600
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -149,7 +151,8 @@ def drop_day(day: date) -> int:
     Their GroupRecord rows stay behind, stale, until purge_stale_records: the clean-up
     removes every entry before its cut-off, so those records have no entry left."""
     name = partition_name(day)
-    for attempt in range(LOCK_ATTEMPTS):
+    give_up = clock.monotonic() + LOCK_PATIENCE_S
+    while True:
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
@@ -184,12 +187,10 @@ def drop_day(day: date) -> int:
                 cursor.execute("SET CONSTRAINTS ALL DEFERRED")
             return int(grouped) + ungrouped
         except OperationalError:
-            if attempt == LOCK_ATTEMPTS - 1:
+            if clock.monotonic() > give_up:
                 raise
-            pause = min(0.05 * (attempt + 1), 1.0)
-            logger.info("Entries table busy; dropping %s again in %.2f s", name, pause)
-            clock.sleep(pause)
-    raise AssertionError("unreachable")
+            logger.debug("Entries table busy; dropping %s again", name)
+            clock.sleep(LOCK_RETRY_PAUSE_S)
 
 
 def records_horizon() -> date | None:
