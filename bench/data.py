@@ -93,17 +93,37 @@ FROM written GROUP BY 1, 2
 ON CONFLICT (group_id, day) DO UPDATE
     SET entries = d.entries + EXCLUDED.entries, open = d.open + EXCLUDED.open;
 
-WITH written AS (SELECT * FROM errors_syncerror WHERE id >= %(first)s AND group_id IS NOT NULL),
-up AS (
-    INSERT INTO errors_grouprecord AS r (group_id, record_id, entries)
-    SELECT group_id, source_record_id, count(*) FROM written WHERE source_record_id <> ''
+CREATE TEMP TABLE moved AS
+WITH up AS (
+    INSERT INTO errors_grouprecord AS r
+        (group_id, record_id, entries, first_day, last_day, moved_from)
+    SELECT group_id, source_record_id, count(*), min(errors_entry_day(created_at)),
+           max(errors_entry_day(created_at)), NULL
+    FROM errors_syncerror
+    WHERE id >= %(first)s AND group_id IS NOT NULL AND source_record_id <> ''
     GROUP BY 1, 2
-    ON CONFLICT (group_id, record_id) DO UPDATE SET entries = r.entries + EXCLUDED.entries
-    RETURNING r.group_id, r.xmax = 0 AS created
+    ON CONFLICT (group_id, record_id) DO UPDATE SET
+        moved_from = r.last_day, entries = r.entries + EXCLUDED.entries,
+        first_day = LEAST(r.first_day, EXCLUDED.first_day),
+        last_day = GREATEST(r.last_day, EXCLUDED.last_day)
+    RETURNING r.group_id, r.moved_from, r.last_day
 )
+SELECT * FROM up;
+
+INSERT INTO errors_groupday AS d (group_id, day, entries, open, latest_records)
+SELECT group_id, day, 0, 0, sum(n) FROM (
+    SELECT group_id, last_day AS day, 1 AS n FROM moved WHERE moved_from IS DISTINCT FROM last_day
+    UNION ALL
+    SELECT group_id, moved_from, -1 FROM moved WHERE moved_from <> last_day
+) AS m GROUP BY 1, 2
+ON CONFLICT (group_id, day) DO UPDATE
+    SET latest_records = d.latest_records + EXCLUDED.latest_records;
+
 UPDATE errors_errorgroup AS g SET records = g.records + n.n
-FROM (SELECT group_id, count(*) AS n FROM up WHERE created GROUP BY 1) AS n
+FROM (SELECT group_id, count(*) AS n FROM moved WHERE moved_from IS NULL GROUP BY 1) AS n
 WHERE g.id = n.group_id;
+
+DROP TABLE moved;
 """
 
 
@@ -163,6 +183,7 @@ def clear_errors() -> None:
             f"TRUNCATE {SyncError._meta.db_table}, {ErrorGroup._meta.db_table}, "
             "errors_groupday, errors_grouprecord RESTART IDENTITY CASCADE"
         )
+        cursor.execute("UPDATE errors_recordhorizon SET day = NULL")
 
 
 def generate_errors(

@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from . import alerts
 from .alerts import ProblemChange
 from .entries import clean_entries, insert_entries
-from .models import ErrorGroup, GroupDay, GroupRecord, Status, SyncError
+from .models import ErrorGroup, GroupDay, Status, SyncError
 from .partitions import ensure_partitions_for
 
 SKIP_NOTE_TEXT = "The record will be skipped for further synchronization"
@@ -189,10 +189,11 @@ def drop_empty_groups() -> int:
     if not empty:
         return 0
     deleted, _ = ErrorGroup.objects.filter(pk__in=empty, count=0).delete()
-    # The figures left behind say zero; they go with their problem.
+    # The day figures left behind say zero; they go with their problem. Its records left
+    # are stale ones of dropped days, which partitions.purge_stale_records removes in
+    # small batches.
     kept = ErrorGroup.objects.filter(pk__in=empty).values("pk")
     GroupDay.objects.filter(group_id__in=empty).exclude(group_id__in=kept).delete()
-    GroupRecord.objects.filter(group_id__in=empty).exclude(group_id__in=kept).delete()
     return deleted
 
 

@@ -131,6 +131,9 @@ class GroupDay(models.Model):
     day = models.DateField()
     entries = models.BigIntegerField(default=0)
     open = models.BigIntegerField(default=0)
+    # Records of the problem whose latest entry is on this day: what dropping the day takes
+    # off ErrorGroup.records, without reading its entries.
+    latest_records = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         verbose_name = "problem day"
@@ -140,8 +143,15 @@ class GroupDay(models.Model):
 
 
 class GroupRecord(models.Model):
-    """How many entries of a problem name one source record: ErrorGroup.records counts the
-    rows here, kept by the same triggers (a row goes when its last entry goes)."""
+    """A source record that a problem's entries name: ErrorGroup.records counts these rows,
+    kept by the same triggers (errors/migrations/0017_group_record_latest_day.py).
+
+    last_day is the day of the record's latest entry, counted on GroupDay.latest_records: a
+    clean-up that drops whole days takes those counts off without reading a row. The rows
+    of records whose latest day was dropped stay behind, stale (last_day on or before
+    the day in errors_recordhorizon), until partitions.purge_stale_records removes them in small
+    batches. `entries` and `first_day` are exact while all the record's entries are on one
+    day; otherwise a row-level delete counts the record's entries again."""
 
     pk = models.CompositePrimaryKey("group", "record_id")
     group = models.ForeignKey(
@@ -149,6 +159,11 @@ class GroupRecord(models.Model):
     )
     record_id = models.CharField(max_length=100)
     entries = models.BigIntegerField(default=0)
+    first_day = models.DateField()
+    last_day = models.DateField()
+    # The last_day before the latest write: lets the writing statement move the record from
+    # one day's latest_records to another's (RETURNING shows only the new row).
+    moved_from = models.DateField(null=True, blank=True)
 
     class Meta:
         verbose_name = "problem record"

@@ -9,7 +9,7 @@ land in the default partition, which the clean-up empties row by row like before
 
 import logging
 import time as clock
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,9 +25,11 @@ PREFIX = f"{TABLE}_p"
 # A dropped day waits under this name until its figures are taken off the problems.
 GONE_PREFIX = f"{TABLE}_gone_p"
 # DDL on the entries table waits at most this long for a lock, so that readers queued behind
-# it are never held up longer; it is tried again a little later.
+# it are never held up longer; it is tried again almost at once, for up to LOCK_PATIENCE_S, so
+# that a wait is in the queue when a long reader finishes (new readers queue behind it).
 LOCK_TIMEOUT_MS = 100
-LOCK_ATTEMPTS = 50
+LOCK_RETRY_PAUSE_S = 0.02
+LOCK_PATIENCE_S = 600
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -141,78 +143,101 @@ def whole_days_before(cutoff: datetime) -> list[date]:
     return [day for day in partition_days() if day_bounds(day)[1] <= cutoff]
 
 
-def detach_day(day: date) -> str:
-    """Take a day's partition out of the entries table, and its entries off their problems'
-    counts and day figures (from the day figures, not by reading the entries), in one short
-    transaction. Returns the name the detached table waits under for take_off_records."""
-    name, gone = partition_name(day), partition_name(day, GONE_PREFIX)
-    for attempt in range(LOCK_ATTEMPTS):
+def drop_day(day: date) -> int:
+    """Drop a day's partition and take its entries off their problems' figures in one short
+    transaction, from the day figures (never reading the entries): the entry count, the day,
+    and the records whose latest entry was that day. Returns how many entries went.
+
+    Their GroupRecord rows stay behind, stale, until purge_stale_records: the clean-up
+    removes every entry before its cut-off, so those records have no entry left."""
+    name = partition_name(day)
+    give_up = clock.monotonic() + LOCK_PATIENCE_S
+    while True:
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
                 cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name}")
-                cursor.execute(f"ALTER TABLE {name} RENAME TO {gone}")
+                cursor.execute(
+                    f"SELECT count(*) FROM {name} WHERE group_id IS NULL"  # noqa: S608 - our names
+                )
+                ungrouped = cursor.fetchone()[0]
                 cursor.execute(
                     """
-                    UPDATE errors_errorgroup AS g SET count = GREATEST(g.count - d.entries, 0)
-                    FROM errors_groupday AS d WHERE d.day = %s AND d.group_id = g.id
+                    WITH gone AS (
+                        DELETE FROM errors_groupday WHERE day = %s
+                        RETURNING group_id, entries, latest_records
+                    ), taken AS (
+                        UPDATE errors_errorgroup AS g
+                        SET count = GREATEST(g.count - gone.entries, 0),
+                            records = GREATEST(g.records - gone.latest_records, 0)
+                        FROM gone WHERE gone.group_id = g.id
+                    )
+                    SELECT coalesce(sum(entries), 0) FROM gone
                     """,
                     [day],
                 )
-                cursor.execute("DELETE FROM errors_groupday WHERE day = %s", [day])
-            return gone
+                grouped = cursor.fetchone()[0]
+                cursor.execute(
+                    "UPDATE errors_recordhorizon SET day = GREATEST(day, %s::date)", [day]
+                )
+                # Checks of its foreign keys still pending (rows written in this same
+                # transaction) would keep it from being dropped: run them now.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(f"DROP TABLE {name}")
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+            return int(grouped) + ungrouped
         except OperationalError:
-            if attempt == LOCK_ATTEMPTS - 1:
+            if clock.monotonic() > give_up:
                 raise
-            pause = min(0.05 * (attempt + 1), 1.0)
-            logger.info("Entries table busy; detaching %s again in %.2f s", name, pause)
-            clock.sleep(pause)
-    raise AssertionError("unreachable")
+            logger.debug("Entries table busy; dropping %s again", name)
+            clock.sleep(LOCK_RETRY_PAUSE_S)
 
 
-def detached_days() -> list[str]:
-    """Detached days whose records are still to be taken off (an interrupted clean-up)."""
+def records_horizon() -> date | None:
+    """The latest dropped day whose stale GroupRecord rows may still be there."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE %s "
-            "AND relnamespace = current_schema()::regnamespace ORDER BY relname",
-            [GONE_PREFIX.replace("_", r"\_") + "%"],
-        )
-        return [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT day FROM errors_recordhorizon")
+        row = cursor.fetchone()
+        return row[0] if row else None
 
 
-def take_off_records(gone: str, batch_size: int, progress: Callable[[int], None]) -> int:
-    """Empty a detached day in short transactions, taking each batch of its entries off the
-    records figures (GroupRecord, ErrorGroup.records); then drop it. `progress(n)` runs in
-    each batch's transaction. Safe to run again after an interruption."""
-    total = 0
+def purge_stale_records(batch_size: int = 5_000) -> int:
+    """Delete the GroupRecord rows left behind by dropped days, walking the table in key
+    order in short transactions (no index on last_day needed, nothing to count: their
+    records were taken off when their day went). Clears the horizon when done; returns how
+    many rows went."""
+    horizon = records_horizon()
+    if horizon is None:
+        return 0
+    purged, after = 0, (0, "")
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                f"""
-                WITH gone AS (
-                    DELETE FROM {gone} WHERE id IN (SELECT id FROM {gone} ORDER BY id LIMIT %s)
-                    RETURNING group_id, source_record_id
-                ), pairs AS (
-                    SELECT group_id AS g, source_record_id AS r, -count(*) AS n FROM gone
-                    WHERE group_id IS NOT NULL AND source_record_id <> '' GROUP BY 1, 2
+                """
+                WITH batch AS (
+                    SELECT group_id, record_id, last_day FROM errors_grouprecord
+                    WHERE (group_id, record_id) > (%s, %s)
+                    ORDER BY group_id, record_id LIMIT %s
+                ), gone AS (
+                    DELETE FROM errors_grouprecord AS r USING batch
+                    WHERE r.group_id = batch.group_id AND r.record_id = batch.record_id
+                      AND r.last_day <= %s
+                    RETURNING 1
                 )
-                SELECT (SELECT count(*) FROM gone),
-                       (SELECT errors_add_records(array_agg(g), array_agg(r), array_agg(n))
-                        FROM pairs) IS NULL
-                """,  # noqa: S608 - our names
-                [batch_size],
+                SELECT (SELECT count(*) FROM gone), max(group_id), max(record_id)
+                    FILTER (WHERE group_id = (SELECT max(group_id) FROM batch)),
+                    (SELECT count(*) FROM batch)
+                FROM batch
+                """,
+                [*after, batch_size, horizon],
             )
-            deleted = cursor.fetchone()[0]
-            if deleted:
-                progress(deleted)
-        total += deleted
-        if deleted < batch_size:
+            gone, last_group, last_record, read = cursor.fetchone()
+        purged += gone
+        if read < batch_size:
             break
+        after = (last_group, last_record)
     with transaction.atomic(), connection.cursor() as cursor:
-        # Checks of its foreign keys still pending (rows written in this same transaction)
-        # would keep it from being dropped: run them now.
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f"DROP TABLE {gone}")
-        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-    return total
+        # A clean-up that dropped a later day meanwhile moved the horizon: its rows are
+        # still to go, so the horizon stays for the next purge.
+        cursor.execute("UPDATE errors_recordhorizon SET day = NULL WHERE day = %s", [horizon])
+    return purged

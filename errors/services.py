@@ -9,17 +9,22 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import partitions
 from .grouping import drop_empty_groups, forget_deleted
-from .models import SETUP_CATEGORIES, ErrorGroup, Status, SyncError, SyncErrorCleanup
+from .models import (
+    SETUP_CATEGORIES,
+    ErrorGroup,
+    GroupDay,
+    Status,
+    SyncError,
+    SyncErrorCleanup,
+)
 
 logger = logging.getLogger(__name__)
-# Rows of a detached day taken off the records figures per transaction: the transaction
-# holds the problems' rows (their records count) only briefly.
-DETACHED_BATCH_SIZE = 5_000
 
 
 class QueueUnavailable(Exception):
@@ -48,12 +53,27 @@ def entries_before(cutoff: datetime) -> QuerySet[SyncError]:
 
 
 def preview_cleanup(days: int | None, now: datetime | None = None) -> CleanupPreview:
+    """Counted from the problems' day figures for the whole days before the cut-off; only
+    the day that straddles it and the entries of no problem are counted row by row."""
     cutoff = cleanup_cutoff(days, now)
-    counts = entries_before(cutoff).aggregate(
-        total=Count("pk"), open=Count("pk", filter=Q(status=Status.OPEN))
+    cut_day = partitions.day_of(cutoff)
+    day_start = partitions.day_bounds(cut_day)[0]
+    counts = GroupDay.objects.filter(day__lt=cut_day).aggregate(
+        total=Coalesce(Sum("entries"), 0), open=Coalesce(Sum("open"), 0)
+    )
+    rows = (
+        entries_before(cutoff)
+        .filter(Q(created_at__gte=day_start) | Q(group__isnull=True))
+        .aggregate(total=Count("pk"), open=Count("pk", filter=Q(status=Status.OPEN)))
     )
     action = SyncErrorCleanup.Action.ALL if days is None else SyncErrorCleanup.Action.OLDER_THAN
-    return CleanupPreview(action, days, cutoff, counts["total"], counts["open"])
+    return CleanupPreview(
+        action,
+        days,
+        cutoff,
+        counts["total"] + rows["total"],
+        counts["open"] + rows["open"],
+    )
 
 
 def request_cleanup(
@@ -138,22 +158,26 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         cleanup.deleted_count += deleted
         cleanup.save(update_fields=["deleted_count"])
 
-    try:
-        # Whole days go at once (an interrupted clean-up's detached days first); only the
-        # day that straddles the cut-off and the default partition are deleted row by row.
-        for gone in partitions.detached_days():
-            partitions.take_off_records(gone, DETACHED_BATCH_SIZE, progress)
-        for day in partitions.whole_days_before(cleanup.cutoff):
-            gone = partitions.detach_day(day)
-            partitions.take_off_records(gone, DETACHED_BATCH_SIZE, progress)
+    def delete_rows(before: datetime) -> None:
         while True:
             with transaction.atomic():
-                deleted = _delete_batch(cleanup.cutoff, batch_size)
+                deleted = _delete_batch(before, batch_size)
                 if deleted:
-                    cleanup.deleted_count += deleted
-                    cleanup.save(update_fields=["deleted_count"])
+                    progress(deleted)
             if deleted < batch_size:
                 break
+
+    try:
+        # Entries older than every partition (in the default one) go row by row first, so
+        # that a record's latest entry is never older than the days dropped next. Whole days
+        # then go at once; only the day that straddles the cut-off is deleted row by row.
+        days = partitions.whole_days_before(cleanup.cutoff)
+        if days:
+            delete_rows(min(cleanup.cutoff, partitions.day_bounds(days[0])[0]))
+        for day in days:
+            with transaction.atomic():
+                progress(partitions.drop_day(day))
+        delete_rows(cleanup.cutoff)
     except Exception as exc:
         cleanup.state = SyncErrorCleanup.State.FAILED
         cleanup.finished_at = timezone.now()
@@ -166,6 +190,7 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
     cleanup.state = SyncErrorCleanup.State.DONE
     cleanup.finished_at = timezone.now()
     cleanup.save(update_fields=["state", "finished_at"])
+    _queue_purge()
     logger.info(
         "Clean-up %s (%s, %s) deleted %s sync errors",
         cleanup.pk,
@@ -174,6 +199,19 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         cleanup.deleted_count,
     )
     return cleanup
+
+
+def _queue_purge() -> None:
+    """The records of dropped days leave their stale rows to a background purge; if the
+    queue is down, the next clean-up queues it again."""
+    from .tasks import purge_stale_records
+
+    if partitions.records_horizon() is None:
+        return
+    try:
+        purge_stale_records.delay()
+    except Exception as exc:  # kombu raises several kinds when the broker is down
+        logger.warning("Could not queue the purge of stale problem records: %s", exc)
 
 
 def _forget_paused_errors() -> None:

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from errors import bulk, services
+from errors import bulk, partitions, services
 from errors.grouping import figures_for
 from errors.models import BulkAction, ErrorGroup, GroupDay, GroupRecord, Status, SyncError
 from tests.factories import make_error
@@ -33,7 +33,7 @@ def counted() -> dict:
             records[entry.group_id][entry.source_record_id] += 1
     return {
         "days": {key: tuple(value) for key, value in days.items()},
-        "records": {pk: dict(counts) for pk, counts in records.items()},
+        "records": {pk: set(counts) for pk, counts in records.items()},
         "record_counts": {pk: len(counts) for pk, counts in records.items()},
     }
 
@@ -44,9 +44,12 @@ def kept() -> dict:
         for row in GroupDay.objects.all()
         if row.entries or row.open
     }
-    records: dict[int, dict[str, int]] = defaultdict(dict)
+    # Rows of records whose latest day a clean-up dropped wait for the purge: not counted.
+    horizon = partitions.records_horizon()
+    records: dict[int, set[str]] = defaultdict(set)
     for row in GroupRecord.objects.all():
-        records[row.group_id][row.record_id] = row.entries
+        if horizon is None or row.last_day > horizon:
+            records[row.group_id].add(row.record_id)
     return {
         "days": days,
         "records": dict(records),
@@ -128,6 +131,73 @@ def test_figures_stay_right_after_a_clean_up(days):
     assert cleanup.deleted_count == cleanup.expected_count > 0
     assert_figures_right()
     assert not SyncError.objects.filter(created_at__lt=cleanup.cutoff).exists()
+
+
+def test_a_dropped_day_leaves_stale_records_that_the_purge_removes():
+    write_entries()
+    for n in range(5):
+        make_error(age=timedelta(days=10), message=MESSAGES[n % 2], source_record_id=f"D{n}")
+    services.request_cleanup(days=7, trigger="command", run_in_background=False)
+    horizon = partitions.records_horizon()
+    assert horizon is not None
+    assert GroupRecord.objects.filter(last_day__lte=horizon).exists()
+    assert partitions.purge_stale_records(batch_size=2) > 0
+    assert partitions.records_horizon() is None
+    assert not GroupRecord.objects.filter(last_day__lte=horizon).exists()
+    assert_figures_right()
+    # Figures go on right afterwards, old entries too.
+    write_entries()
+    assert_figures_right()
+
+
+def test_a_record_with_entries_on_both_sides_of_the_cut_off_stays_counted():
+    both = [make_error(age=timedelta(days=n), message=MESSAGES[0], source_record_id="C1")
+            for n in (12, 10, 2)]  # fmt: skip
+    make_error(age=timedelta(days=12), message=MESSAGES[0], source_record_id="C2")
+    group = ErrorGroup.objects.get(pk=both[0].group_id)
+    assert group.records == 2
+    services.request_cleanup(days=7, trigger="command", run_in_background=False)
+    group.refresh_from_db()
+    assert group.records == 1
+    assert_figures_right()
+    # Its count on the row took in the dropped entries: deleting its last one counts again.
+    SyncError.objects.filter(pk=both[2].pk).delete()
+    group.refresh_from_db()
+    assert group.records == 0
+    assert_figures_right()
+
+
+def test_a_record_seen_again_after_its_day_was_dropped_counts_again():
+    make_error(age=timedelta(days=10), message=MESSAGES[0], source_record_id="C1")
+    make_error(age=timedelta(days=1), message=MESSAGES[0], source_record_id="C2")
+    services.request_cleanup(days=7, trigger="command", run_in_background=False)
+    make_error(age=timedelta(hours=1), message=MESSAGES[0], source_record_id="C1")
+    assert_figures_right()
+    assert ErrorGroup.objects.get().records == 2
+    partitions.purge_stale_records()
+    assert_figures_right()
+
+
+def test_an_entry_older_than_a_dropped_day_written_before_the_purge_never_drifts():
+    make_error(age=timedelta(days=10), message=MESSAGES[0], source_record_id="C1")
+    services.request_cleanup(days=7, trigger="command", run_in_background=False)
+    make_error(age=timedelta(days=12), message=MESSAGES[0], source_record_id="C2")
+    partitions.purge_stale_records()
+    # Not counted while it waits for the next clean-up, which deletes it.
+    assert ErrorGroup.objects.get().records == 0
+    services.request_cleanup(days=7, trigger="command", run_in_background=False)
+    partitions.purge_stale_records()
+    assert ErrorGroup.objects.filter(records__gt=0).count() == 0
+    assert_figures_right()
+
+
+def test_a_clean_up_never_reads_the_dropped_days_entries_for_the_records():
+    for n in range(20):
+        make_error(age=timedelta(days=9, minutes=n), message=MESSAGES[n % 2])
+    with CaptureQueriesContext(connection) as queries:
+        services.request_cleanup(days=7, trigger="command", run_in_background=False)
+    assert not any("grouprecord" in q["sql"] for q in queries.captured_queries)
+    assert_figures_right()
 
 
 def test_the_page_shows_the_figures_the_entries_give():

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from errors import partitions, services
@@ -86,19 +87,28 @@ def test_a_clean_up_drops_the_whole_days_and_deletes_the_straddling_rows():
     cleanup = services.request_cleanup(days=7, trigger="command", run_in_background=False)
     assert cleanup.deleted_count == cleanup.expected_count == 6
     assert not set(old_days) & set(partition_days())
-    assert partitions.detached_days() == []
     assert list(SyncError.objects.values_list("pk", flat=True)) == [stays.pk]
     assert not SyncError.objects.filter(pk=straddling.pk).exists()
 
 
-def test_an_interrupted_clean_up_finishes_the_detached_days_next_time():
+def test_a_dropped_day_is_counted_from_its_figures_with_entries_of_no_problem():
     make_error(age=timedelta(days=12))
     make_error(age=timedelta(days=12, hours=1))
-    gone = partitions.detach_day(day_of(timezone.now() - timedelta(days=12)))
-    assert partitions.detached_days() == [gone]
-    cleanup = services.request_cleanup(days=30, trigger="command", run_in_background=False)
-    assert cleanup.deleted_count == 2
-    assert partitions.detached_days() == []
+    SyncError.objects.filter(pk=make_error(age=timedelta(days=12, hours=2)).pk).update(group=None)
+    assert partitions.drop_day(day_of(timezone.now() - timedelta(days=12))) == 3
+    assert not SyncError.objects.exists()
+
+
+def test_the_preview_counts_whole_days_from_their_figures_and_the_straddling_day_exactly():
+    for n in (9, 10, 15, 800):
+        make_error(age=timedelta(days=n))
+    SyncError.objects.filter(pk=make_error(age=timedelta(days=11)).pk).update(group=None)
+    make_error(age=timedelta(days=7, minutes=5), status="resolved")
+    make_error(age=timedelta(days=7) - timedelta(minutes=5))
+    with CaptureQueriesContext(connection) as queries:
+        preview = services.preview_cleanup(7)
+    assert (preview.total, preview.open) == (6, 5)
+    assert len(queries) == 2
 
 
 def test_a_mapping_paused_by_a_deleted_entry_no_longer_points_at_it():
