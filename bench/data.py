@@ -51,7 +51,7 @@ COLUMNS = [
     "id", "created_at", "mapping_id", "group_id", "source_app", "source_entity",
     "source_record_id", "source_url", "destination_app", "destination_entity",
     "destination_record_id", "destination_url", "message", "detail", "category", "status",
-    "status_note",
+    "status_note", "integration",
 ]  # fmt: skip
 
 
@@ -219,7 +219,7 @@ def generate_errors(
                 "Dynamics 365 Sales", mapping.destination_entity, destination,
                 f"https://crm.example.com/main.aspx?id={destination}",
                 message[: SyncError.MESSAGE_MAX_LENGTH], "", category, status,
-                "" if status == Status.OPEN else "Set by the benchmark data.",
+                "" if status == Status.OPEN else "Set by the benchmark data.", "",
             )  # fmt: skip
 
     ensure_partitions(day_of(start) + timedelta(days=i) for i in range(days + 2))

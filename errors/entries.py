@@ -8,13 +8,14 @@ the field, before anything is written."""
 import io
 import json
 import re
+from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime
 from functools import cache
 from operator import attrgetter, itemgetter
 
-from django.db import connection, models
+from django.db import IntegrityError, connection, models
 
 from .models import SyncError
 
@@ -71,6 +72,46 @@ def clean_entries(errors: Sequence[SyncError]) -> None:
                 )
     if problems:
         raise InvalidEntries(problems)
+
+
+# Kept by Django, not by a constraint in the database (see migration 0017): checked here once
+# per batch and referenced row, where a constraint looked each one up again for every entry.
+REFERENCES = ("job", "coupling", "mapping")
+
+
+def check_references(errors: Sequence[SyncError]) -> None:
+    """Raise IntegrityError, as a foreign-key constraint would, when an entry names a job,
+    coupling or mapping that does not exist: one statement for the batch. The rows named are
+    locked against deletion (FOR KEY SHARE, as a constraint's check does) until the caller's
+    transaction ends; run it inside that transaction."""
+    named, parts, params = {}, [], []
+    for name in REFERENCES:
+        field = SyncError._meta.get_field(name)
+        ids = {pk for pk in _values(errors, field) if pk is not None}
+        if not ids:
+            continue
+        target = field.related_model._meta
+        named[name] = (field, target.db_table, ids)
+        parts.append(
+            f"{name} AS (SELECT {target.pk.column} AS id FROM {target.db_table}"  # noqa: S608
+            f" WHERE {target.pk.column} = ANY(%s) ORDER BY 1 FOR KEY SHARE)"
+        )
+        params.append(sorted(ids))
+    if not named:
+        return
+    found = " UNION ALL ".join(f"SELECT '{name}', id FROM {name}" for name in named)  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} {found}", params)  # the names are ours
+        existing = defaultdict(set)
+        for name, pk in cursor.fetchall():
+            existing[name].add(pk)
+    for name, (field, table, ids) in named.items():
+        missing = ids - existing[name]
+        if missing:
+            raise IntegrityError(
+                f"{SyncError._meta.db_table}.{field.column} names no row of {table}: "
+                + ", ".join(map(str, sorted(missing)[:10]))
+            )
 
 
 def insert_entries(errors: list[SyncError]) -> list[SyncError]:

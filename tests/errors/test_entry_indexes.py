@@ -67,4 +67,5 @@ def test_deleting_a_related_row_finds_its_entries_by_index(column, index):
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(f"EXPLAIN UPDATE {TABLE} SET {column} = NULL WHERE {column} IN (1, 2)")  # noqa: S608
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert index in plan, plan
+    # Each day's partition has its own copy of the index, named after the partition.
+    assert "Seq Scan" not in plan and "Index" in plan, plan
