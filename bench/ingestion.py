@@ -22,7 +22,14 @@ from django.utils import timezone
 
 from couplings.models import Coupling
 from errors import grouping
-from errors.entries import _cells, _columns, check_references, clean_entries, insert_entries
+from errors.entries import (
+    _cells,
+    _column_values,
+    _columns,
+    check_references,
+    clean_entries,
+    insert_entries,
+)
 from errors.grouping import fingerprint, record_errors
 from errors.models import ErrorGroup, SyncError
 from sync.connectors.odata import SideConfig
@@ -338,7 +345,9 @@ class Bench:
              lambda b: check_references(b)),
             ("fingerprints (grouping)",
              lambda b: [fingerprint(e.mapping_id, e.category, e.message) for e in b]),
-            ("COPY text of the rows", lambda b: [_cells(f, b) for f in _columns()]),
+            ("COPY text of the rows",
+             lambda b: [_cells(f, b, v) for f, v in zip(_columns(), _column_values(b).values(),
+                                                        strict=True)]),
         ]  # fmt: skip
         for error in errors:
             error.pk = 0

@@ -46,10 +46,11 @@ def clean_entries(errors: Sequence[SyncError]) -> None:
     on the entry itself, so that what is stored is what the caller holds (in the values sent,
     as they are written: only then are they turned into JSON)."""
     problems: list[str] = []
+    columns = _column_values(errors)
     for field in _columns():
         if field.primary_key:
             continue
-        values = _values(errors, field)
+        values = columns[field.attname]
         if not field.null and None in values:
             problems += _problems(field, "is missing", [v is None for v in values])
             continue
@@ -129,7 +130,8 @@ def insert_entries(errors: list[SyncError]) -> list[SyncError]:
         ids = [row[0] for row in cursor.fetchall()]
         for error, pk in zip(errors, ids, strict=True):
             error.pk = pk
-        cells = [_cells(field, errors) for field in columns]
+        values = _column_values(errors)
+        cells = [_cells(field, errors, values[field.attname]) for field in columns]
         data = "\n".join(map("\t".join, zip(*cells, strict=True))) + "\n"
         names = ", ".join(connection.ops.quote_name(field.column) for field in columns)
         statement = f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN"
@@ -154,9 +156,8 @@ def _sequence(table: str) -> str:
         return cursor.fetchone()[0]
 
 
-def _cells(field: models.Field, errors: list[SyncError]) -> list[str]:
-    """One column of the COPY rows, in its text format."""
-    values = _values(errors, field)
+def _cells(field: models.Field, errors: list[SyncError], values: list) -> list[str]:
+    """One column of the COPY rows (the entries' values of the field), in its text format."""
     if isinstance(field, models.CharField | models.TextField):
         escaped = _escaped(_texts(values))
         if field.null:
@@ -189,6 +190,17 @@ def _cells(field: models.Field, errors: list[SyncError]) -> list[str]:
 
 def _prepared(field: models.Field, value):
     return field.get_db_prep_save(value, connection)
+
+
+def _column_values(errors: Sequence[SyncError]) -> dict[str, list]:
+    """Every column's values: each entry's read in one call, then turned into columns (one
+    pass over the entries, rather than one per column)."""
+    names = [field.attname for field in _columns()]
+    try:
+        rows = list(map(itemgetter(*names), map(vars, errors)))
+    except KeyError:
+        rows = list(map(attrgetter(*names), errors))
+    return dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
 
 
 def _values(errors: Sequence[SyncError], field: models.Field) -> list:
