@@ -75,7 +75,7 @@ def clean_entries(errors: Sequence[SyncError]) -> None:
         raise InvalidEntries(problems)
 
 
-# Kept by Django, not by a constraint in the database (see migration 0017): checked here once
+# Kept by Django, not by a constraint in the database (see SyncError.job): checked here once
 # per batch and referenced row, where a constraint looked each one up again for every entry.
 REFERENCES = ("job", "coupling", "mapping")
 
