@@ -8,13 +8,14 @@ the field, before anything is written."""
 import io
 import json
 import re
+from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime
 from functools import cache
 from operator import attrgetter, itemgetter
 
-from django.db import connection, models
+from django.db import IntegrityError, connection, models
 
 from .models import SyncError
 
@@ -45,10 +46,11 @@ def clean_entries(errors: Sequence[SyncError]) -> None:
     on the entry itself, so that what is stored is what the caller holds (in the values sent,
     as they are written: only then are they turned into JSON)."""
     problems: list[str] = []
+    columns = _column_values(errors)
     for field in _columns():
         if field.primary_key:
             continue
-        values = _values(errors, field)
+        values = columns[field.attname]
         if not field.null and None in values:
             problems += _problems(field, "is missing", [v is None for v in values])
             continue
@@ -73,6 +75,46 @@ def clean_entries(errors: Sequence[SyncError]) -> None:
         raise InvalidEntries(problems)
 
 
+# Kept by Django, not by a constraint in the database (see SyncError.job): checked here once
+# per batch and referenced row, where a constraint looked each one up again for every entry.
+REFERENCES = ("job", "coupling", "mapping")
+
+
+def check_references(errors: Sequence[SyncError]) -> None:
+    """Raise IntegrityError, as a foreign-key constraint would, when an entry names a job,
+    coupling or mapping that does not exist: one statement for the batch. The rows named are
+    locked against deletion (FOR KEY SHARE, as a constraint's check does) until the caller's
+    transaction ends; run it inside that transaction."""
+    named, parts, params = {}, [], []
+    for name in REFERENCES:
+        field = SyncError._meta.get_field(name)
+        ids = {pk for pk in _values(errors, field) if pk is not None}
+        if not ids:
+            continue
+        target = field.related_model._meta
+        named[name] = (field, target.db_table, ids)
+        parts.append(
+            f"{name} AS (SELECT {target.pk.column} AS id FROM {target.db_table}"  # noqa: S608
+            f" WHERE {target.pk.column} = ANY(%s) ORDER BY 1 FOR KEY SHARE)"
+        )
+        params.append(sorted(ids))
+    if not named:
+        return
+    found = " UNION ALL ".join(f"SELECT '{name}', id FROM {name}" for name in named)  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} {found}", params)  # the names are ours
+        existing = defaultdict(set)
+        for name, pk in cursor.fetchall():
+            existing[name].add(pk)
+    for name, (field, table, ids) in named.items():
+        missing = ids - existing[name]
+        if missing:
+            raise IntegrityError(
+                f"{SyncError._meta.db_table}.{field.column} names no row of {table}: "
+                + ", ".join(map(str, sorted(missing)[:10]))
+            )
+
+
 def insert_entries(errors: list[SyncError]) -> list[SyncError]:
     """Write checked entries (see clean_entries) in two statements, whatever their number,
     and set their ids as bulk_create would."""
@@ -88,7 +130,8 @@ def insert_entries(errors: list[SyncError]) -> list[SyncError]:
         ids = [row[0] for row in cursor.fetchall()]
         for error, pk in zip(errors, ids, strict=True):
             error.pk = pk
-        cells = [_cells(field, errors) for field in columns]
+        values = _column_values(errors)
+        cells = [_cells(field, errors, values[field.attname]) for field in columns]
         data = "\n".join(map("\t".join, zip(*cells, strict=True))) + "\n"
         names = ", ".join(connection.ops.quote_name(field.column) for field in columns)
         statement = f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN"
@@ -113,9 +156,8 @@ def _sequence(table: str) -> str:
         return cursor.fetchone()[0]
 
 
-def _cells(field: models.Field, errors: list[SyncError]) -> list[str]:
-    """One column of the COPY rows, in its text format."""
-    values = _values(errors, field)
+def _cells(field: models.Field, errors: list[SyncError], values: list) -> list[str]:
+    """One column of the COPY rows (the entries' values of the field), in its text format."""
     if isinstance(field, models.CharField | models.TextField):
         escaped = _escaped(_texts(values))
         if field.null:
@@ -148,6 +190,17 @@ def _cells(field: models.Field, errors: list[SyncError]) -> list[str]:
 
 def _prepared(field: models.Field, value):
     return field.get_db_prep_save(value, connection)
+
+
+def _column_values(errors: Sequence[SyncError]) -> dict[str, list]:
+    """Every column's values: each entry's read in one call, then turned into columns (one
+    pass over the entries, rather than one per column)."""
+    names = [field.attname for field in _columns()]
+    try:
+        rows = list(map(itemgetter(*names), map(vars, errors)))
+    except KeyError:
+        rows = list(map(attrgetter(*names), errors))
+    return dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
 
 
 def _values(errors: Sequence[SyncError], field: models.Field) -> list:

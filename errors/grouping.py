@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import alerts
 from .alerts import ProblemChange
-from .entries import clean_entries, insert_entries
+from .entries import check_references, clean_entries, insert_entries
 from .models import ErrorGroup, GroupDay, Status, SyncError
 from .partitions import ensure_partitions_for
 
@@ -61,7 +61,8 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
     passed or its count reached): then the group and its snoozed entries reopen. New,
     regressed and setup problems are handed to the alerts, which act once this commits.
 
-    A batch with an entry that cannot be stored raises InvalidEntries and writes nothing."""
+    A batch with an entry that cannot be stored raises InvalidEntries, one that names a job,
+    coupling or mapping that does not exist IntegrityError; either writes nothing."""
     errors = list(errors)
     if not errors:
         return errors
@@ -94,6 +95,7 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
         f" OR {table}.count + EXCLUDED.count >= {table}.snooze_until_count))"
     )
     with transaction.atomic(), connection.cursor() as cursor:
+        check_references(errors)
         # Sorted, so that two writers lock the groups they share in the same order.
         rows.sort()
         values = []

@@ -183,7 +183,10 @@ class SyncError(models.Model):
     created_at = models.DateTimeField()
     # No single-column index on these four: the composite indexes in Meta lead with each of
     # them and serve their filters and the SET NULL of a deleted job, coupling, mapping or
-    # group; a duplicate would only slow every write down.
+    # group; a duplicate would only slow every write down. Nor a constraint in the database:
+    # its check (a lookup of the referenced row per key per entry, at commit) cost more than
+    # all of the ingestion's Python work; Django's collector still sets the key to NULL when
+    # a job, coupling, mapping or group is deleted through the ORM, the only way they are.
     job = models.ForeignKey(
         "sync.SyncJob",
         null=True,
@@ -191,6 +194,7 @@ class SyncError(models.Model):
         on_delete=models.SET_NULL,
         related_name="errors",
         db_index=False,
+        db_constraint=False,
     )
     coupling = models.ForeignKey(
         "couplings.Coupling",
@@ -199,6 +203,7 @@ class SyncError(models.Model):
         on_delete=models.SET_NULL,
         related_name="errors",
         db_index=False,
+        db_constraint=False,
     )
     mapping = models.ForeignKey(
         "sync.TableMapping",
@@ -207,6 +212,7 @@ class SyncError(models.Model):
         on_delete=models.SET_NULL,
         related_name="errors",
         db_index=False,
+        db_constraint=False,
     )
     group = models.ForeignKey(
         ErrorGroup,
@@ -215,6 +221,7 @@ class SyncError(models.Model):
         on_delete=models.SET_NULL,
         related_name="errors",
         db_index=False,
+        db_constraint=False,
     )
     integration = models.CharField(
         max_length=100,

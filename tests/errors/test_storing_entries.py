@@ -115,15 +115,16 @@ def test_returned_entries_carry_their_ids_and_groups_as_stored():
 
 def test_a_batch_is_written_in_the_same_few_statements_whatever_its_size():
     mapping = make_mapping()
-    record_errors([entry(mapping)])  # the sequence's name is looked up once per process
+    record_errors([entry(mapping)])  # looks up the table's sequence once per process
     counts = []
     for size in (10, 1000):
         with CaptureQueriesContext(connection) as queries:
             record_errors(entry(mapping, message=f"Record C{i} failed.") for i in range(size))
         counts.append(len(queries))
         assert any(q["sql"].startswith("COPY ") for q in queries.captured_queries)
-    # The day partitions it needs, the problems, the ids, the COPY, and the savepoint's two.
-    assert counts[0] == counts[1] <= 6
+    # The day's partition, a savepoint, the job, coupling and mapping named, the groups, the
+    # ids, the COPY, the savepoint's release.
+    assert counts[0] == counts[1] <= 7
 
 
 @pytest.mark.parametrize(
@@ -212,3 +213,50 @@ def test_the_quick_tests_leave_normalizing_unchanged():
         pieces = rng.choices(PIECES, k=rng.randrange(1, 9))
         message = rng.choice(["", " "]).join(pieces)
         assert normalize(message) == reference(message), message
+
+
+def test_the_keys_of_an_entry_are_checked_once_per_batch_not_by_constraints():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.attname FROM pg_constraint c JOIN pg_attribute a"
+            " ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)"
+            " WHERE c.conrelid = 'errors_syncerror'::regclass AND c.contype = 'f'"
+        )
+        constrained = {row[0] for row in cursor.fetchall()}
+    assert constrained.isdisjoint({"job_id", "coupling_id", "mapping_id", "group_id"})
+    mapping = make_mapping()
+    job = make_job(mapping)
+    couplings = [make_coupling(mapping) for _ in range(3)]
+    batch = [entry(mapping, job=job, coupling=couplings[i % 3]) for i in range(30)]
+
+    with CaptureQueriesContext(connection) as queries:
+        record_errors(batch)
+
+    lookups = [q["sql"] for q in queries if "FOR KEY SHARE" in q["sql"]]
+    assert len(lookups) == 1  # the job, the couplings and the mapping together
+
+
+@pytest.mark.parametrize("key", ["job_id", "coupling_id", "mapping_id"])
+def test_an_entry_naming_a_row_that_does_not_exist_is_refused(key):
+    mapping = make_mapping()
+    first = make_error(mapping=mapping, category=Category.VALIDATION, message="Record C1 failed.")
+
+    with pytest.raises(IntegrityError, match=key):
+        record_errors([entry(mapping, message="Record C2 failed."), entry(**{key: 987654321})])
+
+    assert list(SyncError.objects.values_list("pk", flat=True)) == [first.pk]
+
+
+def test_deleting_a_job_coupling_or_mapping_leaves_its_entries_without_it():
+    mapping = make_mapping()
+    job = make_job(mapping)
+    coupling = make_coupling(mapping)
+    (error,) = record_errors([entry(mapping, job=job, coupling=coupling)])
+
+    job.delete()
+    coupling.delete()
+    error.refresh_from_db()
+    assert (error.job_id, error.coupling_id, error.mapping_id) == (None, None, mapping.pk)
+    mapping.delete()
+    error.refresh_from_db()
+    assert error.mapping_id is None
