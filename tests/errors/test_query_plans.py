@@ -8,10 +8,12 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
-from bench.data import clear_errors, generate_errors
+from bench.data import clear_errors, generate_errors, indexes_built_after
 from errors.models import SyncError
 from errors.pagination import encode_cursor
+from errors.partitions import day_of, ensure_partitions
 from tests.factories import make_job
 
 ENTRIES = 60_000
@@ -101,3 +103,33 @@ def test_no_list_query_scans_the_entries_table(entries, staff_user, sync_user):
     # Each case runs its page, and most their total too.
     assert checked >= 2 * 14
     assert not problems, "\n".join(problems)
+
+
+def invalid_or_missing_indexes() -> list[str]:
+    """Indexes of the entries table that are invalid, or that a partition lacks."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = %s::regclass AND NOT i.indisvalid",
+            [TABLE],
+        )
+        problems = [f"{name} is invalid" for (name,) in cursor.fetchall()]
+        cursor.execute(
+            "SELECT p.relid::regclass::text, "
+            "(SELECT count(*) FROM pg_index i WHERE i.indrelid = p.relid) "
+            "FROM pg_partition_tree(%s::regclass) p WHERE p.isleaf",
+            [TABLE],
+        )
+        partitions = cursor.fetchall()
+        cursor.execute("SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass", [TABLE])
+        expected = cursor.fetchone()[0]
+    problems += [f"{name} has {n} of {expected}" for name, n in partitions if n != expected]
+    return problems
+
+
+@pytest.mark.django_db
+def test_indexes_rebuilt_after_a_bulk_load_cover_every_partition():
+    ensure_partitions([day_of(timezone.now())])
+    with indexes_built_after(TABLE):
+        pass
+    assert not invalid_or_missing_indexes()
