@@ -1,5 +1,5 @@
 """Keyset pages for the API, as in the console: the cost of a page does not grow with how deep
-it is or how large the table is, and totals are estimated above a thousand rows."""
+it is or how large the table is, and totals are the planner's estimate unless it is small."""
 
 from rest_framework import serializers
 from rest_framework.pagination import BasePagination
@@ -53,7 +53,8 @@ class KeysetPagination(BasePagination):
             "type": "object",
             "required": ["total", "total_is_exact", "next", "previous", "results"],
             "properties": {
-                "total": {"type": "integer", "description": "Exact up to 1,000, else estimated."},
+                "total": {"type": "integer", "description": "Counted up to 1,000 when the planner "
+                          "expects at most 10,000, else its estimate."},
                 "total_is_exact": {"type": "boolean"},
                 "next": {"type": "string", "nullable": True, "format": "uri",
                          "description": "The next (older) page."},

@@ -202,7 +202,8 @@ def run(quick: bool) -> str:
             "",
             "Server time of `GET /errors/` through Django's test client as a signed-in Sync "
             "administrator: URL resolving, middleware, session, filters, the keyset page of 50 "
-            "entries, the total (exact up to 1,000, else the planner's estimate) and the template "
+            "entries, the total (the planner's estimate, counted exactly up to 1,000 when it is "
+            "under 10,000) and the rows "
             f"(median / p95 of {runs} requests after one warm-up, per case). The same table grows "
             "by appending (COPY, bench/data.py: 30 days of entries, 6 mappings, 54 groups, 80% "
             "open), measured at each size. The deep page follows a cursor from the middle of the "

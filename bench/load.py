@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .common import ms, stage, table
+from .common import median, ms, p95, stage, table
 
 ENTRIES = 1_000_000
 QUICK_ENTRIES = 50_000
@@ -47,11 +47,19 @@ def session_cookie() -> str:
 
 
 class Gunicorn:
+    """The console under gunicorn, with an access log of each request's server time in
+    seconds: what the server spent, apart from the time a request queued before a worker
+    took it."""
+
     def __init__(self, port: int, workers: int, log: Path):
         self.log = log.open("w")
+        self.access_log = log.with_suffix(".access.log")
+        self.access_log.write_text("")
         env = {**os.environ, "DEBUG": "0", "DB_CONN_MAX_AGE": "600"}
         command = [sys.executable, "-m", "gunicorn", "syncconsole.wsgi",
-                   "--workers", str(workers), "--bind", f"127.0.0.1:{port}"]  # fmt: skip
+                   "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+                   "--access-logfile", str(self.access_log),
+                   "--access-logformat", "%(L)s"]  # fmt: skip
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
         )
@@ -72,6 +80,25 @@ class Gunicorn:
             except OSError:
                 time.sleep(0.5)
         raise RuntimeError(f"gunicorn did not serve the list; see {self.log.name}")
+
+    def served(self) -> list[float]:
+        """The server time (ms) of every request served so far."""
+        return [float(line) * 1000 for line in self.access_log.read_text().split()]
+
+    def drain(self, quiet_s: float = 1.0, timeout: float = 120) -> None:
+        """Wait until the server has served every request it accepted. wrk closes its
+        connections when a run ends, but the requests already sent wait in the listen queue
+        and sync workers serve each of them: a run that started now would queue behind them
+        (with 50 users, some 50 requests: seconds)."""
+        deadline = time.monotonic() + timeout
+        size, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now_size = self.access_log.stat().st_size
+            if now_size != size:
+                size, since = now_size, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return
+            time.sleep(0.1)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -143,11 +170,16 @@ def run(quick: bool) -> str:
             url = server.url + path
             with stage(f"{title}: warm-up, then 1 and {USERS} users"):
                 wrk(url, cookie, USERS, 2)
+                server.drain()
                 for users in (1, USERS):
+                    before = len(server.served())
                     results[(title, users)] = figures = wrk(url, cookie, users, seconds)
+                    server.drain()
+                    times = server.served()[before:]
                     rows.append([
                         title, users, f"{figures['rps']:,.0f}", ms(figures["p50"]),
-                        ms(figures["p95"]), ms(figures["p99"]), f"{figures['requests']:,}",
+                        ms(figures["p95"]), ms(figures["p99"]),
+                        f"{ms(median(times))} / {ms(p95(times))}", f"{figures['requests']:,}",
                         figures["errors"],
                     ])  # fmt: skip
     finally:
@@ -165,10 +197,13 @@ def run(quick: bool) -> str:
         "database, without more processes to switch between) on a spare port, against the "
         f"benchmark database at {size:,} entries; wrk with a signed-in Sync administrator's "
         f"session cookie, {seconds} s per run after a 2 s warm-up, {USERS} concurrent "
-        "connections against 1 (the comparison). Latency is wrk's, client side.",
+        "connections against 1 (the comparison). Latency is wrk's, client side; the server "
+        "time is gunicorn's (access log, `%(L)s`), for every request served during the run. "
+        "Before each run the server is drained: it has served every request of the previous "
+        "run, so that one user never queues behind fifty.",
         "",
-        table(["page", "users", "requests/s", "median", "p95", "p99", "requests", "errors"],
-              rows),
+        table(["page", "users", "requests/s", "median", "p95", "p99",
+               "server time: median / p95", "requests", "errors"], rows),
         "",
         f"With {USERS} users the first page serves {first_n['rps']:,.0f} requests/s against "
         f"{first_1['rps']:,.0f} with one user ({first_n['rps'] / first_1['rps']:.1f}×: the "

@@ -11,7 +11,8 @@ from datetime import date, timedelta
 from django.db import connection, transaction
 from django.db.models import Max, Min, Sum
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from . import alerts
 from .alerts import ProblemChange
@@ -269,16 +270,16 @@ def trend_bars(counts: list[int], first: date) -> list[Bar]:
 
 def trend_svg(bars: list[Bar], label: str) -> str:
     """The same drawing as templates/_trend.html, built in one pass: a page of 50 problems
-    draws 700 bars, which the template engine takes most of the page's time to render."""
-    rects = format_html_join(
-        "",
-        '<rect x="{}" y="{}" width="{}" height="{}"><title>{}: {}</title></rect>',
-        ((bar.x, bar.y, TREND_BAR_WIDTH, bar.height, bar.day.isoformat(), bar.count)
-         for bar in bars),
-    )  # fmt: skip
+    draws 700 bars, which the template engine takes most of the page's time to render. A bar
+    holds only numbers and a date, so only the label needs escaping."""
+    rects = "".join(
+        f'<rect x="{int(bar.x)}" y="{int(bar.y)}" width="{TREND_BAR_WIDTH}" '
+        f'height="{int(bar.height)}"><title>{bar.day.isoformat()}: {int(bar.count)}</title></rect>'
+        for bar in bars
+    )
     return format_html(
         '<svg class="trend" width="{}" height="{}" role="img" aria-label="{}">{}</svg>',
-        trend_width(len(bars)), TREND_HEIGHT, label, rects,
+        trend_width(len(bars)), TREND_HEIGHT, label, mark_safe(rects),  # noqa: S308 (numbers)
     )  # fmt: skip
 
 

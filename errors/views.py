@@ -35,6 +35,7 @@ from .models import (
 )
 from .pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from .remedies import remedy_for
+from .rows import entry_rows, group_rows
 
 MAX_CLEANUP_DAYS = 3650
 # Snoozing is for a whole problem: its new entries are what ends the snooze.
@@ -60,7 +61,8 @@ def hidden_setup_entries(user) -> int:
 
 @sync_user_required
 def error_list(request: HttpRequest) -> HttpResponse:
-    errors = visible_to(request.user, SyncError.objects.select_related("mapping", "job"))
+    # A row links its job by id: the job itself is not read.
+    errors = visible_to(request.user, SyncError.objects.select_related("mapping"))
     filters = SyncErrorFilter(request.GET, queryset=errors, request=request)
     status = 200
     if filters.is_valid():
@@ -85,6 +87,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filters": filters,
         "page": page,
+        "entry_rows": entry_rows(page.items),
         "total": estimated_total(matching, page=page),
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for key, value in filter_query.items()),
@@ -145,6 +148,7 @@ def group_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filters": filters,
         "page": page,
+        "group_rows": group_rows(page.items),
         "total": estimated_total(matching, field="last_seen", page=page),
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for value in filter_query.values()),

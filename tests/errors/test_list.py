@@ -247,3 +247,41 @@ def test_empty_list_says_so(staff_client):
     assert "No sync errors" in html
     html = staff_client.get(LIST, {"category": "conflict"}).content.decode()
     assert "No sync errors match these filters" in html
+
+
+def test_a_large_planner_estimate_is_shown_without_counting(staff_client, monkeypatch, settings):
+    monkeypatch.setattr(pagination, "TRUSTED_ESTIMATE_FROM", 5)
+    settings.SYNC_ERRORS_PER_PAGE = 4
+    make_errors(12)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE errors_syncerror")
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get(LIST)
+    total = response.context["total"]
+    assert not total.exact and total.value >= 12
+    assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"]]
+    assert f"About {total.value} entries" in response.content.decode()
+
+
+def test_a_small_planner_estimate_is_checked_by_counting(staff_client, settings):
+    settings.SYNC_ERRORS_PER_PAGE = 4
+    make_errors(12)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE errors_syncerror")
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get(LIST)
+    assert response.context["total"] == pagination.Total(12, True)
+    assert [q for q in queries.captured_queries if "COUNT(" in q["sql"]]
+
+
+def test_a_row_cuts_long_messages_and_links_its_job_without_reading_it(staff_client):
+    job = make_job()
+    entry = make_error(job=job, mapping=job.mapping, message="Too long. " * 30)
+    other = make_error(mapping=None, integration="Payroll <sync>", message="Short & sweet")
+    with CaptureQueriesContext(connection) as queries:
+        html = staff_client.get(LIST).content.decode()
+    assert not [q for q in queries.captured_queries if "sync_syncjob" in q["sql"]]
+    assert f'<a href="{job.get_absolute_url()}">#{job.pk}</a>' in html
+    assert f'<a href="{entry.get_absolute_url()}">{("Too long. " * 14)[:139]}…</a>' in html
+    assert f'<a href="{other.get_absolute_url()}">Short &amp; sweet</a>' in html
+    assert '<span title="Sent by another integration">Payroll &lt;sync&gt;</span>' in html

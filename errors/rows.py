@@ -1,0 +1,176 @@
+"""The rows of the entries list and of the problems list, drawn in Python.
+
+A row through the template engine costs some thirty variable lookups, filters and two URL
+reversals; fifty of them were most of a page's server time. Here each row is one
+format_html with its values computed once: labels from a dict, links from a URL pattern
+reversed once per page, dates formatted directly. The markup is the same as the template's.
+"""
+
+from collections.abc import Callable, Iterable
+from urllib.parse import quote
+
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
+
+from .models import SETUP_CATEGORIES, Category, ErrorGroup, Status, SyncError
+from .templatetags.records import record_link
+
+CATEGORY_LABELS = dict(Category.choices)
+STATUS_LABELS = dict(Status.choices)
+MESSAGE_LENGTH = 140
+TITLE_LENGTH = 160
+DASH = "—"
+
+
+def url_of(name: str) -> Callable[[int], str]:
+    """The URL of `name` for any pk, from one reversal: the pk is the pattern's only part."""
+    marker = 987654321
+    before, after = reverse(name, args=[marker]).split(str(marker))
+    return lambda pk: f"{before}{pk}{after}"
+
+
+def truncated(text: str, length: int) -> str:
+    """As the truncatechars filter, without its cost for the many texts that fit."""
+    return text if len(text) <= length else Truncator(text).chars(length)
+
+
+def minute(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
+ENTRY_ROW = (
+    '<tr class="status-{status}">'
+    '<td class="select"><input type="checkbox" name="ids" value="{pk}" '
+    'aria-label="Select entry #{pk}"></td>'
+    '<td class="nowrap"><time datetime="{iso}" title="{full}">{short}</time></td>'
+    '<td><span class="badge cat-{category}">{category_label}</span></td>'
+    '<td class="message"><a href="{url}">{message}</a></td>'
+    "<td>{mapping}</td><td>{job}</td><td>{source}</td><td>{destination}</td>"
+    '<td><span class="status {status}">{status_label}</span></td>'
+    "</tr>\n"
+)
+
+
+def entry_rows(entries: Iterable[SyncError]) -> SafeString:
+    """The table rows of these entries (their mapping selected with them)."""
+    entry_url = url_of("errors:detail")
+    job_url = url_of("sync:job")
+    rows = []
+    for entry in entries:
+        created = timezone.localtime(entry.created_at)
+        if entry.integration:
+            mapping = format_html(
+                '<span title="Sent by another integration">{}</span>', entry.integration
+            )
+        else:
+            mapping = entry.mapping.name if entry.mapping_id and entry.mapping.name else DASH
+        job = (
+            format_html('<a href="{}">#{}</a>', job_url(entry.job_id), entry.job_id)
+            if entry.job_id
+            else DASH
+        )
+        rows.append(
+            format_html(
+                ENTRY_ROW,
+                pk=entry.pk,
+                status=entry.status,
+                status_label=STATUS_LABELS.get(entry.status, entry.status),
+                iso=created.isoformat(),
+                full=f"{created:%Y-%m-%d %H:%M:%S %Z}",
+                short=minute(created),
+                category=entry.category,
+                category_label=CATEGORY_LABELS.get(entry.category, entry.category),
+                url=entry_url(entry.pk),
+                message=truncated(entry.message, MESSAGE_LENGTH),
+                mapping=mapping,
+                job=job,
+                source=record_link(
+                    entry.source_link,
+                    "Source",
+                    app=entry.source_app,
+                    entity=entry.source_entity,
+                    record_id=entry.source_record_id,
+                ),
+                destination=record_link(
+                    entry.destination_link,
+                    "Destination",
+                    app=entry.destination_app,
+                    entity=entry.destination_entity,
+                    record_id=entry.destination_record_id,
+                ),
+            )  # fmt: skip
+        )
+    return mark_safe("".join(rows))  # noqa: S308 (each row is built by format_html)
+
+
+GROUP_ROW = (
+    '<tr class="group-row" data-group="{pk}">'
+    '<td><span class="badge cat-{category}">{category_label}</span> '
+    '<a class="group-title" href="{url}">{title}</a> '
+    '<span class="muted small">{audience}</span></td>'
+    "<td>{mapping}</td>"
+    '<td class="num" data-figure="count">{count}</td>'
+    '<td class="num" data-figure="records">{records}</td>'
+    '<td class="num" data-figure="open">{open}</td>'
+    '<td class="nowrap"><time datetime="{first_iso}">{first}</time></td>'
+    '<td class="nowrap"><time datetime="{last_iso}">{last}</time></td>'
+    "<td>{trend}</td>"
+    '<td><span class="status {status}">{status_label}</span>{snoozed}{regression}</td>'
+    "</tr>\n"
+)
+REGRESSION = mark_safe(' <span class="badge regression">Regression</span>')
+
+
+def group_rows(groups: Iterable[ErrorGroup]) -> SafeString:
+    """The table rows of these problems (their mapping selected with them, their `figures`
+    set from grouping.figures_for)."""
+    entries_url = reverse("errors:list")
+    rows = []
+    for group in groups:
+        first_seen = timezone.localtime(group.first_seen)
+        last_seen = timezone.localtime(group.last_seen)
+        if group.integration:
+            mapping = format_html(
+                '<a href="?integration={}" title="Sent by another integration">{}</a>',
+                quote(group.integration, safe="/"), group.integration,
+            )  # fmt: skip
+        else:
+            mapping = group.mapping.name if group.mapping_id and group.mapping.name else DASH
+        snoozed = ""
+        if group.status == Status.SNOOZED:
+            snoozed = format_html(
+                ' <span class="muted small">{}</span>',
+                f"until {minute(timezone.localtime(group.snoozed_until))}"
+                if group.snoozed_until
+                else f"{group.occurrences_until_awake} more to go",
+            )
+        rows.append(
+            format_html(
+                GROUP_ROW,
+                pk=group.pk,
+                category=group.category,
+                category_label=CATEGORY_LABELS.get(group.category, group.category),
+                url=f"{entries_url}?group={group.pk}",
+                title=truncated(group.title, TITLE_LENGTH),
+                audience="setup: for an administrator"
+                if group.category in SETUP_CATEGORIES
+                else "coupled records: for a user",
+                mapping=mapping,
+                count=f"{group.count:,}",
+                records=f"{group.figures.records:,}",
+                open=f"{group.figures.open:,}",
+                first_iso=first_seen.isoformat(),
+                first=minute(first_seen),
+                last_iso=last_seen.isoformat(),
+                last=minute(last_seen),
+                trend=group.figures.trend_svg,
+                status=group.status,
+                status_label=STATUS_LABELS.get(group.status, group.status),
+                snoozed=snoozed,
+                regression=REGRESSION if group.regressed_at and group.status == Status.OPEN else "",
+            )
+        )
+    return mark_safe("".join(rows))  # noqa: S308 (each row is built by format_html)
