@@ -6,6 +6,7 @@ table grows by appending; beside it the naive way: Django's Paginator (OFFSET) f
 page, and COUNT(*) of the table.
 """
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -150,12 +151,18 @@ def naive_times(deep_cursor: str, runs: int) -> dict[str, list[float]]:
     }
 
 
+def sizes_asked() -> list[int]:
+    """BENCH_LIST_SIZES=100000,1000000 measures at those sizes only (the table grows to each)."""
+    raw = os.environ.get("BENCH_LIST_SIZES", "")
+    return sorted(int(size) for size in raw.split(",") if size.strip())
+
+
 def run(quick: bool) -> str:
     from django.test import Client
 
     client = Client(HTTP_HOST="127.0.0.1")  # a host in ALLOWED_HOSTS
     client.force_login(sync_administrator())
-    sizes = QUICK_SIZES if quick else SIZES
+    sizes = QUICK_SIZES if quick else sizes_asked() or SIZES
     runs = QUICK_RUNS if quick else RUNS
     naive_runs = 2 if quick else NAIVE_RUNS
     results: dict[int, dict[str, list[float]]] = {}
