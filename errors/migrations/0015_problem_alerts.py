@@ -4,30 +4,8 @@ import django.contrib.postgres.fields
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
-from django.utils import timezone
 
-TASK_NAME = "Send problem alerts"
-
-
-def create_schedule(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
-    every, _ = IntervalSchedule.objects.get_or_create(every=5, period="minutes")
-    PeriodicTask.objects.update_or_create(
-        name=TASK_NAME,
-        defaults={
-            "task": "errors.send_problem_alerts",
-            "interval": every,
-            "enabled": True,
-            "description": "E-mails the problem alerts that waited for their hour to pass.",
-        },
-    )
-    PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
-
-
-def remove_schedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=TASK_NAME).delete()
+from syncconsole.beat import periodic_task
 
 
 class Migration(migrations.Migration):
@@ -182,5 +160,10 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        migrations.RunPython(create_schedule, remove_schedule),
+        periodic_task(
+            "Send problem alerts",
+            "errors.send_problem_alerts",
+            "E-mails the problem alerts that waited for their hour to pass.",
+            every_minutes=5,
+        ),
     ]
