@@ -45,6 +45,7 @@ SKIP_NOTE = " The record will be skipped for further synchronization due to a re
 # Read a little before the watermark so a change committed late, with an older timestamp,
 # is not missed; re-reading a record that is already in step costs an unchanged count.
 WATERMARK_OVERLAP = timedelta(seconds=5)
+WORKER_LOST = "The worker stopped before the job finished."
 
 
 class MappingBusy(Exception):
@@ -85,6 +86,32 @@ def mapping_lock(mapping_id: int, *, wait: bool = False):
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, mapping_id])
 
 
+def interrupt_abandoned_jobs(mapping_ids: list[int] | None = None) -> list[SyncJob]:
+    """Mark interrupted the jobs left "running" by a worker that died (of the mappings given,
+    or of all), and return them.
+
+    A job holds its mapping's advisory lock for as long as it runs, and PostgreSQL releases
+    the lock when the connection of a worker that died closes: a running job whose lock can
+    be taken has no worker any more. The status is changed under the lock, so a job that
+    finishes meanwhile keeps its own outcome."""
+    running = SyncJob.objects.filter(status=SyncJob.Status.RUNNING)
+    if mapping_ids is not None:
+        running = running.filter(mapping_id__in=mapping_ids)
+    interrupted: list[SyncJob] = []
+    for mapping_id in sorted(set(running.values_list("mapping_id", flat=True))):
+        with mapping_lock(mapping_id) as acquired:
+            if not acquired:
+                continue
+            jobs = list(running.filter(mapping_id=mapping_id))
+            SyncJob.objects.filter(pk__in=[job.pk for job in jobs]).update(
+                status=SyncJob.Status.INTERRUPTED, finished_at=timezone.now(), message=WORKER_LOST
+            )
+        for job in jobs:
+            job.refresh_from_db()
+        interrupted += jobs
+    return interrupted
+
+
 def give_up(job_id: int, message: str) -> None:
     job = SyncJob.objects.get(pk=job_id)
     if not job.is_finished:
@@ -111,6 +138,12 @@ def run_job(
         job.refresh_from_db()
         if job.is_finished:
             return job
+        if job.status == SyncJob.Status.RUNNING:
+            # Running while this worker holds the lock: the worker that ran it died and its
+            # message was handed out again. What it wrote stays; a new job goes on with it.
+            _finish(job, SyncJob.Status.INTERRUPTED, WORKER_LOST)
+            job.worker_lost = True
+            return job
         mapping.refresh_from_db()
         if mapping.is_paused:
             # Queued before the mapping was paused: running it would only log the same setup
@@ -124,9 +157,7 @@ def run_job(
         # Holding the lock, no other job of this mapping can be running: any marked so died.
         stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
         stale.exclude(pk=job.pk).update(
-            status=SyncJob.Status.INTERRUPTED,
-            finished_at=timezone.now(),
-            message="The worker stopped before the job finished.",
+            status=SyncJob.Status.INTERRUPTED, finished_at=timezone.now(), message=WORKER_LOST
         )
         job.status = SyncJob.Status.RUNNING
         job.started_at = job.started_at or timezone.now()

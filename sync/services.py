@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from couplings.models import Coupling
 
+from . import engine
 from .models import SyncJob, TableMapping
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def create_job(
     record_ids: dict[str, list[str]] | None = None,
 ) -> SyncJob:
     """A queued job for the mapping, or JobRefused when one is already waiting or running."""
+    # A job whose worker died must not keep the mapping blocked: it no longer runs.
+    engine.interrupt_abandoned_jobs([mapping.pk])
     with transaction.atomic():
         # Requests for one mapping are taken one at a time.
         locked = TableMapping.objects.select_for_update().get(pk=mapping.pk)
@@ -145,6 +148,41 @@ def retry_job_later(job: SyncJob, delay: int) -> SyncJob | None:
     except (JobRefused, QueueUnavailable) as exc:
         logger.info("Job %s is not tried again: %s", job.pk, exc)
         return None
+
+
+def continue_interrupted(job: SyncJob) -> SyncJob | None:
+    """Queue a job that goes on with one whose worker died, with the same scope; the records
+    the first one wrote are coupled by the match fields instead of being created again.
+    None when the mapping already has a job waiting, is paused, or the queue is down."""
+    try:
+        successor = request_sync(
+            job.mapping,
+            kind=job.kind,
+            trigger=SyncJob.Trigger.RETRY,
+            user=job.requested_by,
+            allow_behind_running=True,
+            coupling_ids=job.coupling_ids,
+            record_ids=job.record_ids,
+            direction=job.direction,
+            overwrite=job.overwrite,
+        )
+    except (JobRefused, QueueUnavailable) as exc:
+        logger.info("Interrupted job %s is not continued by a new job: %s", job.pk, exc)
+        return None
+    job.message = f"{engine.WORKER_LOST} Job #{successor.pk} goes on with it."
+    job.save(update_fields=["message"])
+    return successor
+
+
+def resume_abandoned_jobs() -> list[SyncJob]:
+    """When a worker starts: interrupt the jobs that workers which died left running, and
+    queue a job that goes on with each; returns the new jobs."""
+    resumed = []
+    for job in engine.interrupt_abandoned_jobs():
+        successor = continue_interrupted(job)
+        if successor is not None:
+            resumed.append(successor)
+    return resumed
 
 
 def scheduled_mappings():

@@ -3,6 +3,8 @@
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
+from django.db import connections
 
 from . import breaker, engine, services
 from .models import SyncJob
@@ -20,8 +22,22 @@ def run_sync_job(self, job_id: int) -> str:
             engine.give_up(job_id, str(busy))
             return SyncJob.Status.FAILED
         raise self.retry(countdown=5) from busy
+    if getattr(job, "worker_lost", False):
+        services.continue_interrupted(job)
     _retry_if_transient(job)
     return job.status
+
+
+@worker_ready.connect
+def resume_abandoned_jobs(**kwargs) -> None:
+    # Jobs of a worker that died are settled as soon as a worker is back, not only when their
+    # message comes back after the broker's visibility timeout.
+    try:
+        services.resume_abandoned_jobs()
+    except Exception:  # a database still starting must not keep the worker from serving
+        logger.exception("Could not look for jobs left running by a stopped worker")
+    finally:
+        connections.close_all()
 
 
 def _retry_if_transient(job: SyncJob) -> None:

@@ -1,8 +1,10 @@
 """The sync schedules, the job log retention, and one job per mapping at a time."""
 
 import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
+import psycopg2
 import pytest
 from django.db import connection as db_connection
 from django.utils import timezone
@@ -12,6 +14,7 @@ from couplings.models import Coupling
 from sync import engine, services
 from sync.models import SyncJob
 from syncconsole.celery import app
+from tests.conftest import database_url_of_test_db
 from tests.factories import make_connection, make_mapping
 
 
@@ -52,23 +55,50 @@ def test_old_jobs_go_except_those_a_skipped_coupling_points_to(db, settings):
     assert expired.pk not in remaining
 
 
+@contextmanager
+def worker_running(mapping):
+    """The mapping's lock held by another database session, as a worker running its job
+    holds it."""
+    other = psycopg2.connect(database_url_of_test_db())
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [engine.LOCK_NAMESPACE, mapping.pk])
+        yield
+    finally:
+        other.close()
+
+
 def test_a_second_job_for_a_mapping_is_refused_while_one_waits_or_runs(db):
     mapping = make_mapping()
     first = services.create_job(mapping, kind=SyncJob.Kind.MODIFIED, trigger="user")
     with pytest.raises(services.JobRefused, match="already queued"):
         services.create_job(mapping, kind=SyncJob.Kind.FULL, trigger="user")
     SyncJob.objects.filter(pk=first.pk).update(status=SyncJob.Status.RUNNING)
-    with pytest.raises(services.JobRefused, match="already running"):
-        services.create_job(mapping, kind=SyncJob.Kind.FULL, trigger="user")
-    # A change notification may queue one job behind a running one, no more.
-    behind = services.create_job(
-        mapping, kind=SyncJob.Kind.MODIFIED, trigger="webhook", allow_behind_running=True
-    )
-    with pytest.raises(services.JobRefused):
-        services.create_job(
+    with worker_running(mapping):
+        with pytest.raises(services.JobRefused, match="already running"):
+            services.create_job(mapping, kind=SyncJob.Kind.FULL, trigger="user")
+        # A change notification may queue one job behind a running one, no more.
+        behind = services.create_job(
             mapping, kind=SyncJob.Kind.MODIFIED, trigger="webhook", allow_behind_running=True
         )
+        with pytest.raises(services.JobRefused):
+            services.create_job(
+                mapping, kind=SyncJob.Kind.MODIFIED, trigger="webhook", allow_behind_running=True
+            )
     assert behind.status == SyncJob.Status.QUEUED
+    first.refresh_from_db()
+    assert first.status == SyncJob.Status.RUNNING
+
+
+def test_a_job_whose_worker_died_does_not_block_its_mapping(db):
+    mapping = make_mapping()
+    dead = SyncJob.objects.create(mapping=mapping, status=SyncJob.Status.RUNNING)
+    # Nobody holds the mapping's lock: the worker that ran the job is gone.
+    fresh = services.create_job(mapping, kind=SyncJob.Kind.FULL, trigger="user")
+    dead.refresh_from_db()
+    assert (dead.status, dead.message) == (SyncJob.Status.INTERRUPTED, engine.WORKER_LOST)
+    assert dead.finished_at is not None
+    assert fresh.status == SyncJob.Status.QUEUED
 
 
 def test_a_queued_job_no_worker_took_does_not_block_for_ever(db):
