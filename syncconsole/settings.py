@@ -152,9 +152,14 @@ SPECTACULAR_SETTINGS = {
 # Celery: Redis where CELERY_BROKER_URL is set, else kombu's filesystem transport,
 # which needs no server, under DATA_DIR.
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL")
+CELERY_BROKER_TIMEOUT = float(envstr("CELERY_BROKER_TIMEOUT", "3"))
 if CELERY_BROKER_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
+        # A Redis that stops answering (frozen, or behind a dead network path) fails a
+        # command after this long instead of holding a console request for ever.
+        "socket_timeout": CELERY_BROKER_TIMEOUT,
+        "socket_connect_timeout": CELERY_BROKER_TIMEOUT,
     }
 else:
     _broker_dir = DATA_DIR / "broker"
@@ -174,6 +179,17 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = CELERY_BROKER_TIMEOUT
+# Queueing a task from a request tries the broker three times within a few seconds, then the
+# console says the queue is unavailable.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+# Workers keep reconnecting to a broker that went away, however long it stays away.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
