@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
-from django.db import transaction
 from django.utils import timezone
 
 from couplings.models import Coupling
@@ -46,6 +46,7 @@ SKIP_NOTE = " The record will be skipped for further synchronization due to a re
 # is not missed; re-reading a record that is already in step costs an unchanged count.
 WATERMARK_OVERLAP = timedelta(seconds=5)
 WORKER_LOST = "The worker stopped before the job finished."
+DATABASE_LOST = "The connection to the database was lost before the job finished."
 
 
 class MappingBusy(Exception):
@@ -112,6 +113,19 @@ def interrupt_abandoned_jobs(mapping_ids: list[int] | None = None) -> list[SyncJ
     return interrupted
 
 
+def connection_lost(exc: Exception) -> bool:
+    """Whether a database error means the connection went away (the server restarted, shut
+    down, or cannot be reached), rather than a statement that failed."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    code = getattr(exc.__cause__, "pgcode", None)
+    # No code: the client found the connection closed; 57P0x: the server is shutting down,
+    # crashed or starting; class 08: connection exceptions.
+    return code is None or code in ("57P01", "57P02", "57P03") or code.startswith("08")
+
+
 def give_up(job_id: int, message: str) -> None:
     job = SyncJob.objects.get(pk=job_id)
     if not job.is_finished:
@@ -142,7 +156,7 @@ def run_job(
             # Running while this worker holds the lock: the worker that ran it died and its
             # message was handed out again. What it wrote stays; a new job goes on with it.
             _finish(job, SyncJob.Status.INTERRUPTED, WORKER_LOST)
-            job.worker_lost = True
+            job.resumable = True
             return job
         mapping.refresh_from_db()
         if mapping.is_paused:
@@ -190,6 +204,14 @@ def run_job(
         except JobFailure as failure:
             _job_failed(job, failure)
         except Exception as exc:  # a bug must not leave the job "running" for ever
+            if connection_lost(exc):
+                # Not the job's fault nor its records': what it committed stays, and a new
+                # job goes on with it. Should the database still be away, this raises and the
+                # task tries again later.
+                logger.warning("Sync job %s lost its database connection: %s", job.pk, exc)
+                _finish(job, SyncJob.Status.INTERRUPTED, DATABASE_LOST)
+                job.resumable = True
+                return job
             logger.exception("Sync job %s failed", job.pk)
             record_errors([SyncError(
                 created_at=timezone.now(), job=job, mapping=mapping, category=Category.OTHER,

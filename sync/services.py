@@ -151,9 +151,10 @@ def retry_job_later(job: SyncJob, delay: int) -> SyncJob | None:
 
 
 def continue_interrupted(job: SyncJob) -> SyncJob | None:
-    """Queue a job that goes on with one whose worker died, with the same scope; the records
-    the first one wrote are coupled by the match fields instead of being created again.
-    None when the mapping already has a job waiting, is paused, or the queue is down."""
+    """Queue a job that goes on with one whose worker died or whose database connection was
+    lost, with the same scope; the records the first one wrote are coupled by the match
+    fields instead of being created again. None when the mapping already has a job waiting,
+    is paused, or the queue is down."""
     try:
         successor = request_sync(
             job.mapping,
@@ -169,7 +170,7 @@ def continue_interrupted(job: SyncJob) -> SyncJob | None:
     except (JobRefused, QueueUnavailable) as exc:
         logger.info("Interrupted job %s is not continued by a new job: %s", job.pk, exc)
         return None
-    job.message = f"{engine.WORKER_LOST} Job #{successor.pk} goes on with it."
+    job.message = f"{job.message} Job #{successor.pk} goes on with it."
     job.save(update_fields=["message"])
     return successor
 

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_ready
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 
 from . import breaker, engine, services
 from .models import SyncJob
@@ -22,7 +22,14 @@ def run_sync_job(self, job_id: int) -> str:
             engine.give_up(job_id, str(busy))
             return SyncJob.Status.FAILED
         raise self.retry(countdown=5) from busy
-    if getattr(job, "worker_lost", False):
+    except (OperationalError, InterfaceError) as error:
+        if not engine.connection_lost(error):
+            raise
+        # The database went away under the job (a restart, a fail-over) and is not back yet:
+        # the job stays "running" with no one running it. The next attempt, on a new
+        # connection, marks it interrupted and queues a job that goes on with it.
+        raise self.retry(exc=error, countdown=5) from error
+    if getattr(job, "resumable", False):
         services.continue_interrupted(job)
     _retry_if_transient(job)
     return job.status

@@ -1,7 +1,9 @@
-"""PostgreSQL restarted under a running web server (gunicorn) and a running worker, on a
-database server of the test's own: both go on without being restarted."""
+"""PostgreSQL restarted under a running web server (gunicorn) and a worker in the middle of a
+job, on a database server of the test's own: both go on without being restarted, the job is
+interrupted and a new one goes on with it."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -17,14 +19,18 @@ from .conftest import queue_name, spare_port, wait_for_http, worker_command
 pytestmark = [pytest.mark.faults]
 
 PASSWORD = "restart-proof-password"
+CUSTOMERS = 100
 SEED = """
 import random
 from demo.seed import create_connection, create_records
 from django.contrib.auth import get_user_model
-create_records(random.Random(3), customers=12)
+create_records(random.Random(3), customers={customers})
 connection = create_connection({base_url!r})
-for side in ("source", "destination"):
-    getattr(connection, f"{{side}}_settings").update({{"max_retries": 2, "backoff_seconds": 0.05}})
+# Read ten at a time, written one at a time: a full synchronization long enough to restart
+# the database in its middle.
+connection.source_settings.update({{"page_size": 10, "max_retries": 2, "backoff_seconds": 0.05}})
+connection.destination_settings.update({{"batch_size": 1, "max_retries": 2,
+                                        "backoff_seconds": 0.05}})
 connection.save()
 get_user_model().objects.create_superuser("operator", "operator@example.com", {password!r})
 """
@@ -50,20 +56,41 @@ def signed_in(base_url: str) -> httpx.Client:
     return client
 
 
-def run_job(client: httpx.Client, mapping_id: int, log) -> dict:
-    """Start a full synchronization from the console and follow its page to the end."""
+def start_job(client: httpx.Client, mapping_id: int) -> str:
+    """Start a full synchronization from the console; the job's page."""
     answer = client.post(f"/sync/mappings/{mapping_id}/start/", data={"kind": "full"})
     assert answer.status_code == 302 and "/sync/jobs/" in answer.headers["location"], answer.text
-    job_url = answer.headers["location"]
+    return answer.headers["location"]
 
-    def finished():
-        state = client.get(job_url, params={"format": "json"}).json()
+
+def job_state(client: httpx.Client, job_url: str) -> dict:
+    return client.get(job_url, params={"format": "json"}).json()
+
+
+def finished(client: httpx.Client, job_url: str, log) -> dict:
+    def check():
+        state = job_state(client, job_url)
         return state if state["finished"] else None
 
-    return wait_until(finished, timeout=90, interval=0.3, message=log())
+    return wait_until(check, timeout=120, interval=0.3, message=log())
 
 
-def test_the_web_server_and_the_worker_go_on_after_postgresql_restarts(
+def duplicates(database_url: str) -> list:
+    """CRM accounts with the same ERP number, and records coupled twice."""
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT account_number FROM demo_crmaccount GROUP BY 1 HAVING count(*) > 1 "
+            "UNION ALL SELECT source_record_id FROM couplings_coupling GROUP BY mapping_id, 1 "
+            "HAVING count(*) > 1 "
+            "UNION ALL SELECT destination_record_id FROM couplings_coupling "
+            "GROUP BY mapping_id, 1 HAVING count(*) > 1"
+        )
+        found = cursor.fetchall()
+    connection.close()
+    return found
+
+
+def test_web_server_and_worker_go_on_after_postgresql_restarts_in_the_middle_of_a_job(
     private_postgres, private_redis, processes
 ):
     database_url = private_postgres.create_database("syncconsole")
@@ -80,7 +107,8 @@ def test_the_web_server_and_the_worker_go_on_after_postgresql_restarts(
         "ALLOWED_HOSTS": "127.0.0.1",
     }
     manage(env, "migrate", "--no-input", "-v0")
-    manage(env, "shell", "-c", SEED.format(base_url=base_url, password=PASSWORD))
+    seed = SEED.format(base_url=base_url, password=PASSWORD, customers=CUSTOMERS)
+    manage(env, "shell", "-c", seed)
     with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT id FROM sync_tablemapping WHERE name = 'CUSTOMER'")
         [(mapping_id,)] = cursor.fetchall()
@@ -103,13 +131,32 @@ def test_the_web_server_and_the_worker_go_on_after_postgresql_restarts(
 
     client = signed_in(base_url)
     assert client.get("/errors/").status_code == 200
-    before = run_job(client, mapping_id, log)
-    assert before["status"] == "succeeded", before
+    job_url = start_job(client, mapping_id)
 
+    def written_midway():
+        state = job_state(client, job_url)
+        assert not state["finished"], f"the job ended before the restart: {state}"
+        return state["inserted"] >= 10
+
+    wait_until(written_midway, timeout=120, interval=0.1, message=log())
     private_postgres.restart()
 
     # The server is back when the restart returns; the first request already finds it.
     assert client.get("/errors/").status_code == 200
-    after = run_job(client, mapping_id, log)
-    assert after["status"] == "succeeded", after
+    interrupted = finished(client, job_url, log)
+    assert interrupted["status"] == "interrupted", interrupted
+    successor = re.fullmatch(
+        r"The connection to the database was lost before the job finished\. "
+        r"Job #(\d+) goes on with it\.",
+        interrupted["message"],
+    )
+    assert successor, interrupted
+    continued = finished(client, f"/sync/jobs/{successor[1]}/", log)
+    assert continued["status"] == "succeeded", continued
+    assert interrupted["inserted"] + continued["inserted"] > 0
+    assert duplicates(database_url) == []
+
+    # A job queued afterwards runs to the end too, and finds everything in step.
+    after = finished(client, start_job(client, mapping_id), log)
+    assert (after["status"], after["inserted"]) == ("succeeded", 0), after
     assert web.process.poll() is None and worker.process.poll() is None
