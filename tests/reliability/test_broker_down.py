@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from errors.models import SyncError, SyncErrorCleanup
@@ -102,6 +103,7 @@ def test_worker_and_beat_resume_by_themselves_when_redis_is_back(
     PeriodicTask.objects.update(enabled=False)
     every_second("Synchronize modified records", "sync.synchronize_modified_records")
     every_second("Delete expired sync errors", "errors.delete_expired_sync_errors")
+    customers = demo_apps.mapping("CUSTOMER")
     queue = queue_name()
     env = env_on_test_db(CELERY_BROKER_URL=private_redis.url(), CELERY_QUEUE=queue)
     worker = processes.start("worker-broker", worker_command(queue, "--pool=solo"), env)
@@ -111,29 +113,40 @@ def test_worker_and_beat_resume_by_themselves_when_redis_is_back(
     def log():
         return f"worker:\n{worker.log_text()[-4000:]}\nbeat:\n{beat.log_text()[-4000:]}"
 
-    def scheduled_work_after(job_id: int, cleanup_id: int):
+    def scheduled_since(moment, runs: int):
+        """At least `runs` scheduled syncs and clean-ups, each started after `moment`, done."""
+
         def check():
-            job = SyncJob.objects.filter(
-                pk__gt=job_id, trigger=SyncJob.Trigger.SCHEDULE, status=SyncJob.Status.SUCCEEDED
-            ).first()
-            cleanup = SyncErrorCleanup.objects.filter(
-                pk__gt=cleanup_id, trigger=SyncErrorCleanup.Trigger.SCHEDULE,
+            jobs = SyncJob.objects.filter(
+                mapping=customers, trigger=SyncJob.Trigger.SCHEDULE, created_at__gt=moment,
+                status=SyncJob.Status.SUCCEEDED,
+            )  # fmt: skip
+            cleanups = SyncErrorCleanup.objects.filter(
+                trigger=SyncErrorCleanup.Trigger.SCHEDULE, requested_at__gt=moment,
                 state=SyncErrorCleanup.State.DONE,
-            ).first()  # fmt: skip
-            return (job, cleanup) if job and cleanup else None
+            )  # fmt: skip
+            return jobs.count() >= runs and cleanups.count() >= runs
 
-        return wait_until(check, timeout=90, interval=0.2, message=log())
+        wait_until(check, timeout=90, interval=0.2, message=log())
 
-    scheduled_work_after(0, 0)
+    scheduled_since(timezone.now(), runs=1)
 
     private_redis.stop()
     beat.wait_for_log("Couldn't apply scheduled task", timeout=30)
-    worker.wait_for_log("Cannot connect to redis", timeout=30)
-    last_job = SyncJob.objects.order_by("pk").last().pk
-    last_cleanup = SyncErrorCleanup.objects.order_by("pk").last().pk
-    old = make_error(age=timedelta(days=10))
 
+    def idle():
+        text = worker.log_text()
+        return text.count("] received") == text.count("] succeeded in") + text.count("] raised")
+
+    # What the worker was running when Redis went away ends first: whatever runs after Redis
+    # is back was sent after it came back.
+    wait_until(idle, timeout=60, message=log())
+    old = make_error(age=timedelta(days=10))
+    back = timezone.now()
     private_redis.start()  # same port, empty: what was queued before is gone
-    scheduled_work_after(last_job, last_cleanup)
+
+    # Twice each: the one message whose acknowledgement was lost may be handed out again
+    # once, the rest can only come from beat.
+    scheduled_since(back, runs=2)
     assert not SyncError.objects.filter(pk=old.pk).exists()
     assert worker.process.poll() is None and beat.process.poll() is None
