@@ -24,6 +24,9 @@ from django.conf import settings
 from syncconsole.celery import app as celery_app
 from tests.conftest import ARTIFACTS, database_url_of_test_db, wait_until
 
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+
 
 def spare_port() -> int:
     with socket.socket() as probe:
@@ -105,7 +108,7 @@ class PrivateRedis:
         self.starts += 1
         self.process = Process(
             f"redis-{self.port}-{self.starts}",
-            ["/usr/bin/redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
         )  # fmt: skip
         self.process.wait_for_log("Ready to accept connections", timeout=20)
@@ -121,7 +124,7 @@ class PrivateRedis:
 
     def command(self, *args: str) -> str:
         return subprocess.run(
-            ["/usr/bin/redis-cli", "-p", str(self.port), *args],
+            [REDIS_CLI, "-p", str(self.port), *args],
             check=True,
             capture_output=True,
             text=True,
