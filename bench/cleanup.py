@@ -5,14 +5,14 @@ partitions are detached and dropped, only the day that straddles the cut-off is 
 by row; the stale records of the dropped days are then purged as the background task does,
 timed on its own. The naive way is one big DELETE of the same rows, on the same data: it runs
 first, inside a transaction that is rolled back, so both see the same table. Meanwhile
-another thread times the errors list page, and another watches the longest transaction of
+another process times the errors list page, and another watches the longest transaction of
 the deleting connection in pg_stat_activity.
 
 The generated data is kept in a template database (the benchmark database's name with
 `_cleanup_<entries>`): a later run copies it back instead of generating it again."""
 
+import multiprocessing
 import os
-import threading
 import time
 
 from .common import median, ms, p95, stage, table
@@ -24,66 +24,89 @@ TARGET_TRANSACTION_MS = 250
 
 
 class Watch:
-    """While it runs: the list page's server time from its own thread, and the age of the
-    watched connection's open transaction, sampled every few milliseconds."""
+    """While it runs: the list page's server time, and the age of the watched connection's
+    open transaction, sampled every few milliseconds. Each is measured by a process of its
+    own, so that neither competes with the clean-up for this process's interpreter lock (a
+    clean-up of many short batches would otherwise wait for it after every statement)."""
 
     def __init__(self, pid: int):
-        self.pid = pid
+        context = multiprocessing.get_context("spawn")
         self.pages: list[float] = []
         self.longest_transaction = 0.0
         self.longest_statement = ""
-        self.running = True
-        self.threads = [threading.Thread(target=self.pages_loop),
-                        threading.Thread(target=self.transaction_loop)]  # fmt: skip
+        self.stop = context.Event()
+        self.results = context.Queue()
+        self.ready = [context.Event(), context.Event()]
+        self.processes = [
+            context.Process(target=pages_loop, args=(self.stop, self.ready[0], self.results)),
+            context.Process(
+                target=transaction_loop, args=(pid, self.stop, self.ready[1], self.results)
+            ),
+        ]
 
     def __enter__(self):
-        for thread in self.threads:
-            thread.start()
+        for process in self.processes:
+            process.start()
+        for ready in self.ready:
+            if not ready.wait(300):
+                raise RuntimeError("a watching process did not start")
         return self
 
     def __exit__(self, *exc):
-        self.running = False
-        for thread in self.threads:
-            thread.join()
+        self.stop.set()
+        for _ in self.processes:
+            kind, value = self.results.get(timeout=300)
+            if kind == "pages":
+                self.pages = value
+            else:
+                self.longest_transaction, self.longest_statement = value
+        for process in self.processes:
+            process.join()
 
-    def pages_loop(self) -> None:
-        from django.conf import settings
-        from django.contrib.auth.models import User
-        from django.db import connection
-        from django.test import Client
-        from django.urls import reverse
 
-        client = Client(HTTP_HOST=next(h for h in settings.ALLOWED_HOSTS if "*" not in h))
-        client.force_login(User.objects.get(username="bench-admin"))
-        url = reverse("errors:list")
-        try:
-            while self.running:
-                start = time.perf_counter()
-                response = client.get(url)
-                assert response.status_code == 200, response.status_code
-                self.pages.append((time.perf_counter() - start) * 1000)
-                time.sleep(0.05)
-        finally:
-            connection.close()
+def pages_loop(stop, ready, results) -> None:
+    from .common import setup_django
 
-    def transaction_loop(self) -> None:
-        from django.db import connection
+    setup_django()
+    from django.conf import settings
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from django.urls import reverse
 
-        try:
-            with connection.cursor() as cursor:
-                while self.running:
-                    cursor.execute(
-                        "SELECT EXTRACT(EPOCH FROM clock_timestamp() - xact_start) * 1000, query "
-                        "FROM pg_stat_activity WHERE pid = %s AND xact_start IS NOT NULL",
-                        [self.pid],
-                    )
-                    row = cursor.fetchone()
-                    if row and row[0] is not None and float(row[0]) > self.longest_transaction:
-                        self.longest_transaction = float(row[0])
-                        self.longest_statement = " ".join(row[1].split())[:120]
-                    time.sleep(0.005)
-        finally:
-            connection.close()
+    client = Client(HTTP_HOST=next(h for h in settings.ALLOWED_HOSTS if "*" not in h))
+    client.force_login(User.objects.get(username="bench-admin"))
+    url = reverse("errors:list")
+    pages = []
+    ready.set()
+    while not stop.is_set():
+        start = time.perf_counter()
+        response = client.get(url)
+        assert response.status_code == 200, response.status_code
+        pages.append((time.perf_counter() - start) * 1000)
+        time.sleep(0.05)
+    results.put(("pages", pages))
+
+
+def transaction_loop(pid: int, stop, ready, results) -> None:
+    from .common import setup_django
+
+    setup_django()
+    from django.db import connection
+
+    longest, statement = 0.0, ""
+    with connection.cursor() as cursor:
+        ready.set()
+        while not stop.is_set():
+            cursor.execute(
+                "SELECT EXTRACT(EPOCH FROM clock_timestamp() - xact_start) * 1000, query "
+                "FROM pg_stat_activity WHERE pid = %s AND xact_start IS NOT NULL",
+                [pid],
+            )
+            row = cursor.fetchone()
+            if row and row[0] is not None and float(row[0]) > longest:
+                longest, statement = float(row[0]), " ".join(row[1].split())[:120]
+            time.sleep(0.005)
+    results.put(("transactions", (longest, statement)))
 
 
 def entries_size() -> int:
@@ -131,6 +154,7 @@ def _template_exists(name: str) -> bool:
 def prepared_data(count: int) -> str:
     """The entries of this scale in the benchmark database: copied from the template made
     by an earlier run, or generated (and kept as the template). Says which."""
+    from django.core.management import call_command
     from django.db import connection
 
     from .common import analyze
@@ -142,6 +166,8 @@ def prepared_data(count: int) -> str:
         with stage(f"copying {count:,} entries back from {template}"):
             _admin(f'DROP DATABASE "{bench}"')
             _admin(f'CREATE DATABASE "{bench}" TEMPLATE "{template}"')
+            # The template may predate the code's latest migrations.
+            call_command("migrate", verbosity=0, interactive=False)
         return "copied from the data generated by an earlier run"
     with stage(f"generating {count:,} entries over 14 days"):
         clear_errors()
@@ -234,7 +260,7 @@ def run(quick: bool) -> str:
             "through `request_cleanup` and `run_cleanup` (state "
             f"`{cleanup.state}`, {left_old} old entries left). Longest transaction: the "
             "deleting connection's open transaction, sampled every 5 ms in pg_stat_activity. "
-            "List page: server time of `GET /errors/` from another thread during the deletion "
+            "List page: server time of `GET /errors/` from another process during the deletion "
             "(median / p95 / max (requests)); with nothing else running: "
             f"{pages(quiet.pages)}.",
             table(

@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from .pacing import Pace
+
 logger = logging.getLogger(__name__)
 
 TABLE = "errors_syncerror"
@@ -30,6 +32,8 @@ GONE_PREFIX = f"{TABLE}_gone_p"
 LOCK_TIMEOUT_MS = 100
 LOCK_RETRY_PAUSE_S = 0.02
 LOCK_PATIENCE_S = 600
+# Each purge transaction aims at this many milliseconds (see pacing.Pace).
+PURGE_TARGET_MS = 100
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -88,8 +92,8 @@ def ensure_partitions(days: Iterable[date], today: date | None = None) -> list[d
     for day in sorted(wanted - set(partition_days())):
         try:
             with transaction.atomic():
-                _create_partition(day)
-            created.append(day)
+                if _create_partition(day):
+                    created.append(day)
         except OperationalError as exc:
             logger.warning("Could not create the entries partition of %s yet: %s", day, exc)
     return created
@@ -109,11 +113,27 @@ def create_partitions_ahead(today: date | None = None) -> list[date]:
     return ensure_partitions(days, today)
 
 
-def _create_partition(day: date) -> None:
+def _lock_partitions(cursor) -> None:
+    """Creating and dropping partitions take turns (within the lock timeout): two writers
+    that need the same new day, or two clean-ups that drop the same day, each see what the
+    other did instead of failing on a table that appeared or went meanwhile."""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s::regclass::oid::bigint)", [TABLE])
+
+
+def _exists(cursor, name: str) -> bool:
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+    return cursor.fetchone()[0]
+
+
+def _create_partition(day: date) -> bool:
+    """Create the day's partition unless another connection just did; says whether it did."""
     low, high = day_bounds(day)
     name = partition_name(day)
     with connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+        _lock_partitions(cursor)
+        if _exists(cursor, name):
+            return False
         # Rows of this day already in the default partition move into the new one: a
         # partition cannot be created while the default holds rows of its range. They move
         # partition to partition, so the figures kept by the parent's triggers stay as they are.
@@ -136,6 +156,7 @@ def _create_partition(day: date) -> None:
         if moving:
             cursor.execute(f"INSERT INTO {name} SELECT * FROM moving_{name}")  # noqa: S608
             cursor.execute(f"DROP TABLE moving_{name}")
+    return True
 
 
 def whole_days_before(cutoff: datetime) -> list[date]:
@@ -149,13 +170,26 @@ def drop_day(day: date) -> int:
     and the records whose latest entry was that day. Returns how many entries went.
 
     Their GroupRecord rows stay behind, stale, until purge_stale_records: the clean-up
-    removes every entry before its cut-off, so those records have no entry left."""
+    removes every entry before its cut-off, so those records have no entry left.
+
+    The day's problems are locked first, in the order writers lock them: a writer holding
+    one of them never waits for the entries table this holds. A day that another clean-up
+    dropped meanwhile counts 0."""
     name = partition_name(day)
     give_up = clock.monotonic() + LOCK_PATIENCE_S
     while True:
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                cursor.execute(
+                    "SELECT id FROM errors_errorgroup WHERE id IN "
+                    "(SELECT group_id FROM errors_groupday WHERE day = %s) "
+                    "ORDER BY fingerprint FOR UPDATE",
+                    [day],
+                )
+                _lock_partitions(cursor)
+                if not _exists(cursor, name):
+                    return 0
                 cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name}")
                 cursor.execute(
                     f"SELECT count(*) FROM {name} WHERE group_id IS NULL"  # noqa: S608 - our names
@@ -201,41 +235,43 @@ def records_horizon() -> date | None:
         return row[0] if row else None
 
 
-def purge_stale_records(batch_size: int = 5_000) -> int:
+def purge_stale_records(batch_size: int = 20_000) -> int:
     """Delete the GroupRecord rows left behind by dropped days, walking the table in key
     order in short transactions (no index on last_day needed, nothing to count: their
-    records were taken off when their day went). Clears the horizon when done; returns how
-    many rows went."""
+    records were taken off when their day went). Each batch locks its stale rows in key
+    order, as the triggers do, and reads at most `batch_size` rows, fewer when batches run
+    slow. Clears the horizon when done; returns how many rows went."""
     horizon = records_horizon()
     if horizon is None:
         return 0
+    pace = Pace(batch_size, PURGE_TARGET_MS, size=min(batch_size, 2_000))
     purged, after = 0, (0, "")
     while True:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with pace.batch() as size, transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                """
-                WITH batch AS (
-                    SELECT group_id, record_id, last_day FROM errors_grouprecord
-                    WHERE (group_id, record_id) > (%s, %s)
-                    ORDER BY group_id, record_id LIMIT %s
-                ), gone AS (
-                    DELETE FROM errors_grouprecord AS r USING batch
-                    WHERE r.group_id = batch.group_id AND r.record_id = batch.record_id
-                      AND r.last_day <= %s
-                    RETURNING 1
-                )
-                SELECT (SELECT count(*) FROM gone), max(group_id), max(record_id)
-                    FILTER (WHERE group_id = (SELECT max(group_id) FROM batch)),
-                    (SELECT count(*) FROM batch)
-                FROM batch
-                """,
-                [*after, batch_size, horizon],
+                "SELECT group_id, record_id FROM errors_grouprecord "
+                "WHERE (group_id, record_id) > (%s, %s) "
+                "ORDER BY group_id, record_id OFFSET %s LIMIT 1",
+                [*after, size - 1],
             )
-            gone, last_group, last_record, read = cursor.fetchone()
-        purged += gone
-        if read < batch_size:
+            last = cursor.fetchone()
+            upto = "AND (group_id, record_id) <= (%s, %s)" if last else ""
+            cursor.execute(
+                f"""
+                DELETE FROM errors_grouprecord WHERE ctid = ANY(ARRAY(
+                    SELECT ctid FROM errors_grouprecord
+                    WHERE (group_id, record_id) > (%s, %s) {upto} AND last_day <= %s
+                    ORDER BY group_id, record_id LIMIT %s FOR UPDATE
+                ))
+                """,  # noqa: S608 - a fixed condition; the values are parameters
+                # A limit the range never reaches (it holds `size` rows, and those written
+                # meanwhile are not stale) keeps the walk on the primary key.
+                [*after, *(last or ()), horizon, 2 * size],
+            )
+            purged += cursor.rowcount
+        if last is None:
             break
-        after = (last_group, last_record)
+        after = last
     with transaction.atomic(), connection.cursor() as cursor:
         # A clean-up that dropped a later day meanwhile moved the horizon: its rows are
         # still to go, so the horizon stays for the next purge.

@@ -23,6 +23,7 @@ from .models import (
     SyncError,
     SyncErrorCleanup,
 )
+from .pacing import Pace
 
 logger = logging.getLogger(__name__)
 
@@ -121,20 +122,43 @@ def request_cleanup(
     return cleanup
 
 
-def _delete_batch(cutoff: datetime, size: int) -> int:
-    """Delete the oldest `size` entries before the cut-off, and take them off their groups.
-    Both sides name the cut-off, so only the partitions that can hold such rows are read."""
-    batch = entries_before(cutoff).order_by("created_at").values("pk", "created_at")[:size]
-    sql, params = batch.query.sql_with_params()
+def _delete_batch(
+    before: datetime, size: int, since: datetime | None
+) -> tuple[int, datetime | None]:
+    """Delete the oldest `size` entries from `since` (from the first when None) to before
+    `before` (a few more when several share the last one's time), and take them off their
+    problems. Returns how many went and the time of the last one, None when none are left.
+
+    The batch is a range of the time index, read and deleted by that index: never a scan of
+    the whole straddling day, nor of the index entries the batches before it left behind
+    (they stay until vacuum). Its problems are locked first, in the order writers lock
+    them (by fingerprint), so that a writer adding entries to the same problems and records
+    waits for the batch or the batch for it, never each for the other."""
+    table = SyncError._meta.db_table
+    bounds, params = "created_at < %s", [before]
+    if since is not None:
+        bounds, params = f"{bounds} AND created_at >= %s", [*params, since]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"DELETE FROM {SyncError._meta.db_table} WHERE created_at < %s"  # noqa: S608 - built by the ORM
-            f" AND (id, created_at) IN ({sql}) RETURNING group_id",
-            [cutoff, *params],
+            f"SELECT created_at FROM {table} WHERE {bounds}"  # noqa: S608 - our table
+            " ORDER BY created_at OFFSET %s LIMIT 1",
+            [*params, size - 1],
+        )
+        boundary = cursor.fetchone()
+        if boundary:
+            bounds, params = f"{bounds} AND created_at <= %s", [*params, *boundary]
+        cursor.execute(
+            f"SELECT id FROM errors_errorgroup WHERE id IN (SELECT DISTINCT group_id FROM {table}"  # noqa: S608 - our table, fixed conditions
+            f" WHERE {bounds}) ORDER BY fingerprint FOR UPDATE",
+            params,
+        )
+        cursor.execute(
+            f"DELETE FROM {table} WHERE {bounds} RETURNING group_id",  # noqa: S608 - our table
+            params,
         )
         group_ids = [row[0] for row in cursor.fetchall()]
     forget_deleted(group_ids)
-    return len(group_ids)
+    return len(group_ids), boundary[0] if boundary else None
 
 
 def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
@@ -152,19 +176,26 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         cleanup.started_at = cleanup.started_at or timezone.now()
         cleanup.save(update_fields=["state", "started_at"])
 
-    batch_size = max(1, settings.SYNC_ERROR_CLEANUP_BATCH_SIZE)
+    # The first batch is small: the pages it needs are not cached yet.
+    pace = Pace(
+        settings.SYNC_ERROR_CLEANUP_BATCH_SIZE, settings.SYNC_ERROR_CLEANUP_BATCH_MS, size=1000
+    )
 
     def progress(deleted: int) -> None:
         cleanup.deleted_count += deleted
         cleanup.save(update_fields=["deleted_count"])
 
     def delete_rows(before: datetime) -> None:
+        # Each batch goes on from where the one before it stopped. An entry dated before
+        # that point that arrives meanwhile (rare: written more than the retention late)
+        # stays for the next clean-up.
+        since = None
         while True:
-            with transaction.atomic():
-                deleted = _delete_batch(before, batch_size)
+            with pace.batch() as size, transaction.atomic():
+                deleted, since = _delete_batch(before, size, since)
                 if deleted:
                     progress(deleted)
-            if deleted < batch_size:
+            if since is None:
                 break
 
     try:

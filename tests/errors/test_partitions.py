@@ -4,7 +4,7 @@ default one outside the window), and a clean-up drops whole days."""
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -118,3 +118,37 @@ def test_a_mapping_paused_by_a_deleted_entry_no_longer_points_at_it():
     services.request_cleanup(days=7, trigger="command", run_in_background=False)
     mapping.refresh_from_db()
     assert mapping.paused_error_id is None
+
+
+def test_a_day_dropped_by_another_clean_up_meanwhile_counts_nothing():
+    make_error(age=timedelta(days=12))
+    day = day_of(timezone.now() - timedelta(days=12))
+    assert partitions.drop_day(day) == 1
+    assert partitions.drop_day(day) == 0
+    assert day not in partition_days()
+
+
+def test_a_partition_another_writer_created_meanwhile_is_left_as_it_is():
+    day = day_of(timezone.now() - timedelta(days=3))
+    entry = make_error(age=timedelta(days=3))
+    with transaction.atomic():
+        assert partitions._create_partition(day) is False
+    assert partition_of(entry) == partition_name(day)
+    assert SyncError.objects.filter(pk=entry.pk).exists()
+
+
+def test_the_straddling_day_goes_in_batches_that_go_on_where_the_last_one_stopped(settings):
+    settings.SYNC_ERROR_CLEANUP_BATCH_SIZE = 2
+    moment = timezone.now() - timedelta(days=7, minutes=30)
+    # Entries that share a time are never split between a deleted and a kept side.
+    same_time = [make_error(created_at=moment) for _ in range(3)]
+    later = [make_error(created_at=moment + timedelta(minutes=n)) for n in range(1, 6)]
+    stays = make_error(age=timedelta(days=7) - timedelta(minutes=1))
+    with CaptureQueriesContext(connection) as queries:
+        cleanup = services.request_cleanup(days=7, trigger="command", run_in_background=False)
+    assert cleanup.deleted_count == len(same_time) + len(later)
+    assert list(SyncError.objects.values_list("pk", flat=True)) == [stays.pk]
+    deletes = [q["sql"] for q in queries if q["sql"].startswith("DELETE FROM errors_syncerror")]
+    # 3 entries that share a time, then 2, 2 and the last one: each batch after the first
+    # starts at the time the one before it stopped.
+    assert sum("created_at >=" in sql for sql in deletes) == 3
