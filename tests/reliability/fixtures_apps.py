@@ -91,20 +91,24 @@ FAULT_BODIES = {
     "json_list": (200, "application/json", b'["a", "list", "instead", "of", "an", "object"]'),
 }  # fmt: skip
 # Every fault the proxy can play: the canned answers, an answer whose body ends early (its
-# Content-Length promised more) and a server that never answers.
-FAULTS = [*FAULT_BODIES, "cut_off", "never_answers"]
+# Content-Length promised more), a server that never answers, and one that answers only once
+# the test lets it (`FaultProxy.let_go`).
+FAULTS = [*FAULT_BODIES, "cut_off", "never_answers", "held"]
 
 
 @dataclass
 class Rule:
     """Which requests get the fault: a method and a path pattern, optionally only every Nth
-    matching request, or only the first `times` of them."""
+    matching request, or only the first `times` of them. With `after_success`, the request
+    reaches the app first and the fault replaces a successful answer (the app acted, its
+    answer was lost)."""
 
     fault: str
     path: str = ""
     method: str = ""
     every: int = 1
     times: int | None = None
+    after_success: bool = False
     matched: int = 0
 
     def applies(self, method: str, path: str) -> bool:
@@ -127,7 +131,8 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.requests: list[tuple[str, str]] = []  # (method, path without the query)
         self.lock = threading.Lock()
-        self.released = threading.Event()  # ends the hanging answers
+        self.released = threading.Event()  # ends the answers that never come
+        self.held = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -175,7 +180,16 @@ class FaultProxy:
             self.requests.append((request.command, path))
             rule = next((r for r in self.rules if r.applies(request.command, path)), None)
         if rule is None:
-            self.forward(request, body)
+            self.answer(request, *self.forward(request, body))
+            return
+        if rule.after_success:
+            answer = self.forward(request, body)
+            if answer[0] >= 400:
+                self.answer(request, *answer)
+                return
+        if rule.fault == "held":
+            self.held.wait(120)
+            self.answer(request, *self.forward(request, body))
         elif rule.fault == "never_answers":
             # Keeps the connection open without a byte of answer until the test ends.
             self.released.wait(120)
@@ -192,22 +206,31 @@ class FaultProxy:
             status, kind, content = FAULT_BODIES[rule.fault]
             self.answer(request, status, {"Content-Type": kind}, content)
 
-    def forward(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+    def let_go(self) -> None:
+        """Let the held requests through."""
+        self.held.set()
+
+    def forward(self, request: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict, bytes]:
         headers = {
             name: value
             for name, value in request.headers.items()
             if name.lower() not in ("host", "content-length", "connection", "accept-encoding")
         }
         answer = self.client.request(request.command, request.path, headers=headers, content=body)
+        return answer.status_code, self._kept_headers(answer), self._relinked(answer.content)
+
+    def _relinked(self, content: bytes) -> bytes:
         # Links in the answer (the next page) point at the proxy, as they would at the app.
-        content = answer.content.replace(self.upstream.encode(), self.url.encode())
-        kept = {
+        return content.replace(self.upstream.encode(), self.url.encode())
+
+    @staticmethod
+    def _kept_headers(answer: httpx.Response) -> dict[str, str]:
+        return {
             name: value
             for name, value in answer.headers.items()
             if name.lower() not in ("content-length", "content-encoding", "transfer-encoding",
                                     "connection")
         }  # fmt: skip
-        self.answer(request, answer.status_code, kept, content)
 
     @staticmethod
     def answer(request, status: int, headers: dict, content: bytes) -> None:
@@ -220,6 +243,7 @@ class FaultProxy:
 
     def stop(self) -> None:
         self.released.set()
+        self.held.set()
         self.server.shutdown()
         self.server.server_close()
         self.client.close()
