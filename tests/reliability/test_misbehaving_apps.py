@@ -124,3 +124,24 @@ def assert_no_duplicates() -> None:
     for side in ("source_record_id", "destination_record_id"):
         ids = list(Coupling.objects.values_list(side, flat=True))
         assert len(ids) == len(set(ids))
+
+
+def test_without_a_timeout_on_the_connection_sync_http_timeout_bounds_each_call(
+    demo_apps, settings
+):
+    settings.SYNC_HTTP_TIMEOUT = 0.3
+    proxy = FaultProxy(demo_apps.base_url)
+    try:
+        point_at(demo_apps.connection, proxy, demo_apps.base_url)  # no timeout of its own
+        assert "timeout" not in demo_apps.connection.destination_settings
+        proxy.fault("never_answers", r"^/demo/crm/")
+
+        job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    finally:
+        proxy.stop()
+
+    assert job.status == SyncJob.Status.FAILED
+    assert job.message.startswith(SAYS["never_answers"][0])
+    # The sign-in check, tried as often as the connection allows (start_demo_apps: 2 retries).
+    assert proxy.requests.count(("GET", "/demo/crm/api/data/v9.2/WhoAmI")) == 3
+    assert proxy.count(r"^/demo/crm/") == 3
