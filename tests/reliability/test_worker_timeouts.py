@@ -38,7 +38,7 @@ def test_an_app_that_never_answers_fails_the_job_and_the_worker_goes_on(
     try:
         point_at(
             demo_apps.connection, proxy, demo_apps.base_url,
-            timeout=0.5, max_retries=MAX_RETRIES, backoff_seconds=0.01, max_retry_after=0.05,
+            timeout=1, max_retries=MAX_RETRIES, backoff_seconds=0.01, max_retry_after=0.05,
         )  # fmt: skip
         proxy.fault("never_answers", r"^/demo/crm/")
         mapping = demo_apps.mapping("CUSTOMER")
@@ -63,6 +63,10 @@ def test_an_app_that_never_answers_fails_the_job_and_the_worker_goes_on(
         # The worker is free: once the CRM answers again and an administrator resumes the
         # mapping, it runs the next job.
         proxy.clear()
+        connection = demo_apps.connection
+        for side in ("source", "destination"):
+            getattr(connection, f"{side}_settings")["timeout"] = 30
+        connection.save()
         staff_client.post(reverse("sync:mapping_resume", args=[mapping.pk]))
         again = start(staff_client, mapping)
         wait_until(finished(again), timeout=120, message=celery_worker.log_path.read_text())
