@@ -75,8 +75,9 @@ def clean_entries(errors: Sequence[SyncError]) -> None:
         raise InvalidEntries(problems)
 
 
-# Kept by Django, not by a constraint in the database (see SyncError.job): checked here once
-# per batch and referenced row, where a constraint looked each one up again for every entry.
+# Not kept by a constraint in the database (see SyncError.job): checked here once per batch
+# and referenced row, where a constraint looked each one up again for every entry; a delete
+# of the row clears the key by trigger.
 REFERENCES = ("job", "coupling", "mapping")
 
 
@@ -84,7 +85,9 @@ def check_references(errors: Sequence[SyncError]) -> None:
     """Raise IntegrityError, as a foreign-key constraint would, when an entry names a job,
     coupling or mapping that does not exist: one statement for the batch. The rows named are
     locked against deletion (FOR KEY SHARE, as a constraint's check does) until the caller's
-    transaction ends; run it inside that transaction."""
+    transaction ends; run it inside that transaction. A delete that waited for the lock then
+    clears the keys of the entries written meanwhile (its table's trigger); one that came
+    first makes this check wait for it and find the row gone."""
     named, parts, params = {}, [], []
     for name in REFERENCES:
         field = SyncError._meta.get_field(name)

@@ -188,16 +188,29 @@ def forget_deleted(group_ids: Iterable[int | None]) -> None:
 
 
 def drop_empty_groups() -> int:
+    """Delete the problems left without entries; returns how many.
+
+    A problem goes only while it is locked with a count of 0, so an entry written meanwhile
+    never loses its problem: one that a writer is moving on right now (record_errors holds
+    its row until it commits) is skipped, not waited for, and one whose count moved on
+    before the lock is not empty any more. The next clean-up looks at them again."""
     empty = list(ErrorGroup.objects.filter(count=0).values_list("pk", flat=True))
     if not empty:
         return 0
-    deleted, _ = ErrorGroup.objects.filter(pk__in=empty, count=0).delete()
-    # The day figures left behind say zero; they go with their problem. Its records left
-    # are stale ones of dropped days, which partitions.purge_stale_records removes in
-    # small batches.
-    kept = ErrorGroup.objects.filter(pk__in=empty).values("pk")
-    GroupDay.objects.filter(group_id__in=empty).exclude(group_id__in=kept).delete()
-    return deleted
+    with transaction.atomic():
+        locked = list(
+            ErrorGroup.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=empty, count=0)
+            .values_list("pk", flat=True)
+        )
+        if not locked:
+            return 0
+        _, deleted = ErrorGroup.objects.filter(pk__in=locked).delete()
+        # The day figures left behind say zero; they go with their problem. Its records left
+        # are stale ones of dropped days, which partitions.purge_stale_records removes in
+        # small batches.
+        GroupDay.objects.filter(group_id__in=locked).delete()
+    return deleted.get(ErrorGroup._meta.label, 0)
 
 
 TREND_DAYS = 14

@@ -185,13 +185,15 @@ class SyncError(models.Model):
     # them and serve their filters and the SET NULL of a deleted job, coupling, mapping or
     # group; a duplicate would only slow every write down. Nor a constraint in the database:
     # its check (a lookup of the referenced row per key per entry, at commit) cost more than
-    # all of the ingestion's Python work; Django's collector still sets the key to NULL when
-    # a job, coupling, mapping or group is deleted through the ORM, the only way they are.
+    # all of the ingestion's Python work. check_references stands for the check; for its
+    # ON DELETE SET NULL, a trigger on the jobs', couplings' and mappings' tables clears the
+    # key after each delete (migration 0019), seeing entries written while the delete waited;
+    # Django's collector sets the group's key to NULL (a problem is deleted only when empty).
     job = models.ForeignKey(
         "sync.SyncJob",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         related_name="errors",
         db_index=False,
         db_constraint=False,
@@ -200,7 +202,7 @@ class SyncError(models.Model):
         "couplings.Coupling",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         related_name="errors",
         db_index=False,
         db_constraint=False,
@@ -209,7 +211,7 @@ class SyncError(models.Model):
         "sync.TableMapping",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         related_name="errors",
         db_index=False,
         db_constraint=False,

@@ -419,6 +419,8 @@ class Pass:
         # Records a person chose are synchronized even where the mapping syncs coupled only.
         self.chosen = job.kind == SyncJob.Kind.COUPLED
         self.coupled_now: list[tuple[str, int]] = []  # (read id, coupling id) this page
+        # The records found on the other side by their match field this page: read id: id.
+        self.matched_now: dict[str, str] = {}
         self.errors: list[SyncError] = []
         self.transient_in_a_row = 0
         self.batched = writer_batch_size(self.writer) > 1
@@ -559,7 +561,18 @@ class Pass:
             resolve_now_coupled(
                 self.mapping.pk, self.reader.app_name, self.coupled_now, self.job.pk
             )
+            # A record found by its match field may have entries of its own, logged by the
+            # other direction while it could not be written uncoupled (its answer lost, say):
+            # coupled now to the record it was to be written as, they are settled too.
+            matched = [
+                (self.matched_now[read_id], coupling_id)
+                for read_id, coupling_id in self.coupled_now
+                if read_id in self.matched_now
+            ]
+            if matched:
+                resolve_now_coupled(self.mapping.pk, self.writer.app_name, matched, self.job.pk)
             self.coupled_now = []
+        self.matched_now = {}
         if skipped:
             # The job's Skipped count opens these couplings.
             Coupling.objects.filter(pk__in=skipped).update(
@@ -659,6 +672,7 @@ class Pass:
                 continue
             target = free[0]
             claimed.add(target.id)
+            self.matched_now[record.id] = target.id
             changes = {k: v for k, v in values.items() if not same_value(target.values.get(k), v)}
             if changes:
                 writes.append(Write(record, None, target.id, changes))
@@ -936,6 +950,8 @@ class Pass:
                     status=409,
                 )
             target = free[0] if free else None
+            if target is not None:
+                self.matched_now[record.id] = target.id
         with transaction.atomic():
             if target is None:
                 target = self.write(None, values)

@@ -218,13 +218,21 @@ class ODataConnector(Connector):
                     transient=True,
                 )
                 retry = repeatable or isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
-            except httpx.TransportError as exc:
+            except httpx.ConnectError as exc:
                 error = ConnectorError(
                     f"Could not connect to {self.app_name}.",
                     detail=f"{method} {_safe_url(url)}: {exc}",
                     transient=True,
                 )
-                retry = repeatable or isinstance(exc, httpx.ConnectError)
+                retry = True
+            except httpx.TransportError as exc:
+                # Connected, then the answer broke off: the app may have acted on the request.
+                error = ConnectorError(
+                    f"The connection to {self.app_name} broke off before its answer was complete.",
+                    detail=f"{method} {_safe_url(url)}: {type(exc).__name__}: {exc}",
+                    transient=True,
+                )
+                retry = repeatable
             else:
                 if response.status_code < 400:
                     if not parse:
@@ -474,9 +482,14 @@ class ODataConnector(Connector):
                     answer = _json(body, self.app_name)
                     ids = answer.get("Ids")
                     if not isinstance(ids, list) or len(ids) != len(pending):
+                        # The app took the batch and may have created the records: sending
+                        # them again one at a time could create each twice. Like an answer
+                        # that is not JSON, it is worth a later run, which finds the records
+                        # by their match field.
                         raise ConnectorError(
                             f"{self.app_name} answered {action} without the ids created.",
                             detail=str(answer)[:2000],
+                            transient=True,
                         )
                 for i, record_id in zip(pending, ids, strict=True):
                     results[i] = RemoteRecord(str(record_id), None, dict(items[i][1]))
