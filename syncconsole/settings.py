@@ -240,3 +240,8 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# --- Security: secrets at rest, sign-in limits, audit log (README, Security) -------------
+# Fernet keys, comma-separated: the first encrypts, all decrypt. Without it a key derived
+# from SECRET_KEY is used (`manage.py check --deploy` says so when DEBUG is off).
+SYNC_CONSOLE_ENCRYPTION_KEYS = envlist("SYNC_CONSOLE_ENCRYPTION_KEY")
