@@ -250,7 +250,7 @@ SYNC_CONSOLE_ENCRYPTION_KEYS = envlist("SYNC_CONSOLE_ENCRYPTION_KEY")
 # Sign-in limits (django-axes), for the console's sign-in and the Django admin's: after
 # LOGIN_FAILURE_LIMIT failures of one user name from one address, that pair is locked for
 # LOGIN_LOCKOUT_MINUTES (failures older than that are forgotten); a success starts afresh.
-INSTALLED_APPS += ["axes"]
+INSTALLED_APPS += ["axes", "audit"]  # audit last: it records the admin pages of the others
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -261,6 +261,7 @@ AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no banner at every start; failures and lock-outs are still logged
 AXES_LOCKOUT_CALLABLE = "syncconsole.signin.locked_out"
 AXES_CLIENT_IP_CALLABLE = "syncconsole.signin.client_address"
 # Behind reverse proxies, how many of them append to X-Forwarded-For; 0 (no proxy) means
