@@ -19,6 +19,7 @@ class AuditEvent(models.Model):
         PROBLEM_SNOOZED = "problem_snoozed", "Problem snoozed"
         PROBLEM_REOPENED = "problem_reopened", "Problem reopened"
         BULK_ACTION = "bulk_action", "Bulk action on entries"
+        JOBS_DELETED = "jobs_deleted", "Expired sync jobs deleted"
         COUPLING_REMOVED = "coupling_removed", "Coupling removed"
         RECORD_DELETED = "record_deleted", "Record deleted in an app"
         CONNECTION_CHANGED = "connection_changed", "Connection changed"

@@ -167,7 +167,18 @@ def delete_expired_jobs(days: int | None = None) -> int:
     expired = SyncJob.objects.filter(created_at__lt=cutoff).exclude(
         Q(pk__in=kept) | Q(status__in=ACTIVE)
     )
-    deleted, _ = expired.delete()
+    with transaction.atomic():
+        deleted, by_model = expired.delete()
+        jobs = by_model.get(SyncJob._meta.label, 0)
+        if jobs:
+            audit.record(
+                audit.Action.JOBS_DELETED,
+                f"{jobs:,} sync jobs older than {days} days deleted",
+                actor_label="system (retention)",
+                object_type="sync job",
+                details={"days": days, "cutoff": cutoff.isoformat(), "jobs": jobs,
+                         "rows": by_model},
+            )  # fmt: skip
     return deleted
 
 

@@ -20,7 +20,14 @@ from errors.models import AlertSubscription, ErrorGroup, Status, SyncError, Sync
 from sync import breaker
 from sync import services as sync_services
 from sync.models import Connection, SyncJob, TableMapping
-from tests.factories import make_connection, make_coupling, make_error, make_errors, make_mapping
+from tests.factories import (
+    make_connection,
+    make_coupling,
+    make_error,
+    make_errors,
+    make_job,
+    make_mapping,
+)
 
 pytestmark = pytest.mark.django_db
 Action = AuditEvent.Action
@@ -140,6 +147,17 @@ def test_a_clean_up_by_a_person_and_by_the_schedule(staff_user):
     AuditEvent.objects.all().delete()
     services.delete_expired_sync_errors()
     only_event(Action.ENTRIES_DELETED, None, "system (schedule)")
+
+
+def test_expired_jobs_deleted_by_the_retention():
+    mapping = make_mapping()
+    old = timezone.now() - timedelta(days=60)
+    for _ in range(2):
+        SyncJob.objects.filter(pk=make_job(mapping).pk).update(created_at=old)
+    make_job(mapping)
+    sync_services.delete_expired_jobs()
+    event = only_event(Action.JOBS_DELETED, None, "system (retention)")
+    assert event.details["jobs"] == 2
 
 
 def test_deleting_entries_in_the_django_admin(admin_client, superuser):
