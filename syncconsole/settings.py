@@ -267,3 +267,5 @@ AXES_CLIENT_IP_CALLABLE = "syncconsole.signin.client_address"
 # Behind reverse proxies, how many of them append to X-Forwarded-For; 0 (no proxy) means
 # the header, which anyone can send, is never believed.
 TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+# The audit log (README, Security): its API names its choice set.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AuditActionEnum"] = "api.enums.AUDIT_ACTION"

@@ -383,3 +383,14 @@ def test_the_admin_shows_the_log_read_only(admin_client, staff_user):
     delete = reverse("admin:audit_auditevent_delete", args=[event.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
     assert AuditEvent.objects.get().summary != "rewritten"
+
+
+def test_the_api_lists_the_log_to_administrators(staff_user, sync_user):
+    from tests.api.conftest import token_client
+
+    services.set_status(SyncError.objects.filter(pk=make_error().pk), "ignored", sync_user)
+    answer = token_client(staff_user).get(reverse("api:audit_events"), {"user": "fixer"})
+    assert answer.status_code == 200
+    rows = answer.json()["results"]
+    assert [(r["action"], r["actor_label"]) for r in rows] == [("entries_ignored", "fixer")]
+    assert token_client(sync_user).get(reverse("api:audit_events")).status_code == 403
