@@ -1,6 +1,7 @@
 """Secrets at rest: encrypted in the database, readable only with the right keys, and never
 shown in pages, logs, error entries or API answers."""
 
+import base64
 import json
 import logging
 import threading
@@ -243,3 +244,31 @@ def test_an_app_echoing_the_credentials_never_gets_them_into_an_error(
     for text in (error.message, error.detail, str(error), caplog.text):
         assert SECRET not in text
         assert "aW50ZWdyYXRpb246" not in text  # base64 of "integration:", the Basic form
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("auth_method", ["basic", "bearer"])
+def test_a_job_against_an_echoing_app_stores_no_secret(echoing_app, auth_method, caplog):
+    from sync import engine
+    from sync.services import create_job
+    from tests.factories import make_mapping
+
+    connection = make_connection(
+        source_base_url=echoing_app, destination_base_url=echoing_app,
+        source_username="erp-user", source_secret=SECRET,
+        destination_username="crm-user", destination_secret=SECRET,
+        source_settings={"max_retries": 0}, destination_settings={"max_retries": 0},
+        auth_method=auth_method,
+    )  # fmt: skip
+    mapping = make_mapping(connection)
+    job = create_job(mapping, kind=SyncJob.Kind.MODIFIED, trigger=SyncJob.Trigger.USER)
+    with caplog.at_level(logging.DEBUG):
+        job = engine.run_job(job.pk)
+    assert job.status == SyncJob.Status.FAILED
+    entries = list(SyncError.objects.filter(job=job))
+    assert entries and any("Refused" in e.message + e.detail for e in entries)
+    stored = caplog.text + job.message
+    stored += "".join(f"{e.message}{e.detail}{json.dumps(e.sent_values)}" for e in entries)
+    for user in ("erp-user", "crm-user"):
+        assert base64.b64encode(f"{user}:{SECRET}".encode()).decode() not in stored
+    assert SECRET not in stored
