@@ -394,3 +394,18 @@ def test_the_api_lists_the_log_to_administrators(staff_user, sync_user):
     rows = answer.json()["results"]
     assert [(r["action"], r["actor_label"]) for r in rows] == [("entries_ignored", "fixer")]
     assert token_client(sync_user).get(reverse("api:audit_events")).status_code == 403
+
+
+def test_administrators_read_the_log_in_the_admin_and_nobody_changes_it(client):
+    from django.contrib.auth.models import Group
+
+    from syncconsole.permissions import SYNC_ADMINISTRATORS
+    from tests.conftest import user_in_role
+
+    admin = user_in_role("boss", SYNC_ADMINISTRATORS, is_staff=True)
+    codenames = {p.codename for p in Group.objects.get(name=SYNC_ADMINISTRATORS).permissions.all()}
+    assert "view_auditevent" in codenames and "change_auditevent" not in codenames
+    assert "delete_accessattempt" in codenames  # they unlock a locked sign-in
+    client.force_login(admin)
+    assert client.get(reverse("admin:audit_auditevent_changelist")).status_code == 200
+    assert client.get(reverse("admin:axes_accessattempt_changelist")).status_code == 200
