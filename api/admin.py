@@ -1,10 +1,13 @@
 from django.contrib import admin, messages
 
+from audit.admin_changes import AuditedAdmin
+from audit.models import AuditEvent
+
 from .models import ApiToken, IngestionRequest
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AuditedAdmin):
     list_display = ["name", "user", "integration", "lookup", "created_at", "last_used_at",
                     "expires_at", "revoked_at"]  # fmt: skip
     list_filter = ["revoked_at"]
@@ -14,13 +17,20 @@ class ApiTokenAdmin(admin.ModelAdmin):
               "last_used_at"]  # fmt: skip
     autocomplete_fields = ["user"]
 
+    def audit_action(self, obj, changed: dict, deleted: bool = False) -> str:
+        # A deleted token stops working as a revoked one does.
+        if deleted or ("revoked_at" in changed and obj.revoked_at is not None):
+            return AuditEvent.Action.TOKEN_REVOKED
+        return super().audit_action(obj, changed, deleted)
+
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
             return
         token, key = ApiToken.issue(
-            obj.user, obj.name, integration=obj.integration, expires_at=obj.expires_at
-        )
+            obj.user, obj.name, integration=obj.integration, expires_at=obj.expires_at,
+            issued_by=request.user,
+        )  # fmt: skip
         obj.pk = token.pk
         # Shown once: only the hash is kept.
         messages.warning(request, f"The token's key, shown only now: {key}")

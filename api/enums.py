@@ -1,5 +1,6 @@
 """Names of the API's choice sets in the OpenAPI description (SPECTACULAR_SETTINGS)."""
 
+from audit.models import AuditEvent
 from couplings.models import Coupling
 from errors.models import BulkAction, Status, SyncErrorCleanup
 from sync.models import Connection, SyncJob
@@ -12,3 +13,4 @@ CLEANUP_ACTION = SyncErrorCleanup.Action
 JOB_STATUS = SyncJob.Status
 FLAVOR = Connection.Flavor
 COUPLING_RESULT = Coupling.Result
+AUDIT_ACTION = AuditEvent.Action

@@ -4,7 +4,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 TOKEN_PREFIX = "sct_"  # noqa: S105 - marks a key as ours, not a secret
@@ -48,13 +48,29 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.lookup}…)"
 
     @classmethod
-    def issue(cls, user, name: str, *, integration: str = "", expires_at=None):
-        """A new token and its key (the only time the key is known)."""
+    def issue(
+        cls, user, name: str, *, integration: str = "", expires_at=None, issued_by=None,
+        issued_through: str = "",
+    ):  # fmt: skip
+        """A new token and its key (the only time the key is known). `issued_by` is the
+        person who made it, else `issued_through` says how (the command line)."""
+        from audit import services as audit
+
         key = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(
-            user=user, name=name, integration=integration, expires_at=expires_at,
-            lookup=key[:LOOKUP_LENGTH], key_hash=hash_key(key),
-        )  # fmt: skip
+        with transaction.atomic():
+            token = cls.objects.create(
+                user=user, name=name, integration=integration, expires_at=expires_at,
+                lookup=key[:LOOKUP_LENGTH], key_hash=hash_key(key),
+            )  # fmt: skip
+            audit.record(
+                audit.Action.TOKEN_CREATED,
+                f"API token {token} created for {user.get_username()}",
+                user=issued_by,
+                actor_label=f"system ({issued_through})" if issued_through else "",
+                target=token,
+                details={"for": user.get_username(), "integration": integration,
+                         "expires_at": expires_at.isoformat() if expires_at else None},
+            )  # fmt: skip
         return token, key
 
     @property

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import sync_views, views
+from . import audit_views, sync_views, views
 
 app_name = "api"
 urlpatterns = [
@@ -41,6 +41,7 @@ urlpatterns = [
     path(
         "coupling-runs/<int:pk>/", sync_views.CouplingRunDetailView.as_view(), name="coupling_run"
     ),
+    path("audit/", audit_views.AuditEventListView.as_view(), name="audit_events"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

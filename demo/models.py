@@ -5,6 +5,8 @@ import uuid
 
 from django.db import models
 
+from syncconsole.encryption import EncryptedTextField
+
 
 class ErpCurrency(models.Model):
     """An ERP currency; a missing exchange rate is a real setup failure."""
@@ -221,7 +223,7 @@ class DemoWebhook(models.Model):
     app = models.CharField(max_length=3, choices=[("erp", "ERP"), ("crm", "CRM")])
     entity = models.CharField(max_length=50)
     notification_url = models.URLField(max_length=500)
-    client_state = models.CharField(max_length=200, blank=True)
+    client_state = EncryptedTextField(blank=True)
 
     def __str__(self) -> str:
         return f"{self.app}/{self.entity} → {self.notification_url}"

@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from audit.admin_changes import AuditedAdmin
 from syncconsole.permissions import is_sync_admin
 
 from . import services
@@ -26,7 +27,7 @@ def _record_link(url: str | None, text: str) -> str:
 
 
 @admin.register(SyncError)
-class SyncErrorAdmin(admin.ModelAdmin):
+class SyncErrorAdmin(AuditedAdmin):
     list_display = [
         "id",
         "created_at",
@@ -186,7 +187,7 @@ class BulkActionAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertSubscription)
-class AlertSubscriptionAdmin(admin.ModelAdmin):
+class AlertSubscriptionAdmin(AuditedAdmin):
     list_display = ["user", "email", "new_problems", "regressions", "setup_errors", "scope"]
     list_filter = ["new_problems", "regressions", "setup_errors", "connection"]
     search_fields = ["user__username", "user__email"]

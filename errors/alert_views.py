@@ -1,7 +1,6 @@
 """The page where Sync administrators choose the problems they are e-mailed about."""
 
 from django.contrib import messages
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -10,6 +9,7 @@ from syncconsole.permissions import sync_admin_required
 
 from .forms import AlertSubscriptionForm
 from .models import AlertSubscription
+from .subscriptions import save_subscription, unsubscribe
 
 NEW_PREFIX = "new"
 
@@ -23,7 +23,7 @@ def _prefix(subscription: AlertSubscription) -> str:
 def alert_list(request: HttpRequest) -> HttpResponse:
     form = AlertSubscriptionForm(request.POST or None, user=request.user, prefix=NEW_PREFIX)
     if request.method == "POST":
-        if _saved(form):
+        if save_subscription(form, request.user):
             messages.success(request, f"Subscribed: {form.instance.scope_label}.")
             return redirect("errors:alerts")
         return _page(request, new_form=form, status=400)
@@ -37,7 +37,7 @@ def alert_change(request: HttpRequest, pk: int) -> HttpResponse:
     form = AlertSubscriptionForm(
         request.POST, instance=subscription, user=request.user, prefix=_prefix(subscription)
     )
-    if _saved(form):
+    if save_subscription(form, request.user):
         messages.success(request, f"Saved: {form.instance.scope_label}.")
         return redirect("errors:alerts")
     return _page(request, bound=form, status=400)
@@ -47,22 +47,9 @@ def alert_change(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def alert_delete(request: HttpRequest, pk: int) -> HttpResponse:
     subscription = get_object_or_404(AlertSubscription, pk=pk, user=request.user)
-    label = subscription.scope_label
-    subscription.delete()
+    label = unsubscribe(subscription, request.user)
     messages.success(request, f"Unsubscribed: {label}.")
     return redirect("errors:alerts")
-
-
-def _saved(form: AlertSubscriptionForm) -> bool:
-    if not form.is_valid():
-        return False
-    try:
-        with transaction.atomic():
-            form.save()
-    except IntegrityError:  # the same subscription saved at the same moment elsewhere
-        form.add_error(None, "You already have a subscription for this; change that one.")
-        return False
-    return True
 
 
 def _page(request, new_form=None, bound=None, status: int = 200) -> HttpResponse:

@@ -17,6 +17,8 @@ from django.db.models import Count, Max, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
+from audit import services as audit
+
 from .filters import SyncErrorFilter
 from .models import SETUP_CATEGORIES, BulkAction, Status, SyncError
 from .services import STATUS_NOTE_MAX_LENGTH, QueueUnavailable, set_status
@@ -203,6 +205,7 @@ def request_bulk_action(
     if not bulk.expected_count:
         raise BulkRefused("No entry matches any more; nothing was changed.")
     bulk.save()
+    _audit(bulk)
     if run_in_background is None:
         run_in_background = not (
             bulk.scope == BulkAction.Scope.SELECTION
@@ -223,6 +226,35 @@ def request_bulk_action(
     return bulk
 
 
+BULK_EVENTS = {
+    Action.RESOLVE: audit.Action.ENTRIES_RESOLVED,
+    Action.IGNORE: audit.Action.ENTRIES_IGNORED,
+    Action.REOPEN: audit.Action.ENTRIES_REOPENED,
+    Action.REMOVE_COUPLING: audit.Action.COUPLING_REMOVED,
+    Action.DELETE_RECORD: audit.Action.RECORD_DELETED,
+}
+
+
+def _audit(bulk: BulkAction) -> None:
+    """One event for the whole action, when it is asked for: the BulkAction it names keeps
+    the progress and the outcome, so what it does entry by entry writes no event of its own."""
+    scope = (
+        f"{len(bulk.selected_ids)} selected"
+        if bulk.scope == BulkAction.Scope.SELECTION
+        else "all matching"
+    )
+    audit.record(
+        BULK_EVENTS.get(bulk.action, audit.Action.BULK_ACTION),
+        f"Bulk action {bulk.get_action_display()} on {scope} entries "
+        f"({bulk.expected_count:,} in scope)" + (f": {bulk.note}" if bulk.note else ""),
+        user=bulk.requested_by,
+        target=bulk,
+        object_type="bulk action",
+        details={"action": bulk.action, "scope": bulk.scope, "filters": bulk.filter_query,
+                 "expected": bulk.expected_count, "note": bulk.note},
+    )  # fmt: skip
+
+
 def run_bulk_action(bulk_id: int) -> BulkAction:
     """Work through the scope in batches, each its own transaction, keeping the progress.
     Safe to run again: a finished action is left alone, an interrupted one goes on."""
@@ -240,35 +272,40 @@ def run_bulk_action(bulk_id: int) -> BulkAction:
         bulk.save(update_fields=["state", "started_at"])
     work = _Work(bulk)
     try:
-        while True:
-            batch = list(
-                scope_of(bulk)
-                .filter(pk__gt=bulk.last_processed_id)
-                .order_by("pk")
-                .values_list(
-                    "pk",
-                    "coupling_id",
-                    "mapping_id",
-                    "source_app",
-                    "source_entity",
-                    "source_record_id",
-                )[: settings.SYNC_BULK_BATCH_SIZE]  # fmt: skip
-            )
-            if not batch:
-                break
-            with transaction.atomic():
-                work.batch(batch)
-                bulk.processed_count += len(batch)
-                bulk.last_processed_id = batch[-1][0]
-                bulk.save(update_fields=["processed_count", "changed_count", "failed_count",
-                                         "last_processed_id"])  # fmt: skip
-        work.finish()
+        with audit.covered_by(f"bulk action #{bulk.pk}"):
+            _work_through(bulk, work)
     except Exception as exc:
         logger.exception("Bulk action %s failed", bulk.pk)
         _finish(bulk, BulkAction.State.FAILED, f"The action stopped: {exc}")
         return bulk
     _finish(bulk, BulkAction.State.DONE, work.outcome())
     return bulk
+
+
+def _work_through(bulk: BulkAction, work: "_Work") -> None:
+    while True:
+        batch = list(
+            scope_of(bulk)
+            .filter(pk__gt=bulk.last_processed_id)
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "coupling_id",
+                "mapping_id",
+                "source_app",
+                "source_entity",
+                "source_record_id",
+            )[: settings.SYNC_BULK_BATCH_SIZE]  # fmt: skip
+        )
+        if not batch:
+            break
+        with transaction.atomic():
+            work.batch(batch)
+            bulk.processed_count += len(batch)
+            bulk.last_processed_id = batch[-1][0]
+            bulk.save(update_fields=["processed_count", "changed_count", "failed_count",
+                                     "last_processed_id"])  # fmt: skip
+    work.finish()
 
 
 def _finish(bulk: BulkAction, state: str, outcome: str) -> None:

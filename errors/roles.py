@@ -4,8 +4,9 @@ from django.apps import apps as global_apps
 
 from syncconsole.permissions import INTEGRATIONS, SYNC_ADMINISTRATORS, SYNC_USERS
 
-# Sync administrators may change everything the console and the admin show.
-ADMINISTERED_APPS = ("errors", "sync", "couplings", "django_celery_beat", "api")
+# Sync administrators may change everything the console and the admin show, unlock sign-ins
+# (axes), and read the audit log, which nobody changes.
+ADMINISTERED_APPS = ("errors", "sync", "couplings", "django_celery_beat", "api", "axes")
 
 
 def ensure_roles(apps=global_apps) -> None:
@@ -22,5 +23,6 @@ def ensure_roles(apps=global_apps) -> None:
         *Permission.objects.filter(content_type__app_label="api", codename="ingest_errors")
     )
     administrators.permissions.add(
-        *Permission.objects.filter(content_type__app_label__in=ADMINISTERED_APPS)
+        *Permission.objects.filter(content_type__app_label__in=ADMINISTERED_APPS),
+        *Permission.objects.filter(content_type__app_label="audit", codename="view_auditevent"),
     )

@@ -13,6 +13,8 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from audit import services as audit
+
 from . import partitions
 from .grouping import drop_empty_groups, forget_deleted
 from .models import (
@@ -103,6 +105,18 @@ def request_cleanup(
         expected_count=preview.total,
         open_count=preview.open,
     )
+    what = "Delete All Entries" if days is None else f"Delete Entries Older than {days} Days"
+    audit.record(
+        audit.Action.ENTRIES_DELETED,
+        f"{what}: {preview.total:,} entries ({preview.open:,} open) before "
+        f"{preview.cutoff:%Y-%m-%d %H:%M} UTC",
+        user=user,
+        actor_label=f"system ({cleanup.get_trigger_display().lower()})",
+        target=cleanup,
+        object_label=what,
+        details={"days": days, "cutoff": preview.cutoff.isoformat(), "trigger": trigger,
+                 "expected": preview.total, "open": preview.open},
+    )  # fmt: skip
     if run_in_background is None:
         run_in_background = preview.total > settings.SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD
     if not run_in_background:
@@ -268,18 +282,47 @@ def delete_expired_sync_errors() -> SyncErrorCleanup:
 STATUS_NOTE_MAX_LENGTH = 500
 
 
+ENTRY_EVENTS = {
+    Status.OPEN: audit.Action.ENTRIES_REOPENED,
+    Status.RESOLVED: audit.Action.ENTRIES_RESOLVED,
+    Status.IGNORED: audit.Action.ENTRIES_IGNORED,
+    Status.SNOOZED: audit.Action.ENTRIES_SNOOZED,
+}
+PROBLEM_EVENTS = {
+    Status.OPEN: audit.Action.PROBLEM_REOPENED,
+    Status.RESOLVED: audit.Action.PROBLEM_RESOLVED,
+    Status.IGNORED: audit.Action.PROBLEM_IGNORED,
+    Status.SNOOZED: audit.Action.PROBLEM_SNOOZED,
+}
+AUDITED_IDS = 100  # an event names at most this many entries; its count says how many
+
+
 def set_status(errors: QuerySet[SyncError], status: str, user, note: str = "") -> int:
     """Mark entries open, resolved or ignored, keeping who did it, when, and why."""
     if status not in Status.values:
         raise ValueError(f"Unknown status {status!r}")
     if len(note) > STATUS_NOTE_MAX_LENGTH:
         raise ValueError(f"The note can be at most {STATUS_NOTE_MAX_LENGTH} characters.")
-    return errors.exclude(status=status).update(
+    changing = errors.exclude(status=status)
+    ids = list(changing.order_by().values_list("pk", flat=True)[:AUDITED_IDS])
+    changed = changing.update(
         status=status,
         status_changed_at=timezone.now(),
         status_changed_by=user if user is not None and user.is_authenticated else None,
         status_note=note.strip(),
     )
+    if changed:
+        label = Status(status).label.lower()
+        audit.record(
+            ENTRY_EVENTS[status],
+            f"{changed:,} entr{'y' if changed == 1 else 'ies'} marked {label}"
+            + (f": {note.strip()}" if note.strip() else ""),
+            user=user,
+            object_type="sync error",
+            object_id=ids[0] if changed == 1 else "",
+            details={"count": changed, "ids": ids, "note": note.strip()},
+        )
+    return changed
 
 
 def set_group_status(
@@ -306,7 +349,8 @@ def set_group_status(
         if status == Status.SNOOZED:
             # Resolved and ignored entries keep their own status; only open ones are set aside.
             entries = entries.filter(status=Status.OPEN)
-        changed = set_status(entries, status, user, note)
+        with audit.covered_by("problem status"):
+            changed = set_status(entries, status, user, note)
         ErrorGroup.objects.filter(pk=group.pk).update(
             status=status,
             status_changed_at=timezone.now(),
@@ -316,6 +360,22 @@ def set_group_status(
             snoozed_until=snoozed_until,
             snooze_until_count=None if more_occurrences is None else group.count + more_occurrences,
         )
+        until = ""
+        if snoozed_until is not None:
+            until = f" until {snoozed_until:%Y-%m-%d %H:%M} UTC"
+        elif more_occurrences is not None:
+            until = f" until {more_occurrences} more occurrences"
+        audit.record(
+            PROBLEM_EVENTS[status],
+            f"Problem marked {Status(status).label.lower()}{until} with {changed:,} entries"
+            + (f": {note.strip()}" if note.strip() else ""),
+            user=user,
+            target=group,
+            object_type="problem",
+            details={"entries": changed, "note": note.strip(),
+                     "snoozed_until": snoozed_until.isoformat() if snoozed_until else None,
+                     "more_occurrences": more_occurrences},
+        )  # fmt: skip
     return changed
 
 

@@ -4,11 +4,19 @@ from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
+from audit.admin_changes import AuditedAdmin
+
 from . import breaker
 from .connectors import ConnectorError, connector_for
 from .models import Connection, ConnectionCheck, MappingHealthSnapshot, SyncJob, TableMapping
 
 KEEP_STORED_HELP = "Never shown. Leave blank to keep the stored secret."
+
+
+def _https_by_default(field, **kwargs):
+    if isinstance(field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return field.formfield(**kwargs)
 
 
 class ConnectionForm(forms.ModelForm):
@@ -23,7 +31,15 @@ class ConnectionForm(forms.ModelForm):
 
     class Meta:
         model = Connection
-        fields = ["source_secret", "destination_secret"]  # the admin adds the others
+        # Every field the admin edits: a ModelForm that names fields limits the admin's form
+        # to them.
+        fields = [
+            "name", "source_app", "source_base_url", "source_flavor", "destination_app",
+            "destination_base_url", "destination_flavor", "auth_method", "integration_user",
+            "source_username", "source_secret", "destination_username", "destination_secret",
+            "source_settings", "destination_settings", "is_enabled", "disabled_reason",
+        ]  # fmt: skip
+        formfield_callback = _https_by_default
 
     def _kept(self, name: str) -> str:
         return self.cleaned_data.get(name) or getattr(self.instance, name, "") or ""
@@ -43,7 +59,7 @@ class TableMappingInline(admin.TabularInline):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(AuditedAdmin):
     list_display = [
         "name",
         "source_app",
@@ -95,7 +111,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
 
 @admin.register(TableMapping)
-class TableMappingAdmin(admin.ModelAdmin):
+class TableMappingAdmin(AuditedAdmin):
     list_display = [
         "name",
         "connection",

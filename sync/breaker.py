@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from audit import services as audit
 from errors.models import SyncError
 
 from .connectors import ConnectorError, connector_for
@@ -49,15 +50,31 @@ def pause(mapping: TableMapping, reason: str, error: SyncError | None) -> None:
         # Already paused (a failure after a resume that the check could not see): keep when
         # it started, show the newest failure.
         fields.pop("paused_at")
+    else:
+        audit.record(
+            audit.Action.MAPPING_PAUSED,
+            f"Mapping {mapping.name} paused: {reason}",
+            actor_label="system (circuit breaker)",
+            target=mapping,
+            details={"reason": reason[:2048], "entry": error.pk if error else None},
+        )
     TableMapping.objects.filter(pk=mapping.pk).update(**fields)
     for name, value in fields.items():
         setattr(mapping, name, value)
     logger.warning("Mapping %s paused: %s", mapping.name, reason)
 
 
-def resume(mapping: TableMapping, reason: str) -> None:
+def resume(mapping: TableMapping, reason: str, *, user=None) -> None:
     """Let the mapping's jobs run again. The count of setup failures stays: should the next
     job fail for the same reason, the mapping pauses again at once."""
+    audit.record(
+        audit.Action.MAPPING_RESUMED,
+        f"Mapping {mapping.name} resumed: {reason}",
+        user=user,
+        actor_label="system (setup check)",
+        target=mapping,
+        details={"reason": reason[:500]},
+    )
     fields = {
         "paused_at": None,
         "paused_error": None,
@@ -71,7 +88,7 @@ def resume(mapping: TableMapping, reason: str) -> None:
 
 
 def resume_by_hand(mapping: TableMapping, user) -> None:
-    resume(mapping, f"Resumed by {user.get_username()}.")
+    resume(mapping, f"Resumed by {user.get_username()}.", user=user)
 
 
 def setup_problem(mapping: TableMapping) -> str:

@@ -5,6 +5,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 
+from syncconsole.encryption import EncryptedTextField
+
 
 class Connection(models.Model):
     """The link between the ERP and the CRM: where they are and who signs in."""
@@ -41,14 +43,14 @@ class Connection(models.Model):
     source_username = models.CharField(
         max_length=200, blank=True, help_text="User name, or OAuth client id."
     )
-    source_secret = models.CharField(
-        max_length=500, blank=True, help_text="Password, token or client secret; never shown."
+    source_secret = EncryptedTextField(
+        blank=True, help_text="Password, token or client secret; encrypted, never shown."
     )
     destination_username = models.CharField(
         max_length=200, blank=True, help_text="User name, or OAuth client id."
     )
-    destination_secret = models.CharField(
-        max_length=500, blank=True, help_text="Password, token or client secret; never shown."
+    destination_secret = EncryptedTextField(
+        blank=True, help_text="Password, token or client secret; encrypted, never shown."
     )
     source_settings = models.JSONField(
         default=dict,

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit import services as audit
 from couplings.models import Coupling
 
 from . import engine
@@ -205,7 +206,18 @@ def delete_expired_jobs(days: int | None = None) -> int:
     expired = SyncJob.objects.filter(created_at__lt=cutoff).exclude(
         Q(pk__in=kept) | Q(status__in=ACTIVE)
     )
-    deleted, _ = expired.delete()
+    with transaction.atomic():
+        deleted, by_model = expired.delete()
+        jobs = by_model.get(SyncJob._meta.label, 0)
+        if jobs:
+            audit.record(
+                audit.Action.JOBS_DELETED,
+                f"{jobs:,} sync jobs older than {days} days deleted",
+                actor_label="system (retention)",
+                object_type="sync job",
+                details={"days": days, "cutoff": cutoff.isoformat(), "jobs": jobs,
+                         "rows": by_model},
+            )  # fmt: skip
     return deleted
 
 
@@ -334,8 +346,25 @@ def remove_coupling(coupling: Coupling, *, user=None) -> int:
             status_changed_by=user if user is not None and user.is_authenticated else None,
             status_note=f"The coupling {coupling} was removed by {who}.",
         )
+        audit.record(
+            audit.Action.COUPLING_REMOVED,
+            f"Coupling {coupling} of {coupling.mapping.name} removed; {resolved} open "
+            f"entr{'y' if resolved == 1 else 'ies'} resolved",
+            user=user,
+            target=coupling,
+            details=_coupling_details(coupling, resolved=resolved),
+        )
         coupling.delete()
     return resolved
+
+
+def _coupling_details(coupling: Coupling, **more) -> dict:
+    return {
+        "mapping": coupling.mapping_id,
+        "source_record_id": coupling.source_record_id,
+        "destination_record_id": coupling.destination_record_id,
+        **more,
+    }
 
 
 def remaining_side(coupling: Coupling) -> str:
@@ -367,11 +396,22 @@ def delete_remaining_record(coupling: Coupling, *, user=None) -> int:
 
     remaining = remaining_side(coupling)
     mapping = coupling.mapping
+    entity = getattr(mapping, f"{remaining}_entity")
+    record_id = getattr(coupling, f"{remaining}_record_id")
+    app = getattr(mapping.connection, f"{remaining}_app")
     with connector_for(mapping.connection, remaining) as connector:
-        connector.delete(
-            getattr(mapping, f"{remaining}_entity"), getattr(coupling, f"{remaining}_record_id")
+        connector.delete(entity, record_id)
+    with transaction.atomic():
+        audit.record(
+            audit.Action.RECORD_DELETED,
+            f"Deleted {entity} {record_id} in {app} (the other record of coupling {coupling} "
+            "was gone), and the coupling",
+            user=user,
+            target=coupling,
+            details=_coupling_details(coupling, app=app, entity=entity, record_id=record_id),
         )
-    return remove_coupling(coupling, user=user)
+        with audit.covered_by("record deleted"):
+            return remove_coupling(coupling, user=user)
 
 
 def delete_uncoupled_record(error, *, user=None) -> int:
@@ -384,8 +424,20 @@ def delete_uncoupled_record(error, *, user=None) -> int:
     mapping = error.mapping
     from_destination = read_direction(error) == TableMapping.Direction.FROM_DESTINATION
     side = "destination" if from_destination else "source"
+    entity = getattr(mapping, f"{side}_entity")
     with connector_for(mapping.connection, side) as connector:
-        connector.delete(getattr(mapping, f"{side}_entity"), error.source_record_id)
+        connector.delete(entity, error.source_record_id)
+    audit.record(
+        audit.Action.RECORD_DELETED,
+        f"Deleted {entity} {error.source_record_id} in {error.source_app} (on one side only, "
+        f"mapping {mapping.name})",
+        user=user,
+        object_type="record",
+        object_id=error.source_record_id,
+        object_label=f"{error.source_app} {entity}",
+        details={"mapping": mapping.pk, "app": error.source_app, "entity": entity,
+                 "record_id": error.source_record_id, "entry": error.pk},
+    )  # fmt: skip
     who = user.get_username() if user is not None and user.is_authenticated else "the system"
     return SyncError.objects.filter(
         mapping=mapping, category=Category.NOT_COUPLED, source_app=error.source_app,

@@ -28,3 +28,35 @@ def console_url_is_set(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.security)
+def encryption_keys_are_valid(app_configs, **kwargs):
+    from .encryption import KEY_VARIABLE, invalid_keys
+
+    return [
+        Error(
+            f"Key {position} of {KEY_VARIABLE} is not a Fernet key.",
+            hint="Each key is 32 url-safe base64-encoded bytes, as made by "
+            "cryptography.fernet.Fernet.generate_key(); separate keys with commas.",
+            id="syncconsole.E002",
+        )
+        for position in invalid_keys()
+    ]
+
+
+@register(Tags.security, deploy=True)
+def encryption_key_is_set(app_configs, **kwargs):
+    from .encryption import KEY_VARIABLE, configured_keys
+
+    if settings.DEBUG or configured_keys():
+        return []
+    return [
+        Error(
+            f"{KEY_VARIABLE} is not set: connection secrets are encrypted with a key derived "
+            "from SECRET_KEY.",
+            hint=f"Set {KEY_VARIABLE} to a Fernet key (see README, Security), then run "
+            "`manage.py reencrypt_secrets`.",
+            id="syncconsole.E003",
+        )
+    ]

@@ -1,5 +1,6 @@
 """Settings, read from the environment in one place (see README, Configuration)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -259,3 +260,31 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+
+# --- Security: secrets at rest, sign-in limits, audit log (README, Security) -------------
+# Fernet keys, comma-separated: the first encrypts, all decrypt. Without it a key derived
+# from SECRET_KEY is used (`manage.py check --deploy` says so when DEBUG is off).
+SYNC_CONSOLE_ENCRYPTION_KEYS = envlist("SYNC_CONSOLE_ENCRYPTION_KEY")
+
+# Sign-in limits (django-axes), for the console's sign-in and the Django admin's: after
+# LOGIN_FAILURE_LIMIT failures of one user name from one address, that pair is locked for
+# LOGIN_LOCKOUT_MINUTES (failures older than that are forgotten); a success starts afresh.
+INSTALLED_APPS += ["axes", "audit"]  # audit last: it records the admin pages of the others
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = envbool("LOGIN_RATE_LIMIT_ENABLED", True)
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no banner at every start; failures and lock-outs are still logged
+AXES_LOCKOUT_CALLABLE = "syncconsole.signin.locked_out"
+AXES_CLIENT_IP_CALLABLE = "syncconsole.signin.client_address"
+# Behind reverse proxies, how many of them append to X-Forwarded-For; 0 (no proxy) means
+# the header, which anyone can send, is never believed.
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+# The audit log (README, Security): its API names its choice set.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AuditActionEnum"] = "api.enums.AUDIT_ACTION"

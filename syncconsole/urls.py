@@ -10,6 +10,7 @@ urlpatterns = [
     path("sync/", include("sync.urls")),
     path("couplings/", include("couplings.urls")),
     path("api/v1/", include("api.urls")),
+    path("audit/", include("audit.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -38,6 +38,7 @@ def test_production_settings_pass_check_deploy():
         "SECURE_SSL_REDIRECT": "true",
         "SECURE_HSTS_SECONDS": "31536000",
         "SYNC_CONSOLE_URL": "https://console.example.com",
+        "SYNC_CONSOLE_ENCRYPTION_KEY": "8ZkQmN0y3vQK3m1mQfJ8m0b0ZC3qz0rXG7zW9mJxkG8=",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -44,6 +44,7 @@ RULES = {
     "sync:skipped_action": USER,
     "couplings:couple": USER,
     "couplings:run": USER,
+    "audit:events": ADMIN,
 }
 # Not console views: signing in and out, a redirect, the apps' change notifications (checked
 # with a shared secret per connection), the Django admin (staff with model permissions),

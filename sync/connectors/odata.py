@@ -4,6 +4,7 @@ The two differ in conventions only (key and modified-on field names, record page
 how creates answer), and those are configuration: pointing a Connection at a real tenant is
 a matter of settings, not code."""
 
+import base64
 import logging
 import random
 import re
@@ -82,7 +83,7 @@ class SideConfig:
     flavor: str = BUSINESS_CENTRAL
     auth_method: str = "basic"
     username: str = ""
-    secret: str = ""
+    secret: str = field(default="", repr=False)
     options: dict[str, Any] = field(default_factory=dict)
     timeout: float = 10.0
     max_retries: int = 3
@@ -250,6 +251,7 @@ class ODataConnector(Connector):
                         headers.update(self._auth_headers())
                         attempt -= 1
                         continue
+            error = self._without_credentials(error)
             if not retry or attempt > self.config.max_retries:
                 raise error
             delay = error.retry_after
@@ -259,6 +261,20 @@ class ODataConnector(Connector):
             delay = min(delay, self.config.max_retry_after)
             logger.info("Retrying %s %s in %.1fs: %s", method, _safe_url(url), delay, error)
             time.sleep(delay)
+
+    def _without_credentials(self, error: ConnectorError) -> ConnectorError:
+        """An app may echo what it was sent (a token endpoint its client secret, a proxy the
+        Authorization header): the message and detail are stored and logged, so they never
+        hold the secret, its Basic form or the access token."""
+        credentials = [self.config.secret, self._token or ""]
+        if self.config.auth_method == "basic" and self.config.secret:
+            credentials.append(
+                base64.b64encode(f"{self.config.username}:{self.config.secret}".encode()).decode()
+            )
+        error.message = _masked(error.message, credentials)
+        error.detail = _masked(error.detail, credentials)
+        error.args = (error.message,)
+        return error
 
     # -- the interface -----------------------------------------------------------------
     def list_changes(
@@ -807,6 +823,14 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _masked(text: str, credentials: list[str]) -> str:
+    for credential in credentials:
+        # Short values would blank out ordinary words; an app echoing them is harmless.
+        if len(credential) >= 4:
+            text = text.replace(credential, "[secret]")
+    return text
 
 
 def _safe_url(url: str) -> str:

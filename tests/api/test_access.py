@@ -48,6 +48,7 @@ RULES = {
     ("api:couplings_retry", "post"): USER,
     ("api:couplings_find_deleted", "post"): USER,
     ("api:coupling_run", "get"): USER,
+    ("api:audit_events", "get"): ADMIN,
     ("api:schema", "get"): OPEN,
     ("api:docs", "get"): OPEN,
 }

@@ -22,5 +22,8 @@ class Command(BaseCommand):
             raise CommandError("Give the token a name of 1 to 100 characters.")
         if len(integration) > 100:
             raise CommandError("The integration's name has at most 100 characters.")
-        _, key = ApiToken.issue(user, name.strip(), integration=integration.strip())
+        _, key = ApiToken.issue(
+            user, name.strip(), integration=integration.strip(),
+            issued_through="manage.py create_api_token",
+        )  # fmt: skip
         self.stdout.write(key)
