@@ -1,6 +1,7 @@
 """The problems' figures kept on write (entries and open entries per day, records affected)
 stay equal to what counting the entries gives, whatever changes the entries."""
 
+import random
 from collections import Counter, defaultdict
 from datetime import timedelta
 
@@ -225,3 +226,43 @@ def test_the_figures_of_a_page_take_two_queries_that_never_read_the_entries(staf
     response = staff_client.get(reverse("errors:groups"))
     assert response.status_code == 200
     assert GroupDay.objects.aggregate(n=Sum("entries"))["n"] == SyncError.objects.count()
+
+
+def _record_row_location(record_id: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ctid::text FROM errors_grouprecord WHERE record_id = %s", [record_id]
+        )
+        return cursor.fetchone()[0]
+
+
+def test_deleting_older_entries_of_a_record_seen_since_leaves_its_row_alone():
+    older = [make_error(age=timedelta(days=n), message=MESSAGES[0], source_record_id="C1")
+             for n in (5, 3)]  # fmt: skip
+    latest = make_error(age=timedelta(hours=1), message=MESSAGES[0], source_record_id="C1")
+    where = _record_row_location("C1")
+    SyncError.objects.filter(pk__in=[e.pk for e in older]).delete()
+    # Not counted again: the record keeps its latest entry, on the same day.
+    assert _record_row_location("C1") == where
+    assert_figures_right()
+    SyncError.objects.filter(pk=latest.pk).delete()
+    assert not GroupRecord.objects.filter(record_id="C1").exists()
+    assert_figures_right()
+
+
+def test_figures_stay_right_through_many_row_deletes_in_any_order():
+    chooser = random.Random(7)
+    entries = [
+        make_error(
+            age=timedelta(days=chooser.choice([0, 1, 2, 4, 6]), minutes=n),
+            message=MESSAGES[n % 2],
+            source_record_id=f"R{chooser.randrange(6)}",
+        )
+        for n in range(40)
+    ]
+    chooser.shuffle(entries)
+    while entries:
+        size = chooser.randint(1, 6)
+        taken, entries = entries[:size], entries[size:]
+        SyncError.objects.filter(pk__in=[e.pk for e in taken]).delete()
+        assert_figures_right()
