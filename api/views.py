@@ -51,6 +51,10 @@ JOBS = ["Jobs"]
 CLEANUP = ["Clean-up"]
 INGESTION = ["Ingestion"]
 REFUSAL = inline_serializer("Refusal", {"detail": serializers.CharField()})
+# A request that does not pass its checks: a message per field, or a detail.
+FIELD_MESSAGES = OpenApiResponse(
+    OpenApiTypes.OBJECT, description="A message per field that is not valid, or a detail."
+)
 CHANGED = inline_serializer("Changed", {"changed": serializers.IntegerField()})
 
 
@@ -260,7 +264,7 @@ class JobListView(generics.ListAPIView):
 
     @extend_schema(
         tags=JOBS, request=StartJobSerializer,
-        responses={202: SyncJobSerializer, 400: REFUSAL, 503: REFUSAL},
+        responses={202: SyncJobSerializer, 400: FIELD_MESSAGES, 503: REFUSAL},
     )  # fmt: skip
     def post(self, request):
         if not is_sync_admin(request.user):
