@@ -410,3 +410,14 @@ def _valid(serializer_class, request) -> dict:
     checked = serializer_class(data=request.data)
     checked.is_valid(raise_exception=True)
     return checked.validated_data
+
+
+def not_found(request, exception=None):
+    """Django's 404 for every path no URL matches: JSON under the API, as its views answer,
+    the console's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "No such endpoint."}, status=404)
+    return page_not_found(request, exception)

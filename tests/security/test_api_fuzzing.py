@@ -14,6 +14,7 @@ from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    status_code_conformance,
 )
 
 from api.models import ApiToken
@@ -27,6 +28,7 @@ schema = schemathesis.openapi.from_dict(DESCRIPTION)
 schema.app = application
 CHECKS = [
     not_a_server_error,
+    status_code_conformance,
     response_schema_conformance,
     content_type_conformance,
     response_headers_conformance,
@@ -61,8 +63,6 @@ def administrator_token(db, staff_user, unused_port, requests_keep_the_test_tran
 @schema.parametrize()
 @FUZZ
 def test_no_operation_answers_a_server_error(case, administrator_token):
-    # Status codes an operation answers besides those described (400 for a bad filter, 404
-    # for an unknown id, 405) are not checked: every other answer must match its description.
     case.call_and_validate(headers=administrator_token, checks=CHECKS)
 
 
@@ -89,3 +89,18 @@ def test_coupling_by_hand_when_an_app_cannot_be_reached_is_a_bad_gateway(
     )
     assert response.status_code == 502
     assert "Could not connect" in response.json()["detail"]
+
+
+def test_a_path_no_endpoint_matches_answers_json_under_the_api(db, staff_user):
+    from django.test import Client
+
+    _, key = ApiToken.issue(staff_user, "script")
+    api = Client(headers={"Authorization": f"Bearer {key}"})
+    for path in ("/api/v1/errors/null,null/", "/api/v1/nothing/", "/api/v1/jobs/1x/"):
+        response = api.get(path)
+        assert response.status_code == 404, path
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"detail": "No such endpoint."}
+    # The console keeps its page.
+    response = api.get("/errors/null/")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
