@@ -2,7 +2,7 @@
 such text must never become: markup, a script, a javascript: link."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from html.parser import HTMLParser
 
@@ -54,6 +54,8 @@ class HostileWorld:
     run: CouplingRun
     check: ConnectionCheck
     subscription: AlertSubscription | None = None
+    # One entry of every category, so that every kind of "Cause and fix" is drawn.
+    entries: list[SyncError] = field(default_factory=list)
 
 
 def hostile_sent_values() -> dict:
@@ -114,6 +116,14 @@ def make_hostile_world(unused_port: int) -> HostileWorld:
     integration_error = make_error(
         category=Category.OTHER, integration=HOSTILE, **{**texts, "message": "Sent: " + HOSTILE}
     )
+    entries = [
+        make_error(
+            category=category, mapping=mapping, job=job,
+            coupling=coupling if category == Category.COUPLED_RECORD_DELETED else None,
+            **{**texts, "message": f"{category}: {HOSTILE}"},
+        )
+        for category in Category
+    ]  # fmt: skip
     group = ErrorGroup.objects.get(pk=error.group_id)
     ErrorGroup.objects.filter(pk__in=[error.group_id, uncoupled.group_id]).update(
         status_note=HOSTILE
@@ -148,7 +158,7 @@ def make_hostile_world(unused_port: int) -> HostileWorld:
     return HostileWorld(
         connection=connection, mapping=mapping, job=job, coupling=coupling, skipped=skipped,
         error=error, uncoupled=uncoupled, integration_error=integration_error, group=group,
-        cleanup=cleanup, bulk=bulk, run=run, check=check,
+        cleanup=cleanup, bulk=bulk, run=run, check=check, entries=entries,
     )  # fmt: skip
 
 

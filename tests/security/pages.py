@@ -69,4 +69,5 @@ def page_variants(world: HostileWorld) -> list[tuple[str, str]]:
     for name, url in console_urls(world):
         variants += [(name, url), (name, f"{url}?{HOSTILE_QUERY}"), (name, f"{url}?{picks}"),
                      (name, f"{url}?format=json")]  # fmt: skip
+    variants += [("errors:detail", entry.get_absolute_url()) for entry in world.entries]
     return variants
