@@ -26,9 +26,11 @@ def http_link(value: str) -> str:
 
 
 class SyncErrorSerializer(serializers.ModelSerializer):
-    mapping_name = serializers.CharField(source="mapping.name", default=None, read_only=True)
+    mapping_name = serializers.CharField(
+        source="mapping.name", default=None, read_only=True, allow_null=True
+    )
     status_changed_by = serializers.CharField(
-        source="status_changed_by.get_username", default=None, read_only=True
+        source="status_changed_by.get_username", default=None, read_only=True, allow_null=True
     )
     source_url = serializers.SerializerMethodField()
     destination_url = serializers.SerializerMethodField()
@@ -54,7 +56,9 @@ class SyncErrorSerializer(serializers.ModelSerializer):
 
 
 class ErrorGroupSerializer(serializers.ModelSerializer):
-    mapping_name = serializers.CharField(source="mapping.name", default=None, read_only=True)
+    mapping_name = serializers.CharField(
+        source="mapping.name", default=None, read_only=True, allow_null=True
+    )
     url = serializers.CharField(source="get_absolute_url", read_only=True)
 
     class Meta:
@@ -249,8 +253,10 @@ assert set(ENTRY_FIELDS) <= set(IngestedErrorSerializer._declared_fields)
 class MappingSerializer(serializers.ModelSerializer):
     connection_name = serializers.CharField(source="connection.name", read_only=True)
     health = serializers.SerializerMethodField()
-    last_success_at = serializers.DateTimeField(read_only=True, default=None)
-    last_job = serializers.IntegerField(source="last_job_id", read_only=True, default=None)
+    last_success_at = serializers.DateTimeField(read_only=True, default=None, allow_null=True)
+    last_job = serializers.IntegerField(
+        source="last_job_id", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = TableMapping
@@ -298,6 +304,13 @@ class ConnectionCheckSerializer(serializers.ModelSerializer):
 
 class CouplingSerializer(serializers.ModelSerializer):
     mapping_name = serializers.CharField(source="mapping.name", read_only=True)
+    # Blank until the coupling has been synchronized that way.
+    last_result_to_destination = serializers.ChoiceField(
+        Coupling.Result.choices, allow_blank=True, read_only=True
+    )
+    last_result_from_destination = serializers.ChoiceField(
+        Coupling.Result.choices, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = Coupling

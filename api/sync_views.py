@@ -12,6 +12,7 @@ from couplings import services as coupling_services
 from couplings.models import Coupling, CouplingRun
 from sync import breaker, health
 from sync import services as sync_services
+from sync.connectors import ConnectorError
 from sync.filters import CouplingFilter
 from sync.mapping_health import with_health
 from sync.models import Connection, TableMapping
@@ -28,7 +29,7 @@ from .serializers import (
     CouplingSerializer,
     MappingSerializer,
 )
-from .views import REFUSAL, Refused, _valid
+from .views import FIELD_MESSAGES, REFUSAL, Refused, _valid
 
 MAPPINGS = ["Mappings and connections"]
 RETRIED = inline_serializer("Retried", {
@@ -119,7 +120,8 @@ class CouplingListView(generics.ListCreateAPIView):
         return super().get(request, *args, **kwargs)
 
     @extend_schema(tags=COUPLINGS, request=CoupleSerializer,
-                   responses={201: CouplingSerializer, 400: REFUSAL})  # fmt: skip
+                   responses={201: CouplingSerializer, 400: FIELD_MESSAGES,
+                              502: REFUSAL})  # fmt: skip
     def post(self, request, *args, **kwargs):
         data = _valid(CoupleSerializer, request)
         mapping = _mapping(data["mapping"])
@@ -130,6 +132,9 @@ class CouplingListView(generics.ListCreateAPIView):
             )  # fmt: skip
         except coupling_services.CouplingRefused as exc:
             return Refused(str(exc))
+        except ConnectorError as exc:
+            # An app that cannot be reached to check the records is its failure, not ours.
+            return Refused(str(exc), status.HTTP_502_BAD_GATEWAY)
         except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
             return Refused(f"Coupled, but not synchronized: {exc}")
         body = {**CouplingSerializer(coupling).data, "sync_job": job.pk if job else None}

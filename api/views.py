@@ -51,6 +51,10 @@ JOBS = ["Jobs"]
 CLEANUP = ["Clean-up"]
 INGESTION = ["Ingestion"]
 REFUSAL = inline_serializer("Refusal", {"detail": serializers.CharField()})
+# A request that does not pass its checks: a message per field, or a detail.
+FIELD_MESSAGES = OpenApiResponse(
+    OpenApiTypes.OBJECT, description="A message per field that is not valid, or a detail."
+)
 CHANGED = inline_serializer("Changed", {"changed": serializers.IntegerField()})
 
 
@@ -260,7 +264,7 @@ class JobListView(generics.ListAPIView):
 
     @extend_schema(
         tags=JOBS, request=StartJobSerializer,
-        responses={202: SyncJobSerializer, 400: REFUSAL, 503: REFUSAL},
+        responses={202: SyncJobSerializer, 400: FIELD_MESSAGES, 503: REFUSAL},
     )  # fmt: skip
     def post(self, request):
         if not is_sync_admin(request.user):
@@ -406,3 +410,14 @@ def _valid(serializer_class, request) -> dict:
     checked = serializer_class(data=request.data)
     checked.is_valid(raise_exception=True)
     return checked.validated_data
+
+
+def not_found(request, exception=None):
+    """Django's 404 for every path no URL matches: JSON under the API, as its views answer,
+    the console's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "No such endpoint."}, status=404)
+    return page_not_found(request, exception)

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from errors.links import safe_link
 from errors.services import resolve_coupled
 from sync import engine
 from sync import services as sync_services
@@ -158,7 +159,8 @@ class Apps:
         return self[side].get(self.entity(side), record_id)
 
     def url(self, side: str, record_id: str) -> str:
-        return self[side].record_url(self.entity(side), record_id)
+        # The address is built from a connection's settings: a link only when it is http(s).
+        return safe_link(self[side].record_url(self.entity(side), record_id)) or ""
 
     def close(self) -> None:
         for connector in self.connectors.values():

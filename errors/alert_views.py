@@ -21,7 +21,9 @@ def _prefix(subscription: AlertSubscription) -> str:
 @sync_admin_required
 @require_http_methods(["GET", "POST"])
 def alert_list(request: HttpRequest) -> HttpResponse:
-    form = AlertSubscriptionForm(request.POST or None, user=request.user, prefix=NEW_PREFIX)
+    # Bound on every POST, an empty one too (every box unticked): it gets its messages.
+    data = request.POST if request.method == "POST" else None
+    form = AlertSubscriptionForm(data, user=request.user, prefix=NEW_PREFIX)
     if request.method == "POST":
         if save_subscription(form, request.user):
             messages.success(request, f"Subscribed: {form.instance.scope_label}.")

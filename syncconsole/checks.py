@@ -17,6 +17,28 @@ def secret_key_is_set(app_configs, **kwargs):
     return []
 
 
+@register(Tags.security)
+def served_with_its_own_secret_key(app_configs, **kwargs):
+    """Not only a deployment check: a console that answers other hosts with DEBUG off is a
+    deployment, whether or not someone ran `check --deploy`; sessions, CSRF tokens and signed
+    confirmations must not rest on a key anyone can read in the source."""
+    if (
+        not settings.DEBUG
+        and settings.SERVED_BEYOND_THIS_MACHINE
+        and settings.SECRET_KEY == settings.DEFAULT_SECRET_KEY
+    ):
+        return [
+            Error(
+                "SECRET_KEY is the built-in local default, with DEBUG off and ALLOWED_HOSTS "
+                "naming hosts beyond this machine.",
+                hint="Set the SECRET_KEY environment variable to a long random value "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))').",
+                id="syncconsole.E002",
+            )
+        ]
+    return []
+
+
 @register(Tags.security, deploy=True)
 def console_url_is_set(app_configs, **kwargs):
     if settings.SYNC_CONSOLE_URL == settings.DEFAULT_SYNC_CONSOLE_URL:

@@ -104,15 +104,26 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(exist_ok=True)
 
-# Production hardening switches on with DEBUG off and HTTPS in front.
+# Production hardening. A console that answers only this machine's names (the default
+# ALLOWED_HOSTS, `make run`, the tests) is local: plain HTTP and the built-in SECRET_KEY are
+# fine there. Served to any other host name with DEBUG off, it defaults to secure cookies and
+# HSTS, and refuses to start with the built-in SECRET_KEY (syncconsole.E002).
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+SERVED_BEYOND_THIS_MACHINE = any(host not in LOCAL_HOSTS for host in ALLOWED_HOSTS)
+_HARDENED = not DEBUG and SERVED_BEYOND_THIS_MACHINE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", _HARDENED)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if _HARDENED else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
-SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # The JSON API (/api/v1/, described at /api/v1/schema/): API tokens for scripts and other
@@ -123,9 +134,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["api.permissions.IsSyncUser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["api.renderers.EscapedJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Sync Console API",

@@ -16,5 +16,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+# A path no URL matches answers JSON under /api/, like the API's own 404s.
+handler404 = "api.views.not_found"
+
 if settings.DEMO_APPS_ENABLED:
     urlpatterns.append(path("demo/", include("demo.urls")))

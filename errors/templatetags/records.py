@@ -6,12 +6,22 @@ from django.template.defaultfilters import truncatechars
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from errors.links import safe_link
+
 register = template.Library()
+
+
+@register.filter
+def http_link(url) -> str:
+    """The address when it is an absolute http(s) one, else nothing: whatever a page links to
+    may have come from another system or an old row, so it is checked where it is drawn."""
+    return safe_link(url or "") or ""
 
 
 @register.simple_tag
 def record_link(link, label, app="", entity="", record_id="") -> str:
     """A link when `link` is a safe http(s) address, else the record id, else a dash."""
+    link = safe_link(link or "")
     if link:
         return format_html(
             '<a class="record-link" href="{}" target="_blank" rel="noopener noreferrer" '
