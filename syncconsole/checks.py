@@ -61,7 +61,7 @@ def encryption_keys_are_valid(app_configs, **kwargs):
             f"Key {position} of {KEY_VARIABLE} is not a Fernet key.",
             hint="Each key is 32 url-safe base64-encoded bytes, as made by "
             "cryptography.fernet.Fernet.generate_key(); separate keys with commas.",
-            id="syncconsole.E002",
+            id="syncconsole.E003",
         )
         for position in invalid_keys()
     ]
@@ -79,6 +79,6 @@ def encryption_key_is_set(app_configs, **kwargs):
             "from SECRET_KEY.",
             hint=f"Set {KEY_VARIABLE} to a Fernet key (see README, Security), then run "
             "`manage.py reencrypt_secrets`.",
-            id="syncconsole.E003",
+            id="syncconsole.E004",
         )
     ]

@@ -16,7 +16,7 @@ ROOT = settings.BASE_DIR
 # What the machine's environment may hold that would change the outcome.
 OURS = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "SECURE_COOKIES", "SECURE_SSL_REDIRECT",
         "SECURE_HSTS_SECONDS", "SYNC_CONSOLE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE",
-        "DJANGO_SETTINGS_MODULE"}  # fmt: skip
+        "DJANGO_SETTINGS_MODULE", "SYNC_CONSOLE_ENCRYPTION_KEY"}  # fmt: skip
 
 
 def random_secret_key() -> str:
@@ -50,6 +50,8 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "console.example.com",
     # Links in alert e-mails: without it `check --deploy` warns (syncconsole.W001).
     "SYNC_CONSOLE_URL": "https://console.example.com",
+    # Connection secrets: without an explicit key `check --deploy` fails (syncconsole.E004).
+    "SYNC_CONSOLE_ENCRYPTION_KEY": "rBPlFzq0wlwd1o9ExTAMPLE-KEY-FOR-TESTS-ONLY0=",
 }
 
 

@@ -116,11 +116,11 @@ def check_ids(**overrides) -> set[str]:
 
 
 def test_deploy_checks_want_an_explicit_valid_key():
-    assert "syncconsole.E003" in check_ids(DEBUG=False, SYNC_CONSOLE_ENCRYPTION_KEYS=[])
-    assert "syncconsole.E003" not in check_ids(DEBUG=False, SYNC_CONSOLE_ENCRYPTION_KEYS=[KEY_A])
-    assert "syncconsole.E003" not in check_ids(DEBUG=True, SYNC_CONSOLE_ENCRYPTION_KEYS=[])
-    assert "syncconsole.E002" in check_ids(SYNC_CONSOLE_ENCRYPTION_KEYS=[KEY_A, "not-a-key"])
-    assert "syncconsole.E002" not in check_ids(SYNC_CONSOLE_ENCRYPTION_KEYS=[KEY_A, KEY_B])
+    assert "syncconsole.E004" in check_ids(DEBUG=False, SYNC_CONSOLE_ENCRYPTION_KEYS=[])
+    assert "syncconsole.E004" not in check_ids(DEBUG=False, SYNC_CONSOLE_ENCRYPTION_KEYS=[KEY_A])
+    assert "syncconsole.E004" not in check_ids(DEBUG=True, SYNC_CONSOLE_ENCRYPTION_KEYS=[])
+    assert "syncconsole.E003" in check_ids(SYNC_CONSOLE_ENCRYPTION_KEYS=[KEY_A, "not-a-key"])
+    assert "syncconsole.E003" not in check_ids(SYNC_CONSOLE_ENCRYPTION_KEYS=[KEY_A, KEY_B])
 
 
 @pytest.mark.django_db
