@@ -3,6 +3,7 @@
 from errors.models import Category
 
 from .connectors import ConnectorError
+from .connectors.base import SECRET_UNREADABLE
 
 CURRENCY_WORDS = ("currency", "exchange rate")
 
@@ -11,7 +12,7 @@ def classify(error: ConnectorError, *, coupled_record_missing: bool = False) -> 
     message = error.message.lower()
     if coupled_record_missing:
         return Category.COUPLED_RECORD_DELETED
-    if error.status == 401:
+    if error.status == 401 or error.code == SECRET_UNREADABLE:
         if "disabled" in message:
             return Category.INTEGRATION_USER
         return Category.AUTHENTICATION

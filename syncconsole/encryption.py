@@ -22,6 +22,26 @@ class SecretUnreadable(Exception):
     """A stored secret that none of the keys decrypts."""
 
 
+UNREADABLE_MESSAGE = (
+    f"A stored secret cannot be decrypted with the keys in {KEY_VARIABLE} (nor the one derived "
+    "from SECRET_KEY). Put back the key it was encrypted with, or enter the secret again."
+)
+
+
+class UnreadableSecret(str):
+    """A stored secret that no key decrypts, as the ORM reads it: empty wherever it could be
+    shown (so a changed SECRET_KEY never breaks the pages that load its connection), written
+    back unchanged when its row is saved (the right key may come back), and refused where it
+    would be used to sign in."""
+
+    token: str
+
+    def __new__(cls, token: str):
+        value = super().__new__(cls, "")
+        value.token = token
+        return value
+
+
 def derived_key(secret_key: str) -> bytes:
     digest = salted_hmac(
         "syncconsole.encryption", "secrets at rest", secret=secret_key, algorithm="sha256"
@@ -68,11 +88,7 @@ def decrypt(token: str) -> str:
     try:
         return fernet().decrypt(token.encode()).decode()
     except InvalidToken:
-        raise SecretUnreadable(
-            f"A stored secret cannot be decrypted with the keys in {KEY_VARIABLE} (nor the "
-            "one derived from SECRET_KEY). Put back the key it was encrypted with, or enter "
-            "the secret again."
-        ) from None
+        raise SecretUnreadable(UNREADABLE_MESSAGE) from None
 
 
 class EncryptedTextField(models.TextField):
@@ -82,9 +98,14 @@ class EncryptedTextField(models.TextField):
     def from_db_value(self, value, expression, connection):
         if not value:
             return value
-        return decrypt(value)
+        try:
+            return decrypt(value)
+        except SecretUnreadable:
+            return UnreadableSecret(value)
 
     def get_prep_value(self, value):
+        if isinstance(value, UnreadableSecret):
+            return value.token
         value = super().get_prep_value(value)
         if not value:
             return value

@@ -26,6 +26,10 @@ class SetupFinding:
     error: "ConnectorError | None" = field(default=None, compare=False, repr=False)
 
 
+# The code of a failure before any call: the connection's stored secret cannot be decrypted.
+SECRET_UNREADABLE = "SecretUnreadable"  # noqa: S105 - a failure code, not a secret
+
+
 class ConnectorError(Exception):
     """A failed call to an app's API, with what the app answered.
 
@@ -58,7 +62,7 @@ class ConnectorError(Exception):
 
     @property
     def is_sign_in_failure(self) -> bool:
-        return self.status == 401
+        return self.status == 401 or self.code == SECRET_UNREADABLE
 
     @property
     def is_missing_privilege(self) -> bool:

@@ -5,6 +5,7 @@ how creates answer), and those are configuration: pointing a Connection at a rea
 a matter of settings, not code."""
 
 import base64
+import json
 import logging
 import random
 import re
@@ -14,11 +15,19 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import httpx
 
-from .base import Connector, ConnectorError, RemoteRecord, SetupFinding
+from syncconsole.encryption import UNREADABLE_MESSAGE, UnreadableSecret
+
+from .base import (
+    SECRET_UNREADABLE,
+    Connector,
+    ConnectorError,
+    RemoteRecord,
+    SetupFinding,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +201,10 @@ class ODataConnector(Connector):
         A POST is retried only when the app cannot have acted on it (no connection, 429,
         503): after a timeout or a broken answer the record may exist, and a retry would
         create it twice."""
+        if isinstance(self.config.secret, UnreadableSecret):
+            raise ConnectorError(
+                f"Cannot sign in to {self.app_name}: {UNREADABLE_MESSAGE}", code=SECRET_UNREADABLE
+            )
         repeatable = method != "POST"
         headers = {
             "Accept": "application/json",
@@ -273,6 +286,7 @@ class ODataConnector(Connector):
             )
         error.message = _masked(error.message, credentials)
         error.detail = _masked(error.detail, credentials)
+        error.failures = _masked_values(error.failures, credentials)
         error.args = (error.message,)
         return error
 
@@ -825,12 +839,40 @@ def _parse_time(value: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _spellings(credential: str) -> set[str]:
+    """The forms an echo may hold: as sent in a form or a URL, and inside a JSON string."""
+    return {
+        credential,
+        quote_plus(credential),
+        quote(credential, safe=""),
+        json.dumps(credential)[1:-1],
+        json.dumps(credential, ensure_ascii=False)[1:-1],
+    }
+
+
 def _masked(text: str, credentials: list[str]) -> str:
     for credential in credentials:
         # Short values would blank out ordinary words; an app echoing them is harmless.
-        if len(credential) >= 4:
-            text = text.replace(credential, "[secret]")
+        if len(credential) < 4:
+            continue
+        for spelling in sorted(_spellings(credential), key=len, reverse=True):
+            text = text.replace(spelling, "[secret]")
+            # A body cut short may end in the first part of one.
+            for size in range(len(spelling) - 1, 3, -1):
+                if text.endswith(spelling[:size]):
+                    text = text[:-size] + "[secret]"
+                    break
     return text
+
+
+def _masked_values(value: Any, credentials: list[str]) -> Any:
+    if isinstance(value, str):
+        return _masked(value, credentials)
+    if isinstance(value, list):
+        return [_masked_values(item, credentials) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked_values(item, credentials) for key, item in value.items()}
+    return value
 
 
 def _safe_url(url: str) -> str:

@@ -4,7 +4,12 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from syncconsole.encryption import EncryptedTextField, SecretUnreadable
+from syncconsole.encryption import (
+    UNREADABLE_MESSAGE,
+    EncryptedTextField,
+    SecretUnreadable,
+    UnreadableSecret,
+)
 
 
 def encrypted_fields():
@@ -22,6 +27,8 @@ def reencrypt_all() -> int:
         for model, names in encrypted_fields():
             rows = model.objects.select_for_update().values_list("pk", *names)
             for pk, *values in rows:
+                if any(isinstance(value, UnreadableSecret) for value in values):
+                    raise SecretUnreadable(UNREADABLE_MESSAGE)
                 secrets = {n: v for n, v in zip(names, values, strict=True) if v}
                 if secrets:
                     model.objects.filter(pk=pk).update(**secrets)
