@@ -319,7 +319,7 @@ def set_status(errors: QuerySet[SyncError], status: str, user, note: str = "") -
             + (f": {note.strip()}" if note.strip() else ""),
             user=user,
             object_type="sync error",
-            object_id=ids[0] if changed == 1 else "",
+            object_id=ids[0] if changed == 1 and ids else "",
             details={"count": changed, "ids": ids, "note": note.strip()},
         )
     return changed

@@ -24,11 +24,13 @@ BEGIN
     WITH c AS (
         SELECT g, rec, n, l FROM unnest(p_groups, p_records, p_entries, p_last) AS c(g, rec, n, l)
     ), counted AS (
+        -- Every row is locked, also those left alone, so that a concurrent delete counting
+        -- the same record again waits for this one.
         SELECT r.ctid AS at, r.group_id, r.record_id, r.last_day, r.first_day = r.last_day AS one_day,
+               r.first_day <> r.last_day AND c.l < r.last_day AS kept,
                r.entries - c.n AS left_over
         FROM errors_grouprecord AS r JOIN c ON r.group_id = c.g AND r.record_id = c.rec
-        WHERE (horizon IS NULL OR r.last_day > horizon)
-          AND (r.first_day = r.last_day OR c.l >= r.last_day)
+        WHERE horizon IS NULL OR r.last_day > horizon
         ORDER BY r.group_id, r.record_id
         FOR UPDATE OF r
     ), lowered AS (
@@ -36,8 +38,8 @@ BEGIN
         FROM counted WHERE r.ctid = counted.at AND counted.one_day AND counted.left_over > 0
     )
     SELECT array_agg(at) FILTER (WHERE one_day AND left_over <= 0),
-           array_agg(group_id) FILTER (WHERE NOT one_day),
-           array_agg(record_id) FILTER (WHERE NOT one_day)
+           array_agg(group_id) FILTER (WHERE NOT one_day AND NOT kept),
+           array_agg(record_id) FILTER (WHERE NOT one_day AND NOT kept)
     INTO emptied, recount_groups, recount_records FROM counted;
     IF emptied IS NOT NULL THEN
         WITH gone AS (
