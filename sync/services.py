@@ -151,11 +151,31 @@ def retry_job_later(job: SyncJob, delay: int) -> SyncJob | None:
         return None
 
 
+# Interrupted jobs in a row after which a mapping's job is no longer continued by itself.
+INTERRUPTIONS_IN_A_ROW = 3
+
+
 def continue_interrupted(job: SyncJob) -> SyncJob | None:
     """Queue a job that goes on with one whose worker died or whose database connection was
     lost, with the same scope; the records the first one wrote are coupled by the match
     fields instead of being created again. None when the mapping already has a job waiting,
-    is paused, or the queue is down."""
+    is paused, or the queue is down, or when the mapping's last jobs were all interrupted: a
+    job that takes its worker down each time (memory, a time limit) needs a person."""
+    latest = list(
+        SyncJob.objects.filter(mapping=job.mapping, pk__lte=job.pk)
+        .order_by("-pk")
+        .values_list("status", flat=True)[:INTERRUPTIONS_IN_A_ROW]
+    )
+    if len(latest) == INTERRUPTIONS_IN_A_ROW and all(
+        status == SyncJob.Status.INTERRUPTED for status in latest
+    ):
+        job.message = (
+            f"{job.message} It was not continued: the last {INTERRUPTIONS_IN_A_ROW} jobs of "
+            "this mapping were interrupted. Look into the worker's log (memory, time limits) "
+            "and start it again."
+        )
+        job.save(update_fields=["message"])
+        return None
     try:
         successor = request_sync(
             job.mapping,

@@ -48,3 +48,26 @@ def test_the_message_of_a_job_whose_worker_died_interrupts_it_instead_of_running
     assert (job.status, job.message) == (SyncJob.Status.INTERRUPTED, engine.WORKER_LOST)
     assert job.inserted == 7 and job.finished_at is not None
     assert returned.resumable
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_interrupted_again_and_again_waits_for_a_person(celery_queue):
+    from sync.services import INTERRUPTIONS_IN_A_ROW, continue_interrupted
+
+    mapping = make_mapping()
+    SyncJob.objects.create(mapping=mapping, status=SyncJob.Status.SUCCEEDED)
+    jobs = [
+        SyncJob.objects.create(mapping=mapping, status=SyncJob.Status.INTERRUPTED, message="Lost.")
+        for _ in range(INTERRUPTIONS_IN_A_ROW - 1)
+    ]
+    successor = continue_interrupted(jobs[-1])
+    assert successor is not None and successor.trigger == SyncJob.Trigger.RETRY
+
+    successor.status = SyncJob.Status.INTERRUPTED
+    successor.save()
+    assert continue_interrupted(successor) is None
+    successor.refresh_from_db()
+    assert f"the last {INTERRUPTIONS_IN_A_ROW} jobs of this mapping were interrupted" in (
+        successor.message
+    )
+    assert not SyncJob.objects.filter(mapping=mapping, pk__gt=successor.pk).exists()
