@@ -165,14 +165,15 @@ SPECTACULAR_SETTINGS = {
 # which needs no server, under DATA_DIR.
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL")
 CELERY_BROKER_TIMEOUT = float(envstr("CELERY_BROKER_TIMEOUT", "3"))
+REDIS_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
+    # A Redis that stops answering (frozen, or behind a dead network path) fails a
+    # command after this long instead of holding a console request for ever.
+    "socket_timeout": CELERY_BROKER_TIMEOUT,
+    "socket_connect_timeout": CELERY_BROKER_TIMEOUT,
+}
 if CELERY_BROKER_URL:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600),
-        # A Redis that stops answering (frozen, or behind a dead network path) fails a
-        # command after this long instead of holding a console request for ever.
-        "socket_timeout": CELERY_BROKER_TIMEOUT,
-        "socket_connect_timeout": CELERY_BROKER_TIMEOUT,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_TRANSPORT_OPTIONS
 else:
     _broker_dir = DATA_DIR / "broker"
     for _folder in ("queue", "processed", "control"):

@@ -290,12 +290,16 @@ def console_broker(url: str, queue: str):
     """The test process (the console's side) sends its tasks to this broker and queue."""
     conf = celery_app.conf
     saved = conf.broker_url, conf.broker_write_url, conf.task_default_queue
+    saved_options = conf.broker_transport_options
 
     def forget_connections():
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
     conf.broker_url, conf.broker_write_url, conf.task_default_queue = url, url, queue
+    # As the settings give a console whose CELERY_BROKER_URL is a Redis (`make test` may run
+    # on the filesystem broker).
+    conf.broker_transport_options = settings.REDIS_BROKER_TRANSPORT_OPTIONS
     forget_connections()
     try:
         yield
@@ -303,6 +307,7 @@ def console_broker(url: str, queue: str):
         if celery_app._pool is not None:
             celery_app._pool.force_close_all()
         conf.broker_url, conf.broker_write_url, conf.task_default_queue = saved
+        conf.broker_transport_options = saved_options
         forget_connections()
 
 
