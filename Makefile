@@ -7,7 +7,13 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format chromium redis-server wrk stop-db bench clean
+.PHONY: run test test-fast test-worker test-faults test-browser lint format chromium \
+	redis-server wrk stop-db bench clean
+
+# The suite runs in TEST_WORKERS processes side by side (pytest-xdist), each on a test
+# database of its own; the slowest tests are listed at the end of every run.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
@@ -20,7 +26,22 @@ run: $(INSTALLED)
 	$(BIN)/python manage.py runconsole
 
 test: $(INSTALLED) chromium redis-server
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
+
+# One lane of the suite at a time: fast (no worker, browser or fault process: the inner
+# loop), worker (real Celery worker or beat), faults (processes killed and restarted),
+# browser (headless Chromium).
+test-fast: $(INSTALLED)
+	$(PYTEST) -m "not worker and not faults and not browser" $(PYTEST_ARGS)
+
+test-worker: $(INSTALLED)
+	$(PYTEST) -m "worker and not faults and not browser" $(PYTEST_ARGS)
+
+test-faults: $(INSTALLED) redis-server
+	$(PYTEST) -m faults $(PYTEST_ARGS)
+
+test-browser: $(INSTALLED) chromium
+	$(PYTEST) -m browser $(PYTEST_ARGS)
 
 # Browser tests drive Debian's chromium; install it when it is missing.
 chromium:

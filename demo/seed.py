@@ -5,6 +5,8 @@ HTTP, so that every job, coupling and error in the console came from a real run.
 import logging
 import random
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
@@ -24,6 +26,8 @@ from sync.services import create_job
 
 from . import models as demo
 from .entities import api_root
+
+SIDES = ("source", "destination")
 
 logger = logging.getLogger(__name__)
 
@@ -315,6 +319,37 @@ def seed_demo(*, base_url: str | None = None, customers: int = 60, random_seed: 
     with transaction.atomic():
         create_records(rng, customers)
         connection = create_connection(base)
+    with _retries_without_waiting(connection):
+        _replay_history(connection, base, rng, customers)
+    subscribe_to_changes(connection, base)
+    return {
+        "jobs": SyncJob.objects.filter(mapping__connection=connection).count(),
+        "couplings": Coupling.objects.filter(mapping__connection=connection).count(),
+        "errors": SyncError.objects.filter(mapping__connection=connection).count(),
+    }
+
+
+@contextmanager
+def _retries_without_waiting(connection: Connection) -> Iterator[None]:
+    """Weeks of history are replayed in seconds: a throttled or unavailable app is retried
+    as often as ever, but without waiting out its Retry-After. The connection keeps its
+    own settings afterwards."""
+    quick = {"backoff_seconds": 0.01, "max_retry_after": 0.01}
+    saved = {side: dict(getattr(connection, f"{side}_settings")) for side in SIDES}
+    for side in SIDES:
+        getattr(connection, f"{side}_settings").update(quick)
+    connection.save(update_fields=[f"{side}_settings" for side in SIDES])
+    try:
+        yield
+    finally:
+        connection.refresh_from_db()
+        for side in SIDES:
+            setattr(connection, f"{side}_settings", saved[side])
+        connection.save(update_fields=[f"{side}_settings" for side in SIDES])
+
+
+def _replay_history(connection: Connection, base: str, rng: random.Random, customers: int):
+    """Four weeks of scheduled runs and of what people and apps did between them."""
     mappings = {m.name: m for m in connection.mappings.all()}
     ordered = list(connection.mappings.order_by("dependency_order"))
     mark = _last_job_pk()
@@ -392,13 +427,6 @@ def seed_demo(*, base_url: str | None = None, customers: int = 60, random_seed: 
     plant_daily_changes(base, rng, size=max(4, customers // 8))
     for mapping in ordered:
         run(mapping)
-
-    subscribe_to_changes(connection, base)
-    return {
-        "jobs": SyncJob.objects.filter(mapping__connection=connection).count(),
-        "couplings": Coupling.objects.filter(mapping__connection=connection).count(),
-        "errors": SyncError.objects.filter(mapping__connection=connection).count(),
-    }
 
 
 def remove_demo() -> None:

@@ -8,14 +8,33 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.test import override_settings
+from django.utils import timezone
 
 from syncconsole.celery import app as celery_app
 from syncconsole.permissions import SYNC_ADMINISTRATORS, SYNC_USERS
+from tests.demo_apps import IN_PROCESS_URL, in_process, start_demo_apps
 
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 PASSWORD = "correct-horse-battery"
+
+
+class QuickPasswordHasher(PBKDF2PasswordHasher):
+    """PBKDF2 at one iteration: the stored hash names its own iteration count, so the web
+    servers and workers that the tests start verify it with Django's stock hasher."""
+
+    iterations = 1
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quick_password_hashes():
+    """Each user the tests make costs no 0.3 s of key stretching."""
+    with override_settings(PASSWORD_HASHERS=["tests.conftest.QuickPasswordHasher"]):
+        yield
 
 
 def user_in_role(username: str, role: str, **extra):
@@ -161,6 +180,15 @@ def start_celery_beat(django_db_setup, celery_queue):
         beat.stop()
 
 
+@pytest.fixture
+def midday():
+    """The clock pinned to noon today (ticking on), for a test whose arithmetic in days and
+    hours must not cross midnight whatever the time it runs at."""
+    noon = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0)
+    with time_machine.travel(noon, tick=True):
+        yield noon
+
+
 def wait_until(predicate, timeout: float = 30, interval: float = 0.2, message: str = ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -179,9 +207,37 @@ def unused_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def demo_apps(live_server, transactional_db):
-    """The demo ERP and CRM served by the live server, with a Connection to them."""
-    from tests.demo_apps import start_demo_apps
+# What makes a test reach the demo apps over real HTTP: markers, and the fixtures of other
+# processes and threads, which can only see what is committed.
+OVER_HTTP_MARKERS = {"over_http", "faults", "worker", "browser"}
+OTHER_PROCESSES = {"celery_worker", "start_celery_beat", "processes", "live_server", "page"}
 
-    return start_demo_apps(live_server.url)
+
+def reaches_demo_apps_over_http(item: pytest.Item) -> bool:
+    """A test whose demo apps must be served over real HTTP: one that is about HTTP itself
+    (marked `over_http`), that starts other processes (a Celery worker or beat, a browser,
+    the fault tests' servers), or that commits what it writes."""
+    marked = {mark.name for mark in item.iter_markers()}
+    db = item.get_closest_marker("django_db")
+    committing = db is not None and db.kwargs.get("transaction", False)
+    others = set(item.fixturenames) & OTHER_PROCESSES
+    return bool(marked & OVER_HTTP_MARKERS or others) or committing
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-django orders transactional tests last
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "demo_apps" in item.fixturenames and reaches_demo_apps_over_http(item):
+            item.add_marker(pytest.mark.django_db(transaction=True))
+
+
+@pytest.fixture
+def demo_apps(request):
+    """The demo ERP and CRM with a Connection to them. Reached in process, inside the test's
+    rolled-back transaction, unless the test needs them over real HTTP (a live server)."""
+    if reaches_demo_apps_over_http(request.node):
+        yield start_demo_apps(request.getfixturevalue("live_server").url)
+        return
+    request.getfixturevalue("db")
+    with in_process() as mounts:
+        yield start_demo_apps(IN_PROCESS_URL, mounts)

@@ -1,31 +1,80 @@
-"""A live server with the demo ERP and CRM, and a Connection pointing at it."""
+"""The demo ERP and CRM with a Connection to them, reached either in process (httpx's WSGI
+transport, inside the test's rolled-back transaction) or over real HTTP (a live server)."""
 
 import random
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import httpx
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 
 from demo import models as demo
 from demo.seed import ADMIN_PASSWORD, ADMIN_USER, create_connection, create_records
 from sync import engine
+from sync.connectors import odata
 from sync.models import Connection, SyncJob, TableMapping
 from sync.services import create_job
+
+# The address the in-process demo apps answer on; `testserver` is one of the test hosts.
+IN_PROCESS_URL = "http://testserver"
+
+
+class InProcessApps:
+    """The console's WSGI application, called in this thread on this thread's database
+    connection, so that what the demo apps write stays in the test's transaction.
+
+    Django closes a connection inside an atomic block at the start and end of a request; as
+    its test client does, that signal handler is held off while a request is served."""
+
+    def __init__(self) -> None:
+        self.handler = WSGIHandler()
+
+    def __call__(self, environ, start_response):
+        request_started.disconnect(close_old_connections)
+        request_finished.disconnect(close_old_connections)
+        try:
+            response = self.handler(environ, start_response)
+            try:
+                return [b"".join(response)]
+            finally:
+                response.close()  # request_finished, while the handler is still held off
+        finally:
+            request_started.connect(close_old_connections)
+            request_finished.connect(close_old_connections)
 
 
 @dataclass
 class DemoApps:
     base_url: str
     connection: Connection
+    mounts: dict[str, httpx.BaseTransport] = field(default_factory=dict)
 
     def mapping(self, name: str) -> TableMapping:
         return self.connection.mappings.get(name=name)
 
+    def client(self, **options) -> httpx.Client:
+        """An HTTP client that reaches the demo apps however this test serves them."""
+        return httpx.Client(mounts=self.mounts, timeout=10, **options)
+
+    def get(self, url: str, **options) -> httpx.Response:
+        with self.client() as client:
+            return client.get(url, **options)
+
+    def post(self, url: str, **options) -> httpx.Response:
+        with self.client() as client:
+            return client.post(url, **options)
+
+    def opens(self, url: str) -> bool:
+        return self.get(url).status_code == 200
+
     def crm(self) -> httpx.Client:
         """The CRM's API as a person with the System Administrator role uses it."""
-        return httpx.Client(
+        return self.client(
             base_url=self.base_url + "/demo/crm/api/data/v9.2/",
             auth=(ADMIN_USER, ADMIN_PASSWORD),
-            timeout=10,
             headers={"Connection": "close"},
         )
 
@@ -39,7 +88,7 @@ class DemoApps:
         )
 
 
-def start_demo_apps(base_url: str) -> DemoApps:
+def start_demo_apps(base_url: str, mounts: dict | None = None) -> DemoApps:
     """Twelve ERP customers and the rest of the demo data, and a Connection to both apps."""
     create_records(random.Random(3), customers=12)  # noqa: S311
     connection = create_connection(base_url)
@@ -48,4 +97,16 @@ def start_demo_apps(base_url: str) -> DemoApps:
         options = getattr(connection, f"{side}_settings")
         options.update({"max_retries": 2, "backoff_seconds": 0.05, "max_retry_after": 0.2})
     connection.save()
-    return DemoApps(base_url, connection)
+    return DemoApps(base_url, connection, mounts or {})
+
+
+@contextmanager
+def in_process() -> Iterator[dict[str, httpx.BaseTransport]]:
+    """Every connector reaches IN_PROCESS_URL through the WSGI transport while this lasts."""
+    mounts = {IN_PROCESS_URL: httpx.WSGITransport(app=InProcessApps())}
+    odata.TRANSPORTS.update(mounts)
+    try:
+        yield mounts
+    finally:
+        for pattern in mounts:
+            odata.TRANSPORTS.pop(pattern, None)

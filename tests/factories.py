@@ -51,7 +51,7 @@ def make_coupling(mapping: TableMapping, **fields) -> Coupling:
 def make_error(*, age: timedelta | None = None, **fields) -> SyncError:
     n = next(_sequence)
     defaults = {
-        "created_at": timezone.now() - (age or timedelta(minutes=n)),
+        "created_at": timezone.now() - (timedelta(minutes=n) if age is None else age),
         "message": f"Sync failed for record {n}",
         "category": Category.OTHER,
         "source_app": "Business Central",

@@ -5,10 +5,12 @@ how creates answer), and those are configuration: pointing a Connection at a rea
 a matter of settings, not code."""
 
 import base64
+import functools
 import json
 import logging
 import random
 import re
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -17,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import certifi
 import httpx
 
 from syncconsole.encryption import UNREADABLE_MESSAGE, UnreadableSecret
@@ -78,6 +81,19 @@ FLAVORS: dict[str, dict[str, Any]] = {
 }
 
 TRANSIENT_STATUSES = {429, 502, 503, 504}
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every connector: loading the certificate authorities costs
+    about 20 ms, which each new client would otherwise pay again."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+# Transports that serve an address without the network, by httpx mount pattern
+# ("http://testserver"): the tests reach the demo apps in process through httpx's WSGI
+# transport where the test is not about HTTP itself. Empty in production.
+TRANSPORTS: dict[str, httpx.BaseTransport] = {}
 # Dataverse's sign-in answers for a password that must be changed and for a disabled user.
 PASSWORD_CHANGE_CODE = "0x80090327"  # noqa: S105 - an error code, not a password
 USER_DISABLED_CODE = "0x8004d24b"
@@ -113,7 +129,9 @@ class ODataConnector(Connector):
         self.app_name = config.app_name
         self.base_url = config.base_url.rstrip("/") + "/"
         self._owns_client = client is None
-        self.client = client or httpx.Client(timeout=config.timeout)
+        self.client = client or httpx.Client(
+            timeout=config.timeout, verify=tls_context(), mounts=dict(TRANSPORTS)
+        )
         self._token: str | None = None
         self._user_id = ""
         self.batch_size = max(1, config.batch_size)

@@ -11,7 +11,7 @@ from demo.models import CrmAccount, ErpCustomer
 from errors.models import Category, SyncError
 from sync.models import SyncJob, TableMapping
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def post(client, name, body, *args):

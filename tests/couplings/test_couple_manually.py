@@ -9,7 +9,7 @@ from couplings import services
 from couplings.models import Coupling
 from demo.models import CrmAccount, ErpCustomer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def records(number: str = "C00030") -> tuple[str, str]:

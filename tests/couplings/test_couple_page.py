@@ -13,7 +13,7 @@ from sync.models import SyncJob, TableMapping
 from tests.conftest import wait_until
 from tests.factories import make_coupling, make_error
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 COUPLE = reverse("couplings:couple")
 
 

@@ -8,7 +8,7 @@ from couplings.models import Coupling, CouplingRun
 from couplings.services import Criterion
 from demo.models import CrmAccount, ErpCustomer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 BY_NUMBER = [Criterion("number", "accountnumber")]
 BY_NAME_ANY_CASE = [Criterion("displayName", "name", case_sensitive=False)]

@@ -5,7 +5,7 @@ import pytest
 
 from demo.models import CrmAccount
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 ACCOUNT = "Microsoft.Dynamics.CRM.account"
 
 
@@ -88,9 +88,7 @@ def test_the_privileges_of_create_and_write_apply(demo_apps):
     user.roles = ["Salesperson"]  # may write accounts, not create them
     user.save()
     connector_side = demo_apps.connection.side_config("destination")
-    import httpx
-
-    with httpx.Client(
+    with demo_apps.client(
         base_url=connector_side.base_url, auth=(INTEGRATION_USER, connector_side.secret)
     ) as crm:
         refused = crm.post(

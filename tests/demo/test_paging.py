@@ -10,7 +10,7 @@ from django.utils import timezone
 from demo.models import CrmAccount, ErpCustomer
 from sync.connectors import connector_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_no_record_is_lost_or_repeated_while_records_change(demo_apps):

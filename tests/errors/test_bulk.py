@@ -217,7 +217,7 @@ def test_delete_remaining_records_of_a_selection(demo_apps, staff_client, celery
     assert statuses(entry) == ["resolved"]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_remove_coupling_of_a_selection_at_once(demo_apps, staff_client):
     entry = conflict(demo_apps)
     uncoupled = make_error(mapping=entry.mapping, category=Category.CONFLICT)

@@ -13,7 +13,7 @@ from sync.models import SyncJob
 from tests.errors.test_fixes import conflict, deleted_in_crm
 from tests.factories import make_error, make_mapping
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.over_http]
 TOO_LONG = "+45 3333 4444 ext. 5555 (reception)"
 
 

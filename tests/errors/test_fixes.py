@@ -10,7 +10,7 @@ from errors.models import Category, SyncError
 from sync.models import SyncJob, TableMapping
 from tests.conftest import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def conflict(demo_apps) -> SyncError:

@@ -14,7 +14,8 @@ from errors.partitions import day_of, partition_days, partition_name
 from sync.models import TableMapping
 from tests.factories import make_error, make_mapping
 
-pytestmark = pytest.mark.django_db
+# Whole days and the straddling day are counted from "now": noon keeps them apart.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("midday")]
 
 
 def partition_of(entry: SyncError) -> str:

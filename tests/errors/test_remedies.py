@@ -1,6 +1,5 @@
 """Each entry says in plain words why it happened and how to fix it, with links to the place."""
 
-import httpx
 import pytest
 from django.urls import reverse
 
@@ -88,7 +87,7 @@ def test_coupled_record_errors_are_for_users_and_link_both_records(category, wor
     assert not any(url.startswith("javascript") for url in urls)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_a_missing_privilege_links_the_integration_user_in_the_app(demo_apps, staff_client):
     job = demo_apps.run("ITEM-PRODUCT", SyncJob.Kind.FULL)
     error = SyncError.objects.get(job=job)
@@ -98,7 +97,7 @@ def test_a_missing_privilege_links_the_integration_user_in_the_app(demo_apps, st
     assert "for an administrator" in page
     user_link = next(url for label, url in remedy_for(error).links if "integration user" in label)
     assert f'href="{user_link}"' in page
-    user_page = httpx.get(user_link, timeout=10)
+    user_page = demo_apps.get(user_link, timeout=10)
     assert user_page.status_code == 200 and "Integration User" in user_page.text
     connection = reverse("admin:sync_connection_change", args=[demo_apps.connection.pk])
     assert f'href="{connection}"' in page

@@ -19,7 +19,7 @@ from tests.conftest import wait_until
 
 from .fixtures_apps import FaultProxy, InThread, point_at
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.over_http]
 
 
 def test_two_requests_at_once_queue_one_job_and_refuse_the_other(demo_apps):

@@ -13,7 +13,7 @@ from sync.models import SyncJob
 
 from .fixtures_apps import FAULT_BODIES, FAULTS, FaultProxy, point_at
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.over_http]
 
 MAX_RETRIES = 2
 ATTEMPTS = MAX_RETRIES + 1

@@ -205,7 +205,7 @@ def test_removing_a_coupling(sync_user):
     assert event.details["resolved"] == 1
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_deleting_the_remaining_record_is_one_event(demo_apps, sync_user):
     demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
     customer = ErpCustomer.objects.get(number="C00030")

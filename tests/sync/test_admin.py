@@ -95,7 +95,7 @@ def test_field_mappings_are_validated_with_clear_messages(admin_client):
     assert not TableMapping.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_test_connection_reports_what_the_apps_say(demo_apps, admin_client):
     changelist = reverse("admin:sync_connection_changelist")
     action = {"action": "test_connection", "_selected_action": [demo_apps.connection.pk]}

@@ -17,7 +17,7 @@ from sync.connectors import connector_for
 from sync.models import SyncJob, TableMapping
 from sync.services import create_job
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

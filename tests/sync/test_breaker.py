@@ -11,7 +11,7 @@ from sync import breaker, engine, tasks
 from sync.models import SyncJob
 from sync.services import create_job
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def only_customer(demo_apps):

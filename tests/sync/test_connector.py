@@ -8,7 +8,7 @@ from demo.models import CrmAccount, DemoFault, ErpCustomer
 from sync.connectors import ConnectorError, connector_for
 from sync.connectors.odata import ODataConnector, SideConfig
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def erp(demo_apps, **tuning):

@@ -3,7 +3,6 @@ records, the couplings and the job's counts, and the entries it logs."""
 
 from datetime import timedelta
 
-import httpx
 import pytest
 
 from couplings.models import Coupling
@@ -12,7 +11,7 @@ from errors.models import Category, SyncError
 from sync import engine
 from sync.models import SyncJob, TableMapping
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 FULL = SyncJob.Kind.FULL
 Rule = TableMapping.UpdateConflictResolution
 Deletion = TableMapping.DeletionConflictResolution
@@ -38,10 +37,6 @@ def counts(job: SyncJob) -> dict:
         name: getattr(job, name)
         for name in ("inserted", "modified", "deleted", "unchanged", "skipped", "failed")
     }
-
-
-def opens(url: str) -> bool:
-    return httpx.get(url, timeout=10).status_code == 200
 
 
 def test_full_sync_creates_couples_by_match_and_logs_what_fails(demo_apps):
@@ -72,7 +67,7 @@ def test_full_sync_creates_couples_by_match_and_logs_what_fails(demo_apps):
     assert (error.source_app, error.source_entity) == ("Business Central", "customers")
     assert error.source_record_id == str(sek.pk)
     assert error.source_url == f"{demo_apps.base_url}/demo/erp/customers/{sek.pk}/"
-    assert opens(error.source_url)
+    assert demo_apps.opens(error.source_url)
     assert error.destination_url == ""  # nothing was created on the other side
     assert "POST" in error.detail and "0x80040203" in error.detail
 
@@ -213,7 +208,7 @@ def test_a_validation_failure_twice_in_a_row_skips_the_record(demo_apps):
     assert errors[0].source_app == "Dynamics 365 Sales"
     assert errors[0].source_url.endswith(f"/demo/crm/accounts/{account.pk}/")
     assert errors[0].destination_url.endswith(f"/demo/erp/customers/{erp_customer.pk}/")
-    assert opens(errors[0].source_url) and opens(errors[0].destination_url)
+    assert demo_apps.opens(errors[0].source_url) and demo_apps.opens(errors[0].destination_url)
     assert customer("C00030").phone_number != account.telephone
 
 
@@ -259,7 +254,7 @@ def test_a_record_changed_on_both_sides_follows_the_conflict_rule(
         assert "modified in both Business Central and Dynamics 365 Sales" in error.message
         assert error.source_record_id == str(erp_customer.pk)
         assert error.destination_record_id == str(account.pk)
-        assert opens(error.source_url) and opens(error.destination_url)
+        assert demo_apps.opens(error.source_url) and demo_apps.opens(error.destination_url)
     else:
         assert job.modified == 1
 
@@ -286,8 +281,8 @@ def test_a_coupled_record_deleted_in_one_app_follows_the_deletion_rule(demo_apps
             "record."
         )
         assert error.coupling == coupling
-        assert opens(error.source_url)
-        assert httpx.get(error.destination_url).status_code == 404  # the record is gone
+        assert demo_apps.opens(error.source_url)
+        assert demo_apps.get(error.destination_url).status_code == 404  # the record is gone
     elif rule == Deletion.REMOVE_COUPLING:
         assert (job.deleted, job.failed) == (1, 0)
         assert coupling is None

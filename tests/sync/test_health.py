@@ -3,7 +3,6 @@ finding comes from a real change to the demo apps' data."""
 
 from decimal import Decimal
 
-import httpx
 import pytest
 from django.conf import settings
 from django.urls import reverse
@@ -18,7 +17,7 @@ from sync.health import check_connection, run_check
 from sync.models import ConnectionCheck, SyncJob, TableMapping
 from sync.services import create_job
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 CRM, ERP = "Dynamics 365 Sales", "Business Central"
 
 
@@ -141,7 +140,7 @@ def test_a_currency_without_exchange_rate_or_missing_on_one_side_is_a_warning(de
     assert (rate.severity, rate.side, rate.app, rate.entity) == ("warning", "source", ERP, "NOK")
     assert rate.message == "Business Central has no exchange rate for NOK."
     assert rate.link == f"{demo_apps.base_url}/demo/erp/currencies/{nok.pk}/"
-    assert httpx.get(rate.link, timeout=10).status_code == 200
+    assert demo_apps.get(rate.link, timeout=10).status_code == 200
     assert "enter its exchange rate" in rate.remedy and "other records are unaffected" in (
         rate.remedy
     )
@@ -199,7 +198,7 @@ def test_the_crm_answers_a_users_privileges_as_dataverse_does(demo_apps):
         f"{demo_apps.base_url}/demo/crm/api/data/v9.2/systemusers({user.pk})/"
         "Microsoft.Dynamics.CRM.RetrieveUserPrivileges()"
     )
-    own = httpx.get(url, auth=(INTEGRATION_USER, INTEGRATION_PASSWORD), timeout=10).json()
+    own = demo_apps.get(url, auth=(INTEGRATION_USER, INTEGRATION_PASSWORD), timeout=10).json()
     names = {p["PrivilegeName"] for p in own["RolePrivileges"]}
     assert "prvReadAccount" in names and "prvCreateProduct" not in names
     admin_id = CrmSystemUser.objects.get(roles__contains=["System Administrator"]).pk
@@ -212,7 +211,7 @@ def test_the_crm_answers_a_users_privileges_as_dataverse_does(demo_apps):
     CrmSystemUser.objects.filter(domain_name="newhire@demo-crm.example").update(
         password_change_required=False
     )
-    other = httpx.get(url, auth=("newhire@demo-crm.example", "demo-new"), timeout=10)
+    other = demo_apps.get(url, auth=("newhire@demo-crm.example", "demo-new"), timeout=10)
     assert other.status_code == 403 and "prvReadUser" in other.json()["error"]["message"]
 
 
@@ -317,9 +316,9 @@ def test_a_user_without_an_integration_role_blocks_the_job_with_its_remedy(demo_
 def test_the_erp_answers_its_local_currency_as_business_central_does(demo_apps):
     url = demo_apps.connection.source_base_url + "generalLedgerSetup"
     auth = (settings.DEMO_ERP_USER, settings.DEMO_ERP_PASSWORD)
-    answer = httpx.get(url, auth=auth, timeout=10)
+    answer = demo_apps.get(url, auth=auth, timeout=10)
     assert answer.json()["value"][0]["localCurrencyCode"] == "EUR"
-    assert httpx.get(url, timeout=10).status_code == 401
+    assert demo_apps.get(url, timeout=10).status_code == 401
 
 
 def test_test_connection_in_the_admin_links_the_health_page(demo_apps, client, superuser):

@@ -32,7 +32,7 @@ def break_one_account(demo_apps) -> None:
     )
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_the_mappings_page_shows_each_mappings_health(
     demo_apps, staff_client, django_assert_max_num_queries
 ):
@@ -59,7 +59,7 @@ def test_the_mappings_page_shows_each_mappings_health(
     assert figures(page, currency.pk)["in_sync"] == "0"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_the_health_page_shows_the_figures_the_last_job_and_the_days(demo_apps, staff_client):
     demo_apps.run("CUSTOMER", FULL)
     break_one_account(demo_apps)
@@ -77,7 +77,7 @@ def test_the_health_page_shows_the_figures_the_last_job_and_the_days(demo_apps, 
     assert staff_client.get(reverse("sync:mapping_health", args=[9999])).status_code == 404
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_the_health_pages_are_for_staff_only(demo_apps, client, plain_user):
     mapping = demo_apps.mapping("CUSTOMER")
     client.force_login(plain_user)
@@ -85,7 +85,7 @@ def test_the_health_pages_are_for_staff_only(demo_apps, client, plain_user):
     assert client.post(reverse("sync:mapping_resume", args=[mapping.pk])).status_code == 403
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_each_job_writes_one_snapshot_per_day(demo_apps):
     demo_apps.run("CUSTOMER", FULL)
     break_one_account(demo_apps)

@@ -1,7 +1,6 @@
 """Signing in with OAuth 2.0 client credentials or a bearer token, as real tenants do, against
 the demo identity provider."""
 
-import httpx
 import pytest
 
 from demo.models import CrmAccount
@@ -9,7 +8,7 @@ from errors.models import Category, SyncError
 from sync.connectors import ConnectorError, connector_for
 from sync.models import Connection, SyncJob
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 SCOPES = {"source": "api://demo-erp/.default", "destination": "api://demo-crm/.default"}
 
 
@@ -52,7 +51,7 @@ def test_an_expired_token_is_renewed_once(demo_apps):
 def test_a_token_for_one_app_does_not_open_the_other(demo_apps):
     token_url = f"{demo_apps.base_url}/demo/identity/oauth2/v2.0/token"
     connection = demo_apps.connection
-    answer = httpx.post(
+    answer = demo_apps.post(
         token_url,
         data={"grant_type": "client_credentials", "scope": SCOPES["source"],
               "client_id": connection.source_username, "client_secret": connection.source_secret},
@@ -71,8 +70,8 @@ def test_a_token_for_one_app_does_not_open_the_other(demo_apps):
 
 def test_the_token_endpoint_answers_like_entra_id(demo_apps):
     token_url = f"{demo_apps.base_url}/demo/identity/oauth2/v2.0/token"
-    wrong_grant = httpx.post(token_url, data={"grant_type": "password"})
+    wrong_grant = demo_apps.post(token_url, data={"grant_type": "password"})
     assert (wrong_grant.status_code, wrong_grant.json()["error"]) == (400, "unsupported_grant_type")
-    wrong_scope = httpx.post(token_url, data={"grant_type": "client_credentials", "scope": "x"})
+    wrong_scope = demo_apps.post(token_url, data={"grant_type": "client_credentials", "scope": "x"})
     assert (wrong_scope.status_code, wrong_scope.json()["error"]) == (400, "invalid_scope")
-    assert httpx.get(token_url).status_code == 405
+    assert demo_apps.get(token_url).status_code == 405

@@ -9,7 +9,7 @@ from errors.models import SyncError
 from sync.models import SyncJob
 from tests.conftest import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 TOO_LONG = "+45 3333 4444 ext. 5555 (reception)"
 
 
