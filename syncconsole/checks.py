@@ -77,7 +77,7 @@ def encryption_key_is_set(app_configs, **kwargs):
         Error(
             f"{KEY_VARIABLE} is not set: connection secrets are encrypted with a key derived "
             "from SECRET_KEY.",
-            hint=f"Set {KEY_VARIABLE} to a Fernet key (see README, Security), then run "
+            hint=f"Set {KEY_VARIABLE} to a Fernet key (see docs/operations/upgrades.md), then run "
             "`manage.py reencrypt_secrets`.",
             id="syncconsole.E004",
         )

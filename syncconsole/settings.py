@@ -1,4 +1,4 @@
-"""Settings, read from the environment in one place (see README, Configuration)."""
+"""Settings, read from the environment in one place (see docs/operations/configuration.md)."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -273,7 +273,7 @@ LOGGING = {
     },
 }
 
-# --- Security: secrets at rest, sign-in limits, audit log (README, Security) -------------
+# --- Security: secrets at rest, sign-in limits, audit log (docs/operations/security.md) --
 # Fernet keys, comma-separated: the first encrypts, all decrypt. Without it a key derived
 # from SECRET_KEY is used (`manage.py check --deploy` says so when DEBUG is off).
 SYNC_CONSOLE_ENCRYPTION_KEYS = envlist("SYNC_CONSOLE_ENCRYPTION_KEY")
@@ -298,5 +298,5 @@ AXES_CLIENT_IP_CALLABLE = "syncconsole.signin.client_address"
 # Behind reverse proxies, how many of them append to X-Forwarded-For; 0 (no proxy) means
 # the header, which anyone can send, is never believed.
 TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
-# The audit log (README, Security): its API names its choice set.
+# The audit log (docs/operations/security.md): its API names its choice set.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AuditActionEnum"] = "api.enums.AUDIT_ACTION"
