@@ -1,0 +1,7 @@
+-- The day an entry counts on: its moment in TIME_ZONE. The entries' day partitions, the
+-- problems' day figures (errors_groupday) and a dropped day's figures all use this day, so the
+-- zone is fixed in the database as a literal (IMMUTABLE, and the same from every connection,
+-- psql included): {{ time_zone }} is settings.TIME_ZONE when the migration runs. A later change
+-- of TIME_ZONE would split days differently from the partitions and figures already there.
+CREATE OR REPLACE FUNCTION errors_entry_day(moment timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT (moment AT TIME ZONE {{ time_zone }})::date $$;
