@@ -1,5 +1,5 @@
 -- Deleted entries (any DELETE: the clean-up's batches, the admin, psql): taken off their
--- days, problems and records. A dropped day partition fires no trigger; partitions.drop_day
+-- days, problems and records. A dropped day partition fires no trigger; errors_day_dropped
 -- takes its figures off instead.
 CREATE OR REPLACE FUNCTION errors_entries_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -2,7 +2,7 @@
 -- is on that day (errors_groupday.latest_records). Each element moves one record of a problem
 -- from the day it counted on (NULL: not counted yet) to its new latest day (NULL: no longer
 -- counted). Keeping the latest day per record is what lets a clean-up drop a whole day and
--- take its records off without reading a row (partitions.drop_day).
+-- take its records off without reading a row (errors_day_dropped).
 CREATE OR REPLACE FUNCTION errors_move_records(p_groups bigint[], p_from date[], p_to date[])
 RETURNS void LANGUAGE sql AS $$
     WITH moves AS (
