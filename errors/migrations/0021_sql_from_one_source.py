@@ -15,7 +15,7 @@ day, which 0020 replaced but left behind, goes."""
 
 from django.db import migrations
 
-from errors.sql import Install
+from errors.sql import Install, refuse_other_time_zone
 
 # As migration 0011 installed it.
 ADD_DAYS_0011 = """
@@ -91,11 +91,12 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(refuse_other_time_zone, migrations.RunPython.noop, elidable=False),
         migrations.RunSQL(
             "DROP FUNCTION errors_records_removed(bigint[], text[], bigint[]);",
             RECORDS_REMOVED_0017,
         ),
-        Install("errors_entry_day.sql", "5c8f89cbb77323e6", migrations.RunSQL.noop),
+        Install("errors_entry_day.sql", "e9ae50eeb0086ba3", migrations.RunSQL.noop),
         Install("errors_add_days.sql", "ed5b1cf16e781389", ADD_DAYS_0011),
         Install("errors_move_records.sql", "8a019219745517c6", migrations.RunSQL.noop),
         Install("errors_records_added.sql", "c648dc17db1bb849", migrations.RunSQL.noop),

@@ -19,6 +19,7 @@ that names its current digest, and that what `migrate` leaves in the database is
 files say (errors.sql.drift)."""
 
 import hashlib
+import re
 from pathlib import Path
 
 from django.conf import settings
@@ -26,6 +27,8 @@ from django.db import migrations
 
 SQL_DIR = Path(__file__).resolve().parent
 TIME_ZONE = "{{ time_zone }}"
+# The zone errors_entry_day fixes, as its body spells it (read_sql quotes it as a literal).
+ENTRY_DAY_ZONE = re.compile(r"AT TIME ZONE '((?:[^']|'')*)'")
 
 
 def sql_names() -> list[str]:
@@ -70,3 +73,45 @@ class Install(migrations.RunSQL):
 
     def describe(self):
         return f"Install errors/sql/{self.file}"
+
+
+def database_time_zone(cursor) -> str | None:
+    """The zone the database's entry days are in (errors_entry_day), None before it exists."""
+    cursor.execute(
+        "SELECT prosrc FROM pg_proc WHERE proname = 'errors_entry_day' "
+        "AND pronamespace = 'public'::regnamespace"
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    found = ENTRY_DAY_ZONE.search(row[0])
+    return found.group(1).replace("''", "'") if found else ""
+
+
+def time_zone_mismatch(cursor) -> str | None:
+    """Why settings.TIME_ZONE cannot be used with this database, or None when it can."""
+    zone = database_time_zone(cursor)
+    if zone is None or zone == settings.TIME_ZONE:
+        return None
+    return (
+        f"TIME_ZONE is {settings.TIME_ZONE!r}, but the database counts the entries' days in "
+        f"{zone!r} (errors_entry_day): its day partitions and the problems' day figures were "
+        "made with that zone."
+    )
+
+
+TIME_ZONE_HINT = (
+    "Set TIME_ZONE back to the zone the database uses. Changing the zone of an existing "
+    "database needs a migration that installs errors_entry_day with the new zone and builds "
+    "the day partitions and the problems' day figures again."
+)
+
+
+def refuse_other_time_zone(apps, schema_editor) -> None:
+    """A migration step: stop before errors_entry_day is installed again with another zone
+    than the database's (the system check says the same before `migrate` starts, unless
+    checks are skipped)."""
+    with schema_editor.connection.cursor() as cursor:
+        problem = time_zone_mismatch(cursor)
+    if problem:
+        raise RuntimeError(f"{problem} {TIME_ZONE_HINT}")

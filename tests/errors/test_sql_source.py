@@ -1,12 +1,18 @@
 """The functions and triggers in the database have one source, errors/sql: after `migrate` the
-database holds exactly what the files say, and each file is installed by one migration that
-names its current text."""
+database holds exactly what the files say, each file is installed by one migration that names
+its current text, and the zone the entries' days are counted in is checked against
+TIME_ZONE."""
+
+from types import SimpleNamespace
 
 import pytest
+from django.core.checks import Tags, run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 
-from errors.sql import Install, digest, read_sql, sql_names
+from errors.sql import Install, digest, read_sql, refuse_other_time_zone, sql_names
 from errors.sql.drift import sql_drift
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +105,30 @@ def test_each_file_is_installed_by_one_migration_that_names_its_current_text():
             f"installed in {migration} and install the file from a new migration naming "
             f"{digest(name)!r} (see errors/sql/__init__.py)"
         )
+
+
+def time_zone_errors() -> list[str]:
+    return [
+        message.msg
+        for message in run_checks(tags=[Tags.database], databases=["default"])
+        if message.id == "syncconsole.E005"
+    ]
+
+
+def test_the_database_check_accepts_the_zone_the_days_are_counted_in():
+    assert time_zone_errors() == []
+
+
+def test_the_database_check_refuses_another_time_zone(settings):
+    migrated_with = settings.TIME_ZONE
+    settings.TIME_ZONE = "Pacific/Chatham" if migrated_with != "Pacific/Chatham" else "UTC"
+    assert time_zone_errors() == [
+        f"TIME_ZONE is {settings.TIME_ZONE!r}, but the database counts the entries' days in "
+        f"{migrated_with!r} (errors_entry_day): its day partitions and the problems' day "
+        "figures were made with that zone."
+    ]
+    # migrate runs it before it starts, and the migration installing the day stops anyway.
+    with pytest.raises(SystemCheckError, match="syncconsole.E005"):
+        call_command("migrate", skip_checks=False, verbosity=0)
+    with pytest.raises(RuntimeError, match="Set TIME_ZONE back to the zone the database uses"):
+        refuse_other_time_zone(None, SimpleNamespace(connection=connection))
