@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_migrate
+from django.db.models.signals import post_migrate
 
 
 class ErrorsConfig(AppConfig):
@@ -7,18 +7,9 @@ class ErrorsConfig(AppConfig):
     verbose_name = "Sync errors"
 
     def ready(self) -> None:
-        from .models import SyncError
-
-        # Deletes outside the clean-up (the admin, removing the demo) keep the groups right
-        # too; the clean-up deletes in bulk and takes care of them itself.
-        post_delete.connect(_forget_group_member, sender=SyncError, dispatch_uid="errors-group")
+        # The problems' figures need nothing here: the entries' triggers keep them for every
+        # insert, update and delete (errors/sql, docs/development/database.md).
         post_migrate.connect(_keep_roles, dispatch_uid="errors-roles")
-
-
-def _forget_group_member(sender, instance, **kwargs) -> None:
-    from .grouping import forget_deleted
-
-    forget_deleted([instance.group_id])
 
 
 def _keep_roles(sender, app_config=None, using="default", **kwargs) -> None:

@@ -3,7 +3,7 @@ to date: the one path by which sync errors are stored."""
 
 import hashlib
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -54,8 +54,10 @@ def fingerprint(mapping_id: int | None, category: str, message: str, integration
 
 
 def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
-    """Store the entries with their groups: each group is created or has its count and
-    last-seen time moved on in one statement, so concurrent writers never lose a count.
+    """Store the entries with their groups: each group is created or has its first and
+    last-seen times moved on in one statement, which locks it until this commits; the entries'
+    insert trigger then moves its count on (errors/sql/errors_add_days.sql), so concurrent
+    writers never lose a count.
 
     A resolved group that happens again reopens as a regression; the entries of an ignored
     group arrive ignored, those of a snoozed group snoozed, until its snooze ends (its date
@@ -82,7 +84,6 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
             SKIP_NOTE.sub("", group[0].message),  # the first one, as people read it
             min(e.created_at for e in group),
             max(e.created_at for e in group),
-            len(group),
             Status.OPEN,
             "",
         )
@@ -91,29 +92,38 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
     table = ErrorGroup._meta.db_table
     now = timezone.now()
     # On the right of SET every column is the old value, so the CASEs agree on the old state.
+    # The count is not written here (the entries' insert trigger moves it on): whether a
+    # snooze until N more occurrences ends is the old count plus the entries arriving now.
+    arriving = "(SELECT n FROM arriving WHERE arriving.fingerprint = EXCLUDED.fingerprint)"
     wakes = (
         f"({table}.status = 'snoozed' AND ({table}.snoozed_until <= %(now)s"
-        f" OR {table}.count + EXCLUDED.count >= {table}.snooze_until_count))"
+        f" OR {table}.count + {arriving} >= {table}.snooze_until_count))"
     )
     with transaction.atomic(), connection.cursor() as cursor:
         check_references(errors)
         # Sorted, so that two writers lock the groups they share in the same order.
         rows.sort()
         values = []
-        params: dict[str, object] = {"now": now, "woke_note": SNOOZE_ENDED_NOTE}
+        params: dict[str, object] = {
+            "now": now,
+            "woke_note": SNOOZE_ENDED_NOTE,
+            "keys": [row[0] for row in rows],
+            "sizes": [len(members[row[0]]) for row in rows],
+        }
         for i, row in enumerate(rows):
             names = [f"r{i}_{j}" for j in range(len(row))]
-            values.append("(" + ", ".join(f"%({name})s" for name in names) + ")")
+            values.append("(" + ", ".join(f"%({name})s" for name in names) + ", 0)")
             params.update(zip(names, row, strict=True))
         cursor.execute(
             f"""
+            WITH arriving (fingerprint, n) AS (
+                SELECT * FROM unnest(%(keys)s::text[], %(sizes)s::bigint[])
+            )
             INSERT INTO {table}
                 (fingerprint, mapping_id, integration, category, title, first_seen, last_seen,
-                 count,
-                 status, status_note)
+                 status, status_note, count)
             VALUES {", ".join(values)}
             ON CONFLICT (fingerprint) DO UPDATE SET
-                count = {table}.count + EXCLUDED.count,
                 first_seen = LEAST({table}.first_seen, EXCLUDED.first_seen),
                 last_seen = GREATEST({table}.last_seen, EXCLUDED.last_seen),
                 regressed_at = CASE WHEN {table}.status = 'resolved' THEN EXCLUDED.last_seen
@@ -168,23 +178,6 @@ def reopen_snoozed_entries(group_ids: list[int], now) -> int:
         status=Status.OPEN, status_changed_at=now, status_changed_by=None,
         status_note=SNOOZE_ENDED_NOTE,
     )  # fmt: skip
-
-
-def forget_deleted(group_ids: Iterable[int | None]) -> None:
-    """Take deleted entries (one group id per entry) off their groups' counts."""
-    counts = Counter(pk for pk in group_ids if pk is not None)
-    if not counts:
-        return
-    table = ErrorGroup._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {table} AS g SET count = GREATEST(g.count - d.n, 0)
-            FROM unnest(%s::bigint[], %s::bigint[]) AS d(id, n)
-            WHERE g.id = d.id
-            """,  # noqa: S608 - the table name is ours; the values are parameters
-            [list(counts), list(counts.values())],
-        )
 
 
 def drop_empty_groups() -> int:

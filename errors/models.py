@@ -64,6 +64,8 @@ class ErrorGroup(models.Model):
     title = models.CharField(max_length=2048, help_text="The message of its first entry.")
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
+    # Kept by the entries' triggers alone (errors/sql/errors_add_days.sql), never written from
+    # Python: see docs/development/database.md.
     count = models.PositiveBigIntegerField(default=0)
     # Kept by the database (see GroupRecord), never written by the application.
     records = models.PositiveBigIntegerField(

@@ -166,8 +166,9 @@ def whole_days_before(cutoff: datetime) -> list[date]:
 
 def drop_day(day: date) -> int:
     """Drop a day's partition and take its entries off their problems' figures in one short
-    transaction, from the day figures (never reading the entries): the entry count, the day,
-    and the records whose latest entry was that day. Returns how many entries went.
+    transaction, from the day figures (never reading the entries): errors_day_dropped
+    (errors/sql) takes off the entry count, the day, and the records whose latest entry was
+    that day. Returns how many entries went.
 
     Their GroupRecord rows stay behind, stale, until purge_stale_records: the clean-up
     removes every entry before its cut-off, so those records have no entry left.
@@ -195,25 +196,9 @@ def drop_day(day: date) -> int:
                     f"SELECT count(*) FROM {name} WHERE group_id IS NULL"  # noqa: S608 - our names
                 )
                 ungrouped = cursor.fetchone()[0]
-                cursor.execute(
-                    """
-                    WITH gone AS (
-                        DELETE FROM errors_groupday WHERE day = %s
-                        RETURNING group_id, entries, latest_records
-                    ), taken AS (
-                        UPDATE errors_errorgroup AS g
-                        SET count = GREATEST(g.count - gone.entries, 0),
-                            records = GREATEST(g.records - gone.latest_records, 0)
-                        FROM gone WHERE gone.group_id = g.id
-                    )
-                    SELECT coalesce(sum(entries), 0) FROM gone
-                    """,
-                    [day],
-                )
+                # A DROP fires no trigger: the figures' own function takes the day off.
+                cursor.execute("SELECT errors_day_dropped(%s)", [day])
                 grouped = cursor.fetchone()[0]
-                cursor.execute(
-                    "UPDATE errors_recordhorizon SET day = GREATEST(day, %s::date)", [day]
-                )
                 # Checks of its foreign keys still pending (rows written in this same
                 # transaction) would keep it from being dropped: run them now.
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

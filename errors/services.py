@@ -16,7 +16,7 @@ from django.utils import timezone
 from audit import services as audit
 
 from . import partitions
-from .grouping import drop_empty_groups, forget_deleted
+from .grouping import drop_empty_groups
 from .models import (
     SETUP_CATEGORIES,
     ErrorGroup,
@@ -140,8 +140,9 @@ def _delete_batch(
     before: datetime, size: int, since: datetime | None
 ) -> tuple[int, datetime | None]:
     """Delete the oldest `size` entries from `since` (from the first when None) to before
-    `before` (a few more when several share the last one's time), and take them off their
-    problems. Returns how many went and the time of the last one, None when none are left.
+    `before` (a few more when several share the last one's time); the delete trigger takes
+    them off their problems' figures. Returns how many went and the time of the last one,
+    None when none are left.
 
     The batch is a range of the time index, read and deleted by that index: never a scan of
     the whole straddling day, nor of the index entries the batches before it left behind
@@ -166,13 +167,9 @@ def _delete_batch(
             f" WHERE {bounds}) ORDER BY fingerprint FOR UPDATE",
             params,
         )
-        cursor.execute(
-            f"DELETE FROM {table} WHERE {bounds} RETURNING group_id",  # noqa: S608 - our table
-            params,
-        )
-        group_ids = [row[0] for row in cursor.fetchall()]
-    forget_deleted(group_ids)
-    return len(group_ids), boundary[0] if boundary else None
+        cursor.execute(f"DELETE FROM {table} WHERE {bounds}", params)  # noqa: S608 - our table
+        deleted = cursor.rowcount
+    return deleted, boundary[0] if boundary else None
 
 
 def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:

@@ -14,8 +14,12 @@ upper(source_record_id) index), which only admin deletes, the demo's re-dating a
 row-by-row part of a clean-up do."""
 
 import datetime
+from importlib import import_module
 
 from django.db import migrations, models
+
+# Backwards, the trigger functions go back to the text migration 0011 installed.
+figures_0011 = import_module("errors.migrations.0011_group_figures")
 
 FUNCTIONS = """
 CREATE TABLE errors_recordhorizon (
@@ -236,6 +240,78 @@ FROM (SELECT group_id, last_day, count(*) AS n FROM errors_grouprecord GROUP BY 
 WHERE d.group_id = r.group_id AND d.day = r.last_day;
 """
 
+# As migration 0011 installed it.
+ADD_RECORDS_0011 = """
+CREATE FUNCTION errors_add_records(p_groups bigint[], p_records text[], p_deltas bigint[])
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    emptied tid[];
+BEGIN
+    WITH up AS (
+        INSERT INTO errors_grouprecord AS r (group_id, record_id, entries)
+        SELECT g, rec, n FROM unnest(p_groups, p_records, p_deltas) AS c(g, rec, n)
+        ORDER BY g, rec
+        ON CONFLICT (group_id, record_id) DO UPDATE SET entries = r.entries + EXCLUDED.entries
+        RETURNING r.ctid AS at, r.group_id, r.entries, r.xmax = 0 AS created
+    ), moved AS (
+        SELECT group_id, count(*) FILTER (WHERE created AND entries > 0)
+                         - count(*) FILTER (WHERE NOT created AND entries <= 0) AS n
+        FROM up GROUP BY group_id
+    ), counted AS (
+        UPDATE errors_errorgroup AS g SET records = GREATEST(g.records + moved.n, 0)
+        FROM moved WHERE g.id = moved.group_id AND moved.n <> 0
+    )
+    SELECT array_agg(at) FILTER (WHERE entries <= 0) INTO emptied FROM up;
+    -- By the row versions just written (locked by this transaction): a TID scan, whatever
+    -- the planner guesses about the arrays.
+    IF emptied IS NOT NULL THEN
+        DELETE FROM errors_grouprecord WHERE ctid = ANY(emptied);
+    END IF;
+END $$;
+"""
+
+NEW_FUNCTIONS_DROPPED = """
+DROP FUNCTION errors_records_removed(bigint[], text[], bigint[]);
+DROP FUNCTION errors_recount_records(bigint[], text[]);
+DROP FUNCTION errors_records_added(bigint[], text[], bigint[], date[], date[]);
+DROP FUNCTION errors_move_records(bigint[], date[], date[]);
+DROP TRIGGER errors_entries_inserted ON errors_syncerror;
+DROP TRIGGER errors_entries_updated ON errors_syncerror;
+DROP TRIGGER errors_entries_deleted ON errors_syncerror;
+DROP FUNCTION errors_entries_inserted();
+DROP FUNCTION errors_entries_updated();
+DROP FUNCTION errors_entries_deleted();
+"""
+
+# Migration 0011's figures have no stale rows and count each record's entries exactly (these
+# count a record's entries only while they are all on one day): counted again from the
+# entries. first_day and last_day are still there (their columns go after this).
+RECOUNT = """
+DELETE FROM errors_grouprecord;
+INSERT INTO errors_grouprecord (group_id, record_id, entries, first_day, last_day)
+SELECT group_id, source_record_id, count(*), min(errors_entry_day(created_at)),
+       max(errors_entry_day(created_at))
+FROM errors_syncerror WHERE group_id IS NOT NULL AND source_record_id <> '' GROUP BY 1, 2;
+UPDATE errors_errorgroup AS g SET records = c.n
+FROM (
+    SELECT p.id, count(r.record_id) AS n
+    FROM errors_errorgroup AS p LEFT JOIN errors_grouprecord AS r ON r.group_id = p.id
+    GROUP BY p.id
+) AS c
+WHERE g.id = c.id AND g.records <> c.n;
+DELETE FROM errors_groupday WHERE entries = 0 AND open = 0;
+DROP TABLE errors_recordhorizon;
+"""
+
+BACKWARD = "".join(
+    [
+        NEW_FUNCTIONS_DROPPED,
+        ADD_RECORDS_0011,
+        *(figures_0011.CHANGED % trigger for trigger in figures_0011.TRIGGERS),
+        RECOUNT,
+    ]
+)
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -265,5 +341,5 @@ class Migration(migrations.Migration):
             name="moved_from",
             field=models.DateField(blank=True, null=True),
         ),
-        migrations.RunSQL(FUNCTIONS + FILL),
+        migrations.RunSQL(FUNCTIONS + FILL, BACKWARD),
     ]

@@ -125,6 +125,25 @@ def test_figures_follow_deletes_and_new_dates():
     assert_figures_right()
 
 
+def test_figures_follow_any_statement_on_the_entries():
+    """Counts too, whoever writes: a DELETE typed in psql, entries moved to another problem
+    or to none."""
+    entries = write_entries()
+    first, other = entries[0].group_id, entries[1].group_id
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM errors_syncerror WHERE id = ANY(%s)", [[e.pk for e in entries[:3]]]
+        )
+        cursor.execute(
+            "UPDATE errors_syncerror SET group_id = %s WHERE id = ANY(%s)",
+            [first, [e.pk for e in entries[3:8] if e.group_id == other]],
+        )
+        cursor.execute("UPDATE errors_syncerror SET group_id = NULL WHERE id = %s", [entries[9].pk])
+    assert ErrorGroup.objects.get(pk=first).count == 7
+    assert ErrorGroup.objects.get(pk=other).count == 1
+    assert_figures_right()
+
+
 @pytest.mark.parametrize("days", [7, 1, None])
 def test_figures_stay_right_after_a_clean_up(days):
     write_entries()

@@ -11,8 +11,10 @@ import time
 import httpx
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.checks import Tags
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import DEFAULT_DB_ALIAS
 
 from sync.models import Connection
 
@@ -25,6 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo", action="store_true", help="Do not load demo data.")
 
     def handle(self, *args, addr: str, no_demo: bool, **options):
+        # The checks of the database (such as its time zone, syncconsole.E005) first, as
+        # `manage.py migrate` runs them; a call_command skips them.
+        self.check(tags=[Tags.database], databases=[DEFAULT_DB_ALIAS])
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database is migrated.")
         self.ensure_administrator()

@@ -1,0 +1,21 @@
+-- New entries (INSERT and COPY alike): once per statement, with its rows as a transition
+-- table, one aggregate per problem and day and one per problem and record, so the cost per
+-- statement does not grow with its rows one by one. Entries of no problem count nowhere.
+CREATE OR REPLACE FUNCTION errors_entries_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM errors_add_days(array_agg(g), array_agg(d), array_agg(e), array_agg(o)) FROM (
+        SELECT group_id AS g, errors_entry_day(created_at) AS d, count(*) AS e,
+               count(*) FILTER (WHERE status = 'open') AS o
+        FROM new_rows WHERE group_id IS NOT NULL GROUP BY 1, 2
+    ) AS c;
+    PERFORM errors_records_added(array_agg(g), array_agg(r), array_agg(n), array_agg(f),
+                                 array_agg(l)) FROM (
+        SELECT group_id AS g, source_record_id AS r, count(*) AS n,
+               min(errors_entry_day(created_at)) AS f, max(errors_entry_day(created_at)) AS l
+        FROM new_rows WHERE group_id IS NOT NULL AND source_record_id <> '' GROUP BY 1, 2
+    ) AS c;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER errors_entries_inserted AFTER INSERT ON errors_syncerror
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION errors_entries_inserted();

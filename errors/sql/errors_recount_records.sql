@@ -1,0 +1,36 @@
+-- Records counted again from the entries themselves (after row-level changes that the kept
+-- figures cannot follow on their own: a record's entries moved to another problem, record or
+-- day, or a record spanning several days lost entries on its latest day). Reads the entries by
+-- the upper(source_record_id) index; only admin deletes, the demo's re-dating and the
+-- row-by-row part of a clean-up get here.
+CREATE OR REPLACE FUNCTION errors_recount_records(p_groups bigint[], p_records text[])
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    horizon date := (SELECT day FROM errors_recordhorizon);
+    groups bigint[];
+    days date[];
+BEGIN
+    -- Rows that were counted leave their days; stale ones were taken off already.
+    WITH gone AS (
+        DELETE FROM errors_grouprecord AS r
+        USING (SELECT DISTINCT g, rec FROM unnest(p_groups, p_records) AS c(g, rec)) AS c
+        WHERE r.group_id = c.g AND r.record_id = c.rec
+        RETURNING r.group_id, r.last_day
+    )
+    SELECT array_agg(group_id), array_agg(last_day) INTO groups, days FROM gone
+    WHERE horizon IS NULL OR last_day > horizon;
+    PERFORM errors_move_records(groups, days, array_fill(NULL::date, ARRAY[coalesce(cardinality(groups), 0)]));
+    WITH back AS (
+        INSERT INTO errors_grouprecord AS r (group_id, record_id, entries, first_day, last_day)
+        SELECT c.g, c.rec, count(*), min(errors_entry_day(e.created_at)),
+               max(errors_entry_day(e.created_at))
+        FROM (SELECT DISTINCT g, rec FROM unnest(p_groups, p_records) AS c(g, rec)) AS c
+        JOIN errors_syncerror AS e ON upper(e.source_record_id) = upper(c.rec)
+            AND e.source_record_id = c.rec AND e.group_id = c.g
+        GROUP BY 1, 2 ORDER BY 1, 2
+        RETURNING r.group_id, r.last_day
+    )
+    SELECT array_agg(group_id), array_agg(last_day) INTO groups, days FROM back
+    WHERE horizon IS NULL OR last_day > horizon;
+    PERFORM errors_move_records(groups, array_fill(NULL::date, ARRAY[coalesce(cardinality(groups), 0)]), days);
+END $$;
