@@ -307,6 +307,15 @@ def _search(
     ][:MAX_CANDIDATES]
 
 
+def _not_found(result: MatchResult, apps: Apps) -> MatchResult:
+    result.outcome = NOT_FOUND
+    result.message = (
+        f"There is no {apps.entity(result.side)} record {result.record_id} in "
+        f"{apps.app(result.side)}."
+    )
+    return result
+
+
 def find_match(
     mapping: TableMapping,
     side: str,
@@ -327,9 +336,7 @@ def find_match(
     result = MatchResult(side, record_id, NO_MATCH, "", record_url=apps.url(side, record_id))
     record = apps.get(side, record_id)
     if record is None:
-        result.outcome = NOT_FOUND
-        result.message = f"There is no {apps.entity(side)} record {record_id} in {apps.app(side)}."
-        return result
+        return _not_found(result, apps)
     coupled = _coupled_to(mapping, side, [record_id])
     if coupled:
         result.outcome, result.other_id = ALREADY_COUPLED, coupled[record_id]
@@ -400,6 +407,8 @@ def _couple_one(
         result = find_match(mapping, side, record_id, criteria, apps=apps)
         if result.outcome == NO_MATCH and run.create_if_no_match:
             record = apps.get(side, record_id)
+            if record is None:  # deleted since it was read to look for its match
+                return _not_found(result, apps)
             direction = TO_DESTINATION if side == "source" else FROM_DESTINATION
             created = engine.create_counterpart(
                 mapping, record, direction, apps["source"], apps["destination"]

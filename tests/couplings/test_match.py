@@ -138,3 +138,20 @@ def test_records_can_be_matched_from_the_destination_side(demo_apps):
     )
     assert (preview.outcome, preview.other_id) == ("match", customer_id("C00020"))
     assert not Coupling.objects.exists()  # a preview writes nothing
+
+
+def test_a_record_deleted_before_its_counterpart_is_created_is_not_found(demo_apps, monkeypatch):
+    # Someone deletes the customer in the ERP between the search for its match and the
+    # creation of its counterpart: that record is not found, and the run goes on.
+    find_match = services.find_match
+
+    def then_deleted(*args, **kwargs):
+        result = find_match(*args, **kwargs)
+        ErpCustomer.objects.filter(number="C00030").delete()
+        return result
+
+    monkeypatch.setattr(services, "find_match", then_deleted)
+    result = match(demo_apps, "C00030", BY_NUMBER, create_if_no_match=True)
+    assert result["outcome"] == "not_found"
+    assert not CrmAccount.objects.filter(account_number="C00030").exists()
+    assert not Coupling.objects.exists()
