@@ -76,7 +76,8 @@ class MatchForm(forms.Form):
         return ids
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         for n, (source, _) in enumerate(self.pairs):
             chosen = cleaned.get(f"match_{n}")
             if (

@@ -17,7 +17,7 @@ from errors.links import safe_link
 from errors.services import resolve_coupled
 from sync import engine
 from sync import services as sync_services
-from sync.connectors import Connector, ConnectorError, RemoteRecord, connector_for
+from sync.connectors import ConnectorError, ODataConnector, RemoteRecord, connector_for
 from sync.fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from sync.models import SyncJob, TableMapping
 
@@ -142,9 +142,9 @@ class Apps:
 
     def __init__(self, mapping: TableMapping):
         self.mapping = mapping
-        self.connectors: dict[str, Connector] = {}
+        self.connectors: dict[str, ODataConnector] = {}
 
-    def __getitem__(self, side: str) -> Connector:
+    def __getitem__(self, side: str) -> ODataConnector:
         if side not in self.connectors:
             self.connectors[side] = connector_for(self.mapping.connection, side)
         return self.connectors[side]

@@ -177,7 +177,9 @@ def run_job(
         job.started_at = job.started_at or timezone.now()
         job.save(update_fields=["status", "started_at"])
         connection = mapping.connection
-        opened = [] if source else [source := connector_for(connection, "source")]
+        opened: list[Connector] = []
+        if not source:
+            opened.append(source := connector_for(connection, "source"))
         if not destination:
             opened.append(destination := connector_for(connection, "destination"))
         try:
@@ -191,11 +193,12 @@ def run_job(
             check_integration_users(
                 mapping, source, destination, job.direction or mapping.direction
             )
-            directions = {
+            by_direction: dict[str, list[str]] = {
                 TableMapping.Direction.TO_DESTINATION: [TO_DESTINATION],
                 TableMapping.Direction.FROM_DESTINATION: [FROM_DESTINATION],
                 TableMapping.Direction.BIDIRECTIONAL: [TO_DESTINATION, FROM_DESTINATION],
-            }[job.direction or mapping.direction]
+            }
+            directions = by_direction[job.direction or mapping.direction]
             if job.kind == SyncJob.Kind.RECONCILE:
                 job.message = reconcile.run(job, mapping, source, destination)
             else:
@@ -650,7 +653,7 @@ class Pass:
                     match
                 )
         claimed: set[str] = set()
-        in_step: list[Coupling] = []
+        in_step: list[tuple[RemoteRecord, str]] = []
         writes: list[Write] = []
         for record in records:
             values = self.values_for(record)
@@ -738,7 +741,8 @@ class Pass:
                     )
                 else:
                     results = self.writer.update_many(
-                        self.write_entity, [(item.target_id, item.values) for item in group]
+                        self.write_entity,
+                        [(item.target_id, item.values) for item in group if item.target_id],
                     )
             except ConnectorError as error:
                 if error.transient or error.is_sign_in_failure or error.is_missing_privilege:

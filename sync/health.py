@@ -13,7 +13,7 @@ from django.utils import timezone
 from errors.links import safe_link
 from errors.models import Category
 
-from .connectors import Connector, ConnectorError, connector_for
+from .connectors import Connector, ConnectorError, ODataConnector, connector_for
 from .models import Connection, ConnectionCheck, TableMapping
 
 ERROR, WARNING, OK = "error", "warning", "ok"
@@ -187,7 +187,7 @@ def check_side(
 
 
 # -- currencies -----------------------------------------------------------------------------
-def _currencies(connector: Connector) -> dict[str, tuple[str, Any]]:
+def _currencies(connector: ODataConnector) -> dict[str, tuple[str, Any]]:
     """The app's currency table: code -> (record id, exchange rate)."""
     option = connector.config.option
     code_field, rate_field = option("currency_code_field"), option("exchange_rate_field")
@@ -207,7 +207,9 @@ def _has_rate(rate: Any) -> bool:
         return False
 
 
-def currency_findings(connection: Connection, connectors: dict[str, Connector]) -> list[Finding]:
+def currency_findings(
+    connection: Connection, connectors: dict[str, ODataConnector]
+) -> list[Finding]:
     """The local currency exists on the other side, and every currency used on one side has
     an exchange rate on both."""
     findings: list[Finding] = []

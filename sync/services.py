@@ -330,7 +330,7 @@ def synchronize_couplings(
 ) -> SyncJob:
     """Queue one job that writes the coupled records of the mapping over their counterparts
     in the chosen direction (Synchronize and Restore, for one record or many)."""
-    allowed = {
+    allowed: dict[str, tuple[str, ...]] = {
         TableMapping.Direction.TO_DESTINATION: (TableMapping.Direction.BIDIRECTIONAL,
                                                 TableMapping.Direction.TO_DESTINATION),
         TableMapping.Direction.FROM_DESTINATION: (TableMapping.Direction.BIDIRECTIONAL,

@@ -10,11 +10,11 @@ import logging
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -318,7 +318,7 @@ class ODataConnector(Connector):
         return {"$select": ",".join(dict.fromkeys(wanted))}
 
     def _pages(
-        self, entity: str, params: dict[str, Any], page_size: int | None = None
+        self, entity: str, params: dict[str, Any] | None, page_size: int | None = None
     ) -> Iterator[list[RemoteRecord]]:
         """The pages of a query, following the app's next links."""
         size = page_size or self.config.page_size
@@ -477,7 +477,7 @@ class ODataConnector(Connector):
         return self._bulk("UpdateMultiple", entity, changes)
 
     def _bulk(
-        self, action: str, entity: str, items: list[tuple[str | None, dict[str, Any]]]
+        self, action: str, entity: str, items: Sequence[tuple[str | None, dict[str, Any]]]
     ) -> list[RemoteRecord | ConnectorError]:
         """Send the records with a Dataverse bulk message, `batch_size` per request.
 
@@ -507,11 +507,11 @@ class ODataConnector(Connector):
                         results[i] = record_error
                     pending = [i for i in pending if i not in refused]
                     continue
-                ids = [items[i][0] for i in pending]
+                ids: list[Any] = [items[i][0] for i in pending]
                 if action == "CreateMultiple":
                     answer = _json(body, self.app_name)
-                    ids = answer.get("Ids")
-                    if not isinstance(ids, list) or len(ids) != len(pending):
+                    created = answer.get("Ids")
+                    if not isinstance(created, list) or len(created) != len(pending):
                         # The app took the batch and may have created the records: sending
                         # them again one at a time could create each twice. Like an answer
                         # that is not JSON, it is worth a later run, which finds the records
@@ -521,10 +521,12 @@ class ODataConnector(Connector):
                             detail=str(answer)[:2000],
                             transient=True,
                         )
+                    ids = created
                 for i, record_id in zip(pending, ids, strict=True):
                     results[i] = RemoteRecord(str(record_id), None, dict(items[i][1]))
                 pending = []
-        return results  # type: ignore[return-value]
+        # Every record was either written or refused: no None is left.
+        return cast(list[RemoteRecord | ConnectorError], results)
 
     def _refused(
         self, error: ConnectorError, pending: list[int], url: str
