@@ -26,7 +26,7 @@ from .services import STATUS_NOTE_MAX_LENGTH, QueueUnavailable, set_status
 logger = logging.getLogger(__name__)
 
 Action = BulkAction.Action
-STATUS_ACTIONS = {
+STATUS_ACTIONS: dict[str, str] = {
     Action.RESOLVE: Status.RESOLVED,
     Action.IGNORE: Status.IGNORED,
     Action.REOPEN: Status.OPEN,
@@ -226,7 +226,7 @@ def request_bulk_action(
     return bulk
 
 
-BULK_EVENTS = {
+BULK_EVENTS: dict[str, str] = {
     Action.RESOLVE: audit.Action.ENTRIES_RESOLVED,
     Action.IGNORE: audit.Action.ENTRIES_IGNORED,
     Action.REOPEN: audit.Action.ENTRIES_REOPENED,
@@ -398,11 +398,13 @@ class _Work:
             set(coupling_ids) | set(self.records)
         )
         for mapping_id, mapping in sorted(mappings.items()):
-            record_ids = defaultdict(list)
+            record_ids: defaultdict[str, list[str]] = defaultdict(list)
             for app, entity, record_id in sorted(self.records.get(mapping_id, ())):
                 entry = SyncError(mapping=mapping, source_app=app, source_entity=entity,
                                   source_record_id=record_id)  # fmt: skip
-                record_ids[sync_services.read_direction(entry)].append(record_id)
+                direction = sync_services.read_direction(entry)
+                if direction is not None:  # always: the entry names its mapping and record
+                    record_ids[direction].append(record_id)
             ids = coupling_ids.get(mapping_id, [])
             count = len(ids) + sum(len(v) for v in record_ids.values())
             try:

@@ -35,7 +35,7 @@ def neutralise(value: object) -> str:
 def cells(error: SyncError) -> list[str]:
     values = {
         "created_at": error.created_at.isoformat(),
-        "mapping": error.mapping.name if error.mapping_id else "",
+        "mapping": error.mapping.name if error.mapping else "",
         "source_url": error.source_link or "",
         "destination_url": error.destination_link or "",
     }

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Max, Min, Sum
@@ -100,7 +101,7 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
         # Sorted, so that two writers lock the groups they share in the same order.
         rows.sort()
         values = []
-        params: dict[str, object] = {"now": now, "woke_note": SNOOZE_ENDED_NOTE}
+        params: dict[str, Any] = {"now": now, "woke_note": SNOOZE_ENDED_NOTE}
         for i, row in enumerate(rows):
             names = [f"r{i}_{j}" for j in range(len(row))]
             values.append("(" + ", ".join(f"%({name})s" for name in names) + ")")

@@ -282,13 +282,13 @@ def delete_expired_sync_errors() -> SyncErrorCleanup:
 STATUS_NOTE_MAX_LENGTH = 500
 
 
-ENTRY_EVENTS = {
+ENTRY_EVENTS: dict[str, str] = {
     Status.OPEN: audit.Action.ENTRIES_REOPENED,
     Status.RESOLVED: audit.Action.ENTRIES_RESOLVED,
     Status.IGNORED: audit.Action.ENTRIES_IGNORED,
     Status.SNOOZED: audit.Action.ENTRIES_SNOOZED,
 }
-PROBLEM_EVENTS = {
+PROBLEM_EVENTS: dict[str, str] = {
     Status.OPEN: audit.Action.PROBLEM_REOPENED,
     Status.RESOLVED: audit.Action.PROBLEM_RESOLVED,
     Status.IGNORED: audit.Action.PROBLEM_IGNORED,

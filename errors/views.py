@@ -6,7 +6,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -108,7 +115,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
 
 
 @sync_user_required
-def error_export(request: HttpRequest) -> HttpResponse:
+def error_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The entries the list shows for these filters, all of them, as CSV."""
     errors = visible_to(request.user, SyncError.objects.all())
     filters = SyncErrorFilter(request.GET, queryset=errors, request=request)
@@ -220,7 +227,7 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Choose Retry, Synchronize, Restore, Delete or Remove coupling.")
         return redirect(error)
     direction = sync_services.read_direction(error)
-    if coupling is None and action == "retry" and direction is not None:
+    if coupling is None and action == "retry" and direction is not None and error.mapping:
         # A record that could not be created: read it again and write it now.
         try:
             job = sync_services.retry_couplings(
