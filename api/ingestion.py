@@ -3,6 +3,7 @@ as the sync engine's own (grouping included), all or nothing."""
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -93,6 +94,6 @@ def describe(stored: list[SyncError]) -> dict:
 
 def forget_old_requests(days: int = 7) -> int:
     deleted, _ = IngestionRequest.objects.filter(
-        created_at__lt=timezone.now() - timezone.timedelta(days=days)
+        created_at__lt=timezone.now() - timedelta(days=days)
     ).delete()
     return deleted

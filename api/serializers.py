@@ -19,10 +19,9 @@ MAX_DETAIL_LENGTH = 65_536
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
-def http_link(value: str) -> str:
+def http_link(value: str) -> None:
     if value and safe_link(value) is None:
         raise serializers.ValidationError("Give an absolute http:// or https:// address.")
-    return value
 
 
 class SyncErrorSerializer(serializers.ModelSerializer):
@@ -334,7 +333,10 @@ class CoupleSerializer(serializers.Serializer):
 
 
 class CriterionSerializer(serializers.Serializer):
-    source = serializers.CharField(max_length=100, help_text="A source field of the mapping.")
+    # DRF takes declared fields off the class, so this one does not replace Field.source.
+    source = serializers.CharField(  # type: ignore[assignment]
+        max_length=100, help_text="A source field of the mapping."
+    )
     destination = serializers.CharField(max_length=100)
     priority = serializers.IntegerField(min_value=1, max_value=99, default=1)
     case_sensitive = serializers.BooleanField(default=True)

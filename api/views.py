@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -71,7 +72,7 @@ class ErrorListView(generics.ListAPIView):
     permission_classes = [IsSyncUser]
     filter_backends = [DjangoFilterBackend]
     filterset_class = SyncErrorFilter
-    pagination_class = KeysetPagination
+    pagination_class: type[BasePagination] | None = KeysetPagination
 
     def get_queryset(self):
         errors = SyncError.objects.select_related("mapping", "status_changed_by")

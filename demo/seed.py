@@ -384,7 +384,7 @@ def seed_demo(*, base_url: str | None = None, customers: int = 60, random_seed: 
     # Last night's reconciliation: a sales rep created a prospect account in the CRM only,
     # and someone deleted a coupled account in the CRM by hand.
     demo.CrmAccount.objects.create(name="Prospect: Nordlys Cycling", account_number="")
-    coupled = Coupling.objects.filter(mapping=mappings["CUSTOMER"]).order_by("pk").last()
+    coupled = Coupling.objects.filter(mapping=mappings["CUSTOMER"]).latest("pk")
     demo.CrmAccount.objects.filter(pk=coupled.destination_record_id).delete()
     run(mappings["CUSTOMER"], SyncJob.Kind.RECONCILE)
     mark = _age(mark, connection, days=0.3)
