@@ -258,8 +258,10 @@ def couple_manually(
         raise CouplingRefused("Both a source and a destination record id are needed.")
     _refuse_if_coupled(mapping, source_record_id, destination_record_id)
     with Apps(mapping) as apps:
-        for side, record_id in (("source", source_record_id),
-                                ("destination", destination_record_id)):  # fmt: skip
+        for side, record_id in (
+            ("source", source_record_id),
+            ("destination", destination_record_id),
+        ):
             if apps.get(side, record_id) is None:
                 raise CouplingRefused(
                     f"There is no {apps.entity(side)} record {record_id} in {apps.app(side)}."
@@ -275,8 +277,11 @@ def _search(
     """The records on the other side that meet every criterion of the group."""
     other = other_side(side)
     condition = getattr(apps.mapping, f"{other}_filter")
-    usable = [c for c in group if isinstance(record.values.get(c.field(side)),
-                                              (str, int, float, Decimal, bool))]  # fmt: skip
+    usable = [
+        c
+        for c in group
+        if isinstance(record.values.get(c.field(side)), (str, int, float, Decimal, bool))
+    ]
     if not usable:
         return []
     exact = {c.field(other): record.values[c.field(side)] for c in usable if c.case_sensitive}
@@ -375,8 +380,10 @@ def find_match(
         if not any(record.values.get(c.field(side)) not in (None, "") for c in criteria):
             result.message = "No match: the record has no value in any of the chosen fields."
         else:
-            result.message = f"No match: no {apps.entity(other)} record in {apps.app(other)} " \
-                f"matches on {labels}."  # fmt: skip
+            result.message = (
+                f"No match: no {apps.entity(other)} record in {apps.app(other)} "
+                f"matches on {labels}."
+            )
     elif len(found) > 1:
         result.outcome = SEVERAL_MATCHES
         result.message = (

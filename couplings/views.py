@@ -54,10 +54,12 @@ def couple(request: HttpRequest) -> HttpResponse:
             return render(request, "couplings/couple.html", context, status=400)
         try:
             coupling, job = services.couple_manually(
-                mapping, manual.cleaned_data["source_record_id"],
-                manual.cleaned_data["destination_record_id"], request.user,
+                mapping,
+                manual.cleaned_data["source_record_id"],
+                manual.cleaned_data["destination_record_id"],
+                request.user,
                 synchronize_after=manual.cleaned_data["synchronize_after"],
-            )  # fmt: skip
+            )
         except (services.CouplingRefused, ConnectorError) as exc:
             manual.add_error(None, str(exc))
             return render(request, "couplings/couple.html", context, status=409)
@@ -95,10 +97,14 @@ def couple(request: HttpRequest) -> HttpResponse:
         return render(request, "couplings/couple.html", context)
     try:
         run = services.couple_by_match(
-            mapping, chosen["side"], chosen["record_ids"], match.criteria(),
+            mapping,
+            chosen["side"],
+            chosen["record_ids"],
+            match.criteria(),
             create_if_no_match=chosen["create_if_no_match"],
-            synchronize_after=chosen["synchronize_after"], user=request.user,
-        )  # fmt: skip
+            synchronize_after=chosen["synchronize_after"],
+            user=request.user,
+        )
     except sync_services.QueueUnavailable as exc:
         messages.error(request, str(exc))
         return render(request, "couplings/couple.html", context, status=503)
@@ -110,9 +116,12 @@ def couple_context(
 ) -> dict:
     """The Couple page's forms, filled in with the records to couple."""
     first = record_ids[0] if record_ids else ""
-    manual = ManualCoupleForm(initial={
-        f"{side}_record_id": first, f"{services.other_side(side)}_record_id": other,
-    })  # fmt: skip
+    manual = ManualCoupleForm(
+        initial={
+            f"{side}_record_id": first,
+            f"{services.other_side(side)}_record_id": other,
+        }
+    )
     match = MatchForm(mapping, initial={"side": side, "record_ids": "\n".join(record_ids)})
     return {"mapping": mapping, "error": None, "manual": manual, "match": match}
 
@@ -130,9 +139,14 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         pk=pk,
     )
     if request.GET.get("format") == "json":
-        return JsonResponse({
-            "state": run.state, "finished": run.is_finished, "done": len(run.results),
-            "total": len(run.record_ids), "message": run.message,
-        })  # fmt: skip
+        return JsonResponse(
+            {
+                "state": run.state,
+                "finished": run.is_finished,
+                "done": len(run.results),
+                "total": len(run.record_ids),
+                "message": run.message,
+            }
+        )
     criteria = services.criteria_from_dicts(run.criteria)
     return render(request, "couplings/run.html", {"run": run, "criteria": criteria})

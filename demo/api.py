@@ -82,14 +82,22 @@ def _inject_fault(app: str, entity: str) -> HttpResponse | None:
         return error_response(ApiError(504, "GatewayTimeout", "The operation has timed out."))
     if fault.mode == mode.THROTTLE:
         return error_response(
-            ApiError(429, "0x80072322", "Number of requests exceeded the limit of 6000 over "
-                     "time window of 300 seconds.", {"Retry-After": "1"})
-        )  # fmt: skip
+            ApiError(
+                429,
+                "0x80072322",
+                "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",
+                {"Retry-After": "1"},
+            )
+        )
     if fault.mode == mode.UNAVAILABLE:
         return error_response(
-            ApiError(503, "ServiceUnavailable", "The service is temporarily unavailable.",
-                     {"Retry-After": "1"})
-        )  # fmt: skip
+            ApiError(
+                503,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable.",
+                {"Retry-After": "1"},
+            )
+        )
     if fault.mode == mode.GARBAGE:
         return HttpResponse('{"value": [{"id": ', content_type="application/json")
     return error_response(ApiError(500, "InternalServerError", "An unexpected error occurred."))
@@ -167,9 +175,10 @@ def _filter(queryset, api: ApiEntity, expression: str):
             alternatives = re.split(rf"\s+or\s+{UNQUOTED}", part[1:-1].strip())
             if len(alternatives) > MAX_ALTERNATIVES:
                 raise ApiError(
-                    400, "0x80060888",
+                    400,
+                    "0x80060888",
                     f"A $filter group may have at most {MAX_ALTERNATIVES} alternatives.",
-                )  # fmt: skip
+                )
             conditions = [_condition(api, alternative) for alternative in alternatives]
             lookups = {lookup for lookup, _ in conditions}
             if len(lookups) == 1 and next(iter(lookups)).endswith("__exact"):
@@ -360,15 +369,17 @@ def _check_rules(api: ApiEntity, record, currencies: dict) -> None:
         currency = _currency(CrmTransactionCurrency, record.transaction_currency_code, currencies)
         if currency is None:
             raise ApiError(
-                400, "0x80040203",
+                400,
+                "0x80040203",
                 f"The currency {record.transaction_currency_code} does not exist in "
                 "Dynamics 365 Sales.",
-            )  # fmt: skip
+            )
         if currency.exchange_rate is None:
             raise ApiError(
-                400, "0x80040203",
+                400,
+                "0x80040203",
                 f"The currency {record.transaction_currency_code} does not have an exchange rate.",
-            )  # fmt: skip
+            )
 
 
 def _authorize(request: HttpRequest, app: str, entity: str, method: str | None = None):

@@ -171,11 +171,13 @@ def _cells(field: models.Field, errors: list[SyncError], values: list) -> list[s
         return [NULL if v is None else str(int(v)) for v in values]
     if isinstance(field, models.DateTimeField):
         return [
-            NULL if v is None
-            else v.isoformat() if v.__class__ is datetime and v.tzinfo is not None
+            NULL
+            if v is None
+            else v.isoformat()
+            if v.__class__ is datetime and v.tzinfo is not None
             else _prepared(field, v).isoformat()
             for v in values
-        ]  # fmt: skip
+        ]
     if isinstance(field, models.JSONField):
         encode = (field.encoder or json.JSONEncoder)().encode  # as json.dumps does
         texts = [encode(v) for v in values if v is not None]

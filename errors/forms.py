@@ -89,9 +89,11 @@ class AlertSubscriptionForm(forms.ModelForm):
         cast(forms.ChoiceField, self.fields["scope"]).choices = [
             ("", "Every connection"),
             ("Connection", [(f"connection:{c.pk}", c.name) for c in connections]),
-            ("Table mapping", [(f"mapping:{m.pk}", f"{m.connection.name} · {m.name}")
-                               for m in mappings]),
-        ]  # fmt: skip
+            (
+                "Table mapping",
+                [(f"mapping:{m.pk}", f"{m.connection.name} · {m.name}") for m in mappings],
+            ),
+        ]
         if self.instance.mapping_id:
             self.initial["scope"] = f"mapping:{self.instance.mapping_id}"
         elif self.instance.connection_id:

@@ -301,9 +301,11 @@ def _connection(error: SyncError) -> Remedy:
         first = "Check the connection's address and the network, then use Test connection."
         second = "The next run tries again."
     return Remedy(
-        cause=cause, steps=[first, second], who="an administrator",
+        cause=cause,
+        steps=[first, second],
+        who="an administrator",
         links=_connection_links(error),
-    )  # fmt: skip
+    )
 
 
 def _other(error: SyncError) -> Remedy:

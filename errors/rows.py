@@ -101,7 +101,7 @@ def entry_rows(entries: Iterable[SyncError]) -> SafeString:
                     entity=entry.destination_entity,
                     record_id=entry.destination_record_id,
                 ),
-            )  # fmt: skip
+            )
         )
     return mark_safe("".join(rows))  # noqa: S308 (each row is built by format_html)
 
@@ -135,8 +135,9 @@ def group_rows(groups: Iterable[ErrorGroup]) -> SafeString:
         if group.integration:
             mapping: str = format_html(
                 '<a href="?integration={}" title="Sent by another integration">{}</a>',
-                quote(group.integration, safe="/"), group.integration,
-            )  # fmt: skip
+                quote(group.integration, safe="/"),
+                group.integration,
+            )
         else:
             mapping = group.mapping.name if group.mapping and group.mapping.name else DASH
         snoozed = ""

@@ -114,9 +114,14 @@ def request_cleanup(
         actor_label=f"system ({cleanup.get_trigger_display().lower()})",
         target=cleanup,
         object_label=what,
-        details={"days": days, "cutoff": preview.cutoff.isoformat(), "trigger": trigger,
-                 "expected": preview.total, "open": preview.open},
-    )  # fmt: skip
+        details={
+            "days": days,
+            "cutoff": preview.cutoff.isoformat(),
+            "trigger": trigger,
+            "expected": preview.total,
+            "open": preview.open,
+        },
+    )
     if run_in_background is None:
         run_in_background = preview.total > settings.SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD
     if not run_in_background:
@@ -372,10 +377,13 @@ def set_group_status(
             user=user,
             target=group,
             object_type="problem",
-            details={"entries": changed, "note": note.strip(),
-                     "snoozed_until": snoozed_until.isoformat() if snoozed_until else None,
-                     "more_occurrences": more_occurrences},
-        )  # fmt: skip
+            details={
+                "entries": changed,
+                "note": note.strip(),
+                "snoozed_until": snoozed_until.isoformat() if snoozed_until else None,
+                "more_occurrences": more_occurrences,
+            },
+        )
     return changed
 
 
@@ -393,9 +401,13 @@ def wake_snoozed(now: datetime | None = None) -> int:
         if not due:
             return 0
         ErrorGroup.objects.filter(pk__in=due).update(
-            status=Status.OPEN, status_changed_at=now, status_changed_by=None,
-            status_note=SNOOZE_ENDED_NOTE, snoozed_until=None, snooze_until_count=None,
-        )  # fmt: skip
+            status=Status.OPEN,
+            status_changed_at=now,
+            status_changed_by=None,
+            status_note=SNOOZE_ENDED_NOTE,
+            snoozed_until=None,
+            snooze_until_count=None,
+        )
         reopen_snoozed_entries(due, now)
     logger.info("Woke %s snoozed problems", len(due))
     return len(due)

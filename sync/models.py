@@ -89,11 +89,16 @@ class Connection(models.Model):
         options = getattr(self, f"{side}_settings") or {}
         tuning: dict[str, Any] = {
             name: kind(options[name])
-            for name, kind in (("timeout", float), ("max_retries", int),
-                               ("backoff_seconds", float), ("max_retry_after", float),
-                               ("page_size", int), ("batch_size", int))
+            for name, kind in (
+                ("timeout", float),
+                ("max_retries", int),
+                ("backoff_seconds", float),
+                ("max_retry_after", float),
+                ("page_size", int),
+                ("batch_size", int),
+            )
             if name in options
-        }  # fmt: skip
+        }
         tuning.setdefault("timeout", settings.SYNC_HTTP_TIMEOUT)
         return SideConfig(
             app_name=getattr(self, f"{side}_app"),
