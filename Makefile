@@ -61,9 +61,12 @@ wrk:
 		echo "Installing Debian's wrk for the load benchmark"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
 
+# mypy's Django plugin imports the settings: with a DATABASE_URL and a broker given, that
+# starts no embedded PostgreSQL and makes no .data/ (mypy connects to neither).
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	DATABASE_URL=postgresql://lint@127.0.0.1/lint CELERY_BROKER_URL=memory:// $(BIN)/mypy
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .
@@ -76,4 +79,4 @@ bench: $(INSTALLED) wrk
 	$(BIN)/python -m bench $(BENCH) $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache

@@ -8,13 +8,29 @@ from .models import ApiToken, IngestionRequest
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(AuditedAdmin):
-    list_display = ["name", "user", "integration", "lookup", "created_at", "last_used_at",
-                    "expires_at", "revoked_at"]  # fmt: skip
+    list_display = [
+        "name",
+        "user",
+        "integration",
+        "lookup",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
     list_filter = ["revoked_at"]
     search_fields = ["name", "user__username", "integration", "lookup"]
     readonly_fields = ["lookup", "created_at", "last_used_at"]
-    fields = ["name", "user", "integration", "expires_at", "revoked_at", "lookup", "created_at",
-              "last_used_at"]  # fmt: skip
+    fields = [
+        "name",
+        "user",
+        "integration",
+        "expires_at",
+        "revoked_at",
+        "lookup",
+        "created_at",
+        "last_used_at",
+    ]
     autocomplete_fields = ["user"]
 
     def audit_action(self, obj, changed: dict, deleted: bool = False) -> str:
@@ -28,9 +44,12 @@ class ApiTokenAdmin(AuditedAdmin):
             super().save_model(request, obj, form, change)
             return
         token, key = ApiToken.issue(
-            obj.user, obj.name, integration=obj.integration, expires_at=obj.expires_at,
+            obj.user,
+            obj.name,
+            integration=obj.integration,
+            expires_at=obj.expires_at,
             issued_by=request.user,
-        )  # fmt: skip
+        )
         obj.pk = token.pk
         # Shown once: only the hash is kept.
         messages.warning(request, f"The token's key, shown only now: {key}")

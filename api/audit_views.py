@@ -14,8 +14,18 @@ from .permissions import IsSyncAdmin
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = ["id", "at", "actor", "actor_label", "action", "object_type", "object_id",
-                  "object_label", "summary", "details"]  # fmt: skip
+        fields = [
+            "id",
+            "at",
+            "actor",
+            "actor_label",
+            "action",
+            "object_type",
+            "object_id",
+            "object_label",
+            "summary",
+            "details",
+        ]
         read_only_fields = fields
 
 

@@ -3,6 +3,7 @@ as the sync engine's own (grouping included), all or nothing."""
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -15,10 +16,19 @@ from .models import IngestionRequest
 MAX_ENTRIES = 1000
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
 ENTRY_FIELDS = (
-    "integration", "category", "message", "detail", "source_app", "source_entity",
-    "source_record_id", "source_url", "destination_app", "destination_entity",
-    "destination_record_id", "destination_url",
-)  # fmt: skip
+    "integration",
+    "category",
+    "message",
+    "detail",
+    "source_app",
+    "source_entity",
+    "source_record_id",
+    "source_url",
+    "destination_app",
+    "destination_entity",
+    "destination_record_id",
+    "destination_url",
+)
 
 
 class KeyReusedWithOtherBody(Exception):
@@ -65,9 +75,12 @@ def ingest(entries: list[dict], user, *, key: str = "", digest: str = "") -> Ans
             answer = Answer(201, describe(stored))
             if key:
                 IngestionRequest.objects.create(
-                    user=user, key=key, body_hash=digest, status_code=answer.status_code,
+                    user=user,
+                    key=key,
+                    body_hash=digest,
+                    status_code=answer.status_code,
                     response=answer.body,
-                )  # fmt: skip
+                )
     except IntegrityError:
         # The same key arrived twice at once: the other request stored it; answer as it did.
         again = replay(user, key, digest) if key else None
@@ -83,16 +96,22 @@ def describe(stored: list[SyncError]) -> dict:
         "stored": len(stored),
         "entries": [{"id": error.pk, "group": error.group_id} for error in stored],
         "groups": [
-            {"id": group.pk, "title": group.title, "integration": group.integration,
-             "category": group.category, "status": group.status, "count": group.count,
-             "url": group.get_absolute_url()}
+            {
+                "id": group.pk,
+                "title": group.title,
+                "integration": group.integration,
+                "category": group.category,
+                "status": group.status,
+                "count": group.count,
+                "url": group.get_absolute_url(),
+            }
             for group in sorted(groups.values(), key=lambda g: g.pk)
         ],
-    }  # fmt: skip
+    }
 
 
 def forget_old_requests(days: int = 7) -> int:
     deleted, _ = IngestionRequest.objects.filter(
-        created_at__lt=timezone.now() - timezone.timedelta(days=days)
+        created_at__lt=timezone.now() - timedelta(days=days)
     ).delete()
     return deleted

@@ -49,9 +49,15 @@ class ApiToken(models.Model):
 
     @classmethod
     def issue(
-        cls, user, name: str, *, integration: str = "", expires_at=None, issued_by=None,
+        cls,
+        user,
+        name: str,
+        *,
+        integration: str = "",
+        expires_at=None,
+        issued_by=None,
         issued_through: str = "",
-    ):  # fmt: skip
+    ):
         """A new token and its key (the only time the key is known). `issued_by` is the
         person who made it, else `issued_through` says how (the command line)."""
         from audit import services as audit
@@ -59,18 +65,25 @@ class ApiToken(models.Model):
         key = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with transaction.atomic():
             token = cls.objects.create(
-                user=user, name=name, integration=integration, expires_at=expires_at,
-                lookup=key[:LOOKUP_LENGTH], key_hash=hash_key(key),
-            )  # fmt: skip
+                user=user,
+                name=name,
+                integration=integration,
+                expires_at=expires_at,
+                lookup=key[:LOOKUP_LENGTH],
+                key_hash=hash_key(key),
+            )
             audit.record(
                 audit.Action.TOKEN_CREATED,
                 f"API token {token} created for {user.get_username()}",
                 user=issued_by,
                 actor_label=f"system ({issued_through})" if issued_through else "",
                 target=token,
-                details={"for": user.get_username(), "integration": integration,
-                         "expires_at": expires_at.isoformat() if expires_at else None},
-            )  # fmt: skip
+                details={
+                    "for": user.get_username(),
+                    "integration": integration,
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                },
+            )
         return token, key
 
     @property

@@ -23,9 +23,12 @@ class KeysetPagination(BasePagination):
         field = getattr(view, "keyset_field", "created_at")
         try:
             self.page = keyset_page(
-                queryset, size=size, field=field,
-                before=request.query_params.get("before"), after=request.query_params.get("after"),
-            )  # fmt: skip
+                queryset,
+                size=size,
+                field=field,
+                before=request.query_params.get("before"),
+                after=request.query_params.get("after"),
+            )
         except InvalidCursor as exc:
             raise serializers.ValidationError({"before": [str(exc)]}) from None
         self.total = estimated_total(queryset, field=field, page=self.page)
@@ -40,37 +43,68 @@ class KeysetPagination(BasePagination):
         return replace_query_param(url, name, cursor)
 
     def get_paginated_response(self, data):
-        return Response({
-            "total": self.total.value,
-            "total_is_exact": self.total.exact,
-            "next": self._link("before", self.page.older_cursor),
-            "previous": self._link("after", self.page.newer_cursor),
-            "results": data,
-        })  # fmt: skip
+        return Response(
+            {
+                "total": self.total.value,
+                "total_is_exact": self.total.exact,
+                "next": self._link("before", self.page.older_cursor),
+                "previous": self._link("after", self.page.newer_cursor),
+                "results": data,
+            }
+        )
 
     def get_paginated_response_schema(self, schema):
         return {
             "type": "object",
             "required": ["total", "total_is_exact", "next", "previous", "results"],
             "properties": {
-                "total": {"type": "integer", "description": "Counted up to 1,000 when the planner "
-                          "expects at most 10,000, else its estimate."},
+                "total": {
+                    "type": "integer",
+                    "description": "Counted up to 1,000 when the planner "
+                    "expects at most 10,000, else its estimate.",
+                },
                 "total_is_exact": {"type": "boolean"},
-                "next": {"type": "string", "nullable": True, "format": "uri",
-                         "description": "The next (older) page."},
-                "previous": {"type": "string", "nullable": True, "format": "uri",
-                             "description": "The previous (newer) page."},
+                "next": {
+                    "type": "string",
+                    "nullable": True,
+                    "format": "uri",
+                    "description": "The next (older) page.",
+                },
+                "previous": {
+                    "type": "string",
+                    "nullable": True,
+                    "format": "uri",
+                    "description": "The previous (newer) page.",
+                },
                 "results": schema,
             },
-        }  # fmt: skip
+        }
 
     def get_schema_operation_parameters(self, view):
         return [
-            {"name": "before", "in": "query", "required": False, "schema": {"type": "string"},
-             "description": "A cursor from `next`: the page older than it."},
-            {"name": "after", "in": "query", "required": False, "schema": {"type": "string"},
-             "description": "A cursor from `previous`: the page newer than it."},
-            {"name": "page_size", "in": "query", "required": False,
-             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
-                        "default": DEFAULT_PAGE_SIZE}},
-        ]  # fmt: skip
+            {
+                "name": "before",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "A cursor from `next`: the page older than it.",
+            },
+            {
+                "name": "after",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "A cursor from `previous`: the page newer than it.",
+            },
+            {
+                "name": "page_size",
+                "in": "query",
+                "required": False,
+                "schema": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_PAGE_SIZE,
+                    "default": DEFAULT_PAGE_SIZE,
+                },
+            },
+        ]

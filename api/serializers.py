@@ -19,10 +19,9 @@ MAX_DETAIL_LENGTH = 65_536
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
-def http_link(value: str) -> str:
+def http_link(value: str) -> None:
     if value and safe_link(value) is None:
         raise serializers.ValidationError("Give an absolute http:// or https:// address.")
-    return value
 
 
 class SyncErrorSerializer(serializers.ModelSerializer):
@@ -39,12 +38,31 @@ class SyncErrorSerializer(serializers.ModelSerializer):
     class Meta:
         model = SyncError
         fields = [
-            "id", "created_at", "category", "status", "status_note", "status_changed_at",
-            "status_changed_by", "message", "detail", "integration", "mapping", "mapping_name",
-            "job", "coupling", "group", "source_app", "source_entity", "source_record_id",
-            "source_url", "destination_app", "destination_entity", "destination_record_id",
-            "destination_url", "url",
-        ]  # fmt: skip
+            "id",
+            "created_at",
+            "category",
+            "status",
+            "status_note",
+            "status_changed_at",
+            "status_changed_by",
+            "message",
+            "detail",
+            "integration",
+            "mapping",
+            "mapping_name",
+            "job",
+            "coupling",
+            "group",
+            "source_app",
+            "source_entity",
+            "source_record_id",
+            "source_url",
+            "destination_app",
+            "destination_entity",
+            "destination_record_id",
+            "destination_url",
+            "url",
+        ]
         read_only_fields = fields
 
     # Only links a browser may follow safely are given out.
@@ -64,10 +82,23 @@ class ErrorGroupSerializer(serializers.ModelSerializer):
     class Meta:
         model = ErrorGroup
         fields = [
-            "id", "title", "category", "integration", "mapping", "mapping_name", "count",
-            "first_seen", "last_seen", "status", "status_note", "status_changed_at",
-            "regressed_at", "snoozed_until", "snooze_until_count", "url",
-        ]  # fmt: skip
+            "id",
+            "title",
+            "category",
+            "integration",
+            "mapping",
+            "mapping_name",
+            "count",
+            "first_seen",
+            "last_seen",
+            "status",
+            "status_note",
+            "status_changed_at",
+            "regressed_at",
+            "snoozed_until",
+            "snooze_until_count",
+            "url",
+        ]
         read_only_fields = fields
 
 
@@ -77,10 +108,26 @@ class SyncJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = SyncJob
         fields = [
-            "id", "mapping", "mapping_name", "kind", "trigger", "direction", "status",
-            "created_at", "started_at", "finished_at", "records_read", "inserted", "modified",
-            "deleted", "unchanged", "skipped", "failed", "retrying", "message",
-        ]  # fmt: skip
+            "id",
+            "mapping",
+            "mapping_name",
+            "kind",
+            "trigger",
+            "direction",
+            "status",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "records_read",
+            "inserted",
+            "modified",
+            "deleted",
+            "unchanged",
+            "skipped",
+            "failed",
+            "retrying",
+            "message",
+        ]
         read_only_fields = fields
 
 
@@ -94,8 +141,9 @@ class StartJobSerializer(serializers.Serializer):
 
 class EntryStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=[Status.OPEN, Status.RESOLVED, Status.IGNORED])
-    note = serializers.CharField(max_length=STATUS_NOTE_MAX_LENGTH, required=False, default="",
-                                 allow_blank=True)  # fmt: skip
+    note = serializers.CharField(
+        max_length=STATUS_NOTE_MAX_LENGTH, required=False, default="", allow_blank=True
+    )
 
 
 class ProblemStatusSerializer(EntryStatusSerializer):
@@ -125,22 +173,27 @@ class ProblemStatusSerializer(EntryStatusSerializer):
 class BulkActionRequestSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=BulkAction.Action.choices)
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=500,
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        max_length=500,
         help_text="The entries to act on; or give `filters` instead.",
-    )  # fmt: skip
+    )
     filters = serializers.DictField(
-        child=serializers.CharField(allow_blank=True, max_length=200), required=False,
+        child=serializers.CharField(allow_blank=True, max_length=200),
+        required=False,
         help_text="The errors list's filters (as its query parameters): act on all entries "
         "that match.",
-    )  # fmt: skip
+    )
     expected_count = serializers.IntegerField(
-        required=False, min_value=0,
+        required=False,
+        min_value=0,
         help_text="With `filters`: the count a dry run gave. The action is refused when the "
         "entries that match now are not that many.",
-    )  # fmt: skip
+    )
     dry_run = serializers.BooleanField(required=False, default=False)
-    note = serializers.CharField(max_length=STATUS_NOTE_MAX_LENGTH, required=False, default="",
-                                 allow_blank=True)  # fmt: skip
+    note = serializers.CharField(
+        max_length=STATUS_NOTE_MAX_LENGTH, required=False, default="", allow_blank=True
+    )
 
     def validate(self, data):
         if ("ids" in data) == ("filters" in data):
@@ -161,18 +214,35 @@ class BulkActionSerializer(serializers.ModelSerializer):
     class Meta:
         model = BulkAction
         fields = [
-            "id", "action", "scope", "filter_query", "selected_ids", "note", "requested_at",
-            "started_at", "finished_at", "state", "expected_count", "processed_count",
-            "changed_count", "failed_count", "job_ids", "outcome", "progress_percent", "url",
-        ]  # fmt: skip
+            "id",
+            "action",
+            "scope",
+            "filter_query",
+            "selected_ids",
+            "note",
+            "requested_at",
+            "started_at",
+            "finished_at",
+            "state",
+            "expected_count",
+            "processed_count",
+            "changed_count",
+            "failed_count",
+            "job_ids",
+            "outcome",
+            "progress_percent",
+            "url",
+        ]
         read_only_fields = fields
 
 
 class CleanupRequestSerializer(serializers.Serializer):
     days = serializers.IntegerField(
-        required=False, min_value=1, max_value=3650,
+        required=False,
+        min_value=1,
+        max_value=3650,
         help_text="Delete the entries older than this many days.",
-    )  # fmt: skip
+    )
     all = serializers.BooleanField(
         required=False, default=False, help_text="Delete all entries (Sync administrators)."
     )
@@ -190,10 +260,22 @@ class CleanupSerializer(serializers.ModelSerializer):
     class Meta:
         model = SyncErrorCleanup
         fields = [
-            "id", "action", "days", "cutoff", "trigger", "requested_at", "started_at",
-            "finished_at", "state", "expected_count", "open_count", "deleted_count",
-            "error_message", "progress_percent", "url",
-        ]  # fmt: skip
+            "id",
+            "action",
+            "days",
+            "cutoff",
+            "trigger",
+            "requested_at",
+            "started_at",
+            "finished_at",
+            "state",
+            "expected_count",
+            "open_count",
+            "deleted_count",
+            "error_message",
+            "progress_percent",
+            "url",
+        ]
         read_only_fields = fields
 
 
@@ -201,10 +283,11 @@ class IngestedErrorSerializer(serializers.Serializer):
     """One failure of another integration."""
 
     integration = serializers.CharField(
-        max_length=100, required=False,
+        max_length=100,
+        required=False,
         help_text="The integration's name; entries are grouped per integration. Defaults to "
         "the token's integration.",
-    )  # fmt: skip
+    )
     category = serializers.ChoiceField(choices=Category.choices, required=False)
     message = serializers.CharField(max_length=SyncError.MESSAGE_MAX_LENGTH)
     detail = serializers.CharField(max_length=MAX_DETAIL_LENGTH, required=False, allow_blank=True)
@@ -214,14 +297,15 @@ class IngestedErrorSerializer(serializers.Serializer):
     source_app = serializers.CharField(max_length=100, required=False, allow_blank=True)
     source_entity = serializers.CharField(max_length=100, required=False, allow_blank=True)
     source_record_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    source_url = serializers.CharField(max_length=2000, required=False, allow_blank=True,
-                                       validators=[http_link])  # fmt: skip
+    source_url = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, validators=[http_link]
+    )
     destination_app = serializers.CharField(max_length=100, required=False, allow_blank=True)
     destination_entity = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    destination_record_id = serializers.CharField(max_length=100, required=False,
-                                                  allow_blank=True)  # fmt: skip
-    destination_url = serializers.CharField(max_length=2000, required=False, allow_blank=True,
-                                            validators=[http_link])  # fmt: skip
+    destination_record_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    destination_url = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, validators=[http_link]
+    )
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -261,10 +345,21 @@ class MappingSerializer(serializers.ModelSerializer):
     class Meta:
         model = TableMapping
         fields = [
-            "id", "name", "connection", "connection_name", "source_entity", "destination_entity",
-            "direction", "is_enabled", "dependency_order", "paused_at", "paused_reason",
-            "health", "last_success_at", "last_job",
-        ]  # fmt: skip
+            "id",
+            "name",
+            "connection",
+            "connection_name",
+            "source_entity",
+            "destination_entity",
+            "direction",
+            "is_enabled",
+            "dependency_order",
+            "paused_at",
+            "paused_reason",
+            "health",
+            "last_success_at",
+            "last_job",
+        ]
         read_only_fields = fields
 
     def get_health(self, mapping) -> dict:
@@ -284,10 +379,18 @@ class ConnectionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Connection
         fields = [
-            "id", "name", "source_app", "source_base_url", "source_flavor", "destination_app",
-            "destination_base_url", "destination_flavor", "auth_method", "integration_user",
+            "id",
+            "name",
+            "source_app",
+            "source_base_url",
+            "source_flavor",
+            "destination_app",
+            "destination_base_url",
+            "destination_flavor",
+            "auth_method",
+            "integration_user",
             "is_enabled",
-        ]  # fmt: skip
+        ]
         read_only_fields = fields
 
 
@@ -315,26 +418,42 @@ class CouplingSerializer(serializers.ModelSerializer):
     class Meta:
         model = Coupling
         fields = [
-            "id", "mapping", "mapping_name", "source_record_id", "destination_record_id",
-            "last_synced_to_destination_at", "last_result_to_destination",
-            "last_synced_from_destination_at", "last_result_from_destination", "is_skipped",
-            "failure_count", "last_error_message", "source_exists", "destination_exists",
-            "existence_checked_at", "created_at",
-        ]  # fmt: skip
+            "id",
+            "mapping",
+            "mapping_name",
+            "source_record_id",
+            "destination_record_id",
+            "last_synced_to_destination_at",
+            "last_result_to_destination",
+            "last_synced_from_destination_at",
+            "last_result_from_destination",
+            "is_skipped",
+            "failure_count",
+            "last_error_message",
+            "source_exists",
+            "destination_exists",
+            "existence_checked_at",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
 class CoupleSerializer(serializers.Serializer):
     mapping = serializers.IntegerField(min_value=1)
-    source_record_id = serializers.CharField(max_length=RECORD_ID_MAX_LENGTH,
-                                             validators=[printable])  # fmt: skip
-    destination_record_id = serializers.CharField(max_length=RECORD_ID_MAX_LENGTH,
-                                                  validators=[printable])  # fmt: skip
+    source_record_id = serializers.CharField(
+        max_length=RECORD_ID_MAX_LENGTH, validators=[printable]
+    )
+    destination_record_id = serializers.CharField(
+        max_length=RECORD_ID_MAX_LENGTH, validators=[printable]
+    )
     synchronize_after = serializers.BooleanField(required=False, default=False)
 
 
 class CriterionSerializer(serializers.Serializer):
-    source = serializers.CharField(max_length=100, help_text="A source field of the mapping.")
+    # DRF takes declared fields off the class, so this one does not replace Field.source.
+    source = serializers.CharField(  # type: ignore[assignment]
+        max_length=100, help_text="A source field of the mapping."
+    )
     destination = serializers.CharField(max_length=100)
     priority = serializers.IntegerField(min_value=1, max_value=99, default=1)
     case_sensitive = serializers.BooleanField(default=True)
@@ -345,8 +464,9 @@ class CoupleByMatchSerializer(serializers.Serializer):
     side = serializers.ChoiceField(choices=["source", "destination"])
     record_ids = serializers.ListField(
         child=serializers.CharField(max_length=RECORD_ID_MAX_LENGTH, validators=[printable]),
-        min_length=1, max_length=MAX_RECORDS,
-    )  # fmt: skip
+        min_length=1,
+        max_length=MAX_RECORDS,
+    )
     criteria = CriterionSerializer(many=True)
     create_if_no_match = serializers.BooleanField(required=False, default=False)
     synchronize_after = serializers.BooleanField(required=False, default=False)
@@ -356,10 +476,21 @@ class CouplingRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = CouplingRun
         fields = [
-            "id", "mapping", "side", "record_ids", "criteria", "create_if_no_match",
-            "synchronize_after", "state", "results", "sync_job", "message", "created_at",
-            "started_at", "finished_at",
-        ]  # fmt: skip
+            "id",
+            "mapping",
+            "side",
+            "record_ids",
+            "criteria",
+            "create_if_no_match",
+            "synchronize_after",
+            "state",
+            "results",
+            "sync_job",
+            "message",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 
@@ -368,9 +499,10 @@ class CouplingIdsSerializer(serializers.Serializer):
         child=serializers.IntegerField(min_value=1), required=False, max_length=500
     )
     all_skipped = serializers.BooleanField(
-        required=False, default=False,
+        required=False,
+        default=False,
         help_text="Retry every skipped coupling (of `mapping` when given).",
-    )  # fmt: skip
+    )
     mapping = serializers.IntegerField(min_value=1, required=False)
 
     def validate(self, data):

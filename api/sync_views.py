@@ -32,14 +32,20 @@ from .serializers import (
 from .views import FIELD_MESSAGES, REFUSAL, Refused, _valid
 
 MAPPINGS = ["Mappings and connections"]
-RETRIED = inline_serializer("Retried", {
-    "jobs": serializers.ListField(child=serializers.IntegerField()),
-    "refused": serializers.ListField(child=serializers.CharField()),
-})  # fmt: skip
-CHECKED = inline_serializer("Checked", {
-    "checked": serializers.IntegerField(),
-    "gone": serializers.DictField(child=serializers.IntegerField()),
-})  # fmt: skip
+RETRIED = inline_serializer(
+    "Retried",
+    {
+        "jobs": serializers.ListField(child=serializers.IntegerField()),
+        "refused": serializers.ListField(child=serializers.CharField()),
+    },
+)
+CHECKED = inline_serializer(
+    "Checked",
+    {
+        "checked": serializers.IntegerField(),
+        "gone": serializers.DictField(child=serializers.IntegerField()),
+    },
+)
 COUPLINGS = ["Couplings"]
 
 
@@ -119,17 +125,22 @@ class CouplingListView(generics.ListCreateAPIView):
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(tags=COUPLINGS, request=CoupleSerializer,
-                   responses={201: CouplingSerializer, 400: FIELD_MESSAGES,
-                              502: REFUSAL})  # fmt: skip
+    @extend_schema(
+        tags=COUPLINGS,
+        request=CoupleSerializer,
+        responses={201: CouplingSerializer, 400: FIELD_MESSAGES, 502: REFUSAL},
+    )
     def post(self, request, *args, **kwargs):
         data = _valid(CoupleSerializer, request)
         mapping = _mapping(data["mapping"])
         try:
             coupling, job = coupling_services.couple_manually(
-                mapping, data["source_record_id"], data["destination_record_id"], request.user,
+                mapping,
+                data["source_record_id"],
+                data["destination_record_id"],
+                request.user,
                 synchronize_after=data["synchronize_after"],
-            )  # fmt: skip
+            )
         except coupling_services.CouplingRefused as exc:
             return Refused(str(exc))
         except ConnectorError as exc:
@@ -167,8 +178,11 @@ class CoupleByMatchView(APIView):
 
     permission_classes = [IsSyncUser]
 
-    @extend_schema(tags=COUPLINGS, request=CoupleByMatchSerializer,
-                   responses={201: CouplingRunSerializer, 202: CouplingRunSerializer})  # fmt: skip
+    @extend_schema(
+        tags=COUPLINGS,
+        request=CoupleByMatchSerializer,
+        responses={201: CouplingRunSerializer, 202: CouplingRunSerializer},
+    )
     def post(self, request):
         data = _valid(CoupleByMatchSerializer, request)
         mapping = _mapping(data["mapping"])
@@ -176,17 +190,28 @@ class CoupleByMatchView(APIView):
         criteria = []
         for n, row in enumerate(data["criteria"]):
             if (row["source"], row["destination"]) not in pairs:
-                raise serializers.ValidationError({"criteria": {str(n): [
-                    f"{row['source']} = {row['destination']} is not a field pair of "
-                    f"{mapping.name}."]}})  # fmt: skip
+                raise serializers.ValidationError(
+                    {
+                        "criteria": {
+                            str(n): [
+                                f"{row['source']} = {row['destination']} is not a field pair of "
+                                f"{mapping.name}."
+                            ]
+                        }
+                    }
+                )
             criteria.append(coupling_services.Criterion(**row))
         criteria.sort(key=lambda c: c.priority)
         try:
             run = coupling_services.couple_by_match(
-                mapping, data["side"], data["record_ids"], criteria,
+                mapping,
+                data["side"],
+                data["record_ids"],
+                criteria,
                 create_if_no_match=data["create_if_no_match"],
-                synchronize_after=data["synchronize_after"], user=request.user,
-            )  # fmt: skip
+                synchronize_after=data["synchronize_after"],
+                user=request.user,
+            )
         except sync_services.QueueUnavailable as exc:
             return Refused(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
         code = status.HTTP_201_CREATED if run.is_finished else status.HTTP_202_ACCEPTED

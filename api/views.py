@@ -14,6 +14,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -71,7 +72,7 @@ class ErrorListView(generics.ListAPIView):
     permission_classes = [IsSyncUser]
     filter_backends = [DjangoFilterBackend]
     filterset_class = SyncErrorFilter
-    pagination_class = KeysetPagination
+    pagination_class: type[BasePagination] | None = KeysetPagination
 
     def get_queryset(self):
         errors = SyncError.objects.select_related("mapping", "status_changed_by")
@@ -139,12 +140,14 @@ class ErrorActionsView(APIView):
         tags=ERRORS,
         request=BulkActionRequestSerializer,
         responses={
-            200: inline_serializer("DryRun", {"count": serializers.IntegerField(),
-                                              "coupled": serializers.IntegerField()}),
+            200: inline_serializer(
+                "DryRun",
+                {"count": serializers.IntegerField(), "coupled": serializers.IntegerField()},
+            ),
             202: BulkActionSerializer,
             409: REFUSAL,
         },
-    )  # fmt: skip
+    )
     def post(self, request):
         data = _valid(BulkActionRequestSerializer, request)
         administrator = is_sync_admin(request.user)
@@ -154,9 +157,12 @@ class ErrorActionsView(APIView):
         try:
             if "ids" in data:
                 bulk = bulk_actions.request_bulk_action(
-                    action=data["action"], user=request.user, note=data["note"],
-                    selected_ids=data["ids"], setup_errors_included=administrator,
-                )  # fmt: skip
+                    action=data["action"],
+                    user=request.user,
+                    note=data["note"],
+                    selected_ids=data["ids"],
+                    setup_errors_included=administrator,
+                )
             else:
                 preview = bulk_actions.preview(
                     data["action"], filter_query.urlencode(), setup_errors_included=administrator
@@ -167,8 +173,9 @@ class ErrorActionsView(APIView):
                     return Refused(
                         f"{preview.count} entries match now, not {data['expected_count']}; "
                         "check the filters and send the new count.",
-                        status.HTTP_409_CONFLICT, count=preview.count,
-                    )  # fmt: skip
+                        status.HTTP_409_CONFLICT,
+                        count=preview.count,
+                    )
                 bulk = bulk_actions.request_bulk_action(
                     action=data["action"], user=request.user, note=data["note"], confirmed=preview
                 )
@@ -240,10 +247,13 @@ class ProblemStatusView(APIView):
         require_sync_admin_for_setup(request.user, group)
         data = _valid(ProblemStatusSerializer, request)
         error_services.set_group_status(
-            group, data["status"], request.user, data["note"],
+            group,
+            data["status"],
+            request.user,
+            data["note"],
             snoozed_until=data.get("snoozed_until"),
             more_occurrences=data.get("more_occurrences"),
-        )  # fmt: skip
+        )
         group.refresh_from_db()
         return Response(ErrorGroupSerializer(group).data)
 
@@ -263,9 +273,10 @@ class JobListView(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     @extend_schema(
-        tags=JOBS, request=StartJobSerializer,
+        tags=JOBS,
+        request=StartJobSerializer,
         responses={202: SyncJobSerializer, 400: FIELD_MESSAGES, 503: REFUSAL},
-    )  # fmt: skip
+    )
     def post(self, request):
         if not is_sync_admin(request.user):
             raise PermissionDenied("Starting a job needs the Sync administrators role.")
@@ -302,9 +313,10 @@ class CleanupView(APIView):
     permission_classes = [IsSyncUser]
 
     @extend_schema(
-        tags=CLEANUP, request=CleanupRequestSerializer,
+        tags=CLEANUP,
+        request=CleanupRequestSerializer,
         responses={201: CleanupSerializer, 202: CleanupSerializer, 503: REFUSAL},
-    )  # fmt: skip
+    )
     def post(self, request):
         data = _valid(CleanupRequestSerializer, request)
         if data["all"] and not is_sync_admin(request.user):
@@ -312,8 +324,9 @@ class CleanupView(APIView):
         try:
             cleanup = error_services.request_cleanup(
                 days=None if data["all"] else data["days"],
-                trigger=SyncErrorCleanup.Trigger.API, user=request.user,
-            )  # fmt: skip
+                trigger=SyncErrorCleanup.Trigger.API,
+                user=request.user,
+            )
         except error_services.QueueUnavailable as exc:
             return Refused(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
         code = status.HTTP_201_CREATED if cleanup.is_finished else status.HTTP_202_ACCEPTED
@@ -352,11 +365,20 @@ class IngestView(APIView):
     @extend_schema(
         tags=INGESTION,
         request=IngestedErrorSerializer(many=True),
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                                     description="Up to 200 printable characters.")],
-        responses={201: INGEST_ANSWER, 400: OpenApiResponse(description="Field messages."),
-                   422: REFUSAL},
-    )  # fmt: skip
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Up to 200 printable characters.",
+            )
+        ],
+        responses={
+            201: INGEST_ANSWER,
+            400: OpenApiResponse(description="Field messages."),
+            422: REFUSAL,
+        },
+    )
     def post(self, request):
         key = request.headers.get("Idempotency-Key", "")
         if len(key) > ingestion.IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable():
@@ -379,8 +401,9 @@ class IngestView(APIView):
             pairs = found.items() if isinstance(found, dict) else enumerate(found)
             problems = {str(i): e for i, e in pairs if e}
             return Response({"errors": problems}, status=status.HTTP_400_BAD_REQUEST)
-        return _answer(ingestion.ingest(checked.validated_data, request.user, key=key,
-                                        digest=digest))  # fmt: skip
+        return _answer(
+            ingestion.ingest(checked.validated_data, request.user, key=key, digest=digest)
+        )
 
 
 def _answer(answer: ingestion.Answer) -> Response:

@@ -12,17 +12,22 @@ class AuditEventFilter(django_filters.FilterSet):
         choices=AuditEvent.Action.choices, empty_label="Any action"
     )
     user = django_filters.CharFilter(
-        field_name="actor_label", lookup_expr="iexact", label="User",
-        help_text='A user name, or "system".', max_length=150,
-    )  # fmt: skip
+        field_name="actor_label",
+        lookup_expr="iexact",
+        label="User",
+        help_text='A user name, or "system".',
+        max_length=150,
+    )
     since = django_filters.DateFilter(
-        method="from_day", label="From",
+        method="from_day",
+        label="From",
         widget=forms.DateInput(attrs={"type": "date"}),
-    )  # fmt: skip
+    )
     until = django_filters.DateFilter(
-        method="until_day", label="Until",
+        method="until_day",
+        label="Until",
         widget=forms.DateInput(attrs={"type": "date"}),
-    )  # fmt: skip
+    )
 
     # Whole days in the console's time zone, as bounds on the time itself (so the index on it
     # serves the filter).

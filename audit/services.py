@@ -56,7 +56,7 @@ def record(
         return None
     actor = person(user)
     if target is not None:
-        object_type = object_type or target._meta.verbose_name
+        object_type = object_type or str(target._meta.verbose_name)
         object_id = object_id or target.pk
         object_label = object_label or str(target)
     return AuditEvent.objects.create(

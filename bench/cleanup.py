@@ -239,15 +239,31 @@ def run(quick: bool) -> str:
         return f"{ms(median(values))} / {ms(p95(values))} / {ms(max(values))} ({len(values)})"
 
     rows = [
-        ("clean-up (day partitions dropped)", f"{cleanup.deleted_count:,}", f"{seconds:,.1f} s",
-         rate(cleanup.deleted_count, seconds), ms(watch.longest_transaction), pages(watch.pages)),
-        ("then, in the background: stale problem records purged", f"{purged:,} records",
-         f"{purge_seconds:,.1f} s", rate(purged, purge_seconds),
-         ms(purge_watch.longest_transaction), pages(purge_watch.pages)),
-        ("naive: one big DELETE", f"{naive_deleted:,}", f"{naive_seconds:,.1f} s",
-         rate(naive_deleted, naive_seconds), ms(naive_watch.longest_transaction),
-         pages(naive_watch.pages)),
-    ]  # fmt: skip
+        (
+            "clean-up (day partitions dropped)",
+            f"{cleanup.deleted_count:,}",
+            f"{seconds:,.1f} s",
+            rate(cleanup.deleted_count, seconds),
+            ms(watch.longest_transaction),
+            pages(watch.pages),
+        ),
+        (
+            "then, in the background: stale problem records purged",
+            f"{purged:,} records",
+            f"{purge_seconds:,.1f} s",
+            rate(purged, purge_seconds),
+            ms(purge_watch.longest_transaction),
+            pages(purge_watch.pages),
+        ),
+        (
+            "naive: one big DELETE",
+            f"{naive_deleted:,}",
+            f"{naive_seconds:,.1f} s",
+            rate(naive_deleted, naive_seconds),
+            ms(naive_watch.longest_transaction),
+            pages(naive_watch.pages),
+        ),
+    ]
     rate_met = cleanup.deleted_count / seconds >= TARGET_ROWS_PER_S
     lock_met = (
         max(watch.longest_transaction, purge_watch.longest_transaction) < TARGET_TRANSACTION_MS
@@ -267,7 +283,7 @@ def run(quick: bool) -> str:
             table(
                 ["way", "deleted", "total", "rows/s", "longest transaction", "list page during it"],
                 rows,
-            ),  # fmt: skip
+            ),
             "Statement running when the clean-up's longest transaction was seen: "
             f"`{watch.longest_statement}`; the purge's: `{purge_watch.longest_statement}`.",
             f"Ratio (total time): **{naive_seconds / seconds:,.1f}×** faster than one DELETE.",

@@ -142,8 +142,10 @@ def machine() -> str:
     try:
         cpu = subprocess.run(
             ["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
-            capture_output=True, text=True, check=False,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
     except OSError:
         cpu = platform.processor()
     python = platform.python_version()

@@ -25,35 +25,54 @@ from .common import copy_rows
 
 MAPPINGS = ["CUSTOMER", "CONTACT", "ITEM-PRODUCT", "SALESORDER", "CURRENCY", "VENDOR"]
 TEMPLATES = [
-    (Category.COUPLED_RECORD_DELETED,
-     "The coupled record {id} was deleted in Dynamics 365 Sales. "
-     "The record will be skipped for further synchronization."),
-    (Category.CONFLICT,
-     "Record {id} was modified in both apps since the last synchronization: field {field}."),
-    (Category.VALIDATION,
-     "The field {field} of record {id} cannot be '{value}': it must not be longer than 50."),
-    (Category.VALIDATION,
-     "Customer {id}: the Country/Region Code '{value}' does not exist."),
-    (Category.PERMISSION,
-     "The integration user has no privilege to create {field} (record {id})."),
-    (Category.CURRENCY,
-     "There is no exchange rate for currency {value} on {date} (record {id})."),
-    (Category.AUTHENTICATION,
-     "The integration user must change the password at next sign-in (request {id})."),
+    (
+        Category.COUPLED_RECORD_DELETED,
+        "The coupled record {id} was deleted in Dynamics 365 Sales. "
+        "The record will be skipped for further synchronization.",
+    ),
+    (
+        Category.CONFLICT,
+        "Record {id} was modified in both apps since the last synchronization: field {field}.",
+    ),
+    (
+        Category.VALIDATION,
+        "The field {field} of record {id} cannot be '{value}': it must not be longer than 50.",
+    ),
+    (Category.VALIDATION, "Customer {id}: the Country/Region Code '{value}' does not exist."),
+    (Category.PERMISSION, "The integration user has no privilege to create {field} (record {id})."),
+    (Category.CURRENCY, "There is no exchange rate for currency {value} on {date} (record {id})."),
+    (
+        Category.AUTHENTICATION,
+        "The integration user must change the password at next sign-in (request {id}).",
+    ),
     (Category.CONNECTION, "Timeout after 30 s while writing record {id}."),
     (Category.OTHER, "Unexpected answer 500 for record {id}: {value}."),
-]  # fmt: skip
+]
 FIELDS = ["name", "address1_line1", "telephone1", "emailaddress1", "creditlimit", "accountnumber"]
 VALUES = ["DKK", "USD", "ZZ", "Contoso Ltd.", "Fabrikam, Inc.", "A Datum Corporation"]
 # Most entries are open: they are what people work through.
 STATUS_WEIGHTS = [(Status.OPEN, 80), (Status.RESOLVED, 12), (Status.IGNORED, 8)]
 
 COLUMNS = [
-    "id", "created_at", "mapping_id", "group_id", "source_app", "source_entity",
-    "source_record_id", "source_url", "destination_app", "destination_entity",
-    "destination_record_id", "destination_url", "message", "detail", "category", "status",
-    "status_note", "integration",
-]  # fmt: skip
+    "id",
+    "created_at",
+    "mapping_id",
+    "group_id",
+    "source_app",
+    "source_entity",
+    "source_record_id",
+    "source_url",
+    "destination_app",
+    "destination_entity",
+    "destination_record_id",
+    "destination_url",
+    "message",
+    "detail",
+    "category",
+    "status",
+    "status_note",
+    "integration",
+]
 
 
 # From this many rows, dropping the indexes and building them after the load is faster than
@@ -218,9 +237,14 @@ def generate_errors(
             key = fingerprint(mapping.pk, category, message)
             group, _ = ErrorGroup.objects.get_or_create(
                 fingerprint=key,
-                defaults={"mapping": mapping, "category": category, "title": message,
-                          "first_seen": start, "last_seen": start},
-            )  # fmt: skip
+                defaults={
+                    "mapping": mapping,
+                    "category": category,
+                    "title": message,
+                    "first_seen": start,
+                    "last_seen": start,
+                },
+            )
             groups[(mapping.pk, t)] = group
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {SyncError._meta.db_table}")
@@ -238,22 +262,35 @@ def generate_errors(
             record = f"C{rng.randrange(10_000_000):08d}"
             destination = f"{rng.getrandbits(128):032x}"
             message = template.format(
-                id=record, field=rng.choice(FIELDS), value=rng.choice(VALUES),
+                id=record,
+                field=rng.choice(FIELDS),
+                value=rng.choice(VALUES),
                 date=created.date().isoformat(),
-            )  # fmt: skip
+            )
             status = rng.choice(statuses)
             figures = counts.setdefault(group.pk, [0, created, created])
             figures[0] += 1
             figures[2] = created
             yield (
-                next_id + i, created.isoformat(), mapping.pk, group.pk,
-                "Business Central", mapping.source_entity, record,
+                next_id + i,
+                created.isoformat(),
+                mapping.pk,
+                group.pk,
+                "Business Central",
+                mapping.source_entity,
+                record,
                 f"https://erp.example.com/customers/{record}",
-                "Dynamics 365 Sales", mapping.destination_entity, destination,
+                "Dynamics 365 Sales",
+                mapping.destination_entity,
+                destination,
                 f"https://crm.example.com/main.aspx?id={destination}",
-                message[: SyncError.MESSAGE_MAX_LENGTH], "", category, status,
-                "" if status == Status.OPEN else "Set by the benchmark data.", "",
-            )  # fmt: skip
+                message[: SyncError.MESSAGE_MAX_LENGTH],
+                "",
+                category,
+                status,
+                "" if status == Status.OPEN else "Set by the benchmark data.",
+                "",
+            )
 
     ensure_partitions(day_of(start) + timedelta(days=i) for i in range(days + 2))
     big = count >= REBUILD_INDEXES_FROM

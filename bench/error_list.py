@@ -108,14 +108,17 @@ def cases() -> list[Case]:
         Case("group", f"group={newest['group_id']}"),
         Case("job", f"job={job}"),
         Case("date range (one day)", f"created_after={day}&created_before={day}"),
-        Case("date range (a week), deep page",
-             f"created_after={week_from}&created_before={day}&before={cursor}"),
+        Case(
+            "date range (a week), deep page",
+            f"created_after={week_from}&created_before={day}&before={cursor}",
+        ),
         Case("search: a word", "q=exchange"),
         Case("search: another word", "q=Fabrikam"),
         Case("search: a record id", f"q={newest['source_record_id']}"),
-        Case("category + status + mapping",
-             f"category=validation&status=open&mapping={mapping.pk}"),
-    ]  # fmt: skip
+        Case(
+            "category + status + mapping", f"category=validation&status=open&mapping={mapping.pk}"
+        ),
+    ]
 
 
 def view_times(client, case: Case, runs: int) -> list[float]:

@@ -192,8 +192,9 @@ class Bench:
         records."""
         rng = self.rng
         mapping = rng.choice(self.mappings)
-        job = SyncJob.objects.create(mapping=mapping, started_at=timezone.now(),
-                                     status=SyncJob.Status.RUNNING)  # fmt: skip
+        job = SyncJob.objects.create(
+            mapping=mapping, started_at=timezone.now(), status=SyncJob.Status.RUNNING
+        )
         pool = self.couplings[mapping.pk]
         errors = []
         for _ in range(n):
@@ -203,19 +204,32 @@ class Bench:
             target = coupling.destination_record_id if coupling else ""
             field, value = rng.choice(FIELDS), rng.choice(VALUES)
             message = template.format(id=record, field=field, value=value, date="2026-11-25")
-            errors.append(SyncError(
-                created_at=timezone.now(), job=job, mapping=mapping, coupling=coupling,
-                category=category, source_app="Business Central",
-                source_entity=mapping.source_entity, source_record_id=record,
-                source_url=f"https://erp.example.com/customers/{record}",
-                destination_app="Dynamics 365 Sales",
-                destination_entity=mapping.destination_entity, destination_record_id=target,
-                destination_url=f"https://crm.example.com/main.aspx?id={target}" if target else "",
-                message=message,
-                detail=f'{{"error": {{"code": "0x80040237", "message": "{message}"}}}}',
-                sent_values={"kind": "update", "sent": {field: value, "name": "Contoso Ltd."},
-                             "read": {field: value.lower(), "name": "Contoso Ltd."}},
-            ))  # fmt: skip
+            errors.append(
+                SyncError(
+                    created_at=timezone.now(),
+                    job=job,
+                    mapping=mapping,
+                    coupling=coupling,
+                    category=category,
+                    source_app="Business Central",
+                    source_entity=mapping.source_entity,
+                    source_record_id=record,
+                    source_url=f"https://erp.example.com/customers/{record}",
+                    destination_app="Dynamics 365 Sales",
+                    destination_entity=mapping.destination_entity,
+                    destination_record_id=target,
+                    destination_url=f"https://crm.example.com/main.aspx?id={target}"
+                    if target
+                    else "",
+                    message=message,
+                    detail=f'{{"error": {{"code": "0x80040237", "message": "{message}"}}}}',
+                    sent_values={
+                        "kind": "update",
+                        "sent": {field: value, "name": "Contoso Ltd."},
+                        "read": {field: value.lower(), "name": "Contoso Ltd."},
+                    },
+                )
+            )
         return errors
 
     def rate(self, write: Callable[[list[SyncError]], object], n: int, batch: int) -> float:
@@ -343,14 +357,22 @@ class Bench:
         batches = [errors[i : i + PAGE] for i in range(0, n, PAGE)]
         steps = [
             ("checking every value (clean_entries)", lambda b: clean_entries(b)),
-            ("checking the job, coupling and mapping named (one statement: a round trip)",
-             lambda b: check_references(b)),
-            ("fingerprints (grouping)",
-             lambda b: [fingerprint(e.mapping_id, e.category, e.message) for e in b]),
-            ("COPY text of the rows",
-             lambda b: [_cells(f, b, v) for f, v in zip(_columns(), _column_values(b).values(),
-                                                        strict=True)]),
-        ]  # fmt: skip
+            (
+                "checking the job, coupling and mapping named (one statement: a round trip)",
+                lambda b: check_references(b),
+            ),
+            (
+                "fingerprints (grouping)",
+                lambda b: [fingerprint(e.mapping_id, e.category, e.message) for e in b],
+            ),
+            (
+                "COPY text of the rows",
+                lambda b: [
+                    _cells(f, b, v)
+                    for f, v in zip(_columns(), _column_values(b).values(), strict=True)
+                ],
+            ),
+        ]
         for error in errors:
             error.pk = 0
         shares = []
@@ -375,10 +397,13 @@ def _couplings(mappings) -> dict[int, list[Coupling]]:
         existing = list(Coupling.objects.filter(mapping=mapping, source_record_id__startswith="B"))
         if len(existing) < COUPLINGS_PER_MAPPING:
             Coupling.objects.bulk_create(
-                Coupling(mapping=mapping, source_record_id=f"B{i:07d}",
-                         destination_record_id=f"{random.getrandbits(128):032x}")
+                Coupling(
+                    mapping=mapping,
+                    source_record_id=f"B{i:07d}",
+                    destination_record_id=f"{random.getrandbits(128):032x}",
+                )
                 for i in range(len(existing), COUPLINGS_PER_MAPPING)
-            )  # fmt: skip
+            )
             existing = list(
                 Coupling.objects.filter(mapping=mapping, source_record_id__startswith="B")
             )

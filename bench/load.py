@@ -56,10 +56,20 @@ class Gunicorn:
         self.access_log = log.with_suffix(".access.log")
         self.access_log.write_text("")
         env = {**os.environ, "DEBUG": "0", "DB_CONN_MAX_AGE": "600"}
-        command = [sys.executable, "-m", "gunicorn", "syncconsole.wsgi",
-                   "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-                   "--access-logfile", str(self.access_log),
-                   "--access-logformat", "%(L)s"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "syncconsole.wsgi",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            str(self.access_log),
+            "--access-logformat",
+            "%(L)s",
+        ]
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
         )
@@ -113,10 +123,23 @@ class Gunicorn:
 def wrk(url: str, cookie: str, users: int, seconds: int) -> dict:
     threads = min(users, os.cpu_count() or 1)
     result = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{users}", f"-d{seconds}s", "--timeout", "10s",
-         "-H", f"Cookie: {cookie}", "-s", str(REPORT), url],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{users}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-H",
+            f"Cookie: {cookie}",
+            "-s",
+            str(REPORT),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     line = [raw for raw in result.stdout.splitlines() if raw.startswith("{")][-1]
     figures = json.loads(line)
     seconds_run = figures["duration_us"] / 1e6
@@ -143,7 +166,7 @@ def scenarios() -> list[tuple[str, str]]:
         ("deep page (cursor from the middle)", f"/errors/?before={cursor}"),
         ("open entries of a mapping", f"/errors/?status=open&mapping={deep_mapping()}"),
         ("search: a word", "/errors/?q=exchange"),
-    ]  # fmt: skip
+    ]
 
 
 def deep_mapping() -> int:
@@ -176,12 +199,19 @@ def run(quick: bool) -> str:
                     results[(title, users)] = figures = wrk(url, cookie, users, seconds)
                     server.drain()
                     times = server.served()[before:]
-                    rows.append([
-                        title, users, f"{figures['rps']:,.0f}", ms(figures["p50"]),
-                        ms(figures["p95"]), ms(figures["p99"]),
-                        f"{ms(median(times))} / {ms(p95(times))}", f"{figures['requests']:,}",
-                        figures["errors"],
-                    ])  # fmt: skip
+                    rows.append(
+                        [
+                            title,
+                            users,
+                            f"{figures['rps']:,.0f}",
+                            ms(figures["p50"]),
+                            ms(figures["p95"]),
+                            ms(figures["p99"]),
+                            f"{ms(median(times))} / {ms(p95(times))}",
+                            f"{figures['requests']:,}",
+                            figures["errors"],
+                        ]
+                    )
     finally:
         server.stop()
 
@@ -202,8 +232,20 @@ def run(quick: bool) -> str:
         "Before each run the server is drained: it has served every request of the previous "
         "run, so that one user never queues behind fifty.",
         "",
-        table(["page", "users", "requests/s", "median", "p95", "p99",
-               "server time: median / p95", "requests", "errors"], rows),
+        table(
+            [
+                "page",
+                "users",
+                "requests/s",
+                "median",
+                "p95",
+                "p99",
+                "server time: median / p95",
+                "requests",
+                "errors",
+            ],
+            rows,
+        ),
         "",
         f"With {USERS} users the first page serves {first_n['rps']:,.0f} requests/s against "
         f"{first_1['rps']:,.0f} with one user ({first_n['rps'] / first_1['rps']:.1f}×: the "
@@ -213,5 +255,5 @@ def run(quick: bool) -> str:
         f"{first_n['rps']:,.0f} requests/s = {USERS / first_n['rps'] * 1000:,.0f} ms. "
         f"Errors over all runs: {errors}.",
         "",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines)

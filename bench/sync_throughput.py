@@ -56,17 +56,39 @@ class Services:
         self.processes = [
             self._start(
                 "gunicorn",
-                [sys.executable, "-m", "gunicorn", "syncconsole.wsgi", "-b",
-                 f"127.0.0.1:{self.port}", "-w", "2", "--timeout", "300"],
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "syncconsole.wsgi",
+                    "-b",
+                    f"127.0.0.1:{self.port}",
+                    "-w",
+                    "2",
+                    "--timeout",
+                    "300",
+                ],
                 env,
             ),
             self._start(
                 "worker",
-                [sys.executable, "-m", "celery", "-A", "syncconsole", "worker", "--pool=solo",
-                 "-Q", self.queue, "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "syncconsole",
+                    "worker",
+                    "--pool=solo",
+                    "-Q",
+                    self.queue,
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel=WARNING",
+                ],
                 env,
             ),
-        ]  # fmt: skip
+        ]
 
     def _start(self, name: str, command: list[str], env: dict) -> subprocess.Popen:
         log = (self.logs / f"{name}.log").open("w")
@@ -134,18 +156,36 @@ def load_customers(count: int) -> int:
             )
             refused += currency == "SEK"
             yield (
-                uuid.UUID(int=rng.getrandbits(128), version=4), f"C{i + 1:08d}",
-                f"Customer {i + 1} Ltd.", f"office{i + 1}@customer.example",
-                f"+45 {rng.randint(20000000, 99999999)}", CITIES[i % len(CITIES)], "DK",
-                currency, f"SP{i % 5:02d}", "f", start + step * i,
-            )  # fmt: skip
+                uuid.UUID(int=rng.getrandbits(128), version=4),
+                f"C{i + 1:08d}",
+                f"Customer {i + 1} Ltd.",
+                f"office{i + 1}@customer.example",
+                f"+45 {rng.randint(20000000, 99999999)}",
+                CITIES[i % len(CITIES)],
+                "DK",
+                currency,
+                f"SP{i % 5:02d}",
+                "f",
+                start + step * i,
+            )
 
     copy_rows(
         "demo_erpcustomer",
-        ["id", "number", "display_name", "email", "phone_number", "city", "country",
-         "currency_code", "salesperson_code", "blocked", "last_modified"],
+        [
+            "id",
+            "number",
+            "display_name",
+            "email",
+            "phone_number",
+            "city",
+            "country",
+            "currency_code",
+            "salesperson_code",
+            "blocked",
+            "last_modified",
+        ],
         rows(),
-    )  # fmt: skip
+    )
     analyze("demo_erpcustomer")
     return refused
 
@@ -349,17 +389,35 @@ def run(quick: bool) -> str:
         return f"{median(fast) / median(slow):,.1f}×"
 
     rows = [
-        (f"full sync, {count:,} customers", rate(big_batched), "not run (too long)", "—",
-         len(big_batched)),
-        (f"full sync, {slice_count:,} customers", rate(small_batched), rate(small_naive),
-         ratio(small_batched, small_naive), f"{len(small_batched)} / {len(small_naive)}"),
-        (f"modified sync, {changed_big:,} of {count:,} changed", rate(big_mod_batched),
-         rate(big_mod_naive), ratio(big_mod_batched, big_mod_naive),
-         f"{len(big_mod_batched)} / {len(big_mod_naive)}"),
-        (f"modified sync, {changed_small:,} of {slice_count:,} changed",
-         rate(small_mod_batched), rate(small_mod_naive), ratio(small_mod_batched, small_mod_naive),
-         f"{len(small_mod_batched)} / {len(small_mod_naive)}"),
-    ]  # fmt: skip
+        (
+            f"full sync, {count:,} customers",
+            rate(big_batched),
+            "not run (too long)",
+            "—",
+            len(big_batched),
+        ),
+        (
+            f"full sync, {slice_count:,} customers",
+            rate(small_batched),
+            rate(small_naive),
+            ratio(small_batched, small_naive),
+            f"{len(small_batched)} / {len(small_naive)}",
+        ),
+        (
+            f"modified sync, {changed_big:,} of {count:,} changed",
+            rate(big_mod_batched),
+            rate(big_mod_naive),
+            ratio(big_mod_batched, big_mod_naive),
+            f"{len(big_mod_batched)} / {len(big_mod_naive)}",
+        ),
+        (
+            f"modified sync, {changed_small:,} of {slice_count:,} changed",
+            rate(small_mod_batched),
+            rate(small_mod_naive),
+            ratio(small_mod_batched, small_mod_naive),
+            f"{len(small_mod_batched)} / {len(small_mod_naive)}",
+        ),
+    ]
     met = median(big_batched) >= TARGET
     # Proportional: a modified run on the big table costs per changed record about what it
     # costs on the small one.
@@ -417,7 +475,7 @@ def run(quick: bool) -> str:
                 (label, f"{seconds:.2f}", f"{seconds / profile_total:.0%}")
                 for label, seconds in profile_parts
             ],
-        ),  # fmt: skip
+        ),
         "",
     ]
     if not met:

@@ -52,17 +52,24 @@ class MatchForm(forms.Form):
                 label=f"Match {source} with {destination}", required=False
             )
             self.fields[f"priority_{n}"] = forms.IntegerField(
-                label=f"Priority of {source}", min_value=1, max_value=99, initial=n + 1,
+                label=f"Priority of {source}",
+                min_value=1,
+                max_value=99,
+                initial=n + 1,
                 required=False,
-            )  # fmt: skip
+            )
             self.fields[f"case_{n}"] = forms.BooleanField(
                 label=f"Case-sensitive {source}", required=False, initial=True
             )
 
     def clean_record_ids(self) -> list[str]:
-        ids = list(dict.fromkeys(
-            line.strip() for line in self.cleaned_data["record_ids"].splitlines() if line.strip()
-        ))  # fmt: skip
+        ids = list(
+            dict.fromkeys(
+                line.strip()
+                for line in self.cleaned_data["record_ids"].splitlines()
+                if line.strip()
+            )
+        )
         if not ids:
             raise forms.ValidationError("Enter at least one record id.")
         if len(ids) > MAX_RECORDS:
@@ -76,7 +83,8 @@ class MatchForm(forms.Form):
         return ids
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         for n, (source, _) in enumerate(self.pairs):
             chosen = cleaned.get(f"match_{n}")
             if (
@@ -91,10 +99,15 @@ class MatchForm(forms.Form):
     def rows(self):
         """One row per pair of fields: the checkbox, the priority and the case toggle."""
         return [
-            {"source": source, "destination": destination, "match": self[f"match_{n}"],
-             "priority": self[f"priority_{n}"], "case": self[f"case_{n}"]}
+            {
+                "source": source,
+                "destination": destination,
+                "match": self[f"match_{n}"],
+                "priority": self[f"priority_{n}"],
+                "case": self[f"case_{n}"],
+            }
             for n, (source, destination) in enumerate(self.pairs)
-        ]  # fmt: skip
+        ]
 
     def criteria(self) -> list[Criterion]:
         data = self.cleaned_data

@@ -10,6 +10,10 @@ class Coupling(models.Model):
         FAILURE = "failure", "Failure"
         SKIPPED = "skipped", "Skipped"
 
+    # Not stored: the addresses of the two records, set by the pages that link to them.
+    source_url: str
+    destination_url: str
+
     mapping = models.ForeignKey(
         "sync.TableMapping", on_delete=models.CASCADE, related_name="couplings"
     )

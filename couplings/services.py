@@ -17,7 +17,7 @@ from errors.links import safe_link
 from errors.services import resolve_coupled
 from sync import engine
 from sync import services as sync_services
-from sync.connectors import Connector, ConnectorError, RemoteRecord, connector_for
+from sync.connectors import ConnectorError, ODataConnector, RemoteRecord, connector_for
 from sync.fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from sync.models import SyncJob, TableMapping
 
@@ -142,9 +142,9 @@ class Apps:
 
     def __init__(self, mapping: TableMapping):
         self.mapping = mapping
-        self.connectors: dict[str, Connector] = {}
+        self.connectors: dict[str, ODataConnector] = {}
 
-    def __getitem__(self, side: str) -> Connector:
+    def __getitem__(self, side: str) -> ODataConnector:
         if side not in self.connectors:
             self.connectors[side] = connector_for(self.mapping.connection, side)
         return self.connectors[side]
@@ -258,8 +258,10 @@ def couple_manually(
         raise CouplingRefused("Both a source and a destination record id are needed.")
     _refuse_if_coupled(mapping, source_record_id, destination_record_id)
     with Apps(mapping) as apps:
-        for side, record_id in (("source", source_record_id),
-                                ("destination", destination_record_id)):  # fmt: skip
+        for side, record_id in (
+            ("source", source_record_id),
+            ("destination", destination_record_id),
+        ):
             if apps.get(side, record_id) is None:
                 raise CouplingRefused(
                     f"There is no {apps.entity(side)} record {record_id} in {apps.app(side)}."
@@ -275,8 +277,11 @@ def _search(
     """The records on the other side that meet every criterion of the group."""
     other = other_side(side)
     condition = getattr(apps.mapping, f"{other}_filter")
-    usable = [c for c in group if isinstance(record.values.get(c.field(side)),
-                                              (str, int, float, Decimal, bool))]  # fmt: skip
+    usable = [
+        c
+        for c in group
+        if isinstance(record.values.get(c.field(side)), (str, int, float, Decimal, bool))
+    ]
     if not usable:
         return []
     exact = {c.field(other): record.values[c.field(side)] for c in usable if c.case_sensitive}
@@ -307,6 +312,15 @@ def _search(
     ][:MAX_CANDIDATES]
 
 
+def _not_found(result: MatchResult, apps: Apps) -> MatchResult:
+    result.outcome = NOT_FOUND
+    result.message = (
+        f"There is no {apps.entity(result.side)} record {result.record_id} in "
+        f"{apps.app(result.side)}."
+    )
+    return result
+
+
 def find_match(
     mapping: TableMapping,
     side: str,
@@ -327,9 +341,7 @@ def find_match(
     result = MatchResult(side, record_id, NO_MATCH, "", record_url=apps.url(side, record_id))
     record = apps.get(side, record_id)
     if record is None:
-        result.outcome = NOT_FOUND
-        result.message = f"There is no {apps.entity(side)} record {record_id} in {apps.app(side)}."
-        return result
+        return _not_found(result, apps)
     coupled = _coupled_to(mapping, side, [record_id])
     if coupled:
         result.outcome, result.other_id = ALREADY_COUPLED, coupled[record_id]
@@ -368,8 +380,10 @@ def find_match(
         if not any(record.values.get(c.field(side)) not in (None, "") for c in criteria):
             result.message = "No match: the record has no value in any of the chosen fields."
         else:
-            result.message = f"No match: no {apps.entity(other)} record in {apps.app(other)} " \
-                f"matches on {labels}."  # fmt: skip
+            result.message = (
+                f"No match: no {apps.entity(other)} record in {apps.app(other)} "
+                f"matches on {labels}."
+            )
     elif len(found) > 1:
         result.outcome = SEVERAL_MATCHES
         result.message = (
@@ -400,6 +414,8 @@ def _couple_one(
         result = find_match(mapping, side, record_id, criteria, apps=apps)
         if result.outcome == NO_MATCH and run.create_if_no_match:
             record = apps.get(side, record_id)
+            if record is None:  # deleted since it was read to look for its match
+                return _not_found(result, apps)
             direction = TO_DESTINATION if side == "source" else FROM_DESTINATION
             created = engine.create_counterpart(
                 mapping, record, direction, apps["source"], apps["destination"]

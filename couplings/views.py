@@ -38,8 +38,9 @@ def couple(request: HttpRequest) -> HttpResponse:
             request, "couplings/choose_mapping.html", {"mappings": mappings}, status=status
         )
     mapping = get_object_or_404(TableMapping.objects.select_related("connection"), pk=mapping_id)
-    error = SyncError.objects.filter(pk=_digits(data.get("error")), mapping=mapping).first()
-    side = data.get("side") if data.get("side") in services.SIDES else "source"
+    error_id = _digits(data.get("error"))
+    error = SyncError.objects.filter(pk=error_id, mapping=mapping).first() if error_id else None
+    side = data["side"] if data.get("side") in services.SIDES else "source"
     record = data.get("record", "")[:100]
     context = couple_context(mapping, side, [record], other=data.get("other", "")[:100])
     context["error"] = error
@@ -53,10 +54,12 @@ def couple(request: HttpRequest) -> HttpResponse:
             return render(request, "couplings/couple.html", context, status=400)
         try:
             coupling, job = services.couple_manually(
-                mapping, manual.cleaned_data["source_record_id"],
-                manual.cleaned_data["destination_record_id"], request.user,
+                mapping,
+                manual.cleaned_data["source_record_id"],
+                manual.cleaned_data["destination_record_id"],
+                request.user,
                 synchronize_after=manual.cleaned_data["synchronize_after"],
-            )  # fmt: skip
+            )
         except (services.CouplingRefused, ConnectorError) as exc:
             manual.add_error(None, str(exc))
             return render(request, "couplings/couple.html", context, status=409)
@@ -74,26 +77,34 @@ def couple(request: HttpRequest) -> HttpResponse:
     match = context["match"] = MatchForm(mapping, request.POST)
     if not match.is_valid():
         return render(request, "couplings/couple.html", context, status=400)
-    data = match.cleaned_data
+    chosen = match.cleaned_data
     if action == "preview":
         try:
             with services.Apps(mapping) as apps:
                 context["preview"] = [
                     services.find_match(
-                        mapping, data["side"], record_id, match.criteria(), apps=apps
+                        mapping, chosen["side"], record_id, match.criteria(), apps=apps
                     )
-                    for record_id in data["record_ids"][: settings.COUPLE_BY_MATCH_ASYNC_THRESHOLD]
+                    for record_id in chosen["record_ids"][
+                        : settings.COUPLE_BY_MATCH_ASYNC_THRESHOLD
+                    ]
                 ]
         except ConnectorError as exc:
             messages.error(request, f"The apps could not be asked: {exc}")
-        context["preview_cut"] = len(data["record_ids"]) > settings.COUPLE_BY_MATCH_ASYNC_THRESHOLD
+        context["preview_cut"] = (
+            len(chosen["record_ids"]) > settings.COUPLE_BY_MATCH_ASYNC_THRESHOLD
+        )
         return render(request, "couplings/couple.html", context)
     try:
         run = services.couple_by_match(
-            mapping, data["side"], data["record_ids"], match.criteria(),
-            create_if_no_match=data["create_if_no_match"],
-            synchronize_after=data["synchronize_after"], user=request.user,
-        )  # fmt: skip
+            mapping,
+            chosen["side"],
+            chosen["record_ids"],
+            match.criteria(),
+            create_if_no_match=chosen["create_if_no_match"],
+            synchronize_after=chosen["synchronize_after"],
+            user=request.user,
+        )
     except sync_services.QueueUnavailable as exc:
         messages.error(request, str(exc))
         return render(request, "couplings/couple.html", context, status=503)
@@ -105,9 +116,12 @@ def couple_context(
 ) -> dict:
     """The Couple page's forms, filled in with the records to couple."""
     first = record_ids[0] if record_ids else ""
-    manual = ManualCoupleForm(initial={
-        f"{side}_record_id": first, f"{services.other_side(side)}_record_id": other,
-    })  # fmt: skip
+    manual = ManualCoupleForm(
+        initial={
+            f"{side}_record_id": first,
+            f"{services.other_side(side)}_record_id": other,
+        }
+    )
     match = MatchForm(mapping, initial={"side": side, "record_ids": "\n".join(record_ids)})
     return {"mapping": mapping, "error": None, "manual": manual, "match": match}
 
@@ -125,9 +139,14 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         pk=pk,
     )
     if request.GET.get("format") == "json":
-        return JsonResponse({
-            "state": run.state, "finished": run.is_finished, "done": len(run.results),
-            "total": len(run.record_ids), "message": run.message,
-        })  # fmt: skip
+        return JsonResponse(
+            {
+                "state": run.state,
+                "finished": run.is_finished,
+                "done": len(run.results),
+                "total": len(run.record_ids),
+                "message": run.message,
+            }
+        )
     criteria = services.criteria_from_dicts(run.criteria)
     return render(request, "couplings/run.html", {"run": run, "criteria": criteria})

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from .entities import ENTITIES
 from .models import DemoFault, DemoWebhook
@@ -8,10 +9,11 @@ for entity in ENTITIES.values():
         entity.model,
         list_display=["id", *[f for f in entity.fields if f not in ("roles", "parent_account")]],
         search_fields=[
-            f for f in entity.fields
-            if entity.model._meta.get_field(f).get_internal_type() == "CharField"
+            f
+            for f in entity.fields
+            if isinstance(entity.model._meta.get_field(f), models.CharField)
         ],
-    )  # fmt: skip
+    )
 
 
 @admin.register(DemoFault)

@@ -10,6 +10,7 @@ import time
 import uuid
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -81,14 +82,22 @@ def _inject_fault(app: str, entity: str) -> HttpResponse | None:
         return error_response(ApiError(504, "GatewayTimeout", "The operation has timed out."))
     if fault.mode == mode.THROTTLE:
         return error_response(
-            ApiError(429, "0x80072322", "Number of requests exceeded the limit of 6000 over "
-                     "time window of 300 seconds.", {"Retry-After": "1"})
-        )  # fmt: skip
+            ApiError(
+                429,
+                "0x80072322",
+                "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",
+                {"Retry-After": "1"},
+            )
+        )
     if fault.mode == mode.UNAVAILABLE:
         return error_response(
-            ApiError(503, "ServiceUnavailable", "The service is temporarily unavailable.",
-                     {"Retry-After": "1"})
-        )  # fmt: skip
+            ApiError(
+                503,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable.",
+                {"Retry-After": "1"},
+            )
+        )
     if fault.mode == mode.GARBAGE:
         return HttpResponse('{"value": [{"id": ', content_type="application/json")
     return error_response(ApiError(500, "InternalServerError", "An unexpected error occurred."))
@@ -108,11 +117,13 @@ def _parse_datetime(value: str) -> datetime:
         raise ApiError(400, "BadRequest", f"The value '{value}' is not a valid date.") from None
 
 
-def _condition(api: ApiEntity, part: str) -> Q:
+def _condition(api: ApiEntity, part: str) -> tuple[str, Any]:
+    """The lookup and value of one condition, as Q takes them."""
     match = CONDITION.match(part)
     if not match:
         raise ApiError(400, "0x80060888", f"The $filter expression '{part}' is not supported.")
     name, op, raw = match["field"], match["op"], match["value"]
+    value: Any
     if name == api.modified:
         field, value = api.entity.modified_field, _parse_datetime(raw)
     elif name == api.key:
@@ -126,7 +137,7 @@ def _condition(api: ApiEntity, part: str) -> Q:
         value = raw[1:-1].replace("''", "'") if raw.startswith("'") else raw
     else:
         raise ApiError(400, "0x80060888", f"Could not find a property named '{name}'.")
-    return Q(**{f"{field}__{LOOKUPS[op]}": value})
+    return f"{field}__{LOOKUPS[op]}", value
 
 
 def _in_function(api: ApiEntity, part: str) -> Q:
@@ -164,22 +175,23 @@ def _filter(queryset, api: ApiEntity, expression: str):
             alternatives = re.split(rf"\s+or\s+{UNQUOTED}", part[1:-1].strip())
             if len(alternatives) > MAX_ALTERNATIVES:
                 raise ApiError(
-                    400, "0x80060888",
+                    400,
+                    "0x80060888",
                     f"A $filter group may have at most {MAX_ALTERNATIVES} alternatives.",
-                )  # fmt: skip
+                )
             conditions = [_condition(api, alternative) for alternative in alternatives]
-            lookups = {next(iter(c.children))[0] for c in conditions}
+            lookups = {lookup for lookup, _ in conditions}
             if len(lookups) == 1 and next(iter(lookups)).endswith("__exact"):
                 # Many values of one field: one "= ANY" index scan instead of an OR each.
-                values = [next(iter(c.children))[1] for c in conditions]
+                values = [value for _, value in conditions]
                 queryset = queryset.filter(**{lookups.pop().replace("__exact", "__in"): values})
             else:
                 either = Q()
                 for condition in conditions:
-                    either |= condition
+                    either |= Q(condition)
                 queryset = queryset.filter(either)
         else:
-            queryset = queryset.filter(_condition(api, part))
+            queryset = queryset.filter(Q(_condition(api, part)))
     return queryset
 
 
@@ -357,15 +369,17 @@ def _check_rules(api: ApiEntity, record, currencies: dict) -> None:
         currency = _currency(CrmTransactionCurrency, record.transaction_currency_code, currencies)
         if currency is None:
             raise ApiError(
-                400, "0x80040203",
+                400,
+                "0x80040203",
                 f"The currency {record.transaction_currency_code} does not exist in "
                 "Dynamics 365 Sales.",
-            )  # fmt: skip
+            )
         if currency.exchange_rate is None:
             raise ApiError(
-                400, "0x80040203",
+                400,
+                "0x80040203",
                 f"The currency {record.transaction_currency_code} does not have an exchange rate.",
-            )  # fmt: skip
+            )
 
 
 def _authorize(request: HttpRequest, app: str, entity: str, method: str | None = None):
@@ -482,7 +496,7 @@ def _update(request: HttpRequest, api: ApiEntity, pk: str) -> HttpResponse:
 
 
 @csrf_exempt
-def who_am_i(request: HttpRequest) -> JsonResponse:
+def who_am_i(request: HttpRequest) -> HttpResponse:
     """Dataverse's WhoAmI: who the integration user is, after the sign-in checks."""
     try:
         fault = _inject_fault("crm", "")
@@ -510,7 +524,7 @@ def user_roles(request: HttpRequest, pk: str) -> JsonResponse:
 
 
 @csrf_exempt
-def user_privileges(request: HttpRequest, pk: str) -> JsonResponse:
+def user_privileges(request: HttpRequest, pk: str) -> HttpResponse:
     """Dataverse's RetrieveUserPrivileges: every privilege a user holds through its roles.
 
     A user may read its own; reading another user's needs prvReadUser."""
@@ -548,7 +562,7 @@ def user_privileges(request: HttpRequest, pk: str) -> JsonResponse:
 
 
 @csrf_exempt
-def general_ledger_setup(request: HttpRequest, company: str) -> JsonResponse:
+def general_ledger_setup(request: HttpRequest, company: str) -> HttpResponse:
     """Business Central's general ledger setup: the company's local currency (LCY) code."""
     try:
         if company != settings.DEMO_ERP_COMPANY_ID:

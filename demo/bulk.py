@@ -117,7 +117,8 @@ def _key(api: ApiEntity, target: dict) -> uuid.UUID | None:
 
 
 def _create_multiple(api: ApiEntity, targets: list[dict]) -> list:
-    failures, records, currencies = [], [], {}
+    failures, records = [], []
+    currencies: dict = {}
     wanted_keys = set()
     for target in targets:
         with contextlib.suppress(ApiError):  # refused with its index below
@@ -148,7 +149,8 @@ def _create_multiple(api: ApiEntity, targets: list[dict]) -> list:
 
 
 def _update_multiple(api: ApiEntity, targets: list[dict]) -> list:
-    failures, currencies = [], {}
+    failures = []
+    currencies: dict = {}
     keys: list[uuid.UUID | None] = []
     for index, target in enumerate(targets):
         try:

@@ -38,20 +38,48 @@ INTEGRATION_PASSWORD = "demo-crm-password"  # noqa: S105 - the demo CRM's own te
 ADMIN_USER, ADMIN_PASSWORD = "admin@demo-crm.example", "demo-admin"
 
 COMPANIES = [
-    "Fabrikam", "Contoso", "Adatum", "Litware", "Northwind", "Tailspin", "Wingtip", "Proseware",
-    "Alpine Ski House", "Coho Winery", "Lucerne Publishing", "Margie's Travel", "Trey Research",
-    "Wide World Importers", "Woodgrove Bank", "Fourth Coffee", "Humongous Insurance",
-    "Blue Yonder Airlines", "City Power & Light", "Graphic Design Institute",
-]  # fmt: skip
+    "Fabrikam",
+    "Contoso",
+    "Adatum",
+    "Litware",
+    "Northwind",
+    "Tailspin",
+    "Wingtip",
+    "Proseware",
+    "Alpine Ski House",
+    "Coho Winery",
+    "Lucerne Publishing",
+    "Margie's Travel",
+    "Trey Research",
+    "Wide World Importers",
+    "Woodgrove Bank",
+    "Fourth Coffee",
+    "Humongous Insurance",
+    "Blue Yonder Airlines",
+    "City Power & Light",
+    "Graphic Design Institute",
+]
 SUFFIXES = ["Inc.", "Ltd.", "GmbH", "A/S", "AB", "S.A.", "LLC"]
-CITIES = [("Copenhagen", "DK"), ("Oslo", "NO"), ("Seattle", "US"), ("London", "GB"),
-          ("Munich", "DE"), ("Stockholm", "SE"), ("Paris", "FR")]  # fmt: skip
+CITIES = [
+    ("Copenhagen", "DK"),
+    ("Oslo", "NO"),
+    ("Seattle", "US"),
+    ("London", "GB"),
+    ("Munich", "DE"),
+    ("Stockholm", "SE"),
+    ("Paris", "FR"),
+]
 PEOPLE = ["Anna", "Ben", "Chloe", "David", "Emma", "Felix", "Grace", "Hugo", "Ida", "Jonas"]
 SURNAMES = ["Larsen", "Berg", "Smith", "Müller", "Dubois", "Nilsson", "Jensen", "Brown"]
 ITEMS = ["Bicycle", "Helmet", "Chain", "Pedal", "Saddle", "Tire", "Lamp", "Lock", "Bell", "Pump"]
 # Customers whose currency the CRM cannot take: SEK is missing there.
-CURRENCIES = [("EUR", "Euro", "1"), ("USD", "US dollar", "1.08"), ("DKK", "Danish krone", "7.46"),
-              ("NOK", "Norwegian krone", None), ("SEK", "Swedish krona", "11.5")]  # fmt: skip
+CURRENCIES = [
+    ("EUR", "Euro", "1"),
+    ("USD", "US dollar", "1.08"),
+    ("DKK", "Danish krone", "7.46"),
+    ("NOK", "Norwegian krone", None),
+    ("SEK", "Swedish krona", "11.5"),
+]
 
 
 def _fields(*pairs: tuple[str, str], direction: str = "bidirectional") -> list[dict]:
@@ -73,52 +101,71 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
             )
     for i in range(5):
         demo.ErpSalesperson.objects.create(
-            code=f"SP{i:02d}", name=f"{PEOPLE[i]} {SURNAMES[i]}",
+            code=f"SP{i:02d}",
+            name=f"{PEOPLE[i]} {SURNAMES[i]}",
             email=f"{PEOPLE[i].lower()}@erp.example",
-        )  # fmt: skip
+        )
     # The integration user holds the narrower role, which cannot create or write products.
     demo.CrmSystemUser.objects.create(
-        full_name="Integration User", domain_name=INTEGRATION_USER, password=INTEGRATION_PASSWORD,
+        full_name="Integration User",
+        domain_name=INTEGRATION_USER,
+        password=INTEGRATION_PASSWORD,
         roles=["Integration User"],
-    )  # fmt: skip
+    )
     demo.CrmSystemUser.objects.create(
-        full_name="CRM Admin", domain_name=ADMIN_USER, password=ADMIN_PASSWORD,
+        full_name="CRM Admin",
+        domain_name=ADMIN_USER,
+        password=ADMIN_PASSWORD,
         roles=["System Administrator"],
-    )  # fmt: skip
+    )
     demo.CrmSystemUser.objects.create(
-        full_name="New Hire", domain_name="newhire@demo-crm.example", password="demo-new",
-        roles=["Salesperson"], password_change_required=True,
-    )  # fmt: skip
+        full_name="New Hire",
+        domain_name="newhire@demo-crm.example",
+        password="demo-new",
+        roles=["Salesperson"],
+        password_change_required=True,
+    )
     rows = []
     for i in range(customers):
         city, country = CITIES[i % len(CITIES)]
         company = f"{COMPANIES[i % len(COMPANIES)]} {SUFFIXES[i % len(SUFFIXES)]}"
         name = company if i < len(COMPANIES) * 2 else f"{company} {i}"
-        rows.append(demo.ErpCustomer(
-            number=f"C{(i + 1) * 10:05d}", display_name=name,
-            email=f"office{i}@{COMPANIES[i % len(COMPANIES)].split()[0].lower()}.example",
-            phone_number=f"+45 {rng.randint(20000000, 99999999)}", city=city, country=country,
-            currency_code=CURRENCIES[i % 4][0] if i % 25 else "SEK",
-            salesperson_code=f"SP{i % 5:02d}",
-        ))  # fmt: skip
+        rows.append(
+            demo.ErpCustomer(
+                number=f"C{(i + 1) * 10:05d}",
+                display_name=name,
+                email=f"office{i}@{COMPANIES[i % len(COMPANIES)].split()[0].lower()}.example",
+                phone_number=f"+45 {rng.randint(20000000, 99999999)}",
+                city=city,
+                country=country,
+                currency_code=CURRENCIES[i % 4][0] if i % 25 else "SEK",
+                salesperson_code=f"SP{i % 5:02d}",
+            )
+        )
     demo.ErpCustomer.objects.bulk_create(rows)
     # Some accounts already exist in the CRM: the full sync couples them by account number.
     demo.CrmAccount.objects.bulk_create(
         demo.CrmAccount(
-            name=c.display_name, account_number=c.number, email=c.email,
-            telephone=c.phone_number, city=c.city, country=c.country,
+            name=c.display_name,
+            account_number=c.number,
+            email=c.email,
+            telephone=c.phone_number,
+            city=c.city,
+            country=c.country,
             transaction_currency_code=c.currency_code,
         )
         for c in rows[: customers // 5]
         if c.currency_code != "SEK"
-    )  # fmt: skip
+    )
     demo.ErpContact.objects.bulk_create(
         demo.ErpContact(
-            number=f"CT{i + 1:05d}", display_name=f"{PEOPLE[i % 10]} {SURNAMES[i % 8]}",
-            email=f"{PEOPLE[i % 10].lower()}.{i}@example.com", company_number=rows[i].number,
+            number=f"CT{i + 1:05d}",
+            display_name=f"{PEOPLE[i % 10]} {SURNAMES[i % 8]}",
+            email=f"{PEOPLE[i % 10].lower()}.{i}@example.com",
+            company_number=rows[i].number,
         )
         for i in range(min(60, customers))
-    )  # fmt: skip
+    )
     demo.ErpItem.objects.bulk_create(
         demo.ErpItem(
             number=f"{1000 + i}",
@@ -126,7 +173,7 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
             unit_price=Decimal(rng.randint(500, 50000)) / 100,
         )
         for i in range(20)
-    )  # fmt: skip
+    )
 
 
 def create_connection(base_url: str) -> Connection:
@@ -162,10 +209,16 @@ def create_connection(base_url: str) -> Connection:
     ]  # fmt: skip
     for name, source, destination, order, direction, s_match, d_match, field_map in specs:
         TableMapping.objects.create(
-            connection=connection, name=name, source_entity=source, destination_entity=destination,
-            dependency_order=order, direction=direction, source_match_field=s_match,
-            destination_match_field=d_match, field_mappings=field_map,
-        )  # fmt: skip
+            connection=connection,
+            name=name,
+            source_entity=source,
+            destination_entity=destination,
+            dependency_order=order,
+            direction=direction,
+            source_match_field=s_match,
+            destination_match_field=d_match,
+            field_mappings=field_map,
+        )
     return connection
 
 
@@ -202,8 +255,11 @@ def plant_user_changes(base_url: str, rng: random.Random) -> None:
     couplings = list(Coupling.objects.filter(mapping=customer).order_by("pk"))
     for i, coupling in enumerate(couplings[5:8]):
         # A phone number longer than the ERP's 30 characters, and an e-mail it refuses.
-        change = {"telephone1": "+45 3333 4444 ext. 5555 (reception)"} if i % 2 else {
-            "emailaddress1": "accounts@@contoso"}  # fmt: skip
+        change = (
+            {"telephone1": "+45 3333 4444 ext. 5555 (reception)"}
+            if i % 2
+            else {"emailaddress1": "accounts@@contoso"}
+        )
         client.patch(f"accounts({coupling.destination_record_id})", json=change)
     for coupling in [
         c
@@ -257,8 +313,12 @@ def plant_daily_changes(base_url: str, rng: random.Random, size: int) -> None:
             _edit(erp_customer, phone_number=f"+45 {rng.randint(20000000, 99999999)}")
         elif roll < 0.8:
             # Typed into the CRM with the extension: too long for the ERP's phone No.
-            client.patch(account, json={"telephone1": f"+45 {rng.randint(20000000, 99999999)} "
-                                                      "ext. 2210 (switchboard)"})  # fmt: skip
+            client.patch(
+                account,
+                json={
+                    "telephone1": f"+45 {rng.randint(20000000, 99999999)} ext. 2210 (switchboard)"
+                },
+            )
         elif roll < 0.88:
             client.patch(account, json={"emailaddress1": f"sales@{rng.choice(ITEMS).lower()}"})
         elif roll < 0.96 and erp_customer:
@@ -274,14 +334,17 @@ def plant_daily_changes(base_url: str, rng: random.Random, size: int) -> None:
 def subscribe_to_changes(connection: Connection, base_url: str) -> None:
     """Let the demo apps notify the console of changes (webhooks)."""
     for mapping in connection.mappings.all():
-        for app, entity, side in (("erp", mapping.source_entity, "source"),
-                                  ("crm", mapping.destination_entity, "destination")):  # fmt: skip
+        for app, entity, side in (
+            ("erp", mapping.source_entity, "source"),
+            ("crm", mapping.destination_entity, "destination"),
+        ):
             demo.DemoWebhook.objects.get_or_create(
-                app=app, entity=entity,
+                app=app,
+                entity=entity,
                 notification_url=base_url
                 + reverse("sync:notification", args=[connection.pk, side]),
                 defaults={"client_state": connection.notification_token()},
-            )  # fmt: skip
+            )
 
 
 def _age(since_job_pk: int, connection: Connection, days: float) -> int:
@@ -419,7 +482,7 @@ def _replay_history(connection: Connection, base: str, rng: random.Random, custo
     # Last night's reconciliation: a sales rep created a prospect account in the CRM only,
     # and someone deleted a coupled account in the CRM by hand.
     demo.CrmAccount.objects.create(name="Prospect: Nordlys Cycling", account_number="")
-    coupled = Coupling.objects.filter(mapping=mappings["CUSTOMER"]).order_by("pk").last()
+    coupled = Coupling.objects.filter(mapping=mappings["CUSTOMER"]).latest("pk")
     demo.CrmAccount.objects.filter(pk=coupled.destination_record_id).delete()
     run(mappings["CUSTOMER"], SyncJob.Kind.RECONCILE)
     mark = _age(mark, connection, days=0.3)
@@ -438,10 +501,19 @@ def remove_demo() -> None:
             ErrorGroup.objects.filter(mapping__connection=connection).delete()
             connection.delete()
         for model in (
-            demo.DemoWebhook, demo.DemoFault, demo.CrmContact, demo.CrmAccount, demo.CrmProduct,
-            demo.CrmTransactionCurrency, demo.CrmSystemUser, demo.ErpContact, demo.ErpCustomer,
-            demo.ErpItem, demo.ErpCurrency, demo.ErpSalesperson,
-        ):  # fmt: skip
+            demo.DemoWebhook,
+            demo.DemoFault,
+            demo.CrmContact,
+            demo.CrmAccount,
+            demo.CrmProduct,
+            demo.CrmTransactionCurrency,
+            demo.CrmSystemUser,
+            demo.ErpContact,
+            demo.ErpCustomer,
+            demo.ErpItem,
+            demo.ErpCurrency,
+            demo.ErpSalesperson,
+        ):
             model.objects.all().delete()
 
 

@@ -59,12 +59,16 @@ def _page(request, new_form=None, bound=None, status: int = 200) -> HttpResponse
         "connection", "mapping__connection"
     )
     rows = [
-        (subscription,
-         bound if bound is not None and bound.instance.pk == subscription.pk
-         else AlertSubscriptionForm(instance=subscription, user=request.user,
-                                    prefix=_prefix(subscription)))
+        (
+            subscription,
+            bound
+            if bound is not None and bound.instance.pk == subscription.pk
+            else AlertSubscriptionForm(
+                instance=subscription, user=request.user, prefix=_prefix(subscription)
+            ),
+        )
         for subscription in subscriptions
-    ]  # fmt: skip
+    ]
     if new_form is None:
         new_form = AlertSubscriptionForm(user=request.user, prefix=NEW_PREFIX)
     return render(

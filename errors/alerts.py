@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property, partial
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -53,7 +54,7 @@ class ProblemChange:
         # Ignored and snoozed problems were set aside on purpose: no alert for them.
         if self.status != Status.OPEN:
             return set()
-        events = set()
+        events: set[str] = set()
         if self.created:
             events.add(AlertEvent.NEW)
         if self.regressed:
@@ -105,7 +106,7 @@ def note_problems(changes: list[ProblemChange], now: datetime | None = None) -> 
 def mark_pending(events: dict[int, list[str]], now: datetime) -> None:
     table = ProblemAlert._meta.db_table
     values = ", ".join(["(%s::bigint, %s::varchar[])"] * len(events))
-    params: list[object] = []
+    params: list[Any] = []
     for pk in sorted(events):  # sorted: two writers lock the rows they share in the same order
         params += [pk, events[pk]]
     with connection.cursor() as cursor:
@@ -281,7 +282,7 @@ def subject_for(problems: list[AlertedProblem]) -> str:
         if len(title) > SUBJECT_TITLE_LENGTH:
             title = title[: SUBJECT_TITLE_LENGTH - 1] + "…"
         return f"Sync Console: {problem.event_labels}: {title}"
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     for problem in problems:
         for event in problem.events:
             counts[event] += 1

@@ -26,7 +26,7 @@ from .services import STATUS_NOTE_MAX_LENGTH, QueueUnavailable, set_status
 logger = logging.getLogger(__name__)
 
 Action = BulkAction.Action
-STATUS_ACTIONS = {
+STATUS_ACTIONS: dict[str, str] = {
     Action.RESOLVE: Status.RESOLVED,
     Action.IGNORE: Status.IGNORED,
     Action.REOPEN: Status.OPEN,
@@ -61,10 +61,15 @@ class Preview:
     def token(self) -> str:
         """The signed scope the confirmation sends back: it cannot be widened on the way."""
         return signing.dumps(
-            [self.action, self.filter_query, self.count, self.upper_bound_id,
-             self.setup_errors_included],
+            [
+                self.action,
+                self.filter_query,
+                self.count,
+                self.upper_bound_id,
+                self.setup_errors_included,
+            ],
             salt=PREVIEW_SALT,
-        )  # fmt: skip
+        )
 
 
 def matching(filter_query: str, *, setup_errors_included: bool) -> QuerySet[SyncError]:
@@ -87,8 +92,14 @@ def preview(action: str, filter_query: str, *, setup_errors_included: bool) -> P
     figures = matching(filter_query, setup_errors_included=setup_errors_included).aggregate(
         count=Count("pk"), coupled=Count("coupling", distinct=True), last=Max("pk")
     )
-    return Preview(action, filter_query, figures["count"], figures["coupled"],
-                   figures["last"] or 0, setup_errors_included)  # fmt: skip
+    return Preview(
+        action,
+        filter_query,
+        figures["count"],
+        figures["coupled"],
+        figures["last"] or 0,
+        setup_errors_included,
+    )
 
 
 def confirmed_preview(token: str) -> Preview:
@@ -121,9 +132,10 @@ def records_to_couple(
         entries.filter(mapping__isnull=False)
         .exclude(source_record_id="")
         .order_by("-created_at", "-id")
-        .values_list("mapping_id", "source_app", "source_entity", "source_record_id",
-                     "coupling_id")[:COUPLE_SCAN_LIMIT]
-    )  # fmt: skip
+        .values_list(
+            "mapping_id", "source_app", "source_entity", "source_record_id", "coupling_id"
+        )[:COUPLE_SCAN_LIMIT]
+    )
     by_place: dict[tuple[int, str], dict[str, None]] = {}
     coupled = 0
     for mapping_id, app, entity, record_id, coupling_id in rows:
@@ -141,8 +153,9 @@ def records_to_couple(
     place, records = max(by_place.items(), key=lambda item: len(item[1]))
     ids = list(records)
     others = sum(len(r) for p, r in by_place.items() if p != place)
-    return RecordsToCouple(place[0], place[1], ids[:MAX_SELECTION],
-                           others + max(len(ids) - MAX_SELECTION, 0), coupled)  # fmt: skip
+    return RecordsToCouple(
+        place[0], place[1], ids[:MAX_SELECTION], others + max(len(ids) - MAX_SELECTION, 0), coupled
+    )
 
 
 def _check_action(action: str) -> None:
@@ -226,7 +239,7 @@ def request_bulk_action(
     return bulk
 
 
-BULK_EVENTS = {
+BULK_EVENTS: dict[str, str] = {
     Action.RESOLVE: audit.Action.ENTRIES_RESOLVED,
     Action.IGNORE: audit.Action.ENTRIES_IGNORED,
     Action.REOPEN: audit.Action.ENTRIES_REOPENED,
@@ -250,9 +263,14 @@ def _audit(bulk: BulkAction) -> None:
         user=bulk.requested_by,
         target=bulk,
         object_type="bulk action",
-        details={"action": bulk.action, "scope": bulk.scope, "filters": bulk.filter_query,
-                 "expected": bulk.expected_count, "note": bulk.note},
-    )  # fmt: skip
+        details={
+            "action": bulk.action,
+            "scope": bulk.scope,
+            "filters": bulk.filter_query,
+            "expected": bulk.expected_count,
+            "note": bulk.note,
+        },
+    )
 
 
 def run_bulk_action(bulk_id: int) -> BulkAction:
@@ -295,7 +313,7 @@ def _work_through(bulk: BulkAction, work: "_Work") -> None:
                 "source_app",
                 "source_entity",
                 "source_record_id",
-            )[: settings.SYNC_BULK_BATCH_SIZE]  # fmt: skip
+            )[: settings.SYNC_BULK_BATCH_SIZE]
         )
         if not batch:
             break
@@ -303,8 +321,14 @@ def _work_through(bulk: BulkAction, work: "_Work") -> None:
             work.batch(batch)
             bulk.processed_count += len(batch)
             bulk.last_processed_id = batch[-1][0]
-            bulk.save(update_fields=["processed_count", "changed_count", "failed_count",
-                                     "last_processed_id"])  # fmt: skip
+            bulk.save(
+                update_fields=[
+                    "processed_count",
+                    "changed_count",
+                    "failed_count",
+                    "last_processed_id",
+                ]
+            )
     work.finish()
 
 
@@ -382,8 +406,9 @@ class _Work:
                 continue
             self.bulk.changed_count += len(ids)
             self.bulk.job_ids = [*self.bulk.job_ids, job.pk]
-            self.jobs.append(f"job #{job.pk} for {len(ids)} record{'s' * (len(ids) != 1)} "
-                             f"of {mapping.name}")  # fmt: skip
+            self.jobs.append(
+                f"job #{job.pk} for {len(ids)} record{'s' * (len(ids) != 1)} of {mapping.name}"
+            )
 
     def _retry(self, couplings) -> None:
         """One retry job per mapping: its couplings and its records not coupled yet."""
@@ -398,26 +423,35 @@ class _Work:
             set(coupling_ids) | set(self.records)
         )
         for mapping_id, mapping in sorted(mappings.items()):
-            record_ids = defaultdict(list)
+            record_ids: defaultdict[str, list[str]] = defaultdict(list)
             for app, entity, record_id in sorted(self.records.get(mapping_id, ())):
-                entry = SyncError(mapping=mapping, source_app=app, source_entity=entity,
-                                  source_record_id=record_id)  # fmt: skip
-                record_ids[sync_services.read_direction(entry)].append(record_id)
+                entry = SyncError(
+                    mapping=mapping,
+                    source_app=app,
+                    source_entity=entity,
+                    source_record_id=record_id,
+                )
+                direction = sync_services.read_direction(entry)
+                if direction is not None:  # always: the entry names its mapping and record
+                    record_ids[direction].append(record_id)
             ids = coupling_ids.get(mapping_id, [])
             count = len(ids) + sum(len(v) for v in record_ids.values())
             try:
                 job = sync_services.retry_couplings(
-                    mapping, Coupling.objects.filter(pk__in=ids), user=self.user,
+                    mapping,
+                    Coupling.objects.filter(pk__in=ids),
+                    user=self.user,
                     record_ids=dict(record_ids),
-                )  # fmt: skip
+                )
             except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
                 self.bulk.failed_count += count
                 self.problems.append(f"{mapping.name}: {exc}")
                 continue
             self.bulk.changed_count += count
             self.bulk.job_ids = [*self.bulk.job_ids, job.pk]
-            self.jobs.append(f"job #{job.pk} for {count} record{'s' * (count != 1)} "
-                             f"of {mapping.name}")  # fmt: skip
+            self.jobs.append(
+                f"job #{job.pk} for {count} record{'s' * (count != 1)} of {mapping.name}"
+            )
 
     def _restorable(self, couplings):
         """Restore needs exactly one side gone: ask the apps where it is not known yet."""
@@ -477,18 +511,21 @@ class _Work:
                 "; the others already were." if bulk.changed_count < bulk.processed_count else "."
             )
         elif action in JOB_ACTIONS:
-            text = ("Queued " + ", ".join(self.jobs) + "." if self.jobs
-                    else "No job was queued.")  # fmt: skip
+            text = "Queued " + ", ".join(self.jobs) + "." if self.jobs else "No job was queued."
         elif action == Action.REMOVE_COUPLING:
             text = f"Removed {bulk.changed_count:,} coupling{'s' * (bulk.changed_count != 1)}."
         else:
-            text = (f"Deleted {bulk.changed_count:,} remaining record"
-                    f"{'s' * (bulk.changed_count != 1)} and their couplings.")  # fmt: skip
+            text = (
+                f"Deleted {bulk.changed_count:,} remaining record"
+                f"{'s' * (bulk.changed_count != 1)} and their couplings."
+            )
         if self.uncoupled:
             text += f" {self.uncoupled:,} entries have no coupling and were left as they are."
         if bulk.failed_count:
             text += f" {bulk.failed_count:,} could not be done: " + " ".join(self.problems)
         if bulk.processed_count < bulk.expected_count:
-            text += (f" {bulk.expected_count - bulk.processed_count:,} entries were deleted or "
-                     "changed meanwhile and no longer matched.")  # fmt: skip
+            text += (
+                f" {bulk.expected_count - bulk.processed_count:,} entries were deleted or "
+                "changed meanwhile and no longer matched."
+            )
         return text

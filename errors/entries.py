@@ -14,6 +14,7 @@ from contextlib import nullcontext
 from datetime import datetime
 from functools import cache
 from operator import attrgetter, itemgetter
+from typing import cast
 
 from django.db import IntegrityError, connection, models
 
@@ -90,11 +91,11 @@ def check_references(errors: Sequence[SyncError]) -> None:
     first makes this check wait for it and find the row gone."""
     named, parts, params = {}, [], []
     for name in REFERENCES:
-        field = SyncError._meta.get_field(name)
+        field = cast(models.ForeignKey, SyncError._meta.get_field(name))
         ids = {pk for pk in _values(errors, field) if pk is not None}
         if not ids:
             continue
-        target = field.related_model._meta
+        target = cast(type[models.Model], field.related_model)._meta
         named[name] = (field, target.db_table, ids)
         parts.append(
             f"{name} AS (SELECT {target.pk.column} AS id FROM {target.db_table}"  # noqa: S608
@@ -170,11 +171,13 @@ def _cells(field: models.Field, errors: list[SyncError], values: list) -> list[s
         return [NULL if v is None else str(int(v)) for v in values]
     if isinstance(field, models.DateTimeField):
         return [
-            NULL if v is None
-            else v.isoformat() if v.__class__ is datetime and v.tzinfo is not None
+            NULL
+            if v is None
+            else v.isoformat()
+            if v.__class__ is datetime and v.tzinfo is not None
             else _prepared(field, v).isoformat()
             for v in values
-        ]  # fmt: skip
+        ]
     if isinstance(field, models.JSONField):
         encode = (field.encoder or json.JSONEncoder)().encode  # as json.dumps does
         texts = [encode(v) for v in values if v is not None]
@@ -184,11 +187,11 @@ def _cells(field: models.Field, errors: list[SyncError], values: list) -> list[s
             for error, value in zip(errors, values, strict=True):
                 setattr(error, field.attname, value)
             texts = [encode(v) for v in values if v is not None]
-        escaped = iter(_escaped(texts))
-        return [NULL if v is None else next(escaped) for v in values]
+        each = iter(_escaped(texts))
+        return [NULL if v is None else next(each) for v in values]
     prepared = [None if v is None else _prepared(field, v) for v in values]
-    escaped = iter(_escaped([str(v) for v in prepared if v is not None]))
-    return [NULL if v is None else next(escaped) for v in prepared]
+    each = iter(_escaped([str(v) for v in prepared if v is not None]))
+    return [NULL if v is None else next(each) for v in prepared]
 
 
 def _prepared(field: models.Field, value):

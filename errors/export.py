@@ -13,14 +13,25 @@ from .pagination import encode_cursor, keyset_page
 
 CHUNK = 2000
 COLUMNS = [
-    ("id", "Entry"), ("created_at", "Created"), ("category", "Category"), ("status", "Status"),
-    ("status_note", "Status note"), ("message", "Message"), ("integration", "Integration"),
-    ("mapping", "Mapping"), ("job_id", "Job"), ("group_id", "Problem"),
-    ("source_app", "Source app"), ("source_entity", "Source table"),
-    ("source_record_id", "Source record"), ("source_url", "Source link"),
-    ("destination_app", "Destination app"), ("destination_entity", "Destination table"),
-    ("destination_record_id", "Destination record"), ("destination_url", "Destination link"),
-]  # fmt: skip
+    ("id", "Entry"),
+    ("created_at", "Created"),
+    ("category", "Category"),
+    ("status", "Status"),
+    ("status_note", "Status note"),
+    ("message", "Message"),
+    ("integration", "Integration"),
+    ("mapping", "Mapping"),
+    ("job_id", "Job"),
+    ("group_id", "Problem"),
+    ("source_app", "Source app"),
+    ("source_entity", "Source table"),
+    ("source_record_id", "Source record"),
+    ("source_url", "Source link"),
+    ("destination_app", "Destination app"),
+    ("destination_entity", "Destination table"),
+    ("destination_record_id", "Destination record"),
+    ("destination_url", "Destination link"),
+]
 # A cell starting with one of these is read as a formula by spreadsheets (OWASP CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -35,12 +46,13 @@ def neutralise(value: object) -> str:
 def cells(error: SyncError) -> list[str]:
     values = {
         "created_at": error.created_at.isoformat(),
-        "mapping": error.mapping.name if error.mapping_id else "",
+        "mapping": error.mapping.name if error.mapping else "",
         "source_url": error.source_link or "",
         "destination_url": error.destination_link or "",
     }
-    return [neutralise(values[name] if name in values else getattr(error, name))
-            for name, _ in COLUMNS]  # fmt: skip
+    return [
+        neutralise(values[name] if name in values else getattr(error, name)) for name, _ in COLUMNS
+    ]
 
 
 class _Line:

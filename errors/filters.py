@@ -41,8 +41,18 @@ class SyncErrorFilter(django_filters.FilterSet):
 
     class Meta:
         model = SyncError
-        fields = ["q", "category", "status", "connection", "mapping", "job", "coupling", "group",
-                  "integration", "created"]  # fmt: skip
+        fields = [
+            "q",
+            "category",
+            "status",
+            "connection",
+            "mapping",
+            "job",
+            "coupling",
+            "group",
+            "integration",
+            "created",
+        ]
 
     def by_connection(self, queryset, name, value: Connection):
         # A connection has a handful of mappings: naming their ids lets the planner use the

@@ -1,6 +1,7 @@
 """Forms of the triage actions: everything a person posts is checked here first."""
 
 from datetime import timedelta
+from typing import cast
 
 from django import forms
 from django.utils import timezone
@@ -36,7 +37,8 @@ class ProblemStatusForm(forms.Form):
     )
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("status") != Status.SNOOZED:
             return data
         now = timezone.now()
@@ -84,19 +86,22 @@ class AlertSubscriptionForm(forms.ModelForm):
         mappings = TableMapping.objects.select_related("connection").order_by(
             "connection__name", "name"
         )
-        self.fields["scope"].choices = [
+        cast(forms.ChoiceField, self.fields["scope"]).choices = [
             ("", "Every connection"),
             ("Connection", [(f"connection:{c.pk}", c.name) for c in connections]),
-            ("Table mapping", [(f"mapping:{m.pk}", f"{m.connection.name} · {m.name}")
-                               for m in mappings]),
-        ]  # fmt: skip
+            (
+                "Table mapping",
+                [(f"mapping:{m.pk}", f"{m.connection.name} · {m.name}") for m in mappings],
+            ),
+        ]
         if self.instance.mapping_id:
             self.initial["scope"] = f"mapping:{self.instance.mapping_id}"
         elif self.instance.connection_id:
             self.initial["scope"] = f"connection:{self.instance.connection_id}"
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         kind, _, pk = (data.get("scope") or "").partition(":")
         self.instance.connection_id = int(pk) if kind == "connection" else None
         self.instance.mapping_id = int(pk) if kind == "mapping" else None

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Max, Min, Sum
@@ -104,7 +105,7 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
         # Sorted, so that two writers lock the groups they share in the same order.
         rows.sort()
         values = []
-        params: dict[str, object] = {
+        params: dict[str, Any] = {
             "now": now,
             "woke_note": SNOOZE_ENDED_NOTE,
             "keys": [row[0] for row in rows],
@@ -150,10 +151,15 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
         last_seen = {row[0]: row[5] for row in rows}
         alerts.notify_after_commit(
             # A row just inserted has no xmax; one that regressed now got this batch's last seen.
-            ProblemChange(pk, status, created, not created and regressed_at == last_seen[key],
-                          category=members[key][0].category)
+            ProblemChange(
+                pk,
+                status,
+                created,
+                not created and regressed_at == last_seen[key],
+                category=members[key][0].category,
+            )
             for pk, key, status, _, created, regressed_at in returned
-        )  # fmt: skip
+        )
         woken = []
         for key, members_of_group in members.items():
             pk, status, woke = groups[key]
@@ -175,9 +181,11 @@ ARRIVES_AS = {Status.IGNORED: "The problem is ignored.", Status.SNOOZED: "The pr
 
 def reopen_snoozed_entries(group_ids: list[int], now) -> int:
     return SyncError.objects.filter(group_id__in=group_ids, status=Status.SNOOZED).update(
-        status=Status.OPEN, status_changed_at=now, status_changed_by=None,
+        status=Status.OPEN,
+        status_changed_at=now,
+        status_changed_by=None,
         status_note=SNOOZE_ENDED_NOTE,
-    )  # fmt: skip
+    )
 
 
 def drop_empty_groups() -> int:
@@ -268,9 +276,14 @@ def trend_bars(counts: list[int], first: date) -> list[Bar]:
     for i, count in enumerate(counts):
         height = max(1, round(TREND_HEIGHT * count / peak)) if count else 0
         bars.append(
-            Bar(first + timedelta(days=i), count, i * (TREND_BAR_WIDTH + 1),
-                TREND_HEIGHT - height, height)
-        )  # fmt: skip
+            Bar(
+                first + timedelta(days=i),
+                count,
+                i * (TREND_BAR_WIDTH + 1),
+                TREND_HEIGHT - height,
+                height,
+            )
+        )
     return bars
 
 
@@ -285,8 +298,11 @@ def trend_svg(bars: list[Bar], label: str) -> str:
     )
     return format_html(
         '<svg class="trend" width="{}" height="{}" role="img" aria-label="{}">{}</svg>',
-        trend_width(len(bars)), TREND_HEIGHT, label, mark_safe(rects),  # noqa: S308 (numbers)
-    )  # fmt: skip
+        trend_width(len(bars)),
+        TREND_HEIGHT,
+        label,
+        mark_safe(rects),  # noqa: S308 (numbers)
+    )
 
 
 def trend_width(days: int = TREND_DAYS) -> int:

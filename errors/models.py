@@ -1,5 +1,7 @@
 """Sync error entries and the record of every clean-up that deleted them."""
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
@@ -8,6 +10,9 @@ from django.db.models.functions import Upper
 from django.urls import reverse
 
 from .links import safe_link
+
+if TYPE_CHECKING:
+    from .grouping import GroupFigures
 
 
 class Category(models.TextChoices):
@@ -46,6 +51,9 @@ class ErrorGroup(models.Model):
     """Entries with the same fingerprint (mapping, category, message without ids, numbers and
     times): one problem, however many records it hit. Its figures are kept up to date as
     entries are written and deleted, never counted from the whole table."""
+
+    # Not stored: set by the list of problems for the page shown (grouping.figures_for).
+    figures: "GroupFigures"
 
     fingerprint = models.CharField(max_length=64, unique=True)
     mapping = models.ForeignKey(
@@ -415,9 +423,12 @@ class BulkAction(models.Model):
     setup_errors_included = models.BooleanField(default=False)
     note = models.CharField(max_length=500, blank=True)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
     requested_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -5,6 +5,7 @@ integration user, a password that must be changed, exchange rates, the connectio
 coupled-record errors (a deleted coupled record, a conflict, a refused value)."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.urls import reverse
@@ -29,7 +30,7 @@ class Remedy:
 
 
 def remedy_for(error: SyncError) -> Remedy:
-    finder = {
+    finders: dict[str, Callable[[SyncError], Remedy]] = {
         Category.PERMISSION: _permission,
         Category.AUTHENTICATION: _authentication,
         Category.INTEGRATION_USER: _integration_user,
@@ -39,8 +40,8 @@ def remedy_for(error: SyncError) -> Remedy:
         Category.CONFLICT: _conflict,
         Category.VALIDATION: _validation,
         Category.CONNECTION: _connection,
-    }.get(error.category, _other)
-    return finder(error)
+    }
+    return finders.get(error.category, _other)(error)
 
 
 def _app(error: SyncError) -> str:
@@ -52,7 +53,7 @@ def _app(error: SyncError) -> str:
 
 
 def _connection_links(error: SyncError) -> list[tuple[str, str]]:
-    if error.mapping_id is None:
+    if error.mapping is None:
         return []
     connection = error.mapping.connection
     return [
@@ -64,14 +65,14 @@ def _connection_links(error: SyncError) -> list[tuple[str, str]]:
 
 
 def _health_links(error: SyncError) -> list[tuple[str, str]]:
-    if error.mapping_id is None:
+    if error.mapping is None:
         return []
     connection_id = error.mapping.connection_id
     return [("Setup health check", reverse("sync:connection_health", args=[connection_id]))]
 
 
 def _mapping_links(error: SyncError) -> list[tuple[str, str]]:
-    if error.mapping_id is None:
+    if error.mapping is None:
         return []
     return [
         (
@@ -92,7 +93,7 @@ def _record_links(error: SyncError) -> list[tuple[str, str]]:
 
 def _user_record_link(error: SyncError, user_id: str) -> list[tuple[str, str]]:
     """The integration user's own page in the app that refused it, where the app has one."""
-    if error.mapping_id is None:
+    if error.mapping is None:
         return []
     from sync.connectors import connector_for
 
@@ -300,9 +301,11 @@ def _connection(error: SyncError) -> Remedy:
         first = "Check the connection's address and the network, then use Test connection."
         second = "The next run tries again."
     return Remedy(
-        cause=cause, steps=[first, second], who="an administrator",
+        cause=cause,
+        steps=[first, second],
+        who="an administrator",
         links=_connection_links(error),
-    )  # fmt: skip
+    )
 
 
 def _other(error: SyncError) -> Remedy:

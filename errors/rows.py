@@ -62,11 +62,11 @@ def entry_rows(entries: Iterable[SyncError]) -> SafeString:
     for entry in entries:
         created = timezone.localtime(entry.created_at)
         if entry.integration:
-            mapping = format_html(
+            mapping: str = format_html(
                 '<span title="Sent by another integration">{}</span>', entry.integration
             )
         else:
-            mapping = entry.mapping.name if entry.mapping_id and entry.mapping.name else DASH
+            mapping = entry.mapping.name if entry.mapping and entry.mapping.name else DASH
         job = (
             format_html('<a href="{}">#{}</a>', job_url(entry.job_id), entry.job_id)
             if entry.job_id
@@ -101,7 +101,7 @@ def entry_rows(entries: Iterable[SyncError]) -> SafeString:
                     entity=entry.destination_entity,
                     record_id=entry.destination_record_id,
                 ),
-            )  # fmt: skip
+            )
         )
     return mark_safe("".join(rows))  # noqa: S308 (each row is built by format_html)
 
@@ -133,12 +133,13 @@ def group_rows(groups: Iterable[ErrorGroup]) -> SafeString:
         first_seen = timezone.localtime(group.first_seen)
         last_seen = timezone.localtime(group.last_seen)
         if group.integration:
-            mapping = format_html(
+            mapping: str = format_html(
                 '<a href="?integration={}" title="Sent by another integration">{}</a>',
-                quote(group.integration, safe="/"), group.integration,
-            )  # fmt: skip
+                quote(group.integration, safe="/"),
+                group.integration,
+            )
         else:
-            mapping = group.mapping.name if group.mapping_id and group.mapping.name else DASH
+            mapping = group.mapping.name if group.mapping and group.mapping.name else DASH
         snoozed = ""
         if group.status == Status.SNOOZED:
             snoozed = format_html(

@@ -114,9 +114,14 @@ def request_cleanup(
         actor_label=f"system ({cleanup.get_trigger_display().lower()})",
         target=cleanup,
         object_label=what,
-        details={"days": days, "cutoff": preview.cutoff.isoformat(), "trigger": trigger,
-                 "expected": preview.total, "open": preview.open},
-    )  # fmt: skip
+        details={
+            "days": days,
+            "cutoff": preview.cutoff.isoformat(),
+            "trigger": trigger,
+            "expected": preview.total,
+            "open": preview.open,
+        },
+    )
     if run_in_background is None:
         run_in_background = preview.total > settings.SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD
     if not run_in_background:
@@ -279,13 +284,13 @@ def delete_expired_sync_errors() -> SyncErrorCleanup:
 STATUS_NOTE_MAX_LENGTH = 500
 
 
-ENTRY_EVENTS = {
+ENTRY_EVENTS: dict[str, str] = {
     Status.OPEN: audit.Action.ENTRIES_REOPENED,
     Status.RESOLVED: audit.Action.ENTRIES_RESOLVED,
     Status.IGNORED: audit.Action.ENTRIES_IGNORED,
     Status.SNOOZED: audit.Action.ENTRIES_SNOOZED,
 }
-PROBLEM_EVENTS = {
+PROBLEM_EVENTS: dict[str, str] = {
     Status.OPEN: audit.Action.PROBLEM_REOPENED,
     Status.RESOLVED: audit.Action.PROBLEM_RESOLVED,
     Status.IGNORED: audit.Action.PROBLEM_IGNORED,
@@ -369,10 +374,13 @@ def set_group_status(
             user=user,
             target=group,
             object_type="problem",
-            details={"entries": changed, "note": note.strip(),
-                     "snoozed_until": snoozed_until.isoformat() if snoozed_until else None,
-                     "more_occurrences": more_occurrences},
-        )  # fmt: skip
+            details={
+                "entries": changed,
+                "note": note.strip(),
+                "snoozed_until": snoozed_until.isoformat() if snoozed_until else None,
+                "more_occurrences": more_occurrences,
+            },
+        )
     return changed
 
 
@@ -390,9 +398,13 @@ def wake_snoozed(now: datetime | None = None) -> int:
         if not due:
             return 0
         ErrorGroup.objects.filter(pk__in=due).update(
-            status=Status.OPEN, status_changed_at=now, status_changed_by=None,
-            status_note=SNOOZE_ENDED_NOTE, snoozed_until=None, snooze_until_count=None,
-        )  # fmt: skip
+            status=Status.OPEN,
+            status_changed_at=now,
+            status_changed_by=None,
+            status_note=SNOOZE_ENDED_NOTE,
+            snoozed_until=None,
+            snooze_until_count=None,
+        )
         reopen_snoozed_entries(due, now)
     logger.info("Woke %s snoozed problems", len(due))
     return len(due)

@@ -6,7 +6,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -108,7 +115,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
 
 
 @sync_user_required
-def error_export(request: HttpRequest) -> HttpResponse:
+def error_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The entries the list shows for these filters, all of them, as CSV."""
     errors = visible_to(request.user, SyncError.objects.all())
     filters = SyncErrorFilter(request.GET, queryset=errors, request=request)
@@ -220,13 +227,15 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Choose Retry, Synchronize, Restore, Delete or Remove coupling.")
         return redirect(error)
     direction = sync_services.read_direction(error)
-    if coupling is None and action == "retry" and direction is not None:
+    if coupling is None and action == "retry" and direction is not None and error.mapping:
         # A record that could not be created: read it again and write it now.
         try:
             job = sync_services.retry_couplings(
-                error.mapping, Coupling.objects.none(), user=request.user,
+                error.mapping,
+                Coupling.objects.none(),
+                user=request.user,
                 record_ids={direction: [error.source_record_id]},
-            )  # fmt: skip
+            )
         except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
             messages.error(request, str(exc))
             return redirect(error)
@@ -239,9 +248,10 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, str(exc))
             return redirect(error)
         messages.success(
-            request, f"The record {error.source_record_id} is deleted in {error.source_app}; "
+            request,
+            f"The record {error.source_record_id} is deleted in {error.source_app}; "
             f"{resolved} open entr{'y' if resolved == 1 else 'ies'} resolved.",
-        )  # fmt: skip
+        )
         return redirect(error)
     if coupling is None:
         messages.error(request, "This entry has no coupling left to fix.")
@@ -259,9 +269,10 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
         if action == "delete_record":
             resolved = sync_services.delete_remaining_record(coupling, user=request.user)
             messages.success(
-                request, f"The remaining record is deleted and the coupling removed; {resolved} "
+                request,
+                f"The remaining record is deleted and the coupling removed; {resolved} "
                 f"open entr{'y' if resolved == 1 else 'ies'} resolved.",
-            )  # fmt: skip
+            )
             return redirect(error)
         if action == "remove_coupling":
             resolved = sync_services.remove_coupling(coupling, user=request.user)
@@ -322,8 +333,12 @@ def couple_url(error: SyncError) -> str:
         return ""
     mapping = error.mapping
     side = read_side(mapping, error.source_app, error.source_entity)
-    query = {"mapping": mapping.pk, "side": side, "record": error.source_record_id,
-             "error": error.pk}  # fmt: skip
+    query = {
+        "mapping": mapping.pk,
+        "side": side,
+        "record": error.source_record_id,
+        "error": error.pk,
+    }
     if error.destination_record_id:
         query["other"] = error.destination_record_id
     return reverse("couplings:couple") + "?" + urlencode(query)
@@ -482,10 +497,13 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
             return couple_entries(request, filter_query, scope, administrator)
         if scope == BulkAction.Scope.SELECTION:
             bulk = bulk_actions.request_bulk_action(
-                action=action, user=request.user, note=note, filter_query=filter_query,
+                action=action,
+                user=request.user,
+                note=note,
+                filter_query=filter_query,
                 selected_ids=_selected_ids(request.POST.getlist("ids")),
                 setup_errors_included=administrator,
-            )  # fmt: skip
+            )
         elif scope == BulkAction.Scope.FILTER:
             token = request.POST.get("confirmation", "")
             if not token:

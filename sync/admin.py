@@ -34,11 +34,24 @@ class ConnectionForm(forms.ModelForm):
         # Every field the admin edits: a ModelForm that names fields limits the admin's form
         # to them.
         fields = [
-            "name", "source_app", "source_base_url", "source_flavor", "destination_app",
-            "destination_base_url", "destination_flavor", "auth_method", "integration_user",
-            "source_username", "source_secret", "destination_username", "destination_secret",
-            "source_settings", "destination_settings", "is_enabled", "disabled_reason",
-        ]  # fmt: skip
+            "name",
+            "source_app",
+            "source_base_url",
+            "source_flavor",
+            "destination_app",
+            "destination_base_url",
+            "destination_flavor",
+            "auth_method",
+            "integration_user",
+            "source_username",
+            "source_secret",
+            "destination_username",
+            "destination_secret",
+            "source_settings",
+            "destination_settings",
+            "is_enabled",
+            "disabled_reason",
+        ]
         formfield_callback = _https_by_default
 
     def _kept(self, name: str) -> str:

@@ -39,8 +39,15 @@ TRANSIENT_RUNS_BEFORE_ENTRY = 3
 MAX_RECORD_RETRY_DELAY = timedelta(hours=6)
 RETRY_BATCH = 100
 PROGRESS_FIELDS = [
-    "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "retrying", "records_read",
-]  # fmt: skip
+    "inserted",
+    "modified",
+    "deleted",
+    "unchanged",
+    "skipped",
+    "failed",
+    "retrying",
+    "records_read",
+]
 SKIP_NOTE = " The record will be skipped for further synchronization due to a repeatable failure."
 # Read a little before the watermark so a change committed late, with an older timestamp,
 # is not missed; re-reading a record that is already in step costs an unchanged count.
@@ -177,7 +184,9 @@ def run_job(
         job.started_at = job.started_at or timezone.now()
         job.save(update_fields=["status", "started_at"])
         connection = mapping.connection
-        opened = [] if source else [source := connector_for(connection, "source")]
+        opened: list[Connector] = []
+        if not source:
+            opened.append(source := connector_for(connection, "source"))
         if not destination:
             opened.append(destination := connector_for(connection, "destination"))
         try:
@@ -191,11 +200,12 @@ def run_job(
             check_integration_users(
                 mapping, source, destination, job.direction or mapping.direction
             )
-            directions = {
+            by_direction: dict[str, list[str]] = {
                 TableMapping.Direction.TO_DESTINATION: [TO_DESTINATION],
                 TableMapping.Direction.FROM_DESTINATION: [FROM_DESTINATION],
                 TableMapping.Direction.BIDIRECTIONAL: [TO_DESTINATION, FROM_DESTINATION],
-            }[job.direction or mapping.direction]
+            }
+            directions = by_direction[job.direction or mapping.direction]
             if job.kind == SyncJob.Kind.RECONCILE:
                 job.message = reconcile.run(job, mapping, source, destination)
             else:
@@ -213,11 +223,18 @@ def run_job(
                 job.resumable = True
                 return job
             logger.exception("Sync job %s failed", job.pk)
-            record_errors([SyncError(
-                created_at=timezone.now(), job=job, mapping=mapping, category=Category.OTHER,
-                message=f"The job stopped: {exc}"[: SyncError.MESSAGE_MAX_LENGTH],
-                detail=traceback.format_exc(),
-            )])  # fmt: skip
+            record_errors(
+                [
+                    SyncError(
+                        created_at=timezone.now(),
+                        job=job,
+                        mapping=mapping,
+                        category=Category.OTHER,
+                        message=f"The job stopped: {exc}"[: SyncError.MESSAGE_MAX_LENGTH],
+                        detail=traceback.format_exc(),
+                    )
+                ]
+            )
             _finish(job, SyncJob.Status.FAILED, f"The job stopped: {exc}")
         else:
             breaker.count_job(mapping, setup_failure=False)
@@ -295,13 +312,15 @@ def check_integration_users(
         )
         raise JobFailure(
             ConnectorError(
-                message, status=403, code=first.code,
-                detail="\n".join(
-                    f"- {f.app}: {f.message} {f.remedy}".rstrip() for f in blockers
-                ),
+                message,
+                status=403,
+                code=first.code,
+                detail="\n".join(f"- {f.app}: {f.message} {f.remedy}".rstrip() for f in blockers),
             ),
-            app, first.entity or entity, category=first.category,
-        )  # fmt: skip
+            app,
+            first.entity or entity,
+            category=first.category,
+        )
     raise JobFailure(
         ConnectorError(
             f"{app}: {first.message} {first.remedy}".strip(),
@@ -639,18 +658,22 @@ class Pass:
                 self.batch_failed([(record, None, None) for record in wanted], error)
                 records = [record for record in records if record not in wanted]
                 wanted, found = [], []
-            taken = set(
-                Coupling.objects.filter(
-                    mapping=self.mapping,
-                    **{f"{self.write_side}_record_id__in": [m.id for m in found]},
-                ).values_list(f"{self.write_side}_record_id", flat=True)
-            ) if found else set()  # fmt: skip
+            taken = (
+                set(
+                    Coupling.objects.filter(
+                        mapping=self.mapping,
+                        **{f"{self.write_side}_record_id__in": [m.id for m in found]},
+                    ).values_list(f"{self.write_side}_record_id", flat=True)
+                )
+                if found
+                else set()
+            )
             for match in found:
                 candidates.setdefault(match_key(match.values.get(self.match_write)), []).append(
                     match
                 )
         claimed: set[str] = set()
-        in_step: list[Coupling] = []
+        in_step: list[tuple[RemoteRecord, str]] = []
         writes: list[Write] = []
         for record in records:
             values = self.values_for(record)
@@ -662,10 +685,15 @@ class Pass:
             ]
             if len(free) > 1:
                 self.attempt = None
-                self.record_failed(record, None, ConnectorError(
-                    f"Cannot couple: {len(free)} records in the {self.writer.app_name} match "
-                    f"{self.match_write} = {value}.", status=409,
-                ))  # fmt: skip
+                self.record_failed(
+                    record,
+                    None,
+                    ConnectorError(
+                        f"Cannot couple: {len(free)} records in the {self.writer.app_name} match "
+                        f"{self.match_write} = {value}.",
+                        status=409,
+                    ),
+                )
                 continue
             if not free:
                 writes.append(Write(record, None, None, values))
@@ -738,15 +766,18 @@ class Pass:
                     )
                 else:
                     results = self.writer.update_many(
-                        self.write_entity, [(item.target_id, item.values) for item in group]
+                        self.write_entity,
+                        [(item.target_id, item.values) for item in group if item.target_id],
                     )
             except ConnectorError as error:
                 if error.transient or error.is_sign_in_failure or error.is_missing_privilege:
                     self.batch_failed(
-                        [(i.record, i.coupling, self.stored_values(i.kind, i.record, i.values))
-                         for i in group],
+                        [
+                            (i.record, i.coupling, self.stored_values(i.kind, i.record, i.values))
+                            for i in group
+                        ],
                         error,
-                    )  # fmt: skip
+                    )
                     continue
                 # The app refused the batch without saying which record: one at a time.
                 results = [self.write_one(item) for item in group]
@@ -835,14 +866,16 @@ class Pass:
     def coupled_meanwhile(self, record: RemoteRecord, write_id: str) -> None:
         self.attempt = None
         self.fail(
-            record, None,
+            record,
+            None,
             ConnectorError(
                 f"The {self.read_entity} record {record.id} or the {self.write_entity} record "
                 f"{write_id} was coupled meanwhile under {self.mapping.name}, so they were not "
-                "coupled to each other.", status=409,
+                "coupled to each other.",
+                status=409,
             ),
             category=Category.CONFLICT,
-        )  # fmt: skip
+        )
 
     def save_progress(self) -> None:
         self.job.save(update_fields=PROGRESS_FIELDS)
@@ -1024,21 +1057,28 @@ class Pass:
             return None
         if not self.job.overwrite and self.changed_on_both_sides(record, target, coupling):
             rule = self.mapping.update_conflict_resolution
-            wins = {TO_DESTINATION: TableMapping.UpdateConflictResolution.SEND_UPDATE,
-                    FROM_DESTINATION: TableMapping.UpdateConflictResolution.GET_UPDATE}  # fmt: skip
+            wins = {
+                TO_DESTINATION: TableMapping.UpdateConflictResolution.SEND_UPDATE,
+                FROM_DESTINATION: TableMapping.UpdateConflictResolution.GET_UPDATE,
+            }
             if rule == TableMapping.UpdateConflictResolution.NONE:
                 self.fail(
-                    record, coupling,
+                    record,
+                    coupling,
                     ConnectorError(
                         f"Cannot update the {self.write_entity} record {target_id} because it has "
                         f"been modified in both {self.reader.app_name} and {self.writer.app_name} "
-                        "since the last synchronization.", status=409),
+                        "since the last synchronization.",
+                        status=409,
+                    ),
                     category=Category.CONFLICT,
                     sent=self.stored_values(
-                        "conflict", record, changes,
+                        "conflict",
+                        record,
+                        changes,
                         held={p.write: target.values.get(p.write) for p in self.pairs},
                     ),
-                )  # fmt: skip
+                )
                 return None
             if rule != wins[self.direction]:
                 self.job.unchanged += 1  # the other side wins; its pass carries the values
@@ -1077,12 +1117,15 @@ class Pass:
         coupling.existence_checked_at = timezone.now()
         name = record.values.get(self.match_read) if self.match_read else None
         self.fail(
-            record, coupling,
+            record,
+            coupling,
             ConnectorError(
                 f"The {self.read_entity} record {name or record.id} cannot be updated because it "
-                "is coupled to a deleted record.", status=404),
+                "is coupled to a deleted record.",
+                status=404,
+            ),
             category=Category.COUPLED_RECORD_DELETED,
-        )  # fmt: skip
+        )
 
     def succeed(self, coupling: Coupling) -> None:
         failed_before = Coupling.Result.FAILURE in (
@@ -1151,18 +1194,24 @@ class Pass:
         target_url = self.writer.record_url(self.write_entity, target_id) if target_id else ""
         self.errors.append(
             SyncError(
-                created_at=timezone.now(), job=self.job, mapping=self.mapping, coupling=coupling,
+                created_at=timezone.now(),
+                job=self.job,
+                mapping=self.mapping,
+                coupling=coupling,
                 category=category or classify(error),
-                source_app=self.reader.app_name, source_entity=self.read_entity,
-                source_record_id=record.id, source_url=source_url,
-                destination_app=self.writer.app_name, destination_entity=self.write_entity,
+                source_app=self.reader.app_name,
+                source_entity=self.read_entity,
+                source_record_id=record.id,
+                source_url=source_url,
+                destination_app=self.writer.app_name,
+                destination_entity=self.write_entity,
                 destination_record_id=target_id,
                 destination_url=target_url,
                 message=message[: SyncError.MESSAGE_MAX_LENGTH],
                 detail=error.detail,
                 sent_values=sent,
             )
-        )  # fmt: skip
+        )
 
     def stored_values(
         self,

@@ -12,8 +12,15 @@ TRANSFORMS = {
 }
 TO_DESTINATION, FROM_DESTINATION = "to_destination", "from_destination"
 DIRECTIONS = ("bidirectional", TO_DESTINATION, FROM_DESTINATION)
-SETTINGS = {"source", "destination", "direction", "enabled", "constant", "transform",
-            "clear_on_failure"}  # fmt: skip
+SETTINGS = {
+    "source",
+    "destination",
+    "direction",
+    "enabled",
+    "constant",
+    "transform",
+    "clear_on_failure",
+}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from errors.links import safe_link
 from errors.models import Category
 
-from .connectors import Connector, ConnectorError, connector_for
+from .connectors import Connector, ConnectorError, ODataConnector, connector_for
 from .models import Connection, ConnectionCheck, TableMapping
 
 ERROR, WARNING, OK = "error", "warning", "ok"
@@ -22,9 +22,18 @@ SIDES = ("source", "destination")
 
 # Findings that make every record of a job fail the same way: a job does not start with one.
 BLOCKING_CODES = {
-    "address", "unreachable", "timeout", "app_error", "sign_in", "password_change_required",
-    "user_disabled", "roles", "no_roles", "admin_user", "no_integration_role",
-}  # fmt: skip
+    "address",
+    "unreachable",
+    "timeout",
+    "app_error",
+    "sign_in",
+    "password_change_required",
+    "user_disabled",
+    "roles",
+    "no_roles",
+    "admin_user",
+    "no_integration_role",
+}
 CATEGORIES = {
     "address": Category.CONNECTION,
     "unreachable": Category.CONNECTION,
@@ -86,11 +95,16 @@ class Finding:
 def _from_setup(connector: Connector, side: str, findings) -> list[Finding]:
     return [
         Finding(
-            f.code, f.severity, f.message, f.remedy, side=side, app=connector.app_name,
+            f.code,
+            f.severity,
+            f.message,
+            f.remedy,
+            side=side,
+            app=connector.app_name,
             error=f.error,
         )
         for f in findings
-    ]  # fmt: skip
+    ]
 
 
 def _writes_to(direction: str, side: str) -> bool:
@@ -133,16 +147,20 @@ def privilege_findings(
             severity = WARNING if verb == "Delete" else ERROR
             findings.append(
                 Finding(
-                    "missing_privilege", severity,
+                    "missing_privilege",
+                    severity,
                     f"The integration user is missing the {privilege} privilege: mapping "
                     f"{mapping.name} needs it to {purpose} in {connector.app_name}.",
                     f"In {connector.app_name}, assign the integration user a security role "
                     f"that holds {privilege} (the Integration Administrator role does), or "
                     "add the privilege to its role.",
-                    side=side, app=connector.app_name, mapping=mapping.name, entity=entity,
+                    side=side,
+                    app=connector.app_name,
+                    mapping=mapping.name,
+                    entity=entity,
                     privilege=privilege,
                 )
-            )  # fmt: skip
+            )
     return findings
 
 
@@ -164,30 +182,34 @@ def check_side(
     except ConnectorError as error:
         return findings + [
             Finding(
-                "privileges_unknown", WARNING,
+                "privileges_unknown",
+                WARNING,
                 f"The integration user's privileges could not be read: {error.message}",
                 "Give the integration user a role that may read users (prvReadUser), then "
                 "check again.",
-                side=side, app=connector.app_name,
+                side=side,
+                app=connector.app_name,
             )
-        ]  # fmt: skip
+        ]
     if privileges is None:
         return findings
     missing = privilege_findings(connector, side, mappings, privileges, direction=direction)
     if every_check and not any(f.severity == ERROR for f in missing):
         findings.append(
             Finding(
-                "privileges", OK,
+                "privileges",
+                OK,
                 "The integration user holds every privilege the enabled mappings need to "
                 "read, create and update.",
-                side=side, app=connector.app_name,
+                side=side,
+                app=connector.app_name,
             )
-        )  # fmt: skip
+        )
     return findings + missing
 
 
 # -- currencies -----------------------------------------------------------------------------
-def _currencies(connector: Connector) -> dict[str, tuple[str, Any]]:
+def _currencies(connector: ODataConnector) -> dict[str, tuple[str, Any]]:
     """The app's currency table: code -> (record id, exchange rate)."""
     option = connector.config.option
     code_field, rate_field = option("currency_code_field"), option("exchange_rate_field")
@@ -207,7 +229,9 @@ def _has_rate(rate: Any) -> bool:
         return False
 
 
-def currency_findings(connection: Connection, connectors: dict[str, Connector]) -> list[Finding]:
+def currency_findings(
+    connection: Connection, connectors: dict[str, ODataConnector]
+) -> list[Finding]:
     """The local currency exists on the other side, and every currency used on one side has
     an exchange rate on both."""
     findings: list[Finding] = []
@@ -221,20 +245,27 @@ def currency_findings(connection: Connection, connectors: dict[str, Connector]) 
         except ConnectorError as error:
             findings.append(
                 Finding(
-                    "currencies_unreadable", WARNING,
+                    "currencies_unreadable",
+                    WARNING,
                     f"The currencies of {connector.app_name} could not be read: {error.message}",
                     f"Let the integration user read {entity} in {connector.app_name}.",
-                    side=side, app=connector.app_name, entity=entity,
+                    side=side,
+                    app=connector.app_name,
+                    entity=entity,
                 )
-            )  # fmt: skip
+            )
     if len(tables) < 2:
         return findings
 
     # The local currency belongs to the side that keeps it (the ERP's general ledger setup).
     lcy_side = next(
-        (s for s, c in connectors.items() if c.config.option("local_currency_entity")
-         or c.config.options.get("local_currency")), "source",
-    )  # fmt: skip
+        (
+            s
+            for s, c in connectors.items()
+            if c.config.option("local_currency_entity") or c.config.options.get("local_currency")
+        ),
+        "source",
+    )
     other_of = {"source": "destination", "destination": "source"}
     lcy_other = other_of[lcy_side]
     owner, holder = connectors[lcy_side], connectors[lcy_other]
@@ -244,32 +275,39 @@ def currency_findings(connection: Connection, connectors: dict[str, Connector]) 
         lcy = ""
         findings.append(
             Finding(
-                "local_currency_unknown", WARNING,
+                "local_currency_unknown",
+                WARNING,
                 f"The local currency of {owner.app_name} could not be read: {error.message}",
                 f"Set local_currency (e.g. EUR) in the {lcy_side} settings of the connection.",
-                side=lcy_side, app=owner.app_name,
+                side=lcy_side,
+                app=owner.app_name,
             )
-        )  # fmt: skip
+        )
     if lcy and lcy not in tables[lcy_other]:
         findings.append(
             Finding(
-                "local_currency_missing", ERROR,
+                "local_currency_missing",
+                ERROR,
                 f"The local currency {lcy} of {owner.app_name} does not exist as a transaction "
                 f"currency in {holder.app_name}.",
                 f"In {holder.app_name}, add the currency {lcy} (exchange rate 1 to the base "
                 f"currency as {owner.app_name} keeps it); records in the local currency fail "
                 "until it exists.",
-                side=lcy_other, app=holder.app_name, entity=lcy,
+                side=lcy_other,
+                app=holder.app_name,
+                entity=lcy,
             )
-        )  # fmt: skip
+        )
     elif lcy:
         findings.append(
             Finding(
-                "local_currency", OK,
+                "local_currency",
+                OK,
                 f"The local currency {lcy} exists in {holder.app_name}.",
-                side=lcy_other, app=holder.app_name,
+                side=lcy_other,
+                app=holder.app_name,
             )
-        )  # fmt: skip
+        )
 
     problems = []
     codes = sorted(set(tables["source"]) | set(tables["destination"]))
@@ -283,17 +321,22 @@ def currency_findings(connection: Connection, connectors: dict[str, Connector]) 
                 other_id = tables[other_of[side]][code][0]
                 problems.append(
                     Finding(
-                        "currency_missing", WARNING,
+                        "currency_missing",
+                        WARNING,
                         f"{connector.app_name} has no currency {code}, which "
                         f"{other.app_name} uses.",
                         f"In {connector.app_name}, add the currency {code} with its exchange "
                         f"rate. Until then, records in {code} fail when written to "
                         f"{connector.app_name}; other records are unaffected.",
-                        side=side, app=connector.app_name, entity=code,
-                        link=safe_link(other.record_url(
-                            other.config.option("currency_entity"), other_id)) or "",
+                        side=side,
+                        app=connector.app_name,
+                        entity=code,
+                        link=safe_link(
+                            other.record_url(other.config.option("currency_entity"), other_id)
+                        )
+                        or "",
                     )
-                )  # fmt: skip
+                )
                 continue
             record_id, rate = tables[side][code]
             if side == lcy_side and code == lcy:
@@ -301,15 +344,18 @@ def currency_findings(connection: Connection, connectors: dict[str, Connector]) 
             if not _has_rate(rate):
                 problems.append(
                     Finding(
-                        "exchange_rate_missing", WARNING,
+                        "exchange_rate_missing",
+                        WARNING,
                         f"{connector.app_name} has no exchange rate for {code}.",
                         f"In {connector.app_name}, open the currency {code} and enter its "
                         f"exchange rate. Until then, records in {code} fail when written to "
                         f"{connector.app_name}; other records are unaffected.",
-                        side=side, app=connector.app_name, entity=code,
+                        side=side,
+                        app=connector.app_name,
+                        entity=code,
                         link=safe_link(connector.record_url(entity, record_id)) or "",
                     )
-                )  # fmt: skip
+                )
     if not problems:
         findings.append(
             Finding(

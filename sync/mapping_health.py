@@ -19,15 +19,19 @@ R = Coupling.Result
 
 def in_sync(prefix: str = "") -> Q:
     """Couplings whose last result is a success in every direction that has one."""
-    f = {name: f"{prefix}{name}" for name in ("is_skipped", "last_result_to_destination",
-                                              "last_result_from_destination")}  # fmt: skip
+    f = {
+        name: f"{prefix}{name}"
+        for name in ("is_skipped", "last_result_to_destination", "last_result_from_destination")
+    }
     return (
         Q(**{f["is_skipped"]: False})
-        & (Q(**{f["last_result_to_destination"]: R.SUCCESS})
-           | Q(**{f["last_result_from_destination"]: R.SUCCESS}))
+        & (
+            Q(**{f["last_result_to_destination"]: R.SUCCESS})
+            | Q(**{f["last_result_from_destination"]: R.SUCCESS})
+        )
         & ~Q(**{f"{f['last_result_to_destination']}__in": [R.FAILURE, R.SKIPPED]})
         & ~Q(**{f"{f['last_result_from_destination']}__in": [R.FAILURE, R.SKIPPED]})
-    )  # fmt: skip
+    )
 
 
 def failing(prefix: str = "") -> Q:
@@ -68,9 +72,11 @@ def record_snapshot(mapping_id: int) -> MappingHealthSnapshot:
     row), so the trend needs no scan of couplings or entries when a page is drawn."""
     now = timezone.now()
     snapshot = MappingHealthSnapshot(
-        mapping_id=mapping_id, day=timezone.localdate(now), updated_at=now,
+        mapping_id=mapping_id,
+        day=timezone.localdate(now),
+        updated_at=now,
         **coupling_counts(mapping_id),
-    )  # fmt: skip
+    )
     MappingHealthSnapshot.objects.bulk_create(
         [snapshot],
         update_conflicts=True,

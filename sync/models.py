@@ -1,5 +1,7 @@
 """Connections between the two apps, table mappings, and sync jobs."""
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -10,6 +12,9 @@ from syncconsole.encryption import EncryptedTextField
 
 class Connection(models.Model):
     """The link between the ERP and the CRM: where they are and who signs in."""
+
+    # Not stored: set by the list of connections, for its template.
+    last_check: "ConnectionCheck | None"
 
     class AuthMethod(models.TextChoices):
         BASIC = "basic", "User name and password"
@@ -82,13 +87,18 @@ class Connection(models.Model):
         if side not in ("source", "destination"):
             raise ValueError(side)
         options = getattr(self, f"{side}_settings") or {}
-        tuning = {
+        tuning: dict[str, Any] = {
             name: kind(options[name])
-            for name, kind in (("timeout", float), ("max_retries", int),
-                               ("backoff_seconds", float), ("max_retry_after", float),
-                               ("page_size", int), ("batch_size", int))
+            for name, kind in (
+                ("timeout", float),
+                ("max_retries", int),
+                ("backoff_seconds", float),
+                ("max_retry_after", float),
+                ("page_size", int),
+                ("batch_size", int),
+            )
             if name in options
-        }  # fmt: skip
+        }
         tuning.setdefault("timeout", settings.SYNC_HTTP_TIMEOUT)
         return SideConfig(
             app_name=getattr(self, f"{side}_app"),
@@ -273,6 +283,12 @@ class SyncJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED)
+
+    # Not stored: what the engine tells the task that ran the job. A job interrupted by a
+    # lost worker or database is `resumable` (a new job goes on with it); one that failed
+    # transiently is tried again in `retry_in` seconds.
+    resumable: bool = False
+    retry_in: int | None = None
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -34,14 +34,17 @@ class Findings:
     def summary(self, mapping: TableMapping) -> str:
         connection = mapping.connection
         apps = {"source": connection.source_app, "destination": connection.destination_app}
-        parts = [f"Read {self.read['source']:,} {apps['source']} and "
-                 f"{self.read['destination']:,} {apps['destination']} records."]  # fmt: skip
+        parts = [
+            f"Read {self.read['source']:,} {apps['source']} and "
+            f"{self.read['destination']:,} {apps['destination']} records."
+        ]
         for side in SIDES:
             if self.not_coupled[side]:
                 parts.append(f"{self.not_coupled[side]:,} {apps[side]} records are not coupled.")
             if self.gone[side]:
-                parts.append(f"{self.gone[side]:,} couplings point to a record deleted in "
-                             f"{apps[side]}.")  # fmt: skip
+                parts.append(
+                    f"{self.gone[side]:,} couplings point to a record deleted in {apps[side]}."
+                )
         if len(parts) == 1:
             parts.append("Every record is coupled to an existing record.")
         return " ".join(parts)
@@ -114,10 +117,11 @@ def _find_gone(job, mapping, side, connectors, started, findings) -> None:
                 gone.append(coupling)
         reported = set(
             SyncError.objects.filter(
-                coupling__in=gone, category=Category.COUPLED_RECORD_DELETED,
+                coupling__in=gone,
+                category=Category.COUPLED_RECORD_DELETED,
                 status__in=[Status.OPEN, Status.SNOOZED],
             ).values_list("coupling_id", flat=True)
-        )  # fmt: skip
+        )
         new = [c for c in gone if c.pk not in reported]
         if new:
             entries = record_errors([_gone_entry(job, mapping, side, connectors, c) for c in new])
@@ -125,10 +129,12 @@ def _find_gone(job, mapping, side, connectors, started, findings) -> None:
             # later success (Restore) resolves its entries.
             towards = "to_destination" if side == "destination" else "from_destination"
             for coupling, entry in zip(new, entries, strict=True):
-                Coupling.objects.filter(pk=coupling.pk).update(**{
-                    f"last_result_{towards}": Coupling.Result.FAILURE,
-                    "last_error_message": entry.message,
-                })  # fmt: skip
+                Coupling.objects.filter(pk=coupling.pk).update(
+                    **{
+                        f"last_result_{towards}": Coupling.Result.FAILURE,
+                        "last_error_message": entry.message,
+                    }
+                )
             findings.gone[side] += len(new)
 
 
@@ -139,10 +145,13 @@ def _not_reported(mapping, side, record_ids: list[str]) -> list[str]:
     app = getattr(mapping.connection, f"{side}_app")
     open_ones = set(
         SyncError.objects.filter(
-            mapping=mapping, coupling__isnull=True, source_app=app,
-            source_record_id__in=record_ids, status__in=[Status.OPEN, Status.SNOOZED],
+            mapping=mapping,
+            coupling__isnull=True,
+            source_app=app,
+            source_record_id__in=record_ids,
+            status__in=[Status.OPEN, Status.SNOOZED],
         ).values_list("source_record_id", flat=True)
-    )  # fmt: skip
+    )
     return [record_id for record_id in record_ids if record_id not in open_ones]
 
 
@@ -159,13 +168,19 @@ def _not_coupled_entry(job, mapping, side, connector, record_id) -> SyncError:
     app, entity = _names(mapping, side)
     other_app, other_entity = _names(mapping, _other(side))
     return SyncError(
-        created_at=timezone.now(), job=job, mapping=mapping, category=Category.NOT_COUPLED,
-        source_app=app, source_entity=entity, source_record_id=record_id,
+        created_at=timezone.now(),
+        job=job,
+        mapping=mapping,
+        category=Category.NOT_COUPLED,
+        source_app=app,
+        source_entity=entity,
+        source_record_id=record_id,
         source_url=connector.record_url(entity, record_id),
-        destination_app=other_app, destination_entity=other_entity,
+        destination_app=other_app,
+        destination_entity=other_entity,
         message=f"The {app} record {record_id} ({entity}) is not coupled to a {other_app} "
         f"record: it exists in {app} only.",
-    )  # fmt: skip
+    )
 
 
 def _gone_entry(job, mapping, side, connectors, coupling) -> SyncError:
@@ -176,11 +191,18 @@ def _gone_entry(job, mapping, side, connectors, coupling) -> SyncError:
     record_id = getattr(coupling, f"{remaining}_record_id")
     gone_id = getattr(coupling, f"{side}_record_id")
     return SyncError(
-        created_at=timezone.now(), job=job, mapping=mapping, coupling=coupling,
+        created_at=timezone.now(),
+        job=job,
+        mapping=mapping,
+        coupling=coupling,
         category=Category.COUPLED_RECORD_DELETED,
-        source_app=app, source_entity=entity, source_record_id=record_id,
+        source_app=app,
+        source_entity=entity,
+        source_record_id=record_id,
         source_url=connectors[remaining].record_url(entity, record_id),
-        destination_app=gone_app, destination_entity=gone_entity, destination_record_id=gone_id,
+        destination_app=gone_app,
+        destination_entity=gone_entity,
+        destination_record_id=gone_id,
         message=f"The coupled record {gone_id} was deleted in {gone_app}; the {app} record "
         f"{record_id} is still coupled to it.",
-    )  # fmt: skip
+    )

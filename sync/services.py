@@ -235,9 +235,13 @@ def delete_expired_jobs(days: int | None = None) -> int:
                 f"{jobs:,} sync jobs older than {days} days deleted",
                 actor_label="system (retention)",
                 object_type="sync job",
-                details={"days": days, "cutoff": cutoff.isoformat(), "jobs": jobs,
-                         "rows": by_model},
-            )  # fmt: skip
+                details={
+                    "days": days,
+                    "cutoff": cutoff.isoformat(),
+                    "jobs": jobs,
+                    "rows": by_model,
+                },
+            )
     return deleted
 
 
@@ -330,12 +334,16 @@ def synchronize_couplings(
 ) -> SyncJob:
     """Queue one job that writes the coupled records of the mapping over their counterparts
     in the chosen direction (Synchronize and Restore, for one record or many)."""
-    allowed = {
-        TableMapping.Direction.TO_DESTINATION: (TableMapping.Direction.BIDIRECTIONAL,
-                                                TableMapping.Direction.TO_DESTINATION),
-        TableMapping.Direction.FROM_DESTINATION: (TableMapping.Direction.BIDIRECTIONAL,
-                                                  TableMapping.Direction.FROM_DESTINATION),
-    }  # fmt: skip
+    allowed: dict[str, tuple[str, ...]] = {
+        TableMapping.Direction.TO_DESTINATION: (
+            TableMapping.Direction.BIDIRECTIONAL,
+            TableMapping.Direction.TO_DESTINATION,
+        ),
+        TableMapping.Direction.FROM_DESTINATION: (
+            TableMapping.Direction.BIDIRECTIONAL,
+            TableMapping.Direction.FROM_DESTINATION,
+        ),
+    }
     if mapping.direction not in allowed.get(direction, ()):
         raise JobRefused(
             f"{mapping.name} does not synchronize in that direction "
@@ -455,15 +463,24 @@ def delete_uncoupled_record(error, *, user=None) -> int:
         object_type="record",
         object_id=error.source_record_id,
         object_label=f"{error.source_app} {entity}",
-        details={"mapping": mapping.pk, "app": error.source_app, "entity": entity,
-                 "record_id": error.source_record_id, "entry": error.pk},
-    )  # fmt: skip
+        details={
+            "mapping": mapping.pk,
+            "app": error.source_app,
+            "entity": entity,
+            "record_id": error.source_record_id,
+            "entry": error.pk,
+        },
+    )
     who = user.get_username() if user is not None and user.is_authenticated else "the system"
     return SyncError.objects.filter(
-        mapping=mapping, category=Category.NOT_COUPLED, source_app=error.source_app,
-        source_record_id=error.source_record_id, status__in=[Status.OPEN, Status.SNOOZED],
+        mapping=mapping,
+        category=Category.NOT_COUPLED,
+        source_app=error.source_app,
+        source_record_id=error.source_record_id,
+        status__in=[Status.OPEN, Status.SNOOZED],
     ).update(
-        status=Status.RESOLVED, status_changed_at=timezone.now(),
+        status=Status.RESOLVED,
+        status_changed_at=timezone.now(),
         status_changed_by=user if user is not None and user.is_authenticated else None,
         status_note=f"The record was deleted in {error.source_app} by {who}.",
-    )  # fmt: skip
+    )

@@ -29,7 +29,7 @@ def run_sync_job(self, job_id: int) -> str:
         # the job stays "running" with no one running it. The next attempt, on a new
         # connection, marks it interrupted and queues a job that goes on with it.
         raise self.retry(exc=error, countdown=5) from error
-    if getattr(job, "resumable", False):
+    if job.resumable:
         services.continue_interrupted(job)
     _retry_if_transient(job)
     return job.status
@@ -49,9 +49,8 @@ def resume_abandoned_jobs(**kwargs) -> None:
 
 def _retry_if_transient(job: SyncJob) -> None:
     # Setup failures never come back by themselves: only a transient one is tried again.
-    delay = getattr(job, "retry_in", None)
-    if delay:
-        services.retry_job_later(job, delay)
+    if job.retry_in:
+        services.retry_job_later(job, job.retry_in)
 
 
 @shared_task(name="sync.synchronize_modified_records", acks_late=True)

@@ -55,8 +55,8 @@ def connection_health(request: HttpRequest, pk: int) -> HttpResponse:
     calls to both apps), a new one on POST "Check now"."""
     connection = get_object_or_404(Connection, pk=pk)
     if request.method == "POST":
-        check = health.run_check(connection, user=request.user)
-        errors = len(check.errors)
+        checked = health.run_check(connection, user=request.user)
+        errors = len(checked.errors)
         if errors:
             messages.error(
                 request, f"Checked: {errors} problem{'s' if errors != 1 else ''} to fix."
@@ -245,7 +245,7 @@ def skipped_action(request: HttpRequest) -> HttpResponse:
     back = redirect(reverse("sync:skipped") + "?" + request.POST.get("filter_query", ""))
     if action == "retry_all":
         mapping_id = request.POST.get("mapping", "")
-        selected = skipped.filter(mapping_id=mapping_id) if mapping_id.isdigit() else skipped
+        selected = skipped.filter(mapping_id=int(mapping_id)) if mapping_id.isdigit() else skipped
     elif action not in ("retry", "find_deleted"):
         messages.error(request, "Choose Retry, Retry All or Find for Deleted.")
         return back

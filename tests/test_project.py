@@ -79,8 +79,12 @@ def test_email_goes_to_the_console_with_debug_and_to_smtp_otherwise():
         code = "from syncconsole import settings; print(settings.EMAIL_BACKEND)"
         result = subprocess.run(
             [sys.executable, "-c", code],
-            cwd=ROOT, env={**env, **variables}, capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            env={**env, **variables},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return result.stdout.strip()
 
     assert backend(DEBUG="true") == "django.core.mail.backends.console.EmailBackend"

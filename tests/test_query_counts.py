@@ -65,8 +65,12 @@ def test_errors_list_of_a_problem(staff_client):
 
     def more(n):
         for _ in range(n):
-            make_error(mapping=mapping, job=make_job(mapping), coupling=make_coupling(mapping),
-                       message="The phone number is too long.")  # fmt: skip
+            make_error(
+                mapping=mapping,
+                job=make_job(mapping),
+                coupling=make_coupling(mapping),
+                message="The phone number is too long.",
+            )
 
     assert_rows_cost_nothing(staff_client, url, more, at_most=13)
 
@@ -80,33 +84,39 @@ def test_groups_list(staff_client):
 def test_entry_detail(staff_client):
     mapping = make_mapping()
     coupling = make_coupling(mapping)
-    error = make_error(mapping=mapping, job=make_job(mapping), coupling=coupling,
-                       source_url="", destination_url="")  # fmt: skip
+    error = make_error(
+        mapping=mapping, job=make_job(mapping), coupling=coupling, source_url="", destination_url=""
+    )
     url = reverse("errors:detail", args=[error.pk])
     # Other entries of the same record and coupling change nothing on its page.
     assert_rows_cost_nothing(
-        staff_client, url,
+        staff_client,
+        url,
         lambda n: [make_error(mapping=mapping, coupling=coupling) for _ in range(n)],
         at_most=12,
-    )  # fmt: skip
+    )
 
 
 def test_jobs_list(staff_client):
     assert_rows_cost_nothing(
-        staff_client, reverse("sync:jobs"),
-        lambda n: [make_job(make_mapping()) for _ in range(n)], at_most=8,
-    )  # fmt: skip
+        staff_client,
+        reverse("sync:jobs"),
+        lambda n: [make_job(make_mapping()) for _ in range(n)],
+        at_most=8,
+    )
 
 
 def test_job_detail(staff_client):
     mapping = make_mapping()
     job = make_job(mapping)
     assert_rows_cost_nothing(
-        staff_client, reverse("sync:job", args=[job.pk]),
-        lambda n: [make_error(mapping=mapping, job=job, coupling=make_coupling(mapping))
-                   for _ in range(n)],
+        staff_client,
+        reverse("sync:job", args=[job.pk]),
+        lambda n: [
+            make_error(mapping=mapping, job=job, coupling=make_coupling(mapping)) for _ in range(n)
+        ],
         at_most=10,
-    )  # fmt: skip
+    )
 
 
 def test_table_mappings(staff_client):
@@ -129,9 +139,11 @@ def test_mapping_health(staff_client):
             make_job(mapping)
             make_coupling(mapping)
             MappingHealthSnapshot.objects.create(
-                mapping=mapping, day=today - timedelta(days=i), failing=i,
+                mapping=mapping,
+                day=today - timedelta(days=i),
+                failing=i,
                 updated_at=timezone.now(),
-            )  # fmt: skip
+            )
 
     url = reverse("sync:mapping_health", args=[mapping.pk])
     assert_rows_cost_nothing(staff_client, url, history, at_most=12)
@@ -162,10 +174,19 @@ def test_connections(staff_client, staff_user):
             checked = make_connection()
             make_mapping(connection=checked)
             ConnectionCheck.objects.create(
-                connection=checked, checked_at=timezone.now(), checked_by=staff_user,
-                findings=[{"code": "no_roles", "severity": "error", "side": "destination",
-                           "message": "No roles.", "remedy": "Give it a role."}],
-            )  # fmt: skip
+                connection=checked,
+                checked_at=timezone.now(),
+                checked_by=staff_user,
+                findings=[
+                    {
+                        "code": "no_roles",
+                        "severity": "error",
+                        "side": "destination",
+                        "message": "No roles.",
+                        "remedy": "Give it a role.",
+                    }
+                ],
+            )
 
     assert_rows_cost_nothing(staff_client, reverse("sync:connections"), connections, at_most=8)
 
@@ -174,9 +195,16 @@ def test_connection_health(staff_client, staff_user):
     checked = make_connection()
 
     def mappings_and_checks(n):
-        findings = [{"code": "missing_privilege", "severity": "error", "side": "destination",
-                     "message": f"Missing privilege {i}.", "remedy": "Grant it."}
-                    for i in range(n)]  # fmt: skip
+        findings = [
+            {
+                "code": "missing_privilege",
+                "severity": "error",
+                "side": "destination",
+                "message": f"Missing privilege {i}.",
+                "remedy": "Grant it.",
+            }
+            for i in range(n)
+        ]
         for _ in range(n):
             make_mapping(connection=checked)
         ConnectionCheck.objects.create(
@@ -193,26 +221,33 @@ def test_connection_health(staff_client, staff_user):
 def test_cleanup_confirmation(staff_client):
     url = reverse("errors:cleanup_confirm", args=["older_than"]) + "?days=7"
     assert_rows_cost_nothing(
-        staff_client, url, lambda n: entries(n, created_at=timezone.now() - timedelta(days=9)),
+        staff_client,
+        url,
+        lambda n: entries(n, created_at=timezone.now() - timedelta(days=9)),
         at_most=8,
-    )  # fmt: skip
+    )
 
 
 def test_cleanup_progress(staff_client, staff_user):
     cleanup = SyncErrorCleanup.objects.create(
-        action=SyncErrorCleanup.Action.OLDER_THAN, days=7, cutoff=timezone.now(),
-        trigger=SyncErrorCleanup.Trigger.CONSOLE, requested_by=staff_user,
+        action=SyncErrorCleanup.Action.OLDER_THAN,
+        days=7,
+        cutoff=timezone.now(),
+        trigger=SyncErrorCleanup.Trigger.CONSOLE,
+        requested_by=staff_user,
         state=SyncErrorCleanup.State.RUNNING,
-    )  # fmt: skip
+    )
     url = reverse("errors:cleanup", args=[cleanup.pk])
     assert_rows_cost_nothing(staff_client, url, entries, at_most=6)
 
 
 def test_bulk_progress(staff_client, staff_user):
     bulk = BulkAction.objects.create(
-        action=BulkAction.Action.RETRY, scope=BulkAction.Scope.FILTER, requested_by=staff_user,
+        action=BulkAction.Action.RETRY,
+        scope=BulkAction.Scope.FILTER,
+        requested_by=staff_user,
         state=BulkAction.State.RUNNING,
-    )  # fmt: skip
+    )
 
     def jobs(n):
         bulk.job_ids += [make_job(make_mapping()).pk for _ in range(n)]

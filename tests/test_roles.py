@@ -83,8 +83,13 @@ def test_both_roles_are_groups_made_by_the_migration():
     admins = Group.objects.get(name=SYNC_ADMINISTRATORS)
     assert {p.codename for p in users.permissions.all()} == {"triage_coupled_errors"}
     codenames = {p.codename for p in admins.permissions.all()}
-    assert {"administer_sync", "triage_coupled_errors", "change_connection",
-            "delete_syncerror", "change_periodictask"} <= codenames  # fmt: skip
+    assert {
+        "administer_sync",
+        "triage_coupled_errors",
+        "change_connection",
+        "delete_syncerror",
+        "change_periodictask",
+    } <= codenames
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
@@ -146,8 +151,10 @@ def test_sync_users_never_see_setup_errors(sync_user_client):
     assert setup.message not in by_group.content.decode()
 
     assert sync_user_client.get(setup.get_absolute_url()).status_code == 403
-    for name, data in (("errors:set_status", {"status": "resolved"}),
-                       ("errors:fix", {"action": "retry"})):  # fmt: skip
+    for name, data in (
+        ("errors:set_status", {"status": "resolved"}),
+        ("errors:fix", {"action": "retry"}),
+    ):
         assert sync_user_client.post(reverse(name, args=[setup.pk]), data).status_code == 403
     response = sync_user_client.post(
         reverse("errors:group_set_status", args=[setup.group_id]), {"status": "ignored"}
@@ -189,9 +196,11 @@ def test_sync_users_cannot_reach_connections_or_secrets_in_the_admin(client, syn
     sync_user.is_staff = True
     sync_user.save()
     client.force_login(sync_user)
-    for url in (reverse("admin:sync_connection_changelist"),
-                reverse("admin:errors_syncerror_changelist"),
-                reverse("admin:django_celery_beat_periodictask_changelist")):  # fmt: skip
+    for url in (
+        reverse("admin:sync_connection_changelist"),
+        reverse("admin:errors_syncerror_changelist"),
+        reverse("admin:django_celery_beat_periodictask_changelist"),
+    ):
         assert client.get(url).status_code == 403, url
 
 

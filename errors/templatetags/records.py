@@ -26,11 +26,17 @@ def record_link(link, label, app="", entity="", record_id="") -> str:
         return format_html(
             '<a class="record-link" href="{}" target="_blank" rel="noopener noreferrer" '
             'title="{} · {} {}">{}</a>',
-            link, app, entity, record_id, label,
-        )  # fmt: skip
+            link,
+            app,
+            entity,
+            record_id,
+            label,
+        )
     if record_id:
         return format_html(
-            '<span class="muted" title="{} · {}">{}</span>', app, entity,
+            '<span class="muted" title="{} · {}">{}</span>',
+            app,
+            entity,
             truncatechars(record_id, 18),
-        )  # fmt: skip
+        )
     return mark_safe('<span class="muted">—</span>')  # noqa: S308 (a constant)

@@ -12,11 +12,11 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, quote_plus
 
 import certifi
@@ -336,7 +336,7 @@ class ODataConnector(Connector):
         return {"$select": ",".join(dict.fromkeys(wanted))}
 
     def _pages(
-        self, entity: str, params: dict[str, Any], page_size: int | None = None
+        self, entity: str, params: dict[str, Any] | None, page_size: int | None = None
     ) -> Iterator[list[RemoteRecord]]:
         """The pages of a query, following the app's next links."""
         size = page_size or self.config.page_size
@@ -495,7 +495,7 @@ class ODataConnector(Connector):
         return self._bulk("UpdateMultiple", entity, changes)
 
     def _bulk(
-        self, action: str, entity: str, items: list[tuple[str | None, dict[str, Any]]]
+        self, action: str, entity: str, items: Sequence[tuple[str | None, dict[str, Any]]]
     ) -> list[RemoteRecord | ConnectorError]:
         """Send the records with a Dataverse bulk message, `batch_size` per request.
 
@@ -511,10 +511,13 @@ class ODataConnector(Connector):
             pending = list(range(start, min(start + self.batch_size, len(items))))
             while pending:
                 targets = [
-                    {"@odata.type": kind, **({key: items[i][0]} if items[i][0] else {}),
-                     **items[i][1]}
+                    {
+                        "@odata.type": kind,
+                        **({key: items[i][0]} if items[i][0] else {}),
+                        **items[i][1],
+                    }
                     for i in pending
-                ]  # fmt: skip
+                ]
                 try:
                     body = self._send("POST", url, json={"Targets": targets}, parse=False)
                 except ConnectorError as error:
@@ -525,11 +528,11 @@ class ODataConnector(Connector):
                         results[i] = record_error
                     pending = [i for i in pending if i not in refused]
                     continue
-                ids = [items[i][0] for i in pending]
+                ids: list[Any] = [items[i][0] for i in pending]
                 if action == "CreateMultiple":
                     answer = _json(body, self.app_name)
-                    ids = answer.get("Ids")
-                    if not isinstance(ids, list) or len(ids) != len(pending):
+                    created = answer.get("Ids")
+                    if not isinstance(created, list) or len(created) != len(pending):
                         # The app took the batch and may have created the records: sending
                         # them again one at a time could create each twice. Like an answer
                         # that is not JSON, it is worth a later run, which finds the records
@@ -539,10 +542,12 @@ class ODataConnector(Connector):
                             detail=str(answer)[:2000],
                             transient=True,
                         )
+                    ids = created
                 for i, record_id in zip(pending, ids, strict=True):
                     results[i] = RemoteRecord(str(record_id), None, dict(items[i][1]))
                 pending = []
-        return results  # type: ignore[return-value]
+        # Every record was either written or refused: no None is left.
+        return cast(list[RemoteRecord | ConnectorError], results)
 
     def _refused(
         self, error: ConnectorError, pending: list[int], url: str
@@ -604,10 +609,12 @@ class ODataConnector(Connector):
         if not self.base_url.startswith(("http://", "https://")):
             return [
                 SetupFinding(
-                    "address", "error", "The API address is not an http(s) URL.",
+                    "address",
+                    "error",
+                    "The API address is not an http(s) URL.",
                     "Enter the app's API root (https://...) on the connection.",
                 )
-            ]  # fmt: skip
+            ]
         dataverse = self.config.flavor == DATAVERSE
         check = "WhoAmI" if dataverse else self.config.option("sign_in_check")
         if not check:
@@ -635,12 +642,13 @@ class ODataConnector(Connector):
         except ConnectorError as error:
             return findings + [
                 SetupFinding(
-                    "roles", "error",
+                    "roles",
+                    "error",
                     f"The integration user's security roles could not be read: {error.message}",
                     "Give the integration user a role that may read users (prvReadUser).",
                     error=error,
                 )
-            ]  # fmt: skip
+            ]
         return findings + self._role_findings(roles)
 
     def _role_findings(self, roles: set[str]) -> list[SetupFinding]:
@@ -650,11 +658,13 @@ class ODataConnector(Connector):
         if not roles:
             return [
                 SetupFinding(
-                    "no_roles", "error", "The integration user is enabled but has no security "
+                    "no_roles",
+                    "error",
+                    "The integration user is enabled but has no security "
                     "roles, so it may not read or write anything.",
                     f"In {self.app_name}, assign the {wanted} role to the integration user.",
                 )
-            ]  # fmt: skip
+            ]
         named = ", ".join(sorted(roles))
         findings = [
             SetupFinding("roles", "ok", f"The integration user is enabled and has roles: {named}.")
@@ -676,18 +686,20 @@ class ODataConnector(Connector):
         if held:
             findings.append(
                 SetupFinding(
-                    "integration_role", "ok",
+                    "integration_role",
+                    "ok",
                     f"The integration user holds the {' and '.join(sorted(held))} role.",
                 )
-            )  # fmt: skip
+            )
         else:
             findings.append(
                 SetupFinding(
-                    "no_integration_role", "error",
+                    "no_integration_role",
+                    "error",
                     "The integration user has none of the integration roles.",
                     f"In {self.app_name}, assign the {wanted} role to the integration user.",
                 )
-            )  # fmt: skip
+            )
         return findings
 
     def user_privileges(self) -> set[str] | None:
@@ -749,10 +761,13 @@ def sign_in_findings(app_name: str, error: ConnectorError) -> list[SetupFinding]
     if error.status is None and not error.transient:
         return [
             SetupFinding(
-                "sign_in", "error", error.message,
-                "Check the sign-in settings of the connection.", error=error,
+                "sign_in",
+                "error",
+                error.message,
+                "Check the sign-in settings of the connection.",
+                error=error,
             )
-        ]  # fmt: skip
+        ]
     if error.transient:
         if "timed out" in error.message:
             code, remedy = (
@@ -780,39 +795,48 @@ def sign_in_findings(app_name: str, error: ConnectorError) -> list[SetupFinding]
     if error.status == 404:
         return [
             SetupFinding(
-                "unreachable", "error", f"{app_name} answered 404 at this address: {error.message}",
+                "unreachable",
+                "error",
+                f"{app_name} answered 404 at this address: {error.message}",
                 f"Check the connection's address: it must be the API root of {app_name}.",
                 error=error,
             )
-        ]  # fmt: skip
+        ]
     message = error.message.lower()
     if error.code == PASSWORD_CHANGE_CODE or "must be changed" in message:
         finding = SetupFinding(
-            "password_change_required", "error", error.message,
+            "password_change_required",
+            "error",
+            error.message,
             f"Sign in to {app_name} once as the integration user and change the password (or "
             "have an administrator turn off change at next sign-in), then enter the new "
             "password on the connection.",
             error=error,
-        )  # fmt: skip
+        )
     elif error.code == USER_DISABLED_CODE or "disabled" in message:
         finding = SetupFinding(
-            "user_disabled", "error", error.message,
+            "user_disabled",
+            "error",
+            error.message,
             f"In {app_name}, enable the integration user (and check its license).",
             error=error,
-        )  # fmt: skip
+        )
     elif error.status == 401:
         finding = SetupFinding(
-            "sign_in", "error", error.message,
-            "Check the user name and secret on the connection; enter the secret again if in "
-            "doubt.",
+            "sign_in",
+            "error",
+            error.message,
+            "Check the user name and secret on the connection; enter the secret again if in doubt.",
             error=error,
-        )  # fmt: skip
+        )
     else:
         finding = SetupFinding(
-            "sign_in", "error", error.message,
+            "sign_in",
+            "error",
+            error.message,
             f"Check that the integration user may use {app_name}'s API.",
             error=error,
-        )  # fmt: skip
+        )
     return [reachable, finding]
 
 
@@ -911,9 +935,10 @@ def _json(response: httpx.Response, app_name: str) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise ConnectorError(
-            f"{app_name} answered with unexpected JSON.", detail=response.text[:2000],
+            f"{app_name} answered with unexpected JSON.",
+            detail=response.text[:2000],
             transient=True,
-        )  # fmt: skip
+        )
     return data
 
 

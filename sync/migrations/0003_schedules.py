@@ -23,9 +23,13 @@ def create_schedules(apps, schema_editor):
         },
     )
     nightly, _ = CrontabSchedule.objects.get_or_create(
-        minute="45", hour="3", day_of_week="*", day_of_month="*", month_of_year="*",
+        minute="45",
+        hour="3",
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
         timezone="UTC",
-    )  # fmt: skip
+    )
     PeriodicTask.objects.update_or_create(
         name=CLEANUP_TASK,
         defaults={

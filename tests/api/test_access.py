@@ -96,9 +96,12 @@ def test_accounts_without_a_role_get_403(db):
 
 @pytest.mark.parametrize(
     "who, allowed",
-    [("integration_api", {OPEN, INGEST}), ("user_api", {OPEN, USER}),
-     ("admin_api", {OPEN, USER, ADMIN, INGEST})],
-)  # fmt: skip
+    [
+        ("integration_api", {OPEN, INGEST}),
+        ("user_api", {OPEN, USER}),
+        ("admin_api", {OPEN, USER, ADMIN, INGEST}),
+    ],
+)
 def test_each_role_reaches_its_endpoints_only(request, who, allowed):
     client = request.getfixturevalue(who)
     for name, method, url, rule in calls():
@@ -113,8 +116,13 @@ def test_a_wrong_revoked_or_expired_token_is_refused(staff_user):
     url = reverse("api:errors")
     token, key = ApiToken.issue(staff_user, "script")
     assert Client(headers={"Authorization": f"Bearer {key}"}).get(url).status_code == 200
-    for header in (f"Bearer {key[:-1]}x", "Bearer short", f"Bearer {key} extra", "Bearer ",
-                   "Bearer " + "\u00e9" * 20):  # fmt: skip
+    for header in (
+        f"Bearer {key[:-1]}x",
+        "Bearer short",
+        f"Bearer {key} extra",
+        "Bearer ",
+        "Bearer " + "\u00e9" * 20,
+    ):
         response = Client(headers={"Authorization": header}).get(url)
         assert response.status_code == 401, header
     ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))

@@ -26,10 +26,19 @@ def test_each_filter_and_the_search(admin_api):
     mapping, other = make_mapping(), make_mapping()
     job = make_job(mapping)
     coupling = make_coupling(mapping)
-    conflict = make_error(mapping=mapping, job=job, coupling=coupling, category=Category.CONFLICT,
-                          message="Record C77 was changed in both apps")  # fmt: skip
-    deleted = make_error(mapping=other, category=Category.COUPLED_RECORD_DELETED,
-                         source_record_id="ABC-123", age=timedelta(days=3))  # fmt: skip
+    conflict = make_error(
+        mapping=mapping,
+        job=job,
+        coupling=coupling,
+        category=Category.CONFLICT,
+        message="Record C77 was changed in both apps",
+    )
+    deleted = make_error(
+        mapping=other,
+        category=Category.COUPLED_RECORD_DELETED,
+        source_record_id="ABC-123",
+        age=timedelta(days=3),
+    )
     external = make_error(integration="Shop ↔ ERP", message="Order 1 failed: no stock")
     SyncError.objects.filter(pk=deleted.pk).update(status="resolved")
 
@@ -53,9 +62,13 @@ def test_each_filter_and_the_search(admin_api):
 
 
 def test_bad_filters_and_pages_get_field_messages(admin_api):
-    for query, field in (({"category": "nope"}, "category"), ({"mapping": "x"}, "mapping"),
-                         ({"page_size": "0"}, "page_size"), ({"before": "garbage"}, "before"),
-                         ({"job": "-1"}, "job")):  # fmt: skip
+    for query, field in (
+        ({"category": "nope"}, "category"),
+        ({"mapping": "x"}, "mapping"),
+        ({"page_size": "0"}, "page_size"),
+        ({"before": "garbage"}, "before"),
+        ({"job": "-1"}, "job"),
+    ):
         response = admin_api.get(ERRORS, query)
         assert response.status_code == 400, query
         assert field in response.json(), (query, response.json())
@@ -91,22 +104,31 @@ def test_setup_errors_are_hidden_from_sync_users(user_api, admin_api):
     assert ids(user_api.get(ERRORS, {"category": "permission"})) == set()
     assert user_api.get(reverse("api:error", args=[setup.pk])).status_code == 403
     status_url = reverse("api:error_status", args=[setup.pk])
-    assert user_api.post(status_url, {"status": "resolved"}, content_type="application/json"
-                         ).status_code == 403  # fmt: skip
+    assert (
+        user_api.post(
+            status_url, {"status": "resolved"}, content_type="application/json"
+        ).status_code
+        == 403
+    )
     assert ids(admin_api.get(ERRORS)) == {setup.pk, coupled.pk}
 
 
 def test_status_of_an_entry_with_a_note(user_api, sync_user):
     error = make_error(category=Category.CONFLICT)
     url = reverse("api:error_status", args=[error.pk])
-    response = user_api.post(url, {"status": "resolved", "note": "fixed in the CRM"},
-                             content_type="application/json")  # fmt: skip
+    response = user_api.post(
+        url, {"status": "resolved", "note": "fixed in the CRM"}, content_type="application/json"
+    )
     assert response.status_code == 200
     body = response.json()
     assert (body["status"], body["status_note"], body["status_changed_by"]) == (
-        "resolved", "fixed in the CRM", sync_user.username)  # fmt: skip
-    bad = user_api.post(url, {"status": "snoozed", "note": "x" * 501},
-                        content_type="application/json")  # fmt: skip
+        "resolved",
+        "fixed in the CRM",
+        sync_user.username,
+    )
+    bad = user_api.post(
+        url, {"status": "snoozed", "note": "x" * 501}, content_type="application/json"
+    )
     assert bad.status_code == 400 and {"status", "note"} <= set(bad.json())
     error.refresh_from_db()
     assert error.status == "resolved"
@@ -124,8 +146,9 @@ def test_bulk_resolve_of_chosen_entries(admin_api):
     body = response.json()
     assert (body["state"], body["changed_count"]) == ("done", 3)
     assert admin_api.get(reverse("api:bulk_action", args=[body["id"]])).json()["state"] == "done"
-    assert set(SyncError.objects.filter(pk__in=[e.pk for e in chosen])
-               .values_list("status", flat=True)) == {"resolved"}  # fmt: skip
+    assert set(
+        SyncError.objects.filter(pk__in=[e.pk for e in chosen]).values_list("status", flat=True)
+    ) == {"resolved"}
     other.refresh_from_db()
     assert other.status == "open"
 
@@ -160,26 +183,35 @@ def test_bulk_on_all_matching_needs_the_counted_number(admin_api, celery_worker)
 
 def test_bulk_refusals_say_why(admin_api):
     url = reverse("api:error_actions")
-    for body, field in (({"action": "explode", "ids": [1]}, "action"),
-                        ({"action": "resolve"}, "non_field_errors"),
-                        ({"action": "resolve", "ids": []}, "ids"),
-                        ({"action": "resolve", "ids": list(range(1, 502))}, "ids"),
-                        ({"action": "resolve", "ids": ["x"]}, "ids")):  # fmt: skip
+    for body, field in (
+        ({"action": "explode", "ids": [1]}, "action"),
+        ({"action": "resolve"}, "non_field_errors"),
+        ({"action": "resolve", "ids": []}, "ids"),
+        ({"action": "resolve", "ids": list(range(1, 502))}, "ids"),
+        ({"action": "resolve", "ids": ["x"]}, "ids"),
+    ):
         response = admin_api.post(url, body, content_type="application/json")
         assert response.status_code == 400 and field in response.json(), body
-    gone = admin_api.post(url, {"action": "resolve", "ids": [99999]},
-                          content_type="application/json")  # fmt: skip
+    gone = admin_api.post(
+        url, {"action": "resolve", "ids": [99999]}, content_type="application/json"
+    )
     assert gone.status_code == 400 and "No entry matches" in gone.json()["detail"]
 
 
 def test_csv_export_respects_the_filter_and_neutralises_formulas(user_api, sync_user_client):
-    hostile = make_error(category=Category.CONFLICT, message="=HYPERLINK(\"http://evil\")",
-                         source_record_id="+1-555", destination_record_id="@SUM(A1)")  # fmt: skip
+    hostile = make_error(
+        category=Category.CONFLICT,
+        message='=HYPERLINK("http://evil")',
+        source_record_id="+1-555",
+        destination_record_id="@SUM(A1)",
+    )
     make_error(category=Category.VALIDATION, message="-2 is not a quantity")
     make_error(category=Category.PERMISSION, message="setup: hidden from Sync users")
     conflicts = {"category": "conflict"}
-    for response in (user_api.get(reverse("api:errors_export"), conflicts),
-                     sync_user_client.get(reverse("errors:export"), conflicts)):  # fmt: skip
+    for response in (
+        user_api.get(reverse("api:errors_export"), conflicts),
+        sync_user_client.get(reverse("errors:export"), conflicts),
+    ):
         assert response.status_code == 200
         assert response["Content-Type"].startswith("text/csv")
         assert "attachment" in response["Content-Disposition"]

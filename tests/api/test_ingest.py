@@ -22,11 +22,14 @@ def failure(n: int, **extra) -> dict:
     return {
         "message": f"Order SO-{n} could not be posted: item {n}00 has no stock",
         "category": "validation",
-        "source_app": "Shop", "source_entity": "orders", "source_record_id": f"SO-{n}",
+        "source_app": "Shop",
+        "source_entity": "orders",
+        "source_record_id": f"SO-{n}",
         "source_url": f"https://shop.example.com/orders/SO-{n}",
-        "destination_app": "ERP", "destination_entity": "salesOrders",
+        "destination_app": "ERP",
+        "destination_entity": "salesOrders",
         **extra,
-    }  # fmt: skip
+    }
 
 
 def send(client: Client, body, **headers):
@@ -46,8 +49,11 @@ def test_one_many_or_wrapped_errors_are_stored_and_grouped_per_integration(
     assert {(g.integration, g.count) for g in groups} == {("Shop ↔ ERP", 4), ("Payroll ↔ ERP", 1)}
     assert other["groups"][0]["integration"] == "Payroll ↔ ERP"
     entry = SyncError.objects.get(source_record_id="SO-4")
-    assert (entry.integration, entry.category, entry.mapping_id) == ("Shop ↔ ERP", "validation",
-                                                                     None)  # fmt: skip
+    assert (entry.integration, entry.category, entry.mapping_id) == (
+        "Shop ↔ ERP",
+        "validation",
+        None,
+    )
     problems = admin_api.get(reverse("api:problems"), {"integration": "Shop ↔ ERP"}).json()
     assert [p["count"] for p in problems["results"]] == [4]
 

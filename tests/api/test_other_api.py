@@ -28,25 +28,35 @@ def test_problems_list_filter_and_status(user_api, sync_user):
     assert [(p["id"], p["count"]) for p in listed["results"]] == [(conflict.group_id, 2)]
     assert user_api.get(reverse("api:problems"), {"status": "bogus"}).status_code == 400
 
-    response = post(user_api, "api:problem_status", {"status": "resolved", "note": "fixed"},
-                    conflict.group_id)  # fmt: skip
+    response = post(
+        user_api, "api:problem_status", {"status": "resolved", "note": "fixed"}, conflict.group_id
+    )
     assert response.status_code == 200 and response.json()["status"] == "resolved"
-    assert set(SyncError.objects.filter(group_id=conflict.group_id)
-               .values_list("status", flat=True)) == {"resolved"}  # fmt: skip
-    snooze = post(user_api, "api:problem_status", {"status": "snoozed", "more_occurrences": 5},
-                  conflict.group_id)  # fmt: skip
+    assert set(
+        SyncError.objects.filter(group_id=conflict.group_id).values_list("status", flat=True)
+    ) == {"resolved"}
+    snooze = post(
+        user_api,
+        "api:problem_status",
+        {"status": "snoozed", "more_occurrences": 5},
+        conflict.group_id,
+    )
     assert snooze.json()["snooze_until_count"] == 7
-    for body in ({"status": "snoozed"},
-                 {"status": "snoozed", "snoozed_until": "2001-01-01T00:00:00Z"},
-                 {"status": "open", "more_occurrences": 3}):  # fmt: skip
+    for body in (
+        {"status": "snoozed"},
+        {"status": "snoozed", "snoozed_until": "2001-01-01T00:00:00Z"},
+        {"status": "open", "more_occurrences": 3},
+    ):
         assert post(user_api, "api:problem_status", body, conflict.group_id).status_code == 400
 
 
 def test_setup_problems_are_for_administrators(user_api, admin_api):
     setup = make_error(category=Category.AUTHENTICATION, message="Password must be changed")
     assert user_api.get(reverse("api:problem", args=[setup.group_id])).status_code == 403
-    assert post(user_api, "api:problem_status", {"status": "ignored"},
-                setup.group_id).status_code == 403  # fmt: skip
+    assert (
+        post(user_api, "api:problem_status", {"status": "ignored"}, setup.group_id).status_code
+        == 403
+    )
     assert user_api.get(reverse("api:problems")).json()["results"] == []
     assert admin_api.get(reverse("api:problem", args=[setup.group_id])).json()["count"] == 1
     assert ErrorGroup.objects.get(pk=setup.group_id).status == "open"
@@ -99,8 +109,13 @@ def test_the_openapi_description_is_served_and_valid():
     schema = yaml.safe_load(response.content)
     validate_schema(schema)
     paths = schema["paths"]
-    assert {"/api/v1/errors/", "/api/v1/ingest/", "/api/v1/errors/actions/",
-            "/api/v1/cleanups/", "/api/v1/problems/{id}/status/"} <= set(paths)  # fmt: skip
+    assert {
+        "/api/v1/errors/",
+        "/api/v1/ingest/",
+        "/api/v1/errors/actions/",
+        "/api/v1/cleanups/",
+        "/api/v1/problems/{id}/status/",
+    } <= set(paths)
     assert schema["components"]["securitySchemes"]["apiToken"]["scheme"] == "bearer"
     filters = {p["name"] for p in paths["/api/v1/errors/"]["get"]["parameters"]}
     assert {"category", "status", "mapping", "q", "before", "page_size"} <= filters

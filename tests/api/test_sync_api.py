@@ -26,8 +26,9 @@ def test_mappings_with_health_and_resume(demo_apps, admin_api, user_api):
     assert rows["CUSTOMER"]["health"]["open_errors"] == 1  # the SEK customer
     assert rows["CUSTOMER"]["last_job"] is not None
 
-    TableMapping.objects.filter(pk=mapping.pk).update(paused_at=timezone.now(),
-                                                      paused_reason="setup")  # fmt: skip
+    TableMapping.objects.filter(pk=mapping.pk).update(
+        paused_at=timezone.now(), paused_reason="setup"
+    )
     assert post(user_api, "api:mapping_resume", {}, mapping.pk).status_code == 403
     resumed = post(admin_api, "api:mapping_resume", {}, mapping.pk)
     assert resumed.status_code == 200 and resumed.json()["paused_at"] is None
@@ -55,8 +56,11 @@ def test_couple_by_hand_list_and_remove(demo_apps, user_api):
     pair = {"mapping": mapping.pk, "source_record_id": str(customer.pk)}
     missing = post(user_api, "api:couplings", {**pair, "destination_record_id": "nope"})
     assert missing.status_code == 400 and "There is no" in missing.json()["detail"]
-    bad = post(user_api, "api:couplings", {"mapping": mapping.pk, "source_record_id": "a\nb",
-                                           "destination_record_id": ""})  # fmt: skip
+    bad = post(
+        user_api,
+        "api:couplings",
+        {"mapping": mapping.pk, "source_record_id": "a\nb", "destination_record_id": ""},
+    )
     assert bad.status_code == 400 and {"source_record_id", "destination_record_id"} <= set(
         bad.json()
     )
@@ -66,8 +70,13 @@ def test_couple_by_hand_list_and_remove(demo_apps, user_api):
     coupling = Coupling.objects.get(pk=made.json()["id"])
     listed = user_api.get(reverse("api:couplings"), {"record": str(account.pk)}).json()
     assert [row["id"] for row in listed["results"]] == [coupling.pk]
-    entry = SyncError.objects.create(created_at=timezone.now(), mapping=mapping, coupling=coupling,
-                                     category=Category.CONFLICT, message="x")  # fmt: skip
+    entry = SyncError.objects.create(
+        created_at=timezone.now(),
+        mapping=mapping,
+        coupling=coupling,
+        category=Category.CONFLICT,
+        message="x",
+    )
     removed = user_api.delete(reverse("api:coupling", args=[coupling.pk]))
     assert removed.json() == {"removed": True, "resolved_entries": 1}
     assert not Coupling.objects.filter(pk=coupling.pk).exists()
@@ -79,15 +88,27 @@ def test_couple_by_match_with_criteria(demo_apps, user_api):
     mapping = demo_apps.mapping("CUSTOMER")
     customer = ErpCustomer.objects.get(number="C00040")
     account = CrmAccount.objects.create(name="Twin", account_number="C00040")
-    wrong = post(user_api, "api:couple_by_match", {
-        "mapping": mapping.pk, "side": "source", "record_ids": [str(customer.pk)],
-        "criteria": [{"source": "number", "destination": "telephone1"}],
-    })  # fmt: skip
+    wrong = post(
+        user_api,
+        "api:couple_by_match",
+        {
+            "mapping": mapping.pk,
+            "side": "source",
+            "record_ids": [str(customer.pk)],
+            "criteria": [{"source": "number", "destination": "telephone1"}],
+        },
+    )
     assert wrong.status_code == 400 and "not a field pair" in str(wrong.json())
-    run = post(user_api, "api:couple_by_match", {
-        "mapping": mapping.pk, "side": "source", "record_ids": [str(customer.pk), "missing-id"],
-        "criteria": [{"source": "number", "destination": "accountnumber", "priority": 1}],
-    })  # fmt: skip
+    run = post(
+        user_api,
+        "api:couple_by_match",
+        {
+            "mapping": mapping.pk,
+            "side": "source",
+            "record_ids": [str(customer.pk), "missing-id"],
+            "criteria": [{"source": "number", "destination": "accountnumber", "priority": 1}],
+        },
+    )
     assert run.status_code == 201, run.content
     outcomes = {r["record_id"]: r["outcome"] for r in run.json()["results"]}
     assert outcomes == {str(customer.pk): "coupled", "missing-id": "not_found"}

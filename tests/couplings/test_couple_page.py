@@ -23,9 +23,16 @@ def customer_id(number: str) -> str:
 
 def match_form(mapping, record_ids, *, action="match", **extra) -> dict:
     """Match on number = accountnumber (the mapping's second field pair)."""
-    return {"mapping": mapping.pk, "action": action, "side": "source",
-            "record_ids": "\n".join(record_ids), "match_1": "on", "priority_1": "1",
-            "case_1": "on", **extra}  # fmt: skip
+    return {
+        "mapping": mapping.pk,
+        "action": action,
+        "side": "source",
+        "record_ids": "\n".join(record_ids),
+        "match_1": "on",
+        "priority_1": "1",
+        "case_1": "on",
+        **extra,
+    }
 
 
 def finished(model, pk, worker):
@@ -49,16 +56,27 @@ def test_an_entry_of_an_uncoupled_record_offers_couple_and_is_resolved_by_it(
     page = staff_client.get(entry.get_absolute_url()).content.decode()
     assert "Couple…" in page
     form = staff_client.get(
-        COUPLE, {"mapping": entry.mapping_id, "side": "source", "record": entry.source_record_id,
-                 "error": entry.pk},
-    )  # fmt: skip
+        COUPLE,
+        {
+            "mapping": entry.mapping_id,
+            "side": "source",
+            "record": entry.source_record_id,
+            "error": entry.pk,
+        },
+    )
     assert form.status_code == 200
     assert f'value="{entry.source_record_id}"' in form.content.decode()
 
-    response = staff_client.post(COUPLE, {
-        "mapping": entry.mapping_id, "error": entry.pk, "action": "couple",
-        "source_record_id": entry.source_record_id, "destination_record_id": str(first.pk),
-    })  # fmt: skip
+    response = staff_client.post(
+        COUPLE,
+        {
+            "mapping": entry.mapping_id,
+            "error": entry.pk,
+            "action": "couple",
+            "source_record_id": entry.source_record_id,
+            "destination_record_id": str(first.pk),
+        },
+    )
     assert response["Location"] == entry.get_absolute_url()
     entry.refresh_from_db()
     coupling = Coupling.objects.get(source_record_id=customer_id("C00030"))
@@ -116,18 +134,26 @@ def test_couple_by_match_then_synchronize_writes_the_values(demo_apps, staff_cli
 def test_couple_by_hand_then_synchronize_writes_the_values(demo_apps, staff_client, celery_worker):
     mapping = demo_apps.mapping("CUSTOMER")
     account = CrmAccount.objects.create(name="Someone", account_number="", city="Nowhere")
-    response = staff_client.post(COUPLE, {
-        "mapping": mapping.pk, "action": "couple", "synchronize_after": "on",
-        "source_record_id": customer_id("C00040"), "destination_record_id": str(account.pk),
-    })  # fmt: skip
+    response = staff_client.post(
+        COUPLE,
+        {
+            "mapping": mapping.pk,
+            "action": "couple",
+            "synchronize_after": "on",
+            "source_record_id": customer_id("C00040"),
+            "destination_record_id": str(account.pk),
+        },
+    )
     job = SyncJob.objects.get(kind=SyncJob.Kind.COUPLED)
     assert response["Location"] == job.get_absolute_url()
     finished(SyncJob, job.pk, celery_worker)
     account.refresh_from_db()
     customer = ErpCustomer.objects.get(number="C00040")
     assert (account.account_number, account.name, account.city) == (
-        "C00040", customer.display_name, customer.city,
-    )  # fmt: skip
+        "C00040",
+        customer.display_name,
+        customer.city,
+    )
 
 
 def test_many_records_are_coupled_in_the_worker(demo_apps, staff_client, celery_worker, settings):
@@ -176,10 +202,15 @@ def test_bad_input_is_refused_with_a_message_and_writes_nothing(
 
 def test_a_refused_couple_says_why_and_writes_nothing(demo_apps, staff_client):
     mapping = demo_apps.mapping("CUSTOMER")
-    response = staff_client.post(COUPLE, {
-        "mapping": mapping.pk, "action": "couple", "source_record_id": customer_id("C00030"),
-        "destination_record_id": "not-an-account",
-    })  # fmt: skip
+    response = staff_client.post(
+        COUPLE,
+        {
+            "mapping": mapping.pk,
+            "action": "couple",
+            "source_record_id": customer_id("C00030"),
+            "destination_record_id": "not-an-account",
+        },
+    )
     assert response.status_code == 409
     assert "There is no accounts record not-an-account in Dynamics 365 Sales." in (
         response.content.decode()
@@ -241,8 +272,9 @@ def test_couple_by_match_on_chosen_entries_fills_in_their_uncoupled_records(
     run = CouplingRun.objects.get()
     assert response["Location"] == run.get_absolute_url()
     assert sorted(r["outcome"] for r in run.results) == ["coupled", "coupled"]
-    assert set(SyncError.objects.filter(pk__in=[e.pk for e in uncoupled])
-               .values_list("status", flat=True)) == {"resolved"}  # fmt: skip
+    assert set(
+        SyncError.objects.filter(pk__in=[e.pk for e in uncoupled]).values_list("status", flat=True)
+    ) == {"resolved"}
 
 
 def test_couple_by_match_is_refused_with_a_reason_when_every_entry_is_coupled(

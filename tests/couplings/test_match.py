@@ -28,8 +28,11 @@ def match(demo_apps, number: str, criteria, **options) -> dict:
 
 def test_the_criteria_are_the_mapping_field_pairs(demo_apps):
     pairs = services.criteria_choices(demo_apps.mapping("CUSTOMER"))
-    assert pairs[:3] == [("displayName", "name"), ("number", "accountnumber"),
-                         ("email", "emailaddress1")]  # fmt: skip
+    assert pairs[:3] == [
+        ("displayName", "name"),
+        ("number", "accountnumber"),
+        ("email", "emailaddress1"),
+    ]
 
 
 def test_a_single_match_is_coupled(demo_apps):
@@ -45,9 +48,11 @@ def test_a_single_match_is_coupled(demo_apps):
 def test_case_insensitive_matching_finds_what_eq_does_not(demo_apps):
     account = CrmAccount.objects.create(name="ADATUM GMBH", account_number="")
     preview = services.find_match(
-        demo_apps.mapping("CUSTOMER"), "source", customer_id("C00030"),
+        demo_apps.mapping("CUSTOMER"),
+        "source",
+        customer_id("C00030"),
         [Criterion("displayName", "name")],
-    )  # fmt: skip
+    )
     assert preview.outcome == "no_match"
     result = match(demo_apps, "C00030", BY_NAME_ANY_CASE)
     assert (result["outcome"], result["other_id"]) == ("coupled", str(account.pk))
@@ -84,8 +89,10 @@ def test_no_match_creates_the_record_in_the_other_app_and_couples_it(demo_apps):
     customer = ErpCustomer.objects.get(number="C00030")
     # Written by the mapping's field mappings.
     assert (created.account_number, created.name, created.city) == (
-        "C00030", customer.display_name, customer.city,
-    )  # fmt: skip
+        "C00030",
+        customer.display_name,
+        customer.city,
+    )
     assert Coupling.objects.get(pk=result["coupling_id"]).destination_record_id == str(created.pk)
 
 
@@ -102,8 +109,10 @@ def test_priority_decides_before_a_lower_priority_is_tried(demo_apps):
     CrmAccount.objects.create(name="Adatum GmbH", account_number="")
     CrmAccount.objects.create(name="Adatum GmbH", account_number="")
     wanted = CrmAccount.objects.create(name="Adatum (old)", account_number="C00030")
-    criteria = [Criterion("number", "accountnumber", priority=1),
-                Criterion("displayName", "name", priority=2)]  # fmt: skip
+    criteria = [
+        Criterion("number", "accountnumber", priority=1),
+        Criterion("displayName", "name", priority=2),
+    ]
     result = match(demo_apps, "C00030", criteria)
     assert (result["outcome"], result["other_id"]) == ("coupled", str(wanted.pk))
 
@@ -138,3 +147,20 @@ def test_records_can_be_matched_from_the_destination_side(demo_apps):
     )
     assert (preview.outcome, preview.other_id) == ("match", customer_id("C00020"))
     assert not Coupling.objects.exists()  # a preview writes nothing
+
+
+def test_a_record_deleted_before_its_counterpart_is_created_is_not_found(demo_apps, monkeypatch):
+    # Someone deletes the customer in the ERP between the search for its match and the
+    # creation of its counterpart: that record is not found, and the run goes on.
+    find_match = services.find_match
+
+    def then_deleted(*args, **kwargs):
+        result = find_match(*args, **kwargs)
+        ErpCustomer.objects.filter(number="C00030").delete()
+        return result
+
+    monkeypatch.setattr(services, "find_match", then_deleted)
+    result = match(demo_apps, "C00030", BY_NUMBER, create_if_no_match=True)
+    assert result["outcome"] == "not_found"
+    assert not CrmAccount.objects.filter(account_number="C00030").exists()
+    assert not Coupling.objects.exists()

@@ -20,8 +20,11 @@ def post(demo_apps, action: str, targets) -> "httpx.Response":  # noqa: F821
 
 def test_create_multiple_creates_every_target_and_answers_their_ids(demo_apps):
     before = CrmAccount.objects.count()
-    answer = post(demo_apps, "CreateMultiple", [account("Alpha", accountnumber="A1"),
-                                                account("Beta", address1_city="Oslo")])  # fmt: skip
+    answer = post(
+        demo_apps,
+        "CreateMultiple",
+        [account("Alpha", accountnumber="A1"), account("Beta", address1_city="Oslo")],
+    )
     assert answer.status_code == 200
     ids = answer.json()["Ids"]
     created = {str(a.pk): a for a in CrmAccount.objects.filter(pk__in=ids)}
@@ -32,12 +35,16 @@ def test_create_multiple_creates_every_target_and_answers_their_ids(demo_apps):
 
 def test_one_refused_target_writes_nothing_and_each_refusal_is_named(demo_apps):
     before = CrmAccount.objects.count()
-    answer = post(demo_apps, "CreateMultiple", [
-        account("Fine"),
-        account("Unknown currency", isocurrencycode="SEK"),
-        account("Fine too"),
-        account("", accountnumber="A2"),
-    ])  # fmt: skip
+    answer = post(
+        demo_apps,
+        "CreateMultiple",
+        [
+            account("Fine"),
+            account("Unknown currency", isocurrencycode="SEK"),
+            account("Fine too"),
+            account("", accountnumber="A2"),
+        ],
+    )
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert error["message"].startswith("The currency SEK does not exist in Dynamics 365 Sales.")
@@ -54,8 +61,11 @@ def test_update_multiple_updates_the_targets_and_refuses_a_missing_one_atomicall
     assert existing.city == "Bergen"
     modified = existing.modified_on
 
-    missing = {"@odata.type": ACCOUNT, "accountid": "00000000-0000-4000-8000-000000000001",
-               "name": "Nobody"}  # fmt: skip
+    missing = {
+        "@odata.type": ACCOUNT,
+        "accountid": "00000000-0000-4000-8000-000000000001",
+        "name": "Nobody",
+    }
     answer = post(demo_apps, "UpdateMultiple", [{**first, "address1_city": "Tromsø"}, missing])
     assert answer.status_code == 404
     assert [d["RequestIndex"] for d in answer.json()["error"]["details"]] == [1]

@@ -29,8 +29,11 @@ def test_the_console_is_filled_from_real_sync_runs(live_server):
 
     connection = Connection.objects.get()
     assert set(TableMapping.objects.values_list("name", flat=True)) == {
-        "CURRENCY", "CUSTOMER", "CONTACT", "ITEM-PRODUCT"
-    }  # fmt: skip
+        "CURRENCY",
+        "CUSTOMER",
+        "CONTACT",
+        "ITEM-PRODUCT",
+    }
     assert ErpCustomer.objects.count() == 50
     assert CrmAccount.objects.count() > 40  # created in the CRM by the first full sync
     assert Coupling.objects.count() > 80
@@ -42,9 +45,7 @@ def test_the_console_is_filled_from_real_sync_runs(live_server):
     assert jobs.filter(status=SyncJob.Status.FAILED).exists()
     assert jobs.filter(skipped__gt=0).exists()
     # Each job's Failed count is the number of record entries it logged.
-    for job in jobs.annotate(
-        records=Count("errors", filter=~Q(errors__source_record_id=""))
-    ):  # fmt: skip
+    for job in jobs.annotate(records=Count("errors", filter=~Q(errors__source_record_id=""))):
         assert job.failed == job.records, job
 
     errors = SyncError.objects.all()

@@ -50,8 +50,12 @@ def subscribed(username: str, role: str = SYNC_ADMINISTRATORS, **choices) -> Ale
 
 
 def setup_error(**fields):
-    return {"category": Category.INTEGRATION_USER, "message": SETUP_MESSAGE,
-            "detail": "response body with token=abc123", **fields}  # fmt: skip
+    return {
+        "category": Category.INTEGRATION_USER,
+        "message": SETUP_MESSAGE,
+        "detail": "response body with token=abc123",
+        **fields,
+    }
 
 
 def an_hour_passes() -> None:

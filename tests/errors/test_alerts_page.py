@@ -16,16 +16,21 @@ PAGE = reverse("errors:alerts")
 
 
 def subscribe(client, **fields):
-    data = {"new-new_problems": "on", "new-regressions": "on", "new-setup_errors": "on",
-            "new-scope": ""}  # fmt: skip
+    data = {
+        "new-new_problems": "on",
+        "new-regressions": "on",
+        "new-setup_errors": "on",
+        "new-scope": "",
+    }
     data.update(fields)
     return client.post(PAGE, {key: value for key, value in data.items() if value is not None})
 
 
 def test_an_administrator_subscribes_to_one_mapping(staff_client, staff_user):
     mapping = make_mapping(name="CUSTOMER")
-    response = subscribe(staff_client, **{"new-regressions": None,
-                                          "new-scope": f"mapping:{mapping.pk}"})  # fmt: skip
+    response = subscribe(
+        staff_client, **{"new-regressions": None, "new-scope": f"mapping:{mapping.pk}"}
+    )
     assert response.status_code == 302
     subscription = AlertSubscription.objects.get()
     assert (subscription.user, subscription.mapping, subscription.connection) == (
@@ -40,8 +45,10 @@ def test_an_administrator_subscribes_to_one_mapping(staff_client, staff_user):
 
 
 def test_a_subscription_needs_an_event_and_a_known_place(staff_client):
-    response = subscribe(staff_client, **{"new-new_problems": None, "new-regressions": None,
-                                          "new-setup_errors": None})  # fmt: skip
+    response = subscribe(
+        staff_client,
+        **{"new-new_problems": None, "new-regressions": None, "new-setup_errors": None},
+    )
     assert response.status_code == 400
     assert "Choose at least one kind of event." in response.content.decode()
     assert subscribe(staff_client, **{"new-scope": "mapping:987654"}).status_code == 400

@@ -41,18 +41,22 @@ def smtp_server(unused_port):
 def mailing_worker(django_db_setup, smtp_server, monkeypatch):
     """A worker of its own whose mail goes to the test's SMTP server."""
     _, port = smtp_server
-    for name, value in {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-                        "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(port),
-                        "DEFAULT_FROM_EMAIL": "alerts@console.example.com",
-                        "SYNC_CONSOLE_URL": "https://console.example.com"}.items():  # fmt: skip
+    for name, value in {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(port),
+        "DEFAULT_FROM_EMAIL": "alerts@console.example.com",
+        "SYNC_CONSOLE_URL": "https://console.example.com",
+    }.items():
         monkeypatch.setenv(name, value)
     queue = f"syncconsole-alerts-{uuid.uuid4().hex[:10]}"
     previous = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue
     worker = CeleryProcess(
-        "worker", queue,
+        "worker",
+        queue,
         ["--pool=solo", "-Q", queue, "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-    )  # fmt: skip
+    )
     try:
         worker.wait_for_log("ready.")
         yield worker
@@ -74,8 +78,10 @@ def test_a_setup_error_is_mailed_by_the_worker_once_per_hour(mailing_worker, smt
     inbox, _ = smtp_server
     AlertSubscription.objects.create(user=user_in_role("ops", SYNC_ADMINISTRATORS))
     log = mailing_worker.log_path.read_text
-    setup = {"category": Category.AUTHENTICATION,
-             "message": "The password of the integration user must be changed."}  # fmt: skip
+    setup = {
+        "category": Category.AUTHENTICATION,
+        "message": "The password of the integration user must be changed.",
+    }
 
     error = make_error(**setup)  # committed at once: the task is queued
     wait_until(lambda: len(inbox.messages) == 1, timeout=60, message=log())

@@ -36,22 +36,39 @@ def test_the_list_offers_a_selection_and_all_matching(staff_client):
 
 def test_a_small_selection_is_resolved_at_once_with_an_audit_record(staff_client, staff_user):
     first, second, third = (make_error(category=Category.CONFLICT) for _ in range(3))
-    response = bulk(staff_client, "resolve", "selection", follow=True,
-                    ids=[first.pk, second.pk], note="Fixed in both apps")  # fmt: skip
+    response = bulk(
+        staff_client,
+        "resolve",
+        "selection",
+        follow=True,
+        ids=[first.pk, second.pk],
+        note="Fixed in both apps",
+    )
     assert "Mark resolved: 2 of 2 entries are now resolved." in response.content.decode()
     assert statuses(first, second, third) == ["resolved", "resolved", "open"]
     assert SyncError.objects.get(pk=first.pk).status_note == "Fixed in both apps"
     audit = BulkAction.objects.get()
-    assert (audit.requested_by, audit.scope, audit.state, audit.expected_count,
-            audit.changed_count, audit.selected_ids) == (
-        staff_user, "selection", "done", 2, 2, sorted([first.pk, second.pk]))  # fmt: skip
+    assert (
+        audit.requested_by,
+        audit.scope,
+        audit.state,
+        audit.expected_count,
+        audit.changed_count,
+        audit.selected_ids,
+    ) == (staff_user, "selection", "done", 2, 2, sorted([first.pk, second.pk]))
 
 
 def test_a_selection_never_reaches_past_the_filters(staff_client):
     shown = make_error(category=Category.CONFLICT)
     other = make_error(category=Category.VALIDATION)
-    response = bulk(staff_client, "ignore", "selection", follow=True,
-                    ids=[shown.pk, other.pk], filter_query="category=conflict")  # fmt: skip
+    response = bulk(
+        staff_client,
+        "ignore",
+        "selection",
+        follow=True,
+        ids=[shown.pk, other.pk],
+        filter_query="category=conflict",
+    )
     assert "1 of 1 entries are now ignored." in response.content.decode()
     assert statuses(shown, other) == ["ignored", "open"]
     assert BulkAction.objects.get().expected_count == 1
@@ -91,8 +108,14 @@ def test_all_matching_runs_in_the_worker_and_leaves_out_later_entries(
     token = page.split('name="confirmation" value="')[1].split('"')[0]
     later = make_error(mapping=mapping, category=Category.CONFLICT)  # after the count
 
-    response = bulk(staff_client, "ignore", "filter", filter_query=query, confirmation=token,
-                    note="Known; fixed next release")  # fmt: skip
+    response = bulk(
+        staff_client,
+        "ignore",
+        "filter",
+        filter_query=query,
+        confirmation=token,
+        note="Known; fixed next release",
+    )
     audit = BulkAction.objects.get()
     assert response["Location"] == audit.get_absolute_url()
     progress_url = reverse("errors:bulk_progress", args=[audit.pk]) + "?format=json"
@@ -102,8 +125,7 @@ def test_all_matching_runs_in_the_worker_and_leaves_out_later_entries(
 
     wait_until(finished, timeout=60, message=celery_worker.log_path.read_text())
     state = staff_client.get(progress_url).json()
-    assert (state["state"], state["processed_count"], state["progress_percent"]) == (
-        "done", 7, 100)  # fmt: skip
+    assert (state["state"], state["processed_count"], state["progress_percent"]) == ("done", 7, 100)
     assert "7 of 7 entries are now ignored." in state["outcome"]
     assert set(statuses(*entries)) == {"ignored"} and statuses(later) == ["open"]
     page = staff_client.get(audit.get_absolute_url()).content.decode()
@@ -179,16 +201,27 @@ def wait_for_jobs(audit: BulkAction, worker) -> list[SyncJob]:
 @pytest.mark.django_db(transaction=True)
 def test_synchronize_all_matching_conflicts_from_the_crm(demo_apps, staff_client, celery_worker):
     entry = conflict(demo_apps)
-    page = bulk(staff_client, "from_destination", "filter",
-                filter_query="category=conflict").content.decode()  # fmt: skip
+    page = bulk(
+        staff_client, "from_destination", "filter", filter_query="category=conflict"
+    ).content.decode()
     assert "Synchronize from the destination: 1 entry" in page
     token = page.split('name="confirmation" value="')[1].split('"')[0]
-    audit = run_bulk_in_worker(staff_client, celery_worker, "from_destination", scope="filter",
-                               filter_query="category=conflict", confirmation=token)  # fmt: skip
+    audit = run_bulk_in_worker(
+        staff_client,
+        celery_worker,
+        "from_destination",
+        scope="filter",
+        filter_query="category=conflict",
+        confirmation=token,
+    )
     assert audit.state == "done" and len(audit.job_ids) == 1, audit.outcome
     (job,) = wait_for_jobs(audit, celery_worker)
     assert (job.status, job.direction, job.overwrite, job.modified) == (
-        "succeeded", "from_destination", True, 1)  # fmt: skip
+        "succeeded",
+        "from_destination",
+        True,
+        1,
+    )
     assert ErpCustomer.objects.get(number="C00030").city == "Bergen"
     assert statuses(entry) == ["resolved"]
 
@@ -221,8 +254,9 @@ def test_delete_remaining_records_of_a_selection(demo_apps, staff_client, celery
 def test_remove_coupling_of_a_selection_at_once(demo_apps, staff_client):
     entry = conflict(demo_apps)
     uncoupled = make_error(mapping=entry.mapping, category=Category.CONFLICT)
-    response = bulk(staff_client, "remove_coupling", "selection", follow=True,
-                    ids=[entry.pk, uncoupled.pk])  # fmt: skip
+    response = bulk(
+        staff_client, "remove_coupling", "selection", follow=True, ids=[entry.pk, uncoupled.pk]
+    )
     page = response.content.decode()
     assert "Removed 1 coupling." in page and "1 entries have no coupling" in page
     assert not Coupling.objects.filter(pk=entry.coupling_id).exists()
@@ -255,8 +289,9 @@ def test_retry_all_of_a_problem_writes_the_records_and_the_problem_resolves(
     page = bulk(staff_client, "retry", "filter", filter_query=query).content.decode()
     assert f"Retry: {len(entries)} entr" in page
     token = page.split('name="confirmation" value="')[1].split('"')[0]
-    audit = run_bulk_in_worker(staff_client, celery_worker, "retry", scope="filter",
-                               filter_query=query, confirmation=token)  # fmt: skip
+    audit = run_bulk_in_worker(
+        staff_client, celery_worker, "retry", scope="filter", filter_query=query, confirmation=token
+    )
     (job,) = wait_for_jobs(audit, celery_worker)
     assert (job.status, job.inserted, job.failed) == ("succeeded", len(entries), 0)
     assert set(statuses(*entries)) == {"resolved"}

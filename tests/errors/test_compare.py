@@ -42,9 +42,14 @@ def test_a_refused_update_keeps_what_was_sent_and_what_was_read(demo_apps):
     assert stored["read"]["telephone1"] == TOO_LONG
     assert stored["read"]["accountnumber"] == "C00030"
     assert set(stored["read"]) == {
-        "name", "accountnumber", "emailaddress1", "telephone1", "address1_city",
-        "address1_country", "isocurrencycode",
-    }  # fmt: skip
+        "name",
+        "accountnumber",
+        "emailaddress1",
+        "telephone1",
+        "address1_city",
+        "address1_country",
+        "isocurrencycode",
+    }
     assert stored["truncated"] == []
 
 

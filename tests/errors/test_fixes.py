@@ -180,8 +180,11 @@ def test_retry_writes_a_record_that_could_not_be_created_and_its_problem_resolve
     job = SyncJob.objects.get(kind=SyncJob.Kind.COUPLED)
     assert response["Location"] == job.get_absolute_url()
     assert job.record_ids == {"to_destination": [first.source_record_id]}
-    wait_until(lambda: SyncJob.objects.get(pk=job.pk).is_finished, timeout=60,
-               message=celery_worker.log_path.read_text())  # fmt: skip
+    wait_until(
+        lambda: SyncJob.objects.get(pk=job.pk).is_finished,
+        timeout=60,
+        message=celery_worker.log_path.read_text(),
+    )
     job.refresh_from_db()
     assert (job.status, job.inserted, job.failed) == ("succeeded", 1, 0)
     first.refresh_from_db()

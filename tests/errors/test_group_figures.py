@@ -67,8 +67,14 @@ def assert_figures_right():
 def write_entries():
     """Two problems, entries today, last week, years ago and in the future, some records
     hit more than once."""
-    ages = [timedelta(0), timedelta(hours=30), timedelta(days=8), timedelta(days=900),
-            -timedelta(days=40), timedelta(days=3)]  # fmt: skip
+    ages = [
+        timedelta(0),
+        timedelta(hours=30),
+        timedelta(days=8),
+        timedelta(days=900),
+        -timedelta(days=40),
+        timedelta(days=3),
+    ]
     entries = []
     for i, age in enumerate(ages * 2):
         entries.append(
@@ -90,8 +96,9 @@ def test_figures_are_kept_on_write():
 
 def test_figures_follow_status_changes(staff_user):
     entries = write_entries()
-    services.set_status(SyncError.objects.filter(pk__in=[e.pk for e in entries[:5]]),
-                        Status.IGNORED, staff_user)  # fmt: skip
+    services.set_status(
+        SyncError.objects.filter(pk__in=[e.pk for e in entries[:5]]), Status.IGNORED, staff_user
+    )
     assert_figures_right()
     group = ErrorGroup.objects.get(pk=entries[0].group_id)
     services.set_group_status(group, Status.SNOOZED, staff_user, snoozed_until=timezone.now())
@@ -171,8 +178,10 @@ def test_a_dropped_day_leaves_stale_records_that_the_purge_removes():
 
 
 def test_a_record_with_entries_on_both_sides_of_the_cut_off_stays_counted():
-    both = [make_error(age=timedelta(days=n), message=MESSAGES[0], source_record_id="C1")
-            for n in (12, 10, 2)]  # fmt: skip
+    both = [
+        make_error(age=timedelta(days=n), message=MESSAGES[0], source_record_id="C1")
+        for n in (12, 10, 2)
+    ]
     make_error(age=timedelta(days=12), message=MESSAGES[0], source_record_id="C2")
     group = ErrorGroup.objects.get(pk=both[0].group_id)
     assert group.records == 2
@@ -256,8 +265,10 @@ def _record_row_location(record_id: str) -> str:
 
 
 def test_deleting_older_entries_of_a_record_seen_since_leaves_its_row_alone():
-    older = [make_error(age=timedelta(days=n), message=MESSAGES[0], source_record_id="C1")
-             for n in (5, 3)]  # fmt: skip
+    older = [
+        make_error(age=timedelta(days=n), message=MESSAGES[0], source_record_id="C1")
+        for n in (5, 3)
+    ]
     latest = make_error(age=timedelta(hours=1), message=MESSAGES[0], source_record_id="C1")
     where = _record_row_location("C1")
     SyncError.objects.filter(pk__in=[e.pk for e in older]).delete()

@@ -54,10 +54,18 @@ def test_the_fingerprint_tells_mapping_category_and_message_apart():
 def test_groups_keep_count_and_first_and_last_seen_as_entries_arrive():
     mapping = make_mapping()
     now = timezone.now()
-    old = make_error(mapping=mapping, category=Category.VALIDATION, message=PHONE,
-                     created_at=now - timedelta(days=3))  # fmt: skip
-    new = make_error(mapping=mapping, category=Category.VALIDATION, message=PHONE,
-                     created_at=now - timedelta(hours=1))  # fmt: skip
+    old = make_error(
+        mapping=mapping,
+        category=Category.VALIDATION,
+        message=PHONE,
+        created_at=now - timedelta(days=3),
+    )
+    new = make_error(
+        mapping=mapping,
+        category=Category.VALIDATION,
+        message=PHONE,
+        created_at=now - timedelta(hours=1),
+    )
     other = make_error(mapping=mapping, category=Category.CONFLICT, message="Changed twice.")
 
     assert old.group_id == new.group_id != other.group_id
@@ -91,10 +99,20 @@ def test_the_problems_page_lists_groups_with_figures_and_trend(
     mapping = make_mapping(name="CUSTOMER")
     now = timezone.now()
     for days, record in ((0, "C1"), (0, "C2"), (2, "C2"), (20, "C3")):
-        make_error(mapping=mapping, category=Category.VALIDATION, message=PHONE,
-                   source_record_id=record, created_at=now - timedelta(days=days))  # fmt: skip
-    resolved = make_error(mapping=mapping, category=Category.VALIDATION, message=PHONE,
-                          source_record_id="C1", created_at=now - timedelta(days=1))  # fmt: skip
+        make_error(
+            mapping=mapping,
+            category=Category.VALIDATION,
+            message=PHONE,
+            source_record_id=record,
+            created_at=now - timedelta(days=days),
+        )
+    resolved = make_error(
+        mapping=mapping,
+        category=Category.VALIDATION,
+        message=PHONE,
+        source_record_id="C1",
+        created_at=now - timedelta(days=1),
+    )
     SyncError.objects.filter(pk=resolved.pk).update(status=Status.RESOLVED)
     make_error(mapping=mapping, category=Category.CONFLICT, message="Changed twice.")
 
@@ -150,8 +168,10 @@ def test_resolving_a_problem_resolves_its_entries_and_a_new_one_reopens_it(
     )
     group.refresh_from_db()
     assert (group.status, group.status_changed_by, group.status_note) == (
-        "resolved", staff_user, "Shortened the numbers in the CRM."
-    )  # fmt: skip
+        "resolved",
+        staff_user,
+        "Shortened the numbers in the CRM.",
+    )
     assert set(SyncError.objects.filter(group=group).values_list("status", flat=True)) == {
         "resolved"
     }

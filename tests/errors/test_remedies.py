@@ -14,25 +14,40 @@ CRM, ERP = "Dynamics 365 Sales", "Business Central"
 @pytest.mark.parametrize(
     "category, message, words",
     [
-        (Category.AUTHENTICATION,
-         "The user's password must be changed at next sign-in before it can be used.",
-         "require a change at the next sign-in"),
-        (Category.AUTHENTICATION, "The user name or password is incorrect.",
-         "refused the integration user's credentials"),
-        (Category.INTEGRATION_USER,
-         "Dynamics 365 Sales: The integration user holds the System Administrator role.",
-         "An administrator account is set as the integration user"),
-        (Category.INTEGRATION_USER, "The user integration@demo-crm.example is disabled.",
-         "The integration user is disabled in Dynamics 365 Sales"),
-        (Category.CURRENCY, "The currency SEK does not exist in Dynamics 365 Sales.",
-         "Dynamics 365 Sales has no currency SEK"),
-        (Category.CONNECTION, "429 Too Many Requests: Number of requests exceeded the limit",
-         "throttled"),
-        (Category.CONNECTION, "Could not connect to Dynamics 365 Sales.",
-         "could not be reached"),
+        (
+            Category.AUTHENTICATION,
+            "The user's password must be changed at next sign-in before it can be used.",
+            "require a change at the next sign-in",
+        ),
+        (
+            Category.AUTHENTICATION,
+            "The user name or password is incorrect.",
+            "refused the integration user's credentials",
+        ),
+        (
+            Category.INTEGRATION_USER,
+            "Dynamics 365 Sales: The integration user holds the System Administrator role.",
+            "An administrator account is set as the integration user",
+        ),
+        (
+            Category.INTEGRATION_USER,
+            "The user integration@demo-crm.example is disabled.",
+            "The integration user is disabled in Dynamics 365 Sales",
+        ),
+        (
+            Category.CURRENCY,
+            "The currency SEK does not exist in Dynamics 365 Sales.",
+            "Dynamics 365 Sales has no currency SEK",
+        ),
+        (
+            Category.CONNECTION,
+            "429 Too Many Requests: Number of requests exceeded the limit",
+            "throttled",
+        ),
+        (Category.CONNECTION, "Could not connect to Dynamics 365 Sales.", "could not be reached"),
         (Category.OTHER, "The job stopped: KeyError", "does not recognize"),
     ],
-)  # fmt: skip
+)
 @pytest.mark.django_db
 def test_setup_errors_name_their_cause_and_send_an_administrator_to_the_connection(
     category, message, words
@@ -54,8 +69,11 @@ def test_a_missing_exchange_rate_names_the_currency_and_the_app_that_lacks_it():
         category=Category.CURRENCY,
         message="Currency Exchange Rate does not exist. Identification fields and values: "
         "Currency Code='NOK'",
-        source_app=CRM, source_record_id="a1", destination_app=ERP, destination_record_id="b2",
-    )  # fmt: skip
+        source_app=CRM,
+        source_record_id="a1",
+        destination_app=ERP,
+        destination_record_id="b2",
+    )
     remedy = remedy_for(error)
     assert remedy.cause.startswith("Business Central has no exchange rate for NOK.")
     assert remedy.steps[0] == "Enter an exchange rate for NOK in Business Central."
@@ -65,19 +83,30 @@ def test_a_missing_exchange_rate_names_the_currency_and_the_app_that_lacks_it():
     "category, words, step",
     [
         (Category.COUPLED_RECORD_DELETED, "deleted in Dynamics 365 Sales", "Restore it"),
-        (Category.CONFLICT, "changed in both Business Central and Dynamics 365 Sales",
-         "update-conflict rule"),
-        (Category.VALIDATION, "Dynamics 365 Sales refused a value it was sent: Bad value.",
-         "field mapping"),
+        (
+            Category.CONFLICT,
+            "changed in both Business Central and Dynamics 365 Sales",
+            "update-conflict rule",
+        ),
+        (
+            Category.VALIDATION,
+            "Dynamics 365 Sales refused a value it was sent: Bad value.",
+            "field mapping",
+        ),
     ],
-)  # fmt: skip
+)
 @pytest.mark.django_db
 def test_coupled_record_errors_are_for_users_and_link_both_records(category, words, step):
     error = make_error(
-        category=category, message="Bad value.", source_app=ERP, destination_app=CRM,
-        source_record_id="1", source_url="https://erp.example.com/customers/1",
-        destination_record_id="2", destination_url="javascript:alert(1)",
-    )  # fmt: skip
+        category=category,
+        message="Bad value.",
+        source_app=ERP,
+        destination_app=CRM,
+        source_record_id="1",
+        source_url="https://erp.example.com/customers/1",
+        destination_record_id="2",
+        destination_url="javascript:alert(1)",
+    )
     remedy = remedy_for(error)
     assert words in remedy.cause
     assert remedy.who == "a user"

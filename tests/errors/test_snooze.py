@@ -48,7 +48,10 @@ def test_snooze_until_more_occurrences_reopens_on_the_last_one(staff_client, sta
     assert "until 2 more occurrences" in page
     group.refresh_from_db()
     assert (group.status, group.snooze_until_count, group.status_changed_by) == (
-        "snoozed", 5, staff_user)  # fmt: skip
+        "snoozed",
+        5,
+        staff_user,
+    )
     statuses = dict(SyncError.objects.filter(group=group).values_list("pk", "status"))
     assert statuses.pop(resolved.pk) == "resolved"
     assert set(statuses.values()) == {"snoozed"}
@@ -62,7 +65,10 @@ def test_snooze_until_more_occurrences_reopens_on_the_last_one(staff_client, sta
     group.refresh_from_db()
     assert (second.status, group.status) == ("open", "open")
     assert (group.status_note, group.status_changed_by, group.snooze_until_count) == (
-        SNOOZE_ENDED_NOTE, None, None)  # fmt: skip
+        SNOOZE_ENDED_NOTE,
+        None,
+        None,
+    )
     assert SyncError.objects.get(pk=resolved.pk).status == "resolved"
     reopened = SyncError.objects.filter(group=group).exclude(pk__in=[resolved.pk, second.pk])
     assert {(e.status, e.status_note) for e in reopened} == {("open", SNOOZE_ENDED_NOTE)}
@@ -87,8 +93,11 @@ def test_snooze_until_a_date_ends_when_the_date_passes(staff_client):
 
 def test_an_occurrence_after_the_date_wakes_the_problem_at_once(staff_client):
     group = problem()
-    snooze(staff_client, group, snooze_until=(timezone.now() + timedelta(days=2)).strftime(
-        "%Y-%m-%dT%H:%M"))  # fmt: skip
+    snooze(
+        staff_client,
+        group,
+        snooze_until=(timezone.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M"),
+    )
     ErrorGroup.objects.filter(pk=group.pk).update(
         snoozed_until=timezone.now() - timedelta(minutes=1)
     )

@@ -29,9 +29,15 @@ HOSTILE = [
     "\x01\x02\x1b[31m control characters \x7f",
 ]
 FIELDS = [
-    "message", "detail", "source_record_id", "destination_record_id", "source_url",
-    "destination_url", "source_entity", "status_note",
-]  # fmt: skip
+    "message",
+    "detail",
+    "source_record_id",
+    "destination_record_id",
+    "source_url",
+    "destination_url",
+    "source_entity",
+    "status_note",
+]
 
 
 def entry(mapping=None, **fields) -> SyncError:
@@ -61,7 +67,7 @@ def test_hostile_text_is_read_back_exactly_as_it_was_given():
             coupling=coupling,
             **{name: text for name in FIELDS},
             sent_values={"sent": {"name": text, "a\tkey\\": [text, 1, None]}, "read": {}},
-        )  # fmt: skip
+        )
         for text in HOSTILE
     ]
     errors.append(entry(mapping, message="x" * SyncError.MESSAGE_MAX_LENGTH, detail="y" * 10**6))
@@ -76,16 +82,23 @@ def test_hostile_text_is_read_back_exactly_as_it_was_given():
 
 def test_nul_and_unpaired_surrogates_become_the_replacement_character():
     errors = [
-        entry(message="before\x00after", detail="\x00", source_record_id="C\udcff1",
-              sent_values={"name": "a\x00b", "k\x00": ["\ud800"]}),
+        entry(
+            message="before\x00after",
+            detail="\x00",
+            source_record_id="C\udcff1",
+            sent_values={"name": "a\x00b", "k\x00": ["\ud800"]},
+        ),
         entry(message="plain"),
-    ]  # fmt: skip
+    ]
 
     returned = record_errors(errors)
 
     first = SyncError.objects.get(pk=returned[0].pk)
     assert (first.message, first.detail, first.source_record_id) == (
-        "before\ufffdafter", "\ufffd", "C\ufffd1")  # fmt: skip
+        "before\ufffdafter",
+        "\ufffd",
+        "C\ufffd1",
+    )
     assert first.sent_values == {"name": "a\ufffdb", "k\ufffd": ["\ufffd"]}
     assert stored(first) == stored(returned[0])
     assert SyncError.objects.get(pk=returned[1].pk).message == "plain"
@@ -177,8 +190,11 @@ def test_entries_of_a_snoozed_problem_still_arrive_snoozed_in_a_batch():
         status=Status.SNOOZED, snoozed_until=timezone.now() + timedelta(days=1)
     )
     returned = record_errors(entry(mapping, message=f"Record C{i} failed.") for i in range(5))
-    statuses = set(SyncError.objects.filter(pk__in=[e.pk for e in returned]).values_list(
-        "status", "status_note"))  # fmt: skip
+    statuses = set(
+        SyncError.objects.filter(pk__in=[e.pk for e in returned]).values_list(
+            "status", "status_note"
+        )
+    )
     assert statuses == {("snoozed", "The problem is snoozed.")}
 
 
@@ -194,11 +210,31 @@ REFERENCE = [
     (re.compile(r"\b[A-Z]*\d[\w-]*"), "<n>"),
 ]  # fmt: skip
 PIECES = [
-    "Record", "C00012", "01f84185-438a-48df-b273-6df52f613c26", "2026-11-24T19:29:28.123Z",
-    "2026-11-24 19:29", "sales@pedal.example.com", "a@b", "'quoted'", '"double"', "'", "0x1F",
-    "0X1F", "-", ":", "@", "12:30", "x-1.a@b", "The record will be skipped for further "
-    "synchronization due to a repeatable failure.", "\n", "\t", "  ", "é", "🔥", "prvCreate",
-]  # fmt: skip
+    "Record",
+    "C00012",
+    "01f84185-438a-48df-b273-6df52f613c26",
+    "2026-11-24T19:29:28.123Z",
+    "2026-11-24 19:29",
+    "sales@pedal.example.com",
+    "a@b",
+    "'quoted'",
+    '"double"',
+    "'",
+    "0x1F",
+    "0X1F",
+    "-",
+    ":",
+    "@",
+    "12:30",
+    "x-1.a@b",
+    "The record will be skipped for further synchronization due to a repeatable failure.",
+    "\n",
+    "\t",
+    "  ",
+    "é",
+    "🔥",
+    "prvCreate",
+]
 
 
 def test_the_quick_tests_leave_normalizing_unchanged():

@@ -41,9 +41,13 @@ def test_beat_runs_the_scheduled_cleanup_in_the_worker(celery_worker, start_cele
     )
     PeriodicTask.objects.update_or_create(
         name="Delete expired sync errors",
-        defaults={"task": "errors.delete_expired_sync_errors", "interval": every_second,
-                  "crontab": None, "enabled": True},
-    )  # fmt: skip
+        defaults={
+            "task": "errors.delete_expired_sync_errors",
+            "interval": every_second,
+            "crontab": None,
+            "enabled": True,
+        },
+    )
     start_celery_beat()
 
     def scheduled_cleanup_done():

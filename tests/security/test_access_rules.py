@@ -19,9 +19,10 @@ EVERY_METHOD = ["get", "head", "post", "put", "patch", "delete", "options"]
 
 def test_the_console_rules_name_exactly_the_console_urls():
     console = {
-        name for name, _ in named_urls()
+        name
+        for name, _ in named_urls()
         if name not in OUTSIDE and name.split(":")[0] not in OUTSIDE_NAMESPACES
-    }  # fmt: skip
+    }
     assert console == set(RULES)
 
 

@@ -174,9 +174,11 @@ def test_deleting_entries_in_the_django_admin(admin_client, superuser):
 def test_a_bulk_action_is_one_event_linking_its_record(staff_user):
     entries = make_errors(4)
     bulk = request_bulk_action(
-        action="resolve", user=staff_user, selected_ids=[e.pk for e in entries],
+        action="resolve",
+        user=staff_user,
+        selected_ids=[e.pk for e in entries],
         setup_errors_included=True,
-    )  # fmt: skip
+    )
     assert bulk.changed_count == 4
     event = only_event(Action.ENTRIES_RESOLVED, staff_user)
     assert (event.object_type, event.object_id) == ("bulk action", str(bulk.pk))
@@ -186,9 +188,11 @@ def test_removing_couplings_in_bulk_is_one_event(staff_user):
     mapping = make_mapping()
     entries = [make_error(mapping=mapping, coupling=make_coupling(mapping)) for _ in range(2)]
     request_bulk_action(
-        action="remove_coupling", user=staff_user, selected_ids=[e.pk for e in entries],
+        action="remove_coupling",
+        user=staff_user,
+        selected_ids=[e.pk for e in entries],
         setup_errors_included=True,
-    )  # fmt: skip
+    )
     assert not Coupling.objects.exists()
     only_event(Action.COUPLING_REMOVED, staff_user)
 

@@ -26,13 +26,23 @@ def formula_entries(db):
     for start in FORMULA_STARTS:
         text = start + FORMULA
         mapping = make_mapping(make_connection(name=text[:100]), name=start + "SUM(1+1)")
-        entries.append(make_error(
-            category=Category.CONFLICT, mapping=mapping, job=make_job(mapping),
-            message=text, status_note=text, source_app=text, source_entity=text,
-            source_record_id=text, source_url=start + "https://erp.example.com/x",
-            destination_app=text, destination_entity=text, destination_record_id=text,
-            destination_url=start + "https://crm.example.com/x",
-        ))  # fmt: skip
+        entries.append(
+            make_error(
+                category=Category.CONFLICT,
+                mapping=mapping,
+                job=make_job(mapping),
+                message=text,
+                status_note=text,
+                source_app=text,
+                source_entity=text,
+                source_record_id=text,
+                source_url=start + "https://erp.example.com/x",
+                destination_app=text,
+                destination_entity=text,
+                destination_record_id=text,
+                destination_url=start + "https://crm.example.com/x",
+            )
+        )
         entries.append(make_error(category=Category.OTHER, integration=text, message=text))
     return entries
 
@@ -68,7 +78,18 @@ def test_the_api_export_neutralises_formulas_in_every_column(formula_entries, st
 def test_every_text_column_was_tried():
     """The fixture puts a formula in every exported text; a new column must be added to it."""
     numeric_or_chosen = {"id", "created_at", "category", "status", "job_id", "group_id"}
-    tried = {"status_note", "message", "integration", "mapping", "source_app", "source_entity",
-             "source_record_id", "source_url", "destination_app", "destination_entity",
-             "destination_record_id", "destination_url"}  # fmt: skip
+    tried = {
+        "status_note",
+        "message",
+        "integration",
+        "mapping",
+        "source_app",
+        "source_entity",
+        "source_record_id",
+        "source_url",
+        "destination_app",
+        "destination_entity",
+        "destination_record_id",
+        "destination_url",
+    }
     assert {name for name, _ in COLUMNS} == numeric_or_chosen | tried

@@ -27,10 +27,21 @@ pytestmark = pytest.mark.django_db
 
 # The pages that show the hostile objects' text: each must really show it (escaped), or the
 # walk would prove nothing about them.
-SHOWN_TO_EVERYONE = {"errors:list", "errors:groups", "errors:detail", "errors:bulk_progress",
-                     "errors:cleanup", "sync:mappings", "sync:mapping_health", "sync:jobs",
-                     "sync:job", "sync:couplings", "sync:skipped", "couplings:couple",
-                     "couplings:run"}  # fmt: skip
+SHOWN_TO_EVERYONE = {
+    "errors:list",
+    "errors:groups",
+    "errors:detail",
+    "errors:bulk_progress",
+    "errors:cleanup",
+    "sync:mappings",
+    "sync:mapping_health",
+    "sync:jobs",
+    "sync:job",
+    "sync:couplings",
+    "sync:skipped",
+    "couplings:couple",
+    "couplings:run",
+}
 SHOWN_TO_ADMINISTRATORS = {"errors:alerts", "sync:connections", "sync:connection_health"}
 
 
@@ -56,8 +67,9 @@ def sync_user_of_hostile(db):
 @pytest.mark.parametrize("role", ["administrator", "user"])
 def test_console_pages_show_hostile_text_as_text(hostile, staff_user, role, request):
     client = Client()
-    client.force_login(staff_user if role == "administrator" else
-                       request.getfixturevalue("sync_user_of_hostile"))  # fmt: skip
+    client.force_login(
+        staff_user if role == "administrator" else request.getfixturevalue("sync_user_of_hostile")
+    )
     shown, threats = set(), {}
     for name, url in page_variants(hostile):
         response = client.get(url)
@@ -119,8 +131,12 @@ def test_links_to_records_are_only_http_or_https(hostile, staff_client):
     assert_harmless(html, "detail")
     # The stored address is shown as text, said not to be a link.
     assert "The stored link is not an http(s) address" in html
-    for url in (reverse("errors:list"), reverse("sync:couplings"), reverse("sync:skipped"),
-                hostile.run.get_absolute_url()):  # fmt: skip
+    for url in (
+        reverse("errors:list"),
+        reverse("sync:couplings"),
+        reverse("sync:skipped"),
+        hostile.run.get_absolute_url(),
+    ):
         page = staff_client.get(url).content.decode()
         assert "javascript:" not in page.lower() and "data:text" not in page, url
 
@@ -162,26 +178,33 @@ def test_alert_emails_show_hostile_text_as_text(hostile, staff_user, settings):
     # One line of subject, whatever the title holds.
     assert "\n" not in message.subject and "\r" not in message.subject
     hostile.group.title = "Broken\r\nBcc: victim@example.com\nX: " + HOSTILE
-    message = alerts.alert_message(staff_user, [alerts.AlertedProblem(
-        hostile.group, [AlertEvent.NEW], "https://console.example.com/")])  # fmt: skip
+    message = alerts.alert_message(
+        staff_user,
+        [alerts.AlertedProblem(hostile.group, [AlertEvent.NEW], "https://console.example.com/")],
+    )
     assert "\n" not in message.subject and "\r" not in message.subject
     assert message.message()["Bcc"] is None
 
 
 def api_get_urls(world):
     return [
-        reverse("api:errors"), reverse("api:error", args=[world.error.pk]),
+        reverse("api:errors"),
+        reverse("api:error", args=[world.error.pk]),
         reverse("api:error", args=[world.integration_error.pk]),
-        reverse("api:problems"), reverse("api:problem", args=[world.group.pk]),
-        reverse("api:jobs"), reverse("api:job", args=[world.job.pk]),
+        reverse("api:problems"),
+        reverse("api:problem", args=[world.group.pk]),
+        reverse("api:jobs"),
+        reverse("api:job", args=[world.job.pk]),
         reverse("api:cleanup", args=[world.cleanup.pk]),
         reverse("api:bulk_action", args=[world.bulk.pk]),
-        reverse("api:mappings"), reverse("api:connections"), reverse("api:couplings"),
+        reverse("api:mappings"),
+        reverse("api:connections"),
+        reverse("api:couplings"),
         reverse("api:coupling", args=[world.coupling.pk]),
         reverse("api:coupling_run", args=[world.run.pk]),
         reverse("api:errors") + "?" + urlencode({"q": HOSTILE}),
         reverse("api:errors") + "?" + urlencode({"created_after": HOSTILE}),
-    ]  # fmt: skip
+    ]
 
 
 def test_api_answers_are_json_with_markup_escaped(hostile, staff_user):

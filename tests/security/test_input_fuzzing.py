@@ -24,9 +24,12 @@ FUZZ = settings(
     deadline=None,
     derandomize=True,
     database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.data_too_large],
-)  # fmt: skip
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 
 # Text as other systems send it: anything but NUL and lone surrogates, which no HTTP body
 # in UTF-8 carries; long enough to pass every column's length.
@@ -35,12 +38,27 @@ texts = st.one_of(
     st.sampled_from([HOSTILE, "x" * 101, "y" * 2049, "z" * 100_001, "", " ", "\u202e"]),
 )
 scalars = st.one_of(texts, st.integers(), st.floats(allow_nan=False), st.booleans(), st.none())
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                      | st.dictionaries(texts, inner, max_size=3), max_leaves=6)  # fmt: skip
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=6,
+)
 
-INGESTED_FIELDS = ["integration", "category", "message", "detail", "occurred_at", "source_app",
-                   "source_entity", "source_record_id", "source_url", "destination_app",
-                   "destination_entity", "destination_record_id", "destination_url"]  # fmt: skip
+INGESTED_FIELDS = [
+    "integration",
+    "category",
+    "message",
+    "detail",
+    "occurred_at",
+    "source_app",
+    "source_entity",
+    "source_record_id",
+    "source_url",
+    "destination_app",
+    "destination_entity",
+    "destination_record_id",
+    "destination_url",
+]
 VALID_ENTRY = {"message": "Customer C1 could not be written", "source_record_id": "C1"}
 entries = st.dictionaries(st.sampled_from(INGESTED_FIELDS) | texts, values, max_size=8)
 bad_batches = st.lists(entries, min_size=1, max_size=5).map(lambda batch: [VALID_ENTRY, *batch])

@@ -107,14 +107,30 @@ def test_a_forwarded_address_counts_only_behind_a_configured_proxy(client, staff
 
     with override_settings(TRUSTED_PROXY_COUNT=1):
         # Behind one proxy, the address it saw is the client's: another client is free.
-        fail(client, settings.AXES_FAILURE_LIMIT - 1, address="10.0.0.5",
-             HTTP_X_FORWARDED_FOR="198.51.100.1")  # fmt: skip
-        assert sign_in(client, WRONG, address="10.0.0.5",
-                       HTTP_X_FORWARDED_FOR="198.51.100.1").status_code == 429  # fmt: skip
-        assert sign_in(client, PASSWORD, address="10.0.0.5",
-                       HTTP_X_FORWARDED_FOR="198.51.100.1").status_code == 429  # fmt: skip
-        assert sign_in(client, PASSWORD, address="10.0.0.5",
-                       HTTP_X_FORWARDED_FOR="198.51.100.2").status_code == 302  # fmt: skip
+        fail(
+            client,
+            settings.AXES_FAILURE_LIMIT - 1,
+            address="10.0.0.5",
+            HTTP_X_FORWARDED_FOR="198.51.100.1",
+        )
+        assert (
+            sign_in(
+                client, WRONG, address="10.0.0.5", HTTP_X_FORWARDED_FOR="198.51.100.1"
+            ).status_code
+            == 429
+        )
+        assert (
+            sign_in(
+                client, PASSWORD, address="10.0.0.5", HTTP_X_FORWARDED_FOR="198.51.100.1"
+            ).status_code
+            == 429
+        )
+        assert (
+            sign_in(
+                client, PASSWORD, address="10.0.0.5", HTTP_X_FORWARDED_FOR="198.51.100.2"
+            ).status_code
+            == 302
+        )
 
 
 def test_only_the_proxies_entries_of_x_forwarded_for_are_believed():
@@ -131,14 +147,23 @@ def test_only_the_proxies_entries_of_x_forwarded_for_are_believed():
 
 
 def test_the_limits_come_from_the_environment():
-    env = {**os.environ, "LOGIN_FAILURE_LIMIT": "3", "LOGIN_LOCKOUT_MINUTES": "60",
-           "TRUSTED_PROXY_COUNT": "2", "LOGIN_RATE_LIMIT_ENABLED": "false"}  # fmt: skip
+    env = {
+        **os.environ,
+        "LOGIN_FAILURE_LIMIT": "3",
+        "LOGIN_LOCKOUT_MINUTES": "60",
+        "TRUSTED_PROXY_COUNT": "2",
+        "LOGIN_RATE_LIMIT_ENABLED": "false",
+    }
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
         "print(s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME, s.TRUSTED_PROXY_COUNT, s.AXES_ENABLED)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=settings.BASE_DIR,
-    )  # fmt: skip
+    )
     assert result.stdout.split() == ["3", "1:00:00", "2", "False"]

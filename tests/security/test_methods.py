@@ -13,13 +13,23 @@ pytestmark = pytest.mark.django_db
 
 # Views that change state: only POST reaches them, so GET and HEAD answer 405.
 POST_ONLY = {
-    "errors:group_set_status", "errors:set_status", "errors:fix", "errors:bulk",
-    "errors:alert_change", "errors:alert_delete", "sync:mapping_start", "sync:mapping_resume",
+    "errors:group_set_status",
+    "errors:set_status",
+    "errors:fix",
+    "errors:bulk",
+    "errors:alert_change",
+    "errors:alert_delete",
+    "sync:mapping_start",
+    "sync:mapping_resume",
     "sync:skipped_action",
-}  # fmt: skip
+}
 # Views whose GET shows a page (a confirmation, a form) and whose POST acts.
-GET_SHOWS_POST_ACTS = {"errors:cleanup_confirm", "errors:alerts", "sync:connection_health",
-                       "couplings:couple"}  # fmt: skip
+GET_SHOWS_POST_ACTS = {
+    "errors:cleanup_confirm",
+    "errors:alerts",
+    "sync:connection_health",
+    "couplings:couple",
+}
 # Not signed in, so no session to ride: the apps' change notifications carry a secret of
 # their connection instead (tests/sync); signing in has the token like every form.
 CSRF_EXEMPT = {"sync:notification"}
@@ -28,12 +38,22 @@ CSRF_EXEMPT = {"sync:notification"}
 def acting_query(world) -> dict:
     """What the forms post, in a query string: a view that acted on GET would act on this."""
     return {
-        "status": "resolved", "note": "by GET", "action": "resolve", "kind": "full",
-        "scope": "selection", "ids": [world.error.pk, world.uncoupled.pk], "days": "1",
-        "coupling": [world.skipped.pk], "mapping": world.mapping.pk, "side": "source",
-        "record": "X1", "source_record_id": "S1", "destination_record_id": "D1",
-        "new-new_problems": "on", "confirmation": "x",
-    }  # fmt: skip
+        "status": "resolved",
+        "note": "by GET",
+        "action": "resolve",
+        "kind": "full",
+        "scope": "selection",
+        "ids": [world.error.pk, world.uncoupled.pk],
+        "days": "1",
+        "coupling": [world.skipped.pk],
+        "mapping": world.mapping.pk,
+        "side": "source",
+        "record": "X1",
+        "source_record_id": "S1",
+        "destination_record_id": "D1",
+        "new-new_problems": "on",
+        "confirmation": "x",
+    }
 
 
 DATA_TABLES_SQL = """
@@ -126,8 +146,9 @@ def test_only_the_notification_endpoint_is_exempt_from_csrf():
     from tests.test_roles import named_urls
 
     exempt = {
-        name for name, pattern in named_urls()
+        name
+        for name, pattern in named_urls()
         if getattr(pattern.callback, "csrf_exempt", False)
         and not name.startswith(("api:", "demo:", "admin:"))
-    }  # fmt: skip
+    }
     assert exempt == CSRF_EXEMPT

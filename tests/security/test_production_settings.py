@@ -14,9 +14,18 @@ from django.conf import settings
 
 ROOT = settings.BASE_DIR
 # What the machine's environment may hold that would change the outcome.
-OURS = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "SECURE_COOKIES", "SECURE_SSL_REDIRECT",
-        "SECURE_HSTS_SECONDS", "SYNC_CONSOLE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE",
-        "DJANGO_SETTINGS_MODULE", "SYNC_CONSOLE_ENCRYPTION_KEY"}  # fmt: skip
+OURS = {
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "SECURE_COOKIES",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SYNC_CONSOLE_URL",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+    "DJANGO_SETTINGS_MODULE",
+    "SYNC_CONSOLE_ENCRYPTION_KEY",
+}
 
 
 def random_secret_key() -> str:
@@ -33,9 +42,16 @@ def run(args: list[str], tmp_path, **variables) -> subprocess.CompletedProcess:
 
 
 def settings_under(tmp_path, **variables) -> dict:
-    names = ["SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS",
-             "SESSION_COOKIE_SAMESITE", "SECURE_CONTENT_TYPE_NOSNIFF", "SECURE_REFERRER_POLICY",
-             "SESSION_COOKIE_HTTPONLY", "X_FRAME_OPTIONS"]  # fmt: skip
+    names = [
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_HSTS_SECONDS",
+        "SESSION_COOKIE_SAMESITE",
+        "SECURE_CONTENT_TYPE_NOSNIFF",
+        "SECURE_REFERRER_POLICY",
+        "SESSION_COOKIE_HTTPONLY",
+        "X_FRAME_OPTIONS",
+    ]
     code = f"import json; from syncconsole import settings as s; print(json.dumps({{n: getattr(s, n) for n in {names!r}}}))"  # noqa: E501
     result = run(["-c", code], tmp_path, **variables)
     assert result.returncode == 0, result.stderr
@@ -56,31 +72,49 @@ PRODUCTION = {
 
 
 def test_check_deploy_passes_with_production_settings(tmp_path):
-    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], tmp_path,
-                 SECRET_KEY=random_secret_key(), **PRODUCTION)  # fmt: skip
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        tmp_path,
+        SECRET_KEY=random_secret_key(),
+        **PRODUCTION,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_check_deploy_passes_without_naming_the_secure_switches(tmp_path):
     """Secure cookies and HSTS are the defaults of a console served beyond this machine."""
-    variables = {k: v for k, v in PRODUCTION.items()
-                 if k not in ("SECURE_COOKIES", "SECURE_HSTS_SECONDS")}  # fmt: skip
-    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], tmp_path,
-                 SECRET_KEY=random_secret_key(), **variables)  # fmt: skip
+    variables = {
+        k: v for k, v in PRODUCTION.items() if k not in ("SECURE_COOKIES", "SECURE_HSTS_SECONDS")
+    }
+    result = run(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        tmp_path,
+        SECRET_KEY=random_secret_key(),
+        **variables,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_secure_defaults_when_served_beyond_this_machine(tmp_path):
     served = settings_under(tmp_path, DEBUG="0", ALLOWED_HOSTS="console.example.com")
     assert served == {
-        "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
-        "SECURE_HSTS_SECONDS": 31536000, "SESSION_COOKIE_SAMESITE": "Lax",
-        "SECURE_CONTENT_TYPE_NOSNIFF": True, "SECURE_REFERRER_POLICY": "same-origin",
-        "SESSION_COOKIE_HTTPONLY": True, "X_FRAME_OPTIONS": "DENY",
-    }  # fmt: skip
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SECURE_CONTENT_TYPE_NOSNIFF": True,
+        "SECURE_REFERRER_POLICY": "same-origin",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "X_FRAME_OPTIONS": "DENY",
+    }
     # Turned off explicitly, e.g. behind a proxy that speaks plain HTTP on a private network.
-    off = settings_under(tmp_path, DEBUG="0", ALLOWED_HOSTS="console.example.com",
-                         SECURE_COOKIES="0", SECURE_HSTS_SECONDS="0")  # fmt: skip
+    off = settings_under(
+        tmp_path,
+        DEBUG="0",
+        ALLOWED_HOSTS="console.example.com",
+        SECURE_COOKIES="0",
+        SECURE_HSTS_SECONDS="0",
+    )
     assert not off["SESSION_COOKIE_SECURE"] and off["SECURE_HSTS_SECONDS"] == 0
 
 
@@ -103,8 +137,12 @@ def test_the_built_in_secret_key_stops_a_console_served_beyond_this_machine(tmp_
     assert result.returncode != 0
     assert "syncconsole.E002" in result.stderr
     # Not a silent default: the server does not start either.
-    result = run(["manage.py", "runserver", "--noreload", "127.0.0.1:0"], tmp_path, DEBUG="0",
-                 ALLOWED_HOSTS="console.example.com")  # fmt: skip
+    result = run(
+        ["manage.py", "runserver", "--noreload", "127.0.0.1:0"],
+        tmp_path,
+        DEBUG="0",
+        ALLOWED_HOSTS="console.example.com",
+    )
     assert result.returncode != 0 and "syncconsole.E002" in result.stderr
 
 
@@ -112,6 +150,11 @@ def test_a_bare_machine_passes_the_checks(tmp_path):
     """`make run` sets nothing: the checks it runs first must pass."""
     result = run(["manage.py", "check"], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    result = run(["manage.py", "check"], tmp_path, SECRET_KEY=random_secret_key(), DEBUG="0",
-                 ALLOWED_HOSTS="console.example.com")  # fmt: skip
+    result = run(
+        ["manage.py", "check"],
+        tmp_path,
+        SECRET_KEY=random_secret_key(),
+        DEBUG="0",
+        ALLOWED_HOSTS="console.example.com",
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -155,10 +155,14 @@ def test_the_admin_change_form_never_renders_a_secret_and_blank_keeps_it(client,
     assert SECRET not in page and 'type="password"' in page
     form = {
         **{f.name: getattr(connection, f.name) for f in Connection._meta.concrete_fields},
-        "source_settings": "{}", "destination_settings": "{}", "is_enabled": "on",
-        "source_secret": "", "destination_secret": "replaced-secret",
-        "mappings-TOTAL_FORMS": "0", "mappings-INITIAL_FORMS": "0",
-    }  # fmt: skip
+        "source_settings": "{}",
+        "destination_settings": "{}",
+        "is_enabled": "on",
+        "source_secret": "",
+        "destination_secret": "replaced-secret",
+        "mappings-TOTAL_FORMS": "0",
+        "mappings-INITIAL_FORMS": "0",
+    }
     del form["id"], form["created_at"]
     assert client.post(url, form).status_code == 302
     connection.refresh_from_db()
@@ -200,9 +204,12 @@ def test_connection_pages_and_api_answers_never_show_secrets(demo_apps, staff_cl
     api = token_client(connection_admin(staff_client))
     pages += [
         api.get(reverse("api:connections")),
-        api.post(reverse("api:connection_check", args=[connection.pk]), "{}",
-                 content_type="application/json"),
-    ]  # fmt: skip
+        api.post(
+            reverse("api:connection_check", args=[connection.pk]),
+            "{}",
+            content_type="application/json",
+        ),
+    ]
     for page in pages:
         assert page.status_code in (200, 201)
         for secret in secrets:
@@ -256,9 +263,14 @@ def test_an_app_echoing_the_credentials_never_gets_them_into_an_error(
     if options:
         options = {"token_url": echoing_app + options["token_url"]}
     config = SideConfig(
-        app_name="Echo", base_url=echoing_app, auth_method=auth_method, username="integration",
-        secret=SECRET, options=options, max_retries=0,
-    )  # fmt: skip
+        app_name="Echo",
+        base_url=echoing_app,
+        auth_method=auth_method,
+        username="integration",
+        secret=SECRET,
+        options=options,
+        max_retries=0,
+    )
     assert SECRET not in repr(config)
     with caplog.at_level(logging.DEBUG), pytest.raises(ConnectorError) as raised:
         list(ODataConnector(config).list_changes("customers", None))
@@ -277,12 +289,16 @@ def test_a_job_against_an_echoing_app_stores_no_secret(echoing_app, auth_method,
     from sync.services import create_job
 
     connection = make_connection(
-        source_base_url=echoing_app, destination_base_url=echoing_app,
-        source_username="erp-user", source_secret=SECRET,
-        destination_username="crm-user", destination_secret=SECRET,
-        source_settings={"max_retries": 0}, destination_settings={"max_retries": 0},
+        source_base_url=echoing_app,
+        destination_base_url=echoing_app,
+        source_username="erp-user",
+        source_secret=SECRET,
+        destination_username="crm-user",
+        destination_secret=SECRET,
+        source_settings={"max_retries": 0},
+        destination_settings={"max_retries": 0},
         auth_method=auth_method,
-    )  # fmt: skip
+    )
     mapping = make_mapping(connection)
     job = create_job(mapping, kind=SyncJob.Kind.MODIFIED, trigger=SyncJob.Trigger.USER)
     with caplog.at_level(logging.DEBUG):

@@ -65,9 +65,18 @@ def test_connection_secrets_are_never_shown_and_kept_when_left_blank(admin_clien
 def test_field_mappings_are_validated_with_clear_messages(admin_client):
     assert field_mapping_problems([{"source": "city", "destination": "address1_city"}]) == []
     problems = field_mapping_problems(
-        [{"source": "", "destination": "x", "direction": "sideways", "transform": "shout",
-          "enabled": "yes", "colour": "red"}, "name"]
-    )  # fmt: skip
+        [
+            {
+                "source": "",
+                "destination": "x",
+                "direction": "sideways",
+                "transform": "shout",
+                "enabled": "yes",
+                "colour": "red",
+            },
+            "name",
+        ]
+    )
     assert problems == [
         "Field mapping 1 needs a source field name.",
         "Field mapping 1: direction must be one of bidirectional, to_destination, "
@@ -83,13 +92,19 @@ def test_field_mappings_are_validated_with_clear_messages(admin_client):
     response = admin_client.post(
         reverse("admin:sync_tablemapping_add"),
         {
-            "connection": connection.pk, "name": "CUSTOMER", "source_entity": "customers",
-            "destination_entity": "accounts", "direction": "bidirectional",
-            "field_mappings": '[{"source": "city"}]', "update_conflict_resolution": "none",
-            "deletion_conflict_resolution": "none", "dependency_order": 30,
-            "sync_only_coupled_records": "on", "is_enabled": "on",
+            "connection": connection.pk,
+            "name": "CUSTOMER",
+            "source_entity": "customers",
+            "destination_entity": "accounts",
+            "direction": "bidirectional",
+            "field_mappings": '[{"source": "city"}]',
+            "update_conflict_resolution": "none",
+            "deletion_conflict_resolution": "none",
+            "dependency_order": 30,
+            "sync_only_coupled_records": "on",
+            "is_enabled": "on",
         },
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     assert "Field mapping 1 needs a destination field name." in response.content.decode()
     assert not TableMapping.objects.exists()

@@ -213,8 +213,9 @@ def test_a_job_reads_only_the_fields_it_maps(demo_apps):
     job = create_job(mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER)
     engine.run_job(job.pk, **connectors)
 
-    forward = engine.Pass(job, mapping, connectors["source"], connectors["destination"],
-                          "to_destination")  # fmt: skip
+    forward = engine.Pass(
+        job, mapping, connectors["source"], connectors["destination"], "to_destination"
+    )
     erp_fields = {*forward.read_fields, "id", "lastModifiedDateTime"}
     crm_fields = {*forward.write_fields, "accountid", "modifiedon"}
     assert reads["source"] and reads["destination"]

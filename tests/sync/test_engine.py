@@ -47,8 +47,13 @@ def test_full_sync_creates_couples_by_match_and_logs_what_fails(demo_apps):
     # 12 customers: one coupled to its existing account, one in SEK (missing in the CRM),
     # ten created; then the 11 accounts read back are already in step.
     assert counts(job) == {
-        "inserted": 10, "modified": 0, "deleted": 0, "unchanged": 12, "skipped": 0, "failed": 1
-    }  # fmt: skip
+        "inserted": 10,
+        "modified": 0,
+        "deleted": 0,
+        "unchanged": 12,
+        "skipped": 0,
+        "failed": 1,
+    }
     assert job.records_read == 12 + 11
     assert CrmAccount.objects.count() == 11
     assert Coupling.objects.filter(mapping__name="CUSTOMER").count() == 11
@@ -202,8 +207,9 @@ def test_a_validation_failure_twice_in_a_row_skips_the_record(demo_apps):
     errors = list(SyncError.objects.filter(coupling=coupling).order_by("pk"))
     assert [e.category for e in errors] == [Category.VALIDATION] * 2
     assert errors[0].message == "Phone No. must not exceed 30 characters."
-    assert errors[1].message.endswith("skipped for further synchronization due to a repeatable "
-                                      "failure.")  # fmt: skip
+    assert errors[1].message.endswith(
+        "skipped for further synchronization due to a repeatable failure."
+    )
     # The entry links the record that was read (CRM) and the one it failed to update (ERP).
     assert errors[0].source_app == "Dynamics 365 Sales"
     assert errors[0].source_url.endswith(f"/demo/crm/accounts/{account.pk}/")
@@ -425,9 +431,14 @@ def test_an_entry_resolves_itself_when_its_record_synchronizes(demo_apps, no_ove
     entry = SyncError.objects.get(job=failing)
     # An unrelated failure of the same coupling in the other direction stays open.
     other = SyncError.objects.create(
-        created_at=entry.created_at, job=failing, mapping=entry.mapping, coupling=entry.coupling,
-        category=Category.CONFLICT, source_app="Business Central", message="Other direction.",
-    )  # fmt: skip
+        created_at=entry.created_at,
+        job=failing,
+        mapping=entry.mapping,
+        coupling=entry.coupling,
+        category=Category.CONFLICT,
+        source_app="Business Central",
+        message="Other direction.",
+    )
     CrmAccount.objects.filter(pk=account.pk).update(telephone="+45 3333 4444")
 
     fixed = demo_apps.run("CUSTOMER")

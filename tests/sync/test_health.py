@@ -113,8 +113,11 @@ def test_one_finding_per_privilege_a_mapping_needs_and_the_user_lacks(demo_apps)
     # Without delete only "Delete the remaining record" fails: a warning per mapping.
     deletes = {f.privilege for f in missing if f.severity == "warning"}
     assert deletes == {
-        "prvDeleteTransactionCurrency", "prvDeleteAccount", "prvDeleteContact", "prvDeleteProduct"
-    }  # fmt: skip
+        "prvDeleteTransactionCurrency",
+        "prvDeleteAccount",
+        "prvDeleteContact",
+        "prvDeleteProduct",
+    }
 
 
 def test_a_mapping_that_only_reads_a_side_needs_no_write_there(demo_apps):
@@ -147,8 +150,11 @@ def test_a_currency_without_exchange_rate_or_missing_on_one_side_is_a_warning(de
 
     (missing,) = findings["currency_missing"]
     assert (missing.severity, missing.side, missing.app, missing.entity) == (
-        "warning", "destination", CRM, "SEK"
-    )  # fmt: skip
+        "warning",
+        "destination",
+        CRM,
+        "SEK",
+    )
     assert "add the currency SEK" in missing.remedy
 
     CrmTransactionCurrency.objects.filter(iso_currency_code="DKK").update(exchange_rate=None)
@@ -273,24 +279,30 @@ def test_a_job_missing_a_privilege_it_needs_is_one_entry_instead_of_record_failu
     assert "is missing prvCreateTransactionCurrency privilege" in error.message
     assert "mapping CURRENCY needs it" in error.message
     assert (error.source_app, error.source_entity, error.source_record_id) == (
-        CRM, "transactioncurrencies", ""
-    )  # fmt: skip
+        CRM,
+        "transactioncurrencies",
+        "",
+    )
     assert "prvWriteTransactionCurrency" in error.detail  # every missing one is listed
     assert job.records_read == 0 and job.failed == 0
     assert not Coupling.objects.filter(mapping__name="CURRENCY").exists()
     remedy = remedy_for(error)
     assert "do not grant prvCreateTransactionCurrency on transactioncurrency" in remedy.cause
-    assert ("Setup health check", reverse("sync:connection_health", args=[
-        demo_apps.connection.pk])) in remedy.links  # fmt: skip
+    assert (
+        "Setup health check",
+        reverse("sync:connection_health", args=[demo_apps.connection.pk]),
+    ) in remedy.links
 
 
 def test_a_job_runs_when_its_direction_needs_only_what_the_user_holds(demo_apps):
     # Reading products from the CRM into the ERP needs only prvReadProduct.
     mapping = demo_apps.mapping("ITEM-PRODUCT")
     job = create_job(
-        mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER,
+        mapping,
+        kind=SyncJob.Kind.FULL,
+        trigger=SyncJob.Trigger.USER,
         direction="from_destination",
-    )  # fmt: skip
+    )
     job = engine.run_job(job.pk)
     assert job.status == SyncJob.Status.SUCCEEDED, job.message
     assert not SyncError.objects.filter(job=job).exists()

@@ -49,8 +49,11 @@ def test_the_mappings_page_shows_each_mappings_health(
 
     # 11 coupled: 10 in step, one failing; the SEK customer never coupled.
     assert figures(page, mapping.pk) == {
-        "in_sync": "10", "failing": "1", "skipped": "0", "open_errors": "2"
-    }  # fmt: skip
+        "in_sync": "10",
+        "failing": "1",
+        "skipped": "0",
+        "open_errors": "2",
+    }
     assert f'href="{last.get_absolute_url()}"' in page
     assert timezone.localtime(last.finished_at).strftime("%Y-%m-%d %H:%M") in page
     assert page.count('<svg class="trend"') == 4 + 15
@@ -92,8 +95,11 @@ def test_each_job_writes_one_snapshot_per_day(demo_apps):
     demo_apps.run("CUSTOMER")
     snapshot = MappingHealthSnapshot.objects.get(mapping__name="CUSTOMER")
     assert (snapshot.day, snapshot.in_sync, snapshot.failing, snapshot.skipped) == (
-        timezone.localdate(), 10, 1, 0
-    )  # fmt: skip
+        timezone.localdate(),
+        10,
+        1,
+        0,
+    )
     demo_apps.run("CUSTOMER")  # the same failure again: the record is skipped
     snapshot.refresh_from_db()
     assert (snapshot.in_sync, snapshot.failing, snapshot.skipped) == (10, 0, 1)
@@ -105,9 +111,13 @@ def test_the_trend_is_failing_and_skipped_per_day_carried_over_days_without_a_jo
     today = date(2026, 3, 20)
     for days_ago, failing, skipped in ((20, 4, 1), (10, 2, 0), (3, 1, 2)):
         MappingHealthSnapshot.objects.create(
-            mapping=mapping, day=today - timedelta(days=days_ago), in_sync=5,
-            failing=failing, skipped=skipped, updated_at=timezone.now(),
-        )  # fmt: skip
+            mapping=mapping,
+            day=today - timedelta(days=days_ago),
+            in_sync=5,
+            failing=failing,
+            skipped=skipped,
+            updated_at=timezone.now(),
+        )
 
     trends = backlog_trends([mapping.pk, quiet.pk], today)
 

@@ -53,9 +53,13 @@ def test_a_token_for_one_app_does_not_open_the_other(demo_apps):
     connection = demo_apps.connection
     answer = demo_apps.post(
         token_url,
-        data={"grant_type": "client_credentials", "scope": SCOPES["source"],
-              "client_id": connection.source_username, "client_secret": connection.source_secret},
-    ).json()  # fmt: skip
+        data={
+            "grant_type": "client_credentials",
+            "scope": SCOPES["source"],
+            "client_id": connection.source_username,
+            "client_secret": connection.source_secret,
+        },
+    ).json()
     connection.auth_method = Connection.AuthMethod.BEARER
     connection.source_secret = connection.destination_secret = answer["access_token"]
     assert answer["token_type"] == "Bearer"

@@ -44,10 +44,13 @@ def test_finds_each_kind_of_orphan_once(synced):
     job = synced.run("CUSTOMER", RECONCILE)
     assert job.status == SyncJob.Status.SUCCEEDED, job.message
     entries = SyncError.objects.filter(job=job)
-    not_coupled = {(e.source_app, e.source_record_id) for e in entries
-                   if e.category == Category.NOT_COUPLED}  # fmt: skip
-    assert not_coupled == {("Business Central", str(lonely_customer.pk)),
-                           ("Dynamics 365 Sales", str(lonely_account.pk))}  # fmt: skip
+    not_coupled = {
+        (e.source_app, e.source_record_id) for e in entries if e.category == Category.NOT_COUPLED
+    }
+    assert not_coupled == {
+        ("Business Central", str(lonely_customer.pk)),
+        ("Dynamics 365 Sales", str(lonely_account.pk)),
+    }
     gone = {e.coupling_id: e for e in entries if e.category == Category.COUPLED_RECORD_DELETED}
     assert set(gone) == {coupling_to_gone_account.pk, coupling_to_gone_customer.pk}
     # The SEK customer failed to be created: it has its entry already.
@@ -59,8 +62,10 @@ def test_finds_each_kind_of_orphan_once(synced):
     assert entry.source_record_id == coupling_to_gone_account.source_record_id
     assert entry.destination_app == "Dynamics 365 Sales"
     coupling_to_gone_account.refresh_from_db()
-    assert (coupling_to_gone_account.source_exists,
-            coupling_to_gone_account.destination_exists) == (True, False)  # fmt: skip
+    assert (
+        coupling_to_gone_account.source_exists,
+        coupling_to_gone_account.destination_exists,
+    ) == (True, False)
 
     again = synced.run("CUSTOMER", RECONCILE)
     assert SyncError.objects.filter(job=again).count() == 0
@@ -101,24 +106,33 @@ def test_the_fixes_of_its_entries(synced, staff_client, celery_worker):
     assert "exists in Business Central only" in page  # the cause, in plain words
 
     # Delete the record that should not exist.
-    staff_client.post(reverse("errors:fix", args=[entry[str(doomed.pk)].pk]),
-                      {"action": "delete_record"})  # fmt: skip
+    staff_client.post(
+        reverse("errors:fix", args=[entry[str(doomed.pk)].pk]), {"action": "delete_record"}
+    )
     assert not ErpCustomer.objects.filter(pk=doomed.pk).exists()
     assert SyncError.objects.get(pk=entry[str(doomed.pk)].pk).status == "resolved"
     # The CRM refuses the integration user a delete: said as the app said it, nothing changes.
-    refused = staff_client.post(reverse("errors:fix", args=[entry[str(lonely_account.pk)].pk]),
-                                {"action": "delete_record"}, follow=True)  # fmt: skip
+    refused = staff_client.post(
+        reverse("errors:fix", args=[entry[str(lonely_account.pk)].pk]),
+        {"action": "delete_record"},
+        follow=True,
+    )
     assert "missing prvDeleteAccount privilege" in refused.content.decode()
     assert CrmAccount.objects.filter(pk=lonely_account.pk).exists()
     assert SyncError.objects.get(pk=entry[str(lonely_account.pk)].pk).status == "open"
 
     # Create the ERP-only customer in the CRM (Retry), then restore the deleted account: each
     # a job of the mapping (one waits at a time).
-    for record_id, action in ((str(lonely_customer.pk), "retry"),
-                              (coupling.source_record_id, "restore")):  # fmt: skip
+    for record_id, action in (
+        (str(lonely_customer.pk), "retry"),
+        (coupling.source_record_id, "restore"),
+    ):
         staff_client.post(reverse("errors:fix", args=[entry[record_id].pk]), {"action": action})
-        wait_until(lambda pk=entry[record_id].pk: SyncError.objects.get(pk=pk).status == "resolved",
-                   timeout=60, message=celery_worker.log_path.read_text())  # fmt: skip
+        wait_until(
+            lambda pk=entry[record_id].pk: SyncError.objects.get(pk=pk).status == "resolved",
+            timeout=60,
+            message=celery_worker.log_path.read_text(),
+        )
     created = Coupling.objects.get(mapping=mapping, source_record_id=str(lonely_customer.pk))
     assert CrmAccount.objects.get(pk=created.destination_record_id).name == "Create me"
     coupling.refresh_from_db()
@@ -136,12 +150,21 @@ def test_couple_by_match_resolves_both_sides(synced, staff_client):
     TableMapping.objects.filter(pk=mapping.pk).update(direction="bidirectional")
     job = synced.run("CUSTOMER", RECONCILE)
     assert SyncError.objects.filter(category=Category.NOT_COUPLED, status="open").count() == 2
-    staff_client.post(reverse("couplings:couple"), {
-        "mapping": mapping.pk, "action": "match", "side": "source",
-        "record_ids": str(customer.pk), "match_1": "on", "priority_1": "1", "case_1": "on",
-    })  # fmt: skip
-    assert Coupling.objects.get(mapping=mapping, source_record_id=str(customer.pk)
-                                ).destination_record_id == str(account.pk)  # fmt: skip
+    staff_client.post(
+        reverse("couplings:couple"),
+        {
+            "mapping": mapping.pk,
+            "action": "match",
+            "side": "source",
+            "record_ids": str(customer.pk),
+            "match_1": "on",
+            "priority_1": "1",
+            "case_1": "on",
+        },
+    )
+    assert Coupling.objects.get(
+        mapping=mapping, source_record_id=str(customer.pk)
+    ).destination_record_id == str(account.pk)
     assert not SyncError.objects.filter(category=Category.NOT_COUPLED, status="open").exists()
     assert job.status == SyncJob.Status.SUCCEEDED
 
@@ -175,10 +198,14 @@ def test_administrators_start_it_from_the_mappings_page_and_the_api(
         "Find Records on One Side Only"
         in staff_client.get(reverse("sync:mappings")).content.decode()
     )
-    response = staff_client.post(reverse("sync:mapping_start", args=[mapping.pk]),
-                                 {"kind": "reconcile"})  # fmt: skip
+    response = staff_client.post(
+        reverse("sync:mapping_start", args=[mapping.pk]), {"kind": "reconcile"}
+    )
     job = SyncJob.objects.get(kind=RECONCILE)
     assert response["Location"] == job.get_absolute_url()
-    job = wait_until(lambda: SyncJob.objects.filter(pk=job.pk, status="succeeded").first(),
-                     timeout=60, message=celery_worker.log_path.read_text())  # fmt: skip
+    job = wait_until(
+        lambda: SyncJob.objects.filter(pk=job.pk, status="succeeded").first(),
+        timeout=60,
+        message=celery_worker.log_path.read_text(),
+    )
     assert job.message.startswith("Read 12 Business Central and 11 Dynamics 365 Sales records.")

@@ -26,8 +26,11 @@ def test_migrations_schedule_the_sync_every_30_minutes_and_the_job_cleanup_daily
     assert cleanup.enabled and cleanup.task == "sync.delete_expired_jobs"
     assert (cleanup.crontab.minute, cleanup.crontab.hour) == ("45", "3")
     app.loader.import_default_modules()
-    for name in ("sync.run_sync_job", "sync.synchronize_modified_records",
-                 "sync.delete_expired_jobs"):  # fmt: skip
+    for name in (
+        "sync.run_sync_job",
+        "sync.synchronize_modified_records",
+        "sync.delete_expired_jobs",
+    ):
         assert name in app.tasks
 
 
@@ -45,9 +48,12 @@ def test_old_jobs_go_except_those_a_skipped_coupling_points_to(db, settings):
     still_running = make_job(mapping, 40, status=SyncJob.Status.RUNNING)
     recent = make_job(mapping, 29)
     Coupling.objects.create(
-        mapping=mapping, source_record_id="a", destination_record_id="b", is_skipped=True,
+        mapping=mapping,
+        source_record_id="a",
+        destination_record_id="b",
+        is_skipped=True,
         last_failed_job=kept_for_skipped,
-    )  # fmt: skip
+    )
 
     assert services.delete_expired_jobs() == 1
     remaining = set(SyncJob.objects.values_list("pk", flat=True))
@@ -145,9 +151,13 @@ def test_only_one_job_runs_per_mapping_at_a_time():
 def test_a_job_left_running_by_a_dead_worker_is_marked_interrupted(unused_port):
     nowhere = f"http://127.0.0.1:{unused_port}/api/"
     mapping = make_mapping(
-        make_connection(source_base_url=nowhere, destination_base_url=nowhere,
-                        source_settings={"max_retries": 0}, destination_settings={"max_retries": 0})
-    )  # fmt: skip
+        make_connection(
+            source_base_url=nowhere,
+            destination_base_url=nowhere,
+            source_settings={"max_retries": 0},
+            destination_settings={"max_retries": 0},
+        )
+    )
     job = services.create_job(mapping, kind=SyncJob.Kind.MODIFIED, trigger="user")
     dead = SyncJob.objects.create(mapping=mapping, status=SyncJob.Status.RUNNING)
     # The mapping's connection points nowhere: the job fails, but it did take the lock.

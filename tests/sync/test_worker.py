@@ -59,9 +59,12 @@ def test_beat_runs_every_enabled_mapping_in_dependency_order(
     )
     task, _ = PeriodicTask.objects.update_or_create(
         name="Synchronize modified records",
-        defaults={"task": "sync.synchronize_modified_records", "interval": every_second,
-                  "enabled": True},
-    )  # fmt: skip
+        defaults={
+            "task": "sync.synchronize_modified_records",
+            "interval": every_second,
+            "enabled": True,
+        },
+    )
     ErpCustomer.objects.filter(number="C00030").update(city="Ribe")
     start_celery_beat()
 
@@ -73,6 +76,9 @@ def test_beat_runs_every_enabled_mapping_in_dependency_order(
     task.enabled = False
     task.save()
     assert [job.mapping.name for job in jobs[:4]] == [
-        "CURRENCY", "CUSTOMER", "CONTACT", "ITEM-PRODUCT"
-    ]  # fmt: skip
+        "CURRENCY",
+        "CUSTOMER",
+        "CONTACT",
+        "ITEM-PRODUCT",
+    ]
     assert all(job.kind == SyncJob.Kind.MODIFIED for job in jobs)

@@ -23,7 +23,9 @@ class Command(BaseCommand):
         if len(integration) > 100:
             raise CommandError("The integration's name has at most 100 characters.")
         _, key = ApiToken.issue(
-            user, name.strip(), integration=integration.strip(),
+            user,
+            name.strip(),
+            integration=integration.strip(),
             issued_through="manage.py create_api_token",
-        )  # fmt: skip
+        )
         self.stdout.write(key)

@@ -95,15 +95,31 @@ class Command(BaseCommand):
         commands = {
             "web": [python, manage, "runserver", addr, "--noreload"],
             "worker": [
-                python, "-m", "celery", "-A", "syncconsole", "worker",
-                "--loglevel", "INFO", "--concurrency", "2",
-                "-Q", settings.CELERY_TASK_DEFAULT_QUEUE,
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "syncconsole",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "-Q",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
             ],
             "beat": [
-                python, "-m", "celery", "-A", "syncconsole", "beat",
-                "--loglevel", "INFO", "--pidfile=",
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "syncconsole",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--pidfile=",
             ],
-        }  # fmt: skip
+        }
         # In development alerts are printed by the worker instead of sent, unless configured.
         os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
         processes = {
