@@ -148,7 +148,7 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
         )
         returned = cursor.fetchall()
         groups = {key: (pk, status, woke) for pk, key, status, woke, *_ in returned}
-        last_seen = {row[0]: row[5] for row in rows}
+        last_seen = {key: max(e.created_at for e in group) for key, group in members.items()}
         alerts.notify_after_commit(
             # A row just inserted has no xmax; one that regressed now got this batch's last seen.
             ProblemChange(

@@ -94,9 +94,12 @@ def mapping_lock(mapping_id: int, *, wait: bool = False):
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, mapping_id])
 
 
-def interrupt_abandoned_jobs(mapping_ids: list[int] | None = None) -> list[SyncJob]:
+def interrupt_abandoned_jobs(
+    mapping_ids: list[int] | None = None, *, continued: bool = True
+) -> list[SyncJob]:
     """Mark interrupted the jobs left "running" by a worker that died (of the mappings given,
-    or of all), and return them.
+    or of all), each with the job that goes on with it unless `continued` is off, and return
+    them.
 
     A job holds its mapping's advisory lock for as long as it runs, and PostgreSQL releases
     the lock when the connection of a worker that died closes: a running job whose lock can
@@ -110,14 +113,71 @@ def interrupt_abandoned_jobs(mapping_ids: list[int] | None = None) -> list[SyncJ
         with mapping_lock(mapping_id) as acquired:
             if not acquired:
                 continue
-            jobs = list(running.filter(mapping_id=mapping_id))
-            SyncJob.objects.filter(pk__in=[job.pk for job in jobs]).update(
-                status=SyncJob.Status.INTERRUPTED, finished_at=timezone.now(), message=WORKER_LOST
-            )
-        for job in jobs:
-            job.refresh_from_db()
+            jobs = list(running.filter(mapping_id=mapping_id).select_related("mapping"))
+            for job in jobs:
+                interrupt(job, WORKER_LOST, continued=continued)
         interrupted += jobs
     return interrupted
+
+
+# Interrupted jobs in a row after which a mapping's job is no longer continued by itself.
+INTERRUPTIONS_IN_A_ROW = 3
+
+
+def interrupt(job: SyncJob, reason: str, *, continued: bool = True) -> None:
+    """Mark a job interrupted by a lost worker or database and, in the same transaction,
+    create the job that goes on with it (same scope; what the first one wrote is coupled by
+    the match fields, not created again), named in the message: whoever reads the job sees
+    both or neither. The caller sends the new job, `job.successor`, to a worker."""
+    successor = None
+    with transaction.atomic():
+        if continued:
+            why_not = _not_continued_because(job)
+            if why_not:
+                reason = f"{reason} {why_not}"
+            else:
+                successor = SyncJob.objects.create(
+                    mapping=job.mapping,
+                    kind=job.kind,
+                    trigger=SyncJob.Trigger.RETRY,
+                    direction=job.direction,
+                    overwrite=job.overwrite,
+                    status=SyncJob.Status.QUEUED,
+                    requested_by=job.requested_by,
+                    coupling_ids=job.coupling_ids,
+                    record_ids=job.record_ids,
+                )
+                reason = f"{reason} Job #{successor.pk} goes on with it."
+        _finish(job, SyncJob.Status.INTERRUPTED, reason)
+    job.successor = successor
+
+
+def _not_continued_because(job: SyncJob) -> str:
+    """Why an interrupted job gets no job to go on with it, or "" when it does."""
+    earlier = list(
+        SyncJob.objects.filter(mapping_id=job.mapping_id, pk__lt=job.pk)
+        .order_by("-pk")
+        .values_list("status", flat=True)[: INTERRUPTIONS_IN_A_ROW - 1]
+    )
+    if len(earlier) == INTERRUPTIONS_IN_A_ROW - 1 and all(
+        status == SyncJob.Status.INTERRUPTED for status in earlier
+    ):
+        # A job that takes its worker down each time (memory, a time limit) needs a person.
+        return (
+            f"It was not continued: the last {INTERRUPTIONS_IN_A_ROW} jobs of this mapping "
+            "were interrupted. Look into the worker's log (memory, time limits) and start it "
+            "again."
+        )
+    if TableMapping.objects.filter(pk=job.mapping_id, paused_at__isnull=False).exists():
+        return "It was not continued: its mapping is paused until its setup check passes."
+    waiting = (
+        SyncJob.objects.filter(mapping_id=job.mapping_id, status=SyncJob.Status.QUEUED)
+        .exclude(pk=job.pk)
+        .first()
+    )
+    if waiting is not None:
+        return f"Job #{waiting.pk}, already queued, goes on with it."
+    return ""
 
 
 def connection_lost(exc: Exception) -> bool:
@@ -145,8 +205,10 @@ def run_job(
     wait: bool = False,
     source: Connector | None = None,
     destination: Connector | None = None,
+    found_running: str = WORKER_LOST,
 ) -> SyncJob:
-    """Run a queued job. Running it again after it finished changes nothing.
+    """Run a queued job. Running it again after it finished changes nothing; a job found
+    "running" is interrupted with `found_running` as its reason and continued.
 
     Raises MappingBusy when another job of the mapping runs, unless `wait` is set."""
     job = SyncJob.objects.select_related("mapping__connection").get(pk=job_id)
@@ -162,8 +224,7 @@ def run_job(
         if job.status == SyncJob.Status.RUNNING:
             # Running while this worker holds the lock: the worker that ran it died and its
             # message was handed out again. What it wrote stays; a new job goes on with it.
-            _finish(job, SyncJob.Status.INTERRUPTED, WORKER_LOST)
-            job.resumable = True
+            interrupt(job, found_running)
             return job
         mapping.refresh_from_db()
         if mapping.is_paused:
@@ -219,8 +280,7 @@ def run_job(
                 # job goes on with it. Should the database still be away, this raises and the
                 # task tries again later.
                 logger.warning("Sync job %s lost its database connection: %s", job.pk, exc)
-                _finish(job, SyncJob.Status.INTERRUPTED, DATABASE_LOST)
-                job.resumable = True
+                interrupt(job, DATABASE_LOST)
                 return job
             logger.exception("Sync job %s failed", job.pk)
             record_errors(

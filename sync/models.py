@@ -285,9 +285,10 @@ class SyncJob(models.Model):
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED)
 
     # Not stored: what the engine tells the task that ran the job. A job interrupted by a
-    # lost worker or database is `resumable` (a new job goes on with it); one that failed
-    # transiently is tried again in `retry_in` seconds.
-    resumable: bool = False
+    # lost worker or database names its `successor`, the queued job that goes on with it,
+    # for the task to send to a worker; one that failed transiently is tried again in
+    # `retry_in` seconds.
+    successor: "SyncJob | None" = None
     retry_in: int | None = None
 
     class Meta:

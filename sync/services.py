@@ -44,7 +44,7 @@ def create_job(
 ) -> SyncJob:
     """A queued job for the mapping, or JobRefused when one is already waiting or running."""
     # A job whose worker died must not keep the mapping blocked: it no longer runs.
-    engine.interrupt_abandoned_jobs([mapping.pk])
+    engine.interrupt_abandoned_jobs([mapping.pk], continued=False)
     with transaction.atomic():
         # Requests for one mapping are taken one at a time.
         locked = TableMapping.objects.select_for_update().get(pk=mapping.pk)
@@ -95,8 +95,6 @@ def request_sync(
 ) -> SyncJob:
     """Queue a job for a Celery worker (after `countdown` seconds, when given); JobRefused or
     QueueUnavailable say why not."""
-    from .tasks import run_sync_job
-
     job = create_job(
         mapping,
         kind=kind,
@@ -108,6 +106,15 @@ def request_sync(
         overwrite=overwrite,
         record_ids=record_ids,
     )
+    _send_to_worker(job, countdown)
+    return job
+
+
+def _send_to_worker(job: SyncJob, countdown: float | None = None) -> None:
+    """Queue a queued job's task; QueueUnavailable (the job marked failed) when the broker
+    cannot take it."""
+    from .tasks import run_sync_job
+
     try:
         run_sync_job.apply_async((job.pk,), countdown=countdown)
     except Exception as exc:  # kombu raises several kinds when the broker is down
@@ -117,7 +124,6 @@ def request_sync(
         job.message = "The task queue is unavailable; the job was not started."
         job.save(update_fields=["status", "finished_at", "message"])
         raise QueueUnavailable(job.message) from exc
-    return job
 
 
 def paused_message(mapping: TableMapping) -> str:
@@ -151,57 +157,27 @@ def retry_job_later(job: SyncJob, delay: int) -> SyncJob | None:
         return None
 
 
-# Interrupted jobs in a row after which a mapping's job is no longer continued by itself.
-INTERRUPTIONS_IN_A_ROW = 3
-
-
-def continue_interrupted(job: SyncJob) -> SyncJob | None:
-    """Queue a job that goes on with one whose worker died or whose database connection was
-    lost, with the same scope; the records the first one wrote are coupled by the match
-    fields instead of being created again. None when the mapping already has a job waiting,
-    is paused, or the queue is down, or when the mapping's last jobs were all interrupted: a
-    job that takes its worker down each time (memory, a time limit) needs a person."""
-    latest = list(
-        SyncJob.objects.filter(mapping=job.mapping, pk__lte=job.pk)
-        .order_by("-pk")
-        .values_list("status", flat=True)[:INTERRUPTIONS_IN_A_ROW]
-    )
-    if len(latest) == INTERRUPTIONS_IN_A_ROW and all(
-        status == SyncJob.Status.INTERRUPTED for status in latest
-    ):
-        job.message = (
-            f"{job.message} It was not continued: the last {INTERRUPTIONS_IN_A_ROW} jobs of "
-            "this mapping were interrupted. Look into the worker's log (memory, time limits) "
-            "and start it again."
-        )
-        job.save(update_fields=["message"])
+def send_successor(job: SyncJob) -> SyncJob | None:
+    """Send to a worker the job that goes on with an interrupted one (`job.successor`, made by
+    the engine in the same write that interrupted it); None when there is none or the queue
+    is down, in which case the new job is marked failed with the reason."""
+    successor = job.successor
+    if successor is None:
         return None
     try:
-        successor = request_sync(
-            job.mapping,
-            kind=job.kind,
-            trigger=SyncJob.Trigger.RETRY,
-            user=job.requested_by,
-            allow_behind_running=True,
-            coupling_ids=job.coupling_ids,
-            record_ids=job.record_ids,
-            direction=job.direction,
-            overwrite=job.overwrite,
-        )
-    except (JobRefused, QueueUnavailable) as exc:
+        _send_to_worker(successor)
+    except QueueUnavailable as exc:
         logger.info("Interrupted job %s is not continued by a new job: %s", job.pk, exc)
         return None
-    job.message = f"{job.message} Job #{successor.pk} goes on with it."
-    job.save(update_fields=["message"])
     return successor
 
 
 def resume_abandoned_jobs() -> list[SyncJob]:
     """When a worker starts: interrupt the jobs that workers which died left running, and
-    queue a job that goes on with each; returns the new jobs."""
+    send the job that goes on with each to a worker; returns the new jobs."""
     resumed = []
     for job in engine.interrupt_abandoned_jobs():
-        successor = continue_interrupted(job)
+        successor = send_successor(job)
         if successor is not None:
             resumed.append(successor)
     return resumed

@@ -13,9 +13,12 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="sync.run_sync_job", bind=True, acks_late=True, max_retries=120)
-def run_sync_job(self, job_id: int) -> str:
+def run_sync_job(self, job_id: int, database_lost: bool = False) -> str:
+    # A job found "running" when its message comes back lost its worker, or, on the retry
+    # below, its database connection.
+    found_running = engine.DATABASE_LOST if database_lost else engine.WORKER_LOST
     try:
-        job = engine.run_job(job_id, wait=False)
+        job = engine.run_job(job_id, wait=False, found_running=found_running)
     except engine.MappingBusy as busy:
         # Another job of this mapping is running: wait for it instead of failing.
         if self.request.retries >= self.max_retries:
@@ -28,9 +31,10 @@ def run_sync_job(self, job_id: int) -> str:
         # The database went away under the job (a restart, a fail-over) and is not back yet:
         # the job stays "running" with no one running it. The next attempt, on a new
         # connection, marks it interrupted and queues a job that goes on with it.
-        raise self.retry(exc=error, countdown=5) from error
-    if job.resumable:
-        services.continue_interrupted(job)
+        raise self.retry(
+            args=(job_id,), kwargs={"database_lost": True}, exc=error, countdown=5
+        ) from error
+    services.send_successor(job)
     _retry_if_transient(job)
     return job.status
 
@@ -70,7 +74,9 @@ def _run_each_mapping(kind: str, *, resume_paused: bool) -> int:
         except services.JobRefused as refused:
             logger.info("Scheduled %s of %s skipped: %s", kind, mapping.name, refused)
             continue
-        _retry_if_transient(engine.run_job(job.pk, wait=True))
+        job = engine.run_job(job.pk, wait=True)
+        services.send_successor(job)
+        _retry_if_transient(job)
         ran += 1
     return ran
 

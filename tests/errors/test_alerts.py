@@ -352,3 +352,25 @@ def test_nothing_is_noted_when_the_entries_roll_back(django_capture_on_commit_ca
         raise RuntimeError("the job failed")
     assert callbacks == []
     assert not ProblemAlert.objects.exists() and queued == []
+
+
+def test_a_batch_of_several_times_that_reopens_a_problem_is_a_regression(
+    queued, django_capture_on_commit_callbacks, mailoutbox
+):
+    from errors.grouping import record_errors
+    from errors.models import SyncError
+
+    subscribed("regressions-only", new_problems=False, setup_errors=False)
+    first = make_error(category=Category.CONFLICT, message="Both sides changed")
+    ErrorGroup.objects.filter(pk=first.group_id).update(status=Status.RESOLVED)
+    now = timezone.now()
+    batch = [
+        SyncError(created_at=now - timedelta(minutes=age), category=Category.CONFLICT,
+                  message="Both sides changed", source_record_id=f"C{age}")
+        for age in (3, 1, 2)
+    ]  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        record_errors(batch)
+
+    assert alerts.send_pending_alerts() == 1
+    assert mailoutbox[0].subject == "Sync Console: Regression: Both sides changed"

@@ -150,7 +150,7 @@ def test_web_server_and_worker_go_on_after_postgresql_restarts_in_the_middle_of_
         r"Job #(\d+) goes on with it\.",
         interrupted["message"],
     )
-    assert successor, interrupted
+    assert successor, interrupted["message"]
     continued = finished(client, f"/sync/jobs/{successor[1]}/", log)
     assert continued["status"] == "succeeded", continued
     assert interrupted["inserted"] + continued["inserted"] > 0

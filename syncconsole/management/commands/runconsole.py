@@ -27,14 +27,21 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo", action="store_true", help="Do not load demo data.")
 
     def handle(self, *args, addr: str, no_demo: bool, **options):
+        self.prepare()
+        load_demo = not no_demo and not Connection.objects.exists()
+        self.run_processes(addr, load_demo)
+
+    def prepare(self) -> None:
+        """The database migrated and the two accounts there, with their passwords shown."""
         # The checks of the database (such as its time zone, syncconsole.E005) first, as
         # `manage.py migrate` runs them; a call_command skips them.
         self.check(tags=[Tags.database], databases=[DEFAULT_DB_ALIAS])
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database is migrated.")
+        # Only the embedded database and the file broker make the folder; an external
+        # DATABASE_URL and CELERY_BROKER_URL leave it to the account files.
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         self.ensure_administrator()
-        load_demo = not no_demo and not Connection.objects.exists()
-        self.run_processes(addr, load_demo)
 
     def ensure_administrator(self) -> None:
         User = get_user_model()

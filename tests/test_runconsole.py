@@ -1,0 +1,26 @@
+"""make run's preparation: the database migrated and the accounts made, wherever the data
+folder stands."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from syncconsole.management.commands.runconsole import Command
+
+
+@pytest.mark.django_db
+def test_the_accounts_are_made_when_no_data_folder_exists_yet(settings, tmp_path, monkeypatch):
+    # With DATABASE_URL and CELERY_BROKER_URL set, neither the embedded database nor the
+    # file broker has made the folder.
+    monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD", raising=False)
+    settings.DATA_DIR = tmp_path / "not-made-yet"
+    out = StringIO()
+
+    Command(stdout=out).prepare()
+
+    admin = (settings.DATA_DIR / "admin-credentials.txt").read_text().split("\n")
+    user = (settings.DATA_DIR / "user-credentials.txt").read_text().split("\n")
+    assert get_user_model().objects.get(username=admin[0]).check_password(admin[1])
+    assert get_user_model().objects.get(username=user[0]).check_password(user[1])
+    assert f"Sign in as {admin[0]} / {admin[1]}" in out.getvalue()
