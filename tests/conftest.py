@@ -149,9 +149,15 @@ def celery_worker(django_db_setup, celery_queue):
     worker = CeleryProcess(
         "worker",
         celery_queue,
-        ["--pool=solo", "-Q", celery_queue, "--without-gossip", "--without-mingle",
-         "--loglevel=INFO"],
-    )  # fmt: skip
+        [
+            "--pool=solo",
+            "-Q",
+            celery_queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        ],
+    )
     try:
         worker.wait_for_log("ready.")
         yield worker
@@ -168,9 +174,13 @@ def start_celery_beat(django_db_setup, celery_queue):
         beat = CeleryProcess(
             "beat",
             celery_queue,
-            ["--pidfile=", "--max-interval=1", "--loglevel=INFO",
-             "--scheduler=django_celery_beat.schedulers:DatabaseScheduler"],
-        )  # fmt: skip
+            [
+                "--pidfile=",
+                "--max-interval=1",
+                "--loglevel=INFO",
+                "--scheduler=django_celery_beat.schedulers:DatabaseScheduler",
+            ],
+        )
         started.append(beat)
         beat.wait_for_log("beat: Starting")
         return beat

@@ -365,10 +365,14 @@ def test_a_batch_of_several_times_that_reopens_a_problem_is_a_regression(
     ErrorGroup.objects.filter(pk=first.group_id).update(status=Status.RESOLVED)
     now = timezone.now()
     batch = [
-        SyncError(created_at=now - timedelta(minutes=age), category=Category.CONFLICT,
-                  message="Both sides changed", source_record_id=f"C{age}")
+        SyncError(
+            created_at=now - timedelta(minutes=age),
+            category=Category.CONFLICT,
+            message="Both sides changed",
+            source_record_id=f"C{age}",
+        )
         for age in (3, 1, 2)
-    ]  # fmt: skip
+    ]
     with django_capture_on_commit_callbacks(execute=True):
         record_errors(batch)
 

@@ -151,16 +151,22 @@ def test_a_tampered_or_foreign_confirmation_is_refused(staff_client):
         ({"action": "resolve", "scope": "selection"}, "Select at least one entry."),
         ({"action": "resolve", "scope": "selection", "ids": ["x"]}, "The selection is not valid."),
         ({"action": "resolve", "scope": "selection", "ids": ["-4"]}, "The selection is not valid."),
-        ({"action": "resolve", "scope": "selection", "ids": [str(n) for n in range(1, 502)]},
-         "Select at most 500 entries"),
+        (
+            {"action": "resolve", "scope": "selection", "ids": [str(n) for n in range(1, 502)]},
+            "Select at most 500 entries",
+        ),
         ({"action": "explode", "scope": "selection", "ids": ["1"]}, "Choose an action."),
         ({"action": "resolve", "scope": "everything"}, "Choose the selected entries or all"),
-        ({"action": "resolve", "scope": "filter", "filter_query": "status=nonsense"},
-         "The filters are not valid"),
-        ({"action": "resolve", "scope": "selection", "ids": ["1"], "note": "n" * 501},
-         "at most 500 characters"),
+        (
+            {"action": "resolve", "scope": "filter", "filter_query": "status=nonsense"},
+            "The filters are not valid",
+        ),
+        (
+            {"action": "resolve", "scope": "selection", "ids": ["1"], "note": "n" * 501},
+            "at most 500 characters",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_input_is_refused_with_a_message_and_changes_nothing(staff_client, fields, message):
     entry = make_error()
     response = staff_client.post(BULK, fields, follow=True)

@@ -165,10 +165,18 @@ class PrivatePostgres:
             shutil.chown(self.log, "postgres", "postgres")
 
     def _as_postgres(self, *command: str) -> None:
-        subprocess.run(
-            list(command), check=True, cwd=self.workdir, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, timeout=120, **self.run_as,
-        )  # fmt: skip
+        try:
+            subprocess.run(
+                list(command), check=True, cwd=self.workdir, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, timeout=120, **self.run_as,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as failed:
+            # Say why: what the command printed and the end of the server's log.
+            raise AssertionError(
+                f"{' '.join(command)} exited {failed.returncode}:\n"
+                f"{failed.stderr.decode(errors='replace')}\n"
+                f"server log:\n{self.log.read_text(errors='replace')[-3000:]}"
+            ) from failed
 
     def pg_ctl(self, *args: str) -> None:
         pg_ctl = str(self.bin / "pg_ctl")
@@ -193,7 +201,7 @@ class PrivatePostgres:
         if (self.data / "postmaster.pid").exists():
             try:
                 self.pg_ctl("-w", "-m", "immediate", "stop")
-            except subprocess.SubprocessError:
+            except (subprocess.SubprocessError, AssertionError):
                 pid = int((self.data / "postmaster.pid").read_text().split()[0])
                 os.kill(pid, signal.SIGKILL)
 

@@ -77,11 +77,13 @@ class InThread:
 FAULT_BODIES = {
     # (status, content type, body)
     "server_error": (
-        500, "application/json",
+        500,
+        "application/json",
         b'{"error": {"code": "0x80040216", "message": "An unexpected error occurred."}}',
     ),
     "html_error_page": (
-        502, "text/html",
+        502,
+        "text/html",
         b"<html><head><title>502 Bad Gateway</title></head>"
         b"<body><h1>Bad Gateway</h1><p>The proxy got no answer.</p></body></html>",
     ),
@@ -89,7 +91,7 @@ FAULT_BODIES = {
     "truncated_json": (200, "application/json", b'{"value": [{"accountid": "0000'),
     "wrong_shape": (200, "application/json", b'{"value": {"accountid": "a list was expected"}}'),
     "json_list": (200, "application/json", b'["a", "list", "instead", "of", "an", "object"]'),
-}  # fmt: skip
+}
 # Every fault the proxy can play: the canned answers, an answer whose body ends early (its
 # Content-Length promised more), a server that never answers, and one that answers only once
 # the test lets it (`FaultProxy.let_go`).
@@ -228,9 +230,9 @@ class FaultProxy:
         return {
             name: value
             for name, value in answer.headers.items()
-            if name.lower() not in ("content-length", "content-encoding", "transfer-encoding",
-                                    "connection")
-        }  # fmt: skip
+            if name.lower()
+            not in ("content-length", "content-encoding", "transfer-encoding", "connection")
+        }
 
     @staticmethod
     def answer(request, status: int, headers: dict, content: bytes) -> None:

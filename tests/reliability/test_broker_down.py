@@ -59,9 +59,10 @@ def test_the_console_keeps_working_while_redis_is_stopped(
     assert (job.status, job.message) == (SyncJob.Status.FAILED, NOT_STARTED)
     # A failed start does not block the next one.
     answer = token_client(staff_user).post(
-        reverse("api:jobs"), {"mapping": mapping.pk, "kind": "modified"},
+        reverse("api:jobs"),
+        {"mapping": mapping.pk, "kind": "modified"},
         content_type="application/json",
-    )  # fmt: skip
+    )
     assert answer.status_code == 503
     assert NOT_STARTED in str(answer.json())
 
@@ -118,13 +119,16 @@ def test_worker_and_beat_resume_by_themselves_when_redis_is_back(
 
         def check():
             jobs = SyncJob.objects.filter(
-                mapping=customers, trigger=SyncJob.Trigger.SCHEDULE, created_at__gt=moment,
+                mapping=customers,
+                trigger=SyncJob.Trigger.SCHEDULE,
+                created_at__gt=moment,
                 status=SyncJob.Status.SUCCEEDED,
-            )  # fmt: skip
+            )
             cleanups = SyncErrorCleanup.objects.filter(
-                trigger=SyncErrorCleanup.Trigger.SCHEDULE, requested_at__gt=moment,
+                trigger=SyncErrorCleanup.Trigger.SCHEDULE,
+                requested_at__gt=moment,
                 state=SyncErrorCleanup.State.DONE,
-            )  # fmt: skip
+            )
             return jobs.count() >= runs and cleanups.count() >= runs
 
         wait_until(check, timeout=90, interval=0.2, message=log())

@@ -67,10 +67,12 @@ def test_two_people_clicking_run_at_once_get_one_job_and_a_clear_answer(
             broker.default_channel.queue_purge(celery_queue)
 
     job = SyncJob.objects.get(mapping=mapping)
-    assert answers == sorted([
-        (302, [f"Synchronize modified records of CUSTOMER is queued as #{job.pk}."]),
-        (302, [f"A job for CUSTOMER is already queued (#{job.pk}); wait for it to finish."]),
-    ])  # fmt: skip
+    assert answers == sorted(
+        [
+            (302, [f"Synchronize modified records of CUSTOMER is queued as #{job.pk}."]),
+            (302, [f"A job for CUSTOMER is already queued (#{job.pk}); wait for it to finish."]),
+        ]
+    )
 
 
 def test_two_jobs_of_one_mapping_run_one_after_the_other_and_write_each_record_once(
@@ -85,11 +87,14 @@ def test_two_jobs_of_one_mapping_run_one_after_the_other_and_write_each_record_o
         mapping = demo_apps.mapping("CUSTOMER")
         first, second = (
             SyncJob.objects.create(
-                mapping=mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER,
-                direction=mapping.direction, status=SyncJob.Status.QUEUED,
+                mapping=mapping,
+                kind=SyncJob.Kind.FULL,
+                trigger=SyncJob.Trigger.USER,
+                direction=mapping.direction,
+                status=SyncJob.Status.QUEUED,
             )
             for _ in range(2)
-        )  # fmt: skip
+        )
 
         running = InThread(engine.run_job, first.pk).start()
         wait_until(lambda: proxy.count(r"/customers$") == 1, message="the first job never read")

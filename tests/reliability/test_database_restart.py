@@ -38,9 +38,13 @@ get_user_model().objects.create_superuser("operator", "operator@example.com", {p
 
 def manage(env: dict, *args: str) -> None:
     subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, check=True,
-        capture_output=True, timeout=300,
-    )  # fmt: skip
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def signed_in(base_url: str) -> httpx.Client:
@@ -118,10 +122,20 @@ def test_web_server_and_worker_go_on_after_postgresql_restarts_in_the_middle_of_
     # before the restart is the one the first request after it finds dead.
     web = processes.start(
         "web-restart",
-        [sys.executable, "-m", "gunicorn", "syncconsole.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--timeout", "60"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "syncconsole.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--timeout",
+            "60",
+        ],
         env,
-    )  # fmt: skip
+    )
     worker = processes.start("worker-restart", worker_command(queue, "--pool=solo"), env)
     wait_for_http(base_url + "/accounts/login/")
     worker.wait_for_log("ready.")

@@ -18,9 +18,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def entry(mapping) -> SyncError:
     return SyncError(
-        created_at=timezone.now(), mapping=mapping, category=Category.VALIDATION,
+        created_at=timezone.now(),
+        mapping=mapping,
+        category=Category.VALIDATION,
         message="The field name of record C1 cannot be 'x'.",
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture

@@ -24,9 +24,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def entry(mapping, job, coupling) -> SyncError:
     return SyncError(
-        created_at=timezone.now(), mapping=mapping, job=job, coupling=coupling,
-        category=Category.VALIDATION, message="The field name of record C1 cannot be 'x'.",
-    )  # fmt: skip
+        created_at=timezone.now(),
+        mapping=mapping,
+        job=job,
+        coupling=coupling,
+        category=Category.VALIDATION,
+        message="The field name of record C1 cannot be 'x'.",
+    )
 
 
 @pytest.fixture

@@ -41,9 +41,14 @@ def proxy(demo_apps):
     the demo apps take, even on a busy machine)."""
     proxy = FaultProxy(demo_apps.base_url)
     point_at(
-        demo_apps.connection, proxy, demo_apps.base_url,
-        timeout=2, max_retries=MAX_RETRIES, backoff_seconds=0.01, max_retry_after=0.05,
-    )  # fmt: skip
+        demo_apps.connection,
+        proxy,
+        demo_apps.base_url,
+        timeout=2,
+        max_retries=MAX_RETRIES,
+        backoff_seconds=0.01,
+        max_retry_after=0.05,
+    )
     yield proxy
     proxy.stop()
 
@@ -104,9 +109,10 @@ def test_a_lost_answer_to_a_bulk_create_is_never_sent_again_and_the_next_run_cou
     assert lost.count() == 11
     assert {e.category for e in lost} == {Category.CONNECTION}
     assert {e.message for e in lost} == {
-        SAYS[fault][0] if fault != "wrong_shape"
+        SAYS[fault][0]
+        if fault != "wrong_shape"
         else f"{CRM} answered CreateMultiple without the ids created."
-    }  # fmt: skip
+    }
 
     # The pass from the CRM found the accounts created by their number and coupled them:
     # their customers' entries are settled; the one whose currency was refused stays open.

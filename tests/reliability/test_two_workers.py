@@ -19,9 +19,18 @@ def second_worker(celery_worker, celery_queue):
     worker = CeleryProcess(
         "worker",
         f"{celery_queue}-second",
-        ["--pool=solo", "-Q", celery_queue, "-n", "second@%h", "--without-gossip",
-         "--without-mingle", "--prefetch-multiplier=1", "--loglevel=INFO"],
-    )  # fmt: skip
+        [
+            "--pool=solo",
+            "-Q",
+            celery_queue,
+            "-n",
+            "second@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--prefetch-multiplier=1",
+            "--loglevel=INFO",
+        ],
+    )
     try:
         worker.wait_for_log("ready.")
         yield worker
@@ -46,9 +55,11 @@ def test_two_workers_never_run_two_jobs_of_one_mapping_at_once(
         wait_until(lambda: proxy.count(r"/customers$") == 1, timeout=60, message=logs())
         # A second job queued behind the running one (as a retry is).
         second = request_sync(
-            mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.RETRY,
+            mapping,
+            kind=SyncJob.Kind.FULL,
+            trigger=SyncJob.Trigger.RETRY,
             allow_behind_running=True,
-        )  # fmt: skip
+        )
         # The other worker takes it, finds the mapping's lock taken and tries again later.
         wait_until(lambda: "retry: Retry in" in logs(), 60, message=logs())
         second.refresh_from_db()

@@ -34,10 +34,10 @@ def customers(live_server):
     so that a full synchronization of CUSTOMER runs long enough to be killed."""
     create_records(random.Random(7), customers=CUSTOMERS)
     connection = create_connection(live_server.url)
-    connection.source_settings.update({"page_size": 10, "max_retries": 2,
-                                       "backoff_seconds": 0.05})  # fmt: skip
-    connection.destination_settings.update({"batch_size": 1, "max_retries": 2,
-                                            "backoff_seconds": 0.05})  # fmt: skip
+    connection.source_settings.update({"page_size": 10, "max_retries": 2, "backoff_seconds": 0.05})
+    connection.destination_settings.update(
+        {"batch_size": 1, "max_retries": 2, "backoff_seconds": 0.05}
+    )
     connection.save()
     return connection.mappings.get(name="CUSTOMER")
 
@@ -126,8 +126,10 @@ def test_a_job_whose_worker_is_killed_is_interrupted_and_continued_without_dupli
     assert job.status == SyncJob.Status.INTERRUPTED
     assert job.message == f"{engine.WORKER_LOST} Job #{successor.pk} goes on with it."
     assert (successor.status, successor.trigger, successor.kind) == (
-        SyncJob.Status.SUCCEEDED, SyncJob.Trigger.RETRY, SyncJob.Kind.FULL,
-    )  # fmt: skip
+        SyncJob.Status.SUCCEEDED,
+        SyncJob.Trigger.RETRY,
+        SyncJob.Kind.FULL,
+    )
     assert entries_before <= set(SyncError.objects.values_list("pk", flat=True))
     assert SyncJob.objects.filter(mapping=customers).count() == 2
     assert_no_duplicates(customers)
@@ -149,9 +151,12 @@ def test_a_worker_that_starts_interrupts_the_jobs_left_running_and_goes_on_with_
     mapping = demo_apps.mapping("CUSTOMER")
     # A job marked running whose worker is gone, and whose message was lost with it.
     abandoned = SyncJob.objects.create(
-        mapping=mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER,
-        status=SyncJob.Status.RUNNING, started_at=timezone.now(),
-    )  # fmt: skip
+        mapping=mapping,
+        kind=SyncJob.Kind.FULL,
+        trigger=SyncJob.Trigger.USER,
+        status=SyncJob.Status.RUNNING,
+        started_at=timezone.now(),
+    )
     queue = queue_name()
     env = env_on_test_db(CELERY_BROKER_URL=private_redis.url(), CELERY_QUEUE=queue)
     worker = processes.start("worker-start", worker_command(queue, "--pool=solo"), env)
@@ -161,6 +166,8 @@ def test_a_worker_that_starts_interrupts_the_jobs_left_running_and_goes_on_with_
     assert abandoned.status == SyncJob.Status.INTERRUPTED
     assert abandoned.message == f"{engine.WORKER_LOST} Job #{successor.pk} goes on with it."
     assert (successor.status, successor.trigger, successor.kind) == (
-        SyncJob.Status.SUCCEEDED, SyncJob.Trigger.RETRY, SyncJob.Kind.FULL,
-    )  # fmt: skip
+        SyncJob.Status.SUCCEEDED,
+        SyncJob.Trigger.RETRY,
+        SyncJob.Kind.FULL,
+    )
     assert successor.inserted > 0

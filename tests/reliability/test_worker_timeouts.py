@@ -37,9 +37,14 @@ def test_an_app_that_never_answers_fails_the_job_and_the_worker_goes_on(
     proxy = FaultProxy(demo_apps.base_url)
     try:
         point_at(
-            demo_apps.connection, proxy, demo_apps.base_url,
-            timeout=1, max_retries=MAX_RETRIES, backoff_seconds=0.01, max_retry_after=0.05,
-        )  # fmt: skip
+            demo_apps.connection,
+            proxy,
+            demo_apps.base_url,
+            timeout=1,
+            max_retries=MAX_RETRIES,
+            backoff_seconds=0.01,
+            max_retry_after=0.05,
+        )
         proxy.fault("never_answers", r"^/demo/crm/")
         mapping = demo_apps.mapping("CUSTOMER")
         # The app failed the two runs before: this third failure is logged and pauses the

@@ -40,9 +40,13 @@ def test_a_lost_connection_is_told_from_a_statement_that_failed():
 def test_the_message_of_a_job_whose_worker_died_interrupts_it_and_names_the_job_going_on():
     mapping = make_mapping()
     job = SyncJob.objects.create(
-        mapping=mapping, status=SyncJob.Status.RUNNING, kind=SyncJob.Kind.FULL, inserted=7,
-        coupling_ids=[4, 5], direction="to_destination",
-    )  # fmt: skip
+        mapping=mapping,
+        status=SyncJob.Status.RUNNING,
+        kind=SyncJob.Kind.FULL,
+        inserted=7,
+        coupling_ids=[4, 5],
+        direction="to_destination",
+    )
 
     # The message comes back to a worker; nobody holds the mapping's lock.
     returned = engine.run_job(job.pk)
@@ -56,8 +60,10 @@ def test_the_message_of_a_job_whose_worker_died_interrupts_it_and_names_the_job_
     assert job.inserted == 7 and job.finished_at is not None
     successor.refresh_from_db()
     assert (successor.status, successor.trigger, successor.kind) == (
-        SyncJob.Status.QUEUED, SyncJob.Trigger.RETRY, SyncJob.Kind.FULL,
-    )  # fmt: skip
+        SyncJob.Status.QUEUED,
+        SyncJob.Trigger.RETRY,
+        SyncJob.Kind.FULL,
+    )
     assert (successor.coupling_ids, successor.direction) == ([4, 5], "to_destination")
 
 
