@@ -4,6 +4,7 @@ The console, the Django admin, the command line and Celery tasks all call these.
 """
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from . import partitions
 from .grouping import drop_empty_groups
 from .models import (
     SETUP_CATEGORIES,
+    Category,
     ErrorGroup,
     GroupDay,
     Status,
@@ -410,16 +412,24 @@ def wake_snoozed(now: datetime | None = None) -> int:
     return len(due)
 
 
-def resolve_synchronized(coupling_id: int, source_app: str | None, job_id: int) -> int:
-    """Resolve the open entries of a coupled record that has now synchronized successfully
+OPEN_OR_SNOOZED = (Status.OPEN, Status.SNOOZED)
+# Who resolves an entry that closed by itself, in its audit event.
+ENGINE = "sync engine"
+
+
+def resolve_synchronized(coupling_ids: Iterable[int], source_app: str | None, job_id: int) -> int:
+    """Resolve the open entries of coupled records that have now synchronized successfully
     in the same direction (from `source_app`; in every direction when None, as after a
-    person chose which side wins): the problem is gone, whoever fixed it."""
+    person chose which side wins): the problem is gone, whoever fixed it, whether the
+    coupling was failing, skipped or taken back by a retry."""
     entries = SyncError.objects.filter(
-        coupling_id=coupling_id, status__in=[Status.OPEN, Status.SNOOZED]
+        coupling_id__in=list(coupling_ids), status__in=OPEN_OR_SNOOZED
     )
     if source_app is not None:
         entries = entries.filter(source_app=source_app)
-    return _resolved_by_itself(entries, job_id)
+    return _resolved_by_itself(
+        entries, job_id, f"Resolved by itself: the record synchronized in job #{job_id}."
+    )
 
 
 def resolve_now_coupled(
@@ -435,50 +445,126 @@ def resolve_now_coupled(
         coupling__isnull=True,
         source_app=source_app,
         source_record_id__in=list(by_coupling),
-        status__in=[Status.OPEN, Status.SNOOZED],
+        status__in=OPEN_OR_SNOOZED,
     )
     found = entries.values_list("source_record_id", flat=True).distinct()
+    note = f"Resolved by itself: the record synchronized in job #{job_id}."
     for record_id in list(found):
         resolved += _resolved_by_itself(
-            entries.filter(source_record_id=record_id), job_id, coupling_id=by_coupling[record_id]
+            entries.filter(source_record_id=record_id),
+            job_id,
+            note,
+            coupling_id=by_coupling[record_id],
         )
     return resolved
 
 
-def _resolved_by_itself(entries: QuerySet[SyncError], job_id: int, **also) -> int:
-    group_ids = set(entries.values_list("group_id", flat=True).distinct())
-    changed = entries.update(
-        status=Status.RESOLVED,
-        status_changed_at=timezone.now(),
-        status_changed_by=None,
-        status_note=f"Resolved by itself: the record synchronized in job #{job_id}.",
-        **also,
+def resolve_passed_setup(mapping_id: int, job_id: int, *, every_direction: bool) -> int:
+    """Resolve the entries of a whole job of the mapping (a setup failure, an app that could
+    not be reached or throttled) once job `job_id` of the mapping got past the point where
+    they failed: it signed in, passed the setup check and read and wrote records. A job of
+    one direction leaves the missing privileges open: the other direction needs others."""
+    entries = SyncError.objects.filter(
+        mapping_id=mapping_id,
+        coupling__isnull=True,
+        source_record_id="",
+        destination_record_id="",
+        status__in=OPEN_OR_SNOOZED,
+        job_id__lt=job_id,
     )
-    if changed:
-        settle_groups(group_ids - {None})
+    if not every_direction:
+        entries = entries.exclude(category=Category.PERMISSION)
+    return _resolved_by_itself(
+        entries, job_id, f"Resolved by itself: job #{job_id} of the mapping got past this point."
+    )
+
+
+def resolve_setup_checked(mapping_ids: Iterable[int], check_id: int, user=None) -> int:
+    """Resolve the setup entries of whole jobs of these mappings (permissions, sign-in, the
+    integration user) after Test connection found nothing that blocks their jobs."""
+    entries = SyncError.objects.filter(
+        mapping_id__in=list(mapping_ids),
+        coupling__isnull=True,
+        source_record_id="",
+        destination_record_id="",
+        status__in=OPEN_OR_SNOOZED,
+        category__in=[Category.PERMISSION, Category.AUTHENTICATION, Category.INTEGRATION_USER],
+    )
+    note = f"Resolved by itself: Test connection (check #{check_id}) found the cause gone."
+    return _resolved_by_itself(entries, None, note, actor=user, group_note=note)
+
+
+def _resolved_by_itself(
+    entries: QuerySet[SyncError],
+    job_id: int | None,
+    note: str,
+    *,
+    actor=None,
+    group_note: str = "",
+    **also,
+) -> int:
+    """Resolve the entries whose cause is gone, with one audit event for them (made by the
+    engine with its job, or by whoever ran the check), and their problems when nothing of
+    them is left open."""
+    resolved = list(entries.values_list("pk", "group_id"))
+    if not resolved:
+        return 0
+    group_ids = {group_id for _, group_id in resolved} - {None}
+    with transaction.atomic():
+        changed = SyncError.objects.filter(
+            pk__in=[pk for pk, _ in resolved], status__in=OPEN_OR_SNOOZED
+        ).update(
+            status=Status.RESOLVED,
+            status_changed_at=timezone.now(),
+            status_changed_by=actor if actor is not None and actor.is_authenticated else None,
+            status_note=note[:STATUS_NOTE_MAX_LENGTH],
+            **also,
+        )
+        settled = settle_groups(
+            group_ids,
+            note=group_note
+            or f"Resolved by itself: every record behind it synchronized since (job #{job_id}).",
+        )
+        if changed:
+            audit.record(
+                audit.Action.ENTRIES_RESOLVED,
+                f"{changed} entr{'y' if changed == 1 else 'ies'} resolved by "
+                f"{'themselves' if changed > 1 else 'itself'}"
+                + (f" in job #{job_id}" if job_id else "")
+                + (f"; {len(settled)} problem{'s' if len(settled) != 1 else ''} with them"
+                   if settled else ""),
+                user=actor,
+                actor_label=f"{ENGINE} (job #{job_id})" if job_id else ENGINE,
+                object_type="sync job" if job_id else "",
+                object_id=job_id or "",
+                details={"entries": [pk for pk, _ in resolved][:1000], "count": changed,
+                         "problems": settled, "job": job_id, "note": note},
+            )  # fmt: skip
     return changed
 
 
-def settle_groups(group_ids) -> int:
+def settle_groups(group_ids, *, note: str = "") -> list[int]:
     """Resolve the open or snoozed problems none of whose entries is open or snoozed any
-    more: every record behind them synchronized since."""
+    more: every record behind them synchronized since. Returns their ids."""
     if not group_ids:
-        return 0
-    unsettled = SyncError.objects.filter(
-        group_id=OuterRef("pk"), status__in=[Status.OPEN, Status.SNOOZED]
-    )
-    return (
-        ErrorGroup.objects.filter(pk__in=group_ids, status__in=[Status.OPEN, Status.SNOOZED])
+        return []
+    unsettled = SyncError.objects.filter(group_id=OuterRef("pk"), status__in=OPEN_OR_SNOOZED)
+    settled = list(
+        ErrorGroup.objects.filter(pk__in=list(group_ids), status__in=OPEN_OR_SNOOZED)
         .exclude(Exists(unsettled))
-        .update(
-            status=Status.RESOLVED,
-            status_changed_at=timezone.now(),
-            status_changed_by=None,
-            status_note="Resolved by itself: every record behind it synchronized since.",
-            snoozed_until=None,
-            snooze_until_count=None,
-        )
+        .values_list("pk", flat=True)
     )
+    ErrorGroup.objects.filter(pk__in=settled, status__in=OPEN_OR_SNOOZED).update(
+        status=Status.RESOLVED,
+        status_changed_at=timezone.now(),
+        status_changed_by=None,
+        status_note=(note or "Resolved by itself: every record behind it synchronized since.")[
+            :STATUS_NOTE_MAX_LENGTH
+        ],
+        snoozed_until=None,
+        snooze_until_count=None,
+    )
+    return settled
 
 
 def resolve_coupled(

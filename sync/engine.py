@@ -20,7 +20,7 @@ from django.utils import timezone
 from couplings.models import Coupling
 from errors.grouping import record_errors
 from errors.models import SETUP_CATEGORIES, Category, SyncError
-from errors.services import resolve_now_coupled, resolve_synchronized
+from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_synchronized
 
 from . import breaker, mapping_health, reconcile
 from .classify import classify
@@ -304,6 +304,11 @@ def run_job(
             if job.retrying:
                 message += f" {job.retrying} records failed transiently and are tried again later."
             _finish(job, SyncJob.Status.SUCCEEDED, message.strip())
+            # It signed in, passed the setup check and wrote: what failed whole jobs before
+            # is gone.
+            resolve_passed_setup(
+                mapping.pk, job.pk, every_direction=job.direction in ("", mapping.direction)
+            )
         finally:
             for connector in opened:
                 connector.close()
@@ -390,6 +395,18 @@ def check_integration_users(
         app,
         entity,
         category=first.category,
+    )
+
+
+def _had_entries(coupling: Coupling) -> bool:
+    """Whether a coupling's last results say an entry may be open for it: it failed, or was
+    skipped for failing, in either direction."""
+    return (
+        bool(
+            {coupling.last_result_to_destination, coupling.last_result_from_destination}
+            & {Coupling.Result.FAILURE, Coupling.Result.SKIPPED}
+        )
+        or coupling.is_skipped
     )
 
 
@@ -956,12 +973,9 @@ class Pass:
             retry_not_before=None,
         )
         direction = None if self.job.overwrite else self.reader.app_name
-        for coupling in couplings:
-            if Coupling.Result.FAILURE in (
-                coupling.last_result_to_destination,
-                coupling.last_result_from_destination,
-            ):
-                resolve_synchronized(coupling.pk, direction, self.job.pk)
+        settled = [coupling.pk for coupling in couplings if _had_entries(coupling)]
+        if settled:
+            resolve_synchronized(settled, direction, self.job.pk)
 
     def record_failed(
         self,
@@ -1188,10 +1202,7 @@ class Pass:
         )
 
     def succeed(self, coupling: Coupling) -> None:
-        failed_before = Coupling.Result.FAILURE in (
-            coupling.last_result_to_destination,
-            coupling.last_result_from_destination,
-        )
+        failed_before = _had_entries(coupling)
         now = timezone.now()
         setattr(coupling, f"last_synced_{self.suffix}_at", now)
         setattr(coupling, f"last_result_{self.suffix}", Coupling.Result.SUCCESS)
@@ -1203,7 +1214,7 @@ class Pass:
         coupling.save()
         if failed_before:
             direction = None if self.job.overwrite else self.reader.app_name
-            resolve_synchronized(coupling.pk, direction, self.job.pk)
+            resolve_synchronized([coupling.pk], direction, self.job.pk)
 
     def fail(
         self,

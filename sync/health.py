@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from errors.links import safe_link
 from errors.models import Category
+from errors.services import resolve_setup_checked
 
 from .connectors import Connector, ConnectorError, ODataConnector, connector_for
 from .models import Connection, ConnectionCheck, TableMapping
@@ -407,6 +408,11 @@ def run_check(connection: Connection, *, user=None) -> ConnectionCheck:
         ConnectionCheck.objects.filter(
             pk__in=list(stale.values_list("pk", flat=True)[ConnectionCheck.KEEP :])
         ).delete()
+        # The setup failures of whole jobs whose cause the check no longer finds are gone.
+        blocked = {f.mapping for f in findings if f.blocks_jobs}
+        if "" not in blocked:
+            clear = connection.mappings.exclude(name__in=blocked).values_list("pk", flat=True)
+            resolve_setup_checked(clear, check.pk, user=user)
     return check
 
 

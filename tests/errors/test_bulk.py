@@ -303,4 +303,6 @@ def test_retry_all_of_a_problem_writes_the_records_and_the_problem_resolves(
     assert set(statuses(*entries)) == {"resolved"}
     group.refresh_from_db()
     assert group.status == "resolved"
-    assert group.status_note == "Resolved by itself: every record behind it synchronized since."
+    assert group.status_note == (
+        f"Resolved by itself: every record behind it synchronized since (job #{job.pk})."
+    )

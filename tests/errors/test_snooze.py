@@ -139,7 +139,7 @@ def test_an_entry_of_a_snoozed_problem_resolves_itself_when_its_record_synchroni
 
     coupling = make_coupling(group.mapping)
     SyncError.objects.filter(pk=entry.pk).update(coupling=coupling)
-    assert services.resolve_synchronized(coupling.pk, None, job_id=1) == 1
+    assert services.resolve_synchronized([coupling.pk], None, job_id=1) == 1
     entry.refresh_from_db()
     assert entry.status == "resolved"
 

@@ -1,0 +1,56 @@
+"""A currency missing in the CRM: a customer in SEK cannot be created there until an
+administrator adds the currency in the CRM; then Retry on the entry or the next full job
+creates it, couples it, and the entry closes by itself."""
+
+import pytest
+from django.urls import reverse
+
+from couplings.models import Coupling
+from demo.models import ErpCustomer
+from errors.models import Category, ErrorGroup, Status, SyncError
+from sync import engine
+from sync.models import SyncJob
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def refused(demo_apps):
+    job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    entry = SyncError.objects.get(job=job, category=Category.CURRENCY)
+    assert entry.message == "The currency SEK does not exist in Dynamics 365 Sales."
+    assert entry.coupling is None
+    return entry
+
+
+def add_sek_in_the_crm(demo_apps) -> None:
+    """As the CRM's administrator does, through its API."""
+    with demo_apps.crm() as crm:
+        sek = {"isocurrencycode": "SEK", "currencyname": "Swedish krona", "exchangerate": 11.5}
+        answer = crm.post("transactioncurrencies", json=sek)
+    assert answer.status_code in (201, 204), answer.text
+
+
+def assert_closed(entry: SyncError, job: SyncJob) -> None:
+    entry.refresh_from_db()
+    sek = ErpCustomer.objects.get(pk=entry.source_record_id)
+    coupling = Coupling.objects.get(mapping=entry.mapping, source_record_id=str(sek.pk))
+    assert (entry.status, entry.coupling) == (Status.RESOLVED, coupling)
+    assert entry.status_note == f"Resolved by itself: the record synchronized in job #{job.pk}."
+    assert ErrorGroup.objects.get(pk=entry.group_id).status == Status.RESOLVED
+
+
+def test_retry_on_the_entry(refused, demo_apps, staff_client, celery_queue):
+    add_sek_in_the_crm(demo_apps)
+    staff_client.post(reverse("errors:fix", args=[refused.pk]), {"action": "retry"})
+    (pk,) = SyncJob.objects.filter(status=SyncJob.Status.QUEUED).values_list("pk", flat=True)
+    job = engine.run_job(pk)  # what the worker does
+    assert (job.inserted, job.failed) == (1, 0)
+    assert_closed(refused, job)
+
+
+def test_the_next_full_job(refused, demo_apps):
+    add_sek_in_the_crm(demo_apps)
+    job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    assert job.failed == 0
+    assert_closed(refused, job)
