@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from sync.services import remove_coupling
+
 from .models import Coupling, CouplingRun
 
 
@@ -25,6 +27,14 @@ class CouplingAdmin(admin.ModelAdmin):
     list_select_related = ["mapping"]
     raw_id_fields = ["last_job_to_destination", "last_job_from_destination"]
     show_full_result_count = False
+
+    # Removing a coupling resolves its open entries and is audited, as from the console.
+    def delete_model(self, request, obj):
+        remove_coupling(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for coupling in queryset.select_related("mapping"):
+            remove_coupling(coupling, user=request.user)
 
 
 @admin.register(CouplingRun)

@@ -44,7 +44,14 @@ class SyncErrorAdmin(AuditedAdmin):
     list_select_related = ["mapping", "job"]
     date_hierarchy = "created_at"
     raw_id_fields = ["job", "coupling", "status_changed_by"]
-    readonly_fields = ["status_changed_at", "status_changed_by", "sent_values"]
+    # The status changes through the actions, which keep who, when and the audit event.
+    readonly_fields = [
+        "status",
+        "status_note",
+        "status_changed_at",
+        "status_changed_by",
+        "sent_values",
+    ]
     show_full_result_count = False
     actions = ["mark_resolved", "mark_ignored", "reopen"]
     change_list_template = "admin/errors/syncerror/change_list.html"

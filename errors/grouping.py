@@ -20,6 +20,7 @@ from .alerts import ProblemChange
 from .entries import check_references, clean_entries, insert_entries
 from .models import ErrorGroup, GroupDay, Status, SyncError
 from .partitions import ensure_partitions_for
+from .status import change_entries, problems_reopened
 
 SKIP_NOTE_TEXT = "The record will be skipped for further synchronization"
 SKIP_NOTE = re.compile(rf"\s*{SKIP_NOTE_TEXT}.*$")
@@ -149,8 +150,8 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
         returned = cursor.fetchall()
         groups = {key: (pk, status, woke) for pk, key, status, woke, *_ in returned}
         last_seen = {key: max(e.created_at for e in group) for key, group in members.items()}
-        alerts.notify_after_commit(
-            # A row just inserted has no xmax; one that regressed now got this batch's last seen.
+        # A row just inserted has no xmax; one that regressed now got this batch's last seen.
+        changes = [
             ProblemChange(
                 pk,
                 status,
@@ -159,6 +160,13 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
                 category=members[key][0].category,
             )
             for pk, key, status, _, created, regressed_at in returned
+        ]
+        alerts.notify_after_commit(changes)
+        # The upsert reopened them with their new entries, in the same statement.
+        problems_reopened(
+            [change.group_id for change in changes if change.regressed],
+            REGRESSED_NOTE,
+            system="new entries",
         )
         woken = []
         for key, members_of_group in members.items():
@@ -170,21 +178,24 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
                 if status in ARRIVES_AS and error.status == Status.OPEN:
                     error.status, error.status_note = status, ARRIVES_AS[status]
         if woken:
+            problems_reopened(woken, SNOOZE_ENDED_NOTE, system="snooze")
             reopen_snoozed_entries(woken, now)
         return insert_entries(errors)
 
 
 SNOOZE_ENDED_NOTE = "The snooze ended: the problem is open again."
+REGRESSED_NOTE = "It came back: new entries arrived after it was resolved."
 # New entries of a problem that is set aside arrive set aside too.
 ARRIVES_AS = {Status.IGNORED: "The problem is ignored.", Status.SNOOZED: "The problem is snoozed."}
 
 
 def reopen_snoozed_entries(group_ids: list[int], now) -> int:
-    return SyncError.objects.filter(group_id__in=group_ids, status=Status.SNOOZED).update(
-        status=Status.OPEN,
-        status_changed_at=now,
-        status_changed_by=None,
-        status_note=SNOOZE_ENDED_NOTE,
+    return change_entries(
+        SyncError.objects.filter(group_id__in=group_ids, status=Status.SNOOZED),
+        Status.OPEN,
+        note=SNOOZE_ENDED_NOTE,
+        system="snooze",
+        now=now,
     )
 
 

@@ -28,6 +28,7 @@ from .models import (
     SyncErrorCleanup,
 )
 from .pacing import Pace
+from .status import STATUS_NOTE_MAX_LENGTH, change_entries, change_problems
 
 logger = logging.getLogger(__name__)
 
@@ -283,50 +284,9 @@ def delete_expired_sync_errors() -> SyncErrorCleanup:
     )
 
 
-STATUS_NOTE_MAX_LENGTH = 500
-
-
-ENTRY_EVENTS: dict[str, str] = {
-    Status.OPEN: audit.Action.ENTRIES_REOPENED,
-    Status.RESOLVED: audit.Action.ENTRIES_RESOLVED,
-    Status.IGNORED: audit.Action.ENTRIES_IGNORED,
-    Status.SNOOZED: audit.Action.ENTRIES_SNOOZED,
-}
-PROBLEM_EVENTS: dict[str, str] = {
-    Status.OPEN: audit.Action.PROBLEM_REOPENED,
-    Status.RESOLVED: audit.Action.PROBLEM_RESOLVED,
-    Status.IGNORED: audit.Action.PROBLEM_IGNORED,
-    Status.SNOOZED: audit.Action.PROBLEM_SNOOZED,
-}
-AUDITED_IDS = 100  # an event names at most this many entries; its count says how many
-
-
 def set_status(errors: QuerySet[SyncError], status: str, user, note: str = "") -> int:
     """Mark entries open, resolved or ignored, keeping who did it, when, and why."""
-    if status not in Status.values:
-        raise ValueError(f"Unknown status {status!r}")
-    if len(note) > STATUS_NOTE_MAX_LENGTH:
-        raise ValueError(f"The note can be at most {STATUS_NOTE_MAX_LENGTH} characters.")
-    changing = errors.exclude(status=status)
-    ids = list(changing.order_by().values_list("pk", flat=True)[:AUDITED_IDS])
-    changed = changing.update(
-        status=status,
-        status_changed_at=timezone.now(),
-        status_changed_by=user if user is not None and user.is_authenticated else None,
-        status_note=note.strip(),
-    )
-    if changed:
-        label = Status(status).label.lower()
-        audit.record(
-            ENTRY_EVENTS[status],
-            f"{changed:,} entr{'y' if changed == 1 else 'ies'} marked {label}"
-            + (f": {note.strip()}" if note.strip() else ""),
-            user=user,
-            object_type="sync error",
-            object_id=ids[0] if changed == 1 and ids else "",
-            details={"count": changed, "ids": ids, "note": note.strip()},
-        )
-    return changed
+    return change_entries(errors, status, user=user, note=note)
 
 
 def set_group_status(
@@ -355,33 +315,26 @@ def set_group_status(
             entries = entries.filter(status=Status.OPEN)
         with audit.covered_by("problem status"):
             changed = set_status(entries, status, user, note)
-        ErrorGroup.objects.filter(pk=group.pk).update(
-            status=status,
-            status_changed_at=timezone.now(),
-            status_changed_by=user if user is not None and user.is_authenticated else None,
-            status_note=note.strip(),
-            regressed_at=None,
-            snoozed_until=snoozed_until,
-            snooze_until_count=None if more_occurrences is None else group.count + more_occurrences,
-        )
         until = ""
         if snoozed_until is not None:
             until = f" until {snoozed_until:%Y-%m-%d %H:%M} UTC"
         elif more_occurrences is not None:
             until = f" until {more_occurrences} more occurrences"
-        audit.record(
-            PROBLEM_EVENTS[status],
-            f"Problem marked {Status(status).label.lower()}{until} with {changed:,} entries"
-            + (f": {note.strip()}" if note.strip() else ""),
+        change_problems(
+            [group.pk],
+            status,
             user=user,
-            target=group,
-            object_type="problem",
+            note=note,
+            summary=f"Problem marked {Status(status).label.lower()}{until} with {changed:,} "
+            "entries" + (f": {note.strip()}" if note.strip() else ""),
             details={
                 "entries": changed,
-                "note": note.strip(),
                 "snoozed_until": snoozed_until.isoformat() if snoozed_until else None,
                 "more_occurrences": more_occurrences,
             },
+            regressed_at=None,
+            snoozed_until=snoozed_until,
+            snooze_until_count=None if more_occurrences is None else group.count + more_occurrences,
         )
     return changed
 
@@ -399,11 +352,12 @@ def wake_snoozed(now: datetime | None = None) -> int:
         )
         if not due:
             return 0
-        ErrorGroup.objects.filter(pk__in=due).update(
-            status=Status.OPEN,
-            status_changed_at=now,
-            status_changed_by=None,
-            status_note=SNOOZE_ENDED_NOTE,
+        change_problems(
+            due,
+            Status.OPEN,
+            note=SNOOZE_ENDED_NOTE,
+            system="snooze",
+            now=now,
             snoozed_until=None,
             snooze_until_count=None,
         )
@@ -506,44 +460,37 @@ def _resolved_by_itself(
     """Resolve the entries whose cause is gone, with one audit event for them (made by the
     engine with its job, or by whoever ran the check), and their problems when nothing of
     them is left open."""
-    resolved = list(entries.values_list("pk", "group_id"))
-    if not resolved:
-        return 0
-    group_ids = {group_id for _, group_id in resolved} - {None}
+    entries = entries.filter(status__in=OPEN_OR_SNOOZED)
+    group_ids = set(entries.values_list("group_id", flat=True).distinct()) - {None}
+    system = f"{ENGINE} (job #{job_id})" if job_id else ENGINE
     with transaction.atomic():
-        changed = SyncError.objects.filter(
-            pk__in=[pk for pk, _ in resolved], status__in=OPEN_OR_SNOOZED
-        ).update(
-            status=Status.RESOLVED,
-            status_changed_at=timezone.now(),
-            status_changed_by=actor if actor is not None and actor.is_authenticated else None,
-            status_note=note[:STATUS_NOTE_MAX_LENGTH],
+        changed = change_entries(
+            entries,
+            Status.RESOLVED,
+            user=actor,
+            note=note[:STATUS_NOTE_MAX_LENGTH],
+            system=system,
+            job_id=job_id,
+            by_itself=True,
             **also,
         )
-        settled = settle_groups(
-            group_ids,
-            note=group_note
-            or f"Resolved by itself: every record behind it synchronized since (job #{job_id}).",
-        )
         if changed:
-            audit.record(
-                audit.Action.ENTRIES_RESOLVED,
-                f"{changed} entr{'y' if changed == 1 else 'ies'} resolved by "
-                f"{'themselves' if changed > 1 else 'itself'}"
-                + (f" in job #{job_id}" if job_id else "")
-                + (f"; {len(settled)} problem{'s' if len(settled) != 1 else ''} with them"
-                   if settled else ""),
+            settle_groups(
+                group_ids,
                 user=actor,
-                actor_label=f"{ENGINE} (job #{job_id})" if job_id else ENGINE,
-                object_type="sync job" if job_id else "",
-                object_id=job_id or "",
-                details={"entries": [pk for pk, _ in resolved][:1000], "count": changed,
-                         "problems": settled, "job": job_id, "note": note},
-            )  # fmt: skip
+                system=system,
+                job_id=job_id,
+                note=group_note or f"{SETTLED_NOTE[:-1]} (job #{job_id}).",
+            )
     return changed
 
 
-def settle_groups(group_ids, *, note: str = "") -> list[int]:
+SETTLED_NOTE = "Resolved by itself: every record behind it synchronized since."
+
+
+def settle_groups(
+    group_ids, *, note: str = "", user=None, system: str = ENGINE, job_id: int | None = None
+) -> list[int]:
     """Resolve the open or snoozed problems none of whose entries is open or snoozed any
     more: every record behind them synchronized since. Returns their ids."""
     if not group_ids:
@@ -554,13 +501,13 @@ def settle_groups(group_ids, *, note: str = "") -> list[int]:
         .exclude(Exists(unsettled))
         .values_list("pk", flat=True)
     )
-    ErrorGroup.objects.filter(pk__in=settled, status__in=OPEN_OR_SNOOZED).update(
-        status=Status.RESOLVED,
-        status_changed_at=timezone.now(),
-        status_changed_by=None,
-        status_note=(note or "Resolved by itself: every record behind it synchronized since.")[
-            :STATUS_NOTE_MAX_LENGTH
-        ],
+    change_problems(
+        settled,
+        Status.RESOLVED,
+        user=user,
+        note=note or SETTLED_NOTE,
+        system=system,
+        job_id=job_id,
         snoozed_until=None,
         snooze_until_count=None,
     )
@@ -578,15 +525,12 @@ def resolve_coupled(
     for app, record_id in records:
         named |= Q(source_app=app, source_record_id=record_id)
         named |= Q(destination_app=app, destination_record_id=record_id)
-    return (
+    return change_entries(
         SyncError.objects.filter(mapping_id=mapping_id, coupling__isnull=True, status=Status.OPEN)
         .filter(named)
-        .exclude(category__in=SETUP_CATEGORIES)
-        .update(
-            coupling_id=coupling_id,
-            status=Status.RESOLVED,
-            status_changed_at=timezone.now(),
-            status_changed_by=user if user is not None and user.is_authenticated else None,
-            status_note=note[:STATUS_NOTE_MAX_LENGTH],
-        )
+        .exclude(category__in=SETUP_CATEGORIES),
+        Status.RESOLVED,
+        user=user,
+        note=note[:STATUS_NOTE_MAX_LENGTH],
+        coupling_id=coupling_id,
     )

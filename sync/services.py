@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from audit import services as audit
 from couplings.models import Coupling
+from errors.models import Category, Status, SyncError
+from errors.status import change_entries
 
 from . import engine
 from .models import SyncJob, TableMapping
@@ -340,16 +342,15 @@ def synchronize_couplings(
 
 def remove_coupling(coupling: Coupling, *, user=None) -> int:
     """Delete the coupling; its open entries are resolved, saying who removed it."""
-    from errors.models import Status, SyncError
-
     who = user.get_username() if user is not None and user.is_authenticated else "the system"
     with transaction.atomic():
-        resolved = SyncError.objects.filter(coupling=coupling, status=Status.OPEN).update(
-            status=Status.RESOLVED,
-            status_changed_at=timezone.now(),
-            status_changed_by=user if user is not None and user.is_authenticated else None,
-            status_note=f"The coupling {coupling} was removed by {who}.",
-        )
+        with audit.covered_by("coupling removed"):  # one event: the coupling's
+            resolved = change_entries(
+                SyncError.objects.filter(coupling=coupling, status=Status.OPEN),
+                Status.RESOLVED,
+                user=user,
+                note=f"The coupling {coupling} was removed by {who}.",
+            )
         audit.record(
             audit.Action.COUPLING_REMOVED,
             f"Coupling {coupling} of {coupling.mapping.name} removed; {resolved} open "
@@ -421,7 +422,6 @@ def delete_remaining_record(coupling: Coupling, *, user=None) -> int:
 def delete_uncoupled_record(error, *, user=None) -> int:
     """Delete in its app a record that exists on one side only (an entry of a
     reconciliation), then resolve its open entries; returns how many."""
-    from errors.models import Category, Status, SyncError
 
     from .connectors import connector_for
 
@@ -448,15 +448,16 @@ def delete_uncoupled_record(error, *, user=None) -> int:
         },
     )
     who = user.get_username() if user is not None and user.is_authenticated else "the system"
-    return SyncError.objects.filter(
-        mapping=mapping,
-        category=Category.NOT_COUPLED,
-        source_app=error.source_app,
-        source_record_id=error.source_record_id,
-        status__in=[Status.OPEN, Status.SNOOZED],
-    ).update(
-        status=Status.RESOLVED,
-        status_changed_at=timezone.now(),
-        status_changed_by=user if user is not None and user.is_authenticated else None,
-        status_note=f"The record was deleted in {error.source_app} by {who}.",
-    )
+    with audit.covered_by("record deleted"):  # one event: the deletion's
+        return change_entries(
+            SyncError.objects.filter(
+                mapping=mapping,
+                category=Category.NOT_COUPLED,
+                source_app=error.source_app,
+                source_record_id=error.source_record_id,
+                status__in=[Status.OPEN, Status.SNOOZED],
+            ),
+            Status.RESOLVED,
+            user=user,
+            note=f"The record was deleted in {error.source_app} by {who}.",
+        )

@@ -90,3 +90,29 @@ def test_staff_without_permissions_cannot_use_the_admin_cleanup(client):
     )
     client.post(reverse("admin:errors_syncerror_cleanup_all"))
     assert SyncError.objects.count() == 1
+
+
+def test_the_entry_form_leaves_the_status_to_the_actions(admin_client):
+    error = make_error()
+    page = admin_client.get(reverse("admin:errors_syncerror_change", args=[error.pk]))
+    assert page.status_code == 200
+    assert 'name="status"' not in page.content.decode()  # shown, not editable
+
+
+def test_deleting_a_coupling_in_the_admin_resolves_its_entries_with_an_event(
+    admin_client, superuser
+):
+    from audit.models import AuditEvent
+
+    coupling = make_coupling(make_job().mapping)
+    error = make_error(mapping=coupling.mapping, coupling=coupling)
+    changelist = reverse("admin:couplings_coupling_changelist")
+    answer = admin_client.post(
+        changelist,
+        {"action": "delete_selected", "_selected_action": [coupling.pk], "post": "yes"},
+    )
+    assert answer.status_code == 302
+    error.refresh_from_db()
+    assert (error.status, error.status_changed_by) == (Status.RESOLVED, superuser)
+    event = AuditEvent.objects.get(action=AuditEvent.Action.COUPLING_REMOVED)
+    assert (event.actor, event.details["resolved"]) == (superuser, 1)

@@ -84,7 +84,7 @@ def test_the_next_job_of_the_mapping_closes_it(failed, demo_apps):
         failed, f"Resolved by itself: job #{job.pk} of the mapping got past this point."
     )
     assert (event.actor, event.actor_label) == (None, f"sync engine (job #{job.pk})")
-    assert event.details["entries"] == [failed.pk]
+    assert (event.details["ids"], event.details["job"]) == ([failed.pk], job.pk)
 
 
 def test_check_now_closes_it_before_any_job(failed, demo_apps, staff_client, staff_user):

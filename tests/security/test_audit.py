@@ -413,3 +413,14 @@ def test_administrators_read_the_log_in_the_admin_and_nobody_changes_it(client):
     client.force_login(admin)
     assert client.get(reverse("admin:audit_auditevent_changelist")).status_code == 200
     assert client.get(reverse("admin:axes_accessattempt_changelist")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_problem_that_comes_back_is_reopened_with_an_event():
+    first = make_error(message="The phone number is too long.")
+    ErrorGroup.objects.filter(pk=first.group_id).update(status="resolved")
+    AuditEvent.objects.all().delete()
+    make_error(message="The phone number is too long.")
+    event = AuditEvent.objects.get(action=Action.PROBLEM_REOPENED)
+    assert (event.actor, event.actor_label) == (None, "new entries")
+    assert event.object_id == str(first.group_id)
