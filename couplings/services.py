@@ -20,6 +20,7 @@ from sync import services as sync_services
 from sync.connectors import ConnectorError, ODataConnector, RemoteRecord, connector_for
 from sync.fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from sync.models import SyncJob, TableMapping
+from syncconsole import queue
 
 from .models import Coupling, CouplingRun
 
@@ -474,10 +475,8 @@ def couple_by_match(
     if not run_in_background:
         return run_couple_by_match(run.pk)
 
-    from .tasks import couple_by_match as task
-
     try:
-        task.delay(run.pk)
+        queue.send("couplings.couple_by_match", run.pk)
     except Exception as exc:  # kombu raises several kinds when the broker is down
         logger.warning("Could not queue coupling run %s: %s", run.pk, exc)
         _finish(

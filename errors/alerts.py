@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from syncconsole import queue
 from syncconsole.permissions import is_sync_admin
 
 from .models import (
@@ -127,10 +128,8 @@ def mark_pending(events: dict[int, list[str]], now: datetime) -> None:
 
 
 def queue_sending() -> None:
-    from .tasks import send_problem_alerts
-
     try:
-        send_problem_alerts.delay()
+        queue.send("errors.send_problem_alerts")
     except Exception as exc:  # kombu raises several kinds when the broker is down
         logger.warning("Could not queue problem alerts; the schedule sends them later: %s", exc)
 

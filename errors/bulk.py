@@ -18,6 +18,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from audit import services as audit
+from syncconsole import queue
 
 from .filters import SyncErrorFilter
 from .models import SETUP_CATEGORIES, BulkAction, Status, SyncError
@@ -228,10 +229,8 @@ def request_bulk_action(
     if not run_in_background:
         return run_bulk_action(bulk.pk)
 
-    from .tasks import run_bulk_action as task
-
     try:
-        task.delay(bulk.pk)
+        queue.send("errors.run_bulk_action", bulk.pk)
     except Exception as exc:  # kombu raises several kinds when the broker is down
         logger.warning("Could not queue bulk action %s: %s", bulk.pk, exc)
         _finish(bulk, BulkAction.State.FAILED, "The task queue is unavailable; nothing changed.")

@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit import services as audit
+from syncconsole import queue
 
 from . import partitions
 from .grouping import drop_empty_groups
@@ -130,10 +131,8 @@ def request_cleanup(
     if not run_in_background:
         return run_cleanup(cleanup.pk)
 
-    from .tasks import run_sync_error_cleanup
-
     try:
-        run_sync_error_cleanup.delay(cleanup.pk)
+        queue.send("errors.run_sync_error_cleanup", cleanup.pk)
     except Exception as exc:  # kombu raises several kinds when the broker is down
         logger.warning("Could not queue clean-up %s: %s", cleanup.pk, exc)
         cleanup.state = SyncErrorCleanup.State.FAILED
@@ -254,12 +253,10 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
 def _queue_purge() -> None:
     """The records of dropped days leave their stale rows to a background purge; if the
     queue is down, the next clean-up queues it again."""
-    from .tasks import purge_stale_records
-
     if partitions.records_horizon() is None:
         return
     try:
-        purge_stale_records.delay()
+        queue.send("errors.purge_stale_records")
     except Exception as exc:  # kombu raises several kinds when the broker is down
         logger.warning("Could not queue the purge of stale problem records: %s", exc)
 

@@ -12,6 +12,7 @@ from audit import services as audit
 from couplings.models import Coupling
 from errors.models import Category, Status, SyncError
 from errors.status import change_entries
+from syncconsole import queue
 
 from . import engine
 from .models import SyncJob, TableMapping
@@ -115,10 +116,8 @@ def request_sync(
 def _send_to_worker(job: SyncJob, countdown: float | None = None) -> None:
     """Queue a queued job's task; QueueUnavailable (the job marked failed) when the broker
     cannot take it."""
-    from .tasks import run_sync_job
-
     try:
-        run_sync_job.apply_async((job.pk,), countdown=countdown)
+        queue.send("sync.run_sync_job", job.pk, countdown=countdown)
     except Exception as exc:  # kombu raises several kinds when the broker is down
         logger.warning("Could not queue sync job %s: %s", job.pk, exc)
         job.status = SyncJob.Status.FAILED

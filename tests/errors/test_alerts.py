@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from errors import alerts, tasks
+from errors import alerts
 from errors.models import AlertSubscription, Category, ErrorGroup, ProblemAlert, Status
 from syncconsole.permissions import SYNC_ADMINISTRATORS, SYNC_USERS
 from tests.conftest import user_in_role, wait_until
@@ -30,7 +30,13 @@ def console_url(settings):
 def queued(monkeypatch):
     """The sending task as it is queued after the entries commit (run here by the tests)."""
     calls = []
-    monkeypatch.setattr(tasks.send_problem_alerts, "delay", lambda: calls.append(1))
+    from syncconsole.celery import app
+
+    def send_task(name, args, countdown=None):
+        assert name == "errors.send_problem_alerts"
+        calls.append(1)
+
+    monkeypatch.setattr(app, "send_task", send_task)
     return calls
 
 

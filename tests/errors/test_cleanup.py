@@ -150,9 +150,12 @@ def test_running_a_finished_cleanup_again_changes_nothing():
 def test_large_cleanups_go_to_the_queue_and_show_progress(staff_client, settings, monkeypatch):
     settings.SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD = 2
     queued = []
-    from errors import tasks
+    from syncconsole.celery import app
 
-    monkeypatch.setattr(tasks.run_sync_error_cleanup, "delay", queued.append)
+    def send_task(name, args, countdown=None):
+        queued.extend(args if name == "errors.run_sync_error_cleanup" else [])
+
+    monkeypatch.setattr(app, "send_task", send_task)
     for _ in range(3):
         make_error(age=timedelta(days=10))
     response = staff_client.post(OLDER, {"days": "7"})
@@ -186,12 +189,12 @@ def test_an_unreachable_queue_is_said_clearly_and_deletes_nothing(
     staff_client, settings, monkeypatch
 ):
     settings.SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD = 0
-    from errors import tasks
+    from syncconsole.celery import app
 
-    def broker_down(*args):
+    def broker_down(*args, **kwargs):
         raise ConnectionRefusedError("Connection refused")
 
-    monkeypatch.setattr(tasks.run_sync_error_cleanup, "delay", broker_down)
+    monkeypatch.setattr(app, "send_task", broker_down)
     make_error(age=timedelta(days=10))
     response = staff_client.post(ALL, follow=True)
     assert "The task queue is unavailable; nothing was deleted." in response.content.decode()
