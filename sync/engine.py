@@ -303,6 +303,14 @@ def run_job(
                 message = job.message
             if job.retrying:
                 message += f" {job.retrying} records failed transiently and are tried again later."
+            if job.not_coupled:
+                one = job.not_coupled == 1
+                message += (
+                    f" {job.not_coupled} record{'' if one else 's'} "
+                    f"{'is' if one else 'are'} not coupled and {'was' if one else 'were'} "
+                    f"skipped: {mapping.name} synchronizes only coupled records in a "
+                    "modified-records run; a full synchronization couples or creates them."
+                )
             _finish(job, SyncJob.Status.SUCCEEDED, message.strip())
             # It signed in, passed the setup check and wrote: what failed whole jobs before
             # is gone.
@@ -411,6 +419,9 @@ def _had_entries(coupling: Coupling) -> bool:
 
 
 def _finish(job: SyncJob, status: str, message: str) -> None:
+    if status != SyncJob.Status.SUCCEEDED:
+        # A job that stopped left out the records it had read and not dealt with yet.
+        job.skipped += max(0, job.records_read - job.records_counted)
     job.status = status
     job.message = message[:2000]
     job.finished_at = timezone.now()
@@ -628,8 +639,9 @@ class Pass:
             self.job.records_read += 1
             coupling = couplings.get(record.id)
             if coupling is not None and coupling.is_skipped:
-                if not self.skipped_by_this_job(coupling):
-                    self.job.skipped += 1
+                # Counted in each direction that reads one of its records: a record read is
+                # counted once, whatever happens to it.
+                self.job.skipped += 1
                 skipped.append(coupling.pk)
             elif self.batched:
                 if coupling is None:
@@ -679,14 +691,6 @@ class Pass:
             )
         self.flush()
 
-    def skipped_by_this_job(self, coupling: Coupling) -> bool:
-        """Whether the other direction of this job counted the coupling as skipped already."""
-        return any(
-            getattr(coupling, f"last_job_{suffix}_id") == self.job.pk
-            and getattr(coupling, f"last_result_{suffix}") == Coupling.Result.SKIPPED
-            for suffix in ("to_destination", "from_destination")
-        )
-
     # -- a batch of records ------------------------------------------------------------
     def sync_coupled_batch(self, items: list[tuple[RemoteRecord, Coupling]]) -> None:
         todo = [
@@ -715,7 +719,8 @@ class Pass:
         self.write_many(writes)
 
     def sync_uncoupled_batch(self, records: list[RemoteRecord]) -> None:
-        if self.mapping.sync_only_coupled_records and not (self.full or self.chosen):
+        if self.leaves_uncoupled_out():
+            self.left_uncoupled(len(records))
             return
         matching = bool(self.match_read and self.match_write)
         wanted = [
@@ -1031,7 +1036,8 @@ class Pass:
         return self.writer.update(self.write_entity, target_id, values)
 
     def sync_uncoupled(self, record: RemoteRecord) -> None:
-        if self.mapping.sync_only_coupled_records and not (self.full or self.chosen):
+        if self.leaves_uncoupled_out():
+            self.left_uncoupled(1)
             return
         values = self.values_for(record)
         target = None
@@ -1080,6 +1086,15 @@ class Pass:
             self.succeed(coupling)
         self.coupled_now.append((record.id, coupling.pk))
 
+    def leaves_uncoupled_out(self) -> bool:
+        """Whether records not coupled are left out: a modified-records run of a mapping that
+        synchronizes coupled records only."""
+        return self.mapping.sync_only_coupled_records and not (self.full or self.chosen)
+
+    def left_uncoupled(self, count: int) -> None:
+        self.job.skipped += count
+        self.job.not_coupled += count
+
     def sync_coupled(self, record: RemoteRecord, coupling: Coupling) -> None:
         if not self.needs_target(record, coupling):
             return
@@ -1098,7 +1113,9 @@ class Pass:
     def needs_target(self, record: RemoteRecord, coupling: Coupling) -> bool:
         """Whether the coupled record must be read to know what to write."""
         if coupling.last_failed_job_id == self.job.pk:
-            return False  # the other direction of this job already failed it and logged why
+            # The other direction of this job already failed it and logged why.
+            self.job.skipped += 1
+            return False
         last_sync = last_synced(coupling)
         if self.job.overwrite:
             last_sync = None  # a person chose this direction: no shortcut, no conflict

@@ -290,6 +290,9 @@ class SyncJob(models.Model):
     # `retry_in` seconds.
     successor: "SyncJob | None" = None
     retry_in: int | None = None
+    # Not stored: the records left out because they are not coupled (counted as skipped), for
+    # the job's message.
+    not_coupled: int = 0
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -307,6 +310,20 @@ class SyncJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def records_counted(self) -> int:
+        """The records read that the counts account for: each record a job reads is counted
+        once, as inserted, modified, deleted, unchanged, skipped, failed or retrying."""
+        return (
+            self.inserted
+            + self.modified
+            + self.deleted
+            + self.unchanged
+            + self.skipped
+            + self.failed
+            + self.retrying
+        )
 
     @property
     def duration(self):

@@ -30,13 +30,21 @@ class Findings:
     read: dict[str, int] = field(default_factory=lambda: {"source": 0, "destination": 0})
     not_coupled: dict[str, int] = field(default_factory=lambda: {"source": 0, "destination": 0})
     gone: dict[str, int] = field(default_factory=lambda: {"source": 0, "destination": 0})
+    # Every record read is counted once: in step (coupled to an existing record, or on a side
+    # whose uncoupled records do not matter), reported now (an entry), or reported already.
+    in_step: int = 0
+    reported_already: int = 0
+    # The remaining records of couplings to a deleted record that were not among the pages
+    # read (outside the mapping's filter): read by id.
+    read_by_id: int = 0
 
     def summary(self, mapping: TableMapping) -> str:
         connection = mapping.connection
         apps = {"source": connection.source_app, "destination": connection.destination_app}
         parts = [
             f"Read {self.read['source']:,} {apps['source']} and "
-            f"{self.read['destination']:,} {apps['destination']} records."
+            f"{self.read['destination']:,} {apps['destination']} records"
+            + (f", and {self.read_by_id:,} more by id." if self.read_by_id else ".")
         ]
         for side in SIDES:
             if self.not_coupled[side]:
@@ -67,9 +75,11 @@ def run(job: SyncJob, mapping: TableMapping, source: Connector, destination: Con
         _read_side(job, mapping, side, connectors, started, findings)
     for side in SIDES:
         _find_gone(job, mapping, side, connectors, started, findings)
-    job.records_read = sum(findings.read.values())
+    job.records_read = sum(findings.read.values()) + findings.read_by_id
     job.failed = sum(findings.not_coupled.values()) + sum(findings.gone.values())
-    job.save(update_fields=["records_read", "failed"])
+    job.unchanged = findings.in_step
+    job.skipped = findings.reported_already
+    job.save(update_fields=["records_read", "failed", "unchanged", "skipped"])
     return findings.summary(mapping)
 
 
@@ -85,9 +95,12 @@ def _read_side(job, mapping, side, connectors, started, findings) -> None:
         coupled = set(couplings.values_list(f"{side}_record_id", flat=True))
         couplings.update(**{f"{side}_seen_at": started, f"{side}_exists": True})
         if not report:
+            findings.in_step += len(ids)
             continue
         lonely = [record_id for record_id in ids if record_id not in coupled]
         new = _not_reported(mapping, side, lonely)
+        findings.in_step += len(ids) - len(lonely)
+        findings.reported_already += len(lonely) - len(new)
         if new:
             record_errors(
                 [_not_coupled_entry(job, mapping, side, connector, record_id) for record_id in new]
@@ -123,6 +136,14 @@ def _find_gone(job, mapping, side, connectors, started, findings) -> None:
             ).values_list("coupling_id", flat=True)
         )
         new = [c for c in gone if c.pk not in reported]
+        for coupling in gone:
+            # The record that remains is counted as reported, not in step.
+            if getattr(coupling, f"{_other(side)}_seen_at") == started:
+                findings.in_step -= 1
+            else:
+                findings.read_by_id += 1
+            if coupling.pk in reported:
+                findings.reported_already += 1
         if new:
             entries = record_errors([_gone_entry(job, mapping, side, connectors, c) for c in new])
             # As when a sync writes to the deleted record: the coupling failed towards it, so a

@@ -47,6 +47,10 @@ def test_the_console_is_filled_from_real_sync_runs(live_server):
     # Each job's Failed count is the number of record entries it logged.
     for job in jobs.annotate(records=Count("errors", filter=~Q(errors__source_record_id=""))):
         assert job.failed == job.records, job
+    # Each record a job read is counted once, whatever path it took.
+    for job in jobs:
+        counts = (job.inserted, job.modified, job.deleted, job.unchanged, job.skipped)
+        assert sum(counts) + job.failed + job.retrying == job.records_read, job
 
     errors = SyncError.objects.all()
     assert set(errors.values_list("category", flat=True)) >= set(Category.values) - {"other"}

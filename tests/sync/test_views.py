@@ -76,7 +76,9 @@ def test_the_jobs_page_lists_counts_and_opens_failed_and_skipped(demo_apps, staf
     demo_apps.run("CUSTOMER")
     failing = demo_apps.run("CUSTOMER")
     skipping = demo_apps.run("CUSTOMER")
-    assert (failing.failed, skipping.skipped) == (1, 1)
+    # Skipped: both records of the skipped coupling (read again within the watermark's
+    # overlap), and the customer in SEK, never created, so not coupled.
+    assert (failing.failed, skipping.skipped) == (1, 2 + 1)
 
     page = staff_client.get(reverse("sync:jobs")).content.decode()
     failed_link = f"{reverse('errors:list')}?job={failing.pk}"
