@@ -187,7 +187,7 @@ class SyncJobAdmin(admin.ModelAdmin):
         "mapping",
         "kind",
         "trigger",
-        "status",
+        "status_shown",
         "started_at",
         "finished_at",
         "inserted",
@@ -202,6 +202,10 @@ class SyncJobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     search_fields = ["=id", "message"]
     show_full_result_count = False
+
+    @admin.display(description="Status", ordering="status")
+    def status_shown(self, job: SyncJob) -> str:
+        return job.outcome_display
 
     @admin.display(description="Failed", ordering="failed")
     def failed_link(self, job: SyncJob) -> str:

@@ -20,6 +20,18 @@ class SyncJobFilter(django_filters.FilterSet):
         fields = ["mapping", "status", "trigger"]
 
 
+class JobPageFilter(SyncJobFilter):
+    """The jobs page's filters: by status as the page shows it, "Succeeded" apart from
+    "Completed with failures"."""
+
+    status = django_filters.ChoiceFilter(
+        choices=SyncJob.Outcome.choices, method="by_outcome", empty_label="Any status"
+    )
+
+    def by_outcome(self, queryset, name, value: str):
+        return queryset.filter(SyncJob.with_outcome(value))
+
+
 class CouplingFilter(django_filters.FilterSet):
     RESULTS = [
         (Coupling.Result.SUCCESS, "Last sync succeeded"),

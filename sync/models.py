@@ -284,6 +284,18 @@ class SyncJob(models.Model):
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED)
 
+    class Outcome(models.TextChoices):
+        """What a job achieved, as the pages show it: its status, except that a job that ran
+        to the end with records that failed completed with failures (not stored: a job's
+        status stays "succeeded", and its Failed count tells them apart)."""
+
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        COMPLETED_WITH_FAILURES = "completed_with_failures", "Completed with failures"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted"
+
     # Not stored: what the engine tells the task that ran the job. A job interrupted by a
     # lost worker or database names its `successor`, the queued job that goes on with it,
     # for the task to send to a worker; one that failed transiently is tried again in
@@ -310,6 +322,28 @@ class SyncJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def outcome(self) -> str:
+        if self.status == self.Status.SUCCEEDED and self.failed:
+            return self.Outcome.COMPLETED_WITH_FAILURES
+        return self.status
+
+    @property
+    def outcome_display(self) -> str:
+        """The job's status in words, with its failures: "Completed with 9 failures"."""
+        if self.outcome == self.Outcome.COMPLETED_WITH_FAILURES:
+            return f"Completed with {self.failed} failure{'' if self.failed == 1 else 's'}"
+        return self.get_status_display()
+
+    @classmethod
+    def with_outcome(cls, outcome: str) -> models.Q:
+        """The jobs of an outcome, for a filter."""
+        if outcome == cls.Outcome.COMPLETED_WITH_FAILURES:
+            return models.Q(status=cls.Status.SUCCEEDED, failed__gt=0)
+        if outcome == cls.Outcome.SUCCEEDED:
+            return models.Q(status=cls.Status.SUCCEEDED, failed=0)
+        return models.Q(status=outcome)
 
     @property
     def records_counted(self) -> int:

@@ -17,7 +17,7 @@ from syncconsole.permissions import sync_admin_required, sync_user_required
 
 from . import breaker, health, services
 from .connectors import connector_for
-from .filters import CouplingFilter, SyncJobFilter
+from .filters import CouplingFilter, JobPageFilter
 from .mapping_health import with_health
 from .models import Connection, ConnectionCheck, SyncJob, TableMapping
 from .notifications import handle_notification
@@ -121,7 +121,7 @@ def mapping_start(request: HttpRequest, pk: int) -> HttpResponse:
 @sync_user_required
 def job_list(request: HttpRequest) -> HttpResponse:
     jobs = SyncJob.objects.select_related("mapping")
-    filters = SyncJobFilter(request.GET, queryset=jobs)
+    filters = JobPageFilter(request.GET, queryset=jobs)
     matching = filters.qs if filters.is_valid() else jobs.none()
     try:
         page = keyset_page(
@@ -156,7 +156,8 @@ def job_state(job: SyncJob) -> dict:
     return {
         "id": job.pk,
         "status": job.status,
-        "status_display": job.get_status_display(),
+        "outcome": job.outcome,
+        "outcome_display": job.outcome_display,
         "finished": job.is_finished,
         "records_read": job.records_read,
         "inserted": job.inserted,

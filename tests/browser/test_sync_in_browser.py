@@ -28,12 +28,15 @@ def test_start_a_full_sync_and_open_its_errors(page, demo_apps, celery_worker):
     page.wait_for_selector("[data-job-status=succeeded]", timeout=60000)
     assert page.inner_text("[data-count=inserted]") == "10"
     assert page.inner_text("[data-count=failed]") == "1"
+    assert page.inner_text("#job-status") == "Completed with 1 failure"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "sync-job-finished.png"), full_page=True)
 
     page.goto(f"{base}/sync/jobs/")
     job_row = page.locator("table.jobs tbody tr").first
-    assert "CUSTOMER" in job_row.inner_text() and "Succeeded" in job_row.inner_text()
+    assert "CUSTOMER" in job_row.inner_text()
+    assert "Completed with 1 failure" in job_row.inner_text()
+    assert "Succeeded" not in job_row.inner_text()
     job_row.locator("a.failed").click()
     page.wait_for_url(f"**/errors/?job={job.pk}")
     rows = page.locator("table.errors tbody tr")

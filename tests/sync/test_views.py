@@ -164,3 +164,41 @@ def test_a_notification_for_a_table_nobody_maps_queues_nothing(demo_apps, client
     )
     assert response.status_code == 202
     assert response.json() == {"queued": []}
+
+
+def test_a_job_with_failed_records_reads_completed_with_failures_everywhere(
+    demo_apps, staff_client, admin_client
+):
+    with_failures = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    clean = demo_apps.run("CONTACT", SyncJob.Kind.FULL)
+    assert (with_failures.status, with_failures.failed) == (SyncJob.Status.SUCCEEDED, 1)
+    assert (clean.status, clean.failed) == (SyncJob.Status.SUCCEEDED, 0)
+    completed = '<span class="status job completed_with_failures">Completed with 1 failure</span>'
+    succeeded = '<span class="status job succeeded">Succeeded</span>'
+
+    jobs = staff_client.get(reverse("sync:jobs")).content.decode()
+    assert jobs.count(completed) == 1 and jobs.count(succeeded) == 1
+    page = staff_client.get(with_failures.get_absolute_url()).content.decode()
+    assert completed.replace('">', '" id="job-status">', 1) in page
+    state = staff_client.get(with_failures.get_absolute_url(), {"format": "json"}).json()
+    assert state["status"] == "succeeded"
+    assert (state["outcome"], state["outcome_display"]) == (
+        "completed_with_failures",
+        "Completed with 1 failure",
+    )
+    assert "Succeeded" not in json.dumps(state)
+    mappings = staff_client.get(reverse("sync:mappings")).content.decode()
+    assert completed in mappings and succeeded in mappings
+    health = staff_client.get(with_failures.mapping.get_absolute_url()).content.decode()
+    assert health.count(completed) == 2 and succeeded not in health  # last job, recent jobs
+    entry = SyncError.objects.get(job=with_failures)
+    assert completed in staff_client.get(entry.get_absolute_url()).content.decode()
+    admin_list = admin_client.get(reverse("admin:sync_syncjob_changelist")).content.decode()
+    assert "Completed with 1 failure" in admin_list and "Succeeded" in admin_list
+
+    # The filter by status keeps them apart as the page shows them.
+    for status, shown in (("completed_with_failures", with_failures), ("succeeded", clean)):
+        page = staff_client.get(reverse("sync:jobs"), {"status": status}).content.decode()
+        assert f"#{shown.pk}<" in page
+        other = clean if shown is with_failures else with_failures
+        assert f"#{other.pk}<" not in page
