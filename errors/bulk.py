@@ -172,6 +172,28 @@ def scope_of(bulk: BulkAction) -> QuerySet[SyncError]:
     return entries
 
 
+def resolved_since(bulk: BulkAction) -> int | None:
+    """How many of the action's entries have been resolved since it was asked for: by the
+    jobs it queued, most often. None when its filters no longer apply (a mapping deleted).
+
+    The entries are found again as the action found them, but for a status filter: the open
+    entries it matched may be resolved now."""
+    query = QueryDict(bulk.filter_query, mutable=True)
+    query.pop("status", None)
+    try:
+        entries = matching(query.urlencode(), setup_errors_included=bulk.setup_errors_included)
+    except BulkRefused:
+        return None
+    entries = entries.filter(
+        pk__lte=bulk.upper_bound_id,
+        status=Status.RESOLVED,
+        status_changed_at__gte=bulk.requested_at,
+    )
+    if bulk.scope == BulkAction.Scope.SELECTION:
+        entries = entries.filter(pk__in=bulk.selected_ids)
+    return entries.count()
+
+
 def request_bulk_action(
     *,
     action: str,

@@ -545,7 +545,17 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
 
 @sync_user_required
 def bulk_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """A bulk action's progress and, once it queued sync jobs, what each job achieved and how
+    many of its entries have been resolved since: followed live until the jobs finish."""
+    from sync.models import SyncJob
+
     bulk = get_object_or_404(BulkAction.objects.select_related("requested_by"), pk=pk)
+    jobs = list(SyncJob.objects.filter(pk__in=bulk.job_ids).select_related("mapping"))
+    jobs.sort(key=lambda job: job.pk)
+    # Status changes tell nothing about records: only actions on records say what resolved.
+    on_records = bulk.action not in bulk_actions.STATUS_ACTIONS
+    resolved = bulk_actions.resolved_since(bulk) if on_records and bulk.is_finished else None
+    jobs_finished = all(job.is_finished for job in jobs)
     state = {
         "state": bulk.state,
         "state_display": bulk.get_state_display(),
@@ -554,9 +564,31 @@ def bulk_progress(request: HttpRequest, pk: int) -> HttpResponse:
         "progress_percent": bulk.progress_percent,
         "finished": bulk.is_finished,
         "outcome": bulk.outcome if bulk.is_finished else "",
-        "job_urls": [reverse("sync:job", args=[pk]) for pk in bulk.job_ids],
+        "job_urls": [reverse("sync:job", args=[job.pk]) for job in jobs],
+        "jobs": [_job_summary(job) for job in jobs],
+        "jobs_finished": jobs_finished,
+        "resolved_since": resolved,
+        # The page follows the action, then the jobs it queued, until all are finished.
+        "following": not (bulk.is_finished and jobs_finished),
     }
     if request.GET.get("format") == "json":
         return JsonResponse(state)
     list_url = reverse("errors:list") + (f"?{bulk.filter_query}" if bulk.filter_query else "")
-    return render(request, "errors/bulk_progress.html", {"bulk": bulk, "list_url": list_url})
+    context = {"bulk": bulk, "list_url": list_url, "jobs": jobs, "state": state}
+    return render(request, "errors/bulk_progress.html", context)
+
+
+def _job_summary(job) -> dict:
+    """What a job queued by a bulk action achieved, for its progress page."""
+    return {
+        "id": job.pk,
+        "url": job.get_absolute_url(),
+        "mapping": job.mapping.name,
+        "outcome": job.outcome,
+        "outcome_display": job.outcome_display,
+        "finished": job.is_finished,
+        "records_read": job.records_read,
+        "written": job.inserted + job.modified,
+        "failed": job.failed,
+        "errors_url": reverse("errors:list") + f"?job={job.pk}",
+    }

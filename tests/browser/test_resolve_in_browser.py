@@ -97,6 +97,10 @@ def test_an_administrator_fixes_a_missing_exchange_rate_and_the_problem_resolves
     assert page.inner_text("#bulk-count") == str(group.count)
     page.click("#bulk-confirm-button")
     page.wait_for_selector("#bulk-jobs a", timeout=60000)
+    # The progress page follows the job it queued until it finishes, and says what it did.
+    page.wait_for_selector("#bulk[data-following=false]", timeout=60000)
+    assert "Succeeded" in page.inner_text("#bulk-job-rows")
+    assert page.inner_text("#bulk-resolved-count") == str(group.count)
     page.locator("#bulk-jobs a").first.click()
     page.wait_for_selector("[data-job-status=succeeded]", timeout=60000)
     assert page.inner_text("[data-count=inserted]") == str(group.count)

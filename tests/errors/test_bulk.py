@@ -306,3 +306,80 @@ def test_retry_all_of_a_problem_writes_the_records_and_the_problem_resolves(
     assert group.status_note == (
         f"Resolved by itself: every record behind it synchronized since (job #{job.pk})."
     )
+
+
+def test_the_progress_page_follows_the_jobs_it_queued_and_what_they_resolved(
+    demo_apps, staff_client
+):
+    from sync import engine
+    from sync.services import create_job
+
+    fixed = conflict(demo_apps)
+    # Another record that fails again: its phone number is too long for the ERP.
+    broken = Coupling.objects.get(source_record_id=str(ErpCustomer.objects.get(number="C00050").pk))
+    CrmAccount.objects.filter(pk=broken.destination_record_id).update(
+        telephone="+45 3333 4444 ext. 5555 (reception)"
+    )
+    still_broken = make_error(mapping=fixed.mapping, coupling=broken, category=Category.VALIDATION)
+    mapping = fixed.mapping
+    job = create_job(
+        mapping,
+        kind=SyncJob.Kind.COUPLED,
+        trigger=SyncJob.Trigger.RETRY,
+        coupling_ids=[fixed.coupling_id, broken.pk],
+        direction="from_destination",
+        overwrite=True,
+    )
+    action = BulkAction.objects.create(
+        action=BulkAction.Action.FROM_DESTINATION,
+        scope=BulkAction.Scope.SELECTION,
+        # Its entries were open when it was asked for; they need not be any more.
+        filter_query=f"status=open&mapping={mapping.pk}",
+        selected_ids=[fixed.pk, still_broken.pk],
+        upper_bound_id=max(fixed.pk, still_broken.pk),
+        expected_count=2,
+        processed_count=2,
+        changed_count=2,
+        state=BulkAction.State.DONE,
+        job_ids=[job.pk],
+        outcome=f"Queued job #{job.pk} for 2 records of CUSTOMER.",
+    )
+    url = reverse("errors:bulk_progress", args=[action.pk])
+
+    waiting = staff_client.get(url, {"format": "json"}).json()
+    assert (waiting["finished"], waiting["jobs_finished"], waiting["following"]) == (
+        True,
+        False,
+        True,
+    )
+    assert waiting["jobs"][0]["outcome_display"] == "Queued"
+    assert waiting["resolved_since"] == 0
+    page = staff_client.get(url).content.decode()
+    assert "The jobs are not finished yet: this page follows them." in page
+    assert f'<a href="{job.get_absolute_url()}">Job #{job.pk}</a>' in page
+
+    engine.run_job(job.pk)
+
+    done = staff_client.get(url, {"format": "json"}).json()
+    assert (done["jobs_finished"], done["following"], done["resolved_since"]) == (True, False, 1)
+    assert done["jobs"] == [
+        {
+            "id": job.pk,
+            "url": job.get_absolute_url(),
+            "mapping": "CUSTOMER",
+            "outcome": "completed_with_failures",
+            "outcome_display": "Completed with 1 failure",
+            "finished": True,
+            "records_read": 2,
+            "written": 1,
+            "failed": 1,
+            "errors_url": f"{reverse('errors:list')}?job={job.pk}",
+        }
+    ]
+    page = staff_client.get(url).content.decode()
+    assert "Completed with 1 failure" in page
+    assert f'<a class="failed" href="/errors/?job={job.pk}">1</a>' in page
+    assert '<strong id="bulk-resolved-count">1</strong> of the 2 entries have been resolved' in page
+    # Nothing left to follow: the note is hidden and the page no longer polls.
+    assert '<p id="bulk-jobs-running" class="muted" hidden>' in page
+    assert "setTimeout(poll" not in page
