@@ -10,9 +10,11 @@ class Coupling(models.Model):
         FAILURE = "failure", "Failure"
         SKIPPED = "skipped", "Skipped"
 
-    # Not stored: the addresses of the two records, set by the pages that link to them.
+    # Not stored: the addresses of the two records, and both records as the pages show them
+    # (errors.models.EntryRecord), set by the pages that link to them.
     source_url: str
     destination_url: str
+    records: list
 
     mapping = models.ForeignKey(
         "sync.TableMapping", on_delete=models.CASCADE, related_name="couplings"

@@ -18,12 +18,7 @@ from .models import (
     SyncError,
     SyncErrorCleanup,
 )
-
-
-def _record_link(url: str | None, text: str) -> str:
-    if not url:
-        return text or "—"
-    return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>', url, text)
+from .templatetags.records import entry_record_html
 
 
 @admin.register(SyncError)
@@ -37,11 +32,12 @@ class SyncErrorAdmin(AuditedAdmin):
         "job_link",
         "source",
         "destination",
+        "direction",
         "status",
     ]
     list_filter = ["category", "status", "mapping__connection", "mapping", "created_at"]
     search_fields = ["message", "=source_record_id", "=destination_record_id"]
-    list_select_related = ["mapping", "job"]
+    list_select_related = ["mapping__connection", "job", "coupling"]
     date_hierarchy = "created_at"
     raw_id_fields = ["job", "coupling", "status_changed_by"]
     # The status changes through the actions, which keep who, when and the audit event.
@@ -69,11 +65,15 @@ class SyncErrorAdmin(AuditedAdmin):
 
     @admin.display(description="Source")
     def source(self, error: SyncError) -> str:
-        return _record_link(error.source_link, error.source_record_id)
+        return entry_record_html(error.sides.source)
 
     @admin.display(description="Destination")
     def destination(self, error: SyncError) -> str:
-        return _record_link(error.destination_link, error.destination_record_id)
+        return entry_record_html(error.sides.destination)
+
+    @admin.display(description="Direction")
+    def direction(self, error: SyncError) -> str:
+        return error.sides.direction or "—"
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet, status: str) -> None:
         changed = services.set_status(queryset, status, request.user)

@@ -23,14 +23,20 @@ COLUMNS = [
     ("mapping", "Mapping"),
     ("job_id", "Job"),
     ("group_id", "Problem"),
-    ("source_app", "Source app"),
-    ("source_entity", "Source table"),
-    ("source_record_id", "Source record"),
-    ("source_url", "Source link"),
-    ("destination_app", "Destination app"),
-    ("destination_entity", "Destination table"),
-    ("destination_record_id", "Destination record"),
-    ("destination_url", "Destination link"),
+    # Source and Destination are the mapping's sides, as the pages show them.
+    ("source.app", "Source app"),
+    ("source.entity", "Source table"),
+    ("source.record_id", "Source record"),
+    ("source.name", "Source number"),
+    ("source.link", "Source link"),
+    ("source.gone", "Source deleted"),
+    ("destination.app", "Destination app"),
+    ("destination.entity", "Destination table"),
+    ("destination.record_id", "Destination record"),
+    ("destination.name", "Destination number"),
+    ("destination.link", "Destination link"),
+    ("destination.gone", "Destination deleted"),
+    ("direction", "Direction"),
 ]
 # A cell starting with one of these is read as a formula by spreadsheets (OWASP CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -44,12 +50,24 @@ def neutralise(value: object) -> str:
 
 
 def cells(error: SyncError) -> list[str]:
-    values = {
+    sides = error.sides
+    values: dict[str, object] = {
         "created_at": error.created_at.isoformat(),
         "mapping": error.mapping.name if error.mapping else "",
-        "source_url": error.source_link or "",
-        "destination_url": error.destination_link or "",
+        "direction": sides.direction,
     }
+    for side, record in (("source", sides.source), ("destination", sides.destination)):
+        values.update(
+            {
+                f"{side}.app": record.app,
+                f"{side}.entity": record.entity,
+                f"{side}.record_id": record.record_id,
+                f"{side}.name": record.name,
+                # A deleted record's address opens nothing; it stays on the entry's page.
+                f"{side}.link": record.link or "",
+                f"{side}.gone": "yes" if record.gone else "",
+            }
+        )
     return [
         neutralise(values[name] if name in values else getattr(error, name)) for name, _ in COLUMNS
     ]
@@ -66,7 +84,7 @@ def rows(queryset: QuerySet[SyncError]) -> Iterator[str]:
     writer = csv.writer(_Line())
     yield "\ufeff"  # so that spreadsheets read the file as UTF-8
     yield writer.writerow([label for _, label in COLUMNS])
-    queryset = queryset.select_related("mapping")
+    queryset = queryset.select_related("mapping__connection", "coupling")
     before = None
     while True:
         page = keyset_page(queryset, size=CHUNK, before=before)

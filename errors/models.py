@@ -1,5 +1,7 @@
 """Sync error entries and the record of every clean-up that deleted them."""
 
+from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -182,8 +184,70 @@ class GroupRecord(models.Model):
         return f"{self.group_id} {self.record_id}: {self.entries}"
 
 
+SHORT_ID_LENGTH = 12
+
+
+def short_id(record_id: str) -> str:
+    """A record id short enough for a link's text: long ids (GUIDs) are cut."""
+    if len(record_id) <= SHORT_ID_LENGTH:
+        return record_id
+    return record_id[: SHORT_ID_LENGTH - 4] + "…"
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    """One of the two records an entry names, on the side of its mapping it belongs to."""
+
+    side: str  # "source" or "destination": the mapping's side
+    app: str
+    entity: str
+    record_id: str
+    url: str  # as stored: it may come from another system
+    name: str = ""  # its number or name, when the entry knows it
+    gone: bool = False  # known to be deleted in its app
+
+    @property
+    def side_label(self) -> str:
+        return self.side.capitalize()
+
+    @property
+    def link(self) -> str | None:
+        """Where to open it: never for a record known to be gone."""
+        return None if self.gone else safe_link(self.url)
+
+    @property
+    def label(self) -> str:
+        """What a link to it says: its app, and its number or name, else its id. Without a
+        record (a whole-job failure, a record that was never created): its app and table."""
+        if not self.record_id:
+            return " · ".join(part for part in (self.app, self.entity) if part)
+        return " · ".join(
+            part for part in (self.app, self.name or short_id(self.record_id)) if part
+        )
+
+    @property
+    def title(self) -> str:
+        """Everything the entry knows about it, for a tooltip."""
+        parts = [self.app, self.entity, self.record_id]
+        if self.name:
+            parts.append(self.name)
+        return " · ".join(part for part in parts if part)
+
+
+@dataclass(frozen=True)
+class EntrySides:
+    source: EntryRecord
+    destination: EntryRecord
+    # The direction of the failed write, in the apps' names: "Business Central → Dynamics
+    # 365 Sales"; "Both directions" for a whole bidirectional job; "" when unknown.
+    direction: str
+
+
 class SyncError(models.Model):
     """One failure of the synchronization, with links to the records on both sides.
+
+    `source_*` is the record the sync read and `destination_*` the record it wrote (or would
+    have written), whichever way the sync ran; `sides` puts them on the mapping's sides.
 
     The table is partitioned by day of created_at (errors/partitions.py): its primary key in
     the database is (id, created_at); ids stay unique through their sequence."""
@@ -318,6 +382,115 @@ class SyncError(models.Model):
     @property
     def is_setup_error(self) -> bool:
         return self.category in SETUP_CATEGORIES
+
+    @cached_property
+    def sides(self) -> EntrySides:
+        """The records on its mapping's source side and destination side, and the direction of
+        the failed write. Read with its mapping's connection and its coupling
+        (select_related), so that a page of entries costs no query per entry."""
+        read_side = self._read_side()
+        write_side = "destination" if read_side == "source" else "source"
+        read = self._record(read_side, "source")
+        written = self._record(write_side, "destination")
+        source, destination = (read, written) if read_side == "source" else (written, read)
+        return EntrySides(source, destination, self._write_direction(read_side))
+
+    def _read_side(self) -> str:
+        """The mapping's side of the record read (stored as `source_*`).
+
+        The values stored with a failed record say which way the sync ran; otherwise the
+        apps and tables are compared with the mapping's. An entry without a mapping (sent by
+        another integration) keeps the order it was sent in."""
+        mapping = self.mapping
+        if mapping is None:
+            return "source"
+        direction = (self.sent_values or {}).get("direction")
+        if direction in ("to_destination", "from_destination"):
+            return "source" if direction == "to_destination" else "destination"
+        connection = mapping.connection
+        place = {
+            "source": (connection.source_app, mapping.source_entity),
+            "destination": (connection.destination_app, mapping.destination_entity),
+        }
+        read, written = (
+            (self.source_app, self.source_entity),
+            (self.destination_app, self.destination_entity),
+        )
+        if read == place["destination"] or (written == place["source"] and read != place["source"]):
+            return "destination"
+        if (
+            read != place["source"]
+            and self.source_app == connection.destination_app != connection.source_app
+        ):
+            return "destination"
+        return "source"
+
+    def _record(self, side: str, stored: str) -> EntryRecord:
+        record_id = getattr(self, f"{stored}_record_id")
+        return EntryRecord(
+            side=side,
+            app=getattr(self, f"{stored}_app"),
+            entity=getattr(self, f"{stored}_entity"),
+            record_id=record_id,
+            url=getattr(self, f"{stored}_url"),
+            name=self._name_of(side, stored) if record_id else "",
+            gone=self._is_gone(side, stored, record_id),
+        )
+
+    def _name_of(self, side: str, stored: str) -> str:
+        """The record's value of its side's match field (its number, say), as the entry keeps
+        it among the values read or written."""
+        if self.mapping is None or not isinstance(self.sent_values, dict):
+            return ""
+        field = getattr(self.mapping, f"{side}_match_field")
+        if not field:
+            return ""
+        kept = ["read"] if stored == "source" else ["held", "sent"]
+        for key in kept:
+            values = self.sent_values.get(key)
+            value = values.get(field) if isinstance(values, dict) else None
+            if value not in (None, ""):
+                return str(value)[:100]
+        return ""
+
+    def _is_gone(self, side: str, stored: str, record_id: str) -> bool:
+        """Known to be deleted: its coupling's existence check found it gone (or there), else
+        the entry says a coupled record was deleted, which is the record it wrote to."""
+        if not record_id:
+            return False
+        coupling = self._coupling_or_none()
+        if coupling is not None and getattr(coupling, f"{side}_record_id") == record_id:
+            exists = getattr(coupling, f"{side}_exists")
+            if exists is not None:
+                return not exists
+        return self.category == Category.COUPLED_RECORD_DELETED and stored == "destination"
+
+    def _coupling_or_none(self):
+        if self.coupling_id is None:
+            return None
+        try:
+            return self.coupling
+        except models.ObjectDoesNotExist:
+            return None
+
+    def _write_direction(self, read_side: str) -> str:
+        mapping = self.mapping
+        if mapping is None:
+            if self.source_app and self.destination_app:
+                return f"{self.source_app} → {self.destination_app}"
+            return ""
+        connection = mapping.connection
+        apps = {"source": connection.source_app, "destination": connection.destination_app}
+        if not self.source_record_id and not self.destination_app:
+            # A whole job that failed: the mapping's one direction, or both.
+            if mapping.direction == "to_destination":
+                read_side = "source"
+            elif mapping.direction == "from_destination":
+                read_side = "destination"
+            else:
+                return "Both directions"
+        write_side = "destination" if read_side == "source" else "source"
+        return f"{apps[read_side]} → {apps[write_side]}"
 
 
 class SyncErrorCleanup(models.Model):

@@ -83,12 +83,14 @@ def _mapping_links(error: SyncError) -> list[tuple[str, str]]:
 
 
 def _record_links(error: SyncError) -> list[tuple[str, str]]:
-    links = []
-    if error.source_link:
-        links.append((f"The {error.source_app} record", error.source_link))
-    if error.destination_link:
-        links.append((f"The {error.destination_app} record", error.destination_link))
-    return links
+    """Both records, on their mapping's sides, each saying which app and record it opens; a
+    record known to be gone is not linked."""
+    sides = error.sides
+    return [
+        (f"{record.side_label}: {record.label}", record.link)
+        for record in (sides.source, sides.destination)
+        if record.link
+    ]
 
 
 def _user_record_link(error: SyncError, user_id: str) -> list[tuple[str, str]]:

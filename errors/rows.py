@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from .models import SETUP_CATEGORIES, Category, ErrorGroup, Status, SyncError
-from .templatetags.records import record_link
+from .templatetags.records import entry_record_html
 
 CATEGORY_LABELS = dict(Category.choices)
 STATUS_LABELS = dict(Status.choices)
@@ -49,13 +49,15 @@ ENTRY_ROW = (
     '<td><span class="badge cat-{category}">{category_label}</span></td>'
     '<td class="message"><a href="{url}">{message}</a></td>'
     "<td>{mapping}</td><td>{job}</td><td>{source}</td><td>{destination}</td>"
+    '<td class="direction">{direction}</td>'
     '<td><span class="status {status}">{status_label}</span></td>'
     "</tr>\n"
 )
 
 
 def entry_rows(entries: Iterable[SyncError]) -> SafeString:
-    """The table rows of these entries (their mapping selected with them)."""
+    """The table rows of these entries (their mapping's connection and their coupling
+    selected with them): Source and Destination are the mapping's sides."""
     entry_url = url_of("errors:detail")
     job_url = url_of("sync:job")
     rows = []
@@ -87,20 +89,9 @@ def entry_rows(entries: Iterable[SyncError]) -> SafeString:
                 message=truncated(entry.message, MESSAGE_LENGTH),
                 mapping=mapping,
                 job=job,
-                source=record_link(
-                    entry.source_link,
-                    "Source",
-                    app=entry.source_app,
-                    entity=entry.source_entity,
-                    record_id=entry.source_record_id,
-                ),
-                destination=record_link(
-                    entry.destination_link,
-                    "Destination",
-                    app=entry.destination_app,
-                    entity=entry.destination_entity,
-                    record_id=entry.destination_record_id,
-                ),
+                source=entry_record_html(entry.sides.source),
+                destination=entry_record_html(entry.sides.destination),
+                direction=entry.sides.direction or DASH,
             )
         )
     return mark_safe("".join(rows))  # noqa: S308 (each row is built by format_html)

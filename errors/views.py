@@ -68,8 +68,11 @@ def hidden_setup_entries(user) -> int:
 
 @sync_user_required
 def error_list(request: HttpRequest) -> HttpResponse:
-    # A row links its job by id: the job itself is not read.
-    errors = visible_to(request.user, SyncError.objects.select_related("mapping"))
+    # A row links its job by id: the job itself is not read. Its mapping's connection and
+    # its coupling tell the mapping's sides of its records and whether one is gone.
+    errors = visible_to(
+        request.user, SyncError.objects.select_related("mapping__connection", "coupling")
+    )
     filters = SyncErrorFilter(request.GET, queryset=errors, request=request)
     status = 200
     if filters.is_valid():

@@ -12,6 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from couplings.models import Coupling
+from errors.models import EntryRecord
 from errors.pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from syncconsole.permissions import sync_admin_required, sync_user_required
 
@@ -278,7 +279,8 @@ def skipped_action(request: HttpRequest) -> HttpResponse:
 
 
 def _attach_record_urls(couplings: list[Coupling]) -> None:
-    """Give each coupling the addresses of its two records, one connector per connection."""
+    """Give each coupling the addresses of its two records, one connector per connection,
+    and both records as the pages show them (`records`: its app and id, gone or not)."""
     connectors = {}
     try:
         for coupling in couplings:
@@ -295,6 +297,17 @@ def _attach_record_urls(couplings: list[Coupling]) -> None:
             coupling.destination_url = destination.record_url(
                 coupling.mapping.destination_entity, coupling.destination_record_id
             )
+            coupling.records = [
+                EntryRecord(
+                    side=side,
+                    app=getattr(connection, f"{side}_app"),
+                    entity=getattr(coupling.mapping, f"{side}_entity"),
+                    record_id=getattr(coupling, f"{side}_record_id"),
+                    url=getattr(coupling, f"{side}_url"),
+                    gone=getattr(coupling, f"{side}_exists") is False,
+                )
+                for side in ("source", "destination")
+            ]
     finally:
         for pair in connectors.values():
             for connector in pair:

@@ -31,7 +31,9 @@ def test_detail_shows_everything_stored(staff_client):
     assert str(coupling) in html
     assert "C00042" in html and "0d5f-42" in html
     assert f'href="{error.source_url}"' in html
-    assert f'href="{error.destination_url}"' in html
+    # The record it was coupled to is gone: shown so, not linked.
+    assert f'href="{error.destination_url}"' not in html
+    assert "<strong>Deleted</strong> in Dynamics 365 Sales" in html
     assert "coupled-record error" in html
 
 

