@@ -1,11 +1,12 @@
 """The Integration Synchronization Errors console: list, detail, status and clean-up."""
 
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 from django.http import (
     Http404,
     HttpRequest,
@@ -66,6 +67,47 @@ def hidden_setup_entries(user) -> int:
     return figures["total"] or 0
 
 
+@dataclass
+class Attention:
+    """What still needs someone when no problem is listed: the pages say "Everything is in
+    step" only when this is empty."""
+
+    skipped: int = 0  # couplings left out after a repeated failure
+    failing: list[tuple] = field(default_factory=list)  # (mapping, records failing)
+    paused: list = field(default_factory=list)  # mappings paused by the circuit breaker
+    hidden_setup_entries: int = 0  # open setup entries a Sync user does not see
+
+    def __bool__(self) -> bool:
+        return bool(self.skipped or self.failing or self.paused or self.hidden_setup_entries)
+
+
+def needs_attention(user) -> Attention:
+    """Skipped couplings, mappings with failing records and paused mappings, whatever their
+    entries became (resolved, ignored, deleted by a clean-up). Three small queries, run only
+    when a page has no entry or problem to show."""
+    from couplings.models import Coupling
+    from sync.mapping_health import failing
+    from sync.models import TableMapping
+
+    failing_counts = dict(
+        Coupling.objects.filter(failing())
+        .values("mapping_id")
+        .annotate(n=Count("pk"))
+        .values_list("mapping_id", "n")
+    )
+    mappings = list(
+        TableMapping.objects.filter(
+            Q(pk__in=list(failing_counts)) | Q(paused_at__isnull=False)
+        ).order_by("dependency_order", "name")
+    )
+    return Attention(
+        skipped=Coupling.objects.filter(is_skipped=True).count(),
+        failing=[(m, failing_counts[m.pk]) for m in mappings if m.pk in failing_counts],
+        paused=[m for m in mappings if m.is_paused],
+        hidden_setup_entries=hidden_setup_entries(user),
+    )
+
+
 @sync_user_required
 def error_list(request: HttpRequest) -> HttpResponse:
     # A row links its job by id: the job itself is not read. Its mapping's connection and
@@ -104,6 +146,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
         "bulk_actions": [*BulkAction.Action.choices, (COUPLE, "Couple by match…")],
         "retention_days": settings.SYNC_ERROR_RETENTION_DAYS,
         "hidden_setup_entries": hidden_setup_entries(request.user),
+        "attention": (needs_attention(request.user) if status == 200 and not page.items else None),
         "group": (
             visible_to(
                 request.user, ErrorGroup.objects.select_related("status_changed_by", "mapping")
@@ -163,6 +206,9 @@ def group_list(request: HttpRequest) -> HttpResponse:
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for value in filter_query.values()),
         "hidden_setup_entries": hidden_setup_entries(request.user),
+        "attention": (
+            needs_attention(request.user) if filters.is_valid() and not page.items else None
+        ),
     }
     return render(
         request, "errors/group_list.html", context, status=200 if filters.is_valid() else 400
