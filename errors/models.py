@@ -30,7 +30,9 @@ class Category(models.TextChoices):
     OTHER = "other", "Other"
 
 
-# Setup errors need an administrator; the rest come from what users did to coupled records.
+# The entries for administrators only: Sync users do not see them, jobs that fail with them count
+# towards pausing a mapping, and alerts about them are sent while they keep coming. Who acts on an
+# entry is its audience (below): a connection entry is in this set but needs nobody at once.
 SETUP_CATEGORIES = frozenset(
     {
         Category.PERMISSION,
@@ -40,6 +42,61 @@ SETUP_CATEGORIES = frozenset(
         Category.CONNECTION,
     }
 )
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who can act on an entry of a category, in the words the pages, the remedies and the
+    alerts use: one place, so that they agree."""
+
+    who: str  # after "Cause and fix ·" and in an alert's "Fix (…)"
+    label: str  # beside a problem's title
+    sentence: str  # under an entry's message
+
+
+ADMINISTRATOR = Audience(
+    who="for an administrator",
+    label="setup: for an administrator",
+    sentence="A setup error: it needs an administrator (roles and privileges, the integration "
+    "user and its sign-in, currencies and exchange rates). Until it is fixed, every record it "
+    "touches fails the same way.",
+)
+SYNC_USER = Audience(
+    who="for a Sync user",
+    label="coupled records: for a Sync user",
+    sentence="A coupled-record error: it comes from what was done to coupled records, and a "
+    "Sync user can fix it.",
+)
+NOBODY_AT_ONCE = Audience(
+    who="nobody needs to act at once",
+    label="temporary: nobody needs to act at once",
+    sentence="Temporary: an app could not be used for a while (unreachable, too slow, "
+    "throttling, or an answer that is not its API). Nobody needs to act at once: it closes by "
+    "itself when a later job gets through. If it keeps coming, an administrator looks at the "
+    "app and the connection.",
+)
+UNRECOGNIZED = Audience(
+    who="for an administrator",
+    label="not recognized: for an administrator",
+    sentence="Not recognized: the sync does not know this failure. An administrator reads the "
+    "detail to tell whether the setup, the data or the console is at fault.",
+)
+AUDIENCES: dict[str, Audience] = {
+    Category.PERMISSION: ADMINISTRATOR,
+    Category.AUTHENTICATION: ADMINISTRATOR,
+    Category.INTEGRATION_USER: ADMINISTRATOR,
+    Category.CURRENCY: ADMINISTRATOR,
+    Category.COUPLED_RECORD_DELETED: SYNC_USER,
+    Category.NOT_COUPLED: SYNC_USER,
+    Category.CONFLICT: SYNC_USER,
+    Category.VALIDATION: SYNC_USER,
+    Category.CONNECTION: NOBODY_AT_ONCE,
+    Category.OTHER: UNRECOGNIZED,
+}
+
+
+def audience_of(category: str) -> Audience:
+    return AUDIENCES.get(category, UNRECOGNIZED)
 
 
 class Status(models.TextChoices):
@@ -121,6 +178,10 @@ class ErrorGroup(models.Model):
     @property
     def is_setup_error(self) -> bool:
         return self.category in SETUP_CATEGORIES
+
+    @property
+    def audience(self) -> Audience:
+        return audience_of(self.category)
 
     @property
     def occurrences_until_awake(self) -> int | None:
@@ -382,6 +443,10 @@ class SyncError(models.Model):
     @property
     def is_setup_error(self) -> bool:
         return self.category in SETUP_CATEGORIES
+
+    @property
+    def audience(self) -> Audience:
+        return audience_of(self.category)
 
     @cached_property
     def sides(self) -> EntrySides:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from django.urls import reverse
 
 from .links import safe_link
-from .models import Category, SyncError
+from .models import Category, SyncError, audience_of
 
 PRIVILEGE = re.compile(
     r"Principal user \(Id=(?P<user>[0-9a-fA-F-]+).*?is missing (?P<privilege>prv\w+) privilege"
@@ -25,7 +25,7 @@ CURRENCY_CODE = re.compile(r"(?:currency |Currency Code=')(?P<code>[A-Z]{3})\b")
 class Remedy:
     cause: str
     steps: list[str]
-    who: str  # who can fix it: "an administrator" or "a user"
+    who: str  # who acts on it, as its category's audience says: "for an administrator"...
     links: list[tuple[str, str]] = field(default_factory=list)  # (label, address)
 
 
@@ -42,6 +42,10 @@ def remedy_for(error: SyncError) -> Remedy:
         Category.CONNECTION: _connection,
     }
     return finders.get(error.category, _other)(error)
+
+
+def _who(error: SyncError) -> str:
+    return audience_of(error.category).who
 
 
 def _app(error: SyncError) -> str:
@@ -121,7 +125,7 @@ def _permission(error: SyncError) -> Remedy:
             "does), or add the privilege to the user's role.",
             "Run the job again; the records that failed are tried at the next run.",
         ],
-        who="an administrator",
+        who=_who(error),
         links=links + _connection_links(error) + _health_links(error),
     )
 
@@ -138,7 +142,7 @@ def _authentication(error: SyncError) -> Remedy:
                 "Enter the new password on the connection.",
                 "Use Test connection, then run the job again.",
             ],
-            who="an administrator",
+            who=_who(error),
             links=_connection_links(error),
         )
     return Remedy(
@@ -149,7 +153,7 @@ def _authentication(error: SyncError) -> Remedy:
             "enter the secret again if in doubt.",
             "Use Test connection, then run the job again.",
         ],
-        who="an administrator",
+        who=_who(error),
         links=_connection_links(error),
     )
 
@@ -165,7 +169,7 @@ def _integration_user(error: SyncError) -> Remedy:
                 "role, holding the Integration User or Integration Administrator role.",
                 "Set that user on the connection and use Test connection.",
             ],
-            who="an administrator",
+            who=_who(error),
             links=_connection_links(error),
         )
     if "no security roles" in error.message or "none of the integration roles" in error.message:
@@ -177,20 +181,20 @@ def _integration_user(error: SyncError) -> Remedy:
                 "Integration Administrator security role.",
                 "Check the connection's setup health, then run the job again.",
             ],
-            who="an administrator",
+            who=_who(error),
             links=_connection_links(error) + _health_links(error),
         )
     if "disabled" in error.message:
         return Remedy(
             cause=f"The integration user is disabled in {app}.",
             steps=[f"Enable the user in {app} (and check its license), then run the job again."],
-            who="an administrator",
+            who=_who(error),
             links=_connection_links(error),
         )
     return Remedy(
         cause=f"The integration user is not set up the way {app} needs.",
         steps=["Check the user's roles and status, then use Test connection."],
-        who="an administrator",
+        who=_who(error),
         links=_connection_links(error),
     )
 
@@ -211,7 +215,7 @@ def _currency(error: SyncError) -> Remedy:
             step,
             "Run the job again: the records that failed go through, the others are unaffected.",
         ],
-        who="an administrator",
+        who=_who(error),
         links=_record_links(error) + _mapping_links(error),
     )
 
@@ -228,7 +232,7 @@ def _coupled_record_deleted(error: SyncError) -> Remedy:
             "To have this handled by itself, set the mapping's deletion-conflict rule "
             "(restore the record or remove the coupling).",
         ],
-        who="a user",
+        who=_who(error),
         links=_record_links(error) + _mapping_links(error),
     )
 
@@ -246,7 +250,7 @@ def _not_coupled(error: SyncError) -> Remedy:
             "If it is meant to stay on one side (outside the synchronization), ignore the "
             "problem: later reconciliations keep it quiet.",
         ],
-        who="a user",
+        who=_who(error),
         links=_record_links(error) + _mapping_links(error),
     )
 
@@ -262,7 +266,7 @@ def _conflict(error: SyncError) -> Remedy:
             "To have this handled by itself, set the mapping's update-conflict rule (take the "
             "source or take the destination).",
         ],
-        who="a user",
+        who=_who(error),
         links=_record_links(error) + _mapping_links(error),
     )
 
@@ -278,7 +282,7 @@ def _validation(error: SyncError) -> Remedy:
             "sync fails).",
             "The record is tried again at the next run.",
         ],
-        who="a user",
+        who=_who(error),
         links=_record_links(error) + _mapping_links(error),
     )
 
@@ -286,26 +290,39 @@ def _validation(error: SyncError) -> Remedy:
 def _connection(error: SyncError) -> Remedy:
     app = _app(error)
     message = error.message
+    # Temporary: the steps say so first, then what an administrator does if it keeps coming.
+    first = (
+        "Nothing to do at once: it closes by itself when a later job gets through, going on "
+        "where this one stopped."
+    )
     if "429" in message:
         cause = f"{app} throttled the integration: it takes only so many requests at a time."
-        first = "Nothing to do at once: the next run goes on where this one stopped."
-        second = "If it happens often, run the schedule less often or with smaller pages."
+        second = (
+            "If it happens often, an administrator runs the schedule less often or with "
+            "smaller pages."
+        )
     elif "not JSON" in message or "unexpected JSON" in message:
         cause = f"{app} answered with something that is not its API (a maintenance or proxy page)."
-        first = f"Check that {app} is up and that the connection's address is its API root."
-        second = "The next run tries again."
+        second = (
+            f"If it keeps coming, an administrator checks that {app} is up and that the "
+            "connection's address is its API root."
+        )
     elif "timed out" in message:
         cause = f"{app} did not answer in time."
-        first = f"Check how {app} is doing; raise the connection's timeout if it is just slow."
-        second = "The next run tries again."
+        second = (
+            f"If it keeps coming, an administrator checks how {app} is doing, and raises the "
+            "connection's timeout if it is just slow."
+        )
     else:
         cause = f"{app} could not be reached or kept failing after the retries."
-        first = "Check the connection's address and the network, then use Test connection."
-        second = "The next run tries again."
+        second = (
+            "If it keeps coming, an administrator checks the connection's address and the "
+            "network, then uses Test connection."
+        )
     return Remedy(
         cause=cause,
         steps=[first, second],
-        who="an administrator",
+        who=_who(error),
         links=_connection_links(error),
     )
 
@@ -314,6 +331,6 @@ def _other(error: SyncError) -> Remedy:
     return Remedy(
         cause="The sync stopped on something it does not recognize.",
         steps=["Read the detail below for the app's answer or the stack trace."],
-        who="an administrator",
+        who=_who(error),
         links=_connection_links(error),
     )

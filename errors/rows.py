@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from .models import SETUP_CATEGORIES, Category, ErrorGroup, Status, SyncError
+from .models import Category, ErrorGroup, Status, SyncError, audience_of
 from .templatetags.records import entry_record_html
 
 CATEGORY_LABELS = dict(Category.choices)
@@ -147,9 +147,7 @@ def group_rows(groups: Iterable[ErrorGroup]) -> SafeString:
                 category_label=CATEGORY_LABELS.get(group.category, group.category),
                 url=f"{entries_url}?group={group.pk}",
                 title=truncated(group.title, TITLE_LENGTH),
-                audience="setup: for an administrator"
-                if group.category in SETUP_CATEGORIES
-                else "coupled records: for a user",
+                audience=audience_of(group.category).label,
                 mapping=mapping,
                 count=f"{group.count:,}",
                 records=f"{group.figures.records:,}",

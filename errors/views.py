@@ -573,7 +573,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
                 return render(request, "errors/bulk_confirm.html", context)
             confirmed = bulk_actions.confirmed_preview(token)
             if confirmed.setup_errors_included and not administrator:
-                raise PermissionDenied("Setup errors need an administrator (Sync administrators).")
+                raise PermissionDenied("Setup and connection errors are for Sync administrators.")
             bulk = bulk_actions.request_bulk_action(
                 action=action, user=request.user, note=note, confirmed=confirmed
             )

@@ -54,4 +54,4 @@ sync_admin_required = _role_required(is_sync_admin, "This needs the Sync adminis
 def require_sync_admin_for_setup(user, error_or_group) -> None:
     """Setup errors and their details are for administrators: a Sync user gets a refusal."""
     if error_or_group.is_setup_error and not is_sync_admin(user):
-        raise PermissionDenied("Setup errors need an administrator (Sync administrators).")
+        raise PermissionDenied("Setup and connection errors are for Sync administrators.")

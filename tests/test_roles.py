@@ -142,7 +142,7 @@ def test_sync_users_never_see_setup_errors(sync_user_client):
 
     listing = sync_user_client.get(reverse("errors:list")).content.decode()
     assert coupled.message in listing and setup.message not in listing
-    assert "1 open setup entry needs an administrator" in listing
+    assert "1 open setup or connection entry is left to administrators" in listing
     problems = sync_user_client.get(reverse("errors:groups")).content.decode()
     assert "Record deleted" in problems and setup.message not in problems
     filtered = sync_user_client.get(reverse("errors:list"), {"category": "integration_user"})

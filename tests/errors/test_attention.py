@@ -62,7 +62,10 @@ def test_a_paused_mapping_and_hidden_setup_entries_are_not_in_step(
     sync_user_client.force_login(sync_user)
     html = sync_user_client.get(reverse("errors:groups")).content.decode()
     assert IN_STEP not in html
-    assert "1 open setup entry needs an administrator" in html.split('id="attention"')[1]
+    assert (
+        "1 open setup or connection entry is left to administrators"
+        in (html.split('id="attention"')[1])
+    )
 
 
 def test_in_step_when_nothing_fails_is_skipped_or_open(demo_apps, staff_client):

@@ -39,12 +39,6 @@ CRM, ERP = "Dynamics 365 Sales", "Business Central"
             "The currency SEK does not exist in Dynamics 365 Sales.",
             "Dynamics 365 Sales has no currency SEK",
         ),
-        (
-            Category.CONNECTION,
-            "429 Too Many Requests: Number of requests exceeded the limit",
-            "throttled",
-        ),
-        (Category.CONNECTION, "Could not connect to Dynamics 365 Sales.", "could not be reached"),
         (Category.OTHER, "The job stopped: KeyError", "does not recognize"),
     ],
 )
@@ -56,7 +50,7 @@ def test_setup_errors_name_their_cause_and_send_an_administrator_to_the_connecti
     error = make_error(category=category, message=message, mapping=mapping, source_app=CRM)
     remedy = remedy_for(error)
     assert words in remedy.cause
-    assert remedy.who == "an administrator"
+    assert remedy.who == "for an administrator"
     assert remedy.steps
     assert ("Connection " + mapping.connection.name) in [label for label, _ in remedy.links] or (
         category == Category.CURRENCY
@@ -109,7 +103,7 @@ def test_coupled_record_errors_are_for_users_and_link_both_records(category, wor
     )
     remedy = remedy_for(error)
     assert words in remedy.cause
-    assert remedy.who == "a user"
+    assert remedy.who == "for a Sync user"
     assert any(step in s for s in remedy.steps)
     urls = [url for _, url in remedy.links]
     assert "https://erp.example.com/customers/1" in urls
@@ -130,3 +124,52 @@ def test_a_missing_privilege_links_the_integration_user_in_the_app(demo_apps, st
     assert user_page.status_code == 200 and "Integration User" in user_page.text
     connection = reverse("admin:sync_connection_change", args=[demo_apps.connection.pk])
     assert f'href="{connection}"' in page
+
+
+@pytest.mark.parametrize(
+    "message, words, later",
+    [
+        (
+            "429 Too Many Requests: Number of requests exceeded the limit",
+            "throttled",
+            "runs the schedule less often",
+        ),
+        ("Could not connect to Dynamics 365 Sales.", "could not be reached", "network"),
+        ("The request to Dynamics 365 Sales timed out.", "did not answer in time", "timeout"),
+        ("Dynamics 365 Sales answered with something that is not JSON.", "not its API", "root"),
+    ],
+)
+@pytest.mark.django_db
+def test_an_app_that_could_not_be_used_needs_nobody_at_once(message, words, later):
+    mapping = make_mapping()
+    error = make_error(
+        category=Category.CONNECTION, message=message, mapping=mapping, source_app=CRM
+    )
+    remedy = remedy_for(error)
+    assert words in remedy.cause
+    assert remedy.who == "nobody needs to act at once"
+    assert remedy.steps[0].startswith("Nothing to do at once: it closes by itself")
+    assert remedy.steps[1].startswith("If it") and later in remedy.steps[1]
+    assert ("Connection " + mapping.connection.name) in [label for label, _ in remedy.links]
+
+
+@pytest.mark.django_db
+def test_every_category_says_who_acts_the_same_way_on_every_page(staff_client):
+    from errors.models import audience_of
+
+    for category in Category:
+        error = make_error(category=category, message=f"A {category} failure.")
+        audience = audience_of(category)
+        assert remedy_for(error).who == audience.who, category
+        page = staff_client.get(error.get_absolute_url()).content.decode()
+        assert f'<p class="muted" id="audience">{audience.sentence}</p>' in page, category
+        assert f'Cause and fix <span class="muted small">· {audience.who}</span>' in page
+        problems = staff_client.get(reverse("errors:groups"), {"category": category})
+        assert f'<span class="muted small">{audience.label}</span>' in problems.content.decode()
+    # What each says of the others' people: a setup error needs an administrator now, a
+    # connection error nobody at once, a coupled-record error a Sync user.
+    assert "needs an administrator" in audience_of(Category.PERMISSION).sentence
+    assert "Nobody needs to act at once" in audience_of(Category.CONNECTION).sentence
+    assert "closes by itself" in audience_of(Category.CONNECTION).sentence
+    assert "a Sync user can fix it" in audience_of(Category.CONFLICT).sentence
+    assert audience_of(Category.OTHER).label.startswith("not recognized")
