@@ -38,16 +38,7 @@ TRANSIENT_FAILURES_BEFORE_STOP = 3
 TRANSIENT_RUNS_BEFORE_ENTRY = 3
 MAX_RECORD_RETRY_DELAY = timedelta(hours=6)
 RETRY_BATCH = 100
-PROGRESS_FIELDS = [
-    "inserted",
-    "modified",
-    "deleted",
-    "unchanged",
-    "skipped",
-    "failed",
-    "retrying",
-    "records_read",
-]
+PROGRESS_FIELDS = [*SyncJob.RECORD_COUNTS, "records_read"]
 SKIP_NOTE = " The record will be skipped for further synchronization due to a repeatable failure."
 # Read a little before the watermark so a change committed late, with an older timestamp,
 # is not missed; re-reading a record that is already in step costs an unchanged count.

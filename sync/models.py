@@ -283,6 +283,16 @@ class SyncJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED)
+    # What became of each record a job read: together they add up to `records_read`.
+    RECORD_COUNTS = (
+        "inserted",
+        "modified",
+        "deleted",
+        "unchanged",
+        "skipped",
+        "failed",
+        "retrying",
+    )
 
     class Outcome(models.TextChoices):
         """What a job achieved, as the pages show it: its status, except that a job that ran
@@ -349,15 +359,7 @@ class SyncJob(models.Model):
     def records_counted(self) -> int:
         """The records read that the counts account for: each record a job reads is counted
         once, as inserted, modified, deleted, unchanged, skipped, failed or retrying."""
-        return (
-            self.inserted
-            + self.modified
-            + self.deleted
-            + self.unchanged
-            + self.skipped
-            + self.failed
-            + self.retrying
-        )
+        return sum(getattr(self, name) for name in self.RECORD_COUNTS)
 
     @property
     def duration(self):
