@@ -67,6 +67,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	DATABASE_URL=postgresql://lint@127.0.0.1/lint CELERY_BROKER_URL=memory:// $(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .
@@ -79,4 +80,4 @@ bench: $(INSTALLED) wrk
 	$(BIN)/python -m bench $(BENCH) $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
