@@ -1,13 +1,15 @@
 """How the OpenAPI description names the API's token authentication and the refusals any
 operation may answer, and how it gives exactly what the API reads: request bodies with no
 field but those described (`additionalProperties: false`), in one of their forms
-(`oneOf`)."""
+(`oneOf`), and the filters' query parameters as api.filters checks them."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import force_instance
 
 from .fields import Form, StrictSerializer, TextField
+from .filters import ApiFilterBackend, parameters_of
+from .pagination import KeysetPagination
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
@@ -30,6 +32,7 @@ COMMON_REFUSALS = {
     "403": "The account's role does not allow this.",
     "404": "No such object.",
 }
+PAGE_NOT_FOUND = "No such object, or a page link (`before`, `after`) that names no page."
 REFUSAL_BODY = {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}
 
 
@@ -77,9 +80,13 @@ class ApiAutoSchema(AutoSchema):
         if direction != "response":
             return responses
         has_path_id = "{" in self.path
+        paged = self._is_list_view() and isinstance(self._get_paginator(), KeysetPagination)
         for code, description in COMMON_REFUSALS.items():
-            if code == "404" and not has_path_id:
-                continue
+            if code == "404":
+                if paged:
+                    description = PAGE_NOT_FOUND
+                elif not has_path_id:
+                    continue
             responses.setdefault(code, {"description": description, "content": REFUSAL_BODY})
         return responses
 
@@ -108,3 +115,21 @@ class ApiAutoSchema(AutoSchema):
         if isinstance(field, TextField) and "oneOf" in schema:
             inner, _ = schema.pop("oneOf")
             schema.update(inner)
+
+    def _get_filter_parameters(self):
+        filterset_class = getattr(self.view, "filterset_class", None)
+        backends = self.get_filter_backends()
+        if filterset_class is None or not any(
+            issubclass(backend, ApiFilterBackend) for backend in backends
+        ):
+            return super()._get_filter_parameters()
+        return [
+            {
+                "name": parameter.name,
+                "in": "query",
+                "required": False,
+                "schema": parameter.schema,
+                **({"description": parameter.description} if parameter.description else {}),
+            }
+            for parameter in parameters_of(filterset_class)
+        ]

@@ -2,7 +2,6 @@
 couple and skipped-records pages do, for scripts."""
 
 from django.shortcuts import get_object_or_404
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
@@ -14,10 +13,10 @@ from couplings.models import Coupling, CouplingRun
 from sync import breaker, health
 from sync import services as sync_services
 from sync.connectors import ConnectorError
-from sync.filters import CouplingFilter
 from sync.mapping_health import with_health
 from sync.models import Connection, TableMapping
 
+from .filters import ApiCouplingFilter, ApiFilterBackend
 from .pagination import KeysetPagination
 from .permissions import IsSyncAdmin, IsSyncUser
 from .serializers import (
@@ -149,8 +148,8 @@ class CouplingListView(generics.ListCreateAPIView):
 
     serializer_class = CouplingSerializer
     permission_classes = [IsSyncUser]
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = CouplingFilter
+    filter_backends = [ApiFilterBackend]
+    filterset_class = ApiCouplingFilter
     pagination_class = KeysetPagination
     queryset = Coupling.objects.select_related("mapping")
 

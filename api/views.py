@@ -5,7 +5,6 @@ and answers with field-level messages when the input is wrong."""
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -23,16 +22,15 @@ from rest_framework.views import APIView
 from errors import bulk as bulk_actions
 from errors import services as error_services
 from errors.export import csv_response
-from errors.filters import ErrorGroupFilter, SyncErrorFilter
 from errors.models import BulkAction, ErrorGroup, SyncError, SyncErrorCleanup
 from errors.views import visible_to
 from sync import services as sync_services
-from sync.filters import SyncJobFilter
 from sync.models import Connection, SyncJob, TableMapping
 from syncconsole.permissions import is_sync_admin, require_sync_admin_for_setup
 
 from . import ingestion
 from .fields import char_class, in_utc
+from .filters import ApiFilterBackend, ErrorFilter, JobFilter, ProblemFilter
 from .pagination import KeysetPagination
 from .permissions import CanIngest, IsSyncUser
 from .schema import ApiAutoSchema
@@ -96,8 +94,8 @@ class ErrorListView(generics.ListAPIView):
 
     serializer_class = SyncErrorSerializer
     permission_classes = [IsSyncUser]
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = SyncErrorFilter
+    filter_backends = [ApiFilterBackend]
+    filterset_class = ErrorFilter
     pagination_class: type[BasePagination] | None = KeysetPagination
 
     def get_queryset(self):
@@ -267,8 +265,8 @@ class ProblemListView(generics.ListAPIView):
 
     serializer_class = ErrorGroupSerializer
     permission_classes = [IsSyncUser]
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = ErrorGroupFilter
+    filter_backends = [ApiFilterBackend]
+    filterset_class = ProblemFilter
     pagination_class = KeysetPagination
     keyset_field = "last_seen"
 
@@ -334,8 +332,8 @@ class JobListView(generics.ListAPIView):
 
     serializer_class = SyncJobSerializer
     permission_classes = [IsSyncUser]
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = SyncJobFilter
+    filter_backends = [ApiFilterBackend]
+    filterset_class = JobFilter
     pagination_class = KeysetPagination
     queryset = SyncJob.objects.select_related("mapping")
 

@@ -53,3 +53,12 @@ def test_removing_a_coupling_is_described_as_it_answers():
         "$ref": "#/components/schemas/Removed"
     }
     assert "204" not in removal
+
+
+def test_ids_cursors_and_days_are_described_as_checked():
+    operation = description()["paths"]["/api/v1/errors/"]["get"]
+    parameters = {p["name"]: p["schema"] for p in operation["parameters"]}
+    assert parameters["mapping"] == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+    assert parameters["before"]["pattern"] == "^[A-Za-z0-9_-]+$"
+    assert parameters["created_after"] == {"type": "string", "format": "date"}
+    assert "404" in operation["responses"]
