@@ -1,12 +1,11 @@
 """The audit log through the API (Sync administrators)."""
 
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 
-from audit.filters import AuditEventFilter
 from audit.models import AuditEvent
 
+from .filters import ApiFilterBackend, AuditFilter
 from .pagination import KeysetPagination
 from .permissions import IsSyncAdmin
 
@@ -35,8 +34,8 @@ class AuditEventListView(generics.ListAPIView):
 
     serializer_class = AuditEventSerializer
     permission_classes = [IsSyncAdmin]
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = AuditEventFilter
+    filter_backends = [ApiFilterBackend]
+    filterset_class = AuditFilter
     pagination_class = KeysetPagination
     keyset_field = "at"
     queryset = AuditEvent.objects.all()

@@ -2,26 +2,73 @@
 
 from datetime import timedelta
 
-from django.utils import timezone
 from rest_framework import serializers
 
-from couplings.forms import MAX_RECORDS, RECORD_ID_MAX_LENGTH, printable
+from couplings.forms import MAX_RECORDS, RECORD_ID_MAX_LENGTH
 from couplings.models import Coupling, CouplingRun
+from errors.bulk import MAX_SELECTION
+from errors.filters import SEARCH_MAX_LENGTH
 from errors.links import safe_link
 from errors.models import BulkAction, Category, ErrorGroup, Status, SyncError, SyncErrorCleanup
 from errors.services import STATUS_NOTE_MAX_LENGTH
 from sync.models import Connection, ConnectionCheck, SyncJob, TableMapping
 
+from .fields import (
+    CONTROL,
+    LINK_PATTERN,
+    MAX_ID,
+    DayField,
+    FlagField,
+    Form,
+    IdField,
+    MomentField,
+    StrictSerializer,
+    TextField,
+    WholeNumberField,
+)
 from .ingestion import ENTRY_FIELDS
 
 MAX_DETAIL_LENGTH = 65_536
 # Clocks of other systems drift; an entry from further in the future is a mistake.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# How far ahead a snooze may end.
+MAX_SNOOZE = timedelta(days=365)
 
 
 def http_link(value: str) -> None:
-    if value and safe_link(value) is None:
+    if value.strip() and safe_link(value) is None:
         raise serializers.ValidationError("Give an absolute http:// or https:// address.")
+
+
+def link_field() -> TextField:
+    return TextField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        pattern=LINK_PATTERN,
+        message="Give an absolute http:// or https:// address.",
+        validators=[http_link],
+    )
+
+
+def record_id_field(**kwargs) -> TextField:
+    return TextField(
+        max_length=RECORD_ID_MAX_LENGTH,
+        forbidden=CONTROL,
+        message="A record id is text without control characters or line breaks.",
+        **kwargs,
+    )
+
+
+def id_text() -> TextField:
+    """An id written as a query parameter is: digits."""
+    return TextField(required=False, pattern="^[0-9]*[1-9][0-9]*$", message="Give an id.")
+
+
+def note_field() -> TextField:
+    return TextField(
+        max_length=STATUS_NOTE_MAX_LENGTH, required=False, default="", allow_blank=True
+    )
 
 
 class SyncErrorSerializer(serializers.ModelSerializer):
@@ -131,80 +178,110 @@ class SyncJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class StartJobSerializer(serializers.Serializer):
-    mapping = serializers.IntegerField(min_value=1)
+class StartJobSerializer(StrictSerializer):
+    mapping = IdField()
     kind = serializers.ChoiceField(
         choices=[SyncJob.Kind.MODIFIED, SyncJob.Kind.FULL, SyncJob.Kind.RECONCILE],
         help_text="`reconcile` finds the records that exist on one side only.",
     )
 
 
-class EntryStatusSerializer(serializers.Serializer):
+class EntryStatusSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=[Status.OPEN, Status.RESOLVED, Status.IGNORED])
-    note = serializers.CharField(
-        max_length=STATUS_NOTE_MAX_LENGTH, required=False, default="", allow_blank=True
+    note = note_field()
+
+
+SETTLED = (Status.OPEN, Status.RESOLVED, Status.IGNORED)
+
+
+class ProblemStatusSerializer(StrictSerializer):
+    """Open, resolve or ignore a problem; or snooze it until a moment (`snoozed_until`, in
+    the coming year) or until a number of new occurrences (`more_occurrences`)."""
+
+    status = serializers.ChoiceField(choices=Status.choices)
+    note = note_field()
+    snoozed_until = MomentField(required=False, help_text="In the future, within a year.")
+    more_occurrences = WholeNumberField(required=False, min_value=1, max_value=1_000_000)
+
+    forms = (
+        Form(("status", "note"), ("status",), {"status": SETTLED}),
+        Form(
+            ("status", "note", "snoozed_until"),
+            ("status", "snoozed_until"),
+            {"status": (Status.SNOOZED,)},
+        ),
+        Form(
+            ("status", "note", "more_occurrences"),
+            ("status", "more_occurrences"),
+            {"status": (Status.SNOOZED,)},
+        ),
+    )
+    forms_message = (
+        "Snooze until a date (snoozed_until) or a number of new occurrences "
+        "(more_occurrences), exactly one; other statuses take neither."
     )
 
 
-class ProblemStatusSerializer(EntryStatusSerializer):
-    status = serializers.ChoiceField(choices=Status.choices)
-    snoozed_until = serializers.DateTimeField(required=False)
-    more_occurrences = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
+class ErrorFiltersSerializer(StrictSerializer):
+    """The errors list's filters, as its query parameters are written."""
 
-    def validate(self, data):
-        snoozing = data["status"] == Status.SNOOZED
-        given = [name for name in ("snoozed_until", "more_occurrences") if name in data]
-        if snoozing and len(given) != 1:
-            raise serializers.ValidationError(
-                "Snooze until a date (snoozed_until) or a number of new occurrences "
-                "(more_occurrences): give exactly one."
-            )
-        if not snoozing and given:
-            raise serializers.ValidationError({given[0]: "Only a snooze has an end."})
-        until = data.get("snoozed_until")
-        now = timezone.now()
-        if until is not None and not now < until <= now + timedelta(days=365):
-            raise serializers.ValidationError(
-                {"snoozed_until": "The snooze must end in the future, within a year."}
-            )
-        return data
+    q = TextField(max_length=SEARCH_MAX_LENGTH, required=False, allow_blank=True)
+    category = serializers.ChoiceField(choices=Category.choices, required=False)
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    connection = id_text()
+    mapping = id_text()
+    job = id_text()
+    coupling = id_text()
+    group = id_text()
+    integration = TextField(max_length=100, required=False, allow_blank=True)
+    created_after = DayField(required=False)
+    created_before = DayField(required=False)
 
 
-class BulkActionRequestSerializer(serializers.Serializer):
+class BulkActionRequestSerializer(StrictSerializer):
+    """An action on chosen entries (`ids`), or on all that match `filters`: first a dry run
+    (`dry_run: true`), then the action with the `expected_count` it gave."""
+
     action = serializers.ChoiceField(choices=BulkAction.Action.choices)
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=IdField(),
         required=False,
-        max_length=500,
+        min_length=1,
+        max_length=MAX_SELECTION,
         help_text="The entries to act on; or give `filters` instead.",
     )
-    filters = serializers.DictField(
-        child=serializers.CharField(allow_blank=True, max_length=200),
+    filters = ErrorFiltersSerializer(
         required=False,
         help_text="The errors list's filters (as its query parameters): act on all entries "
         "that match.",
     )
-    expected_count = serializers.IntegerField(
+    expected_count = WholeNumberField(
         required=False,
         min_value=0,
+        max_value=MAX_ID,
         help_text="With `filters`: the count a dry run gave. The action is refused when the "
         "entries that match now are not that many.",
     )
-    dry_run = serializers.BooleanField(required=False, default=False)
-    note = serializers.CharField(
-        max_length=STATUS_NOTE_MAX_LENGTH, required=False, default="", allow_blank=True
-    )
+    dry_run = FlagField(required=False, default=False)
+    note = note_field()
 
-    def validate(self, data):
-        if ("ids" in data) == ("filters" in data):
-            raise serializers.ValidationError("Give either `ids` or `filters`.")
-        if "ids" in data and not data["ids"]:
-            raise serializers.ValidationError({"ids": "Give at least one entry id."})
-        if "filters" in data and not data["dry_run"] and "expected_count" not in data:
-            raise serializers.ValidationError(
-                {"expected_count": "Ask for a dry run first and send the count it gave."}
-            )
-        return data
+    forms = (
+        Form(("action", "ids", "dry_run", "note"), ("action", "ids"), {"dry_run": (False,)}),
+        Form(
+            ("action", "filters", "dry_run", "expected_count", "note"),
+            ("action", "filters", "dry_run"),
+            {"dry_run": (True,)},
+        ),
+        Form(
+            ("action", "filters", "dry_run", "expected_count", "note"),
+            ("action", "filters", "expected_count"),
+            {"dry_run": (False,)},
+        ),
+    )
+    forms_message = (
+        "Give either `ids`, or `filters` with `dry_run: true` first and then with the "
+        "`expected_count` the dry run gave."
+    )
 
 
 class BulkActionSerializer(serializers.ModelSerializer):
@@ -236,21 +313,24 @@ class BulkActionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CleanupRequestSerializer(serializers.Serializer):
-    days = serializers.IntegerField(
+class CleanupRequestSerializer(StrictSerializer):
+    """`{"days": N}` deletes the entries older than N days; `{"all": true}` deletes all."""
+
+    days = WholeNumberField(
         required=False,
         min_value=1,
         max_value=3650,
         help_text="Delete the entries older than this many days.",
     )
-    all = serializers.BooleanField(
+    all = FlagField(
         required=False, default=False, help_text="Delete all entries (Sync administrators)."
     )
 
-    def validate(self, data):
-        if ("days" in data) == data["all"]:
-            raise serializers.ValidationError("Give either `days` or `all: true`.")
-        return data
+    forms = (
+        Form(("days", "all"), ("days",), {"all": (False,)}),
+        Form(("all",), ("all",), {"all": (True,)}),
+    )
+    forms_message = "Give either `days` or `all: true`."
 
 
 class CleanupSerializer(serializers.ModelSerializer):
@@ -279,50 +359,34 @@ class CleanupSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class IngestedErrorSerializer(serializers.Serializer):
+class IngestedErrorSerializer(StrictSerializer):
     """One failure of another integration."""
 
-    integration = serializers.CharField(
+    integration = TextField(
         max_length=100,
         required=False,
         help_text="The integration's name; entries are grouped per integration. Defaults to "
-        "the token's integration.",
+        "the token's integration; required when the token names none.",
     )
     category = serializers.ChoiceField(choices=Category.choices, required=False)
-    message = serializers.CharField(max_length=SyncError.MESSAGE_MAX_LENGTH)
-    detail = serializers.CharField(max_length=MAX_DETAIL_LENGTH, required=False, allow_blank=True)
-    occurred_at = serializers.DateTimeField(
-        required=False, help_text="When it failed (ISO 8601 with a time zone); default now."
+    message = TextField(max_length=SyncError.MESSAGE_MAX_LENGTH)
+    detail = TextField(max_length=MAX_DETAIL_LENGTH, required=False, allow_blank=True)
+    occurred_at = MomentField(
+        required=False,
+        help_text="When it failed (RFC 3339, with its offset); default now. Not more than "
+        "five minutes ahead of the console's clock.",
     )
-    source_app = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    source_entity = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    source_record_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    source_url = serializers.CharField(
-        max_length=2000, required=False, allow_blank=True, validators=[http_link]
-    )
-    destination_app = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    destination_entity = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    destination_record_id = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    destination_url = serializers.CharField(
-        max_length=2000, required=False, allow_blank=True, validators=[http_link]
-    )
-
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["Send an error as an object."]})
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError(
-                {name[:100]: ["Unknown field."] for name in unknown[:20]}
-            )
-        return super().to_internal_value(data)
-
-    def validate_occurred_at(self, value):
-        if value > timezone.now() + FUTURE_TOLERANCE:
-            raise serializers.ValidationError("This moment is in the future.")
-        return value
+    source_app = TextField(max_length=100, required=False, allow_blank=True)
+    source_entity = TextField(max_length=100, required=False, allow_blank=True)
+    source_record_id = TextField(max_length=100, required=False, allow_blank=True)
+    source_url = link_field()
+    destination_app = TextField(max_length=100, required=False, allow_blank=True)
+    destination_entity = TextField(max_length=100, required=False, allow_blank=True)
+    destination_record_id = TextField(max_length=100, required=False, allow_blank=True)
+    destination_url = link_field()
 
     def validate(self, data):
+        data = super().validate(data)
         data["integration"] = data.get("integration") or self.context.get("integration", "")
         if not data["integration"]:
             raise serializers.ValidationError(
@@ -438,38 +502,34 @@ class CouplingSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CoupleSerializer(serializers.Serializer):
-    mapping = serializers.IntegerField(min_value=1)
-    source_record_id = serializers.CharField(
-        max_length=RECORD_ID_MAX_LENGTH, validators=[printable]
-    )
-    destination_record_id = serializers.CharField(
-        max_length=RECORD_ID_MAX_LENGTH, validators=[printable]
-    )
-    synchronize_after = serializers.BooleanField(required=False, default=False)
+class CoupleSerializer(StrictSerializer):
+    mapping = IdField()
+    source_record_id = record_id_field()
+    destination_record_id = record_id_field()
+    synchronize_after = FlagField(required=False, default=False)
 
 
-class CriterionSerializer(serializers.Serializer):
+class CriterionSerializer(StrictSerializer):
     # DRF takes declared fields off the class, so this one does not replace Field.source.
-    source = serializers.CharField(  # type: ignore[assignment]
+    source = TextField(  # type: ignore[assignment]
         max_length=100, help_text="A source field of the mapping."
     )
-    destination = serializers.CharField(max_length=100)
-    priority = serializers.IntegerField(min_value=1, max_value=99, default=1)
-    case_sensitive = serializers.BooleanField(default=True)
+    destination = TextField(max_length=100)
+    priority = WholeNumberField(min_value=1, max_value=99, default=1)
+    case_sensitive = FlagField(default=True)
 
 
-class CoupleByMatchSerializer(serializers.Serializer):
-    mapping = serializers.IntegerField(min_value=1)
+class CoupleByMatchSerializer(StrictSerializer):
+    mapping = IdField()
     side = serializers.ChoiceField(choices=["source", "destination"])
     record_ids = serializers.ListField(
-        child=serializers.CharField(max_length=RECORD_ID_MAX_LENGTH, validators=[printable]),
-        min_length=1,
-        max_length=MAX_RECORDS,
+        child=record_id_field(), min_length=1, max_length=MAX_RECORDS
     )
-    criteria = CriterionSerializer(many=True)
-    create_if_no_match = serializers.BooleanField(required=False, default=False)
-    synchronize_after = serializers.BooleanField(required=False, default=False)
+    criteria = CriterionSerializer(
+        many=True, help_text="Pairs of fields of the mapping (see the Couple page)."
+    )
+    create_if_no_match = FlagField(required=False, default=False)
+    synchronize_after = FlagField(required=False, default=False)
 
 
 class CouplingRunSerializer(serializers.ModelSerializer):
@@ -494,18 +554,26 @@ class CouplingRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CouplingIdsSerializer(serializers.Serializer):
+class CouplingIdsSerializer(StrictSerializer):
+    """The chosen couplings (`ids`), or every skipped one (`all_skipped: true`, of `mapping`
+    when given)."""
+
     ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=500
+        child=IdField(), required=False, min_length=1, max_length=MAX_SELECTION
     )
-    all_skipped = serializers.BooleanField(
+    all_skipped = FlagField(
         required=False,
         default=False,
         help_text="Retry every skipped coupling (of `mapping` when given).",
     )
-    mapping = serializers.IntegerField(min_value=1, required=False)
+    mapping = IdField(required=False)
 
-    def validate(self, data):
-        if bool(data.get("ids")) == data["all_skipped"]:
-            raise serializers.ValidationError("Give either `ids` or `all_skipped: true`.")
-        return data
+    forms = (
+        Form(("ids", "all_skipped"), ("ids",), {"all_skipped": (False,)}),
+        Form(("all_skipped", "mapping"), ("all_skipped",), {"all_skipped": (True,)}),
+    )
+    forms_message = "Give either `ids` or `all_skipped: true`."
+
+
+class ChosenCouplingsSerializer(StrictSerializer):
+    ids = serializers.ListField(child=IdField(), min_length=1, max_length=MAX_SELECTION)

@@ -2,9 +2,9 @@
 couple and skipped-records pages do, for scripts."""
 
 from django.shortcuts import get_object_or_404
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,13 +13,14 @@ from couplings.models import Coupling, CouplingRun
 from sync import breaker, health
 from sync import services as sync_services
 from sync.connectors import ConnectorError
-from sync.filters import CouplingFilter
 from sync.mapping_health import with_health
 from sync.models import Connection, TableMapping
 
+from .filters import ApiCouplingFilter, ApiFilterBackend
 from .pagination import KeysetPagination
 from .permissions import IsSyncAdmin, IsSyncUser
 from .serializers import (
+    ChosenCouplingsSerializer,
     ConnectionCheckSerializer,
     ConnectionSerializer,
     CoupleByMatchSerializer,
@@ -29,7 +30,16 @@ from .serializers import (
     CouplingSerializer,
     MappingSerializer,
 )
-from .views import FIELD_MESSAGES, REFUSAL, Refused, _valid
+from .views import (
+    CONFLICT,
+    FIELD_MESSAGES,
+    NOT_FOUND,
+    REFUSAL,
+    Conflict,
+    Refused,
+    _valid,
+    example,
+)
 
 MAPPINGS = ["Mappings and connections"]
 RETRIED = inline_serializer(
@@ -46,13 +56,35 @@ CHECKED = inline_serializer(
         "gone": serializers.DictField(child=serializers.IntegerField()),
     },
 )
+REMOVED = inline_serializer(
+    "Removed",
+    {
+        "removed": serializers.BooleanField(),
+        "resolved_entries": serializers.IntegerField(
+            help_text="How many of its open entries were resolved."
+        ),
+    },
+)
+COUPLED = inline_serializer(
+    "Coupled",
+    {
+        **CouplingSerializer().get_fields(),
+        "mapping": serializers.IntegerField(),
+        "sync_job": serializers.IntegerField(
+            allow_null=True, help_text="The job that synchronizes the records, when asked."
+        ),
+        "detail": serializers.CharField(
+            required=False, help_text="Why the records were coupled but not synchronized."
+        ),
+    },
+)
 COUPLINGS = ["Couplings"]
 
 
 def _mapping(pk: int) -> TableMapping:
     mapping = TableMapping.objects.select_related("connection").filter(pk=pk).first()
     if mapping is None:
-        raise serializers.ValidationError({"mapping": ["There is no such table mapping."]})
+        raise NotFound({"mapping": ["There is no such table mapping."]})
     return mapping
 
 
@@ -116,8 +148,8 @@ class CouplingListView(generics.ListCreateAPIView):
 
     serializer_class = CouplingSerializer
     permission_classes = [IsSyncUser]
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = CouplingFilter
+    filter_backends = [ApiFilterBackend]
+    filterset_class = ApiCouplingFilter
     pagination_class = KeysetPagination
     queryset = Coupling.objects.select_related("mapping")
 
@@ -128,7 +160,19 @@ class CouplingListView(generics.ListCreateAPIView):
     @extend_schema(
         tags=COUPLINGS,
         request=CoupleSerializer,
-        responses={201: CouplingSerializer, 400: FIELD_MESSAGES, 502: REFUSAL},
+        examples=[
+            example(
+                "By hand",
+                {"mapping": 2, "source_record_id": "C00030", "destination_record_id": "A-17"},
+            )
+        ],
+        responses={
+            201: COUPLED,
+            400: FIELD_MESSAGES,
+            404: NOT_FOUND,
+            409: REFUSAL,
+            502: REFUSAL,
+        },
     )
     def post(self, request, *args, **kwargs):
         data = _valid(CoupleSerializer, request)
@@ -142,12 +186,21 @@ class CouplingListView(generics.ListCreateAPIView):
                 synchronize_after=data["synchronize_after"],
             )
         except coupling_services.CouplingRefused as exc:
-            return Refused(str(exc))
+            return Refused(str(exc), status.HTTP_409_CONFLICT)
         except ConnectorError as exc:
             # An app that cannot be reached to check the records is its failure, not ours.
             return Refused(str(exc), status.HTTP_502_BAD_GATEWAY)
         except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
-            return Refused(f"Coupled, but not synchronized: {exc}")
+            # The coupling stays: only the synchronization that was asked for is not done.
+            coupling = Coupling.objects.get(
+                mapping=mapping, source_record_id=data["source_record_id"]
+            )
+            body = {
+                **CouplingSerializer(coupling).data,
+                "sync_job": None,
+                "detail": f"Coupled, but not synchronized: {exc}",
+            }
+            return Response(body, status=status.HTTP_201_CREATED)
         body = {**CouplingSerializer(coupling).data, "sync_job": job.pk if job else None}
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -163,7 +216,7 @@ class CouplingDetailView(generics.RetrieveDestroyAPIView):
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(tags=COUPLINGS)
+    @extend_schema(tags=COUPLINGS, responses={200: REMOVED})
     def delete(self, request, *args, **kwargs):
         coupling = self.get_object()
         resolved = sync_services.remove_coupling(coupling, user=request.user)
@@ -181,7 +234,23 @@ class CoupleByMatchView(APIView):
     @extend_schema(
         tags=COUPLINGS,
         request=CoupleByMatchSerializer,
-        responses={201: CouplingRunSerializer, 202: CouplingRunSerializer},
+        examples=[
+            example(
+                "By number",
+                {
+                    "mapping": 2,
+                    "side": "source",
+                    "record_ids": ["C00030"],
+                    "criteria": [{"source": "number", "destination": "accountnumber"}],
+                },
+            )
+        ],
+        responses={
+            201: CouplingRunSerializer,
+            202: CouplingRunSerializer,
+            404: NOT_FOUND,
+            409: CONFLICT,
+        },
     )
     def post(self, request):
         data = _valid(CoupleByMatchSerializer, request)
@@ -190,7 +259,7 @@ class CoupleByMatchView(APIView):
         criteria = []
         for n, row in enumerate(data["criteria"]):
             if (row["source"], row["destination"]) not in pairs:
-                raise serializers.ValidationError(
+                raise Conflict(
                     {
                         "criteria": {
                             str(n): [
@@ -234,7 +303,12 @@ class CouplingRetryView(APIView):
 
     permission_classes = [IsSyncUser]
 
-    @extend_schema(tags=COUPLINGS, request=CouplingIdsSerializer, responses={202: RETRIED})
+    @extend_schema(
+        tags=COUPLINGS,
+        request=CouplingIdsSerializer,
+        responses={202: RETRIED, 404: NOT_FOUND},
+        examples=[example("Every skipped one", {"all_skipped": True, "mapping": 2})],
+    )
     def post(self, request):
         data = _valid(CouplingIdsSerializer, request)
         if data["all_skipped"]:
@@ -244,7 +318,11 @@ class CouplingRetryView(APIView):
         else:
             chosen = Coupling.objects.filter(pk__in=data["ids"])
         if not chosen.exists():
-            return Refused("None of these couplings exists.")
+            raise NotFound(
+                "No coupling is skipped."
+                if data["all_skipped"]
+                else "None of these couplings is there."
+            )
         jobs, refused = [], []
         for mapping in TableMapping.objects.filter(pk__in=chosen.values("mapping_id")):
             try:
@@ -259,11 +337,14 @@ class FindForDeletedView(APIView):
 
     permission_classes = [IsSyncUser]
 
-    @extend_schema(tags=COUPLINGS, request=CouplingIdsSerializer, responses={200: CHECKED})
+    @extend_schema(
+        tags=COUPLINGS,
+        request=ChosenCouplingsSerializer,
+        responses={200: CHECKED},
+        examples=[example("Chosen", {"ids": [7, 8]})],
+    )
     def post(self, request):
-        data = _valid(CouplingIdsSerializer, request)
-        if data["all_skipped"]:
-            return Refused("Give the couplings' `ids`.")
+        data = _valid(ChosenCouplingsSerializer, request)
         chosen = Coupling.objects.filter(pk__in=data["ids"])
         gone = sync_services.find_for_deleted(chosen)
         return Response({"checked": chosen.count(), "gone": gone})

@@ -4,16 +4,17 @@ and answers with field-level messages when the input is wrong."""
 
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404
-from django_filters.rest_framework import DjangoFilterBackend
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     inline_serializer,
 )
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,18 +22,21 @@ from rest_framework.views import APIView
 from errors import bulk as bulk_actions
 from errors import services as error_services
 from errors.export import csv_response
-from errors.filters import ErrorGroupFilter, SyncErrorFilter
 from errors.models import BulkAction, ErrorGroup, SyncError, SyncErrorCleanup
 from errors.views import visible_to
 from sync import services as sync_services
-from sync.filters import SyncJobFilter
-from sync.models import SyncJob, TableMapping
+from sync.models import Connection, SyncJob, TableMapping
 from syncconsole.permissions import is_sync_admin, require_sync_admin_for_setup
 
 from . import ingestion
+from .fields import char_class, in_utc
+from .filters import ApiFilterBackend, ErrorFilter, JobFilter, ProblemFilter
 from .pagination import KeysetPagination
 from .permissions import CanIngest, IsSyncUser
+from .schema import ApiAutoSchema
 from .serializers import (
+    FUTURE_TOLERANCE,
+    MAX_SNOOZE,
     BulkActionRequestSerializer,
     BulkActionSerializer,
     CleanupRequestSerializer,
@@ -57,11 +61,31 @@ FIELD_MESSAGES = OpenApiResponse(
     OpenApiTypes.OBJECT, description="A message per field that is not valid, or a detail."
 )
 CHANGED = inline_serializer("Changed", {"changed": serializers.IntegerField()})
+# A request the description allows, that the state of things refuses: a job that runs
+# already, records that are not there, a moment out of the range taken.
+CONFLICT = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description="The request is well formed, but the present state refuses it: a detail, "
+    "or a message per field.",
+)
+NOT_FOUND = OpenApiResponse(
+    OpenApiTypes.OBJECT, description="An object the request names is not there."
+)
+
+
+def example(name: str, value: dict) -> OpenApiExample:
+    return OpenApiExample(name, value=value, request_only=True)
 
 
 class Refused(Response):
     def __init__(self, message: str, code: int = status.HTTP_400_BAD_REQUEST, **extra):
         super().__init__({"detail": message, **extra}, status=code)
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The present state refuses this request."
+    default_code = "conflict"
 
 
 class ErrorListView(generics.ListAPIView):
@@ -70,8 +94,8 @@ class ErrorListView(generics.ListAPIView):
 
     serializer_class = SyncErrorSerializer
     permission_classes = [IsSyncUser]
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = SyncErrorFilter
+    filter_backends = [ApiFilterBackend]
+    filterset_class = ErrorFilter
     pagination_class: type[BasePagination] | None = KeysetPagination
 
     def get_queryset(self):
@@ -116,7 +140,12 @@ class ErrorStatusView(APIView):
 
     permission_classes = [IsSyncUser]
 
-    @extend_schema(tags=ERRORS, request=EntryStatusSerializer, responses={200: SyncErrorSerializer})
+    @extend_schema(
+        tags=ERRORS,
+        request=EntryStatusSerializer,
+        responses={200: SyncErrorSerializer},
+        examples=[example("Resolve", {"status": "resolved", "note": "Fixed in the ERP."})],
+    )
     def post(self, request, pk: int):
         error = get_object_or_404(SyncError, pk=pk)
         require_sync_admin_for_setup(request.user, error)
@@ -139,23 +168,31 @@ class ErrorActionsView(APIView):
     @extend_schema(
         tags=ERRORS,
         request=BulkActionRequestSerializer,
+        examples=[
+            example(
+                "Count first",
+                {"action": "resolve", "filters": {"category": "conflict"}, "dry_run": True},
+            ),
+            example("Chosen entries", {"action": "ignore", "ids": [41, 42], "note": "Tests"}),
+        ],
         responses={
             200: inline_serializer(
                 "DryRun",
                 {"count": serializers.IntegerField(), "coupled": serializers.IntegerField()},
             ),
             202: BulkActionSerializer,
+            404: NOT_FOUND,
             409: REFUSAL,
         },
     )
     def post(self, request):
         data = _valid(BulkActionRequestSerializer, request)
         administrator = is_sync_admin(request.user)
-        filter_query = QueryDict(mutable=True)
-        for key, value in data.get("filters", {}).items():
-            filter_query[key] = value
         try:
             if "ids" in data:
+                chosen = visible_to(request.user, SyncError.objects.filter(pk__in=data["ids"]))
+                if not chosen.exists():
+                    raise NotFound("None of these entries is there.")
                 bulk = bulk_actions.request_bulk_action(
                     action=data["action"],
                     user=request.user,
@@ -164,26 +201,51 @@ class ErrorActionsView(APIView):
                     setup_errors_included=administrator,
                 )
             else:
-                preview = bulk_actions.preview(
-                    data["action"], filter_query.urlencode(), setup_errors_included=administrator
-                )
+                preview = None
+                if not _names_nothing(data["filters"]):
+                    preview = bulk_actions.preview(
+                        data["action"],
+                        _filter_query(data["filters"]),
+                        setup_errors_included=administrator,
+                    )
+                count, coupled = (preview.count, preview.coupled) if preview else (0, 0)
                 if data["dry_run"]:
-                    return Response({"count": preview.count, "coupled": preview.coupled})
-                if preview.count != data["expected_count"]:
+                    return Response({"count": count, "coupled": coupled})
+                if count != data["expected_count"]:
                     return Refused(
-                        f"{preview.count} entries match now, not {data['expected_count']}; "
+                        f"{count} entries match now, not {data['expected_count']}; "
                         "check the filters and send the new count.",
                         status.HTTP_409_CONFLICT,
-                        count=preview.count,
+                        count=count,
                     )
+                if preview is None or not count:
+                    raise NotFound("No entry matches these filters; nothing was changed.")
                 bulk = bulk_actions.request_bulk_action(
                     action=data["action"], user=request.user, note=data["note"], confirmed=preview
                 )
         except bulk_actions.BulkRefused as exc:
-            return Refused(str(exc))
+            return Refused(str(exc), status.HTTP_409_CONFLICT)
         except error_services.QueueUnavailable as exc:
             return Refused(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(BulkActionSerializer(bulk).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _filter_query(filters: dict) -> str:
+    """The filters as the errors list's query string."""
+    query = QueryDict(mutable=True)
+    for key, value in filters.items():
+        query[key] = value.isoformat() if hasattr(value, "isoformat") else value
+    return query.urlencode()
+
+
+def _names_nothing(filters: dict) -> bool:
+    """Whether the filters name a mapping or a connection that is not there: then no entry
+    matches them (the list's filter would refuse the id)."""
+    return (
+        "mapping" in filters and not TableMapping.objects.filter(pk=filters["mapping"]).exists()
+    ) or (
+        "connection" in filters and not Connection.objects.filter(pk=filters["connection"]).exists()
+    )
 
 
 class BulkActionDetailView(generics.RetrieveAPIView):
@@ -203,8 +265,8 @@ class ProblemListView(generics.ListAPIView):
 
     serializer_class = ErrorGroupSerializer
     permission_classes = [IsSyncUser]
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = ErrorGroupFilter
+    filter_backends = [ApiFilterBackend]
+    filterset_class = ProblemFilter
     pagination_class = KeysetPagination
     keyset_field = "last_seen"
 
@@ -240,12 +302,19 @@ class ProblemStatusView(APIView):
     permission_classes = [IsSyncUser]
 
     @extend_schema(
-        tags=PROBLEMS, request=ProblemStatusSerializer, responses={200: ErrorGroupSerializer}
+        tags=PROBLEMS,
+        request=ProblemStatusSerializer,
+        examples=[example("Snooze", {"status": "snoozed", "more_occurrences": 10})],
+        responses={200: ErrorGroupSerializer, 409: CONFLICT},
     )
     def post(self, request, pk: int):
         group = get_object_or_404(ErrorGroup, pk=pk)
         require_sync_admin_for_setup(request.user, group)
         data = _valid(ProblemStatusSerializer, request)
+        until = data.get("snoozed_until")
+        now = timezone.now()
+        if until is not None and not now < until <= now + MAX_SNOOZE:
+            raise Conflict({"snoozed_until": ["The snooze must end in the future, within a year."]})
         error_services.set_group_status(
             group,
             data["status"],
@@ -263,8 +332,8 @@ class JobListView(generics.ListAPIView):
 
     serializer_class = SyncJobSerializer
     permission_classes = [IsSyncUser]
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = SyncJobFilter
+    filter_backends = [ApiFilterBackend]
+    filterset_class = JobFilter
     pagination_class = KeysetPagination
     queryset = SyncJob.objects.select_related("mapping")
 
@@ -275,7 +344,14 @@ class JobListView(generics.ListAPIView):
     @extend_schema(
         tags=JOBS,
         request=StartJobSerializer,
-        responses={202: SyncJobSerializer, 400: FIELD_MESSAGES, 503: REFUSAL},
+        examples=[example("Start", {"mapping": 2, "kind": "modified"})],
+        responses={
+            202: SyncJobSerializer,
+            400: FIELD_MESSAGES,
+            404: NOT_FOUND,
+            409: REFUSAL,
+            503: REFUSAL,
+        },
     )
     def post(self, request):
         if not is_sync_admin(request.user):
@@ -283,13 +359,13 @@ class JobListView(generics.ListAPIView):
         data = _valid(StartJobSerializer, request)
         mapping = TableMapping.objects.filter(pk=data["mapping"]).first()
         if mapping is None:
-            raise serializers.ValidationError({"mapping": ["There is no such table mapping."]})
+            raise NotFound({"mapping": ["There is no such table mapping."]})
         try:
             job = sync_services.request_sync(
                 mapping, kind=data["kind"], trigger=SyncJob.Trigger.USER, user=request.user
             )
         except sync_services.JobRefused as exc:
-            return Refused(str(exc))
+            return Refused(str(exc), status.HTTP_409_CONFLICT)
         except sync_services.QueueUnavailable as exc:
             return Refused(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(SyncJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -315,6 +391,7 @@ class CleanupView(APIView):
     @extend_schema(
         tags=CLEANUP,
         request=CleanupRequestSerializer,
+        examples=[example("Older than", {"days": 90})],
         responses={201: CleanupSerializer, 202: CleanupSerializer, 503: REFUSAL},
     )
     def post(self, request):
@@ -353,42 +430,91 @@ INGEST_ANSWER = inline_serializer(
 )
 
 
+IDEMPOTENCY_KEY = {
+    "type": "string",
+    "maxLength": ingestion.IDEMPOTENCY_KEY_MAX_LENGTH,
+    "pattern": f"^{char_class(''.join(map(chr, range(0x20, 0x7F))))}*$",
+}
+
+
+class IngestSchema(ApiAutoSchema):
+    """The body: one error, a list of them, or `{"errors": [...]}`."""
+
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        entry = self.resolve_serializer(IngestedErrorSerializer, direction).ref
+        batch = {
+            "type": "array",
+            "items": entry,
+            "minItems": 1,
+            "maxItems": ingestion.MAX_ENTRIES,
+        }
+        wrapped = {
+            "type": "object",
+            "properties": {"errors": batch},
+            "required": ["errors"],
+            "additionalProperties": False,
+        }
+        return {"oneOf": [entry, batch, wrapped]}, True
+
+
 class IngestView(APIView):
     """Errors of another integration: one error object, a list of them, or
     `{"errors": [...]}` (at most 1,000). All are checked first; one bad entry refuses the
-    whole request with a message per field (`errors.<index>.<field>`) and nothing is stored.
-    Send an `Idempotency-Key` header to make a retry safe: the same key with the same body
-    gets the first answer back (header `Idempotent-Replayed: true`) and stores nothing again."""
+    whole request with a message per field (`errors.<index>.<field>`) and nothing is stored:
+    a 400 when an entry is not as described, a 409 when one happened more than five minutes
+    in the future. Send an `Idempotency-Key` header to make a retry safe: the same key with
+    the same body gets the first answer back (header `Idempotent-Replayed: true`) and
+    stores nothing again; the same key with another body is refused (409)."""
 
     permission_classes = [CanIngest]
+    schema = IngestSchema()
 
     @extend_schema(
         tags=INGESTION,
-        request=IngestedErrorSerializer(many=True),
+        request=IngestedErrorSerializer,
+        examples=[
+            example(
+                "One error",
+                {
+                    "message": "Order SO-1042 could not be posted: item 100 has no stock",
+                    "category": "validation",
+                    "source_app": "Shop",
+                    "source_record_id": "SO-1042",
+                    "source_url": "https://shop.example.com/orders/SO-1042",
+                },
+            )
+        ],
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                str,
+                IDEMPOTENCY_KEY,
                 OpenApiParameter.HEADER,
-                description="Up to 200 printable characters.",
+                description="Up to 200 printable ASCII characters.",
             )
         ],
         responses={
             201: INGEST_ANSWER,
             400: OpenApiResponse(description="Field messages."),
-            422: REFUSAL,
+            409: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The Idempotency-Key was used with another body (a detail); or "
+                "an entry's moment is out of range (field messages).",
+            ),
         },
     )
     def post(self, request):
         key = request.headers.get("Idempotency-Key", "")
-        if len(key) > ingestion.IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable():
-            return Refused("The Idempotency-Key must be up to 200 printable characters.")
+        if len(key) > ingestion.IDEMPOTENCY_KEY_MAX_LENGTH or not (
+            key.isascii() and key.isprintable()
+        ):
+            return Refused("The Idempotency-Key must be up to 200 printable ASCII characters.")
         digest = ingestion.body_hash(request.body)
         if key:
             try:
                 earlier = ingestion.replay(request.user, key, digest)
             except ingestion.KeyReusedWithOtherBody as exc:
-                return Refused(str(exc), status.HTTP_422_UNPROCESSABLE_ENTITY)
+                # The key's first request, kept, conflicts with this one.
+                return Refused(str(exc), status.HTTP_409_CONFLICT)
             if earlier is not None:
                 return _answer(earlier)
         entries = _entries_of(request.data)
@@ -401,9 +527,27 @@ class IngestView(APIView):
             pairs = found.items() if isinstance(found, dict) else enumerate(found)
             problems = {str(i): e for i, e in pairs if e}
             return Response({"errors": problems}, status=status.HTTP_400_BAD_REQUEST)
+        out_of_range = {
+            str(i): {"occurred_at": [message]}
+            for i, entry in enumerate(checked.validated_data)
+            if (message := _out_of_range(entry.get("occurred_at")))
+        }
+        if out_of_range:
+            return Response({"errors": out_of_range}, status=status.HTTP_409_CONFLICT)
         return _answer(
             ingestion.ingest(checked.validated_data, request.user, key=key, digest=digest)
         )
+
+
+def _out_of_range(moment) -> str:
+    """Why the console cannot take this moment, or ""."""
+    if moment is None:
+        return ""
+    if not in_utc(moment):
+        return "This moment is out of the range of dates the console keeps."
+    if moment > timezone.now() + FUTURE_TOLERANCE:
+        return "This moment is in the future."
+    return ""
 
 
 def _answer(answer: ingestion.Answer) -> Response:

@@ -19,7 +19,9 @@ from .models import CouplingRun
 
 
 def _digits(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 10 else None
+    return (
+        int(value) if value and value.isascii() and value.isdecimal() and len(value) < 10 else None
+    )
 
 
 @sync_user_required

@@ -55,7 +55,7 @@ def partition_name(day: date, prefix: str = PREFIX) -> str:
 
 def _day_from_name(name: str, prefix: str) -> date | None:
     digits = name.removeprefix(prefix)
-    if len(digits) != 8 or not digits.isdigit():
+    if len(digits) != 8 or not (digits.isascii() and digits.isdecimal()):
         return None
     return date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
 

@@ -184,7 +184,7 @@ def _coupling_page(request: HttpRequest, couplings, template: str, *, size: int)
     filters = CouplingFilter(request.GET, queryset=couplings)
     matching = filters.qs.order_by("-pk") if filters.is_valid() else couplings.none()
     before = request.GET.get("before", "")
-    if before.isdigit():
+    if before.isascii() and before.isdecimal():
         matching = matching.filter(pk__lt=int(before))
     rows = list(matching[: size + 1])
     has_older = len(rows) > size
@@ -243,11 +243,17 @@ def skipped_list(request: HttpRequest) -> HttpResponse:
 def skipped_action(request: HttpRequest) -> HttpResponse:
     action = request.POST.get("action", "")
     skipped = Coupling.objects.filter(is_skipped=True)
-    selected = skipped.filter(pk__in=[v for v in request.POST.getlist("coupling") if v.isdigit()])
+    selected = skipped.filter(
+        pk__in=[v for v in request.POST.getlist("coupling") if v.isascii() and v.isdecimal()]
+    )
     back = redirect(reverse("sync:skipped") + "?" + request.POST.get("filter_query", ""))
     if action == "retry_all":
         mapping_id = request.POST.get("mapping", "")
-        selected = skipped.filter(mapping_id=int(mapping_id)) if mapping_id.isdigit() else skipped
+        selected = (
+            skipped.filter(mapping_id=int(mapping_id))
+            if mapping_id.isascii() and mapping_id.isdecimal()
+            else skipped
+        )
     elif action not in ("retry", "find_deleted"):
         messages.error(request, "Choose Retry, Retry All or Find for Deleted.")
         return back

@@ -960,8 +960,9 @@ def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
     if not message:
         message = f"{status} {response.reason_phrase}".strip()
     retry_after = None
-    if status in (429, 503) and response.headers.get("Retry-After", "").isdigit():
-        retry_after = float(response.headers["Retry-After"])
+    retry_header = response.headers.get("Retry-After", "")
+    if status in (429, 503) and retry_header.isascii() and retry_header.isdecimal():
+        retry_after = float(retry_header)
     if status == 429:
         message = f"429 Too Many Requests: {message}"
     error = ConnectorError(

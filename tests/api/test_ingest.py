@@ -88,6 +88,37 @@ def test_a_bad_entry_refuses_the_whole_batch_with_field_messages(integration_api
     assert list(ErrorGroup.objects.values_list("pk", "count")) == before
 
 
+def test_an_entry_from_the_future_or_out_of_the_calendar_is_a_conflict(integration_api):
+    tomorrow = (timezone.now() + timedelta(days=1)).isoformat()
+    response = send(integration_api, [failure(1), failure(2, occurred_at=tomorrow)])
+    assert response.status_code == 409
+    assert set(response.json()["errors"]) == {"1"}
+    # A day UTC cannot hold: the first moment of the calendar, an hour east of UTC.
+    before_time = failure(3, occurred_at="0001-01-01T00:00:00+01:00")
+    assert send(integration_api, before_time).status_code == 409
+    assert SyncError.objects.count() == 0
+    stored = send(integration_api, failure(4, occurred_at="2020-02-29T23:30:00-05:00"))
+    assert stored.status_code == 201
+    assert SyncError.objects.get().created_at.isoformat() == "2020-03-01T04:30:00+00:00"
+
+
+def test_values_are_read_as_their_json_types_and_text_as_sent(integration_api):
+    for entry in (
+        failure(1, source_record_id=7),
+        failure(2, message=["x"]),
+        failure(3, occurred_at="2024-01-01T10:00:00"),  # no offset
+        failure(4, occurred_at="2024-01-01 10:00:00Z"),
+        failure(5, message="   "),
+        failure(6, source_url="http://[::1]/orders"),
+        failure(7, destination_url="ftp://erp.example/x"),
+    ):
+        assert send(integration_api, entry).status_code == 400, entry
+    padded = failure(8, message="  SO-8 failed\n", source_url="  HTTPS://shop.example/SO-8 ")
+    assert send(integration_api, padded).status_code == 201
+    entry = SyncError.objects.get()
+    assert (entry.message, entry.source_url) == ("SO-8 failed", "HTTPS://shop.example/SO-8")
+
+
 @pytest.mark.parametrize(
     "body, status",
     [("not json", 400), ([], 400), (42, 400), ([1, 2], 400), ({"errors": "x"}, 400)],
@@ -117,11 +148,12 @@ def test_an_idempotency_key_stores_once(integration_api):
     assert again["Idempotent-Replayed"] == "true" and again.json() == first.json()
     assert SyncError.objects.count() == 2
     changed = send(integration_api, [failure(3)], **{"Idempotency-Key": "batch-1"})
-    assert changed.status_code == 422 and "different body" in changed.json()["detail"]
+    assert changed.status_code == 409 and "different body" in changed.json()["detail"]
     assert send(integration_api, [failure(3)], **{"Idempotency-Key": "batch-2"}).status_code == 201
     assert SyncError.objects.count() == 3
-    bad_key = send(integration_api, [failure(4)], **{"Idempotency-Key": "k" * 201})
-    assert bad_key.status_code == 400 and SyncError.objects.count() == 3
+    for key in ("k" * 201, "clé"):
+        bad_key = send(integration_api, [failure(4)], **{"Idempotency-Key": key})
+        assert bad_key.status_code == 400 and SyncError.objects.count() == 3
 
 
 @pytest.mark.django_db(transaction=True)

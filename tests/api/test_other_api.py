@@ -44,10 +44,17 @@ def test_problems_list_filter_and_status(user_api, sync_user):
     assert snooze.json()["snooze_until_count"] == 7
     for body in (
         {"status": "snoozed"},
-        {"status": "snoozed", "snoozed_until": "2001-01-01T00:00:00Z"},
+        {"status": "snoozed", "snoozed_until": "2031-01-01T00:00:00"},  # no offset
+        {"status": "snoozed", "snoozed_until": "2031-01-01T00:00:00Z", "more_occurrences": 3},
         {"status": "open", "more_occurrences": 3},
+        {"status": "open", "reason": "typo of note"},
     ):
         assert post(user_api, "api:problem_status", body, conflict.group_id).status_code == 400
+    # Well formed, but a snooze that ended before it began.
+    for until in ("2001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00"):
+        body = {"status": "snoozed", "snoozed_until": until}
+        refused = post(user_api, "api:problem_status", body, conflict.group_id)
+        assert refused.status_code == 409 and "snoozed_until" in refused.json(), until
 
 
 def test_setup_problems_are_for_administrators(user_api, admin_api):
@@ -75,9 +82,12 @@ def test_jobs_list_filter_and_start(admin_api, user_api, celery_queue):
     job = SyncJob.objects.get(pk=started.json()["id"])
     assert (job.kind, job.status, job.trigger) == ("full", "queued", "user")
     refused = post(admin_api, "api:jobs", {"mapping": mapping.pk, "kind": "full"})
-    assert refused.status_code == 400 and "detail" in refused.json()
-    assert post(admin_api, "api:jobs", {"mapping": 99999, "kind": "full"}).json() == {
-        "mapping": ["There is no such table mapping."]
+    assert refused.status_code == 409 and "already" in refused.json()["detail"]
+    nothing = post(admin_api, "api:jobs", {"mapping": 99999, "kind": "full"})
+    assert nothing.status_code == 404
+    assert nothing.json() == {"mapping": ["There is no such table mapping."]}
+    assert post(admin_api, "api:jobs", {"mapping": str(mapping.pk), "kind": "full"}).json() == {
+        "mapping": ["A valid integer is required."]
     }
     assert "kind" in post(admin_api, "api:jobs", {"mapping": mapping.pk, "kind": "x"}).json()
     assert post(user_api, "api:jobs", {"mapping": mapping.pk, "kind": "full"}).status_code == 403
@@ -95,7 +105,19 @@ def test_cleanup_older_than_days_and_all(user_api, admin_api):
 
     assert post(user_api, "api:cleanups", {"all": True}).status_code == 403
     assert SyncError.objects.filter(pk=new.pk).exists()
-    for bad in ({}, {"days": 0}, {"days": "x"}, {"days": 7, "all": True}, {"days": 99999}):
+    for bad in (
+        {},
+        {"days": 0},
+        {"days": "x"},
+        {"days": "7"},
+        {"days": 7.0},
+        {"days": 7, "all": True},
+        {"days": 7, "all": 0},
+        {"all": "true"},
+        {"all": False},
+        {"days": 99999},
+        {"days": 7, "weeks": 1},
+    ):
         assert post(user_api, "api:cleanups", bad).status_code == 400, bad
     everything = post(admin_api, "api:cleanups", {"all": True})
     assert everything.status_code == 201 and everything.json()["deleted_count"] == 1

@@ -55,7 +55,7 @@ def test_couple_by_hand_list_and_remove(demo_apps, user_api):
     account = CrmAccount.objects.create(name="By hand", account_number="")
     pair = {"mapping": mapping.pk, "source_record_id": str(customer.pk)}
     missing = post(user_api, "api:couplings", {**pair, "destination_record_id": "nope"})
-    assert missing.status_code == 400 and "There is no" in missing.json()["detail"]
+    assert missing.status_code == 409 and "There is no" in missing.json()["detail"]
     bad = post(
         user_api,
         "api:couplings",
@@ -84,6 +84,32 @@ def test_couple_by_hand_list_and_remove(demo_apps, user_api):
     assert entry.status == "resolved"
 
 
+def test_records_coupled_but_not_synchronized_are_still_coupled(demo_apps, user_api):
+    mapping = demo_apps.mapping("CUSTOMER")
+    TableMapping.objects.filter(pk=mapping.pk).update(
+        paused_at=timezone.now(), paused_reason="setup"
+    )
+    customer = ErpCustomer.objects.get(number="C00020")
+    account = CrmAccount.objects.create(name="Paused", account_number="")
+    made = post(
+        user_api,
+        "api:couplings",
+        {
+            "mapping": mapping.pk,
+            "source_record_id": str(customer.pk),
+            "destination_record_id": str(account.pk),
+            "synchronize_after": True,
+        },
+    )
+    assert made.status_code == 201, made.content
+    body = made.json()
+    assert body["sync_job"] is None and "not synchronized" in body["detail"]
+    assert Coupling.objects.get(pk=body["id"]).destination_record_id == str(account.pk)
+    nowhere = {"mapping": 999999, "source_record_id": "1", "destination_record_id": "2"}
+    gone = post(user_api, "api:couplings", nowhere)
+    assert gone.status_code == 404 and "mapping" in gone.json()
+
+
 def test_couple_by_match_with_criteria(demo_apps, user_api):
     mapping = demo_apps.mapping("CUSTOMER")
     customer = ErpCustomer.objects.get(number="C00040")
@@ -98,7 +124,7 @@ def test_couple_by_match_with_criteria(demo_apps, user_api):
             "criteria": [{"source": "number", "destination": "telephone1"}],
         },
     )
-    assert wrong.status_code == 400 and "not a field pair" in str(wrong.json())
+    assert wrong.status_code == 409 and "not a field pair" in str(wrong.json())
     run = post(
         user_api,
         "api:couple_by_match",
@@ -135,3 +161,7 @@ def test_retry_skipped_and_find_deleted(demo_apps, user_api, celery_queue):
     coupling.refresh_from_db()
     assert not coupling.is_skipped
     assert post(user_api, "api:couplings_retry", {}).status_code == 400
+    for both in ({"ids": [coupling.pk], "all_skipped": True}, {"ids": [coupling.pk], "mapping": 1}):
+        assert post(user_api, "api:couplings_retry", both).status_code == 400, both
+    assert post(user_api, "api:couplings_retry", {"ids": [999999]}).status_code == 404
+    assert post(user_api, "api:couplings_find_deleted", {"all_skipped": True}).status_code == 400
