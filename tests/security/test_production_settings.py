@@ -12,6 +12,8 @@ import sys
 import pytest
 from django.conf import settings
 
+from tests.conftest import database_url_of_test_db
+
 ROOT = settings.BASE_DIR
 # What the machine's environment may hold that would change the outcome.
 OURS = {
@@ -36,6 +38,9 @@ def random_secret_key() -> str:
 def run(args: list[str], tmp_path, **variables) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in OURS}
     env.update(SYNC_CONSOLE_DATA_DIR=str(tmp_path), **variables)
+    # The suite's own server: without one named, the settings would start an embedded server
+    # of their own in tmp_path and leave it running.
+    env.setdefault("DATABASE_URL", database_url_of_test_db())
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
