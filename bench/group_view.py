@@ -21,8 +21,8 @@ def naive_figures_for(groups, today: date | None = None):
     from django.db.models.functions import TruncDate
     from django.utils import timezone
 
-    from errors.grouping import TREND_DAYS, GroupFigures, trend_bars
     from errors.models import Status, SyncError
+    from errors.trends import TREND_DAYS, GroupFigures, trend_bars
 
     ids = [group.pk for group in groups]
     figures = {pk: GroupFigures() for pk in ids}

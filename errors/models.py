@@ -14,7 +14,7 @@ from django.urls import reverse
 from .links import safe_link
 
 if TYPE_CHECKING:
-    from .grouping import GroupFigures
+    from .trends import GroupFigures
 
 
 class Category(models.TextChoices):

@@ -18,7 +18,7 @@ from audit import services as audit
 from syncconsole import queue
 
 from . import partitions
-from .grouping import drop_empty_groups
+from .grouping import SNOOZE_ENDED_NOTE, drop_empty_groups, reopen_snoozed_entries
 from .models import (
     SETUP_CATEGORIES,
     Category,
@@ -338,8 +338,6 @@ def set_group_status(
 
 def wake_snoozed(now: datetime | None = None) -> int:
     """Reopen the problems whose snooze date has passed, with their snoozed entries."""
-    from .grouping import SNOOZE_ENDED_NOTE, reopen_snoozed_entries
-
     now = now or timezone.now()
     with transaction.atomic():
         due = list(

@@ -13,6 +13,7 @@ from errors.models import SyncError
 
 from .connectors import ConnectorError, connector_for
 from .models import TableMapping
+from .preflight import JobFailure, check_integration_users
 
 logger = logging.getLogger(__name__)
 SETUP_FAILURES_BEFORE_PAUSE = 3
@@ -94,8 +95,6 @@ def resume_by_hand(mapping: TableMapping, user) -> None:
 def setup_problem(mapping: TableMapping) -> str:
     """What the setup check of both apps finds wrong for this mapping ("" when it passes):
     the same check a job makes before it writes anything."""
-    from .engine import JobFailure, check_integration_users
-
     try:
         with (
             connector_for(mapping.connection, "source") as source,

@@ -5,7 +5,6 @@ keeps the couplings, and logs every failure as a sync error entry. One record's 
 stops the job; a failure of the whole job (sign-in, connection) is one entry for the job."""
 
 import logging
-import re
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, connector_for
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from .models import SyncJob, TableMapping
+from .preflight import JobFailure, check_integration_users
 
 logger = logging.getLogger(__name__)
 LOCK_NAMESPACE = 7301  # the first key of the advisory lock that guards one mapping
@@ -49,19 +49,6 @@ DATABASE_LOST = "The connection to the database was lost before the job finished
 
 class MappingBusy(Exception):
     """Another job of the same mapping holds the lock."""
-
-
-class JobFailure(Exception):
-    """The whole job cannot go on (sign-in, setup, permission to read, connection)."""
-
-    def __init__(
-        self, error: ConnectorError, app_name: str, entity: str, category: str | None = None
-    ):
-        super().__init__(error.message)
-        self.error = error
-        self.app_name = app_name
-        self.entity = entity
-        self.category = category
 
 
 @contextmanager
@@ -338,63 +325,6 @@ def _job_failed(job: SyncJob, failure: JobFailure) -> None:
         breaker.pause(mapping, failure.error.message, entry)
         message += " The mapping is paused until its setup check passes again."
     _finish(job, SyncJob.Status.FAILED, message)
-
-
-def check_integration_users(
-    mapping: TableMapping,
-    source: Connector,
-    destination: Connector,
-    direction: str | None = None,
-) -> None:
-    """Refuse to run when an app cannot be reached or signed in to, as an integration user
-    set up the way the apps warn against (disabled, no roles, an administrator, no
-    integration role), or one without a privilege the job needs: each would fail every
-    record the same way, so the job fails with one entry that says why."""
-    from .health import job_blockers
-
-    blockers = job_blockers(mapping, direction or mapping.direction, source, destination)
-    if not blockers:
-        return
-    first = blockers[0]
-    app, side = first.app, first.side or "source"
-    entity = getattr(mapping, f"{side}_entity")
-    also = "".join(f"\n- {f.app}: {f.message} {f.remedy}".rstrip() for f in blockers[1:])
-    if first.error is not None:
-        error = first.error
-        if also:
-            error.detail = f"{error.detail}\n\nAlso found:{also}".strip()
-        raise JobFailure(error, app, entity)
-    if first.code == "missing_privilege":
-        connector = source if side == "source" else destination
-        user_id = getattr(connector, "user_id", "") or "unknown"
-        # Dataverse names the table by its logical name, the privilege's noun in lower case.
-        logical = re.sub(r"^prv(Read|Create|Write|Delete)", "", first.privilege).lower()
-        message = (
-            f"Principal user (Id={user_id}, type=8) is missing {first.privilege} privilege "
-            f"for entity '{logical}': mapping {mapping.name} needs it, so the job did not "
-            "start."
-        )
-        raise JobFailure(
-            ConnectorError(
-                message,
-                status=403,
-                code=first.code,
-                detail="\n".join(f"- {f.app}: {f.message} {f.remedy}".rstrip() for f in blockers),
-            ),
-            app,
-            first.entity or entity,
-            category=first.category,
-        )
-    raise JobFailure(
-        ConnectorError(
-            f"{app}: {first.message} {first.remedy}".strip(),
-            code=first.code,
-            detail=f"Also found:{also}" if also else "",
-        ),
-        app,
-        entity,
-        category=first.category,
-    )
 
 
 def _had_entries(coupling: Coupling) -> bool:

@@ -9,8 +9,8 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from couplings.models import Coupling
-from errors.grouping import TREND_DAYS, Bar, trend_bars, trend_width
 from errors.models import Status, SyncError
+from errors.trends import TREND_DAYS, Bar, trend_bars, trend_width
 
 from .models import MappingHealthSnapshot, SyncJob, TableMapping
 
