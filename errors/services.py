@@ -408,19 +408,22 @@ def resolve_now_coupled(
     return resolved
 
 
+def _whole_job_entries() -> QuerySet[SyncError]:
+    """The open entries of whole jobs: of no record and no coupling."""
+    return SyncError.objects.filter(
+        coupling__isnull=True,
+        source_record_id="",
+        destination_record_id="",
+        status__in=OPEN_OR_SNOOZED,
+    )
+
+
 def resolve_passed_setup(mapping_id: int, job_id: int, *, every_direction: bool) -> int:
     """Resolve the entries of a whole job of the mapping (a setup failure, an app that could
     not be reached or throttled) once job `job_id` of the mapping got past the point where
     they failed: it signed in, passed the setup check and read and wrote records. A job of
     one direction leaves the missing privileges open: the other direction needs others."""
-    entries = SyncError.objects.filter(
-        mapping_id=mapping_id,
-        coupling__isnull=True,
-        source_record_id="",
-        destination_record_id="",
-        status__in=OPEN_OR_SNOOZED,
-        job_id__lt=job_id,
-    )
+    entries = _whole_job_entries().filter(mapping_id=mapping_id, job_id__lt=job_id)
     if not every_direction:
         entries = entries.exclude(category=Category.PERMISSION)
     return _resolved_by_itself(
@@ -431,12 +434,8 @@ def resolve_passed_setup(mapping_id: int, job_id: int, *, every_direction: bool)
 def resolve_setup_checked(mapping_ids: Iterable[int], check_id: int, user=None) -> int:
     """Resolve the setup entries of whole jobs of these mappings (permissions, sign-in, the
     integration user) after Test connection found nothing that blocks their jobs."""
-    entries = SyncError.objects.filter(
+    entries = _whole_job_entries().filter(
         mapping_id__in=list(mapping_ids),
-        coupling__isnull=True,
-        source_record_id="",
-        destination_record_id="",
-        status__in=OPEN_OR_SNOOZED,
         category__in=[Category.PERMISSION, Category.AUTHENTICATION, Category.INTEGRATION_USER],
     )
     note = f"Resolved by itself: Test connection (check #{check_id}) found the cause gone."
