@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from audit import services as audit
+
 TOKEN_PREFIX = "sct_"  # noqa: S105 - marks a key as ours, not a secret
 LOOKUP_LENGTH = 12
 
@@ -60,8 +62,6 @@ class ApiToken(models.Model):
     ):
         """A new token and its key (the only time the key is known). `issued_by` is the
         person who made it, else `issued_through` says how (the command line)."""
-        from audit import services as audit
-
         key = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with transaction.atomic():
             token = cls.objects.create(

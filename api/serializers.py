@@ -6,12 +6,13 @@ from rest_framework import serializers
 
 from couplings.forms import MAX_RECORDS, RECORD_ID_MAX_LENGTH
 from couplings.models import Coupling, CouplingRun
-from errors.bulk import MAX_SELECTION
 from errors.filters import SEARCH_MAX_LENGTH
 from errors.links import safe_link
 from errors.models import BulkAction, Category, ErrorGroup, Status, SyncError, SyncErrorCleanup
 from errors.services import STATUS_NOTE_MAX_LENGTH
 from sync.models import Connection, ConnectionCheck, SyncJob, TableMapping
+from triage import fixes
+from triage.bulk import MAX_SELECTION
 
 from .fields import (
     CONTROL,
@@ -189,6 +190,33 @@ class StartJobSerializer(StrictSerializer):
 class EntryStatusSerializer(StrictSerializer):
     status = serializers.ChoiceField(choices=[Status.OPEN, Status.RESOLVED, Status.IGNORED])
     note = note_field()
+
+
+class FixRequestSerializer(StrictSerializer):
+    fix = serializers.ChoiceField(choices=list(fixes.FIXES.items()))
+
+
+class FixSerializer(serializers.Serializer):
+    """One fix an entry offers."""
+
+    fix = serializers.ChoiceField(choices=list(fixes.FIXES.items()))
+    title = serializers.CharField(help_text="As the entry's page names it.")
+
+
+class EntryFixesSerializer(serializers.Serializer):
+    entry = serializers.IntegerField()
+    fixes = FixSerializer(many=True)
+
+
+class FixOutcomeSerializer(serializers.Serializer):
+    """What a fix did: the job it queued (`job`), or how many open entries it resolved
+    (`resolved`), or which records the apps found gone (`gone`: by side)."""
+
+    fix = serializers.ChoiceField(choices=list(fixes.FIXES.items()))
+    message = serializers.CharField()
+    job = serializers.IntegerField(allow_null=True, source="job.pk", default=None)
+    resolved = serializers.IntegerField(allow_null=True)
+    gone = serializers.DictField(child=serializers.IntegerField(), allow_null=True)
 
 
 SETTLED = (Status.OPEN, Status.RESOLVED, Status.IGNORED)

@@ -8,6 +8,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from couplings import actions
 from couplings import services as coupling_services
 from couplings.models import Coupling, CouplingRun
 from sync import breaker, health
@@ -15,6 +16,7 @@ from sync import services as sync_services
 from sync.connectors import ConnectorError
 from sync.mapping_health import with_health
 from sync.models import Connection, TableMapping
+from syncconsole.queue import QueueUnavailable
 
 from .filters import ApiCouplingFilter, ApiFilterBackend
 from .pagination import KeysetPagination
@@ -190,7 +192,7 @@ class CouplingListView(generics.ListCreateAPIView):
         except ConnectorError as exc:
             # An app that cannot be reached to check the records is its failure, not ours.
             return Refused(str(exc), status.HTTP_502_BAD_GATEWAY)
-        except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
+        except (sync_services.JobRefused, QueueUnavailable) as exc:
             # The coupling stays: only the synchronization that was asked for is not done.
             coupling = Coupling.objects.get(
                 mapping=mapping, source_record_id=data["source_record_id"]
@@ -219,7 +221,7 @@ class CouplingDetailView(generics.RetrieveDestroyAPIView):
     @extend_schema(tags=COUPLINGS, responses={200: REMOVED})
     def delete(self, request, *args, **kwargs):
         coupling = self.get_object()
-        resolved = sync_services.remove_coupling(coupling, user=request.user)
+        resolved = actions.remove_coupling(coupling, user=request.user)
         return Response({"removed": True, "resolved_entries": resolved})
 
 
@@ -281,7 +283,7 @@ class CoupleByMatchView(APIView):
                 synchronize_after=data["synchronize_after"],
                 user=request.user,
             )
-        except sync_services.QueueUnavailable as exc:
+        except QueueUnavailable as exc:
             return Refused(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
         code = status.HTTP_201_CREATED if run.is_finished else status.HTTP_202_ACCEPTED
         return Response(CouplingRunSerializer(run).data, status=code)
@@ -323,13 +325,14 @@ class CouplingRetryView(APIView):
                 if data["all_skipped"]
                 else "None of these couplings is there."
             )
-        jobs, refused = [], []
-        for mapping in TableMapping.objects.filter(pk__in=chosen.values("mapping_id")):
-            try:
-                jobs.append(sync_services.retry_couplings(mapping, chosen, user=request.user).pk)
-            except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
-                refused.append(f"{mapping.name}: {exc}")
-        return Response({"jobs": jobs, "refused": refused}, status=status.HTTP_202_ACCEPTED)
+        retried = actions.retry_by_mapping(chosen, user=request.user)
+        return Response(
+            {
+                "jobs": retried.job_ids,
+                "refused": [f"{mapping.name}: {why}" for mapping, why, _ in retried.refused],
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
 
 
 class FindForDeletedView(APIView):
@@ -346,5 +349,5 @@ class FindForDeletedView(APIView):
     def post(self, request):
         data = _valid(ChosenCouplingsSerializer, request)
         chosen = Coupling.objects.filter(pk__in=data["ids"])
-        gone = sync_services.find_for_deleted(chosen)
+        gone = actions.find_for_deleted(chosen)
         return Response({"checked": chosen.count(), "gone": gone})

@@ -2,9 +2,10 @@
 integrations. Each view checks its input, calls the same services as the console's pages,
 and answers with field-level messages when the input is wrong."""
 
-from django.http import QueryDict
+from django.http import JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.views.defaults import page_not_found
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -19,7 +20,6 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from errors import bulk as bulk_actions
 from errors import services as error_services
 from errors.export import csv_response
 from errors.models import BulkAction, ErrorGroup, SyncError, SyncErrorCleanup
@@ -27,6 +27,9 @@ from errors.views import visible_to
 from sync import services as sync_services
 from sync.models import Connection, SyncJob, TableMapping
 from syncconsole.permissions import is_sync_admin, require_sync_admin_for_setup
+from syncconsole.queue import QueueUnavailable
+from triage import bulk as bulk_actions
+from triage import fixes
 
 from . import ingestion
 from .fields import char_class, in_utc
@@ -41,8 +44,11 @@ from .serializers import (
     BulkActionSerializer,
     CleanupRequestSerializer,
     CleanupSerializer,
+    EntryFixesSerializer,
     EntryStatusSerializer,
     ErrorGroupSerializer,
+    FixOutcomeSerializer,
+    FixRequestSerializer,
     IngestedErrorSerializer,
     ProblemStatusSerializer,
     StartJobSerializer,
@@ -157,6 +163,51 @@ class ErrorStatusView(APIView):
         return Response(SyncErrorSerializer(error).data)
 
 
+class ErrorFixesView(APIView):
+    """The one-click fixes of an entry, as its page offers them: list them, or do one. A fix
+    that queues a job answers 202 with the job; one done at once (Remove coupling, Delete the
+    remaining record, Check records) answers 200 with what it did."""
+
+    permission_classes = [IsSyncUser]
+
+    def _entry(self, request, pk: int) -> SyncError:
+        entry = get_object_or_404(
+            SyncError.objects.select_related("coupling__mapping", "mapping__connection"), pk=pk
+        )
+        require_sync_admin_for_setup(request.user, entry)
+        return entry
+
+    @extend_schema(tags=ERRORS, responses={200: EntryFixesSerializer, 404: NOT_FOUND})
+    def get(self, request, pk: int):
+        entry = self._entry(request, pk)
+        offered = [{"fix": fix, "title": fixes.FIXES[fix]} for fix in fixes.fixes_for(entry)]
+        return Response(EntryFixesSerializer({"entry": entry.pk, "fixes": offered}).data)
+
+    @extend_schema(
+        tags=ERRORS,
+        request=FixRequestSerializer,
+        responses={
+            200: FixOutcomeSerializer,
+            202: FixOutcomeSerializer,
+            400: FIELD_MESSAGES,
+            404: NOT_FOUND,
+            409: CONFLICT,
+        },
+        examples=[example("Retry", {"fix": "retry"})],
+    )
+    def post(self, request, pk: int):
+        entry = self._entry(request, pk)
+        data = _valid(FixRequestSerializer, request)
+        try:
+            outcome = fixes.apply_fix(entry, data["fix"], user=request.user)
+        except fixes.FixRefused as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(
+            FixOutcomeSerializer(outcome).data,
+            status=status.HTTP_202_ACCEPTED if outcome.job else status.HTTP_200_OK,
+        )
+
+
 class ErrorActionsView(APIView):
     """One action on chosen entries (`ids`) or on all that match `filters`. For `filters`,
     first send `dry_run: true` to get the exact count, then the action with that
@@ -225,7 +276,7 @@ class ErrorActionsView(APIView):
                 )
         except bulk_actions.BulkRefused as exc:
             return Refused(str(exc), status.HTTP_409_CONFLICT)
-        except error_services.QueueUnavailable as exc:
+        except QueueUnavailable as exc:
             return Refused(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(BulkActionSerializer(bulk).data, status=status.HTTP_202_ACCEPTED)
 
@@ -366,7 +417,7 @@ class JobListView(generics.ListAPIView):
             )
         except sync_services.JobRefused as exc:
             return Refused(str(exc), status.HTTP_409_CONFLICT)
-        except sync_services.QueueUnavailable as exc:
+        except QueueUnavailable as exc:
             return Refused(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(SyncJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -404,7 +455,7 @@ class CleanupView(APIView):
                 trigger=SyncErrorCleanup.Trigger.API,
                 user=request.user,
             )
-        except error_services.QueueUnavailable as exc:
+        except QueueUnavailable as exc:
             return Refused(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
         code = status.HTTP_201_CREATED if cleanup.is_finished else status.HTTP_202_ACCEPTED
         return Response(CleanupSerializer(cleanup).data, status=code)
@@ -582,9 +633,6 @@ def _valid(serializer_class, request) -> dict:
 def not_found(request, exception=None):
     """Django's 404 for every path no URL matches: JSON under the API, as its views answer,
     the console's page elsewhere."""
-    from django.http import JsonResponse
-    from django.views.defaults import page_not_found
-
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "No such endpoint."}, status=404)
     return page_not_found(request, exception)

@@ -1,7 +1,6 @@
 from django.contrib import admin
 
-from sync.services import remove_coupling
-
+from .actions import remove_coupling
 from .models import Coupling, CouplingRun
 
 

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 
 
 class Coupling(models.Model):
@@ -134,8 +135,6 @@ class CouplingRun(models.Model):
         return f"Coupling by match #{self.pk} · {self.mapping.name}"
 
     def get_absolute_url(self) -> str:
-        from django.urls import reverse
-
         return reverse("couplings:run", args=[self.pk])
 
     @property

@@ -21,7 +21,9 @@ from sync.connectors import ConnectorError, ODataConnector, RemoteRecord, connec
 from sync.fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from sync.models import SyncJob, TableMapping
 from syncconsole import queue
+from syncconsole.queue import QueueUnavailable
 
+from .actions import CouplingRefused, synchronize_couplings
 from .models import Coupling, CouplingRun
 
 logger = logging.getLogger(__name__)
@@ -31,10 +33,6 @@ MAX_CANDIDATES = 20
 # A case-insensitive search reads the other table and compares in Python (the apps' `eq`
 # may be case-sensitive); past this many records it gives up rather than read for ever.
 MAX_RECORDS_COMPARED = 20000
-
-
-class CouplingRefused(Exception):
-    """The records cannot be coupled; the message says why."""
 
 
 # What came of one record.
@@ -225,19 +223,6 @@ def _create_coupling(
             f"coupled meanwhile under {mapping.name}."
         ) from None
     return coupling
-
-
-def synchronize_couplings(mapping: TableMapping, coupling_ids: list[int], *, user=None) -> SyncJob:
-    """Queue a job of chosen couplings for newly coupled records, by the mapping's direction:
-    with no sync behind them, the source values are written first."""
-    return sync_services.request_sync(
-        mapping,
-        kind=SyncJob.Kind.COUPLED,
-        trigger=SyncJob.Trigger.USER,
-        user=user,
-        allow_behind_running=True,
-        coupling_ids=coupling_ids,
-    )
 
 
 def couple_manually(
@@ -457,7 +442,7 @@ def couple_by_match(
     and `create_if_no_match` is set); the returned run holds one outcome per record.
 
     Up to COUPLE_BY_MATCH_ASYNC_THRESHOLD records run at once; more run in a Celery worker
-    and the run shows its progress. Raises sync.services.QueueUnavailable when the worker
+    and the run shows its progress. Raises sync.QueueUnavailable when the worker
     cannot be reached (the run then says so)."""
     if side not in SIDES:
         raise ValueError(side)
@@ -477,12 +462,11 @@ def couple_by_match(
 
     try:
         queue.send("couplings.couple_by_match", run.pk)
-    except Exception as exc:  # kombu raises several kinds when the broker is down
-        logger.warning("Could not queue coupling run %s: %s", run.pk, exc)
+    except QueueUnavailable as exc:
         _finish(
             run, CouplingRun.State.FAILED, "The task queue is unavailable; nothing was coupled."
         )
-        raise sync_services.QueueUnavailable(run.message) from exc
+        raise QueueUnavailable(run.message) from exc
     return run
 
 
@@ -518,7 +502,7 @@ def run_couple_by_match(run_id: int) -> CouplingRun:
         try:
             run.sync_job = synchronize_couplings(run.mapping, coupled, user=user)
             message += f" Synchronizing them as job #{run.sync_job.pk}."
-        except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
+        except (sync_services.JobRefused, QueueUnavailable) as exc:
             message += f" They could not be synchronized now: {exc}"
     _finish(run, CouplingRun.State.DONE, message)
     return run

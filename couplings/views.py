@@ -1,5 +1,7 @@
 """The Couple page: couple a record by hand or by match, and the outcome of a run by match."""
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -12,6 +14,7 @@ from sync import services as sync_services
 from sync.connectors import ConnectorError
 from sync.models import TableMapping
 from syncconsole.permissions import sync_user_required
+from syncconsole.queue import QueueUnavailable
 
 from . import services
 from .forms import ManualCoupleForm, MatchForm
@@ -65,7 +68,7 @@ def couple(request: HttpRequest) -> HttpResponse:
         except (services.CouplingRefused, ConnectorError) as exc:
             manual.add_error(None, str(exc))
             return render(request, "couplings/couple.html", context, status=409)
-        except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
+        except (sync_services.JobRefused, QueueUnavailable) as exc:
             messages.warning(request, f"Coupled, but not synchronized: {exc}")
             return redirect(_couplings_url(mapping, manual.cleaned_data["source_record_id"]))
         messages.success(request, f"Coupled {coupling}.")
@@ -107,7 +110,7 @@ def couple(request: HttpRequest) -> HttpResponse:
             synchronize_after=chosen["synchronize_after"],
             user=request.user,
         )
-    except sync_services.QueueUnavailable as exc:
+    except QueueUnavailable as exc:
         messages.error(request, str(exc))
         return render(request, "couplings/couple.html", context, status=503)
     return redirect(run)
@@ -129,8 +132,6 @@ def couple_context(
 
 
 def _couplings_url(mapping: TableMapping, record_id: str) -> str:
-    from urllib.parse import urlencode
-
     return reverse("sync:couplings") + "?" + urlencode({"mapping": mapping.pk, "record": record_id})
 
 

@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from audit.admin_changes import AuditedAdmin
 from syncconsole.permissions import is_sync_admin
+from syncconsole.queue import QueueUnavailable
 
 from . import services
 from .models import (
@@ -119,7 +120,7 @@ class SyncErrorAdmin(AuditedAdmin):
                 cleanup = services.request_cleanup(
                     days=days, trigger=SyncErrorCleanup.Trigger.ADMIN, user=request.user
                 )
-            except services.QueueUnavailable as exc:
+            except QueueUnavailable as exc:
                 messages.error(request, str(exc))
                 return redirect("admin:errors_syncerror_changelist")
             if cleanup.is_finished:

@@ -4,6 +4,7 @@ Recording entries notes, once they are committed, what happened to the problems 
 subscribed to; a worker sends what is due: at most one alert per problem per hour, however many
 workers record it, and one message per subscriber listing every problem due at that moment."""
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -128,10 +129,9 @@ def mark_pending(events: dict[int, list[str]], now: datetime) -> None:
 
 
 def queue_sending() -> None:
-    try:
+    # The queue logs a broker that is down; the schedule sends the alerts later.
+    with contextlib.suppress(queue.QueueUnavailable):
         queue.send("errors.send_problem_alerts")
-    except Exception as exc:  # kombu raises several kinds when the broker is down
-        logger.warning("Could not queue problem alerts; the schedule sends them later: %s", exc)
 
 
 def claim_due(now: datetime) -> dict[int, list[str]]:

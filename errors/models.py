@@ -7,9 +7,12 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Upper
 from django.urls import reverse
+
+from syncconsole.permissions import is_sync_admin
 
 from .links import safe_link
 
@@ -775,10 +778,6 @@ class AlertSubscription(models.Model):
         return True
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from syncconsole.permissions import is_sync_admin
-
         if not self.events:
             raise ValidationError("Choose at least one kind of event.")
         if self.connection_id and self.mapping_id:

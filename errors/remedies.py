@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from django.urls import reverse
 
+from sync.connectors import connector_for
+
 from .links import safe_link
 from .models import Category, SyncError, audience_of
 
@@ -101,8 +103,6 @@ def _user_record_link(error: SyncError, user_id: str) -> list[tuple[str, str]]:
     """The integration user's own page in the app that refused it, where the app has one."""
     if error.mapping is None:
         return []
-    from sync.connectors import connector_for
-
     connection = error.mapping.connection
     side = "destination" if _app(error) == connection.destination_app else "source"
     with connector_for(connection, side) as connector:

@@ -3,6 +3,7 @@
 The console, the Django admin, the command line and Celery tasks all call these.
 """
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit import services as audit
+from sync.models import TableMapping
 from syncconsole import queue
+from syncconsole.queue import QueueUnavailable
 
 from . import partitions
 from .grouping import SNOOZE_ENDED_NOTE, drop_empty_groups, reopen_snoozed_entries
@@ -32,10 +35,6 @@ from .pacing import Pace
 from .status import STATUS_NOTE_MAX_LENGTH, change_entries, change_problems
 
 logger = logging.getLogger(__name__)
-
-
-class QueueUnavailable(Exception):
-    """The task queue (broker) could not take the job."""
 
 
 @dataclass(frozen=True)
@@ -133,8 +132,7 @@ def request_cleanup(
 
     try:
         queue.send("errors.run_sync_error_cleanup", cleanup.pk)
-    except Exception as exc:  # kombu raises several kinds when the broker is down
-        logger.warning("Could not queue clean-up %s: %s", cleanup.pk, exc)
+    except QueueUnavailable as exc:
         cleanup.state = SyncErrorCleanup.State.FAILED
         cleanup.finished_at = timezone.now()
         cleanup.error_message = "The task queue is unavailable; nothing was deleted."
@@ -255,18 +253,13 @@ def _queue_purge() -> None:
     queue is down, the next clean-up queues it again."""
     if partitions.records_horizon() is None:
         return
-    try:
+    with contextlib.suppress(QueueUnavailable):  # the queue logs why
         queue.send("errors.purge_stale_records")
-    except Exception as exc:  # kombu raises several kinds when the broker is down
-        logger.warning("Could not queue the purge of stale problem records: %s", exc)
 
 
 def _forget_paused_errors() -> None:
     """Mappings paused by an entry that is gone no longer point at it (no database
     constraint can do it on a partitioned table)."""
-    from django.apps import apps
-
-    TableMapping = apps.get_model("sync", "TableMapping")
     TableMapping.objects.filter(paused_error__isnull=False).exclude(
         Exists(SyncError.objects.filter(pk=OuterRef("paused_error_id")))
     ).update(paused_error=None)
@@ -282,8 +275,28 @@ def delete_expired_sync_errors() -> SyncErrorCleanup:
 
 
 def set_status(errors: QuerySet[SyncError], status: str, user, note: str = "") -> int:
-    """Mark entries open, resolved or ignored, keeping who did it, when, and why."""
+    """Mark entries open, resolved or ignored, keeping who did it, when, and why. A problem
+    whose last open entry is resolved is resolved with it."""
+    if status == Status.RESOLVED:
+        return resolve_entries(errors, user=user, note=note)
     return change_entries(errors, status, user=user, note=note)
+
+
+FIXED_NOTE = "Resolved: every entry of it was resolved."
+
+
+def resolve_entries(entries: QuerySet[SyncError], *, user=None, note: str = "", **also) -> int:
+    """Resolve entries for what a person did (marked them resolved, removed their coupling,
+    deleted or coupled their record), and their problems when none of their entries is left
+    open or snoozed; returns how many entries changed."""
+    group_ids = set(
+        entries.filter(status__in=OPEN_OR_SNOOZED).values_list("group_id", flat=True).distinct()
+    ) - {None}
+    with transaction.atomic():
+        changed = change_entries(entries, Status.RESOLVED, user=user, note=note, **also)
+        if changed:
+            settle_groups(group_ids, user=user, system="", note=FIXED_NOTE)
+    return changed
 
 
 def set_group_status(
@@ -519,11 +532,10 @@ def resolve_coupled(
     for app, record_id in records:
         named |= Q(source_app=app, source_record_id=record_id)
         named |= Q(destination_app=app, destination_record_id=record_id)
-    return change_entries(
+    return resolve_entries(
         SyncError.objects.filter(mapping_id=mapping_id, coupling__isnull=True, status=Status.OPEN)
         .filter(named)
         .exclude(category__in=SETUP_CATEGORIES),
-        Status.RESOLVED,
         user=user,
         note=note[:STATUS_NOTE_MAX_LENGTH],
         coupling_id=coupling_id,

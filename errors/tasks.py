@@ -2,7 +2,9 @@
 
 from celery import shared_task
 
-from . import alerts, bulk, partitions, services
+from triage import bulk
+
+from . import alerts, partitions, services
 
 
 @shared_task(name="errors.run_sync_error_cleanup", acks_late=True)

@@ -20,13 +20,20 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from couplings.models import Coupling
+from couplings.views import couple_context
+from sync.compare import compare_entry
+from sync.mapping_health import failing
+from sync.models import SyncJob, TableMapping
 from syncconsole.permissions import (
     is_sync_admin,
     require_sync_admin_for_setup,
     sync_user_required,
 )
+from syncconsole.queue import QueueUnavailable
+from triage import bulk as bulk_actions
+from triage import fixes
 
-from . import bulk as bulk_actions
 from . import services
 from .export import csv_response
 from .filters import ErrorGroupFilter, SyncErrorFilter
@@ -35,7 +42,6 @@ from .grouping import figures_for
 from .models import (
     SETUP_CATEGORIES,
     BulkAction,
-    Category,
     ErrorGroup,
     Status,
     SyncError,
@@ -85,9 +91,6 @@ def needs_attention(user) -> Attention:
     """Skipped couplings, mappings with failing records and paused mappings, whatever their
     entries became (resolved, ignored, deleted by a clean-up). Three small queries, run only
     when a page has no entry or problem to show."""
-    from couplings.models import Coupling
-    from sync.mapping_health import failing
-    from sync.models import TableMapping
 
     failing_counts = dict(
         Coupling.objects.filter(failing())
@@ -247,103 +250,22 @@ def group_set_status(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(group)
 
 
-FIXES = {
-    "retry": "Retry",
-    "to_destination": "Synchronize to the destination",
-    "from_destination": "Synchronize from the destination",
-    "remove_coupling": "Remove coupling",
-    "check_records": "Check records",
-    "restore": "Restore",
-    "delete_record": "Delete the remaining record",
-}
-
-
 @sync_user_required
 @require_POST
 def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
-    """One-click fixes of a coupled-record entry, each through the sync engine."""
-    from couplings.models import Coupling
-    from sync import services as sync_services
-    from sync.connectors import ConnectorError
-
+    """One-click fixes of an entry (triage.fixes), each through the couplings and the sync
+    engine."""
     error = get_object_or_404(
         SyncError.objects.select_related("coupling__mapping", "mapping__connection"), pk=pk
     )
     require_sync_admin_for_setup(request.user, error)
-    action = request.POST.get("action", "")
-    coupling = error.coupling
-    if action not in FIXES:
-        messages.error(request, "Choose Retry, Synchronize, Restore, Delete or Remove coupling.")
-        return redirect(error)
-    direction = sync_services.read_direction(error)
-    if coupling is None and action == "retry" and direction is not None and error.mapping:
-        # A record that could not be created: read it again and write it now.
-        try:
-            job = sync_services.retry_couplings(
-                error.mapping,
-                Coupling.objects.none(),
-                user=request.user,
-                record_ids={direction: [error.source_record_id]},
-            )
-        except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
-            messages.error(request, str(exc))
-            return redirect(error)
-        messages.success(request, f"Retry: queued as job #{job.pk}.")
-        return redirect(job)
-    if coupling is None and action == "delete_record" and error.category == Category.NOT_COUPLED:
-        try:
-            resolved = sync_services.delete_uncoupled_record(error, user=request.user)
-        except ConnectorError as exc:
-            messages.error(request, str(exc))
-            return redirect(error)
-        messages.success(
-            request,
-            f"The record {error.source_record_id} is deleted in {error.source_app}; "
-            f"{resolved} open entr{'y' if resolved == 1 else 'ies'} resolved.",
-        )
-        return redirect(error)
-    if coupling is None:
-        messages.error(request, "This entry has no coupling left to fix.")
-        return redirect(error)
     try:
-        if action == "check_records":
-            gone = sync_services.find_for_deleted(Coupling.objects.filter(pk=coupling.pk))
-            messages.success(
-                request,
-                "Both records exist."
-                if not any(gone.values())
-                else f"Gone: {' and '.join(side for side, n in gone.items() if n)} record.",
-            )
-            return redirect(error)
-        if action == "delete_record":
-            resolved = sync_services.delete_remaining_record(coupling, user=request.user)
-            messages.success(
-                request,
-                f"The remaining record is deleted and the coupling removed; {resolved} "
-                f"open entr{'y' if resolved == 1 else 'ies'} resolved.",
-            )
-            return redirect(error)
-        if action == "remove_coupling":
-            resolved = sync_services.remove_coupling(coupling, user=request.user)
-            messages.success(
-                request,
-                f"The coupling is removed; {resolved} open entr{'y' if resolved == 1 else 'ies'} "
-                "resolved.",
-            )
-            return redirect(error)
-        if action == "retry":
-            job = sync_services.retry_couplings(
-                coupling.mapping, Coupling.objects.filter(pk=coupling.pk), user=request.user
-            )
-        elif action == "restore":
-            job = sync_services.restore_coupled_record(coupling, user=request.user)
-        else:
-            job = sync_services.synchronize_coupling(coupling, action, user=request.user)
-    except (sync_services.JobRefused, sync_services.QueueUnavailable, ConnectorError) as exc:
+        outcome = fixes.apply_fix(error, request.POST.get("action", ""), user=request.user)
+    except fixes.FixRefused as exc:
         messages.error(request, str(exc))
         return redirect(error)
-    messages.success(request, f"{FIXES[action]}: queued as job #{job.pk}.")
-    return redirect(job)
+    messages.success(request, outcome.message)
+    return redirect(outcome.job or error)
 
 
 @sync_user_required
@@ -355,12 +277,12 @@ def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
         pk=pk,
     )
     require_sync_admin_for_setup(request.user, error)
-    from sync.compare import compare_entry
 
     context = {
         "error": error,
         "statuses": Status,
         "remedy": remedy_for(error),
+        "fixes": fixes.fixes_for(error),
         "comparison": compare_entry(error),
         "couple_url": couple_url(error),
     }
@@ -447,7 +369,7 @@ def cleanup_confirm(request: HttpRequest, action: str) -> HttpResponse:
             cleanup = services.request_cleanup(
                 days=days, trigger=SyncErrorCleanup.Trigger.CONSOLE, user=request.user
             )
-        except services.QueueUnavailable as exc:
+        except QueueUnavailable as exc:
             messages.error(request, str(exc))
             return redirect("errors:list")
         if cleanup.is_finished:
@@ -513,8 +435,6 @@ def couple_entries(
 ) -> HttpResponse:
     """The Couple page, filled in with the records of the chosen entries that are not coupled:
     nothing changes until the person couples them there."""
-    from couplings.views import couple_context
-    from sync.models import TableMapping
 
     entries = bulk_actions.matching(filter_query, setup_errors_included=administrator)
     if scope == BulkAction.Scope.SELECTION:
@@ -582,7 +502,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     except bulk_actions.BulkRefused as exc:
         messages.error(request, str(exc))
         return redirect(back)
-    except services.QueueUnavailable as exc:
+    except QueueUnavailable as exc:
         messages.error(request, str(exc))
         return redirect(back)
     if bulk.is_finished:
@@ -596,7 +516,6 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
 def bulk_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """A bulk action's progress and, once it queued sync jobs, what each job achieved and how
     many of its entries have been resolved since: followed live until the jobs finish."""
-    from sync.models import SyncJob
 
     bulk = get_object_or_404(BulkAction.objects.select_related("requested_by"), pk=pk)
     jobs = list(SyncJob.objects.filter(pk__in=bulk.job_ids).select_related("mapping"))

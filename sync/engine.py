@@ -451,10 +451,6 @@ class Pass:
         self.matched_now: dict[str, str] = {}
         self.errors: list[SyncError] = []
         self.transient_in_a_row = 0
-        self.batched = writer_batch_size(self.writer) > 1
-        # The last write tried for the current record ("create" or "update", values), so a
-        # failure can show what was sent.
-        self.attempt: tuple[str, dict[str, Any]] | None = None
 
     # -- bookkeeping -------------------------------------------------------------------
     @property
@@ -511,12 +507,8 @@ class Pass:
         for start in range(0, len(record_ids), RETRY_BATCH):
             chunk = record_ids[start : start + RETRY_BATCH]
             # A record gone on the read side is left out: the other pass sees to it.
-            if self.batched:
-                found = self.reader.get_many(self.read_entity, chunk, select=self.read_fields)
-                records = [found[record_id] for record_id in chunk if record_id in found]
-            else:
-                records = [r for i in chunk if (r := self.reader.get(self.read_entity, i))]
-            self.sync_page(records)
+            found = self.reader.get_many(self.read_entity, chunk, select=self.read_fields)
+            self.sync_page([found[record_id] for record_id in chunk if record_id in found])
 
     def retry_failures(self, read: set[str]) -> None:
         """Try again the coupled records whose last sync in this direction failed, changed or
@@ -564,22 +556,12 @@ class Pass:
                 # counted once, whatever happens to it.
                 self.job.skipped += 1
                 skipped.append(coupling.pk)
-            elif self.batched:
-                if coupling is None:
-                    uncoupled.append(record)
-                else:
-                    coupled.append((record, coupling))
+            elif coupling is None:
+                uncoupled.append(record)
             else:
-                self.attempt = None
-                try:
-                    if coupling is None:
-                        self.sync_uncoupled(record)
-                    else:
-                        self.sync_coupled(record, coupling)
-                except ConnectorError as error:
-                    self.record_failed(record, coupling, error)
-                else:
-                    self.transient_in_a_row = 0
+                coupled.append((record, coupling))
+        # One path whatever the app takes at once: a writer of one record a request is sent
+        # batches of one.
         size = writer_batch_size(self.writer)
         for start in range(0, len(coupled), size):
             self.sync_coupled_batch(coupled[start : start + size])
@@ -628,14 +610,9 @@ class Pass:
         in_step: list[Coupling] = []
         writes: list[Write] = []
         for (record, coupling), target_id in zip(todo, target_ids, strict=True):
-            self.attempt = None
-            try:
-                changes = self.changes_for(record, coupling, targets.get(target_id), in_step)
-            except ConnectorError as error:  # restoring a deleted record failed
-                self.record_failed(record, coupling, error)
-                continue
-            if changes is not None:
-                writes.append(Write(record, coupling, target_id, changes))
+            write = self.write_for(record, coupling, targets.get(target_id), in_step)
+            if write is not None:
+                writes.append(write)
         self.succeed_many(in_step)
         self.write_many(writes)
 
@@ -687,7 +664,6 @@ class Pass:
                 if m.id not in taken and m.id not in claimed
             ]
             if len(free) > 1:
-                self.attempt = None
                 self.record_failed(
                     record,
                     None,
@@ -720,42 +696,46 @@ class Pass:
         written, and log each one refused with the app's own reason."""
         written: list[tuple[Write, RemoteRecord]] = []
         try:
-            if self.writer.writes_in_bulk:
-                self.write_in_bulk(writes, written)
-                return
-            for item in writes:
-                self.attempt = None
-                try:
-                    written.append((item, self.write(item.target_id, item.values)))
-                except ConnectorError as error:
-                    self.record_failed(item.record, item.coupling, error)
-                else:
-                    self.transient_in_a_row = 0
+            self.write_refusing_once(writes, written)
         finally:
             # Whatever stops the job, what was written is coupled.
             self.record_written(written)
 
-    def write_in_bulk(self, writes: list[Write], written: list[tuple[Write, RemoteRecord]]) -> None:
-        refused = self.send_in_bulk(writes, written)
+    def write_refusing_once(
+        self, writes: list[Write], written: list[tuple[Write, RemoteRecord]]
+    ) -> None:
+        """Send the writes; those the app refuses for their values go once more with the
+        fields the mapping clears on a failed sync emptied, and what is refused then fails."""
+        refused = self.send(writes, written)
         again, failed = [], []
         for item, error in refused:
-            clearable = [
-                p.write for p in self.pairs if p.clear_on_failure and p.write in item.values
-            ]
-            if error.transient or error.status not in (400, 422) or not clearable:
+            cleared = self.cleared_after(error, item.values)
+            if cleared is None:
                 failed.append((item, error))
-            else:  # once more with the fields the mapping clears on a failed sync emptied
-                again.append(replace(item, values={**item.values, **dict.fromkeys(clearable)}))
+            else:
+                again.append(replace(item, values=cleared))
         if again:
-            failed += self.send_in_bulk(again, written)
+            failed += self.send(again, written)
         for item, error in failed:
             sent = self.stored_values(item.kind, item.record, item.values)
             self.record_failed(item.record, item.coupling, error, sent=sent)
 
-    def send_in_bulk(
+    def cleared_after(self, error: ConnectorError, values: dict[str, Any]) -> dict[str, Any] | None:
+        """The values to send once more after the app refused them: with the fields the
+        mapping clears on a failed sync emptied. None when there is nothing to clear or the
+        failure is not about the values."""
+        clearable = [p.write for p in self.pairs if p.clear_on_failure and p.write in values]
+        if error.transient or error.status not in (400, 422) or not clearable:
+            return None
+        return {**values, **dict.fromkeys(clearable)}
+
+    def send(
         self, writes: list[Write], written: list[tuple[Write, RemoteRecord]]
     ) -> list[tuple[Write, ConnectorError]]:
-        """Send creates and updates in bulk; the ones the app refused, with its reasons."""
+        """Send creates and updates, in bulk where the app takes it, else one request each;
+        returns the ones the app refused, with its reasons."""
+        if not self.writer.writes_in_bulk:
+            return self.send_one_by_one(writes, written)
         refused: list[tuple[Write, ConnectorError]] = []
         creates = [item for item in writes if item.target_id is None]
         updates = [item for item in writes if item.target_id is not None]
@@ -792,6 +772,25 @@ class Pass:
                     self.transient_in_a_row = 0
         return refused
 
+    def send_one_by_one(
+        self, writes: list[Write], written: list[tuple[Write, RemoteRecord]]
+    ) -> list[tuple[Write, ConnectorError]]:
+        """One request a record. A failure counts towards stopping the job as it happens, so
+        that an app that is down or refuses the sign-in stops it at once; the records it
+        refused for their values are returned for another try."""
+        refused: list[tuple[Write, ConnectorError]] = []
+        for item in writes:
+            result = self.write_one(item)
+            if not isinstance(result, ConnectorError):
+                written.append((item, result))
+                self.transient_in_a_row = 0
+            elif result.transient or result.status not in (400, 422):
+                sent = self.stored_values(item.kind, item.record, item.values)
+                self.record_failed(item.record, item.coupling, result, sent=sent)
+            else:
+                refused.append((item, result))
+        return refused
+
     def write_one(self, item: Write) -> RemoteRecord | ConnectorError:
         try:
             if item.target_id is None:
@@ -805,11 +804,30 @@ class Pass:
         progress: a job that stops after it still knows what it wrote."""
         if not written:
             return
-        in_step = [item.coupling for item, _ in written if item.coupling is not None]
+        in_step = [
+            item.coupling
+            for item, _ in written
+            if item.coupling is not None and item.target_id is not None
+        ]
+        restored = [
+            (item.coupling, target)
+            for item, target in written
+            if item.coupling is not None and item.target_id is None
+        ]
         new = [(item, target) for item, target in written if item.coupling is None]
         with transaction.atomic():
             missed = self.couple_many([(item.record, target.id) for item, target in new])
             self.job.modified += len(in_step)
+            for coupling, target in restored:
+                # The deleted record is written anew: the coupling now names the new one.
+                Coupling.objects.filter(pk=coupling.pk).update(
+                    **{
+                        f"{self.write_side}_record_id": target.id,
+                        f"{self.write_side}_exists": True,
+                    }
+                )
+                self.job.inserted += 1
+                in_step.append(coupling)
             for item, _ in new:
                 if item.record.id in missed:
                     continue
@@ -867,7 +885,6 @@ class Pass:
         return missed
 
     def coupled_meanwhile(self, record: RemoteRecord, write_id: str) -> None:
-        self.attempt = None
         self.fail(
             record,
             None,
@@ -922,7 +939,6 @@ class Pass:
         each record of the batch failed with it."""
         self.stop_if_hopeless(error)
         for record, coupling, sent in items:
-            self.attempt = None
             self.fail(record, coupling, error, sent=sent)
 
     def stop_if_hopeless(self, error: ConnectorError) -> None:
@@ -939,74 +955,6 @@ class Pass:
     def values_for(self, record: RemoteRecord) -> dict[str, Any]:
         return {pair.write: pair.value(record.values) for pair in self.pairs}
 
-    def write(self, target_id: str | None, values: dict[str, Any]) -> RemoteRecord:
-        """Create the record (no `target_id`) or update it. When the app refuses the values,
-        try once more with the fields the mapping clears on a failed sync emptied."""
-        try:
-            return self._write(target_id, values)
-        except ConnectorError as error:
-            clearable = [p.write for p in self.pairs if p.clear_on_failure and p.write in values]
-            if error.transient or error.status not in (400, 422) or not clearable:
-                raise
-            return self._write(target_id, {**values, **dict.fromkeys(clearable)})
-
-    def _write(self, target_id: str | None, values: dict[str, Any]) -> RemoteRecord:
-        self.attempt = ("create" if target_id is None else "update", values)
-        if target_id is None:
-            return self.writer.create(self.write_entity, values)
-        return self.writer.update(self.write_entity, target_id, values)
-
-    def sync_uncoupled(self, record: RemoteRecord) -> None:
-        if self.leaves_uncoupled_out():
-            self.left_uncoupled(1)
-            return
-        values = self.values_for(record)
-        target = None
-        if (
-            self.match_read
-            and self.match_write
-            and record.values.get(self.match_read) not in (None, "")
-        ):
-            matches = self.writer.find(
-                self.write_entity, self.match_write, record.values[self.match_read]
-            )
-            taken = set(
-                Coupling.objects.filter(
-                    mapping=self.mapping,
-                    **{f"{self.write_side}_record_id__in": [m.id for m in matches]},
-                ).values_list(f"{self.write_side}_record_id", flat=True)
-            )
-            free = [m for m in matches if m.id not in taken]
-            if len(free) > 1:
-                raise ConnectorError(
-                    f"Cannot couple: {len(free)} records in the {self.writer.app_name} match "
-                    f"{self.match_write} = {record.values[self.match_read]}.",
-                    status=409,
-                )
-            target = free[0] if free else None
-            if target is not None:
-                self.matched_now[record.id] = target.id
-        with transaction.atomic():
-            if target is None:
-                target = self.write(None, values)
-                self.job.inserted += 1
-            else:
-                changes = {
-                    k: v for k, v in values.items() if not same_value(target.values.get(k), v)
-                }
-                if changes:
-                    self.write(target.id, changes)
-                    self.job.modified += 1
-                else:
-                    self.job.unchanged += 1
-            ids = {
-                f"{self.read_side}_record_id": record.id,
-                f"{self.write_side}_record_id": target.id,
-            }
-            coupling = Coupling(mapping=self.mapping, **ids)
-            self.succeed(coupling)
-        self.coupled_now.append((record.id, coupling.pk))
-
     def leaves_uncoupled_out(self) -> bool:
         """Whether records not coupled are left out: a modified-records run of a mapping that
         synchronizes coupled records only."""
@@ -1015,21 +963,6 @@ class Pass:
     def left_uncoupled(self, count: int) -> None:
         self.job.skipped += count
         self.job.not_coupled += count
-
-    def sync_coupled(self, record: RemoteRecord, coupling: Coupling) -> None:
-        if not self.needs_target(record, coupling):
-            return
-        target_id = getattr(coupling, f"{self.write_side}_record_id")
-        in_step: list[Coupling] = []
-        target = self.writer.get(self.write_entity, target_id)
-        changes = self.changes_for(record, coupling, target, in_step)
-        for done in in_step:
-            self.succeed(done)
-        if changes is None:
-            return
-        self.write(target_id, changes)
-        self.job.modified += 1
-        self.succeed(coupling)
 
     def needs_target(self, record: RemoteRecord, coupling: Coupling) -> bool:
         """Whether the coupled record must be read to know what to write."""
@@ -1047,21 +980,20 @@ class Pass:
             return False
         return True
 
-    def changes_for(
+    def write_for(
         self,
         record: RemoteRecord,
         coupling: Coupling,
         target: RemoteRecord | None,
         in_step: list[Coupling],
-    ) -> dict[str, Any] | None:
-        """The values to write over the coupled record `target`; None when nothing is to be
-        written (a record already in step is added to `in_step`; a deleted one and a
-        conflict are dealt with here)."""
+    ) -> Write | None:
+        """What to write over the coupled record `target` (or in its place, when it is gone
+        and the rules restore it); None when nothing is to be written (a record already in
+        step is added to `in_step`; a deleted one and a conflict are dealt with here)."""
         target_id = getattr(coupling, f"{self.write_side}_record_id")
         values = self.values_for(record)
         if target is None:
-            self.coupled_record_missing(record, coupling, values)
-            return None
+            return self.coupled_record_missing(record, coupling, values)
         changes = {k: v for k, v in values.items() if not same_value(target.values.get(k), v)}
         if not changes:
             self.job.unchanged += 1
@@ -1095,7 +1027,7 @@ class Pass:
             if rule != wins[self.direction]:
                 self.job.unchanged += 1  # the other side wins; its pass carries the values
                 return None
-        return changes
+        return Write(record, coupling, target_id, changes)
 
     def changed_on_both_sides(
         self, record: RemoteRecord, target: RemoteRecord, coupling: Coupling
@@ -1109,20 +1041,16 @@ class Pass:
 
     def coupled_record_missing(
         self, record: RemoteRecord, coupling: Coupling, values: dict
-    ) -> None:
+    ) -> Write | None:
         rule = self.mapping.deletion_conflict_resolution
         if rule == TableMapping.DeletionConflictResolution.REMOVE_COUPLING:
             coupling.delete()
             self.job.deleted += 1
-            return
-        # A person who chose to write this record over the other restores it (Restore).
+            return None
+        # A person who chose to write this record over the other restores it (Restore): it
+        # is created anew, and the coupling then names the new record.
         if rule == TableMapping.DeletionConflictResolution.RESTORE_RECORDS or self.job.overwrite:
-            restored = self.write(None, values)
-            setattr(coupling, f"{self.write_side}_record_id", restored.id)
-            setattr(coupling, f"{self.write_side}_exists", True)
-            self.job.inserted += 1
-            self.succeed(coupling)
-            return
+            return Write(record, coupling, None, values)
         # What the job saw, so Restore and Delete can be offered on the entry.
         setattr(coupling, f"{self.read_side}_exists", True)
         setattr(coupling, f"{self.write_side}_exists", False)
@@ -1138,21 +1066,7 @@ class Pass:
             ),
             category=Category.COUPLED_RECORD_DELETED,
         )
-
-    def succeed(self, coupling: Coupling) -> None:
-        failed_before = _had_entries(coupling)
-        now = timezone.now()
-        setattr(coupling, f"last_synced_{self.suffix}_at", now)
-        setattr(coupling, f"last_result_{self.suffix}", Coupling.Result.SUCCESS)
-        setattr(coupling, f"last_job_{self.suffix}_id", self.job.pk)
-        coupling.failure_count = 0
-        coupling.last_error_message = ""
-        coupling.transient_failure_count = 0
-        coupling.retry_not_before = None
-        coupling.save()
-        if failed_before:
-            direction = None if self.job.overwrite else self.reader.app_name
-            resolve_synchronized([coupling.pk], direction, self.job.pk)
+        return None
 
     def fail(
         self,
@@ -1163,8 +1077,6 @@ class Pass:
         category: str | None = None,
         sent: dict[str, Any] | None = None,
     ) -> None:
-        if sent is None and self.attempt is not None:
-            sent = self.stored_values(self.attempt[0], record, self.attempt[1])
         message = error.message
         log = True
         if coupling is not None:
@@ -1247,4 +1159,11 @@ def create_counterpart(
     # The pass is used for its write path only: the job is never saved.
     job = SyncJob(mapping=mapping, kind=SyncJob.Kind.COUPLED, direction=direction)
     writer = Pass(job, mapping, source, destination, direction)
-    return writer.write(None, writer.values_for(record))
+    values = writer.values_for(record)
+    try:
+        return writer.writer.create(writer.write_entity, values)
+    except ConnectorError as error:
+        cleared = writer.cleared_after(error, values)
+        if cleared is None:
+            raise
+        return writer.writer.create(writer.write_entity, cleared)

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
 
 from syncconsole.encryption import EncryptedTextField
 
@@ -76,8 +77,6 @@ class Connection(models.Model):
 
     def notification_token(self) -> str:
         """The shared secret an app sends with its change notifications (its clientState)."""
-        from django.utils.crypto import salted_hmac
-
         return salted_hmac("sync.notification", str(self.pk)).hexdigest()
 
     def side_config(self, side: str):

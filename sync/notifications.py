@@ -3,8 +3,10 @@ within seconds instead of at the next scheduled run."""
 
 from django.utils.crypto import constant_time_compare
 
+from syncconsole.queue import QueueUnavailable
+
 from .models import Connection, SyncJob
-from .services import JobRefused, QueueUnavailable, request_sync
+from .services import JobRefused, request_sync
 
 
 def handle_notification(connection: Connection, side: str, payload: dict) -> list[SyncJob]:

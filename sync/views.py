@@ -11,10 +11,12 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from couplings import actions
 from couplings.models import Coupling
 from errors.models import EntryRecord
 from errors.pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from syncconsole.permissions import sync_admin_required, sync_user_required
+from syncconsole.queue import QueueUnavailable
 
 from . import breaker, health, services
 from .connectors import connector_for
@@ -110,7 +112,7 @@ def mapping_start(request: HttpRequest, pk: int) -> HttpResponse:
         job = services.request_sync(
             mapping, kind=kind, trigger=SyncJob.Trigger.USER, user=request.user
         )
-    except (services.JobRefused, services.QueueUnavailable) as exc:
+    except (services.JobRefused, QueueUnavailable) as exc:
         messages.error(request, str(exc))
         return redirect("sync:mappings")
     messages.success(
@@ -261,26 +263,21 @@ def skipped_action(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Choose at least one skipped coupling.")
         return back
     if action == "find_deleted":
-        gone = services.find_for_deleted(selected)
+        gone = actions.find_for_deleted(selected)
         messages.success(
             request,
             f"Checked {selected.count()} couplings: {gone['source']} gone in the source app, "
             f"{gone['destination']} gone in the destination app.",
         )
         return back
-    for mapping in TableMapping.objects.filter(
-        pk__in=selected.values_list("mapping_id", flat=True)
-    ):
-        try:
-            job = services.retry_couplings(mapping, selected, user=request.user)
-        except (services.JobRefused, services.QueueUnavailable) as exc:
-            messages.error(request, f"{mapping.name}: {exc}")
-            continue
+    retried = actions.retry_by_mapping(selected, user=request.user)
+    for job, count in retried.jobs:
         messages.success(
             request,
-            f"{mapping.name}: {len(job.coupling_ids)} couplings are taken back and queued as "
-            f"job #{job.pk}.",
+            f"{job.mapping.name}: {count} couplings are taken back and queued as job #{job.pk}.",
         )
+    for mapping, why, _ in retried.refused:
+        messages.error(request, f"{mapping.name}: {why}")
     return back
 
 

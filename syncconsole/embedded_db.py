@@ -10,6 +10,8 @@ import warnings
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg2
+
 DATABASE_NAME = "syncconsole"
 
 
@@ -25,8 +27,6 @@ def _server(data_dir: Path):
 
 def ensure_running(data_dir: Path) -> str:
     """Start the server if needed and return a DATABASE_URL for the console's database."""
-    import psycopg2
-
     server = _server(data_dir)
     socket_dir = server.get_uri().split("host=", 1)[1]
     admin = psycopg2.connect(dbname="postgres", user="postgres", host=socket_dir)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
+from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
@@ -75,6 +76,14 @@ class DemoApps:
         return self.client(
             base_url=self.base_url + "/demo/crm/api/data/v9.2/",
             auth=(ADMIN_USER, ADMIN_PASSWORD),
+            headers={"Connection": "close"},
+        )
+
+    def erp(self) -> httpx.Client:
+        """The ERP's API of the demo company, as the ERP's own user uses it."""
+        return self.client(
+            base_url=f"{self.base_url}/demo/erp/api/v2.0/companies({settings.DEMO_ERP_COMPANY_ID})/",
+            auth=(settings.DEMO_ERP_USER, settings.DEMO_ERP_PASSWORD),
             headers={"Connection": "close"},
         )
 

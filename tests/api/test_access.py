@@ -26,6 +26,8 @@ RULES = {
     ("api:error_actions", "post"): USER,
     ("api:error", "get"): USER,
     ("api:error_status", "post"): USER,
+    ("api:error_fixes", "get"): USER,
+    ("api:error_fixes", "post"): USER,
     ("api:bulk_action", "get"): USER,
     ("api:problems", "get"): USER,
     ("api:problem", "get"): USER,

@@ -6,12 +6,12 @@ from django.urls import reverse
 
 from couplings.models import Coupling
 from demo.models import CrmAccount, ErpCustomer
-from errors.bulk import PREVIEW_SALT
 from errors.models import BulkAction, Category, SyncError
 from sync.models import SyncJob
 from tests.conftest import wait_until
 from tests.errors.test_fixes import conflict, deleted_in_crm
 from tests.factories import make_error, make_mapping
+from triage.bulk import PREVIEW_SALT
 
 pytestmark = pytest.mark.django_db
 

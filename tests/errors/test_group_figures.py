@@ -12,10 +12,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from errors import bulk, partitions, services
+from errors import partitions, services
 from errors.grouping import figures_for
 from errors.models import BulkAction, ErrorGroup, GroupDay, GroupRecord, Status, SyncError
 from tests.factories import make_error
+from triage import bulk
 
 pytestmark = pytest.mark.django_db
 

@@ -78,8 +78,8 @@ def test_the_next_scheduled_job(refused, client, admin_user, demo_apps):
 
 
 def test_a_bulk_retry_of_the_problem(refused, client, admin_user, staff_client, celery_queue):
-    from errors.bulk import run_bulk_action
     from errors.models import BulkAction
+    from triage.bulk import run_bulk_action
 
     enter_the_rate_in_the_erp(client, admin_user)
     query = f"group={refused.group_id}"

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from api.models import ApiToken
 from audit.models import AuditEvent
+from couplings import actions
 from couplings.models import Coupling
 from demo.models import CrmAccount, ErpCustomer
 from errors import services
-from errors.bulk import request_bulk_action
 from errors.models import AlertSubscription, ErrorGroup, Status, SyncError, SyncErrorCleanup
 from sync import breaker
 from sync import services as sync_services
@@ -28,6 +28,7 @@ from tests.factories import (
     make_job,
     make_mapping,
 )
+from triage.bulk import request_bulk_action
 
 pytestmark = pytest.mark.django_db
 Action = AuditEvent.Action
@@ -92,9 +93,14 @@ def test_resolving_an_entry_in_the_console(staff_client, staff_user):
         reverse("errors:set_status", args=[entry.pk]), {"status": "resolved", "note": "fixed"}
     )
     assert response.status_code == 302
-    event = only_event(Action.ENTRIES_RESOLVED, staff_user)
+    event = AuditEvent.objects.get(action=Action.ENTRIES_RESOLVED)
+    assert (event.actor, event.actor_label) == (staff_user, "triager")
     assert event.object_id == str(entry.pk) and event.details["count"] == 1
     assert "fixed" in event.summary
+    # Its last open entry resolved, its problem is resolved too, by the same person.
+    problem = AuditEvent.objects.get(action=Action.PROBLEM_RESOLVED)
+    assert (problem.actor, problem.object_id) == (staff_user, str(entry.group_id))
+    assert AuditEvent.objects.count() == 2
 
 
 def test_an_unchanged_status_writes_nothing(staff_user):
@@ -203,7 +209,7 @@ def test_removing_couplings_in_bulk_is_one_event(staff_user):
 def test_removing_a_coupling(sync_user):
     coupling = make_coupling(make_mapping())
     make_error(mapping=coupling.mapping, coupling=coupling)
-    assert sync_services.remove_coupling(coupling, user=sync_user) == 1
+    assert actions.remove_coupling(coupling, user=sync_user) == 1
     event = only_event(Action.COUPLING_REMOVED, sync_user)
     assert event.details["source_record_id"] == coupling.source_record_id
     assert event.details["resolved"] == 1
@@ -219,7 +225,7 @@ def test_deleting_the_remaining_record_is_one_event(demo_apps, sync_user):
     coupling.refresh_from_db()
     AuditEvent.objects.all().delete()
 
-    sync_services.delete_remaining_record(coupling, user=sync_user)
+    actions.delete_remaining_record(coupling, user=sync_user)
     assert not ErpCustomer.objects.filter(pk=customer.pk).exists()
     event = only_event(Action.RECORD_DELETED, sync_user)
     assert event.details["record_id"] == str(customer.pk)
@@ -351,12 +357,15 @@ def test_the_audit_page_filters_and_pages(staff_client, staff_user, sync_user):
     by_action = staff_client.get(reverse("audit:events"), {"action": "mapping_paused"})
     assert [e.action for e in by_action.context["page"].items] == [Action.MAPPING_PAUSED]
     by_user = staff_client.get(reverse("audit:events"), {"user": "fixer"})
-    assert len(by_user.context["page"].items) == 3
+    # Each entry resolved, and its problem with it.
+    assert len(by_user.context["page"].items) == 6
     by_system = staff_client.get(reverse("audit:events"), {"user": "SYSTEM (circuit breaker)"})
     assert len(by_system.context["page"].items) == 1
     today = timezone.localdate()
     by_day = staff_client.get(reverse("audit:events"), {"since": today, "until": today})
-    assert len(by_day.context["page"].items) == 4
+    # Three entries of one problem, each resolved with the problem (2 events), the second
+    # and third reopening it on arrival (1 each), and the pause.
+    assert len(by_day.context["page"].items) == AuditEvent.objects.count() == 9
     earlier = staff_client.get(reverse("audit:events"), {"until": today - timedelta(days=1)})
     assert earlier.context["page"].items == []
     wrong = staff_client.get(reverse("audit:events"), {"since": "yesterday"})
@@ -378,7 +387,7 @@ def test_the_audit_page_pages_by_position(staff_client):
 
 def test_the_admin_shows_the_log_read_only(admin_client, staff_user):
     services.set_status(SyncError.objects.filter(pk=make_error().pk), "resolved", staff_user)
-    event = AuditEvent.objects.get()
+    event = AuditEvent.objects.get(action=Action.ENTRIES_RESOLVED)
     assert admin_client.get(reverse("admin:audit_auditevent_changelist")).status_code == 200
     assert admin_client.get(reverse("admin:audit_auditevent_add")).status_code == 403
     change = reverse("admin:audit_auditevent_change", args=[event.pk])
@@ -386,7 +395,7 @@ def test_the_admin_shows_the_log_read_only(admin_client, staff_user):
     assert admin_client.post(change, {"summary": "rewritten"}).status_code == 403
     delete = reverse("admin:audit_auditevent_delete", args=[event.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
-    assert AuditEvent.objects.get().summary != "rewritten"
+    assert AuditEvent.objects.get(pk=event.pk).summary != "rewritten"
 
 
 def test_the_api_lists_the_log_to_administrators(staff_user, sync_user):

@@ -11,12 +11,14 @@ import time
 import httpx
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.checks import Tags
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import DEFAULT_DB_ALIAS
 
 from sync.models import Connection
+from syncconsole.permissions import SYNC_USERS
 
 
 class Command(BaseCommand):
@@ -65,10 +67,6 @@ class Command(BaseCommand):
 
     def ensure_sync_user(self) -> None:
         """A second account in the Sync users role, to see the console as an ordinary user."""
-        from django.contrib.auth.models import Group
-
-        from syncconsole.permissions import SYNC_USERS
-
         User = get_user_model()
         credentials = settings.DATA_DIR / "user-credentials.txt"
         if not User.objects.filter(username="user").exists():

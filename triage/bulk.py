@@ -18,11 +18,18 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from audit import services as audit
+from couplings import actions
+from couplings.models import Coupling
+from errors.filters import SyncErrorFilter
+from errors.models import SETUP_CATEGORIES, BulkAction, Status, SyncError
+from errors.services import STATUS_NOTE_MAX_LENGTH, set_status
+from sync.connectors import ConnectorError
+from sync.models import TableMapping
+from sync.services import JobRefused
 from syncconsole import queue
+from syncconsole.queue import QueueUnavailable
 
-from .filters import SyncErrorFilter
-from .models import SETUP_CATEGORIES, BulkAction, Status, SyncError
-from .services import STATUS_NOTE_MAX_LENGTH, QueueUnavailable, set_status
+from .fixes import read_direction
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +48,7 @@ MAX_SELECTION = 500
 # asking again reaches the rest.
 COUPLE_SCAN_LIMIT = 20_000
 PREVIEW_MAX_AGE = 3600  # seconds a confirmed count stays valid
-PREVIEW_SALT = "errors.bulk.preview"
+PREVIEW_SALT = "errors.bulk.preview"  # unchanged, so that confirmations in flight stay valid
 
 
 class BulkRefused(Exception):
@@ -253,8 +260,7 @@ def request_bulk_action(
 
     try:
         queue.send("errors.run_bulk_action", bulk.pk)
-    except Exception as exc:  # kombu raises several kinds when the broker is down
-        logger.warning("Could not queue bulk action %s: %s", bulk.pk, exc)
+    except QueueUnavailable as exc:
         _finish(bulk, BulkAction.State.FAILED, "The task queue is unavailable; nothing changed.")
         raise QueueUnavailable(bulk.outcome) from exc
     return bulk
@@ -401,94 +407,73 @@ class _Work:
     def finish(self) -> None:
         if self.bulk.action not in JOB_ACTIONS or not (self.couplings or self.records):
             return
-        from couplings.models import Coupling
-
         couplings = Coupling.objects.filter(pk__in=self.couplings).select_related("mapping")
-        if self.bulk.action == Action.RESTORE:
-            by_job = self._restorable(couplings)
-        elif self.bulk.action == Action.RETRY:
+        if self.bulk.action == Action.RETRY:
             self._retry(couplings)
             return
+        if self.bulk.action == Action.RESTORE:
+            by_job = self._restorable(couplings)
         else:
             by_job = defaultdict(list)
             for coupling in couplings:
                 by_job[(coupling.mapping, self.bulk.action)].append(coupling.pk)
         self._queue_jobs(by_job)
 
-    def _queue_jobs(self, by_job) -> None:
-        from sync import services as sync_services
+    def _queued(self, job, count: int, mapping) -> None:
+        self.bulk.changed_count += count
+        self.bulk.job_ids = [*self.bulk.job_ids, job.pk]
+        self.jobs.append(f"job #{job.pk} for {count} record{'s' * (count != 1)} of {mapping.name}")
 
+    def _refused(self, mapping, message: str, count: int) -> None:
+        self.bulk.failed_count += count
+        self.problems.append(f"{mapping.name}: {message}")
+
+    def _queue_jobs(self, by_job) -> None:
         for (mapping, direction), ids in sorted(by_job.items(), key=lambda kv: kv[0][0].pk):
             try:
-                job = sync_services.synchronize_couplings(mapping, ids, direction, user=self.user)
-            except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
-                self.bulk.failed_count += len(ids)
-                self.problems.append(f"{mapping.name}: {exc}")
+                job = actions.synchronize_couplings(
+                    mapping, ids, direction=direction, user=self.user
+                )
+            except (JobRefused, QueueUnavailable) as exc:
+                self._refused(mapping, str(exc), len(ids))
                 continue
-            self.bulk.changed_count += len(ids)
-            self.bulk.job_ids = [*self.bulk.job_ids, job.pk]
-            self.jobs.append(
-                f"job #{job.pk} for {len(ids)} record{'s' * (len(ids) != 1)} of {mapping.name}"
-            )
+            self._queued(job, len(ids), mapping)
 
     def _retry(self, couplings) -> None:
         """One retry job per mapping: its couplings and its records not coupled yet."""
-        from couplings.models import Coupling
-        from sync import services as sync_services
-        from sync.models import TableMapping
-
-        coupling_ids = defaultdict(list)
-        for coupling in couplings:
-            coupling_ids[coupling.mapping_id].append(coupling.pk)
-        mappings = TableMapping.objects.select_related("connection").in_bulk(
-            set(coupling_ids) | set(self.records)
+        records: defaultdict[int, defaultdict[str, list[str]]] = defaultdict(
+            lambda: defaultdict(list)
         )
-        for mapping_id, mapping in sorted(mappings.items()):
-            record_ids: defaultdict[str, list[str]] = defaultdict(list)
-            for app, entity, record_id in sorted(self.records.get(mapping_id, ())):
+        mappings = TableMapping.objects.select_related("connection").in_bulk(self.records)
+        for mapping_id, mapping in mappings.items():
+            for app, entity, record_id in sorted(self.records[mapping_id]):
                 entry = SyncError(
                     mapping=mapping,
                     source_app=app,
                     source_entity=entity,
                     source_record_id=record_id,
                 )
-                direction = sync_services.read_direction(entry)
+                direction = read_direction(entry)
                 if direction is not None:  # always: the entry names its mapping and record
-                    record_ids[direction].append(record_id)
-            ids = coupling_ids.get(mapping_id, [])
-            count = len(ids) + sum(len(v) for v in record_ids.values())
-            try:
-                job = sync_services.retry_couplings(
-                    mapping,
-                    Coupling.objects.filter(pk__in=ids),
-                    user=self.user,
-                    record_ids=dict(record_ids),
-                )
-            except (sync_services.JobRefused, sync_services.QueueUnavailable) as exc:
-                self.bulk.failed_count += count
-                self.problems.append(f"{mapping.name}: {exc}")
-                continue
-            self.bulk.changed_count += count
-            self.bulk.job_ids = [*self.bulk.job_ids, job.pk]
-            self.jobs.append(
-                f"job #{job.pk} for {count} record{'s' * (count != 1)} of {mapping.name}"
-            )
+                    records[mapping_id][direction].append(record_id)
+        retried = actions.retry_by_mapping(
+            couplings, user=self.user, records={k: dict(v) for k, v in records.items()}
+        )
+        for job, count in retried.jobs:
+            self._queued(job, count, job.mapping)
+        for mapping, message, count in retried.refused:
+            self._refused(mapping, message, count)
 
     def _restorable(self, couplings):
         """Restore needs exactly one side gone: ask the apps where it is not known yet."""
-        from sync import services as sync_services
-
-        unknown = couplings.filter(existence_checked_at__isnull=True)
-        if unknown.exists():
-            sync_services.find_for_deleted(unknown)
+        actions.check_unknown(couplings)
         by_job = defaultdict(list)
         for coupling in couplings.all():
             try:
-                remaining = sync_services.remaining_side(coupling)
-            except sync_services.JobRefused:
+                direction = actions.restore_direction(coupling)
+            except actions.CouplingRefused:
                 self.bulk.failed_count += 1
                 continue
-            direction = Action.TO_DESTINATION if remaining == "source" else Action.FROM_DESTINATION
             by_job[(coupling.mapping, str(direction))].append(coupling.pk)
         if self.bulk.failed_count:
             self.problems.append(
@@ -497,26 +482,17 @@ class _Work:
         return by_job
 
     def _remove(self, ids: set[int]) -> None:
-        from couplings.models import Coupling
-        from sync import services as sync_services
-
         for coupling in Coupling.objects.filter(pk__in=ids).select_related("mapping"):
-            sync_services.remove_coupling(coupling, user=self.user)
+            actions.remove_coupling(coupling, user=self.user)
             self.bulk.changed_count += 1
 
     def _delete_remaining(self, ids: set[int]) -> None:
-        from couplings.models import Coupling
-        from sync import services as sync_services
-        from sync.connectors import ConnectorError
-
         couplings = Coupling.objects.filter(pk__in=ids).select_related("mapping__connection")
-        unknown = couplings.filter(existence_checked_at__isnull=True)
-        if unknown.exists():
-            sync_services.find_for_deleted(unknown)
+        actions.check_unknown(couplings)
         for coupling in couplings.all():
             try:
-                sync_services.delete_remaining_record(coupling, user=self.user)
-            except (sync_services.JobRefused, ConnectorError) as exc:
+                actions.delete_remaining_record(coupling, user=self.user)
+            except (actions.CouplingRefused, ConnectorError) as exc:
                 self.bulk.failed_count += 1
                 if len(self.problems) < 5:
                     self.problems.append(f"{coupling}: {exc}")

@@ -1,0 +1,41 @@
+"""What every journey checks at its end: the entry and its problem closed by themselves,
+naming the job that closed them, with the audit event the engine wrote."""
+
+from audit.models import AuditEvent
+from errors.models import BulkAction, ErrorGroup, Status, SyncError
+from sync import engine
+from sync.models import SyncJob
+from triage.bulk import run_bulk_action
+
+
+def run_queued_jobs() -> list[SyncJob]:
+    """What the worker does with the jobs the console queued."""
+    queued = SyncJob.objects.filter(status=SyncJob.Status.QUEUED).order_by("pk")
+    return [engine.run_job(pk) for pk in queued.values_list("pk", flat=True)]
+
+
+def run_last_bulk_action() -> None:
+    """What the worker does with the bulk action the console queued."""
+    run_bulk_action(BulkAction.objects.latest("pk").pk)
+
+
+def assert_closed_by(entry: SyncError, job: SyncJob) -> None:
+    entry.refresh_from_db()
+    assert entry.status == Status.RESOLVED, (entry.status, entry.status_note)
+    assert entry.status_note == f"Resolved by itself: the record synchronized in job #{job.pk}."
+    assert entry.status_changed_by is None
+    assert ErrorGroup.objects.get(pk=entry.group_id).status == Status.RESOLVED
+    event = AuditEvent.objects.filter(
+        action=AuditEvent.Action.ENTRIES_RESOLVED, actor_label=f"sync engine (job #{job.pk})"
+    ).latest("pk")
+    assert entry.pk in event.details["ids"]
+
+
+def assert_resolved_by_person(entry: SyncError, user, action: str) -> AuditEvent:
+    """Closed by what a person did (a coupling removed, a record deleted): the entry says who,
+    and the person's audit event is written."""
+    entry.refresh_from_db()
+    assert entry.status == Status.RESOLVED, (entry.status, entry.status_note)
+    assert entry.status_changed_by == user
+    assert user.get_username() in entry.status_note
+    return AuditEvent.objects.filter(action=action, actor=user).latest("pk")
