@@ -9,7 +9,7 @@ from couplings.models import Coupling, CouplingRun
 from errors.filters import SEARCH_MAX_LENGTH
 from errors.links import safe_link
 from errors.models import BulkAction, Category, ErrorGroup, Status, SyncError, SyncErrorCleanup
-from errors.services import STATUS_NOTE_MAX_LENGTH
+from errors.services import MAX_CLEANUP_DAYS, STATUS_NOTE_MAX_LENGTH
 from sync.models import Connection, ConnectionCheck, SyncJob, TableMapping
 from triage import fixes
 from triage.bulk import MAX_SELECTION
@@ -347,7 +347,7 @@ class CleanupRequestSerializer(StrictSerializer):
     days = WholeNumberField(
         required=False,
         min_value=1,
-        max_value=3650,
+        max_value=MAX_CLEANUP_DAYS,
         help_text="Delete the entries older than this many days.",
     )
     all = FlagField(

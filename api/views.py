@@ -447,14 +447,16 @@ class CleanupView(APIView):
     )
     def post(self, request):
         data = _valid(CleanupRequestSerializer, request)
-        if data["all"] and not is_sync_admin(request.user):
-            raise PermissionDenied("Delete All Entries needs the Sync administrators role.")
         try:
             cleanup = error_services.request_cleanup(
                 days=None if data["all"] else data["days"],
                 trigger=SyncErrorCleanup.Trigger.API,
                 user=request.user,
             )
+        except error_services.CleanupRefused as exc:
+            if exc.forbidden:
+                raise PermissionDenied(str(exc)) from exc
+            return Refused(str(exc))
         except QueueUnavailable as exc:
             return Refused(str(exc), status.HTTP_503_SERVICE_UNAVAILABLE)
         code = status.HTTP_201_CREATED if cleanup.is_finished else status.HTTP_202_ACCEPTED

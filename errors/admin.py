@@ -7,7 +7,6 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from audit.admin_changes import AuditedAdmin
-from syncconsole.permissions import is_sync_admin
 from syncconsole.queue import QueueUnavailable
 
 from . import services
@@ -110,17 +109,20 @@ class SyncErrorAdmin(AuditedAdmin):
         ]
 
     def cleanup_view(self, request: HttpRequest, days: int | None) -> HttpResponse:
-        if not self.has_delete_permission(request) or (
-            days is None and not is_sync_admin(request.user)
-        ):
+        if not self.has_delete_permission(request):
             messages.error(request, "You may not delete sync errors.")
+            return redirect("admin:errors_syncerror_changelist")
+        try:
+            services.check_cleanup(days, request.user)
+        except services.CleanupRefused as exc:
+            messages.error(request, str(exc))
             return redirect("admin:errors_syncerror_changelist")
         if request.method == "POST":
             try:
                 cleanup = services.request_cleanup(
                     days=days, trigger=SyncErrorCleanup.Trigger.ADMIN, user=request.user
                 )
-            except QueueUnavailable as exc:
+            except (QueueUnavailable, services.CleanupRefused) as exc:
                 messages.error(request, str(exc))
                 return redirect("admin:errors_syncerror_changelist")
             if cleanup.is_finished:

@@ -18,6 +18,7 @@ from django.utils import timezone
 from audit import services as audit
 from sync.models import TableMapping
 from syncconsole import queue
+from syncconsole.permissions import is_sync_admin
 from syncconsole.queue import QueueUnavailable
 
 from . import partitions
@@ -46,6 +47,45 @@ class CleanupPreview:
     cutoff: datetime
     total: int
     open: int
+
+
+# What a person may ask of a clean-up, wherever they ask it (the console, the Django admin,
+# the API, cleanup_sync_errors): the days of "Delete Entries Older than N Days" and who may
+# delete all entries.
+MAX_CLEANUP_DAYS = 3650
+DEFAULT_CLEANUP_DAYS = 7
+DAYS_MESSAGE = f"The number of days must be a whole number from 1 to {MAX_CLEANUP_DAYS}."
+ALL_MESSAGE = "Delete All Entries needs the Sync administrators role."
+
+
+class CleanupRefused(Exception):
+    """The clean-up cannot be done as asked; `forbidden` when it is the person's role that
+    does not allow it."""
+
+    def __init__(self, message: str, *, forbidden: bool = False):
+        super().__init__(message)
+        self.forbidden = forbidden
+
+
+def cleanup_days(raw: str | int | None) -> int:
+    """The days of "Delete Entries Older than N Days", as typed; 7 when not given."""
+    if raw is None or raw == "":
+        return DEFAULT_CLEANUP_DAYS
+    text = str(raw).strip()
+    if not (text.isascii() and text.isdecimal()) or not 1 <= int(text) <= MAX_CLEANUP_DAYS:
+        raise CleanupRefused(DAYS_MESSAGE)
+    return int(text)
+
+
+def check_cleanup(days: int | None, user=None) -> None:
+    """Refuse what no one may ask (days out of range), and Delete All Entries to a person
+    without the Sync administrators role. Without a user, it is the system or a command
+    run by whoever runs the server."""
+    if days is None:
+        if user is not None and not is_sync_admin(user):
+            raise CleanupRefused(ALL_MESSAGE, forbidden=True)
+    elif isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_CLEANUP_DAYS:
+        raise CleanupRefused(DAYS_MESSAGE)
 
 
 def cleanup_cutoff(days: int | None, now: datetime | None = None) -> datetime:
@@ -94,9 +134,12 @@ def request_cleanup(
     Small clean-ups run at once. Above SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD entries (or when
     `run_in_background` is True) the deletion is handed to a Celery worker and the returned
     record shows its progress. Raises QueueUnavailable when the worker cannot be reached; the
-    record then says so and nothing is deleted.
+    record then says so and nothing is deleted. CleanupRefused says why a person's request
+    is refused (see check_cleanup); the retention schedule keeps its own days.
     """
-    if days is not None and days < 0:
+    if trigger != SyncErrorCleanup.Trigger.SCHEDULE:
+        check_cleanup(days, user)
+    elif days is not None and days < 0:
         raise ValueError("days must be zero or more")
     preview = preview_cleanup(days)
     cleanup = SyncErrorCleanup.objects.create(

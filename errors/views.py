@@ -51,7 +51,6 @@ from .pagination import InvalidCursor, estimated_total, keyset_page, without_cur
 from .remedies import remedy_for
 from .rows import entry_rows, group_rows
 
-MAX_CLEANUP_DAYS = 3650
 # Snoozing is for a whole problem: its new entries are what ends the snooze.
 ENTRY_STATUSES = (Status.OPEN, Status.RESOLVED, Status.IGNORED)
 
@@ -341,14 +340,7 @@ def error_set_status(request: HttpRequest, pk: int) -> HttpResponse:
 def _cleanup_days(request: HttpRequest, action: str) -> int | None:
     if action == SyncErrorCleanup.Action.ALL:
         return None
-    raw = request.POST.get("days") or request.GET.get("days") or "7"
-    try:
-        days = int(raw)
-    except ValueError:
-        days = -1
-    if not 1 <= days <= MAX_CLEANUP_DAYS:
-        raise ValueError(f"The number of days must be a whole number from 1 to {MAX_CLEANUP_DAYS}.")
-    return days
+    return services.cleanup_days(request.POST.get("days") or request.GET.get("days"))
 
 
 @sync_user_required
@@ -356,11 +348,12 @@ def _cleanup_days(request: HttpRequest, action: str) -> int | None:
 def cleanup_confirm(request: HttpRequest, action: str) -> HttpResponse:
     if action not in SyncErrorCleanup.Action.values:
         raise Http404
-    if action == SyncErrorCleanup.Action.ALL and not is_sync_admin(request.user):
-        raise PermissionDenied("Delete All Entries needs the Sync administrators role.")
     try:
         days = _cleanup_days(request, action)
-    except ValueError as exc:
+        services.check_cleanup(days, request.user)
+    except services.CleanupRefused as exc:
+        if exc.forbidden:
+            raise PermissionDenied(str(exc)) from exc
         messages.error(request, str(exc))
         return redirect("errors:list")
 

@@ -16,8 +16,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, days: int | None, all: bool, dry_run: bool, **options):
-        if days is not None and days < 1:
-            raise CommandError("--days must be 1 or more.")
+        try:
+            services.check_cleanup(None if all else days)
+        except services.CleanupRefused as exc:
+            raise CommandError(f"--days: {exc}") from exc
         what = "entries" if all else f"entries older than {days} days"
         if dry_run:
             preview = services.preview_cleanup(days)
