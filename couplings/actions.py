@@ -17,7 +17,7 @@ from django.utils import timezone
 from audit import services as audit
 from errors.models import Status, SyncError
 from errors.services import resolve_entries
-from sync.connectors import connector_for
+from sync.connectors import ConnectorPairs, connector_for
 from sync.models import SyncJob, TableMapping
 from sync.services import JobRefused, request_sync
 from syncconsole.queue import QueueUnavailable
@@ -155,16 +155,9 @@ def find_for_deleted(couplings: QuerySet[Coupling]) -> dict[str, int]:
     """Ask both apps whether each coupled record still exists, and remember the answer;
     returns how many were found gone on each side."""
     gone = {"source": 0, "destination": 0}
-    opened = {}
-    try:
+    with ConnectorPairs() as connectors:
         for coupling in couplings.select_related("mapping__connection"):
-            connection = coupling.mapping.connection
-            if connection.pk not in opened:
-                opened[connection.pk] = (
-                    connector_for(connection, "source"),
-                    connector_for(connection, "destination"),
-                )
-            source, destination = opened[connection.pk]
+            source, destination = connectors.of(coupling.mapping.connection)
             coupling.source_exists = (
                 source.get(coupling.mapping.source_entity, coupling.source_record_id) is not None
             )
@@ -178,10 +171,6 @@ def find_for_deleted(couplings: QuerySet[Coupling]) -> dict[str, int]:
             )
             gone["source"] += not coupling.source_exists
             gone["destination"] += not coupling.destination_exists
-    finally:
-        for pair in opened.values():
-            for connector in pair:
-                connector.close()
     return gone
 
 

@@ -19,7 +19,7 @@ from syncconsole.permissions import sync_admin_required, sync_user_required
 from syncconsole.queue import QueueUnavailable
 
 from . import breaker, health, services
-from .connectors import connector_for
+from .connectors import ConnectorPairs
 from .filters import CouplingFilter, JobPageFilter
 from .mapping_health import with_health
 from .models import Connection, ConnectionCheck, SyncJob, TableMapping
@@ -284,16 +284,10 @@ def skipped_action(request: HttpRequest) -> HttpResponse:
 def _attach_record_urls(couplings: list[Coupling]) -> None:
     """Give each coupling the addresses of its two records, one connector per connection,
     and both records as the pages show them (`records`: its app and id, gone or not)."""
-    connectors = {}
-    try:
+    with ConnectorPairs() as connectors:
         for coupling in couplings:
             connection = coupling.mapping.connection
-            if connection.pk not in connectors:
-                connectors[connection.pk] = (
-                    connector_for(connection, "source"),
-                    connector_for(connection, "destination"),
-                )
-            source, destination = connectors[connection.pk]
+            source, destination = connectors.of(connection)
             coupling.source_url = source.record_url(
                 coupling.mapping.source_entity, coupling.source_record_id
             )
@@ -311,7 +305,3 @@ def _attach_record_urls(couplings: list[Coupling]) -> None:
                 )
                 for side in ("source", "destination")
             ]
-    finally:
-        for pair in connectors.values():
-            for connector in pair:
-                connector.close()

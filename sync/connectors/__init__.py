@@ -1,11 +1,12 @@
 """Connectors: how the sync engine talks to a business app's API."""
 
 from .base import Connector, ConnectorError, RemoteRecord, SetupFinding
-from .odata import ODataConnector, connector_for
+from .odata import ConnectorPairs, ODataConnector, connector_for
 
 __all__ = [
     "Connector",
     "ConnectorError",
+    "ConnectorPairs",
     "ODataConnector",
     "RemoteRecord",
     "SetupFinding",

@@ -983,3 +983,28 @@ def connector_for(connection, side: str, **tuning: Any) -> ODataConnector:
     overrides the side's settings (`timeout`, `max_retries`, ...) for this use only."""
     config = connection.side_config(side)
     return ODataConnector(replace(config, **tuning) if tuning else config)
+
+
+class ConnectorPairs:
+    """Both sides' connectors of each connection met, opened when first asked for and all
+    closed at the end of the `with` block: for work over records of several connections."""
+
+    def __init__(self) -> None:
+        self.opened: dict[int, tuple[ODataConnector, ODataConnector]] = {}
+
+    def of(self, connection) -> tuple[ODataConnector, ODataConnector]:
+        """(source, destination) of the connection."""
+        if connection.pk not in self.opened:
+            self.opened[connection.pk] = (
+                connector_for(connection, "source"),
+                connector_for(connection, "destination"),
+            )
+        return self.opened[connection.pk]
+
+    def __enter__(self) -> "ConnectorPairs":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for pair in self.opened.values():
+            for connector in pair:
+                connector.close()

@@ -1,6 +1,8 @@
 """What every journey checks at its end: the entry and its problem closed by themselves,
 naming the job that closed them, with the audit event the engine wrote."""
 
+from django.urls import reverse
+
 from audit.models import AuditEvent
 from errors.models import BulkAction, ErrorGroup, Status, SyncError
 from sync import engine
@@ -14,9 +16,14 @@ def run_queued_jobs() -> list[SyncJob]:
     return [engine.run_job(pk) for pk in queued.values_list("pk", flat=True)]
 
 
-def run_last_bulk_action() -> None:
-    """What the worker does with the bulk action the console queued."""
-    run_bulk_action(BulkAction.objects.latest("pk").pk)
+def act_on_the_problem(client, action: str, group_id: int) -> None:
+    """A bulk action on every entry of the problem, as the list's "all matching" does: the
+    count is shown, confirmed, and the worker does the action."""
+    fields = {"action": action, "scope": "filter", "filter_query": f"group={group_id}"}
+    page = client.post(reverse("errors:bulk"), fields).content.decode()
+    token = page.split('name="confirmation" value="')[1].split('"')[0]
+    client.post(reverse("errors:bulk"), {**fields, "confirmation": token})
+    run_bulk_action(BulkAction.objects.latest("pk").pk)  # what the worker does
 
 
 def assert_closed_by(entry: SyncError, job: SyncJob) -> None:

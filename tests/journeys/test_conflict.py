@@ -12,7 +12,7 @@ from demo.models import CrmAccount, ErpCustomer
 from errors.models import Category, SyncError
 from sync.models import SyncJob
 
-from .closing import assert_closed_by, run_last_bulk_action, run_queued_jobs
+from .closing import act_on_the_problem, assert_closed_by, run_queued_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -90,15 +90,7 @@ def test_a_skipped_conflict_settled_for_the_whole_problem(
     coupling = Coupling.objects.get(pk=conflict.coupling_id)
     assert coupling.is_skipped
 
-    fields = {
-        "action": "to_destination",
-        "scope": "filter",
-        "filter_query": f"group={conflict.group_id}",
-    }
-    page = staff_client.post(reverse("errors:bulk"), fields).content.decode()
-    token = page.split('name="confirmation" value="')[1].split('"')[0]
-    staff_client.post(reverse("errors:bulk"), {**fields, "confirmation": token})
-    run_last_bulk_action()
+    act_on_the_problem(staff_client, "to_destination", conflict.group_id)
     (job,) = run_queued_jobs()
 
     assert cities(conflict) == ("Malmö", "Malmö")

@@ -15,9 +15,9 @@ from errors.models import Category, ErrorGroup, Status, SyncError
 from sync.models import SyncJob
 
 from .closing import (
+    act_on_the_problem,
     assert_closed_by,
     assert_resolved_by_person,
-    run_last_bulk_action,
     run_queued_jobs,
 )
 
@@ -112,11 +112,7 @@ def test_a_bulk_restore_of_the_problem_when_the_coupling_was_skipped(
     coupling = Coupling.objects.get(pk=deleted.coupling_id)
     assert coupling.is_skipped
 
-    fields = {"action": "restore", "scope": "filter", "filter_query": f"group={deleted.group_id}"}
-    page = staff_client.post(reverse("errors:bulk"), fields).content.decode()
-    token = page.split('name="confirmation" value="')[1].split('"')[0]
-    staff_client.post(reverse("errors:bulk"), {**fields, "confirmation": token})
-    run_last_bulk_action()
+    act_on_the_problem(staff_client, "restore", deleted.group_id)
     (job,) = run_queued_jobs()
 
     assert (job.inserted, job.failed) == (1, 0)

@@ -7,9 +7,10 @@ from django.urls import reverse
 
 from couplings.models import Coupling
 from demo.models import ErpCurrency, ErpCustomer
-from errors.models import ErrorGroup, Status, SyncError
-from sync import engine
+from errors.models import Status, SyncError
 from sync.models import SyncJob
+
+from .closing import act_on_the_problem, assert_closed_by, run_queued_jobs
 
 pytestmark = pytest.mark.django_db
 FULL = SyncJob.Kind.FULL
@@ -47,19 +48,6 @@ def enter_the_rate_in_the_erp(client, admin_user) -> None:
     assert answer.status_code == 302, answer.content
 
 
-def run_queued_jobs() -> list[SyncJob]:
-    """What the worker does with the jobs the console queued."""
-    return [engine.run_job(pk) for pk in SyncJob.objects.filter(
-        status=SyncJob.Status.QUEUED).order_by("pk").values_list("pk", flat=True)]  # fmt: skip
-
-
-def assert_closed_by(entry: SyncError, job: SyncJob) -> None:
-    entry.refresh_from_db()
-    assert entry.status == Status.RESOLVED, entry.status_note
-    assert f"job #{job.pk}" in entry.status_note
-    assert ErrorGroup.objects.get(pk=entry.group_id).status == Status.RESOLVED
-
-
 def test_retry_on_the_entry(refused, client, admin_user, staff_client, celery_queue):
     enter_the_rate_in_the_erp(client, admin_user)
     answer = staff_client.post(reverse("errors:fix", args=[refused.pk]), {"action": "retry"})
@@ -78,16 +66,8 @@ def test_the_next_scheduled_job(refused, client, admin_user, demo_apps):
 
 
 def test_a_bulk_retry_of_the_problem(refused, client, admin_user, staff_client, celery_queue):
-    from errors.models import BulkAction
-    from triage.bulk import run_bulk_action
-
     enter_the_rate_in_the_erp(client, admin_user)
-    query = f"group={refused.group_id}"
-    fields = {"action": "retry", "scope": "filter", "filter_query": query}
-    page = staff_client.post(reverse("errors:bulk"), fields).content.decode()
-    token = page.split('name="confirmation" value="')[1].split('"')[0]
-    staff_client.post(reverse("errors:bulk"), {**fields, "confirmation": token})
-    run_bulk_action(BulkAction.objects.latest("pk").pk)  # what the worker does
+    act_on_the_problem(staff_client, "retry", refused.group_id)
     (job,) = run_queued_jobs()
     assert job.failed == 0
     assert_closed_by(refused, job)

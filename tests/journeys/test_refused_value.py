@@ -11,7 +11,7 @@ from demo.models import CrmAccount, ErpCustomer
 from errors.models import Category, Status, SyncError
 from sync.models import SyncJob
 
-from .closing import assert_closed_by, run_last_bulk_action, run_queued_jobs
+from .closing import act_on_the_problem, assert_closed_by, run_queued_jobs
 
 pytestmark = pytest.mark.django_db
 WRONG = "accounts@@contoso"
@@ -119,11 +119,7 @@ def test_a_bulk_retry_of_the_problem(demo_apps, staff_client, celery_queue):
     for coupling in couplings:
         type_in_the_crm(demo_apps, coupling.destination_record_id, "orders@contoso.example")
 
-    fields = {"action": "retry", "scope": "filter", "filter_query": f"group={entries[0].group_id}"}
-    page = staff_client.post(reverse("errors:bulk"), fields).content.decode()
-    token = page.split('name="confirmation" value="')[1].split('"')[0]
-    staff_client.post(reverse("errors:bulk"), {**fields, "confirmation": token})
-    run_last_bulk_action()
+    act_on_the_problem(staff_client, "retry", entries[0].group_id)
     (retry,) = run_queued_jobs()
 
     assert (retry.modified, retry.failed) == (3, 0)
