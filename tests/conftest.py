@@ -97,6 +97,8 @@ def database_url_of_test_db() -> str:
 class CeleryProcess:
     """A real `celery worker` or `celery beat` process on the test database."""
 
+    node = ""  # a worker's name, for the remote control
+
     def __init__(self, kind: str, queue: str, args: list[str]):
         ARTIFACTS.mkdir(exist_ok=True)
         self.log_path = ARTIFACTS / f"celery-{kind}-{queue}.log"
@@ -153,16 +155,41 @@ def celery_worker(django_db_setup, celery_queue):
             "--pool=solo",
             "-Q",
             celery_queue,
+            f"--hostname={celery_queue}@%h",
             "--without-gossip",
             "--without-mingle",
             "--loglevel=INFO",
         ],
     )
+    worker.node = f"{celery_queue}@{socket.gethostname()}"
     try:
         worker.wait_for_log("ready.")
         yield worker
     finally:
         worker.stop()
+
+
+def worker_is_idle(node: str) -> bool:
+    """Whether the worker runs no task now (tasks waiting for their countdown do not count)."""
+    # A solo-pool worker answers only between tasks: no answer is a busy worker.
+    replies = celery_app.control.inspect(destination=[node], timeout=0.25).active() or {}
+    return not any(replies.values()) and node in replies
+
+
+@pytest.fixture(autouse=True)
+def worker_done_before_the_database_is_emptied(request):
+    """A test that used the worker ends when the worker is idle: a job still writing while
+    the test database is emptied (TRUNCATE) would deadlock with it."""
+    if "celery_worker" not in request.fixturenames:
+        yield
+        return
+    # Asked for first, so that the database is emptied after this fixture's end.
+    request.getfixturevalue("_django_db_helper")
+    worker = request.getfixturevalue("celery_worker")
+    yield
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not worker_is_idle(worker.node):
+        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -116,3 +116,28 @@ def test_deleting_a_coupling_in_the_admin_resolves_its_entries_with_an_event(
     assert (error.status, error.status_changed_by) == (Status.RESOLVED, superuser)
     event = AuditEvent.objects.get(action=AuditEvent.Action.COUPLING_REMOVED)
     assert (event.actor, event.details["resolved"]) == (superuser, 1)
+
+
+def test_a_coupling_changes_in_the_admin_only_through_the_coupling_actions(
+    admin_client, superuser, celery_queue
+):
+    from sync.models import SyncJob
+
+    coupling = make_coupling(make_job().mapping, is_skipped=True)
+    change = reverse("admin:couplings_coupling_change", args=[coupling.pk])
+    admin_client.post(change, {"source_record_id": "other", "is_skipped": ""})
+    coupling.refresh_from_db()
+    assert (coupling.source_record_id, coupling.is_skipped) != ("other", False)
+    assert admin_client.get(reverse("admin:couplings_coupling_add")).status_code == 403
+
+    answer = admin_client.post(
+        reverse("admin:couplings_coupling_changelist"),
+        {"action": "retry", "_selected_action": [coupling.pk]},
+        follow=True,
+    )
+    job = SyncJob.objects.get(kind=SyncJob.Kind.COUPLED, trigger=SyncJob.Trigger.RETRY)
+    assert f"queued as job #{job.pk}" in answer.content.decode()
+    assert (job.coupling_ids, job.requested_by) == ([coupling.pk], superuser)
+    coupling.refresh_from_db()
+    assert not coupling.is_skipped
+
