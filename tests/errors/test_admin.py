@@ -140,4 +140,3 @@ def test_a_coupling_changes_in_the_admin_only_through_the_coupling_actions(
     assert (job.coupling_ids, job.requested_by) == ([coupling.pk], superuser)
     coupling.refresh_from_db()
     assert not coupling.is_skipped
-
