@@ -7,7 +7,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import httpx
@@ -82,6 +82,10 @@ CURRENCIES = [
 ]
 
 
+# The first day of the demo ERP's exchange rates.
+RATES_SINCE = date(2024, 1, 1)
+
+
 def _fields(*pairs: tuple[str, str], direction: str = "bidirectional") -> list[dict]:
     return [
         {"source": source, "destination": destination, "direction": direction, "enabled": True}
@@ -92,9 +96,16 @@ def _fields(*pairs: tuple[str, str], direction: str = "bidirectional") -> list[d
 def create_records(rng: random.Random, customers: int = 150) -> None:
     """The two apps' own data, with the setup failure cases planted."""
     for code, name, rate in CURRENCIES:
-        demo.ErpCurrency.objects.create(
-            code=code, description=name, exchange_rate=Decimal(rate) if rate else None
-        )
+        demo.ErpCurrency.objects.create(code=code, description=name)
+        if rate:
+            # `rate` units of the currency are worth one unit of the local currency; NOK
+            # has no exchange rate at all.
+            demo.ErpCurrencyExchangeRate.objects.create(
+                currency_code=code,
+                starting_date=RATES_SINCE,
+                exchange_rate_amount=Decimal(rate),
+                relational_exchange_rate_amount=Decimal(1),
+            )
         if code != "SEK":
             demo.CrmTransactionCurrency.objects.create(
                 iso_currency_code=code, currency_name=name, exchange_rate=Decimal(rate or "9.9")
@@ -512,7 +523,9 @@ def remove_demo() -> None:
             demo.ErpCustomer,
             demo.ErpItem,
             demo.ErpCurrency,
+            demo.ErpCurrencyExchangeRate,
             demo.ErpSalesperson,
+            demo.ErpSubscription,
         ):
             model.objects.all().delete()
 

@@ -45,10 +45,13 @@ FLAVORS: dict[str, dict[str, Any]] = {
         "record_url": "",
         # A small read that proves the address and the credentials work.
         "sign_in_check": "currencies?$top=1",
+        # API v2.0's entity set is generalLedgerSetup (page 30087 "APIV2 - G/L Setup"); the
+        # analytics API's is generalLedgerSetups.
         "local_currency_entity": "generalLedgerSetup",
         "currency_entity": "currencies",
         "currency_code_field": "code",
-        "exchange_rate_field": "exchangeRate",
+        # A currency's rates are a resource of their own, with a starting date each.
+        "exchange_rate_entity": "currencyExchangeRates",
     },
     DATAVERSE: {
         "modified_field": "modifiedon",
