@@ -23,6 +23,7 @@ from errors.models import ErrorGroup, SyncError
 from sync import breaker, engine
 from sync.models import Connection, MappingHealthSnapshot, SyncJob, TableMapping
 from sync.services import create_job
+from sync.subscriptions import keep_subscribed
 
 from . import models as demo
 from .entities import api_root
@@ -343,19 +344,18 @@ def plant_daily_changes(base_url: str, rng: random.Random, size: int) -> None:
 
 
 def subscribe_to_changes(connection: Connection, base_url: str) -> None:
-    """Let the demo apps notify the console of changes (webhooks)."""
+    """Let the demo apps notify the console of changes: the ERP through subscriptions made
+    with its API (as the console keeps them for any Business Central), the CRM through
+    webhooks an administrator registers, with the connection's secret as their key."""
+    keep_subscribed(connection, console_url=base_url)
     for mapping in connection.mappings.all():
-        for app, entity, side in (
-            ("erp", mapping.source_entity, "source"),
-            ("crm", mapping.destination_entity, "destination"),
-        ):
-            demo.DemoWebhook.objects.get_or_create(
-                app=app,
-                entity=entity,
-                notification_url=base_url
-                + reverse("sync:notification", args=[connection.pk, side]),
-                defaults={"client_state": connection.notification_token()},
-            )
+        demo.DemoWebhook.objects.get_or_create(
+            app="crm",
+            entity=mapping.destination_entity,
+            notification_url=base_url
+            + reverse("sync:notification", args=[connection.pk, "destination"]),
+            defaults={"client_state": connection.notification_token()},
+        )
 
 
 def _age(since_job_pk: int, connection: Connection, days: float) -> int:
