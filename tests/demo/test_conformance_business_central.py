@@ -223,11 +223,12 @@ def test_each_change_is_notified_with_its_record_and_change_type(
         customer.save()
         ErpItem.objects.create(number="9999", display_name="Not subscribed")
     wait_until(lambda: len(recorder.notifications) == 1, timeout=10)
+    customer_id = customer.pk
     with django_capture_on_commit_callbacks(execute=True):
         customer.delete()
     wait_until(lambda: len(recorder.notifications) == 2, timeout=10)
     first, second = recorder.notifications
-    resource = f"api/v2.0/companies({COMPANY})/customers({customer.pk})"
+    resource = f"api/v2.0/companies({COMPANY})/customers({customer_id})"
     assert [(n["resource"], n["changeType"]) for n in first["value"]] == [
         (resource, "created"),
         (resource, "updated"),
