@@ -24,6 +24,7 @@ import httpx
 
 from syncconsole.encryption import UNREADABLE_MESSAGE, UnreadableSecret
 
+from .batch import Operation, Outcome, send_batch
 from .base import (
     SECRET_UNREADABLE,
     Connector,
@@ -574,6 +575,11 @@ class ODataConnector(Connector):
                 transient=status in TRANSIENT_STATUSES,
             )
         return refused
+
+    def batch(self, operations: Sequence[Operation]) -> list[Outcome]:
+        """Send the operations with JSON `$batch` requests (Business Central), one outcome
+        per operation; see sync/connectors/batch.py."""
+        return send_batch(self, operations)
 
     def create(self, entity: str, values: dict[str, Any]) -> RemoteRecord:
         body = self._send(
