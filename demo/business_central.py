@@ -274,9 +274,7 @@ def subscription(request: HttpRequest, key: str) -> HttpResponse:
             return fault
         _authorize(request, "erp", "")
         with transaction.atomic():
-            found = (
-                _active().select_for_update().filter(subscription_id=subscription_id).first()
-            )
+            found = _active().select_for_update().filter(subscription_id=subscription_id).first()
             if found is None:
                 raise _not_found(subscription_id)
             if request.method == "GET":
@@ -335,7 +333,9 @@ def webhook_supported_resources(request: HttpRequest, company: str) -> HttpRespo
             )
         _authorize(request, "erp", "")
         resources = [
-            f"v2.0/{name}" for (app, name) in API_ENTITIES if app == "erp" and name in WEBHOOK_RESOURCES
+            f"v2.0/{name}"
+            for (app, name) in API_ENTITIES
+            if app == "erp" and name in WEBHOOK_RESOURCES
         ]
         wanted = request.GET.get("$filter", "")
         if wanted:
@@ -383,7 +383,12 @@ def announce(entity: str, changes: list[tuple[Any, str]]) -> None:
             for subscriber in subscribers:
                 entry = _pending.setdefault(
                     subscriber.pk,
-                    {"subscription": subscriber, "entity": entity, "changes": [], "since": changed_at},
+                    {
+                        "subscription": subscriber,
+                        "entity": entity,
+                        "changes": [],
+                        "since": changed_at,
+                    },
                 )
                 entry["changes"] += [(str(pk), kind, changed_at) for pk, kind in changes]
             if _timer is None:
@@ -446,7 +451,9 @@ def _deliver(url: str, items: list[dict[str, Any]], subscription_pks: list[int])
     for attempt in range(1, DELIVERY_ATTEMPTS + 1):
         try:
             with outgoing_client(HANDSHAKE_TIMEOUT_SECONDS) as client:
-                answer = client.post(url, content=body, headers={"Content-Type": "application/json"})
+                answer = client.post(
+                    url, content=body, headers={"Content-Type": "application/json"}
+                )
         except httpx.HTTPError as error:
             logger.warning("Change notification to %s failed: %s", url, error)
         else:
@@ -572,7 +579,9 @@ def _batch_requests(body: dict) -> list[dict[str, Any]]:
         if request_id is not None:
             if not isinstance(request_id, str) or request_id in seen_ids:
                 raise ApiError(
-                    400, "BadRequest", f"Request {index}: 'id' must be a string, unique in the batch."
+                    400,
+                    "BadRequest",
+                    f"Request {index}: 'id' must be a string, unique in the batch.",
                 )
             seen_ids.add(request_id)
         method = item.get("method")
@@ -587,14 +596,18 @@ def _batch_requests(body: dict) -> list[dict[str, Any]]:
                 raise ApiError(400, "BadRequest", f"Request {index}: '{name}' must be an object.")
         group = item.get("atomicityGroup")
         if group is not None and not isinstance(group, str):
-            raise ApiError(400, "BadRequest", f"Request {index}: 'atomicityGroup' must be a string.")
+            raise ApiError(
+                400, "BadRequest", f"Request {index}: 'atomicityGroup' must be a string."
+            )
         if group != current_group:
             if current_group is not None:
                 closed_groups.add(current_group)
             if group in closed_groups:
                 # OData JSON batch format: the requests of a group are adjacent.
                 raise ApiError(
-                    400, "BadRequest", f"The requests of atomicity group '{group}' must be adjacent."
+                    400,
+                    "BadRequest",
+                    f"The requests of atomicity group '{group}' must be adjacent.",
                 )
             current_group = group
     return requests
@@ -644,7 +657,9 @@ def _run_group(request: HttpRequest, group: list[dict[str, Any]]) -> list[dict[s
         },
     )
     return [
-        answers[i] if i < len(answers) and answers[i] is failed else {**undone, "id": item.get("id")}
+        answers[i]
+        if i < len(answers) and answers[i] is failed
+        else {**undone, "id": item.get("id")}
         for i, item in enumerate(group)
     ]
 
@@ -661,20 +676,24 @@ def _run_one(request: HttpRequest, item: dict[str, Any]) -> dict[str, Any]:
     request_id = item.get("id")
     method = item["method"].upper()
     parts = urlsplit(item["url"])
-    if parts.scheme or parts.netloc:
-        if parts.netloc != request.get_host():
-            return _response(
-                request_id,
-                400,
-                {"error": {"code": "BadRequest", "message": "The URL names another host."}},
-            )
+    if (parts.scheme or parts.netloc) and parts.netloc != request.get_host():
+        return _response(
+            request_id,
+            400,
+            {"error": {"code": "BadRequest", "message": "The URL names another host."}},
+        )
     root = request.path.removesuffix("$batch")
     path = parts.path if parts.path.startswith("/") else root + parts.path
     if not path.startswith(root):
         return _response(
             request_id,
             404,
-            {"error": {"code": "BadRequest_NotFound", "message": f"'{item['url']}' is not a resource of this API."}},
+            {
+                "error": {
+                    "code": "BadRequest_NotFound",
+                    "message": f"'{item['url']}' is not a resource of this API.",
+                }
+            },
         )
     try:
         match = resolve(path)
@@ -696,7 +715,7 @@ def _run_one(request: HttpRequest, item: dict[str, Any]) -> dict[str, Any]:
     inner.path = inner.path_info = path
     inner.GET = QueryDict(parts.query)
     body = json.dumps(item["body"]).encode() if item.get("body") is not None else b""
-    inner._body = body  # type: ignore[attr-defined] # the body as the views read it
+    inner._body = body  # the body as the views read it
     inner.META = {
         "SERVER_NAME": request.META.get("SERVER_NAME", "testserver"),
         "SERVER_PORT": request.META.get("SERVER_PORT", "80"),

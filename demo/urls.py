@@ -12,7 +12,9 @@ urlpatterns = [
         business_central.general_ledger_setup,
         name="erp_general_ledger_setup",
     ),
-    re_path(r"^erp/api/v2\.0/subscriptions$", business_central.subscriptions, name="erp_subscriptions"),
+    re_path(
+        r"^erp/api/v2\.0/subscriptions$", business_central.subscriptions, name="erp_subscriptions"
+    ),
     re_path(
         r"^erp/api/v2\.0/subscriptions\((?P<key>[^()/]*)\)$",
         business_central.subscription,

@@ -110,6 +110,11 @@ def add_exchange_rate(request: HttpRequest, pk: str) -> HttpResponse:
             form.save()
             messages.success(request, f"The exchange rate of {currency.code} is saved.")
             return redirect(page)
-    messages.error(request, "The exchange rate was not saved: " + "; ".join(
-        f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+    messages.error(
+        request,
+        "The exchange rate was not saved: "
+        + "; ".join(
+            f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items()
+        ),
+    )
     return redirect(page)

@@ -78,7 +78,8 @@ def _with_key(subscription: DemoWebhook) -> str:
     if not subscription.client_state:
         return subscription.notification_url
     separator = "&" if urlsplit(subscription.notification_url).query else "?"
-    return f"{subscription.notification_url}{separator}{urlencode({'code': subscription.client_state})}"
+    key = urlencode({"code": subscription.client_state})
+    return f"{subscription.notification_url}{separator}{key}"
 
 
 def remote_execution_context(logical_name: str, record_id, change: str, moment: datetime) -> dict:

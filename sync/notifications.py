@@ -83,7 +83,7 @@ def handle_notification(
         changes = _dataverse_changes(connection, side, payload, query or {})
     else:
         changes = _business_central_changes(connection, side, payload)
-    queued = []
+    queued: list[SyncJob] = []
     if not changes.entities:
         return queued
     mappings = connection.mappings.filter(

@@ -41,9 +41,7 @@ def notification_url(connection: Connection, side: str, console_url: str | None 
 def _wanted(connection: Connection, side: str) -> set[str]:
     if not connection.is_enabled:
         return set()
-    return set(
-        connection.mappings.filter(is_enabled=True).values_list(f"{side}_entity", flat=True)
-    )
+    return set(connection.mappings.filter(is_enabled=True).values_list(f"{side}_entity", flat=True))
 
 
 def keep_subscribed(
@@ -103,7 +101,9 @@ def _keep(connector, subscription, url, supported, now) -> ChangeSubscription:
         answer = None
         if subscription.subscription_id:
             try:
-                answer = bc.renew(connector, subscription.subscription_id, subscription.etag, url, token)
+                answer = bc.renew(
+                    connector, subscription.subscription_id, subscription.etag, url, token
+                )
             except ConnectorError as error:
                 if not error.is_not_found:
                     raise
@@ -113,7 +113,9 @@ def _keep(connector, subscription, url, supported, now) -> ChangeSubscription:
             answer = bc.subscribe(connector, subscription.entity, url, token)
     except ConnectorError as error:
         subscription.status = ChangeSubscription.Status.FAILED
-        subscription.message = f"{connector.app_name} refused the subscription: {error.message}"[:2000]
+        subscription.message = f"{connector.app_name} refused the subscription: {error.message}"[
+            :2000
+        ]
         subscription.save()
         logger.warning("Subscription to %s failed: %s", subscription.entity, error)
         return subscription
@@ -133,7 +135,9 @@ def _drop(connector, subscription: ChangeSubscription) -> None:
         try:
             bc.unsubscribe(connector, subscription.subscription_id)
         except ConnectorError as error:
-            logger.warning("Could not delete the subscription to %s: %s", subscription.entity, error)
+            logger.warning(
+                "Could not delete the subscription to %s: %s", subscription.entity, error
+            )
             return
     subscription.delete()
 

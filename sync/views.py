@@ -2,7 +2,6 @@
 
 import json
 
-from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count, OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -217,7 +216,9 @@ def notification(request: HttpRequest, connection_id: int, side: str) -> HttpRes
     connection = get_object_or_404(Connection, pk=connection_id)
     if "validationToken" in request.GET:
         if not answers_handshake(connection, side):
-            return JsonResponse({"error": "This side's app does not ask for a handshake."}, status=400)
+            return JsonResponse(
+                {"error": "This side's app does not ask for a handshake."}, status=400
+            )
         try:
             token = validation_answer(request.GET["validationToken"])
         except BadNotification as exc:

@@ -49,21 +49,21 @@ def _chunks(operations: Sequence[Operation]) -> list[list[int]]:
     never split."""
     groups: list[list[int]] = []
     for index, operation in enumerate(operations):
-        group = operation.atomicity_group
-        if group is not None and groups and operations[groups[-1][0]].atomicity_group == group:
+        name = operation.atomicity_group
+        if name is not None and groups and operations[groups[-1][0]].atomicity_group == name:
             groups[-1].append(index)
         else:
             groups.append([index])
     chunks: list[list[int]] = []
-    for group in groups:
-        if len(group) > MAX_OPERATIONS:
+    for members in groups:
+        if len(members) > MAX_OPERATIONS:
             raise ConnectorError(
-                f"An atomicity group of {len(group)} operations is more than one $batch "
+                f"An atomicity group of {len(members)} operations is more than one $batch "
                 f"request takes ({MAX_OPERATIONS})."
             )
-        if not chunks or len(chunks[-1]) + len(group) > MAX_OPERATIONS:
+        if not chunks or len(chunks[-1]) + len(members) > MAX_OPERATIONS:
             chunks.append([])
-        chunks[-1].extend(group)
+        chunks[-1].extend(members)
     return chunks
 
 
@@ -78,7 +78,8 @@ def _outcome(connector: "ODataConnector", operation: Operation, answer: Any) -> 
             ),
         )
     status, body = answer["status"], answer.get("body")
-    headers = answer.get("headers") if isinstance(answer.get("headers"), dict) else {}
+    given = answer.get("headers")
+    headers = {str(k): str(v) for k, v in given.items()} if isinstance(given, dict) else {}
     if status < 400:
         return Outcome(status, body, headers)
     error = body.get("error") if isinstance(body, dict) else None
@@ -136,7 +137,9 @@ def send_batch(connector: "ODataConnector", operations: Sequence[Operation]) -> 
                 transient=True,
             )
         by_id = {
-            str(response.get("id")): response for response in responses if isinstance(response, dict)
+            str(response.get("id")): response
+            for response in responses
+            if isinstance(response, dict)
         }
         for position, index in enumerate(chunk):
             # Answers carry the request's id; an app that leaves it out answers in order.

@@ -153,7 +153,10 @@ def subscribe(
 
 
 def renew(
-    connector: "ODataConnector", subscription_id: str, etag: str, notification_url: str,
+    connector: "ODataConnector",
+    subscription_id: str,
+    etag: str,
+    notification_url: str,
     client_state: str,
 ) -> Subscription:
     """Renew a subscription for three more days: PATCH with its etag (another handshake)."""

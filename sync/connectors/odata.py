@@ -24,7 +24,6 @@ import httpx
 
 from syncconsole.encryption import UNREADABLE_MESSAGE, UnreadableSecret
 
-from .batch import Operation, Outcome, send_batch
 from .base import (
     SECRET_UNREADABLE,
     Connector,
@@ -32,6 +31,7 @@ from .base import (
     RemoteRecord,
     SetupFinding,
 )
+from .batch import Operation, Outcome, send_batch
 
 logger = logging.getLogger(__name__)
 

@@ -7,33 +7,59 @@ from syncconsole.beat import periodic_task
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sync', '0011_encrypted_secrets'),
-        ('django_celery_beat', '0019_alter_periodictasks_options'),
+        ("sync", "0011_encrypted_secrets"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ChangeSubscription',
+            name="ChangeSubscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('side', models.CharField(max_length=20)),
-                ('entity', models.CharField(max_length=100)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('failed', 'Failed'), ('unsupported', 'Not offered by the app')], default='active', max_length=20)),
-                ('subscription_id', models.CharField(blank=True, max_length=100)),
-                ('resource', models.CharField(blank=True, max_length=500)),
-                ('notification_url', models.URLField(blank=True, max_length=2048)),
-                ('etag', models.CharField(blank=True, max_length=200)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('message', models.CharField(blank=True, max_length=2000)),
-                ('renewed_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='change_subscriptions', to='sync.connection')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("side", models.CharField(max_length=20)),
+                ("entity", models.CharField(max_length=100)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("failed", "Failed"),
+                            ("unsupported", "Not offered by the app"),
+                        ],
+                        default="active",
+                        max_length=20,
+                    ),
+                ),
+                ("subscription_id", models.CharField(blank=True, max_length=100)),
+                ("resource", models.CharField(blank=True, max_length=500)),
+                ("notification_url", models.URLField(blank=True, max_length=2048)),
+                ("etag", models.CharField(blank=True, max_length=200)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("message", models.CharField(blank=True, max_length=2000)),
+                ("renewed_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="change_subscriptions",
+                        to="sync.connection",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['connection', 'side', 'entity'],
-                'constraints': [models.UniqueConstraint(fields=('connection', 'side', 'entity'), name='one_subscription_per_table')],
+                "ordering": ["connection", "side", "entity"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("connection", "side", "entity"), name="one_subscription_per_table"
+                    )
+                ],
             },
         ),
         periodic_task(

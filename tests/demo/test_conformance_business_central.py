@@ -5,6 +5,7 @@ JSON $batch. Each test names the Microsoft page it follows."""
 import json
 import threading
 import time
+import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,7 +41,9 @@ def erp(demo_apps, **options):
 
 def receiver(demo_apps) -> str:
     """The console's own notification address for the connection's ERP side."""
-    return demo_apps.base_url + reverse("sync:notification", args=[demo_apps.connection.pk, "source"])
+    return demo_apps.base_url + reverse(
+        "sync:notification", args=[demo_apps.connection.pk, "source"]
+    )
 
 
 def subscribe(demo_apps, entity="customers", url=None, client_state="shared-secret"):
@@ -120,8 +123,17 @@ def test_a_subscription_is_created_after_the_handshake_and_expires_in_three_days
     assert answer.status_code == 201, answer.text
     body = answer.json()
     assert len(recorder.handshakes) == 1
-    for name in ("subscriptionId", "notificationUrl", "resource", "userId",
-                 "lastModifiedDateTime", "clientState", "expirationDateTime", "@odata.etag"):  # fmt: skip
+    documented = (
+        "subscriptionId",
+        "notificationUrl",
+        "resource",
+        "userId",
+        "lastModifiedDateTime",
+        "clientState",
+        "expirationDateTime",
+        "@odata.etag",
+    )
+    for name in documented:
         assert name in body, name
     assert (body["notificationUrl"], body["clientState"]) == (recorder.url, "shared-secret")
     assert body["resource"] == f"/api/v2.0/companies({COMPANY})/customers"
@@ -164,9 +176,11 @@ def test_only_the_documented_resources_take_subscriptions(demo_apps):
     with erp(demo_apps) as api:
         other_company = api.post(
             "subscriptions",
-            json={"notificationUrl": receiver(demo_apps),
-                  "resource": "/api/v2.0/companies(00000000-0000-0000-0000-000000000001)/customers"},
-        )  # fmt: skip
+            json={
+                "notificationUrl": receiver(demo_apps),
+                "resource": f"/api/v2.0/companies({uuid.UUID(int=1)})/customers",
+            },
+        )
         listed = api.get(
             f"{demo_apps.base_url}/demo/erp/api/microsoft/runtime/beta/companies({COMPANY})/"
             "webhookSupportedResources",
@@ -339,7 +353,11 @@ def test_a_batch_answers_each_request_with_its_status_headers_and_body(demo_apps
     assert first["body"]["number"] == "B0001"
     assert first["headers"]["content-type"].startswith("application/json")
     assert [c["number"] for c in second["body"]["value"]] == ["B0001"]
-    assert (third["id"], third["status"], third["body"]["error"]["code"]) == ("3", 400, "BadRequest")
+    assert (third["id"], third["status"], third["body"]["error"]["code"]) == (
+        "3",
+        400,
+        "BadRequest",
+    )
     # Outside an atomicity group each request stands on its own.
     assert ErpCustomer.objects.filter(number="B0001").exists()
 
@@ -376,7 +394,9 @@ def test_isolation_snapshot_reverts_the_whole_batch_on_a_failure(demo_apps):
 def test_a_batch_is_refused_whole_when_malformed_or_too_big(demo_apps):
     one = {"method": "GET", "url": f"companies({COMPANY})/currencies"}
     with erp(demo_apps) as api:
-        too_many = api.post("$batch", json={"requests": [{**one, "id": str(i)} for i in range(101)]})
+        too_many = api.post(
+            "$batch", json={"requests": [{**one, "id": str(i)} for i in range(101)]}
+        )
         twice = api.post("$batch", json={"requests": [{**one, "id": "x"}, {**one, "id": "x"}]})
         apart = api.post("$batch", json={"requests": [
             {**one, "id": "1", "atomicityGroup": "g"}, {**one, "id": "2"},
@@ -384,7 +404,8 @@ def test_a_batch_is_refused_whole_when_malformed_or_too_big(demo_apps):
         exactly = api.post("$batch", json={"requests": [{**one, "id": str(i)} for i in range(100)]})
     with demo_apps.client() as anonymous:
         unsigned = anonymous.post(
-            f"{demo_apps.base_url}/demo/erp/api/v2.0/$batch", json={"requests": [{**one, "id": "1"}]}
+            f"{demo_apps.base_url}/demo/erp/api/v2.0/$batch",
+            json={"requests": [{**one, "id": "1"}]},
         )
     for refused in (too_many, twice, apart):
         assert (refused.status_code, refused.json()["error"]["code"]) == (400, "BadRequest")

@@ -60,4 +60,6 @@ def test_an_atomicity_group_is_never_split_and_fails_whole(demo_apps, monkeypatc
         with pytest.raises(ConnectorError, match="atomicity group of 4"):
             erp.batch([Operation("GET", "customers", atomicity_group="big")] * 4)
     assert [o.status for o in outcomes] == [201, 424, 400, 424]
-    assert list(ErpCustomer.objects.filter(number__startswith="B3").values_list("number", flat=True)) == ["B3001"]
+    assert list(
+        ErpCustomer.objects.filter(number__startswith="B3").values_list("number", flat=True)
+    ) == ["B3001"]

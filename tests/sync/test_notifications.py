@@ -61,11 +61,12 @@ def test_a_business_central_notification_queues_the_mapping_of_each_changed_tabl
     connection = demo_apps.connection
     root = f"api/v2.0/companies({company(connection)})/"
     record = uuid.uuid4()
+    since = "lastModifiedDateTime%20gt%202030-01-01T00:00:00Z"
     payload = {
         "value": [
             bc_item(connection, f"{root}customers({record})", "created"),
             bc_item(connection, f"{root}customers({uuid.uuid4()})", "deleted"),
-            bc_item(connection, f"/{root}items?$filter=lastModifiedDateTime%20gt%202030-01-01T00:00:00Z", "collection"),
+            bc_item(connection, f"/{root}items?$filter={since}", "collection"),
             bc_item(connection, f"{root}vendors({uuid.uuid4()})"),
         ]
     }  # fmt: skip
@@ -101,8 +102,8 @@ def test_only_the_real_business_central_shape_is_taken(demo_apps, client):
     for payload in refused:
         assert post(client, connection, "source", payload).status_code == 400, payload
     # One item without the client state fails the whole request.
-    mixed = {"value": [bc_item(connection, f"{root}customers({uuid.uuid4()})"),
-                       bc_item(connection, f"{root}items({uuid.uuid4()})", clientState="x")]}  # fmt: skip
+    good = bc_item(connection, f"{root}customers({uuid.uuid4()})")
+    mixed = {"value": [good, bc_item(connection, f"{root}items({uuid.uuid4()})", clientState="x")]}
     assert post(client, connection, "source", mixed).status_code == 403
     assert not SyncJob.objects.exists()
 

@@ -19,8 +19,7 @@ Status = ChangeSubscription.Status
 
 def kept(demo_apps) -> dict[str, ChangeSubscription]:
     return {
-        s.entity: s
-        for s in keep_subscribed(demo_apps.connection, console_url=demo_apps.base_url)
+        s.entity: s for s in keep_subscribed(demo_apps.connection, console_url=demo_apps.base_url)
     }
 
 
@@ -54,9 +53,7 @@ def test_a_fresh_subscription_is_left_alone_and_one_near_its_expiry_is_renewed(d
     later = timezone.now() + timedelta(days=2, hours=1)
     renewed = {
         s.entity: s
-        for s in keep_subscribed(
-            demo_apps.connection, console_url=demo_apps.base_url, now=later
-        )
+        for s in keep_subscribed(demo_apps.connection, console_url=demo_apps.base_url, now=later)
     }["customers"]
     assert renewed.subscription_id == first.subscription_id  # PATCHed, not made anew
     assert renewed.expires_at > first.expires_at
@@ -88,7 +85,9 @@ def test_a_table_no_enabled_mapping_reads_is_unsubscribed(demo_apps):
     first = kept(demo_apps)
     demo_apps.connection.mappings.filter(name="ITEM-PRODUCT").update(is_enabled=False)
     assert "items" not in kept(demo_apps)
-    assert not ErpSubscription.objects.filter(subscription_id=first["items"].subscription_id).exists()
+    assert not ErpSubscription.objects.filter(
+        subscription_id=first["items"].subscription_id
+    ).exists()
     assert not ChangeSubscription.objects.filter(entity="items").exists()
 
 
