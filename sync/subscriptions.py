@@ -48,7 +48,8 @@ def keep_subscribed(
     connection: Connection, *, console_url: str | None = None, now: datetime | None = None
 ) -> list[ChangeSubscription]:
     """Subscribe to the changes of every table an enabled mapping reads from a Business
-    Central side, renew the subscriptions that expire within RENEW_BEFORE, and delete those no
+    Central side, renew the subscriptions that expire within RENEW_BEFORE or no longer carry
+    the connection's secret, subscribe anew where the app dropped one, and delete those no
     mapping needs any more. A failure is kept on its subscription (and logged), never
     raised: the schedule picks the changes up meanwhile."""
     now = now or timezone.now()
@@ -95,10 +96,16 @@ def _keep(connector, subscription, url, supported, now) -> ChangeSubscription:
         and subscription.expires_at - now > RENEW_BEFORE
         and subscription.notification_url == url
     )
-    if fresh:
-        return subscription
     try:
         answer = None
+        if fresh:
+            # Still there, with this connection's secret? (The app drops a subscription whose
+            # subscriber refused a notification; a new SECRET_KEY changes the secret.)
+            current = bc.get_subscription(connector, subscription.subscription_id)
+            if current is not None and current.client_state == token:
+                return subscription
+            if current is None:
+                subscription.subscription_id = ""
         if subscription.subscription_id:
             try:
                 answer = bc.renew(

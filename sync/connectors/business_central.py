@@ -66,6 +66,7 @@ class Subscription:
     notification_url: str
     expires_at: datetime | None
     etag: str
+    client_state: str = ""
 
 
 def api_root(connector: "ODataConnector") -> str:
@@ -102,6 +103,7 @@ def _subscription(connector: "ODataConnector", body: dict[str, Any]) -> Subscrip
         str(body.get("notificationUrl", "")),
         moment,
         str(body.get("@odata.etag", "")),
+        str(body.get("clientState") or ""),
     )
 
 
@@ -167,6 +169,21 @@ def renew(
         headers={"If-Match": etag or "*"},
         parse=True,
     )
+    return _subscription(connector, body)
+
+
+def get_subscription(connector: "ODataConnector", subscription_id: str) -> Subscription | None:
+    """The subscription as the app has it now; None when it is gone (expired or deleted)."""
+    try:
+        body = connector._send(
+            "GET",
+            f"{api_root(connector)}subscriptions('{quote(subscription_id, safe='')}')",
+            parse=True,
+        )
+    except ConnectorError as error:
+        if error.is_not_found:
+            return None
+        raise
     return _subscription(connector, body)
 
 

@@ -60,16 +60,29 @@ def test_a_fresh_subscription_is_left_alone_and_one_near_its_expiry_is_renewed(d
     assert renewed.etag != first.etag and renewed.message == "Renewed."
 
 
-def test_a_subscription_the_app_dropped_is_made_anew(demo_apps):
+@pytest.mark.parametrize("expiring", [False, True])
+def test_a_subscription_the_app_dropped_is_made_anew(demo_apps, expiring):
     first = kept(demo_apps)["customers"]
     ErpSubscription.objects.filter(subscription_id=first.subscription_id).delete()
-    ChangeSubscription.objects.filter(pk=first.pk).update(
-        expires_at=timezone.now() + timedelta(hours=1)
-    )
+    if expiring:
+        ChangeSubscription.objects.filter(pk=first.pk).update(
+            expires_at=timezone.now() + timedelta(hours=1)
+        )
     again = kept(demo_apps)["customers"]
     assert again.status == Status.ACTIVE
     assert again.subscription_id != first.subscription_id
     assert ErpSubscription.objects.filter(subscription_id=again.subscription_id).exists()
+
+
+def test_a_subscription_with_an_old_secret_is_renewed_with_the_new_one(demo_apps):
+    first = kept(demo_apps)["customers"]
+    ErpSubscription.objects.filter(subscription_id=first.subscription_id).update(
+        client_state="the secret before SECRET_KEY changed"
+    )
+    again = kept(demo_apps)["customers"]
+    assert again.subscription_id == first.subscription_id and again.message == "Renewed."
+    remote = ErpSubscription.objects.get(subscription_id=first.subscription_id)
+    assert remote.client_state == demo_apps.connection.notification_token()
 
 
 def test_a_failed_handshake_is_kept_on_the_subscription(demo_apps, unused_port):
