@@ -76,6 +76,7 @@ def connection_health(request: HttpRequest, pk: int) -> HttpResponse:
         "connection": connection,
         "check": check,
         "mappings": connection.mappings.filter(is_enabled=True),
+        "subscriptions": connection.change_subscriptions.all(),
     }
     return render(request, "sync/connection_health.html", context)
 

@@ -113,3 +113,16 @@ def test_beat_keeps_the_subscriptions_by_task_name(demo_apps, settings):
     demo_apps.connection.save()
     assert keep_change_subscriptions() == 4
     assert ChangeSubscription.objects.filter(status=Status.ACTIVE).count() == 3
+
+
+def test_the_connection_page_and_the_admin_show_the_subscriptions(
+    demo_apps, staff_client, superuser, client
+):
+    kept(demo_apps)
+    page = staff_client.get(f"/sync/connections/{demo_apps.connection.pk}/health/")
+    html = page.content.decode()
+    assert page.status_code == 200 and 'id="change-subscriptions"' in html
+    assert html.count("<td>Active</td>") == 3 and "Not offered by the app" in html
+    client.force_login(superuser)
+    listed = client.get("/admin/sync/changesubscription/")
+    assert listed.status_code == 200 and "customers" in listed.content.decode()
