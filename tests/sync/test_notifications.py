@@ -8,9 +8,12 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from demo.models import CrmAccount, DemoWebhook
+from demo.seed import subscribe_to_changes
 from demo.webhooks import remote_execution_context
 from sync.models import SyncJob
 from sync.notifications import handle_notification
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -136,3 +139,18 @@ def test_a_disabled_mapping_is_not_queued(demo_apps, celery_queue):
     root = f"api/v2.0/companies({company(connection)})/"
     payload = {"value": [bc_item(connection, f"{root}customers({uuid.uuid4()})")]}
     assert handle_notification(connection, "source", payload) == []
+
+
+@pytest.mark.over_http
+def test_a_change_in_the_crm_reaches_the_console_as_a_dataverse_webhook(demo_apps, celery_queue):
+    subscribe_to_changes(demo_apps.connection, demo_apps.base_url)
+    account = CrmAccount.objects.create(name="Nordlys Cycling", account_number="")
+
+    def queued():
+        return SyncJob.objects.filter(
+            mapping__name="CUSTOMER", trigger=SyncJob.Trigger.WEBHOOK
+        ).exists()
+
+    wait_until(queued, timeout=20)
+    assert DemoWebhook.objects.filter(app="crm", entity="accounts").exists()
+    assert account.pk
