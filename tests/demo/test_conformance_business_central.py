@@ -4,7 +4,6 @@ JSON $batch. Each test names the Microsoft page it follows."""
 
 import json
 import threading
-import time
 import uuid
 from datetime import date, timedelta
 from decimal import Decimal
