@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db import models
 
 from .entities import ENTITIES
-from .models import DemoFault, DemoWebhook
+from .models import DemoFault, DemoWebhook, ErpSubscription
 
 for entity in ENTITIES.values():
     admin.site.register(
@@ -28,4 +28,12 @@ class DemoFaultAdmin(admin.ModelAdmin):
 class DemoWebhookAdmin(admin.ModelAdmin):
     list_display = ["app", "entity", "notification_url"]
     list_filter = ["app"]
+    exclude = ["client_state"]
+
+
+@admin.register(ErpSubscription)
+class ErpSubscriptionAdmin(admin.ModelAdmin):
+    """The demo ERP's webhook subscriptions, made through its API."""
+
+    list_display = ["subscription_id", "resource", "notification_url", "expiration"]
     exclude = ["client_state"]

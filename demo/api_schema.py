@@ -13,6 +13,9 @@ class ApiEntity:
     modified: str
     fields: dict[str, str]  # API name -> model field
     read_only: frozenset[str] = frozenset()
+    # Only GET: Business Central's read-only API pages (InsertAllowed, ModifyAllowed and
+    # DeleteAllowed false), such as currencyExchangeRates.
+    read_only_entity: bool = False
     # Dataverse's object type code and logical name, used in its error messages.
     logical_name: str = ""
     type_code: int = 0
@@ -31,8 +34,10 @@ class ApiEntity:
             value = getattr(record, field)
             if field == "parent_account":
                 value = str(record.parent_account_id) if record.parent_account_id else None
-            elif hasattr(value, "isoformat"):
+            elif hasattr(value, "hour"):
                 value = value.isoformat().replace("+00:00", "Z")
+            elif hasattr(value, "isoformat"):  # an Edm.Date: 2024-01-01
+                value = value.isoformat()
             elif value is not None and type(value).__name__ == "Decimal":
                 value = float(value)
             data[api_name] = value
@@ -63,8 +68,17 @@ API_ENTITIES: dict[tuple[str, str], ApiEntity] = {
         _api("erp", "items", "id", ERP_MODIFIED, {
             "number": "number", "displayName": "display_name", "unitPrice": "unit_price",
             "baseUnitOfMeasureCode": "base_unit_of_measure"}),
+        # Business Central API v2.0, currency resource type: no exchange rate (rates are
+        # the currencyExchangeRates resource).
         _api("erp", "currencies", "id", ERP_MODIFIED, {
-            "code": "code", "displayName": "description", "exchangeRate": "exchange_rate"}),
+            "code": "code", "displayName": "description"}),
+        # Business Central API v2.0, currencyExchangeRate resource type: GET only.
+        _api("erp", "currencyExchangeRates", "id", ERP_MODIFIED, {
+            "currencyCode": "currency_code", "startingDate": "starting_date",
+            "exchangeRateAmount": "exchange_rate_amount",
+            "relationalCurrencyCode": "relational_currency_code",
+            "relationalExchangeRateAmount": "relational_exchange_rate_amount"},
+            read_only_entity=True),
         _api("erp", "salespeople", "id", ERP_MODIFIED, {
             "code": "code", "displayName": "name", "email": "email"}),
         _api("crm", "accounts", "accountid", CRM_MODIFIED, {

@@ -53,7 +53,7 @@ def bulk_action(request: HttpRequest, entity: str, action: str) -> HttpResponse:
         targets = _targets(_body(request, MAX_BULK_BODY_BYTES), api)
         if creating:
             ids = _create_multiple(api, targets)
-            notify_changes("crm", entity, ids)
+            notify_changes("crm", entity, ids, "created")
             return JsonResponse(
                 {
                     "@odata.context": "$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse",

@@ -9,16 +9,47 @@ from syncconsole.encryption import EncryptedTextField
 
 
 class ErpCurrency(models.Model):
-    """An ERP currency; a missing exchange rate is a real setup failure."""
+    """An ERP currency. As in Business Central, it has no exchange rate of its own: its rates
+    are the currency exchange rates, each from a starting date."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     code = models.CharField(max_length=10, unique=True)
     description = models.CharField(max_length=100, blank=True)
-    exchange_rate = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     last_modified = models.DateTimeField(auto_now=True, db_index=True)
 
     def __str__(self) -> str:
         return self.code
+
+
+class ErpCurrencyExchangeRate(models.Model):
+    """One exchange rate of a currency from its starting date on, as Business Central keeps it
+    (table Currency Exchange Rate): `exchange_rate_amount` units of the currency are worth
+    `relational_exchange_rate_amount` units of the relational currency, or of the local
+    currency when none is named. A currency without any rate is a real setup failure."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    currency_code = models.CharField(max_length=10)
+    starting_date = models.DateField()
+    exchange_rate_amount = models.DecimalField(max_digits=18, decimal_places=6, default=1)
+    relational_currency_code = models.CharField(max_length=10, blank=True)
+    relational_exchange_rate_amount = models.DecimalField(
+        max_digits=18, decimal_places=6, default=1
+    )
+    last_modified = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            # The table's primary key in Business Central: Currency Code, Starting Date.
+            models.UniqueConstraint(
+                fields=["currency_code", "starting_date"], name="erp_rate_per_currency_and_date"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["last_modified", "id"], name="erp_rate_changes"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.currency_code} from {self.starting_date}"
 
 
 class ErpSalesperson(models.Model):
@@ -216,9 +247,30 @@ class DemoFault(models.Model):
         return f"{self.app} {self.entity or '*'}: {self.get_mode_display()}"
 
 
+class ErpSubscription(models.Model):
+    """A webhook subscription of the demo ERP, as Business Central's API keeps them
+    (`POST api/v2.0/subscriptions`): who is notified of changes to which resource, until
+    when."""
+
+    subscription_id = models.CharField(max_length=32, unique=True)
+    notification_url = models.URLField(max_length=2048)
+    resource = models.CharField(max_length=500)
+    # The entity set of the resource (customers), for finding the subscribers of a change.
+    entity = models.CharField(max_length=50, db_index=True)
+    client_state = EncryptedTextField(blank=True)
+    user_id = models.UUIDField()
+    expiration = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_modified = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.resource} → {self.notification_url}"
+
+
 class DemoWebhook(models.Model):
-    """A subscription to change notifications of one demo table (as Business Central's API
-    subscriptions and Dataverse's webhooks offer)."""
+    """A webhook of the demo CRM: a service endpoint and step registered for the changes of
+    one table, as an administrator registers one in Dataverse with the Plug-in Registration
+    tool. (The demo ERP's subscriptions are ErpSubscription, made through its API.)"""
 
     app = models.CharField(max_length=3, choices=[("erp", "ERP"), ("crm", "CRM")])
     entity = models.CharField(max_length=50)

@@ -7,7 +7,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import httpx
@@ -23,6 +23,7 @@ from errors.models import ErrorGroup, SyncError
 from sync import breaker, engine
 from sync.models import Connection, MappingHealthSnapshot, SyncJob, TableMapping
 from sync.services import create_job
+from sync.subscriptions import keep_subscribed
 
 from . import models as demo
 from .entities import api_root
@@ -82,6 +83,10 @@ CURRENCIES = [
 ]
 
 
+# The first day of the demo ERP's exchange rates.
+RATES_SINCE = date(2024, 1, 1)
+
+
 def _fields(*pairs: tuple[str, str], direction: str = "bidirectional") -> list[dict]:
     return [
         {"source": source, "destination": destination, "direction": direction, "enabled": True}
@@ -92,9 +97,16 @@ def _fields(*pairs: tuple[str, str], direction: str = "bidirectional") -> list[d
 def create_records(rng: random.Random, customers: int = 150) -> None:
     """The two apps' own data, with the setup failure cases planted."""
     for code, name, rate in CURRENCIES:
-        demo.ErpCurrency.objects.create(
-            code=code, description=name, exchange_rate=Decimal(rate) if rate else None
-        )
+        demo.ErpCurrency.objects.create(code=code, description=name)
+        if rate:
+            # `rate` units of the currency are worth one unit of the local currency; NOK
+            # has no exchange rate at all.
+            demo.ErpCurrencyExchangeRate.objects.create(
+                currency_code=code,
+                starting_date=RATES_SINCE,
+                exchange_rate_amount=Decimal(rate),
+                relational_exchange_rate_amount=Decimal(1),
+            )
         if code != "SEK":
             demo.CrmTransactionCurrency.objects.create(
                 iso_currency_code=code, currency_name=name, exchange_rate=Decimal(rate or "9.9")
@@ -332,19 +344,18 @@ def plant_daily_changes(base_url: str, rng: random.Random, size: int) -> None:
 
 
 def subscribe_to_changes(connection: Connection, base_url: str) -> None:
-    """Let the demo apps notify the console of changes (webhooks)."""
+    """Let the demo apps notify the console of changes: the ERP through subscriptions made
+    with its API (as the console keeps them for any Business Central), the CRM through
+    webhooks an administrator registers, with the connection's secret as their key."""
+    keep_subscribed(connection, console_url=base_url)
     for mapping in connection.mappings.all():
-        for app, entity, side in (
-            ("erp", mapping.source_entity, "source"),
-            ("crm", mapping.destination_entity, "destination"),
-        ):
-            demo.DemoWebhook.objects.get_or_create(
-                app=app,
-                entity=entity,
-                notification_url=base_url
-                + reverse("sync:notification", args=[connection.pk, side]),
-                defaults={"client_state": connection.notification_token()},
-            )
+        demo.DemoWebhook.objects.get_or_create(
+            app="crm",
+            entity=mapping.destination_entity,
+            notification_url=base_url
+            + reverse("sync:notification", args=[connection.pk, "destination"]),
+            defaults={"client_state": connection.notification_token()},
+        )
 
 
 def _age(since_job_pk: int, connection: Connection, days: float) -> int:
@@ -512,7 +523,9 @@ def remove_demo() -> None:
             demo.ErpCustomer,
             demo.ErpItem,
             demo.ErpCurrency,
+            demo.ErpCurrencyExchangeRate,
             demo.ErpSalesperson,
+            demo.ErpSubscription,
         ):
             model.objects.all().delete()
 

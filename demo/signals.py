@@ -7,17 +7,25 @@ from .entities import ENTITIES
 from .webhooks import notify_change
 
 
-def _announce(sender, instance, **kwargs) -> None:
-    for (app, name), entity in ENTITIES.items():
-        if entity.model is sender:
-            notify_change(app, name, instance.pk)
+def _entity_names(sender) -> list[tuple[str, str]]:
+    return [key for key, entity in ENTITIES.items() if entity.model is sender]
+
+
+def _saved(sender, instance, created=False, **kwargs) -> None:
+    for app, name in _entity_names(sender):
+        notify_change(app, name, instance.pk, "created" if created else "updated")
+
+
+def _deleted(sender, instance, **kwargs) -> None:
+    for app, name in _entity_names(sender):
+        notify_change(app, name, instance.pk, "deleted")
 
 
 def connect() -> None:
     for entity in ENTITIES.values():
         post_save.connect(
-            _announce, sender=entity.model, dispatch_uid=f"demo-save-{entity.name}-{entity.app}"
+            _saved, sender=entity.model, dispatch_uid=f"demo-save-{entity.name}-{entity.app}"
         )
         post_delete.connect(
-            _announce, sender=entity.model, dispatch_uid=f"demo-delete-{entity.name}-{entity.app}"
+            _deleted, sender=entity.model, dispatch_uid=f"demo-delete-{entity.name}-{entity.app}"
         )

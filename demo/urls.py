@@ -1,12 +1,37 @@
 from django.urls import path, re_path
 
-from . import api, bulk, views
+from . import api, bulk, business_central, views
 
 app_name = "demo"
-ERP_API = r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/(?P<entity>[a-z]+)"
+ERP_API = r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/(?P<entity>[A-Za-z]+)"
 CRM_API = r"^crm/api/data/v9\.2/(?P<entity>[a-z]+)"
 ITEM = r"\((?P<pk>[0-9A-Za-z'{}-]*)\)$"
 urlpatterns = [
+    re_path(
+        r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/generalLedgerSetup$",
+        business_central.general_ledger_setup,
+        name="erp_general_ledger_setup",
+    ),
+    re_path(
+        r"^erp/api/v2\.0/subscriptions$", business_central.subscriptions, name="erp_subscriptions"
+    ),
+    re_path(
+        r"^erp/api/v2\.0/subscriptions\((?P<key>[^()/]*)\)$",
+        business_central.subscription,
+        name="erp_subscription",
+    ),
+    re_path(r"^erp/api/v2\.0/\$batch$", business_central.batch, name="erp_batch"),
+    re_path(
+        r"^erp/api/microsoft/runtime/beta/companies\((?P<company>[0-9A-Za-z-]*)\)/"
+        r"webhookSupportedResources$",
+        business_central.webhook_supported_resources,
+        name="erp_webhook_supported_resources",
+    ),
+    path(
+        "erp/currencies/<str:pk>/exchange-rates/",
+        views.add_exchange_rate,
+        name="erp_add_exchange_rate",
+    ),
     re_path(ERP_API + "$", api.entity_endpoint, {"app": "erp"}, name="erp_api"),
     re_path(ERP_API + ITEM, api.entity_endpoint, {"app": "erp"}, name="erp_api_item"),
     path("identity/oauth2/v2.0/token", api.token, name="token"),
@@ -21,11 +46,6 @@ urlpatterns = [
         r"Microsoft\.Dynamics\.CRM\.RetrieveUserPrivileges(?:\(\))?$",
         api.user_privileges,
         name="crm_user_privileges",
-    ),
-    re_path(
-        r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/generalLedgerSetup$",
-        api.general_ledger_setup,
-        name="erp_general_ledger_setup",
     ),
     re_path(
         CRM_API + r"/Microsoft\.Dynamics\.CRM\.(?P<action>CreateMultiple|UpdateMultiple)$",

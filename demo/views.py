@@ -6,9 +6,16 @@ from django.contrib import messages
 from django.forms import modelform_factory
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
 
 from .entities import APP_TITLES, ENTITIES, entities_of
+from .models import ErpCurrency, ErpCurrencyExchangeRate
+
+RateForm = modelform_factory(
+    ErpCurrencyExchangeRate,
+    fields=["starting_date", "exchange_rate_amount", "relational_exchange_rate_amount"],
+)
 
 
 def _entity_or_404(app: str, entity: str):
@@ -64,4 +71,50 @@ def record_detail(request: HttpRequest, app: str, entity: str, pk: str) -> HttpR
         for field in table.fields
     ]
     context["modified"] = getattr(record, table.modified_field)
+    if isinstance(record, ErpCurrency):
+        _exchange_rates(request, record, context)
     return render(request, "demo/record.html", context)
+
+
+def _exchange_rates(request: HttpRequest, currency: ErpCurrency, context: dict) -> None:
+    """A currency's exchange rates, newest first, and (signed in) a form to add one, as
+    Business Central's Currency Exchange Rates page shows them."""
+    context["exchange_rates"] = ErpCurrencyExchangeRate.objects.filter(
+        currency_code=currency.code
+    ).order_by("-starting_date")
+    if request.user.is_authenticated:
+        context["rate_form"] = context.get("rate_form") or RateForm(
+            initial={"starting_date": timezone.localdate(), "relational_exchange_rate_amount": 1}
+        )
+
+
+@require_POST
+def add_exchange_rate(request: HttpRequest, pk: str) -> HttpResponse:
+    """Add an exchange rate to a currency of the demo ERP, from its page."""
+    try:
+        currency = ErpCurrency.objects.filter(pk=uuid.UUID(pk)).first()
+    except ValueError:
+        currency = None
+    if currency is None:
+        raise Http404("No such currency")
+    page = f"/demo/erp/currencies/{currency.pk}/"
+    if not request.user.is_authenticated:
+        return HttpResponse("Sign in to change records.", status=403, content_type="text/plain")
+    form = RateForm(request.POST, instance=ErpCurrencyExchangeRate(currency_code=currency.code))
+    if form.is_valid():
+        if ErpCurrencyExchangeRate.objects.filter(
+            currency_code=currency.code, starting_date=form.cleaned_data["starting_date"]
+        ).exists():
+            form.add_error("starting_date", "The currency has a rate from that date already.")
+        else:
+            form.save()
+            messages.success(request, f"The exchange rate of {currency.code} is saved.")
+            return redirect(page)
+    messages.error(
+        request,
+        "The exchange rate was not saved: "
+        + "; ".join(
+            f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items()
+        ),
+    )
+    return redirect(page)

@@ -8,7 +8,14 @@ from audit.admin_changes import AuditedAdmin
 
 from . import breaker
 from .connectors import ConnectorError, connector_for
-from .models import Connection, ConnectionCheck, MappingHealthSnapshot, SyncJob, TableMapping
+from .models import (
+    ChangeSubscription,
+    Connection,
+    ConnectionCheck,
+    MappingHealthSnapshot,
+    SyncJob,
+    TableMapping,
+)
 
 KEEP_STORED_HELP = "Never shown. Leave blank to keep the stored secret."
 
@@ -213,6 +220,23 @@ class SyncJobAdmin(admin.ModelAdmin):
             return "0"
         url = reverse("admin:errors_syncerror_changelist") + f"?job__id__exact={job.pk}"
         return format_html('<a href="{}">{}</a>', url, job.failed)
+
+
+@admin.register(ChangeSubscription)
+class ChangeSubscriptionAdmin(admin.ModelAdmin):
+    """The subscriptions to the apps' change notifications, kept by the periodic task "Keep
+    change notification subscriptions"."""
+
+    list_display = ["connection", "side", "entity", "status", "expires_at", "message"]
+    list_filter = ["connection", "status"]
+    list_select_related = ["connection"]
+    readonly_fields = [
+        "connection", "side", "entity", "status", "subscription_id", "resource",
+        "notification_url", "etag", "expires_at", "message", "renewed_at", "updated_at",
+    ]  # fmt: skip
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 @admin.register(ConnectionCheck)

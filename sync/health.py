@@ -4,6 +4,7 @@ synchronize (the address, the integration user, its roles and privileges, the cu
 `check_connection` asks both apps; `job_blockers` is the part the engine runs before each job,
 for one mapping in the direction the job runs."""
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -15,9 +16,12 @@ from errors.models import Category
 from errors.services import resolve_setup_checked
 
 from .connectors import Connector, ConnectorError, ODataConnector, connector_for
+from .connectors.business_central import exchange_rates
 from .models import Connection, ConnectionCheck, TableMapping
 
 ERROR, WARNING, OK = "error", "warning", "ok"
+# An ISO 4217 currency code: three letters.
+ISO_CURRENCY = re.compile(r"[A-Z]{3}")
 SEVERITIES = (ERROR, WARNING, OK)
 SIDES = ("source", "destination")
 
@@ -211,7 +215,10 @@ def check_side(
 
 # -- currencies -----------------------------------------------------------------------------
 def _currencies(connector: ODataConnector) -> dict[str, tuple[str, Any]]:
-    """The app's currency table: code -> (record id, exchange rate)."""
+    """The app's currency table: code -> (record id, exchange rate in force today). The rate
+    is a field of the currency (Dataverse's exchangerate) or, where the app keeps rates apart
+    (Business Central's currencyExchangeRates), the one with the latest starting date not
+    after today."""
     option = connector.config.option
     code_field, rate_field = option("currency_code_field"), option("exchange_rate_field")
     table: dict[str, tuple[str, Any]] = {}
@@ -219,7 +226,11 @@ def _currencies(connector: ODataConnector) -> dict[str, tuple[str, Any]]:
         for record in page:
             code = str(record.values.get(code_field) or "").strip().upper()
             if code:
-                table[code] = (record.id, record.values.get(rate_field))
+                table[code] = (record.id, record.values.get(rate_field) if rate_field else None)
+    rate_entity = option("exchange_rate_entity")
+    if rate_entity:
+        rates = exchange_rates(connector, rate_entity, timezone.localdate())
+        table = {code: (record_id, rates.get(code)) for code, (record_id, _) in table.items()}
     return table
 
 
@@ -284,18 +295,31 @@ def currency_findings(
                 app=owner.app_name,
             )
         )
-    if lcy and lcy not in tables[lcy_other]:
+    read = not any(f.code == "local_currency_unknown" for f in findings) and bool(
+        owner.config.option("local_currency_entity") or owner.config.options.get("local_currency")
+    )
+    if read and (not lcy or lcy not in tables[lcy_other]):
+        # As Business Central's own Test Connection checks it: the local currency code of
+        # the general ledger setup must be the ISO currency code of a currency of the other
+        # app.
+        iso = bool(ISO_CURRENCY.fullmatch(lcy))
         findings.append(
             Finding(
                 "local_currency_missing",
                 ERROR,
-                f"The local currency {lcy} of {owner.app_name} does not exist as a transaction "
-                f"currency in {holder.app_name}.",
-                f"In {holder.app_name}, add the currency {lcy} (exchange rate 1 to the base "
-                f"currency as {owner.app_name} keeps it); records in the local currency fail "
-                "until it exists.",
-                side=lcy_other,
-                app=holder.app_name,
+                f"The local currency code {lcy or '(empty)'} of {owner.app_name} does not "
+                f"match any ISO currency code in the currency table of {holder.app_name}.",
+                (
+                    f"In {holder.app_name}, add a currency whose ISO currency code is {lcy} "
+                    f"(exchange rate 1 to the base currency as {owner.app_name} keeps it)"
+                    if iso
+                    else f"In {owner.app_name}, set the local currency code of the general "
+                    "ledger setup to an ISO 4217 code (three letters, such as EUR), and add "
+                    f"that currency in {holder.app_name}"
+                )
+                + "; records in the local currency fail until it matches.",
+                side=lcy_other if iso else lcy_side,
+                app=holder.app_name if iso else owner.app_name,
                 entity=lcy,
             )
         )

@@ -434,3 +434,40 @@ class MappingHealthSnapshot(models.Model):
     @property
     def backlog(self) -> int:
         return self.failing + self.skipped
+
+
+class ChangeSubscription(models.Model):
+    """A subscription to an app's change notifications for one table of one side of a
+    connection (Business Central's webhook subscriptions, which expire after three days):
+    kept so that it is renewed before it expires, and shown on the connection's page."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        FAILED = "failed", "Failed"
+        UNSUPPORTED = "unsupported", "Not offered by the app"
+
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="change_subscriptions"
+    )
+    side = models.CharField(max_length=20)
+    entity = models.CharField(max_length=100)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    subscription_id = models.CharField(max_length=100, blank=True)
+    resource = models.CharField(max_length=500, blank=True)
+    notification_url = models.URLField(max_length=2048, blank=True)
+    etag = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    message = models.CharField(max_length=2000, blank=True)
+    renewed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["connection", "side", "entity"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "side", "entity"], name="one_subscription_per_table"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection} {self.side} {self.entity}: {self.get_status_display()}"

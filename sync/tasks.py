@@ -6,7 +6,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError, connections
 
-from . import breaker, engine, services
+from . import breaker, engine, services, subscriptions
 from .models import SyncJob
 
 logger = logging.getLogger(__name__)
@@ -91,3 +91,10 @@ def reconcile_mappings() -> int:
     """The scheduled reconciliation: each enabled mapping that is not paused, one after
     another, finds its records that exist on one side only."""
     return _run_each_mapping(SyncJob.Kind.RECONCILE, resume_paused=False)
+
+
+@shared_task(name="sync.keep_change_subscriptions", acks_late=True)
+def keep_change_subscriptions() -> int:
+    """Subscribe to the apps' change notifications where missing, and renew the
+    subscriptions before they expire."""
+    return subscriptions.keep_every_connection_subscribed()

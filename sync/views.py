@@ -2,7 +2,6 @@
 
 import json
 
-from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count, OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -23,9 +22,16 @@ from .connectors import ConnectorPairs
 from .filters import CouplingFilter, JobPageFilter
 from .mapping_health import with_health
 from .models import Connection, ConnectionCheck, SyncJob, TableMapping
-from .notifications import handle_notification
+from .notifications import (
+    BadNotification,
+    answers_handshake,
+    handle_notification,
+    validation_answer,
+)
 
-MAX_NOTIFICATION_BYTES = 64 * 1024
+# Business Central sends up to 1,000 notifications in one request before it sends one
+# `collection` notification instead.
+MAX_NOTIFICATION_BYTES = 1024 * 1024
 
 
 @sync_user_required
@@ -72,6 +78,7 @@ def connection_health(request: HttpRequest, pk: int) -> HttpResponse:
         "connection": connection,
         "check": check,
         "mappings": connection.mappings.filter(is_enabled=True),
+        "subscriptions": connection.change_subscriptions.all(),
     }
     return render(request, "sync/connection_health.html", context)
 
@@ -204,28 +211,36 @@ def _coupling_page(request: HttpRequest, couplings, template: str, *, size: int)
 @csrf_exempt
 @require_POST
 def notification(request: HttpRequest, connection_id: int, side: str) -> HttpResponse:
-    """Where the apps POST their change notifications (authenticated by the client state)."""
+    """Where the apps POST their change notifications, each in its app's shape: Business
+    Central's handshake and notifications (authenticated by the client state), Dataverse's
+    webhook (authenticated by its key)."""
     if side not in ("source", "destination"):
         return JsonResponse({"error": "Unknown side."}, status=404)
     connection = get_object_or_404(Connection, pk=connection_id)
+    if "validationToken" in request.GET:
+        if not answers_handshake(connection, side):
+            return JsonResponse(
+                {"error": "This side's app does not ask for a handshake."}, status=400
+            )
+        try:
+            token = validation_answer(request.GET["validationToken"])
+        except BadNotification as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+        # Business Central registers the subscription when the token comes back as text.
+        return HttpResponse(token, content_type="text/plain; charset=utf-8")
     if len(request.body) > MAX_NOTIFICATION_BYTES:
         return JsonResponse({"error": "The notification is too large."}, status=413)
     try:
-        payload = json.loads(request.body)
-        if not isinstance(payload, dict):
-            raise ValueError
+        payload = json.loads(request.body.decode("utf-8-sig"))
     except (ValueError, UnicodeDecodeError):
-        return JsonResponse({"error": "The notification must be a JSON object."}, status=400)
+        return JsonResponse({"error": "The notification must be JSON."}, status=400)
     try:
-        jobs = handle_notification(connection, side, payload)
+        jobs = handle_notification(connection, side, payload, request.GET.dict())
     except PermissionError as exc:
         return JsonResponse({"error": str(exc)}, status=403)
+    except BadNotification as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse({"queued": [job.pk for job in jobs]}, status=202)
-
-
-def notification_url(connection: Connection, side: str) -> str:
-    base = settings.DEMO_BASE_URL if settings.DEMO_APPS_ENABLED else ""
-    return base + reverse("sync:notification", args=[connection.pk, side])
 
 
 SKIPPED_PAGE_SIZE = 100

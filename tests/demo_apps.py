@@ -13,6 +13,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
 from demo import models as demo
+from demo import outgoing
 from demo.seed import ADMIN_PASSWORD, ADMIN_USER, create_connection, create_records
 from sync import engine
 from sync.connectors import odata
@@ -32,10 +33,15 @@ class InProcessApps:
 
     def __init__(self) -> None:
         self.handler = WSGIHandler()
+        # A request served while another is (a demo app calling the console back, as in a
+        # webhook handshake) must not connect the handler again before the outer one ends.
+        self.depth = 0
 
     def __call__(self, environ, start_response):
-        request_started.disconnect(close_old_connections)
-        request_finished.disconnect(close_old_connections)
+        if self.depth == 0:
+            request_started.disconnect(close_old_connections)
+            request_finished.disconnect(close_old_connections)
+        self.depth += 1
         try:
             response = self.handler(environ, start_response)
             try:
@@ -43,8 +49,10 @@ class InProcessApps:
             finally:
                 response.close()  # request_finished, while the handler is still held off
         finally:
-            request_started.connect(close_old_connections)
-            request_finished.connect(close_old_connections)
+            self.depth -= 1
+            if self.depth == 0:
+                request_started.connect(close_old_connections)
+                request_finished.connect(close_old_connections)
 
 
 @dataclass
@@ -111,11 +119,14 @@ def start_demo_apps(base_url: str, mounts: dict | None = None) -> DemoApps:
 
 @contextmanager
 def in_process() -> Iterator[dict[str, httpx.BaseTransport]]:
-    """Every connector reaches IN_PROCESS_URL through the WSGI transport while this lasts."""
+    """Every connector, and the demo apps calling out, reach IN_PROCESS_URL through the WSGI
+    transport while this lasts."""
     mounts = {IN_PROCESS_URL: httpx.WSGITransport(app=InProcessApps())}
     odata.TRANSPORTS.update(mounts)
+    outgoing.TRANSPORTS.update(mounts)  # the demo apps calling the console back
     try:
         yield mounts
     finally:
         for pattern in mounts:
             odata.TRANSPORTS.pop(pattern, None)
+            outgoing.TRANSPORTS.pop(pattern, None)

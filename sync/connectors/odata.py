@@ -31,6 +31,7 @@ from .base import (
     RemoteRecord,
     SetupFinding,
 )
+from .batch import Operation, Outcome, send_batch
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +46,13 @@ FLAVORS: dict[str, dict[str, Any]] = {
         "record_url": "",
         # A small read that proves the address and the credentials work.
         "sign_in_check": "currencies?$top=1",
+        # API v2.0's entity set is generalLedgerSetup (page 30087 "APIV2 - G/L Setup"); the
+        # analytics API's is generalLedgerSetups.
         "local_currency_entity": "generalLedgerSetup",
         "currency_entity": "currencies",
         "currency_code_field": "code",
-        "exchange_rate_field": "exchangeRate",
+        # A currency's rates are a resource of their own, with a starting date each.
+        "exchange_rate_entity": "currencyExchangeRates",
     },
     DATAVERSE: {
         "modified_field": "modifiedon",
@@ -571,6 +575,11 @@ class ODataConnector(Connector):
                 transient=status in TRANSIENT_STATUSES,
             )
         return refused
+
+    def batch(self, operations: Sequence[Operation]) -> list[Outcome]:
+        """Send the operations with JSON `$batch` requests (Business Central), one outcome
+        per operation; see sync/connectors/batch.py."""
+        return send_batch(self, operations)
 
     def create(self, entity: str, values: dict[str, Any]) -> RemoteRecord:
         body = self._send(

@@ -1,5 +1,5 @@
 """The headline journey in Chromium: an administrator reads why a NOK customer's change was
-refused, enters the exchange rate on the currency's page in the ERP, presses Retry on the
+refused, adds an exchange rate on the currency's page in the ERP, presses Retry on the
 entry, and the entry closes by itself once the worker has run the job."""
 
 import pytest
@@ -26,11 +26,12 @@ def test_enter_the_rate_in_the_erp_press_retry_and_the_entry_resolves(
     page.wait_for_selector("#fixes")
     assert "Currency Exchange Rate does not exist" in page.inner_text("body")
 
-    # In the ERP, on the currency's page.
+    # In the ERP, on the currency's page: an exchange rate from today on.
     nok = ErpCurrency.objects.get(code="NOK")
     page.goto(f"{base}/demo/erp/currencies/{nok.pk}/")
-    page.fill("input[name=exchange_rate]", "0.64")
-    page.click("button:has-text('Save')")
+    assert "No exchange rate" in page.inner_text("#exchange-rates")
+    page.fill("input[name=exchange_rate_amount]", "11.6")
+    page.click("button:has-text('Add exchange rate')")
     page.wait_for_selector("text=is saved")
 
     page.goto(f"{base}{refused.get_absolute_url()}")

@@ -10,10 +10,10 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from couplings.models import Coupling
-from demo.models import CrmAccount, DemoWebhook, ErpCustomer
+from demo.models import CrmAccount, DemoWebhook, ErpCustomer, ErpSubscription
 from errors.links import safe_link
 from errors.models import Category, ErrorGroup, SyncError
-from sync.models import Connection, MappingHealthSnapshot, SyncJob, TableMapping
+from sync.models import ChangeSubscription, Connection, MappingHealthSnapshot, SyncJob, TableMapping
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,9 +111,14 @@ def test_the_console_is_filled_from_real_sync_runs(live_server):
         )
     ) == {"CURRENCY", "ITEM-PRODUCT", "CONTACT", "CUSTOMER"}
 
-    # Changes in either app are announced to the console from now on.
-    assert DemoWebhook.objects.filter(app="erp").exists()
+    # Changes in either app are announced to the console from now on: the ERP through
+    # subscriptions made with its API (the console answered their handshakes), the CRM
+    # through webhooks keyed with the connection's secret.
+    subscribed = ChangeSubscription.objects.filter(status=ChangeSubscription.Status.ACTIVE)
+    assert set(subscribed.values_list("entity", flat=True)) == {"currencies", "customers", "items"}
+    assert ErpSubscription.objects.count() == 3
     assert DemoWebhook.objects.filter(app="crm").exists()
+    assert not DemoWebhook.objects.filter(app="erp").exists()
 
 
 def test_seed_runs_once_and_reset_removes_what_it_made(live_server):
@@ -128,4 +133,4 @@ def test_seed_runs_once_and_reset_removes_what_it_made(live_server):
     assert not Connection.objects.exists()
     assert not (SyncError.objects.exists() or SyncJob.objects.exists() or Coupling.objects.exists())
     assert not (ErpCustomer.objects.exists() or CrmAccount.objects.exists())
-    assert not DemoWebhook.objects.exists()
+    assert not (DemoWebhook.objects.exists() or ErpSubscription.objects.exists())

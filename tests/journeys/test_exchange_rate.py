@@ -4,9 +4,10 @@ skipped records or the next scheduled job writes it, and the entries close by th
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from couplings.models import Coupling
-from demo.models import ErpCurrency, ErpCustomer
+from demo.models import ErpCurrency, ErpCurrencyExchangeRate, ErpCustomer
 from errors.models import Status, SyncError
 from sync.models import SyncJob
 
@@ -20,7 +21,7 @@ FULL = SyncJob.Kind.FULL
 def refused(demo_apps):
     """Two jobs in a row refused the CRM's change of a NOK customer: its coupling is
     skipped, with an open entry, and the next job passed it by."""
-    ErpCurrency.objects.filter(code="NOK").update(exchange_rate=None)
+    assert not ErpCurrencyExchangeRate.objects.filter(currency_code="NOK").exists()
     demo_apps.run("CUSTOMER", FULL)
     nok = ErpCustomer.objects.filter(currency_code="NOK").order_by("number").first()
     coupling = Coupling.objects.get(mapping__name="CUSTOMER", source_record_id=str(nok.pk))
@@ -39,13 +40,16 @@ def refused(demo_apps):
 
 
 def enter_the_rate_in_the_erp(client, admin_user) -> None:
-    """As an administrator does, on the currency's page in the ERP."""
+    """As an administrator does, on the currency's page in the ERP: an exchange rate from
+    today on."""
     currency = ErpCurrency.objects.get(code="NOK")
     client.force_login(admin_user)
-    page = reverse("demo:record", args=["erp", "currencies", currency.pk])
-    answer = client.post(page, {"code": "NOK", "description": "Norwegian krone",
-                                "exchange_rate": "0.64"})  # fmt: skip
+    page = reverse("demo:erp_add_exchange_rate", args=[currency.pk])
+    answer = client.post(page, {"starting_date": timezone.localdate().isoformat(),
+                                "exchange_rate_amount": "11.6",
+                                "relational_exchange_rate_amount": "1"})  # fmt: skip
     assert answer.status_code == 302, answer.content
+    assert ErpCurrencyExchangeRate.objects.filter(currency_code="NOK").exists()
 
 
 def test_retry_on_the_entry(refused, client, admin_user, staff_client, celery_queue):

@@ -1,6 +1,7 @@
 """The setup health check of a connection against the demo ERP and CRM over real HTTP: each
 finding comes from a real change to the demo apps' data."""
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -8,7 +9,13 @@ from django.conf import settings
 from django.urls import reverse
 
 from couplings.models import Coupling
-from demo.models import CrmSystemUser, CrmTransactionCurrency, DemoFault, ErpCurrency
+from demo.models import (
+    CrmSystemUser,
+    CrmTransactionCurrency,
+    DemoFault,
+    ErpCurrency,
+    ErpCurrencyExchangeRate,
+)
 from demo.seed import INTEGRATION_PASSWORD, INTEGRATION_USER
 from errors.models import Category, SyncError
 from errors.remedies import remedy_for
@@ -33,7 +40,9 @@ def make_healthy() -> None:
     """What an administrator does to the seeded demo: the full integration role, a rate for
     NOK in the ERP, SEK in the CRM."""
     change_user(roles=["Integration Administrator"])
-    ErpCurrency.objects.filter(code="NOK").update(exchange_rate=Decimal("11.6"))
+    ErpCurrencyExchangeRate.objects.create(
+        currency_code="NOK", starting_date=date(2024, 1, 1), exchange_rate_amount=Decimal("11.6")
+    )
     CrmTransactionCurrency.objects.create(
         iso_currency_code="SEK", currency_name="Swedish krona", exchange_rate=Decimal("11.5")
     )
@@ -167,8 +176,43 @@ def test_the_local_currency_must_exist_in_the_crm(demo_apps):
     CrmTransactionCurrency.objects.filter(iso_currency_code="EUR").delete()
     (finding,) = by_code(check_connection(demo_apps.connection))["local_currency_missing"]
     assert (finding.severity, finding.side, finding.entity) == ("error", "destination", "EUR")
-    assert "local currency EUR of Business Central does not exist" in finding.message
+    assert finding.message == (
+        "The local currency code EUR of Business Central does not match any ISO currency code "
+        "in the currency table of Dynamics 365 Sales."
+    )
+    assert "add a currency whose ISO currency code is EUR" in finding.remedy
     assert not finding.blocks_jobs
+
+
+def test_a_local_currency_code_that_is_not_an_iso_code_is_fixed_in_the_erp(demo_apps, settings):
+    settings.DEMO_ERP_LOCAL_CURRENCY = "EURO"
+    (finding,) = by_code(check_connection(demo_apps.connection))["local_currency_missing"]
+    assert (finding.severity, finding.side, finding.app, finding.entity) == (
+        "error",
+        "source",
+        ERP,
+        "EURO",
+    )
+    assert "to an ISO 4217 code" in finding.remedy
+
+
+def test_the_rate_in_force_is_the_latest_not_after_today(demo_apps):
+    """Business Central keeps a currency's rates apart, each from a starting date: a rate
+    that starts tomorrow is not one yet, and a zero rate is none."""
+    make_healthy()
+    ErpCurrencyExchangeRate.objects.filter(currency_code="NOK").update(
+        starting_date=date.today() + timedelta(days=1)
+    )
+    (rate,) = by_code(check_connection(demo_apps.connection))["exchange_rate_missing"]
+    assert (rate.app, rate.entity) == (ERP, "NOK")
+    ErpCurrencyExchangeRate.objects.create(
+        currency_code="NOK", starting_date=date(2023, 6, 1), exchange_rate_amount=Decimal("0")
+    )
+    assert by_code(check_connection(demo_apps.connection))["exchange_rate_missing"]
+    ErpCurrencyExchangeRate.objects.create(
+        currency_code="NOK", starting_date=date(2024, 6, 1), exchange_rate_amount=Decimal("11.7")
+    )
+    assert "exchange_rate_missing" not in by_code(check_connection(demo_apps.connection))
 
 
 def test_the_local_currency_setting_is_used_where_the_erp_does_not_say(demo_apps):

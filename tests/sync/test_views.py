@@ -133,10 +133,10 @@ def test_couplings_link_both_records_and_their_errors(demo_apps, staff_client):
     assert staff_client.get(reverse("sync:couplings"), {"mapping": "x"}).status_code == 400
 
 
-def notify(client, connection, side="destination", body=None, **payload):
+def notify(client, connection, side="source", body=None, query="", **payload):
     data = body if body is not None else json.dumps(payload)
     return client.post(
-        reverse("sync:notification", args=[connection.pk, side]),
+        reverse("sync:notification", args=[connection.pk, side]) + query,
         data=data,
         content_type="application/json",
     )
@@ -144,12 +144,13 @@ def notify(client, connection, side="destination", body=None, **payload):
 
 def test_a_notification_must_carry_the_connection_client_state(demo_apps, client):
     connection = demo_apps.connection
-    assert notify(client, connection, resource="accounts", clientState="guess").status_code == 403
-    assert notify(client, connection, resource="accounts").status_code == 403
+    item = {"resource": "api/v2.0/companies(x)/customers", "changeType": "collection"}
+    assert notify(client, connection, value=[{**item, "clientState": "guess"}]).status_code == 403
+    assert notify(client, connection, value=[item]).status_code == 403
     assert notify(client, connection, body="not json").status_code == 400
     assert notify(client, connection, body="[1, 2]").status_code == 400
     assert notify(client, connection, side="elsewhere").status_code == 404
-    huge = json.dumps({"resource": "accounts", "padding": "x" * 70_000})
+    huge = json.dumps({"value": [], "padding": "x" * (1024 * 1024)})
     assert notify(client, connection, body=huge).status_code == 413
     assert client.get(reverse("sync:notification", args=[connection.pk, "source"])).status_code == (
         405
@@ -159,8 +160,17 @@ def test_a_notification_must_carry_the_connection_client_state(demo_apps, client
 
 def test_a_notification_for_a_table_nobody_maps_queues_nothing(demo_apps, client):
     connection = demo_apps.connection
+    company = connection.source_base_url.rsplit("companies(", 1)[1].split(")")[0]
     response = notify(
-        client, connection, resource="leads", clientState=connection.notification_token()
+        client,
+        connection,
+        value=[
+            {
+                "clientState": connection.notification_token(),
+                "resource": f"api/v2.0/companies({company})/vendors",
+                "changeType": "collection",
+            }
+        ],
     )
     assert response.status_code == 202
     assert response.json() == {"queued": []}
