@@ -4,7 +4,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass
@@ -167,3 +167,16 @@ class Connector(ABC):
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class Sender(Protocol):
+    """What the calls beyond reading and writing records ($batch, subscriptions) need of a
+    connector: its app's name, its address, and its way of sending a request (sign-in,
+    retries, errors)."""
+
+    app_name: str
+    base_url: str
+
+    def _send(
+        self, method: str, url: str, *, authenticate: bool = True, parse: bool = False, **kwargs
+    ) -> Any: ...

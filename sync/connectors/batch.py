@@ -6,13 +6,10 @@ Limits"). Operations that share an atomicity group are written together or not a
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .base import ConnectorError
+from .base import ConnectorError, Sender
 from .business_central import api_root
-
-if TYPE_CHECKING:
-    from .odata import ODataConnector
 
 MAX_OPERATIONS = 100
 TRANSIENT_STATUSES = {408, 429, 502, 503, 504}
@@ -67,7 +64,7 @@ def _chunks(operations: Sequence[Operation]) -> list[list[int]]:
     return chunks
 
 
-def _outcome(connector: "ODataConnector", operation: Operation, answer: Any) -> Outcome:
+def _outcome(connector: Sender, operation: Operation, answer: Any) -> Outcome:
     if not isinstance(answer, dict) or not isinstance(answer.get("status"), int):
         return Outcome(
             0,
@@ -100,7 +97,7 @@ def _outcome(connector: "ODataConnector", operation: Operation, answer: Any) -> 
     )
 
 
-def send_batch(connector: "ODataConnector", operations: Sequence[Operation]) -> list[Outcome]:
+def send_batch(connector: Sender, operations: Sequence[Operation]) -> list[Outcome]:
     """Send the operations in as few `$batch` requests as the app takes, in order; one
     outcome per operation. Raises ConnectorError when a request as a whole failed (its
     operations were not done)."""

@@ -8,13 +8,10 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-from .base import Connector, ConnectorError
-
-if TYPE_CHECKING:
-    from .odata import ODataConnector
+from .base import Connector, ConnectorError, Sender
 
 RATE_FIELDS = ["currencyCode", "startingDate", "exchangeRateAmount", "relationalExchangeRateAmount"]
 
@@ -69,21 +66,21 @@ class Subscription:
     client_state: str = ""
 
 
-def api_root(connector: "ODataConnector") -> str:
+def api_root(connector: Sender) -> str:
     """The API root of a connector whose base URL is a company's (`.../api/v2.0/` of
     `.../api/v2.0/companies(<id>)/`): where subscriptions and `$batch` live."""
     match = COMPANY_ROOT.match(connector.base_url)
     return match["root"] if match else connector.base_url
 
 
-def resource_path(connector: "ODataConnector", entity: str) -> str:
+def resource_path(connector: Sender, entity: str) -> str:
     """The resource a subscription names: the entity set's path from `/api/` on."""
     path = urlsplit(connector.base_url).path
     at = path.find("/api/")
     return (path[at:] if at >= 0 else path) + entity
 
 
-def _subscription(connector: "ODataConnector", body: dict[str, Any]) -> Subscription:
+def _subscription(connector: Sender, body: dict[str, Any]) -> Subscription:
     subscription_id = body.get("subscriptionId")
     if not isinstance(subscription_id, str) or not subscription_id:
         raise ConnectorError(
@@ -107,7 +104,7 @@ def _subscription(connector: "ODataConnector", body: dict[str, Any]) -> Subscrip
     )
 
 
-def supported_resources(connector: "ODataConnector") -> set[str] | None:
+def supported_resources(connector: Sender) -> set[str] | None:
     """The entity sets of this API that notify their changes, as the runtime API lists them
     (`api/microsoft/runtime/beta/companies(<id>)/webhookSupportedResources`); None when the
     app does not say."""
@@ -137,7 +134,7 @@ def supported_resources(connector: "ODataConnector") -> set[str] | None:
 
 
 def subscribe(
-    connector: "ODataConnector", entity: str, notification_url: str, client_state: str
+    connector: Sender, entity: str, notification_url: str, client_state: str
 ) -> Subscription:
     """Create a subscription to the changes of `entity` (the app first asks
     `notification_url` for the handshake)."""
@@ -155,7 +152,7 @@ def subscribe(
 
 
 def renew(
-    connector: "ODataConnector",
+    connector: Sender,
     subscription_id: str,
     etag: str,
     notification_url: str,
@@ -172,7 +169,7 @@ def renew(
     return _subscription(connector, body)
 
 
-def get_subscription(connector: "ODataConnector", subscription_id: str) -> Subscription | None:
+def get_subscription(connector: Sender, subscription_id: str) -> Subscription | None:
     """The subscription as the app has it now; None when it is gone (expired or deleted)."""
     try:
         body = connector._send(
@@ -187,7 +184,7 @@ def get_subscription(connector: "ODataConnector", subscription_id: str) -> Subsc
     return _subscription(connector, body)
 
 
-def unsubscribe(connector: "ODataConnector", subscription_id: str) -> None:
+def unsubscribe(connector: Sender, subscription_id: str) -> None:
     """Delete a subscription; one that is gone already is fine."""
     try:
         connector._send(
