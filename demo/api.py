@@ -306,6 +306,8 @@ def _assign(api: ApiEntity, record, data: dict, cache: dict | None = None) -> No
         if name.startswith("@odata") or name in (api.key, api.modified) or name in bound:
             continue
         dataverse.refuse_lookup_property(api, name)
+        if name not in api.fields and api.entity.app == "crm":
+            raise dataverse.invalid_property(api, name)
         if name not in api.fields or name in api.read_only:
             raise ApiError(
                 400, "0x80060888", f"The property '{name}' does not exist on type '{api.name}'."

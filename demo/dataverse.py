@@ -11,8 +11,9 @@
   related record's name, the navigation property and the related table's logical name come
   with it ("Lookup property data").
 - A navigation property that the table does not declare is refused as Dataverse refuses
-  `parentcustomerid@odata.bind` ("Troubleshoot Dataverse Web API client errors"), and a
-  record that does not exist with ObjectDoesNotExist ("Web service error codes")."""
+  `parentcustomerid@odata.bind`, a property it does not have as it refuses `Name` ("Troubleshoot
+  Dataverse Web API client errors"), and a record that does not exist with ObjectDoesNotExist
+  ("Web service error codes")."""
 
 import re
 import uuid
@@ -61,6 +62,18 @@ def payload_error(api: ApiEntity, inner: str) -> ApiError:
         PAYLOAD_ERROR,
         f"Error identified in Payload provided by the user for Entity :'{api.name}'  ---->  "
         f"InnerException : Microsoft.OData.ODataException: {inner}",
+    )
+
+
+def invalid_property(api: ApiEntity, name: str) -> ApiError:
+    """Dataverse's answer to a property the table does not have."""
+    return ApiError(
+        400,
+        "0x0",
+        "An error occurred while validating input parameters: Microsoft.Crm.CrmException: "
+        f"Invalid property '{name}' was found in entity "
+        f"'Microsoft.Dynamics.CRM.{api.logical_name}'. ---> Microsoft.OData.ODataException: "
+        "Does not support untyped value in non-open type.",
     )
 
 

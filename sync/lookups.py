@@ -49,7 +49,8 @@ def id_key(value: Any) -> str:
 
 
 class Lookups:
-    """The lookups of a pass: `prepare` resolves a page's worth, `value` gives a record's."""
+    """The lookups of a pass: `value` gives a record's, resolving those of the page that
+    `prepare` named at once."""
 
     def __init__(
         self,
@@ -65,23 +66,12 @@ class Lookups:
         self.forward = direction == TO_DESTINATION
         self.resolved: dict[tuple[LookupSpec, str], Resolved] = {}
         self.mappings: dict[str, TableMapping | None] = {}
+        self.pending: list[RemoteRecord] = []
 
     def prepare(self, records: Iterable[RemoteRecord]) -> None:
-        """Resolve the lookups of these records, in a few requests for them all. A record
-        whose lookup cannot even be read is left for `value` to fail."""
-        records = list(records)
-        for pair in self.pairs:
-            assert pair.lookup is not None
-            wanted: dict[str, Any] = {}
-            for record in records:
-                try:
-                    raw = self.raw(pair, record)
-                except LookupFailed:
-                    continue
-                if raw is not None and (pair.lookup, self.key(raw)) not in self.resolved:
-                    wanted.setdefault(self.key(raw), raw)
-            if wanted:
-                self.resolve(pair, list(wanted.values()))
+        """The records of the page a pass deals with now: the first lookup one of them needs
+        resolves theirs all, in a few requests (none when no record needs one)."""
+        self.pending = list(records)
 
     def value(self, pair: FieldPair, record: RemoteRecord) -> Any:
         """What the pair writes for the record: the bind value of the record its code stands
@@ -92,11 +82,24 @@ class Lookups:
             return None if self.forward else ""
         key = (pair.lookup, self.key(raw))
         if key not in self.resolved:
-            self.resolve(pair, [raw])
+            self.resolve(pair, [raw, *self.unresolved(pair, self.pending)])
         resolved = self.resolved[key]
         if resolved.failure:
             raise LookupFailed(resolved.failure, resolved.detail)
         return resolved.value
+
+    def unresolved(self, pair: FieldPair, records: list[RemoteRecord]) -> list[Any]:
+        """The codes or ids of these records that the pair has not resolved yet."""
+        assert pair.lookup is not None
+        wanted: dict[str, Any] = {}
+        for record in records:
+            try:
+                raw = self.raw(pair, record)
+            except LookupFailed:
+                continue  # failed when its value is asked for
+            if raw is not None and (pair.lookup, self.key(raw)) not in self.resolved:
+                wanted.setdefault(self.key(raw), raw)
+        return list(wanted.values())
 
     # -- reading a record's code or reference ---------------------------------------------
     def key(self, raw: Any) -> str:
@@ -125,6 +128,7 @@ class Lookups:
     def resolve(self, pair: FieldPair, raws: list[Any]) -> None:
         lookup = pair.lookup
         assert lookup is not None
+        raws = list({self.key(raw): raw for raw in raws}.values())
         referenced = self.referenced_mapping(lookup)
         if lookup.mapping and referenced is None:
             failure = (

@@ -18,6 +18,20 @@ def test_a_record_page_shows_its_fields_without_sign_in(client):
     assert "Fabrikam Inc." in html and "C00010" in html and "NOK" in html
 
 
+def test_a_crm_record_page_names_the_records_its_lookups_refer_to(client):
+    from demo.models import CrmContact, CrmTransactionCurrency
+
+    nok = CrmTransactionCurrency.objects.create(iso_currency_code="NOK", currency_name="Krone")
+    account = CrmAccount.objects.create(name="Fjord AS", transaction_currency=nok)
+    contact = CrmContact.objects.create(full_name="Kari Nordmann", parent_account=account)
+    html = client.get(reverse("demo:record", args=["crm", "accounts", account.pk])).content
+    assert "<dd>NOK</dd>" in html.decode()
+    html = client.get(reverse("demo:record", args=["crm", "contacts", contact.pk])).content
+    assert "<dd>Fjord AS</dd>" in html.decode()
+    listed = client.get(reverse("demo:record_list", args=["crm", "contacts"])).content.decode()
+    assert "Fjord AS" in listed
+
+
 def test_record_pages_escape_what_is_stored(client):
     account = CrmAccount.objects.create(name="<script>alert(1)</script>")
     html = client.get(reverse("demo:record", args=["crm", "accounts", account.pk])).content.decode()
