@@ -3,7 +3,8 @@
 to an account or a contact; Business Central's contacts have a type and a company name.
 
 An existing account keeps its currency: the code it held becomes the lookup to the CRM
-currency of that code."""
+currency of that code. The demo connection's CUSTOMER and CONTACT mappings, where seed_demo made
+them, move to the lookups as seed_demo now makes them."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -29,9 +30,54 @@ def lookups_to_codes(apps, schema_editor):
         account.save(update_fields=["transaction_currency_code"])
 
 
+DEMO_CONNECTION = "Demo ERP ↔ Demo CRM"
+CURRENCY_LOOKUP = {
+    "source": "currencyCode",
+    "destination": "transactioncurrencyid",
+    "direction": "bidirectional",
+    "enabled": True,
+    "type": "lookup",
+    "lookup": {"entity": "transactioncurrencies", "match": "isocurrencycode", "label": "Currency"},
+}
+COMPANY_LOOKUP = {
+    "source": "companyNumber",
+    "destination": "parentcustomerid_account",
+    "direction": "bidirectional",
+    "enabled": True,
+    "type": "lookup",
+    "lookup": {
+        "entity": "accounts",
+        "match": "accountnumber",
+        "mapping": "CUSTOMER",
+        "property": "_parentcustomerid_value",
+        "label": "Company",
+    },
+}
+
+
+def demo_mappings_use_lookups(apps, schema_editor):
+    mapping_model = apps.get_model("sync", "TableMapping")
+    mappings = mapping_model.objects.filter(connection__name=DEMO_CONNECTION)
+    for mapping in mappings.filter(name="CUSTOMER"):
+        kept = [
+            spec
+            for spec in mapping.field_mappings
+            if (spec.get("source"), spec.get("destination")) != ("currencyCode", "isocurrencycode")
+        ]
+        if len(kept) < len(mapping.field_mappings):
+            mapping.field_mappings = [*kept, CURRENCY_LOOKUP]
+            mapping.save(update_fields=["field_mappings"])
+    for mapping in mappings.filter(name="CONTACT"):
+        if not any(spec.get("type") == "lookup" for spec in mapping.field_mappings):
+            mapping.field_mappings = [*mapping.field_mappings, COMPANY_LOOKUP]
+            mapping.source_filter = mapping.source_filter or "type eq 'Person'"
+            mapping.save(update_fields=["field_mappings", "source_filter"])
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("demo", "0004_encrypted_client_state"),
+        ("sync", "0011_encrypted_secrets"),
     ]
 
     operations = [
@@ -84,4 +130,5 @@ class Migration(migrations.Migration):
             name="company_name",
             field=models.CharField(blank=True, max_length=100),
         ),
+        migrations.RunPython(demo_mappings_use_lookups, migrations.RunPython.noop),
     ]
