@@ -24,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 from . import dataverse, security
 from .api_schema import API_ENTITIES, ApiEntity
 from .errors import ApiError, error_response
-from .models import CrmSystemUser, CrmTransactionCurrency, DemoFault, ErpContact, ErpCurrency
+from .models import CrmSystemUser, CrmTransactionCurrency, DemoFault, ErpCurrency
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000
@@ -387,8 +387,6 @@ def _check_rules(api: ApiEntity, record, cache: dict) -> None:
                 "Currency Exchange Rate does not exist. Identification fields and values: "
                 f"Currency Code='{record.currency_code}'",
             )
-    if api.name == "contacts" and api.entity.app == "erp":
-        _company_of(record)
     if api.name == "accounts" and record.transaction_currency_id:
         currency = dataverse.related(CrmTransactionCurrency, record.transaction_currency_id, cache)
         if currency is not None and currency.exchange_rate is None:
@@ -398,21 +396,6 @@ def _check_rules(api: ApiEntity, record, cache: dict) -> None:
                 "0x80040203",
                 f"The currency {currency.iso_currency_code} does not have an exchange rate.",
             )
-
-
-def _company_of(contact: ErpContact) -> None:
-    """Business Central's contact: a company contact is its own company; a person's company
-    name is the name of the company contact its company number names."""
-    if contact.type == ErpContact.Type.COMPANY:
-        contact.company_number, contact.company_name = contact.number, contact.display_name
-    elif contact.company_number:
-        company = ErpContact.objects.filter(
-            number=contact.company_number, type=ErpContact.Type.COMPANY
-        ).first()
-        if company is not None:
-            contact.company_name = company.display_name
-    else:
-        contact.company_name = ""
 
 
 def _authorize(request: HttpRequest, app: str, entity: str, method: str | None = None):

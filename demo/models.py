@@ -86,6 +86,24 @@ class ErpContact(models.Model):
     def __str__(self) -> str:
         return f"{self.number} {self.display_name}"
 
+    def save(self, *args, **kwargs) -> None:
+        """As Business Central does: a company contact is its own company, and a person's
+        company name is that of the company contact its company number names."""
+        if self.type == self.Type.COMPANY:
+            self.company_number, self.company_name = self.number, self.display_name
+        elif not self.company_number:
+            self.company_name = ""
+        else:
+            company = (
+                ErpContact.objects.filter(number=self.company_number, type=self.Type.COMPANY)
+                .exclude(pk=self.pk)
+                .values_list("display_name", flat=True)
+                .first()
+            )
+            if company is not None:
+                self.company_name = company
+        super().save(*args, **kwargs)
+
 
 class ErpItem(models.Model):
     """An ERP item."""

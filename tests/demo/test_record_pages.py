@@ -80,3 +80,18 @@ def test_a_signed_in_person_changes_a_record_in_its_app(client, staff_user):
     assert "Transaction currency DKK is saved." in response.content.decode()
     currency.refresh_from_db()
     assert str(currency.exchange_rate) == "7.460000"
+
+
+def test_an_erp_contact_saved_on_its_page_takes_its_company_name(client, staff_user):
+    from demo.models import ErpContact
+
+    company = ErpContact.objects.create(number="C00010", type="Company", display_name="Fabrikam")
+    person = ErpContact.objects.create(number="CT1", display_name="Kari Nordmann")
+    assert (company.company_number, company.company_name) == ("C00010", "Fabrikam")
+    client.force_login(staff_user)
+    fields = {"number": "CT1", "type": "Person", "display_name": "Kari Nordmann"}
+    url = reverse("demo:record", args=["erp", "contacts", person.pk])
+    response = client.post(url, {**fields, "company_number": "C00010", "company_name": ""})
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert (person.company_number, person.company_name) == ("C00010", "Fabrikam")
