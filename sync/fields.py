@@ -71,11 +71,23 @@ class LookupSpec:
     def bind_key(self) -> str:
         return self.navigation + BIND
 
-    def reference(self, entity: str, record_id: Any) -> str | None:
-        """The `@odata.bind` value of a record of `entity`: "/accounts(<id>)"."""
+    def reference(self, record_id: Any) -> str | None:
+        """The `@odata.bind` value of a record it refers to: "/accounts(<id>)"."""
         if record_id in (None, ""):
             return None
-        return f"/{entity}({str(record_id).strip('{}').lower()})"
+        return f"/{self.entity}({str(record_id).strip('{}').lower()})"
+
+
+# The annotation of a lookup property that names the table it refers to (Dataverse).
+LOGICAL_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+
+
+def logical_name(entity: str) -> str:
+    """A Dataverse table's logical name from its entity set: accounts -> account,
+    transactioncurrencies -> transactioncurrency."""
+    if entity.endswith("ies"):
+        return entity[:-3] + "y"
+    return entity.removesuffix("s")
 
 
 @dataclass(frozen=True)
@@ -88,11 +100,9 @@ class FieldPair:
     clear_on_failure: bool = False
     # A lookup: `value` is the code or id read, which the pass resolves before writing.
     lookup: LookupSpec | None = None
-    # The field of the record written to that holds what this pair writes (a lookup's
-    # lookup property, where it writes the navigation property), and the table a lookup's
-    # bind value refers to.
+    # The field of the record written to that holds what this pair writes, where it is not
+    # `write`: a lookup's lookup property, where it writes the navigation property.
     compare: str = ""
-    target: str = ""
 
     def value(self, values: dict[str, Any]) -> Any:
         value = self.constant if self.has_constant else values.get(self.read)
@@ -106,28 +116,16 @@ class FieldPair:
     def held(self, values: dict[str, Any]) -> Any:
         """What a record on the side written to holds for this pair, in the form written: a
         lookup property as the bind value of the record it refers to."""
-        if self.lookup is None or not self.write.endswith(BIND):
+        if self.lookup is None or not self.compare:
             return values.get(self.write)
         referred = values.get(self.compare)
         if referred in (None, ""):
             return None
         # A polymorphic lookup may refer to another table than the one this pair binds.
         table = values.get(f"{self.compare}@{LOGICAL_NAME}")
-        if table and table != logical_name(self.target):
+        if table and table != logical_name(self.lookup.entity):
             return f"{table}:{referred}"
-        return self.lookup.reference(self.target, referred)
-
-
-# The annotation of a lookup property that names the table it refers to (Dataverse).
-LOGICAL_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
-
-
-def logical_name(entity: str) -> str:
-    """A Dataverse table's logical name from its entity set: accounts -> account,
-    transactioncurrencies -> transactioncurrency."""
-    if entity.endswith("ies"):
-        return entity[:-3] + "y"
-    return entity.removesuffix("s")
+        return self.lookup.reference(referred)
 
 
 def field_pairs(field_mappings: list[dict], direction: str) -> list[FieldPair]:
@@ -146,9 +144,8 @@ def field_pairs(field_mappings: list[dict], direction: str) -> list[FieldPair]:
         if "constant" in spec and direction != TO_DESTINATION:
             continue  # a constant is written to the destination only
         lookup = LookupSpec.of(spec) if spec.get("type") == "lookup" else None
-        compare = target = ""
+        compare = ""
         if lookup is not None:
-            target = lookup.entity
             if direction == TO_DESTINATION:
                 write, compare = lookup.bind_key, lookup.lookup_property
             else:
@@ -163,7 +160,6 @@ def field_pairs(field_mappings: list[dict], direction: str) -> list[FieldPair]:
                 clear_on_failure=bool(spec.get("clear_on_failure", False)),
                 lookup=lookup,
                 compare=compare,
-                target=target,
             )
         )
     return pairs

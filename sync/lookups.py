@@ -10,6 +10,7 @@ A code whose record cannot be found fails its record with a clear entry (status 
 categorized by its words: a missing currency is a currency error, grouped with the others of
 that currency)."""
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from .fields import LOGICAL_NAME, TO_DESTINATION, FieldPair, LookupSpec, logical
 from .models import TableMapping
 
 LOOKUP_FAILED = "LookupFailed"
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class LookupFailed(ConnectorError):
@@ -112,6 +114,10 @@ class Lookups:
         if value in (None, "") or (isinstance(value, str) and not value.strip()):
             return None
         if not self.forward:
+            if not isinstance(value, str) or not GUID.fullmatch(id_key(value)):
+                raise LookupFailed(
+                    f"The {pair.read} of this record, {value!r}, is not a record id."
+                )
             table = record.values.get(f"{pair.read}@{LOGICAL_NAME}")
             expected = logical_name(pair.lookup.entity)
             if table and table != expected:
@@ -192,9 +198,9 @@ class Lookups:
                 f"{lookup.match} is {code!r} (any case): {len(matches.get(key, []))} found."
             )
             if key in found:
-                resolved = Resolved(lookup.reference(lookup.entity, found[key]))
+                resolved = Resolved(lookup.reference(found[key]))
             elif len(matches.get(key, [])) == 1:
-                resolved = Resolved(lookup.reference(lookup.entity, matches[key][0]))
+                resolved = Resolved(lookup.reference(matches[key][0]))
             elif matches.get(key):
                 resolved = Resolved(
                     failure=f"{label} matches {len(matches[key])} records in {app} "

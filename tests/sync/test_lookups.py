@@ -15,8 +15,9 @@ from demo.models import (
 )
 from errors.models import Category, SyncError
 from sync import engine
-from sync.connectors import connector_for
-from sync.fields import TO_DESTINATION, field_mapping_problems, field_pairs
+from sync.connectors import RemoteRecord, connector_for
+from sync.fields import FROM_DESTINATION, TO_DESTINATION, field_mapping_problems, field_pairs
+from sync.lookups import LookupFailed, Lookups
 from sync.models import SyncJob, TableMapping
 from sync.services import create_job
 
@@ -244,3 +245,24 @@ def test_lookup_field_mappings_are_checked_before_they_are_saved(demo_apps):
     assert TableMapping.objects.get(pk=mapping.pk).field_mappings[-1]["lookup"]["mapping"] == (
         "CUSTOMER"
     )
+
+
+def test_a_lookup_property_that_is_not_a_record_id_fails_its_record_without_a_request(
+    demo_apps,
+):
+    mapping = demo_apps.mapping("CUSTOMER")
+    pairs = field_pairs(mapping.field_mappings, FROM_DESTINATION)
+    (pair,) = [p for p in pairs if p.lookup]
+    with (
+        connector_for(demo_apps.connection, "source") as erp,
+        connector_for(demo_apps.connection, "destination") as crm,
+    ):
+        sent: list[str] = []
+        crm.client.event_hooks["request"] = [lambda request: sent.append(str(request.url))]
+        lookups = Lookups(mapping, FROM_DESTINATION, erp, crm, pairs)
+        hostile = RemoteRecord("a1", None, {"_transactioncurrencyid_value": "1) or (1"})
+        with pytest.raises(LookupFailed, match="is not a record id"):
+            lookups.value(pair, hostile)
+        empty = RemoteRecord("a2", None, {"_transactioncurrencyid_value": None})
+        assert lookups.value(pair, empty) == ""
+    assert sent == []
