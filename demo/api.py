@@ -239,7 +239,7 @@ def _list(request: HttpRequest, api: ApiEntity) -> JsonResponse:
     rows = list(queryset.order_by(modified, "pk")[: size + 1])
     select = [s.strip() for s in request.GET.get("$select", "").split(",") if s.strip()]
     dataverse.refuse_navigation_select(api, select)
-    annotations, applied = dataverse.annotations_wanted(request)
+    annotations, applied = dataverse.annotations_wanted(api, request)
     records = [api.to_api(row, annotations) for row in rows[:size]]
     if select:
         # A property's annotations come with it.
@@ -301,7 +301,7 @@ def _assign(api: ApiEntity, record, data: dict, cache: dict | None = None) -> No
     `cache` keeps the records looked up (currencies, records bound to), for a request that
     writes many records."""
     cache = {} if cache is None else cache
-    bound = dataverse.bind(api, record, data, cache) if api.lookups else set()
+    bound = dataverse.bind(api, record, data, cache) if api.entity.app == "crm" else set()
     for name, value in data.items():
         if name.startswith("@odata") or name in (api.key, api.modified) or name in bound:
             continue
@@ -455,7 +455,7 @@ def entity_endpoint(
                 record, _ = _get_record(api, pk)
                 if record is None:
                     raise _not_found(api, pk)
-                annotations, applied = dataverse.annotations_wanted(request)
+                annotations, applied = dataverse.annotations_wanted(api, request)
                 return _with_preference(JsonResponse(api.to_api(record, annotations)), applied)
             if request.method == "PATCH":
                 return _update(request, api, pk)
@@ -477,7 +477,7 @@ def _representation(request: HttpRequest, api: ApiEntity, record, status: int) -
             f"{request.path.split('(')[0].rstrip('/')}({record.pk})"
         )
         return response
-    annotations, applied = dataverse.annotations_wanted(request)
+    annotations, applied = dataverse.annotations_wanted(api, request)
     return _with_preference(JsonResponse(api.to_api(record, annotations), status=status), applied)
 
 

@@ -36,12 +36,14 @@ PAYLOAD_ERROR = "0x80048d19"
 OBJECT_DOES_NOT_EXIST = "0x80040217"
 
 
-def annotations_wanted(request: HttpRequest) -> tuple[Callable[[str], bool] | None, str]:
+def annotations_wanted(
+    api: ApiEntity, request: HttpRequest
+) -> tuple[Callable[[str], bool] | None, str]:
     """Which annotations `Prefer: odata.include-annotations="..."` asks for ("*", names,
     "Namespace.*", and "-name" to leave one out), and the preference to answer in
-    Preference-Applied; (None, "") when it asks for none."""
+    Preference-Applied; (None, "") when it asks for none, or of the ERP."""
     found = INCLUDE_ANNOTATIONS.search(request.headers.get("Prefer", ""))
-    if not found:
+    if not found or api.entity.app != "crm":
         return None, ""
     terms = [term.strip() for term in found["terms"].split(",") if term.strip()]
     included = [term for term in terms if not term.startswith("-")]
