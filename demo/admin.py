@@ -7,7 +7,14 @@ from .models import DemoFault, DemoWebhook, ErpSubscription
 for entity in ENTITIES.values():
     admin.site.register(
         entity.model,
-        list_display=["id", *[f for f in entity.fields if f not in ("roles", "parent_account")]],
+        list_display=[
+            "id",
+            *[
+                f
+                for f in entity.fields
+                if f != "roles" and not entity.model._meta.get_field(f).is_relation
+            ],
+        ],
         search_fields=[
             f
             for f in entity.fields

@@ -1,6 +1,7 @@
 """The JSON APIs of the demo apps: the ERP speaks like the Business Central API, the CRM like
 the Dataverse Web API (OData v4: $filter, $select, $top, Prefer: odata.maxpagesize,
-@odata.nextLink, errors as {"error": {"code", "message"}})."""
+@odata.nextLink, errors as {"error": {"code", "message"}}); the CRM's lookups are in
+demo/dataverse.py."""
 
 import base64
 import binascii
@@ -21,8 +22,9 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.views.decorators.csrf import csrf_exempt
 
-from . import security
+from . import dataverse, security
 from .api_schema import API_ENTITIES, ApiEntity
+from .errors import ApiError, error_response
 from .models import (
     CrmSystemUser,
     CrmTransactionCurrency,
@@ -52,22 +54,6 @@ UNQUOTED = r"(?=(?:[^']*'[^']*')*[^']*$)"
 # The most alternatives one "(a eq 1 or a eq 2 ...)" group may have.
 MAX_ALTERNATIVES = 500
 LOOKUPS = {"eq": "exact", "gt": "gt", "ge": "gte", "lt": "lt", "le": "lte"}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
-
-
-def error_response(error: ApiError) -> JsonResponse:
-    response = JsonResponse(
-        {"error": {"code": error.code, "message": error.message}}, status=error.status
-    )
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
 
 
 def _inject_fault(app: str, entity: str) -> HttpResponse | None:
@@ -124,12 +110,15 @@ def _parse_datetime(value: str) -> datetime:
         raise ApiError(400, "BadRequest", f"The value '{value}' is not a valid date.") from None
 
 
-def _condition(api: ApiEntity, part: str) -> tuple[str, Any]:
-    """The lookup and value of one condition, as Q takes them."""
+def _condition(api: ApiEntity, part: str) -> tuple[str, Any] | Q:
+    """The lookup and value of one condition, as Q takes them (a Q for a lookup property)."""
     match = CONDITION.match(part)
     if not match:
         raise ApiError(400, "0x80060888", f"The $filter expression '{part}' is not supported.")
     name, op, raw = match["field"], match["op"], match["value"]
+    on_lookup = dataverse.lookup_condition(api, name, op, raw)
+    if on_lookup is not None:
+        return on_lookup
     value: Any
     if name == api.modified:
         field, value = api.entity.modified_field, _parse_datetime(raw)
@@ -139,7 +128,7 @@ def _condition(api: ApiEntity, part: str) -> tuple[str, Any]:
             value = uuid.UUID(value)
         except ValueError:
             raise ApiError(400, "0x80060888", f"'{value}' is not a valid id.") from None
-    elif name in api.fields and api.fields[name] != "parent_account":
+    elif name in api.fields:
         field = api.fields[name]
         value = raw[1:-1].replace("''", "'") if raw.startswith("'") else raw
     else:
@@ -158,12 +147,15 @@ def _in_function(api: ApiEntity, part: str) -> Q:
             400, "0x80060888", f"The In function takes at most {MAX_ALTERNATIVES} values."
         )
     name = match["field"]
+    on_lookup = dataverse.lookup_in(api, name, values)
+    if on_lookup is not None:
+        return on_lookup
     if name == api.key:
         try:
             return Q(pk__in=[uuid.UUID(value.strip("{}")) for value in values])
         except ValueError:
             raise ApiError(400, "0x80060888", "A value is not a valid id.") from None
-    if name in api.fields and api.fields[name] != "parent_account" and name != api.modified:
+    if name in api.fields and name != api.modified:
         return Q(**{f"{api.fields[name]}__in": values})
     raise ApiError(400, "0x80060888", f"Could not find a property named '{name}'.")
 
@@ -187,18 +179,24 @@ def _filter(queryset, api: ApiEntity, expression: str):
                     f"A $filter group may have at most {MAX_ALTERNATIVES} alternatives.",
                 )
             conditions = [_condition(api, alternative) for alternative in alternatives]
-            lookups = {lookup for lookup, _ in conditions}
-            if len(lookups) == 1 and next(iter(lookups)).endswith("__exact"):
+            pairs = [condition for condition in conditions if isinstance(condition, tuple)]
+            lookups = {lookup for lookup, _ in pairs}
+            if (
+                len(pairs) == len(conditions)
+                and len(lookups) == 1
+                and next(iter(lookups)).endswith("__exact")
+            ):
                 # Many values of one field: one "= ANY" index scan instead of an OR each.
-                values = [value for _, value in conditions]
+                values = [value for _, value in pairs]
                 queryset = queryset.filter(**{lookups.pop().replace("__exact", "__in"): values})
             else:
                 either = Q()
                 for condition in conditions:
-                    either |= Q(condition)
+                    either |= condition if isinstance(condition, Q) else Q(condition)
                 queryset = queryset.filter(either)
         else:
-            queryset = queryset.filter(Q(_condition(api, part)))
+            condition = _condition(api, part)
+            queryset = queryset.filter(condition if isinstance(condition, Q) else Q(condition))
     return queryset
 
 
@@ -225,6 +223,8 @@ def _decode_token(token: str):
 def _list(request: HttpRequest, api: ApiEntity) -> JsonResponse:
     modified = api.entity.modified_field
     queryset = api.model.objects.all()
+    if api.lookups:
+        queryset = queryset.select_related(*dataverse.lookup_keys(api))
     if request.GET.get("$filter"):
         queryset = _filter(queryset, api, request.GET["$filter"])
     top = request.GET.get("$top")
@@ -244,17 +244,26 @@ def _list(request: HttpRequest, api: ApiEntity) -> JsonResponse:
         after = RawSQL(f"({columns}) > (%s, %s)", [moment, pk], output_field=BooleanField())  # noqa: S611
         queryset = queryset.filter(after)
     rows = list(queryset.order_by(modified, "pk")[: size + 1])
-    records = [api.to_api(row) for row in rows[:size]]
     select = [s.strip() for s in request.GET.get("$select", "").split(",") if s.strip()]
+    dataverse.refuse_navigation_select(api, select)
+    annotations, applied = dataverse.annotations_wanted(api, request)
+    records = [api.to_api(row, annotations) for row in rows[:size]]
     if select:
+        # A property's annotations come with it.
         keep = set(select) | {api.key, api.modified}
-        records = [{k: v for k, v in r.items() if k in keep} for r in records]
+        records = [{k: v for k, v in r.items() if k.split("@")[0] in keep} for r in records]
     body = {"@odata.context": f"$metadata#{api.name}", "value": records}
     if len(rows) > size and top is None:
         query = request.GET.copy()
         query["$skiptoken"] = _encode_token(rows[size - 1], api)
         body["@odata.nextLink"] = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
-    return JsonResponse(body)
+    return _with_preference(JsonResponse(body), applied)
+
+
+def _with_preference(response: JsonResponse, applied: str) -> JsonResponse:
+    if applied:
+        response["Preference-Applied"] = applied
+    return response
 
 
 def _not_found(api: ApiEntity, pk: str) -> ApiError:
@@ -293,13 +302,19 @@ def _validation(api: ApiEntity, message_erp: str, message_crm: str) -> ApiError:
     return ApiError(400, "BadRequest", message_erp)
 
 
-def _assign(api: ApiEntity, record, data: dict, currencies: dict | None = None) -> None:
+def _assign(api: ApiEntity, record, data: dict, cache: dict | None = None) -> None:
     """Validate the incoming values the way the real app would, then set them.
 
-    `currencies` keeps the currencies looked up, for a request that writes many records."""
+    `cache` keeps the records looked up (currencies, records bound to), for a request that
+    writes many records."""
+    cache = {} if cache is None else cache
+    bound = dataverse.bind(api, record, data, cache) if api.entity.app == "crm" else set()
     for name, value in data.items():
-        if name.startswith("@odata") or name in (api.key, api.modified):
+        if name.startswith("@odata") or name in (api.key, api.modified) or name in bound:
             continue
+        dataverse.refuse_lookup_property(api, name)
+        if name not in api.fields and api.entity.app == "crm":
+            raise dataverse.invalid_property(api, name)
         if name not in api.fields or name in api.read_only:
             raise ApiError(
                 400, "0x80060888", f"The property '{name}' does not exist on type '{api.name}'."
@@ -328,6 +343,14 @@ def _assign(api: ApiEntity, record, data: dict, currencies: dict | None = None) 
                     f"'{api.logical_name}' entity exceeded the maximum allowed length of "
                     f"'{field.max_length}'.",
                 )
+            choices = [choice for choice, _ in field.choices or []]
+            if choices and value not in choices:
+                # An enum, such as a Business Central contact's type; the words are the demo's.
+                raise _validation(
+                    api,
+                    f"{capfirst(field.verbose_name)} must be one of {', '.join(choices)}.",
+                    f"'{name}' must be one of {', '.join(choices)}.",
+                )
         elif kind == "DecimalField" and value is not None:
             try:
                 value = Decimal(str(value))
@@ -340,27 +363,26 @@ def _assign(api: ApiEntity, record, data: dict, currencies: dict | None = None) 
                 api, f"{field.verbose_name} must be true or false.", f"'{name}' must be a boolean."
             )
         setattr(record, field.name, value)
-    _check_rules(api, record, {} if currencies is None else currencies)
+    _check_rules(api, record, cache)
 
 
-def _currency(model, code: str, currencies: dict):
-    key = (model, code)
-    if key not in currencies:
-        lookup = "code" if model is ErpCurrency else "iso_currency_code"
-        currencies[key] = model.objects.filter(**{lookup: code}).first()
-    return currencies[key]
+def _currency(code: str, cache: dict):
+    key = (ErpCurrency, code)
+    if key not in cache:
+        cache[key] = ErpCurrency.objects.filter(code=code).first()
+    return cache[key]
 
 
-def _has_rate_today(code: str, currencies: dict) -> bool:
+def _has_rate_today(code: str, cache: dict) -> bool:
     key = (ErpCurrencyExchangeRate, code)
-    if key not in currencies:
-        currencies[key] = ErpCurrencyExchangeRate.objects.filter(
+    if key not in cache:
+        cache[key] = ErpCurrencyExchangeRate.objects.filter(
             currency_code=code, starting_date__lte=timezone.localdate()
         ).exists()
-    return currencies[key]
+    return cache[key]
 
 
-def _check_rules(api: ApiEntity, record, currencies: dict) -> None:
+def _check_rules(api: ApiEntity, record, cache: dict) -> None:
     title = (
         getattr(record, "display_name", None)
         or getattr(record, "name", None)
@@ -377,28 +399,22 @@ def _check_rules(api: ApiEntity, record, currencies: dict) -> None:
         # refuses a customer in a currency without any exchange rate in force today (one
         # whose starting date is not after today), as Business Central refuses to post in
         # one, with its record-not-found error.
-        currency = _currency(ErpCurrency, record.currency_code, currencies)
-        if currency is None or not _has_rate_today(record.currency_code, currencies):
+        currency = _currency(record.currency_code, cache)
+        if currency is None or not _has_rate_today(record.currency_code, cache):
             raise ApiError(
                 400,
                 "Internal_RecordNotFound",
                 "Currency Exchange Rate does not exist. Identification fields and values: "
                 f"Currency Code='{record.currency_code}'",
             )
-    if api.name == "accounts" and record.transaction_currency_code:
-        currency = _currency(CrmTransactionCurrency, record.transaction_currency_code, currencies)
-        if currency is None:
+    if api.name == "accounts" and record.transaction_currency_id:
+        currency = dataverse.related(CrmTransactionCurrency, record.transaction_currency_id, cache)
+        if currency is not None and currency.exchange_rate is None:
+            # The demo's way to show a missing exchange rate on the CRM side.
             raise ApiError(
                 400,
                 "0x80040203",
-                f"The currency {record.transaction_currency_code} does not exist in "
-                "Dynamics 365 Sales.",
-            )
-        if currency.exchange_rate is None:
-            raise ApiError(
-                400,
-                "0x80040203",
-                f"The currency {record.transaction_currency_code} does not have an exchange rate.",
+                f"The currency {currency.iso_currency_code} does not have an exchange rate.",
             )
 
 
@@ -466,7 +482,8 @@ def entity_endpoint(
                 record, _ = _get_record(api, pk)
                 if record is None:
                     raise _not_found(api, pk)
-                return JsonResponse(api.to_api(record))
+                annotations, applied = dataverse.annotations_wanted(api, request)
+                return _with_preference(JsonResponse(api.to_api(record, annotations)), applied)
             if request.method == "PATCH":
                 return _update(request, api, pk)
             if request.method == "DELETE":
@@ -487,7 +504,8 @@ def _representation(request: HttpRequest, api: ApiEntity, record, status: int) -
             f"{request.path.split('(')[0].rstrip('/')}({record.pk})"
         )
         return response
-    return JsonResponse(api.to_api(record), status=status)
+    annotations, applied = dataverse.annotations_wanted(api, request)
+    return _with_preference(JsonResponse(api.to_api(record, annotations), status=status), applied)
 
 
 @transaction.atomic

@@ -1,9 +1,47 @@
 """How each demo table looks through its app's API: the entity set, the key, and the API
-name of every field, in Business Central's (camelCase) or Dataverse's (lowercase) style."""
+name of every field, in Business Central's (camelCase) or Dataverse's (lowercase) style, and
+the CRM's lookups (single-valued navigation properties and their lookup properties)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .entities import ENTITIES, Entity
+
+
+@dataclass(frozen=True)
+class Navigation:
+    """A single-valued navigation property: what a create or update binds with
+    `<name>@odata.bind`, to a record of the entity set `target`; the model's foreign key
+    `field` holds it."""
+
+    name: str
+    target: str
+    field: str
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A lookup column: its lookup property (`_<name>_value`, read-only) and the navigation
+    properties that set it, one per table it may refer to (more than one: polymorphic)."""
+
+    property: str
+    navigations: tuple[Navigation, ...]
+
+    def current(self, record) -> tuple[Navigation, object] | None:
+        """The navigation property that is set on the record, and the related record's id."""
+        for navigation in self.navigations:
+            related_id = getattr(record, f"{navigation.field}_id")
+            if related_id is not None:
+                return navigation, related_id
+        return None
+
+
+# The annotations of a lookup property a client may ask for with Prefer:
+# odata.include-annotations (Dataverse's names).
+FORMATTED_VALUE = "OData.Community.Display.V1.FormattedValue"
+NAVIGATION_PROPERTY = "Microsoft.Dynamics.CRM.associatednavigationproperty"
+LOGICAL_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
 
 
 @dataclass(frozen=True)
@@ -19,6 +57,9 @@ class ApiEntity:
     # Dataverse's object type code and logical name, used in its error messages.
     logical_name: str = ""
     type_code: int = 0
+    lookups: tuple[Lookup, ...] = ()
+    # The primary name column: a lookup's formatted value is the related record's.
+    primary_name: str = ""
 
     @property
     def name(self) -> str:
@@ -28,19 +69,46 @@ class ApiEntity:
     def model(self):
         return self.entity.model
 
-    def to_api(self, record) -> dict:
-        data = {self.key: str(record.pk)}
+    def navigation(self, name: str) -> tuple[Lookup, Navigation] | None:
+        for lookup in self.lookups:
+            for navigation in lookup.navigations:
+                if navigation.name == name:
+                    return lookup, navigation
+        return None
+
+    def lookup(self, lookup_property: str) -> Lookup | None:
+        return next((lookup for lookup in self.lookups if lookup.property == lookup_property), None)
+
+    def to_api(self, record, annotations: Callable[[str], bool] | None = None) -> dict:
+        """The record as the API answers it; with `annotations`, the lookup annotations it
+        wants (Prefer: odata.include-annotations)."""
+        data: dict[str, Any] = {self.key: str(record.pk)}
         for api_name, field in self.fields.items():
             value = getattr(record, field)
-            if field == "parent_account":
-                value = str(record.parent_account_id) if record.parent_account_id else None
-            elif hasattr(value, "hour"):
+            if hasattr(value, "hour"):
                 value = value.isoformat().replace("+00:00", "Z")
             elif hasattr(value, "isoformat"):  # an Edm.Date: 2024-01-01
                 value = value.isoformat()
             elif value is not None and type(value).__name__ == "Decimal":
                 value = float(value)
             data[api_name] = value
+        for lookup in self.lookups:
+            current = lookup.current(record)
+            if current is None:
+                data[lookup.property] = None
+                continue
+            navigation, related_id = current
+            if annotations is not None:
+                target = API_ENTITIES[(self.entity.app, navigation.target)]
+                related = getattr(record, navigation.field)
+                for term, value in (
+                    (FORMATTED_VALUE, getattr(related, target.fields[target.primary_name])),
+                    (NAVIGATION_PROPERTY, navigation.name),
+                    (LOGICAL_NAME, target.logical_name),
+                ):
+                    if annotations(term):
+                        data[f"{lookup.property}@{term}"] = value
+            data[lookup.property] = str(related_id)
         data[self.modified] = (
             getattr(record, self.entity.modified_field).isoformat().replace("+00:00", "Z")
         )
@@ -63,8 +131,8 @@ API_ENTITIES: dict[tuple[str, str], ApiEntity] = {
             "currencyCode": "currency_code", "salespersonCode": "salesperson_code",
             "blocked": "blocked"}),
         _api("erp", "contacts", "id", ERP_MODIFIED, {
-            "number": "number", "displayName": "display_name", "email": "email",
-            "companyNumber": "company_number"}),
+            "number": "number", "type": "type", "displayName": "display_name",
+            "email": "email", "companyNumber": "company_number", "companyName": "company_name"}),
         _api("erp", "items", "id", ERP_MODIFIED, {
             "number": "number", "displayName": "display_name", "unitPrice": "unit_price",
             "baseUnitOfMeasureCode": "base_unit_of_measure"}),
@@ -83,14 +151,18 @@ API_ENTITIES: dict[tuple[str, str], ApiEntity] = {
             "code": "code", "displayName": "name", "email": "email"}),
         _api("crm", "accounts", "accountid", CRM_MODIFIED, {
             "name": "name", "accountnumber": "account_number", "emailaddress1": "email",
-            "telephone1": "telephone", "address1_city": "city", "address1_country": "country",
-            "isocurrencycode": "transaction_currency_code"},
-            logical_name="account", type_code=1),
+            "telephone1": "telephone", "address1_city": "city", "address1_country": "country"},
+            logical_name="account", type_code=1, primary_name="name",
+            lookups=(Lookup("_transactioncurrencyid_value", (
+                Navigation("transactioncurrencyid", "transactioncurrencies",
+                           "transaction_currency"),)),)),
         _api("crm", "contacts", "contactid", CRM_MODIFIED, {
-            "fullname": "full_name", "emailaddress1": "email",
-            "_parentcustomerid_value": "parent_account"},
-            read_only=frozenset({"_parentcustomerid_value"}),
-            logical_name="contact", type_code=2),
+            "fullname": "full_name", "emailaddress1": "email"},
+            logical_name="contact", type_code=2, primary_name="fullname",
+            # The customer lookup: an account or a contact (polymorphic).
+            lookups=(Lookup("_parentcustomerid_value", (
+                Navigation("parentcustomerid_account", "accounts", "parent_account"),
+                Navigation("parentcustomerid_contact", "contacts", "parent_contact"))),)),
         _api("crm", "products", "productid", CRM_MODIFIED, {
             "name": "name", "productnumber": "product_number", "price": "price",
             "defaultunit": "default_unit"},
@@ -98,7 +170,7 @@ API_ENTITIES: dict[tuple[str, str], ApiEntity] = {
         _api("crm", "transactioncurrencies", "transactioncurrencyid", CRM_MODIFIED, {
             "isocurrencycode": "iso_currency_code", "currencyname": "currency_name",
             "exchangerate": "exchange_rate"},
-            logical_name="transactioncurrency", type_code=9105),
+            logical_name="transactioncurrency", type_code=9105, primary_name="currencyname"),
         _api("crm", "systemusers", "systemuserid", CRM_MODIFIED, {
             "fullname": "full_name", "domainname": "domain_name", "isdisabled": "is_disabled"},
             read_only=frozenset({"fullname", "domainname", "isdisabled"}),

@@ -14,17 +14,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from .api import (
-    ApiError,
-    _api_entity,
-    _assign,
-    _authorize,
-    _body,
-    _inject_fault,
-    _not_found,
-    error_response,
-)
+from . import dataverse
+from .api import _api_entity, _assign, _authorize, _body, _inject_fault, _not_found
 from .api_schema import ApiEntity
+from .errors import ApiError, error_response
 from .webhooks import notify_changes
 
 MAX_TARGETS = 1000
@@ -118,7 +111,7 @@ def _key(api: ApiEntity, target: dict) -> uuid.UUID | None:
 
 def _create_multiple(api: ApiEntity, targets: list[dict]) -> list:
     failures, records = [], []
-    currencies: dict = {}
+    cache: dict = {}
     wanted_keys = set()
     for target in targets:
         with contextlib.suppress(ApiError):  # refused with its index below
@@ -137,7 +130,7 @@ def _create_multiple(api: ApiEntity, targets: list[dict]) -> list:
                     )
                 taken.add(key)
                 record.pk = key
-            _assign(api, record, target, currencies)
+            _assign(api, record, target, cache)
             records.append(record)
         except ApiError as error:
             failures.append(_failure(index, error, key))
@@ -150,7 +143,7 @@ def _create_multiple(api: ApiEntity, targets: list[dict]) -> list:
 
 def _update_multiple(api: ApiEntity, targets: list[dict]) -> list:
     failures = []
-    currencies: dict = {}
+    cache: dict = {}
     keys: list[uuid.UUID | None] = []
     for index, target in enumerate(targets):
         try:
@@ -178,11 +171,12 @@ def _update_multiple(api: ApiEntity, targets: list[dict]) -> list:
             try:
                 if record is None:
                     raise _not_found(api, str(key))
-                _assign(api, record, target, currencies)
+                _assign(api, record, target, cache)
             except ApiError as error:
                 failures.append(_failure(index, error, key))
                 continue
             changed.update(api.fields[name] for name in target if name in api.fields)
+            changed.update(dataverse.bound_fields(api, target))
             records.append(record)
         if failures:
             raise Refused(sorted(failures, key=lambda failure: failure["RequestIndex"]))

@@ -92,13 +92,20 @@ class ErpCustomer(models.Model):
 
 
 class ErpContact(models.Model):
-    """An ERP contact person."""
+    """An ERP contact: a person, or a company the people work for (Business Central's
+    contact types). A person's company is the company contact its company number names."""
+
+    class Type(models.TextChoices):
+        COMPANY = "Company", "Company"
+        PERSON = "Person", "Person"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     number = models.CharField(max_length=20, unique=True)
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.PERSON)
     display_name = models.CharField(max_length=100)
     email = models.CharField(max_length=200, blank=True)
     company_number = models.CharField(max_length=20, blank=True)
+    company_name = models.CharField(max_length=100, blank=True)
     last_modified = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
@@ -109,6 +116,24 @@ class ErpContact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.display_name}"
+
+    def save(self, *args, **kwargs) -> None:
+        """As Business Central does: a company contact is its own company, and a person's
+        company name is that of the company contact its company number names."""
+        if self.type == self.Type.COMPANY:
+            self.company_number, self.company_name = self.number, self.display_name
+        elif not self.company_number:
+            self.company_name = ""
+        else:
+            company = (
+                ErpContact.objects.filter(number=self.company_number, type=self.Type.COMPANY)
+                .exclude(pk=self.pk)
+                .values_list("display_name", flat=True)
+                .first()
+            )
+            if company is not None:
+                self.company_name = company
+        super().save(*args, **kwargs)
 
 
 class ErpItem(models.Model):
@@ -170,7 +195,15 @@ class CrmAccount(models.Model):
     telephone = models.CharField(max_length=60, blank=True)
     city = models.CharField(max_length=60, blank=True)
     country = models.CharField(max_length=60, blank=True)
-    transaction_currency_code = models.CharField(max_length=10, blank=True)
+    # A lookup, as in Dataverse: the API sets it with transactioncurrencyid@odata.bind and
+    # reads it back as _transactioncurrencyid_value.
+    transaction_currency = models.ForeignKey(
+        CrmTransactionCurrency,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="accounts",
+    )
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
@@ -185,7 +218,8 @@ class CrmAccount(models.Model):
 
 
 class CrmContact(models.Model):
-    """A CRM contact."""
+    """A CRM contact. Its company is Dataverse's customer lookup parentcustomerid, which
+    refers to an account or to another contact: one of the two keys is set at most."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     full_name = models.CharField(max_length=160)
@@ -193,12 +227,22 @@ class CrmContact(models.Model):
     parent_account = models.ForeignKey(
         CrmAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
     )
+    parent_contact = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_contacts"
+    )
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["modified_on", "id"], name="crm_contact_changes"),
             models.Index(fields=["email"], name="crm_contact_email"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(parent_account__isnull=True)
+                | models.Q(parent_contact__isnull=True),
+                name="crm_contact_one_parent_customer",
+            )
         ]
 
     def __str__(self) -> str:

@@ -94,8 +94,36 @@ def _fields(*pairs: tuple[str, str], direction: str = "bidirectional") -> list[d
     ]
 
 
+# The lookups of the default mappings: a customer's currency code is the CRM account's
+# transactioncurrencyid, found by its ISO code; a contact's company number is its CRM
+# parentcustomerid account, the account coupled to that customer (or with that account number).
+CURRENCY_LOOKUP = {
+    "source": "currencyCode",
+    "destination": "transactioncurrencyid",
+    "direction": "bidirectional",
+    "enabled": True,
+    "type": "lookup",
+    "lookup": {"entity": "transactioncurrencies", "match": "isocurrencycode", "label": "Currency"},
+}
+COMPANY_LOOKUP = {
+    "source": "companyNumber",
+    "destination": "parentcustomerid_account",
+    "direction": "bidirectional",
+    "enabled": True,
+    "type": "lookup",
+    "lookup": {
+        "entity": "accounts",
+        "match": "accountnumber",
+        "mapping": "CUSTOMER",
+        "property": "_parentcustomerid_value",
+        "label": "Company",
+    },
+}
+
+
 def create_records(rng: random.Random, customers: int = 150) -> None:
     """The two apps' own data, with the setup failure cases planted."""
+    crm_currencies = {}
     for code, name, rate in CURRENCIES:
         demo.ErpCurrency.objects.create(code=code, description=name)
         if rate:
@@ -108,7 +136,7 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
                 relational_exchange_rate_amount=Decimal(1),
             )
         if code != "SEK":
-            demo.CrmTransactionCurrency.objects.create(
+            crm_currencies[code] = demo.CrmTransactionCurrency.objects.create(
                 iso_currency_code=code, currency_name=name, exchange_rate=Decimal(rate or "9.9")
             )
     for i in range(5):
@@ -164,19 +192,35 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
             telephone=c.phone_number,
             city=c.city,
             country=c.country,
-            transaction_currency_code=c.currency_code,
+            transaction_currency=crm_currencies[c.currency_code],
         )
         for c in rows[: customers // 5]
         if c.currency_code != "SEK"
+    )
+    # Each customer has its company contact, numbered like the customer (as in Microsoft's
+    # own example data), and the people work for one customer each: not for a customer in
+    # SEK, which the CRM cannot take.
+    demo.ErpContact.objects.bulk_create(
+        demo.ErpContact(
+            number=c.number,
+            type=demo.ErpContact.Type.COMPANY,
+            display_name=c.display_name,
+            email=c.email,
+            company_number=c.number,
+            company_name=c.display_name,
+        )
+        for c in rows
     )
     demo.ErpContact.objects.bulk_create(
         demo.ErpContact(
             number=f"CT{i + 1:05d}",
             display_name=f"{PEOPLE[i % 10]} {SURNAMES[i % 8]}",
             email=f"{PEOPLE[i % 10].lower()}.{i}@example.com",
-            company_number=rows[i].number,
+            company_number=c.number,
+            company_name=c.display_name,
         )
-        for i in range(min(60, customers))
+        for i, c in enumerate(rows[:60])
+        if c.currency_code != "SEK"
     )
     demo.ErpItem.objects.bulk_create(
         demo.ErpItem(
@@ -209,17 +253,20 @@ def create_connection(base_url: str) -> Connection:
     specs = [
         ("CURRENCY", "currencies", "transactioncurrencies", 10, "to_destination", "code",
          "isocurrencycode", _fields(("code", "isocurrencycode"), ("displayName", "currencyname"),
-                                    direction="to_destination")),
+                                    direction="to_destination"), ""),
         ("CUSTOMER", "customers", "accounts", 30, "bidirectional", "number", "accountnumber",
          _fields(("displayName", "name"), ("number", "accountnumber"), ("email", "emailaddress1"),
                  ("phoneNumber", "telephone1"), ("city", "address1_city"),
-                 ("country", "address1_country"), ("currencyCode", "isocurrencycode"))),
+                 ("country", "address1_country")) + [CURRENCY_LOOKUP], ""),
+        # People only: a company contact is its customer, which CUSTOMER synchronizes.
         ("CONTACT", "contacts", "contacts", 40, "bidirectional", "email", "emailaddress1",
-         _fields(("displayName", "fullname"), ("email", "emailaddress1"))),
+         _fields(("displayName", "fullname"), ("email", "emailaddress1")) + [COMPANY_LOOKUP],
+         "type eq 'Person'"),
         ("ITEM-PRODUCT", "items", "products", 50, "bidirectional", "number", "productnumber",
-         _fields(("displayName", "name"), ("number", "productnumber"), ("unitPrice", "price"))),
+         _fields(("displayName", "name"), ("number", "productnumber"), ("unitPrice", "price")),
+         ""),
     ]  # fmt: skip
-    for name, source, destination, order, direction, s_match, d_match, field_map in specs:
+    for name, source, destination, order, direction, s_match, d_match, field_map, where in specs:
         TableMapping.objects.create(
             connection=connection,
             name=name,
@@ -230,6 +277,7 @@ def create_connection(base_url: str) -> Connection:
             source_match_field=s_match,
             destination_match_field=d_match,
             field_mappings=field_map,
+            source_filter=where,
         )
     return connection
 
@@ -455,7 +503,10 @@ def _replay_history(connection: Connection, base: str, rng: random.Random, custo
     # The integration user's password must be changed at next sign-in: the job fails, once.
     user.password_change_required = True
     user.save()
-    _edit(demo.ErpContact.objects.order_by("number").first(), display_name="Ana Larsen")
+    _edit(
+        demo.ErpContact.objects.filter(type=demo.ErpContact.Type.PERSON).order_by("number").first(),
+        display_name="Ana Larsen",
+    )
     run(mappings["CONTACT"])
     user.password_change_required = False
     user.save()

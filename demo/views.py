@@ -36,7 +36,10 @@ def app_index(request: HttpRequest, app: str) -> HttpResponse:
 
 def record_list(request: HttpRequest, app: str, entity: str) -> HttpResponse:
     table = _entity_or_404(app, entity)
-    records = table.model.objects.order_by(f"-{table.modified_field}")[:100]
+    relations = [f for f in table.fields if table.model._meta.get_field(f).is_relation]
+    records = table.model.objects.select_related(*relations).order_by(f"-{table.modified_field}")[
+        :100
+    ]
     rows = [(record, [getattr(record, field) for field in table.fields]) for record in records]
     context = {"app": app, "app_title": APP_TITLES[app], "entity": table, "rows": rows}
     return render(request, "demo/record_list.html", context)

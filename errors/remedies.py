@@ -20,7 +20,7 @@ PRIVILEGE = re.compile(
     r"(?:.*?for entity '(?P<entity>\w+)')?",
     re.DOTALL,
 )
-CURRENCY_CODE = re.compile(r"(?:currency |Currency Code=')(?P<code>[A-Z]{3})\b")
+CURRENCY_CODE = re.compile(r"(?:[Cc]urrency |Currency Code=')(?P<code>[A-Z]{3})\b")
 
 
 @dataclass(frozen=True)

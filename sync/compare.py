@@ -222,15 +222,17 @@ def compare_entry(error) -> Comparison | None:
     extra = [name for name in sent if name not in known]
     for pair in pairs:
         secret = is_secret(pair.read) or is_secret(pair.write)
-        other_value = other.values.get(pair.write) if other else None
+        other_value = pair.held(other.values) if other else None
         source_value = source.values.get(pair.read) if source else None
+        # What a lookup read (a code, an id) is not what it writes: only a value sent counts.
+        derived = (pair.read in read or pair.has_constant) and pair.lookup is None
         if pair.write in sent:
             expected, expected_cut = sent[pair.write], pair.write in cut
-        elif pair.read in read or pair.has_constant:
+        elif derived:
             expected, expected_cut = pair.value(read), pair.read in cut
         else:
             expected, expected_cut = None, False
-        has_expected = pair.write in sent or pair.read in read or pair.has_constant
+        has_expected = pair.write in sent or derived
         row = Row(
             read_field=pair.read,
             write_field=pair.write,
@@ -245,9 +247,9 @@ def compare_entry(error) -> Comparison | None:
         if not secret:
             if other is not None and has_expected:
                 row.differs = not _same(expected, other_value, expected_cut)
-            elif other is not None and source is not None:
+            elif other is not None and source is not None and pair.lookup is None:
                 row.differs = not same_value(pair.value(source.values), other_value)
-            if source is not None and has_expected and not pair.has_constant:
+            if source is not None and has_expected and not pair.has_constant and not pair.lookup:
                 row.changed_since = not _same(expected, pair.value(source.values), expected_cut)
         result.rows.append(row)
     for name in extra:  # the mapping changed since the entry was written

@@ -26,6 +26,7 @@ from .classify import classify
 from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, connector_for
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
+from .lookups import Lookups
 from .models import SyncJob, TableMapping
 from .preflight import JobFailure, check_integration_users
 
@@ -437,9 +438,11 @@ class Pass:
             mapping.destination_match_field if forward else mapping.source_match_field
         )
         self.pairs = field_pairs(mapping.field_mappings, direction)
+        self.lookups = Lookups(mapping, direction, source, destination, self.pairs)
+        self.writing = {pair.write: pair for pair in self.pairs}
         # The fields a pass reads on each side: what it maps, matches and compares.
         reads = [p.read for p in self.pairs if not p.has_constant] + [self.match_read]
-        writes = [p.write for p in self.pairs] + [self.match_write]
+        writes = [p.held_field for p in self.pairs] + [self.match_write]
         self.read_fields = [name for name in dict.fromkeys(reads) if name]
         self.write_fields = [name for name in dict.fromkeys(writes) if name]
         self.suffix = "to_destination" if forward else "from_destination"
@@ -538,6 +541,8 @@ class Pass:
         self.save_progress()
 
     def sync_page(self, page: list[RemoteRecord]) -> None:
+        # The page's lookups in a few requests, rather than some for each record.
+        self.lookups.prepare(page)
         ids = [record.id for record in page]
         couplings = {
             getattr(c, f"{self.read_side}_record_id"): c
@@ -610,7 +615,11 @@ class Pass:
         in_step: list[Coupling] = []
         writes: list[Write] = []
         for (record, coupling), target_id in zip(todo, target_ids, strict=True):
-            write = self.write_for(record, coupling, targets.get(target_id), in_step)
+            try:
+                write = self.write_for(record, coupling, targets.get(target_id), in_step)
+            except ConnectorError as error:  # a lookup that found nothing
+                self.record_failed(record, coupling, error)
+                continue
             if write is not None:
                 writes.append(write)
         self.succeed_many(in_step)
@@ -656,7 +665,11 @@ class Pass:
         in_step: list[tuple[RemoteRecord, str]] = []
         writes: list[Write] = []
         for record in records:
-            values = self.values_for(record)
+            try:
+                values = self.values_for(record)
+            except ConnectorError as error:  # a lookup that found nothing
+                self.record_failed(record, None, error)
+                continue
             value = record.values.get(self.match_read) if matching else None
             free = [
                 m
@@ -680,7 +693,7 @@ class Pass:
             target = free[0]
             claimed.add(target.id)
             self.matched_now[record.id] = target.id
-            changes = {k: v for k, v in values.items() if not same_value(target.values.get(k), v)}
+            changes = self.changes(values, target)
             if changes:
                 writes.append(Write(record, None, target.id, changes))
             else:
@@ -953,7 +966,21 @@ class Pass:
 
     # -- one record --------------------------------------------------------------------
     def values_for(self, record: RemoteRecord) -> dict[str, Any]:
-        return {pair.write: pair.value(record.values) for pair in self.pairs}
+        """The values to write for the record; a lookup that finds nothing raises."""
+        values = record.values
+        lookups = self.lookups
+        return {
+            pair.write: lookups.value(pair, record) if pair.lookup else pair.value(values)
+            for pair in self.pairs
+        }
+
+    def changes(self, values: dict[str, Any], target: RemoteRecord) -> dict[str, Any]:
+        """The values that differ from what the record written to holds."""
+        return {k: v for k, v in values.items() if not same_value(self.held(target, k), v)}
+
+    def held(self, target: RemoteRecord, name: str) -> Any:
+        pair = self.writing.get(name)
+        return pair.held(target.values) if pair else target.values.get(name)
 
     def leaves_uncoupled_out(self) -> bool:
         """Whether records not coupled are left out: a modified-records run of a mapping that
@@ -994,7 +1021,7 @@ class Pass:
         values = self.values_for(record)
         if target is None:
             return self.coupled_record_missing(record, coupling, values)
-        changes = {k: v for k, v in values.items() if not same_value(target.values.get(k), v)}
+        changes = self.changes(values, target)
         if not changes:
             self.job.unchanged += 1
             in_step.append(coupling)
@@ -1020,7 +1047,7 @@ class Pass:
                         "conflict",
                         record,
                         changes,
-                        held={p.write: target.values.get(p.write) for p in self.pairs},
+                        held={p.write: p.held(target.values) for p in self.pairs},
                     ),
                 )
                 return None

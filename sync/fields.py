@@ -1,5 +1,13 @@
-"""Field mappings: which value goes where, in which direction, transformed how."""
+"""Field mappings: which value goes where, in which direction, transformed how.
 
+A field mapping of type "value" (the default) copies a value. One of type "lookup" links a
+code on the source side (a currency code, a customer number) with a Dataverse lookup on the
+destination side (transactioncurrencyid, parentcustomerid_account): the record the code
+stands for is found in the destination's table and written as `<navigation>@odata.bind`;
+the other way, the record the lookup property `_<name>_value` refers to gives back its code
+(sync/lookups.py resolves them)."""
+
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -20,7 +28,66 @@ SETTINGS = {
     "constant",
     "transform",
     "clear_on_failure",
+    "type",
+    "lookup",
 }
+TYPES = ("value", "lookup")
+LOOKUP_SETTINGS = {"entity", "match", "mapping", "property", "label"}
+BIND = "@odata.bind"
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+
+
+@dataclass(frozen=True)
+class LookupSpec:
+    """The record a lookup field mapping refers to.
+
+    `navigation` is the destination's single-valued navigation property (the field mapping's
+    destination) and `lookup_property` its lookup property. It refers to a record of the
+    destination table `entity`, whose field `match` holds the code. With `mapping`, the
+    records are that table mapping's too: a code is first the source record whose match
+    field holds it, and the record it is coupled to."""
+
+    navigation: str
+    lookup_property: str
+    entity: str
+    match: str
+    mapping: str = ""
+    label: str = ""
+
+    @classmethod
+    def of(cls, spec: dict) -> "LookupSpec":
+        settings = spec.get("lookup") or {}
+        navigation = spec["destination"]
+        return cls(
+            navigation=navigation,
+            lookup_property=settings.get("property") or f"_{navigation}_value",
+            entity=settings.get("entity", ""),
+            match=settings.get("match", ""),
+            mapping=settings.get("mapping", ""),
+            label=settings.get("label", ""),
+        )
+
+    @property
+    def bind_key(self) -> str:
+        return self.navigation + BIND
+
+    def reference(self, record_id: Any) -> str | None:
+        """The `@odata.bind` value of a record it refers to: "/accounts(<id>)"."""
+        if record_id in (None, ""):
+            return None
+        return f"/{self.entity}({str(record_id).strip('{}').lower()})"
+
+
+# The annotation of a lookup property that names the table it refers to (Dataverse).
+LOGICAL_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+
+
+def logical_name(entity: str) -> str:
+    """A Dataverse table's logical name from its entity set: accounts -> account,
+    transactioncurrencies -> transactioncurrency."""
+    if entity.endswith("ies"):
+        return entity[:-3] + "y"
+    return entity.removesuffix("s")
 
 
 @dataclass(frozen=True)
@@ -31,10 +98,34 @@ class FieldPair:
     has_constant: bool = False
     transform: str = ""
     clear_on_failure: bool = False
+    # A lookup: `value` is the code or id read, which the pass resolves before writing.
+    lookup: LookupSpec | None = None
+    # The field of the record written to that holds what this pair writes, where it is not
+    # `write`: a lookup's lookup property, where it writes the navigation property.
+    compare: str = ""
 
     def value(self, values: dict[str, Any]) -> Any:
         value = self.constant if self.has_constant else values.get(self.read)
         return TRANSFORMS.get(self.transform, TRANSFORMS[""])(value)
+
+    @property
+    def held_field(self) -> str:
+        """The field to read on the side written to, to compare with what is written."""
+        return self.compare or self.write
+
+    def held(self, values: dict[str, Any]) -> Any:
+        """What a record on the side written to holds for this pair, in the form written: a
+        lookup property as the bind value of the record it refers to."""
+        if self.lookup is None or not self.compare:
+            return values.get(self.write)
+        referred = values.get(self.compare)
+        if referred in (None, ""):
+            return None
+        # A polymorphic lookup may refer to another table than the one this pair binds.
+        table = values.get(f"{self.compare}@{LOGICAL_NAME}")
+        if table and table != logical_name(self.lookup.entity):
+            return f"{table}:{referred}"
+        return self.lookup.reference(referred)
 
 
 def field_pairs(field_mappings: list[dict], direction: str) -> list[FieldPair]:
@@ -52,6 +143,13 @@ def field_pairs(field_mappings: list[dict], direction: str) -> list[FieldPair]:
         )
         if "constant" in spec and direction != TO_DESTINATION:
             continue  # a constant is written to the destination only
+        lookup = LookupSpec.of(spec) if spec.get("type") == "lookup" else None
+        compare = ""
+        if lookup is not None:
+            if direction == TO_DESTINATION:
+                write, compare = lookup.bind_key, lookup.lookup_property
+            else:
+                read = lookup.lookup_property
         pairs.append(
             FieldPair(
                 read=read,
@@ -60,6 +158,8 @@ def field_pairs(field_mappings: list[dict], direction: str) -> list[FieldPair]:
                 has_constant="constant" in spec,
                 transform=spec.get("transform", ""),
                 clear_on_failure=bool(spec.get("clear_on_failure", False)),
+                lookup=lookup,
+                compare=compare,
             )
         )
     return pairs
@@ -102,4 +202,47 @@ def field_mapping_problems(specs: Any) -> list[str]:
         unknown = sorted(set(spec) - SETTINGS)
         if unknown:
             problems.append(f"Field mapping {n}: unknown setting {', '.join(unknown)}.")
+        problems += _lookup_problems(n, spec)
+    return problems
+
+
+def _lookup_problems(n: int, spec: dict) -> list[str]:
+    kind = spec.get("type", "value")
+    if kind not in TYPES:
+        return [f"Field mapping {n}: type must be one of {', '.join(TYPES)}."]
+    if kind != "lookup":
+        if "lookup" in spec:
+            return [f"Field mapping {n}: lookup settings need the type lookup."]
+        return []
+    settings = spec.get("lookup")
+    if not isinstance(settings, dict):
+        return [
+            f"Field mapping {n}: a lookup needs its lookup settings: the table it refers to "
+            '("entity") and its field holding the code ("match").'
+        ]
+    problems = []
+    unknown = sorted(set(settings) - LOOKUP_SETTINGS)
+    if unknown:
+        problems.append(f"Field mapping {n}: unknown lookup setting {', '.join(unknown)}.")
+    for name, value in settings.items():
+        if name in LOOKUP_SETTINGS and not isinstance(value, str):
+            problems.append(f"Field mapping {n}: lookup {name} must be text.")
+    if not (settings.get("entity") and settings.get("match")):
+        problems.append(
+            f"Field mapping {n}: a lookup names the table it refers to and that table's field "
+            "holding the code (entity and match)."
+        )
+    for name in ("entity", "match", "property"):
+        value = settings.get(name)
+        if isinstance(value, str) and value and not NAME.fullmatch(value):
+            problems.append(f"Field mapping {n}: lookup {name} must be a field or table name.")
+    destination = spec.get("destination")
+    if isinstance(destination, str) and not NAME.fullmatch(destination.strip() or "-"):
+        problems.append(
+            f"Field mapping {n}: a lookup's destination is a navigation property name, such "
+            "as transactioncurrencyid."
+        )
+    for setting in ("constant", "transform"):
+        if setting in spec:
+            problems.append(f"Field mapping {n}: a lookup takes no {setting}.")
     return problems

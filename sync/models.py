@@ -209,6 +209,19 @@ class TableMapping(models.Model):
         from .fields import field_mapping_problems
 
         problems = field_mapping_problems(self.field_mappings)
+        if not problems and self.connection_id:
+            names = set(
+                TableMapping.objects.filter(connection_id=self.connection_id).values_list(
+                    "name", flat=True
+                )
+            )
+            for n, spec in enumerate(self.field_mappings, 1):
+                through = (spec.get("lookup") or {}).get("mapping") if spec.get("type") else None
+                if through and through not in names:
+                    problems.append(
+                        f"Field mapping {n}: the lookup goes through {through}, which is not a "
+                        "table mapping of this connection."
+                    )
         if problems:
             raise ValidationError({"field_mappings": problems})
 

@@ -85,6 +85,8 @@ FLAVORS: dict[str, dict[str, Any]] = {
 }
 
 TRANSIENT_STATUSES = {429, 502, 503, 504}
+# Dataverse's annotation of a lookup property that names the table of the record it refers to.
+LOOKUP_TABLE_ANNOTATION = "Microsoft.Dynamics.CRM.lookuplogicalname"
 
 
 @functools.cache
@@ -350,7 +352,7 @@ class ODataConnector(Connector):
                 "GET",
                 url,
                 params=params,
-                headers={"Prefer": f"odata.maxpagesize={size}"},
+                headers={"Prefer": self._prefer(f"odata.maxpagesize={size}")},
                 parse=True,
             )
             rows = body.get("value")
@@ -381,9 +383,21 @@ class ODataConnector(Connector):
             )
         return link
 
+    def _prefer(self, *preferences: str) -> str:
+        """The Prefer header of a read: on Dataverse, with the annotation that names the
+        table each lookup property refers to (a polymorphic lookup may refer to several)."""
+        if self.config.flavor == DATAVERSE:
+            preferences += (f'odata.include-annotations="{LOOKUP_TABLE_ANNOTATION}"',)
+        return ",".join(preferences)
+
     def get(self, entity: str, record_id: str) -> RemoteRecord | None:
         try:
-            body = self._send("GET", self._item_url(entity, record_id), parse=True)
+            body = self._send(
+                "GET",
+                self._item_url(entity, record_id),
+                headers={"Prefer": self._prefer()} if self.config.flavor == DATAVERSE else {},
+                parse=True,
+            )
         except ConnectorError as error:
             if error.is_not_found:
                 return None
@@ -408,6 +422,7 @@ class ODataConnector(Connector):
             "GET",
             self.base_url + entity,
             params={"$filter": " and ".join(conditions), "$top": top},
+            headers={"Prefer": self._prefer()} if self.config.flavor == DATAVERSE else {},
             parse=True,
         )
         return [self._record(entity, row) for row in body.get("value", [])]

@@ -7,6 +7,7 @@ from demo.models import CrmAccount
 
 pytestmark = pytest.mark.django_db
 ACCOUNT = "Microsoft.Dynamics.CRM.account"
+NOWHERE = "transactioncurrencies(00000000-0000-4000-8000-000000000009)"
 
 
 def account(name: str, **values) -> dict:
@@ -40,15 +41,17 @@ def test_one_refused_target_writes_nothing_and_each_refusal_is_named(demo_apps):
         "CreateMultiple",
         [
             account("Fine"),
-            account("Unknown currency", isocurrencycode="SEK"),
+            account("Unknown currency", **{"transactioncurrencyid@odata.bind": f"/{NOWHERE}"}),
             account("Fine too"),
             account("", accountnumber="A2"),
         ],
     )
-    assert answer.status_code == 400
+    assert answer.status_code == 404
     error = answer.json()["error"]
-    assert error["message"].startswith("The currency SEK does not exist in Dynamics 365 Sales.")
-    assert [(d["RequestIndex"], d["StatusCode"]) for d in error["details"]] == [(1, 400), (3, 400)]
+    assert error["message"].startswith(
+        "transactioncurrency With Id = 00000000-0000-4000-8000-000000000009 Does Not Exist"
+    )
+    assert [(d["RequestIndex"], d["StatusCode"]) for d in error["details"]] == [(1, 404), (3, 400)]
     assert error["details"][1]["message"] == "A name is required."
     assert CrmAccount.objects.count() == before
 

@@ -18,6 +18,20 @@ def test_a_record_page_shows_its_fields_without_sign_in(client):
     assert "Fabrikam Inc." in html and "C00010" in html and "NOK" in html
 
 
+def test_a_crm_record_page_names_the_records_its_lookups_refer_to(client):
+    from demo.models import CrmContact, CrmTransactionCurrency
+
+    nok = CrmTransactionCurrency.objects.create(iso_currency_code="NOK", currency_name="Krone")
+    account = CrmAccount.objects.create(name="Fjord AS", transaction_currency=nok)
+    contact = CrmContact.objects.create(full_name="Kari Nordmann", parent_account=account)
+    html = client.get(reverse("demo:record", args=["crm", "accounts", account.pk])).content
+    assert "<dd>NOK</dd>" in html.decode()
+    html = client.get(reverse("demo:record", args=["crm", "contacts", contact.pk])).content
+    assert "<dd>Fjord AS</dd>" in html.decode()
+    listed = client.get(reverse("demo:record_list", args=["crm", "contacts"])).content.decode()
+    assert "Fjord AS" in listed
+
+
 def test_record_pages_escape_what_is_stored(client):
     account = CrmAccount.objects.create(name="<script>alert(1)</script>")
     html = client.get(reverse("demo:record", args=["crm", "accounts", account.pk])).content.decode()
@@ -66,3 +80,18 @@ def test_a_signed_in_person_changes_a_record_in_its_app(client, staff_user):
     assert "Transaction currency DKK is saved." in response.content.decode()
     currency.refresh_from_db()
     assert str(currency.exchange_rate) == "7.460000"
+
+
+def test_an_erp_contact_saved_on_its_page_takes_its_company_name(client, staff_user):
+    from demo.models import ErpContact
+
+    company = ErpContact.objects.create(number="C00010", type="Company", display_name="Fabrikam")
+    person = ErpContact.objects.create(number="CT1", display_name="Kari Nordmann")
+    assert (company.company_number, company.company_name) == ("C00010", "Fabrikam")
+    client.force_login(staff_user)
+    fields = {"number": "CT1", "type": "Person", "display_name": "Kari Nordmann"}
+    url = reverse("demo:record", args=["erp", "contacts", person.pk])
+    response = client.post(url, {**fields, "company_number": "C00010", "company_name": ""})
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert (person.company_number, person.company_name) == ("C00010", "Fabrikam")

@@ -10,7 +10,14 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from couplings.models import Coupling
-from demo.models import CrmAccount, DemoWebhook, ErpCustomer, ErpSubscription
+from demo.models import (
+    CrmAccount,
+    CrmContact,
+    DemoWebhook,
+    ErpContact,
+    ErpCustomer,
+    ErpSubscription,
+)
 from errors.links import safe_link
 from errors.models import Category, ErrorGroup, SyncError
 from sync.models import ChangeSubscription, Connection, MappingHealthSnapshot, SyncJob, TableMapping
@@ -36,6 +43,22 @@ def test_the_console_is_filled_from_real_sync_runs(live_server):
     }
     assert ErpCustomer.objects.count() == 50
     assert CrmAccount.objects.count() > 40  # created in the CRM by the first full sync
+    # Through the lookups of the default mappings: the accounts have their customers'
+    # currencies, and the people their companies' accounts.
+    for account in CrmAccount.objects.exclude(account_number="").select_related(
+        "transaction_currency"
+    ):
+        customer = ErpCustomer.objects.get(number=account.account_number)
+        assert account.transaction_currency.iso_currency_code == customer.currency_code
+    people = ErpContact.objects.filter(type=ErpContact.Type.PERSON)
+    assert CrmContact.objects.count() == people.count()
+    with_company = CrmContact.objects.filter(parent_account__isnull=False).select_related(
+        "parent_account"
+    )
+    assert with_company.count() > people.count() // 2
+    for contact in with_company:
+        person = people.get(email=contact.email)
+        assert contact.parent_account.account_number == person.company_number
     assert Coupling.objects.count() > 80
     assert Coupling.objects.filter(is_skipped=True).exists()
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from couplings.models import Coupling
-from demo.models import CrmAccount, ErpCustomer
+from demo.models import CrmAccount, CrmTransactionCurrency, ErpCurrency, ErpCustomer
 from errors.models import Category, SyncError
 from sync.models import SyncJob
 from tests.errors.test_fixes import conflict, deleted_in_crm
@@ -48,7 +48,7 @@ def test_a_refused_update_keeps_what_was_sent_and_what_was_read(demo_apps):
         "telephone1",
         "address1_city",
         "address1_country",
-        "isocurrencycode",
+        "_transactioncurrencyid_value",
     }
     assert stored["truncated"] == []
 
@@ -72,12 +72,16 @@ def test_a_crm_refusal_of_a_new_record_keeps_what_was_sent_with_nothing_to_compa
     customer = ErpCustomer.objects.exclude(
         number__in=CrmAccount.objects.values("account_number")
     ).first()
+    # A currency the CRM has without an exchange rate: it refuses the account.
+    ErpCurrency.objects.create(code="XTS", exchange_rate=1)
+    xts = CrmTransactionCurrency.objects.create(iso_currency_code="XTS", exchange_rate=None)
     ErpCustomer.objects.filter(pk=customer.pk).update(currency_code="XTS")
     job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
     entry = SyncError.objects.get(job=job, source_record_id=str(customer.pk))
-    assert "XTS does not exist" in entry.message
+    assert "XTS does not have an exchange rate" in entry.message
     assert entry.sent_values["kind"] == "create"
-    assert entry.sent_values["sent"]["isocurrencycode"] == "XTS"
+    sent = entry.sent_values["sent"]
+    assert sent["transactioncurrencyid@odata.bind"] == f"/transactioncurrencies({xts.pk})"
     assert entry.sent_values["sent"]["accountnumber"] == customer.number
 
     html = staff_client.get(entry.get_absolute_url()).content.decode()

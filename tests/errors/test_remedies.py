@@ -36,7 +36,8 @@ CRM, ERP = "Dynamics 365 Sales", "Business Central"
         ),
         (
             Category.CURRENCY,
-            "The currency SEK does not exist in Dynamics 365 Sales.",
+            "Currency SEK does not exist in Dynamics 365 Sales (transactioncurrencies): add it, "
+            "or change the record's currencyCode.",
             "Dynamics 365 Sales has no currency SEK",
         ),
         (Category.OTHER, "The job stopped: KeyError", "does not recognize"),

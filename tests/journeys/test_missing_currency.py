@@ -18,8 +18,13 @@ pytestmark = pytest.mark.django_db
 def refused(demo_apps):
     job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
     entry = SyncError.objects.get(job=job, category=Category.CURRENCY)
-    assert entry.message == "The currency SEK does not exist in Dynamics 365 Sales."
+    assert entry.message == (
+        "Currency SEK does not exist in Dynamics 365 Sales (transactioncurrencies): add it, or "
+        "change the record's currencyCode."
+    )
     assert entry.coupling is None
+    # Nothing was sent: the CRM's currencies were looked up first.
+    assert entry.sent_values is None
     return entry
 
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from couplings.models import Coupling
-from demo.models import CrmAccount, ErpCustomer
+from demo.models import CrmAccount, CrmTransactionCurrency, ErpCustomer
 from errors.models import SyncError
 from sync import engine
 from sync.connectors import connector_for
@@ -48,6 +48,8 @@ def to_accounts(requests: list[str]) -> list[str]:
 
 
 def test_a_full_sync_creates_in_bulk_and_logs_the_refused_record_on_its_own(demo_apps):
+    # The CRM has SEK now, without an exchange rate: it refuses the customer in SEK.
+    CrmTransactionCurrency.objects.create(iso_currency_code="SEK", exchange_rate=None)
     job, sent = run(demo_apps, SyncJob.Kind.FULL)
 
     assert (job.inserted, job.failed) == (10, 1)
@@ -60,7 +62,7 @@ def test_a_full_sync_creates_in_bulk_and_logs_the_refused_record_on_its_own(demo
         "GET accounts",
     ]
     entry = SyncError.objects.get(job=job)
-    assert entry.message == "The currency SEK does not exist in Dynamics 365 Sales."
+    assert entry.message == "The currency SEK does not have an exchange rate."
     assert entry.source_record_id == str(ErpCustomer.objects.get(number="C00010").pk)
     assert "CreateMultiple" in entry.detail and "0x80040203" in entry.detail
     assert entry.sent_values is not None
@@ -72,7 +74,7 @@ def test_one_request_per_record_when_the_batch_size_is_one(demo_apps):
 
     assert (job.inserted, job.failed) == (10, 1)
     creates = [r for r in sent["destination"] if r.startswith("POST")]
-    assert creates == ["POST accounts"] * 11  # ten created, one refused
+    assert creates == ["POST accounts"] * 10  # the customer in SEK is not sent: no SEK there
     assert CrmAccount.objects.count() == 11
 
 

@@ -68,13 +68,17 @@ def test_full_sync_creates_couples_by_match_and_logs_what_fails(demo_apps):
     error = SyncError.objects.get(job=job)
     sek = customer("C00010")
     assert error.category == Category.CURRENCY
-    assert error.message == "The currency SEK does not exist in Dynamics 365 Sales."
+    assert error.message == (
+        "Currency SEK does not exist in Dynamics 365 Sales (transactioncurrencies): add it, or "
+        "change the record's currencyCode."
+    )
     assert (error.source_app, error.source_entity) == ("Business Central", "customers")
     assert error.source_record_id == str(sek.pk)
     assert error.source_url == f"{demo_apps.base_url}/demo/erp/customers/{sek.pk}/"
     assert demo_apps.opens(error.source_url)
     assert error.destination_url == ""  # nothing was created on the other side
-    assert "POST" in error.detail and "0x80040203" in error.detail
+    # Looked up before anything was sent.
+    assert "transactioncurrencies whose isocurrencycode is 'SEK'" in error.detail
 
 
 def test_a_second_run_and_a_run_after_a_crash_write_nothing_twice(demo_apps):

@@ -1,0 +1,20 @@
+"""The errors the demo apps' APIs answer with: {"error": {"code", "message"}}, as both
+Business Central and Dataverse do."""
+
+from django.http import JsonResponse
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
+
+def error_response(error: ApiError) -> JsonResponse:
+    response = JsonResponse(
+        {"error": {"code": error.code, "message": error.message}}, status=error.status
+    )
+    for name, value in error.headers.items():
+        response[name] = value
+    return response

@@ -1,0 +1,291 @@
+"""Resolving the lookup field mappings of one direction of a job (sync/fields.py).
+
+To the destination, a code read on the source side (a currency code, a customer number)
+becomes the record it stands for in the destination's table, written as
+`<navigation>@odata.bind`; from the destination, the record a lookup property refers to gives
+back its code. The codes or ids of many records are resolved together, in one or two requests
+per table (a page of records at a time), and kept for the rest of the pass.
+
+A code whose record cannot be found fails its record with a clear entry (status 422, so it is
+categorized by its words: a missing currency is a currency error, grouped with the others of
+that currency)."""
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from couplings.models import Coupling
+
+from .connectors import Connector, ConnectorError, RemoteRecord
+from .fields import LOGICAL_NAME, TO_DESTINATION, FieldPair, LookupSpec, logical_name
+from .models import TableMapping
+
+LOOKUP_FAILED = "LookupFailed"
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class LookupFailed(ConnectorError):
+    """The record a lookup refers to cannot be found (or is not one the other app takes)."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message, status=422, code=LOOKUP_FAILED, detail=detail)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    value: Any = None
+    failure: str = ""
+    # How it was looked up, for the entry's detail.
+    detail: str = ""
+
+
+def code_key(value: Any) -> str:
+    # The apps compare codes without regard to case (Dataverse does): so does the lookup.
+    return str(value).strip().casefold()
+
+
+def id_key(value: Any) -> str:
+    # A GUID, as a lookup property holds it: the apps write them in lower case.
+    return str(value).strip("{}").lower()
+
+
+class Lookups:
+    """The lookups of a pass: `value` gives a record's, resolving those of the page that
+    `prepare` named at once."""
+
+    def __init__(
+        self,
+        mapping: TableMapping,
+        direction: str,
+        source: Connector,
+        destination: Connector,
+        pairs: list[FieldPair],
+    ):
+        self.mapping, self.direction = mapping, direction
+        self.source, self.destination = source, destination
+        self.pairs = [pair for pair in pairs if pair.lookup is not None]
+        self.forward = direction == TO_DESTINATION
+        self.resolved: dict[tuple[LookupSpec, str], Resolved] = {}
+        self.mappings: dict[str, TableMapping | None] = {}
+        self.pending: list[RemoteRecord] = []
+
+    def prepare(self, records: Iterable[RemoteRecord]) -> None:
+        """The records of the page a pass deals with now: the first lookup one of them needs
+        resolves theirs all, in a few requests (none when no record needs one)."""
+        self.pending = list(records)
+
+    def value(self, pair: FieldPair, record: RemoteRecord) -> Any:
+        """What the pair writes for the record: the bind value of the record its code stands
+        for, or the code of the record its lookup refers to. Raises LookupFailed."""
+        assert pair.lookup is not None
+        raw = self.raw(pair, record)
+        if raw is None:
+            return None if self.forward else ""
+        key = (pair.lookup, self.key(raw))
+        if key not in self.resolved:
+            self.resolve(pair, [raw, *self.unresolved(pair, self.pending)])
+        resolved = self.resolved[key]
+        if resolved.failure:
+            raise LookupFailed(resolved.failure, resolved.detail)
+        return resolved.value
+
+    def unresolved(self, pair: FieldPair, records: list[RemoteRecord]) -> list[Any]:
+        """The codes or ids of these records that the pair has not resolved yet."""
+        assert pair.lookup is not None
+        wanted: dict[str, Any] = {}
+        for record in records:
+            try:
+                raw = self.raw(pair, record)
+            except LookupFailed:
+                continue  # failed when its value is asked for
+            if raw is not None and (pair.lookup, self.key(raw)) not in self.resolved:
+                wanted.setdefault(self.key(raw), raw)
+        return list(wanted.values())
+
+    # -- reading a record's code or reference ---------------------------------------------
+    def key(self, raw: Any) -> str:
+        return code_key(raw) if self.forward else id_key(raw)
+
+    def raw(self, pair: FieldPair, record: RemoteRecord) -> Any:
+        """The code (to the destination) or the id (from it) a record holds; None for none."""
+        assert pair.lookup is not None
+        value = pair.value(record.values)
+        if value in (None, "") or (isinstance(value, str) and not value.strip()):
+            return None
+        if not self.forward:
+            if not isinstance(value, str) or not GUID.fullmatch(id_key(value)):
+                raise LookupFailed(
+                    f"The {pair.read} of this record, {value!r}, is not a record id."
+                )
+            table = record.values.get(f"{pair.read}@{LOGICAL_NAME}")
+            expected = logical_name(pair.lookup.entity)
+            if table and table != expected:
+                # A polymorphic lookup (a contact's parent customer) may refer to a table the
+                # other app has no place for.
+                raise LookupFailed(
+                    f"The {pair.lookup.navigation.split('_')[0]} of this record is a {table}, "
+                    f"not {_article(expected)} {expected}: {self.source.app_name} can only take "
+                    f"{pair.lookup.entity} records in {pair.write}."
+                )
+        return value
+
+    # -- resolving ------------------------------------------------------------------------
+    def resolve(self, pair: FieldPair, raws: list[Any]) -> None:
+        lookup = pair.lookup
+        assert lookup is not None
+        raws = list({self.key(raw): raw for raw in raws}.values())
+        referenced = self.referenced_mapping(lookup)
+        if lookup.mapping and referenced is None:
+            failure = (
+                f"The lookup of {pair.read} goes through the table mapping {lookup.mapping}, "
+                f"which {self.mapping.connection.name} does not have: correct the field mapping."
+            )
+            for raw in raws:
+                self.resolved[(lookup, self.key(raw))] = Resolved(failure=failure)
+            return
+        if self.forward:
+            self.resolve_codes(pair, lookup, referenced, raws)
+        else:
+            self.resolve_ids(pair, lookup, referenced, raws)
+
+    def referenced_mapping(self, lookup: LookupSpec) -> TableMapping | None:
+        if not lookup.mapping:
+            return None
+        if lookup.mapping not in self.mappings:
+            self.mappings[lookup.mapping] = TableMapping.objects.filter(
+                connection_id=self.mapping.connection_id, name=lookup.mapping
+            ).first()
+        return self.mappings[lookup.mapping]
+
+    def resolve_codes(
+        self,
+        pair: FieldPair,
+        lookup: LookupSpec,
+        referenced: TableMapping | None,
+        codes: list[Any],
+    ) -> None:
+        """Codes to the destination records they stand for: through the couplings of the
+        referenced mapping first, then by the destination table's field that holds them."""
+        found: dict[str, str] = {}
+        if referenced is not None and referenced.source_match_field:
+            field = referenced.source_match_field
+            sources = self.source.find_many(referenced.source_entity, field, codes, select=[field])
+            code_of = {record.id: code_key(record.values.get(field)) for record in sources}
+            for source_id, destination_id in Coupling.objects.filter(
+                mapping=referenced, source_record_id__in=list(code_of)
+            ).values_list("source_record_id", "destination_record_id"):
+                found.setdefault(code_of[source_id], destination_id)
+        rest = [code for code in codes if code_key(code) not in found]
+        matches: dict[str, list[str]] = {}
+        if rest:
+            for record in self.destination.find_many(
+                lookup.entity, lookup.match, rest, select=[lookup.match]
+            ):
+                matches.setdefault(code_key(record.values.get(lookup.match)), []).append(record.id)
+        app = self.destination.app_name
+        through = (
+            f"{self.source.app_name} {referenced.source_entity} whose "
+            f"{referenced.source_match_field} is the code, coupled under {referenced.name}; then "
+            if referenced is not None
+            else ""
+        )
+        for code in codes:
+            key = code_key(code)
+            label = f"{_label(lookup)} {code}"
+            detail = (
+                f"Looked up {code!r} ({pair.read}) in {through}{app} {lookup.entity} whose "
+                f"{lookup.match} is {code!r} (any case): {len(matches.get(key, []))} found."
+            )
+            if key in found:
+                resolved = Resolved(lookup.reference(found[key]))
+            elif len(matches.get(key, [])) == 1:
+                resolved = Resolved(lookup.reference(matches[key][0]))
+            elif matches.get(key):
+                resolved = Resolved(
+                    failure=f"{label} matches {len(matches[key])} records in {app} "
+                    f"({lookup.entity}) by {lookup.match}: keep one of them.",
+                    detail=detail,
+                )
+            else:
+                hint = (
+                    f"synchronize {lookup.mapping} first"
+                    if lookup.mapping
+                    else f"change the record's {pair.read}"
+                )
+                resolved = Resolved(
+                    failure=f"{label} does not exist in {app} ({lookup.entity}): add it, or "
+                    f"{hint}.",
+                    detail=detail,
+                )
+            self.resolved[(lookup, key)] = resolved
+
+    def resolve_ids(
+        self,
+        pair: FieldPair,
+        lookup: LookupSpec,
+        referenced: TableMapping | None,
+        ids: list[Any],
+    ) -> None:
+        """Destination records to the codes they stand for: the code of the source record
+        each is coupled to under the referenced mapping, else their own field holding it."""
+        keys = [id_key(record_id) for record_id in ids]
+        found: dict[str, str] = {}
+        if referenced is not None and referenced.source_match_field:
+            field = referenced.source_match_field
+            coupled = dict(
+                Coupling.objects.filter(
+                    mapping=referenced, destination_record_id__in=keys
+                ).values_list("destination_record_id", "source_record_id")
+            )
+            if coupled:
+                sources = self.source.get_many(
+                    referenced.source_entity, list(coupled.values()), select=[field]
+                )
+                for destination_id, source_id in coupled.items():
+                    record = sources.get(source_id)
+                    if record is not None and record.values.get(field) not in (None, ""):
+                        found[id_key(destination_id)] = str(record.values[field])
+        rest = [key for key in keys if key not in found]
+        records: dict[str, RemoteRecord] = {}
+        if rest:
+            records = {
+                id_key(record_id): record
+                for record_id, record in self.destination.get_many(
+                    lookup.entity, rest, select=[lookup.match]
+                ).items()
+            }
+        app = self.destination.app_name
+        for key in keys:
+            label = f"{_label(lookup)} {key}"
+            record = records.get(key)
+            detail = (
+                f"Looked up {key} ({pair.read}) in "
+                + (f"the couplings of {referenced.name}, then " if referenced is not None else "")
+                + f"{app} {lookup.entity} for its {lookup.match}: "
+                + ("not found." if record is None else f"{record.values.get(lookup.match)!r}.")
+            )
+            if key in found:
+                resolved = Resolved(found[key])
+            elif record is None:
+                resolved = Resolved(
+                    failure=f"{label} does not exist in {app} ({lookup.entity}).", detail=detail
+                )
+            elif record.values.get(lookup.match) in (None, ""):
+                uncoupled = f" is not coupled under {lookup.mapping} and" if lookup.mapping else ""
+                resolved = Resolved(
+                    failure=f"{label} in {app} ({lookup.entity}){uncoupled} has no "
+                    f"{lookup.match}: {self.source.app_name} cannot refer to it until it has.",
+                    detail=detail,
+                )
+            else:
+                resolved = Resolved(str(record.values[lookup.match]))
+            self.resolved[(lookup, key)] = resolved
+
+
+def _label(lookup: LookupSpec) -> str:
+    return lookup.label or logical_name(lookup.entity).capitalize()
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
