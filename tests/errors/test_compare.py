@@ -3,11 +3,19 @@ app holds now, side by side, read from the demo apps over HTTP."""
 
 import re
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from couplings.models import Coupling
-from demo.models import CrmAccount, CrmTransactionCurrency, ErpCurrency, ErpCustomer
+from demo.models import (
+    CrmAccount,
+    CrmTransactionCurrency,
+    ErpCurrency,
+    ErpCurrencyExchangeRate,
+    ErpCustomer,
+)
 from errors.models import Category, SyncError
 from sync.models import SyncJob
 from tests.errors.test_fixes import conflict, deleted_in_crm
@@ -73,7 +81,10 @@ def test_a_crm_refusal_of_a_new_record_keeps_what_was_sent_with_nothing_to_compa
         number__in=CrmAccount.objects.values("account_number")
     ).first()
     # A currency the CRM has without an exchange rate: it refuses the account.
-    ErpCurrency.objects.create(code="XTS", exchange_rate=1)
+    ErpCurrency.objects.create(code="XTS")
+    ErpCurrencyExchangeRate.objects.create(
+        currency_code="XTS", starting_date=timezone.localdate() - timedelta(days=1)
+    )
     xts = CrmTransactionCurrency.objects.create(iso_currency_code="XTS", exchange_rate=None)
     ErpCustomer.objects.filter(pk=customer.pk).update(currency_code="XTS")
     job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
