@@ -3,6 +3,7 @@ name of every field, in Business Central's (camelCase) or Dataverse's (lowercase
 
 from dataclasses import dataclass
 
+from .concurrency import etag
 from .entities import ENTITIES, Entity
 
 
@@ -25,8 +26,12 @@ class ApiEntity:
     def model(self):
         return self.entity.model
 
+    def etag(self, record) -> str:
+        return etag(self.entity.app, getattr(record, self.entity.modified_field))
+
     def to_api(self, record) -> dict:
-        data = {self.key: str(record.pk)}
+        # Every record read carries its version, as both apps give it.
+        data = {"@odata.etag": self.etag(record), self.key: str(record.pk)}
         for api_name, field in self.fields.items():
             value = getattr(record, field)
             if field == "parent_account":

@@ -24,7 +24,7 @@ from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_s
 from . import breaker, mapping_health, reconcile
 from .classify import classify
 from .compare import sent_values
-from .connectors import Connector, ConnectorError, RemoteRecord, connector_for
+from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, connector_for
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from .models import SyncJob, TableMapping
 from .preflight import JobFailure, check_integration_users
@@ -100,14 +100,26 @@ def interrupt_abandoned_jobs(
 
 # Interrupted jobs in a row after which a mapping's job is no longer continued by itself.
 INTERRUPTIONS_IN_A_ROW = 3
+# Jobs in a row that an app's throttling paused before they got anything done, after which
+# the throttling counts as the app being unavailable (a transient failure of the job).
+THROTTLED_PAUSES_IN_A_ROW = 6
 
 
-def interrupt(job: SyncJob, reason: str, *, continued: bool = True) -> None:
-    """Mark a job interrupted by a lost worker or database and, in the same transaction,
-    create the job that goes on with it (same scope; what the first one wrote is coupled by
-    the match fields, not created again), named in the message: whoever reads the job sees
-    both or neither. The caller sends the new job, `job.successor`, to a worker."""
+def interrupt(
+    job: SyncJob,
+    reason: str,
+    *,
+    continued: bool = True,
+    throttled: bool = False,
+    delay: float | None = None,
+) -> None:
+    """Mark a job interrupted (by a lost worker or database, or `throttled` by an app) and,
+    in the same transaction, create the job that goes on with it (same scope; what the first
+    one wrote is coupled by the match fields, not created again), named in the message:
+    whoever reads the job sees both or neither. The caller sends the new job,
+    `job.successor`, to a worker, `job.successor_delay` (`delay`) seconds from now."""
     successor = None
+    job.throttled = throttled
     with transaction.atomic():
         if continued:
             why_not = _not_continued_because(job)
@@ -125,9 +137,11 @@ def interrupt(job: SyncJob, reason: str, *, continued: bool = True) -> None:
                     coupling_ids=job.coupling_ids,
                     record_ids=job.record_ids,
                 )
-                reason = f"{reason} Job #{successor.pk} goes on with it."
+                when = f" in {delay:.0f} seconds" if delay else ""
+                reason = f"{reason} Job #{successor.pk} goes on with it{when}."
         _finish(job, SyncJob.Status.INTERRUPTED, reason)
     job.successor = successor
+    job.successor_delay = delay if successor is not None else None
 
 
 def _not_continued_because(job: SyncJob) -> str:
@@ -135,10 +149,13 @@ def _not_continued_because(job: SyncJob) -> str:
     earlier = list(
         SyncJob.objects.filter(mapping_id=job.mapping_id, pk__lt=job.pk)
         .order_by("-pk")
-        .values_list("status", flat=True)[: INTERRUPTIONS_IN_A_ROW - 1]
+        .values_list("status", "throttled")[: INTERRUPTIONS_IN_A_ROW - 1]
     )
-    if len(earlier) == INTERRUPTIONS_IN_A_ROW - 1 and all(
-        status == SyncJob.Status.INTERRUPTED for status in earlier
+    # A pause for an app's throttling is no sign of a job that takes its worker down.
+    if (
+        not job.throttled
+        and len(earlier) == INTERRUPTIONS_IN_A_ROW - 1
+        and all(status == SyncJob.Status.INTERRUPTED and not paused for status, paused in earlier)
     ):
         # A job that takes its worker down each time (memory, a time limit) needs a person.
         return (
@@ -251,7 +268,12 @@ def run_job(
                 for direction in directions:
                     Pass(job, mapping, source, destination, direction).run()
         except JobFailure as failure:
-            _job_failed(job, failure)
+            if isinstance(failure.error, Throttled):
+                _job_throttled(job, failure)
+            else:
+                _job_failed(job, failure)
+        except Throttled as throttled:  # a reconciliation's read
+            _job_throttled(job, JobFailure(throttled, throttled.app_name, ""))
         except Exception as exc:  # a bug must not leave the job "running" for ever
             if connection_lost(exc):
                 # Not the job's fault nor its records': what it committed stays, and a new
@@ -327,6 +349,42 @@ def _job_failed(job: SyncJob, failure: JobFailure) -> None:
     _finish(job, SyncJob.Status.FAILED, message)
 
 
+_WORK_DONE = ("inserted", "modified", "deleted", "unchanged")
+
+
+def _job_throttled(job: SyncJob, failure: JobFailure) -> None:
+    """An app asked the job to slow down for longer than it waits: the job pauses (it is
+    interrupted, and a job that goes on with it starts when the app said it may be called
+    again). No record failed. Only an app that keeps throttling jobs that get nothing done
+    counts as unavailable: the job then fails as a transient connection failure would."""
+    error = failure.error
+    assert isinstance(error, Throttled)
+    progress = job.inserted + job.modified + job.deleted + job.unchanged
+    earlier = list(
+        SyncJob.objects.filter(mapping_id=job.mapping_id, pk__lt=job.pk)
+        .order_by("-pk")
+        .values_list("status", "throttled", *_WORK_DONE)[: THROTTLED_PAUSES_IN_A_ROW - 1]
+    )
+    idle = [
+        status == SyncJob.Status.INTERRUPTED and paused and not any(done)
+        for status, paused, *done in earlier
+    ]
+    if not progress and len(idle) == THROTTLED_PAUSES_IN_A_ROW - 1 and all(idle):
+        error.message = (
+            f"{error.message} It kept {failure.app_name} from answering for "
+            f"{THROTTLED_PAUSES_IN_A_ROW} jobs in a row."
+        )
+        error.args = (error.message,)
+        _job_failed(job, failure)
+        return
+    interrupt(
+        job,
+        f"Paused: {error.message} No record failed.",
+        throttled=True,
+        delay=error.resume_after,
+    )
+
+
 def _had_entries(coupling: Coupling) -> bool:
     """Whether a coupling's last results say an entry may be open for it: it failed, or was
     skipped for failing, in either direction."""
@@ -396,6 +454,7 @@ class Write:
     coupling: Coupling | None
     target_id: str | None
     values: dict[str, Any]
+    etag: str | None = None  # the version of the record to update, as it was read
 
     @property
     def kind(self) -> str:
@@ -629,13 +688,15 @@ class Pass:
         writes: list[Write] = []
         for (record, coupling), target_id in zip(todo, target_ids, strict=True):
             self.attempt = None
+            target = targets.get(target_id)
             try:
-                changes = self.changes_for(record, coupling, targets.get(target_id), in_step)
+                changes = self.changes_for(record, coupling, target, in_step)
             except ConnectorError as error:  # restoring a deleted record failed
                 self.record_failed(record, coupling, error)
                 continue
             if changes is not None:
-                writes.append(Write(record, coupling, target_id, changes))
+                etag = target.etag if target is not None else None
+                writes.append(Write(record, coupling, target_id, changes, etag))
         self.succeed_many(in_step)
         self.write_many(writes)
 
@@ -706,7 +767,7 @@ class Pass:
             self.matched_now[record.id] = target.id
             changes = {k: v for k, v in values.items() if not same_value(target.values.get(k), v)}
             if changes:
-                writes.append(Write(record, None, target.id, changes))
+                writes.append(Write(record, None, target.id, changes, target.etag))
             else:
                 in_step.append((record, target.id))
         if in_step:
@@ -726,7 +787,7 @@ class Pass:
             for item in writes:
                 self.attempt = None
                 try:
-                    written.append((item, self.write(item.target_id, item.values)))
+                    written.append((item, self.write(item.target_id, item.values, item.etag)))
                 except ConnectorError as error:
                     self.record_failed(item.record, item.coupling, error)
                 else:
@@ -796,7 +857,8 @@ class Pass:
         try:
             if item.target_id is None:
                 return self.writer.create(self.write_entity, item.values)
-            return self.writer.update(self.write_entity, item.target_id, item.values)
+            etag = None if self.job.overwrite else item.etag
+            return self.writer.update(self.write_entity, item.target_id, item.values, etag=etag)
         except ConnectorError as error:
             return error
 
@@ -926,8 +988,9 @@ class Pass:
             self.fail(record, coupling, error, sent=sent)
 
     def stop_if_hopeless(self, error: ConnectorError) -> None:
-        # These would fail every record the same way: one entry for the job says it.
-        if error.is_sign_in_failure or error.is_missing_privilege:
+        # These would fail every record the same way: one entry for the job says it. An app
+        # that asks to slow down fails nothing: the job pauses.
+        if error.is_sign_in_failure or error.is_missing_privilege or isinstance(error, Throttled):
             raise JobFailure(error, self.writer.app_name, self.write_entity) from error
         if error.transient:
             # Retried already; one record is logged, an app that stays down stops the job.
@@ -939,22 +1002,29 @@ class Pass:
     def values_for(self, record: RemoteRecord) -> dict[str, Any]:
         return {pair.write: pair.value(record.values) for pair in self.pairs}
 
-    def write(self, target_id: str | None, values: dict[str, Any]) -> RemoteRecord:
-        """Create the record (no `target_id`) or update it. When the app refuses the values,
-        try once more with the fields the mapping clears on a failed sync emptied."""
+    def write(
+        self, target_id: str | None, values: dict[str, Any], etag: str | None = None
+    ) -> RemoteRecord:
+        """Create the record (no `target_id`) or update it (only the version `etag` it was
+        read with). When the app refuses the values, try once more with the fields the
+        mapping clears on a failed sync emptied."""
         try:
-            return self._write(target_id, values)
+            return self._write(target_id, values, etag)
         except ConnectorError as error:
             clearable = [p.write for p in self.pairs if p.clear_on_failure and p.write in values]
             if error.transient or error.status not in (400, 422) or not clearable:
                 raise
-            return self._write(target_id, {**values, **dict.fromkeys(clearable)})
+            return self._write(target_id, {**values, **dict.fromkeys(clearable)}, etag)
 
-    def _write(self, target_id: str | None, values: dict[str, Any]) -> RemoteRecord:
+    def _write(
+        self, target_id: str | None, values: dict[str, Any], etag: str | None = None
+    ) -> RemoteRecord:
         self.attempt = ("create" if target_id is None else "update", values)
         if target_id is None:
             return self.writer.create(self.write_entity, values)
-        return self.writer.update(self.write_entity, target_id, values)
+        # A person who chose this direction overwrites whatever the record holds now.
+        etag = None if self.job.overwrite else etag
+        return self.writer.update(self.write_entity, target_id, values, etag=etag)
 
     def sync_uncoupled(self, record: RemoteRecord) -> None:
         if self.leaves_uncoupled_out():
@@ -995,7 +1065,7 @@ class Pass:
                     k: v for k, v in values.items() if not same_value(target.values.get(k), v)
                 }
                 if changes:
-                    self.write(target.id, changes)
+                    self.write(target.id, changes, target.etag)
                     self.job.modified += 1
                 else:
                     self.job.unchanged += 1
@@ -1027,7 +1097,7 @@ class Pass:
             self.succeed(done)
         if changes is None:
             return
-        self.write(target_id, changes)
+        self.write(target_id, changes, target.etag if target is not None else None)
         self.job.modified += 1
         self.succeed(coupling)
 
