@@ -349,7 +349,8 @@ def _job_failed(job: SyncJob, failure: JobFailure) -> None:
     _finish(job, SyncJob.Status.FAILED, message)
 
 
-_WORK_DONE = ("inserted", "modified", "deleted", "unchanged")
+# What a job wrote, which the job that goes on with it does not do again.
+_WORK_DONE = ("inserted", "modified", "deleted")
 
 
 def _job_throttled(job: SyncJob, failure: JobFailure) -> None:
@@ -359,7 +360,7 @@ def _job_throttled(job: SyncJob, failure: JobFailure) -> None:
     counts as unavailable: the job then fails as a transient connection failure would."""
     error = failure.error
     assert isinstance(error, Throttled)
-    progress = job.inserted + job.modified + job.deleted + job.unchanged
+    progress = job.inserted + job.modified + job.deleted
     earlier = list(
         SyncJob.objects.filter(mapping_id=job.mapping_id, pk__lt=job.pk)
         .order_by("-pk")

@@ -82,9 +82,22 @@ class DemoApps:
         job = create_job(self.mapping(name), kind=kind, trigger=SyncJob.Trigger.USER)
         return engine.run_job(job.pk)
 
-    def fault(self, app: str, mode: str, remaining: int | None = None, entity: str = "", delay=5):
+    def fault(
+        self,
+        app: str,
+        mode: str,
+        remaining: int | None = None,
+        entity: str = "",
+        delay=5,
+        retry_after: int | None = 1,
+    ):
         return demo.DemoFault.objects.create(
-            app=app, mode=mode, remaining=remaining, entity=entity, delay_seconds=delay
+            app=app,
+            mode=mode,
+            remaining=remaining,
+            entity=entity,
+            delay_seconds=delay,
+            retry_after=retry_after,
         )
 
 

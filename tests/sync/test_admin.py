@@ -31,8 +31,12 @@ def connection_form(connection: Connection, **changes) -> dict:
         "integration_user": connection.integration_user,
         "source_username": "erp-user",
         "source_secret": "",
+        "source_authority": "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+        "source_scope": "",
         "destination_username": "crm-user",
         "destination_secret": "",
+        "destination_authority": "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+        "destination_scope": "",
         "source_settings": "{}",
         "destination_settings": "{}",
         "is_enabled": "on",
@@ -126,5 +130,5 @@ def test_test_connection_reports_what_the_apps_say(demo_apps, admin_client):
     response = admin_client.post(changelist, action)
     said = " ".join(str(m) for m in get_messages(response.wsgi_request))
     assert "holds the System Administrator role" in said
-    assert "rejected the client credentials" in said
+    assert "AADSTS7000215: Invalid client secret provided." in said
     assert "demo-admin" not in said

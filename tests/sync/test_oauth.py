@@ -163,9 +163,10 @@ def test_the_authority_is_taken_from_a_business_central_address_that_names_its_t
     by_domain = "https://api.businesscentral.dynamics.com/v2.0/contoso.com/sandbox/api/v2.0/"
     assert default_authority(by_domain) == "https://login.microsoftonline.com/contoso.com"
     # The signed-in user's own tenant, and Dataverse, do not say.
-    assert default_authority(
-        "https://api.businesscentral.dynamics.com/v2.0/production/api/v2.0/"
-    ) == ""
+    assert (
+        default_authority("https://api.businesscentral.dynamics.com/v2.0/production/api/v2.0/")
+        == ""
+    )
     assert default_authority(DATAVERSE_ROOT) == ""
 
 
