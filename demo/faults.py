@@ -30,7 +30,7 @@ from .models import DemoFault
 
 Mode = DemoFault.Mode
 
-DATAVERSE_LIMITS = {
+DATAVERSE_LIMITS: dict[str, tuple[str, str]] = {
     Mode.THROTTLE: (
         "0x80072322",
         "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",

@@ -74,7 +74,8 @@ def token(request: HttpRequest, tenant: str) -> JsonResponse:
             405,
             "invalid_request",
             900561,
-            f"The endpoint only accepts POST requests. Received a {request.method[:10]} request.",
+            "The endpoint only accepts POST requests. Received a "
+            f"{(request.method or '')[:10]} request.",
         )
     if tenant.lower() != settings.DEMO_TENANT_ID.lower():
         return _refusal(

@@ -1,6 +1,6 @@
 """Transient failures of one record (no connection, timeout, 5xx after the connector's own
-retries; an app that throttles pauses the job instead) stay out of triage: the record is tried again at later runs, backing off, and
-becomes an entry only when it keeps failing."""
+retries; an app that throttles pauses the job instead) stay out of triage: the record is tried
+again at later runs, backing off, and becomes an entry only when it keeps failing."""
 
 from datetime import timedelta
 
