@@ -137,7 +137,8 @@ def interrupt(
                     coupling_ids=job.coupling_ids,
                     record_ids=job.record_ids,
                 )
-                when = f" in {delay:.0f} seconds" if delay else ""
+                seconds = round(delay or 0)
+                when = f" in {seconds} second{'' if seconds == 1 else 's'}" if delay else ""
                 reason = f"{reason} Job #{successor.pk} goes on with it{when}."
         _finish(job, SyncJob.Status.INTERRUPTED, reason)
     job.successor = successor

@@ -124,9 +124,10 @@ class SideConfig:
     backoff_seconds: float = 0.5
     # The longest single wait for an app that asks to slow down; a longer Retry-After pauses
     # the job instead of holding its worker.
-    max_retry_after: float = 60.0
-    # The most a job waits in all for an app that asks to slow down before it pauses.
-    throttle_budget: float = 300.0
+    max_retry_after: float = 30.0
+    # The most one connector (a job's, or a page's) waits in all for an app that asks to slow
+    # down before it gives up: a job then pauses and goes on later.
+    throttle_budget: float = 60.0
     page_size: int = 1000
     batch_size: int = 500
 

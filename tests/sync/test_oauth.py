@@ -216,3 +216,32 @@ def test_a_token_answer_that_is_not_usable_is_refused_with_a_clear_message(answe
 def test_a_token_answer_gives_the_token_and_its_lifetime():
     assert read_token({"access_token": "abc", "expires_in": 3599}, "ERP") == ("abc", 3599)
     assert read_token({"access_token": "abc", "expires_in": "3599"}, "ERP") == ("abc", 3599)
+
+
+def test_oauth_settings_kept_in_the_json_settings_move_to_their_fields():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from tests.factories import make_connection
+
+    migration = import_module("sync.migrations.0012_tr_entra_sign_in_and_throttling")
+    connection = make_connection(
+        source_authority="",
+        destination_authority="",
+        source_secret="kept-as-it-is",
+        source_settings={
+            "token_url": f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token",
+            "scope": "https://api.businesscentral.dynamics.com/.default",
+            "page_size": 200,
+        },
+        destination_settings={"token_url": "https://idp.example.com/token"},
+    )
+    migration.settings_to_fields(apps, None)
+    connection.refresh_from_db()
+    assert connection.source_authority == f"https://login.microsoftonline.com/{TENANT}"
+    assert connection.source_scope == "https://api.businesscentral.dynamics.com/.default"
+    assert connection.source_settings == {"page_size": 200}
+    # Another identity provider's token URL stays a setting.
+    assert connection.destination_settings == {"token_url": "https://idp.example.com/token"}
+    assert connection.source_secret == "kept-as-it-is"

@@ -144,7 +144,7 @@ def test_a_job_facing_throttling_pauses_and_finishes_with_every_record_written(
         )
         assert job.message.startswith("Paused: ")
         assert "No record failed." in job.message
-        assert f"Job #{job.successor.pk} goes on with it in 1 seconds." in job.message
+        assert f"Job #{job.successor.pk} goes on with it in 1 second." in job.message
         assert job.successor_delay == 1
     assert (last.status, last.failed, last.throttled) == (SyncJob.Status.SUCCEEDED, 0, False)
     customers = set(ErpCustomer.objects.values_list("number", flat=True))
