@@ -7,7 +7,6 @@ import base64
 import binascii
 import json
 import re
-import time
 import uuid
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -22,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.views.decorators.csrf import csrf_exempt
 
-from . import dataverse, security
+from . import concurrency, dataverse, faults, security
 from .api_schema import API_ENTITIES, ApiEntity
 from .errors import ApiError, error_response
 from .models import (
@@ -57,7 +56,11 @@ LOOKUPS = {"eq": "exact", "gt": "gt", "ge": "gte", "lt": "lt", "le": "lte"}
 
 
 def _inject_fault(app: str, entity: str) -> HttpResponse | None:
-    """Answer as the fault configured for this app and table says, if any."""
+    """Answer as the fault switched on for this app and table says, if any.
+
+    The switch goes beyond Microsoft's documentation: it is the demo's way of producing a
+    failure on demand (Demo faults in the Django admin). What it answers is the app's own
+    documented answer to that failure, in demo/faults.py."""
     fault = (
         DemoFault.objects.filter(app=app)
         .filter(Q(entity="") | Q(entity=entity))
@@ -69,31 +72,7 @@ def _inject_fault(app: str, entity: str) -> HttpResponse | None:
         return None
     if fault.remaining is not None:
         DemoFault.objects.filter(pk=fault.pk).update(remaining=F("remaining") - 1)
-    mode = DemoFault.Mode
-    if fault.mode == mode.TIMEOUT:
-        time.sleep(fault.delay_seconds)
-        return error_response(ApiError(504, "GatewayTimeout", "The operation has timed out."))
-    if fault.mode == mode.THROTTLE:
-        return error_response(
-            ApiError(
-                429,
-                "0x80072322",
-                "Number of requests exceeded the limit of 6000 over time window of 300 seconds.",
-                {"Retry-After": "1"},
-            )
-        )
-    if fault.mode == mode.UNAVAILABLE:
-        return error_response(
-            ApiError(
-                503,
-                "ServiceUnavailable",
-                "The service is temporarily unavailable.",
-                {"Retry-After": "1"},
-            )
-        )
-    if fault.mode == mode.GARBAGE:
-        return HttpResponse('{"value": [{"id": ', content_type="application/json")
-    return error_response(ApiError(500, "InternalServerError", "An unexpected error occurred."))
+    return faults.answer(fault)
 
 
 def _api_entity(app: str, name: str) -> ApiEntity:
@@ -249,9 +228,12 @@ def _list(request: HttpRequest, api: ApiEntity) -> JsonResponse:
     annotations, applied = dataverse.annotations_wanted(api, request)
     records = [api.to_api(row, annotations) for row in rows[:size]]
     if select:
-        # A property's annotations come with it.
+        # A property's annotations come with it, and every record its version.
         keep = set(select) | {api.key, api.modified}
-        records = [{k: v for k, v in r.items() if k.split("@")[0] in keep} for r in records]
+        records = [
+            {k: v for k, v in r.items() if k == "@odata.etag" or k.split("@")[0] in keep}
+            for r in records
+        ]
     body = {"@odata.context": f"$metadata#{api.name}", "value": records}
     if len(rows) > size and top is None:
         query = request.GET.copy()
@@ -427,13 +409,27 @@ def _authorize(request: HttpRequest, app: str, entity: str, method: str | None =
             return security.authenticate_erp(header)
         user = security.authenticate_crm(header)
     except security.AuthFailure as failure:
-        raise ApiError(
-            401, failure.code, failure.message, {"WWW-Authenticate": 'Basic realm="demo"'}
-        ) from None
+        raise ApiError(401, failure.code, failure.message, _challenge(request, failure)) from None
     method = method or request.method
     if entity in security.ENTITY_PRIVILEGE_NAMES and method in security.VERBS:
         _authorize_privilege(user, app, entity, method)
     return user
+
+
+def _challenge(request: HttpRequest, failure: security.AuthFailure) -> dict[str, str]:
+    """The WWW-Authenticate of a 401: for a refused access token, the bearer scheme with the
+    authority to sign in at and invalid_token, as a resource protected by Microsoft Entra ID
+    answers (RFC 6750 section 3; "Authorize access to Azure Active Directory web applications
+    using the OAuth 2.0 code grant flow", Error response, https://learn.microsoft.com/
+    previous-versions/azure/active-directory/azuread-dev/v1-protocols-oauth-code)."""
+    if not failure.bearer:
+        return {"WWW-Authenticate": 'Basic realm="demo"'}
+    authority = request.build_absolute_uri(f"/demo/identity/{settings.DEMO_TENANT_ID}")
+    description = failure.message.replace('"', "'")
+    return {
+        "WWW-Authenticate": f'Bearer authorization_uri="{authority}/oauth2/authorize", '
+        f'error="invalid_token", error_description="{description}"'
+    }
 
 
 def _authorize_privilege(user: CrmSystemUser, app: str, entity: str, method: str) -> None:
@@ -483,18 +479,25 @@ def entity_endpoint(
                 if record is None:
                     raise _not_found(api, pk)
                 annotations, applied = dataverse.annotations_wanted(api, request)
-                return _with_preference(JsonResponse(api.to_api(record, annotations)), applied)
+                return _with_etag(
+                    _with_preference(JsonResponse(api.to_api(record, annotations)), applied),
+                    api,
+                    record,
+                )
             if request.method == "PATCH":
                 return _update(request, api, pk)
             if request.method == "DELETE":
-                record, _ = _get_record(api, pk)
-                if record is None:
-                    raise _not_found(api, pk)
-                record.delete()
-                return HttpResponse(status=204)
+                return _delete(request, api, pk)
         raise ApiError(405, "MethodNotAllowed", f"The method {request.method} is not allowed here.")
     except ApiError as error:
         return error_response(error)
+
+
+def _with_etag(response: HttpResponse, api: ApiEntity, record) -> HttpResponse:
+    """An answer about one record names its version in the ETag header (OData part 1,
+    section 8.3.1)."""
+    response["ETag"] = api.etag(record)
+    return response
 
 
 def _representation(request: HttpRequest, api: ApiEntity, record, status: int) -> HttpResponse:
@@ -503,9 +506,13 @@ def _representation(request: HttpRequest, api: ApiEntity, record, status: int) -
         response["OData-EntityId"] = request.build_absolute_uri(
             f"{request.path.split('(')[0].rstrip('/')}({record.pk})"
         )
-        return response
+        return _with_etag(response, api, record)
     annotations, applied = dataverse.annotations_wanted(api, request)
-    return _with_preference(JsonResponse(api.to_api(record, annotations), status=status), applied)
+    return _with_etag(
+        _with_preference(JsonResponse(api.to_api(record, annotations), status=status), applied),
+        api,
+        record,
+    )
 
 
 @transaction.atomic
@@ -529,15 +536,29 @@ def _update(request: HttpRequest, api: ApiEntity, pk: str) -> HttpResponse:
     data = _body(request)
     record, key = _get_record(api, pk)
     if record is None:
-        # Dataverse upserts on PATCH unless If-Match: * asks for an existing record.
-        if api.entity.app == "erp" or request.headers.get("If-Match") == "*":
+        # Dataverse upserts on PATCH unless If-Match asks for an existing record (* or a
+        # version of it); Business Central updates existing records only.
+        if api.entity.app == "erp" or request.headers.get("If-Match"):
             raise _not_found(api, pk)
         record = api.model(pk=key)
     else:
+        # Locked, so that no other change slips in between the version check and the save.
         record = api.model.objects.select_for_update().get(pk=record.pk)
+        concurrency.check_if_match(request, api.entity.app, api.etag(record))
     _assign(api, record, data)
     record.save()
     return _representation(request, api, record, 200)
+
+
+@transaction.atomic
+def _delete(request: HttpRequest, api: ApiEntity, pk: str) -> HttpResponse:
+    record, _ = _get_record(api, pk)
+    if record is None:
+        raise _not_found(api, pk)
+    record = api.model.objects.select_for_update().get(pk=record.pk)
+    concurrency.check_if_match(request, api.entity.app, api.etag(record))
+    record.delete()
+    return HttpResponse(status=204)
 
 
 @csrf_exempt
@@ -602,52 +623,5 @@ def user_privileges(request: HttpRequest, pk: str) -> HttpResponse:
                 }
                 for name in names
             ]
-        }
-    )
-
-
-SCOPES = {"api://demo-erp/.default": "erp", "api://demo-crm/.default": "crm"}
-
-
-def _identity_error(status: int, error: str, description: str) -> JsonResponse:
-    return JsonResponse({"error": error, "error_description": description}, status=status)
-
-
-@csrf_exempt
-def token(request: HttpRequest) -> JsonResponse:
-    """The demo identity provider's token endpoint: OAuth 2.0 client credentials, answered the
-    way Microsoft Entra ID does (`error` and `error_description` on failure)."""
-    if request.method != "POST":
-        return _identity_error(
-            405, "invalid_request", "AADSTS900561: The endpoint only accepts POST."
-        )
-    form = request.POST
-    if form.get("grant_type") != "client_credentials":
-        return _identity_error(
-            400,
-            "unsupported_grant_type",
-            "AADSTS70003: The app requested an unsupported grant type.",
-        )
-    app = SCOPES.get(form.get("scope", ""))
-    if app is None:
-        scopes = " or ".join(SCOPES)
-        return _identity_error(
-            400, "invalid_scope", f"AADSTS70011: The provided scope is not valid; use {scopes}."
-        )
-    client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
-    valid = (
-        security.erp_credentials_valid(client_id, secret)
-        if app == "erp"
-        else security.crm_user_with(client_id, secret) is not None
-    )
-    if not valid:
-        return _identity_error(
-            401, "invalid_client", "AADSTS7000215: Invalid client secret provided."
-        )
-    return JsonResponse(
-        {
-            "token_type": "Bearer",
-            "expires_in": security.TOKEN_LIFETIME_SECONDS,
-            "access_token": security.issue_token(app, client_id),
         }
     )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .concurrency import etag
 from .entities import ENTITIES, Entity
 
 
@@ -69,6 +70,9 @@ class ApiEntity:
     def model(self):
         return self.entity.model
 
+    def etag(self, record) -> str:
+        return etag(self.entity.app, getattr(record, self.entity.modified_field))
+
     def navigation(self, name: str) -> tuple[Lookup, Navigation] | None:
         for lookup in self.lookups:
             for navigation in lookup.navigations:
@@ -82,7 +86,8 @@ class ApiEntity:
     def to_api(self, record, annotations: Callable[[str], bool] | None = None) -> dict:
         """The record as the API answers it; with `annotations`, the lookup annotations it
         wants (Prefer: odata.include-annotations)."""
-        data: dict[str, Any] = {self.key: str(record.pk)}
+        # Every record read carries its version, as both apps give it.
+        data: dict[str, Any] = {"@odata.etag": self.etag(record), self.key: str(record.pk)}
         for api_name, field in self.fields.items():
             value = getattr(record, field)
             if hasattr(value, "hour"):

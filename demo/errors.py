@@ -1,5 +1,5 @@
-"""The errors the demo apps' APIs answer with: {"error": {"code", "message"}}, as both
-Business Central and Dataverse do."""
+"""How the demo apps answer a refused request: {"error": {"code", "message"}}, as the Business
+Central API and the Dataverse Web API both do, with the answer's own headers."""
 
 from django.http import JsonResponse
 

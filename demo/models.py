@@ -273,10 +273,13 @@ class DemoFault(models.Model):
     """A failure the demo app's API is told to produce, to show how the sync copes."""
 
     class Mode(models.TextChoices):
-        TIMEOUT = "timeout", "Answer too late (timeout)"
+        TIMEOUT = "timeout", "Answer too late (504 Gateway Timeout)"
+        REQUEST_TIMEOUT = "request_timeout", "408 Request Timeout (operation timeout)"
         SERVER_ERROR = "server_error", "500 Internal Server Error"
         UNAVAILABLE = "unavailable", "503 Service Unavailable"
-        THROTTLE = "throttle", "429 Too Many Requests"
+        THROTTLE = "throttle", "429 Too Many Requests (number of requests)"
+        THROTTLE_EXECUTION_TIME = "throttle_time", "429 Too Many Requests (execution time)"
+        THROTTLE_CONCURRENCY = "throttle_concurrency", "429 Too Many Requests (concurrent requests)"
         GARBAGE = "garbage", "Answer with broken JSON"
 
     app = models.CharField(max_length=3, choices=[("erp", "ERP"), ("crm", "CRM")])
@@ -286,6 +289,13 @@ class DemoFault(models.Model):
         null=True, blank=True, help_text="How many requests fail; empty: until deleted."
     )
     delay_seconds = models.FloatField(default=5)
+    retry_after = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=1,
+        help_text="Seconds the Retry-After header of a 429 or 503 asks for; empty: no "
+        "Retry-After (Business Central may answer 429 without one).",
+    )
 
     def __str__(self) -> str:
         return f"{self.app} {self.entity or '*'}: {self.get_mode_display()}"

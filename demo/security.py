@@ -44,10 +44,13 @@ ROLE_PRIVILEGES: dict[str, set[str]] = {
 
 
 class AuthFailure(Exception):
-    def __init__(self, message: str, code: str = "0x80090326"):
+    def __init__(self, message: str, code: str = "0x80090326", *, bearer: bool = False):
         super().__init__(message)
         self.message = message
         self.code = code
+        # Refused an access token (rather than a user name and password): the answer's
+        # WWW-Authenticate names the bearer scheme and invalid_token (RFC 6750 section 3).
+        self.bearer = bearer
 
 
 def privilege_for(entity: str, method: str) -> str:
@@ -84,7 +87,9 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 
 
 ACCESS_SALT = "demo.identity.access"
-TOKEN_LIFETIME_SECONDS = 3600
+# An access token's lifetime, as Microsoft Entra ID gives it (expires_in: 3599 in its
+# documentation's example): after it, both apps refuse the token with 401.
+TOKEN_LIFETIME_SECONDS = 3599
 
 
 def erp_credentials_valid(user: str, password: str) -> bool:
@@ -105,24 +110,36 @@ def issue_token(app: str, subject: str) -> str:
     return signing.dumps({"aud": app, "sub": subject}, salt=ACCESS_SALT)
 
 
+# What each app answers for a token it refuses: Business Central's code for credentials it
+# rejects ("Error Codes", Authentication_InvalidCredentials), Dataverse's for a failed sign-in.
+TOKEN_REFUSED_CODES = {"erp": "Authentication_InvalidCredentials", "crm": "0x80090326"}
+
+
 def _token_subject(header: str, app: str) -> str | None:
     """The subject of a valid bearer token for `app`; None when the header holds no token."""
     if not header.lower().startswith("bearer "):
         return None
+    code = TOKEN_REFUSED_CODES[app]
     try:
         claims = signing.loads(header[7:].strip(), salt=ACCESS_SALT, max_age=TOKEN_LIFETIME_SECONDS)
+    except signing.SignatureExpired:
+        raise AuthFailure("The access token has expired.", code, bearer=True) from None
     except signing.BadSignature:
-        raise AuthFailure(
-            "The access token is invalid or has expired.", "InvalidAuthenticationToken"
-        ) from None
+        raise AuthFailure("The access token is invalid.", code, bearer=True) from None
     if claims.get("aud") != app:
-        raise AuthFailure("The access token was issued for another application.", "InvalidAudience")
+        raise AuthFailure("The access token was issued for another application.", code, bearer=True)
     return str(claims.get("sub", ""))
 
 
 def authenticate_erp(header: str) -> str:
     subject = _token_subject(header, "erp")
     if subject is not None:
+        if not constant_time_compare(subject, settings.DEMO_ERP_USER):
+            raise AuthFailure(
+                "The server has rejected the client credentials.",
+                TOKEN_REFUSED_CODES["erp"],
+                bearer=True,
+            )
         return subject
     credentials = basic_credentials(header)
     if credentials is None:
@@ -137,7 +154,7 @@ def authenticate_crm(header: str) -> CrmSystemUser:
     if subject is not None:
         user = CrmSystemUser.objects.filter(domain_name__iexact=subject).first()
         if user is None:
-            raise AuthFailure("The access token names no user of this organization.")
+            raise AuthFailure("The access token names no user of this organization.", bearer=True)
     else:
         credentials = basic_credentials(header)
         if credentials is None:

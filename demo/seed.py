@@ -232,7 +232,16 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
     )
 
 
+def demo_authority(base_url: str) -> str:
+    """The demo identity provider's authority, as https://login.microsoftonline.com/<tenant>
+    is Microsoft Entra ID's."""
+    return f"{base_url}/demo/identity/{settings.DEMO_TENANT_ID}"
+
+
 def create_connection(base_url: str) -> Connection:
+    """The connection to both demo apps. It signs in as Business Central online and Dataverse
+    expect, with OAuth 2.0 client credentials at the demo identity provider: each app's API
+    user is an application there (client ID and secret)."""
     connection = Connection.objects.create(
         name=CONNECTION_NAME,
         source_app=ERP,
@@ -241,12 +250,16 @@ def create_connection(base_url: str) -> Connection:
         destination_base_url=api_root("crm", base_url),
         source_flavor=Connection.Flavor.BUSINESS_CENTRAL,
         destination_flavor=Connection.Flavor.DATAVERSE,
-        auth_method=Connection.AuthMethod.BASIC,
+        auth_method=Connection.AuthMethod.OAUTH2,
         integration_user=INTEGRATION_USER,
         source_username=settings.DEMO_ERP_USER,
         source_secret=settings.DEMO_ERP_PASSWORD,
+        source_authority=demo_authority(base_url),
+        source_scope="api://demo-erp/.default",
         destination_username=INTEGRATION_USER,
         destination_secret=INTEGRATION_PASSWORD,
+        destination_authority=demo_authority(base_url),
+        destination_scope="api://demo-crm/.default",
         source_settings={"record_url": base_url + "/demo/erp/{entity}/{id}/"},
         destination_settings={"record_url": base_url + "/demo/crm/{entity}/{id}/"},
     )
@@ -291,12 +304,16 @@ def _edit(record, **changes) -> None:
 
 def run(mapping: TableMapping, kind: str = SyncJob.Kind.MODIFIED) -> SyncJob | None:
     """One scheduled run, as the schedule does it: a paused mapping only has its setup
-    checked, and runs when the check passes."""
+    checked, and runs when the check passes. A job an app's throttling paused is gone on
+    with by the job that continues it, as a worker would, only without the wait."""
     mapping.refresh_from_db()
     if mapping.is_paused and not breaker.resume_if_setup_passes(mapping):
         return None
     job = create_job(mapping, kind=kind, trigger=SyncJob.Trigger.SCHEDULE)
-    return engine.run_job(job.pk, wait=True)
+    job = engine.run_job(job.pk, wait=True)
+    while job.throttled and job.successor is not None:
+        job = engine.run_job(job.successor.pk, wait=True)
+    return job
 
 
 def _crm_client(base_url: str) -> httpx.Client:
@@ -456,7 +473,7 @@ def _retries_without_waiting(connection: Connection) -> Iterator[None]:
     """Weeks of history are replayed in seconds: a throttled or unavailable app is retried
     as often as ever, but without waiting out its Retry-After. The connection keeps its
     own settings afterwards."""
-    quick = {"backoff_seconds": 0.01, "max_retry_after": 0.01}
+    quick = {"backoff_seconds": 0.01, "max_retry_after": 0.01, "throttle_budget": 0.05}
     saved = {side: dict(getattr(connection, f"{side}_settings")) for side in SIDES}
     for side in SIDES:
         getattr(connection, f"{side}_settings").update(quick)
@@ -496,6 +513,12 @@ def _replay_history(connection: Connection, base: str, rng: random.Random, custo
     # Three weeks of everyday work between the scheduled runs.
     for days in (21.3, 18.2, 15.6, 12.3, 10.1, 8.1, 6.4):
         plant_daily_changes(base, rng, size=max(4, customers // 8))
+        if days == 12.3:
+            # A busy hour in the CRM: its service protection limit holds CUSTOMER back; the
+            # job pauses, and the job that goes on with it writes everything.
+            demo.DemoFault.objects.create(
+                app="crm", entity="accounts", mode=demo.DemoFault.Mode.THROTTLE, remaining=1
+            )
         for mapping in ordered:
             run(mapping)
         mark = _age(mark, connection, days=days)
@@ -528,8 +551,9 @@ def _replay_history(connection: Connection, base: str, rng: random.Random, custo
     user.save()
     mark = _age(mark, connection, days=1.5)
     # The ERP answers with broken JSON: the third setup failure of CONTACT in a row pauses it.
-    # Then the CRM throttles longer than the retries wait, run after run, and CUSTOMER is
-    # paused too.
+    # Then the CRM throttles for hours: each CUSTOMER job pauses, and the jobs that go on
+    # with it get nothing done either; six such pauses in a row count as an outage, and the
+    # third outage in a row pauses CUSTOMER too.
     demo.DemoFault.objects.create(app="erp", entity="contacts", mode=demo.DemoFault.Mode.GARBAGE)
     run(mappings["CONTACT"])
     demo.DemoFault.objects.create(app="crm", mode=demo.DemoFault.Mode.THROTTLE)

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, bulk, business_central, views
+from . import api, bulk, business_central, identity, views
 
 app_name = "demo"
 ERP_API = r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/(?P<entity>[A-Za-z]+)"
@@ -34,7 +34,7 @@ urlpatterns = [
     ),
     re_path(ERP_API + "$", api.entity_endpoint, {"app": "erp"}, name="erp_api"),
     re_path(ERP_API + ITEM, api.entity_endpoint, {"app": "erp"}, name="erp_api_item"),
-    path("identity/oauth2/v2.0/token", api.token, name="token"),
+    path("identity/<str:tenant>/oauth2/v2.0/token", identity.token, name="token"),
     re_path(r"^crm/api/data/v9\.2/WhoAmI$", api.who_am_i, name="crm_whoami"),
     re_path(
         r"^crm/api/data/v9\.2/systemusers\((?P<pk>[0-9A-Za-z'{}-]*)\)/systemuserroles_association$",

@@ -145,6 +145,28 @@ def _authentication(error: SyncError) -> Remedy:
             who=_who(error),
             links=_connection_links(error),
         )
+    if error.message.startswith("AADSTS"):
+        # Microsoft Entra ID refused the sign-in with OAuth 2.0 client credentials.
+        code = error.message.split(":")[0]
+        check = {
+            "AADSTS700016": "Check the client ID on the connection, and that the connection's "
+            "authority names the tenant the app registration belongs to.",
+            "AADSTS90002": "Check the tenant in the connection's authority "
+            "(https://login.microsoftonline.com/<tenant ID>).",
+            "AADSTS70011": "Check the scope on the connection: the app's application ID URI "
+            "with /.default (left blank, it is taken from the API address).",
+        }.get(
+            code,
+            "Enter the client secret's value (not its ID) on the connection again; a secret "
+            "that expired is replaced in Microsoft Entra ID (App registrations, Certificates & "
+            "secrets) first.",
+        )
+        return Remedy(
+            cause=f"Microsoft Entra ID refused to sign the integration in to {app} ({code}).",
+            steps=[check, "Use Test connection, then run the job again."],
+            who=_who(error),
+            links=_connection_links(error),
+        )
     return Remedy(
         cause=f"{app} refused the integration user's credentials (user name, password, token or "
         "client secret).",
@@ -256,10 +278,20 @@ def _not_coupled(error: SyncError) -> Remedy:
 
 
 def _conflict(error: SyncError) -> Remedy:
+    if "after it was read" in error.message:
+        # The app refused the write: the record's version was no longer the one read.
+        cause = (
+            f"The record changed in {error.destination_app or 'the other app'} after the job "
+            "read it and before it wrote it, so the job did not overwrite that change."
+        )
+    else:
+        cause = (
+            f"The record changed in both {error.source_app or 'apps'} and "
+            f"{error.destination_app or 'the other app'} since the last synchronization, and "
+            "the mapping has no rule for who wins."
+        )
     return Remedy(
-        cause=f"The record changed in both {error.source_app or 'apps'} and "
-        f"{error.destination_app or 'the other app'} since the last synchronization, and the "
-        "mapping has no rule for who wins.",
+        cause=cause,
         steps=[
             "Open both records and decide which values are right.",
             "Correct the other record, or synchronize in the direction of the right one.",
@@ -295,11 +327,15 @@ def _connection(error: SyncError) -> Remedy:
         "Nothing to do at once: it closes by itself when a later job gets through, going on "
         "where this one stopped."
     )
-    if "429" in message:
-        cause = f"{app} throttled the integration: it takes only so many requests at a time."
+    if "429" in message or "asked to slow down" in message:
+        cause = (
+            f"{app} throttled the integration for a long time: it takes only so many requests "
+            "at a time. Jobs pause and go on by themselves while it does; this one waited for "
+            "several in a row."
+        )
         second = (
-            "If it happens often, an administrator runs the schedule less often or with "
-            "smaller pages."
+            "If it happens often, an administrator runs the schedule less often, or spreads "
+            "the mappings' jobs over the day."
         )
     elif "not JSON" in message or "unexpected JSON" in message:
         cause = f"{app} answered with something that is not its API (a maintenance or proxy page)."

@@ -52,8 +52,12 @@ class ConnectionForm(forms.ModelForm):
             "integration_user",
             "source_username",
             "source_secret",
+            "source_authority",
+            "source_scope",
             "destination_username",
             "destination_secret",
+            "destination_authority",
+            "destination_scope",
             "source_settings",
             "destination_settings",
             "is_enabled",
@@ -90,6 +94,44 @@ class ConnectionAdmin(AuditedAdmin):
         "is_enabled",
     ]
     list_filter = ["is_enabled", "auth_method"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    ("source_app", "source_flavor"),
+                    "source_base_url",
+                    ("destination_app", "destination_flavor"),
+                    "destination_base_url",
+                    "integration_user",
+                    "is_enabled",
+                    "disabled_reason",
+                ]
+            },
+        ),
+        (
+            "Sign-in",
+            {
+                "description": "OAuth 2.0 client credentials at Microsoft Entra ID, as Business "
+                "Central online and Dataverse expect: per app, the app registration's client ID "
+                "and secret, the authority (https://login.microsoftonline.com/<tenant ID>) and "
+                "the scope. User name and password reach only Business Central on-premises.",
+                "fields": [
+                    "auth_method",
+                    "source_username",
+                    "source_secret",
+                    "source_authority",
+                    "source_scope",
+                    "destination_username",
+                    "destination_secret",
+                    "destination_authority",
+                    "destination_scope",
+                ],
+            },
+        ),
+        ("Settings", {"fields": ["source_settings", "destination_settings"]}),
+    ]
     search_fields = ["name", "integration_user"]
     inlines = [TableMappingInline]
     form = ConnectionForm

@@ -3,7 +3,6 @@
 from errors.models import Category
 
 from .connectors import ConnectorError
-from .connectors.base import SECRET_UNREADABLE
 
 CURRENCY_WORDS = ("currency", "exchange rate")
 
@@ -12,12 +11,15 @@ def classify(error: ConnectorError, *, coupled_record_missing: bool = False) -> 
     message = error.message.lower()
     if coupled_record_missing:
         return Category.COUPLED_RECORD_DELETED
-    if error.status == 401 or error.code == SECRET_UNREADABLE:
+    if error.is_sign_in_failure:  # 401, a token endpoint's refusal, an unreadable secret
         if "disabled" in message:
             return Category.INTEGRATION_USER
         return Category.AUTHENTICATION
     if error.status == 403:
         return Category.PERMISSION
+    if error.changed_since_read:
+        # The record changed between the job's read and its write: changed on both sides.
+        return Category.CONFLICT
     if error.transient:
         return Category.CONNECTION
     if error.status in (400, 409, 412, 422):

@@ -150,7 +150,10 @@ class Comparison:
 def _read(connection, side: str, entity: str, record_id: str):
     """(record or None, error message)"""
     try:
-        with connector_for(connection, side, timeout=COMPARE_TIMEOUT, max_retries=0) as connector:
+        # One try: an app that asks to slow down is not waited for by a page.
+        with connector_for(
+            connection, side, timeout=COMPARE_TIMEOUT, max_retries=0, throttle_budget=0
+        ) as connector:
             return connector.get(entity, record_id), ""
     except ConnectorError as error:
         return None, error.message

@@ -24,7 +24,7 @@ from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_s
 from . import breaker, mapping_health, reconcile
 from .classify import classify
 from .compare import sent_values
-from .connectors import Connector, ConnectorError, RemoteRecord, connector_for
+from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, connector_for
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from .lookups import Lookups
 from .models import SyncJob, TableMapping
@@ -101,14 +101,26 @@ def interrupt_abandoned_jobs(
 
 # Interrupted jobs in a row after which a mapping's job is no longer continued by itself.
 INTERRUPTIONS_IN_A_ROW = 3
+# Jobs in a row that an app's throttling paused before they got anything done, after which
+# the throttling counts as the app being unavailable (a transient failure of the job).
+THROTTLED_PAUSES_IN_A_ROW = 6
 
 
-def interrupt(job: SyncJob, reason: str, *, continued: bool = True) -> None:
-    """Mark a job interrupted by a lost worker or database and, in the same transaction,
-    create the job that goes on with it (same scope; what the first one wrote is coupled by
-    the match fields, not created again), named in the message: whoever reads the job sees
-    both or neither. The caller sends the new job, `job.successor`, to a worker."""
+def interrupt(
+    job: SyncJob,
+    reason: str,
+    *,
+    continued: bool = True,
+    throttled: bool = False,
+    delay: float | None = None,
+) -> None:
+    """Mark a job interrupted (by a lost worker or database, or `throttled` by an app) and,
+    in the same transaction, create the job that goes on with it (same scope; what the first
+    one wrote is coupled by the match fields, not created again), named in the message:
+    whoever reads the job sees both or neither. The caller sends the new job,
+    `job.successor`, to a worker, `job.successor_delay` (`delay`) seconds from now."""
     successor = None
+    job.throttled = throttled
     with transaction.atomic():
         if continued:
             why_not = _not_continued_because(job)
@@ -126,9 +138,12 @@ def interrupt(job: SyncJob, reason: str, *, continued: bool = True) -> None:
                     coupling_ids=job.coupling_ids,
                     record_ids=job.record_ids,
                 )
-                reason = f"{reason} Job #{successor.pk} goes on with it."
+                seconds = round(delay or 0)
+                when = f" in {seconds} second{'' if seconds == 1 else 's'}" if delay else ""
+                reason = f"{reason} Job #{successor.pk} goes on with it{when}."
         _finish(job, SyncJob.Status.INTERRUPTED, reason)
     job.successor = successor
+    job.successor_delay = delay if successor is not None else None
 
 
 def _not_continued_because(job: SyncJob) -> str:
@@ -136,10 +151,13 @@ def _not_continued_because(job: SyncJob) -> str:
     earlier = list(
         SyncJob.objects.filter(mapping_id=job.mapping_id, pk__lt=job.pk)
         .order_by("-pk")
-        .values_list("status", flat=True)[: INTERRUPTIONS_IN_A_ROW - 1]
+        .values_list("status", "throttled")[: INTERRUPTIONS_IN_A_ROW - 1]
     )
-    if len(earlier) == INTERRUPTIONS_IN_A_ROW - 1 and all(
-        status == SyncJob.Status.INTERRUPTED for status in earlier
+    # A pause for an app's throttling is no sign of a job that takes its worker down.
+    if (
+        not job.throttled
+        and len(earlier) == INTERRUPTIONS_IN_A_ROW - 1
+        and all(status == SyncJob.Status.INTERRUPTED and not paused for status, paused in earlier)
     ):
         # A job that takes its worker down each time (memory, a time limit) needs a person.
         return (
@@ -252,7 +270,12 @@ def run_job(
                 for direction in directions:
                     Pass(job, mapping, source, destination, direction).run()
         except JobFailure as failure:
-            _job_failed(job, failure)
+            if isinstance(failure.error, Throttled):
+                _job_throttled(job, failure)
+            else:
+                _job_failed(job, failure)
+        except Throttled as throttled:  # a reconciliation's read
+            _job_throttled(job, JobFailure(throttled, throttled.app_name, ""))
         except Exception as exc:  # a bug must not leave the job "running" for ever
             if connection_lost(exc):
                 # Not the job's fault nor its records': what it committed stays, and a new
@@ -328,6 +351,43 @@ def _job_failed(job: SyncJob, failure: JobFailure) -> None:
     _finish(job, SyncJob.Status.FAILED, message)
 
 
+# What a job wrote, which the job that goes on with it does not do again.
+_WORK_DONE = ("inserted", "modified", "deleted")
+
+
+def _job_throttled(job: SyncJob, failure: JobFailure) -> None:
+    """An app asked the job to slow down for longer than it waits: the job pauses (it is
+    interrupted, and a job that goes on with it starts when the app said it may be called
+    again). No record failed. Only an app that keeps throttling jobs that get nothing done
+    counts as unavailable: the job then fails as a transient connection failure would."""
+    error = failure.error
+    assert isinstance(error, Throttled)
+    progress = job.inserted + job.modified + job.deleted
+    earlier = list(
+        SyncJob.objects.filter(mapping_id=job.mapping_id, pk__lt=job.pk)
+        .order_by("-pk")
+        .values_list("status", "throttled", *_WORK_DONE)[: THROTTLED_PAUSES_IN_A_ROW - 1]
+    )
+    idle = [
+        status == SyncJob.Status.INTERRUPTED and paused and not any(done)
+        for status, paused, *done in earlier
+    ]
+    if not progress and len(idle) == THROTTLED_PAUSES_IN_A_ROW - 1 and all(idle):
+        error.message = (
+            f"{error.message} It kept {failure.app_name} from answering for "
+            f"{THROTTLED_PAUSES_IN_A_ROW} jobs in a row."
+        )
+        error.args = (error.message,)
+        _job_failed(job, failure)
+        return
+    interrupt(
+        job,
+        f"Paused: {error.message} No record failed.",
+        throttled=True,
+        delay=error.resume_after,
+    )
+
+
 def _had_entries(coupling: Coupling) -> bool:
     """Whether a coupling's last results say an entry may be open for it: it failed, or was
     skipped for failing, in either direction."""
@@ -397,6 +457,7 @@ class Write:
     coupling: Coupling | None
     target_id: str | None
     values: dict[str, Any]
+    etag: str | None = None  # the version of the record to update, as it was read
 
     @property
     def kind(self) -> str:
@@ -695,7 +756,7 @@ class Pass:
             self.matched_now[record.id] = target.id
             changes = self.changes(values, target)
             if changes:
-                writes.append(Write(record, None, target.id, changes))
+                writes.append(Write(record, None, target.id, changes, target.etag))
             else:
                 in_step.append((record, target.id))
         if in_step:
@@ -808,7 +869,8 @@ class Pass:
         try:
             if item.target_id is None:
                 return self.writer.create(self.write_entity, item.values)
-            return self.writer.update(self.write_entity, item.target_id, item.values)
+            etag = None if self.job.overwrite else item.etag
+            return self.writer.update(self.write_entity, item.target_id, item.values, etag=etag)
         except ConnectorError as error:
             return error
 
@@ -955,8 +1017,9 @@ class Pass:
             self.fail(record, coupling, error, sent=sent)
 
     def stop_if_hopeless(self, error: ConnectorError) -> None:
-        # These would fail every record the same way: one entry for the job says it.
-        if error.is_sign_in_failure or error.is_missing_privilege:
+        # These would fail every record the same way: one entry for the job says it. An app
+        # that asks to slow down fails nothing: the job pauses.
+        if error.is_sign_in_failure or error.is_missing_privilege or isinstance(error, Throttled):
             raise JobFailure(error, self.writer.app_name, self.write_entity) from error
         if error.transient:
             # Retried already; one record is logged, an app that stays down stops the job.
@@ -1054,7 +1117,7 @@ class Pass:
             if rule != wins[self.direction]:
                 self.job.unchanged += 1  # the other side wins; its pass carries the values
                 return None
-        return Write(record, coupling, target_id, changes)
+        return Write(record, coupling, target_id, changes, target.etag)
 
     def changed_on_both_sides(
         self, record: RemoteRecord, target: RemoteRecord, coupling: Coupling

@@ -18,9 +18,9 @@ class Connection(models.Model):
     last_check: "ConnectionCheck | None"
 
     class AuthMethod(models.TextChoices):
-        BASIC = "basic", "User name and password"
+        OAUTH2 = "oauth2", "OAuth 2.0 client credentials (Microsoft Entra ID)"
+        BASIC = "basic", "User name and password (Business Central on-premises)"
         BEARER = "bearer", "Bearer token"
-        OAUTH2 = "oauth2", "OAuth 2.0 client credentials"
 
     name = models.CharField(max_length=100, unique=True)
     source_app = models.CharField(
@@ -43,26 +43,60 @@ class Connection(models.Model):
         max_length=20, choices=Flavor.choices, default=Flavor.DATAVERSE
     )
     auth_method = models.CharField(
-        max_length=20, choices=AuthMethod.choices, default=AuthMethod.BASIC
+        max_length=20,
+        choices=AuthMethod.choices,
+        default=AuthMethod.OAUTH2,
+        help_text="Business Central online and Dataverse sign in with OAuth 2.0 client "
+        "credentials; user name and password only reach Business Central on-premises.",
     )
     integration_user = models.CharField(max_length=200, blank=True)
     source_username = models.CharField(
-        max_length=200, blank=True, help_text="User name, or OAuth client id."
+        max_length=200,
+        blank=True,
+        help_text="The application (client) ID of the app registration, or the user name.",
     )
     source_secret = EncryptedTextField(
-        blank=True, help_text="Password, token or client secret; encrypted, never shown."
+        blank=True, help_text="Client secret, password or token; encrypted, never shown."
+    )
+    source_authority = models.URLField(
+        max_length=300,
+        blank=True,
+        help_text="OAuth 2.0: the Microsoft Entra authority, "
+        "https://login.microsoftonline.com/<tenant ID or domain>. Blank: the tenant a "
+        "Business Central API address names.",
+    )
+    source_scope = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="OAuth 2.0: the scope asked for. Blank: the API address's origin with "
+        "/.default (https://api.businesscentral.dynamics.com/.default).",
     )
     destination_username = models.CharField(
-        max_length=200, blank=True, help_text="User name, or OAuth client id."
+        max_length=200,
+        blank=True,
+        help_text="The application (client) ID of the app registration, or the user name.",
     )
     destination_secret = EncryptedTextField(
-        blank=True, help_text="Password, token or client secret; encrypted, never shown."
+        blank=True, help_text="Client secret, password or token; encrypted, never shown."
+    )
+    destination_authority = models.URLField(
+        max_length=300,
+        blank=True,
+        help_text="OAuth 2.0: the Microsoft Entra authority, "
+        "https://login.microsoftonline.com/<tenant ID or domain>.",
+    )
+    destination_scope = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="OAuth 2.0: the scope asked for. Blank: the API address's origin with "
+        "/.default (https://<org>.crm.dynamics.com/.default).",
     )
     source_settings = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Overrides of the API conventions: key_fields, modified_field, record_url, "
-        "token_url, scope.",
+        help_text="Overrides of the API conventions and of the calls: key_fields, "
+        "modified_field, record_url, timeout, max_retries, max_retry_after, throttle_budget, "
+        "page_size, batch_size.",
     )
     destination_settings = models.JSONField(default=dict, blank=True)
     is_enabled = models.BooleanField(default=True)
@@ -74,6 +108,31 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """With OAuth 2.0, each side needs an authority to sign in at: one set, or one its
+        API address names."""
+        from .connectors.signin import default_authority
+
+        if self.auth_method != self.AuthMethod.OAUTH2:
+            return
+        problems = {}
+        for side in ("source", "destination"):
+            options = getattr(self, f"{side}_settings") or {}
+            base_url = getattr(self, f"{side}_base_url") or ""
+            if (
+                getattr(self, f"{side}_authority")
+                or default_authority(base_url)
+                or (isinstance(options, dict) and options.get("token_url"))
+            ):
+                continue
+            problems[f"{side}_authority"] = (
+                f"Enter the Microsoft Entra authority of {getattr(self, f'{side}_app')} "
+                "(https://login.microsoftonline.com/<tenant ID or domain>): its API address "
+                "does not name the tenant."
+            )
+        if problems:
+            raise ValidationError(problems)
 
     def notification_token(self) -> str:
         """The shared secret an app sends with its change notifications (its clientState)."""
@@ -93,6 +152,7 @@ class Connection(models.Model):
                 ("max_retries", int),
                 ("backoff_seconds", float),
                 ("max_retry_after", float),
+                ("throttle_budget", float),
                 ("page_size", int),
                 ("batch_size", int),
             )
@@ -107,6 +167,8 @@ class Connection(models.Model):
             username=getattr(self, f"{side}_username"),
             secret=getattr(self, f"{side}_secret"),
             options=options,
+            authority=getattr(self, f"{side}_authority"),
+            scope=getattr(self, f"{side}_scope"),
             **tuning,
         )
 
@@ -270,6 +332,11 @@ class SyncJob(models.Model):
         help_text="Records that failed transiently and are tried again at a later run.",
     )
     message = models.TextField(blank=True)
+    throttled = models.BooleanField(
+        default=False,
+        help_text="Interrupted because an app asked to slow down for longer than a job waits: "
+        "a job that goes on with it starts when the app said.",
+    )
     records_read = models.PositiveIntegerField(default=0)
     coupling_ids = models.JSONField(
         default=list, blank=True, help_text="The couplings a job of chosen couplings synchronizes."
@@ -323,6 +390,8 @@ class SyncJob(models.Model):
     # for the task to send to a worker; one that failed transiently is tried again in
     # `retry_in` seconds.
     successor: "SyncJob | None" = None
+    # Seconds the successor waits before it starts (a job paused by an app's throttling).
+    successor_delay: float | None = None
     retry_in: int | None = None
     # Not stored: the records left out because they are not coupled (counted as skipped), for
     # the job's message.

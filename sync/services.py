@@ -154,13 +154,15 @@ def retry_job_later(job: SyncJob, delay: int) -> SyncJob | None:
 
 def send_successor(job: SyncJob) -> SyncJob | None:
     """Send to a worker the job that goes on with an interrupted one (`job.successor`, made by
-    the engine in the same write that interrupted it); None when there is none or the queue
-    is down, in which case the new job is marked failed with the reason."""
+    the engine in the same write that interrupted it, to start `job.successor_delay` seconds
+    from now); None when there is none or the queue is down, in which case the new job is
+    marked failed with the reason."""
     successor = job.successor
     if successor is None:
         return None
     try:
-        _send_to_worker(successor)
+        # A job paused by an app's throttling goes on when the app said it may be called.
+        _send_to_worker(successor, job.successor_delay)
     except QueueUnavailable as exc:
         logger.info("Interrupted job %s is not continued by a new job: %s", job.pk, exc)
         return None

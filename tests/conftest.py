@@ -47,6 +47,17 @@ def user_in_role(username: str, role: str, **extra):
     return user
 
 
+@pytest.fixture(autouse=True)
+def no_access_tokens_kept():
+    """Each test signs in afresh: the access tokens a process keeps are not shared between
+    tests."""
+    from sync.connectors.signin import TOKENS
+
+    TOKENS.clear()
+    yield
+    TOKENS.clear()
+
+
 @pytest.fixture
 def staff_user(db):
     """A Sync administrator (staff, so the Django admin is open to them too)."""

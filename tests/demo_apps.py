@@ -99,9 +99,22 @@ class DemoApps:
         job = create_job(self.mapping(name), kind=kind, trigger=SyncJob.Trigger.USER)
         return engine.run_job(job.pk)
 
-    def fault(self, app: str, mode: str, remaining: int | None = None, entity: str = "", delay=5):
+    def fault(
+        self,
+        app: str,
+        mode: str,
+        remaining: int | None = None,
+        entity: str = "",
+        delay=5,
+        retry_after: int | None = 1,
+    ):
         return demo.DemoFault.objects.create(
-            app=app, mode=mode, remaining=remaining, entity=entity, delay_seconds=delay
+            app=app,
+            mode=mode,
+            remaining=remaining,
+            entity=entity,
+            delay_seconds=delay,
+            retry_after=retry_after,
         )
 
 
@@ -109,10 +122,18 @@ def start_demo_apps(base_url: str, mounts: dict | None = None) -> DemoApps:
     """Twelve ERP customers and the rest of the demo data, and a Connection to both apps."""
     create_records(random.Random(3), customers=12)  # noqa: S311
     connection = create_connection(base_url)
-    # Quick retries, so tests of transient failures stay fast.
+    # Quick retries, so tests of transient failures stay fast: an app that asks for a wait
+    # longer than 0.2 s (the demo's Retry-After is 1 s) pauses the job at once.
     for side in ("source", "destination"):
         options = getattr(connection, f"{side}_settings")
-        options.update({"max_retries": 2, "backoff_seconds": 0.05, "max_retry_after": 0.2})
+        options.update(
+            {
+                "max_retries": 2,
+                "backoff_seconds": 0.05,
+                "max_retry_after": 0.2,
+                "throttle_budget": 0.5,
+            }
+        )
     connection.save()
     return DemoApps(base_url, connection, mounts or {})
 

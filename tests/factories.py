@@ -20,6 +20,9 @@ def make_connection(**fields) -> Connection:
         "source_base_url": "https://erp.example.com/api/",
         "destination_base_url": "https://crm.example.com/api/",
         "integration_user": "integration@example.com",
+        # Signing in with OAuth 2.0 client credentials (the default) at a tenant's authority.
+        "source_authority": "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+        "destination_authority": "https://login.microsoftonline.com/contoso.onmicrosoft.com",
     }
     return Connection.objects.create(**{**defaults, **fields})
 

@@ -1,6 +1,6 @@
 """Connectors: how the sync engine talks to a business app's API."""
 
-from .base import Connector, ConnectorError, RemoteRecord, SetupFinding
+from .base import Connector, ConnectorError, RemoteRecord, SetupFinding, Throttled
 from .odata import ConnectorPairs, ODataConnector, connector_for
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "ODataConnector",
     "RemoteRecord",
     "SetupFinding",
+    "Throttled",
     "connector_for",
 ]

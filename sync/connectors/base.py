@@ -12,6 +12,9 @@ class RemoteRecord:
     id: str
     modified_at: datetime | None
     values: dict[str, Any] = field(default_factory=dict)
+    # The version the app gave the record when it was read (its `@odata.etag`): sent back in
+    # If-Match, an update overwrites only the version that was read. None when unknown.
+    etag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,19 @@ class SetupFinding:
 
 # The code of a failure before any call: the connection's stored secret cannot be decrypted.
 SECRET_UNREADABLE = "SecretUnreadable"  # noqa: S105 - a failure code, not a secret
+# The `error` of an OAuth 2.0 token endpoint's refusal (RFC 6749 section 5.2, as Microsoft
+# Entra ID answers): the sign-in itself failed, whatever the HTTP status.
+SIGN_IN_ERRORS = frozenset(
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "invalid_resource",
+    }
+)
 
 
 class ConnectorError(Exception):
@@ -55,6 +71,9 @@ class ConnectorError(Exception):
         self.retry_after = retry_after
         # A refused batch: the app's details of each refused record (RequestIndex, ...).
         self.failures: list[dict[str, Any]] = []
+        # An update or delete refused because the record changed after it was read (its
+        # version no longer matches the one sent in If-Match): a conflict, not a failure.
+        self.changed_since_read = False
 
     @property
     def is_not_found(self) -> bool:
@@ -62,12 +81,32 @@ class ConnectorError(Exception):
 
     @property
     def is_sign_in_failure(self) -> bool:
-        return self.status == 401 or self.code == SECRET_UNREADABLE
+        return self.status == 401 or self.code in SIGN_IN_ERRORS or self.code == SECRET_UNREADABLE
 
     @property
     def is_missing_privilege(self) -> bool:
         """The user lacks a privilege on the whole table, not access to one record."""
         return self.status == 403 and "privilege" in self.message.lower()
+
+
+class Throttled(ConnectorError):
+    """The app asked to slow down (429, or 503, 504 and 408 that persist) for longer than one
+    job may wait: the job pauses, and a job that goes on with it starts `resume_after`
+    seconds later. Never a failure of a record."""
+
+    def __init__(
+        self, message: str, *, resume_after: float, cause: ConnectorError, app_name: str = ""
+    ):
+        super().__init__(
+            message,
+            status=cause.status,
+            code=cause.code,
+            detail=cause.detail,
+            transient=True,
+            retry_after=cause.retry_after,
+        )
+        self.resume_after = resume_after
+        self.app_name = app_name
 
 
 class Connector(ABC):
@@ -134,10 +173,16 @@ class Connector(ABC):
     def create(self, entity: str, values: dict[str, Any]) -> RemoteRecord: ...
 
     @abstractmethod
-    def update(self, entity: str, record_id: str, values: dict[str, Any]) -> RemoteRecord: ...
+    def update(
+        self, entity: str, record_id: str, values: dict[str, Any], *, etag: str | None = None
+    ) -> RemoteRecord:
+        """Update the record. With the `etag` it was read with, only that version is
+        overwritten (a changed record raises a ConnectorError with `changed_since_read`);
+        without, whatever is there is overwritten."""
 
     @abstractmethod
-    def delete(self, entity: str, record_id: str) -> None: ...
+    def delete(self, entity: str, record_id: str, *, etag: str | None = None) -> None:
+        """Delete the record; with `etag`, only the version that was read."""
 
     @abstractmethod
     def record_url(self, entity: str, record_id: str) -> str:

@@ -8,7 +8,6 @@ import base64
 import functools
 import json
 import logging
-import random
 import re
 import ssl
 import time
@@ -24,14 +23,18 @@ import httpx
 
 from syncconsole.encryption import UNREADABLE_MESSAGE, UnreadableSecret
 
+from . import signin
 from .base import (
     SECRET_UNREADABLE,
+    SIGN_IN_ERRORS,
     Connector,
     ConnectorError,
     RemoteRecord,
     SetupFinding,
+    Throttled,
 )
 from .batch import Operation, Outcome, send_batch
+from .pacing import PAUSING_STATUSES, Pacer, backoff_delay, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +87,9 @@ FLAVORS: dict[str, dict[str, Any]] = {
     },
 }
 
-TRANSIENT_STATUSES = {429, 502, 503, 504}
+# Answers worth sending the request again for. 408 is Business Central's operation timeout
+# (8 minutes): the request was too slow this time, not wrong.
+TRANSIENT_STATUSES = {408, 429, 502, 503, 504}
 # Dataverse's annotation of a lookup property that names the table of the record it refers to.
 LOOKUP_TABLE_ANNOTATION = "Microsoft.Dynamics.CRM.lookuplogicalname"
 
@@ -112,14 +117,23 @@ class SideConfig:
     app_name: str
     base_url: str
     flavor: str = BUSINESS_CENTRAL
-    auth_method: str = "basic"
+    auth_method: str = "oauth2"
     username: str = ""
     secret: str = field(default="", repr=False)
     options: dict[str, Any] = field(default_factory=dict)
+    # OAuth 2.0 client credentials: the Microsoft Entra authority
+    # (https://login.microsoftonline.com/<tenant>) and the scope; blank: from the API root.
+    authority: str = ""
+    scope: str = ""
     timeout: float = 10.0
     max_retries: int = 3
     backoff_seconds: float = 0.5
+    # The longest single wait for an app that asks to slow down; a longer Retry-After pauses
+    # the job instead of holding its worker.
     max_retry_after: float = 30.0
+    # The most one connector (a job's, or a page's) waits in all for an app that asks to slow
+    # down before it gives up: a job then pauses and goes on later.
+    throttle_budget: float = 60.0
     page_size: int = 1000
     batch_size: int = 500
 
@@ -127,6 +141,22 @@ class SideConfig:
         if name in self.options:
             return self.options[name]
         return FLAVORS.get(self.flavor, {}).get(name, default)
+
+    @property
+    def token_authority(self) -> str:
+        """The Microsoft Entra authority to sign in at: the one set, or the one the API
+        root names (a Business Central online address with its tenant)."""
+        return (self.authority or signin.default_authority(self.base_url)).rstrip("/")
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint: `<authority>/oauth2/v2.0/token`, or a `token_url` setting
+        for another identity provider."""
+        return str(self.options.get("token_url") or signin.token_endpoint(self.token_authority))
+
+    @property
+    def token_scope(self) -> str:
+        return str(self.scope or self.options.get("scope") or signin.default_scope(self.base_url))
 
 
 class ODataConnector(Connector):
@@ -138,9 +168,14 @@ class ODataConnector(Connector):
         self.client = client or httpx.Client(
             timeout=config.timeout, verify=tls_context(), mounts=dict(TRANSPORTS)
         )
-        self._token: str | None = None
+        self._token: str | None = None  # the access token in use, to keep it out of errors
         self._user_id = ""
         self.batch_size = max(1, config.batch_size)
+        self.pacer = Pacer(
+            max_wait=config.max_retry_after,
+            budget=config.throttle_budget,
+            backoff_seconds=config.backoff_seconds,
+        )
 
     def close(self) -> None:
         if self._owns_client:
@@ -166,7 +201,7 @@ class ODataConnector(Connector):
             logical_name=quote(entity.rstrip("s"), safe=""),
         )
 
-    def _record(self, entity: str, data: dict[str, Any]) -> RemoteRecord:
+    def _record(self, entity: str, data: dict[str, Any], etag: str | None = None) -> RemoteRecord:
         key = self.key_field(entity)
         if not isinstance(data, dict) or key not in data:
             raise ConnectorError(
@@ -179,7 +214,10 @@ class ODataConnector(Connector):
             for k, v in data.items()
             if k != key and not k.startswith("@") and k != self.modified_field
         }
-        return RemoteRecord(str(data[key]), _parse_time(modified), values)
+        version = data.get("@odata.etag", etag)
+        return RemoteRecord(
+            str(data[key]), _parse_time(modified), values, etag=_entity_tag(version)
+        )
 
     # -- HTTP --------------------------------------------------------------------------
     def _auth_headers(self) -> dict[str, str]:
@@ -195,26 +233,51 @@ class ODataConnector(Connector):
             return httpx.BasicAuth(self.config.username, self.config.secret)
         return None
 
+    def _token_key(self) -> tuple[str, ...]:
+        config = self.config
+        return signin.TokenCache.key(
+            config.token_url, config.username, config.token_scope, str(config.secret)
+        )
+
     def _oauth2_token(self) -> str:
-        if self._token:
-            return self._token
-        token_url = self.config.option("token_url")
-        if not token_url:
-            raise ConnectorError("OAuth 2.0 needs a token_url in the connection settings.")
-        response = self._send(
+        """An access token for the app: the one kept for this client, or a new one from the
+        token endpoint when there is none or it is about to run out."""
+        cached = signin.TOKENS.get(self._token_key())
+        if cached:
+            self._token = cached
+            return cached
+        config = self.config
+        if not config.token_url:
+            raise ConnectorError(
+                f"Cannot sign in to {self.app_name}: the connection names no Microsoft Entra "
+                "authority (https://login.microsoftonline.com/<tenant>) for it.",
+                code="invalid_request",
+            )
+        if not config.username:
+            raise ConnectorError(
+                f"Cannot sign in to {self.app_name}: the connection has no client ID.",
+                code="invalid_client",
+            )
+        body = self._send(
             "POST",
-            token_url,
+            config.token_url,
             data={
                 "grant_type": "client_credentials",
-                "client_id": self.config.username,
-                "client_secret": self.config.secret,
-                "scope": self.config.option("scope", ""),
+                "client_id": config.username,
+                "client_secret": config.secret,
+                "scope": config.token_scope,
             },
             authenticate=False,
             parse=True,
         )
-        self._token = str(response.get("access_token", ""))
-        return self._token
+        token, lifetime = signin.read_token(body, self.app_name)
+        self._token = token
+        signin.TOKENS.put(self._token_key(), token, lifetime)
+        return token
+
+    def _renew_token(self) -> None:
+        """Forget the token the app refused, so that the next call asks for a new one."""
+        signin.TOKENS.forget(self._token_key(), self._token)
 
     def _send(
         self, method: str, url: str, *, authenticate: bool = True, parse: bool = False, **kwargs
@@ -224,7 +287,12 @@ class ODataConnector(Connector):
 
         A POST is retried only when the app cannot have acted on it (no connection, 429,
         503): after a timeout or a broken answer the record may exist, and a retry would
-        create it twice."""
+        create it twice.
+
+        An app that asks to slow down (429, 503, 504, 408) is waited for as its Retry-After
+        says, or with a doubling back-off with jitter where it says nothing, within this
+        job's limits (`max_retry_after` per wait, `throttle_budget` in all); beyond them, or
+        for a POST it may have acted on, Throttled pauses the job."""
         if isinstance(self.config.secret, UnreadableSecret):
             raise ConnectorError(
                 f"Cannot sign in to {self.app_name}: {UNREADABLE_MESSAGE}", code=SECRET_UNREADABLE
@@ -235,12 +303,14 @@ class ODataConnector(Connector):
             "OData-Version": "4.0",
             **kwargs.pop("headers", {}),
         }
-        if authenticate:
-            headers.update(self._auth_headers())
         attempt = 0
         token_renewed = False
         while True:
             attempt += 1
+            if authenticate:
+                # Each attempt: a token about to run out during a long wait is renewed.
+                headers.update(self._auth_headers())
+            pausing = False
             try:
                 response = self.client.request(
                     method,
@@ -282,20 +352,37 @@ class ODataConnector(Connector):
                 else:
                     error = _error_from(response, self.app_name)
                     retry = error.transient and (repeatable or error.status in (429, 503))
-                    if error.status == 401 and self._token and not token_renewed:
-                        # The access token expired: fetch a new one and try once more.
-                        self._token, token_renewed = None, True
-                        headers.update(self._auth_headers())
+                    pausing = error.status in PAUSING_STATUSES
+                    if (
+                        error.status == 401
+                        and authenticate
+                        and self.config.auth_method == "oauth2"
+                        and not token_renewed
+                    ):
+                        # The access token expired or was revoked: fetch a new one and try
+                        # once more.
+                        self._renew_token()
+                        token_renewed = True
                         attempt -= 1
                         continue
             error = self._without_credentials(error)
-            if not retry or attempt > self.config.max_retries:
-                raise error
-            delay = error.retry_after
-            if delay is None:
-                delay = self.config.backoff_seconds * 2 ** (attempt - 1)
-                delay += random.uniform(0, delay / 2)  # noqa: S311 - jitter, not security
-            delay = min(delay, self.config.max_retry_after)
+            if pausing:
+                if not retry:
+                    # A POST the app may have acted on: not sent again. The job pauses, and
+                    # the job that goes on with it finds the record by its match field.
+                    raise self._without_credentials(
+                        self.pacer.pause(error, error.retry_after or 0, self.app_name)
+                    )
+                try:
+                    delay = self.pacer.wait_before_retry(error, attempt, self.app_name)
+                except Throttled as throttled:
+                    raise self._without_credentials(throttled) from None
+            else:
+                if not retry or attempt > self.config.max_retries:
+                    raise error
+                delay = backoff_delay(
+                    attempt, self.config.backoff_seconds, self.config.max_retry_after
+                )
             logger.info("Retrying %s %s in %.1fs: %s", method, _safe_url(url), delay, error)
             time.sleep(delay)
 
@@ -391,18 +478,19 @@ class ODataConnector(Connector):
         return ",".join(preferences)
 
     def get(self, entity: str, record_id: str) -> RemoteRecord | None:
+        headers = {"Prefer": self._prefer()} if self.config.flavor == DATAVERSE else {}
         try:
-            body = self._send(
-                "GET",
-                self._item_url(entity, record_id),
-                headers={"Prefer": self._prefer()} if self.config.flavor == DATAVERSE else {},
-                parse=True,
-            )
+            response = self._send("GET", self._item_url(entity, record_id), headers=headers)
         except ConnectorError as error:
             if error.is_not_found:
                 return None
             raise
-        return self._record(entity, body)
+        try:
+            body = _json(response, self.app_name)
+        except ConnectorError:
+            # Read again once, as a broken answer to any read is.
+            body = self._send("GET", self._item_url(entity, record_id), headers=headers, parse=True)
+        return self._record(entity, body, etag=response.headers.get("ETag"))
 
     def find(self, entity: str, field_name: str, value: Any) -> list[RemoteRecord]:
         return self.find_where(entity, {field_name: value}, top=10)
@@ -606,18 +694,47 @@ class ODataConnector(Connector):
         )
         return self._record(entity, body)
 
-    def update(self, entity: str, record_id: str, values: dict[str, Any]) -> RemoteRecord:
-        body = self._send(
-            "PATCH",
-            self._item_url(entity, record_id),
-            json=values,
-            headers={"If-Match": "*", "Prefer": "return=representation"},
-            parse=True,
-        )
-        return self._record(entity, body)
+    def update(
+        self, entity: str, record_id: str, values: dict[str, Any], *, etag: str | None = None
+    ) -> RemoteRecord:
+        """PATCH the record with If-Match: the version it was read with (`etag`), so that a
+        change made in the app since is not overwritten; `*` (whatever is there, but only an
+        existing record: Dataverse would otherwise create it) when there is none."""
+        try:
+            response = self._send(
+                "PATCH",
+                self._item_url(entity, record_id),
+                json=values,
+                headers={"If-Match": etag or "*", "Prefer": "return=representation"},
+            )
+        except ConnectorError as error:
+            raise self._changed(error, entity, record_id, "updated") from None
+        body = _json(response, self.app_name)
+        return self._record(entity, body, etag=response.headers.get("ETag"))
 
-    def delete(self, entity: str, record_id: str) -> None:
-        self._send("DELETE", self._item_url(entity, record_id), headers={"If-Match": "*"})
+    def delete(self, entity: str, record_id: str, *, etag: str | None = None) -> None:
+        try:
+            self._send(
+                "DELETE", self._item_url(entity, record_id), headers={"If-Match": etag or "*"}
+            )
+        except ConnectorError as error:
+            raise self._changed(error, entity, record_id, "deleted") from None
+
+    def _changed(
+        self, error: ConnectorError, entity: str, record_id: str, verb: str
+    ) -> ConnectorError:
+        """A refusal because the record's version no longer matches the one sent in
+        If-Match (412 Precondition Failed, as OData and Dataverse answer; Business Central
+        names it Request_EntityChanged) becomes a conflict that says so."""
+        if error.status == 412 or (error.status == 409 and error.code == "Request_EntityChanged"):
+            error.message = (
+                f"The {entity} record {record_id} was not {verb}: it changed in "
+                f"{self.app_name} after it was read ({error.message.rstrip('.')}). Nothing was "
+                "overwritten; the next synchronization compares both versions again."
+            )
+            error.args = (error.message,)
+            error.changed_since_read = True
+        return error
 
     def _item_url(self, entity: str, record_id: str) -> str:
         return f"{self.base_url}{entity}({quote(str(record_id), safe='')})"
@@ -845,6 +962,14 @@ def sign_in_findings(app_name: str, error: ConnectorError) -> list[SetupFinding]
             f"In {app_name}, enable the integration user (and check its license).",
             error=error,
         )
+    elif error.code in SIGN_IN_ERRORS:
+        finding = SetupFinding(
+            "sign_in",
+            "error",
+            error.message,
+            OAUTH_REMEDIES.get(error.code, OAUTH_REMEDIES["invalid_request"]).format(app=app_name),
+            error=error,
+        )
     elif error.status == 401:
         finding = SetupFinding(
             "sign_in",
@@ -862,6 +987,34 @@ def sign_in_findings(app_name: str, error: ConnectorError) -> list[SetupFinding]
             error=error,
         )
     return [reachable, finding]
+
+
+# What to do when Microsoft Entra ID refuses the sign-in, by its `error` ("Microsoft Entra
+# authentication and authorization error codes",
+# https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+OAUTH_REMEDIES = {
+    "invalid_client": (
+        "Enter the client secret's value (not its ID) of the app registration on the "
+        "connection again; a secret that expired must be replaced in Microsoft Entra ID first."
+    ),
+    "unauthorized_client": (
+        "Check the client ID on the connection, and that the app registration belongs to the "
+        "tenant of the connection's authority for {app}."
+    ),
+    "invalid_scope": (
+        "Check the scope of {app} on the connection: its application ID URI followed by "
+        "/.default (left blank, it is taken from the API address)."
+    ),
+    "invalid_request": (
+        "Check the authority (https://login.microsoftonline.com/<tenant ID>) and the client ID "
+        "of {app} on the connection."
+    ),
+    "unsupported_grant_type": "Check that the authority of {app} is a Microsoft Entra ID one.",
+    "invalid_grant": "Enter the client secret of {app} on the connection again.",
+    "invalid_resource": (
+        "Check the scope of {app}: the app must be set up in the tenant of the authority."
+    ),
+}
 
 
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
@@ -893,6 +1046,17 @@ def odata_literal(value: Any) -> str:
     if isinstance(value, (int, float, Decimal)):
         return str(value)
     raise ConnectorError(f"A {type(value).__name__} value cannot be used in a filter.")
+
+
+def _entity_tag(value: Any) -> str | None:
+    """An entity tag from an answer, if it is one (`W/"..."` or `"..."`, printable ASCII, not
+    absurdly long): it is sent back in a header, so nothing else is kept."""
+    if not isinstance(value, str) or len(value) > 1024:
+        return None
+    tag = value.strip()
+    if re.fullmatch(r'(W/)?"[\x21\x23-\x7e]*"', tag):
+        return tag
+    return None
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -983,10 +1147,12 @@ def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
         pass
     if not message:
         message = f"{status} {response.reason_phrase}".strip()
+    if isinstance(code, str) and code in SIGN_IN_ERRORS and "\n" in message:
+        # Entra's error_description ends with its trace and correlation ids and a time.
+        message = message.split("\r\n")[0].split("\n")[0]
     retry_after = None
-    retry_header = response.headers.get("Retry-After", "")
-    if status in (429, 503) and retry_header.isascii() and retry_header.isdecimal():
-        retry_after = float(retry_header)
+    if status in PAUSING_STATUSES:
+        retry_after = retry_after_seconds(response.headers.get("Retry-After", ""))
     if status == 429:
         message = f"429 Too Many Requests: {message}"
     error = ConnectorError(

@@ -67,6 +67,11 @@ def test_the_console_is_filled_from_real_sync_runs(live_server):
     assert not jobs.exclude(status__in=SyncJob.FINISHED).exists()
     assert jobs.filter(status=SyncJob.Status.FAILED).exists()
     assert jobs.filter(skipped__gt=0).exists()
+    # The demo connection signs in with OAuth 2.0 client credentials, and a busy hour in the
+    # CRM paused jobs that the jobs going on with them finished.
+    assert connection.auth_method == Connection.AuthMethod.OAUTH2
+    assert jobs.filter(throttled=True, status=SyncJob.Status.INTERRUPTED).exists()
+    assert not jobs.filter(throttled=True, failed__gt=0).exists()
     # Each job's Failed count is the number of record entries it logged.
     for job in jobs.annotate(records=Count("errors", filter=~Q(errors__source_record_id=""))):
         assert job.failed == job.records, job

@@ -40,6 +40,13 @@ CRM, ERP = "Dynamics 365 Sales", "Business Central"
             "or change the record's currencyCode.",
             "Dynamics 365 Sales has no currency SEK",
         ),
+        (
+            Category.AUTHENTICATION,
+            "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the "
+            "request is the client secret value, not the client secret ID, for a secret added "
+            "to app 'integration@demo-crm.example'.",
+            "Microsoft Entra ID refused to sign the integration in to Dynamics 365 Sales",
+        ),
         (Category.OTHER, "The job stopped: KeyError", "does not recognize"),
     ],
 )
@@ -56,6 +63,37 @@ def test_setup_errors_name_their_cause_and_send_an_administrator_to_the_connecti
     assert ("Connection " + mapping.connection.name) in [label for label, _ in remedy.links] or (
         category == Category.CURRENCY
     )
+
+
+@pytest.mark.parametrize(
+    ("message", "step"),
+    [
+        ("AADSTS7000215: Invalid client secret provided.", "client secret's value (not its ID)"),
+        ("AADSTS700016: Application with identifier 'x' was not found", "Check the client ID"),
+        ("AADSTS90002: Tenant 'x' not found.", "Check the tenant"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_refused_entra_sign_in_says_what_to_check(message, step):
+    remedy = remedy_for(make_error(category=Category.AUTHENTICATION, message=message))
+    assert remedy.cause.startswith("Microsoft Entra ID refused to sign the integration in")
+    assert step in remedy.steps[0]
+
+
+@pytest.mark.django_db
+def test_a_record_changed_between_the_read_and_the_write_is_said_so():
+    error = make_error(
+        category=Category.CONFLICT,
+        message="The accounts record 2 was not updated: it changed in Dynamics 365 Sales after "
+        "it was read (The version of the existing record doesn't match the RowVersion property "
+        "provided). Nothing was overwritten; the next synchronization compares both versions "
+        "again.",
+        source_app=ERP,
+        destination_app=CRM,
+    )
+    remedy = remedy_for(error)
+    assert remedy.cause.startswith("The record changed in Dynamics 365 Sales after the job read it")
+    assert remedy.who == "for a Sync user"
 
 
 @pytest.mark.django_db

@@ -1,5 +1,6 @@
-"""A CRM that throttles or is unavailable run after run: its entries need nobody and close by
-themselves when the next job of the mapping succeeds."""
+"""A CRM that fails or answers garbage run after run: its entries need nobody and close by
+themselves when the next job of the mapping succeeds. (A CRM that throttles pauses the jobs
+instead: tests/sync/test_throttling.py.)"""
 
 import pytest
 
@@ -12,7 +13,7 @@ from sync.models import SyncJob
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("mode", [DemoFault.Mode.THROTTLE, DemoFault.Mode.UNAVAILABLE])
+@pytest.mark.parametrize("mode", [DemoFault.Mode.SERVER_ERROR, DemoFault.Mode.GARBAGE])
 def test_the_next_job_that_succeeds_closes_them(demo_apps, mode, settings):
     settings.SYNC_RETRY_BACKOFF_SECONDS = 0  # each run tries the record again
     demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)

@@ -73,6 +73,7 @@ def make_hostile_world(unused_port: int) -> HostileWorld:
     connection = Connection.objects.create(
         name=HOSTILE, source_app=HOSTILE, destination_app=HOSTILE,
         source_base_url=base + "erp/", destination_base_url=base + "crm/",
+        source_authority=base + "identity", destination_authority=base + "identity",
         integration_user=HOSTILE, source_username=HOSTILE, destination_username=HOSTILE,
         source_settings={"record_url": record_url, "max_retries": 0, "timeout": 1},
         destination_settings={"record_url": record_url, "max_retries": 0, "timeout": 1},

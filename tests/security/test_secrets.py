@@ -186,7 +186,7 @@ def test_a_failed_sign_in_never_writes_the_secret_to_logs_or_entries(demo_apps, 
     assert entries
     text = caplog.text + job.message
     text += "".join(f"{e.message}{e.detail}{json.dumps(e.sent_values)}" for e in entries)
-    assert "user name or password is incorrect" in text
+    assert "AADSTS7000215: Invalid client secret provided." in text
     for secret in (wrong, right):
         assert secret not in text
 

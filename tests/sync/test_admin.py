@@ -31,8 +31,12 @@ def connection_form(connection: Connection, **changes) -> dict:
         "integration_user": connection.integration_user,
         "source_username": "erp-user",
         "source_secret": "",
+        "source_authority": "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+        "source_scope": "",
         "destination_username": "crm-user",
         "destination_secret": "",
+        "destination_authority": "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+        "destination_scope": "",
         "source_settings": "{}",
         "destination_settings": "{}",
         "is_enabled": "on",
@@ -126,5 +130,43 @@ def test_test_connection_reports_what_the_apps_say(demo_apps, admin_client):
     response = admin_client.post(changelist, action)
     said = " ".join(str(m) for m in get_messages(response.wsgi_request))
     assert "holds the System Administrator role" in said
-    assert "rejected the client credentials" in said
+    assert "AADSTS7000215: Invalid client secret provided." in said
     assert "demo-admin" not in said
+
+
+@pytest.mark.django_db
+def test_a_new_connection_signs_in_with_oauth_and_needs_an_authority_it_cannot_derive(
+    admin_client,
+):
+    add = reverse("admin:sync_connection_add")
+    page = admin_client.get(add).content.decode()
+    assert '<option value="oauth2" selected>' in page
+    assert 'name="destination_authority"' in page and 'name="source_scope"' in page
+
+    data = connection_form(
+        Connection(
+            name="Contoso",
+            source_app="Business Central",
+            source_base_url="https://api.businesscentral.dynamics.com/v2.0/contoso.com/"
+            "production/api/v2.0/companies(1)/",
+            destination_app="Dynamics 365 Sales",
+            destination_base_url="https://contoso.crm.dynamics.com/api/data/v9.2/",
+            source_flavor="business_central",
+            destination_flavor="dataverse",
+            auth_method="oauth2",
+        ),
+        source_authority="",
+        destination_authority="",
+        source_secret="client-secret",
+        destination_secret="client-secret",
+    )
+    refused = admin_client.post(add, data)
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert list(errors) == ["destination_authority"]  # the ERP's address names its tenant
+
+    data["destination_authority"] = "https://login.microsoftonline.com/contoso.com"
+    assert admin_client.post(add, data).status_code == 302
+    config = Connection.objects.get(name="Contoso").side_config("source")
+    assert config.token_url == "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token"
+    assert config.token_scope == "https://api.businesscentral.dynamics.com/.default"

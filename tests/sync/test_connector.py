@@ -1,5 +1,6 @@
 """The OData connector against the demo apps over real HTTP."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -84,13 +85,28 @@ def test_wrong_credentials_are_a_sign_in_failure_and_the_secret_is_never_in_the_
     with pytest.raises(ConnectorError) as raised:
         list(crm(demo_apps).list_changes("accounts", None))
     assert raised.value.is_sign_in_failure
+    assert "AADSTS7000215: Invalid client secret provided." in raised.value.message
+    assert "wrong-secret-value" not in raised.value.detail
+
+
+def test_wrong_basic_credentials_are_a_sign_in_failure_too(demo_apps):
+    demo_apps.connection.auth_method = "basic"
+    demo_apps.connection.destination_secret = "wrong-secret-value"
+    with pytest.raises(ConnectorError) as raised:
+        list(crm(demo_apps).list_changes("accounts", None))
+    assert raised.value.is_sign_in_failure
     assert "user name or password is incorrect" in raised.value.message
     assert "wrong-secret-value" not in raised.value.detail
 
 
 def test_throttling_is_retried_after_the_time_the_app_asks(demo_apps):
     demo_apps.fault("crm", DemoFault.Mode.THROTTLE, remaining=2)
-    pages = list(crm(demo_apps).list_changes("accounts", None))
+    connector = connector_for(
+        demo_apps.connection, "destination", max_retry_after=1, throttle_budget=5
+    )
+    started = time.monotonic()
+    pages = list(connector.list_changes("accounts", None))
+    assert time.monotonic() - started >= 2  # Retry-After: 1, twice
     assert sum(len(p) for p in pages) == CrmAccount.objects.count()
     assert DemoFault.objects.get().remaining == 0
 

@@ -88,7 +88,7 @@ def test_a_job_stopped_by_an_app_that_went_away_counts_what_it_left_out(demo_app
     demo_apps.connection.save()
     for number in ("C00020", "C00030", "C00040", "C00050", "C00060"):
         ErpCustomer.objects.get(number=number).save()
-    demo_apps.fault("crm", "unavailable", entity="accounts")
+    demo_apps.fault("crm", "server_error", entity="accounts")
 
     job = demo_apps.run("CUSTOMER")
 

@@ -1,6 +1,6 @@
-"""Transient failures of one record (no connection, timeout, 429, 503 after the connector's
-own retries) stay out of triage: the record is tried again at later runs, backing off, and
-becomes an entry only when it keeps failing."""
+"""Transient failures of one record (no connection, timeout, 5xx after the connector's own
+retries; an app that throttles pauses the job instead) stay out of triage: the record is tried
+again at later runs, backing off, and becomes an entry only when it keeps failing."""
 
 from datetime import timedelta
 
@@ -38,7 +38,7 @@ def test_one_transient_failure_is_no_entry_and_the_record_goes_through_later(
     demo_apps, one_record_changed, staff_client
 ):
     coupling = one_record_changed
-    demo_apps.fault("crm", "unavailable", remaining=1, entity="accounts")
+    demo_apps.fault("crm", "server_error", remaining=1, entity="accounts")
 
     job = demo_apps.run("CUSTOMER")
 
@@ -79,13 +79,13 @@ def test_a_transient_failure_that_keeps_coming_becomes_an_open_connection_entry(
     coupling = one_record_changed
     jobs = []
     for _ in range(3):
-        demo_apps.fault("crm", "throttle", remaining=1, entity="accounts")
+        demo_apps.fault("crm", "server_error", remaining=1, entity="accounts")
         jobs.append(demo_apps.run("CUSTOMER"))
 
     assert [(j.failed, j.retrying) for j in jobs] == [(0, 1), (0, 1), (1, 0)]
     entry = open_entries_of(coupling).get()
     assert entry.job == jobs[-1] and entry.category == Category.CONNECTION
-    assert "429 Too Many Requests" in entry.message
+    assert "An unexpected error occurred" in entry.message
     assert "It failed in 3 runs in a row." in entry.message
     coupling.refresh_from_db()
     # Not the record's fault: it is not skipped, and the next run tries it again.
