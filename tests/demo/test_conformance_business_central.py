@@ -283,7 +283,7 @@ def test_a_currency_has_no_exchange_rate_its_rates_are_a_resource_of_their_own(d
         ).json()["value"]
     assert currencies and not any("exchangeRate" in c for c in currencies)
     (usd,) = rates
-    assert set(usd) == {"id", "currencyCode", "startingDate", "exchangeRateAmount",
+    assert set(usd) == {"@odata.etag", "id", "currencyCode", "startingDate", "exchangeRateAmount",
                         "relationalCurrencyCode", "relationalExchangeRateAmount",
                         "lastModifiedDateTime"}  # fmt: skip
     assert (usd["startingDate"], usd["exchangeRateAmount"]) == ("2024-01-01", 1.08)

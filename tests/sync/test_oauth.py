@@ -225,7 +225,7 @@ def test_oauth_settings_kept_in_the_json_settings_move_to_their_fields():
 
     from tests.factories import make_connection
 
-    migration = import_module("sync.migrations.0012_tr_entra_sign_in_and_throttling")
+    migration = import_module("sync.migrations.0013_entra_sign_in_and_throttling")
     connection = make_connection(
         source_authority="",
         destination_authority="",
