@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import Resolver404, resolve
 from django.utils import timezone
@@ -469,8 +469,6 @@ def _deliver(url: str, items: list[dict[str, Any]], subscription_pks: list[int])
 
 
 def _drop(subscription_pks: list[int], url: str, status: int) -> None:
-    from django.db import connection
-
     logger.warning("Deleting the subscriptions of %s: it answered %s", url, status)
     try:
         ErpSubscription.objects.filter(pk__in=subscription_pks).delete()

@@ -10,6 +10,10 @@ from django.utils.crypto import salted_hmac
 
 from syncconsole.encryption import EncryptedTextField
 
+from .connectors.odata import SideConfig
+from .connectors.signin import default_authority
+from .fields import field_mapping_problems
+
 
 class Connection(models.Model):
     """The link between the ERP and the CRM: where they are and who signs in."""
@@ -112,8 +116,6 @@ class Connection(models.Model):
     def clean(self) -> None:
         """With OAuth 2.0, each side needs an authority to sign in at: one set, or one its
         API address names."""
-        from .connectors.signin import default_authority
-
         if self.auth_method != self.AuthMethod.OAUTH2:
             return
         problems = {}
@@ -140,8 +142,6 @@ class Connection(models.Model):
 
     def side_config(self, side: str):
         """How to reach one side ("source" or "destination") of this connection."""
-        from .connectors.odata import SideConfig
-
         if side not in ("source", "destination"):
             raise ValueError(side)
         options = getattr(self, f"{side}_settings") or {}
@@ -268,8 +268,6 @@ class TableMapping(models.Model):
         return self.paused_at is not None
 
     def clean(self) -> None:
-        from .fields import field_mapping_problems
-
         problems = field_mapping_problems(self.field_mappings)
         if not problems and self.connection_id:
             names = set(

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from .encryption import KEY_VARIABLE, configured_keys, invalid_keys
+
 
 @register(Tags.security, deploy=True)
 def secret_key_is_set(app_configs, **kwargs):
@@ -54,8 +56,6 @@ def console_url_is_set(app_configs, **kwargs):
 
 @register(Tags.security)
 def encryption_keys_are_valid(app_configs, **kwargs):
-    from .encryption import KEY_VARIABLE, invalid_keys
-
     return [
         Error(
             f"Key {position} of {KEY_VARIABLE} is not a Fernet key.",
@@ -69,8 +69,6 @@ def encryption_keys_are_valid(app_configs, **kwargs):
 
 @register(Tags.security, deploy=True)
 def encryption_key_is_set(app_configs, **kwargs):
-    from .encryption import KEY_VARIABLE, configured_keys
-
     if settings.DEBUG or configured_keys():
         return []
     return [
