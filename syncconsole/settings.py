@@ -162,8 +162,8 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     },
 }
 
-# Celery: Redis where CELERY_BROKER_URL is set, else kombu's filesystem transport,
-# which needs no server, under DATA_DIR.
+# Celery: Redis where CELERY_BROKER_URL is set, else kombu's filesystem transport, which
+# needs no server, under DATA_DIR, writing each message whole (syncconsole/broker.py).
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL")
 CELERY_BROKER_TIMEOUT = float(envstr("CELERY_BROKER_TIMEOUT", "3"))
 REDIS_BROKER_TRANSPORT_OPTIONS = {
@@ -179,7 +179,7 @@ else:
     _broker_dir = DATA_DIR / "broker"
     for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "queue-files://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
