@@ -8,7 +8,7 @@ from couplings.models import Coupling
 from demo.models import CrmAccount, ErpCustomer
 from errors.models import Category, SyncError
 from sync.models import SyncJob, TableMapping
-from tests.conftest import wait_until
+from tests.conftest import wait_until, worker_is_idle
 
 pytestmark = pytest.mark.django_db
 RECONCILE = SyncJob.Kind.RECONCILE
@@ -135,6 +135,9 @@ def test_the_fixes_of_its_entries(synced, staff_client, celery_worker):
             timeout=60,
             message=celery_worker.log_path.read_text(),
         )
+        # The entry resolves inside the job, which then writes the mapping's health and
+        # lets the mapping go: the next job waits for the worker to be done with it.
+        wait_until(lambda: worker_is_idle(celery_worker.node), timeout=60)
     created = Coupling.objects.get(mapping=mapping, source_record_id=str(lonely_customer.pk))
     assert CrmAccount.objects.get(pk=created.destination_record_id).name == "Create me"
     coupling.refresh_from_db()
