@@ -7,7 +7,15 @@ from .models import DemoFault, DemoWebhook
 for entity in ENTITIES.values():
     admin.site.register(
         entity.model,
-        list_display=["id", *[f for f in entity.fields if f not in ("roles", "parent_account")]],
+        list_display=[
+            "id",
+            *[
+                f
+                for f in entity.fields
+                if not entity.model._meta.get_field(f).many_to_many
+                and f not in ("parent_account", "privileges")
+            ],
+        ],
         search_fields=[
             f
             for f in entity.fields

@@ -1,7 +1,10 @@
 """How each demo table looks through its app's API: the entity set, the key, and the API
 name of every field, in Business Central's (camelCase) or Dataverse's (lowercase) style."""
 
+import uuid
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 from .entities import ENTITIES, Entity
 
@@ -16,6 +19,8 @@ class ApiEntity:
     # Dataverse's object type code and logical name, used in its error messages.
     logical_name: str = ""
     type_code: int = 0
+    # Records the API only reads: the demo changes them on its pages and in the admin.
+    writable: bool = True
 
     @property
     def name(self) -> str:
@@ -25,16 +30,25 @@ class ApiEntity:
     def model(self):
         return self.entity.model
 
+    def is_lookup(self, api_name: str) -> bool:
+        """A lookup column (`_<name>_value`): the id of a related record."""
+        return self.model._meta.get_field(self.fields[api_name]).is_relation
+
     def to_api(self, record) -> dict:
-        data = {self.key: str(record.pk)}
+        data: dict[str, Any] = {self.key: str(record.pk)}
         for api_name, field in self.fields.items():
-            value = getattr(record, field)
-            if field == "parent_account":
-                value = str(record.parent_account_id) if record.parent_account_id else None
-            elif hasattr(value, "isoformat"):
+            value: Any
+            if self.is_lookup(api_name):
+                related = getattr(record, self.model._meta.get_field(field).attname)
+                value = str(related) if related else None
+            else:
+                value = getattr(record, field)
+            if hasattr(value, "isoformat"):
                 value = value.isoformat().replace("+00:00", "Z")
-            elif value is not None and type(value).__name__ == "Decimal":
+            elif isinstance(value, Decimal):
                 value = float(value)
+            elif isinstance(value, uuid.UUID):
+                value = str(value)
             data[api_name] = value
         data[self.modified] = (
             getattr(record, self.entity.modified_field).isoformat().replace("+00:00", "Z")
@@ -86,8 +100,18 @@ API_ENTITIES: dict[tuple[str, str], ApiEntity] = {
             "exchangerate": "exchange_rate"},
             logical_name="transactioncurrency", type_code=9105),
         _api("crm", "systemusers", "systemuserid", CRM_MODIFIED, {
-            "fullname": "full_name", "domainname": "domain_name", "isdisabled": "is_disabled"},
-            read_only=frozenset({"fullname", "domainname", "isdisabled"}),
-            logical_name="systemuser", type_code=8),
+            "fullname": "full_name", "domainname": "domain_name", "isdisabled": "is_disabled",
+            "accessmode": "access_mode", "islicensed": "is_licensed",
+            "_businessunitid_value": "business_unit"},
+            logical_name="systemuser", type_code=8, writable=False),
+        _api("crm", "roles", "roleid", CRM_MODIFIED, {
+            "name": "name", "_businessunitid_value": "business_unit",
+            "_roletemplateid_value": "role_template_id",
+            "_parentrootroleid_value": "parent_root_role"},
+            logical_name="role", type_code=1036, writable=False),
+        _api("crm", "teams", "teamid", CRM_MODIFIED, {
+            "name": "name", "_businessunitid_value": "business_unit", "teamtype": "team_type",
+            "isdefault": "is_default"},
+            logical_name="team", type_code=9, writable=False),
     ]
 }  # fmt: skip

@@ -12,9 +12,9 @@ urlpatterns = [
     path("identity/oauth2/v2.0/token", api.token, name="token"),
     re_path(r"^crm/api/data/v9\.2/WhoAmI$", api.who_am_i, name="crm_whoami"),
     re_path(
-        r"^crm/api/data/v9\.2/systemusers\((?P<pk>[0-9A-Za-z'{}-]*)\)/systemuserroles_association$",
-        api.user_roles,
-        name="crm_user_roles",
+        CRM_API + r"\((?P<pk>[0-9A-Za-z'{}-]*)\)/(?P<name>[a-z_]+_association)$",
+        api.navigation_endpoint,
+        name="crm_navigation",
     ),
     re_path(
         r"^crm/api/data/v9\.2/systemusers\((?P<pk>[0-9A-Za-z'{}-]*)\)/"

@@ -11,6 +11,19 @@ from django.views.decorators.http import require_http_methods
 from .entities import APP_TITLES, ENTITIES, entities_of
 
 
+def shown(record, field: str):
+    """A field's value as a page shows it: a choice by its label, related records by name."""
+    model_field = record._meta.get_field(field)
+    if model_field.many_to_many:
+        return ", ".join(str(related) for related in getattr(record, field).all()) or None
+    if model_field.choices:
+        return getattr(record, f"get_{field}_display")()
+    value = getattr(record, field)
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or None
+    return value
+
+
 def _entity_or_404(app: str, entity: str):
     try:
         return ENTITIES[(app, entity)]
@@ -30,7 +43,7 @@ def app_index(request: HttpRequest, app: str) -> HttpResponse:
 def record_list(request: HttpRequest, app: str, entity: str) -> HttpResponse:
     table = _entity_or_404(app, entity)
     records = table.model.objects.order_by(f"-{table.modified_field}")[:100]
-    rows = [(record, [getattr(record, field) for field in table.fields]) for record in records]
+    rows = [(record, [shown(record, field) for field in table.fields]) for record in records]
     context = {"app": app, "app_title": APP_TITLES[app], "entity": table, "rows": rows}
     return render(request, "demo/record_list.html", context)
 
@@ -60,7 +73,7 @@ def record_detail(request: HttpRequest, app: str, entity: str, pk: str) -> HttpR
         return render(request, "demo/record.html", {**context, "refused": True}, status=403)
     context["form"] = form
     context["values"] = [
-        (table.model._meta.get_field(field).verbose_name, getattr(record, field))
+        (table.model._meta.get_field(field).verbose_name, shown(record, field))
         for field in table.fields
     ]
     context["modified"] = getattr(record, table.modified_field)
