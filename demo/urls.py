@@ -4,7 +4,7 @@ from . import api, bulk, views
 
 app_name = "demo"
 ERP_API = r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/(?P<entity>[a-z]+)"
-CRM_API = r"^crm/api/data/v9\.2/(?P<entity>[a-z]+)"
+CRM_API = r"^crm/api/data/v9\.2/(?P<entity>[A-Za-z][A-Za-z0-9_]*)"
 ITEM = r"\((?P<pk>[0-9A-Za-z'{}-]*)\)$"
 urlpatterns = [
     re_path(ERP_API + "$", api.entity_endpoint, {"app": "erp"}, name="erp_api"),
