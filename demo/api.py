@@ -589,6 +589,7 @@ def user_privileges(request: HttpRequest, pk: str) -> HttpResponse:
     business_unit = str(user.business_unit_id or uuid.UUID(int=0))
     return JsonResponse(
         {
+            "@odata.context": "$metadata#Microsoft.Dynamics.CRM.RetrieveUserPrivilegesResponse",
             "RolePrivileges": [
                 {
                     "Depth": "Global",
@@ -597,7 +598,7 @@ def user_privileges(request: HttpRequest, pk: str) -> HttpResponse:
                     "PrivilegeName": name,
                 }
                 for name in names
-            ]
+            ],
         }
     )
 

@@ -35,6 +35,7 @@ ACCESS_MODES = {
 }
 READ_WRITE, NON_INTERACTIVE = 0, 4
 ROLE_COLUMNS = "name,_roletemplateid_value,_parentrootroleid_value"
+SHOWN_ROLES = 20  # roles named in a finding; an app may answer with any number
 
 Get = Callable[[str, dict[str, str]], dict[str, Any]]
 
@@ -188,7 +189,10 @@ def user_findings(
                 "the privileges the mappings need.",
             )
         ]
-    named = ", ".join(sorted(role.shown() for role in user.roles))
+    shown = sorted({role.shown() for role in user.roles})
+    named = ", ".join(shown[:SHOWN_ROLES])
+    if len(shown) > SHOWN_ROLES:
+        named += f" and {len(shown) - SHOWN_ROLES} more"
     findings.append(
         SetupFinding("roles", "ok", f"The integration user is enabled and has roles: {named}.")
     )
