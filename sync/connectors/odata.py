@@ -646,9 +646,11 @@ class ODataConnector(Connector):
                     error=error,
                 )
             ]
+        configured = self.config.option("integration_role_ids", [])
         role_ids = [
             str(role_id).strip("{}").lower()
-            for role_id in self.config.option("integration_role_ids", [])
+            for role_id in ([configured] if isinstance(configured, str) else configured or [])
+            if GUID.fullmatch(str(role_id).strip("{}"))
         ]
         return findings + dataverse.user_findings(
             self.app_name,

@@ -187,3 +187,17 @@ def test_a_read_write_user_needs_a_license_and_a_non_interactive_one_does_not(de
     CrmSystemUser.objects.filter(domain_name=INTEGRATION_USER).update(is_licensed=True)
     assert "user_unlicensed" not in crm_findings(demo_apps)
     assert demo_apps.run("CUSTOMER", SyncJob.Kind.FULL).status == SyncJob.Status.SUCCEEDED
+
+
+def test_the_connection_names_the_roles_that_count_as_integration_roles(demo_apps):
+    from demo.security import SECURITY_READ, create_role
+
+    custom = create_role("Synchronisation", {"prvReadAccount", *SECURITY_READ})
+    user = integration_user()
+    user.roles.set([CrmRole.objects.get(parent_root_role=custom, business_unit=user.business_unit)])
+    assert "no_integration_role" in crm_findings(demo_apps)
+
+    demo_apps.connection.destination_settings["integration_role_ids"] = [f"{{{custom.pk}}}"]
+    demo_apps.connection.save()
+    (held,) = crm_findings(demo_apps)["integration_role"]
+    assert held.message == "The integration user holds the Synchronisation role."
