@@ -114,6 +114,9 @@ def _condition(api: ApiEntity, part: str) -> tuple[str, Any]:
     elif name in api.fields and not api.is_lookup(name):
         field = api.fields[name]
         value = raw[1:-1].replace("''", "'") if raw.startswith("'") else raw
+    elif name in api.fields:
+        # Beyond the demo: Dataverse compares a lookup column with a GUID too.
+        raise ApiError(400, "0x80060888", f"The demo does not filter on the lookup '{name}'.")
     elif api.entity.app == "crm":
         raise dataverse.unknown_property(api, name)
     else:

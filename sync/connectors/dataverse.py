@@ -43,8 +43,14 @@ Get = Callable[[str, dict[str, str]], dict[str, Any]]
 def in_function(field_name: str, values: Iterable[Any]) -> str:
     """Dataverse's In query function: PropertyValues is a JSON array of strings, so a value
     with an apostrophe or a double quote needs no OData quoting."""
-    terms = ",".join(json_string(value) for value in values)
-    return f"Microsoft.Dynamics.CRM.In(PropertyName='{field_name}',PropertyValues=[{terms}])"
+    return in_condition(field_name, [json_string(value) for value in values])
+
+
+def in_condition(field_name: str, terms: list[str]) -> str:
+    """The In function of values already written as JSON strings (`json_string`)."""
+    return (
+        f"Microsoft.Dynamics.CRM.In(PropertyName='{field_name}',PropertyValues=[{','.join(terms)}])"
+    )
 
 
 def json_string(value: Any) -> str:

@@ -441,10 +441,7 @@ class ODataConnector(Connector):
                 return dataverse.json_string(str(value).strip("{}") if key else value)
 
             def condition(terms: list[str]) -> str:
-                return (
-                    f"Microsoft.Dynamics.CRM.In(PropertyName='{field_name}',"
-                    f"PropertyValues=[{','.join(terms)}])"
-                )
+                return dataverse.in_condition(field_name, terms)
 
             separator = 3  # ","
         else:
