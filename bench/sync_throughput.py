@@ -132,7 +132,8 @@ def _reset_demo() -> None:
         cursor.execute(
             "TRUNCATE errors_syncerror, errors_errorgroup, couplings_coupling, sync_syncjob, "
             "sync_tablemapping, sync_connection, demo_crmaccount, demo_crmcontact, "
-            "demo_crmproduct, demo_crmtransactioncurrency, demo_crmsystemuser, "
+            "demo_crmproduct, demo_crmtransactioncurrency, demo_crmsystemuser, demo_crmteam, "
+            "demo_crmrole, demo_crmbusinessunit, "
             "demo_erpcustomer, demo_erpcontact, demo_erpitem, demo_erpcurrency, "
             "demo_erpsalesperson, demo_demofault, demo_demowebhook CASCADE"
         )

@@ -12,7 +12,7 @@ for entity in ENTITIES.values():
             *[
                 f
                 for f in entity.fields
-                if f != "roles" and not entity.model._meta.get_field(f).is_relation
+                if f != "privileges" and not entity.model._meta.get_field(f).is_relation
             ],
         ],
         search_fields=[

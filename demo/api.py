@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.views.decorators.csrf import csrf_exempt
 
-from . import concurrency, dataverse, faults, security
+from . import concurrency, dataverse, dataverse_queries, faults, security
 from .api_schema import API_ENTITIES, ApiEntity
 from .errors import ApiError, error_response
 from .models import (
@@ -31,6 +31,7 @@ from .models import (
     ErpCurrency,
     ErpCurrencyExchangeRate,
 )
+from .odata_syntax import split_top_level
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 5000
@@ -41,15 +42,6 @@ CONDITION = re.compile(
     r"^\s*(?P<field>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<op>eq|gt|ge|lt|le)\s+"
     rf"(?P<value>'(?:[^']|'')*'|{GUID}|[0-9T:.\-+Z]+|true|false|null)\s*$"
 )
-# Dataverse's In query function: Microsoft.Dynamics.CRM.In(PropertyName='f',PropertyValues=[...]).
-IN_FUNCTION = re.compile(
-    r"^Microsoft\.Dynamics\.CRM\.In\(\s*PropertyName\s*=\s*'(?P<field>[A-Za-z_][A-Za-z0-9_]*)'"
-    r"\s*,\s*PropertyValues\s*=\s*\[(?P<values>(?:\s*'(?:[^']|'')*'\s*,)*\s*'(?:[^']|'')*'\s*)\]"
-    r"\s*\)$"
-)
-QUOTED = re.compile(r"'((?:[^']|'')*)'")
-# Outside quoted values: an even number of quotes follows the operator.
-UNQUOTED = r"(?=(?:[^']*'[^']*')*[^']*$)"
 # The most alternatives one "(a eq 1 or a eq 2 ...)" group may have.
 MAX_ALTERNATIVES = 500
 LOOKUPS = {"eq": "exact", "gt": "gt", "ge": "gte", "lt": "lt", "le": "lte"}
@@ -79,7 +71,9 @@ def _api_entity(app: str, name: str) -> ApiEntity:
     try:
         return API_ENTITIES[(app, name)]
     except KeyError:
-        raise ApiError(404, "0x80060888", f"Resource not found for the segment '{name}'.") from None
+        # Dataverse's code for it ("Troubleshoot Dataverse Web API client errors").
+        code = "0x8006088a" if app == "crm" else "0x80060888"
+        raise ApiError(404, code, f"Resource not found for the segment '{name}'.") from None
 
 
 def _parse_datetime(value: str) -> datetime:
@@ -107,50 +101,38 @@ def _condition(api: ApiEntity, part: str) -> tuple[str, Any] | Q:
             value = uuid.UUID(value)
         except ValueError:
             raise ApiError(400, "0x80060888", f"'{value}' is not a valid id.") from None
+    elif name in api.fields and api.is_column_lookup(name):
+        # A security table's lookup property, compared with an id or null as a lookup is.
+        if op != "eq":
+            raise ApiError(
+                400, "0x80060888", f"The lookup property '{name}' is compared with eq only here."
+            )
+        field = api.model._meta.get_field(api.fields[name]).attname
+        if raw == "null":
+            return f"{field}__isnull", True
+        value = dataverse.guid(raw)
     elif name in api.fields:
         field = api.fields[name]
         value = raw[1:-1].replace("''", "'") if raw.startswith("'") else raw
+    elif api.entity.app == "crm":
+        raise dataverse_queries.unknown_property(api, name)
     else:
         raise ApiError(400, "0x80060888", f"Could not find a property named '{name}'.")
     return f"{field}__{LOOKUPS[op]}", value
 
 
-def _in_function(api: ApiEntity, part: str) -> Q:
-    """Dataverse's In query function: the records whose field holds any of the values."""
-    match = IN_FUNCTION.match(part)
-    if not match:
-        raise ApiError(400, "0x80060888", f"The $filter expression '{part}' is not supported.")
-    values = [value.replace("''", "'") for value in QUOTED.findall(match["values"])]
-    if len(values) > MAX_ALTERNATIVES:
-        raise ApiError(
-            400, "0x80060888", f"The In function takes at most {MAX_ALTERNATIVES} values."
-        )
-    name = match["field"]
-    on_lookup = dataverse.lookup_in(api, name, values)
-    if on_lookup is not None:
-        return on_lookup
-    if name == api.key:
-        try:
-            return Q(pk__in=[uuid.UUID(value.strip("{}")) for value in values])
-        except ValueError:
-            raise ApiError(400, "0x80060888", "A value is not a valid id.") from None
-    if name in api.fields and name != api.modified:
-        return Q(**{f"{api.fields[name]}__in": values})
-    raise ApiError(400, "0x80060888", f"Could not find a property named '{name}'.")
-
-
-def _filter(queryset, api: ApiEntity, expression: str):
+def _filter(queryset, api: ApiEntity, expression: str, aliases: dict[str, str]):
     """Conditions joined with "and"; a condition may be a parenthesized group of conditions
     joined with "or", or Dataverse's In function (how OData clients ask for many records by
     key in one request)."""
-    for part in re.split(rf"\s+and\s+{UNQUOTED}", expression.strip()):
+    for part in split_top_level(expression.strip(), r"\s+and\s+"):
         part = part.strip()
-        if part.startswith("Microsoft.Dynamics.CRM.In("):
+        if part.startswith(dataverse_queries.IN_FUNCTION):
             if api.entity.app != "crm":
                 raise ApiError(400, "BadRequest", "The In function is Dataverse's.")
-            queryset = queryset.filter(_in_function(api, part))
+            queryset = queryset.filter(dataverse_queries.in_filter(api, part, aliases))
         elif part.startswith("(") and part.endswith(")"):
-            alternatives = re.split(rf"\s+or\s+{UNQUOTED}", part[1:-1].strip())
+            alternatives = split_top_level(part[1:-1].strip(), r"\s+or\s+")
             if len(alternatives) > MAX_ALTERNATIVES:
                 raise ApiError(
                     400,
@@ -199,13 +181,56 @@ def _decode_token(token: str):
         raise ApiError(400, "0x80060888", "The $skiptoken is not valid.") from None
 
 
-def _list(request: HttpRequest, api: ApiEntity) -> JsonResponse:
+def _aliases(request: HttpRequest) -> dict[str, str]:
+    """The query's parameter aliases (`@p1='name'`), which a function's parameters may name."""
+    return {name: str(value) for name, value in request.GET.items() if name.startswith("@")}
+
+
+def _shaped(
+    request: HttpRequest, api: ApiEntity, user, rows: list, own: bool = False
+) -> tuple[list[dict], str]:
+    """The records as the API shows them, with `$select`, each with its version and, in the
+    CRM, the lookup annotations `Prefer` asks for and `$expand` (of the caller's own user
+    record: no privilege needed, see `_own`); and the preference applied."""
+    select = dataverse_queries.select_list(request.GET.get("$select", ""))
+    annotations, applied = dataverse.annotations_wanted(api, request)
+    if api.entity.app != "crm":
+        records = [api.to_api(row) for row in rows]
+        if select:
+            keep = set(select) | {api.key, api.modified}
+            records = [
+                {k: v for k, v in r.items() if k == "@odata.etag" or k in keep} for r in records
+            ]
+        return records, applied
+    dataverse_queries.check_select(api, select)
+    wanted = dataverse_queries.expansions(api, request.GET.get("$expand", ""))
+    allowed: set[str] = set()
+
+    def authorize(entity: str) -> None:
+        if not own and entity not in allowed:
+            _authorize_privilege(user, "crm", entity, "GET")
+            allowed.add(entity)
+
+    records = [
+        dataverse_queries.expand(
+            row,
+            dataverse_queries.selected(api, api.to_api(row, annotations), select),
+            wanted,
+            authorize,
+            annotations,
+        )
+        for row in rows
+    ]
+    return records, applied
+
+
+def _list(request: HttpRequest, api: ApiEntity, user) -> JsonResponse:
     modified = api.entity.modified_field
     queryset = api.model.objects.all()
     if api.lookups:
         queryset = queryset.select_related(*dataverse.lookup_keys(api))
     if request.GET.get("$filter"):
-        queryset = _filter(queryset, api, request.GET["$filter"])
+        queryset = _filter(queryset, api, request.GET["$filter"], _aliases(request))
     top = request.GET.get("$top")
     size = _page_size(request)
     if top is not None:
@@ -223,17 +248,7 @@ def _list(request: HttpRequest, api: ApiEntity) -> JsonResponse:
         after = RawSQL(f"({columns}) > (%s, %s)", [moment, pk], output_field=BooleanField())  # noqa: S611
         queryset = queryset.filter(after)
     rows = list(queryset.order_by(modified, "pk")[: size + 1])
-    select = [s.strip() for s in request.GET.get("$select", "").split(",") if s.strip()]
-    dataverse.refuse_navigation_select(api, select)
-    annotations, applied = dataverse.annotations_wanted(api, request)
-    records = [api.to_api(row, annotations) for row in rows[:size]]
-    if select:
-        # A property's annotations come with it, and every record its version.
-        keep = set(select) | {api.key, api.modified}
-        records = [
-            {k: v for k, v in r.items() if k == "@odata.etag" or k.split("@")[0] in keep}
-            for r in records
-        ]
+    records, applied = _shaped(request, api, user, rows[:size])
     body = {"@odata.context": f"$metadata#{api.name}", "value": records}
     if len(rows) > size and top is None:
         query = request.GET.copy()
@@ -400,9 +415,29 @@ def _check_rules(api: ApiEntity, record, cache: dict) -> None:
             )
 
 
-def _authorize(request: HttpRequest, app: str, entity: str, method: str | None = None):
+def _own(user, app: str, entity: str, record_id: str | None) -> bool:
+    """Whether a CRM request reads the caller's own user record (or its roles and teams).
+
+    Beyond the documentation: the demo CRM lets every user read itself, as it may read its own
+    privileges (RetrieveUserPrivileges), so that the setup check finds a user without roles
+    rather than one that cannot read its roles."""
+    return (
+        app == "crm"
+        and entity == "systemusers"
+        and record_id is not None
+        and record_id.strip("'{}").lower() == str(user.pk)
+    )
+
+
+def _authorize(
+    request: HttpRequest,
+    app: str,
+    entity: str,
+    method: str | None = None,
+    record_id: str | None = None,
+):
     """The signed-in user, who must hold the privilege for `method` (the request's own by
-    default) on the entity."""
+    default) on the entity, unless it reads itself."""
     header = request.headers.get("Authorization", "")
     try:
         if app == "erp":
@@ -411,6 +446,8 @@ def _authorize(request: HttpRequest, app: str, entity: str, method: str | None =
     except security.AuthFailure as failure:
         raise ApiError(401, failure.code, failure.message, _challenge(request, failure)) from None
     method = method or request.method
+    if method == "GET" and _own(user, app, entity, record_id):
+        return user
     if entity in security.ENTITY_PRIVILEGE_NAMES and method in security.VERBS:
         _authorize_privilege(user, app, entity, method)
     return user
@@ -433,14 +470,18 @@ def _challenge(request: HttpRequest, failure: security.AuthFailure) -> dict[str,
 
 
 def _authorize_privilege(user: CrmSystemUser, app: str, entity: str, method: str) -> None:
-    privileges = security.privileges_of(user)
+    """Dataverse's answer to a user whose roles (its own and its teams') lack the privilege:
+    "Principal user is missing privilege on OTC for entity", 0x80040220 ("Troubleshoot
+    Dataverse client errors")."""
+    roles = security.held_roles(user)
+    privileges = security.privileges_of(user, roles)
     privilege = security.privilege_for(entity, method)
     if privileges is not None and privilege not in privileges:
         api = API_ENTITIES[(app, entity)]
         raise ApiError(
             403,
             "0x80040220",
-            f"Principal user (Id={user.pk}, type=8, roleCount={len(user.roles)}, "
+            f"Principal user (Id={user.pk}, type=8, roleCount={len(roles)}, "
             f"privilegeCount={len(privileges)}) is missing {privilege} privilege "
             f"(Id={security.privilege_id(privilege)}) on OTC={api.type_code} for entity "
             f"'{api.logical_name}'.",
@@ -459,18 +500,12 @@ def entity_endpoint(
         fault = _inject_fault(app, entity)
         if fault is not None:
             return fault
-        _authorize(request, app, entity)
+        user = _authorize(request, app, entity, record_id=pk)
         api = _api_entity(app, entity)
-        if api.read_only_entity and request.method != "GET":
-            raise ApiError(
-                405,
-                "BadRequest_MethodNotAllowed",
-                f"'{request.method}' requests for '{entity}' of EdmType 'Entity' are not "
-                "allowed within Microsoft Dynamics NAV OData web services.",
-            )
+        _refuse_changes(api, request.method)
         if pk is None:
             if request.method == "GET":
-                return _list(request, api)
+                return _list(request, api, user)
             if request.method == "POST":
                 return _create(request, api)
         else:
@@ -478,12 +513,9 @@ def entity_endpoint(
                 record, _ = _get_record(api, pk)
                 if record is None:
                     raise _not_found(api, pk)
-                annotations, applied = dataverse.annotations_wanted(api, request)
-                return _with_etag(
-                    _with_preference(JsonResponse(api.to_api(record, annotations)), applied),
-                    api,
-                    record,
-                )
+                own = _own(user, app, entity, pk)
+                records, applied = _shaped(request, api, user, [record], own)
+                return _with_etag(_with_preference(JsonResponse(records[0]), applied), api, record)
             if request.method == "PATCH":
                 return _update(request, api, pk)
             if request.method == "DELETE":
@@ -491,6 +523,24 @@ def entity_endpoint(
         raise ApiError(405, "MethodNotAllowed", f"The method {request.method} is not allowed here.")
     except ApiError as error:
         return error_response(error)
+
+
+def _refuse_changes(api: ApiEntity, method: str | None) -> None:
+    """A table the API only reads takes GET alone."""
+    if not api.read_only_entity or method == "GET":
+        return
+    if api.entity.app == "crm":
+        # Beyond the documentation: the demo CRM changes its users, roles and teams on its
+        # pages only.
+        raise ApiError(
+            405, "MethodNotAllowed", f"The demo CRM changes {api.name} on its pages only."
+        )
+    raise ApiError(
+        405,
+        "BadRequest_MethodNotAllowed",
+        f"'{method}' requests for '{api.name}' of EdmType 'Entity' are not "
+        "allowed within Microsoft Dynamics NAV OData web services.",
+    )
 
 
 def _with_etag(response: HttpResponse, api: ApiEntity, record) -> HttpResponse:
@@ -571,27 +621,52 @@ def who_am_i(request: HttpRequest) -> HttpResponse:
         user = _authorize(request, "crm", "")
     except ApiError as error:
         return error_response(error)
-    return JsonResponse({"UserId": str(user.pk), "BusinessUnitId": str(uuid.UUID(int=1))})
+    return JsonResponse(
+        {
+            "@odata.context": "$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
+            "BusinessUnitId": str(user.business_unit_id or uuid.UUID(int=0)),
+            "UserId": str(user.pk),
+            "OrganizationId": str(uuid.uuid5(uuid.NAMESPACE_URL, "demo-crm/organization")),
+        }
+    )
 
 
 @csrf_exempt
-def user_roles(request: HttpRequest, pk: str) -> JsonResponse:
-    """The security roles of a CRM user (systemusers(<id>)/systemuserroles_association)."""
+def navigation_endpoint(request: HttpRequest, entity: str, pk: str, name: str) -> HttpResponse:
+    """A collection-valued navigation property of a CRM record, as Dataverse serves one:
+    `systemusers(<id>)/systemuserroles_association` lists the user's own roles (with
+    `$select`)."""
     try:
-        _authorize(request, "crm", "")
-        user = CrmSystemUser.objects.filter(pk=uuid.UUID(pk)).first()
-    except ValueError:
-        user = None
+        fault = _inject_fault("crm", entity)
+        if fault is not None:
+            return fault
+        user = _authorize(request, "crm", entity, record_id=pk)
+        api = _api_entity("crm", entity)
+        link = dataverse_queries.navigation(api, name)
+        if request.method != "GET":
+            raise ApiError(
+                405, "MethodNotAllowed", f"The method {request.method} is not allowed here."
+            )
+        own = _own(user, "crm", entity, pk)
+        if not own:
+            _authorize_privilege(user, "crm", link.target, "GET")
+        record, _ = _get_record(api, pk)
+        if record is None:
+            raise _not_found(api, pk)
+        target = API_ENTITIES[("crm", link.target)]
+        rows = list(getattr(record, link.accessor).all())
+        records, applied = _shaped(request, target, user, rows, own)
     except ApiError as error:
         return error_response(error)
-    if user is None:
-        return error_response(_not_found(API_ENTITIES[("crm", "systemusers")], pk))
-    return JsonResponse({"value": [{"name": role} for role in user.roles]})
+    return _with_preference(
+        JsonResponse({"@odata.context": f"$metadata#{target.name}", "value": records}), applied
+    )
 
 
 @csrf_exempt
 def user_privileges(request: HttpRequest, pk: str) -> HttpResponse:
-    """Dataverse's RetrieveUserPrivileges: every privilege a user holds through its roles.
+    """Dataverse's RetrieveUserPrivileges: every privilege a user holds through its roles and,
+    inherited, through its teams' roles ("RetrieveUserPrivilegesRequest Class").
 
     A user may read its own; reading another user's needs prvReadUser."""
     try:
@@ -611,9 +686,10 @@ def user_privileges(request: HttpRequest, pk: str) -> HttpResponse:
         return error_response(error)
     held = security.privileges_of(user)
     names = sorted(security.all_privileges() if held is None else held)
-    business_unit = str(uuid.UUID(int=1))
+    business_unit = str(user.business_unit_id or uuid.UUID(int=0))
     return JsonResponse(
         {
+            "@odata.context": "$metadata#Microsoft.Dynamics.CRM.RetrieveUserPrivilegesResponse",
             "RolePrivileges": [
                 {
                     "Depth": "Global",
@@ -622,6 +698,6 @@ def user_privileges(request: HttpRequest, pk: str) -> HttpResponse:
                     "PrivilegeName": name,
                 }
                 for name in names
-            ]
+            ],
         }
     )

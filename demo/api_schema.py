@@ -2,8 +2,10 @@
 name of every field, in Business Central's (camelCase) or Dataverse's (lowercase) style, and
 the CRM's lookups (single-valued navigation properties and their lookup properties)."""
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from .concurrency import etag
@@ -53,7 +55,8 @@ class ApiEntity:
     fields: dict[str, str]  # API name -> model field
     read_only: frozenset[str] = frozenset()
     # Only GET: Business Central's read-only API pages (InsertAllowed, ModifyAllowed and
-    # DeleteAllowed false), such as currencyExchangeRates.
+    # DeleteAllowed false), such as currencyExchangeRates; and the CRM's security tables,
+    # which the demo changes on its pages and in the admin only.
     read_only_entity: bool = False
     # Dataverse's object type code and logical name, used in its error messages.
     logical_name: str = ""
@@ -83,19 +86,31 @@ class ApiEntity:
     def lookup(self, lookup_property: str) -> Lookup | None:
         return next((lookup for lookup in self.lookups if lookup.property == lookup_property), None)
 
+    def is_column_lookup(self, api_name: str) -> bool:
+        """A lookup property kept among the fields (`_businessunitid_value` of the security
+        tables, which the API only reads): the id of a related record."""
+        return self.model._meta.get_field(self.fields[api_name]).is_relation
+
     def to_api(self, record, annotations: Callable[[str], bool] | None = None) -> dict:
         """The record as the API answers it; with `annotations`, the lookup annotations it
         wants (Prefer: odata.include-annotations)."""
         # Every record read carries its version, as both apps give it.
         data: dict[str, Any] = {"@odata.etag": self.etag(record), self.key: str(record.pk)}
         for api_name, field in self.fields.items():
-            value = getattr(record, field)
+            value: Any
+            if self.is_column_lookup(api_name):
+                related_id = getattr(record, self.model._meta.get_field(field).attname)
+                value = str(related_id) if related_id else None
+            else:
+                value = getattr(record, field)
             if hasattr(value, "hour"):
                 value = value.isoformat().replace("+00:00", "Z")
             elif hasattr(value, "isoformat"):  # an Edm.Date: 2024-01-01
                 value = value.isoformat()
-            elif value is not None and type(value).__name__ == "Decimal":
+            elif isinstance(value, Decimal):
                 value = float(value)
+            elif isinstance(value, uuid.UUID):
+                value = str(value)
             data[api_name] = value
         for lookup in self.lookups:
             current = lookup.current(record)
@@ -177,8 +192,18 @@ API_ENTITIES: dict[tuple[str, str], ApiEntity] = {
             "exchangerate": "exchange_rate"},
             logical_name="transactioncurrency", type_code=9105, primary_name="currencyname"),
         _api("crm", "systemusers", "systemuserid", CRM_MODIFIED, {
-            "fullname": "full_name", "domainname": "domain_name", "isdisabled": "is_disabled"},
-            read_only=frozenset({"fullname", "domainname", "isdisabled"}),
-            logical_name="systemuser", type_code=8),
+            "fullname": "full_name", "domainname": "domain_name", "isdisabled": "is_disabled",
+            "accessmode": "access_mode", "islicensed": "is_licensed",
+            "_businessunitid_value": "business_unit"},
+            logical_name="systemuser", type_code=8, read_only_entity=True),
+        _api("crm", "roles", "roleid", CRM_MODIFIED, {
+            "name": "name", "_businessunitid_value": "business_unit",
+            "_roletemplateid_value": "role_template_id",
+            "_parentrootroleid_value": "parent_root_role"},
+            logical_name="role", type_code=1036, read_only_entity=True),
+        _api("crm", "teams", "teamid", CRM_MODIFIED, {
+            "name": "name", "_businessunitid_value": "business_unit", "teamtype": "team_type",
+            "isdefault": "is_default"},
+            logical_name="team", type_code=9, read_only_entity=True),
     ]
 }  # fmt: skip

@@ -15,7 +15,15 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from . import dataverse
-from .api import _api_entity, _assign, _authorize, _body, _inject_fault, _not_found
+from .api import (
+    _api_entity,
+    _assign,
+    _authorize,
+    _body,
+    _inject_fault,
+    _not_found,
+    _refuse_changes,
+)
 from .api_schema import ApiEntity
 from .errors import ApiError, error_response
 from .webhooks import notify_changes
@@ -43,6 +51,7 @@ def bulk_action(request: HttpRequest, entity: str, action: str) -> HttpResponse:
         creating = action == "CreateMultiple"
         _authorize(request, "crm", entity, method="POST" if creating else "PATCH")
         api = _api_entity("crm", entity)
+        _refuse_changes(api, "POST")
         targets = _targets(_body(request, MAX_BULK_BODY_BYTES), api)
         if creating:
             ids = _create_multiple(api, targets)

@@ -187,18 +187,6 @@ def refuse_lookup_property(api: ApiEntity, name: str) -> None:
         )
 
 
-def refuse_navigation_select(api: ApiEntity, names: list[str]) -> None:
-    """A navigation property cannot be selected: its lookup property can."""
-    for name in names:
-        if api.navigation(name) is not None:
-            raise ApiError(
-                400,
-                "0x0",
-                f"Could not find a property named '{name}' on type "
-                f"'Microsoft.Dynamics.CRM.{api.logical_name}'.",
-            )
-
-
 def lookup_keys(api: ApiEntity) -> list[str]:
     """The model's foreign keys behind the lookups, for select_related."""
     return [navigation.field for lookup in api.lookups for navigation in lookup.navigations]
@@ -219,7 +207,7 @@ def lookup_condition(api: ApiEntity, name: str, op: str, raw: str) -> Q | None:
         for navigation in lookup.navigations:
             condition &= Q(**{f"{navigation.field}__isnull": True})
         return condition
-    key = _guid(raw)
+    key = guid(raw)
     for navigation in lookup.navigations:
         condition |= Q(**{f"{navigation.field}_id": key})
     return condition
@@ -230,14 +218,15 @@ def lookup_in(api: ApiEntity, name: str, values: list[str]) -> Q | None:
     lookup = api.lookup(name)
     if lookup is None:
         return None
-    keys = [_guid(value) for value in values]
+    keys = [guid(value) for value in values]
     condition = Q()
     for navigation in lookup.navigations:
         condition |= Q(**{f"{navigation.field}_id__in": keys})
     return condition
 
 
-def _guid(raw: str) -> uuid.UUID:
+def guid(raw: str) -> uuid.UUID:
+    """The id a $filter compares a lookup property with."""
     try:
         return uuid.UUID(raw.strip("'{}"))
     except ValueError:

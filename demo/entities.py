@@ -57,7 +57,12 @@ ENTITIES: dict[tuple[str, str], Entity] = {
                 demo_models.CrmTransactionCurrency,
                 "iso_currency_code", "currency_name", "exchange_rate"),
         _entity("crm", "systemusers", "User", demo_models.CrmSystemUser,
-                "full_name", "domain_name", "is_disabled", "roles", "password_change_required"),
+                "full_name", "domain_name", "business_unit", "access_mode", "is_licensed",
+                "is_disabled", "roles", "password_change_required"),
+        _entity("crm", "roles", "Security role", demo_models.CrmRole,
+                "name", "business_unit", "role_template_id", "parent_root_role", "privileges"),
+        _entity("crm", "teams", "Team", demo_models.CrmTeam,
+                "name", "business_unit", "team_type", "is_default", "roles", "members"),
     ]
 }  # fmt: skip
 

@@ -168,14 +168,91 @@ class CrmTransactionCurrency(models.Model):
         return self.iso_currency_code
 
 
+class CrmBusinessUnit(models.Model):
+    """A Dataverse business unit: the root one is the organization, the others its branches.
+    Security roles and teams belong to one."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=160, unique=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CrmRoleManager(models.Manager):
+    def get_queryset(self):
+        # A role reads as "name (business unit)" wherever it is listed.
+        return super().get_queryset().select_related("business_unit")
+
+
+class CrmRole(models.Model):
+    """A Dataverse security role (table `role`).
+
+    A role made in the root business unit is copied into every other business unit: each copy
+    has its own `roleid`, the same role template (`roletemplateid`, set on the roles Dataverse
+    ships, such as System Administrator) and points back at the root role (`parentrootroleid`;
+    the root role points at itself). The names are what the organization calls them, in its
+    language; the privileges are the `prv<Verb><Table>` names the role grants."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    business_unit = models.ForeignKey(
+        CrmBusinessUnit, on_delete=models.CASCADE, related_name="roles"
+    )
+    role_template_id = models.UUIDField("role template", null=True, blank=True)
+    parent_root_role = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="copies"
+    )
+    privileges = models.JSONField(default=list, blank=True)
+    modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = CrmRoleManager()
+
+    class Meta:
+        ordering = ["name", "business_unit__name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.business_unit.name})"
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        if self.parent_root_role_id == self.pk:
+            # The copies of a root role follow it, as in Dataverse.
+            self.copies.exclude(pk=self.pk).update(
+                name=self.name,
+                role_template_id=self.role_template_id,
+                privileges=self.privileges,
+                modified_on=self.modified_on,
+            )
+
+
 class CrmSystemUser(models.Model):
-    """A CRM user with security roles; the integration user is one of them."""
+    """A CRM user with security roles, held directly or through its teams; the integration
+    user is one of them."""
+
+    class AccessMode(models.IntegerChoices):
+        # Dataverse's systemuser.accessmode choices.
+        READ_WRITE = 0, "Read-Write"
+        ADMINISTRATIVE = 1, "Administrative"
+        READ = 2, "Read"
+        SUPPORT_USER = 3, "Support User"
+        NON_INTERACTIVE = 4, "Non-interactive"
+        DELEGATED_ADMIN = 5, "Delegated Admin"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     full_name = models.CharField(max_length=100)
     domain_name = models.CharField(max_length=200, unique=True)
+    business_unit = models.ForeignKey(
+        CrmBusinessUnit, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+    access_mode = models.IntegerField(choices=AccessMode.choices, default=AccessMode.READ_WRITE)
+    is_licensed = models.BooleanField(default=True)
     is_disabled = models.BooleanField(default=False)
-    roles = models.JSONField(default=list, blank=True)
+    roles = models.ManyToManyField(CrmRole, blank=True, related_name="users")
     # The demo signs its API users in with a plain password; a real tenant uses Entra ID.
     password = models.CharField(max_length=100, blank=True)
     password_change_required = models.BooleanField(default=False)
@@ -183,6 +260,31 @@ class CrmSystemUser(models.Model):
 
     def __str__(self) -> str:
         return self.domain_name
+
+
+class CrmTeam(models.Model):
+    """A Dataverse team: its members hold the team's security roles too. Every business unit
+    has a default team with all its users."""
+
+    class TeamType(models.IntegerChoices):
+        OWNER = 0, "Owner"
+        ACCESS = 1, "Access"
+        ENTRA_SECURITY_GROUP = 2, "Microsoft Entra ID Security Group"
+        ENTRA_OFFICE_GROUP = 3, "Microsoft Entra ID Office Group"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=160)
+    business_unit = models.ForeignKey(
+        CrmBusinessUnit, on_delete=models.CASCADE, related_name="teams"
+    )
+    team_type = models.IntegerField(choices=TeamType.choices, default=TeamType.OWNER)
+    is_default = models.BooleanField(default=False)
+    roles = models.ManyToManyField(CrmRole, blank=True, related_name="teams")
+    members = models.ManyToManyField(CrmSystemUser, blank=True, related_name="teams")
+    modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class CrmAccount(models.Model):

@@ -1,20 +1,33 @@
-"""Who may do what in the demo apps: sign-in checks and the CRM's security roles.
+"""Who may do what in the demo apps: sign-in checks and the CRM's security model.
 
-The CRM answers like Dataverse: a missing privilege is a 403 naming the principal user and the
-privilege, a sign-in problem is a 401 with its reason."""
+The CRM keeps security as Dataverse does: business units, security roles (a role of the root
+business unit is copied into every other one, with the same role template and pointing back at
+it), teams whose members hold the team's roles too, and users with roles of their own. A user
+holds every privilege of its roles and of its teams' roles; a role made from the System
+Administrator template grants them all. A missing privilege is a 403 naming the principal user
+and the privilege, a sign-in problem is a 401 with its reason."""
 
 import base64
 import binascii
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
+from django.db import transaction
+from django.db.models import Q
 from django.utils.crypto import constant_time_compare
 
-from .models import CrmSystemUser
+from .models import CrmBusinessUnit, CrmRole, CrmSystemUser, CrmTeam
 
-ADMIN_ROLE = "System Administrator"
-INTEGRATION_ROLES = ("Integration Administrator", "Integration User")
+# The role template of Dataverse's System Administrator role: the same in every environment,
+# whatever the role is called there. Business Central's Test Connection recognizes it by it.
+SYSTEM_ADMINISTRATOR_TEMPLATE = uuid.UUID("627090ff-40a3-4053-8790-584edc5be201")
+# Business Central's integration solution installs its two roles with these ids in the root
+# business unit of every environment (their copies elsewhere point back at them).
+INTEGRATION_ADMINISTRATOR_ROLE = uuid.UUID("8c8d4f51-a72b-e511-80d9-3863bb349780")
+INTEGRATION_USER_ROLE = uuid.UUID("6f960e32-a72b-e511-80d9-3863bb349780")
+ROOT_BUSINESS_UNIT = "demo-crm"
 
 # Privilege names as Dataverse spells them: prv<Verb><Entity>.
 ENTITY_PRIVILEGE_NAMES = {
@@ -23,6 +36,8 @@ ENTITY_PRIVILEGE_NAMES = {
     "products": "Product",
     "transactioncurrencies": "TransactionCurrency",
     "systemusers": "User",
+    "roles": "Role",
+    "teams": "Team",
 }
 VERBS = {"GET": "Read", "POST": "Create", "PATCH": "Write", "DELETE": "Delete"}
 
@@ -31,16 +46,49 @@ def _all(*verbs: str, on: tuple[str, ...]) -> set[str]:
     return {f"prv{verb}{ENTITY_PRIVILEGE_NAMES[e]}" for verb in verbs for e in on}
 
 
-ROLE_PRIVILEGES: dict[str, set[str]] = {
-    "Integration Administrator": _all(
-        "Read", "Create", "Write", "Delete",
-        on=("accounts", "contacts", "products", "transactioncurrencies"),
-    ) | {"prvReadUser"},
+# Every role may read users, roles and teams, as a user needs to see who it is.
+SECURITY_READ = _all("Read", on=("systemusers", "roles", "teams"))
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """A security role the demo CRM starts with."""
+
+    name: str
+    privileges: frozenset[str]
+    role_id: uuid.UUID | None = None
+    template: uuid.UUID | None = None
+
+
+STANDARD_ROLES = (
+    RoleSpec("System Administrator", frozenset(), template=SYSTEM_ADMINISTRATOR_TEMPLATE),
+    RoleSpec(
+        "Integration Administrator",
+        frozenset(
+            _all(
+                "Read", "Create", "Write", "Delete",
+                on=("accounts", "contacts", "products", "transactioncurrencies"),
+            ) | SECURITY_READ
+        ),
+        role_id=INTEGRATION_ADMINISTRATOR_ROLE,
+    ),
     # The narrower role: it cannot write products or currencies, nor delete anything.
-    "Integration User": _all("Read", "Create", "Write", on=("accounts", "contacts"))
-    | _all("Read", on=("products", "transactioncurrencies", "systemusers")),
-    "Salesperson": _all("Read", "Write", on=("accounts", "contacts")) | {"prvReadProduct"},
-}  # fmt: skip
+    RoleSpec(
+        "Integration User",
+        frozenset(
+            _all("Read", "Create", "Write", on=("accounts", "contacts"))
+            | _all("Read", on=("products", "transactioncurrencies")) | SECURITY_READ
+        ),
+        role_id=INTEGRATION_USER_ROLE,
+    ),
+    RoleSpec(
+        "Salesperson",
+        frozenset(
+            _all("Read", "Write", on=("accounts", "contacts")) | {"prvReadProduct"}
+            | SECURITY_READ
+        ),
+    ),
+)  # fmt: skip
 
 
 class AuthFailure(Exception):
@@ -57,13 +105,20 @@ def privilege_for(entity: str, method: str) -> str:
     return f"prv{VERBS[method]}{ENTITY_PRIVILEGE_NAMES[entity]}"
 
 
-def privileges_of(user: CrmSystemUser) -> set[str] | None:
-    """The user's privileges; None means all of them (System Administrator)."""
-    if ADMIN_ROLE in user.roles:
+def held_roles(user: CrmSystemUser) -> list[CrmRole]:
+    """The user's security roles: its own and those of the teams it is a member of."""
+    return list(CrmRole.objects.filter(Q(users=user) | Q(teams__members=user)).distinct())
+
+
+def privileges_of(user: CrmSystemUser, roles: list[CrmRole] | None = None) -> set[str] | None:
+    """The user's privileges, through its roles and its teams' roles; None means all of them
+    (a role made from the System Administrator template)."""
+    roles = held_roles(user) if roles is None else roles
+    if any(role.role_template_id == SYSTEM_ADMINISTRATOR_TEMPLATE for role in roles):
         return None
     granted: set[str] = set()
-    for role in user.roles:
-        granted |= ROLE_PRIVILEGES.get(role, set())
+    for role in roles:
+        granted.update(str(name) for name in role.privileges if isinstance(name, str))
     return granted
 
 
@@ -170,3 +225,78 @@ def authenticate_crm(header: str) -> CrmSystemUser:
     if user.is_disabled:
         raise AuthFailure(f"The user {user.domain_name} is disabled.", "0x8004d24b")
     return user
+
+
+# -- the organization's security, as an administrator sets it up --------------------------------
+def root_business_unit() -> CrmBusinessUnit:
+    return CrmBusinessUnit.objects.get(parent__isnull=True)
+
+
+@transaction.atomic
+def create_business_unit(name: str, parent: CrmBusinessUnit | None = None) -> CrmBusinessUnit:
+    """A business unit with its default team, and, below the root, a copy of every root role
+    (as Dataverse makes them)."""
+    unit = CrmBusinessUnit.objects.create(name=name, parent=parent)
+    CrmTeam.objects.create(name=name, business_unit=unit, is_default=True)
+    if parent is not None:
+        for role in CrmRole.objects.filter(business_unit=root_business_unit()):
+            _copy(role, unit)
+    return unit
+
+
+def _copy(role: CrmRole, unit: CrmBusinessUnit) -> CrmRole:
+    return CrmRole.objects.create(
+        name=role.name,
+        business_unit=unit,
+        role_template_id=role.role_template_id,
+        parent_root_role=role,
+        privileges=role.privileges,
+    )
+
+
+@transaction.atomic
+def create_role(
+    name: str,
+    privileges,
+    *,
+    role_id: uuid.UUID | None = None,
+    template: uuid.UUID | None = None,
+) -> CrmRole:
+    """A role of the root business unit, copied into every other business unit."""
+    root = root_business_unit()
+    role = CrmRole(
+        id=role_id or uuid.uuid4(),
+        name=name,
+        business_unit=root,
+        role_template_id=template,
+        privileges=sorted(
+            all_privileges() if template == SYSTEM_ADMINISTRATOR_TEMPLATE else privileges
+        ),
+    )
+    role.parent_root_role = role
+    role.save()
+    for unit in CrmBusinessUnit.objects.exclude(pk=root.pk):
+        _copy(role, unit)
+    return role
+
+
+def install_security() -> CrmBusinessUnit:
+    """The root business unit and the roles the demo CRM starts with (Business Central's
+    integration solution installed)."""
+    root = create_business_unit(ROOT_BUSINESS_UNIT)
+    for spec in STANDARD_ROLES:
+        create_role(spec.name, spec.privileges, role_id=spec.role_id, template=spec.template)
+    return root
+
+
+def role_named(name: str, business_unit: CrmBusinessUnit | None = None) -> CrmRole:
+    """The role of that name in a business unit (the root one by default)."""
+    return CrmRole.objects.get(name=name, business_unit=business_unit or root_business_unit())
+
+
+def add_user(user: CrmSystemUser, business_unit: CrmBusinessUnit, *role_names: str) -> None:
+    """Place a user in a business unit (and so in its default team) with roles of that unit."""
+    user.business_unit = business_unit
+    user.save()
+    CrmTeam.objects.get(business_unit=business_unit, is_default=True).members.add(user)
+    user.roles.set([role_named(name, business_unit) for name in role_names])

@@ -26,6 +26,7 @@ from sync.services import create_job
 from sync.subscriptions import keep_subscribed
 
 from . import models as demo
+from . import security
 from .entities import api_root
 
 SIDES = ("source", "destination")
@@ -37,6 +38,7 @@ ERP, CRM = "Business Central", "Dynamics 365 Sales"
 INTEGRATION_USER = "integration@demo-crm.example"
 INTEGRATION_PASSWORD = "demo-crm-password"  # noqa: S105 - the demo CRM's own test user
 ADMIN_USER, ADMIN_PASSWORD = "admin@demo-crm.example", "demo-admin"
+NORDICS = "Sales Nordics"
 
 COMPANIES = [
     "Fabrikam",
@@ -145,26 +147,7 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
             name=f"{PEOPLE[i]} {SURNAMES[i]}",
             email=f"{PEOPLE[i].lower()}@erp.example",
         )
-    # The integration user holds the narrower role, which cannot create or write products.
-    demo.CrmSystemUser.objects.create(
-        full_name="Integration User",
-        domain_name=INTEGRATION_USER,
-        password=INTEGRATION_PASSWORD,
-        roles=["Integration User"],
-    )
-    demo.CrmSystemUser.objects.create(
-        full_name="CRM Admin",
-        domain_name=ADMIN_USER,
-        password=ADMIN_PASSWORD,
-        roles=["System Administrator"],
-    )
-    demo.CrmSystemUser.objects.create(
-        full_name="New Hire",
-        domain_name="newhire@demo-crm.example",
-        password="demo-new",
-        roles=["Salesperson"],
-        password_change_required=True,
-    )
+    create_users()
     rows = []
     for i in range(customers):
         city, country = CITIES[i % len(CITIES)]
@@ -230,6 +213,36 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
         )
         for i in range(20)
     )
+
+
+def create_users() -> None:
+    """The CRM's organization: its root business unit with the standard roles (Business
+    Central's integration solution installed), a business unit for the Nordic sales team, and
+    its users, each in the default team of its business unit."""
+    root = security.install_security()
+    nordics = security.create_business_unit(NORDICS, root)
+    # The integration user is a non-interactive user of the Nordic business unit (so it needs
+    # no license), holding that unit's copy of the narrower integration role, which cannot
+    # create or write products.
+    integration = demo.CrmSystemUser.objects.create(
+        full_name="Integration User",
+        domain_name=INTEGRATION_USER,
+        password=INTEGRATION_PASSWORD,
+        access_mode=demo.CrmSystemUser.AccessMode.NON_INTERACTIVE,
+        is_licensed=False,
+    )
+    security.add_user(integration, nordics, "Integration User")
+    admin = demo.CrmSystemUser.objects.create(
+        full_name="CRM Admin", domain_name=ADMIN_USER, password=ADMIN_PASSWORD
+    )
+    security.add_user(admin, root, "System Administrator")
+    new_hire = demo.CrmSystemUser.objects.create(
+        full_name="New Hire",
+        domain_name="newhire@demo-crm.example",
+        password="demo-new",
+        password_change_required=True,
+    )
+    security.add_user(new_hire, root, "Salesperson")
 
 
 def demo_authority(base_url: str) -> str:
@@ -508,8 +521,7 @@ def _replay_history(connection: Connection, base: str, rng: random.Random, custo
     # ITEM-PRODUCT failed with one setup entry per run and were paused. An administrator
     # gives the user the Integration Administrator role; the next runs resume them.
     user = demo.CrmSystemUser.objects.get(domain_name=INTEGRATION_USER)
-    user.roles = [*user.roles, "Integration Administrator"]
-    user.save()
+    user.roles.add(security.role_named("Integration Administrator", user.business_unit))
     # Three weeks of everyday work between the scheduled runs.
     for days in (21.3, 18.2, 15.6, 12.3, 10.1, 8.1, 6.4):
         plant_daily_changes(base, rng, size=max(4, customers // 8))
@@ -594,6 +606,8 @@ def remove_demo() -> None:
             demo.CrmProduct,
             demo.CrmTransactionCurrency,
             demo.CrmSystemUser,
+            demo.CrmTeam,
+            demo.CrmRole,
             demo.ErpContact,
             demo.ErpCustomer,
             demo.ErpItem,
@@ -603,6 +617,9 @@ def remove_demo() -> None:
             demo.ErpSubscription,
         ):
             model.objects.all().delete()
+        # Business units last, the branches before the root they belong to.
+        demo.CrmBusinessUnit.objects.filter(parent__isnull=False).delete()
+        demo.CrmBusinessUnit.objects.all().delete()
 
 
 def demo_exists() -> bool:

@@ -4,7 +4,7 @@ from . import api, bulk, business_central, identity, views
 
 app_name = "demo"
 ERP_API = r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/(?P<entity>[A-Za-z]+)"
-CRM_API = r"^crm/api/data/v9\.2/(?P<entity>[a-z]+)"
+CRM_API = r"^crm/api/data/v9\.2/(?P<entity>[A-Za-z][A-Za-z0-9_]*)"
 ITEM = r"\((?P<pk>[0-9A-Za-z'{}-]*)\)$"
 urlpatterns = [
     re_path(
@@ -37,9 +37,9 @@ urlpatterns = [
     path("identity/<str:tenant>/oauth2/v2.0/token", identity.token, name="token"),
     re_path(r"^crm/api/data/v9\.2/WhoAmI$", api.who_am_i, name="crm_whoami"),
     re_path(
-        r"^crm/api/data/v9\.2/systemusers\((?P<pk>[0-9A-Za-z'{}-]*)\)/systemuserroles_association$",
-        api.user_roles,
-        name="crm_user_roles",
+        CRM_API + r"\((?P<pk>[0-9A-Za-z'{}-]*)\)/(?P<name>[a-z_]+_association)$",
+        api.navigation_endpoint,
+        name="crm_navigation",
     ),
     re_path(
         r"^crm/api/data/v9\.2/systemusers\((?P<pk>[0-9A-Za-z'{}-]*)\)/"

@@ -18,6 +18,19 @@ RateForm = modelform_factory(
 )
 
 
+def shown(record, field: str):
+    """A field's value as a page shows it: a choice by its label, related records by name."""
+    model_field = record._meta.get_field(field)
+    if model_field.many_to_many:
+        return ", ".join(str(related) for related in getattr(record, field).all()) or None
+    if model_field.choices:
+        return getattr(record, f"get_{field}_display")()
+    value = getattr(record, field)
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or None
+    return value
+
+
 def _entity_or_404(app: str, entity: str):
     try:
         return ENTITIES[(app, entity)]
@@ -36,11 +49,13 @@ def app_index(request: HttpRequest, app: str) -> HttpResponse:
 
 def record_list(request: HttpRequest, app: str, entity: str) -> HttpResponse:
     table = _entity_or_404(app, entity)
-    relations = [f for f in table.fields if table.model._meta.get_field(f).is_relation]
-    records = table.model.objects.select_related(*relations).order_by(f"-{table.modified_field}")[
-        :100
-    ]
-    rows = [(record, [getattr(record, field) for field in table.fields]) for record in records]
+    fields = [table.model._meta.get_field(f) for f in table.fields]
+    records = (
+        table.model.objects.select_related(*[f.name for f in fields if f.many_to_one])
+        .prefetch_related(*[f.name for f in fields if f.many_to_many])
+        .order_by(f"-{table.modified_field}")[:100]
+    )
+    rows = [(record, [shown(record, field) for field in table.fields]) for record in records]
     context = {"app": app, "app_title": APP_TITLES[app], "entity": table, "rows": rows}
     return render(request, "demo/record_list.html", context)
 
@@ -70,7 +85,7 @@ def record_detail(request: HttpRequest, app: str, entity: str, pk: str) -> HttpR
         return render(request, "demo/record.html", {**context, "refused": True}, status=403)
     context["form"] = form
     context["values"] = [
-        (table.model._meta.get_field(field).verbose_name, getattr(record, field))
+        (table.model._meta.get_field(field).verbose_name, shown(record, field))
         for field in table.fields
     ]
     context["modified"] = getattr(record, table.modified_field)

@@ -206,6 +206,30 @@ def _integration_user(error: SyncError) -> Remedy:
             who=_who(error),
             links=_connection_links(error) + _health_links(error),
         )
+    if "access mode" in error.message:
+        return Remedy(
+            cause=f"The integration user's access mode in {app} does not let an integration "
+            "work with it (it must be Read-Write or Non-interactive).",
+            steps=[
+                f"In {app}, open the integration user and set its access mode to "
+                "Non-interactive (or Read-Write).",
+                "Check the connection's setup health, then run the job again.",
+            ],
+            who=_who(error),
+            links=_connection_links(error) + _health_links(error),
+        )
+    if "no license" in error.message:
+        return Remedy(
+            cause=f"The integration user has no license in {app}, and only a Non-interactive "
+            "user works without one.",
+            steps=[
+                f"In {app}, assign the integration user a license, or make it a "
+                "Non-interactive user.",
+                "Check the connection's setup health, then run the job again.",
+            ],
+            who=_who(error),
+            links=_connection_links(error) + _health_links(error),
+        )
     if "disabled" in error.message:
         return Remedy(
             cause=f"The integration user is disabled in {app}.",

@@ -23,7 +23,7 @@ import httpx
 
 from syncconsole.encryption import UNREADABLE_MESSAGE, UnreadableSecret
 
-from . import signin
+from . import dataverse, signin
 from .base import (
     SECRET_UNREADABLE,
     SIGN_IN_ERRORS,
@@ -70,8 +70,9 @@ FLAVORS: dict[str, dict[str, Any]] = {
             "opportunities": "opportunityid",
         },
         "record_url": "",
-        "admin_role": "System Administrator",
-        "integration_roles": ["Integration Administrator", "Integration User"],
+        # Recognized by id, never by name: names are translated and may be changed.
+        "admin_role_template": dataverse.SYSTEM_ADMINISTRATOR_TEMPLATE,
+        "integration_role_ids": list(dataverse.INTEGRATION_ROLE_IDS),
         "privilege_names": {
             "accounts": "Account",
             "contacts": "Contact",
@@ -540,15 +541,13 @@ class ODataConnector(Connector):
         key = field_name == self.key_field(entity)
         if self.config.flavor == DATAVERSE:
             # Dataverse's In query function names the field once for all the values: more
-            # than twice the values of an "or" group per request.
+            # than twice the values of an "or" group per request. Its values are a JSON array
+            # of strings.
             def term(value: Any) -> str:
-                return odata_literal(str(value).strip("{}") if key else str(value))
+                return dataverse.json_string(str(value).strip("{}") if key else value)
 
             def condition(terms: list[str]) -> str:
-                return (
-                    f"Microsoft.Dynamics.CRM.In(PropertyName='{field_name}',"
-                    f"PropertyValues=[{','.join(terms)}])"
-                )
+                return dataverse.in_condition(field_name, terms)
 
             separator = 3  # ","
         else:
@@ -756,8 +755,8 @@ class ODataConnector(Connector):
                     "Enter the app's API root (https://...) on the connection.",
                 )
             ]
-        dataverse = self.config.flavor == DATAVERSE
-        check = "WhoAmI" if dataverse else self.config.option("sign_in_check")
+        is_dataverse = self.config.flavor == DATAVERSE
+        check = "WhoAmI" if is_dataverse else self.config.option("sign_in_check")
         if not check:
             return []
         try:
@@ -768,80 +767,40 @@ class ODataConnector(Connector):
             SetupFinding("reachable", "ok", f"{self.app_name} answers at its address."),
             SetupFinding("sign_in", "ok", "The integration user can sign in."),
         ]
-        if not dataverse:
+        if not is_dataverse:
             return findings
         self._user_id = str(me.get("UserId", ""))
         try:
-            roles_url = f"{self.base_url}systemusers({quote(self._user_id, safe='')})/"
-            roles = {
-                str(r.get("name"))
-                for r in self._send(
-                    "GET", roles_url + "systemuserroles_association", parse=True
-                ).get("value", [])
-                if isinstance(r, dict)
-            }
+            user = dataverse.read_user(self._get, self.base_url, self._user_id, self.app_name)
         except ConnectorError as error:
             return findings + [
                 SetupFinding(
                     "roles",
                     "error",
                     f"The integration user's security roles could not be read: {error.message}",
-                    "Give the integration user a role that may read users (prvReadUser).",
+                    "Give the integration user a role that may read users, security roles and "
+                    "teams (prvReadUser, prvReadRole, prvReadTeam).",
                     error=error,
                 )
             ]
-        return findings + self._role_findings(roles)
-
-    def _role_findings(self, roles: set[str]) -> list[SetupFinding]:
-        admin_role = self.config.option("admin_role")
-        integration_roles = list(self.config.option("integration_roles", []))
-        wanted = " or ".join(f"{name}" for name in integration_roles) or "an integration"
-        if not roles:
-            return [
-                SetupFinding(
-                    "no_roles",
-                    "error",
-                    "The integration user is enabled but has no security "
-                    "roles, so it may not read or write anything.",
-                    f"In {self.app_name}, assign the {wanted} role to the integration user.",
-                )
-            ]
-        named = ", ".join(sorted(roles))
-        findings = [
-            SetupFinding("roles", "ok", f"The integration user is enabled and has roles: {named}.")
+        configured = self.config.option("integration_role_ids", [])
+        role_ids = [
+            str(role_id).strip("{}").lower()
+            for role_id in ([configured] if isinstance(configured, str) else configured or [])
+            if GUID.fullmatch(str(role_id).strip("{}"))
         ]
-        if admin_role in roles:
-            findings.append(
-                SetupFinding(
-                    "admin_user",
-                    "error",
-                    f"The integration user holds the {admin_role} role.",
-                    f"Use a dedicated integration user without the {admin_role} role.",
-                )
-            )
-        else:
-            findings.append(
-                SetupFinding("admin_user", "ok", "The integration user is not an administrator.")
-            )
-        held = roles & set(integration_roles)
-        if held:
-            findings.append(
-                SetupFinding(
-                    "integration_role",
-                    "ok",
-                    f"The integration user holds the {' and '.join(sorted(held))} role.",
-                )
-            )
-        else:
-            findings.append(
-                SetupFinding(
-                    "no_integration_role",
-                    "error",
-                    "The integration user has none of the integration roles.",
-                    f"In {self.app_name}, assign the {wanted} role to the integration user.",
-                )
-            )
-        return findings
+        return findings + dataverse.user_findings(
+            self.app_name,
+            user,
+            admin_template=str(self.config.option("admin_role_template", "")).strip("{}").lower(),
+            integration_role_ids=role_ids,
+            installed=lambda: dataverse.installed_roles(
+                self._get, self.base_url, role_ids, self.app_name
+            ),
+        )
+
+    def _get(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+        return self._send("GET", url, params=params, parse=True)
 
     def user_privileges(self) -> set[str] | None:
         """The integration user's privileges (Dataverse's RetrieveUserPrivileges); None where

@@ -95,11 +95,12 @@ def test_a_malformed_request_is_refused(demo_apps, body, words):
 
 def test_the_privileges_of_create_and_write_apply(demo_apps):
     from demo.models import CrmSystemUser
+    from demo.security import role_named
     from demo.seed import INTEGRATION_USER
 
     user = CrmSystemUser.objects.get(domain_name=INTEGRATION_USER)
-    user.roles = ["Salesperson"]  # may write accounts, not create them
-    user.save()
+    # The Salesperson role may write accounts, not create them.
+    user.roles.set([role_named("Salesperson", user.business_unit)])
     connector_side = demo_apps.connection.side_config("destination")
     with demo_apps.client(
         base_url=connector_side.base_url, auth=(INTEGRATION_USER, connector_side.secret)

@@ -175,6 +175,17 @@ def test_filter_on_a_lookup_property(crm, nok):
     )
     assert {in_nok.name, "Euro GmbH"} <= names(in_either)
     assert none.name not in names(in_either)
+    # PropertyValues as the JSON array of strings the In function documents, here an alias.
+    aliased = crm.get(
+        "accounts",
+        params={
+            "$select": "name",
+            "$filter": "Microsoft.Dynamics.CRM.In(PropertyName='_transactioncurrencyid_value',"
+            "PropertyValues=@ids)",
+            "@ids": f'["{nok.pk}"]',
+        },
+    )
+    assert {row["name"] for row in aliased.json()["value"]} == {in_nok.name}
 
 
 # Web API Properties, "Lookup properties": lookup properties are computed and read-only; the
@@ -258,6 +269,21 @@ def test_a_navigation_property_cannot_be_selected(crm):
         "Could not find a property named 'transactioncurrencyid' on type "
         "'Microsoft.Dynamics.CRM.account'."
     )
+
+
+# Beyond the demo: Dataverse also expands a single-valued navigation property ("Join tables
+# using OData"); the demo says so, and names the lookup property whose annotations name the
+# related record.
+def test_the_demo_says_it_does_not_expand_a_lookup(crm):
+    answer = crm.get(
+        "accounts", params={"$expand": "transactioncurrencyid($select=isocurrencycode)"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"] == {
+        "code": "0x80060888",
+        "message": "The demo CRM does not expand the lookup 'transactioncurrencyid': select "
+        "'_transactioncurrencyid_value' with Prefer: odata.include-annotations instead.",
+    }
 
 
 # Use bulk operation messages (CreateMultiple, UpdateMultiple): each target is a record as a

@@ -95,3 +95,38 @@ def test_an_erp_contact_saved_on_its_page_takes_its_company_name(client, staff_u
     assert response.status_code == 302
     person.refresh_from_db()
     assert (person.company_number, person.company_name) == ("C00010", "Fabrikam")
+
+
+def test_a_person_fixes_the_integration_user_on_the_crm_security_pages(client, staff_user):
+    """The user, role and team pages show the security model and change it, as the CRM's
+    administrator does in Dataverse."""
+    from demo import security
+    from demo.models import CrmSystemUser, CrmTeam
+
+    root = security.install_security()
+    user = CrmSystemUser.objects.create(full_name="Integration", domain_name="i@crm.example")
+    security.add_user(user, root, "Salesperson")
+    admin_role = security.role_named("Integration Administrator")
+
+    page = client.get(f"/demo/crm/systemusers/{user.pk}/").content.decode()
+    assert "Salesperson (demo-crm)" in page and "Read-Write" in page
+    role_page = client.get(f"/demo/crm/roles/{admin_role.pk}/").content.decode()
+    assert str(admin_role.pk) in role_page and "prvWriteProduct" in role_page
+    team_list = client.get("/demo/crm/teams/").content.decode()
+    assert "demo-crm" in team_list and "i@crm.example" in team_list
+
+    client.force_login(staff_user)
+    team = CrmTeam.objects.create(name="Integration team", business_unit=root)
+    response = client.post(
+        f"/demo/crm/teams/{team.pk}/",
+        {
+            "name": "Integration team",
+            "business_unit": str(root.pk),
+            "team_type": "0",
+            "roles": [str(admin_role.pk)],
+            "members": [str(user.pk)],
+        },
+        follow=True,
+    )
+    assert "Team Integration team is saved." in response.content.decode()
+    assert security.privileges_of(user) >= {"prvCreateProduct", "prvWriteProduct"}

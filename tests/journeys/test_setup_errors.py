@@ -3,13 +3,12 @@ user's page in the CRM): the entry and its problem close by themselves, either w
 job of the mapping gets past the point where it failed or when Test connection ("Check now")
 finds the cause gone, whichever comes first, with an audit event that names what closed it."""
 
-import json
-
 import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
 from demo.models import CrmSystemUser
+from demo.security import role_named
 from demo.seed import INTEGRATION_USER
 from errors.models import Category, ErrorGroup, Status, SyncError
 from sync.models import SyncJob
@@ -39,14 +38,23 @@ CAUSES = {
 
 
 def edit_the_integration_user_in_the_crm(client, admin_user, **values) -> None:
-    """As the CRM's administrator does, on the user's page in the CRM."""
+    """As the CRM's administrator does, on the user's page in the CRM: the roles are those of
+    the user's business unit with these names."""
     user = CrmSystemUser.objects.get(domain_name=INTEGRATION_USER)
+    names = values.get("roles")
+    roles = (
+        [role_named(name, user.business_unit).pk for name in names]
+        if names is not None
+        else list(user.roles.values_list("pk", flat=True))
+    )
     form = {
         "full_name": user.full_name,
         "domain_name": user.domain_name,
-        "roles": json.dumps(values.get("roles", user.roles)),
+        "business_unit": str(user.business_unit_id),
+        "access_mode": str(user.access_mode),
+        "roles": [str(pk) for pk in roles],
     }
-    for flag in ("is_disabled", "password_change_required"):
+    for flag in ("is_licensed", "is_disabled", "password_change_required"):
         if values.get(flag, getattr(user, flag)):
             form[flag] = "on"
     client.force_login(admin_user)

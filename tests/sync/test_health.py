@@ -16,7 +16,8 @@ from demo.models import (
     ErpCurrency,
     ErpCurrencyExchangeRate,
 )
-from demo.seed import INTEGRATION_PASSWORD, INTEGRATION_USER
+from demo.security import create_role, role_named
+from demo.seed import ADMIN_USER, INTEGRATION_PASSWORD, INTEGRATION_USER
 from errors.models import Category, SyncError
 from errors.remedies import remedy_for
 from sync import engine
@@ -36,10 +37,16 @@ def change_user(**changes) -> None:
     CrmSystemUser.objects.filter(domain_name=INTEGRATION_USER).update(**changes)
 
 
+def set_roles(*names: str, user: CrmSystemUser | None = None) -> None:
+    """The user's own roles, those of its business unit with these names."""
+    user = user or integration_user()
+    user.roles.set([role_named(name, user.business_unit) for name in names])
+
+
 def make_healthy() -> None:
     """What an administrator does to the seeded demo: the full integration role, a rate for
     NOK in the ERP, SEK in the CRM."""
-    change_user(roles=["Integration Administrator"])
+    set_roles("Integration Administrator")
     ErpCurrencyExchangeRate.objects.create(
         currency_code="NOK", starting_date=date(2024, 1, 1), exchange_rate_amount=Decimal("11.6")
     )
@@ -88,17 +95,17 @@ def test_a_disabled_user_is_its_own_finding(demo_apps):
 
 
 def test_a_user_without_roles_an_administrator_and_one_without_an_integration_role(demo_apps):
-    change_user(roles=[])
+    set_roles()
     found = by_code(check_connection(demo_apps.connection))
     assert found["no_roles"][0].severity == "error"
     assert "Integration Administrator or Integration User role" in found["no_roles"][0].remedy
 
-    change_user(roles=["Salesperson"])
+    set_roles("Salesperson")
     found = by_code(check_connection(demo_apps.connection))
     assert found["no_integration_role"][0].severity == "error"
     assert found["admin_user"][0].severity == "ok"
 
-    change_user(roles=["System Administrator"])
+    set_roles("System Administrator")
     found = by_code(check_connection(demo_apps.connection))
     assert found["admin_user"][0].severity == "error"
     assert "without the System Administrator role" in found["admin_user"][0].remedy
@@ -251,16 +258,18 @@ def test_the_crm_answers_a_users_privileges_as_dataverse_does(demo_apps):
     own = demo_apps.get(url, auth=(INTEGRATION_USER, INTEGRATION_PASSWORD), timeout=10).json()
     names = {p["PrivilegeName"] for p in own["RolePrivileges"]}
     assert "prvReadAccount" in names and "prvCreateProduct" not in names
-    admin_id = CrmSystemUser.objects.get(roles__contains=["System Administrator"]).pk
+    admin_id = CrmSystemUser.objects.get(domain_name=ADMIN_USER).pk
     with demo_apps.crm() as admin:
         read_by_admin = admin.get(url).json()["RolePrivileges"]
         assert {p["PrivilegeName"] for p in read_by_admin} == names
         path = f"systemusers({admin_id})/Microsoft.Dynamics.CRM.RetrieveUserPrivileges"
         all_of_them = {p["PrivilegeName"] for p in admin.get(path).json()["RolePrivileges"]}
         assert {"prvDeleteProduct", "prvWriteTransactionCurrency"} <= all_of_them
-    CrmSystemUser.objects.filter(domain_name="newhire@demo-crm.example").update(
-        password_change_required=False
-    )
+    # A user whose roles do not let it read users may read its own privileges only.
+    new_hire = CrmSystemUser.objects.get(domain_name="newhire@demo-crm.example")
+    new_hire.password_change_required = False
+    new_hire.save()
+    new_hire.roles.set([create_role("Marketing", {"prvReadAccount"})])
     other = demo_apps.get(url, auth=("newhire@demo-crm.example", "demo-new"), timeout=10)
     assert other.status_code == 403 and "prvReadUser" in other.json()["error"]["message"]
 
@@ -359,7 +368,7 @@ def test_currency_warnings_and_a_missing_delete_privilege_do_not_block_a_job(dem
 
 
 def test_a_user_without_an_integration_role_blocks_the_job_with_its_remedy(demo_apps):
-    change_user(roles=["Salesperson"])
+    set_roles("Salesperson")
     job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
     error = SyncError.objects.get(job=job)
     assert (job.status, error.category) == (SyncJob.Status.FAILED, Category.INTEGRATION_USER)
