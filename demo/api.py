@@ -84,6 +84,11 @@ def _inject_fault(app: str, entity: str) -> HttpResponse | None:
     if fault.remaining is not None:
         DemoFault.objects.filter(pk=fault.pk).update(remaining=F("remaining") - 1)
     mode = DemoFault.Mode
+    if fault.mode == mode.SLOW:
+        # Going beyond the documentation, to produce a slow answer on demand: the request
+        # is answered as usual after the delay.
+        time.sleep(fault.delay_seconds)
+        return None
     if fault.mode == mode.TIMEOUT:
         time.sleep(fault.delay_seconds)
         return error_response(ApiError(504, "GatewayTimeout", "The operation has timed out."))

@@ -733,8 +733,9 @@ class Pass:
         self, writes: list[Write], written: list[tuple[Write, RemoteRecord]]
     ) -> list[tuple[Write, ConnectorError]]:
         """Send creates and updates, in bulk where the app takes it, else one request each;
-        returns the ones the app refused, with its reasons."""
-        if not self.writer.writes_in_bulk:
+        returns the ones the app refused, with its reasons. Records that failed together (a
+        request that got no answer, a sign-in failure) fail as one batch."""
+        if not self.writer.writes_in_bulk_to(self.write_entity):
             return self.send_one_by_one(writes, written)
         refused: list[tuple[Write, ConnectorError]] = []
         creates = [item for item in writes if item.target_id is None]
@@ -764,12 +765,23 @@ class Pass:
                     continue
                 # The app refused the batch without saying which record: one at a time.
                 results = [self.write_one(item) for item in group]
+            together: dict[int, tuple[ConnectorError, list[Write]]] = {}
             for item, result in zip(group, results, strict=True):
-                if isinstance(result, ConnectorError):
-                    refused.append((item, result))
-                else:
+                if not isinstance(result, ConnectorError):
                     written.append((item, result))
                     self.transient_in_a_row = 0
+                elif result.transient or result.is_sign_in_failure or result.is_missing_privilege:
+                    together.setdefault(id(result), (result, []))[1].append(item)
+                else:
+                    refused.append((item, result))
+            for error, items in together.values():
+                self.batch_failed(
+                    [
+                        (i.record, i.coupling, self.stored_values(i.kind, i.record, i.values))
+                        for i in items
+                    ],
+                    error,
+                )
         return refused
 
     def send_one_by_one(

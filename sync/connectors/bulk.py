@@ -1,0 +1,341 @@
+"""Writing many records a request, as each app takes them: Dataverse's bulk operation messages
+(`CreateMultiple`, `UpdateMultiple`; "Use bulk operation messages") and Business Central's
+JSON `$batch` ("Using OData transactional $batch requests", at most 100 operations a request:
+"Current API Limits").
+
+- **How many records a request carries sizes itself** (`BatchSize`, one per table): it starts
+  at `START_SIZE` (at most the side's `batch_size`), halves after a call that took more than
+  half the timeout or got no answer, and doubles after a full call that took less than a
+  fifth of it, never above `batch_size`.
+- **A request that may have been acted on is never sent again**: after a timeout, a broken
+  or cut-off answer or an answer without the ids created, its records fail with that error
+  (a later run finds those that were created by their match field).
+- **A standard Dataverse table refuses a request whole** and answers the first error only:
+  nothing was written, so the request is split in halves and the halves sent, down to the
+  records refused, each with its own error. A half sent whole and written means the other
+  half holds the refused record: it is split without being sent whole.
+- **Not every Dataverse table takes the bulk messages**: one that answers that it does not
+  (`0x80040800`) is written one request a record for the rest of the connector's life.
+- **Business Central's `$batch`** carries independent operations (no atomicity group), so
+  each record has its own outcome; an app that has no `$batch` is written one request a
+  record from then on.
+- A sign-in failure or a missing privilege fails the records not written yet with it: the
+  engine stops the job on it."""
+
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from .base import ConnectorError, RemoteRecord, Sender
+from .batch import MAX_OPERATIONS, Operation, send_batch
+
+# Records the first request of a table carries (Microsoft suggests starting with a few
+# hundred to a thousand records a request for a standard Dataverse table, 100 for an elastic
+# one; Business Central takes at most 100).
+START_SIZE = 100
+# A call that takes more than this share of the timeout is slow: the next carries half as
+# many records. A full call under FAST_SHARE of it lets the next carry twice as many.
+SLOW_SHARE = 0.5
+FAST_SHARE = 0.2
+# Dataverse's answer to a message a table does not take (SdkEntityDoesNotSupportMessage).
+NOT_SUPPORTED_CODE = "0x80040800"
+# Records written one request each that fail transiently in a row before the rest of the
+# call is left unsent (they fail with the last error, and a later run tries them again).
+TRANSIENT_IN_A_ROW = 3
+
+BULK_MESSAGES = "bulk messages"
+BATCH = "$batch"
+
+Outcome = RemoteRecord | ConnectorError
+Item = tuple[str | None, dict[str, Any]]  # (the id of the record to update or None, values)
+
+
+class Writer(Sender, Protocol):
+    """What bulk writing needs of a connector beyond sending a request."""
+
+    def key_field(self, entity: str) -> str: ...
+
+    def _record(self, entity: str, data: dict[str, Any]) -> RemoteRecord: ...
+
+    def create(self, entity: str, values: dict[str, Any]) -> RemoteRecord: ...
+
+    def update(self, entity: str, record_id: str, values: dict[str, Any]) -> RemoteRecord: ...
+
+
+class BatchSize:
+    """How many records the next request of a table carries."""
+
+    def __init__(self, maximum: int, timeout: float, start: int = START_SIZE):
+        self.maximum = max(1, maximum)
+        self.size = max(1, min(self.maximum, start))
+        self.slow = timeout * SLOW_SHARE
+        self.fast = timeout * FAST_SHARE
+
+    def took(self, seconds: float, count: int) -> None:
+        """A call of `count` records was answered in `seconds`."""
+        if seconds > self.slow:
+            self.size = max(1, min(self.size, count) // 2)
+        elif seconds < self.fast and count >= self.size:
+            self.size = min(self.maximum, self.size * 2)
+
+    def failed(self, count: int) -> None:
+        """A call of `count` records got no answer in time (or a server error)."""
+        self.size = max(1, min(self.size, count) // 2)
+
+
+def flag(value: Any, default: bool) -> bool:
+    """A yes/no setting as JSON gives it (true, "true", 1; false, "false", 0)."""
+    if isinstance(value, str):
+        value = value.strip().lower()
+    if value in (True, "true", "yes", "on", 1, "1"):
+        return True
+    if value in (False, "false", "no", "off", 0, "0"):
+        return False
+    return default
+
+
+def hopeless(error: ConnectorError) -> bool:
+    """Fails every record the same way: the engine stops the job on it."""
+    return error.is_sign_in_failure or error.is_missing_privilege
+
+
+def refused(error: ConnectorError) -> bool:
+    """The app answered and wrote nothing: a standard Dataverse table, or a request the app
+    turned down before acting on it."""
+    return (
+        not error.transient
+        and error.status is not None
+        and 400 <= error.status < 500
+        and not hopeless(error)
+    )
+
+
+def not_supported(error: ConnectorError) -> bool:
+    return error.status == 400 and (
+        error.code.lower() == NOT_SUPPORTED_CODE
+        or "does not support entities of type" in error.message
+    )
+
+
+def _shrinks(error: ConnectorError) -> bool:
+    """A failure a smaller request may avoid: no answer in time, too large, a server error."""
+    return (
+        error.status is None or error.status == 413 or (error.status >= 500 and error.status != 503)
+    )
+
+
+class BulkWriter:
+    """A connector's bulk writes: the sizes it learned, and the tables it learned to write
+    one request a record, for the connector's life."""
+
+    def __init__(self, connector: Writer, way: str | None, maximum: int, timeout: float):
+        self.connector = connector
+        self.way = way
+        self.maximum = min(maximum, MAX_OPERATIONS) if way == BATCH else maximum
+        self.timeout = timeout
+        self.sizes: dict[str, BatchSize] = {}
+        self.one_by_one: set[str] = set()  # tables that do not take the bulk messages
+        self.no_batch = False  # an app that has no $batch
+
+    @property
+    def available(self) -> bool:
+        return self.way is not None and self.maximum > 1 and not self.no_batch
+
+    def takes(self, entity: str) -> bool:
+        return self.available and entity not in self.one_by_one
+
+    def size(self, entity: str) -> BatchSize:
+        if entity not in self.sizes:
+            self.sizes[entity] = BatchSize(self.maximum, self.timeout)
+        return self.sizes[entity]
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, entity: str, items: Sequence[Item]) -> list[Outcome]:
+        """Create (id None) or update each record: for each, the record written or why not."""
+        if not self.available:
+            raise ConnectorError(f"{self.connector.app_name} takes no bulk writes here.")
+        results: list[Outcome | None] = [None] * len(items)
+        pending = list(range(len(items)))
+        while pending:
+            if not self.takes(entity):
+                self._one_by_one(entity, pending, items, results)
+                break
+            count = self.size(entity).size
+            chunk, pending = pending[:count], pending[count:]
+            stop = self._settle(entity, chunk, items, results)
+            if stop is not None:
+                for index in pending:
+                    results[index] = stop
+                break
+        # Every record was written or failed: no None is left.
+        return [result for result in results if result is not None]
+
+    def _settle(
+        self,
+        entity: str,
+        indexes: list[int],
+        items: Sequence[Item],
+        results: list[Outcome | None],
+        known: ConnectorError | None = None,
+    ) -> ConnectorError | None:
+        """Write the records; `known` when a request of them was refused already (with
+        that error). Returns the error that stops the rest of the call, if any."""
+        if known is None:
+            answer = self._request(entity, indexes, items)
+            if isinstance(answer, list):
+                for index, outcome in zip(indexes, answer, strict=True):
+                    results[index] = outcome
+                return None
+            if self._falls_back(entity, answer):
+                return self._one_by_one(entity, indexes, items, results)
+            if not refused(answer) or len(indexes) == 1:
+                for index in indexes:
+                    results[index] = answer
+                return answer if hopeless(answer) else None
+            known = answer
+        if len(indexes) == 1:
+            results[indexes[0]] = known
+            return None
+        # Refused whole, and only the first refusal said: halve it.
+        half = (len(indexes) + 1) // 2
+        first, second = indexes[:half], indexes[half:]
+        answer = self._request(entity, first, items)
+        if isinstance(answer, list):
+            for index, outcome in zip(first, answer, strict=True):
+                results[index] = outcome
+            # The refused record is in the other half.
+            return self._settle(entity, second, items, results, known)
+        if self._falls_back(entity, answer):
+            return self._one_by_one(entity, indexes, items, results)
+        if refused(answer):
+            stop = self._settle(entity, first, items, results, answer)
+        else:
+            for index in first:
+                results[index] = answer
+            stop = answer if hopeless(answer) else None
+        if stop is not None:
+            return stop
+        return self._settle(entity, second, items, results)
+
+    def _falls_back(self, entity: str, error: ConnectorError) -> bool:
+        """Whether the app said it takes no bulk writes of this table (Dataverse) or no
+        $batch at all (Business Central): it is written one request a record from now on."""
+        if self.way == BULK_MESSAGES and not_supported(error):
+            self.one_by_one.add(entity)
+            return True
+        return self.way == BATCH and self.no_batch
+
+    def _request(
+        self, entity: str, indexes: list[int], items: Sequence[Item]
+    ) -> list[Outcome] | ConnectorError:
+        """One request of the records: an outcome each, or the error of the whole request."""
+        size = self.size(entity)
+        started = time.monotonic()
+        try:
+            if self.way == BATCH:
+                outcomes = self._batch(entity, [items[i] for i in indexes])
+            else:
+                outcomes = self._multiple(entity, [items[i] for i in indexes])
+        except ConnectorError as error:
+            if error.transient and _shrinks(error):
+                size.failed(len(indexes))
+            return error
+        size.took(time.monotonic() - started, len(indexes))
+        return outcomes
+
+    def _multiple(self, entity: str, items: list[Item]) -> list[Outcome]:
+        """Dataverse's CreateMultiple (all items new) or UpdateMultiple."""
+        connector = self.connector
+        key = connector.key_field(entity)
+        creating = items[0][0] is None
+        action = "CreateMultiple" if creating else "UpdateMultiple"
+        kind = f"Microsoft.Dynamics.CRM.{key.removesuffix('id') or entity}"
+        url = f"{connector.base_url}{entity}/Microsoft.Dynamics.CRM.{action}"
+        targets = [
+            {"@odata.type": kind, **({key: record_id} if record_id else {}), **values}
+            for record_id, values in items
+        ]
+        if not creating:
+            connector._send("POST", url, json={"Targets": targets})
+            return [RemoteRecord(str(record_id), None, dict(values)) for record_id, values in items]
+        answer = connector._send("POST", url, json={"Targets": targets}, parse=True)
+        created = answer.get("Ids")
+        if not isinstance(created, list) or len(created) != len(items):
+            # The app took the request and may have created the records: sending them again
+            # could create each twice. A later run finds them by their match field.
+            raise ConnectorError(
+                f"{connector.app_name} answered {action} without the ids created.",
+                detail=str(answer)[:2000],
+                transient=True,
+            )
+        return [
+            RemoteRecord(str(record_id), None, dict(values))
+            for record_id, (_, values) in zip(created, items, strict=True)
+        ]
+
+    def _batch(self, entity: str, items: list[Item]) -> list[Outcome]:
+        """Business Central's $batch: a POST or a PATCH each, independent of the others."""
+        operations = [
+            Operation("POST", entity, dict(values))
+            if record_id is None
+            else Operation(
+                "PATCH",
+                f"{entity}({quote(str(record_id), safe='')})",
+                dict(values),
+                {"If-Match": "*"},
+            )
+            for record_id, values in items
+        ]
+        try:
+            outcomes = send_batch(self.connector, operations)
+        except ConnectorError as error:
+            if error.status in (404, 405, 501) and not error.transient:
+                # No $batch here: one request a record from now on.
+                self.no_batch = True
+                raise ConnectorError(
+                    f"{self.connector.app_name} takes no $batch requests.",
+                    status=error.status,
+                    code=NOT_SUPPORTED_CODE,
+                    detail=error.detail,
+                ) from error
+            raise
+        results: list[Outcome] = []
+        for operation, outcome in zip(operations, outcomes, strict=True):
+            if outcome.error is not None:
+                results.append(outcome.error)
+                continue
+            try:
+                results.append(self.connector._record(entity, outcome.body))
+            except ConnectorError as error:
+                # Written, but not said as what: like a lost answer, worth a later run.
+                error.transient = True
+                error.detail = f"{operation.method} {operation.url} in $batch: {error.detail}"
+                results.append(error)
+        return results
+
+    def _one_by_one(
+        self,
+        entity: str,
+        indexes: list[int],
+        items: Sequence[Item],
+        results: list[Outcome | None],
+    ) -> ConnectorError | None:
+        """One request a record, for a table (or an app) that takes no bulk writes."""
+        in_a_row = 0
+        for position, index in enumerate(indexes):
+            record_id, values = items[index]
+            try:
+                if record_id is None:
+                    results[index] = self.connector.create(entity, values)
+                else:
+                    results[index] = self.connector.update(entity, record_id, values)
+                in_a_row = 0
+            except ConnectorError as error:
+                results[index] = error
+                in_a_row = in_a_row + 1 if error.transient else 0
+                if hopeless(error) or in_a_row >= TRANSIENT_IN_A_ROW:
+                    for rest in indexes[position + 1 :]:
+                        results[rest] = error
+                    return error if hopeless(error) else None
+        return None
