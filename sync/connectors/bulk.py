@@ -13,7 +13,9 @@ JSON `$batch` ("Using OData transactional $batch requests", at most 100 operatio
 - **A standard Dataverse table refuses a request whole** and answers the first error only:
   nothing was written, so the request is split in halves and the halves sent, down to the
   records refused, each with its own error. A half sent whole and written means the other
-  half holds the refused record: it is split without being sent whole.
+  half holds the refused record: it is split without being sent whole. A half that gets no
+  answer ends the halving: the records not sent yet fail with that error, unsent (a later
+  run tries them again), so that an app that is failing is not sent more.
 - **Not every Dataverse table takes the bulk messages**: one that answers that it does not
   (`0x80040800`) is written one request a record for the rest of the connector's life.
 - **Business Central's `$batch`** carries independent operations (no atomicity group), so
@@ -164,7 +166,7 @@ class BulkWriter:
             count = self.size(entity).size
             chunk, pending = pending[:count], pending[count:]
             stop = self._settle(entity, chunk, items, results)
-            if stop is not None:
+            if stop is not None and hopeless(stop):
                 for index in pending:
                     results[index] = stop
                 break
@@ -179,8 +181,9 @@ class BulkWriter:
         results: list[Outcome | None],
         known: ConnectorError | None = None,
     ) -> ConnectorError | None:
-        """Write the records; `known` when a request of them was refused already (with
-        that error). Returns the error that stops the rest of the call, if any."""
+        """Write the records; `known` when a request of them was refused already, with that
+        error. Returns the error of a request that failed without being refused (no answer,
+        a sign-in failure): the records not sent yet fail with it too, unsent."""
         if known is None:
             answer = self._request(entity, indexes, items)
             if isinstance(answer, list):
@@ -192,31 +195,22 @@ class BulkWriter:
             if not refused(answer) or len(indexes) == 1:
                 for index in indexes:
                     results[index] = answer
-                return answer if hopeless(answer) else None
+                return None if refused(answer) else answer
             known = answer
         if len(indexes) == 1:
             results[indexes[0]] = known
             return None
-        # Refused whole, and only the first refusal said: halve it.
+        # Refused whole, with the first refusal only: halve it.
         half = (len(indexes) + 1) // 2
         first, second = indexes[:half], indexes[half:]
-        answer = self._request(entity, first, items)
-        if isinstance(answer, list):
-            for index, outcome in zip(first, answer, strict=True):
-                results[index] = outcome
-            # The refused record is in the other half.
-            return self._settle(entity, second, items, results, known)
-        if self._falls_back(entity, answer):
-            return self._one_by_one(entity, indexes, items, results)
-        if refused(answer):
-            stop = self._settle(entity, first, items, results, answer)
-        else:
-            for index in first:
-                results[index] = answer
-            stop = answer if hopeless(answer) else None
+        stop = self._settle(entity, first, items, results)
         if stop is not None:
+            for index in second:
+                results[index] = stop
             return stop
-        return self._settle(entity, second, items, results)
+        # The first half written whole: the refused record is in the other half.
+        written = all(isinstance(results[index], RemoteRecord) for index in first)
+        return self._settle(entity, second, items, results, known if written else None)
 
     def _falls_back(self, entity: str, error: ConnectorError) -> bool:
         """Whether the app said it takes no bulk writes of this table (Dataverse) or no
