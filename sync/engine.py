@@ -774,13 +774,13 @@ class Pass:
                     together.setdefault(id(result), (result, []))[1].append(item)
                 else:
                     refused.append((item, result))
-            for error, items in together.values():
+            for failure, items in together.values():
                 self.batch_failed(
                     [
                         (i.record, i.coupling, self.stored_values(i.kind, i.record, i.values))
                         for i in items
                     ],
-                    error,
+                    failure,
                 )
         return refused
 

@@ -121,9 +121,12 @@ def not_supported(error: ConnectorError) -> bool:
 
 
 def _shrinks(error: ConnectorError) -> bool:
-    """A failure a smaller request may avoid: no answer in time, too large, a server error."""
-    return (
-        error.status is None or error.status == 413 or (error.status >= 500 and error.status != 503)
+    """A failure a smaller request may avoid: too large, no answer (in time), a server error
+    (other than 503, which says the app is unavailable, whatever the size)."""
+    if error.status == 413:
+        return True
+    return error.transient and (
+        error.status is None or (error.status >= 500 and error.status != 503)
     )
 
 
@@ -232,7 +235,7 @@ class BulkWriter:
             else:
                 outcomes = self._multiple(entity, [items[i] for i in indexes])
         except ConnectorError as error:
-            if error.transient and _shrinks(error):
+            if _shrinks(error):
                 size.failed(len(indexes))
             return error
         size.took(time.monotonic() - started, len(indexes))
