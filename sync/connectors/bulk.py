@@ -19,8 +19,7 @@ JSON `$batch` ("Using OData transactional $batch requests", at most 100 operatio
 - **Not every Dataverse table takes the bulk messages**: one that answers that it does not
   (`0x80040800`) is written one request a record for the rest of the connector's life.
 - **Business Central's `$batch`** carries independent operations (no atomicity group), so
-  each record has its own outcome; an app that has no `$batch` is written one request a
-  record from then on.
+  each record has its own outcome.
 - A sign-in failure or a missing privilege fails the records not written yet with it: the
   engine stops the job on it."""
 
@@ -141,11 +140,10 @@ class BulkWriter:
         self.timeout = timeout
         self.sizes: dict[str, BatchSize] = {}
         self.one_by_one: set[str] = set()  # tables that do not take the bulk messages
-        self.no_batch = False  # an app that has no $batch
 
     @property
     def available(self) -> bool:
-        return self.way is not None and self.maximum > 1 and not self.no_batch
+        return self.way is not None and self.maximum > 1
 
     def takes(self, entity: str) -> bool:
         return self.available and entity not in self.one_by_one
@@ -173,8 +171,10 @@ class BulkWriter:
                 for index in pending:
                     results[index] = stop
                 break
-        # Every record was written or failed: no None is left.
-        return [result for result in results if result is not None]
+        outcomes = [result for result in results if result is not None]
+        if len(outcomes) != len(items):
+            raise RuntimeError("A bulk write left a record without its outcome.")
+        return outcomes
 
     def _settle(
         self,
@@ -216,12 +216,12 @@ class BulkWriter:
         return self._settle(entity, second, items, results, known if written else None)
 
     def _falls_back(self, entity: str, error: ConnectorError) -> bool:
-        """Whether the app said it takes no bulk writes of this table (Dataverse) or no
-        $batch at all (Business Central): it is written one request a record from now on."""
+        """Whether the app said it takes no bulk messages for this table (Dataverse): it is
+        written one request a record from now on."""
         if self.way == BULK_MESSAGES and not_supported(error):
             self.one_by_one.add(entity)
             return True
-        return self.way == BATCH and self.no_batch
+        return False
 
     def _request(
         self, entity: str, indexes: list[int], items: Sequence[Item]
@@ -284,19 +284,7 @@ class BulkWriter:
             )
             for record_id, values in items
         ]
-        try:
-            outcomes = send_batch(self.connector, operations)
-        except ConnectorError as error:
-            if error.status in (404, 405, 501) and not error.transient:
-                # No $batch here: one request a record from now on.
-                self.no_batch = True
-                raise ConnectorError(
-                    f"{self.connector.app_name} takes no $batch requests.",
-                    status=error.status,
-                    code=NOT_SUPPORTED_CODE,
-                    detail=error.detail,
-                ) from error
-            raise
+        outcomes = send_batch(self.connector, operations)
         results: list[Outcome] = []
         for operation, outcome in zip(operations, outcomes, strict=True):
             if outcome.error is not None:
@@ -318,7 +306,7 @@ class BulkWriter:
         items: Sequence[Item],
         results: list[Outcome | None],
     ) -> ConnectorError | None:
-        """One request a record, for a table (or an app) that takes no bulk writes."""
+        """One request a record, for a table that takes no bulk messages."""
         in_a_row = 0
         for position, index in enumerate(indexes):
             record_id, values = items[index]
