@@ -754,17 +754,8 @@ class Pass:
                         [(item.target_id, item.values) for item in group if item.target_id],
                     )
             except ConnectorError as error:
-                if error.transient or error.is_sign_in_failure or error.is_missing_privilege:
-                    self.batch_failed(
-                        [
-                            (i.record, i.coupling, self.stored_values(i.kind, i.record, i.values))
-                            for i in group
-                        ],
-                        error,
-                    )
-                    continue
-                # The app refused the batch without saying which record: one at a time.
-                results = [self.write_one(item) for item in group]
+                # The whole group failed with one error.
+                results = [error] * len(group)
             together: dict[int, tuple[ConnectorError, list[Write]]] = {}
             for item, result in zip(group, results, strict=True):
                 if not isinstance(result, ConnectorError):

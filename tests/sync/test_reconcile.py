@@ -7,7 +7,9 @@ from django.urls import reverse
 from couplings.models import Coupling
 from demo.models import CrmAccount, ErpCustomer
 from errors.models import Category, SyncError
+from sync import engine
 from sync.models import SyncJob, TableMapping
+from sync.services import create_job
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db
@@ -139,7 +141,12 @@ def test_the_fixes_of_its_entries(synced, staff_client, celery_worker):
     assert CrmAccount.objects.get(pk=created.destination_record_id).name == "Create me"
     coupling.refresh_from_db()
     assert CrmAccount.objects.filter(pk=coupling.destination_record_id).exists()
-    after = SyncError.objects.filter(job=synced.run("CUSTOMER", RECONCILE))
+    # An entry is resolved as soon as its record is written, before its job ends: the
+    # reconciliation waits for the mapping's lock, as in the worker.
+    reconcile = create_job(
+        mapping, kind=RECONCILE, trigger=SyncJob.Trigger.USER, allow_behind_running=True
+    )
+    after = SyncError.objects.filter(job=engine.run_job(reconcile.pk, wait=True))
     assert after.count() == 0  # the CRM-only account is still open from the first run
 
 
