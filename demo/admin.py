@@ -25,7 +25,8 @@ for entity in ENTITIES.values():
 
 @admin.register(DemoFault)
 class DemoFaultAdmin(admin.ModelAdmin):
-    """Switch failures of the demo apps on and off: timeouts, 500, 503, 429, broken JSON."""
+    """Switch failures of the demo apps on and off: timeouts, slow answers, 500, 503, 429,
+    broken JSON."""
 
     list_display = ["app", "entity", "mode", "remaining", "delay_seconds"]
     list_filter = ["app", "mode"]

@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import re
+import time
 import uuid
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -64,6 +65,11 @@ def _inject_fault(app: str, entity: str) -> HttpResponse | None:
         return None
     if fault.remaining is not None:
         DemoFault.objects.filter(pk=fault.pk).update(remaining=F("remaining") - 1)
+    if fault.mode == DemoFault.Mode.SLOW:
+        # Going beyond the documentation, to produce a slow answer on demand: the request
+        # is answered as usual after the delay.
+        time.sleep(fault.delay_seconds)
+        return None
     return faults.answer(fault)
 
 

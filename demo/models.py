@@ -377,6 +377,7 @@ class DemoFault(models.Model):
     class Mode(models.TextChoices):
         TIMEOUT = "timeout", "Answer too late (504 Gateway Timeout)"
         REQUEST_TIMEOUT = "request_timeout", "408 Request Timeout (operation timeout)"
+        SLOW = "slow", "Answer slowly, but answer"
         SERVER_ERROR = "server_error", "500 Internal Server Error"
         UNAVAILABLE = "unavailable", "503 Service Unavailable"
         THROTTLE = "throttle", "429 Too Many Requests (number of requests)"

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, bulk, business_central, identity, views
+from . import api, bulk, business_central, dataverse_messages, identity, views
 
 app_name = "demo"
 ERP_API = r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/(?P<entity>[A-Za-z]+)"
@@ -46,6 +46,11 @@ urlpatterns = [
         r"Microsoft\.Dynamics\.CRM\.RetrieveUserPrivileges(?:\(\))?$",
         api.user_privileges,
         name="crm_user_privileges",
+    ),
+    re_path(
+        r"^crm/api/data/v9\.2/sdkmessagefilters$",
+        dataverse_messages.sdk_message_filters,
+        name="crm_sdk_message_filters",
     ),
     re_path(
         CRM_API + r"/Microsoft\.Dynamics\.CRM\.(?P<action>CreateMultiple|UpdateMultiple)$",

@@ -52,6 +52,12 @@ class MappingBusy(Exception):
     """Another job of the same mapping holds the lock."""
 
 
+def _stops_the_job(error: ConnectorError) -> bool:
+    """A failure that would fail every record the same way (the sign-in, a missing
+    privilege), or an app that asks to slow down: the job stops or pauses, no record fails."""
+    return error.is_sign_in_failure or error.is_missing_privilege or isinstance(error, Throttled)
+
+
 @contextmanager
 def mapping_lock(mapping_id: int, *, wait: bool = False):
     """Hold PostgreSQL's advisory lock for the mapping; yields False when another job has it
@@ -807,10 +813,12 @@ class Pass:
         self, writes: list[Write], written: list[tuple[Write, RemoteRecord]]
     ) -> list[tuple[Write, ConnectorError]]:
         """Send creates and updates, in bulk where the app takes it, else one request each;
-        returns the ones the app refused, with its reasons."""
-        if not self.writer.writes_in_bulk:
+        returns the ones the app refused, with its reasons. Records that failed together (a
+        request that got no answer, a sign-in failure) fail as one batch."""
+        if not self.writer.writes_in_bulk_to(self.write_entity):
             return self.send_one_by_one(writes, written)
         refused: list[tuple[Write, ConnectorError]] = []
+        overwrite = self.job.overwrite
         creates = [item for item in writes if item.target_id is None]
         updates = [item for item in writes if item.target_id is not None]
         for group in (creates, updates):
@@ -824,26 +832,36 @@ class Pass:
                 else:
                     results = self.writer.update_many(
                         self.write_entity,
-                        [(item.target_id, item.values) for item in group if item.target_id],
+                        [
+                            (item.target_id, item.values, None if overwrite else item.etag)
+                            for item in group
+                            if item.target_id
+                        ],
                     )
             except ConnectorError as error:
-                if error.transient or error.is_sign_in_failure or error.is_missing_privilege:
-                    self.batch_failed(
-                        [
-                            (i.record, i.coupling, self.stored_values(i.kind, i.record, i.values))
-                            for i in group
-                        ],
-                        error,
-                    )
-                    continue
-                # The app refused the batch without saying which record: one at a time.
-                results = [self.write_one(item) for item in group]
+                # The whole group failed with one error.
+                results = [error] * len(group)
+            together: dict[int, tuple[ConnectorError, list[Write]]] = {}
             for item, result in zip(group, results, strict=True):
-                if isinstance(result, ConnectorError):
-                    refused.append((item, result))
-                else:
+                if not isinstance(result, ConnectorError):
                     written.append((item, result))
                     self.transient_in_a_row = 0
+                elif result.transient or result.is_sign_in_failure or result.is_missing_privilege:
+                    together.setdefault(id(result), (result, []))[1].append(item)
+                else:
+                    refused.append((item, result))
+            # An app that asks to slow down, or a failure that stops the job, goes first: the
+            # job pauses or stops before any record is logged as failed.
+            for failure, items in sorted(
+                together.values(), key=lambda pair: not _stops_the_job(pair[0])
+            ):
+                self.batch_failed(
+                    [
+                        (i.record, i.coupling, self.stored_values(i.kind, i.record, i.values))
+                        for i in items
+                    ],
+                    failure,
+                )
         return refused
 
     def send_one_by_one(
@@ -1019,7 +1037,7 @@ class Pass:
     def stop_if_hopeless(self, error: ConnectorError) -> None:
         # These would fail every record the same way: one entry for the job says it. An app
         # that asks to slow down fails nothing: the job pauses.
-        if error.is_sign_in_failure or error.is_missing_privilege or isinstance(error, Throttled):
+        if _stops_the_job(error):
             raise JobFailure(error, self.writer.app_name, self.write_entity) from error
         if error.transient:
             # Retried already; one record is logged, an app that stays down stops the job.

@@ -155,18 +155,25 @@ class Connector(ABC):
         """Whether `create_many` and `update_many` write a batch in one request."""
         return False
 
+    def writes_in_bulk_to(self, entity: str) -> bool:
+        """Whether `create_many` and `update_many` write `entity`'s records many a request
+        (an app may take bulk writes of some tables only)."""
+        return self.writes_in_bulk
+
     def create_many(
         self, entity: str, values: list[dict[str, Any]]
     ) -> list["RemoteRecord | ConnectorError"]:
-        """Create the records; for each, the record created or why the app refused it.
-        Raises ConnectorError when the batch as a whole failed (nothing was written)."""
+        """Create the records; for each, the record created or why it was not. The records
+        of one request that failed as a whole (no answer, a sign-in failure) share its
+        error."""
         raise NotImplementedError
 
     def update_many(
-        self, entity: str, changes: list[tuple[str, dict[str, Any]]]
+        self, entity: str, changes: list[tuple[str, dict[str, Any], str | None]]
     ) -> list["RemoteRecord | ConnectorError"]:
-        """Update the records ((id, values) pairs); for each, the record or why the app
-        refused it. Raises ConnectorError when the batch as a whole failed."""
+        """Update the records ((id, values, etag) triples); for each, the record or why it was
+        not, as `create_many` says. A record with its `etag` (the version it was read with)
+        is updated only if it is still that version, as `update` does."""
         raise NotImplementedError
 
     @abstractmethod

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import certifi
@@ -34,6 +34,7 @@ from .base import (
     Throttled,
 )
 from .batch import Operation, Outcome, send_batch
+from .bulk import BATCH, BULK_MESSAGES, BulkWriter, flag
 from .pacing import PAUSING_STATUSES, Pacer, backoff_delay, retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ FLAVORS: dict[str, dict[str, Any]] = {
         "currency_code_field": "code",
         # A currency's rates are a resource of their own, with a starting date each.
         "exchange_rate_entity": "currencyExchangeRates",
+        # Creates and updates many a request through JSON $batch.
+        "batch_writes": True,
     },
     DATAVERSE: {
         "modified_field": "modifiedon",
@@ -585,98 +588,35 @@ class ODataConnector(Connector):
             for record in page
         ]
 
+    @functools.cached_property
+    def _bulk(self) -> BulkWriter:
+        """Dataverse takes many records a request with its bulk messages, Business Central
+        with JSON $batch where the side's `batch_writes` is on (see sync/connectors/bulk.py)."""
+        if self.config.flavor == DATAVERSE:
+            way: str | None = BULK_MESSAGES
+        elif flag(self.config.option("batch_writes"), default=True):
+            way = BATCH
+        else:
+            way = None
+        return BulkWriter(self, way, self.batch_size, self.config.timeout)
+
     @property
     def writes_in_bulk(self) -> bool:
-        """Dataverse takes a batch in one request (CreateMultiple, UpdateMultiple)."""
-        return self.config.flavor == DATAVERSE and self.batch_size > 1
+        """Whether `create_many` and `update_many` write many records a request."""
+        return self._bulk.available
+
+    def writes_in_bulk_to(self, entity: str) -> bool:
+        return self._bulk.takes(entity)
 
     def create_many(
         self, entity: str, values: list[dict[str, Any]]
     ) -> list[RemoteRecord | ConnectorError]:
-        return self._bulk("CreateMultiple", entity, [(None, v) for v in values])
+        return self._bulk.write(entity, [(None, v, None) for v in values])
 
     def update_many(
-        self, entity: str, changes: list[tuple[str, dict[str, Any]]]
+        self, entity: str, changes: list[tuple[str, dict[str, Any], str | None]]
     ) -> list[RemoteRecord | ConnectorError]:
-        return self._bulk("UpdateMultiple", entity, changes)
-
-    def _bulk(
-        self, action: str, entity: str, items: Sequence[tuple[str | None, dict[str, Any]]]
-    ) -> list[RemoteRecord | ConnectorError]:
-        """Send the records with a Dataverse bulk message, `batch_size` per request.
-
-        A request is atomic: when the app refuses some records it writes none and names
-        them, so those get their own error and the others are sent again."""
-        if not self.writes_in_bulk:
-            raise ConnectorError(f"{self.app_name} takes no bulk writes here.")
-        key = self.key_field(entity)
-        kind = f"Microsoft.Dynamics.CRM.{key.removesuffix('id') or entity}"
-        url = f"{self.base_url}{entity}/Microsoft.Dynamics.CRM.{action}"
-        results: list[RemoteRecord | ConnectorError | None] = [None] * len(items)
-        for start in range(0, len(items), self.batch_size):
-            pending = list(range(start, min(start + self.batch_size, len(items))))
-            while pending:
-                targets = [
-                    {
-                        "@odata.type": kind,
-                        **({key: items[i][0]} if items[i][0] else {}),
-                        **items[i][1],
-                    }
-                    for i in pending
-                ]
-                try:
-                    body = self._send("POST", url, json={"Targets": targets}, parse=False)
-                except ConnectorError as error:
-                    refused = self._refused(error, pending, url)
-                    if not refused:
-                        raise
-                    for i, record_error in refused.items():
-                        results[i] = record_error
-                    pending = [i for i in pending if i not in refused]
-                    continue
-                ids: list[Any] = [items[i][0] for i in pending]
-                if action == "CreateMultiple":
-                    answer = _json(body, self.app_name)
-                    created = answer.get("Ids")
-                    if not isinstance(created, list) or len(created) != len(pending):
-                        # The app took the batch and may have created the records: sending
-                        # them again one at a time could create each twice. Like an answer
-                        # that is not JSON, it is worth a later run, which finds the records
-                        # by their match field.
-                        raise ConnectorError(
-                            f"{self.app_name} answered {action} without the ids created.",
-                            detail=str(answer)[:2000],
-                            transient=True,
-                        )
-                    ids = created
-                for i, record_id in zip(pending, ids, strict=True):
-                    results[i] = RemoteRecord(str(record_id), None, dict(items[i][1]))
-                pending = []
-        # Every record was either written or refused: no None is left.
-        return cast(list[RemoteRecord | ConnectorError], results)
-
-    def _refused(
-        self, error: ConnectorError, pending: list[int], url: str
-    ) -> dict[int, ConnectorError]:
-        """The records a refused batch names, each with its own error; empty when the app
-        did not say which (the whole batch failed)."""
-        refused: dict[int, ConnectorError] = {}
-        for failure in error.failures:
-            index = failure.get("RequestIndex") if isinstance(failure, dict) else None
-            if not isinstance(index, int) or not 0 <= index < len(pending):
-                return {}
-            status = failure.get("StatusCode")
-            status = status if isinstance(status, int) else error.status
-            message = str(failure.get("message") or error.message)
-            refused[pending[index]] = ConnectorError(
-                message,
-                status=status,
-                code=str(failure.get("code") or ""),
-                detail=f"POST {_safe_url(url)} -> {error.status}, target {index} of "
-                f"{len(pending)}: {status} {failure.get('code', '')} {message}"[:4000],
-                transient=status in TRANSIENT_STATUSES,
-            )
-        return refused
+        return self._bulk.write(entity, changes)
 
     def batch(self, operations: Sequence[Operation]) -> list[Outcome]:
         """Send the operations with JSON `$batch` requests (Business Central), one outcome

@@ -86,8 +86,12 @@ def test_a_stale_delete_is_refused_in_business_central_too(synced):
 
 @pytest.mark.parametrize(
     ("changed_in", "batch_size"),
-    [("crm", 1), ("erp", 500)],
-    ids=["dataverse, one request per record", "business central, a batch at a time"],
+    [("crm", 1), ("crm", 500), ("erp", 500)],
+    ids=[
+        "dataverse, one request per record",
+        "dataverse, a batch at a time",
+        "business central, a batch at a time",
+    ],
 )
 def test_a_change_made_between_the_read_and_the_write_is_not_overwritten(
     synced, changed_in, batch_size
@@ -106,13 +110,18 @@ def test_a_change_made_between_the_read_and_the_write_is_not_overwritten(
         account.city = "Bergen"  # ...or to the ERP
         account.save()
         target, path = customer, f"customers({customer.pk})"
+    # Dataverse's UpdateMultiple takes no version: an update that has one is a PATCH of its
+    # own. Business Central's $batch carries each update's version in its own If-Match.
+    method = "PATCH"
+    if changed_in == "erp" and batch_size > 1:
+        method, path = "POST", "$batch"
 
     def someone_edits():
         type(target).objects.filter(pk=target.pk).update(email="someone@edited.example")
         fresh = type(target).objects.get(pk=target.pk)
         fresh.save()  # moves its modified time, and so its version, on
 
-    with changed_by_someone_just_before("PATCH", path, someone_edits) as seen:
+    with changed_by_someone_just_before(method, path, someone_edits) as seen:
         job = synced.run("CUSTOMER")
 
     assert seen, "the job never wrote the record"
@@ -125,11 +134,17 @@ def test_a_change_made_between_the_read_and_the_write_is_not_overwritten(
     assert (job.status, job.failed) == (SyncJob.Status.SUCCEEDED, 1)
 
 
-def test_a_person_who_chose_the_direction_overwrites_whatever_is_there(synced):
+@pytest.mark.parametrize(
+    ("batch_size", "write"),
+    [(1, "PATCH accounts({})"), (500, "POST accounts/Microsoft.Dynamics.CRM.UpdateMultiple")],
+    ids=["one request per record", "an overwrite goes in UpdateMultiple"],
+)
+def test_a_person_who_chose_the_direction_overwrites_whatever_is_there(synced, batch_size, write):
     coupling = coupling_of("C00030")
     account = CrmAccount.objects.get(pk=coupling.destination_record_id)
-    synced.connection.destination_settings["batch_size"] = 1
+    synced.connection.destination_settings["batch_size"] = batch_size
     synced.connection.save()
+    method, path = write.format(account.pk).split(" ")
 
     def someone_edits():
         fresh = CrmAccount.objects.get(pk=account.pk)
@@ -145,9 +160,10 @@ def test_a_person_who_chose_the_direction_overwrites_whatever_is_there(synced):
         overwrite=True,
     )
     CrmAccount.objects.filter(pk=account.pk).update(city="Odense")
-    with changed_by_someone_just_before("PATCH", f"accounts({account.pk})", someone_edits):
+    with changed_by_someone_just_before(method, path, someone_edits) as seen:
         job = engine.run_job(job.pk)
 
+    assert seen, "the job never wrote the record that way"
     assert (job.status, job.modified, job.failed) == (SyncJob.Status.SUCCEEDED, 1, 0)
     customer = ErpCustomer.objects.get(pk=coupling.source_record_id)
     assert CrmAccount.objects.get(pk=account.pk).city == customer.city
