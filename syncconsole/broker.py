@@ -9,7 +9,9 @@ hidden temporary name the worker never takes, then renamed, which is atomic on o
 
 import os
 import uuid
+from pathlib import Path
 from time import monotonic
+from typing import Any
 
 from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import str_to_bytes
@@ -17,6 +19,20 @@ from kombu.utils.json import dumps
 
 # The scheme of the broker URL that selects this transport ("queue-files://").
 SCHEME = "queue-files"
+
+
+def transport_options(folder: Path) -> dict[str, Any]:
+    """The transport's folders under `folder` (made if missing): messages, the ones taken,
+    and the exchanges' tables."""
+    for name in ("queue", "processed", "control"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+    }
 
 
 class Channel(filesystem.Channel):

@@ -4,8 +4,6 @@ import os
 
 from celery import Celery
 
-from . import broker  # noqa: F401 - the queue-files:// transport of the server-less broker
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "syncconsole.settings")
 
 app = Celery("syncconsole")

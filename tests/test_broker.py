@@ -9,18 +9,7 @@ from syncconsole import broker
 
 
 def connection(folder) -> Connection:
-    for name in ("queue", "processed", "control"):
-        (folder / name).mkdir(exist_ok=True)
-    return Connection(
-        f"{broker.SCHEME}://",
-        transport_options={
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "control_folder": str(folder / "control"),
-            "store_processed": False,
-        },
-    )
+    return Connection(f"{broker.SCHEME}://", transport_options=broker.transport_options(folder))
 
 
 def test_messages_taken_while_they_are_written_arrive_whole(tmp_path):

@@ -2,32 +2,16 @@
 currency code becomes its currency lookup, and the demo connection's mappings move to lookups."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from . import migrating
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def the_lookups_migration() -> tuple[list, list]:
-    """The demo migrations just before and with the one that brings the lookups."""
-    graph = MigrationExecutor(connection).loader.graph
-    (node,) = [n for n in graph.nodes if n[0] == "demo" and n[1].endswith("_lookups")]
-    before = [parent for parent in graph.node_map[node].parents if parent.key[0] == "demo"]
-    return [before[0].key], [node]
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    others = [node for node in executor.loader.graph.leaf_nodes() if node[0] != "demo"]
-    return executor.loader.project_state([*others, *targets]).apps
-
-
 def test_existing_demo_data_moves_to_lookups():
-    before, after = the_lookups_migration()
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("demo")
-    old = migrate(before)
+    before, after = migrating.around("_lookups")
+    latest = migrating.latest()
+    old = migrating.migrate(before)
     try:
         currency = old.get_model("demo", "CrmTransactionCurrency").objects.create(
             iso_currency_code="NOK", currency_name="Norwegian krone", exchange_rate=9
@@ -58,7 +42,7 @@ def test_existing_demo_data_moves_to_lookups():
                 field_mappings=[{"source": s, "destination": d} for s, d in fields],
             )
 
-        new = migrate(after)
+        new = migrating.migrate(after)
         moved = {
             a.name: a.transaction_currency_id
             for a in new.get_model("demo", "CrmAccount").objects.all()
@@ -74,4 +58,4 @@ def test_existing_demo_data_moves_to_lookups():
         assert contact.field_mappings[-1]["lookup"]["mapping"] == "CUSTOMER"
         assert contact.source_filter == "type eq 'Person'"
     finally:
-        migrate(latest)
+        migrating.migrate(latest)

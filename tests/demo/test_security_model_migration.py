@@ -6,34 +6,18 @@ user is placed in that business unit and its default team."""
 import uuid
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from . import migrating
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SYSTEM_ADMINISTRATOR_TEMPLATE = uuid.UUID("627090ff-40a3-4053-8790-584edc5be201")
 INTEGRATION_USER_ROLE = uuid.UUID("6f960e32-a72b-e511-80d9-3863bb349780")
 
 
-def the_security_migration() -> tuple[list, list]:
-    """The demo migrations just before and with the one that brings the security model."""
-    graph = MigrationExecutor(connection).loader.graph
-    (node,) = [n for n in graph.nodes if n[0] == "demo" and n[1].endswith("_security_model")]
-    before = [parent for parent in graph.node_map[node].parents if parent.key[0] == "demo"]
-    return [before[0].key], [node]
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    others = [node for node in executor.loader.graph.leaf_nodes() if node[0] != "demo"]
-    return executor.loader.project_state([*others, *targets]).apps
-
-
 def test_the_role_names_users_held_become_roles_of_the_root_business_unit():
-    before, after = the_security_migration()
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("demo")
-    old = migrate(before)
+    before, after = migrating.around("_security_model")
+    latest = migrating.latest()
+    old = migrating.migrate(before)
     try:
         users = old.get_model("demo", "CrmSystemUser").objects
         users.create(
@@ -46,7 +30,7 @@ def test_the_role_names_users_held_become_roles_of_the_root_business_unit():
         )
         users.create(full_name="Nobody", domain_name="nobody@crm.example", roles=["Unheard of"])
 
-        new = migrate(after)
+        new = migrating.migrate(after)
         (unit,) = new.get_model("demo", "CrmBusinessUnit").objects.all()
         (team,) = new.get_model("demo", "CrmTeam").objects.all()
         assert team.is_default and team.business_unit_id == unit.pk
@@ -68,4 +52,4 @@ def test_the_role_names_users_held_become_roles_of_the_root_business_unit():
             for role in new.get_model("demo", "CrmRole").objects.all()
         )
     finally:
-        migrate(latest)
+        migrating.migrate(latest)
