@@ -34,6 +34,11 @@ def covered_by(description: str):
         _covering.reset(token)
 
 
+def name_of(user) -> str:
+    """Who did it, as a note says it: the person's user name, or "the system"."""
+    return user.get_username() if person(user) is not None else "the system"
+
+
 def person(user):
     return user if user is not None and getattr(user, "is_authenticated", False) else None
 

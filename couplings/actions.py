@@ -42,10 +42,6 @@ class CouplingRefused(Exception):
     message says why."""
 
 
-def _who(user) -> str:
-    return user.get_username() if user is not None and user.is_authenticated else "the system"
-
-
 def retry_couplings(
     mapping: TableMapping, couplings, *, user=None, record_ids: dict[str, list[str]] | None = None
 ) -> SyncJob:
@@ -181,7 +177,7 @@ def remove_coupling(coupling: Coupling, *, user=None) -> int:
             resolved = resolve_entries(
                 SyncError.objects.filter(coupling=coupling, status=Status.OPEN),
                 user=user,
-                note=f"The coupling {coupling} was removed by {_who(user)}.",
+                note=f"The coupling {coupling} was removed by {audit.name_of(user)}.",
             )
         audit.record(
             audit.Action.COUPLING_REMOVED,

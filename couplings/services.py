@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit import services as audit
 from errors.links import safe_link
 from errors.services import resolve_coupled
 from sync import engine
@@ -172,10 +173,6 @@ class Apps:
         self.close()
 
 
-def _who(user) -> str:
-    return user.get_username() if user is not None and user.is_authenticated else "the system"
-
-
 def _coupled_to(mapping: TableMapping, side: str, record_ids: list[str]) -> dict[str, str]:
     """For the records of `side` that are coupled under the mapping: the record they are
     coupled to."""
@@ -214,7 +211,7 @@ def _create_coupling(
                 [(connection.source_app, source_id), (connection.destination_app, destination_id)],
                 coupling.pk,
                 user,
-                f"Coupled {how} to record {destination_id} by {_who(user)}.",
+                f"Coupled {how} to record {destination_id} by {audit.name_of(user)}.",
             )
     except IntegrityError:
         # Coupled meanwhile by a sync job or another person.

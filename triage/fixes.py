@@ -214,7 +214,7 @@ def delete_uncoupled_record(entry: SyncError, *, user=None) -> int:
             "entry": entry.pk,
         },
     )
-    who = user.get_username() if user is not None and user.is_authenticated else "the system"
+    who = audit.name_of(user)
     with audit.covered_by("record deleted"):  # one event: the deletion's
         return resolve_entries(
             SyncError.objects.filter(
