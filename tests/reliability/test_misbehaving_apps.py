@@ -37,14 +37,14 @@ READ_FAULTS = [fault for fault in FAULTS if fault != "held"]
 
 @pytest.fixture
 def proxy(demo_apps):
-    """The demo apps behind a fault proxy; calls time out after two seconds (far more than
-    the demo apps take, even on a busy machine)."""
+    """The demo apps behind a fault proxy; calls time out after a second (far more than
+    the twelve records of the demo apps take, even on a busy machine)."""
     proxy = FaultProxy(demo_apps.base_url)
     point_at(
         demo_apps.connection,
         proxy,
         demo_apps.base_url,
-        timeout=2,
+        timeout=1,
         max_retries=MAX_RETRIES,
         backoff_seconds=0.01,
         max_retry_after=0.05,
