@@ -120,6 +120,8 @@ def _condition(api: ApiEntity, part: str) -> tuple[str, Any] | Q:
     elif name in api.fields:
         field = api.fields[name]
         value = raw[1:-1].replace("''", "'") if raw.startswith("'") else raw
+        if op == "eq" and raw.startswith("'") and dataverse_queries.is_text(api, name):
+            return dataverse_queries.text_equals(field, [value])
     elif api.entity.app == "crm":
         raise dataverse_queries.unknown_property(api, name)
     else:

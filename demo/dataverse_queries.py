@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import CharField, Q, TextField
+from django.db.models.functions import Upper
+from django.db.models.lookups import Exact, In
 
 from . import dataverse
 from .api_schema import API_ENTITIES, ApiEntity
@@ -148,6 +150,22 @@ def in_function(expression: str, aliases: Mapping[str, str]) -> tuple[str, list[
     return _odata_string(parameters["PropertyName"], expression), values
 
 
+def is_text(api: ApiEntity, name: str) -> bool:
+    """Whether the property holds text (a string column of a Dataverse table)."""
+    field = api.model._meta.get_field(api.fields[name])
+    return api.entity.app == "crm" and isinstance(field, CharField | TextField)
+
+
+def text_equals(field: str, values: list[str]) -> Q:
+    """Dataverse compares text without regard to case (its database's collation is case
+    insensitive: "Query data using the Web API", Filter rows). The demo compares upper-case
+    forms, which the demo tables index."""
+    upper = Upper(field)
+    if len(values) == 1:
+        return Q(Exact(upper, values[0].upper()))
+    return Q(In(upper, [value.upper() for value in values]))
+
+
 def in_filter(api: ApiEntity, expression: str, aliases: Mapping[str, str]) -> Q:
     """The records whose property holds any of the In function's values."""
     name, values = in_function(expression, aliases)
@@ -168,6 +186,8 @@ def in_filter(api: ApiEntity, expression: str, aliases: Mapping[str, str]) -> Q:
         typed = [field.to_python(value) for value in values]
     except ValidationError:
         raise ApiError(400, QUERY_ERROR, f"A value is not a valid {name}.") from None
+    if is_text(api, name):
+        return text_equals(field.name, typed)
     return Q(**{f"{field.name}__in": typed})
 
 

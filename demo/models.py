@@ -4,6 +4,7 @@ modelled on Dynamics 365 Sales (Dataverse)."""
 import uuid
 
 from django.db import models
+from django.db.models.functions import Upper
 
 from syncconsole.encryption import EncryptedTextField
 
@@ -311,8 +312,9 @@ class CrmAccount(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["modified_on", "id"], name="crm_account_changes"),
-            # The match field a synchronization couples by.
-            models.Index(fields=["account_number"], name="crm_account_number"),
+            # The match field a synchronization couples by, compared without regard to case
+            # as Dataverse compares text.
+            models.Index(Upper("account_number"), name="crm_account_number"),
         ]
 
     def __str__(self) -> str:
@@ -337,7 +339,7 @@ class CrmContact(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["modified_on", "id"], name="crm_contact_changes"),
-            models.Index(fields=["email"], name="crm_contact_email"),
+            models.Index(Upper("email"), name="crm_contact_email"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -364,7 +366,7 @@ class CrmProduct(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["modified_on", "id"], name="crm_product_changes"),
-            models.Index(fields=["product_number"], name="crm_product_number"),
+            models.Index(Upper("product_number"), name="crm_product_number"),
         ]
 
     def __str__(self) -> str:

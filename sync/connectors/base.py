@@ -69,8 +69,10 @@ class ConnectorError(Exception):
         self.detail = detail
         self.transient = transient
         self.retry_after = retry_after
-        # A refused batch: the app's details of each refused record (RequestIndex, ...).
-        self.failures: list[dict[str, Any]] = []
+        # A bulk request to a Dataverse elastic table, which writes each record apart: the
+        # records it refused, by their index in the request, with their status codes (the
+        # others were written). None for a request refused whole.
+        self.refused_records: dict[int, int] | None = None
         # An update or delete refused because the record changed after it was read (its
         # version no longer matches the one sent in If-Match): a conflict, not a failure.
         self.changed_since_read = False

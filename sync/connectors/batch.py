@@ -10,6 +10,7 @@ from typing import Any
 
 from .base import ConnectorError, Sender
 from .business_central import api_root
+from .pacing import PAUSING_STATUSES, retry_after_seconds
 
 MAX_OPERATIONS = 100
 TRANSIENT_STATUSES = {408, 429, 502, 503, 504}
@@ -82,6 +83,14 @@ def _outcome(connector: Sender, operation: Operation, answer: Any) -> Outcome:
     error = body.get("error") if isinstance(body, dict) else None
     code = str(error.get("code", "")) if isinstance(error, dict) else ""
     message = str(error.get("message", "")) if isinstance(error, dict) else ""
+    retry_after = None
+    if status in PAUSING_STATUSES:
+        # Each operation of a batch is limited like a request of its own: its answer carries
+        # its own Retry-After.
+        lowered = {name.lower(): value for name, value in headers.items()}
+        retry_after = retry_after_seconds(lowered.get("retry-after", ""))
+    if status == 429:
+        message = f"429 Too Many Requests: {message}".removesuffix(": ")
     return Outcome(
         status,
         body,
@@ -93,6 +102,7 @@ def _outcome(connector: Sender, operation: Operation, answer: Any) -> Outcome:
             detail=f"{operation.method} {operation.url} in $batch -> {status}\n"
             + json.dumps(body)[:4000],
             transient=status in TRANSIENT_STATUSES or status >= 500 and status != 501,
+            retry_after=retry_after,
         ),
     )
 

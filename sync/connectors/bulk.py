@@ -16,6 +16,11 @@ JSON `$batch` ("Using OData transactional $batch requests", at most 100 operatio
   half holds the refused record: it is split without being sent whole. A half that gets no
   answer ends the halving: the records not sent yet fail with that error, unsent (a later
   run tries them again), so that an app that is failing is not sent more.
+- **A Dataverse elastic table writes each record apart** and lists the records it refused
+  (`Plugin.BulkApiErrorDetails`, asked for with `Prefer: odata.include-annotations`): those
+  fail with the app's reason, an update not listed was written, and a create not listed was
+  written without its id being said (it fails like a lost answer, and a later run finds it by
+  its match field). Such a request is never halved or sent again.
 - **Not every Dataverse table takes the bulk messages**: one that answers that it does not
   (`0x80040800`) is written one request a record for the rest of the connector's life.
 - **Business Central's `$batch`** carries independent operations (no atomicity group), so
@@ -26,6 +31,10 @@ JSON `$batch` ("Using OData transactional $batch requests", at most 100 operatio
   they were read with are sent one `PATCH` each with `If-Match`, so that a change made in the
   app after the read is not overwritten; `UpdateMultiple` carries only the updates without one
   (an overwrite). Creates keep `CreateMultiple`.
+- **An operation of a `$batch` that the app asks to slow down** (429 or 503, and 408 or 504
+  for an update) was not done: it is sent again in a later `$batch` after the wait its
+  Retry-After asks for, within the job's limits (sync/connectors/pacing.py); beyond them, or
+  for a create the app may have acted on (408, 504), it pauses the job (Throttled).
 - A sign-in failure, a missing privilege or an app that asks to slow down (Throttled) fails
   the records not written yet with it, unsent: the engine stops or pauses the job on it."""
 
@@ -36,6 +45,8 @@ from urllib.parse import quote
 
 from .base import ConnectorError, RemoteRecord, Sender, Throttled
 from .batch import MAX_OPERATIONS, Operation, send_batch
+from .batch import Outcome as OperationOutcome
+from .pacing import PAUSING_STATUSES, Pacer
 
 # Records the first request of a table carries (Microsoft suggests starting with a few
 # hundred to a thousand records a request for a standard Dataverse table, 100 for an elastic
@@ -61,6 +72,8 @@ Item = tuple[str | None, dict[str, Any], str | None]
 
 class Writer(Sender, Protocol):
     """What bulk writing needs of a connector beyond sending a request."""
+
+    pacer: Pacer
 
     def key_field(self, entity: str) -> str: ...
 
@@ -219,7 +232,10 @@ class BulkWriter:
             if isinstance(answer, list):
                 for index, outcome in zip(indexes, answer, strict=True):
                     results[index] = outcome
-                return None
+                # An operation that paused the job stops the rest from being sent.
+                return next(
+                    (o for o in answer if isinstance(o, ConnectorError) and hopeless(o)), None
+                )
             if self._falls_back(entity, answer):
                 return self._one_by_one(entity, indexes, items, results)
             if not refused(answer) or len(indexes) == 1:
@@ -264,8 +280,46 @@ class BulkWriter:
         except ConnectorError as error:
             if _shrinks(error):
                 size.failed(len(indexes))
+            if error.refused_records is not None and self.way == BULK_MESSAGES:
+                return self._written_apart(error, [items[i] for i in indexes])
             return error
         size.took(time.monotonic() - started, len(indexes))
+        return outcomes
+
+    def _written_apart(self, error: ConnectorError, items: list[Item]) -> list[Outcome]:
+        """The outcome of each record of a bulk message an elastic table answered with the
+        records it refused: the others were written."""
+        refused = error.refused_records or {}
+        creating = items[0][0] is None
+        action = "CreateMultiple" if creating else "UpdateMultiple"
+        app = self.connector.app_name
+        first = min(refused, default=None)
+        outcomes: list[Outcome] = []
+        for index, (record_id, values, _) in enumerate(items):
+            if index in refused:
+                if index == first:
+                    message = error.message
+                else:
+                    # The app gives the reason of the first refused record only.
+                    message = (
+                        f"{app} refused this record in {action} ({refused[index]}); it gave "
+                        f"the reason for one record of the request only: {error.message}"
+                    )
+                outcomes.append(
+                    ConnectorError(
+                        message, status=refused[index], code=error.code, detail=error.detail
+                    )
+                )
+            elif creating:
+                outcomes.append(
+                    ConnectorError(
+                        f"{app} answered {action} without the ids created.",
+                        detail=error.detail,
+                        transient=True,
+                    )
+                )
+            else:
+                outcomes.append(RemoteRecord(str(record_id), None, dict(values)))
         return outcomes
 
     def _multiple(self, entity: str, items: list[Item]) -> list[Outcome]:
@@ -280,12 +334,16 @@ class BulkWriter:
             {"@odata.type": kind, **({key: record_id} if record_id else {}), **values}
             for record_id, values, _ in items
         ]
+        # An elastic table says which records it refused only when asked.
+        headers = {"Prefer": "odata.include-annotations=Microsoft.PowerApps.CDS.ErrorDetails.*"}
         if not creating:
-            connector._send("POST", url, json={"Targets": targets})
+            connector._send("POST", url, json={"Targets": targets}, headers=headers)
             return [
                 RemoteRecord(str(record_id), None, dict(values)) for record_id, values, _ in items
             ]
-        answer = connector._send("POST", url, json={"Targets": targets}, parse=True)
+        answer = connector._send(
+            "POST", url, json={"Targets": targets}, headers=headers, parse=True
+        )
         created = answer.get("Ids")
         if not isinstance(created, list) or len(created) != len(items):
             # The app took the request and may have created the records: sending them again
@@ -302,7 +360,8 @@ class BulkWriter:
 
     def _batch(self, entity: str, items: list[Item]) -> list[Outcome]:
         """Business Central's $batch: a POST or a PATCH each, independent of the others; a
-        PATCH with If-Match the version the record was read with (`*` without one)."""
+        PATCH with If-Match the version the record was read with (`*` without one). The
+        operations the app asked to slow down are sent again once it said they may be."""
         operations = [
             Operation("POST", entity, dict(values))
             if record_id is None
@@ -314,25 +373,68 @@ class BulkWriter:
             )
             for record_id, values, etag in items
         ]
-        outcomes = send_batch(self.connector, operations)
-        results: list[Outcome] = []
-        for (record_id, _, _), operation, outcome in zip(items, operations, outcomes, strict=True):
-            if outcome.error is not None:
-                error = outcome.error
-                if record_id is not None:
-                    # Changed since it was read (412, Request_EntityChanged): its conflict.
-                    error = self.connector._changed(error, entity, str(record_id), "updated")
-                results.append(error)
-                continue
-            etag = {k.lower(): v for k, v in outcome.headers.items()}.get("etag")
-            try:
-                results.append(self.connector._record(entity, outcome.body, etag=etag))
-            except ConnectorError as error:
-                # Written, but not said as what: like a lost answer, worth a later run.
-                error.transient = True
-                error.detail = f"{operation.method} {operation.url} in $batch: {error.detail}"
-                results.append(error)
-        return results
+        results: list[Outcome | None] = [None] * len(items)
+        pending = list(range(len(items)))
+        attempt = 0
+        while pending:
+            attempt += 1
+            outcomes = send_batch(self.connector, [operations[i] for i in pending])
+            slowed: dict[int, ConnectorError] = {}
+            for index, outcome in zip(pending, outcomes, strict=True):
+                if outcome.error is not None and outcome.status in PAUSING_STATUSES:
+                    slowed[index] = outcome.error
+                else:
+                    results[index] = self._operation_result(
+                        entity, items[index][0], operations[index], outcome
+                    )
+            pending = self._again_after_wait(slowed, operations, attempt, results)
+        return [result for result in results if result is not None]
+
+    def _again_after_wait(
+        self,
+        slowed: dict[int, ConnectorError],
+        operations: list[Operation],
+        attempt: int,
+        results: list[Outcome | None],
+    ) -> list[int]:
+        """The operations the app asked to slow down, to send again after waiting as long as
+        they say; none when the job may not wait that long (or a create may have been acted
+        on): each of them then pauses the job."""
+        if not slowed:
+            return []
+        connector = self.connector
+        error = max(slowed.values(), key=lambda e: e.retry_after or 0)
+        # A create answered 408 or 504 may have been done: it is never sent again.
+        unsafe = any(
+            operations[index].method == "POST" and failure.status not in (429, 503)
+            for index, failure in slowed.items()
+        )
+        try:
+            if unsafe:
+                raise connector.pacer.pause(error, error.retry_after or 0, connector.app_name)
+            time.sleep(connector.pacer.wait_before_retry(error, attempt, connector.app_name))
+        except Throttled as throttled:
+            for index in slowed:
+                results[index] = throttled
+            return []
+        return list(slowed)
+
+    def _operation_result(
+        self, entity: str, record_id: str | None, operation: Operation, outcome: OperationOutcome
+    ) -> Outcome:
+        if outcome.error is not None:
+            if record_id is None:
+                return outcome.error
+            # Changed since it was read (412, Request_EntityChanged): its conflict.
+            return self.connector._changed(outcome.error, entity, str(record_id), "updated")
+        etag = {k.lower(): v for k, v in outcome.headers.items()}.get("etag")
+        try:
+            return self.connector._record(entity, outcome.body, etag=etag)
+        except ConnectorError as error:
+            # Written, but not said as what: like a lost answer, worth a later run.
+            error.transient = True
+            error.detail = f"{operation.method} {operation.url} in $batch: {error.detail}"
+            return error
 
     def _one_by_one(
         self,

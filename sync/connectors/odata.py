@@ -401,7 +401,6 @@ class ODataConnector(Connector):
             )
         error.message = _masked(error.message, credentials)
         error.detail = _masked(error.detail, credentials)
-        error.failures = _masked_values(error.failures, credentials)
         error.args = (error.message,)
         return error
 
@@ -994,16 +993,6 @@ def _masked(text: str, credentials: list[str]) -> str:
     return text
 
 
-def _masked_values(value: Any, credentials: list[str]) -> Any:
-    if isinstance(value, str):
-        return _masked(value, credentials)
-    if isinstance(value, list):
-        return [_masked_values(item, credentials) for item in value]
-    if isinstance(value, dict):
-        return {key: _masked_values(item, credentials) for key, item in value.items()}
-    return value
-
-
 def _safe_url(url: str) -> str:
     """The URL without user info, for logs and details."""
     parsed = httpx.URL(url)
@@ -1029,10 +1018,36 @@ def _json(response: httpx.Response, app_name: str) -> dict[str, Any]:
     return data
 
 
+# The annotation of a bulk message's error on an elastic table: which records it refused
+# ("Use bulk operation messages", On Error behavior with elastic tables).
+BULK_ERROR_DETAILS = "Plugin.BulkApiErrorDetails"
+
+
+def _refused_records(error: dict) -> dict[int, int] | None:
+    """The records an elastic table refused in a bulk message, by index, with their status
+    codes; None when the error does not list them (a standard table refuses a request whole)."""
+    given = next((value for key, value in error.items() if key.endswith(BULK_ERROR_DETAILS)), None)
+    if isinstance(given, str):
+        try:
+            given = json.loads(given)
+        except ValueError:
+            return None
+    if not isinstance(given, list):
+        return None
+    refused: dict[int, int] = {}
+    for detail in given:
+        index = detail.get("RequestIndex") if isinstance(detail, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            return None  # not the documented shape: taken as a request refused whole
+        status = detail.get("StatusCode")
+        refused[index] = status if isinstance(status, int) and 400 <= status < 600 else 400
+    return refused or None
+
+
 def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
     status = response.status_code
     code, message = "", ""
-    failures: list = []
+    refused = None
     try:
         body = response.json()
         error = body.get("error", {})
@@ -1040,8 +1055,7 @@ def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
             code, message = error, str(body.get("error_description", "") or error)
         else:
             code, message = str(error.get("code", "")), str(error.get("message", ""))
-            details = error.get("details")
-            failures = details if isinstance(details, list) else []
+            refused = _refused_records(error)
     except (ValueError, AttributeError):
         pass
     if not message:
@@ -1063,7 +1077,7 @@ def _error_from(response: httpx.Response, app_name: str) -> ConnectorError:
         transient=status in TRANSIENT_STATUSES or status >= 500 and status != 501,
         retry_after=retry_after,
     )
-    error.failures = failures
+    error.refused_records = refused
     return error
 
 

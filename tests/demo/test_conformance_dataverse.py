@@ -55,6 +55,36 @@ def test_in_takes_property_values_as_a_json_array_of_strings(demo_apps):
     assert sorted(row["accountnumber"] for row in answer.json()["value"]) == ["A1", odd]
 
 
+# "Filter rows using OData": filter conditions on string values are case insensitive, for eq
+# and for the In function alike.
+# https://learn.microsoft.com/en-us/power-apps/developer/data-platform/webapi/query/filter-rows
+def test_text_is_compared_without_regard_to_case(demo_apps):
+    CrmAccount.objects.create(name="Fabrikam Nord", account_number="fab-10")
+    CrmAccount.objects.create(name="Contoso", account_number="CON-20")
+    with demo_apps.crm() as crm:
+        by_eq = crm.get(
+            "accounts", params={"$select": "name", "$filter": "accountnumber eq 'FAB-10'"}
+        )
+        by_in = crm.get(
+            "accounts",
+            params={
+                "$select": "accountnumber",
+                "$filter": "Microsoft.Dynamics.CRM.In(PropertyName='accountnumber',"
+                'PropertyValues=["Fab-10","con-20","nobody"])',
+            },
+        )
+        grouped = crm.get(
+            "accounts",
+            params={
+                "$select": "name",
+                "$filter": "(name eq 'fabrikam nord' or name eq 'CONTOSO')",
+            },
+        )
+    assert [row["name"] for row in by_eq.json()["value"]] == ["Fabrikam Nord"]
+    assert sorted(row["accountnumber"] for row in by_in.json()["value"]) == ["CON-20", "fab-10"]
+    assert sorted(row["name"] for row in grouped.json()["value"]) == ["Contoso", "Fabrikam Nord"]
+
+
 # "Filter rows using OData", Manage single quotes: the same query with parameter aliases.
 # https://learn.microsoft.com/en-us/power-apps/developer/data-platform/webapi/query/filter-rows
 def test_in_takes_its_parameters_as_aliases(demo_apps):

@@ -324,3 +324,64 @@ def test_an_app_that_asks_to_slow_down_in_a_bulk_write_pauses_the_job_and_fails_
     # The first request of a hundred; it is not sent again, nor are the other records.
     assert sent.sizes("destination", "accounts/Microsoft.Dynamics.CRM.CreateMultiple") == [100]
     assert sent.sizes("destination", "accounts") == []
+
+
+def crm_accounts(demo_apps, count: int) -> list[CrmAccount]:
+    """The only accounts in the CRM, new, written to the ERP with nothing looked up there
+    first."""
+    without_match_fields(demo_apps)
+    CrmAccount.objects.all().delete()
+    return CrmAccount.objects.bulk_create(
+        CrmAccount(name=f"Busy {i}", account_number=f"T{i:04d}", email=f"t{i}@crm.example")
+        for i in range(count)
+    )
+
+
+def test_an_operation_of_a_batch_asked_to_wait_briefly_is_sent_again_alone(demo_apps):
+    before = ErpCustomer.objects.count()
+    crm_accounts(demo_apps, 5)
+    # Business Central limits each operation of a $batch like a request of its own: the
+    # second operation is answered 429 without a Retry-After (a short back-off).
+    demo_apps.fault("erp", DemoFault.Mode.THROTTLE, remaining=1, entity="customers")
+    DemoFault.objects.update(retry_after=None)
+
+    job, sent = run(demo_apps, direction=TableMapping.Direction.FROM_DESTINATION)
+
+    assert job.status == SyncJob.Status.SUCCEEDED
+    assert (job.inserted, job.failed) == (5, 0)
+    # The four done are not sent again; the one asked to wait is, in a $batch of its own.
+    assert sent.sizes("source", "$batch") == [5, 1]
+    assert ErpCustomer.objects.count() == before + 5
+    assert not SyncError.objects.filter(job=job).exists()
+
+
+def test_an_operation_of_a_batch_asked_to_wait_long_pauses_the_job_and_fails_no_record(
+    demo_apps,
+):
+    before = ErpCustomer.objects.count()
+    accounts = crm_accounts(demo_apps, 5)
+    # Five minutes: longer than a job waits (start_demo_apps: 0.2 s).
+    demo_apps.fault(
+        "erp", DemoFault.Mode.THROTTLE, remaining=1, entity="customers", retry_after=300
+    )
+
+    job, sent = run(demo_apps, direction=TableMapping.Direction.FROM_DESTINATION)
+
+    assert job.status == SyncJob.Status.INTERRUPTED and job.throttled
+    assert "No record failed." in job.message and "429 Too Many Requests" in job.message
+    assert job.failed == 0 and not SyncError.objects.filter(job=job).exists()
+    assert sent.sizes("source", "$batch") == [5]
+    # What the batch did is kept and coupled; the job that goes on with it writes the last.
+    assert ErpCustomer.objects.count() == before + 4
+    coupled = Coupling.objects.filter(
+        mapping=job.mapping, destination_record_id__in=[str(a.pk) for a in accounts]
+    )
+    assert coupled.count() == 4 and job.inserted == 4
+
+    successor = SyncJob.objects.get(mapping=job.mapping, status=SyncJob.Status.QUEUED)
+    assert successor.direction == TableMapping.Direction.FROM_DESTINATION
+    again = engine.run_job(successor.pk)
+
+    assert (again.status, again.inserted, again.failed) == (SyncJob.Status.SUCCEEDED, 1, 0)
+    assert ErpCustomer.objects.count() == before + 5
+    assert coupled.count() == 5
