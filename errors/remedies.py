@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from django.urls import reverse
 
-from sync.connectors import connector_for
+from sync.connectors import ConnectorError, connector_for
+from sync.models import ConnectionCheck
 
 from .links import safe_link
 from .models import Category, SyncError, audience_of
@@ -21,6 +22,10 @@ PRIVILEGE = re.compile(
     re.DOTALL,
 )
 CURRENCY_CODE = re.compile(r"(?:[Cc]urrency |Currency Code=')(?P<code>[A-Z]{3})\b")
+# The button of the connection's setup health page, named as the page names it.
+CHECK_NOW = "Press Check now on the connection's setup health page, then run the job again."
+# A look-up for a link on the page must not hold the page up for long.
+LINK_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ def _authentication(error: SyncError) -> Remedy:
                 f"Sign in to {app} as the integration user and set a new password, or have an "
                 "administrator turn off the change-at-next-sign-in requirement.",
                 "Enter the new password on the connection.",
-                "Use Test connection, then run the job again.",
+                CHECK_NOW,
             ],
             who=_who(error),
             links=_connection_links(error),
@@ -163,7 +168,7 @@ def _authentication(error: SyncError) -> Remedy:
         )
         return Remedy(
             cause=f"Microsoft Entra ID refused to sign the integration in to {app} ({code}).",
-            steps=[check, "Use Test connection, then run the job again."],
+            steps=[check, CHECK_NOW],
             who=_who(error),
             links=_connection_links(error),
         )
@@ -173,7 +178,7 @@ def _authentication(error: SyncError) -> Remedy:
         steps=[
             "Check the user name and secret on the connection; secrets are never shown, so "
             "enter the secret again if in doubt.",
-            "Use Test connection, then run the job again.",
+            CHECK_NOW,
         ],
         who=_who(error),
         links=_connection_links(error),
@@ -189,7 +194,8 @@ def _integration_user(error: SyncError) -> Remedy:
             steps=[
                 f"In {app}, use a dedicated integration user without the System Administrator "
                 "role, holding the Integration User or Integration Administrator role.",
-                "Set that user on the connection and use Test connection.",
+                "Set that user on the connection, then press Check now on the connection's "
+                "setup health page.",
             ],
             who=_who(error),
             links=_connection_links(error),
@@ -239,7 +245,10 @@ def _integration_user(error: SyncError) -> Remedy:
         )
     return Remedy(
         cause=f"The integration user is not set up the way {app} needs.",
-        steps=["Check the user's roles and status, then use Test connection."],
+        steps=[
+            "Check the user's roles and status, then press Check now on the connection's "
+            "setup health page."
+        ],
         who=_who(error),
         links=_connection_links(error),
     )
@@ -249,12 +258,14 @@ def _currency(error: SyncError) -> Remedy:
     app = _app(error)
     found = CURRENCY_CODE.search(error.message)
     code = found["code"] if found else "the record's currency"
-    if "does not exist" in error.message and "Exchange Rate" not in error.message:
+    lacking = "does not exist" in error.message and "Exchange Rate" not in error.message
+    if lacking:
         missing = f"{app} has no currency {code}."
         step = f"Add the currency {code} with its exchange rate in {app}."
     else:
         missing = f"{app} has no exchange rate for {code}."
-        step = f"Enter an exchange rate for {code} in {app}."
+        step = f"Open the currency {code} in {app} and enter its exchange rate."
+    links = _currency_links(error, app, code, lacking) if found else []
     return Remedy(
         cause=f"{missing} Records in {code} cannot be written there until it has.",
         steps=[
@@ -262,8 +273,44 @@ def _currency(error: SyncError) -> Remedy:
             "Run the job again: the records that failed go through, the others are unaffected.",
         ],
         who=_who(error),
-        links=_record_links(error) + _mapping_links(error),
+        links=links + _record_links(error) + _mapping_links(error) + _health_links(error),
     )
+
+
+def _currency_links(error: SyncError, app: str, code: str, lacking: bool) -> list[tuple[str, str]]:
+    """The currency where it is fixed: its record in the app without its rate, or for a
+    currency the app lacks, the currency as the other app has it. Taken from the last setup
+    health check that found it, else looked up in the app (briefly: a slow app costs the
+    page LINK_TIMEOUT at most)."""
+    if error.mapping is None:
+        return []
+    connection = error.mapping.connection
+    check = ConnectionCheck.objects.filter(connection=connection).first()
+    wanted = "currency_missing" if lacking else "exchange_rate_missing"
+    for finding in check.findings if check else []:
+        link = safe_link(str(finding.get("link") or ""))
+        if finding.get("code") == wanted and finding.get("entity") == code and link:
+            opens = finding.get("link_app") or finding.get("app") or app
+            return [(f"Currency {code} in {opens}", link)]
+    apps = {connection.source_app: "source", connection.destination_app: "destination"}
+    side = apps.get(app)
+    if side is None:
+        return []
+    if lacking:
+        side = "destination" if side == "source" else "source"
+    with connector_for(
+        connection, side, timeout=LINK_TIMEOUT, max_retries=0, throttle_budget=0
+    ) as connector:
+        entity = connector.config.option("currency_entity")
+        code_field = connector.config.option("currency_code_field")
+        if not entity or not code_field:
+            return []
+        try:
+            records = connector.find_many(entity, code_field, [code], select=[code_field])
+        except ConnectorError:
+            return []
+        url = safe_link(connector.record_url(entity, records[0].id)) if records else ""
+        return [(f"Currency {code} in {connector.app_name}", url)] if url else []
 
 
 def _coupled_record_deleted(error: SyncError) -> Remedy:
@@ -377,7 +424,7 @@ def _connection(error: SyncError) -> Remedy:
         cause = f"{app} could not be reached or kept failing after the retries."
         second = (
             "If it keeps coming, an administrator checks the connection's address and the "
-            "network, then uses Test connection."
+            "network, then presses Check now on the connection's setup health page."
         )
     return Remedy(
         cause=cause,

@@ -489,12 +489,12 @@ def resolve_passed_setup(mapping_id: int, job_id: int, *, every_direction: bool)
 
 def resolve_setup_checked(mapping_ids: Iterable[int], check_id: int, user=None) -> int:
     """Resolve the setup entries of whole jobs of these mappings (permissions, sign-in, the
-    integration user) after Test connection found nothing that blocks their jobs."""
+    integration user) after the setup health check found nothing that blocks their jobs."""
     entries = _whole_job_entries().filter(
         mapping_id__in=list(mapping_ids),
         category__in=[Category.PERMISSION, Category.AUTHENTICATION, Category.INTEGRATION_USER],
     )
-    note = f"Resolved by itself: Test connection (check #{check_id}) found the cause gone."
+    note = f"Resolved by itself: the setup health check #{check_id} found the cause gone."
     return _resolved_by_itself(entries, None, note, actor=user, group_note=note)
 
 

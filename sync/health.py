@@ -80,6 +80,7 @@ class Finding:
     side: str = ""  # "source", "destination", or "" for the connection as a whole
     app: str = ""
     link: str = ""  # the record page in the app where it is fixed, when there is one
+    link_app: str = ""  # the app the link opens, when it is not `app`
     mapping: str = ""
     entity: str = ""
     privilege: str = ""
@@ -360,10 +361,12 @@ def currency_findings(
                         side=side,
                         app=connector.app_name,
                         entity=code,
+                        # The currency as the other app has it, to add it alike.
                         link=safe_link(
                             other.record_url(other.config.option("currency_entity"), other_id)
                         )
                         or "",
+                        link_app=other.app_name,
                     )
                 )
                 continue

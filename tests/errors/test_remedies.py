@@ -3,6 +3,8 @@
 import pytest
 from django.urls import reverse
 
+from couplings.models import Coupling
+from demo.models import ErpCustomer
 from errors.models import Category, SyncError
 from errors.remedies import remedy_for
 from sync.models import SyncJob
@@ -109,7 +111,46 @@ def test_a_missing_exchange_rate_names_the_currency_and_the_app_that_lacks_it():
     )
     remedy = remedy_for(error)
     assert remedy.cause.startswith("Business Central has no exchange rate for NOK.")
-    assert remedy.steps[0] == "Enter an exchange rate for NOK in Business Central."
+    assert (
+        remedy.steps[0] == "Open the currency NOK in Business Central and enter its exchange rate."
+    )
+
+
+@pytest.mark.django_db
+def test_a_missing_exchange_rate_links_the_currency_where_the_rate_is_entered(
+    demo_apps, staff_client
+):
+    # The CRM's change of a NOK customer is refused by the ERP, which has no rate for NOK;
+    # a customer in SEK cannot be written to the CRM, which has no SEK.
+    demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    nok = ErpCustomer.objects.filter(currency_code="NOK").order_by("number").first()
+    coupling = Coupling.objects.get(mapping__name="CUSTOMER", source_record_id=str(nok.pk))
+    with demo_apps.crm() as crm:
+        crm.patch(f"accounts({coupling.destination_record_id})", json={"address1_city": "Tromsø"})
+    demo_apps.run("CUSTOMER")
+    rate_entry = SyncError.objects.get(coupling=coupling)
+    sek_entry = SyncError.objects.get(message__startswith="Currency SEK does not exist")
+
+    rate_links = dict(remedy_for(rate_entry).links)
+    sek_links = dict(remedy_for(sek_entry).links)
+
+    # The ERP's own NOK page, where the rate is entered (no health check has run: it is
+    # looked up in the ERP).
+    nok_page = rate_links["Currency NOK in Business Central"]
+    answer = demo_apps.get(nok_page)
+    assert answer.status_code == 200 and "NOK" in answer.text and "exchange rate" in answer.text
+    # The CRM lacks SEK: the link opens SEK as the ERP has it, and says so.
+    sek_page = sek_links["Currency SEK in Business Central"]
+    assert demo_apps.get(sek_page).status_code == 200 and "/demo/erp/" in sek_page
+    # The entry page shows it, with the setup health page where Check now is.
+    page = staff_client.get(rate_entry.get_absolute_url()).content.decode()
+    assert f'href="{nok_page}"' in page and "Currency NOK in Business Central" in page
+    health = reverse("sync:connection_health", args=[demo_apps.connection.pk])
+    assert f'href="{health}"' in page
+
+    # After a setup health check, its finding gives the link without asking the app.
+    staff_client.post(health)
+    assert dict(remedy_for(rate_entry).links)["Currency NOK in Business Central"] == nok_page
 
 
 @pytest.mark.parametrize(

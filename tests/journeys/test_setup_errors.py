@@ -102,7 +102,7 @@ def test_check_now_closes_it_before_any_job(failed, demo_apps, staff_client, sta
     check = demo_apps.connection.checks.first()
     event = assert_resolved(
         failed,
-        f"Resolved by itself: Test connection (check #{check.pk}) found the cause gone.",
+        f"Resolved by itself: the setup health check #{check.pk} found the cause gone.",
         by=staff_user,  # who pressed Check now
     )
     assert event.actor == staff_user

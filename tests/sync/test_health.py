@@ -406,4 +406,10 @@ def test_the_health_page_links_the_currency_to_fix_in_its_app(demo_apps, staff_c
     assert "Business Central has no exchange rate for NOK." in page
     assert f'href="{demo_apps.base_url}/demo/erp/currencies/{nok.pk}/"' in page
     assert "Dynamics 365 Sales has no currency SEK, which Business Central uses." in page
+    # The link to SEK opens it in the app that has it, and says so.
+    sek = ErpCurrency.objects.get(code="SEK")
+    sek_link = f'href="{demo_apps.base_url}/demo/erp/currencies/{sek.pk}/"'
+    assert sek_link in page
+    assert "Open SEK in Business Central" in page.split(sek_link, 1)[1].split("</a>", 1)[0]
+    assert "Open SEK in Dynamics 365 Sales" not in page
     assert "is missing the prvWriteProduct privilege" in page
