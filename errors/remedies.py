@@ -7,14 +7,16 @@ coupled-record errors (a deleted coupled record, a conflict, a refused value).""
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
 
 from django.urls import reverse
 
 from sync.connectors import ConnectorError, connector_for
-from sync.models import ConnectionCheck
+from sync.connectors.currencies import currency_table, has_rate
 
 from .links import safe_link
-from .models import Category, SyncError, audience_of
+from .models import Category, Status, SyncError, audience_of
 
 PRIVILEGE = re.compile(
     r"Principal user \(Id=(?P<user>[0-9a-fA-F-]+).*?is missing (?P<privilege>prv\w+) privilege"
@@ -29,11 +31,23 @@ LINK_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
+class NextStep:
+    """What to do now that the cause is gone: a bulk action on the problem's open entries
+    (confirmed with their exact count, as every bulk action is)."""
+
+    said: str  # what was found: "Business Central has an exchange rate for NOK now."
+    label: str  # the button: "Retry the 4 open entries of this problem"
+    action: str
+    filter_query: str
+
+
+@dataclass(frozen=True)
 class Remedy:
     cause: str
     steps: list[str]
     who: str  # who acts on it, as its category's audience says: "for an administrator"...
     links: list[tuple[str, str]] = field(default_factory=list)  # (label, address)
+    next_step: NextStep | None = None
 
 
 def remedy_for(error: SyncError) -> Remedy:
@@ -265,7 +279,18 @@ def _currency(error: SyncError) -> Remedy:
     else:
         missing = f"{app} has no exchange rate for {code}."
         step = f"Open the currency {code} in {app} and enter its exchange rate."
-    links = _currency_links(error, app, code, lacking) if found else []
+    links: list[tuple[str, str]] = []
+    next_step = None
+    if found and error.mapping is not None:
+        now = _currency_now(error.mapping.connection, app, code, lacking)
+        links = now.links
+        if now.fixed:
+            said = (
+                f"{app} has the currency {code} with an exchange rate now."
+                if lacking
+                else f"{app} has an exchange rate for {code} now."
+            )
+            next_step = _retry_the_problem(error, said)
     return Remedy(
         cause=f"{missing} Records in {code} cannot be written there until it has.",
         steps=[
@@ -274,43 +299,64 @@ def _currency(error: SyncError) -> Remedy:
         ],
         who=_who(error),
         links=links + _record_links(error) + _mapping_links(error) + _health_links(error),
+        next_step=next_step,
     )
 
 
-def _currency_links(error: SyncError, app: str, code: str, lacking: bool) -> list[tuple[str, str]]:
-    """The currency where it is fixed: its record in the app without its rate, or for a
-    currency the app lacks, the currency as the other app has it. Taken from the last setup
-    health check that found it, else looked up in the app (briefly: a slow app costs the
-    page LINK_TIMEOUT at most)."""
-    if error.mapping is None:
-        return []
-    connection = error.mapping.connection
-    check = ConnectionCheck.objects.filter(connection=connection).first()
-    wanted = "currency_missing" if lacking else "exchange_rate_missing"
-    for finding in check.findings if check else []:
-        link = safe_link(str(finding.get("link") or ""))
-        if finding.get("code") == wanted and finding.get("entity") == code and link:
-            opens = finding.get("link_app") or finding.get("app") or app
-            return [(f"Currency {code} in {opens}", link)]
-    apps = {connection.source_app: "source", connection.destination_app: "destination"}
-    side = apps.get(app)
+@dataclass(frozen=True)
+class _CurrencyNow:
+    links: list[tuple[str, str]]
+    fixed: bool
+
+
+def _currency_now(connection, app: str, code: str, lacking: bool) -> _CurrencyNow:
+    """How the currency stands now in the app that refused it: the link to where it is fixed
+    (its record there; for a currency the app lacks, the currency as the other app has it),
+    and whether it is fixed (it is there with a rate). Asked of the apps briefly: a slow app
+    costs the page LINK_TIMEOUT, and says nothing."""
+    sides = {connection.source_app: "source", connection.destination_app: "destination"}
+    side = sides.get(app)
     if side is None:
-        return []
-    if lacking:
-        side = "destination" if side == "source" else "source"
-    with connector_for(
-        connection, side, timeout=LINK_TIMEOUT, max_retries=0, throttle_budget=0
-    ) as connector:
-        entity = connector.config.option("currency_entity")
-        code_field = connector.config.option("currency_code_field")
-        if not entity or not code_field:
-            return []
-        try:
-            records = connector.find_many(entity, code_field, [code], select=[code_field])
-        except ConnectorError:
-            return []
-        url = safe_link(connector.record_url(entity, records[0].id)) if records else ""
-        return [(f"Currency {code} in {connector.app_name}", url)] if url else []
+        return _CurrencyNow([], False)
+    other = "destination" if side == "source" else "source"
+    tables: dict[str, dict[str, tuple[str, Any]]] = {}
+    links: list[tuple[str, str]] = []
+    for looked_at in (side, other) if lacking else (side,):
+        with connector_for(
+            connection, looked_at, timeout=LINK_TIMEOUT, max_retries=0, throttle_budget=0
+        ) as connector:
+            entity = connector.config.option("currency_entity")
+            if not entity:
+                continue
+            try:
+                tables[looked_at] = table = currency_table(connector)
+            except ConnectorError:
+                continue
+            if code in table and not links:
+                url = safe_link(connector.record_url(entity, table[code][0]))
+                if url:
+                    links.append((f"Currency {code} in {connector.app_name}", url))
+    here = tables.get(side, {})
+    return _CurrencyNow(links, code in here and has_rate(here[code][1]))
+
+
+def _retry_the_problem(error: SyncError, said: str) -> NextStep | None:
+    """Retry the open entries of the entry's problem, once what refused them is gone."""
+    if error.group_id is None:
+        return None
+    open_entries = SyncError.objects.filter(group_id=error.group_id, status=Status.OPEN).count()
+    if not open_entries:
+        return None
+    return NextStep(
+        said=said,
+        label=f"Retry the {_entries(open_entries)} of this problem",
+        action="retry",
+        filter_query=urlencode({"group": error.group_id, "status": Status.OPEN}),
+    )
+
+
+def _entries(count: int) -> str:
+    return "open entry" if count == 1 else f"{count} open entries"
 
 
 def _coupled_record_deleted(error: SyncError) -> Remedy:

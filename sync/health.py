@@ -16,7 +16,7 @@ from errors.models import Category
 from errors.services import resolve_setup_checked
 
 from .connectors import Connector, ConnectorError, ODataConnector, connector_for
-from .connectors.business_central import exchange_rates
+from .connectors.currencies import currency_table, has_rate
 from .models import Connection, ConnectionCheck, TableMapping
 
 ERROR, WARNING, OK = "error", "warning", "ok"
@@ -219,33 +219,6 @@ def check_side(
 
 
 # -- currencies -----------------------------------------------------------------------------
-def _currencies(connector: ODataConnector) -> dict[str, tuple[str, Any]]:
-    """The app's currency table: code -> (record id, exchange rate in force today). The rate
-    is a field of the currency (Dataverse's exchangerate) or, where the app keeps rates apart
-    (Business Central's currencyExchangeRates), the one with the latest starting date not
-    after today."""
-    option = connector.config.option
-    code_field, rate_field = option("currency_code_field"), option("exchange_rate_field")
-    table: dict[str, tuple[str, Any]] = {}
-    for page in connector.list_changes(option("currency_entity"), None):
-        for record in page:
-            code = str(record.values.get(code_field) or "").strip().upper()
-            if code:
-                table[code] = (record.id, record.values.get(rate_field) if rate_field else None)
-    rate_entity = option("exchange_rate_entity")
-    if rate_entity:
-        rates = exchange_rates(connector, rate_entity, timezone.localdate())
-        table = {code: (record_id, rates.get(code)) for code, (record_id, _) in table.items()}
-    return table
-
-
-def _has_rate(rate: Any) -> bool:
-    try:
-        return rate is not None and float(rate) > 0
-    except (TypeError, ValueError):
-        return False
-
-
 def currency_findings(
     connection: Connection, connectors: dict[str, ODataConnector]
 ) -> list[Finding]:
@@ -258,7 +231,7 @@ def currency_findings(
         if not entity:
             continue
         try:
-            tables[side] = _currencies(connector)
+            tables[side] = currency_table(connector)
         except ConnectorError as error:
             findings.append(
                 Finding(
@@ -373,7 +346,7 @@ def currency_findings(
             record_id, rate = tables[side][code]
             if side == lcy_side and code == lcy:
                 continue  # the local currency is the ERP's measure; it has no rate to itself
-            if not _has_rate(rate):
+            if not has_rate(rate):
                 problems.append(
                     Finding(
                         "exchange_rate_missing",

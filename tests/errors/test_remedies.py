@@ -1,10 +1,13 @@
 """Each entry says in plain words why it happened and how to fix it, with links to the place."""
 
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from couplings.models import Coupling
-from demo.models import ErpCustomer
+from demo.models import ErpCurrencyExchangeRate, ErpCustomer
 from errors.models import Category, SyncError
 from errors.remedies import remedy_for
 from sync.models import SyncJob
@@ -148,9 +151,29 @@ def test_a_missing_exchange_rate_links_the_currency_where_the_rate_is_entered(
     health = reverse("sync:connection_health", args=[demo_apps.connection.pk])
     assert f'href="{health}"' in page
 
-    # After a setup health check, its finding gives the link without asking the app.
-    staff_client.post(health)
-    assert dict(remedy_for(rate_entry).links)["Currency NOK in Business Central"] == nok_page
+    # Nothing to retry yet: the rate is still missing.
+    assert remedy_for(rate_entry).next_step is None and 'id="next-step"' not in page
+
+    # Once the rate is entered in the ERP, the entry offers to retry its problem's entries,
+    # through the bulk action's confirmation with the exact count.
+    ErpCurrencyExchangeRate.objects.create(
+        currency_code="NOK",
+        starting_date=timezone.localdate(),
+        exchange_rate_amount=Decimal("11.6"),
+        relational_exchange_rate_amount=Decimal("1"),
+    )
+    step = remedy_for(rate_entry).next_step
+    assert step is not None
+    assert step.said == "Business Central has an exchange rate for NOK now."
+    assert step.label == "Retry the open entry of this problem"
+    page = staff_client.get(rate_entry.get_absolute_url()).content.decode()
+    assert 'id="next-step"' in page and "Retry the open entry of this problem" in page
+    confirm = staff_client.post(
+        reverse("errors:bulk"),
+        {"action": step.action, "scope": "filter", "filter_query": step.filter_query},
+    )
+    assert confirm.status_code == 200
+    assert '<strong id="bulk-count">1</strong> entry' in confirm.content.decode()
 
 
 @pytest.mark.parametrize(
