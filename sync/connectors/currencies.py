@@ -5,8 +5,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from .odata import ODataConnector
 from .business_central import exchange_rates
+from .odata import ODataConnector
 
 
 def currency_table(connector: ODataConnector) -> dict[str, tuple[str, Any]]:
