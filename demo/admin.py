@@ -2,7 +2,13 @@ from django.contrib import admin
 from django.db import models
 
 from .entities import ENTITIES
-from .models import DemoFault, DemoWebhook, ErpSubscription
+from .models import (
+    DemoFault,
+    DemoWebhook,
+    ErpContactBusinessRelation,
+    ErpNumberSeries,
+    ErpSubscription,
+)
 
 for entity in ENTITIES.values():
     admin.site.register(
@@ -45,3 +51,17 @@ class ErpSubscriptionAdmin(admin.ModelAdmin):
 
     list_display = ["subscription_id", "resource", "notification_url", "expiration"]
     exclude = ["client_state"]
+
+
+@admin.register(ErpContactBusinessRelation)
+class ErpContactBusinessRelationAdmin(admin.ModelAdmin):
+    """Which company contact is which customer's, as Business Central links them."""
+
+    list_display = ["contact", "link_to_table", "customer"]
+    list_select_related = ["contact", "customer"]
+    raw_id_fields = ["contact", "customer"]
+
+
+@admin.register(ErpNumberSeries)
+class ErpNumberSeriesAdmin(admin.ModelAdmin):
+    list_display = ["code", "starting_number", "last_number_used"]

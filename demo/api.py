@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.views.decorators.csrf import csrf_exempt
 
-from . import concurrency, dataverse, dataverse_queries, faults, security
+from . import concurrency, contacts_information, dataverse, dataverse_queries, faults, security
 from .api_schema import API_ENTITIES, ApiEntity
 from .errors import ApiError, error_response
 from .models import (
@@ -209,7 +209,9 @@ def _shaped(
             records = [
                 {k: v for k, v in r.items() if k == "@odata.etag" or k in keep} for r in records
             ]
-        return records, applied
+        return contacts_information.expanded(
+            api.name, rows, records, request.GET.get("$expand", "")
+        ), applied
     dataverse_queries.check_select(api, select)
     wanted = dataverse_queries.expansions(api, request.GET.get("$expand", ""))
     allowed: set[str] = set()

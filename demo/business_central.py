@@ -5,7 +5,9 @@ list of the resources that support them, the general ledger setup, and JSON `$ba
 Microsoft's pages this follows (titles and addresses are in the conformance tests,
 tests/demo/test_conformance_business_central.py): "Working with webhooks in Dynamics 365
 Business Central", "subscriptions resource type", "generalLedgerSetup resource type", "Using
-OData transactional $batch requests" and "Current API Limits"."""
+OData transactional $batch requests" and "Current API Limits"; the contactsInformation
+navigation follows "Get contactInformation" (tests/demo/
+test_conformance_business_central_contacts.py)."""
 
 import base64
 import json
@@ -28,7 +30,17 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 
-from .api import ApiError, _authorize, _body, _inject_fault, error_response
+from . import contacts_information
+from .api import (
+    ApiError,
+    _api_entity,
+    _authorize,
+    _body,
+    _get_record,
+    _inject_fault,
+    error_response,
+)
+from .api import _not_found as record_not_found
 from .api_schema import API_ENTITIES
 from .models import ErpSubscription
 from .outgoing import outgoing_client
@@ -511,6 +523,53 @@ def general_ledger_setup(request: HttpRequest, company: str) -> HttpResponse:
         **{f"shortcutDimension{n}Code": "" for n in range(1, 9)},
     }
     return JsonResponse({"@odata.context": "$metadata#generalLedgerSetup", "value": [setup]})
+
+
+# -- contactsInformation -----------------------------------------------------------------------
+@csrf_exempt
+def contacts_information_of(request: HttpRequest, company: str, entity: str, pk: str):
+    """`customers(<id>)/contactsInformation` and `contacts(<id>)/contactsInformation`: the
+    contacts of a customer, or whom a contact is related to (demo/contacts_information.py).
+    GET only, with `$select`."""
+    try:
+        if company != settings.DEMO_ERP_COMPANY_ID:
+            raise ApiError(
+                404, "Internal_CompanyNotFound", f"The company '{company}' does not exist."
+            )
+        fault = _inject_fault("erp", entity)
+        if fault is not None:
+            return fault
+        _authorize(request, "erp", entity)
+        if request.method != "GET":
+            raise ApiError(
+                405,
+                "BadRequest_MethodNotAllowed",
+                f"'{request.method}' requests for 'contactsInformation' of EdmType 'Entity' are "
+                "not allowed within Microsoft Dynamics NAV OData web services.",
+            )
+        for option in ("$filter", "$expand", "$top", "$orderby", "$skip"):
+            if option in request.GET:
+                # Beyond the demo: Business Central takes these here too.
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"The demo ERP does not take {option} on contactsInformation.",
+                )
+        api = _api_entity("erp", entity)
+        record, _ = _get_record(api, pk)
+        if record is None:
+            raise record_not_found(api, pk)
+        select = contacts_information.select_list(request.GET.get("$select", ""))
+        rows = contacts_information.rows_of(entity, [record])[record.pk]
+    except ApiError as error:
+        return error_response(error)
+    return JsonResponse(
+        {
+            "@odata.context": f"$metadata#companies({company})/{entity}({record.pk})/"
+            "contactsInformation",
+            "value": contacts_information.selected(rows, select),
+        }
+    )
 
 
 # -- $batch ------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@
 - A navigation property that the table does not declare is refused as Dataverse refuses
   `parentcustomerid@odata.bind`, a property it does not have as it refuses `Name` ("Troubleshoot
   Dataverse Web API client errors"), and a record that does not exist with ObjectDoesNotExist
-  ("Web service error codes")."""
+  ("Web service error codes").
+- A record created without a currency gets the organization's base currency."""
 
 import re
 import uuid
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 from django.http import HttpRequest
 
@@ -34,6 +36,8 @@ INCLUDE_ANNOTATIONS = re.compile(r'odata\.include-annotations\s*=\s*"(?P<terms>[
 # Dataverse's error codes: ODataClientPayloadError, ObjectDoesNotExist.
 PAYLOAD_ERROR = "0x80048d19"
 OBJECT_DOES_NOT_EXIST = "0x80040217"
+# The lookup of a record's transaction currency (accounts, and every table with money).
+CURRENCY_NAVIGATION = "transactioncurrencyid"
 
 
 def annotations_wanted(
@@ -136,7 +140,34 @@ def bind(api: ApiEntity, record, data: dict, cache: dict) -> set[str]:
             )
         target = API_ENTITIES[(api.entity.app, navigation.target)]
         setattr(record, navigation.field, _bound_record(api, target, name, value, cache))
+    if record._state.adding:
+        _base_currency_by_default(api, record, data, cache)
     return taken
+
+
+def _base_currency_by_default(api: ApiEntity, record, data: dict, cache: dict) -> None:
+    """A record created without a currency gets the organization's base currency.
+
+    Dataverse gives every record of a table with money columns a transaction currency: the
+    creating user's own (Personal Options) or else the organization's base currency
+    (Organization.BaseCurrencyId, "Transaction Currency (currency) table"). Its pages do not
+    spell out the filling in; the demo's users have no currency of their own, so a new record
+    gets the base currency, DEMO_CRM_BASE_CURRENCY, when the CRM has it."""
+    found = api.navigation(CURRENCY_NAVIGATION)
+    if found is None:
+        return
+    _, navigation = found
+    if getattr(record, f"{navigation.field}_id") is not None or any(
+        _navigation_named(api, name) == CURRENCY_NAVIGATION for name in data
+    ):
+        return  # bound, or cleared on purpose
+    target = API_ENTITIES[(api.entity.app, navigation.target)]
+    key = ("base currency", settings.DEMO_CRM_BASE_CURRENCY)
+    if key not in cache:
+        cache[key] = target.model.objects.filter(
+            iso_currency_code=settings.DEMO_CRM_BASE_CURRENCY
+        ).first()
+    setattr(record, navigation.field, cache[key])
 
 
 def _bound_record(api: ApiEntity, target: ApiEntity, name: str, value: Any, cache: dict):

@@ -1,9 +1,10 @@
 """The tables of the two demo business apps: an ERP modelled on Business Central and a CRM
 modelled on Dynamics 365 Sales (Dataverse)."""
 
+import re
 import uuid
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Upper
 
 from syncconsole.encryption import EncryptedTextField
@@ -91,6 +92,17 @@ class ErpCustomer(models.Model):
     def __str__(self) -> str:
         return f"{self.number} {self.display_name}"
 
+    def save(self, *args, **kwargs) -> None:
+        """As Business Central does when its marketing setup names a business relation code
+        for customers and a number series for contacts: a new customer gets its company
+        contact, linked to it by a contact business relation."""
+        if not self._state.adding:
+            super().save(*args, **kwargs)
+            return
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            create_company_contacts([self])
+
 
 class ErpContact(models.Model):
     """An ERP contact: a person, or a company the people work for (Business Central's
@@ -119,8 +131,11 @@ class ErpContact(models.Model):
         return f"{self.number} {self.display_name}"
 
     def save(self, *args, **kwargs) -> None:
-        """As Business Central does: a company contact is its own company, and a person's
+        """As Business Central does: a new contact without a number takes the next one of the
+        contacts' number series, a company contact is its own company, and a person's
         company name is that of the company contact its company number names."""
+        if not self.number:
+            (self.number,) = ErpNumberSeries.take(ErpNumberSeries.CONTACTS)
         if self.type == self.Type.COMPANY:
             self.company_number, self.company_name = self.number, self.display_name
         elif not self.company_number:
@@ -135,6 +150,117 @@ class ErpContact(models.Model):
             if company is not None:
                 self.company_name = company
         super().save(*args, **kwargs)
+
+
+class ErpNumberSeries(models.Model):
+    """A number series, as Business Central keeps one (No. Series and its line): the numbers
+    it gives out start at `starting_number` and go up by one, the digits at the end counted
+    on (Business Central's IncStr); a number some record already holds is passed over."""
+
+    CONTACTS = "CONT"
+    # The series the demo ERP starts with: its contacts' (Marketing Setup, Contact Nos.).
+    STARTING_NUMBERS = {CONTACTS: "CT000001"}
+
+    code = models.CharField(max_length=20, unique=True)
+    starting_number = models.CharField(max_length=20)
+    last_number_used = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        verbose_name_plural = "ERP number series"
+
+    def __str__(self) -> str:
+        return f"{self.code} from {self.starting_number}"
+
+    @classmethod
+    def take(cls, code: str, count: int = 1) -> list[str]:
+        """The next `count` numbers of the series `code`; the series goes on after them."""
+        with transaction.atomic():
+            cls.objects.get_or_create(
+                code=code, defaults={"starting_number": cls.STARTING_NUMBERS[code]}
+            )
+            series = cls.objects.select_for_update().get(code=code)
+            numbers: list[str] = []
+            number = series.last_number_used
+            while len(numbers) < count:
+                wanted: list[str] = []
+                while len(numbers) + len(wanted) < count:
+                    number = increment(number) if number else series.starting_number
+                    wanted.append(number)
+                # Numbers given by hand are passed over, as the next free ones are taken.
+                held = set(
+                    ErpContact.objects.filter(number__in=wanted).values_list("number", flat=True)
+                )
+                numbers += [n for n in wanted if n not in held]
+            series.last_number_used = number
+            series.save(update_fields=["last_number_used"])
+        return numbers
+
+
+DIGITS_AT_THE_END = re.compile(r"(\d+)(\D*)$")
+
+
+def increment(number: str) -> str:
+    """The number after `number`: its last digits plus one, as wide as they were."""
+    match = DIGITS_AT_THE_END.search(number)
+    if match is None:
+        raise ValueError(f"The number {number!r} has no digits to count on.")
+    digits = match.group(1)
+    return number[: match.start(1)] + str(int(digits) + 1).zfill(len(digits)) + match.group(2)
+
+
+class ErpContactBusinessRelation(models.Model):
+    """What links a company contact to its customer in Business Central (table Contact
+    Business Relation, "Link to Table" Customer and the customer's number): the contact is the
+    customer's, and the customer's contacts are that company's. A customer has one company
+    contact; deleting the customer leaves the contact and drops the relation."""
+
+    class LinkToTable(models.TextChoices):
+        CUSTOMER = "Customer", "Customer"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    contact = models.ForeignKey(
+        ErpContact, on_delete=models.CASCADE, related_name="business_relations"
+    )
+    link_to_table = models.CharField(
+        max_length=20, choices=LinkToTable.choices, default=LinkToTable.CUSTOMER
+    )
+    customer = models.ForeignKey(
+        ErpCustomer, on_delete=models.CASCADE, related_name="contact_business_relations"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer"], name="erp_one_contact_per_customer"),
+            models.UniqueConstraint(
+                fields=["contact", "link_to_table"], name="erp_one_customer_per_contact"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact.number} is customer {self.customer.number}"
+
+
+def create_company_contacts(customers: list[ErpCustomer]) -> list[ErpContact]:
+    """Each customer's company contact, numbered from the contacts' series and linked to it
+    by a business relation (Business Central's CustCont-Update, run when a customer is
+    inserted); many in a few statements."""
+    numbers = ErpNumberSeries.take(ErpNumberSeries.CONTACTS, len(customers))
+    contacts = ErpContact.objects.bulk_create(
+        ErpContact(
+            number=number,
+            type=ErpContact.Type.COMPANY,
+            display_name=customer.display_name,
+            email=customer.email,
+            company_number=number,
+            company_name=customer.display_name,
+        )
+        for number, customer in zip(numbers, customers, strict=True)
+    )
+    ErpContactBusinessRelation.objects.bulk_create(
+        ErpContactBusinessRelation(contact=contact, customer=customer)
+        for contact, customer in zip(contacts, customers, strict=True)
+    )
+    return contacts
 
 
 class ErpItem(models.Model):

@@ -97,15 +97,21 @@ def _fields(*pairs: tuple[str, str], direction: str = "bidirectional") -> list[d
 
 
 # The lookups of the default mappings: a customer's currency code is the CRM account's
-# transactioncurrencyid, found by its ISO code; a contact's company number is its CRM
-# parentcustomerid account, the account coupled to that customer (or with that account number).
+# transactioncurrencyid, found by its ISO code, a blank code being the ERP's local currency; a
+# contact's company number is its company contact, whose business relation names its customer,
+# and its CRM parentcustomerid is the account coupled to that customer (or with its number).
 CURRENCY_LOOKUP = {
     "source": "currencyCode",
     "destination": "transactioncurrencyid",
     "direction": "bidirectional",
     "enabled": True,
     "type": "lookup",
-    "lookup": {"entity": "transactioncurrencies", "match": "isocurrencycode", "label": "Currency"},
+    "lookup": {
+        "entity": "transactioncurrencies",
+        "match": "isocurrencycode",
+        "label": "Currency",
+        "blank": "local currency",
+    },
 }
 COMPANY_LOOKUP = {
     "source": "companyNumber",
@@ -117,6 +123,7 @@ COMPANY_LOOKUP = {
         "entity": "accounts",
         "match": "accountnumber",
         "mapping": "CUSTOMER",
+        "via": "company contact",
         "property": "_parentcustomerid_value",
         "label": "Company",
     },
@@ -148,11 +155,13 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
             email=f"{PEOPLE[i].lower()}@erp.example",
         )
     create_users()
+    lcy = settings.DEMO_ERP_LOCAL_CURRENCY
     rows = []
     for i in range(customers):
         city, country = CITIES[i % len(CITIES)]
         company = f"{COMPANIES[i % len(COMPANIES)]} {SUFFIXES[i % len(SUFFIXES)]}"
         name = company if i < len(COMPANIES) * 2 else f"{company} {i}"
+        code = CURRENCIES[i % 4][0] if i % 25 else "SEK"
         rows.append(
             demo.ErpCustomer(
                 number=f"C{(i + 1) * 10:05d}",
@@ -161,7 +170,8 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
                 phone_number=f"+45 {rng.randint(20000000, 99999999)}",
                 city=city,
                 country=country,
-                currency_code=CURRENCIES[i % 4][0] if i % 25 else "SEK",
+                # As Business Central keeps them, customers in the local currency have none.
+                currency_code="" if code == lcy else code,
                 salesperson_code=f"SP{i % 5:02d}",
             )
         )
@@ -175,35 +185,30 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
             telephone=c.phone_number,
             city=c.city,
             country=c.country,
-            transaction_currency=crm_currencies[c.currency_code],
+            transaction_currency=crm_currencies[c.currency_code or lcy],
         )
         for c in rows[: customers // 5]
         if c.currency_code != "SEK"
     )
-    # Each customer has its company contact, numbered like the customer (as in Microsoft's
-    # own example data), and the people work for one customer each: not for a customer in
-    # SEK, which the CRM cannot take.
+    # Each customer has its company contact, numbered from the contacts' series and linked to
+    # it by a business relation, as Business Central makes one for a new customer; the people
+    # work for one customer each: not for a customer in SEK, which the CRM cannot take.
+    companies = demo.create_company_contacts(rows)
+    people = [
+        (i, company)
+        for i, (c, company) in enumerate(zip(rows[:60], companies, strict=False))
+        if c.currency_code != "SEK"
+    ]
+    numbers = demo.ErpNumberSeries.take(demo.ErpNumberSeries.CONTACTS, len(people))
     demo.ErpContact.objects.bulk_create(
         demo.ErpContact(
-            number=c.number,
-            type=demo.ErpContact.Type.COMPANY,
-            display_name=c.display_name,
-            email=c.email,
-            company_number=c.number,
-            company_name=c.display_name,
-        )
-        for c in rows
-    )
-    demo.ErpContact.objects.bulk_create(
-        demo.ErpContact(
-            number=f"CT{i + 1:05d}",
+            number=number,
             display_name=f"{PEOPLE[i % 10]} {SURNAMES[i % 8]}",
             email=f"{PEOPLE[i % 10].lower()}.{i}@example.com",
-            company_number=c.number,
-            company_name=c.display_name,
+            company_number=company.number,
+            company_name=company.display_name,
         )
-        for i, c in enumerate(rows[:60])
-        if c.currency_code != "SEK"
+        for number, (i, company) in zip(numbers, people, strict=True)
     )
     demo.ErpItem.objects.bulk_create(
         demo.ErpItem(
@@ -608,8 +613,10 @@ def remove_demo() -> None:
             demo.CrmSystemUser,
             demo.CrmTeam,
             demo.CrmRole,
+            demo.ErpContactBusinessRelation,
             demo.ErpContact,
             demo.ErpCustomer,
+            demo.ErpNumberSeries,
             demo.ErpItem,
             demo.ErpCurrency,
             demo.ErpCurrencyExchangeRate,

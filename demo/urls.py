@@ -22,6 +22,12 @@ urlpatterns = [
     ),
     re_path(r"^erp/api/v2\.0/\$batch$", business_central.batch, name="erp_batch"),
     re_path(
+        r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/(?P<entity>customers|contacts)"
+        r"\((?P<pk>[0-9A-Za-z'{}-]*)\)/contactsInformation$",
+        business_central.contacts_information_of,
+        name="erp_contacts_information",
+    ),
+    re_path(
         r"^erp/api/microsoft/runtime/beta/companies\((?P<company>[0-9A-Za-z-]*)\)/"
         r"webhookSupportedResources$",
         business_central.webhook_supported_resources,

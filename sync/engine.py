@@ -1061,7 +1061,9 @@ class Pass:
 
     def held(self, target: RemoteRecord, name: str) -> Any:
         pair = self.writing.get(name)
-        return pair.held(target.values) if pair else target.values.get(name)
+        if pair is None:
+            return target.values.get(name)
+        return self.lookups.held(pair, target.values) if pair.lookup else pair.held(target.values)
 
     def leaves_uncoupled_out(self) -> bool:
         """Whether records not coupled are left out: a modified-records run of a mapping that

@@ -32,7 +32,15 @@ SETTINGS = {
     "lookup",
 }
 TYPES = ("value", "lookup")
-LOOKUP_SETTINGS = {"entity", "match", "mapping", "property", "label"}
+LOOKUP_SETTINGS = {"entity", "match", "mapping", "property", "label", "via", "blank"}
+# `via`: the code is not the referenced source record's own, but the number of the Business
+# Central company contact whose business relation names it (a contact's companyNumber).
+VIA_COMPANY_CONTACT = "company contact"
+VIAS = (VIA_COMPANY_CONTACT,)
+# `blank`: what a blank code stands for; Business Central keeps customers in its local
+# currency (LCY) with a blank currency code.
+BLANK_LOCAL_CURRENCY = "local currency"
+BLANKS = (BLANK_LOCAL_CURRENCY,)
 BIND = "@odata.bind"
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
@@ -45,7 +53,10 @@ class LookupSpec:
     destination) and `lookup_property` its lookup property. It refers to a record of the
     destination table `entity`, whose field `match` holds the code. With `mapping`, the
     records are that table mapping's too: a code is first the source record whose match
-    field holds it, and the record it is coupled to."""
+    field holds it, and the record it is coupled to. `via` "company contact": the code is the
+    number of the company contact the source record of `mapping` is related to. `blank`
+    "local currency": a blank code is the source app's local currency, and that currency is
+    written back as a blank code."""
 
     navigation: str
     lookup_property: str
@@ -53,6 +64,8 @@ class LookupSpec:
     match: str
     mapping: str = ""
     label: str = ""
+    via: str = ""
+    blank: str = ""
 
     @classmethod
     def of(cls, spec: dict) -> "LookupSpec":
@@ -65,6 +78,8 @@ class LookupSpec:
             match=settings.get("match", ""),
             mapping=settings.get("mapping", ""),
             label=settings.get("label", ""),
+            via=settings.get("via", ""),
+            blank=settings.get("blank", ""),
         )
 
     @property
@@ -236,6 +251,30 @@ def _lookup_problems(n: int, spec: dict) -> list[str]:
         value = settings.get(name)
         if isinstance(value, str) and value and not NAME.fullmatch(value):
             problems.append(f"Field mapping {n}: lookup {name} must be a field or table name.")
+    via, blank = settings.get("via"), settings.get("blank")
+    if isinstance(via, str) and via:
+        if via not in VIAS:
+            problems.append(
+                f"Field mapping {n}: lookup via must be {' or '.join(VIAS)}: the code is then "
+                "the number of a Business Central company contact, which stands for the "
+                "customer it has a business relation with."
+            )
+        elif not settings.get("mapping"):
+            problems.append(
+                f"Field mapping {n}: a lookup via the {via} goes through the table mapping of "
+                "the customers: name it in mapping (e.g. CUSTOMER)."
+            )
+    if isinstance(blank, str) and blank:
+        if blank not in BLANKS:
+            problems.append(
+                f"Field mapping {n}: lookup blank must be {' or '.join(BLANKS)}: a blank code "
+                "then stands for the ERP's local currency."
+            )
+        elif via:
+            problems.append(
+                f"Field mapping {n}: a lookup via the {via} takes no blank: a blank code is "
+                "no company."
+            )
     destination = spec.get("destination")
     if isinstance(destination, str) and not NAME.fullmatch(destination.strip() or "-"):
         problems.append(

@@ -6,6 +6,13 @@ becomes the record it stands for in the destination's table, written as
 back its code. The codes or ids of many records are resolved together, in one or two requests
 per table (a page of records at a time), and kept for the rest of the pass.
 
+Two settings follow Business Central's own relations. Via the company contact, a code is a
+contact number (a person's companyNumber): the company contact's business relation, read
+through the contactsInformation navigation, names the customer, and the customer's coupling
+names the record. A blank code may stand for the local currency (a customer in LCY has a
+blank currencyCode): it is looked up as the local currency's code, and that currency is read
+back as a blank code.
+
 A code whose record cannot be found fails its record with a clear entry (status 422, so it is
 categorized by its words: a missing currency is a currency error, grouped with the others of
 that currency)."""
@@ -18,11 +25,27 @@ from typing import Any
 from couplings.models import Coupling
 
 from .connectors import Connector, ConnectorError, RemoteRecord
-from .fields import LOGICAL_NAME, TO_DESTINATION, FieldPair, LookupSpec, logical_name
+from .fields import (
+    BLANK_LOCAL_CURRENCY,
+    LOGICAL_NAME,
+    TO_DESTINATION,
+    VIA_COMPANY_CONTACT,
+    FieldPair,
+    LookupSpec,
+    logical_name,
+)
 from .models import TableMapping
 
 LOOKUP_FAILED = "LookupFailed"
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Business Central API v2.0: the contacts, and the navigation of a customer, vendor or contact
+# that lists its contact information ("contactInformation resource type": contactNumber,
+# contactType "Company" or "Person", relatedId, relatedType).
+CONTACTS = "contacts"
+CONTACTS_INFORMATION = "contactsInformation"
+COMPANY = "Company"
+# The relatedType of a contact's business relation to a record of each table.
+RELATED_TYPES = {"customers": "Customer", "vendors": "Vendor"}
 
 
 class LookupFailed(ConnectorError):
@@ -69,6 +92,7 @@ class Lookups:
         self.resolved: dict[tuple[LookupSpec, str], Resolved] = {}
         self.mappings: dict[str, TableMapping | None] = {}
         self.pending: list[RemoteRecord] = []
+        self.lcy: str | None = None  # the source app's local currency, once read
 
     def prepare(self, records: Iterable[RemoteRecord]) -> None:
         """The records of the page a pass deals with now: the first lookup one of them needs
@@ -88,7 +112,40 @@ class Lookups:
         resolved = self.resolved[key]
         if resolved.failure:
             raise LookupFailed(resolved.failure, resolved.detail)
+        if not self.forward and self.is_local_currency(pair, resolved.value):
+            return ""  # as the source app keeps its local currency
         return resolved.value
+
+    def held(self, pair: FieldPair, values: dict[str, Any]) -> Any:
+        """What the record written to holds for the pair, as `value` would give it: the local
+        currency's own code held where a blank code stands for it is the same as blank, so
+        that it is not written over and over."""
+        held = pair.held(values)
+        if self.forward or held in (None, ""):
+            return held
+        try:
+            return "" if self.is_local_currency(pair, held) else held
+        except ConnectorError:
+            return held  # the local currency cannot be read now: compared as it is
+
+    # -- the local currency ---------------------------------------------------------------
+    def local_currency(self, pair: FieldPair) -> str:
+        """The source app's local currency code, which a blank code stands for (read once)."""
+        if self.lcy is None:
+            self.lcy = self.source.local_currency().strip()
+        if not self.lcy:
+            raise LookupFailed(
+                f"A blank {pair.read if self.forward else pair.write} stands for the local "
+                f"currency of {self.source.app_name}, which it does not say: set "
+                "local_currency (e.g. EUR) in the source settings of the connection."
+            )
+        return self.lcy
+
+    def is_local_currency(self, pair: FieldPair, code: Any) -> bool:
+        assert pair.lookup is not None
+        if pair.lookup.blank != BLANK_LOCAL_CURRENCY or code in (None, ""):
+            return False
+        return code_key(code) == code_key(self.local_currency(pair))
 
     def unresolved(self, pair: FieldPair, records: list[RemoteRecord]) -> list[Any]:
         """The codes or ids of these records that the pair has not resolved yet."""
@@ -112,6 +169,8 @@ class Lookups:
         assert pair.lookup is not None
         value = pair.value(record.values)
         if value in (None, "") or (isinstance(value, str) and not value.strip()):
+            if self.forward and pair.lookup.blank == BLANK_LOCAL_CURRENCY:
+                return self.local_currency(pair)
             return None
         if not self.forward:
             if not isinstance(value, str) or not GUID.fullmatch(id_key(value)):
@@ -144,7 +203,22 @@ class Lookups:
             for raw in raws:
                 self.resolved[(lookup, self.key(raw))] = Resolved(failure=failure)
             return
-        if self.forward:
+        if lookup.via == VIA_COMPANY_CONTACT and referenced is not None:
+            related_type = RELATED_TYPES.get(referenced.source_entity)
+            if related_type is None:
+                failure = (
+                    f"The lookup of {pair.read} goes via the company contact to the "
+                    f"{referenced.source_entity} of {referenced.name}, which {self.source.app_name}"
+                    f" does not relate contacts to (only {', '.join(RELATED_TYPES)}): correct "
+                    "the field mapping."
+                )
+                for raw in raws:
+                    self.resolved[(lookup, self.key(raw))] = Resolved(failure=failure)
+            elif self.forward:
+                self.resolve_company_numbers(pair, lookup, referenced, related_type, raws)
+            else:
+                self.resolve_company_records(pair, lookup, referenced, related_type, raws)
+        elif self.forward:
             self.resolve_codes(pair, lookup, referenced, raws)
         else:
             self.resolve_ids(pair, lookup, referenced, raws)
@@ -281,6 +355,247 @@ class Lookups:
             else:
                 resolved = Resolved(str(record.values[lookup.match]))
             self.resolved[(lookup, key)] = resolved
+
+    # -- via the company contact ----------------------------------------------------------
+    def resolve_company_numbers(
+        self,
+        pair: FieldPair,
+        lookup: LookupSpec,
+        referenced: TableMapping,
+        related_type: str,
+        codes: list[Any],
+    ) -> None:
+        """Company contact numbers to the destination records of the customers they are
+        related to: the company contacts with their contact information (one request), the
+        customers' couplings, and for a customer not coupled its number (one request) and the
+        destination record with that number (one more)."""
+        source_app, app = self.source.app_name, self.destination.app_name
+        customers_of: dict[str, list[str]] = {}
+        for contact in self.source.find_many(
+            CONTACTS, "number", codes, select=["number"], expand=[CONTACTS_INFORMATION]
+        ):
+            ids = customers_of.setdefault(code_key(contact.values.get("number")), [])
+            for row in _rows(contact):
+                if row.get("relatedType") == related_type and row.get("relatedId"):
+                    ids.append(id_key(row["relatedId"]))
+        customer_ids = list(dict.fromkeys(i for ids in customers_of.values() for i in ids))
+        coupled = dict(
+            Coupling.objects.filter(
+                mapping=referenced, source_record_id__in=customer_ids
+            ).values_list("source_record_id", "destination_record_id")
+        )
+        field = referenced.source_match_field
+        numbers: dict[str, str] = {}
+        matches: dict[str, list[str]] = {}
+        uncoupled = [i for i in customer_ids if i not in coupled]
+        if uncoupled and field:
+            for customer_id, customer in self.source.get_many(
+                referenced.source_entity, uncoupled, select=[field]
+            ).items():
+                if customer.values.get(field) not in (None, ""):
+                    numbers[id_key(customer_id)] = str(customer.values[field])
+            if numbers:
+                for record in self.destination.find_many(
+                    lookup.entity, lookup.match, list(numbers.values()), select=[lookup.match]
+                ):
+                    matches.setdefault(code_key(record.values.get(lookup.match)), []).append(
+                        record.id
+                    )
+        for code in codes:
+            key = code_key(code)
+            label = f"{_label(lookup)} {code}"
+            its_customers = customers_of.get(key)
+            detail = (
+                f"Looked up {code!r} ({pair.read}) in {source_app} {CONTACTS} by number, with "
+                f"its {CONTACTS_INFORMATION}: "
+                + (
+                    "not found."
+                    if its_customers is None
+                    else f"related to {related_type.lower()} "
+                    + (", ".join(its_customers) or "(none)")
+                    + "."
+                )
+            )
+            if its_customers is None:
+                resolved = Resolved(
+                    failure=f"{label} does not exist in {source_app} ({CONTACTS}): add the "
+                    f"company contact, or change the record's {pair.read}.",
+                    detail=detail,
+                )
+            elif not its_customers:
+                resolved = Resolved(
+                    failure=f"{label} is not a {related_type.lower()} in {source_app}: the "
+                    f"contact has no business relation to a {related_type.lower()}. Link it to "
+                    f"its {related_type.lower()} in {source_app} (or create the "
+                    f"{related_type.lower()} from the contact), or change the record's "
+                    f"{pair.read}.",
+                    detail=detail,
+                )
+            elif its_customers[0] in coupled:
+                resolved = Resolved(lookup.reference(coupled[its_customers[0]]))
+            else:
+                number = numbers.get(its_customers[0], "")
+                found = matches.get(code_key(number), []) if number else []
+                detail += (
+                    f" Not coupled under {referenced.name}; {app} {lookup.entity} whose "
+                    f"{lookup.match} is {number!r}: {len(found)} found."
+                )
+                of = f"{label} ({related_type.lower()} {number or its_customers[0]})"
+                if len(found) == 1:
+                    resolved = Resolved(lookup.reference(found[0]))
+                elif found:
+                    resolved = Resolved(
+                        failure=f"{of} matches {len(found)} records in {app} ({lookup.entity}) "
+                        f"by {lookup.match}: keep one of them.",
+                        detail=detail,
+                    )
+                else:
+                    resolved = Resolved(
+                        failure=f"{of} is not coupled under {referenced.name} and does not "
+                        f"exist in {app} ({lookup.entity}): add it, or synchronize "
+                        f"{referenced.name} first.",
+                        detail=detail,
+                    )
+            self.resolved[(lookup, key)] = resolved
+
+    def resolve_company_records(
+        self,
+        pair: FieldPair,
+        lookup: LookupSpec,
+        referenced: TableMapping,
+        related_type: str,
+        ids: list[Any],
+    ) -> None:
+        """Destination records to the numbers of the company contacts of the customers they
+        stand for: the customers coupled to them, read with their contact information (one
+        request); for a record not coupled, its number (one request) and the customer with
+        that number (one more)."""
+        source_app, app = self.source.app_name, self.destination.app_name
+        keys = [id_key(record_id) for record_id in ids]
+        field = referenced.source_match_field
+        select = [field] if field else None
+        coupled = {
+            id_key(destination_id): source_id
+            for destination_id, source_id in Coupling.objects.filter(
+                mapping=referenced, destination_record_id__in=keys
+            ).values_list("destination_record_id", "source_record_id")
+        }
+        customers: dict[str, RemoteRecord] = {}
+        if coupled:
+            customers = {
+                id_key(customer_id): customer
+                for customer_id, customer in self.source.get_many(
+                    referenced.source_entity,
+                    list(coupled.values()),
+                    select=select,
+                    expand=[CONTACTS_INFORMATION],
+                ).items()
+            }
+        customer_of = {
+            key: customers[id_key(customer_id)]
+            for key, customer_id in coupled.items()
+            if id_key(customer_id) in customers
+        }
+        rest = [key for key in keys if key not in customer_of]
+        records: dict[str, RemoteRecord] = {}
+        if rest:
+            records = {
+                id_key(record_id): record
+                for record_id, record in self.destination.get_many(
+                    lookup.entity, rest, select=[lookup.match]
+                ).items()
+            }
+        numbers = {
+            key: str(record.values[lookup.match])
+            for key, record in records.items()
+            if record.values.get(lookup.match) not in (None, "")
+        }
+        if numbers and field:
+            by_number = {
+                code_key(customer.values.get(field)): customer
+                for customer in self.source.find_many(
+                    referenced.source_entity,
+                    field,
+                    list(numbers.values()),
+                    select=select,
+                    expand=[CONTACTS_INFORMATION],
+                )
+            }
+            for key, number in numbers.items():
+                if code_key(number) in by_number:
+                    customer_of[key] = by_number[code_key(number)]
+        for key in keys:
+            label = f"{_label(lookup)} {key}"
+            customer = customer_of.get(key)
+            record = records.get(key)
+            detail = (
+                f"Looked up {key} ({pair.read}) in the couplings of {referenced.name}"
+                + ("" if key in coupled else f", then {app} {lookup.entity} for its {lookup.match}")
+                + f", then {source_app} {referenced.source_entity} with their "
+                f"{CONTACTS_INFORMATION}: "
+                + ("not found." if customer is None else f"{related_type.lower()} {customer.id}.")
+            )
+            if customer is not None:
+                company = _company_contact(customer, related_type)
+                if company:
+                    resolved = Resolved(company)
+                else:
+                    its_number = customer.values.get(field) if field else customer.id
+                    resolved = Resolved(
+                        failure=f"{label} is {related_type.lower()} {its_number}, which has no "
+                        f"company contact in {source_app}: create the contact from the "
+                        f"{related_type.lower()} in {source_app}.",
+                        detail=detail,
+                    )
+            elif key in coupled:
+                resolved = Resolved(
+                    failure=f"{label} is coupled under {referenced.name} to "
+                    f"{related_type.lower()} {coupled[key]}, which does not exist in "
+                    f"{source_app} any more: synchronize {referenced.name} first.",
+                    detail=detail,
+                )
+            elif record is None:
+                resolved = Resolved(
+                    failure=f"{label} does not exist in {app} ({lookup.entity}).", detail=detail
+                )
+            elif key not in numbers:
+                resolved = Resolved(
+                    failure=f"{label} in {app} ({lookup.entity}) is not coupled under "
+                    f"{referenced.name} and has no {lookup.match}: {source_app} cannot refer to "
+                    "it until it has.",
+                    detail=detail,
+                )
+            else:
+                unknown = (
+                    f", and {source_app} has no {referenced.source_entity} whose {field} is "
+                    f"{numbers[key]!r}"
+                    if field
+                    else ""
+                )
+                resolved = Resolved(
+                    failure=f"{label} in {app} ({lookup.entity}) is not coupled under "
+                    f"{referenced.name}{unknown}: synchronize {referenced.name} first.",
+                    detail=detail,
+                )
+            self.resolved[(lookup, key)] = resolved
+
+
+def _rows(record: RemoteRecord) -> list[dict[str, Any]]:
+    """A record's contact information, as its expanded navigation property gives it."""
+    rows = record.values.get(CONTACTS_INFORMATION)
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+
+def _company_contact(customer: RemoteRecord, related_type: str) -> str:
+    """The number of the company contact a customer's contact information names."""
+    for row in _rows(customer):
+        if (
+            row.get("contactType") == COMPANY
+            and row.get("relatedType") == related_type
+            and row.get("contactNumber") not in (None, "")
+        ):
+            return str(row["contactNumber"])
+    return ""
 
 
 def _label(lookup: LookupSpec) -> str:

@@ -253,6 +253,8 @@ DEMO_ERP_USER = envstr("DEMO_ERP_USER", "erp-integration")
 DEMO_ERP_PASSWORD = envstr("DEMO_ERP_PASSWORD", "demo-erp-password")
 DEMO_ERP_COMPANY_ID = envstr("DEMO_ERP_COMPANY_ID", "5d1c2b7e-0000-4000-8000-00000000c0de")
 DEMO_ERP_LOCAL_CURRENCY = envstr("DEMO_ERP_LOCAL_CURRENCY", "EUR")
+# The demo CRM's base currency: a record created without a currency gets it.
+DEMO_CRM_BASE_CURRENCY = envstr("DEMO_CRM_BASE_CURRENCY", "EUR")
 # The demo identity provider's tenant: its token endpoint is /demo/identity/<tenant>/oauth2/...
 DEMO_TENANT_ID = envstr("DEMO_TENANT_ID", "5d1c2b7e-0000-4000-8000-00000000e1d0")
 

@@ -138,18 +138,27 @@ class Connector(ABC):
         """Records whose field equals the value."""
 
     def get_many(
-        self, entity: str, record_ids: list[str], select: list[str] | None = None
+        self,
+        entity: str,
+        record_ids: list[str],
+        select: list[str] | None = None,
+        expand: list[str] | None = None,
     ) -> dict[str, RemoteRecord]:
         """The records that exist among `record_ids`, by id (with `select`, at least those
-        fields)."""
+        fields; with `expand`, those navigation properties too, where the app expands them)."""
         found = (self.get(entity, record_id) for record_id in record_ids)
         return {record.id: record for record in found if record is not None}
 
     def find_many(
-        self, entity: str, field_name: str, values: list[Any], select: list[str] | None = None
+        self,
+        entity: str,
+        field_name: str,
+        values: list[Any],
+        select: list[str] | None = None,
+        expand: list[str] | None = None,
     ) -> list[RemoteRecord]:
         """Records whose field equals any of the values (with `select`, at least those
-        fields)."""
+        fields; with `expand`, those navigation properties too, where the app expands them)."""
         return [record for value in values for record in self.find(entity, field_name, value)]
 
     @property
@@ -212,6 +221,10 @@ class Connector(ABC):
     def privilege_name(self, verb: str, entity: str) -> str | None:
         """The app's name of the privilege to Read/Create/Write/Delete records of `entity`."""
         return None
+
+    def local_currency(self) -> str:
+        """The app's local currency code; empty where it has none to tell."""
+        return ""
 
     def close(self) -> None:  # noqa: B027 - a connector without connections has nothing to do
         """Let go of open connections."""

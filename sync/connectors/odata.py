@@ -431,6 +431,15 @@ class ODataConnector(Connector):
         wanted = [self.key_field(entity), self.modified_field, *fields]
         return {"$select": ",".join(dict.fromkeys(wanted))}
 
+    def _expand(self, navigations: list[str] | None) -> dict[str, str]:
+        """The $expand of the navigation properties named (each record then carries them)."""
+        if not navigations:
+            return {}
+        for name in navigations:
+            if not FIELD_NAME.fullmatch(name):
+                raise ConnectorError(f"'{name}' is not a navigation property name.")
+        return {"$expand": ",".join(dict.fromkeys(navigations))}
+
     def _pages(
         self, entity: str, params: dict[str, Any] | None, page_size: int | None = None
     ) -> Iterator[list[RemoteRecord]]:
@@ -519,24 +528,38 @@ class ODataConnector(Connector):
         return [self._record(entity, row) for row in body.get("value", [])]
 
     def get_many(
-        self, entity: str, record_ids: list[str], select: list[str] | None = None
+        self,
+        entity: str,
+        record_ids: list[str],
+        select: list[str] | None = None,
+        expand: list[str] | None = None,
     ) -> dict[str, RemoteRecord]:
         """The records among `record_ids` that exist, read many per request."""
         key = self.key_field(entity)
         ids = list(dict.fromkeys(str(record_id) for record_id in record_ids))
-        return {record.id: record for record in self._where_any(entity, key, ids, select)}
+        return {record.id: record for record in self._where_any(entity, key, ids, select, expand)}
 
     def find_many(
-        self, entity: str, field_name: str, values: list[Any], select: list[str] | None = None
+        self,
+        entity: str,
+        field_name: str,
+        values: list[Any],
+        select: list[str] | None = None,
+        expand: list[str] | None = None,
     ) -> list[RemoteRecord]:
         """Records whose field equals any of the values, read many values per request."""
         if not FIELD_NAME.fullmatch(field_name):
             raise ConnectorError(f"'{field_name}' is not a field name.")
         select = [field_name, *select] if select else None
-        return self._where_any(entity, field_name, list(dict.fromkeys(values)), select)
+        return self._where_any(entity, field_name, list(dict.fromkeys(values)), select, expand)
 
     def _where_any(
-        self, entity: str, field_name: str, values: list[Any], select: list[str] | None
+        self,
+        entity: str,
+        field_name: str,
+        values: list[Any],
+        select: list[str] | None,
+        expand: list[str] | None = None,
     ) -> list[RemoteRecord]:
         """The records whose field equals any of the values, in as few requests as the
         length of a request line allows (every server has a limit; gunicorn's is 4 KB)."""
@@ -562,7 +585,7 @@ class ODataConnector(Connector):
                 return "(" + " or ".join(terms) + ")"
 
             separator = 8  # " or "
-        params = self._select(entity, select)
+        params = {**self._select(entity, select), **self._expand(expand)}
         records: list[RemoteRecord] = []
         group: list[str] = []
         length = 0

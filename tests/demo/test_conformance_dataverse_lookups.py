@@ -322,3 +322,58 @@ def test_bulk_operation_targets_bind_lookups_as_a_create_does(crm, nok):
     assert answer.status_code == 204, answer.text
     account.refresh_from_db()
     assert account.transaction_currency == nok
+
+
+# Transaction Currency (currency) table: every record of a table with money columns has its
+# transaction currency, and the organization's base currency (Organization.BaseCurrencyId) is
+# the one the others are quoted in. A record created without a currency gets the creating
+# user's own currency, else the base currency; the page does not spell that filling in, and
+# the demo's users have no currency of their own: a new account gets DEMO_CRM_BASE_CURRENCY.
+# A currency bound, or cleared with null on purpose, is kept; so is one on update.
+# https://learn.microsoft.com/en-us/power-apps/developer/data-platform/transaction-currency-currency-entity
+def test_an_account_created_without_a_currency_gets_the_base_currency(crm, nok, settings):
+    base = CrmTransactionCurrency.objects.get(iso_currency_code=settings.DEMO_CRM_BASE_CURRENCY)
+    plain = created(crm.post("accounts", json={"name": "Fjord AS"}))
+    assert CrmAccount.objects.get(pk=plain).transaction_currency == base
+    read = crm.get(f"accounts({plain})", params={"$select": "_transactioncurrencyid_value"})
+    assert read.json()["_transactioncurrencyid_value"] == str(base.pk)
+
+    bound = created(
+        crm.post(
+            "accounts",
+            json={
+                "name": "Nordlys AS",
+                "transactioncurrencyid@odata.bind": f"/transactioncurrencies({nok.pk})",
+            },
+        )
+    )
+    assert CrmAccount.objects.get(pk=bound).transaction_currency == nok
+    cleared = created(
+        crm.post("accounts", json={"name": "Tromsø AS", "transactioncurrencyid@odata.bind": None})
+    )
+    assert CrmAccount.objects.get(pk=cleared).transaction_currency is None
+
+    answer = crm.post(
+        "accounts/Microsoft.Dynamics.CRM.CreateMultiple",
+        json={"Targets": [{"@odata.type": ACCOUNT, "name": "Bulk AS"}]},
+    )
+    assert answer.status_code == 200, answer.text
+    (bulk,) = answer.json()["Ids"]
+    assert CrmAccount.objects.get(pk=bulk).transaction_currency == base
+
+    untouched = CrmAccount.objects.create(name="Old AS")
+    assert (
+        crm.patch(
+            f"accounts({untouched.pk})", json={"name": "Old ASA"}, headers={"If-Match": "*"}
+        ).status_code
+        == 204
+    )
+    assert CrmAccount.objects.get(pk=untouched.pk).transaction_currency is None
+
+    settings.DEMO_CRM_BASE_CURRENCY = "XTS"  # a base currency the CRM does not have (yet)
+    assert (
+        CrmAccount.objects.get(
+            pk=created(crm.post("accounts", json={"name": "Test AS"}))
+        ).transaction_currency
+        is None
+    )

@@ -5,6 +5,7 @@ from io import StringIO
 
 import httpx
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
@@ -15,6 +16,7 @@ from demo.models import (
     CrmContact,
     DemoWebhook,
     ErpContact,
+    ErpContactBusinessRelation,
     ErpCustomer,
     ErpSubscription,
 )
@@ -45,12 +47,19 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
     assert ErpCustomer.objects.count() == 50
     assert CrmAccount.objects.count() > 40  # created in the CRM by the first full sync
     # Through the lookups of the default mappings: the accounts have their customers'
-    # currencies, and the people their companies' accounts.
+    # currencies (the local currency where the customer has none), and the people their
+    # companies' accounts: a person's company number is its company contact's, whose business
+    # relation names the customer.
+    in_lcy = 0
     for account in CrmAccount.objects.exclude(account_number="").select_related(
         "transaction_currency"
     ):
         customer = ErpCustomer.objects.get(number=account.account_number)
-        assert account.transaction_currency.iso_currency_code == customer.currency_code
+        in_lcy += customer.currency_code == ""
+        assert account.transaction_currency.iso_currency_code == (
+            customer.currency_code or settings.DEMO_ERP_LOCAL_CURRENCY
+        )
+    assert in_lcy > 5
     people = ErpContact.objects.filter(type=ErpContact.Type.PERSON)
     assert CrmContact.objects.count() == people.count()
     with_company = CrmContact.objects.filter(parent_account__isnull=False).select_related(
@@ -59,7 +68,9 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
     assert with_company.count() > people.count() // 2
     for contact in with_company:
         person = people.get(email=contact.email)
-        assert contact.parent_account.account_number == person.company_number
+        relation = ErpContactBusinessRelation.objects.get(contact__number=person.company_number)
+        assert person.company_number != relation.customer.number
+        assert contact.parent_account.account_number == relation.customer.number
     assert Coupling.objects.count() > 80
     assert Coupling.objects.filter(is_skipped=True).exists()
 

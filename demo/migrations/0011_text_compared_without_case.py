@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("demo", "0009_slow_fault"),
+        ("demo", "0010_company_contacts"),
     ]
 
     operations = [
