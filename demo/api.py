@@ -309,13 +309,13 @@ def _validation(api: ApiEntity, message_erp: str, message_crm: str) -> ApiError:
     return ApiError(400, "BadRequest", message_erp)
 
 
-def _assign(api: ApiEntity, record, data: dict, cache: dict | None = None) -> None:
+def _assign(api: ApiEntity, record, data: dict, cache: dict | None = None, user=None) -> None:
     """Validate the incoming values the way the real app would, then set them.
 
     `cache` keeps the records looked up (currencies, records bound to), for a request that
-    writes many records."""
+    writes many records; `user` (the CRM's) must be allowed to bind the records bound."""
     cache = {} if cache is None else cache
-    bound = dataverse.bind(api, record, data, cache) if api.entity.app == "crm" else set()
+    bound = dataverse.bind(api, record, data, cache, user) if api.entity.app == "crm" else set()
     for name, value in data.items():
         if name.startswith("@odata") or name in (api.key, api.modified) or name in bound:
             continue
@@ -487,14 +487,8 @@ def _authorize_privilege(user: CrmSystemUser, app: str, entity: str, method: str
     privileges = security.privileges_of(user, roles)
     privilege = security.privilege_for(entity, method)
     if privileges is not None and privilege not in privileges:
-        api = API_ENTITIES[(app, entity)]
-        raise ApiError(
-            403,
-            "0x80040220",
-            f"Principal user (Id={user.pk}, type=8, roleCount={len(roles)}, "
-            f"privilegeCount={len(privileges)}) is missing {privilege} privilege "
-            f"(Id={security.privilege_id(privilege)}) on OTC={api.type_code} for entity "
-            f"'{api.logical_name}'.",
+        raise dataverse.missing_privilege(
+            user, roles, privileges, privilege, API_ENTITIES[(app, entity)]
         )
 
 
@@ -517,7 +511,7 @@ def entity_endpoint(
             if request.method == "GET":
                 return _list(request, api, user)
             if request.method == "POST":
-                return _create(request, api)
+                return _create(request, api, user)
         else:
             if request.method == "GET":
                 record, _ = _get_record(api, pk)
@@ -527,7 +521,7 @@ def entity_endpoint(
                 records, applied = _shaped(request, api, user, [record], own)
                 return _with_etag(_with_preference(JsonResponse(records[0]), applied), api, record)
             if request.method == "PATCH":
-                return _update(request, api, pk)
+                return _update(request, api, pk, user)
             if request.method == "DELETE":
                 return _delete(request, api, pk)
         raise ApiError(405, "MethodNotAllowed", f"The method {request.method} is not allowed here.")
@@ -576,9 +570,10 @@ def _representation(request: HttpRequest, api: ApiEntity, record, status: int) -
 
 
 @transaction.atomic
-def _create(request: HttpRequest, api: ApiEntity) -> HttpResponse:
+def _create(request: HttpRequest, api: ApiEntity, user) -> HttpResponse:
     data = _body(request)
     record = api.model()
+    dataverse.owned_by(record, _crm_user(api, user))
     if data.get(api.key):
         try:
             record.pk = uuid.UUID(str(data[api.key]))
@@ -586,13 +581,18 @@ def _create(request: HttpRequest, api: ApiEntity) -> HttpResponse:
             raise ApiError(400, "BadRequest", f"'{api.key}' is not a valid id.") from None
         if api.model.objects.filter(pk=record.pk).exists():
             raise ApiError(412, "0x80040237", "A record with matching key values already exists.")
-    _assign(api, record, data)
+    _assign(api, record, data, user=_crm_user(api, user))
     record.save()
     return _representation(request, api, record, 201)
 
 
+def _crm_user(api: ApiEntity, user) -> CrmSystemUser | None:
+    """The CRM user a write is checked for (the ERP checks no privilege per record)."""
+    return user if api.entity.app == "crm" else None
+
+
 @transaction.atomic
-def _update(request: HttpRequest, api: ApiEntity, pk: str) -> HttpResponse:
+def _update(request: HttpRequest, api: ApiEntity, pk: str, user) -> HttpResponse:
     data = _body(request)
     record, key = _get_record(api, pk)
     if record is None:
@@ -601,11 +601,12 @@ def _update(request: HttpRequest, api: ApiEntity, pk: str) -> HttpResponse:
         if api.entity.app == "erp" or request.headers.get("If-Match"):
             raise _not_found(api, pk)
         record = api.model(pk=key)
+        dataverse.owned_by(record, _crm_user(api, user))
     else:
         # Locked, so that no other change slips in between the version check and the save.
         record = api.model.objects.select_for_update().get(pk=record.pk)
         concurrency.check_if_match(request, api.entity.app, api.etag(record))
-    _assign(api, record, data)
+    _assign(api, record, data, user=_crm_user(api, user))
     record.save()
     return _representation(request, api, record, 200)
 
@@ -676,7 +677,8 @@ def navigation_endpoint(request: HttpRequest, entity: str, pk: str, name: str) -
 @csrf_exempt
 def user_privileges(request: HttpRequest, pk: str) -> HttpResponse:
     """Dataverse's RetrieveUserPrivileges: every privilege a user holds through its roles and,
-    inherited, through its teams' roles ("RetrieveUserPrivilegesRequest Class").
+    inherited, through its teams' roles, at the deepest level it holds it
+    ("RetrieveUserPrivilegesRequest Class").
 
     A user may read its own; reading another user's needs prvReadUser."""
     try:
@@ -694,20 +696,21 @@ def user_privileges(request: HttpRequest, pk: str) -> HttpResponse:
             _authorize_privilege(caller, "crm", "systemusers", "GET")
     except ApiError as error:
         return error_response(error)
-    held = security.privileges_of(user)
-    names = sorted(security.all_privileges() if held is None else held)
+    held = security.depths_of(user)
+    if held is None:
+        held = security.at(security.GLOBAL, security.all_privileges())
     business_unit = str(user.business_unit_id or uuid.UUID(int=0))
     return JsonResponse(
         {
             "@odata.context": "$metadata#Microsoft.Dynamics.CRM.RetrieveUserPrivilegesResponse",
             "RolePrivileges": [
                 {
-                    "Depth": "Global",
+                    "Depth": held[name],
                     "PrivilegeId": str(security.privilege_id(name)),
                     "BusinessUnitId": business_unit,
                     "PrivilegeName": name,
                 }
-                for name in names
+                for name in sorted(held)
             ],
         }
     )

@@ -43,14 +43,14 @@ def bulk_action(request: HttpRequest, entity: str, action: str) -> HttpResponse:
         if request.method != "POST":
             raise ApiError(405, "MethodNotAllowed", f"{action} is called with POST.")
         creating = action == "CreateMultiple"
-        _authorize(request, "crm", entity, method="POST" if creating else "PATCH")
+        user = _authorize(request, "crm", entity, method="POST" if creating else "PATCH")
         api = _api_entity("crm", entity)
         _refuse_changes(api, "POST")
         if not takes(api.logical_name, action):
             raise not_supported(action, api.logical_name)
         targets = _targets(_body(request, MAX_BULK_BODY_BYTES), api)
         if creating:
-            ids = _create_multiple(api, targets)
+            ids = _create_multiple(api, targets, user)
             notify_changes("crm", entity, ids, "created")
             return JsonResponse(
                 {
@@ -58,7 +58,7 @@ def bulk_action(request: HttpRequest, entity: str, action: str) -> HttpResponse:
                     "Ids": [str(pk) for pk in ids],
                 }
             )
-        ids = _update_multiple(api, targets)
+        ids = _update_multiple(api, targets, user)
         notify_changes("crm", entity, ids)
         return HttpResponse(status=204)
     except ApiError as error:
@@ -94,8 +94,9 @@ def _key(api: ApiEntity, target: dict) -> uuid.UUID | None:
         raise ApiError(400, "BadRequest", f"'{api.key}' is not a valid id.") from None
 
 
-def _create_multiple(api: ApiEntity, targets: list[dict]) -> list:
-    """Create every target, or none: the first target refused stops the request."""
+def _create_multiple(api: ApiEntity, targets: list[dict], user) -> list:
+    """Create every target, or none: the first target refused stops the request. `user`
+    owns them, and must be allowed to bind what they bind."""
     records = []
     cache: dict = {}
     keys = set()
@@ -110,14 +111,15 @@ def _create_multiple(api: ApiEntity, targets: list[dict]) -> list:
                 )
             keys.add(key)
             record.pk = key
-        _assign(api, record, target, cache)
+        dataverse.owned_by(record, user)
+        _assign(api, record, target, cache, user)
         records.append(record)
     with transaction.atomic():
         api.model.objects.bulk_create(records)
     return [record.pk for record in records]
 
 
-def _update_multiple(api: ApiEntity, targets: list[dict]) -> list:
+def _update_multiple(api: ApiEntity, targets: list[dict], user) -> list:
     """Update every target, or none: the records are looked up first (the missing ones are
     named together, in the words of "Use bulk operation messages", Troubleshooting), then
     the first target refused stops the request."""
@@ -145,7 +147,7 @@ def _update_multiple(api: ApiEntity, targets: list[dict]) -> list:
         cache: dict = {}
         changed: set[str] = set()
         for key, target in zip(keys, targets, strict=True):
-            _assign(api, found[key], target, cache)
+            _assign(api, found[key], target, cache, user)
             changed.update(api.fields[name] for name in target if name in api.fields)
             changed.update(dataverse.bound_fields(api, target))
         # bulk_update does not run auto_now: the modified time is set here.

@@ -14,7 +14,14 @@
   `parentcustomerid@odata.bind`, a property it does not have as it refuses `Name` ("Troubleshoot
   Dataverse Web API client errors"), and a record that does not exist with ObjectDoesNotExist
   ("Web service error codes").
-- A record created without a currency gets the organization's base currency."""
+- A record created without a currency gets the organization's base currency.
+- Binding a record needs the Append privilege on the table that gets the lookup and Append To
+  on the table it refers to ("Security concepts in Microsoft Dataverse"), at a level that
+  reaches both records ("How access to a record is determined"): without the privilege the
+  answer is "Principal user ... is missing prv... privilege" (0x80040220), with one that does
+  not reach the record "Principal with ID ... does not have AppendToAccess right(s) for record
+  with ID ..." (0x80048306), both 403 ("Troubleshoot Dataverse client errors"). The request
+  writes nothing then."""
 
 import re
 import uuid
@@ -26,8 +33,10 @@ from django.conf import settings
 from django.db.models import Q
 from django.http import HttpRequest
 
+from . import security
 from .api_schema import API_ENTITIES, ApiEntity
 from .errors import ApiError
+from .models import CrmRole, CrmSystemUser
 
 BIND_SUFFIX = "@odata.bind"
 # "/accounts(<id>)", "accounts(<id>)" or the record's absolute address.
@@ -38,6 +47,10 @@ PAYLOAD_ERROR = "0x80048d19"
 OBJECT_DOES_NOT_EXIST = "0x80040217"
 # The lookup of a record's transaction currency (accounts, and every table with money).
 CURRENCY_NAVIGATION = "transactioncurrencyid"
+# A privilege check that failed (the user holds the privilege at no level), and an access check
+# that failed (it holds it at a level that does not reach the record).
+MISSING_PRIVILEGE = "0x80040220"
+ACCESS_DENIED = "0x80048306"
 
 
 def annotations_wanted(
@@ -108,8 +121,74 @@ def _navigation_named(api: ApiEntity, name: str) -> str | None:
     return None
 
 
-def bind(api: ApiEntity, record, data: dict, cache: dict) -> set[str]:
-    """Set the lookups that the payload binds or clears; the payload keys it took care of."""
+def missing_privilege(
+    user: CrmSystemUser, roles: list[CrmRole], held: set[str], privilege: str, api: ApiEntity
+) -> ApiError:
+    """The failed privilege check: "Principal user is missing privilege on OTC for entity",
+    0x80040220 ("Troubleshoot Dataverse client errors"), in the words Dataverse fills in."""
+    return ApiError(
+        403,
+        MISSING_PRIVILEGE,
+        f"Principal user (Id={user.pk}, type=8, roleCount={len(roles)}, "
+        f"privilegeCount={len(held)}, accessMode={user.access_mode}), is missing {privilege} "
+        f"privilege (Id={security.privilege_id(privilege)}) on OTC={api.type_code} for entity "
+        f"'{api.logical_name}'.",
+    )
+
+
+def access_denied(user: CrmSystemUser, right: str, record, api: ApiEntity) -> ApiError:
+    """The failed access check: "Principal with ID <guid> does not have CreateAccess right(s)
+    for record with ID <guid> of entity", 0x80048306 ("Troubleshoot Dataverse client
+    errors")."""
+    return ApiError(
+        403,
+        ACCESS_DENIED,
+        f"Principal with ID {user.pk} does not have {right} right(s) for record with ID "
+        f"{record.pk} of entity {api.logical_name}.",
+    )
+
+
+def _security_of(user: CrmSystemUser, cache: dict) -> tuple[list[CrmRole], set[str] | None]:
+    """The user's roles and privileges, looked up once a request."""
+    key = ("security", user.pk)
+    if key not in cache:
+        roles = security.held_roles(user)
+        cache[key] = roles, security.privileges_of(user, roles)
+    return cache[key]
+
+
+def authorize_append(
+    user: CrmSystemUser, api: ApiEntity, record, target: ApiEntity, found, cache: dict
+) -> None:
+    """May `user` set a lookup of `record` (of `api`) to `found` (of `target`)? Append on the
+    one, Append To on the other: both privilege checks, then both access checks."""
+    roles, held = _security_of(user, cache)
+    checks = [
+        (verb, security.privilege_named(verb, table.name), table, row)
+        for verb, table, row in (
+            (security.APPEND, api, record),
+            (security.APPEND_TO, target, found),
+        )
+    ]
+    for _, privilege, table, _ in checks:
+        if held is not None and privilege not in held:
+            raise missing_privilege(user, roles, held, privilege, table)
+    for verb, privilege, table, row in checks:
+        if not security.reaches(user, privilege, table.name, row, roles):
+            raise access_denied(user, security.ACCESS_RIGHTS[verb], row, table)
+
+
+def owned_by(record, user: CrmSystemUser | None) -> None:
+    """A new record of a table users own is owned by whoever creates it through the API."""
+    if user is not None and hasattr(record, "owner_id") and record.owner_id is None:
+        record.owner = user
+
+
+def bind(
+    api: ApiEntity, record, data: dict, cache: dict, user: CrmSystemUser | None = None
+) -> set[str]:
+    """Set the lookups that the payload binds or clears; the payload keys it took care of.
+    With `user`, who must be allowed to bind each record (Append and Append To)."""
     taken: set[str] = set()
     for name, value in data.items():
         navigation_name = _navigation_named(api, name)
@@ -139,7 +218,10 @@ def bind(api: ApiEntity, record, data: dict, cache: dict) -> set[str]:
                 f"the address of a {navigation.target} record.",
             )
         target = API_ENTITIES[(api.entity.app, navigation.target)]
-        setattr(record, navigation.field, _bound_record(api, target, name, value, cache))
+        found = _bound_record(api, target, name, value, cache)
+        if user is not None:
+            authorize_append(user, api, record, target, found, cache)
+        setattr(record, navigation.field, found)
     if record._state.adding:
         _base_currency_by_default(api, record, data, cache)
     return taken

@@ -323,7 +323,9 @@ class CrmRole(models.Model):
     has its own `roleid`, the same role template (`roletemplateid`, set on the roles Dataverse
     ships, such as System Administrator) and points back at the root role (`parentrootroleid`;
     the root role points at itself). The names are what the organization calls them, in its
-    language; the privileges are the `prv<Verb><Table>` names the role grants."""
+    language; the privileges are the `prv<Verb><Table>` names the role grants, each with its
+    access level (Basic, Local, Deep or Global: User, Business Unit, Parent: Child Business
+    Units or Organization), as `{"prvReadAccount": "Global", ...}`."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
@@ -334,7 +336,7 @@ class CrmRole(models.Model):
     parent_root_role = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="copies"
     )
-    privileges = models.JSONField(default=list, blank=True)
+    privileges = models.JSONField(default=dict, blank=True)
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
     objects = CrmRoleManager()
@@ -433,6 +435,11 @@ class CrmAccount(models.Model):
         on_delete=models.SET_NULL,
         related_name="accounts",
     )
+    # Accounts are owned by users (ownerid): whoever created one through the API. A record
+    # without an owner belongs to the root business unit (demo/security.py).
+    owner = models.ForeignKey(
+        CrmSystemUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
@@ -459,6 +466,10 @@ class CrmContact(models.Model):
     )
     parent_contact = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_contacts"
+    )
+    # Owned by a user, as accounts are.
+    owner = models.ForeignKey(
+        CrmSystemUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 

@@ -2,14 +2,23 @@
 
 The CRM keeps security as Dataverse does: business units, security roles (a role of the root
 business unit is copied into every other one, with the same role template and pointing back at
-it), teams whose members hold the team's roles too, and users with roles of their own. A user
-holds every privilege of its roles and of its teams' roles; a role made from the System
-Administrator template grants them all. A missing privilege is a 403 naming the principal user
-and the privilege, a sign-in problem is a 401 with its reason."""
+it), teams whose members hold the team's roles too, and users with roles of their own. A role
+grants each of its privileges at an access level; a user holds every privilege of its roles and
+of its teams' roles; a role made from the System Administrator template grants them all, at the
+Organization level. A missing privilege is a 403 naming the principal user and the privilege,
+a sign-in problem is a 401 with its reason.
+
+Two checks decide whether a user may act on a record ("How access to a record is
+determined"): the privilege check (the user holds the privilege, at any level) and then the
+access check (a level at which it holds it reaches the record: the user owns the record, or the
+record's business unit is within that level's reach from the role's business unit). The demo
+makes the access check for Append and Append To, which setting a lookup needs on both records;
+the other privileges it checks as held."""
 
 import base64
 import binascii
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -40,10 +49,29 @@ ENTITY_PRIVILEGE_NAMES = {
     "teams": "Team",
 }
 VERBS = {"GET": "Read", "POST": "Create", "PATCH": "Write", "DELETE": "Delete"}
+# Setting a lookup needs Append on the record that gets it and Append To on the record it
+# refers to ("Security concepts in Microsoft Dataverse").
+APPEND, APPEND_TO = "Append", "AppendTo"
+# The access right an access check names for each (the AccessRights enumeration).
+ACCESS_RIGHTS = {APPEND: "AppendAccess", APPEND_TO: "AppendToAccess"}
+
+# The access levels, narrowest first, as RetrieveUserPrivileges names them (PrivilegeDepth):
+# the records the user owns; the role's business unit; it and the business units below it;
+# the whole organization.
+BASIC, LOCAL, DEEP, GLOBAL = "Basic", "Local", "Deep", "Global"
+DEPTHS = (BASIC, LOCAL, DEEP, GLOBAL)
+# Tables the organization owns: their records have no owner, and a privilege on them is held
+# at the Organization level or not at all.
+ORGANIZATION_OWNED = frozenset({"products", "transactioncurrencies"})
 
 
 def _all(*verbs: str, on: tuple[str, ...]) -> set[str]:
     return {f"prv{verb}{ENTITY_PRIVILEGE_NAMES[e]}" for verb in verbs for e in on}
+
+
+def at(depth: str, names: Iterable[str]) -> dict[str, str]:
+    """The privileges `names`, each at the access level `depth`."""
+    return dict.fromkeys(sorted(names), depth)
 
 
 # Every role may read users, roles and teams, as a user needs to see who it is.
@@ -52,41 +80,39 @@ SECURITY_READ = _all("Read", on=("systemusers", "roles", "teams"))
 
 @dataclass(frozen=True)
 class RoleSpec:
-    """A security role the demo CRM starts with."""
+    """A security role the demo CRM starts with: its privileges at their access levels."""
 
     name: str
-    privileges: frozenset[str]
+    privileges: Mapping[str, str]
     role_id: uuid.UUID | None = None
     template: uuid.UUID | None = None
 
 
 STANDARD_ROLES = (
-    RoleSpec("System Administrator", frozenset(), template=SYSTEM_ADMINISTRATOR_TEMPLATE),
+    RoleSpec("System Administrator", {}, template=SYSTEM_ADMINISTRATOR_TEMPLATE),
     RoleSpec(
         "Integration Administrator",
-        frozenset(
-            _all(
-                "Read", "Create", "Write", "Delete",
-                on=("accounts", "contacts", "products", "transactioncurrencies"),
-            ) | SECURITY_READ
-        ),
+        at(GLOBAL, _all(
+            "Read", "Create", "Write", "Delete", APPEND, APPEND_TO,
+            on=("accounts", "contacts", "products", "transactioncurrencies"),
+        ) | SECURITY_READ),
         role_id=INTEGRATION_ADMINISTRATOR_ROLE,
     ),
-    # The narrower role: it cannot write products or currencies, nor delete anything.
+    # The narrower role: it cannot write products or currencies, nor delete anything. It may
+    # set the lookups of the default mappings: an account's currency, a contact's company.
     RoleSpec(
         "Integration User",
-        frozenset(
-            _all("Read", "Create", "Write", on=("accounts", "contacts"))
-            | _all("Read", on=("products", "transactioncurrencies")) | SECURITY_READ
-        ),
+        at(GLOBAL, _all("Read", "Create", "Write", APPEND, APPEND_TO, on=("accounts", "contacts"))
+           | _all("Read", APPEND_TO, on=("transactioncurrencies",))
+           | _all("Read", on=("products",)) | SECURITY_READ),
         role_id=INTEGRATION_USER_ROLE,
     ),
+    # A salesperson reads them all, but links only the accounts and contacts it owns.
     RoleSpec(
         "Salesperson",
-        frozenset(
-            _all("Read", "Write", on=("accounts", "contacts")) | {"prvReadProduct"}
-            | SECURITY_READ
-        ),
+        at(GLOBAL, _all("Read", "Write", on=("accounts", "contacts")) | {"prvReadProduct"}
+           | SECURITY_READ)
+        | at(BASIC, _all(APPEND, APPEND_TO, on=("accounts", "contacts"))),
     ),
 )  # fmt: skip
 
@@ -102,7 +128,12 @@ class AuthFailure(Exception):
 
 
 def privilege_for(entity: str, method: str) -> str:
-    return f"prv{VERBS[method]}{ENTITY_PRIVILEGE_NAMES[entity]}"
+    return privilege_named(VERBS[method], entity)
+
+
+def privilege_named(verb: str, entity: str) -> str:
+    """Dataverse's name of the privilege to `verb` (Read, ..., Append, AppendTo) `entity`."""
+    return f"prv{verb}{ENTITY_PRIVILEGE_NAMES[entity]}"
 
 
 def held_roles(user: CrmSystemUser) -> list[CrmRole]:
@@ -110,20 +141,95 @@ def held_roles(user: CrmSystemUser) -> list[CrmRole]:
     return list(CrmRole.objects.filter(Q(users=user) | Q(teams__members=user)).distinct())
 
 
+def is_administrator(roles: list[CrmRole]) -> bool:
+    return any(role.role_template_id == SYSTEM_ADMINISTRATOR_TEMPLATE for role in roles)
+
+
+def grants(role: CrmRole) -> dict[str, str]:
+    """What a role grants: privilege name -> access level. A role keeps them as a JSON object;
+    a list of names (as roles were kept before access levels) grants each at the
+    Organization level, and anything else on a role's page grants nothing."""
+    held = role.privileges
+    if isinstance(held, list):
+        return at(GLOBAL, (name for name in held if isinstance(name, str)))
+    if isinstance(held, dict):
+        return {name: depth for name, depth in held.items() if depth in DEPTHS}
+    return {}
+
+
 def privileges_of(user: CrmSystemUser, roles: list[CrmRole] | None = None) -> set[str] | None:
-    """The user's privileges, through its roles and its teams' roles; None means all of them
-    (a role made from the System Administrator template)."""
+    """The user's privileges, through its roles and its teams' roles, at any level; None
+    means all of them (a role made from the System Administrator template)."""
+    depths = depths_of(user, roles)
+    return None if depths is None else set(depths)
+
+
+def depths_of(user: CrmSystemUser, roles: list[CrmRole] | None = None) -> dict[str, str] | None:
+    """The deepest level at which the user holds each of its privileges; None means every
+    privilege at the Organization level (the System Administrator template)."""
     roles = held_roles(user) if roles is None else roles
-    if any(role.role_template_id == SYSTEM_ADMINISTRATOR_TEMPLATE for role in roles):
+    if is_administrator(roles):
         return None
-    granted: set[str] = set()
+    deepest: dict[str, str] = {}
     for role in roles:
-        granted.update(str(name) for name in role.privileges if isinstance(name, str))
-    return granted
+        for name, depth in grants(role).items():
+            if name not in deepest or DEPTHS.index(depth) > DEPTHS.index(deepest[name]):
+                deepest[name] = depth
+    return deepest
 
 
 def all_privileges() -> set[str]:
-    return {privilege_for(entity, method) for entity in ENTITY_PRIVILEGE_NAMES for method in VERBS}
+    return {
+        privilege_named(verb, entity)
+        for entity in ENTITY_PRIVILEGE_NAMES
+        for verb in (*VERBS.values(), APPEND, APPEND_TO)
+    }
+
+
+# -- the access check ---------------------------------------------------------------------------
+def owning_business_unit_id(record) -> uuid.UUID:
+    """The business unit a record belongs to: its owner's. A record without an owner (the
+    demo data, written to the tables directly) belongs to the root business unit."""
+    owner = getattr(record, "owner", None)
+    if owner is not None and owner.business_unit_id is not None:
+        return owner.business_unit_id
+    return root_business_unit().pk
+
+
+def _within(unit_id: uuid.UUID | None, top_id: uuid.UUID) -> bool:
+    """Whether the business unit `unit_id` is `top_id` or one below it."""
+    seen: set[uuid.UUID] = set()
+    while unit_id is not None and unit_id not in seen:
+        if unit_id == top_id:
+            return True
+        seen.add(unit_id)
+        unit_id = (
+            CrmBusinessUnit.objects.filter(pk=unit_id).values_list("parent_id", flat=True).first()
+        )
+    return False
+
+
+def reaches(user: CrmSystemUser, privilege: str, entity: str, record, roles: list[CrmRole]) -> bool:
+    """The access check, once the privilege check passed: whether one of the user's roles
+    grants `privilege` at a level that reaches `record` of `entity`. The owner of a record
+    has access at any level, so Basic reaches the user's own records and no others (the demo's
+    records are owned by users, never by teams); Local reaches the records of the role's
+    business unit, Deep those of it and the units below it, Global every record, as does any
+    level on a table the organization owns."""
+    if is_administrator(roles) or entity in ORGANIZATION_OWNED:
+        return True
+    if getattr(record, "owner_id", None) == user.pk:
+        return True
+    levels = [(grants(role).get(privilege), role.business_unit_id) for role in roles]
+    if any(depth == GLOBAL for depth, _ in levels):
+        return True
+    narrower = [(depth, unit) for depth, unit in levels if depth in (LOCAL, DEEP)]
+    if not narrower:
+        return False
+    owning = owning_business_unit_id(record)
+    return any(
+        owning == unit if depth == LOCAL else _within(owning, unit) for depth, unit in narrower
+    )
 
 
 def privilege_id(privilege: str) -> uuid.UUID:
@@ -257,21 +363,24 @@ def _copy(role: CrmRole, unit: CrmBusinessUnit) -> CrmRole:
 @transaction.atomic
 def create_role(
     name: str,
-    privileges,
+    privileges: Mapping[str, str] | Iterable[str],
     *,
     role_id: uuid.UUID | None = None,
     template: uuid.UUID | None = None,
 ) -> CrmRole:
-    """A role of the root business unit, copied into every other business unit."""
+    """A role of the root business unit, copied into every other business unit: its
+    privileges at their access levels, or their names alone (each at the Organization
+    level)."""
     root = root_business_unit()
+    if template == SYSTEM_ADMINISTRATOR_TEMPLATE:
+        privileges = all_privileges()
+    granted = dict(privileges) if isinstance(privileges, Mapping) else at(GLOBAL, privileges)
     role = CrmRole(
         id=role_id or uuid.uuid4(),
         name=name,
         business_unit=root,
         role_template_id=template,
-        privileges=sorted(
-            all_privileges() if template == SYSTEM_ADMINISTRATOR_TEMPLATE else privileges
-        ),
+        privileges=dict(sorted(granted.items())),
     )
     role.parent_root_role = role
     role.save()

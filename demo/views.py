@@ -28,6 +28,8 @@ def shown(record, field: str):
     value = getattr(record, field)
     if isinstance(value, list):
         return ", ".join(str(item) for item in value) or None
+    if isinstance(value, dict):  # a role's privileges and their access levels
+        return ", ".join(f"{name} ({level})" for name, level in value.items()) or None
     return value
 
 

@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from sync.connectors import ConnectorError, connector_for
 from sync.connectors.currencies import currency_table, has_rate
+from sync.connectors.dataverse import VERB_WORDS, privilege_words
 
 from .links import safe_link
 from .models import Category, Status, SyncError, audience_of
@@ -23,6 +24,14 @@ PRIVILEGE = re.compile(
     r"(?:.*?for entity '(?P<entity>\w+)')?",
     re.DOTALL,
 )
+# Dataverse's failed access check: the privilege is held, at a level that does not reach the
+# record ("Principal with ID <guid> does not have CreateAccess right(s) for record with ID
+# <guid> of entity").
+ACCESS = re.compile(
+    r"Principal with ID (?P<user>[0-9a-fA-F-]+) does not have (?P<right>\w+)Access right\(s\) "
+    r"for record with ID (?P<record>[0-9a-fA-F-]+) of entity (?P<entity>\w+)"
+)
+LINKING = ("prvAppend",)
 CURRENCY_CODE = re.compile(r"(?:[Cc]urrency |Currency Code=')(?P<code>[A-Z]{3})\b")
 # The button of the connection's setup health page, named as the page names it.
 CHECK_NOW = "Press Check now on the connection's setup health page, then run the job again."
@@ -131,7 +140,12 @@ def _user_record_link(error: SyncError, user_id: str) -> list[tuple[str, str]]:
 
 def _permission(error: SyncError) -> Remedy:
     app = _app(error)
+    denied = ACCESS.search(error.message)
+    if denied is not None:
+        return _out_of_reach(error, denied)
     found = PRIVILEGE.search(error.message)
+    if found and found["privilege"].startswith(LINKING):
+        return _linking(error, found)
     privilege = found["privilege"] if found else "a privilege"
     entity = f" on {found['entity']}" if found and found["entity"] else ""
     links = _user_record_link(error, found["user"]) if found else []
@@ -146,6 +160,50 @@ def _permission(error: SyncError) -> Remedy:
         ],
         who=_who(error),
         links=links + _connection_links(error) + _health_links(error),
+    )
+
+
+def _linking(error: SyncError, found: re.Match) -> Remedy:
+    """Append or Append To missing: in the words of the setup check's finding."""
+    app, privilege = _app(error), found["privilege"]
+    words = privilege_words(privilege)
+    return Remedy(
+        cause=f"The integration user's security roles in {app} do not grant {words} "
+        f"({privilege}), which setting a lookup needs, so every record that sets one fails the "
+        "same way.",
+        steps=[
+            f"In {app}, open the integration user and its security roles.",
+            f"Give the integration user's security role {words}, at the Organization level, or "
+            "assign it a role that has it (the Integration Administrator role does).",
+            "Run the job again; the records that failed are tried at the next run.",
+        ],
+        who=_who(error),
+        links=_user_record_link(error, found["user"])
+        + _connection_links(error)
+        + _health_links(error),
+    )
+
+
+def _out_of_reach(error: SyncError, denied: re.Match) -> Remedy:
+    """The privilege is held at a level that does not reach the record (owned by another user
+    or business unit)."""
+    app = _app(error)
+    right = denied["right"]
+    words = f"{VERB_WORDS.get(right, right)} on {denied['entity']}"
+    return Remedy(
+        cause=f"The integration user's security roles in {app} grant {words} at a level that "
+        f"does not reach the {denied['entity']} record {denied['record']}: another user or "
+        "business unit owns it.",
+        steps=[
+            f"In {app}, set {words} to the Organization level in the integration user's "
+            "security role (or give the record to an owner within the level's reach).",
+            "Retry the record, or let the next run try it again.",
+        ],
+        who=_who(error),
+        links=_user_record_link(error, denied["user"])
+        + _record_links(error)
+        + _connection_links(error)
+        + _health_links(error),
     )
 
 

@@ -5,6 +5,7 @@ synchronize (the address, the integration user, its roles and privileges, the cu
 for one mapping in the direction the job runs."""
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ from errors.services import resolve_setup_checked
 
 from .connectors import Connector, ConnectorError, ODataConnector, connector_for
 from .connectors.currencies import currency_table, has_rate
+from .connectors.dataverse import LEVELS, level_words, privilege_words
+from .fields import TO_DESTINATION, LookupSpec, field_pairs
 from .models import Connection, ConnectionCheck, TableMapping
 
 ERROR, WARNING, OK = "error", "warning", "ok"
@@ -56,6 +59,7 @@ CATEGORIES = {
     "admin_user": Category.INTEGRATION_USER,
     "no_integration_role": Category.INTEGRATION_USER,
     "missing_privilege": Category.PERMISSION,
+    "privilege_level": Category.PERMISSION,
     "local_currency_missing": Category.CURRENCY,
     "currency_missing": Category.CURRENCY,
     "exchange_rate_missing": Category.CURRENCY,
@@ -66,6 +70,13 @@ VERB_PURPOSE = {
     "Write": "update {entity}",
     "Delete": "delete a remaining {entity} record (Delete the remaining record)",
 }
+# The privileges that setting a lookup needs besides Create and Write: Append on the table that
+# gets it, Append To on the table it refers to ("Security concepts in Microsoft Dataverse").
+APPEND, APPEND_TO = "Append", "AppendTo"
+# The level at which a privilege reaches every record, whoever owns it.
+ORGANIZATION = "Global"
+# What a mapping needs: a verb (Read, ..., AppendTo) on a table, and what for in words.
+Need = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -136,41 +147,118 @@ def needed_verbs(mapping: TableMapping, side: str, direction: str | None = None)
     return verbs
 
 
+def _lookup_words(lookup: LookupSpec, written: str) -> str:
+    named = f"the {lookup.label} lookup" if lookup.label else "the lookup"
+    return f"{named} of {written} ({lookup.navigation})"
+
+
+def lookup_needs(mapping: TableMapping, side: str, direction: str | None = None) -> list[Need]:
+    """What the lookups the mapping (or a job in `direction`) writes to `side` need besides
+    Create and Write, as (verb, table, purpose): Append on the mapping's table, and Append To
+    on each table a lookup refers to."""
+    if side != "destination" or not _writes_to(direction or mapping.direction, side):
+        return []
+    written = mapping.destination_entity
+    lookups = [
+        pair.lookup
+        for pair in field_pairs(mapping.field_mappings, TO_DESTINATION)
+        if pair.lookup is not None
+    ]
+    if not lookups:
+        return []
+    needs = [(APPEND, written, "set " + " and ".join(_lookup_words(x, written) for x in lookups))]
+    for entity in sorted({lookup.entity for lookup in lookups}):
+        setting = " and ".join(_lookup_words(x, written) for x in lookups if x.entity == entity)
+        needs.append((APPEND_TO, entity, f"set {setting} to {entity} records"))
+    return needs
+
+
+def _needs(mapping: TableMapping, side: str, direction: str | None) -> Iterator[Need]:
+    entity = getattr(mapping, f"{side}_entity")
+    for verb in needed_verbs(mapping, side, direction):
+        yield verb, entity, VERB_PURPOSE[verb].format(entity=entity)
+    yield from lookup_needs(mapping, side, direction)
+
+
+def _missing(
+    connector: Connector, side: str, mapping: TableMapping, need: Need, privilege: str
+) -> Finding:
+    verb, entity, purpose = need
+    app = connector.app_name
+    message = f"The integration user is missing the {privilege} privilege"
+    if verb in (APPEND, APPEND_TO):
+        words = privilege_words(privilege)
+        message += f" ({words})"
+        remedy = (
+            f"In {app}, give the integration user's security role {words}, at the "
+            "Organization level, or assign it a role that has it (the Integration "
+            "Administrator role does)."
+        )
+    else:
+        remedy = (
+            f"In {app}, assign the integration user a security role that holds {privilege} "
+            "(the Integration Administrator role does), or add the privilege to its role."
+        )
+    return Finding(
+        "missing_privilege",
+        # Without delete only one fix fails; without the others every record does.
+        WARNING if verb == "Delete" else ERROR,
+        f"{message}: mapping {mapping.name} needs it to {purpose} in {app}.",
+        remedy,
+        side=side,
+        app=app,
+        mapping=mapping.name,
+        entity=entity,
+        privilege=privilege,
+    )
+
+
+def _shallow(
+    connector: Connector, side: str, mapping: TableMapping, need: Need, privilege: str, depth: str
+) -> Finding:
+    """Append and Append To held at a level that reaches only some records: a lookup to a
+    record outside its reach fails that record ("How access to a record is determined")."""
+    _, entity, purpose = need
+    app, words, level = connector.app_name, privilege_words(privilege), level_words(depth)
+    return Finding(
+        "privilege_level",
+        WARNING,
+        f"The integration user holds {privilege} ({words}) at the {level} level only: mapping "
+        f"{mapping.name} needs it to {purpose} in {app}, and a record outside that level's "
+        "reach fails.",
+        f"In {app}, set {words} to the Organization level in the integration user's security role.",
+        side=side,
+        app=app,
+        mapping=mapping.name,
+        entity=entity,
+        privilege=privilege,
+    )
+
+
 def privilege_findings(
     connector: Connector,
     side: str,
     mappings: list[TableMapping],
-    privileges: set[str],
+    privileges: Mapping[str, str],
     *,
     direction: str | None = None,
 ) -> list[Finding]:
-    """One finding per privilege a mapping needs on its entity and the user lacks."""
+    """One finding per privilege a mapping needs on its entity (and, for its lookups, on the
+    tables they refer to) and the user lacks; a warning for Append and Append To held at a
+    level that does not reach every record."""
     findings = []
     for mapping in mappings:
-        entity = getattr(mapping, f"{side}_entity")
-        for verb in needed_verbs(mapping, side, direction):
+        for need in _needs(mapping, side, direction):
+            verb, entity, _ = need
             privilege = connector.privilege_name(verb, entity)
-            if not privilege or privilege in privileges:
+            if not privilege:
                 continue
-            purpose = VERB_PURPOSE[verb].format(entity=entity)
-            # Without delete only one fix fails; without the others every record does.
-            severity = WARNING if verb == "Delete" else ERROR
-            findings.append(
-                Finding(
-                    "missing_privilege",
-                    severity,
-                    f"The integration user is missing the {privilege} privilege: mapping "
-                    f"{mapping.name} needs it to {purpose} in {connector.app_name}.",
-                    f"In {connector.app_name}, assign the integration user a security role "
-                    f"that holds {privilege} (the Integration Administrator role does), or "
-                    "add the privilege to its role.",
-                    side=side,
-                    app=connector.app_name,
-                    mapping=mapping.name,
-                    entity=entity,
-                    privilege=privilege,
-                )
-            )
+            if privilege not in privileges:
+                findings.append(_missing(connector, side, mapping, need, privilege))
+                continue
+            depth = privileges[privilege]
+            if verb in (APPEND, APPEND_TO) and depth in LEVELS and depth != ORGANIZATION:
+                findings.append(_shallow(connector, side, mapping, need, privilege, depth))
     return findings
 
 
@@ -210,7 +298,7 @@ def check_side(
                 "privileges",
                 OK,
                 "The integration user holds every privilege the enabled mappings need to "
-                "read, create and update.",
+                "read, create and update records and to set their lookups.",
                 side=side,
                 app=connector.app_name,
             )

@@ -2,9 +2,8 @@
 and whether the integration user may do what the job needs. Shared by the engine and by the
 circuit breaker, which runs it to decide whether a paused mapping may resume."""
 
-import re
-
 from .connectors import Connector, ConnectorError
+from .connectors.dataverse import PRIVILEGE
 from .health import job_blockers
 from .models import TableMapping
 
@@ -48,7 +47,8 @@ def check_integration_users(
         connector = source if side == "source" else destination
         user_id = getattr(connector, "user_id", "") or "unknown"
         # Dataverse names the table by its logical name, the privilege's noun in lower case.
-        logical = re.sub(r"^prv(Read|Create|Write|Delete)", "", first.privilege).lower()
+        named = PRIVILEGE.fullmatch(first.privilege)
+        logical = (named["table"] if named else first.privilege).lower()
         message = (
             f"Principal user (Id={user_id}, type=8) is missing {first.privilege} privilege "
             f"for entity '{logical}': mapping {mapping.name} needs it, so the job did not "

@@ -214,8 +214,9 @@ class Connector(ABC):
         """Every check of `check_setup`, the passed ones too."""
         return self.check_setup()
 
-    def user_privileges(self) -> set[str] | None:
-        """The integration user's privileges; None where the app has none to ask about."""
+    def user_privileges(self) -> dict[str, str] | None:
+        """The integration user's privileges, each with the level at which it holds it (""
+        where the app does not say); None where the app has none to ask about."""
         return None
 
     def privilege_name(self, verb: str, entity: str) -> str | None:

@@ -7,6 +7,7 @@ is non-interactive, a license. Role names are the organization's own, in its lan
 only shown."""
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,19 @@ ACCESS_MODES = {
     5: "Delegated Admin",
 }
 READ_WRITE, NON_INTERACTIVE = 0, 4
+# The levels at which a role grants a privilege (PrivilegeDepth), narrowest first, and what a
+# security role's page calls them.
+LEVELS = {
+    "Basic": "User",
+    "Local": "Business Unit",
+    "Deep": "Parent: Child Business Units",
+    "Global": "Organization",
+}
+# A privilege's name: prv<Verb><Table> (prvAppendToAccount); and how a role's page names a verb.
+PRIVILEGE = re.compile(
+    r"prv(?P<verb>AppendTo|Append|Create|Read|Write|Delete|Assign|Share)(?P<table>\w+)"
+)
+VERB_WORDS = {"AppendTo": "Append To"}
 ROLE_COLUMNS = "name,_roletemplateid_value,_parentrootroleid_value"
 SHOWN_ROLES = 20  # roles named in a finding; an app may answer with any number
 
@@ -55,6 +69,39 @@ def in_condition(field_name: str, terms: list[str]) -> str:
 
 def json_string(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
+
+
+def privilege_words(privilege: str) -> str:
+    """A privilege as a security role's page shows it: prvAppendToAccount is "Append To on
+    Account", prvReadTransactionCurrency "Read on Transaction Currency"."""
+    found = PRIVILEGE.fullmatch(privilege)
+    if found is None:
+        return privilege
+    table = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", found["table"])
+    return f"{VERB_WORDS.get(found['verb'], found['verb'])} on {table}"
+
+
+def level_words(depth: str) -> str:
+    """How a security role's page names an access level: Basic is "User"."""
+    return LEVELS.get(depth, depth)
+
+
+def deepest_levels(rows: list[Any]) -> dict[str, str]:
+    """RetrieveUserPrivileges' RolePrivileges as privilege -> the deepest level the user holds
+    it at (one row for each role that grants it); "" where no level is given."""
+    order = list(LEVELS)
+
+    def rank(depth: str) -> int:
+        return order.index(depth) if depth in order else -1
+
+    held: dict[str, str] = {}
+    for row in rows:
+        if not isinstance(row, dict) or "PrivilegeName" not in row:
+            continue
+        name, depth = str(row["PrivilegeName"]), str(row.get("Depth") or "")
+        if name not in held or rank(depth) > rank(held[name]):
+            held[name] = depth
+    return held
 
 
 def _guid(value: Any) -> str:

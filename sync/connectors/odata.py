@@ -764,9 +764,10 @@ class ODataConnector(Connector):
     def _get(self, url: str, params: dict[str, str]) -> dict[str, Any]:
         return self._send("GET", url, params=params, parse=True)
 
-    def user_privileges(self) -> set[str] | None:
-        """The integration user's privileges (Dataverse's RetrieveUserPrivileges); None where
-        the app has no privileges to ask about."""
+    def user_privileges(self) -> dict[str, str] | None:
+        """The integration user's privileges and the level (Depth) at which it holds each
+        (Dataverse's RetrieveUserPrivileges); None where the app has no privileges to ask
+        about."""
         if self.config.flavor != DATAVERSE:
             return None
         if not self._user_id:
@@ -778,9 +779,7 @@ class ODataConnector(Connector):
         rows = self._send("GET", url, parse=True).get("RolePrivileges", [])
         if not isinstance(rows, list):
             raise ConnectorError(f"{self.app_name} answered without a list of privileges.")
-        return {
-            str(r["PrivilegeName"]) for r in rows if isinstance(r, dict) and "PrivilegeName" in r
-        }
+        return dataverse.deepest_levels(rows)
 
     @property
     def user_id(self) -> str:

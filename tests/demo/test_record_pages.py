@@ -32,6 +32,22 @@ def test_a_crm_record_page_names_the_records_its_lookups_refer_to(client):
     assert "Fjord AS" in listed
 
 
+def test_a_crm_record_page_shows_and_changes_its_owner(client, staff_user):
+    """Who owns an account decides which access levels reach it: its page says, and an
+    administrator gives it to another owner there."""
+    from demo.models import CrmSystemUser
+
+    kari = CrmSystemUser.objects.create(full_name="Kari", domain_name="kari@crm.example")
+    ola = CrmSystemUser.objects.create(full_name="Ola", domain_name="ola@crm.example")
+    account = CrmAccount.objects.create(name="Fjord AS", owner=kari)
+    page = reverse("demo:record", args=["crm", "accounts", account.pk])
+    assert "<dd>kari@crm.example</dd>" in client.get(page).content.decode()
+    client.force_login(staff_user)
+    assert client.post(page, {"name": "Fjord AS", "owner": str(ola.pk)}).status_code == 302
+    account.refresh_from_db()
+    assert account.owner == ola
+
+
 def test_record_pages_escape_what_is_stored(client):
     account = CrmAccount.objects.create(name="<script>alert(1)</script>")
     html = client.get(reverse("demo:record", args=["crm", "accounts", account.pk])).content.decode()
@@ -111,7 +127,8 @@ def test_a_person_fixes_the_integration_user_on_the_crm_security_pages(client, s
     page = client.get(f"/demo/crm/systemusers/{user.pk}/").content.decode()
     assert "Salesperson (demo-crm)" in page and "Read-Write" in page
     role_page = client.get(f"/demo/crm/roles/{admin_role.pk}/").content.decode()
-    assert str(admin_role.pk) in role_page and "prvWriteProduct" in role_page
+    assert str(admin_role.pk) in role_page and "prvWriteProduct (Global)" in role_page
+    assert "prvAppendToAccount (Global)" in role_page  # each privilege with its access level
     team_list = client.get("/demo/crm/teams/").content.decode()
     assert "demo-crm" in team_list and "i@crm.example" in team_list
 

@@ -27,9 +27,15 @@ def act_on_the_problem(client, action: str, group_id: int) -> None:
 
 
 def assert_closed_by(entry: SyncError, job: SyncJob) -> None:
+    """A record's entry closes when the record synchronizes in `job`; a whole job's entry (a
+    setup failure) when `job` of its mapping gets past the point where it failed."""
     entry.refresh_from_db()
     assert entry.status == Status.RESOLVED, (entry.status, entry.status_note)
-    assert entry.status_note == f"Resolved by itself: the record synchronized in job #{job.pk}."
+    assert entry.status_note == (
+        f"Resolved by itself: the record synchronized in job #{job.pk}."
+        if entry.source_record_id
+        else f"Resolved by itself: job #{job.pk} of the mapping got past this point."
+    )
     assert entry.status_changed_by is None
     assert ErrorGroup.objects.get(pk=entry.group_id).status == Status.RESOLVED
     event = AuditEvent.objects.filter(
