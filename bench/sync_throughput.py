@@ -135,7 +135,8 @@ def _reset_demo() -> None:
             "demo_crmproduct, demo_crmtransactioncurrency, demo_crmsystemuser, demo_crmteam, "
             "demo_crmrole, demo_crmbusinessunit, "
             "demo_erpcustomer, demo_erpcontact, demo_erpitem, demo_erpcurrency, "
-            "demo_erpsalesperson, demo_demofault, demo_demowebhook CASCADE"
+            "demo_erpsalesperson, demo_demofault, demo_crmserviceendpoint, "
+            "demo_crmsdkmessageprocessingstep CASCADE"
         )
 
 

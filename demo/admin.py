@@ -3,8 +3,9 @@ from django.db import models
 
 from .entities import ENTITIES
 from .models import (
+    CrmSdkMessageProcessingStep,
+    CrmServiceEndpoint,
     DemoFault,
-    DemoWebhook,
     ErpContactBusinessRelation,
     ErpNumberSeries,
     ErpSubscription,
@@ -38,11 +39,21 @@ class DemoFaultAdmin(admin.ModelAdmin):
     list_filter = ["app", "mode"]
 
 
-@admin.register(DemoWebhook)
-class DemoWebhookAdmin(admin.ModelAdmin):
-    list_display = ["app", "entity", "notification_url"]
-    list_filter = ["app"]
-    exclude = ["client_state"]
+class StepInline(admin.TabularInline):
+    model = CrmSdkMessageProcessingStep
+    extra = 0
+    fields = ["name", "message_name", "primary_entity", "stage", "mode", "state"]
+    readonly_fields = ["message_name", "primary_entity"]
+
+
+@admin.register(CrmServiceEndpoint)
+class CrmServiceEndpointAdmin(admin.ModelAdmin):
+    """The demo CRM's service endpoints (webhooks) and their steps, registered through its
+    API (serviceendpoints, sdkmessageprocessingsteps)."""
+
+    list_display = ["name", "contract", "auth_type", "url"]
+    exclude = ["auth_value"]
+    inlines = [StepInline]
 
 
 @admin.register(ErpSubscription)

@@ -563,15 +563,129 @@ class ErpSubscription(models.Model):
         return f"{self.resource} → {self.notification_url}"
 
 
-class DemoWebhook(models.Model):
-    """A webhook of the demo CRM: a service endpoint and step registered for the changes of
-    one table, as an administrator registers one in Dataverse with the Plug-in Registration
-    tool. (The demo ERP's subscriptions are ErpSubscription, made through its API.)"""
+class CrmServiceEndpoint(models.Model):
+    """A Dataverse service endpoint (table `serviceendpoint`): where the event framework posts
+    the execution context of the steps registered on it. A webhook is one with contract 8
+    and an http(s) `url`; its authentication (`authtype`) says how its key (`authvalue`,
+    which the API never reads back) is sent: WebhookKey as the `code` query parameter."""
 
-    app = models.CharField(max_length=3, choices=[("erp", "ERP"), ("crm", "CRM")])
-    entity = models.CharField(max_length=50)
-    notification_url = models.URLField(max_length=500)
-    client_state = EncryptedTextField(blank=True)
+    class Contract(models.IntegerChoices):
+        ONE_WAY = 1, "OneWay"
+        QUEUE = 2, "Queue"
+        REST = 3, "Rest"
+        TWO_WAY = 4, "TwoWay"
+        TOPIC = 5, "Topic"
+        QUEUE_PERSISTENT = 6, "Queue (Persistent)"
+        EVENT_HUB = 7, "Event Hub"
+        WEBHOOK = 8, "Webhook"
+        EVENT_GRID = 9, "Event Grid"
+        MANAGED_DATA_LAKE = 10, "Managed Data Lake"
+
+    class AuthType(models.IntegerChoices):
+        ACS = 1, "ACS"
+        SAS_KEY = 2, "SAS Key"
+        SAS_TOKEN = 3, "SAS Token"
+        WEBHOOK_KEY = 4, "Webhook Key"
+        HTTP_HEADER = 5, "Http Header"
+        HTTP_QUERY_STRING = 6, "Http Query String"
+        CONNECTION_STRING = 7, "Connection String"
+        ACCESS_KEY = 8, "Access Key"
+
+    class ConnectionMode(models.IntegerChoices):
+        NORMAL = 1, "Normal"
+        FEDERATED = 2, "Federated"
+
+    class MessageFormat(models.IntegerChoices):
+        BINARY_XML = 1, "Binary XML"
+        JSON = 2, "Json"
+        TEXT_XML = 3, "Text XML"
+
+    class UserClaim(models.IntegerChoices):
+        NONE = 1, "None"
+        USER_ID = 2, "UserId"
+        USER_INFO = 3, "UserInfo"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=256)
+    description = models.CharField(max_length=2000, blank=True)
+    contract = models.IntegerField(choices=Contract.choices)
+    auth_type = models.IntegerField(choices=AuthType.choices, null=True, blank=True)
+    # A shared secret: kept encrypted, and never answered by the API.
+    auth_value = EncryptedTextField(blank=True)
+    url = models.CharField(max_length=2000, blank=True)
+    connection_mode = models.IntegerField(
+        choices=ConnectionMode.choices, default=ConnectionMode.NORMAL
+    )
+    message_format = models.IntegerField(choices=MessageFormat.choices, null=True, blank=True)
+    user_claim = models.IntegerField(choices=UserClaim.choices, default=UserClaim.NONE)
+    modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
     def __str__(self) -> str:
-        return f"{self.app}/{self.entity} → {self.notification_url}"
+        return f"{self.name} ({self.url or self.get_contract_display()})"
+
+
+class CrmSdkMessageProcessingStep(models.Model):
+    """A step registered with the Dataverse event framework (table
+    `sdkmessageprocessingstep`): on a message (`sdkmessageid`), for one table (its message
+    filter, `sdkmessagefilterid`; none: every table), at a stage of the pipeline, run
+    synchronously or asynchronously, by its event handler: here a service endpoint, whose
+    steps are deleted with it."""
+
+    class Stage(models.IntegerChoices):
+        PRE_VALIDATION = 10, "Pre-validation"
+        PRE_OPERATION = 20, "Pre-operation"
+        POST_OPERATION = 40, "Post-operation"
+
+    class Mode(models.IntegerChoices):
+        SYNCHRONOUS = 0, "Synchronous"
+        ASYNCHRONOUS = 1, "Asynchronous"
+
+    class SupportedDeployment(models.IntegerChoices):
+        SERVER_ONLY = 0, "Server Only"
+        OUTLOOK_CLIENT_ONLY = 1, "Microsoft Dynamics 365 Client for Outlook Only"
+        BOTH = 2, "Both"
+
+    class InvocationSource(models.IntegerChoices):
+        INTERNAL = -1, "Internal"
+        PARENT = 0, "Parent"
+        CHILD = 1, "Child"
+
+    class State(models.IntegerChoices):
+        ENABLED = 0, "Enabled"
+        DISABLED = 1, "Disabled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=256)
+    description = models.CharField(max_length=256, blank=True)
+    service_endpoint = models.ForeignKey(
+        CrmServiceEndpoint, on_delete=models.CASCADE, related_name="steps"
+    )
+    # The message and its filter are Dataverse's own rows (demo/dataverse_messages.py):
+    # their names are kept beside their ids, so a change finds its steps in one query.
+    sdk_message_id = models.UUIDField()
+    message_name = models.CharField(max_length=100)
+    sdk_message_filter_id = models.UUIDField(null=True, blank=True)
+    primary_entity = models.CharField(
+        max_length=100, blank=True, help_text="The table's logical name; empty: every table."
+    )
+    stage = models.IntegerField(choices=Stage.choices)
+    mode = models.IntegerField(choices=Mode.choices)
+    rank = models.IntegerField(default=1)
+    supported_deployment = models.IntegerField(
+        choices=SupportedDeployment.choices, default=SupportedDeployment.SERVER_ONLY
+    )
+    invocation_source = models.IntegerField(
+        choices=InvocationSource.choices, default=InvocationSource.PARENT
+    )
+    async_auto_delete = models.BooleanField(default=False)
+    filtering_attributes = models.TextField(blank=True)
+    state = models.IntegerField(choices=State.choices, default=State.ENABLED)
+    modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["message_name", "primary_entity"], name="crm_step_event"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -14,7 +14,6 @@ import httpx
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.urls import reverse
 from django.utils import timezone
 
 from couplings.models import Coupling
@@ -426,19 +425,30 @@ def plant_daily_changes(base_url: str, rng: random.Random, size: int) -> None:
     client.close()
 
 
+# What the integration user needs to register the console's webhook
+# (docs/operations/connecting.md, Change notifications).
+WEBHOOK_ROLE = "Webhook registration"
+WEBHOOK_PRIVILEGES = [
+    f"prv{verb}{table}"
+    for table in ("ServiceEndpoint", "SdkMessageProcessingStep")
+    for verb in ("Create", "Read", "Write", "Delete")
+] + ["prvReadSdkMessage"]
+
+
+def allow_webhook_registration() -> None:
+    """The CRM's administrator gives the integration user a role that may register webhooks."""
+    user = demo.CrmSystemUser.objects.get(domain_name=INTEGRATION_USER)
+    if not demo.CrmRole.objects.filter(name=WEBHOOK_ROLE).exists():
+        security.create_role(WEBHOOK_ROLE, WEBHOOK_PRIVILEGES)
+    user.roles.add(security.role_named(WEBHOOK_ROLE, user.business_unit))
+
+
 def subscribe_to_changes(connection: Connection, base_url: str) -> None:
-    """Let the demo apps notify the console of changes: the ERP through subscriptions made
-    with its API (as the console keeps them for any Business Central), the CRM through
-    webhooks an administrator registers, with the connection's secret as their key."""
+    """Let the demo apps notify the console of changes: the ERP through subscriptions, the
+    CRM through a webhook and its steps, both made by the console with the apps' APIs as it
+    keeps them for any Business Central and Dataverse."""
+    allow_webhook_registration()
     keep_subscribed(connection, console_url=base_url)
-    for mapping in connection.mappings.all():
-        demo.DemoWebhook.objects.get_or_create(
-            app="crm",
-            entity=mapping.destination_entity,
-            notification_url=base_url
-            + reverse("sync:notification", args=[connection.pk, "destination"]),
-            defaults={"client_state": connection.notification_token()},
-        )
 
 
 def _age(since_job_pk: int, connection: Connection, days: float) -> int:
@@ -604,7 +614,8 @@ def remove_demo() -> None:
             ErrorGroup.objects.filter(mapping__connection=connection).delete()
             connection.delete()
         for model in (
-            demo.DemoWebhook,
+            demo.CrmSdkMessageProcessingStep,
+            demo.CrmServiceEndpoint,
             demo.DemoFault,
             demo.CrmContact,
             demo.CrmAccount,

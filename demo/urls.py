@@ -1,6 +1,14 @@
 from django.urls import path, re_path
 
-from . import api, bulk, business_central, dataverse_messages, identity, views
+from . import (
+    api,
+    bulk,
+    business_central,
+    dataverse_messages,
+    dataverse_registrations,
+    identity,
+    views,
+)
 
 app_name = "demo"
 ERP_API = r"^erp/api/v2\.0/companies\((?P<company>[0-9A-Za-z-]*)\)/(?P<entity>[A-Za-z]+)"
@@ -57,6 +65,27 @@ urlpatterns = [
         r"^crm/api/data/v9\.2/sdkmessagefilters$",
         dataverse_messages.sdk_message_filters,
         name="crm_sdk_message_filters",
+    ),
+    re_path(
+        r"^crm/api/data/v9\.2/sdkmessages$",
+        dataverse_messages.sdk_messages,
+        name="crm_sdk_messages",
+    ),
+    re_path(
+        r"^crm/api/data/v9\.2/(?P<entity_set>serviceendpoints|sdkmessageprocessingsteps)$",
+        dataverse_registrations.collection,
+        name="crm_registrations",
+    ),
+    re_path(
+        r"^crm/api/data/v9\.2/(?P<entity_set>serviceendpoints|sdkmessageprocessingsteps)" + ITEM,
+        dataverse_registrations.item,
+        name="crm_registration",
+    ),
+    re_path(
+        r"^crm/api/data/v9\.2/serviceendpoints\((?P<pk>[0-9A-Za-z'{}-]*)\)/"
+        r"serviceendpoint_sdkmessageprocessingstep$",
+        dataverse_registrations.endpoint_steps,
+        name="crm_endpoint_steps",
     ),
     re_path(
         CRM_API + r"/Microsoft\.Dynamics\.CRM\.(?P<action>CreateMultiple|UpdateMultiple)$",

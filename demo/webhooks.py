@@ -1,12 +1,17 @@
 """Change notifications from the demo apps to whoever subscribed, after the change commits.
 
 The ERP notifies as Business Central does (demo/business_central.py: subscriptions made
-through its API, `{"value": [...]}` notifications). The CRM posts as a Dataverse webhook does:
-a service endpoint registered with the WebhookKey authentication (the key sent as the `code`
-query parameter) receives the RemoteExecutionContext of each change ("Use Webhooks to create
-external handlers for server events")."""
+through its API, `{"value": [...]}` notifications). The CRM posts as a Dataverse webhook does
+("Use Webhooks to create external handlers for server events"): each enabled step registered
+on the change's message, for its table or for every table (demo/dataverse_registrations.py),
+has its service endpoint receive the RemoteExecutionContext of the change, authenticated as
+the endpoint says: WebhookKey sends the key as the `code` query parameter, HttpHeader and
+HttpQueryString their key/value pairs (`<settings><setting name="..." value="..." />
+</settings>`)."""
 
+import html
 import logging
+import re
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -14,10 +19,11 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 from django.db import transaction
+from django.db.models import Q
 
 from .api_schema import API_ENTITIES
 from .business_central import announce
-from .models import DemoWebhook
+from .models import CrmSdkMessageProcessingStep, CrmServiceEndpoint
 from .outgoing import outgoing_client
 
 logger = logging.getLogger(__name__)
@@ -46,17 +52,31 @@ def notify_changes(app: str, entity: str, record_ids: list, change: str = "updat
     if app == "erp":
         announce(entity, [(pk, change) for pk in record_ids])
         return
-    subscriptions = list(DemoWebhook.objects.filter(app=app, entity=entity))
     api = API_ENTITIES.get((app, entity))
-    if not subscriptions or api is None:
+    if api is None:
+        return
+    message = MESSAGES.get(change, "Update")
+    steps = list(
+        CrmSdkMessageProcessingStep.objects.select_related("service_endpoint").filter(
+            Q(primary_entity=api.logical_name) | Q(primary_entity=""),
+            message_name=message,
+            state=CrmSdkMessageProcessingStep.State.ENABLED,
+            service_endpoint__contract=CrmServiceEndpoint.Contract.WEBHOOK,
+        )
+    )
+    if not steps:
         return
     moment = datetime.now(UTC)
 
     def send() -> None:
-        for subscription in subscriptions:
+        for step in steps:
+            url, auth_headers = _addressed(step.service_endpoint)
             for record_id in record_ids:
-                payload = remote_execution_context(api.logical_name, record_id, change, moment)
+                payload = remote_execution_context(
+                    api.logical_name, record_id, change, moment, step=step
+                )
                 headers = {
+                    **auth_headers,
                     "x-request-id": payload["RequestId"],
                     "x-ms-dynamics-organization": payload["OrganizationName"],
                     "x-ms-dynamics-entity-name": api.logical_name,
@@ -64,27 +84,52 @@ def notify_changes(app: str, entity: str, record_ids: list, change: str = "updat
                     "x-ms-correlation-request-id": payload["CorrelationId"],
                 }
                 # Never hold up the app's own answer for a subscriber.
-                threading.Thread(
-                    target=_post,
-                    args=(_with_key(subscription), payload, headers),
-                    daemon=True,
-                ).start()
+                threading.Thread(target=_post, args=(url, payload, headers), daemon=True).start()
 
     transaction.on_commit(send)
 
 
-def _with_key(subscription: DemoWebhook) -> str:
-    """The endpoint's address with its WebhookKey as the `code` query parameter."""
-    if not subscription.client_state:
-        return subscription.notification_url
-    separator = "&" if urlsplit(subscription.notification_url).query else "?"
-    key = urlencode({"code": subscription.client_state})
-    return f"{subscription.notification_url}{separator}{key}"
+SETTING = re.compile(
+    r"""<setting\s+name=(["'])(?P<name>.*?)\1\s+value=(["'])(?P<value>.*?)\3\s*/>"""
+)
 
 
-def remote_execution_context(logical_name: str, record_id, change: str, moment: datetime) -> dict:
+def _settings(auth_value: str) -> list[tuple[str, str]]:
+    """The key/value pairs of an HttpHeader or HttpQueryString authentication value."""
+    return [
+        (html.unescape(found["name"]), html.unescape(found["value"]))
+        for found in SETTING.finditer(auth_value)
+    ]
+
+
+def _addressed(endpoint: CrmServiceEndpoint) -> tuple[str, dict[str, str]]:
+    """Where a webhook posts, with its authentication: the URL (with the query it adds) and
+    the headers it sends."""
+    kind = endpoint.auth_type
+    if kind == CrmServiceEndpoint.AuthType.HTTP_HEADER:
+        return endpoint.url, dict(_settings(endpoint.auth_value))
+    if kind == CrmServiceEndpoint.AuthType.WEBHOOK_KEY:
+        query = [("code", endpoint.auth_value)]
+    elif kind == CrmServiceEndpoint.AuthType.HTTP_QUERY_STRING:
+        query = _settings(endpoint.auth_value)
+    else:
+        query = []
+    if not query:
+        return endpoint.url, {}
+    separator = "&" if urlsplit(endpoint.url).query else "?"
+    return f"{endpoint.url}{separator}{urlencode(query)}", {}
+
+
+def remote_execution_context(
+    logical_name: str,
+    record_id,
+    change: str,
+    moment: datetime,
+    step: CrmSdkMessageProcessingStep | None = None,
+) -> dict:
     """What Dataverse posts to a webhook for one change: the execution context of the
-    message (its name, the table's logical name and the record's id, the stage)."""
+    message (its name, the table's logical name and the record's id), with the stage and
+    mode of the step that posts it (an asynchronous PostOperation step when none is given)."""
     organization = uuid.uuid5(uuid.NAMESPACE_URL, "demo-crm/organization")
     user = str(uuid.UUID(int=1))
     epoch_ms = int(moment.timestamp() * 1000)
@@ -99,13 +144,16 @@ def remote_execution_context(logical_name: str, record_id, change: str, moment: 
         "IsOfflinePlayback": False,
         "IsolationMode": 1,
         "MessageName": MESSAGES.get(change, "Update"),
-        "Mode": 1,
+        "Mode": step.mode if step else CrmSdkMessageProcessingStep.Mode.ASYNCHRONOUS,
         "OperationCreatedOn": f"/Date({epoch_ms}+0000)/",
         "OperationId": str(uuid.uuid4()),
         "OrganizationId": str(organization),
         "OrganizationName": ORGANIZATION_NAME,
         "OutputParameters": [],
-        "OwningExtension": {"Id": str(uuid.uuid4()), "LogicalName": "sdkmessageprocessingstep"},
+        "OwningExtension": {
+            "Id": str(step.pk if step else uuid.uuid4()),
+            "LogicalName": "sdkmessageprocessingstep",
+        },
         "ParentContext": None,
         "PostEntityImages": [],
         "PreEntityImages": [],
@@ -114,6 +162,6 @@ def remote_execution_context(logical_name: str, record_id, change: str, moment: 
         "RequestId": str(uuid.uuid4()),
         "SecondaryEntityName": "none",
         "SharedVariables": [],
-        "Stage": 40,
+        "Stage": step.stage if step else CrmSdkMessageProcessingStep.Stage.POST_OPERATION,
         "UserId": user,
     }

@@ -6,7 +6,7 @@ from django.utils.html import format_html
 
 from audit.admin_changes import AuditedAdmin
 
-from . import breaker
+from . import breaker, subscriptions
 from .connectors import ConnectorError, connector_for
 from .models import (
     ChangeSubscription,
@@ -136,7 +136,7 @@ class ConnectionAdmin(AuditedAdmin):
     inlines = [TableMappingInline]
     form = ConnectionForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    actions = ["test_connection"]
+    actions = ["test_connection", "keep_change_notifications", "remove_change_notifications"]
 
     @admin.action(description="Test connection")
     def test_connection(self, request, queryset):
@@ -170,6 +170,34 @@ class ConnectionAdmin(AuditedAdmin):
                 ),
                 messages.INFO,
             )
+
+    @admin.action(description="Subscribe to change notifications now")
+    def keep_change_notifications(self, request, queryset):
+        """What the periodic task "Keep change notification subscriptions" does, now: the
+        subscriptions and the Dataverse webhook are made where they are missing."""
+        for connection in queryset:
+            kept = subscriptions.keep_subscribed(connection)
+            failed = [s for s in kept if s.status == ChangeSubscription.Status.FAILED]
+            for subscription in failed:
+                self.message_user(
+                    request,
+                    f"{connection} · {subscription.entity}: {subscription.message}",
+                    messages.ERROR,
+                )
+            self.message_user(
+                request, f"{connection}: {len(kept) - len(failed)} of {len(kept)} tables kept."
+            )
+
+    @admin.action(description="Remove change notifications in the apps")
+    def remove_change_notifications(self, request, queryset):
+        """Delete the subscriptions and the Dataverse webhook in the apps (the periodic task
+        makes them again while the connection is enabled and has mappings)."""
+        for connection in queryset:
+            problems = subscriptions.remove_subscriptions(connection, user=request.user)
+            for problem in problems:
+                self.message_user(request, f"{connection}: {problem}", messages.ERROR)
+            if not problems:
+                self.message_user(request, f"{connection}: change notifications removed.")
 
 
 @admin.register(TableMapping)
@@ -274,7 +302,8 @@ class ChangeSubscriptionAdmin(admin.ModelAdmin):
     list_select_related = ["connection"]
     readonly_fields = [
         "connection", "side", "entity", "status", "subscription_id", "resource",
-        "notification_url", "etag", "expires_at", "message", "renewed_at", "updated_at",
+        "notification_url", "etag", "expires_at", "message", "renewed_at", "endpoint_id",
+        "step_ids", "updated_at",
     ]  # fmt: skip
 
     def has_add_permission(self, request) -> bool:

@@ -247,6 +247,9 @@ def run_job(
         job.status = SyncJob.Status.RUNNING
         job.started_at = job.started_at or timezone.now()
         job.save(update_fields=["status", "started_at"])
+        # A change notification may have added records to the job while it was queued
+        # (sync.services.request_sync with join_queued): running now, it takes no more.
+        job.refresh_from_db(fields=["record_ids"])
         connection = mapping.connection
         opened: list[Connector] = []
         if not source:
@@ -516,6 +519,16 @@ class Pass:
         self.full = job.kind == SyncJob.Kind.FULL
         # Records a person chose are synchronized even where the mapping syncs coupled only.
         self.chosen = job.kind == SyncJob.Kind.COUPLED
+        # Outside a job of chosen records, the records a job names are those coupled to a
+        # record a change notification announced deleted on the other side: each is read,
+        # changed or not, and its coupled record looked for, so that the deletion rule
+        # applies (sync.notifications).
+        named = [] if self.chosen else (job.record_ids or {}).get(direction, [])
+        self.coupled_to_deleted = list(dict.fromkeys(str(record_id) for record_id in named))
+        self.checks_deletion = set(self.coupled_to_deleted)
+        # Those of them unchanged since their last sync: only their coupled record's
+        # existence is checked, nothing is written over it.
+        self.only_checked: set[str] = set()
         self.coupled_now: list[tuple[str, int]] = []  # (read id, coupling id) this page
         # The records found on the other side by their match field this page: read id: id.
         self.matched_now: dict[str, str] = {}
@@ -547,7 +560,8 @@ class Pass:
                     if record.modified_at and (newest is None or record.modified_at > newest):
                         newest = record.modified_at
             if not self.full:
-                self.retry_failures(read)
+                read.update(self.retry_failures(read))
+            self.sync_by_id([r for r in self.coupled_to_deleted if r not in read])
         except ConnectorError as error:
             raise JobFailure(error, self.reader.app_name, self.read_entity) from error
         finally:
@@ -580,9 +594,10 @@ class Pass:
             found = self.reader.get_many(self.read_entity, chunk, select=self.read_fields)
             self.sync_page([found[record_id] for record_id in chunk if record_id in found])
 
-    def retry_failures(self, read: set[str]) -> None:
+    def retry_failures(self, read: set[str]) -> list[str]:
         """Try again the coupled records whose last sync in this direction failed, changed or
-        not, as the anchor does: fixed ones go through, the same failure twice skips them."""
+        not, as the anchor does: fixed ones go through, the same failure twice skips them.
+        Returns the records tried."""
         failing = (
             Coupling.objects.filter(
                 mapping=self.mapping,
@@ -599,7 +614,9 @@ class Pass:
             .values_list(f"{self.read_side}_record_id", flat=True)
             .order_by("pk")
         )
-        self.sync_by_id([record_id for record_id in failing if record_id not in read])
+        tried = [record_id for record_id in failing if record_id not in read]
+        self.sync_by_id(tried)
+        return tried
 
     def flush(self) -> None:
         if self.errors:
@@ -1084,6 +1101,9 @@ class Pass:
         if self.job.overwrite:
             last_sync = None  # a person chose this direction: no shortcut, no conflict
         if last_sync and record.modified_at and record.modified_at <= last_sync:
+            if record.id in self.checks_deletion:
+                self.only_checked.add(record.id)
+                return True
             # Read again only because of the watermark overlap: nothing new on this side,
             # and writing it would overwrite a newer change on the other.
             self.job.unchanged += 1
@@ -1104,6 +1124,11 @@ class Pass:
         values = self.values_for(record)
         if target is None:
             return self.coupled_record_missing(record, coupling, values)
+        if record.id in self.only_checked:
+            # Its coupled record is there after all (the deletion was of another record, or
+            # it was restored): nothing new on this side to write over it.
+            self.job.unchanged += 1
+            return None
         changes = self.changes(values, target)
         if not changes:
             self.job.unchanged += 1

@@ -518,8 +518,10 @@ class MappingHealthSnapshot(models.Model):
 
 class ChangeSubscription(models.Model):
     """A subscription to an app's change notifications for one table of one side of a
-    connection (Business Central's webhook subscriptions, which expire after three days):
-    kept so that it is renewed before it expires, and shown on the connection's page."""
+    connection, kept so that it is renewed or registered again, and shown on the
+    connection's page: a Business Central webhook subscription (which expires after three
+    days), or the steps on Create, Update and Delete of a Dataverse table registered on the
+    side's webhook (a service endpoint)."""
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -539,6 +541,14 @@ class ChangeSubscription(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     message = models.CharField(max_length=2000, blank=True)
     renewed_at = models.DateTimeField(null=True, blank=True)
+    endpoint_id = models.CharField(
+        max_length=100, blank=True, help_text="Dataverse: the side's webhook (service endpoint)."
+    )
+    step_ids = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Dataverse: the steps registered for this table on the webhook, by message.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

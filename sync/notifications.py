@@ -13,7 +13,12 @@ Each side is notified in its app's own shape, and only in that shape:
 - Dataverse ("Use Webhooks to create external handlers for server events"): the
   RemoteExecutionContext of one change (`MessageName`, `PrimaryEntityName`,
   `PrimaryEntityId`), the webhook registered with the WebhookKey authentication: the key,
-  the connection's secret, comes as the `code` query parameter."""
+  the connection's secret, comes as the `code` query parameter.
+
+A deletion (Business Central's `deleted`, Dataverse's Delete message) names a record that can
+no longer be read on its side: the job synchronizes the record coupled to it on the other side
+instead (its id in the job's record ids for that direction), so that the mapping's deletion
+rule applies to the coupling. A deleted record that is not coupled is left alone."""
 
 import re
 import uuid
@@ -22,10 +27,12 @@ from urllib.parse import unquote
 
 from django.utils.crypto import constant_time_compare
 
+from couplings.models import Coupling
 from syncconsole.queue import QueueUnavailable
 
 from .connectors.odata import BUSINESS_CENTRAL, DATAVERSE, FLAVORS
-from .models import Connection, SyncJob
+from .fields import FROM_DESTINATION, TO_DESTINATION
+from .models import Connection, SyncJob, TableMapping
 from .services import JobRefused, request_sync
 
 CHANGE_TYPES = ("created", "updated", "deleted", "collection")
@@ -44,16 +51,47 @@ class BadNotification(ValueError):
 
 @dataclass
 class Changes:
-    """What a notification says changed: the records by entity set, and the entity sets where
-    many records changed at once (Business Central's `collection`)."""
+    """What a notification says changed: the records created or updated and those deleted,
+    by entity set, and the entity sets where many records changed at once (Business
+    Central's `collection`)."""
 
     records: dict[str, set[str]] = field(default_factory=dict)
+    deleted: dict[str, set[str]] = field(default_factory=dict)
     collections: set[str] = field(default_factory=set)
     ignored: int = 0
 
     @property
     def entities(self) -> set[str]:
-        return set(self.records) | self.collections
+        return set(self.records) | set(self.deleted) | self.collections
+
+    def add(self, entity: str, record_id: str, deleted: bool) -> None:
+        (self.deleted if deleted else self.records).setdefault(entity, set()).add(record_id)
+
+
+# The direction that writes to each side: the one that reads the record coupled to a record
+# deleted on that side.
+TOWARDS = {"destination": TO_DESTINATION, "source": FROM_DESTINATION}
+RUNS: dict[str, set[str]] = {
+    TableMapping.Direction.BIDIRECTIONAL: {TO_DESTINATION, FROM_DESTINATION},
+    TableMapping.Direction.TO_DESTINATION: {TO_DESTINATION},
+    TableMapping.Direction.FROM_DESTINATION: {FROM_DESTINATION},
+}
+
+
+def counterparts(mapping: TableMapping, side: str, deleted: set[str]) -> dict[str, list[str]]:
+    """The records coupled to records deleted on `side`, by the direction that reads them:
+    what the job synchronizes so that the mapping's deletion rule applies. None for a
+    direction the mapping does not run (the nightly reconciliation finds those)."""
+    direction = TOWARDS[side]
+    if not deleted or direction not in RUNS.get(mapping.direction, set()):
+        return {}
+    other = "source" if side == "destination" else "destination"
+    ids = sorted(
+        Coupling.objects.filter(
+            mapping=mapping, **{f"{side}_record_id__in": sorted(deleted)}
+        ).values_list(f"{other}_record_id", flat=True)
+    )
+    return {direction: ids} if ids else {}
 
 
 def flavor_of(connection: Connection, side: str) -> str:
@@ -77,8 +115,9 @@ def handle_notification(
 ) -> list[SyncJob]:
     """Check that the notification comes from the side's app (its secret) and is in that
     app's shape, then queue a modified-records sync of each enabled mapping of a changed
-    table; returns the queued jobs. Several notifications in a row become one queued job
-    per mapping.
+    table, naming the records coupled to deleted ones; returns the queued jobs. Several
+    notifications in a row become one queued job per mapping, which takes the records each
+    names.
 
     PermissionError: not this connection's secret; BadNotification: not the app's shape."""
     if flavor_of(connection, side) == DATAVERSE:
@@ -92,6 +131,10 @@ def handle_notification(
         is_enabled=True, **{f"{side}_entity__in": sorted(changes.entities)}
     )
     for mapping in mappings:
+        entity = getattr(mapping, f"{side}_entity")
+        record_ids = counterparts(mapping, side, changes.deleted.get(entity, set()))
+        if not record_ids and entity not in changes.records and entity not in changes.collections:
+            continue  # only records deleted that nothing is coupled to: nothing to do
         try:
             queued.append(
                 request_sync(
@@ -99,6 +142,8 @@ def handle_notification(
                     kind=SyncJob.Kind.MODIFIED,
                     trigger=SyncJob.Trigger.WEBHOOK,
                     allow_behind_running=True,
+                    record_ids=record_ids,
+                    join_queued=True,
                 )
             )
         except (JobRefused, QueueUnavailable):
@@ -150,7 +195,7 @@ def _business_central_changes(connection: Connection, side: str, payload: object
             record_id = str(uuid.UUID(record))
         except ValueError:
             raise BadNotification(f"Notification {index} names no record id.") from None
-        changes.records.setdefault(entity, set()).add(record_id)
+        changes.add(entity, record_id, deleted=change_type == "deleted")
     return changes
 
 
@@ -189,5 +234,5 @@ def _dataverse_changes(
         raise BadNotification("PrimaryEntityId is not a record id.") from None
     changes = Changes()
     for entity in _entity_sets(connection, side, logical_name):
-        changes.records.setdefault(entity, set()).add(record_id)
+        changes.add(entity, record_id, deleted=message == "Delete")
     return changes

@@ -90,22 +90,63 @@ def request_sync(
     overwrite: bool = False,
     record_ids: dict[str, list[str]] | None = None,
     countdown: float | None = None,
+    join_queued: bool = False,
 ) -> SyncJob:
     """Queue a job for a Celery worker (after `countdown` seconds, when given); JobRefused or
-    QueueUnavailable say why not."""
-    job = create_job(
-        mapping,
-        kind=kind,
-        trigger=trigger,
-        user=user,
-        allow_behind_running=allow_behind_running,
-        coupling_ids=coupling_ids,
-        direction=direction,
-        overwrite=overwrite,
-        record_ids=record_ids,
-    )
+    QueueUnavailable say why not. With `join_queued`, a job of the same kind and direction
+    that is queued already takes the records named (`record_ids`) and is returned instead."""
+
+    def create() -> SyncJob:
+        return create_job(
+            mapping,
+            kind=kind,
+            trigger=trigger,
+            user=user,
+            allow_behind_running=allow_behind_running,
+            coupling_ids=coupling_ids,
+            direction=direction,
+            overwrite=overwrite,
+            record_ids=record_ids,
+        )
+
+    try:
+        job = create()
+    except JobRefused as refused:
+        waiting = refused.job
+        if not join_queued or waiting is None or waiting.kind != kind:
+            raise
+        if waiting.direction != (direction or mapping.direction):
+            raise
+        if _join(waiting, record_ids or {}):
+            return waiting
+        job = create()  # a worker took it meanwhile: this one queues behind it
     _send_to_worker(job, countdown)
     return job
+
+
+def _join(job: SyncJob, record_ids: dict[str, list[str]]) -> bool:
+    """Add the records to a job that is still queued; False when a worker took it already.
+
+    The job's row is locked while its record ids are rewritten, and the engine reads them
+    again once it has marked the job running (sync.engine.run_job): either the job still
+    queued takes them, or a worker took it first and this finds it no longer queued."""
+    with transaction.atomic():
+        locked = (
+            SyncJob.objects.select_for_update()
+            .filter(pk=job.pk, status=SyncJob.Status.QUEUED)
+            .first()
+        )
+        if locked is None:
+            return False
+        merged = {direction: list(ids) for direction, ids in (locked.record_ids or {}).items()}
+        for direction, ids in record_ids.items():
+            known = merged.setdefault(direction, [])
+            known += [str(i) for i in ids if str(i) not in known]
+        if merged != locked.record_ids:
+            locked.record_ids = merged
+            locked.save(update_fields=["record_ids"])
+        job.record_ids = merged
+    return True
 
 
 def _send_to_worker(job: SyncJob, countdown: float | None = None) -> None:

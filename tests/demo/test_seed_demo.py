@@ -14,7 +14,8 @@ from couplings.models import Coupling
 from demo.models import (
     CrmAccount,
     CrmContact,
-    DemoWebhook,
+    CrmSdkMessageProcessingStep,
+    CrmServiceEndpoint,
     ErpContact,
     ErpContactBusinessRelation,
     ErpCustomer,
@@ -153,12 +154,20 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
 
     # Changes in either app are announced to the console from now on: the ERP through
     # subscriptions made with its API (the console answered their handshakes), the CRM
-    # through webhooks keyed with the connection's secret.
+    # through the webhook the console registered with its API, keyed with the connection's
+    # secret, and its steps on Create, Update and Delete of each mapped table.
     subscribed = ChangeSubscription.objects.filter(status=ChangeSubscription.Status.ACTIVE)
-    assert set(subscribed.values_list("entity", flat=True)) == {"currencies", "customers", "items"}
+    assert set(subscribed.filter(side="source").values_list("entity", flat=True)) == {
+        "currencies", "customers", "items",
+    }  # fmt: skip
+    assert set(subscribed.filter(side="destination").values_list("entity", flat=True)) == {
+        "transactioncurrencies", "accounts", "contacts", "products",
+    }  # fmt: skip
     assert ErpSubscription.objects.count() == 3
-    assert DemoWebhook.objects.filter(app="crm").exists()
-    assert not DemoWebhook.objects.filter(app="erp").exists()
+    (webhook,) = CrmServiceEndpoint.objects.all()
+    assert (webhook.contract, webhook.auth_type) == (8, 4)
+    assert webhook.auth_value == Connection.objects.get().notification_token()
+    assert CrmSdkMessageProcessingStep.objects.filter(service_endpoint=webhook).count() == 12
 
     # Seeding again finds the demo there and changes nothing; --reset removes what it made.
     assert "already there" in seed(live_server)
@@ -167,4 +176,4 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
     assert not Connection.objects.exists()
     assert not (SyncError.objects.exists() or SyncJob.objects.exists() or Coupling.objects.exists())
     assert not (ErpCustomer.objects.exists() or CrmAccount.objects.exists())
-    assert not (DemoWebhook.objects.exists() or ErpSubscription.objects.exists())
+    assert not (CrmServiceEndpoint.objects.exists() or ErpSubscription.objects.exists())

@@ -16,7 +16,7 @@ from django.db import connection as db
 from django.test import override_settings
 from django.urls import reverse
 
-from demo.models import DemoWebhook
+from demo.models import CrmServiceEndpoint
 from errors.models import SyncError
 from sync.connectors import ConnectorError
 from sync.connectors.odata import ODataConnector, SideConfig
@@ -60,12 +60,12 @@ def test_the_column_holds_a_token_and_the_model_the_secret():
 
 
 @pytest.mark.django_db
-def test_a_webhook_client_state_is_encrypted_too():
-    hook = DemoWebhook.objects.create(
-        app="crm", entity="accounts", notification_url="https://x.example/", client_state=SECRET
+def test_a_webhook_key_is_encrypted_too():
+    hook = CrmServiceEndpoint.objects.create(
+        name="Hook", contract=8, auth_type=4, url="https://x.example/", auth_value=SECRET
     )
-    assert SECRET not in stored("demo_demowebhook", "client_state", hook.pk)
-    assert DemoWebhook.objects.get(pk=hook.pk).client_state == SECRET
+    assert SECRET not in stored("demo_crmserviceendpoint", "auth_value", hook.pk)
+    assert CrmServiceEndpoint.objects.get(pk=hook.pk).auth_value == SECRET
 
 
 @pytest.mark.django_db

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from demo.models import CrmAccount, DemoWebhook
+from demo.models import CrmAccount, CrmSdkMessageProcessingStep
 from demo.seed import subscribe_to_changes
 from demo.webhooks import remote_execution_context
 from sync.models import SyncJob
@@ -152,5 +152,8 @@ def test_a_change_in_the_crm_reaches_the_console_as_a_dataverse_webhook(demo_app
         ).exists()
 
     wait_until(queued, timeout=20)
-    assert DemoWebhook.objects.filter(app="crm", entity="accounts").exists()
+    # The console registered the webhook itself: its steps say what the CRM notifies.
+    assert CrmSdkMessageProcessingStep.objects.filter(
+        primary_entity="account", message_name="Create"
+    ).exists()
     assert account.pk

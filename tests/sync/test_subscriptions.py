@@ -1,6 +1,7 @@
 """Subscribing to Business Central's change notifications and renewing the subscriptions
 before they expire, against the demo ERP: each subscription is made with the handshake the
-console's receiver answers, and kept on the connection."""
+console's receiver answers, and kept on the connection. (The Dataverse side's webhook:
+test_dataverse_subscriptions.py.)"""
 
 from datetime import timedelta
 
@@ -9,6 +10,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from demo.models import ErpSubscription
+from demo.seed import allow_webhook_registration
 from sync.models import ChangeSubscription
 from sync.subscriptions import keep_subscribed
 from sync.tasks import keep_change_subscriptions
@@ -18,8 +20,11 @@ Status = ChangeSubscription.Status
 
 
 def kept(demo_apps) -> dict[str, ChangeSubscription]:
+    """The Business Central side's subscriptions, kept."""
     return {
-        s.entity: s for s in keep_subscribed(demo_apps.connection, console_url=demo_apps.base_url)
+        s.entity: s
+        for s in keep_subscribed(demo_apps.connection, console_url=demo_apps.base_url)
+        if s.side == "source"
     }
 
 
@@ -54,6 +59,7 @@ def test_a_fresh_subscription_is_left_alone_and_one_near_its_expiry_is_renewed(d
     renewed = {
         s.entity: s
         for s in keep_subscribed(demo_apps.connection, console_url=demo_apps.base_url, now=later)
+        if s.side == "source"
     }["customers"]
     assert renewed.subscription_id == first.subscription_id  # PATCHed, not made anew
     assert renewed.expires_at > first.expires_at
@@ -101,7 +107,7 @@ def test_a_table_no_enabled_mapping_reads_is_unsubscribed(demo_apps):
     assert not ErpSubscription.objects.filter(
         subscription_id=first["items"].subscription_id
     ).exists()
-    assert not ChangeSubscription.objects.filter(entity="items").exists()
+    assert not ChangeSubscription.objects.filter(side="source", entity="items").exists()
 
 
 def test_beat_keeps_the_subscriptions_by_task_name(demo_apps, settings):
@@ -111,8 +117,10 @@ def test_beat_keeps_the_subscriptions_by_task_name(demo_apps, settings):
         demo_apps.base_url + f"/sync/notifications/{demo_apps.connection.pk}/source/"
     )
     demo_apps.connection.save()
-    assert keep_change_subscriptions() == 4
-    assert ChangeSubscription.objects.filter(status=Status.ACTIVE).count() == 3
+    allow_webhook_registration()
+    # Both sides: Business Central's four tables, and Dataverse's, all of which notify.
+    assert keep_change_subscriptions() == 8
+    assert ChangeSubscription.objects.filter(status=Status.ACTIVE).count() == 7
 
 
 def test_the_connection_page_and_the_admin_show_the_subscriptions(
