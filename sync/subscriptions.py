@@ -54,6 +54,14 @@ def _wanted(connection: Connection, side: str) -> set[str]:
     return set(connection.mappings.filter(is_enabled=True).values_list(f"{side}_entity", flat=True))
 
 
+def _side_state(
+    connection: Connection, side: str
+) -> tuple[set[str], dict[str, ChangeSubscription]]:
+    """The tables the side's notifications are wanted for, and its subscriptions by table."""
+    existing = {s.entity: s for s in connection.change_subscriptions.filter(side=side)}
+    return _wanted(connection, side), existing
+
+
 def keep_subscribed(
     connection: Connection, *, console_url: str | None = None, now: datetime | None = None
 ) -> list[ChangeSubscription]:
@@ -77,8 +85,7 @@ def keep_subscribed(
 def _keep_business_central(
     connection: Connection, side: str, console_url: str | None, now: datetime
 ) -> list[ChangeSubscription]:
-    wanted = _wanted(connection, side)
-    existing = {s.entity: s for s in connection.change_subscriptions.filter(side=side)}
+    wanted, existing = _side_state(connection, side)
     if not wanted and not existing:
         return []
     url = notification_url(connection, side, console_url)
@@ -225,8 +232,7 @@ def _find_webhook(connector, connection: Connection, side: str, url: str, known:
 def _keep_dataverse(
     connection: Connection, side: str, console_url: str | None, now: datetime
 ) -> list[ChangeSubscription]:
-    wanted = _wanted(connection, side)
-    existing = {s.entity: s for s in connection.change_subscriptions.filter(side=side)}
+    wanted, existing = _side_state(connection, side)
     if not wanted and not existing:
         return []
     url = notification_url(connection, side, console_url)

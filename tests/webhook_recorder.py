@@ -21,9 +21,12 @@ class Delivery:
 
 
 class Recorder:
-    def __init__(self) -> None:
+    """Answers each notification with `status` (a subscriber that is gone answers 410)."""
+
+    def __init__(self, status: int = 200) -> None:
         self.handshakes: list[str] = []
         self.deliveries: list[Delivery] = []
+        self.status = status
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,7 +42,7 @@ class Recorder:
                     headers = {name.lower(): value for name, value in self.headers.items()}
                     recorder.deliveries.append(Delivery(query, headers, json.loads(body)))
                     answer = b""
-                self.send_response(200)
+                self.send_response(200 if token else recorder.status)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
@@ -51,6 +54,11 @@ class Recorder:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def notifications(self) -> list[dict]:
+        """The bodies of the notifications received, in order."""
+        return [delivery.body for delivery in self.deliveries]
 
     def close(self) -> None:
         self.server.shutdown()

@@ -2,13 +2,9 @@
 and their notifications, currencies and their exchange rates, the general ledger setup and
 JSON $batch. Each test names the Microsoft page it follows."""
 
-import json
-import threading
 import uuid
 from datetime import date, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.conf import settings
@@ -24,6 +20,7 @@ from demo.models import (
     ErpSubscription,
 )
 from tests.conftest import wait_until
+from tests.webhook_recorder import Recorder
 
 pytestmark = pytest.mark.django_db
 COMPANY = settings.DEMO_ERP_COMPANY_ID
@@ -55,46 +52,6 @@ def subscribe(demo_apps, entity="customers", url=None, client_state="shared-secr
                 "clientState": client_state,
             },
         )
-
-
-class Recorder:
-    """A subscriber on a local port: it answers the handshake as asked and keeps each
-    notification it receives."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.handshakes: list[str] = []
-        self.notifications: list[dict] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the name http.server calls
-                query = parse_qs(urlsplit(self.path).query)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                if "validationToken" in query:
-                    token = query["validationToken"][0]
-                    recorder.handshakes.append(token)
-                    answer, code = token.encode(), 200
-                else:
-                    recorder.notifications.append(json.loads(body))
-                    answer, code = b"", recorder.status
-                self.send_response(code)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.status = status
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
