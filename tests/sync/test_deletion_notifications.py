@@ -243,5 +243,8 @@ def test_an_account_deleted_in_the_crm_is_uncoupled_within_seconds(demo_apps, ce
         message=celery_worker.log_path.read_text(),
     )
     job = SyncJob.objects.get(trigger=SyncJob.Trigger.WEBHOOK)
+    # The coupling goes before the job has finished writing what it did.
+    wait_until(lambda: SyncJob.objects.get(pk=job.pk).is_finished, timeout=30)
+    job.refresh_from_db()
     assert job.record_ids == {"to_destination": [coupling.source_record_id]}
     assert (job.status, job.deleted) == (SyncJob.Status.SUCCEEDED, 1)
