@@ -15,7 +15,15 @@ from datetime import UTC, datetime
 from .common import RESULTS_DIR, machine, setup_django
 
 # In the order of RESULTS.md.
-BENCHMARKS = ["error_list", "group_view", "ingestion", "cleanup", "sync_throughput", "load"]
+BENCHMARKS = [
+    "error_list",
+    "group_view",
+    "overview",
+    "ingestion",
+    "cleanup",
+    "sync_throughput",
+    "load",
+]
 
 
 def assemble() -> None:

@@ -3,9 +3,10 @@ benchmarks measure against.
 
 The entries look like the sync engine's: a few mappings, messages from a set of templates
 with record ids and values in them (so each template is one group, as grouping would make
-it), links to both records, most entries open. The problems' figures (counts, days, records)
-are kept by the database's triggers as the rows are written, or added after a big load that
-turns them off (figures_filled_after); first and last seen are set from what was written.
+it), links to both records, most entries open and the others resolved or ignored within two
+days of coming. The problems' figures (counts, days, records, resolutions per day) are kept
+by the database's triggers as the rows are written, or added after a big load that turns
+them off (figures_filled_after); first and last seen are set from what was written.
 """
 
 import random
@@ -71,6 +72,7 @@ COLUMNS = [
     "category",
     "status",
     "status_note",
+    "status_changed_at",
     "integration",
 ]
 
@@ -124,6 +126,14 @@ WHERE g.id = a.group_id;
 
 DROP TABLE added;
 
+INSERT INTO errors_groupday AS d (group_id, day, entries, open, resolved)
+SELECT group_id, errors_entry_day(status_changed_at), 0, 0, count(*)
+FROM errors_syncerror
+WHERE id >= %(first)s AND group_id IS NOT NULL AND status = 'resolved'
+  AND status_changed_at IS NOT NULL
+GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (group_id, day) DO UPDATE SET resolved = d.resolved + EXCLUDED.resolved;
+
 CREATE TEMP TABLE moved AS
 WITH up AS (
     INSERT INTO errors_grouprecord AS r
@@ -176,6 +186,11 @@ def figures_filled_after(first_id: int, *, enabled: bool = True):
             cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
             cursor.execute("SET work_mem = '256MB'")
             cursor.execute(FILL_FIGURES, {"first": first_id})
+
+
+def settled_after(rng: random.Random) -> timedelta:
+    """How long after it came an entry was resolved or ignored: an hour to two days."""
+    return timedelta(minutes=rng.randrange(60, 48 * 60))
 
 
 @dataclass(frozen=True)
@@ -268,6 +283,8 @@ def generate_errors(
                 date=created.date().isoformat(),
             )
             status = rng.choice(statuses)
+            # A settled entry was settled a few hours to two days after it came.
+            settled = None if status == Status.OPEN else min(created + settled_after(rng), now)
             figures = counts.setdefault(group.pk, [0, created, created])
             figures[0] += 1
             figures[2] = created
@@ -289,6 +306,7 @@ def generate_errors(
                 category,
                 status,
                 "" if status == Status.OPEN else "Set by the benchmark data.",
+                settled.isoformat() if settled else None,
                 "",
             )
 

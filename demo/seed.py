@@ -7,7 +7,8 @@ import random
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -16,6 +17,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit import services as audit
+from audit.models import AuditEvent
 from couplings.models import Coupling
 from errors.grouping import refresh_group_times
 from errors.models import ErrorGroup, SyncError
@@ -451,11 +454,24 @@ def subscribe_to_changes(connection: Connection, base_url: str) -> None:
     keep_subscribed(connection, console_url=base_url)
 
 
-def _age(since_job_pk: int, connection: Connection, days: float) -> int:
-    """Date the jobs run since `since_job_pk` (and their entries) `days` back, so the demo log
-    spans weeks as a real one does and the 7-day clean-up has something to take."""
+@dataclass(frozen=True)
+class Mark:
+    """Where the history stood at the end of a period: its last job and the moment."""
+
+    job_pk: int
+    at: datetime
+
+
+def _mark() -> Mark:
+    return Mark(_last_job_pk(), timezone.now())
+
+
+def _age(since: Mark, connection: Connection, days: float) -> Mark:
+    """Date the jobs run since the mark (and their entries, and the resolutions and audit
+    events of the period) `days` back, so the demo log spans weeks as a real one does and
+    the 7-day clean-up has something to take."""
     shift = timedelta(days=days)
-    jobs = SyncJob.objects.filter(mapping__connection=connection, pk__gt=since_job_pk)
+    jobs = SyncJob.objects.filter(mapping__connection=connection, pk__gt=since.job_pk)
     entries = SyncError.objects.filter(job__in=jobs)
     entries.update(created_at=F("created_at") - shift)
     refresh_group_times(entries.values_list("group_id", flat=True))
@@ -464,13 +480,38 @@ def _age(since_job_pk: int, connection: Connection, days: float) -> int:
         started_at=F("started_at") - shift,
         finished_at=F("finished_at") - shift,
     )
+    # What was resolved and recorded meanwhile happened on that day too.
+    SyncError.objects.filter(
+        mapping__connection=connection, status_changed_at__gte=since.at
+    ).update(status_changed_at=F("status_changed_at") - shift)
+    AuditEvent.objects.filter(at__gte=since.at).update(at=F("at") - shift)
     # The health snapshots those jobs wrote today belong to that day, too.
     today, day = timezone.localdate(), timezone.localdate(timezone.now() - shift)
     if day != today:
         todays = MappingHealthSnapshot.objects.filter(mapping__connection=connection, day=today)
         MappingHealthSnapshot.objects.filter(mapping__in=todays.values("mapping"), day=day).delete()
         todays.update(day=day)
-    return _last_job_pk()
+    return _mark()
+
+
+def _sign_in_as(connection: Connection, username: str, password: str) -> None:
+    """Change the CRM side's sign-in, with the audit event a change in the admin writes."""
+    before = connection.destination_username
+    connection.destination_username, connection.destination_secret = username, password
+    connection.save()
+    audit.record(
+        audit.Action.CONNECTION_CHANGED,
+        f"Changed connection {connection}: destination_username, destination_secret (demo data)",
+        actor_label="seed_demo",
+        target=connection,
+        details={
+            "change": "changed",
+            "fields": {
+                "destination_username": {"from": before, "to": username},
+                "destination_secret": "changed",
+            },
+        },
+    )
 
 
 def _last_job_pk() -> int:
@@ -519,7 +560,7 @@ def _replay_history(connection: Connection, base: str, rng: random.Random, custo
     """Four weeks of scheduled runs and of what people and apps did between them."""
     mappings = {m.name: m for m in connection.mappings.all()}
     ordered = list(connection.mappings.order_by("dependency_order"))
-    mark = _last_job_pk()
+    mark = _mark()
 
     # Four weeks ago: the first full synchronization couples and creates records.
     for mapping in ordered:
@@ -562,12 +603,9 @@ def _replay_history(connection: Connection, base: str, rng: random.Random, custo
     user.save()
     mark = _age(mark, connection, days=5.2)
     # Someone puts the CRM administrator in as the integration user for a while.
-    connection.destination_username, connection.destination_secret = ADMIN_USER, ADMIN_PASSWORD
-    connection.save()
+    _sign_in_as(connection, ADMIN_USER, ADMIN_PASSWORD)
     run(mappings["CONTACT"])
-    connection.destination_username = INTEGRATION_USER
-    connection.destination_secret = INTEGRATION_PASSWORD
-    connection.save()
+    _sign_in_as(connection, INTEGRATION_USER, INTEGRATION_PASSWORD)
     mark = _age(mark, connection, days=3.4)
     # The integration user is disabled in the CRM for a while.
     user.is_disabled = True

@@ -194,11 +194,12 @@ class ErrorGroup(models.Model):
 
 
 class GroupDay(models.Model):
-    """A problem's entries on one day (in TIME_ZONE), and how many of them are open.
+    """A problem's entries on one day (in TIME_ZONE), how many of them are open, and how many
+    of its entries were resolved that day.
 
-    Kept by triggers on the entries table (errors/migrations/0011_group_figures.py) for every
-    insert, update and delete, whichever code path runs it; the clean-up takes a dropped
-    day partition off these rows itself. The groups page reads only these rows."""
+    Kept by triggers on the entries table (errors/sql/errors_add_days.sql) for every insert,
+    update and delete, whichever code path runs it; the clean-up takes a dropped day partition
+    off these rows itself. The groups page and the overview read only these rows."""
 
     pk = models.CompositePrimaryKey("group", "day")
     group = models.ForeignKey(
@@ -210,9 +211,15 @@ class GroupDay(models.Model):
     # Records of the problem whose latest entry is on this day: what dropping the day takes
     # off ErrorGroup.records, without reading its entries.
     latest_records = models.BigIntegerField(default=0, db_default=0)
+    # Entries whose status became resolved on this day (by a person or by themselves) and is
+    # still resolved: an entry reopened leaves its day again. Deleting an entry leaves it
+    # counted, as a resolution that happened, until the day itself is dropped.
+    resolved = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         verbose_name = "problem day"
+        # The overview reads every problem's days of the last month.
+        indexes = [models.Index(fields=["day"], name="groupday_day")]
 
     def __str__(self) -> str:
         return f"{self.group_id} {self.day}: {self.entries} ({self.open} open)"

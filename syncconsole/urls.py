@@ -2,10 +2,9 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="errors:groups", permanent=False), name="home"),
+    path("", include("overview.urls")),
     path("errors/", include("errors.urls")),
     path("sync/", include("sync.urls")),
     path("couplings/", include("couplings.urls")),

@@ -17,6 +17,7 @@ USER, ADMIN = "Sync users", "Sync administrators"
 # Every named URL of the console and who may use it. A new view without a rule fails
 # test_every_url_has_a_rule.
 RULES = {
+    "home": USER,
     "errors:list": USER,
     "errors:export": USER,
     "errors:groups": USER,
@@ -46,10 +47,10 @@ RULES = {
     "couplings:run": USER,
     "audit:events": ADMIN,
 }
-# Not console views: signing in and out, a redirect, the apps' change notifications (checked
-# with a shared secret per connection), the Django admin (staff with model permissions),
-# the demo apps (their own sign-in), and the API (tokens; its table: tests/api/test_access.py).
-OUTSIDE = {"home", "login", "logout", "sync:notification"}
+# Not console views: signing in and out, the apps' change notifications (checked with a
+# shared secret per connection), the Django admin (staff with model permissions), the demo
+# apps (their own sign-in), and the API (tokens; its table: tests/api/test_access.py).
+OUTSIDE = {"login", "logout", "sync:notification"}
 OUTSIDE_NAMESPACES = {"admin", "demo", "api"}
 
 

@@ -15,7 +15,7 @@ day, which 0020 replaced but left behind, goes."""
 
 from django.db import migrations
 
-from errors.sql import Install, refuse_other_time_zone
+from errors.sql import Install, refuse_other_time_zone, render
 
 # As migration 0011 installed it.
 ADD_DAYS_0011 = """
@@ -73,6 +73,96 @@ BEGIN
 END $$;
 """
 
+# As this migration installed them; errors/sql holds them as they are now (0022).
+ADD_DAYS_0021 = """
+-- Entries and open entries per problem and day (errors_groupday), and each problem's entry
+-- count (errors_errorgroup.count), moved on by one statement's changes: the one place both
+-- entry figures are written, for every insert (COPY too), update and delete of entries,
+-- whatever code runs it (see docs/development/figures.md).
+--
+-- The arguments are one element per (problem, day) with the change of entries and of open
+-- entries. Day rows are upserted in key order so that concurrent writers lock them in the same
+-- order; a problem's count is its day rows' entries summed, so it moves by the same amounts.
+-- A count never goes below 0 (its column's check would refuse the statement).
+CREATE OR REPLACE FUNCTION errors_add_days(p_groups bigint[], p_days date[], p_entries bigint[],
+                                           p_open bigint[]) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO errors_groupday AS d (group_id, day, entries, open)
+    SELECT g, dd, e, o FROM unnest(p_groups, p_days, p_entries, p_open) AS c(g, dd, e, o)
+    ORDER BY g, dd
+    ON CONFLICT (group_id, day) DO UPDATE
+        SET entries = d.entries + EXCLUDED.entries, open = d.open + EXCLUDED.open;
+    UPDATE errors_errorgroup AS g SET count = GREATEST(g.count + c.n, 0)
+    FROM (
+        SELECT grp, sum(e) AS n FROM unnest(p_groups, p_entries) AS c(grp, e) GROUP BY 1
+    ) AS c
+    WHERE g.id = c.grp AND c.n <> 0;
+$$;
+"""
+
+ENTRIES_INSERTED_0021 = """
+-- New entries (INSERT and COPY alike): once per statement, with its rows as a transition
+-- table, one aggregate per problem and day and one per problem and record, so the cost per
+-- statement does not grow with its rows one by one. Entries of no problem count nowhere.
+CREATE OR REPLACE FUNCTION errors_entries_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM errors_add_days(array_agg(g), array_agg(d), array_agg(e), array_agg(o)) FROM (
+        SELECT group_id AS g, errors_entry_day(created_at) AS d, count(*) AS e,
+               count(*) FILTER (WHERE status = 'open') AS o
+        FROM new_rows WHERE group_id IS NOT NULL GROUP BY 1, 2
+    ) AS c;
+    PERFORM errors_records_added(array_agg(g), array_agg(r), array_agg(n), array_agg(f),
+                                 array_agg(l)) FROM (
+        SELECT group_id AS g, source_record_id AS r, count(*) AS n,
+               min(errors_entry_day(created_at)) AS f, max(errors_entry_day(created_at)) AS l
+        FROM new_rows WHERE group_id IS NOT NULL AND source_record_id <> '' GROUP BY 1, 2
+    ) AS c;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER errors_entries_inserted AFTER INSERT ON errors_syncerror
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION errors_entries_inserted();
+"""
+
+ENTRIES_UPDATED_0021 = """
+-- Changed entries: a status change moves open entries between days' figures; an entry that
+-- changed problem or day moves its entry between days and problems too. Status changes leave
+-- the records as they are; a record whose entries changed problem, record or day is counted
+-- again.
+CREATE OR REPLACE FUNCTION errors_entries_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM errors_add_days(array_agg(g), array_agg(d), array_agg(e), array_agg(o)) FROM (
+        WITH changes AS (
+            SELECT group_id, created_at, status, 1 AS sign FROM new_rows
+            WHERE group_id IS NOT NULL
+            UNION ALL
+            SELECT group_id, created_at, status, -1 FROM old_rows WHERE group_id IS NOT NULL
+        )
+        SELECT group_id AS g, errors_entry_day(created_at) AS d, sum(sign) AS e,
+               coalesce(sum(sign) FILTER (WHERE status = 'open'), 0) AS o
+        FROM changes GROUP BY 1, 2
+        HAVING sum(sign) <> 0 OR coalesce(sum(sign) FILTER (WHERE status = 'open'), 0) <> 0
+    ) AS c;
+    PERFORM errors_recount_records(array_agg(g), array_agg(r)) FROM (
+        WITH changes AS (
+            SELECT group_id, source_record_id, created_at, 1 AS sign FROM new_rows
+            UNION ALL
+            SELECT group_id, source_record_id, created_at, -1 FROM old_rows
+        )
+        SELECT DISTINCT group_id AS g, source_record_id AS r FROM (
+            SELECT group_id, source_record_id FROM changes
+            WHERE group_id IS NOT NULL AND source_record_id <> ''
+            GROUP BY group_id, source_record_id, errors_entry_day(created_at)
+            HAVING sum(sign) <> 0
+        ) AS moved
+    ) AS c;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER errors_entries_updated AFTER UPDATE ON errors_syncerror
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION errors_entries_updated();
+"""
+
 # Reads the day figures only (one small row per problem and day), never the entries.
 COUNTS_FROM_DAYS = """
 UPDATE errors_errorgroup AS g SET count = c.n
@@ -97,13 +187,13 @@ class Migration(migrations.Migration):
             RECORDS_REMOVED_0017,
         ),
         Install("errors_entry_day.sql", "e9ae50eeb0086ba3", migrations.RunSQL.noop),
-        Install("errors_add_days.sql", "ed5b1cf16e781389", ADD_DAYS_0011),
+        migrations.RunSQL(render(ADD_DAYS_0021), ADD_DAYS_0011),
         Install("errors_move_records.sql", "8a019219745517c6", migrations.RunSQL.noop),
         Install("errors_records_added.sql", "c648dc17db1bb849", migrations.RunSQL.noop),
         Install("errors_recount_records.sql", "9994b3c14d26db3c", migrations.RunSQL.noop),
         Install("errors_records_removed.sql", "5a95c48594fb7d50", migrations.RunSQL.noop),
-        Install("errors_entries_inserted.sql", "d4238f6e14f45d31", migrations.RunSQL.noop),
-        Install("errors_entries_updated.sql", "f5033ede10689183", migrations.RunSQL.noop),
+        migrations.RunSQL(render(ENTRIES_INSERTED_0021), migrations.RunSQL.noop),
+        migrations.RunSQL(render(ENTRIES_UPDATED_0021), migrations.RunSQL.noop),
         Install("errors_entries_deleted.sql", "7b5a1a28615bf089", migrations.RunSQL.noop),
         Install(
             "errors_day_dropped.sql", "282f55ad538da080", "DROP FUNCTION errors_day_dropped(date);"

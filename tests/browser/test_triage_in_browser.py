@@ -33,7 +33,9 @@ def test_sign_in_filter_open_source_and_delete_older(page, live_server, settings
     page.fill("#id_username", "triager")
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
-    # The console opens on the problems; each problem leads to its entries.
+    # The console opens on the overview; the problems are next, each leading to its entries.
+    page.wait_for_selector("h1:has-text('Overview')")
+    page.click("nav.mainnav >> text=Problems")
     page.wait_for_selector("h1:has-text('Problems')")
     assert page.locator("table.groups tbody tr").count() == 3  # the 3 conflicts are one
     page.click("text=All entries")

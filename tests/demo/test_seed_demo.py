@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from couplings.models import Coupling
 from demo.models import (
     CrmAccount,
@@ -151,6 +152,22 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
             "name", flat=True
         )
     ) == {"CURRENCY", "ITEM-PRODUCT", "CONTACT", "CUSTOMER"}
+
+    # What was resolved and changed meanwhile is dated on its day too: the overview's month
+    # shows resolutions on many days, and the sign-in changed to the CRM administrator and
+    # back on the day its setup errors came.
+    resolved_on = errors.filter(status="resolved").dates("status_changed_at", "day")
+    assert len(resolved_on) > 3
+    sign_in = AuditEvent.objects.filter(action=AuditEvent.Action.CONNECTION_CHANGED)
+    assert [e.details["fields"]["destination_username"]["to"] for e in sign_in] == [
+        connection.destination_username,
+        "admin@demo-crm.example",
+    ]
+    admin_day = timezone.localdate(sign_in.last().at)
+    assert admin_day < timezone.localdate() - timedelta(days=2)
+    assert errors.filter(
+        message__contains="System Administrator", created_at__date=admin_day
+    ).exists()
 
     # Changes in either app are announced to the console from now on: the ERP through
     # subscriptions made with its API (the console answered their handshakes), the CRM

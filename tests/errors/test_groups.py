@@ -148,11 +148,6 @@ def test_opening_a_problem_lists_its_entries_only(staff_client):
     assert f'href="{group.get_absolute_url()}"' in detail
 
 
-def test_the_console_opens_on_the_problems(staff_client):
-    response = staff_client.get("/")
-    assert response["Location"] == reverse("errors:groups")
-
-
 def test_resolving_a_problem_resolves_its_entries_and_a_new_one_reopens_it(
     staff_client, staff_user
 ):

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+# The console's home: no namespace, as `home` has always been.
+urlpatterns = [
+    path("", views.overview, name="home"),
+]
