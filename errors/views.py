@@ -291,7 +291,12 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
 def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
     error = get_object_or_404(
         SyncError.objects.select_related(
-            "mapping__connection", "job", "coupling__mapping", "status_changed_by", "group"
+            "mapping__connection",
+            "job",
+            "coupling__mapping",
+            "status_changed_by",
+            "group__assigned_user",
+            "group__assigned_group",
         ),
         pk=pk,
     )

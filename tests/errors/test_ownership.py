@@ -421,3 +421,26 @@ def test_a_mapping_deleted_leaves_its_problems_owned(staff_user, sync_user):
     TableMapping.objects.filter(pk=mapping.pk).delete()
     problem.refresh_from_db()
     assert problem.assigned_user == sync_user and not OwnershipRule.objects.exists()
+
+
+def test_the_sending_task_is_registered_and_scheduled_every_five_minutes(
+    staff_user, sync_user, sent, mailoutbox, django_capture_on_commit_callbacks
+):
+    from django_celery_beat.models import PeriodicTask
+
+    from errors import tasks
+    from syncconsole.celery import app
+
+    assert "errors.send_assignment_notices" in app.tasks
+    scheduled = PeriodicTask.objects.get(name="Send assignment e-mails")
+    assert (scheduled.task, scheduled.interval.every, scheduled.interval.period) == (
+        "errors.send_assignment_notices",
+        5,
+        "minutes",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        ownership.assign(
+            problem_of(make_error(category=Category.CONFLICT)), staff_user, to_user=sync_user
+        )
+    assert tasks.send_assignment_notices() == 1  # as the worker runs it
+    assert len(mailoutbox) == 1

@@ -274,3 +274,13 @@ def test_rows_cost_no_query_per_owner(staff_client, staff_user):
             ownership.assign(problem, staff_user, to_user=people[start + i])
 
     assert_rows_cost_nothing(staff_client, PROBLEMS, owned, at_most=10)
+
+
+def test_an_entry_s_page_names_its_problem_s_owner(sync_user_client, sync_user, three):
+    entry = three[2].errors.get()
+    assert (
+        'id="problem-owner"' not in sync_user_client.get(entry.get_absolute_url()).content.decode()
+    )
+    ownership.take(three[2], sync_user)
+    page = sync_user_client.get(entry.get_absolute_url()).content.decode()
+    assert "· assigned to fixer" in page
