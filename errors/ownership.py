@@ -131,7 +131,7 @@ def _label(user=None, group: Group | None = None) -> str:
 
 
 def take(problem: ErrorGroup, user) -> ErrorGroup:
-    """ "Assign to me": anyone who may see the problem."""
+    """Assign to me: anyone who may see the problem may take it."""
     return assign(problem, user, to_user=user)
 
 
