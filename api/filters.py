@@ -132,6 +132,10 @@ class ErrorFilter(SyncErrorFilter):
     job = IdFilter(field_name="job_id", label="Job")
     coupling = IdFilter(field_name="coupling_id", label="Coupling")
     group = IdFilter(field_name="group_id", label="Problem")
+    assignee = IdFilter(
+        method="by_assignee",
+        label="Entries of problems assigned to this person (by id) or to their role.",
+    )
 
     def by_connection_id(self, queryset, name, value: int):
         return self.by_connection(queryset, name, Connection(pk=value))

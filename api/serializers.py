@@ -2,13 +2,24 @@
 
 from datetime import timedelta
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from couplings.forms import MAX_RECORDS, RECORD_ID_MAX_LENGTH
 from couplings.models import Coupling, CouplingRun
 from errors.filters import SEARCH_MAX_LENGTH
 from errors.links import safe_link
-from errors.models import BulkAction, Category, ErrorGroup, Status, SyncError, SyncErrorCleanup
+from errors.models import (
+    COMMENT_MAX_LENGTH,
+    BulkAction,
+    Category,
+    ErrorGroup,
+    ProblemComment,
+    Severity,
+    Status,
+    SyncError,
+    SyncErrorCleanup,
+)
 from errors.services import MAX_CLEANUP_DAYS, STATUS_NOTE_MAX_LENGTH
 from sync.models import Connection, ConnectionCheck, SyncJob, TableMapping
 from triage import fixes
@@ -121,11 +132,36 @@ class SyncErrorSerializer(serializers.ModelSerializer):
         return error.destination_link
 
 
+SEVERITIES = [level.name.lower() for level in Severity]
+
+
 class ErrorGroupSerializer(serializers.ModelSerializer):
     mapping_name = serializers.CharField(
         source="mapping.name", default=None, read_only=True, allow_null=True
     )
     url = serializers.CharField(source="get_absolute_url", read_only=True)
+    severity = serializers.SerializerMethodField(
+        help_text="blocking (an open setup problem of whole jobs: its mapping stops), records "
+        "(open: its records fail) or set_aside (resolved, ignored or snoozed)."
+    )
+    severity_rank = serializers.IntegerField(
+        source="severity",
+        read_only=True,
+        help_text="What the problems are sorted by (highest first): the level, then the "
+        "records, then when it was last seen.",
+    )
+    severity_reason = serializers.CharField(read_only=True)
+    assigned_to = serializers.SerializerMethodField(
+        help_text="The user name or the role it is assigned to; null for nobody."
+    )
+
+    @extend_schema_field(serializers.ChoiceField(choices=SEVERITIES))
+    def get_severity(self, group) -> str:
+        return group.severity_level.name.lower()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_assigned_to(self, group) -> str | None:
+        return group.assignee_label or None
 
     class Meta:
         model = ErrorGroup
@@ -145,9 +181,46 @@ class ErrorGroupSerializer(serializers.ModelSerializer):
             "regressed_at",
             "snoozed_until",
             "snooze_until_count",
+            "severity",
+            "severity_rank",
+            "severity_reason",
+            "assigned_to",
+            "assigned_user",
+            "assigned_group",
+            "assigned_at",
             "url",
         ]
         read_only_fields = fields
+
+
+class ProblemAssignmentSerializer(StrictSerializer):
+    """Take the problem (`{"assignee": "me"}`), give it back (`{"assignee": "nobody"}`), or
+    (Sync administrators) assign it to a person (`user`) or a role (`group`)."""
+
+    assignee = serializers.ChoiceField(choices=["me", "nobody"], required=False)
+    user = IdField(required=False, help_text="A Sync user or Sync administrator, by id.")
+    group = IdField(required=False, help_text="The Sync users or Sync administrators role.")
+
+    forms = (
+        Form(("assignee",), ("assignee",)),
+        Form(("user",), ("user",)),
+        Form(("group",), ("group",)),
+    )
+    forms_message = "Give one of `assignee` (me or nobody), `user` or `group`."
+
+
+class CommentSerializer(serializers.ModelSerializer):
+    problem = serializers.IntegerField(source="group_id", read_only=True)
+    author = serializers.CharField(source="author_name", read_only=True)
+
+    class Meta:
+        model = ProblemComment
+        fields = ["id", "problem", "author", "created_at", "text"]
+        read_only_fields = fields
+
+
+class CommentRequestSerializer(StrictSerializer):
+    text = TextField(max_length=COMMENT_MAX_LENGTH, help_text="Plain text, shown as it is.")
 
 
 class SyncJobSerializer(serializers.ModelSerializer):
@@ -262,6 +335,8 @@ class ErrorFiltersSerializer(StrictSerializer):
     coupling = id_text()
     group = id_text()
     integration = TextField(max_length=100, required=False, allow_blank=True)
+    # A person by id: "me" means nothing to the worker that runs the action later.
+    assignee = id_text()
     created_after = DayField(required=False)
     created_before = DayField(required=False)
 

@@ -15,6 +15,14 @@ urlpatterns = [
     path("problems/", views.ProblemListView.as_view(), name="problems"),
     path("problems/<int:pk>/", views.ProblemDetailView.as_view(), name="problem"),
     path("problems/<int:pk>/status/", views.ProblemStatusView.as_view(), name="problem_status"),
+    path(
+        "problems/<int:pk>/assignment/",
+        views.ProblemAssignmentView.as_view(),
+        name="problem_assignment",
+    ),
+    path(
+        "problems/<int:pk>/comments/", views.ProblemCommentsView.as_view(), name="problem_comments"
+    ),
     path("jobs/", views.JobListView.as_view(), name="jobs"),
     path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="job"),
     path("cleanups/", views.CleanupView.as_view(), name="cleanups"),

@@ -2,6 +2,8 @@
 integrations. Each view checks its input, calls the same services as the console's pages,
 and answers with field-level messages when the input is wrong."""
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.http import JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -20,8 +22,10 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from errors import ownership
 from errors import services as error_services
 from errors.export import csv_response
+from errors.filters import sort_field
 from errors.models import BulkAction, ErrorGroup, SyncError, SyncErrorCleanup
 from errors.views import visible_to
 from sync import services as sync_services
@@ -44,12 +48,15 @@ from .serializers import (
     BulkActionSerializer,
     CleanupRequestSerializer,
     CleanupSerializer,
+    CommentRequestSerializer,
+    CommentSerializer,
     EntryFixesSerializer,
     EntryStatusSerializer,
     ErrorGroupSerializer,
     FixOutcomeSerializer,
     FixRequestSerializer,
     IngestedErrorSerializer,
+    ProblemAssignmentSerializer,
     ProblemStatusSerializer,
     StartJobSerializer,
     SyncErrorSerializer,
@@ -311,18 +318,27 @@ class BulkActionDetailView(generics.RetrieveAPIView):
         return super().get(request, *args, **kwargs)
 
 
+PROBLEM_RELATIONS = ("mapping", "assigned_user", "assigned_group")
+
+
 class ProblemListView(generics.ListAPIView):
-    """Problems (entries grouped by cause), most recently seen first."""
+    """Problems (entries grouped by cause), by severity (`sort=severity`, the default:
+    blocking problems first, then by records, then by recency) or most recently seen first
+    (`sort=recent`)."""
 
     serializer_class = ErrorGroupSerializer
     permission_classes = [IsSyncUser]
     filter_backends = [ApiFilterBackend]
     filterset_class = ProblemFilter
     pagination_class = KeysetPagination
-    keyset_field = "last_seen"
+
+    @property
+    def keyset_field(self) -> str:
+        # The filters have checked `sort` before the pages are fetched.
+        return sort_field(self.request.query_params.get("sort"))
 
     def get_queryset(self):
-        groups = ErrorGroup.objects.select_related("mapping").filter(count__gt=0)
+        groups = ErrorGroup.objects.select_related(*PROBLEM_RELATIONS).filter(count__gt=0)
         if getattr(self, "swagger_fake_view", False):
             return groups.none()
         return visible_to(self.request.user, groups)
@@ -335,7 +351,7 @@ class ProblemListView(generics.ListAPIView):
 class ProblemDetailView(generics.RetrieveAPIView):
     serializer_class = ErrorGroupSerializer
     permission_classes = [IsSyncUser]
-    queryset = ErrorGroup.objects.select_related("mapping")
+    queryset = ErrorGroup.objects.select_related(*PROBLEM_RELATIONS)
 
     def get_object(self):
         group = super().get_object()
@@ -376,6 +392,83 @@ class ProblemStatusView(APIView):
         )
         group.refresh_from_db()
         return Response(ErrorGroupSerializer(group).data)
+
+
+def _problem(request, pk: int) -> ErrorGroup:
+    problem = get_object_or_404(ErrorGroup.objects.select_related(*PROBLEM_RELATIONS), pk=pk)
+    require_sync_admin_for_setup(request.user, problem)
+    return problem
+
+
+class ProblemAssignmentView(APIView):
+    """Who owns a problem: take it (`{"assignee": "me"}`, anyone who may see it), give it back
+    (`{"assignee": "nobody"}`: its assignee, or a Sync administrator), or assign it to a
+    person (`user`) or to a role (`group`: Sync users or Sync administrators), which needs
+    the Sync administrators role. A setup problem goes only to Sync administrators (409)."""
+
+    permission_classes = [IsSyncUser]
+
+    @extend_schema(
+        tags=PROBLEMS,
+        request=ProblemAssignmentSerializer,
+        examples=[
+            example("Take it", {"assignee": "me"}),
+            example("To a person", {"user": 7}),
+        ],
+        responses={200: ErrorGroupSerializer, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    def post(self, request, pk: int):
+        problem = _problem(request, pk)
+        data = _valid(ProblemAssignmentSerializer, request)
+        try:
+            if data.get("assignee") == "me":
+                problem = ownership.take(problem, request.user)
+            elif data.get("assignee") == "nobody":
+                problem = ownership.unassign(problem, request.user)
+            elif "user" in data:
+                user = get_user_model().objects.filter(pk=data["user"]).first()
+                if user is None:
+                    raise NotFound({"user": ["There is no such user."]})
+                problem = ownership.assign(problem, request.user, to_user=user)
+            else:
+                group = Group.objects.filter(pk=data["group"]).first()
+                if group is None:
+                    raise NotFound({"group": ["There is no such role."]})
+                problem = ownership.assign(problem, request.user, to_group=group)
+        except ownership.OwnershipRefused as exc:
+            if exc.forbidden:
+                raise PermissionDenied(str(exc)) from exc
+            raise Conflict(str(exc)) from exc
+        return Response(ErrorGroupSerializer(problem).data)
+
+
+class ProblemCommentsView(APIView):
+    """A problem's discussion, newest last; POST adds to it (anyone who may see the problem).
+    The text is kept as it is sent, trimmed, and shown as text."""
+
+    permission_classes = [IsSyncUser]
+
+    @extend_schema(tags=PROBLEMS, responses={200: CommentSerializer(many=True), 404: NOT_FOUND})
+    def get(self, request, pk: int):
+        problem = _problem(request, pk)
+        return Response(CommentSerializer(ownership.comments_of(problem), many=True).data)
+
+    @extend_schema(
+        tags=PROBLEMS,
+        request=CommentRequestSerializer,
+        examples=[example("Comment", {"text": "The customer's VAT number is fixed in the ERP."})],
+        responses={201: CommentSerializer, 400: FIELD_MESSAGES, 404: NOT_FOUND},
+    )
+    def post(self, request, pk: int):
+        problem = _problem(request, pk)
+        data = _valid(CommentRequestSerializer, request)
+        try:
+            written = ownership.comment(problem, request.user, data["text"])
+        except ownership.OwnershipRefused as exc:
+            if exc.forbidden:
+                raise PermissionDenied(str(exc)) from exc
+            raise serializers.ValidationError({"text": [str(exc)]}) from exc
+        return Response(CommentSerializer(written).data, status=status.HTTP_201_CREATED)
 
 
 class JobListView(generics.ListAPIView):

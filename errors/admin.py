@@ -7,17 +7,22 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from audit.admin_changes import AuditedAdmin
+from syncconsole.permissions import is_sync_admin
 from syncconsole.queue import QueueUnavailable
 
-from . import services
+from . import ownership, services
 from .models import (
     AlertSubscription,
+    AssignmentNotice,
     BulkAction,
+    OwnershipRule,
     ProblemAlert,
+    ProblemComment,
     Status,
     SyncError,
     SyncErrorCleanup,
 )
+from .ownership_forms import OwnershipRuleAdminForm
 from .templatetags.records import entry_record_html
 
 
@@ -220,6 +225,89 @@ class ProblemAlertAdmin(admin.ModelAdmin):
     list_display = ["group", "events", "pending_since", "notified_at", "notified_events"]
     list_select_related = ["group"]
     readonly_fields = ["group", "events", "pending_since", "notified_at", "notified_events"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OwnershipRule)
+class OwnershipRuleAdmin(admin.ModelAdmin):
+    """The rules that assign new problems: saved and deleted through errors.ownership, with
+    the console's checks and audit events."""
+
+    form = OwnershipRuleAdminForm
+    list_display = ["id", "scope", "assignee", "created_by", "created_at"]
+    list_filter = ["category", "connection"]
+    list_select_related = ["connection", "mapping__connection", "user", "group", "created_by"]
+    search_fields = ["user__username", "group__name"]
+
+    @admin.display(description="problems")
+    def scope(self, rule: OwnershipRule) -> str:
+        return rule.scope_label
+
+    @admin.display(description="assigned to")
+    def assignee(self, rule: OwnershipRule) -> str:
+        return rule.assignee_label + (" (role)" if rule.group_id else "")
+
+    def _administers(self, request) -> bool:
+        return is_sync_admin(request.user)
+
+    def has_add_permission(self, request):
+        return self._administers(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._administers(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._administers(request) and super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        ownership.save_rule(obj, request.user)
+
+    def delete_model(self, request, obj):
+        ownership.delete_rule(obj, request.user)
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset.select_related("connection", "mapping", "user", "group"):
+            ownership.delete_rule(rule, request.user)
+
+
+@admin.register(ProblemComment)
+class ProblemCommentAdmin(admin.ModelAdmin):
+    """The problems' discussions, for reading: comments are written on the problem's page or
+    through the API."""
+
+    list_display = ["created_at", "group", "author_name", "short_text"]
+    list_select_related = ["group"]
+    search_fields = ["text", "author_name"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["group", "author", "author_name", "created_at", "text"]
+
+    @admin.display(description="comment")
+    def short_text(self, comment: ProblemComment) -> str:
+        return comment.text[:120]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AssignmentNotice)
+class AssignmentNoticeAdmin(admin.ModelAdmin):
+    """When each person was last e-mailed about what was assigned to them, and what waits for
+    its hour: for reading only."""
+
+    list_display = ["user", "events", "pending_since", "notified_at", "notified_events"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "events", "pending_since", "notified_at", "notified_events"]
 
     def has_add_permission(self, request):
         return False

@@ -7,7 +7,7 @@ workers record it, and one message per subscriber listing every problem due at t
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property, partial
@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -134,10 +134,12 @@ def queue_sending() -> None:
         queue.send("errors.send_problem_alerts")
 
 
-def claim_due(now: datetime) -> dict[int, list[str]]:
-    """Take the pending problems whose last alert is an hour old or more, and mark them alerted
-    now, in one statement: of two workers claiming at once, the second finds them taken."""
-    table = ProblemAlert._meta.db_table
+def claim_due(now: datetime, model: type[models.Model] = ProblemAlert) -> dict[int, list]:
+    """Take the pending rows whose last message is an hour old or more, and mark them sent
+    now, in one statement: of two workers claiming at once, the second finds them taken.
+    `model` is ProblemAlert (per problem) or another table of the same columns (events,
+    pending_since, notified_at, notified_events) keyed by its primary key."""
+    table, key = model._meta.db_table, model._meta.pk.column
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -146,16 +148,18 @@ def claim_due(now: datetime) -> dict[int, list[str]]:
                 pending_since = NULL
             WHERE pending_since IS NOT NULL
               AND (notified_at IS NULL OR notified_at <= %(due)s)
-            RETURNING group_id, notified_events
-            """,  # noqa: S608 - the table name is ours; the values are parameters
+            RETURNING {key}, notified_events
+            """,  # noqa: S608 - the table and column names are ours; the values are parameters
             {"now": now, "due": now - THROTTLE},
         )
         return dict(cursor.fetchall())
 
 
-def release(claimed: dict[int, list[str]], claimed_at: datetime) -> None:
+def release(
+    claimed: dict[int, list], claimed_at: datetime, model: type[models.Model] = ProblemAlert
+) -> None:
     """Put back what could not be sent, so that the next run sends it."""
-    table = ProblemAlert._meta.db_table
+    table, key = model._meta.db_table, model._meta.pk.column
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -164,28 +168,37 @@ def release(claimed: dict[int, list[str]], claimed_at: datetime) -> None:
                                ORDER BY e),
                 pending_since = COALESCE(pending_since, notified_at),
                 notified_at = NULL, notified_events = '{{}}'
-            WHERE group_id = ANY(%s) AND notified_at = %s
-            """,  # noqa: S608 - the table name is ours; the values are parameters
+            WHERE {key} = ANY(%s) AND notified_at = %s
+            """,  # noqa: S608 - the table and column names are ours; the values are parameters
             [list(claimed), claimed_at],
         )
+
+
+def send_claimed(
+    model: type[models.Model],
+    now: datetime,
+    messages_for: Callable[[dict[int, list]], list[EmailMultiAlternatives]],
+) -> int:
+    """Claim what is due in `model`'s table, send the messages made of it on one connection,
+    and put it back when the mail server fails. Returns how many messages were sent."""
+    claimed = claim_due(now, model)
+    if not claimed:
+        return 0
+    try:
+        messages = messages_for(claimed)
+        if messages:
+            with get_connection() as mail:
+                mail.send_messages(messages)
+    except Exception:
+        release(claimed, now, model)
+        raise
+    return len(messages)
 
 
 def send_pending_alerts(now: datetime | None = None) -> int:
     """Send what is due: one message per subscriber. Returns how many messages were sent.
     When the mail server fails, the problems stay pending for the next run."""
-    now = now or timezone.now()
-    claimed = claim_due(now)
-    if not claimed:
-        return 0
-    try:
-        messages = alert_messages(claimed)
-        if messages:
-            with get_connection() as mail:
-                mail.send_messages(messages)
-    except Exception:
-        release(claimed, now)
-        raise
-    return len(messages)
+    return send_claimed(ProblemAlert, now or timezone.now(), alert_messages)
 
 
 @dataclass

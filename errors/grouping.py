@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
-from . import alerts
+from . import alerts, ownership
 from .alerts import ProblemChange
 from .entries import check_references, clean_entries, insert_entries
 from .models import ErrorGroup, GroupDay, Status, SyncError
@@ -62,7 +62,8 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
     A resolved group that happens again reopens as a regression; the entries of an ignored
     group arrive ignored, those of a snoozed group snoozed, until its snooze ends (its date
     passed or its count reached): then the group and its snoozed entries reopen. New,
-    regressed and setup problems are handed to the alerts, which act once this commits.
+    regressed and setup problems are handed to the alerts, which act once this commits; new
+    problems get their owner from the ownership rules (errors.ownership).
 
     A batch with an entry that cannot be stored raises InvalidEntries, one that names a job,
     coupling or mapping that does not exist IntegrityError; either writes nothing."""
@@ -160,6 +161,12 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
             for pk, key, status, _, created, regressed_at in returned
         ]
         alerts.notify_after_commit(changes)
+        # New problems get their owner from the ownership rules, in this transaction.
+        ownership.assign_new_problems(
+            ownership.NewProblem(pk, members[key][0].mapping_id, members[key][0].category)
+            for pk, key, _, _, created, _ in returned
+            if created
+        )
         # The upsert reopened them with their new entries, in the same statement.
         problems_reopened(
             [change.group_id for change in changes if change.regressed],

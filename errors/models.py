@@ -9,7 +9,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models.functions import Upper
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Greatest, Least, Upper
 from django.urls import reverse
 
 from syncconsole.permissions import is_sync_admin
@@ -109,6 +110,143 @@ class Status(models.TextChoices):
     SNOOZED = "snoozed", "Snoozed"
 
 
+class Severity(models.IntegerChoices):
+    """How much a problem stops now, highest first: the first part of its severity rank."""
+
+    SET_ASIDE = 0, "Set aside"  # resolved, ignored or snoozed: it stops nothing now
+    RECORDS = 1, "Records"  # open: its records fail
+    BLOCKING = 2, "Blocking"  # open setup problem of a whole job: no record gets through
+
+
+# A problem's severity rank packs, into one bigint, what the problems are sorted by: its level
+# (bits 61-62), then its records (bits 33-60, at most SEVERITY_RECORDS_CAP), then when it was
+# last seen (seconds since 1970 in bits 0-32, enough until the year 2242). One column, so that
+# one index serves the sort and its pages are fetched by position like the other lists.
+SEVERITY_LEVEL_UNIT = 2**61
+SEVERITY_RECORDS_UNIT = 2**33
+SEVERITY_RECORDS_CAP = 2**28 - 1
+SEVERITY_SECONDS_CAP = SEVERITY_RECORDS_UNIT - 1
+
+
+class EpochSeconds(models.Func):
+    """Whole seconds since 1970 of a moment. Subtracting a constant moment and reading the
+    interval's seconds is immutable, as a generated column needs (EXTRACT of a timestamptz
+    itself is only stable)."""
+
+    template = (
+        "FLOOR(EXTRACT(EPOCH FROM (%(expressions)s - TIMESTAMPTZ '1970-01-01 00:00:00+00')))"
+        "::bigint"
+    )
+    output_field = models.BigIntegerField()
+
+
+def severity_rank() -> models.Expression:
+    """The problem's severity rank, from its own stored figures (kept by the database as
+    entries come and go) and status: computed by PostgreSQL whenever the row changes."""
+    level = Case(
+        When(~Q(status="open"), then=Value(Severity.SET_ASIDE.value)),
+        # A setup failure that names no record is a whole job's: the mapping stops there.
+        When(
+            Q(category__in=sorted(SETUP_CATEGORIES), records=0),
+            then=Value(Severity.BLOCKING.value),
+        ),
+        default=Value(Severity.RECORDS.value),
+        output_field=models.BigIntegerField(),
+    )
+    big: models.BigIntegerField = models.BigIntegerField()
+    # A moment before 1970 (another integration may send one) counts as 1970: the seconds
+    # never borrow from the records or the level.
+    seconds = Greatest(
+        Value(0, output_field=big),
+        Least(EpochSeconds("last_seen"), Value(SEVERITY_SECONDS_CAP, output_field=big)),
+    )
+    return (
+        level * Value(SEVERITY_LEVEL_UNIT, output_field=big)
+        + Least(F("records"), Value(SEVERITY_RECORDS_CAP, output_field=big))
+        * Value(SEVERITY_RECORDS_UNIT, output_field=big)
+        + seconds
+    )
+
+
+class OwnershipRule(models.Model):
+    """Who a new problem is assigned to when it is created: on a connection or a table mapping
+    (or everywhere), of a category (or any). The most specific rule that matches wins."""
+
+    connection = models.ForeignKey(
+        "sync.Connection", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    mapping = models.ForeignKey(
+        "sync.TableMapping", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    category = models.CharField(
+        max_length=30, choices=Category.choices, blank=True, help_text="Empty: any category."
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="ownership_rules",
+        help_text="Assign to this person…",
+    )
+    group = models.ForeignKey(
+        "auth.Group",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="…or to this role (Sync users or Sync administrators).",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "ownership rule"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "mapping", "category"],
+                nulls_distinct=False,
+                name="ownership_rule_one_per_scope",
+            ),
+            models.CheckConstraint(
+                condition=Q(connection__isnull=True) | Q(mapping__isnull=True),
+                name="ownership_rule_connection_or_mapping",
+            ),
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False) & Q(group__isnull=True))
+                | (Q(user__isnull=True) & Q(group__isnull=False)),
+                name="ownership_rule_one_assignee",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope_label} → {self.assignee_label}"
+
+    @property
+    def scope_label(self) -> str:
+        what = f"{Category(self.category).label} problems" if self.category else "Problems"
+        if self.mapping_id:
+            return f"{what} of table mapping {self.mapping}"
+        if self.connection_id:
+            return f"{what} of connection {self.connection}"
+        return f"{what} of every connection"
+
+    @property
+    def assignee_label(self) -> str:
+        if self.user is not None:
+            return self.user.get_username()
+        return self.group.name if self.group is not None else "nobody"
+
+    @property
+    def specificity(self) -> int:
+        """Higher first: a mapping before a connection before everywhere; a category before
+        any."""
+        return (2 if self.mapping_id else 1 if self.connection_id else 0) * 2 + bool(self.category)
+
+
 class ErrorGroup(models.Model):
     """Entries with the same fingerprint (mapping, category, message without ids, numbers and
     times): one problem, however many records it hit. Its figures are kept up to date as
@@ -157,12 +295,54 @@ class ErrorGroup(models.Model):
     # A snoozed problem wakes up (reopens) at this moment, or when its count reaches this.
     snoozed_until = models.DateTimeField(null=True, blank=True)
     snooze_until_count = models.PositiveBigIntegerField(null=True, blank=True)
+    # Never written: PostgreSQL computes it from the columns above whenever the row changes.
+    severity = models.GeneratedField(
+        expression=severity_rank(),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+        help_text="Its severity rank: level, then records, then when it was last seen.",
+    )
+    # Who owns it: a person or a role, or nobody. Written by errors.ownership only.
+    assigned_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_problems",
+    )
+    assigned_group = models.ForeignKey(
+        "auth.Group",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_problems",
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty when an ownership rule assigned it.",
+    )
+    assigned_by_rule = models.ForeignKey(
+        OwnershipRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-last_seen", "-id"]
         verbose_name = "error group"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(assigned_user__isnull=True) | Q(assigned_group__isnull=True),
+                name="problem_assigned_to_one",
+            ),
+        ]
         indexes = [
             models.Index(fields=["-last_seen", "-id"], name="group_recent"),
+            # The problems page's default order, fetched by position (keyset).
+            models.Index(fields=["-severity", "-id"], name="group_severity"),
             models.Index(fields=["category", "-last_seen", "-id"], name="group_category_recent"),
             models.Index(fields=["mapping", "-last_seen", "-id"], name="group_mapping_recent"),
             models.Index(
@@ -191,6 +371,86 @@ class ErrorGroup(models.Model):
         if self.snooze_until_count is None:
             return None
         return max(self.snooze_until_count - self.count, 0)
+
+    @property
+    def severity_level(self) -> Severity:
+        return Severity(self.severity // SEVERITY_LEVEL_UNIT)
+
+    @property
+    def severity_reason(self) -> str:
+        """Why it ranks where it does, in a few words ("blocks the CURRENCY mapping")."""
+        level = self.severity_level
+        if level == Severity.BLOCKING:
+            if self.mapping_id and self.mapping is not None:
+                paused = " (paused)" if self.mapping.is_paused else ""
+                return f"blocks the {self.mapping.name} mapping{paused}"
+            if self.integration:
+                return f"blocks the integration {self.integration}"
+            return "blocks whole jobs"
+        if level == Severity.SET_ASIDE:
+            return f"{self.get_status_display().lower()}: stops nothing now"
+        if not self.records:
+            return "no record named"
+        return f"{self.records:,} record{'' if self.records == 1 else 's'}"
+
+    @property
+    def assignee_label(self) -> str:
+        """Who owns it, as the pages say it ("" for nobody)."""
+        if self.assigned_user_id and self.assigned_user is not None:
+            return self.assigned_user.get_username()
+        if self.assigned_group_id and self.assigned_group is not None:
+            return self.assigned_group.name
+        return ""
+
+
+COMMENT_MAX_LENGTH = 4000
+
+
+class ProblemComment(models.Model):
+    """One message of a problem's discussion: who, when, what (plain text, shown escaped)."""
+
+    group = models.ForeignKey(ErrorGroup, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_name = models.CharField(max_length=150, help_text="The user name when it was written.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    text = models.TextField(max_length=COMMENT_MAX_LENGTH)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "problem comment"
+        indexes = [models.Index(fields=["group", "created_at", "id"], name="comment_of_problem")]
+
+    def __str__(self) -> str:
+        return f"{self.author_name} on problem #{self.group_id}: {self.text[:60]}"
+
+
+class AssignmentNotice(models.Model):
+    """Per person: the problems assigned to them (or to their role) since their last
+    assignment e-mail, and when that went, so that they get at most one e-mail an hour. The
+    same columns as ProblemAlert, claimed and released by the same statements."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    events = ArrayField(
+        models.BigIntegerField(),
+        default=list,
+        blank=True,
+        help_text="The problems assigned since the last e-mail, waiting to be sent.",
+    )
+    pending_since = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last assignment e-mail was sent."
+    )
+    notified_events = ArrayField(models.BigIntegerField(), default=list, blank=True)
+
+    class Meta:
+        verbose_name = "assignment notice"
+
+    def __str__(self) -> str:
+        return f"Assignment e-mails of {self.user}"
 
 
 class GroupDay(models.Model):

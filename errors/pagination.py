@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Q, QuerySet
 from django.http import QueryDict
 
@@ -26,21 +26,41 @@ class InvalidCursor(ValueError):
     pass
 
 
-def encode_cursor(created_at: datetime, pk: int) -> str:
-    raw = json.dumps([created_at.isoformat(), pk]).encode()
+def encode_cursor(position: datetime | int, pk: int) -> str:
+    """A page's bound: a moment (its time order) or a whole number (a rank), and the id."""
+    value = position.isoformat() if isinstance(position, datetime) else position
+    raw = json.dumps([value, pk]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def decode_cursor(cursor: str, kind: type = datetime) -> tuple:
+    """The bound of a cursor made for an order of this kind (a moment, or int for a rank)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        created, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        moment = datetime.fromisoformat(created)
-        if moment.tzinfo is None or not isinstance(pk, int) or isinstance(pk, bool):
+        value, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not _whole(pk):
+            raise ValueError
+        if kind is int:
+            if not _whole(value):
+                raise ValueError
+            return value, pk
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
             raise ValueError
         return moment, pk
     except (ValueError, TypeError, binascii.Error, UnicodeError, json.JSONDecodeError) as exc:
         raise InvalidCursor("That page link is not valid.") from exc
+
+
+def _kind_of(queryset: QuerySet, field: str) -> type:
+    """int for an order by a whole number (a generated rank too), else a moment."""
+    model_field = queryset.model._meta.get_field(field)
+    model_field = getattr(model_field, "output_field", model_field)
+    return int if isinstance(model_field, models.IntegerField) else datetime
 
 
 @dataclass
@@ -66,10 +86,11 @@ def keyset_page(
     after: str | None = None,
     field: str = "created_at",
 ) -> KeysetPage:
-    """One page of `queryset`, newest `field` first: the page older than `before`, newer than
-    `after`, or the newest page."""
+    """One page of `queryset`, highest (newest) `field` first: the page below (older than)
+    `before`, above (newer than) `after`, or the first page."""
+    kind = _kind_of(queryset, field)
     if after:
-        moment, pk = decode_cursor(after)
+        moment, pk = decode_cursor(after, kind)
         # field >= moment bounds the index range; the OR picks the exact start.
         rows = list(
             queryset.filter(**{f"{field}__gte": moment})
@@ -81,7 +102,7 @@ def keyset_page(
         has_older = True
     else:
         if before:
-            moment, pk = decode_cursor(before)
+            moment, pk = decode_cursor(before, kind)
             queryset = queryset.filter(**{f"{field}__lte": moment}).filter(
                 Q(**{f"{field}__lt": moment}) | Q(pk__lt=pk)
             )

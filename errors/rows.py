@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from .models import Category, ErrorGroup, Status, SyncError, audience_of
+from .models import Category, ErrorGroup, Severity, Status, SyncError, audience_of
 from .templatetags.records import entry_record_html
 
 CATEGORY_LABELS = dict(Category.choices)
@@ -99,9 +99,13 @@ def entry_rows(entries: Iterable[SyncError]) -> SafeString:
 
 GROUP_ROW = (
     '<tr class="group-row" data-group="{pk}">'
+    '<td class="severity" data-severity="{severity}">'
+    '<span class="badge {severity_class}">{severity_label}</span> '
+    '<span class="muted small severity-reason">{severity_reason}</span></td>'
     '<td><span class="badge cat-{category}">{category_label}</span> '
     '<a class="group-title" href="{url}">{title}</a> '
     '<span class="muted small">{audience}</span></td>'
+    '<td class="owner">{owner}</td>'
     "<td>{mapping}</td>"
     '<td class="num" data-figure="count">{count}</td>'
     '<td class="num" data-figure="records">{records}</td>'
@@ -113,12 +117,41 @@ GROUP_ROW = (
     "</tr>\n"
 )
 REGRESSION = mark_safe(' <span class="badge regression">Regression</span>')
+# The console's badge colours: red for what blocks a mapping, plain for records.
+SEVERITY_CLASSES = {
+    Severity.BLOCKING: "gone severity-blocking",
+    Severity.RECORDS: "severity-records",
+    Severity.SET_ASIDE: "severity-set_aside",
+}
+TAKE = (
+    '<form method="post" action="{action}" class="inline-actions">'
+    '<input type="hidden" name="csrfmiddlewaretoken" value="{csrf}">'
+    '<input type="hidden" name="next" value="{back}">'
+    '<button type="submit" name="action" value="take" class="take">Assign to me</button>'
+    "</form>"
+)
 
 
-def group_rows(groups: Iterable[ErrorGroup]) -> SafeString:
-    """The table rows of these problems (their mapping selected with them, their `figures`
-    set from grouping.figures_for)."""
+def owner_cell(group: ErrorGroup, user, csrf_token: str, back: str, action: str) -> str:
+    """Who owns the problem; for nobody, "Assign to me" (for whoever may see it: the list
+    shows only those)."""
+    owner = group.assignee_label
+    if owner:
+        mine = " (you)" if user is not None and group.assigned_user_id == user.pk else ""
+        return format_html('<span class="assignee">{}{}</span>', owner, mine)
+    if user is None or not csrf_token:
+        return DASH
+    return format_html(TAKE, action=action, csrf=csrf_token, back=back)
+
+
+def group_rows(
+    groups: Iterable[ErrorGroup], *, user=None, csrf_token: str = "", back: str = ""
+) -> SafeString:
+    """The table rows of these problems (their mapping and assignee selected with them, their
+    `figures` set from grouping.figures_for). With a `user` and the page's `csrf_token`, an
+    unassigned problem offers "Assign to me", which comes `back` to this page."""
     entries_url = reverse("errors:list")
+    assignment_url = url_of("errors:group_assignment")
     rows = []
     for group in groups:
         first_seen = timezone.localtime(group.first_seen)
@@ -139,10 +172,16 @@ def group_rows(groups: Iterable[ErrorGroup]) -> SafeString:
                 if group.snoozed_until
                 else f"{group.occurrences_until_awake} more to go",
             )
+        level = group.severity_level
         rows.append(
             format_html(
                 GROUP_ROW,
                 pk=group.pk,
+                severity=group.severity,
+                severity_class=SEVERITY_CLASSES[level],
+                severity_label=level.label,
+                severity_reason=group.severity_reason,
+                owner=owner_cell(group, user, csrf_token, back, assignment_url(group.pk)),
                 category=group.category,
                 category_label=CATEGORY_LABELS.get(group.category, group.category),
                 url=f"{entries_url}?group={group.pk}",

@@ -4,7 +4,7 @@ from celery import shared_task
 
 from triage import bulk
 
-from . import alerts, partitions, services
+from . import alerts, ownership, partitions, services
 
 
 @shared_task(name="errors.run_sync_error_cleanup", acks_late=True)
@@ -46,3 +46,13 @@ def create_error_partitions() -> int:
 )
 def send_problem_alerts() -> int:
     return alerts.send_pending_alerts()
+
+
+@shared_task(
+    name="errors.send_assignment_notices",
+    autoretry_for=(OSError,),
+    retry_backoff=60,
+    max_retries=5,
+)
+def send_assignment_notices() -> int:
+    return ownership.send_due_notices()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import alert_views, views
+from . import alert_views, ownership_views, views
 
 app_name = "errors"
 urlpatterns = [
@@ -8,6 +8,18 @@ urlpatterns = [
     path("export.csv", views.error_export, name="export"),
     path("groups/", views.group_list, name="groups"),
     path("groups/<int:pk>/status/", views.group_set_status, name="group_set_status"),
+    path(
+        "groups/<int:pk>/assignment/",
+        ownership_views.problem_assignment,
+        name="group_assignment",
+    ),
+    path("groups/<int:pk>/comments/", ownership_views.problem_comment, name="group_comment"),
+    path("ownership/", ownership_views.ownership_rules, name="ownership_rules"),
+    path(
+        "ownership/<int:pk>/delete/",
+        ownership_views.ownership_rule_delete,
+        name="ownership_rule_delete",
+    ),
     path("<int:pk>/", views.error_detail, name="detail"),
     path("<int:pk>/status/", views.error_set_status, name="set_status"),
     path("<int:pk>/fix/", views.error_fix, name="fix"),

@@ -15,6 +15,7 @@ from django.http import (
     QueryDict,
     StreamingHttpResponse,
 )
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -36,7 +37,7 @@ from triage import fixes
 
 from . import services
 from .export import csv_response
-from .filters import ErrorGroupFilter, SyncErrorFilter
+from .filters import ErrorGroupFilter, SyncErrorFilter, sort_field
 from .forms import ProblemStatusForm
 from .grouping import figures_for
 from .models import (
@@ -47,6 +48,7 @@ from .models import (
     SyncError,
     SyncErrorCleanup,
 )
+from .ownership_views import problem_ownership
 from .pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from .remedies import remedy_for
 from .rows import entry_rows, group_rows
@@ -138,6 +140,18 @@ def error_list(request: HttpRequest) -> HttpResponse:
         page = keyset_page(matching, size=settings.SYNC_ERRORS_PER_PAGE)
 
     filter_query = without_cursors(request.GET)
+    group = (
+        visible_to(
+            request.user,
+            ErrorGroup.objects.select_related(
+                "status_changed_by", "mapping", "assigned_user", "assigned_group", "assigned_by"
+            ),
+        )
+        .filter(pk=filters.form.cleaned_data.get("group"))
+        .first()
+        if status == 200 and filters.form.cleaned_data.get("group")
+        else None
+    )
     context = {
         "filters": filters,
         "page": page,
@@ -149,15 +163,9 @@ def error_list(request: HttpRequest) -> HttpResponse:
         "retention_days": settings.SYNC_ERROR_RETENTION_DAYS,
         "hidden_setup_entries": hidden_setup_entries(request.user),
         "attention": (needs_attention(request.user) if status == 200 and not page.items else None),
-        "group": (
-            visible_to(
-                request.user, ErrorGroup.objects.select_related("status_changed_by", "mapping")
-            )
-            .filter(pk=filters.form.cleaned_data.get("group"))
-            .first()
-            if status == 200 and filters.form.cleaned_data.get("group")
-            else None
-        ),
+        "group": group,
+        # Its owner and discussion, when the list is a problem's page.
+        "ownership": problem_ownership(request.user, group) if group is not None else None,
     }
     return render(request, "errors/list.html", context, status=status)
 
@@ -179,23 +187,28 @@ def error_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
 
 @sync_user_required
 def group_list(request: HttpRequest) -> HttpResponse:
-    """The default view: one row per problem, with its figures and the last 14 days."""
+    """The default view: one row per problem, with its figures and the last 14 days, by
+    severity (or most recent first)."""
     groups = visible_to(
-        request.user, ErrorGroup.objects.select_related("mapping").filter(count__gt=0)
+        request.user,
+        ErrorGroup.objects.select_related("mapping", "assigned_user", "assigned_group").filter(
+            count__gt=0
+        ),
     )
-    filters = ErrorGroupFilter(request.GET, queryset=groups)
+    filters = ErrorGroupFilter(request.GET, queryset=groups, request=request)
     matching = filters.qs if filters.is_valid() else groups.none()
+    field = sort_field(filters.form.cleaned_data.get("sort") if filters.is_valid() else None)
     try:
         page = keyset_page(
             matching,
             size=settings.SYNC_ERRORS_PER_PAGE,
             before=request.GET.get("before"),
             after=request.GET.get("after"),
-            field="last_seen",
+            field=field,
         )
     except InvalidCursor as exc:
-        messages.warning(request, f"{exc} Showing the most recent problems.")
-        page = keyset_page(matching, size=settings.SYNC_ERRORS_PER_PAGE, field="last_seen")
+        messages.warning(request, f"{exc} Showing the first problems.")
+        page = keyset_page(matching, size=settings.SYNC_ERRORS_PER_PAGE, field=field)
     figures = figures_for(page.items)
     for group in page.items:
         group.figures = figures[group.pk]
@@ -203,10 +216,17 @@ def group_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filters": filters,
         "page": page,
-        "group_rows": group_rows(page.items),
-        "total": estimated_total(matching, field="last_seen", page=page),
+        "group_rows": group_rows(
+            page.items,
+            user=request.user,
+            csrf_token=get_token(request),
+            back=request.get_full_path(),
+        ),
+        "total": estimated_total(matching, field=field, page=page),
+        "by_severity": field == "severity",
         "filter_query": filter_query.urlencode(),
-        "is_filtered": any(value for value in filter_query.values()),
+        # The order is not a filter: a sorted page shows everything still.
+        "is_filtered": any(value for key, value in filter_query.items() if key != "sort"),
         "hidden_setup_entries": hidden_setup_entries(request.user),
         "attention": (
             needs_attention(request.user) if filters.is_valid() and not page.items else None
@@ -271,7 +291,12 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
 def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
     error = get_object_or_404(
         SyncError.objects.select_related(
-            "mapping__connection", "job", "coupling__mapping", "status_changed_by", "group"
+            "mapping__connection",
+            "job",
+            "coupling__mapping",
+            "status_changed_by",
+            "group__assigned_user",
+            "group__assigned_group",
         ),
         pk=pk,
     )
@@ -405,9 +430,15 @@ def cleanup_progress(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _clean_filter_query(raw: str) -> str:
-    """The list's filters as posted back, re-encoded so nothing but a query string remains."""
-    return without_cursors(QueryDict(raw[:2000])).urlencode()
+def _clean_filter_query(raw: str, user) -> str:
+    """The list's filters as posted back, re-encoded so nothing but a query string remains.
+    "Assigned to me" becomes this person's id: a bulk action reads its filters again later,
+    in a worker, where nobody is "me"."""
+    query = without_cursors(QueryDict(raw[:2000]))
+    if query.get("assigned") == "me":
+        query.pop("assigned")
+        query["assignee"] = str(user.pk)
+    return query.urlencode()
 
 
 def _selected_ids(values: list[str]) -> list[int]:
@@ -448,7 +479,7 @@ def couple_entries(
 def bulk_action(request: HttpRequest) -> HttpResponse:
     """One action on the selected entries, or on all that match the filters after the exact
     count was shown and confirmed."""
-    filter_query = _clean_filter_query(request.POST.get("filter_query", ""))
+    filter_query = _clean_filter_query(request.POST.get("filter_query", ""), request.user)
     back = reverse("errors:list") + (f"?{filter_query}" if filter_query else "")
     action = request.POST.get("action", "")
     note = request.POST.get("note", "")

@@ -22,6 +22,10 @@ RULES = {
     "errors:export": USER,
     "errors:groups": USER,
     "errors:group_set_status": USER,
+    "errors:group_assignment": USER,  # assigning to others: administrators, tests/errors
+    "errors:group_comment": USER,
+    "errors:ownership_rules": ADMIN,
+    "errors:ownership_rule_delete": ADMIN,
     "errors:detail": USER,
     "errors:set_status": USER,
     "errors:fix": USER,

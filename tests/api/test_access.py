@@ -32,6 +32,9 @@ RULES = {
     ("api:problems", "get"): USER,
     ("api:problem", "get"): USER,
     ("api:problem_status", "post"): USER,
+    ("api:problem_assignment", "post"): USER,  # to others: administrators, see test_ownership
+    ("api:problem_comments", "get"): USER,
+    ("api:problem_comments", "post"): USER,
     ("api:jobs", "get"): USER,
     ("api:jobs", "post"): ADMIN,
     ("api:job", "get"): USER,

@@ -4,6 +4,7 @@ indexes, is planned without a sequential scan of the entries table."""
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -11,10 +12,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bench.data import clear_errors, generate_errors, indexes_built_after
-from errors.models import SyncError
+from errors.models import ErrorGroup, SyncError
 from errors.pagination import encode_cursor
 from errors.partitions import day_bounds, day_of, ensure_partitions
 from sync.models import Connection
+from syncconsole.permissions import SYNC_ADMINISTRATORS
 from tests.factories import make_job
 
 ENTRIES = 60_000
@@ -58,6 +60,10 @@ def cases(generated) -> dict[str, str]:
     SyncError.objects.filter(pk__gt=ordered.values_list("pk", flat=True)[0] - 500).update(job=job)
     cursor = encode_cursor(deep["created_at"], deep["pk"])
     connection_id = SyncError.objects.get(pk=deep["pk"]).mapping.connection_id
+    # The newest entry's problem is the Sync administrators' (the staff user's role).
+    ErrorGroup.objects.filter(pk=newest["group_id"]).update(
+        assigned_group=Group.objects.get(name=SYNC_ADMINISTRATORS)
+    )
     return {
         "first page": "",
         "deep page": f"before={cursor}",
@@ -73,6 +79,8 @@ def cases(generated) -> dict[str, str]:
         "search: a word": "q=exchange",
         "search: a record id": f"q={newest['source_record_id']}",
         "search and filters": f"q=Fabrikam&category=validation&status=open&mapping={mapping}",
+        "assigned to me": "assigned=me",
+        "assigned to nobody": "assigned=nobody",
     }
 
 

@@ -128,7 +128,8 @@ def test_returned_entries_carry_their_ids_and_groups_as_stored():
 
 def test_a_batch_is_written_in_the_same_few_statements_whatever_its_size():
     mapping = make_mapping()
-    record_errors([entry(mapping)])  # looks up the table's sequence once per process
+    # Looks up the table's sequence once per process, and creates the batches' problem.
+    record_errors([entry(mapping, message="Record C0 failed.")])
     counts = []
     for size in (10, 1000):
         with CaptureQueriesContext(connection) as queries:
@@ -138,6 +139,11 @@ def test_a_batch_is_written_in_the_same_few_statements_whatever_its_size():
     # The day's partition, a savepoint, the job, coupling and mapping named, the groups, the
     # ids, the COPY, the savepoint's release.
     assert counts[0] == counts[1] <= 7
+    # A batch that creates problems reads the ownership rules too, once, however many.
+    with CaptureQueriesContext(connection) as queries:
+        record_errors(entry(mapping, message=f"Field {i} is too long.", category=f) for i, f in
+                      enumerate(["validation", "conflict", "other"] * 300))  # fmt: skip
+    assert len(queries) == counts[0] + 1
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from couplings.models import Coupling, CouplingRun
@@ -15,10 +16,14 @@ from errors.models import (
     BulkAction,
     Category,
     ErrorGroup,
+    OwnershipRule,
+    ProblemComment,
     SyncError,
     SyncErrorCleanup,
 )
 from sync.models import Connection, ConnectionCheck, SyncJob, TableMapping
+from syncconsole.permissions import SYNC_ADMINISTRATORS
+from tests.conftest import user_in_role
 from tests.factories import make_error
 
 SCRIPT = "<script>alert(1)</script>"
@@ -53,6 +58,7 @@ class HostileWorld:
     bulk: BulkAction
     run: CouplingRun
     check: ConnectionCheck
+    rule: OwnershipRule | None = None
     subscription: AlertSubscription | None = None
     # One entry of every category, so that every kind of "Cause and fix" is drawn.
     entries: list[SyncError] = field(default_factory=list)
@@ -156,10 +162,21 @@ def make_hostile_world(unused_port: int) -> HostileWorld:
     check = ConnectionCheck.objects.create(
         connection=connection, checked_at=now, findings=[finding, {**finding, "severity": "ok"}]
     )
+    # An owner whose name and a discussion whose text came from the hostile world too.
+    owner = user_in_role(HOSTILE, SYNC_ADMINISTRATORS)
+    ErrorGroup.objects.filter(pk__in=[error.group_id, uncoupled.group_id]).update(
+        assigned_user=owner, assigned_at=now
+    )
+    group.refresh_from_db()
+    ProblemComment.objects.create(group=group, author=owner, author_name=HOSTILE, text=HOSTILE)
+    rule = OwnershipRule.objects.create(mapping=mapping, category=Category.CONFLICT, user=owner)
+    OwnershipRule.objects.create(
+        connection=connection, group=Group.objects.get(name=SYNC_ADMINISTRATORS)
+    )
     return HostileWorld(
         connection=connection, mapping=mapping, job=job, coupling=coupling, skipped=skipped,
         error=error, uncoupled=uncoupled, integration_error=integration_error, group=group,
-        cleanup=cleanup, bulk=bulk, run=run, check=check, entries=entries,
+        cleanup=cleanup, bulk=bulk, run=run, check=check, rule=rule, entries=entries,
     )  # fmt: skip
 
 

@@ -12,6 +12,9 @@ from .conftest import HOSTILE, HostileWorld
 # The object each console URL's pk names.
 PATH_OBJECTS = {
     "errors:group_set_status": "group",
+    "errors:group_assignment": "group",
+    "errors:group_comment": "group",
+    "errors:ownership_rule_delete": "rule",
     "errors:detail": "error",
     "errors:set_status": "error",
     "errors:fix": "error",
@@ -30,7 +33,8 @@ PATH_OBJECTS = {
 # page echoes back (its filter form, its messages) must be escaped too.
 QUERY_KEYS = ["q", "category", "status", "connection", "mapping", "job", "coupling", "group",
               "integration", "created_after", "created_before", "trigger", "result", "skipped",
-              "record", "other", "side", "error", "days", "before", "after"]  # fmt: skip
+              "record", "other", "side", "error", "days", "before", "after", "assigned",
+              "assignee", "sort"]  # fmt: skip
 HOSTILE_QUERY = urlencode({key: HOSTILE for key in QUERY_KEYS})
 
 

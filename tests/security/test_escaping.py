@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
 
-from errors import alerts
+from errors import alerts, ownership
 from errors.models import AlertEvent
 from syncconsole.permissions import SYNC_USERS
 from tests.api.conftest import token_client
@@ -43,7 +43,12 @@ SHOWN_TO_EVERYONE = {
     "couplings:couple",
     "couplings:run",
 }
-SHOWN_TO_ADMINISTRATORS = {"errors:alerts", "sync:connections", "sync:connection_health"}
+SHOWN_TO_ADMINISTRATORS = {
+    "errors:alerts",
+    "errors:ownership_rules",
+    "sync:connections",
+    "sync:connection_health",
+}
 
 
 def test_every_console_url_is_walked():
@@ -110,6 +115,13 @@ def test_pages_drawn_after_a_post_show_hostile_text_as_text(hostile, staff_clien
         (reverse("errors:alerts"), {"new-connection": HOSTILE, "new-mapping": HOSTILE}),
         (reverse("errors:alert_change", args=[hostile.subscription.pk]),
          {f"s{hostile.subscription.pk}-mapping": HOSTILE}),
+        # A comment is shown on the problem's page it leads back to; a refused assignee or
+        # rule is quoted in the message or the form.
+        (reverse("errors:group_comment", args=[hostile.group.pk]), {"text": HOSTILE}),
+        (reverse("errors:group_assignment", args=[hostile.group.pk]),
+         {"action": "assign", "assignee": HOSTILE}),
+        (reverse("errors:ownership_rules"), {"scope": HOSTILE, "assignee": HOSTILE,
+                                             "category": HOSTILE}),
     ]  # fmt: skip
     for url, data in posts:
         response = staff_client.post(url, data, follow=True)
@@ -187,6 +199,18 @@ def test_alert_emails_show_hostile_text_as_text(hostile, staff_user, settings):
     assert message.message()["Bcc"] is None
 
 
+def test_assignment_emails_show_hostile_text_as_text(hostile, settings):
+    settings.SYNC_CONSOLE_URL = "https://console.example.com"
+    owner = hostile.group.assigned_user
+    (message,) = ownership.notice_messages({owner.pk: [hostile.group.pk]})
+    html, mimetype = message.alternatives[0]
+    assert mimetype == "text/html"
+    assert_harmless(html, "assignment e-mail")
+    assert escaped_payload_shown(html)
+    assert HOSTILE.split("{{")[0] in message.body
+    assert "\n" not in message.subject and "\r" not in message.subject
+
+
 def api_get_urls(world):
     return [
         reverse("api:errors"),
@@ -194,6 +218,7 @@ def api_get_urls(world):
         reverse("api:error", args=[world.integration_error.pk]),
         reverse("api:problems"),
         reverse("api:problem", args=[world.group.pk]),
+        reverse("api:problem_comments", args=[world.group.pk]),
         reverse("api:jobs"),
         reverse("api:job", args=[world.job.pk]),
         reverse("api:cleanup", args=[world.cleanup.pk]),

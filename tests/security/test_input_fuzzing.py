@@ -112,10 +112,10 @@ def test_an_oversized_batch_is_refused_with_a_clear_message(integration):
 # Each console form and the fields it reads; the fuzzer also sends fields it does not know.
 FORMS = {
     ("get", "errors:list", None): ["q", "category", "status", "mapping", "connection", "job",
-                                   "coupling", "group", "integration", "created_after",
-                                   "created_before", "before", "after"],
+                                   "coupling", "group", "integration", "assigned", "assignee",
+                                   "created_after", "created_before", "before", "after"],
     ("get", "errors:groups", None): ["q", "category", "connection", "mapping", "status",
-                                     "before", "after"],
+                                     "assigned", "sort", "before", "after"],
     ("get", "sync:jobs", None): ["mapping", "status", "trigger", "before", "after"],
     ("get", "sync:couplings", None): ["mapping", "result", "skipped", "record", "job", "before"],
     ("post", "errors:set_status", "error"): ["status", "note"],
@@ -123,6 +123,9 @@ FORMS = {
                                                    "snooze_until", "more_occurrences"],
     ("post", "errors:bulk", None): ["action", "scope", "ids", "filter_query", "note",
                                     "confirmation"],
+    ("post", "errors:group_assignment", "group"): ["action", "assignee", "next"],
+    ("post", "errors:group_comment", "group"): ["text"],
+    ("post", "errors:ownership_rules", None): ["scope", "category", "assignee"],
     ("get", "errors:cleanup_confirm", "older_than"): ["days"],
     ("post", "couplings:couple", None): ["mapping", "side", "record", "other", "error",
                                          "action", "source_record_id",

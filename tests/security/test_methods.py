@@ -14,6 +14,9 @@ pytestmark = pytest.mark.django_db
 # Views that change state: only POST reaches them, so GET and HEAD answer 405.
 POST_ONLY = {
     "errors:group_set_status",
+    "errors:group_assignment",
+    "errors:group_comment",
+    "errors:ownership_rule_delete",
     "errors:set_status",
     "errors:fix",
     "errors:bulk",
@@ -27,6 +30,7 @@ POST_ONLY = {
 GET_SHOWS_POST_ACTS = {
     "errors:cleanup_confirm",
     "errors:alerts",
+    "errors:ownership_rules",
     "sync:connection_health",
     "couplings:couple",
 }
