@@ -19,12 +19,12 @@ from django.db.models import OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from errors.models import SETUP_CATEGORIES, ErrorGroup, GroupDay, Status
+from errors.models import SETUP_CATEGORIES, ErrorGroup, GroupDay, Severity, Status
 from sync.health import Finding
 from sync.models import Connection, ConnectionCheck, MappingHealthSnapshot, SyncJob, TableMapping
 from syncconsole.permissions import is_sync_admin
 
-from .severity import SEVERITY_FIELDS, Severity, severity_of
+from .severity import SEVERITY_FIELDS, severity_of
 
 DAYS = 30
 # Four runs of the default 30-minute schedule missed: the lag is shown as late.
@@ -317,7 +317,7 @@ def open_problem_rows() -> list[ErrorGroup]:
     """The problems open now, with what their severity is decided from (their records are
     kept by the entries' triggers)."""
     problems = ErrorGroup.objects.filter(status=Status.OPEN, count__gt=0)
-    fields = ("pk", "mapping_id", "integration", *SEVERITY_FIELDS)
+    fields = ("pk", "mapping_id", "integration", "category", "records", *SEVERITY_FIELDS)
     return list(problems.only(*fields).order_by("integration", "pk"))
 
 

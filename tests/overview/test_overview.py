@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from couplings.models import Coupling
 from errors import services
-from errors.models import Category, ErrorGroup, Status, SyncError, SyncErrorCleanup
+from errors.models import Category, ErrorGroup, Severity, Status, SyncError, SyncErrorCleanup
 from overview.chart import scale_top
 from overview.figures import DAYS, LATE_AFTER, State, overview_for
-from overview.severity import MANY_RECORDS, Severity, severity_of
+from overview.severity import severity_of
 from sync import breaker
 from sync.health import Finding
 from sync.mapping_health import record_snapshot
@@ -195,15 +195,20 @@ def test_the_lag_since_the_last_successful_sync(staff_user, staff_client, midday
     assert "oldest last successful sync" in html
 
 
+VALIDATION_RECORDS = 50
+
+
 def test_open_problems_by_severity(staff_user, staff_client):
     mapping = make_mapping(name="CUSTOMER")
-    make_error(mapping=mapping, category=Category.INTEGRATION_USER, message="User disabled.")
-    make_error(mapping=mapping, category=Category.CONNECTION, message="Timeout.")
+    # Whole jobs failed on their setup: the mapping stops there.
+    for category, message in ((Category.INTEGRATION_USER, "User disabled."),
+                              (Category.CONNECTION, "Timeout.")):  # fmt: skip
+        make_error(mapping=mapping, category=category, message=message, source_record_id="")
     for _ in range(3):
         make_error(mapping=mapping, category=Category.CONFLICT, message="Changed in both.")
     many = [
         make_error(mapping=mapping, category=Category.VALIDATION, message="Phone too long.")
-        for _ in range(MANY_RECORDS)
+        for _ in range(VALIDATION_RECORDS)
     ]
     resolved = make_error(mapping=mapping, category=Category.CONFLICT, message="Other conflict.")
     services.set_group_status(
@@ -212,23 +217,21 @@ def test_open_problems_by_severity(staff_user, staff_client):
 
     [row] = overview_for(staff_user).mappings
     assert [(c.severity, c.problems, c.records) for c in row.problems] == [
-        (Severity.STOPS_MAPPING, 1, 1),
-        (Severity.MANY_RECORDS, 1, MANY_RECORDS),
-        (Severity.SOME_RECORDS, 1, 3),
-        (Severity.TEMPORARY, 1, 1),
+        (Severity.BLOCKING, 2, 0),
+        (Severity.RECORDS, 2, VALIDATION_RECORDS + 3),
     ]
-    assert severity_of(ErrorGroup.objects.get(pk=many[0].group_id)) == Severity.MANY_RECORDS
+    # The same severity as the Problems page sorts by.
+    problem = ErrorGroup.objects.get(pk=many[0].group_id)
+    assert severity_of(problem) == problem.severity_level == Severity.RECORDS
     cell = row_of(page(staff_client), mapping)
     listed = re.findall(
         r'<li data-severity="(\w+)"><span[^>]*>([^<]+)</span>: <a [^>]*>([^<]+)</a>', cell
     )
     assert listed == [
-        ("stops_mapping", "Stops the mapping", "1 problem"),
-        ("many_records", "Many records", "1 problem"),
-        ("some_records", "A few records", "1 problem"),
-        ("temporary", "Temporary", "1 problem"),
+        ("blocking", "Blocking", "2 problems"),
+        ("records", "Records", "2 problems"),
     ]
-    assert "(3 records)" in cell and f"({MANY_RECORDS} records)" in cell
+    assert f"({VALIDATION_RECORDS + 3} records)" in cell
 
 
 def new_and_resolved(overview) -> dict:
@@ -340,7 +343,7 @@ def test_a_sync_user_sees_coupled_record_problems_and_no_audit_log(
     admin_view = overview_for(staff_user)
     user_view = overview_for(sync_user)
     assert [(c.severity, c.problems) for c in user_view.mappings[0].problems] == [
-        (Severity.SOME_RECORDS, 1)
+        (Severity.RECORDS, 1)
     ]
     assert user_view.mappings[0].setup_problems_hidden == 2
     assert user_view.setup_problems_hidden == 3  # another integration's too
@@ -400,7 +403,7 @@ def test_a_real_job_failing_for_its_setup_pauses_the_mapping_on_the_overview(dem
     after = {m.mapping.name: m for m in overview_for(staff_user).mappings}["CUSTOMER"]
     assert after.state == State.PAUSED
     assert after.last_success == before.last_success
-    assert after.problems[0].severity == Severity.STOPS_MAPPING
+    assert after.problems[0].severity == Severity.BLOCKING
 
 
 def test_the_scale_of_the_chart_is_round_and_holds_the_peak():
