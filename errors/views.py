@@ -117,7 +117,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
     errors = visible_to(
         request.user, SyncError.objects.select_related("mapping__connection", "coupling")
     )
-    filters = SyncErrorFilter(request.GET, queryset=errors, request=request)
+    filters = SyncErrorFilter(request.GET, queryset=errors, request=request, viewer=request.user)
     status = 200
     if filters.is_valid():
         matching = filters.qs
@@ -183,7 +183,7 @@ def group_list(request: HttpRequest) -> HttpResponse:
     groups = visible_to(
         request.user, ErrorGroup.objects.select_related("mapping").filter(count__gt=0)
     )
-    filters = ErrorGroupFilter(request.GET, queryset=groups)
+    filters = ErrorGroupFilter(request.GET, queryset=groups, viewer=request.user)
     matching = filters.qs if filters.is_valid() else groups.none()
     try:
         page = keyset_page(
@@ -239,7 +239,7 @@ def group_set_status(request: HttpRequest, pk: int) -> HttpResponse:
     label = Status(status).label.lower()
     if status == Status.SNOOZED:
         label += (
-            f" until {timezone.localtime(data['snooze_until']):%Y-%m-%d %H:%M}"
+            f" until {timezone.localtime(data['snooze_until']):%Y-%m-%d %H:%M %Z}"
             if data.get("snooze_until")
             else f" until {data['more_occurrences']:,} more occurrences"
         )

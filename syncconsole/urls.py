@@ -4,6 +4,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from . import views
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="errors:groups", permanent=False), name="home"),
     path("errors/", include("errors.urls")),
@@ -13,6 +15,7 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/profile/", views.profile, name="profile"),
     path("admin/", admin.site.urls),
 ]
 
