@@ -26,9 +26,13 @@ run: $(INSTALLED)
 	$(BIN)/python manage.py runconsole
 
 # The browser tests run axe-core, the accessibility checker, in the pages: npm installs the
-# version package-lock.json pins into node_modules/ (git-ignored).
+# version package-lock.json pins into node_modules/ (git-ignored); Debian's npm is installed
+# with apt when it is missing.
 AXE := node_modules/axe-core/axe.min.js
 $(AXE): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "Installing Debian's npm for the accessibility checks"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm; }
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

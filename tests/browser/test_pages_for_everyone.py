@@ -26,7 +26,8 @@ LONG_MESSAGE = (
 
 def seed(demo_apps) -> dict:
     """Real runs of the demo apps: couplings, a conflict, a deleted coupled record, a setup
-    error (SEK is not in the CRM) skipped after two runs, and a resolved entry."""
+    error (SEK is not in the CRM), couplings skipped after failing twice, a resolved entry and
+    a message with no space to break it at."""
     demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
     customers = ErpCustomer.objects.order_by("number")
     conflicted, deleted = customers.filter(number__in=["C00030", "C00040"])
@@ -46,8 +47,7 @@ def seed(demo_apps) -> dict:
     conflict = SyncError.objects.filter(job=job, category=Category.CONFLICT).get()
     removed = SyncError.objects.filter(job=job, category=Category.COUPLED_RECORD_DELETED).get()
     # A long message without spaces to break it at, as the apps write them.
-    long_one = SyncError.objects.get(pk=removed.pk)
-    SyncError.objects.filter(pk=long_one.pk, created_at=long_one.created_at).update(
+    SyncError.objects.filter(pk=removed.pk, created_at=removed.created_at).update(
         message=LONG_MESSAGE
     )
     set_status(SyncError.objects.filter(pk=conflict.pk), Status.RESOLVED, None, note="Settled")
