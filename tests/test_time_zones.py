@@ -2,21 +2,26 @@
 and every time on the pages carries its zone's abbreviation."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.conf import settings
 from django.template import Context, Template
 from django.urls import reverse
 from django.utils import timezone
 
-from errors.models import BulkAction, Category
+from audit.models import AuditEvent
+from errors.grouping import figures_for
+from errors.models import BulkAction, Category, ErrorGroup
+from sync.mapping_health import backlog_trends, record_snapshot
+from sync.services import paused_message
 from syncconsole.models import Profile
 from syncconsole.timezones import SESSION_KEY, set_time_zone
 from tests.conftest import PASSWORD
-from tests.factories import make_error
+from tests.factories import make_error, make_mapping
 from triage.bulk import scope_of
 
 pytestmark = pytest.mark.django_db
@@ -78,6 +83,13 @@ def test_the_header_leads_from_the_user_name_to_the_profile(staff_client):
     assert re.search(rf'<a class="who" href="{PROFILE}"[^>]*>triager</a>', html)
 
 
+def test_an_account_without_a_role_has_no_profile_to_open(client, plain_user):
+    client.force_login(plain_user)
+    assert client.get(PROFILE).status_code == 403
+    html = client.get(reverse("errors:groups")).content.decode()  # the refusal page
+    assert f'href="{PROFILE}"' not in html and '<span class="who">sales</span>' in html
+
+
 def test_the_zone_is_read_when_a_person_signs_in(client, staff_user):
     set_time_zone(staff_user, "Asia/Tokyo")
     entry = make_error(age=timedelta(hours=1))
@@ -125,6 +137,54 @@ def test_a_bulk_action_reads_its_days_in_the_zone_of_who_asked(staff_user):
         requested_by=staff_user,
     )
     assert list(scope_of(bulk)) == [entry]
+
+
+def test_a_snooze_until_a_time_is_read_in_the_persons_zone(staff_client):
+    entry = make_error(category=Category.CONFLICT)
+    staff_client.post(PROFILE, {"time_zone": "Asia/Tokyo"})
+    until = (timezone.now() + timedelta(days=2)).astimezone(TOKYO)
+    until = until.replace(hour=10, minute=0, second=0, microsecond=0)
+    response = staff_client.post(
+        reverse("errors:group_set_status", args=[entry.group_id]),
+        {"status": "snoozed", "snooze_until": f"{until:%Y-%m-%dT%H:%M}"},
+        follow=True,
+    )
+    html = response.content.decode()
+    assert f"until {until:%Y-%m-%d %H:%M} JST" in html  # the message, in the person's zone
+    assert 'id="snooze-zone">Asia/Tokyo<' in html
+    assert ErrorGroup.objects.get(pk=entry.group_id).snoozed_until == until
+    # The audit log's summary is written once for everyone: in UTC, and says so.
+    event = AuditEvent.objects.get(summary__startswith="Problem marked snoozed")
+    assert f"until {until.astimezone(UTC):%Y-%m-%d %H:%M} UTC" in event.summary
+
+
+@pytest.fixture
+def late_evening():
+    """The clock at 20:00 UTC today (ticking on): already tomorrow in Tokyo."""
+    evening = timezone.now().replace(hour=20, minute=0, second=0, microsecond=0)
+    with time_machine.travel(evening, tick=True):
+        yield evening
+
+
+def test_the_figures_count_the_consoles_days_whoever_reads_them(late_evening):
+    """The days of the problems' and mappings' figures are the console's (TIME_ZONE): a
+    reader in Tokyo sees today's bar where the entries of today are counted."""
+    entry = make_error(age=timedelta(0))
+    group = ErrorGroup.objects.get(pk=entry.group_id)
+    mapping = make_mapping()
+    with timezone.override(TOKYO):
+        bars = figures_for([group])[group.pk].trend
+        snapshot = record_snapshot(mapping.pk)
+        backlog = backlog_trends([mapping.pk])[mapping.pk]
+    assert (bars[-1].day, bars[-1].count) == (late_evening.date(), 1)
+    assert snapshot.day == late_evening.date()
+    assert backlog[-1].day == late_evening.date()
+
+
+def test_a_paused_mappings_message_names_the_zone_of_its_time():
+    mapping = make_mapping(paused_at=timezone.now(), paused_reason="No privilege.")
+    with timezone.override(TOKYO):
+        assert shown(mapping.paused_at).replace("\u00a0", " ") in paused_message(mapping)
 
 
 def test_the_moment_filter_writes_the_zone_and_nothing_for_no_time():
