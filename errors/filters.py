@@ -44,8 +44,9 @@ def start_of(day: date) -> datetime:
 
 class CategoriesByRole(django_filters.FilterSet):
     """The console's pages name who looks (`viewer`): the category filter offers that person
-    the categories they may open. (The API describes every category and answers a Sync user's
-    setup category with nothing, as its description says.)"""
+    the categories they may open, and any other is a value that is not valid. (The API names no
+    viewer: it keeps the categories its description lists, and a Sync user's setup category
+    matches nothing there.)"""
 
     def __init__(self, *args, viewer=None, **kwargs):
         super().__init__(*args, **kwargs)
