@@ -25,7 +25,18 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED)
 	$(BIN)/python manage.py runconsole
 
-test: $(INSTALLED) chromium redis-server
+# The browser tests run axe-core, the accessibility checker, in the pages: npm installs the
+# version package-lock.json pins into node_modules/ (git-ignored); Debian's npm is installed
+# with apt when it is missing.
+AXE := node_modules/axe-core/axe.min.js
+$(AXE): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "Installing Debian's npm for the accessibility checks"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(INSTALLED) $(AXE) chromium redis-server
 	$(PYTEST) $(PYTEST_ARGS)
 
 # One lane of the suite at a time: fast (no worker, browser or fault process: the inner
@@ -40,7 +51,7 @@ test-worker: $(INSTALLED)
 test-faults: $(INSTALLED) redis-server
 	$(PYTEST) -m faults $(PYTEST_ARGS)
 
-test-browser: $(INSTALLED) chromium
+test-browser: $(INSTALLED) $(AXE) chromium
 	$(PYTEST) -m browser $(PYTEST_ARGS)
 
 # Browser tests drive Debian's chromium; install it when it is missing.
@@ -80,4 +91,4 @@ bench: $(INSTALLED) wrk
 	$(BIN)/python -m bench $(BENCH) $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
+	rm -rf $(VENV) node_modules staticfiles .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

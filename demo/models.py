@@ -19,6 +19,10 @@ class ErpCurrency(models.Model):
     description = models.CharField(max_length=100, blank=True)
     last_modified = models.DateTimeField(auto_now=True, db_index=True)
 
+    class Meta:
+        verbose_name = "ERP currency"
+        verbose_name_plural = "ERP currencies"
+
     def __str__(self) -> str:
         return self.code
 
@@ -40,6 +44,8 @@ class ErpCurrencyExchangeRate(models.Model):
     last_modified = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
+        verbose_name = "ERP currency exchange rate"
+        verbose_name_plural = "ERP currency exchange rates"
         constraints = [
             # The table's primary key in Business Central: Currency Code, Starting Date.
             models.UniqueConstraint(
@@ -63,6 +69,10 @@ class ErpSalesperson(models.Model):
     email = models.CharField(max_length=200, blank=True)
     last_modified = models.DateTimeField(auto_now=True, db_index=True)
 
+    class Meta:
+        verbose_name = "ERP salesperson"
+        verbose_name_plural = "ERP salespeople"
+
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
 
@@ -83,6 +93,8 @@ class ErpCustomer(models.Model):
     last_modified = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
+        verbose_name = "ERP customer"
+        verbose_name_plural = "ERP customers"
         # Pages are read in (modified, id) order (here and in every table of both apps):
         # each page is one range scan of this index.
         indexes = [
@@ -122,6 +134,8 @@ class ErpContact(models.Model):
     last_modified = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
+        verbose_name = "ERP contact"
+        verbose_name_plural = "ERP contacts"
         indexes = [
             models.Index(fields=["last_modified", "id"], name="erp_contact_changes"),
             models.Index(fields=["email"], name="erp_contact_email"),
@@ -166,6 +180,7 @@ class ErpNumberSeries(models.Model):
     last_number_used = models.CharField(max_length=20, blank=True)
 
     class Meta:
+        verbose_name = "ERP number series"
         verbose_name_plural = "ERP number series"
 
     def __str__(self) -> str:
@@ -229,6 +244,8 @@ class ErpContactBusinessRelation(models.Model):
     )
 
     class Meta:
+        verbose_name = "ERP contact business relation"
+        verbose_name_plural = "ERP contact business relations"
         constraints = [
             models.UniqueConstraint(fields=["customer"], name="erp_one_contact_per_customer"),
             models.UniqueConstraint(
@@ -274,6 +291,8 @@ class ErpItem(models.Model):
     last_modified = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
+        verbose_name = "ERP item"
+        verbose_name_plural = "ERP items"
         indexes = [
             models.Index(fields=["last_modified", "id"], name="erp_item_changes"),
         ]
@@ -291,6 +310,10 @@ class CrmTransactionCurrency(models.Model):
     exchange_rate = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
+    class Meta:
+        verbose_name = "CRM transaction currency"
+        verbose_name_plural = "CRM transaction currencies"
+
     def __str__(self) -> str:
         return self.iso_currency_code
 
@@ -305,6 +328,10 @@ class CrmBusinessUnit(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        verbose_name = "CRM business unit"
+        verbose_name_plural = "CRM business units"
 
     def __str__(self) -> str:
         return self.name
@@ -342,6 +369,8 @@ class CrmRole(models.Model):
     objects = CrmRoleManager()
 
     class Meta:
+        verbose_name = "CRM security role"
+        verbose_name_plural = "CRM security roles"
         ordering = ["name", "business_unit__name"]
 
     def __str__(self) -> str:
@@ -387,6 +416,10 @@ class CrmSystemUser(models.Model):
     password_change_required = models.BooleanField(default=False)
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
+    class Meta:
+        verbose_name = "CRM system user"
+        verbose_name_plural = "CRM system users"
+
     def __str__(self) -> str:
         return self.domain_name
 
@@ -411,6 +444,10 @@ class CrmTeam(models.Model):
     roles = models.ManyToManyField(CrmRole, blank=True, related_name="teams")
     members = models.ManyToManyField(CrmSystemUser, blank=True, related_name="teams")
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        verbose_name = "CRM team"
+        verbose_name_plural = "CRM teams"
 
     def __str__(self) -> str:
         return self.name
@@ -443,6 +480,8 @@ class CrmAccount(models.Model):
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
+        verbose_name = "CRM account"
+        verbose_name_plural = "CRM accounts"
         indexes = [
             models.Index(fields=["modified_on", "id"], name="crm_account_changes"),
             # The match field a synchronization couples by, compared without regard to case
@@ -474,6 +513,8 @@ class CrmContact(models.Model):
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
+        verbose_name = "CRM contact"
+        verbose_name_plural = "CRM contacts"
         indexes = [
             models.Index(fields=["modified_on", "id"], name="crm_contact_changes"),
             models.Index(Upper("email"), name="crm_contact_email"),
@@ -501,6 +542,8 @@ class CrmProduct(models.Model):
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
+        verbose_name = "CRM product"
+        verbose_name_plural = "CRM products"
         indexes = [
             models.Index(fields=["modified_on", "id"], name="crm_product_changes"),
             models.Index(Upper("product_number"), name="crm_product_number"),
@@ -539,6 +582,10 @@ class DemoFault(models.Model):
         "Retry-After (Business Central may answer 429 without one).",
     )
 
+    class Meta:
+        verbose_name = "demo fault"
+        verbose_name_plural = "demo faults"
+
     def __str__(self) -> str:
         return f"{self.app} {self.entity or '*'}: {self.get_mode_display()}"
 
@@ -558,6 +605,10 @@ class ErpSubscription(models.Model):
     expiration = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
     last_modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "ERP subscription"
+        verbose_name_plural = "ERP subscriptions"
 
     def __str__(self) -> str:
         return f"{self.resource} → {self.notification_url}"
@@ -619,6 +670,10 @@ class CrmServiceEndpoint(models.Model):
     message_format = models.IntegerField(choices=MessageFormat.choices, null=True, blank=True)
     user_claim = models.IntegerField(choices=UserClaim.choices, default=UserClaim.NONE)
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        verbose_name = "CRM service endpoint"
+        verbose_name_plural = "CRM service endpoints"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.url or self.get_contract_display()})"
@@ -683,6 +738,8 @@ class CrmSdkMessageProcessingStep(models.Model):
     modified_on = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
+        verbose_name = "CRM SDK message processing step"
+        verbose_name_plural = "CRM SDK message processing steps"
         indexes = [
             models.Index(fields=["message_name", "primary_entity"], name="crm_step_event"),
         ]

@@ -241,7 +241,8 @@ def figures_for(groups: list[ErrorGroup], today: date | None = None) -> dict[int
     days = GroupDay.objects.filter(group_id__in=ids)
     for row in days.values("group_id").annotate(open=Sum("open")):
         figures[row["group_id"]].open = row["open"]
-    today = today or timezone.localdate()
+    # The figures' days are the console's (TIME_ZONE), whatever zone the reader is in.
+    today = today or timezone.localdate(timezone=timezone.get_default_timezone())
     first = today - timedelta(days=TREND_DAYS - 1)
     per_day: dict[int, dict[date, int]] = defaultdict(dict)
     for group_id, day, entries in days.filter(day__gte=first, day__lte=today).values_list(

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -370,7 +370,8 @@ def set_group_status(
             changed = set_status(entries, status, user, note)
         until = ""
         if snoozed_until is not None:
-            until = f" until {snoozed_until:%Y-%m-%d %H:%M} UTC"
+            # Written in UTC whatever zone the person who snoozed it reads times in.
+            until = f" until {snoozed_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
         elif more_occurrences is not None:
             until = f" until {more_occurrences} more occurrences"
         change_problems(

@@ -119,7 +119,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
     errors = visible_to(
         request.user, SyncError.objects.select_related("mapping__connection", "coupling")
     )
-    filters = SyncErrorFilter(request.GET, queryset=errors, request=request)
+    filters = SyncErrorFilter(request.GET, queryset=errors, request=request, viewer=request.user)
     status = 200
     if filters.is_valid():
         matching = filters.qs
@@ -195,7 +195,7 @@ def group_list(request: HttpRequest) -> HttpResponse:
             count__gt=0
         ),
     )
-    filters = ErrorGroupFilter(request.GET, queryset=groups, request=request)
+    filters = ErrorGroupFilter(request.GET, queryset=groups, request=request, viewer=request.user)
     matching = filters.qs if filters.is_valid() else groups.none()
     field = sort_field(filters.form.cleaned_data.get("sort") if filters.is_valid() else None)
     try:
@@ -259,7 +259,7 @@ def group_set_status(request: HttpRequest, pk: int) -> HttpResponse:
     label = Status(status).label.lower()
     if status == Status.SNOOZED:
         label += (
-            f" until {timezone.localtime(data['snooze_until']):%Y-%m-%d %H:%M}"
+            f" until {timezone.localtime(data['snooze_until']):%Y-%m-%d %H:%M %Z}"
             if data.get("snooze_until")
             else f" until {data['more_occurrences']:,} more occurrences"
         )

@@ -73,7 +73,7 @@ def record_snapshot(mapping_id: int) -> MappingHealthSnapshot:
     now = timezone.now()
     snapshot = MappingHealthSnapshot(
         mapping_id=mapping_id,
-        day=timezone.localdate(now),
+        day=timezone.localdate(now, timezone=timezone.get_default_timezone()),
         updated_at=now,
         **coupling_counts(mapping_id),
     )
@@ -132,7 +132,8 @@ def with_health(mappings, today: date | None = None) -> list[TableMapping]:
 def backlog_trends(mapping_ids: list[int], today: date | None = None) -> dict[int, list[Bar]]:
     """Failing and skipped records per day over the last 14 days, per mapping: a day without
     a job keeps the figure of the day before. Two queries."""
-    today = today or timezone.localdate()
+    # The snapshots' days are the console's (TIME_ZONE), whatever zone the reader is in.
+    today = today or timezone.localdate(timezone=timezone.get_default_timezone())
     first = today - timedelta(days=TREND_DAYS - 1)
     snapshots = MappingHealthSnapshot.objects.filter(mapping_id__in=mapping_ids)
     per_day: dict[int, dict[date, int]] = {pk: {} for pk in mapping_ids}

@@ -163,7 +163,7 @@ def _send_to_worker(job: SyncJob, countdown: float | None = None) -> None:
 
 
 def paused_message(mapping: TableMapping) -> str:
-    when = timezone.localtime(mapping.paused_at).strftime("%Y-%m-%d %H:%M")
+    when = timezone.localtime(mapping.paused_at).strftime("%Y-%m-%d %H:%M %Z")
     return (
         f"{mapping.name} is paused since {when} because its jobs failed "
         f"{mapping.setup_failures_in_a_row} times in a row for a setup reason: "

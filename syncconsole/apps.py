@@ -6,4 +6,4 @@ class SyncConsoleConfig(AppConfig):
     verbose_name = "Sync Console"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401
+        from . import checks, timezones  # noqa: F401 (system checks, sign-in receiver)

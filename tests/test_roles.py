@@ -50,6 +50,7 @@ RULES = {
     "couplings:couple": USER,
     "couplings:run": USER,
     "audit:events": ADMIN,
+    "profile": USER,
 }
 # Not console views: signing in and out, the apps' change notifications (checked with a
 # shared secret per connection), the Django admin (staff with model permissions), the demo

@@ -8,6 +8,7 @@ record and the progress of the work, which a Celery worker does in batches."""
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -28,6 +29,7 @@ from sync.models import TableMapping
 from sync.services import JobRefused
 from syncconsole import queue
 from syncconsole.queue import QueueUnavailable
+from syncconsole.timezones import zone_of
 
 from .fixes import read_direction
 
@@ -171,8 +173,17 @@ def _check_action(action: str) -> None:
         raise BulkRefused("Choose an action.")
 
 
+def in_zone_of(bulk: BulkAction) -> AbstractContextManager:
+    """The days of a date filter, read as the person who asked read them (in their zone),
+    so that the worker never reaches beyond the entries they were shown."""
+    if bulk.requested_by_id is None:
+        return nullcontext()
+    return timezone.override(zone_of(bulk.requested_by_id))
+
+
 def scope_of(bulk: BulkAction) -> QuerySet[SyncError]:
-    entries = matching(bulk.filter_query, setup_errors_included=bulk.setup_errors_included)
+    with in_zone_of(bulk):
+        entries = matching(bulk.filter_query, setup_errors_included=bulk.setup_errors_included)
     entries = entries.filter(pk__lte=bulk.upper_bound_id)
     if bulk.scope == BulkAction.Scope.SELECTION:
         entries = entries.filter(pk__in=bulk.selected_ids)

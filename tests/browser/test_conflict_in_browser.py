@@ -20,6 +20,9 @@ def test_a_sync_user_lets_the_crm_win_a_conflict(page, demo_apps, celery_worker)
     base = demo_apps.base_url
 
     sign_in(page, f"{base}/", "fixer")
+    # Signed in on the overview; the problems are one click away.
+    page.click("nav[aria-label=Main] a:has-text('Problems')")
+    page.wait_for_selector("h1:has-text('Problems')")
     page.click(f"a.group-title[href='/errors/?group={entry.group_id}']")
     page.locator("table.errors tbody tr td.message a").first.click()
     page.wait_for_selector("#fixes")

@@ -27,7 +27,7 @@ def test_take_the_top_problem_comment_and_find_it_under_assigned_to_me(page, liv
     other = make_error(mapping=mapping, category=Category.CONFLICT, age=timedelta(0))
     problem = ErrorGroup.objects.get(pk=top.group_id)
 
-    page.goto(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/errors/groups/")
     page.fill("#id_username", "fixer")
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")

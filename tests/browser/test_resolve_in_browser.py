@@ -26,7 +26,7 @@ def test_a_sync_user_restores_a_deleted_record_in_one_click(page, demo_apps, cel
     user_in_role("fixer", SYNC_USERS)
     base = demo_apps.base_url
 
-    sign_in(page, f"{base}/", "fixer")
+    sign_in(page, f"{base}/errors/groups/", "fixer")
     page.wait_for_selector("h1:has-text('Problems')")
     page.click(f"a.group-title[href='/errors/?group={entry.group_id}']")
     page.wait_for_url(f"**/errors/?group={entry.group_id}")
@@ -72,7 +72,7 @@ def test_an_administrator_fixes_a_missing_exchange_rate_and_the_problem_resolves
     )
     assert group.count > 1
 
-    page.goto(f"{base}/")
+    page.goto(f"{base}/errors/groups/")
     page.click(f"a.group-title[href='/errors/?group={group.pk}']")
     page.wait_for_url(f"**/errors/?group={group.pk}")
     assert page.locator("table.errors tbody tr").count() == group.count

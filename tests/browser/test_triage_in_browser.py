@@ -39,7 +39,7 @@ def test_sign_in_filter_open_source_and_delete_older(page, live_server, settings
     page.wait_for_selector("h1:has-text('Problems')")
     assert page.locator("table.groups tbody tr").count() == 3  # the 3 conflicts are one
     page.click("text=All entries")
-    page.wait_for_selector("h1:has-text('Integration Synchronization Errors')")
+    page.wait_for_selector("h1:has-text('Sync errors')")
     assert page.locator("table.errors tbody tr").count() == 5
 
     page.select_option("#id_category", "currency")

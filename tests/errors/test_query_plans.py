@@ -139,6 +139,8 @@ def test_no_list_query_scans_the_entries_table(entries, staff_user, sync_user):
     checked = 0
     for title, query in cases(entries).items():
         for client, who in clients:
+            if who == sync_user.username and "category=currency" in query:
+                continue  # a setup category is not a Sync user's to ask for (a 400)
             for sql in entry_queries(client, query):
                 with connection.cursor() as cursor:
                     cursor.execute("EXPLAIN (FORMAT JSON) " + sql)

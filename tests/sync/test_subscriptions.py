@@ -130,7 +130,9 @@ def test_the_connection_page_and_the_admin_show_the_subscriptions(
     page = staff_client.get(f"/sync/connections/{demo_apps.connection.pk}/health/")
     html = page.content.decode()
     assert page.status_code == 200 and 'id="change-subscriptions"' in html
-    assert html.count("<td>Active</td>") == 3 and "Not offered by the app" in html
+    assert (
+        html.count('<td data-label="Status">Active</td>') == 3 and "Not offered by the app" in html
+    )
     client.force_login(superuser)
     listed = client.get("/admin/sync/changesubscription/")
     assert listed.status_code == 200 and "customers" in listed.content.decode()
