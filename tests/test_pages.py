@@ -71,6 +71,7 @@ def outline(client, url: str) -> Outline:
 
 MENU = {
     SYNC_ADMINISTRATORS: [
+        "Overview",
         "Problems",
         "Sync errors",
         "Jobs",
@@ -82,7 +83,15 @@ MENU = {
         "Audit log",
         "Admin",
     ],
-    SYNC_USERS: ["Problems", "Sync errors", "Jobs", "Couplings", "Skipped", "Table mappings"],
+    SYNC_USERS: [
+        "Overview",
+        "Problems",
+        "Sync errors",
+        "Jobs",
+        "Couplings",
+        "Skipped",
+        "Table mappings",
+    ],
 }
 
 

@@ -60,6 +60,7 @@ def pages_of(role: str, data: dict) -> list[str]:
     group = ErrorGroup.objects.get(pk=removed.group_id)
     mapping = job.mapping
     pages = [
+        reverse("home"),
         reverse("errors:groups"),
         reverse("errors:list"),
         reverse("errors:list") + f"?group={group.pk}",
@@ -84,6 +85,7 @@ def pages_of(role: str, data: dict) -> list[str]:
             reverse("errors:alerts"),
             reverse("audit:events"),
             reverse("errors:cleanup_confirm", args=["all"]),
+            reverse("errors:ownership_rules"),
         ]
     return pages
 
