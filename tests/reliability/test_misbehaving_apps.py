@@ -55,6 +55,7 @@ def proxy(demo_apps):
 
 def test_every_fault_has_what_the_entry_says():
     assert set(SAYS) == set(READ_FAULTS) and set(FAULT_BODIES) <= set(SAYS)
+    assert set(LOST_ANSWERS) <= set(READ_FAULTS)
 
 
 @pytest.mark.parametrize("fault", READ_FAULTS)
@@ -87,7 +88,12 @@ def test_a_read_that_keeps_failing_fails_the_job_with_an_entry_per_record(demo_a
     assert CrmAccount.objects.count() == accounts_before
 
 
-@pytest.mark.parametrize("fault", READ_FAULTS)
+# One fault of each way an answer can be lost: an error status, a body that is not JSON, JSON
+# without the ids, an answer cut off, and none in time (the others take these paths too).
+LOST_ANSWERS = ["server_error", "not_json", "wrong_shape", "cut_off", "never_answers"]
+
+
+@pytest.mark.parametrize("fault", LOST_ANSWERS)
 def test_a_lost_answer_to_a_bulk_create_is_never_sent_again_and_the_next_run_couples(
     demo_apps, proxy, fault
 ):

@@ -24,7 +24,7 @@ from .conftest import console_broker, env_on_test_db, queue_name, worker_command
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
-CUSTOMERS = 100
+CUSTOMERS = 50
 VISIBILITY_TIMEOUT = 2
 
 
