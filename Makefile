@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The suite runs in TEST_WORKERS processes side by side (pytest-xdist), each on a test
 # database of its own; the slowest tests are listed at the end of every run.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 $(INSTALLED): pyproject.toml
