@@ -257,8 +257,27 @@ def _authentication(error: SyncError) -> Remedy:
     )
 
 
+def _signed_in_user_link(error: SyncError) -> list[tuple[str, str]]:
+    """The integration user's own page in the app that refused it, found by asking the app who
+    signs in (briefly: a slow app costs the page LINK_TIMEOUT, and says nothing)."""
+    if error.mapping is None:
+        return []
+    connection = error.mapping.connection
+    side = "destination" if _app(error) == connection.destination_app else "source"
+    with connector_for(
+        connection, side, timeout=LINK_TIMEOUT, max_retries=0, throttle_budget=0
+    ) as connector:
+        try:
+            user_id = connector.signed_in_user_id()
+        except ConnectorError:
+            return []
+        url = safe_link(connector.record_url("systemusers", user_id)) if user_id else None
+    return [("The integration user in " + _app(error), url)] if url else []
+
+
 def _integration_user(error: SyncError) -> Remedy:
     app = _app(error)
+    links = _signed_in_user_link(error)
     if "System Administrator" in error.message:
         return Remedy(
             cause=f"An administrator account is set as the integration user. {app} and Sync "
@@ -270,7 +289,7 @@ def _integration_user(error: SyncError) -> Remedy:
                 "setup health page.",
             ],
             who=_who(error),
-            links=_connection_links(error),
+            links=links + _connection_links(error) + _health_links(error),
         )
     if "no security roles" in error.message or "none of the integration roles" in error.message:
         return Remedy(
@@ -282,7 +301,7 @@ def _integration_user(error: SyncError) -> Remedy:
                 "Check the connection's setup health, then run the job again.",
             ],
             who=_who(error),
-            links=_connection_links(error) + _health_links(error),
+            links=links + _connection_links(error) + _health_links(error),
         )
     if "access mode" in error.message:
         return Remedy(
@@ -294,7 +313,7 @@ def _integration_user(error: SyncError) -> Remedy:
                 "Check the connection's setup health, then run the job again.",
             ],
             who=_who(error),
-            links=_connection_links(error) + _health_links(error),
+            links=links + _connection_links(error) + _health_links(error),
         )
     if "no license" in error.message:
         return Remedy(
@@ -306,14 +325,14 @@ def _integration_user(error: SyncError) -> Remedy:
                 "Check the connection's setup health, then run the job again.",
             ],
             who=_who(error),
-            links=_connection_links(error) + _health_links(error),
+            links=links + _connection_links(error) + _health_links(error),
         )
     if "disabled" in error.message:
         return Remedy(
             cause=f"The integration user is disabled in {app}.",
             steps=[f"Enable the user in {app} (and check its license), then run the job again."],
             who=_who(error),
-            links=_connection_links(error),
+            links=links + _connection_links(error) + _health_links(error),
         )
     return Remedy(
         cause=f"The integration user is not set up the way {app} needs.",
@@ -322,7 +341,7 @@ def _integration_user(error: SyncError) -> Remedy:
             "setup health page."
         ],
         who=_who(error),
-        links=_connection_links(error),
+        links=links + _connection_links(error) + _health_links(error),
     )
 
 

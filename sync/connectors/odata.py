@@ -764,14 +764,22 @@ class ODataConnector(Connector):
     def _get(self, url: str, params: dict[str, str]) -> dict[str, Any]:
         return self._send("GET", url, params=params, parse=True)
 
+    def signed_in_user_id(self) -> str | None:
+        """The integration user's own record id (Dataverse's WhoAmI); None where the app has
+        no user record to ask about."""
+        if self.config.flavor != DATAVERSE:
+            return None
+        if not self._user_id:
+            self._user_id = str(self._send("GET", self.base_url + "WhoAmI", parse=True)["UserId"])
+        return self._user_id
+
     def user_privileges(self) -> dict[str, str] | None:
         """The integration user's privileges and the level (Depth) at which it holds each
         (Dataverse's RetrieveUserPrivileges); None where the app has no privileges to ask
         about."""
         if self.config.flavor != DATAVERSE:
             return None
-        if not self._user_id:
-            self._user_id = str(self._send("GET", self.base_url + "WhoAmI", parse=True)["UserId"])
+        self.signed_in_user_id()
         url = (
             f"{self.base_url}systemusers({quote(self._user_id, safe='')})/"
             "Microsoft.Dynamics.CRM.RetrieveUserPrivileges()"

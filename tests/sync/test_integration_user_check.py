@@ -132,7 +132,14 @@ def test_the_system_administrator_role_held_through_a_team_blocks_the_job(demo_a
     job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
     error = SyncError.objects.get(job=job)
     assert (job.status, error.category) == (SyncJob.Status.FAILED, Category.INTEGRATION_USER)
-    assert "without the System Administrator role" in " ".join(remedy_for(error).steps)
+    remedy = remedy_for(error)
+    assert "without the System Administrator role" in " ".join(remedy.steps)
+    # The cause and fix takes the administrator to the user whose roles to change.
+    links = dict(remedy.links)
+    user_page = links["The integration user in Dynamics 365 Sales"]
+    assert str(integration_user().pk) in user_page
+    answer = demo_apps.get(user_page)
+    assert answer.status_code == 200 and integration_user().domain_name in answer.text
 
 
 def test_without_the_integration_solution_no_integration_role_is_required(demo_apps):
