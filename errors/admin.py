@@ -26,6 +26,19 @@ from .ownership_forms import OwnershipRuleAdminForm
 from .templatetags.records import entry_record_html
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A record kept for reading: it is written only by the console's services."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(SyncError)
 class SyncErrorAdmin(AuditedAdmin):
     list_display = [
@@ -146,7 +159,7 @@ class SyncErrorAdmin(AuditedAdmin):
 
 
 @admin.register(SyncErrorCleanup)
-class SyncErrorCleanupAdmin(admin.ModelAdmin):
+class SyncErrorCleanupAdmin(ReadOnlyAdmin):
     list_display = [
         "requested_at",
         "action",
@@ -162,18 +175,9 @@ class SyncErrorCleanupAdmin(admin.ModelAdmin):
     list_filter = ["action", "trigger", "state"]
     date_hierarchy = "requested_at"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(BulkAction)
-class BulkActionAdmin(admin.ModelAdmin):
+class BulkActionAdmin(ReadOnlyAdmin):
     """The audit of actions on many entries: read-only."""
 
     list_display = [
@@ -190,15 +194,6 @@ class BulkActionAdmin(admin.ModelAdmin):
     list_filter = ["action", "scope", "state"]
     search_fields = ["requested_by__username", "filter_query", "note"]
     date_hierarchy = "requested_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AlertSubscription)
@@ -276,7 +271,7 @@ class OwnershipRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProblemComment)
-class ProblemCommentAdmin(admin.ModelAdmin):
+class ProblemCommentAdmin(ReadOnlyAdmin):
     """The problems' discussions, for reading: comments are written on the problem's page or
     through the API."""
 
@@ -289,15 +284,6 @@ class ProblemCommentAdmin(admin.ModelAdmin):
     @admin.display(description="comment")
     def short_text(self, comment: ProblemComment) -> str:
         return comment.text[:120]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AssignmentNotice)

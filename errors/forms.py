@@ -70,6 +70,28 @@ class ProblemStatusForm(forms.Form):
         )
 
 
+def scope_choices() -> list:
+    """The choices of a "Where" field: every connection, one connection or one mapping."""
+    connections = Connection.objects.order_by("name")
+    mappings = TableMapping.objects.select_related("connection").order_by(
+        "connection__name", "name"
+    )
+    return [
+        ("", "Every connection"),
+        ("Connection", [(f"connection:{c.pk}", c.name) for c in connections]),
+        (
+            "Table mapping",
+            [(f"mapping:{m.pk}", f"{m.connection.name} · {m.name}") for m in mappings],
+        ),
+    ]
+
+
+def scope_of(value: str | None) -> tuple[int | None, int | None]:
+    """(connection id, mapping id) of a "Where" field's chosen value."""
+    kind, _, pk = (value or "").partition(":")
+    return (int(pk) if kind == "connection" else None, int(pk) if kind == "mapping" else None)
+
+
 class AlertSubscriptionForm(forms.ModelForm):
     """Which events, and where: every connection, one connection or one table mapping."""
 
@@ -82,18 +104,7 @@ class AlertSubscriptionForm(forms.ModelForm):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.user = user
-        connections = Connection.objects.order_by("name")
-        mappings = TableMapping.objects.select_related("connection").order_by(
-            "connection__name", "name"
-        )
-        cast(forms.ChoiceField, self.fields["scope"]).choices = [
-            ("", "Every connection"),
-            ("Connection", [(f"connection:{c.pk}", c.name) for c in connections]),
-            (
-                "Table mapping",
-                [(f"mapping:{m.pk}", f"{m.connection.name} · {m.name}") for m in mappings],
-            ),
-        ]
+        cast(forms.ChoiceField, self.fields["scope"]).choices = scope_choices()
         if self.instance.mapping_id:
             self.initial["scope"] = f"mapping:{self.instance.mapping_id}"
         elif self.instance.connection_id:
@@ -102,9 +113,7 @@ class AlertSubscriptionForm(forms.ModelForm):
     def clean(self):
         super().clean()
         data = self.cleaned_data
-        kind, _, pk = (data.get("scope") or "").partition(":")
-        self.instance.connection_id = int(pk) if kind == "connection" else None
-        self.instance.mapping_id = int(pk) if kind == "mapping" else None
+        self.instance.connection_id, self.instance.mapping_id = scope_of(data.get("scope"))
         duplicate = AlertSubscription.objects.filter(
             user=self.instance.user,
             connection_id=self.instance.connection_id,

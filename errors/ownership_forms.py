@@ -8,9 +8,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from sync.models import Connection, TableMapping
-
 from . import ownership
+from .forms import scope_choices, scope_of
 from .models import COMMENT_MAX_LENGTH, Category, OwnershipRule
 
 ASSIGNEE = re.compile(r"(user|group):([1-9][0-9]{0,17})")
@@ -87,27 +86,16 @@ class OwnershipRuleForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        connections = Connection.objects.order_by("name")
-        mappings = TableMapping.objects.select_related("connection").order_by(
-            "connection__name", "name"
-        )
-        cast(forms.ChoiceField, self.fields["scope"]).choices = [
-            ("", "Every connection"),
-            ("Connection", [(f"connection:{c.pk}", c.name) for c in connections]),
-            (
-                "Table mapping",
-                [(f"mapping:{m.pk}", f"{m.connection.name} · {m.name}") for m in mappings],
-            ),
-        ]
+        cast(forms.ChoiceField, self.fields["scope"]).choices = scope_choices()
         cast(forms.ChoiceField, self.fields["assignee"]).choices = assignee_choices()
 
     def clean(self):
         super().clean()
         data = self.cleaned_data
-        kind, _, pk = (data.get("scope") or "").partition(":")
+        connection_id, mapping_id = scope_of(data.get("scope"))
         rule = OwnershipRule(
-            connection_id=int(pk) if kind == "connection" else None,
-            mapping_id=int(pk) if kind == "mapping" else None,
+            connection_id=connection_id,
+            mapping_id=mapping_id,
             category=data.get("category") or "",
         )
         if data.get("assignee"):
