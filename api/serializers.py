@@ -11,6 +11,7 @@ from errors.filters import SEARCH_MAX_LENGTH
 from errors.links import safe_link
 from errors.models import (
     COMMENT_MAX_LENGTH,
+    SKIP_AFTER_LIMITS,
     BulkAction,
     Category,
     ErrorGroup,
@@ -188,6 +189,7 @@ class ErrorGroupSerializer(serializers.ModelSerializer):
             "assigned_user",
             "assigned_group",
             "assigned_at",
+            "skip_after_failures",
             "url",
         ]
         read_only_fields = fields
@@ -207,6 +209,15 @@ class ProblemAssignmentSerializer(StrictSerializer):
         Form(("group",), ("group",)),
     )
     forms_message = "Give one of `assignee` (me or nobody), `user` or `group`."
+
+
+class ProblemPolicySerializer(StrictSerializer):
+    """The problem's skip policy: skip a coupling after this many identical failures in a
+    row (1 to 20), or null for the policy of its mapping."""
+
+    skip_after_failures = serializers.IntegerField(
+        min_value=SKIP_AFTER_LIMITS[0], max_value=SKIP_AFTER_LIMITS[1], allow_null=True
+    )
 
 
 class CommentSerializer(serializers.ModelSerializer):
@@ -523,6 +534,7 @@ class MappingSerializer(serializers.ModelSerializer):
             "dependency_order",
             "paused_at",
             "paused_reason",
+            "skip_after_failures",
             "health",
             "last_success_at",
             "last_job",
@@ -581,6 +593,9 @@ class CouplingSerializer(serializers.ModelSerializer):
     last_result_from_destination = serializers.ChoiceField(
         Coupling.Result.choices, allow_blank=True, read_only=True
     )
+    skip_policy = serializers.CharField(
+        read_only=True, help_text="Which policy skipped it; empty when it is not skipped."
+    )
 
     class Meta:
         model = Coupling
@@ -595,6 +610,9 @@ class CouplingSerializer(serializers.ModelSerializer):
             "last_synced_from_destination_at",
             "last_result_from_destination",
             "is_skipped",
+            "skipped_after",
+            "skipped_by_problem",
+            "skip_policy",
             "failure_count",
             "last_error_message",
             "source_exists",

@@ -20,6 +20,7 @@ urlpatterns = [
         views.ProblemAssignmentView.as_view(),
         name="problem_assignment",
     ),
+    path("problems/<int:pk>/policy/", views.ProblemPolicyView.as_view(), name="problem_policy"),
     path(
         "problems/<int:pk>/comments/", views.ProblemCommentsView.as_view(), name="problem_comments"
     ),

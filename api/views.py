@@ -22,7 +22,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from errors import ownership
+from errors import ownership, policies
 from errors import services as error_services
 from errors.export import csv_response
 from errors.filters import sort_field
@@ -39,7 +39,7 @@ from . import ingestion
 from .fields import char_class, in_utc
 from .filters import ApiFilterBackend, ErrorFilter, JobFilter, ProblemFilter
 from .pagination import KeysetPagination
-from .permissions import CanIngest, IsSyncUser
+from .permissions import CanIngest, IsSyncAdmin, IsSyncUser
 from .schema import ApiAutoSchema
 from .serializers import (
     FUTURE_TOLERANCE,
@@ -57,6 +57,7 @@ from .serializers import (
     FixRequestSerializer,
     IngestedErrorSerializer,
     ProblemAssignmentSerializer,
+    ProblemPolicySerializer,
     ProblemStatusSerializer,
     StartJobSerializer,
     SyncErrorSerializer,
@@ -439,6 +440,32 @@ class ProblemAssignmentView(APIView):
             if exc.forbidden:
                 raise PermissionDenied(str(exc)) from exc
             raise Conflict(str(exc)) from exc
+        return Response(ErrorGroupSerializer(problem).data)
+
+
+class ProblemPolicyView(APIView):
+    """The problem's skip policy (Sync administrators): a coupling that fails with it is
+    skipped after `skip_after_failures` identical failures in a row (1 to 20) instead of its
+    mapping's number; null goes back to the mapping's."""
+
+    permission_classes = [IsSyncAdmin]
+
+    @extend_schema(
+        tags=PROBLEMS,
+        request=ProblemPolicySerializer,
+        examples=[
+            example("After three failures", {"skip_after_failures": 3}),
+            example("The mapping's policy", {"skip_after_failures": None}),
+        ],
+        responses={200: ErrorGroupSerializer, 404: NOT_FOUND},
+    )
+    def post(self, request, pk: int):
+        problem = _problem(request, pk)
+        data = _valid(ProblemPolicySerializer, request)
+        try:
+            problem = policies.set_skip_after(problem, request.user, data["skip_after_failures"])
+        except policies.PolicyRefused as exc:
+            return Refused(str(exc))
         return Response(ErrorGroupSerializer(problem).data)
 
 

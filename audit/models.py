@@ -21,6 +21,7 @@ class AuditEvent(models.Model):
         PROBLEM_ASSIGNED = "problem_assigned", "Problem assigned"
         PROBLEM_UNASSIGNED = "problem_unassigned", "Problem unassigned"
         PROBLEM_COMMENTED = "problem_commented", "Comment on a problem"
+        PROBLEM_POLICY_CHANGED = "problem_policy_changed", "Problem's skip policy changed"
         OWNERSHIP_RULE_CHANGED = "ownership_rule_changed", "Ownership rule changed"
         BULK_ACTION = "bulk_action", "Bulk action on entries"
         JOBS_DELETED = "jobs_deleted", "Expired sync jobs deleted"

@@ -54,7 +54,11 @@ def retry_couplings(
         raise JobRefused("Choose at least one coupling or record of this mapping.")
     # Taken back first: should the job be refused, the next scheduled run tries them.
     Coupling.objects.filter(pk__in=ids).update(
-        is_skipped=False, failure_count=0, last_error_message=""
+        is_skipped=False,
+        failure_count=0,
+        last_error_message="",
+        skipped_after=None,
+        skipped_by_problem=None,
     )
     return request_sync(
         mapping,
@@ -134,7 +138,9 @@ def synchronize_couplings(
             f"{mapping.name} does not synchronize in that direction "
             f"({mapping.get_direction_display().lower()})."
         )
-    Coupling.objects.filter(pk__in=ids).update(is_skipped=False, failure_count=0)
+    Coupling.objects.filter(pk__in=ids).update(
+        is_skipped=False, failure_count=0, skipped_after=None, skipped_by_problem=None
+    )
     return request_sync(
         mapping,
         kind=SyncJob.Kind.COUPLED,

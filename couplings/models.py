@@ -41,6 +41,16 @@ class Coupling(models.Model):
         default=0, help_text="Consecutive jobs in which this record failed with the same error."
     )
     last_error_message = models.CharField(max_length=2048, blank=True)
+    # The policy that skipped it: the threshold, and the problem that set it (None: the
+    # mapping's own policy).
+    skipped_after = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The identical failures in a row that skipped it."
+    )
+    skipped_by_problem = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="The problem whose policy skipped it; empty: the mapping's policy.",
+    )
     transient_failure_count = models.PositiveSmallIntegerField(
         default=0,
         help_text="Consecutive jobs in which this record failed transiently (connection, "
@@ -93,6 +103,20 @@ class Coupling(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_record_id} ↔ {self.destination_record_id}"
+
+    @property
+    def skip_policy(self) -> str:
+        """Which policy skipped it, as people read it; empty when it is not skipped or was
+        skipped before the policy was kept."""
+        if not self.is_skipped or not self.skipped_after:
+            return ""
+        whose = (
+            f"problem #{self.skipped_by_problem}"
+            if self.skipped_by_problem
+            else f"the {self.mapping.name} mapping"
+        )
+        failures = "failure" if self.skipped_after == 1 else "identical failures"
+        return f"Skipped after {self.skipped_after} {failures} (policy of {whose})"
 
 
 class CouplingRun(models.Model):

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Greatest, Least, Upper
@@ -101,6 +102,15 @@ AUDIENCES: dict[str, Audience] = {
 
 def audience_of(category: str) -> Audience:
     return AUDIENCES.get(category, UNRECOGNIZED)
+
+
+# How many identical failures in a row skip a coupling: a mapping's policy, or a problem's.
+SKIP_AFTER_LIMITS = (1, 20)
+
+
+def skip_after_validators() -> list:
+    low, high = SKIP_AFTER_LIMITS
+    return [MinValueValidator(low), MaxValueValidator(high)]
 
 
 class Status(models.TextChoices):
@@ -328,6 +338,14 @@ class ErrorGroup(models.Model):
     )
     assigned_by_rule = models.ForeignKey(
         OwnershipRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Written by errors.policies only.
+    skip_after_failures = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=skip_after_validators(),
+        help_text="Skip a coupling after this many identical failures in a row of this "
+        "problem. Empty: the policy of the mapping.",
     )
 
     class Meta:

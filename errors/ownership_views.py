@@ -12,8 +12,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from syncconsole.permissions import is_sync_admin, sync_admin_required, sync_user_required
 
-from . import ownership
-from .models import ErrorGroup, OwnershipRule
+from . import ownership, policies
+from .models import SKIP_AFTER_LIMITS, ErrorGroup, OwnershipRule
 from .ownership_forms import (
     AssignmentForm,
     CommentForm,
@@ -109,7 +109,34 @@ def problem_ownership(user, problem: ErrorGroup) -> dict:
         "may_unassign": bool(problem.assignee_label) and (mine or administrator),
         "assignees": assignee_choices() if administrator else [],
         "comment_max_length": ownership.COMMENT_MAX_LENGTH,
+        "may_set_policy": administrator,
+        "skip_limits": SKIP_AFTER_LIMITS,
     }
+
+
+@sync_admin_required
+@require_POST
+def problem_policy(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set or clear the problem's skip policy (Sync administrators)."""
+    problem = _problem(request, pk)
+    text = request.POST.get("skip_after_failures", "").strip()
+    low, high = SKIP_AFTER_LIMITS
+    if text and not (text.isascii() and text.isdigit() and len(text) <= 2):
+        messages.error(request, f"Skip after a number of failures from {low} to {high}.")
+        return _back(request, problem, "#owner")
+    try:
+        problem = policies.set_skip_after(problem, request.user, int(text) if text else None)
+    except policies.PolicyRefused as exc:
+        messages.error(request, str(exc))
+        return _back(request, problem, "#owner")
+    messages.success(
+        request,
+        f"Problem #{problem.pk}: couplings are skipped after "
+        f"{problem.skip_after_failures} identical failures in a row."
+        if problem.skip_after_failures is not None
+        else f"Problem #{problem.pk} follows the skip policy of its mapping.",
+    )
+    return _back(request, problem, "#owner")
 
 
 @sync_admin_required

@@ -14,6 +14,7 @@ urlpatterns = [
         name="group_assignment",
     ),
     path("groups/<int:pk>/comments/", ownership_views.problem_comment, name="group_comment"),
+    path("groups/<int:pk>/policy/", ownership_views.problem_policy, name="group_policy"),
     path("ownership/", ownership_views.ownership_rules, name="ownership_rules"),
     path(
         "ownership/<int:pk>/delete/",

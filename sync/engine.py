@@ -17,8 +17,8 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from couplings.models import Coupling
-from errors.grouping import record_errors
-from errors.models import SETUP_CATEGORIES, Category, SyncError
+from errors.grouping import fingerprint, record_errors
+from errors.models import SETUP_CATEGORIES, Category, ErrorGroup, SyncError
 from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_synchronized
 
 from . import breaker, mapping_health, reconcile
@@ -32,7 +32,6 @@ from .preflight import JobFailure, check_integration_users
 
 logger = logging.getLogger(__name__)
 LOCK_NAMESPACE = 7301  # the first key of the advisory lock that guards one mapping
-REPEATS_BEFORE_SKIP = 2
 TRANSIENT_FAILURES_BEFORE_STOP = 3
 # A record that fails transiently (after the connector's own retries) is tried again at later
 # runs, with back-off; it becomes an entry only when it fails in this many runs in a row.
@@ -534,6 +533,8 @@ class Pass:
         self.matched_now: dict[str, str] = {}
         self.errors: list[SyncError] = []
         self.transient_in_a_row = 0
+        # The skip threshold each problem sets, by fingerprint (None: the mapping's).
+        self.problem_policies: dict[str, tuple[int, int | None]] = {}
 
     # -- bookkeeping -------------------------------------------------------------------
     @property
@@ -1213,6 +1214,7 @@ class Pass:
         sent: dict[str, Any] | None = None,
     ) -> None:
         message = error.message
+        category = category or classify(error)
         log = True
         if coupling is not None:
             first_in_job = coupling.last_failed_job_id != self.job.pk
@@ -1234,8 +1236,10 @@ class Pass:
                 coupling.last_error_message = message[:2048]
                 coupling.transient_failure_count = 0
                 coupling.retry_not_before = None
-                if coupling.failure_count >= REPEATS_BEFORE_SKIP:
+                threshold, problem_id = self.skip_policy(category, message)
+                if coupling.failure_count >= threshold:
                     coupling.is_skipped = True
+                    coupling.skipped_after, coupling.skipped_by_problem = threshold, problem_id
                     message += SKIP_NOTE
             coupling.last_failed_job_id = self.job.pk
             setattr(coupling, f"last_result_{self.suffix}", Coupling.Result.FAILURE)
@@ -1254,7 +1258,7 @@ class Pass:
                 job=self.job,
                 mapping=self.mapping,
                 coupling=coupling,
-                category=category or classify(error),
+                category=category,
                 source_app=self.reader.app_name,
                 source_entity=self.read_entity,
                 source_record_id=record.id,
@@ -1268,6 +1272,21 @@ class Pass:
                 sent_values=sent,
             )
         )
+
+    def skip_policy(self, category: str, message: str) -> tuple[int, int | None]:
+        """How many identical failures in a row skip a record failing with this message,
+        and the problem whose policy says it (None: the mapping's policy)."""
+        key = fingerprint(self.mapping.pk, category, message)
+        if key not in self.problem_policies:
+            problem = ErrorGroup.objects.filter(
+                fingerprint=key, skip_after_failures__isnull=False
+            ).first()
+            self.problem_policies[key] = (
+                (problem.skip_after_failures or 0, problem.pk)
+                if problem is not None
+                else (self.mapping.skip_after_failures, None)
+            )
+        return self.problem_policies[key]
 
     def stored_values(
         self,

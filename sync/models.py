@@ -8,6 +8,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
 
+from errors.models import skip_after_validators
 from syncconsole.encryption import EncryptedTextField
 
 from .connectors.odata import SideConfig
@@ -248,6 +249,14 @@ class TableMapping(models.Model):
     )
     resumed_at = models.DateTimeField(null=True, blank=True)
     resumed_reason = models.CharField(max_length=500, blank=True)
+    # Business Central skips a record after the same failure in two jobs in a row; a
+    # mapping may wait longer (a problem may set its own, errors.ErrorGroup).
+    skip_after_failures = models.PositiveSmallIntegerField(
+        default=2,
+        validators=skip_after_validators(),
+        verbose_name="skip a coupling after",
+        help_text="Skip a coupling after this many identical failures in a row (1 to 20).",
+    )
 
     class Meta:
         ordering = ["dependency_order", "name"]

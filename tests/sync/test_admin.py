@@ -170,3 +170,34 @@ def test_a_new_connection_signs_in_with_oauth_and_needs_an_authority_it_cannot_d
     config = Connection.objects.get(name="Contoso").side_config("source")
     assert config.token_url == "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token"
     assert config.token_scope == "https://api.businesscentral.dynamics.com/.default"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("value", "saved"), [("5", 5), ("21", None), ("0", None)])
+def test_the_skip_threshold_of_a_mapping_is_edited_within_its_range(admin_client, value, saved):
+    connection = make_connection()
+    response = admin_client.post(
+        reverse("admin:sync_tablemapping_add"),
+        {
+            "connection": connection.pk,
+            "name": "CUSTOMER",
+            "source_entity": "customers",
+            "destination_entity": "accounts",
+            "direction": "bidirectional",
+            "field_mappings": '[{"source": "city", "destination": "address1_city"}]',
+            "update_conflict_resolution": "none",
+            "deletion_conflict_resolution": "none",
+            "dependency_order": 30,
+            "sync_only_coupled_records": "on",
+            "is_enabled": "on",
+            "skip_after_failures": value,
+        },
+    )
+    mapping = TableMapping.objects.first()
+    if saved is None:
+        assert response.status_code == 200
+        assert "Ensure this value is" in response.content.decode()
+        assert mapping is None
+    else:
+        assert response.status_code == 302, response.content.decode()[-3000:]
+        assert mapping is not None and mapping.skip_after_failures == saved
