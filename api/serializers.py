@@ -535,6 +535,8 @@ class MappingSerializer(serializers.ModelSerializer):
             "paused_at",
             "paused_reason",
             "skip_after_failures",
+            "transient_retries",
+            "retry_delay_seconds",
             "health",
             "last_success_at",
             "last_job",

@@ -27,16 +27,13 @@ from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, connector_for
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from .lookups import Lookups
-from .models import SyncJob, TableMapping
+from .models import MAX_RETRY_DELAY_SECONDS, SyncJob, TableMapping
 from .preflight import JobFailure, check_integration_users
 
 logger = logging.getLogger(__name__)
 LOCK_NAMESPACE = 7301  # the first key of the advisory lock that guards one mapping
 TRANSIENT_FAILURES_BEFORE_STOP = 3
-# A record that fails transiently (after the connector's own retries) is tried again at later
-# runs, with back-off; it becomes an entry only when it fails in this many runs in a row.
-TRANSIENT_RUNS_BEFORE_ENTRY = 3
-MAX_RECORD_RETRY_DELAY = timedelta(hours=6)
+MAX_RECORD_RETRY_DELAY = timedelta(seconds=MAX_RETRY_DELAY_SECONDS)
 RETRY_BATCH = 100
 PROGRESS_FIELDS = [*SyncJob.RECORD_COUNTS, "records_read"]
 SKIP_NOTE = " The record will be skipped for further synchronization due to a repeatable failure."
@@ -437,10 +434,13 @@ def _log_job_failure(job: SyncJob, failure: JobFailure, category: str) -> SyncEr
     )[0]
 
 
-def record_retry_delay(failures_in_a_row: int) -> timedelta:
-    """How long a record that failed transiently waits before a run tries it again."""
-    delay = timedelta(seconds=settings.SYNC_RETRY_BACKOFF_SECONDS * 2 ** (failures_in_a_row - 1))
-    return min(delay, MAX_RECORD_RETRY_DELAY)
+def record_retry_delay(failures_in_a_row: int, first_seconds: int | None = None) -> timedelta:
+    """How long a record that failed transiently waits before a run tries it again: the
+    mapping's first delay (else SYNC_RETRY_BACKOFF_SECONDS), doubling, at most 6 hours."""
+    first = settings.SYNC_RETRY_BACKOFF_SECONDS if first_seconds is None else first_seconds
+    # The exponent is capped so a long run of failures cannot make an enormous number.
+    delay = first * 2 ** min(failures_in_a_row - 1, 30)
+    return min(timedelta(seconds=delay), MAX_RECORD_RETRY_DELAY)
 
 
 def writer_batch_size(connector: Connector) -> int:
@@ -597,7 +597,7 @@ class Pass:
 
     def retry_failures(self, read: set[str]) -> list[str]:
         """Try again the coupled records whose last sync in this direction failed, changed or
-        not, as the anchor does: fixed ones go through, the same failure twice skips them.
+        not, as the anchor does: fixed ones go through, the same failure again may skip them.
         Returns the records tried."""
         failing = (
             Coupling.objects.filter(
@@ -1225,9 +1225,10 @@ class Pass:
                 if first_in_job:
                     coupling.transient_failure_count += 1
                     coupling.retry_not_before = timezone.now() + record_retry_delay(
-                        coupling.transient_failure_count
+                        coupling.transient_failure_count, self.mapping.retry_delay_seconds
                     )
-                log = coupling.transient_failure_count >= TRANSIENT_RUNS_BEFORE_ENTRY
+                # The first failure and the mapping's automatic retries stay out of triage.
+                log = coupling.transient_failure_count > self.mapping.transient_retries
                 if log:
                     message += f" It failed in {coupling.transient_failure_count} runs in a row."
             elif first_in_job:

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
@@ -174,6 +175,10 @@ class Connection(models.Model):
         )
 
 
+# The longest a record that failed transiently waits before a run tries it again.
+MAX_RETRY_DELAY_SECONDS = 6 * 60 * 60
+
+
 class TableMapping(models.Model):
     """Which entity on one side syncs with which on the other, and how."""
 
@@ -256,6 +261,24 @@ class TableMapping(models.Model):
         validators=skip_after_validators(),
         verbose_name="skip a coupling after",
         help_text="Skip a coupling after this many identical failures in a row (1 to 20).",
+    )
+    # A record that fails transiently (connection, timeout, 5xx after the connector's own
+    # retries) is tried again at later runs, waiting longer each time; it becomes an entry
+    # only when these retries fail too.
+    transient_retries = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MaxValueValidator(10)],
+        verbose_name="automatic retries",
+        help_text="After a transient failure, how many later runs try the record again before "
+        "it is logged (0 to 10; 0 logs it at once).",
+    )
+    retry_delay_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_RETRY_DELAY_SECONDS)],
+        verbose_name="first retry after (seconds)",
+        help_text="The wait before the first retry, doubling at each failure, at most 6 hours. "
+        "Empty: SYNC_RETRY_BACKOFF_SECONDS.",
     )
 
     class Meta:

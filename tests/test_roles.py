@@ -24,6 +24,7 @@ RULES = {
     "errors:group_set_status": USER,
     "errors:group_assignment": USER,  # assigning to others: administrators, tests/errors
     "errors:group_comment": USER,
+    "errors:group_policy": ADMIN,
     "errors:ownership_rules": ADMIN,
     "errors:ownership_rule_delete": ADMIN,
     "errors:detail": USER,

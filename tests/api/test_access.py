@@ -33,6 +33,7 @@ RULES = {
     ("api:problem", "get"): USER,
     ("api:problem_status", "post"): USER,
     ("api:problem_assignment", "post"): USER,  # to others: administrators, see test_ownership
+    ("api:problem_policy", "post"): ADMIN,
     ("api:problem_comments", "get"): USER,
     ("api:problem_comments", "post"): USER,
     ("api:jobs", "get"): USER,

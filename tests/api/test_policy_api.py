@@ -71,7 +71,12 @@ def test_the_coupling_says_which_policy_skipped_it(admin_api, demo_apps, failing
     mapping = demo_apps.mapping("CUSTOMER")
     listed = admin_api.get(reverse("api:mappings")).json()
     rows = listed["results"] if isinstance(listed, dict) else listed
-    assert {row["id"]: row["skip_after_failures"] for row in rows}[mapping.pk] == 2
+    (row,) = [row for row in rows if row["id"] == mapping.pk]
+    assert (row["skip_after_failures"], row["transient_retries"], row["retry_delay_seconds"]) == (
+        2,
+        2,
+        None,
+    )
     admin_api.post(policy(problem.pk), {"skip_after_failures": 1}, content_type="application/json")
     demo_apps.run("CUSTOMER")
     found = admin_api.get(reverse("api:coupling", args=[coupling.pk])).json()

@@ -173,8 +173,18 @@ def test_a_new_connection_signs_in_with_oauth_and_needs_an_authority_it_cannot_d
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("value", "saved"), [("5", 5), ("21", None), ("0", None)])
-def test_the_skip_threshold_of_a_mapping_is_edited_within_its_range(admin_client, value, saved):
+@pytest.mark.parametrize(
+    ("policy", "saved"),
+    [
+        ({"skip_after_failures": "5", "transient_retries": "10"}, (5, 10, None)),
+        ({"retry_delay_seconds": "600", "transient_retries": "0"}, (2, 0, 600)),
+        ({"skip_after_failures": "21"}, None),
+        ({"skip_after_failures": "0"}, None),
+        ({"transient_retries": "11"}, None),
+        ({"retry_delay_seconds": "21601"}, None),
+    ],
+)
+def test_the_policies_of_a_mapping_are_edited_within_their_range(admin_client, policy, saved):
     connection = make_connection()
     response = admin_client.post(
         reverse("admin:sync_tablemapping_add"),
@@ -190,7 +200,9 @@ def test_the_skip_threshold_of_a_mapping_is_edited_within_its_range(admin_client
             "dependency_order": 30,
             "sync_only_coupled_records": "on",
             "is_enabled": "on",
-            "skip_after_failures": value,
+            "skip_after_failures": "2",
+            "transient_retries": "2",
+            **policy,
         },
     )
     mapping = TableMapping.objects.first()
@@ -200,4 +212,9 @@ def test_the_skip_threshold_of_a_mapping_is_edited_within_its_range(admin_client
         assert mapping is None
     else:
         assert response.status_code == 302, response.content.decode()[-3000:]
-        assert mapping is not None and mapping.skip_after_failures == saved
+        assert mapping is not None
+        assert (
+            mapping.skip_after_failures,
+            mapping.transient_retries,
+            mapping.retry_delay_seconds,
+        ) == saved

@@ -94,3 +94,53 @@ def test_a_transient_failure_that_keeps_coming_becomes_an_open_connection_entry(
     assert fixed.modified == 1
     entry.refresh_from_db()
     assert entry.status == Status.RESOLVED
+
+
+def test_a_mapping_s_first_delay_doubles_at_each_failure(settings):
+    settings.SYNC_RETRY_BACKOFF_SECONDS = 60
+    delays = [engine.record_retry_delay(n, 600).total_seconds() for n in (1, 2, 3)]
+    assert delays == [600, 1200, 2400]
+    assert engine.record_retry_delay(1, 0) == timedelta(0)
+    assert engine.record_retry_delay(1000, 600) == engine.MAX_RECORD_RETRY_DELAY
+
+
+@pytest.mark.parametrize("retries", [0, 4])
+def test_a_mapping_s_automatic_retries_come_before_the_entry(
+    demo_apps, one_record_changed, retries
+):
+    mapping = demo_apps.mapping("CUSTOMER")
+    mapping.transient_retries = retries
+    mapping.retry_delay_seconds = 0  # each run tries it again
+    mapping.save()
+    coupling = one_record_changed
+    jobs = []
+    for _ in range(retries + 1):
+        demo_apps.fault("crm", "server_error", remaining=1, entity="accounts")
+        jobs.append(demo_apps.run("CUSTOMER"))
+
+    assert [(j.failed, j.retrying) for j in jobs] == [(0, 1)] * retries + [(1, 0)]
+    entry = open_entries_of(coupling).get()
+    assert entry.category == Category.CONNECTION
+    assert f"It failed in {retries + 1} runs in a row." in entry.message
+    fixed = demo_apps.run("CUSTOMER")
+    assert fixed.modified == 1
+
+
+def test_a_mapping_s_first_delay_spaces_the_retries(demo_apps, one_record_changed, settings):
+    settings.SYNC_RETRY_BACKOFF_SECONDS = 0
+    mapping = demo_apps.mapping("CUSTOMER")
+    mapping.retry_delay_seconds = 600
+    mapping.save()
+    coupling = one_record_changed
+    waits = []
+    for _ in range(2):
+        demo_apps.fault("crm", "server_error", remaining=1, entity="accounts")
+        before = timezone.now()
+        demo_apps.run("CUSTOMER")
+        coupling.refresh_from_db()
+        waits.append((coupling.retry_not_before - before).total_seconds())
+        # A run right after leaves it alone; once the wait is over, a run takes it.
+        assert demo_apps.run("CUSTOMER").records_read == 0
+        Coupling.objects.filter(pk=coupling.pk).update(retry_not_before=timezone.now())
+    assert 600 <= waits[0] < 630
+    assert 1200 <= waits[1] < 1230
