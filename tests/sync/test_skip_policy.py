@@ -166,6 +166,9 @@ def test_a_sync_user_may_not_set_a_problem_s_policy(demo_apps, sync_user_client)
     coupling = break_record(demo_apps)
     fail_once(demo_apps, coupling)
     problem = problem_of(coupling)
+    shown = sync_user_client.get(reverse("errors:list") + f"?group={problem.pk}").content.decode()
+    assert "policy of the CUSTOMER mapping" in shown
+    assert reverse("errors:group_policy", args=[problem.pk]) not in shown
     response = sync_user_client.post(
         reverse("errors:group_policy", args=[problem.pk]), {"skip_after_failures": "3"}
     )
