@@ -35,8 +35,8 @@ def entries_listed(html: str) -> set[int]:
 
 @pytest.fixture
 def three(db):
-    """A whole job's setup failure (blocking CURRENCY), a problem of 3 records seen a day
-    ago, and a problem of 1 record seen now."""
+    """A whole job's setup failure (blocking CURRENCY) seen an hour ago, a problem of 3 records
+    seen a day ago, and a problem of 1 record seen now."""
     currency = make_mapping(name="CURRENCY")
     blocking = make_error(
         mapping=currency,
@@ -44,6 +44,7 @@ def three(db):
         message="The integration user is missing prvReadTransactionCurrency.",
         source_record_id="",
         destination_record_id="",
+        age=timedelta(hours=1),  # between the two others, however many entries came before
     )
     customers = make_mapping(name="CUSTOMER")
     for i in range(3):
