@@ -224,6 +224,14 @@ class ErrorGroupFilter(CategoriesByRole):
         label="Owner",
         help_text="Problems assigned to you (or your role), or to nobody.",
     )
+    # Read by the list itself: problems with entries, or those with none left (their history).
+    history = django_filters.BooleanFilter(
+        method="keep_rows",
+        widget=forms.CheckboxInput,
+        label="No entries left",
+        help_text="Problems whose entries were all deleted: when they were last seen, how many"
+        " entries they had, how they were resolved.",
+    )
     # Read by the list itself (the order it fetches pages by), not a filter of rows.
     sort = django_filters.ChoiceFilter(
         choices=[(key, label) for key, (label, _) in SORTS.items()],

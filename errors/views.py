@@ -191,12 +191,15 @@ def group_list(request: HttpRequest) -> HttpResponse:
     severity (or most recent first)."""
     groups = visible_to(
         request.user,
-        ErrorGroup.objects.select_related("mapping", "assigned_user", "assigned_group").filter(
-            count__gt=0
+        ErrorGroup.objects.select_related(
+            "mapping", "assigned_user", "assigned_group", "status_changed_by"
         ),
     )
     filters = ErrorGroupFilter(request.GET, queryset=groups, request=request, viewer=request.user)
     matching = filters.qs if filters.is_valid() else groups.none()
+    # Problems whose entries were all deleted keep their history, shown on asking.
+    history = filters.is_valid() and filters.form.cleaned_data.get("history")
+    matching = matching.filter(count=0) if history else matching.filter(count__gt=0)
     field = sort_field(filters.form.cleaned_data.get("sort") if filters.is_valid() else None)
     try:
         page = keyset_page(

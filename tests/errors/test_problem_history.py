@@ -1,0 +1,79 @@
+"""A problem keeps its history when its entries are deleted, by each kind of clean-up."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from errors import services
+from errors.models import ErrorGroup, Status, SyncError, SyncErrorCleanup
+from tests.factories import make_error, make_mapping
+
+pytestmark = pytest.mark.django_db
+GROUPS = reverse("errors:groups")
+
+
+def emptied_problem(cleanup, age: timedelta, user=None) -> ErrorGroup:
+    mapping = make_mapping()
+    first = make_error(
+        mapping=mapping,
+        age=age + timedelta(hours=1),
+        message="Customer C1 has no name.",
+        detail="PATCH /accounts -> 400 name is required",
+    )
+    make_error(mapping=mapping, age=age, message="Customer C2 has no name.")
+    group = ErrorGroup.objects.get(pk=first.group_id)
+    if user is not None:
+        services.set_group_status(group, Status.RESOLVED, user, note="Names filled in.")
+    cleanup()
+    assert not SyncError.objects.exists()
+    group.refresh_from_db()
+    return group
+
+
+CLEANUPS = {
+    # Entries in the default partition (older than the partitions) go row by row.
+    "older than 7 days, far back": (
+        lambda: services.request_cleanup(days=7, trigger=SyncErrorCleanup.Trigger.COMMAND),
+        timedelta(days=400),
+    ),
+    # Entries within the partitions' window go with their day, dropped whole.
+    "older than 7 days, a day dropped": (
+        lambda: services.request_cleanup(days=7, trigger=SyncErrorCleanup.Trigger.COMMAND),
+        timedelta(days=9),
+    ),
+    "delete all": (
+        lambda: services.request_cleanup(days=None, trigger=SyncErrorCleanup.Trigger.COMMAND),
+        timedelta(minutes=5),
+    ),
+    "scheduled": (services.delete_expired_sync_errors, timedelta(days=400)),
+}
+
+
+@pytest.mark.parametrize("kind", CLEANUPS)
+def test_a_problem_whose_entries_were_all_deleted_keeps_its_history(kind, staff_client, staff_user):
+    cleanup, age = CLEANUPS[kind]
+    group = emptied_problem(cleanup, age, user=staff_user)
+
+    assert group.count == 0
+    assert group.seen_total == 2
+    assert group.status == Status.RESOLVED
+    assert group.status_changed_by == staff_user
+    assert group.example["message"] == "Customer C1 has no name."
+    assert group.example["detail"] == "PATCH /accounts -> 400 name is required"
+    assert group.example["source_record_id"]
+
+    page = staff_client.get(GROUPS, {"history": "on"}).content.decode()
+    assert f'href="{reverse("errors:list")}?group={group.pk}"' in page
+    assert "No entries left: last seen" in page
+    assert "2 in all, resolved by " + staff_user.get_username() in page
+    assert f"?group={group.pk}" not in staff_client.get(GROUPS).content.decode()
+
+
+def test_it_comes_back_into_the_same_problem_with_its_history():
+    group = emptied_problem(CLEANUPS["delete all"][0], timedelta(minutes=5))
+    again = make_error(mapping=group.mapping, message="Customer C3 has no name.")
+    assert again.group_id == group.pk
+    group.refresh_from_db()
+    assert (group.count, group.seen_total) == (1, 3)
+    assert group.example["message"] == "Customer C1 has no name."
