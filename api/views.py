@@ -4,7 +4,7 @@ and answers with field-level messages when the input is wrong."""
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.http import JsonResponse, QueryDict
+from django.http import HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.defaults import page_not_found
@@ -22,7 +22,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from errors import ownership
+from errors import evidence, ownership
 from errors import services as error_services
 from errors.export import csv_response
 from errors.filters import sort_field
@@ -146,6 +146,27 @@ class ErrorDetailView(generics.RetrieveAPIView):
     @extend_schema(tags=ERRORS)
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+def _evidence_response(archive: evidence.Evidence) -> HttpResponse:
+    response = HttpResponse(archive.content, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{archive.filename}"'
+    return response
+
+
+ZIP = {(200, "application/zip"): OpenApiTypes.BINARY}
+
+
+class ErrorEvidenceView(APIView):
+    """The entry's evidence archive (zip): the entry as stored, its problem, job, mapping,
+    connection without secrets and latest setup health check; credentials blanked."""
+
+    permission_classes = [IsSyncUser]
+
+    @extend_schema(tags=ERRORS, responses=ZIP)
+    def get(self, request, pk: int):
+        error = get_object_or_404(SyncError.objects.select_related("mapping__connection"), pk=pk)
+        return _evidence_response(evidence.entry_evidence(error, request.user))
 
 
 class ErrorStatusView(APIView):
@@ -361,6 +382,18 @@ class ProblemDetailView(generics.RetrieveAPIView):
     @extend_schema(tags=PROBLEMS)
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+class ProblemEvidenceView(APIView):
+    """The problem's evidence archive (zip): its newest entries, its history, their jobs,
+    the mapping, the connection without secrets and its latest setup health check."""
+
+    permission_classes = [IsSyncUser]
+
+    @extend_schema(tags=PROBLEMS, responses=ZIP)
+    def get(self, request, pk: int):
+        group = get_object_or_404(ErrorGroup.objects.select_related("mapping__connection"), pk=pk)
+        return _evidence_response(evidence.problem_evidence(group, request.user))
 
 
 class ProblemStatusView(APIView):

@@ -9,9 +9,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from psycopg2.extras import Json
 from django.db.models import Max, Min, Sum
 from django.utils import timezone
+from psycopg2.extras import Json
 
 from . import alerts, ownership
 from .alerts import ProblemChange

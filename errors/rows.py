@@ -171,7 +171,8 @@ def history_note(group: ErrorGroup) -> str:
         who = group.status_changed_by.get_username() if group.status_changed_by else "the sync"
         resolved = f", resolved by {who}"
     return format_html(
-        '<span class="muted small history-note">No entries left: last seen {}, {} in all{}.</span> ',
+        '<span class="muted small history-note">'
+        "No entries left: last seen {}, {} in all{}.</span> ",
         minute(timezone.localtime(group.last_seen)),
         f"{group.seen_total:,}",
         resolved,

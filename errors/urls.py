@@ -13,6 +13,7 @@ urlpatterns = [
         ownership_views.problem_assignment,
         name="group_assignment",
     ),
+    path("groups/<int:pk>/evidence/", views.group_evidence, name="group_evidence"),
     path("groups/<int:pk>/comments/", ownership_views.problem_comment, name="group_comment"),
     path("ownership/", ownership_views.ownership_rules, name="ownership_rules"),
     path(
@@ -22,6 +23,7 @@ urlpatterns = [
     ),
     path("<int:pk>/", views.error_detail, name="detail"),
     path("<int:pk>/status/", views.error_set_status, name="set_status"),
+    path("<int:pk>/evidence/", views.error_evidence, name="evidence"),
     path("<int:pk>/fix/", views.error_fix, name="fix"),
     path("delete/<str:action>/", views.cleanup_confirm, name="cleanup_confirm"),
     path("cleanups/<int:pk>/", views.cleanup_progress, name="cleanup"),
