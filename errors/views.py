@@ -323,13 +323,16 @@ def evidence_response(archive: evidence.Evidence) -> HttpResponse:
 
 
 @sync_user_required
+@require_POST
 def error_evidence(request: HttpRequest, pk: int) -> HttpResponse:
-    """The entry's evidence archive, to attach to a support case."""
+    """The entry's evidence archive, to attach to a support case. A POST: each download is
+    recorded in the audit log, and a GET changes nothing."""
     error = get_object_or_404(SyncError.objects.select_related("mapping__connection"), pk=pk)
     return evidence_response(evidence.entry_evidence(error, request.user))
 
 
 @sync_user_required
+@require_POST
 def group_evidence(request: HttpRequest, pk: int) -> HttpResponse:
     """The problem's evidence archive: its newest entries and its history."""
     group = get_object_or_404(ErrorGroup.objects.select_related("mapping__connection"), pk=pk)

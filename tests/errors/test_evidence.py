@@ -125,7 +125,7 @@ def test_a_problems_archive_holds_its_entries_jobs_mapping_connection_and_check(
     leaky_problem, staff_client
 ):
     connection, group, entries = leaky_problem
-    response = staff_client.get(reverse("errors:group_evidence", args=[group.pk]))
+    response = staff_client.post(reverse("errors:group_evidence", args=[group.pk]))
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
@@ -154,7 +154,7 @@ def test_a_problems_archive_holds_its_entries_jobs_mapping_connection_and_check(
 
 def test_an_entrys_archive_holds_no_credential_in_any_spelling(leaky_problem, staff_client):
     connection, _, entries = leaky_problem
-    response = staff_client.get(reverse("errors:evidence", args=[entries[0].pk]))
+    response = staff_client.post(reverse("errors:evidence", args=[entries[0].pk]))
     assert response.status_code == 200
     files = unzip(response.content)
     assert_no_credential(files, connection)
@@ -203,14 +203,16 @@ def test_a_sync_user_downloads_coupled_record_problems_never_setup_ones(
     _, group, entries = leaky_problem
     setup = make_error(category=Category.AUTHENTICATION, message="Sign-in refused.")
     assert (
-        sync_user_client.get(reverse("errors:group_evidence", args=[group.pk])).status_code == 200
+        sync_user_client.post(reverse("errors:group_evidence", args=[group.pk])).status_code == 200
     )
-    assert sync_user_client.get(reverse("errors:evidence", args=[entries[0].pk])).status_code == 200
+    assert (
+        sync_user_client.post(reverse("errors:evidence", args=[entries[0].pk])).status_code == 200
+    )
     for url in (
         reverse("errors:group_evidence", args=[setup.group_id]),
         reverse("errors:evidence", args=[setup.pk]),
     ):
-        assert sync_user_client.get(url).status_code == 403
+        assert sync_user_client.post(url).status_code == 403
     client = api(sync_user)
     assert client.get(reverse("api:problem_evidence", args=[setup.group_id])).status_code == 403
     assert client.get(reverse("api:error_evidence", args=[setup.pk])).status_code == 403
@@ -218,16 +220,16 @@ def test_a_sync_user_downloads_coupled_record_problems_never_setup_ones(
 
 def test_signed_out_people_are_sent_to_sign_in(leaky_problem, client, plain_user):
     _, group, _ = leaky_problem
-    response = client.get(reverse("errors:group_evidence", args=[group.pk]))
+    response = client.post(reverse("errors:group_evidence", args=[group.pk]))
     assert response.status_code == 302 and "login" in response["Location"]
     client.force_login(plain_user)
-    assert client.get(reverse("errors:group_evidence", args=[group.pk])).status_code == 403
+    assert client.post(reverse("errors:group_evidence", args=[group.pk])).status_code == 403
 
 
 def test_each_download_is_in_the_audit_log(leaky_problem, staff_client, staff_user):
     _, group, entries = leaky_problem
-    staff_client.get(reverse("errors:group_evidence", args=[group.pk]))
-    staff_client.get(reverse("errors:evidence", args=[entries[0].pk]))
+    staff_client.post(reverse("errors:group_evidence", args=[group.pk]))
+    staff_client.post(reverse("errors:evidence", args=[entries[0].pk]))
     events = AuditEvent.objects.filter(action=AuditEvent.Action.EVIDENCE_DOWNLOADED).order_by("pk")
     assert [(e.actor, e.object_type, e.object_id) for e in events] == [
         (staff_user, "error group", str(group.pk)),
@@ -243,3 +245,14 @@ def test_both_pages_offer_the_download(leaky_problem, staff_client):
     problem_page = staff_client.get(reverse("errors:list"), {"group": group.pk}).content.decode()
     assert reverse("errors:group_evidence", args=[group.pk]) in problem_page
     assert "2 entries in all" in problem_page
+
+
+def test_a_get_of_the_console_download_changes_nothing(leaky_problem, staff_client):
+    """The download is recorded, so the console asks for it with a POST (the button)."""
+    _, group, entries = leaky_problem
+    for url in (
+        reverse("errors:group_evidence", args=[group.pk]),
+        reverse("errors:evidence", args=[entries[0].pk]),
+    ):
+        assert staff_client.get(url).status_code == 405
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.EVIDENCE_DOWNLOADED).exists()
