@@ -224,9 +224,10 @@ class ErrorGroupFilter(CategoriesByRole):
         label="Owner",
         help_text="Problems assigned to you (or your role), or to nobody.",
     )
-    # Read by the list itself: problems with entries, or those with none left (their history).
+    # Problems with entries, or (on asking) those with none left: their history. A checkbox
+    # is never empty, so this filter always runs.
     history = django_filters.BooleanFilter(
-        method="keep_rows",
+        method="by_history",
         widget=forms.CheckboxInput,
         label="No entries left",
         help_text="Problems whose entries were all deleted: when they were last seen, how many"
@@ -255,6 +256,9 @@ class ErrorGroupFilter(CategoriesByRole):
         if value == "nobody":
             return queryset.filter(UNASSIGNED)
         return queryset.filter(owned_by(getattr(self.request, "user", None)))
+
+    def by_history(self, queryset, name, value):
+        return queryset.filter(count=0) if value else queryset.filter(count__gt=0)
 
     def keep_rows(self, queryset, name, value):
         return queryset

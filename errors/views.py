@@ -196,10 +196,9 @@ def group_list(request: HttpRequest) -> HttpResponse:
         ),
     )
     filters = ErrorGroupFilter(request.GET, queryset=groups, request=request, viewer=request.user)
+    # Problems whose entries were all deleted keep their history: the filter `history` lists
+    # them, and only them.
     matching = filters.qs if filters.is_valid() else groups.none()
-    # Problems whose entries were all deleted keep their history, shown on asking.
-    history = filters.is_valid() and filters.form.cleaned_data.get("history")
-    matching = matching.filter(count=0) if history else matching.filter(count__gt=0)
     field = sort_field(filters.form.cleaned_data.get("sort") if filters.is_valid() else None)
     try:
         page = keyset_page(

@@ -3,8 +3,10 @@
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
+from api.models import ApiToken
 from errors import services
 from errors.models import ErrorGroup, Status, SyncError, SyncErrorCleanup
 from tests.factories import make_error, make_mapping
@@ -77,3 +79,13 @@ def test_it_comes_back_into_the_same_problem_with_its_history():
     group.refresh_from_db()
     assert (group.count, group.seen_total) == (1, 3)
     assert group.example["message"] == "Customer C1 has no name."
+
+
+def test_the_api_lists_problems_with_no_entries_left_on_asking(staff_user):
+    group = emptied_problem(CLEANUPS["delete all"][0], timedelta(minutes=5))
+    _, key = ApiToken.issue(staff_user, "tests")
+    client = Client(headers={"Authorization": f"Bearer {key}"})
+    listed = client.get(reverse("api:problems"), {"history": "true"}).json()["results"]
+    assert [(p["id"], p["count"], p["seen_total"]) for p in listed] == [(group.pk, 0, 2)]
+    assert client.get(reverse("api:problems")).json()["results"] == []
+    assert client.get(reverse("api:problems"), {"history": "yes"}).status_code == 400
