@@ -195,6 +195,13 @@ def _connection(connection: Connection) -> dict[str, Any]:
     data = _fields(connection)
     for side in ("source", "destination"):
         data[f"{side}_secret_set"] = bool(str(getattr(connection, f"{side}_secret")))
+        # A setting named like a secret (client_secret, api_key) is left out by its name too.
+        settings = data.get(f"{side}_settings")
+        if isinstance(settings, dict):
+            data[f"{side}_settings"] = {
+                key: "[secret]" if audit.SECRET_NAME.search(str(key)) else value
+                for key, value in settings.items()
+            }
     return data
 
 

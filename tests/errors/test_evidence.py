@@ -70,6 +70,7 @@ def leaky_problem():
         source_username="svc",
         source_secret=SECRET,
         destination_secret=SECRET,
+        source_settings={"timeout": 30, "api_key": "k-123456"},
     )
     # An OAuth 2.0 connection with the same secret, whose access token is kept in memory.
     oauth = make_connection(destination_username="app-id", destination_secret=SECRET)
@@ -146,6 +147,7 @@ def test_a_problems_archive_holds_its_entries_jobs_mapping_connection_and_check(
     assert mapping["field_mappings"] == [{"source": "name", "destination": "name"}]
     saved = json.loads(files["connection.json"])
     assert "source_secret" not in saved and saved["source_secret_set"] is True
+    assert saved["source_settings"] == {"timeout": 30, "api_key": "[secret]"}
     check = json.loads(files["health_check.json"])
     assert check["findings"][0]["message"] == "Refused [secret]"
     assert f"Evidence of problem {group.pk}" in files["README.txt"]
