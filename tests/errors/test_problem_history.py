@@ -1,8 +1,10 @@
 """A problem keeps its history when its entries are deleted, by each kind of clean-up."""
 
+import importlib
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -89,3 +91,20 @@ def test_the_api_lists_problems_with_no_entries_left_on_asking(staff_user):
     assert [(p["id"], p["count"], p["seen_total"]) for p in listed] == [(group.pk, 0, 2)]
     assert client.get(reverse("api:problems")).json()["results"] == []
     assert client.get(reverse("api:problems"), {"history": "yes"}).status_code == 400
+
+
+def test_problems_that_existed_before_get_their_history_from_their_entries():
+    """Migration 0024 sets what problems created before it lack: entries in all from their
+    count, the example from their oldest entry left."""
+    migration = importlib.import_module("errors.migrations.0024_problem_history")
+    (backfill,) = [op for op in migration.Migration.operations if hasattr(op, "sql")]
+    mapping = make_mapping()
+    older = make_error(mapping=mapping, age=timedelta(hours=2), message="Customer C1 has no name.")
+    make_error(mapping=mapping, age=timedelta(hours=1), message="Customer C2 has no name.")
+    ErrorGroup.objects.filter(pk=older.group_id).update(seen_total=0, example={})
+    with connection.cursor() as cursor:
+        cursor.execute(backfill.sql)
+    group = ErrorGroup.objects.get(pk=older.group_id)
+    assert group.seen_total == 2
+    assert group.example["message"] == "Customer C1 has no name."
+    assert group.example["source_record_id"] == older.source_record_id
