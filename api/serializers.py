@@ -174,6 +174,7 @@ class ErrorGroupSerializer(serializers.ModelSerializer):
             "mapping",
             "mapping_name",
             "count",
+            "seen_total",
             "first_seen",
             "last_seen",
             "status",

@@ -10,10 +10,14 @@ urlpatterns = [
     path("errors/actions/", views.ErrorActionsView.as_view(), name="error_actions"),
     path("errors/<int:pk>/", views.ErrorDetailView.as_view(), name="error"),
     path("errors/<int:pk>/status/", views.ErrorStatusView.as_view(), name="error_status"),
+    path("errors/<int:pk>/evidence/", views.ErrorEvidenceView.as_view(), name="error_evidence"),
     path("errors/<int:pk>/fixes/", views.ErrorFixesView.as_view(), name="error_fixes"),
     path("bulk-actions/<int:pk>/", views.BulkActionDetailView.as_view(), name="bulk_action"),
     path("problems/", views.ProblemListView.as_view(), name="problems"),
     path("problems/<int:pk>/", views.ProblemDetailView.as_view(), name="problem"),
+    path(
+        "problems/<int:pk>/evidence/", views.ProblemEvidenceView.as_view(), name="problem_evidence"
+    ),
     path("problems/<int:pk>/status/", views.ProblemStatusView.as_view(), name="problem_status"),
     path(
         "problems/<int:pk>/assignment/",

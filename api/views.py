@@ -4,7 +4,7 @@ and answers with field-level messages when the input is wrong."""
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.http import JsonResponse, QueryDict
+from django.http import HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.defaults import page_not_found
@@ -22,7 +22,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from errors import ownership, policies
+from errors import evidence, ownership, policies
 from errors import services as error_services
 from errors.export import csv_response
 from errors.filters import sort_field
@@ -147,6 +147,27 @@ class ErrorDetailView(generics.RetrieveAPIView):
     @extend_schema(tags=ERRORS)
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+def _evidence_response(archive: evidence.Evidence) -> HttpResponse:
+    response = HttpResponse(archive.content, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{archive.filename}"'
+    return response
+
+
+ZIP = {(200, "application/zip"): OpenApiTypes.BINARY}
+
+
+class ErrorEvidenceView(APIView):
+    """The entry's evidence archive (zip): the entry as stored, its problem, job, mapping,
+    connection without secrets and latest setup health check; credentials blanked."""
+
+    permission_classes = [IsSyncUser]
+
+    @extend_schema(tags=ERRORS, responses=ZIP)
+    def get(self, request, pk: int):
+        error = get_object_or_404(SyncError.objects.select_related("mapping__connection"), pk=pk)
+        return _evidence_response(evidence.entry_evidence(error, request.user))
 
 
 class ErrorStatusView(APIView):
@@ -339,7 +360,8 @@ class ProblemListView(generics.ListAPIView):
         return sort_field(self.request.query_params.get("sort"))
 
     def get_queryset(self):
-        groups = ErrorGroup.objects.select_related(*PROBLEM_RELATIONS).filter(count__gt=0)
+        # The filter `history` picks problems with entries (by default) or those with none.
+        groups = ErrorGroup.objects.select_related(*PROBLEM_RELATIONS)
         if getattr(self, "swagger_fake_view", False):
             return groups.none()
         return visible_to(self.request.user, groups)
@@ -362,6 +384,18 @@ class ProblemDetailView(generics.RetrieveAPIView):
     @extend_schema(tags=PROBLEMS)
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+class ProblemEvidenceView(APIView):
+    """The problem's evidence archive (zip): its newest entries, its history, their jobs,
+    the mapping, the connection without secrets and its latest setup health check."""
+
+    permission_classes = [IsSyncUser]
+
+    @extend_schema(tags=PROBLEMS, responses=ZIP)
+    def get(self, request, pk: int):
+        group = get_object_or_404(ErrorGroup.objects.select_related("mapping__connection"), pk=pk)
+        return _evidence_response(evidence.problem_evidence(group, request.user))
 
 
 class ProblemStatusView(APIView):

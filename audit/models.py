@@ -29,6 +29,7 @@ class AuditEvent(models.Model):
         RECORD_DELETED = "record_deleted", "Record deleted in an app"
         CONNECTION_CHANGED = "connection_changed", "Connection changed"
         MAPPING_CHANGED = "mapping_changed", "Table mapping changed"
+        EVIDENCE_DOWNLOADED = "evidence_downloaded", "Evidence downloaded"
         MAPPING_PAUSED = "mapping_paused", "Table mapping paused"
         MAPPING_RESUMED = "mapping_resumed", "Table mapping resumed"
         ALERTS_CHANGED = "alerts_changed", "Alert subscription changed"

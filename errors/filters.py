@@ -224,6 +224,15 @@ class ErrorGroupFilter(CategoriesByRole):
         label="Owner",
         help_text="Problems assigned to you (or your role), or to nobody.",
     )
+    # Problems with entries, or (on asking) those with none left: their history. A checkbox
+    # is never empty, so this filter always runs.
+    history = django_filters.BooleanFilter(
+        method="by_history",
+        widget=forms.CheckboxInput,
+        label="No entries left",
+        help_text="Problems whose entries were all deleted: when they were last seen, how many"
+        " entries they had, how they were resolved.",
+    )
     # Read by the list itself (the order it fetches pages by), not a filter of rows.
     sort = django_filters.ChoiceFilter(
         choices=[(key, label) for key, (label, _) in SORTS.items()],
@@ -247,6 +256,9 @@ class ErrorGroupFilter(CategoriesByRole):
         if value == "nobody":
             return queryset.filter(UNASSIGNED)
         return queryset.filter(owned_by(getattr(self.request, "user", None)))
+
+    def by_history(self, queryset, name, value):
+        return queryset.filter(count=0) if value else queryset.filter(count__gt=0)
 
     def keep_rows(self, queryset, name, value):
         return queryset

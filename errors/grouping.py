@@ -11,6 +11,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Max, Min, Sum
 from django.utils import timezone
+from psycopg2.extras import Json
 
 from . import alerts, ownership
 from .alerts import ProblemChange
@@ -43,6 +44,28 @@ def normalize(message: str) -> str:
         if needs in text:
             text = pattern.sub(placeholder, text)
     return " ".join(text.split())[: SyncError.MESSAGE_MAX_LENGTH]
+
+
+# How much of the first entry's detail a problem keeps as its example.
+EXAMPLE_DETAIL_CHARS = 2000
+
+
+def example_of(error: SyncError) -> dict[str, Any]:
+    """What a problem keeps of its first entry, so that it can still be shown once its
+    entries are deleted: taken when the problem is created, from the entry in hand."""
+    return {
+        "message": error.message,
+        "detail": error.detail[:EXAMPLE_DETAIL_CHARS],
+        "created_at": error.created_at.isoformat(),
+        "job_id": error.job_id,
+        "coupling_id": error.coupling_id,
+        "source_app": error.source_app,
+        "source_entity": error.source_entity,
+        "source_record_id": error.source_record_id,
+        "destination_app": error.destination_app,
+        "destination_entity": error.destination_entity,
+        "destination_record_id": error.destination_record_id,
+    }
 
 
 def fingerprint(mapping_id: int | None, category: str, message: str, integration: str = "") -> str:
@@ -87,6 +110,8 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
             max(e.created_at for e in group),
             Status.OPEN,
             "",
+            len(group),
+            Json(example_of(group[0])),
         )
         for key, group in members.items()
     ]
@@ -122,11 +147,12 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
             )
             INSERT INTO {table}
                 (fingerprint, mapping_id, integration, category, title, first_seen, last_seen,
-                 status, status_note, count)
+                 status, status_note, seen_total, example, count)
             VALUES {", ".join(values)}
             ON CONFLICT (fingerprint) DO UPDATE SET
                 first_seen = LEAST({table}.first_seen, EXCLUDED.first_seen),
                 last_seen = GREATEST({table}.last_seen, EXCLUDED.last_seen),
+                seen_total = {table}.seen_total + EXCLUDED.seen_total,
                 regressed_at = CASE WHEN {table}.status = 'resolved' THEN EXCLUDED.last_seen
                                     ELSE {table}.regressed_at END,
                 status = CASE WHEN {table}.status = 'resolved' OR {wakes} THEN 'open'
@@ -202,32 +228,6 @@ def reopen_snoozed_entries(group_ids: list[int], now) -> int:
         system="snooze",
         now=now,
     )
-
-
-def drop_empty_groups() -> int:
-    """Delete the problems left without entries; returns how many.
-
-    A problem goes only while it is locked with a count of 0, so an entry written meanwhile
-    never loses its problem: one that a writer is moving on right now (record_errors holds
-    its row until it commits) is skipped, not waited for, and one whose count moved on
-    before the lock is not empty any more. The next clean-up looks at them again."""
-    empty = list(ErrorGroup.objects.filter(count=0).values_list("pk", flat=True))
-    if not empty:
-        return 0
-    with transaction.atomic():
-        locked = list(
-            ErrorGroup.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=empty, count=0)
-            .values_list("pk", flat=True)
-        )
-        if not locked:
-            return 0
-        _, deleted = ErrorGroup.objects.filter(pk__in=locked).delete()
-        # The day figures left behind say zero; they go with their problem. Its records left
-        # are stale ones of dropped days, which partitions.purge_stale_records removes in
-        # small batches.
-        GroupDay.objects.filter(group_id__in=locked).delete()
-    return deleted.get(ErrorGroup._meta.label, 0)
 
 
 def figures_for(groups: list[ErrorGroup], today: date | None = None) -> dict[int, GroupFigures]:

@@ -285,6 +285,19 @@ class ErrorGroup(models.Model):
     # Kept by the entries' triggers alone (errors/sql/errors_add_days.sql), never written from
     # Python: see docs/development/database.md.
     count = models.PositiveBigIntegerField(default=0)
+    # Its history, kept when its entries are deleted: written by the problems' upsert in
+    # grouping.record_errors (the entries it has had in all; the first entry, when the
+    # problem is created), never by a clean-up.
+    # Defaults in the database too: a problem written by SQL (tests, benchmarks) has them.
+    seen_total = models.PositiveBigIntegerField(
+        default=0, db_default=0, help_text="Entries it has had in all, deleted ones too."
+    )
+    example = models.JSONField(
+        default=dict,
+        db_default={},
+        blank=True,
+        help_text="Its first entry (message, detail excerpt, ids, time), kept after clean-up.",
+    )
     # Kept by the database (see GroupRecord), never written by the application.
     records = models.PositiveBigIntegerField(
         default=0, db_default=0, help_text="Distinct source records among its entries."

@@ -119,7 +119,7 @@ GROUP_ROW = (
     '<span class="badge {severity_class}">{severity_label}</span> '
     '<span class="muted small severity-reason">{severity_reason}</span></td>'
     '<td class="problem-cell"><span class="badge cat-{category}">{category_label}</span> '
-    '<a class="group-title" href="{url}">{title}</a> '
+    '<a class="group-title" href="{url}">{title}</a> {history}'
     '<span class="muted small">{audience}</span></td>'
     '<td class="owner" data-label="Owner">{owner}</td>'
     '<td data-label="Mapping">{mapping}</td>'
@@ -159,6 +159,24 @@ def owner_cell(group: ErrorGroup, user, csrf_token: str, back: str, action: str)
     if user is None or not csrf_token:
         return DASH
     return format_html(TAKE, action=action, csrf=csrf_token, back=back)
+
+
+def history_note(group: ErrorGroup) -> str:
+    """What is left of a problem whose entries were all deleted: "has this happened
+    before?" still has an answer."""
+    if group.count:
+        return ""
+    resolved = ""
+    if group.status == Status.RESOLVED:
+        who = group.status_changed_by.get_username() if group.status_changed_by else "the sync"
+        resolved = f", resolved by {who}"
+    return format_html(
+        '<span class="muted small history-note">'
+        "No entries left: last seen {}, {} in all{}.</span> ",
+        minute(timezone.localtime(group.last_seen)),
+        f"{group.seen_total:,}",
+        resolved,
+    )
 
 
 def group_rows(
@@ -205,6 +223,7 @@ def group_rows(
                 category_label=CATEGORY_LABELS.get(group.category, group.category),
                 url=f"{entries_url}?group={group.pk}",
                 title=truncated(group.title, TITLE_LENGTH),
+                history=history_note(group),
                 audience=audience_of(group.category).label,
                 mapping=mapping,
                 count=f"{group.count:,}",

@@ -22,7 +22,7 @@ from syncconsole.permissions import is_sync_admin
 from syncconsole.queue import QueueUnavailable
 
 from . import partitions
-from .grouping import SNOOZE_ENDED_NOTE, drop_empty_groups, reopen_snoozed_entries
+from .grouping import SNOOZE_ENDED_NOTE, reopen_snoozed_entries
 from .models import (
     SETUP_CATEGORIES,
     Category,
@@ -275,7 +275,8 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         cleanup.save(update_fields=["state", "finished_at", "error_message"])
         raise
 
-    drop_empty_groups()
+    # Problems left without entries stay, with their history (first and last seen, entries
+    # in all, status, example): "has this happened before?" keeps its answer.
     _forget_paused_errors()
     cleanup.state = SyncErrorCleanup.State.DONE
     cleanup.finished_at = timezone.now()

@@ -35,7 +35,7 @@ from syncconsole.queue import QueueUnavailable
 from triage import bulk as bulk_actions
 from triage import fixes
 
-from . import services
+from . import evidence, services
 from .export import csv_response
 from .filters import ErrorGroupFilter, SyncErrorFilter, sort_field
 from .forms import ProblemStatusForm
@@ -191,11 +191,13 @@ def group_list(request: HttpRequest) -> HttpResponse:
     severity (or most recent first)."""
     groups = visible_to(
         request.user,
-        ErrorGroup.objects.select_related("mapping", "assigned_user", "assigned_group").filter(
-            count__gt=0
+        ErrorGroup.objects.select_related(
+            "mapping", "assigned_user", "assigned_group", "status_changed_by"
         ),
     )
     filters = ErrorGroupFilter(request.GET, queryset=groups, request=request, viewer=request.user)
+    # Problems whose entries were all deleted keep their history: the filter `history` lists
+    # them, and only them.
     matching = filters.qs if filters.is_valid() else groups.none()
     field = sort_field(filters.form.cleaned_data.get("sort") if filters.is_valid() else None)
     try:
@@ -311,6 +313,29 @@ def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "couple_url": couple_url(error),
     }
     return render(request, "errors/detail.html", context)
+
+
+def evidence_response(archive: evidence.Evidence) -> HttpResponse:
+    response = HttpResponse(archive.content, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{archive.filename}"'
+    return response
+
+
+@sync_user_required
+@require_POST
+def error_evidence(request: HttpRequest, pk: int) -> HttpResponse:
+    """The entry's evidence archive, to attach to a support case. A POST: each download is
+    recorded in the audit log, and a GET changes nothing."""
+    error = get_object_or_404(SyncError.objects.select_related("mapping__connection"), pk=pk)
+    return evidence_response(evidence.entry_evidence(error, request.user))
+
+
+@sync_user_required
+@require_POST
+def group_evidence(request: HttpRequest, pk: int) -> HttpResponse:
+    """The problem's evidence archive: its newest entries and its history."""
+    group = get_object_or_404(ErrorGroup.objects.select_related("mapping__connection"), pk=pk)
+    return evidence_response(evidence.problem_evidence(group, request.user))
 
 
 def read_side(mapping, source_app: str, source_entity: str) -> str:

@@ -25,11 +25,13 @@ RULES = {
     "errors:group_assignment": USER,  # assigning to others: administrators, tests/errors
     "errors:group_comment": USER,
     "errors:group_policy": ADMIN,
+    "errors:group_evidence": USER,  # setup problems: administrators, tests/errors
     "errors:ownership_rules": ADMIN,
     "errors:ownership_rule_delete": ADMIN,
     "errors:detail": USER,
     "errors:set_status": USER,
     "errors:fix": USER,
+    "errors:evidence": USER,
     "errors:cleanup_confirm": USER,  # Delete All Entries: administrators, see below
     "errors:cleanup": USER,
     "errors:bulk": USER,

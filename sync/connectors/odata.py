@@ -394,11 +394,7 @@ class ODataConnector(Connector):
         """An app may echo what it was sent (a token endpoint its client secret, a proxy the
         Authorization header): the message and detail are stored and logged, so they never
         hold the secret, its Basic form or the access token."""
-        credentials = [self.config.secret, self._token or ""]
-        if self.config.auth_method == "basic" and self.config.secret:
-            credentials.append(
-                base64.b64encode(f"{self.config.username}:{self.config.secret}".encode()).decode()
-            )
+        credentials = [*side_credentials(self.config), self._token or ""]
         error.message = _masked(error.message, credentials)
         error.detail = _masked(error.detail, credentials)
         error.args = (error.message,)
@@ -1006,6 +1002,28 @@ def _spellings(credential: str) -> set[str]:
         json.dumps(credential)[1:-1],
         json.dumps(credential, ensure_ascii=False)[1:-1],
     }
+
+
+def side_credentials(config: SideConfig) -> list[str]:
+    """What an echo of one side may carry: its secret, the secret's Basic form, and the
+    access token this process keeps for it."""
+    secret = str(config.secret)
+    if not secret:
+        return []
+    credentials = [secret]
+    if config.auth_method == "basic":
+        credentials.append(base64.b64encode(f"{config.username}:{secret}".encode()).decode())
+    if config.auth_method == "oauth2" and config.token_url:
+        token = signin.TOKENS.get(
+            signin.TokenCache.key(config.token_url, config.username, config.token_scope, secret)
+        )
+        credentials.append(token or "")
+    return credentials
+
+
+def masked(text: str, credentials: list[str]) -> str:
+    """The text with every credential blanked, in each spelling an echo may hold it in."""
+    return _masked(text, credentials)
 
 
 def _masked(text: str, credentials: list[str]) -> str:

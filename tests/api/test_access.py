@@ -26,6 +26,7 @@ RULES = {
     ("api:error_actions", "post"): USER,
     ("api:error", "get"): USER,
     ("api:error_status", "post"): USER,
+    ("api:error_evidence", "get"): USER,
     ("api:error_fixes", "get"): USER,
     ("api:error_fixes", "post"): USER,
     ("api:bulk_action", "get"): USER,
@@ -34,6 +35,7 @@ RULES = {
     ("api:problem_status", "post"): USER,
     ("api:problem_assignment", "post"): USER,  # to others: administrators, see test_ownership
     ("api:problem_policy", "post"): ADMIN,
+    ("api:problem_evidence", "get"): USER,
     ("api:problem_comments", "get"): USER,
     ("api:problem_comments", "post"): USER,
     ("api:jobs", "get"): USER,

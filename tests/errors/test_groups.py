@@ -74,7 +74,7 @@ def test_groups_keep_count_and_first_and_last_seen_as_entries_arrive():
     assert (group.mapping, group.category, group.title) == (mapping, Category.VALIDATION, PHONE)
 
 
-def test_a_cleanup_takes_deleted_entries_off_their_groups_and_drops_empty_ones():
+def test_a_cleanup_takes_deleted_entries_off_their_groups_and_keeps_empty_ones():
     mapping = make_mapping()
     old = [make_error(mapping=mapping, message=PHONE, age=timedelta(days=9)) for _ in range(3)]
     keep = make_error(mapping=mapping, message=PHONE, age=timedelta(days=1))
@@ -82,8 +82,10 @@ def test_a_cleanup_takes_deleted_entries_off_their_groups_and_drops_empty_ones()
 
     services.request_cleanup(days=7, trigger=SyncErrorCleanup.Trigger.CONSOLE)
 
-    assert ErrorGroup.objects.get(pk=keep.group_id).count == 1
-    assert not ErrorGroup.objects.filter(pk=gone.group_id).exists()
+    kept = ErrorGroup.objects.get(pk=keep.group_id)
+    assert (kept.count, kept.seen_total) == (1, 4)
+    emptied = ErrorGroup.objects.get(pk=gone.group_id)
+    assert (emptied.count, emptied.seen_total) == (0, 1)
     assert not SyncError.objects.filter(pk__in=[e.pk for e in old]).exists()
 
 
