@@ -96,7 +96,7 @@ def test_the_api_lists_problems_with_no_entries_left_on_asking(staff_user):
 def test_problems_that_existed_before_get_their_history_from_their_entries():
     """Migration 0024 sets what problems created before it lack: entries in all from their
     count, the example from their oldest entry left."""
-    migration = importlib.import_module("errors.migrations.0024_problem_history")
+    migration = importlib.import_module("errors.migrations.0025_problem_history")
     (backfill,) = [op for op in migration.Migration.operations if hasattr(op, "sql")]
     mapping = make_mapping()
     older = make_error(mapping=mapping, age=timedelta(hours=2), message="Customer C1 has no name.")

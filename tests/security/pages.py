@@ -15,6 +15,7 @@ PATH_OBJECTS = {
     "errors:group_assignment": "group",
     "errors:group_comment": "group",
     "errors:group_evidence": "group",
+    "errors:group_policy": "group",
     "errors:ownership_rule_delete": "rule",
     "errors:detail": "error",
     "errors:set_status": "error",

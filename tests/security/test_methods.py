@@ -17,6 +17,7 @@ POST_ONLY = {
     "errors:group_assignment",
     "errors:group_comment",
     "errors:group_evidence",
+    "errors:group_policy",
     "errors:ownership_rule_delete",
     "errors:set_status",
     "errors:fix",
