@@ -121,7 +121,14 @@ def _lock_partitions(cursor) -> None:
 
 
 def _exists(cursor, name: str) -> bool:
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+    # Read from pg_class with this statement's snapshot, not through the name cache
+    # (to_regclass): a table another clean-up dropped while this one waited for the advisory
+    # lock may still be in this session's cache, as waiting for that lock reads no news.
+    cursor.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = %s"
+        " AND relnamespace = current_schema()::regnamespace)",
+        [name],
+    )
     return cursor.fetchone()[0]
 
 
