@@ -86,6 +86,17 @@ def _app(error: SyncError) -> str:
     return error.source_app or "the app"
 
 
+def _side(error: SyncError) -> str:
+    """The side of the entry's connection whose app answered with the failure."""
+    connection = error.mapping.connection if error.mapping else None
+    return "destination" if connection and _app(error) == connection.destination_app else "source"
+
+
+def _briefly(connection, side: str):
+    """The side's connector for a look-up on the page: one try, a short timeout."""
+    return connector_for(connection, side, timeout=LINK_TIMEOUT, max_retries=0, throttle_budget=0)
+
+
 def _connection_links(error: SyncError) -> list[tuple[str, str]]:
     if error.mapping is None:
         return []
@@ -132,8 +143,7 @@ def _user_record_link(error: SyncError, user_id: str) -> list[tuple[str, str]]:
     if error.mapping is None:
         return []
     connection = error.mapping.connection
-    side = "destination" if _app(error) == connection.destination_app else "source"
-    with connector_for(connection, side) as connector:
+    with connector_for(connection, _side(error)) as connector:
         url = safe_link(connector.record_url("systemusers", user_id))
     return [("The integration user in " + _app(error), url)] if url else []
 
@@ -263,10 +273,7 @@ def _signed_in_user_link(error: SyncError) -> list[tuple[str, str]]:
     if error.mapping is None:
         return []
     connection = error.mapping.connection
-    side = "destination" if _app(error) == connection.destination_app else "source"
-    with connector_for(
-        connection, side, timeout=LINK_TIMEOUT, max_retries=0, throttle_budget=0
-    ) as connector:
+    with _briefly(connection, _side(error)) as connector:
         try:
             user_id = connector.signed_in_user_id()
         except ConnectorError:
@@ -399,9 +406,7 @@ def _currency_now(connection, app: str, code: str, lacking: bool) -> _CurrencyNo
     tables: dict[str, dict[str, tuple[str, Any]]] = {}
     links: list[tuple[str, str]] = []
     for looked_at in (side, other) if lacking else (side,):
-        with connector_for(
-            connection, looked_at, timeout=LINK_TIMEOUT, max_retries=0, throttle_budget=0
-        ) as connector:
+        with _briefly(connection, looked_at) as connector:
             entity = connector.config.option("currency_entity")
             if not entity:
                 continue
