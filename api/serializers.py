@@ -14,6 +14,7 @@ from errors.models import (
     SKIP_AFTER_LIMITS,
     BulkAction,
     Category,
+    EntryLogging,
     ErrorGroup,
     ProblemComment,
     Severity,
@@ -121,6 +122,9 @@ class SyncErrorSerializer(serializers.ModelSerializer):
             "destination_entity",
             "destination_record_id",
             "destination_url",
+            "attempts",
+            "last_attempt_at",
+            "last_attempt_job_id",
             "url",
         ]
         read_only_fields = fields
@@ -191,6 +195,7 @@ class ErrorGroupSerializer(serializers.ModelSerializer):
             "assigned_group",
             "assigned_at",
             "skip_after_failures",
+            "entry_logging",
             "url",
         ]
         read_only_fields = fields
@@ -213,12 +218,27 @@ class ProblemAssignmentSerializer(StrictSerializer):
 
 
 class ProblemPolicySerializer(StrictSerializer):
-    """The problem's skip policy: skip a coupling after this many identical failures in a
-    row (1 to 20), or null for the policy of its mapping."""
+    """The problem's policies, each left as it is when not sent: skip a coupling after this
+    many identical failures in a row (1 to 20, or null for the policy of its mapping); log
+    an entry for every failed attempt of a record (`every_attempt`) or one entry that counts
+    them (`once`), or "" for the policy of its mapping."""
 
     skip_after_failures = serializers.IntegerField(
-        min_value=SKIP_AFTER_LIMITS[0], max_value=SKIP_AFTER_LIMITS[1], allow_null=True
+        min_value=SKIP_AFTER_LIMITS[0],
+        max_value=SKIP_AFTER_LIMITS[1],
+        allow_null=True,
+        required=False,
     )
+    entry_logging = serializers.ChoiceField(
+        choices=["", *EntryLogging.values], allow_blank=True, required=False
+    )
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(
+                "Give `skip_after_failures`, `entry_logging` or both."
+            )
+        return attrs
 
 
 class CommentSerializer(serializers.ModelSerializer):
@@ -538,6 +558,7 @@ class MappingSerializer(serializers.ModelSerializer):
             "skip_after_failures",
             "transient_retries",
             "retry_delay_seconds",
+            "entry_logging",
             "health",
             "last_success_at",
             "last_job",

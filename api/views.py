@@ -478,9 +478,11 @@ class ProblemAssignmentView(APIView):
 
 
 class ProblemPolicyView(APIView):
-    """The problem's skip policy (Sync administrators): a coupling that fails with it is
+    """The problem's policies (Sync administrators): a coupling that fails with it is
     skipped after `skip_after_failures` identical failures in a row (1 to 20) instead of its
-    mapping's number; null goes back to the mapping's."""
+    mapping's number, null going back to the mapping's; `entry_logging` logs an entry for
+    every failed attempt of a record (`every_attempt`) or one that counts them (`once`), ""
+    going back to the mapping's. What is not sent is left as it is."""
 
     permission_classes = [IsSyncAdmin]
 
@@ -490,6 +492,7 @@ class ProblemPolicyView(APIView):
         examples=[
             example("After three failures", {"skip_after_failures": 3}),
             example("The mapping's policy", {"skip_after_failures": None}),
+            example("One entry per record", {"entry_logging": "once"}),
         ],
         responses={200: ErrorGroupSerializer, 404: NOT_FOUND},
     )
@@ -497,7 +500,12 @@ class ProblemPolicyView(APIView):
         problem = _problem(request, pk)
         data = _valid(ProblemPolicySerializer, request)
         try:
-            problem = policies.set_skip_after(problem, request.user, data["skip_after_failures"])
+            if "skip_after_failures" in data:
+                problem = policies.set_skip_after(
+                    problem, request.user, data["skip_after_failures"]
+                )
+            if "entry_logging" in data:
+                problem = policies.set_entry_logging(problem, request.user, data["entry_logging"])
         except policies.PolicyRefused as exc:
             return Refused(str(exc))
         return Response(ErrorGroupSerializer(problem).data)

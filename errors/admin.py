@@ -65,6 +65,9 @@ class SyncErrorAdmin(AuditedAdmin):
         "status_changed_at",
         "status_changed_by",
         "sent_values",
+        "attempts",
+        "last_attempt_at",
+        "last_attempt_job_id",
     ]
     show_full_result_count = False
     actions = ["mark_resolved", "mark_ignored", "reopen"]

@@ -9,7 +9,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Max, Min, Sum
+from django.db.models import F, Max, Min, Sum, Value
+from django.db.models.functions import Greatest, Upper
 from django.utils import timezone
 from psycopg2.extras import Json
 
@@ -212,6 +213,104 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
             problems_reopened(woken, SNOOZE_ENDED_NOTE, system="snooze")
             reopen_snoozed_entries(woken, now)
         return insert_entries(errors)
+
+
+# The states of an entry that still stands for its record's failure: a later attempt that
+# fails the same way is counted on it.
+STILL_FAILING = [Status.OPEN, Status.SNOOZED, Status.IGNORED]
+
+
+def record_attempts(errors: Iterable[SyncError]) -> list[SyncError]:
+    """Store the failures of records whose policy logs them once with a count of attempts:
+    a record with an entry of the same problem that is not resolved has the attempt counted
+    on it (its message, detail and values sent become the latest attempt's, its problem's
+    last-seen time and total move on); the others are recorded as new entries. Returns the
+    entries written or counted on."""
+    errors = list(errors)
+    if not errors:
+        return errors
+    clean_entries(errors)
+    keys = {
+        id(error): fingerprint(error.mapping_id, error.category, error.message, error.integration)
+        for error in errors
+    }
+    groups = dict(
+        ErrorGroup.objects.filter(fingerprint__in=set(keys.values())).values_list(
+            "fingerprint", "pk"
+        )
+    )
+    with transaction.atomic():
+        standing = _standing_entries(errors, keys, groups)
+        counted, new = [], []
+        for error in errors:
+            entry = standing.get(_attempt_key(error, groups.get(keys[id(error)])))
+            if entry is None:
+                new.append(error)
+            else:
+                counted.append((entry, error))
+        if counted:
+            _count_on(counted)
+        return record_errors(new) + [entry for entry, _ in counted]
+
+
+def _attempt_key(error: SyncError, group_id: int | None) -> tuple:
+    return (
+        group_id,
+        error.source_app,
+        error.source_entity,
+        error.source_record_id.upper(),
+        error.destination_app,
+    )
+
+
+def _standing_entries(
+    errors: list[SyncError], keys: dict[int, str], groups: dict[str, int]
+) -> dict[tuple, SyncError]:
+    """The latest entry still standing of each failed record, by its attempt key, locked."""
+    wanted = {
+        _attempt_key(error, groups[keys[id(error)]])
+        for error in errors
+        if keys[id(error)] in groups and error.source_record_id
+    }
+    if not wanted:
+        return {}
+    found: dict[tuple, SyncError] = {}
+    rows = (
+        SyncError.objects.annotate(record=Upper("source_record_id"))
+        .filter(
+            group_id__in={key[0] for key in wanted},
+            record__in={key[3] for key in wanted},
+            status__in=STILL_FAILING,
+        )
+        .order_by("-created_at", "-id")
+        .select_for_update()
+    )
+    for entry in rows:
+        key = _attempt_key(entry, entry.group_id)
+        if key in wanted and key not in found:
+            found[key] = entry
+    return found
+
+
+def _count_on(counted: list[tuple[SyncError, SyncError]]) -> None:
+    """One more attempt on each standing entry, in one statement per table."""
+    for entry, attempt in counted:
+        entry.attempts += 1
+        entry.last_attempt_at = attempt.created_at
+        entry.last_attempt_job_id = attempt.job_id
+        entry.message, entry.detail = attempt.message, attempt.detail
+        entry.sent_values = attempt.sent_values
+    fields = ["attempts", "last_attempt_at", "last_attempt_job_id", "message", "detail"]
+    SyncError.objects.bulk_update([entry for entry, _ in counted], [*fields, "sent_values"])
+    seen: dict[int, list] = defaultdict(list)
+    for entry, attempt in counted:
+        if entry.group_id is not None:  # always: it was found by its problem
+            seen[entry.group_id].append(attempt.created_at)
+    for group_id, times in seen.items():
+        ErrorGroup.objects.filter(pk=group_id).update(
+            last_seen=Greatest("last_seen", Value(max(times))),
+            seen_total=F("seen_total") + len(times),
+        )
 
 
 SNOOZE_ENDED_NOTE = "The snooze ended: the problem is open again."

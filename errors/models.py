@@ -113,6 +113,14 @@ def skip_after_validators() -> list:
     return [MinValueValidator(low), MaxValueValidator(high)]
 
 
+class EntryLogging(models.TextChoices):
+    """How a record that keeps failing the same way is logged: an entry for every attempt,
+    or one entry that counts the attempts while it stays open."""
+
+    EVERY_ATTEMPT = "every_attempt", "An entry for every attempt"
+    ONCE = "once", "One entry with a count of attempts"
+
+
 class Status(models.TextChoices):
     OPEN = "open", "Open"
     RESOLVED = "resolved", "Resolved"
@@ -359,6 +367,16 @@ class ErrorGroup(models.Model):
         validators=skip_after_validators(),
         help_text="Skip a coupling after this many identical failures in a row of this "
         "problem. Empty: the policy of the mapping.",
+    )
+
+    # Written by errors.policies only.
+    entry_logging = models.CharField(
+        max_length=20,
+        choices=EntryLogging.choices,
+        blank=True,
+        db_default="",  # problems are written by SQL of their own (errors.grouping)
+        help_text="How the records failing with this problem are logged. Empty: the policy of "
+        "the mapping.",
     )
 
     class Meta:
@@ -692,6 +710,18 @@ class SyncError(models.Model):
         blank=True,
         help_text="For a failed record: the values the sync tried to write and those it read "
         "(for a conflict, what each side held), bounded in size, without credentials.",
+    )
+    # Under a "once with a count" policy, the later failed attempts of the record are counted
+    # on its open entry rather than logged apart (errors.grouping.count_attempts).
+    # No CHECK constraint: adding one would read every row of the table to validate it.
+    attempts = models.IntegerField(
+        default=1,
+        db_default=1,
+        help_text="How many failed attempts of the record this entry stands for.",
+    )
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_job_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The job of the latest attempt counted on the entry."
     )
 
     class Meta:

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from syncconsole.permissions import is_sync_admin, sync_admin_required, sync_user_required
 
 from . import ownership, policies
-from .models import SKIP_AFTER_LIMITS, ErrorGroup, OwnershipRule
+from .models import SKIP_AFTER_LIMITS, EntryLogging, ErrorGroup, OwnershipRule
 from .ownership_forms import (
     AssignmentForm,
     CommentForm,
@@ -111,31 +111,45 @@ def problem_ownership(user, problem: ErrorGroup) -> dict:
         "comment_max_length": ownership.COMMENT_MAX_LENGTH,
         "may_set_policy": administrator,
         "skip_limits": SKIP_AFTER_LIMITS,
+        "entry_logging_choices": EntryLogging.choices,
     }
 
 
 @sync_admin_required
 @require_POST
 def problem_policy(request: HttpRequest, pk: int) -> HttpResponse:
-    """Set or clear the problem's skip policy (Sync administrators)."""
+    """Set or clear the problem's skip and logging policies (Sync administrators); a field
+    the form does not send is left as it is."""
     problem = _problem(request, pk)
-    text = request.POST.get("skip_after_failures", "").strip()
     low, high = SKIP_AFTER_LIMITS
-    if text and not (text.isascii() and text.isdigit() and len(text) <= 2):
-        messages.error(request, f"Skip after a number of failures from {low} to {high}.")
-        return _back(request, problem, "#owner")
+    said = []
     try:
-        problem = policies.set_skip_after(problem, request.user, int(text) if text else None)
+        if "skip_after_failures" in request.POST:
+            text = request.POST["skip_after_failures"].strip()
+            if text and not (text.isascii() and text.isdigit() and len(text) <= 2):
+                raise policies.PolicyRefused(
+                    f"Skip after a number of failures from {low} to {high}."
+                )
+            problem = policies.set_skip_after(problem, request.user, int(text) if text else None)
+            said.append(
+                f"couplings are skipped after {problem.skip_after_failures} identical failures "
+                "in a row"
+                if problem.skip_after_failures is not None
+                else "couplings are skipped by the policy of its mapping"
+            )
+        if "entry_logging" in request.POST:
+            logging = request.POST["entry_logging"].strip()
+            problem = policies.set_entry_logging(problem, request.user, logging)
+            said.append(
+                f"{EntryLogging(logging).label.lower()}"
+                if logging
+                else "entries are logged by the policy of its mapping"
+            )
     except policies.PolicyRefused as exc:
         messages.error(request, str(exc))
         return _back(request, problem, "#owner")
-    messages.success(
-        request,
-        f"Problem #{problem.pk}: couplings are skipped after "
-        f"{problem.skip_after_failures} identical failures in a row."
-        if problem.skip_after_failures is not None
-        else f"Problem #{problem.pk} follows the skip policy of its mapping.",
-    )
+    if said:
+        messages.success(request, f"Problem #{problem.pk}: " + "; ".join(said) + ".")
     return _back(request, problem, "#owner")
 
 

@@ -17,8 +17,8 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from couplings.models import Coupling
-from errors.grouping import fingerprint, record_errors
-from errors.models import SETUP_CATEGORIES, Category, ErrorGroup, SyncError
+from errors.grouping import fingerprint, record_attempts, record_errors
+from errors.models import SETUP_CATEGORIES, Category, EntryLogging, ErrorGroup, SyncError
 from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_synchronized
 
 from . import breaker, mapping_health, reconcile
@@ -477,6 +477,16 @@ def match_key(value: Any) -> str:
     return str(value).casefold()
 
 
+@dataclass(frozen=True)
+class Policy:
+    """What a record's failure is subject to: after how many identical failures its coupling
+    is skipped (and the problem that says so; None: the mapping), and how it is logged."""
+
+    skip_after: int
+    skip_problem_id: int | None
+    entry_logging: str
+
+
 class Pass:
     """One direction of a job: read changes on one side, write them to the other.
 
@@ -532,9 +542,11 @@ class Pass:
         # The records found on the other side by their match field this page: read id: id.
         self.matched_now: dict[str, str] = {}
         self.errors: list[SyncError] = []
+        # Failures whose policy counts them on the record's open entry (record_attempts).
+        self.attempts: list[SyncError] = []
         self.transient_in_a_row = 0
-        # The skip threshold each problem sets, by fingerprint (None: the mapping's).
-        self.problem_policies: dict[str, tuple[int, int | None]] = {}
+        # The policies each problem sets, by fingerprint.
+        self.problem_policies: dict[str, Policy] = {}
 
     # -- bookkeeping -------------------------------------------------------------------
     @property
@@ -623,6 +635,9 @@ class Pass:
         if self.errors:
             record_errors(self.errors)
             self.errors = []
+        if self.attempts:
+            record_attempts(self.attempts)
+            self.attempts = []
         self.save_progress()
 
     def sync_page(self, page: list[RemoteRecord]) -> None:
@@ -1237,10 +1252,12 @@ class Pass:
                 coupling.last_error_message = message[:2048]
                 coupling.transient_failure_count = 0
                 coupling.retry_not_before = None
-                threshold, problem_id = self.skip_policy(category, message)
+                policy = self.policy(category, message)
+                threshold = policy.skip_after
                 if coupling.failure_count >= threshold:
                     coupling.is_skipped = True
-                    coupling.skipped_after, coupling.skipped_by_problem = threshold, problem_id
+                    coupling.skipped_after = threshold
+                    coupling.skipped_by_problem = policy.skip_problem_id
                     message += SKIP_NOTE
             coupling.last_failed_job_id = self.job.pk
             setattr(coupling, f"last_result_{self.suffix}", Coupling.Result.FAILURE)
@@ -1253,7 +1270,12 @@ class Pass:
         target_id = getattr(coupling, f"{self.write_side}_record_id", "") if coupling else ""
         source_url = self.reader.record_url(self.read_entity, record.id)
         target_url = self.writer.record_url(self.write_entity, target_id) if target_id else ""
-        self.errors.append(
+        logged = (
+            self.attempts
+            if self.policy(category, message).entry_logging == EntryLogging.ONCE
+            else self.errors
+        )
+        logged.append(
             SyncError(
                 created_at=timezone.now(),
                 job=self.job,
@@ -1274,18 +1296,23 @@ class Pass:
             )
         )
 
-    def skip_policy(self, category: str, message: str) -> tuple[int, int | None]:
-        """How many identical failures in a row skip a record failing with this message,
-        and the problem whose policy says it (None: the mapping's policy)."""
+    def policy(self, category: str, message: str) -> "Policy":
+        """The policies for a record failing with this message: its problem's where it sets
+        one, else the mapping's."""
         key = fingerprint(self.mapping.pk, category, message)
         if key not in self.problem_policies:
-            problem = ErrorGroup.objects.filter(
-                fingerprint=key, skip_after_failures__isnull=False
-            ).first()
-            self.problem_policies[key] = (
-                (problem.skip_after_failures or 0, problem.pk)
-                if problem is not None
-                else (self.mapping.skip_after_failures, None)
+            problem = (
+                ErrorGroup.objects.filter(fingerprint=key)
+                .only("pk", "skip_after_failures", "entry_logging")
+                .first()
+            )
+            if problem is not None and problem.skip_after_failures is not None:
+                skip_after, skip_problem = problem.skip_after_failures, problem.pk
+            else:
+                skip_after, skip_problem = self.mapping.skip_after_failures, None
+            logging_policy = problem.entry_logging if problem is not None else ""
+            self.problem_policies[key] = Policy(
+                skip_after, skip_problem, logging_policy or self.mapping.entry_logging
             )
         return self.problem_policies[key]
 

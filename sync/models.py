@@ -9,7 +9,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
 
-from errors.models import skip_after_validators
+from errors.models import EntryLogging, skip_after_validators
 from syncconsole.encryption import EncryptedTextField
 
 from .connectors.odata import SideConfig
@@ -279,6 +279,17 @@ class TableMapping(models.Model):
         verbose_name="first retry after (seconds)",
         help_text="The wait before the first retry, doubling at each failure, at most 6 hours. "
         "Empty: SYNC_RETRY_BACKOFF_SECONDS.",
+    )
+
+    # Every attempt of a record that keeps failing the same way is an entry of its own, as
+    # the anchor logs them; or its open entry counts the attempts (a problem may choose its
+    # own, errors.ErrorGroup).
+    entry_logging = models.CharField(
+        max_length=20,
+        choices=EntryLogging.choices,
+        default=EntryLogging.EVERY_ATTEMPT,
+        help_text="Log an entry for every failed attempt of a record, or one entry per record "
+        "that counts its attempts while it stays open.",
     )
 
     class Meta:

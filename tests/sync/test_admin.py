@@ -176,8 +176,10 @@ def test_a_new_connection_signs_in_with_oauth_and_needs_an_authority_it_cannot_d
 @pytest.mark.parametrize(
     ("policy", "saved"),
     [
-        ({"skip_after_failures": "5", "transient_retries": "10"}, (5, 10, None)),
-        ({"retry_delay_seconds": "600", "transient_retries": "0"}, (2, 0, 600)),
+        ({"skip_after_failures": "5", "transient_retries": "10"}, (5, 10, None, "every_attempt")),
+        ({"retry_delay_seconds": "600", "transient_retries": "0"}, (2, 0, 600, "every_attempt")),
+        ({"entry_logging": "once"}, (2, 2, None, "once")),
+        ({"entry_logging": "sometimes"}, None),
         ({"skip_after_failures": "21"}, None),
         ({"skip_after_failures": "0"}, None),
         ({"transient_retries": "11"}, None),
@@ -202,13 +204,15 @@ def test_the_policies_of_a_mapping_are_edited_within_their_range(admin_client, p
             "is_enabled": "on",
             "skip_after_failures": "2",
             "transient_retries": "2",
+            "entry_logging": "every_attempt",
             **policy,
         },
     )
     mapping = TableMapping.objects.first()
     if saved is None:
         assert response.status_code == 200
-        assert "Ensure this value is" in response.content.decode()
+        refusal = "Select a valid choice" if "entry_logging" in policy else "Ensure this value is"
+        assert refusal in response.content.decode()
         assert mapping is None
     else:
         assert response.status_code == 302, response.content.decode()[-3000:]
@@ -217,4 +221,5 @@ def test_the_policies_of_a_mapping_are_edited_within_their_range(admin_client, p
             mapping.skip_after_failures,
             mapping.transient_retries,
             mapping.retry_delay_seconds,
+            mapping.entry_logging,
         ) == saved
