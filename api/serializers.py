@@ -11,7 +11,9 @@ from errors.filters import SEARCH_MAX_LENGTH
 from errors.links import safe_link
 from errors.models import (
     COMMENT_MAX_LENGTH,
+    MAX_RETRY_DELAY_SECONDS,
     SKIP_AFTER_LIMITS,
+    TRANSIENT_RETRIES_MAX,
     BulkAction,
     Category,
     EntryLogging,
@@ -195,6 +197,8 @@ class ErrorGroupSerializer(serializers.ModelSerializer):
             "assigned_group",
             "assigned_at",
             "skip_after_failures",
+            "transient_retries",
+            "retry_delay_seconds",
             "entry_logging",
             "url",
         ]
@@ -229,6 +233,12 @@ class ProblemPolicySerializer(StrictSerializer):
         allow_null=True,
         required=False,
     )
+    transient_retries = serializers.IntegerField(
+        min_value=0, max_value=TRANSIENT_RETRIES_MAX, allow_null=True, required=False
+    )
+    retry_delay_seconds = serializers.IntegerField(
+        min_value=1, max_value=MAX_RETRY_DELAY_SECONDS, allow_null=True, required=False
+    )
     entry_logging = serializers.ChoiceField(
         choices=["", *EntryLogging.values], allow_blank=True, required=False
     )
@@ -236,7 +246,8 @@ class ProblemPolicySerializer(StrictSerializer):
     def validate(self, attrs):
         if not attrs:
             raise serializers.ValidationError(
-                "Give `skip_after_failures`, `entry_logging` or both."
+                "Give one or more of `skip_after_failures`, `transient_retries`, "
+                "`retry_delay_seconds` and `entry_logging`."
             )
         return attrs
 

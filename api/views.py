@@ -504,6 +504,13 @@ class ProblemPolicyView(APIView):
                 problem = policies.set_skip_after(
                     problem, request.user, data["skip_after_failures"]
                 )
+            if "transient_retries" in data or "retry_delay_seconds" in data:
+                problem = policies.set_retries(
+                    problem,
+                    request.user,
+                    data.get("transient_retries", problem.transient_retries),
+                    data.get("retry_delay_seconds", problem.retry_delay_seconds),
+                )
             if "entry_logging" in data:
                 problem = policies.set_entry_logging(problem, request.user, data["entry_logging"])
         except policies.PolicyRefused as exc:

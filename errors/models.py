@@ -113,6 +113,12 @@ def skip_after_validators() -> list:
     return [MinValueValidator(low), MaxValueValidator(high)]
 
 
+# Automatic retries of a record that failed transiently: how many later runs try it again
+# before it is logged, and the longest wait between two (a mapping's policy, or a problem's).
+TRANSIENT_RETRIES_MAX = 10
+MAX_RETRY_DELAY_SECONDS = 6 * 60 * 60
+
+
 class EntryLogging(models.TextChoices):
     """How a record that keeps failing the same way is logged: an entry for every attempt,
     or one entry that counts the attempts while it stays open."""
@@ -369,6 +375,21 @@ class ErrorGroup(models.Model):
         "problem. Empty: the policy of the mapping.",
     )
 
+    # Written by errors.policies only.
+    transient_retries = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(TRANSIENT_RETRIES_MAX)],
+        help_text="After a transient failure of this problem, how many later runs try the "
+        "record again before it is logged. Empty: the policy of the mapping.",
+    )
+    retry_delay_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_RETRY_DELAY_SECONDS)],
+        help_text="The wait before the first of those retries, doubling each time. Empty: "
+        "the policy of the mapping.",
+    )
     # Written by errors.policies only.
     entry_logging = models.CharField(
         max_length=20,

@@ -13,7 +13,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from syncconsole.permissions import is_sync_admin, sync_admin_required, sync_user_required
 
 from . import ownership, policies
-from .models import SKIP_AFTER_LIMITS, EntryLogging, ErrorGroup, OwnershipRule
+from .models import (
+    MAX_RETRY_DELAY_SECONDS,
+    SKIP_AFTER_LIMITS,
+    TRANSIENT_RETRIES_MAX,
+    EntryLogging,
+    ErrorGroup,
+    OwnershipRule,
+)
 from .ownership_forms import (
     AssignmentForm,
     CommentForm,
@@ -112,6 +119,7 @@ def problem_ownership(user, problem: ErrorGroup) -> dict:
         "may_set_policy": administrator,
         "skip_limits": SKIP_AFTER_LIMITS,
         "entry_logging_choices": EntryLogging.choices,
+        "retry_limits": (TRANSIENT_RETRIES_MAX, MAX_RETRY_DELAY_SECONDS),
     }
 
 
@@ -137,6 +145,15 @@ def problem_policy(request: HttpRequest, pk: int) -> HttpResponse:
                 if problem.skip_after_failures is not None
                 else "couplings are skipped by the policy of its mapping"
             )
+        if "transient_retries" in request.POST or "retry_delay_seconds" in request.POST:
+            retries = _whole_number(request.POST.get("transient_retries", ""), "Automatic retries")
+            delay = _whole_number(request.POST.get("retry_delay_seconds", ""), "First retry after")
+            problem = policies.set_retries(problem, request.user, retries, delay)
+            said.append(
+                "transient failures are retried by the policy of its mapping"
+                if problem.transient_retries is None and problem.retry_delay_seconds is None
+                else "its retry policy is set"
+            )
         if "entry_logging" in request.POST:
             logging = request.POST["entry_logging"].strip()
             problem = policies.set_entry_logging(problem, request.user, logging)
@@ -151,6 +168,16 @@ def problem_policy(request: HttpRequest, pk: int) -> HttpResponse:
     if said:
         messages.success(request, f"Problem #{problem.pk}: " + "; ".join(said) + ".")
     return _back(request, problem, "#owner")
+
+
+def _whole_number(text: str, label: str) -> int | None:
+    """A policy number as typed in a form: empty is None (the mapping's)."""
+    text = text.strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 6):
+        raise policies.PolicyRefused(f"{label}: a whole number, or empty for the mapping's.")
+    return int(text)
 
 
 @sync_admin_required

@@ -18,7 +18,14 @@ from django.utils import timezone
 
 from couplings.models import Coupling
 from errors.grouping import fingerprint, record_attempts, record_errors
-from errors.models import SETUP_CATEGORIES, Category, EntryLogging, ErrorGroup, SyncError
+from errors.models import (
+    MAX_RETRY_DELAY_SECONDS,
+    SETUP_CATEGORIES,
+    Category,
+    EntryLogging,
+    ErrorGroup,
+    SyncError,
+)
 from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_synchronized
 
 from . import breaker, mapping_health, reconcile
@@ -27,7 +34,7 @@ from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, connector_for
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from .lookups import Lookups
-from .models import MAX_RETRY_DELAY_SECONDS, SyncJob, TableMapping
+from .models import SyncJob, TableMapping
 from .preflight import JobFailure, check_integration_users
 
 logger = logging.getLogger(__name__)
@@ -480,11 +487,18 @@ def match_key(value: Any) -> str:
 @dataclass(frozen=True)
 class Policy:
     """What a record's failure is subject to: after how many identical failures its coupling
-    is skipped (and the problem that says so; None: the mapping), and how it is logged."""
+    is skipped (and the problem that says so; None: the mapping), how it is logged, and how
+    often and how far apart a transient one is tried again before it is logged."""
 
     skip_after: int
     skip_problem_id: int | None
     entry_logging: str
+    transient_retries: int
+    retry_delay_seconds: int | None
+
+
+# What a transient failure's entry adds to the app's message.
+RUNS_IN_A_ROW = " It failed in {} runs in a row."
 
 
 class Pass:
@@ -1237,15 +1251,16 @@ class Pass:
                 # A connection that failed even after retries is not the record's fault: it
                 # does not count towards skipping the record. It is tried again at later runs,
                 # backing off, and becomes an entry only when it keeps failing.
+                policy = self.policy(category, message + RUNS_IN_A_ROW.format(1))
                 if first_in_job:
                     coupling.transient_failure_count += 1
                     coupling.retry_not_before = timezone.now() + record_retry_delay(
-                        coupling.transient_failure_count, self.mapping.retry_delay_seconds
+                        coupling.transient_failure_count, policy.retry_delay_seconds
                     )
-                # The first failure and the mapping's automatic retries stay out of triage.
-                log = coupling.transient_failure_count > self.mapping.transient_retries
+                # The first failure and the automatic retries stay out of triage.
+                log = coupling.transient_failure_count > policy.transient_retries
                 if log:
-                    message += f" It failed in {coupling.transient_failure_count} runs in a row."
+                    message += RUNS_IN_A_ROW.format(coupling.transient_failure_count)
             elif first_in_job:
                 repeated = coupling.last_error_message == message[:2048]
                 coupling.failure_count = coupling.failure_count + 1 if repeated else 1
@@ -1303,16 +1318,26 @@ class Pass:
         if key not in self.problem_policies:
             problem = (
                 ErrorGroup.objects.filter(fingerprint=key)
-                .only("pk", "skip_after_failures", "entry_logging")
+                .only(
+                    "pk",
+                    "skip_after_failures",
+                    "entry_logging",
+                    "transient_retries",
+                    "retry_delay_seconds",
+                )
                 .first()
             )
             if problem is not None and problem.skip_after_failures is not None:
                 skip_after, skip_problem = problem.skip_after_failures, problem.pk
             else:
                 skip_after, skip_problem = self.mapping.skip_after_failures, None
-            logging_policy = problem.entry_logging if problem is not None else ""
+            mapping = self.mapping
             self.problem_policies[key] = Policy(
-                skip_after, skip_problem, logging_policy or self.mapping.entry_logging
+                skip_after,
+                skip_problem,
+                _own(problem, "entry_logging") or mapping.entry_logging,
+                _own(problem, "transient_retries", mapping.transient_retries),
+                _own(problem, "retry_delay_seconds", mapping.retry_delay_seconds),
             )
         return self.problem_policies[key]
 
@@ -1326,6 +1351,12 @@ class Pass:
         """What the entry keeps to compare: the values sent and the mapped values read."""
         read = {p.read: record.values.get(p.read) for p in self.pairs if not p.has_constant}
         return sent_values(kind, self.direction, sent, read, held)
+
+
+def _own(problem: ErrorGroup | None, name: str, otherwise: Any = None) -> Any:
+    """The problem's own policy value, or `otherwise` where it sets none."""
+    value = getattr(problem, name, None)
+    return otherwise if value is None else value
 
 
 def create_counterpart(

@@ -9,7 +9,12 @@ from django.db import models
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
 
-from errors.models import EntryLogging, skip_after_validators
+from errors.models import (
+    MAX_RETRY_DELAY_SECONDS,
+    TRANSIENT_RETRIES_MAX,
+    EntryLogging,
+    skip_after_validators,
+)
 from syncconsole.encryption import EncryptedTextField
 
 from .connectors.odata import SideConfig
@@ -175,10 +180,6 @@ class Connection(models.Model):
         )
 
 
-# The longest a record that failed transiently waits before a run tries it again.
-MAX_RETRY_DELAY_SECONDS = 6 * 60 * 60
-
-
 class TableMapping(models.Model):
     """Which entity on one side syncs with which on the other, and how."""
 
@@ -267,7 +268,7 @@ class TableMapping(models.Model):
     # only when these retries fail too.
     transient_retries = models.PositiveSmallIntegerField(
         default=2,
-        validators=[MaxValueValidator(10)],
+        validators=[MaxValueValidator(TRANSIENT_RETRIES_MAX)],
         verbose_name="automatic retries",
         help_text="After a transient failure, how many later runs try the record again before "
         "it is logged (0 to 10; 0 logs it at once).",

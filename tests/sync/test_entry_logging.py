@@ -180,3 +180,41 @@ def test_the_api_sets_the_policy_and_shows_the_attempts(demo_apps, staff_user):
     mappings = api.get(reverse("api:mappings")).json()
     assert {m["name"]: m["entry_logging"] for m in mappings}["CUSTOMER"] == "every_attempt"
     assert ErrorGroup.objects.get(pk=problem.pk).entry_logging == "once"
+
+
+def test_the_problem_s_page_and_the_api_set_its_retry_policy(demo_apps, staff_client, staff_user):
+    coupling = break_record(demo_apps)
+    fail(demo_apps)
+    problem = entries_of(coupling)[0].group
+    page = reverse("errors:list") + f"?group={problem.pk}"
+    shown = staff_client.get(page).content.decode()
+    assert "2 later runs try the record again before it is logged" in shown
+    assert "(policy of the CUSTOMER mapping)" in shown
+    staff_client.post(
+        reverse("errors:group_policy", args=[problem.pk]),
+        {"transient_retries": "5", "retry_delay_seconds": "120"},
+    )
+    problem.refresh_from_db()
+    assert (problem.transient_retries, problem.retry_delay_seconds) == (5, 120)
+    shown = staff_client.get(page).content.decode()
+    assert "5 later runs try the record again before it is logged, the first after 120 s" in shown
+    refused = staff_client.post(
+        reverse("errors:group_policy", args=[problem.pk]),
+        {"transient_retries": "many", "retry_delay_seconds": ""},
+        follow=True,
+    )
+    assert "Automatic retries: a whole number" in refused.content.decode()
+    api = token_client(staff_user)
+    answer = api.post(
+        reverse("api:problem_policy", args=[problem.pk]),
+        {"retry_delay_seconds": None},
+        content_type="application/json",
+    )
+    assert answer.status_code == 200, answer.content
+    assert (answer.json()["transient_retries"], answer.json()["retry_delay_seconds"]) == (5, None)
+    too_many = api.post(
+        reverse("api:problem_policy", args=[problem.pk]),
+        {"transient_retries": 11},
+        content_type="application/json",
+    )
+    assert too_many.status_code == 400

@@ -7,8 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from couplings.models import Coupling
 from demo.models import CrmAccount, ErpCustomer
+from errors import policies
 from errors.models import Category, Status, SyncError
 from sync import engine
 from sync.models import SyncJob
@@ -144,3 +146,56 @@ def test_a_mapping_s_first_delay_spaces_the_retries(demo_apps, one_record_change
         Coupling.objects.filter(pk=coupling.pk).update(retry_not_before=timezone.now())
     assert 600 <= waits[0] < 630
     assert 1200 <= waits[1] < 1230
+
+
+def test_a_problem_s_own_retries_and_wait_win_over_the_mapping_s(
+    demo_apps, one_record_changed, staff_user
+):
+    """The problem of a transient failure, once it exists, may set its own retry policy: more
+    retries before its next entry, and a longer first wait."""
+    mapping = demo_apps.mapping("CUSTOMER")
+    mapping.transient_retries, mapping.retry_delay_seconds = 0, 0
+    mapping.save()
+    coupling = one_record_changed
+    demo_apps.fault("crm", "server_error", remaining=1, entity="accounts")
+    assert demo_apps.run("CUSTOMER").failed == 1  # no retries: an entry at once
+    problem = open_entries_of(coupling).get().group
+    problem = policies.set_retries(problem, staff_user, 3, 900)
+    event = AuditEvent.objects.get(action=AuditEvent.Action.PROBLEM_POLICY_CHANGED)
+    assert (
+        event.summary == "Retry policy of the problem: 3 automatic retries, the first after 900 s"
+    )
+    assert event.details == {
+        "transient_retries": 3,
+        "retry_delay_seconds": 900,
+        "previous": {"transient_retries": None, "retry_delay_seconds": None},
+    }
+
+    Coupling.objects.filter(pk=coupling.pk).update(retry_not_before=None)
+    demo_apps.fault("crm", "server_error", remaining=1, entity="accounts")
+    job = demo_apps.run("CUSTOMER")
+    # The second failure in a row is within the problem's three retries: no new entry, and
+    # the next try waits the problem's 900 s (doubled, the second failure in a row).
+    assert (job.failed, job.retrying) == (0, 1)
+    coupling.refresh_from_db()
+    wait = coupling.retry_not_before - timezone.now()
+    assert timedelta(seconds=1700) < wait <= timedelta(seconds=1800)
+    assert open_entries_of(coupling).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("retries", "delay", "refusal"),
+    [(11, None, "from 0 to 10"), (-1, None, "from 0 to 10"), (None, 0, "1 to 21600")],
+)
+def test_the_service_refuses_retries_out_of_range(
+    demo_apps, one_record_changed, staff_user, retries, delay, refusal
+):
+    demo_apps.fault("crm", "server_error", remaining=1, entity="accounts")
+    mapping = demo_apps.mapping("CUSTOMER")
+    mapping.transient_retries = 0
+    mapping.save()
+    demo_apps.run("CUSTOMER")
+    problem = open_entries_of(one_record_changed).get().group
+    with pytest.raises(policies.PolicyRefused, match=refusal):
+        policies.set_retries(problem, staff_user, retries, delay)
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.PROBLEM_POLICY_CHANGED).exists()
