@@ -54,7 +54,7 @@ ENTRY_ROW = (
     '<td class="when" data-label="Date/time">'
     '<time datetime="{iso}" title="{full}">{short}</time></td>'
     '<td data-label="Category"><span class="badge cat-{category}">{category_label}</span></td>'
-    '<td class="message" data-label="Message"><a href="{url}">{message}</a></td>'
+    '<td class="message" data-label="Message"><a href="{url}">{message}</a>{attempts}</td>'
     '<td data-label="Mapping">{mapping}</td><td data-label="Job">{job}</td>'
     '<td data-label="Source">{source}</td><td data-label="Destination">{destination}</td>'
     '<td class="direction" data-label="Direction">{direction}</td>'
@@ -62,6 +62,10 @@ ENTRY_ROW = (
     "</tr>\n"
 )
 RESOLVE = ' data-resolve-url="{}"'
+# An entry that counts the attempts of its record (a "once with a count" logging policy).
+ATTEMPTS = (
+    ' <span class="badge attempts" title="{} failed attempts counted on this entry">×{}</span>'
+)
 
 
 def resolve_attribute(status: str, url: str) -> str:
@@ -103,6 +107,9 @@ def entry_rows(entries: Iterable[SyncError]) -> SafeString:
                 category_label=CATEGORY_LABELS.get(entry.category, entry.category),
                 url=entry_url(entry.pk),
                 message=truncated(entry.message, MESSAGE_LENGTH),
+                attempts=format_html(ATTEMPTS, entry.attempts, entry.attempts)
+                if entry.attempts > 1
+                else "",
                 mapping=mapping,
                 job=job,
                 source=entry_record_html(entry.sides.source),

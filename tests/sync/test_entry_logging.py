@@ -146,6 +146,8 @@ def test_pages_set_and_show_the_policy(demo_apps, staff_client):
     (entry,) = entries_of(coupling)
     shown = staff_client.get(reverse("errors:detail", args=[entry.pk])).content.decode()
     assert 'id="attempts"><strong>2</strong> failed attempts' in shown
+    listed = staff_client.get(reverse("errors:list")).content.decode()
+    assert 'title="2 failed attempts counted on this entry">×2</span>' in listed
     # A value the choices do not have is refused with a message, and nothing changes.
     answer = staff_client.post(
         reverse("errors:group_policy", args=[problem.pk]), {"entry_logging": "x"}, follow=True
