@@ -7,14 +7,19 @@ from .models import (
     PROBE_INTERVAL_MINUTES,
     PROBE_LIMIT_SECONDS,
     PROBE_MARKER_LENGTH,
-    LagProbe,
     TableMapping,
 )
 
 
 class LagProbeForm(forms.Form):
     direction = forms.ChoiceField(
-        choices=LagProbe._meta.get_field("direction").choices,
+        choices=[
+            (TableMapping.Direction.TO_DESTINATION, "To destination (change the source record)"),
+            (
+                TableMapping.Direction.FROM_DESTINATION,
+                "From destination (change the destination record)",
+            ),
+        ],
         help_text="Which side's record the probe changes.",
     )
     record_id = forms.CharField(

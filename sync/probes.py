@@ -41,6 +41,8 @@ DUE_SLACK = timedelta(seconds=15)
 GIVE_UP_AFTER = timedelta(hours=24)
 # What the pages and the API summarize: the last day.
 WINDOW = timedelta(hours=24)
+# Samples are kept this long (a month of one a minute is 43,200 rows per probe).
+KEEP_SAMPLES = timedelta(days=30)
 ERROR_LENGTH = 2000
 SYSTEM = "lag probe"
 
@@ -211,7 +213,7 @@ def save_probe(
         audit.record(
             audit.Action.LAG_PROBE_CHANGED,
             f"Lag probe of {mapping.name} {word}: {probe.marker_field} of record "
-            f"{probe.record_id}, every {probe.interval_minutes} min, limit {spoken(probe.limit_seconds)}",
+            f"{probe.record_id}, every {probe.interval_minutes} min, limit {probe.limit_words}",
             user=user,
             actor_label=actor_label,
             target=mapping,
@@ -287,6 +289,8 @@ def _write_marker(probe: LagProbe, now: datetime) -> LagSample:
     finally:
         connector.close()
     sample.save()
+    # The time series keeps a month: each new marker drops what fell out of it.
+    probe.samples.filter(written_at__lt=now - KEEP_SAMPLES).delete()
     return sample
 
 
@@ -453,10 +457,16 @@ class LagSummary:
         return sum(s.state == LagSample.State.LATE for s in self.samples)
 
 
-def summary(probe: LagProbe, now: datetime | None = None) -> LagSummary:
-    """The probe's last day of samples, with its latest sample (older ones included)."""
+# The most samples a summary reads: a day of one a minute, and a little more.
+MOST_SAMPLES = 1500
+
+
+def summary(probe: LagProbe, now: datetime | None = None, window: timedelta = WINDOW) -> LagSummary:
+    """The probe's samples of the window (the last day), oldest first, with its latest
+    sample (an older one when none is that recent)."""
     now = now or timezone.now()
-    samples = list(probe.samples.filter(written_at__gte=now - WINDOW).order_by("written_at", "pk"))
+    newest = probe.samples.filter(written_at__gte=now - window).order_by("-written_at", "-pk")
+    samples = list(reversed(newest[:MOST_SAMPLES]))
     latest = samples[-1] if samples else probe.samples.order_by("-written_at", "-pk").first()
     return LagSummary(probe, samples, latest)
 
