@@ -5,6 +5,7 @@ is one lag entry (one problem, so one alert) and a later marker in time resolves
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -172,3 +173,68 @@ def test_a_short_field_takes_a_short_marker():
     assert len(probes.marker_text(at, 42, 30)) <= 30
     assert len(probes.marker_text(at, 42, 12)) <= 12
     assert probes.marker_text(at, 42, 100).startswith("Lag probe ")
+
+
+def measured(demo_apps, coupled, **changes) -> LagProbe:
+    """A probe with one marker that arrived."""
+    probe = set_up(demo_apps, coupled, **changes)
+    probes.run_probe(probe.pk)
+    demo_apps.run("CUSTOMER")
+    probes.run_probe(probe.pk)
+    return probe
+
+
+def test_the_mapping_page_shows_the_lag_and_the_settings_to_administrators(
+    demo_apps, coupled, client, sync_user, staff_user
+):
+    probe = measured(demo_apps, coupled)
+    sample = probe.samples.get()
+    url = reverse("sync:mapping_health", args=[probe.mapping_id])
+    client.force_login(sync_user)
+    html = client.get(url).content.decode()
+    assert 'id="lag"' in html and '<svg class="lag-chart"' in html
+    assert sample.marker in html and sample.lag_words in html
+    assert "Median, last 24 h" in html and "95th percentile, last 24 h" in html
+    assert "(arrived, within the limit)" in html
+    assert 'id="probe-settings"' not in html  # only administrators change it
+
+    client.force_login(staff_user)
+    html = client.get(url).content.decode()
+    assert 'id="probe-settings"' in html and "Change the lag probe" in html
+    form = {
+        "direction": "to_destination",
+        "record_id": coupled.source_record_id,
+        "marker_field": "city",
+        "marker_length": "30",
+        "interval_minutes": "2",
+        "limit_seconds": "120",
+        "is_enabled": "on",
+    }
+    post_url = reverse("sync:mapping_lag_probe", args=[probe.mapping_id])
+    response = client.post(post_url, form)
+    assert response.status_code == 302
+    probe.refresh_from_db()
+    assert (probe.marker_field, probe.interval_minutes, probe.limit_seconds) == ("city", 2, 120)
+    # A field the mapping does not carry that way is refused, with the reason on the page.
+    response = client.post(post_url, {**form, "marker_field": "blocked"})
+    assert response.status_code == 400
+    assert "blocked is not a field CUSTOMER carries" in response.content.decode()
+    probe.refresh_from_db()
+    assert probe.marker_field == "city"
+
+    client.force_login(sync_user)
+    assert client.post(post_url, form).status_code == 403
+
+
+def test_the_overview_shows_each_probes_lag_and_a_late_one_in_words(
+    demo_apps, coupled, staff_client
+):
+    probe = measured(demo_apps, coupled)
+    sample = probe.samples.get()
+    html = staff_client.get(reverse("home")).content.decode()
+    assert f"Probe: {sample.lag_words}" in html and 'data-probe-state="arrived"' in html
+
+    later = probes.run_probe(probe.pk, sample.written_at + timedelta(minutes=1))
+    probes.run_probe(probe.pk, later.written_at + timedelta(minutes=6))
+    html = staff_client.get(reverse("home")).content.decode()
+    assert 'data-probe-state="late"' in html and "Probe: late, " in html
