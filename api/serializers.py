@@ -30,6 +30,7 @@ from sync.models import (
     ConnectionCheck,
     LagProbe,
     LagSample,
+    ProbeDirection,
     SyncJob,
     TableMapping,
 )
@@ -736,7 +737,7 @@ class LagProbeRequestSerializer(StrictSerializer):
     """The probe's settings; the service checks them against the mapping."""
 
     direction = serializers.ChoiceField(
-        choices=[TableMapping.Direction.TO_DESTINATION, TableMapping.Direction.FROM_DESTINATION],
+        choices=ProbeDirection.choices,
         help_text="to_destination changes the source app's record.",
     )
     record_id = serializers.CharField(max_length=100)

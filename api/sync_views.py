@@ -168,7 +168,10 @@ class MappingLagView(APIView):
         tags=MAPPINGS,
         parameters=[
             OpenApiParameter(
-                "hours", int, description="The window, in hours (1 to 168).", required=False
+                "hours",
+                {"type": "integer", "minimum": LAG_HOURS[0], "maximum": LAG_HOURS[1]},
+                description="The window, in hours (1 to 168; 24 when not given).",
+                required=False,
             )
         ],
         responses={200: LagSerializer, 400: FIELD_MESSAGES, 404: NOT_FOUND},
@@ -198,7 +201,7 @@ class MappingLagView(APIView):
                 },
             )
         ],
-        responses={200: LagSerializer, 400: FIELD_MESSAGES, 404: NOT_FOUND},
+        responses={200: LagSerializer, 400: FIELD_MESSAGES, 404: NOT_FOUND, 409: CONFLICT},
     )
     def put(self, request, pk: int):
         mapping = _mapping(pk)
@@ -206,13 +209,15 @@ class MappingLagView(APIView):
         try:
             probes.save_probe(mapping, **data, user=request.user)
         except probes.ProbeRefused as refused:
-            return Response(refused.problems, status=status.HTTP_400_BAD_REQUEST)
+            # Well formed, but the mapping refuses it: a field it does not carry, a record
+            # that is not coupled, a direction it does not synchronize.
+            return Response(refused.problems, status=status.HTTP_409_CONFLICT)
         return Response(LagSerializer(_lag_body(mapping, 24)).data)
 
     @extend_schema(
         tags=MAPPINGS,
         request=LagProbeRequestSerializer,
-        responses={200: LagSerializer, 400: FIELD_MESSAGES, 404: NOT_FOUND},
+        responses={200: LagSerializer, 400: FIELD_MESSAGES, 404: NOT_FOUND, 409: CONFLICT},
     )
     def post(self, request, pk: int):
         return self.put(request, pk)

@@ -84,10 +84,10 @@ NOBODY_AT_ONCE = Audience(
 SLOW = Audience(
     who="for an administrator",
     label="lag: for an administrator",
-    sentence="Lag: changes take longer than the mapping's lag probe allows to reach the other "
-    "app. No record failed; an administrator looks at what carries the changes (the worker, "
-    "the schedule, the change notifications, the apps' throttling). It closes by itself when "
-    "a later marker arrives in time.",
+    sentence="Lag: changes take longer than the lag probe of the mapping allows to reach the "
+    "other app. No record failed; an administrator looks at what carries the changes (the "
+    "worker, the schedule, the change notifications, throttling by an app). It closes by "
+    "itself when a later marker arrives in time.",
 )
 UNRECOGNIZED = Audience(
     who="for an administrator",

@@ -7,19 +7,14 @@ from .models import (
     PROBE_INTERVAL_MINUTES,
     PROBE_LIMIT_SECONDS,
     PROBE_MARKER_LENGTH,
+    ProbeDirection,
     TableMapping,
 )
 
 
 class LagProbeForm(forms.Form):
     direction = forms.ChoiceField(
-        choices=[
-            (TableMapping.Direction.TO_DESTINATION, "To destination (change the source record)"),
-            (
-                TableMapping.Direction.FROM_DESTINATION,
-                "From destination (change the destination record)",
-            ),
-        ],
+        choices=ProbeDirection.choices,
         help_text="Which side's record the probe changes.",
     )
     record_id = forms.CharField(

@@ -617,6 +617,13 @@ def spoken(seconds: float | None) -> str:
     return f"{secs} s"
 
 
+class ProbeDirection(models.TextChoices):
+    """Which side's record a lag probe changes."""
+
+    TO_DESTINATION = "to_destination", "To destination (change the source record)"
+    FROM_DESTINATION = "from_destination", "From destination (change the destination record)"
+
+
 class LagProbe(models.Model):
     """A lag probe of a table mapping: on a schedule it writes a marker into one field of one
     chosen record on one side, and measures when the change arrives on the other side."""
@@ -624,14 +631,8 @@ class LagProbe(models.Model):
     mapping = models.OneToOneField(TableMapping, on_delete=models.CASCADE, related_name="probe")
     direction = models.CharField(
         max_length=20,
-        choices=[
-            (TableMapping.Direction.TO_DESTINATION, "To destination (change the source record)"),
-            (
-                TableMapping.Direction.FROM_DESTINATION,
-                "From destination (change the destination record)",
-            ),
-        ],
-        default=TableMapping.Direction.TO_DESTINATION,
+        choices=ProbeDirection.choices,
+        default=ProbeDirection.TO_DESTINATION,
         help_text="Which side's record the probe changes: to destination changes the record "
         "of the mapping's source app.",
     )

@@ -40,7 +40,7 @@ def test_the_api_shows_the_lag_and_sets_the_probe_up(demo_apps, coupled, user_ap
     refused = admin_api.put(
         url, {**settings, "marker_field": "currencyCode"}, content_type="application/json"
     )
-    assert refused.status_code == 400 and "marker_field" in refused.json()
+    assert refused.status_code == 409 and "marker_field" in refused.json()
     refused = admin_api.put(
         url, {**settings, "interval_minutes": 0}, content_type="application/json"
     )
