@@ -3,7 +3,7 @@
 from audit.models import AuditEvent
 from couplings.models import Coupling
 from errors.models import BulkAction, Status, SyncErrorCleanup
-from sync.models import Connection, SyncJob
+from sync.models import Connection, ProbeDirection, SyncJob, TableMapping
 
 STATUS = Status
 BULK_ACTION = BulkAction.Action
@@ -14,3 +14,7 @@ JOB_STATUS = SyncJob.Status
 FLAVOR = Connection.Flavor
 COUPLING_RESULT = Coupling.Result
 AUDIT_ACTION = AuditEvent.Action
+# A mapping's (and a job's) direction, and the side a lag probe changes, both named
+# "direction": named apart here.
+MAPPING_DIRECTION = TableMapping.Direction
+PROBE_DIRECTION = ProbeDirection

@@ -25,7 +25,18 @@ from errors.models import (
     SyncErrorCleanup,
 )
 from errors.services import MAX_CLEANUP_DAYS, STATUS_NOTE_MAX_LENGTH
-from sync.models import Connection, ConnectionCheck, SyncJob, TableMapping
+from sync.models import (
+    PROBE_INTERVAL_MINUTES,
+    PROBE_LIMIT_SECONDS,
+    PROBE_MARKER_LENGTH,
+    Connection,
+    ConnectionCheck,
+    LagProbe,
+    LagSample,
+    ProbeDirection,
+    SyncJob,
+    TableMapping,
+)
 from triage import fixes
 from triage.bulk import MAX_SELECTION
 
@@ -733,3 +744,74 @@ class CouplingIdsSerializer(StrictSerializer):
 
 class ChosenCouplingsSerializer(StrictSerializer):
     ids = serializers.ListField(child=IdField(), min_length=1, max_length=MAX_SELECTION)
+
+
+class LagProbeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LagProbe
+        fields = [
+            "id",
+            "mapping",
+            "direction",
+            "record_id",
+            "marker_field",
+            "marker_length",
+            "interval_minutes",
+            "limit_seconds",
+            "is_enabled",
+            "created_at",
+            "changed_at",
+        ]
+        read_only_fields = fields
+
+
+class LagProbeRequestSerializer(StrictSerializer):
+    """The probe's settings; the service checks them against the mapping."""
+
+    direction = serializers.ChoiceField(
+        choices=ProbeDirection.choices,
+        help_text="to_destination changes the source app's record.",
+    )
+    record_id = serializers.CharField(max_length=100)
+    marker_field = serializers.CharField(max_length=100)
+    marker_length = serializers.IntegerField(
+        min_value=PROBE_MARKER_LENGTH[0], max_value=PROBE_MARKER_LENGTH[1], default=30
+    )
+    interval_minutes = serializers.IntegerField(
+        min_value=PROBE_INTERVAL_MINUTES[0], max_value=PROBE_INTERVAL_MINUTES[1]
+    )
+    limit_seconds = serializers.IntegerField(
+        min_value=PROBE_LIMIT_SECONDS[0], max_value=PROBE_LIMIT_SECONDS[1]
+    )
+    is_enabled = serializers.BooleanField(default=True)
+
+
+class LagSampleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LagSample
+        fields = [
+            "id",
+            "marker",
+            "written_at",
+            "arrived_at",
+            "lag_seconds",
+            "state",
+            "checked_at",
+            "closed_at",
+            "error",
+        ]
+        read_only_fields = fields
+
+
+class LagSerializer(serializers.Serializer):
+    probe = LagProbeSerializer(allow_null=True)
+    hours = serializers.IntegerField(help_text="The window of the samples and figures.")
+    latest_lag_seconds = serializers.FloatField(
+        allow_null=True,
+        help_text="The latest sample's lag, or how long its marker has waited so far.",
+    )
+    latest_state = serializers.CharField(allow_null=True)
+    median_seconds = serializers.FloatField(allow_null=True)
+    p95_seconds = serializers.FloatField(allow_null=True)
+    late = serializers.IntegerField()
+    samples = LagSampleSerializer(many=True, help_text="Newest first, at most 1,000.")

@@ -1,8 +1,11 @@
 """The API of table mappings, connections and couplings: what the console's mapping, health,
 couple and skipped-records pages do, for scripts."""
 
+from datetime import timedelta
+
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -11,11 +14,11 @@ from rest_framework.views import APIView
 from couplings import actions
 from couplings import services as coupling_services
 from couplings.models import Coupling, CouplingRun
-from sync import breaker, health
+from sync import breaker, health, probes
 from sync import services as sync_services
 from sync.connectors import ConnectorError
 from sync.mapping_health import with_health
-from sync.models import Connection, TableMapping
+from sync.models import Connection, LagProbe, TableMapping
 from syncconsole.queue import QueueUnavailable
 
 from .filters import ApiCouplingFilter, ApiFilterBackend
@@ -30,6 +33,8 @@ from .serializers import (
     CouplingIdsSerializer,
     CouplingRunSerializer,
     CouplingSerializer,
+    LagProbeRequestSerializer,
+    LagSerializer,
     MappingSerializer,
 )
 from .views import (
@@ -116,6 +121,106 @@ class MappingResumeView(APIView):
             breaker.resume_by_hand(mapping, request.user)
         mapping = with_health(TableMapping.objects.filter(pk=pk))[0]
         return Response(MappingSerializer(mapping).data)
+
+
+LAG_HOURS = (1, 168)
+LAG_SAMPLES_SHOWN = 1000
+
+
+def _lag_body(mapping: TableMapping, hours: int) -> dict:
+    now = timezone.now()
+    probe = LagProbe.objects.filter(mapping=mapping).first()
+    if probe is None:
+        return {
+            "probe": None,
+            "hours": hours,
+            "latest_lag_seconds": None,
+            "latest_state": None,
+            "median_seconds": None,
+            "p95_seconds": None,
+            "late": 0,
+            "samples": [],
+        }
+    lag = probes.summary(probe, now, timedelta(hours=hours))
+    return {
+        "probe": probe,
+        "hours": hours,
+        "latest_lag_seconds": probes.current_lag(lag.latest, now),
+        "latest_state": lag.latest.state if lag.latest else None,
+        "median_seconds": lag.median,
+        "p95_seconds": lag.p95,
+        "late": lag.late,
+        "samples": list(reversed(lag.samples))[:LAG_SAMPLES_SHOWN],
+    }
+
+
+class MappingLagView(APIView):
+    """The mapping's lag probe and its samples of the last `hours` (1 to 168, default 24),
+    newest first, with the latest lag, the median and the 95th percentile; PUT (or POST)
+    sets the probe up, changes it or switches it off (Sync administrators)."""
+
+    def get_permissions(self):
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
+            return [IsSyncUser()]
+        return [IsSyncAdmin()]
+
+    @extend_schema(
+        tags=MAPPINGS,
+        parameters=[
+            OpenApiParameter(
+                "hours",
+                {"type": "integer", "minimum": LAG_HOURS[0], "maximum": LAG_HOURS[1]},
+                description="The window, in hours (1 to 168; 24 when not given).",
+                required=False,
+            )
+        ],
+        responses={200: LagSerializer, 400: FIELD_MESSAGES, 404: NOT_FOUND},
+    )
+    def get(self, request, pk: int):
+        mapping = _mapping(pk)
+        raw = request.query_params.get("hours", "24")
+        low, high = LAG_HOURS
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            return Refused(f"hours must be a whole number from {low} to {high}.")
+        return Response(LagSerializer(_lag_body(mapping, int(raw))).data)
+
+    @extend_schema(
+        tags=MAPPINGS,
+        request=LagProbeRequestSerializer,
+        examples=[
+            example(
+                "Every minute, limit 5 minutes",
+                {
+                    "direction": "to_destination",
+                    "record_id": "9c1f0a5e-4f1e-4c3b-8a52-0d1c7e2b9f10",
+                    "marker_field": "displayName",
+                    "marker_length": 100,
+                    "interval_minutes": 1,
+                    "limit_seconds": 300,
+                    "is_enabled": True,
+                },
+            )
+        ],
+        responses={200: LagSerializer, 400: FIELD_MESSAGES, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    def put(self, request, pk: int):
+        mapping = _mapping(pk)
+        data = _valid(LagProbeRequestSerializer, request)
+        try:
+            probes.save_probe(mapping, **data, user=request.user)
+        except probes.ProbeRefused as refused:
+            # Well formed, but the mapping refuses it: a field it does not carry, a record
+            # that is not coupled, a direction it does not synchronize.
+            return Response(refused.problems, status=status.HTTP_409_CONFLICT)
+        return Response(LagSerializer(_lag_body(mapping, 24)).data)
+
+    @extend_schema(
+        tags=MAPPINGS,
+        request=LagProbeRequestSerializer,
+        responses={200: LagSerializer, 400: FIELD_MESSAGES, 404: NOT_FOUND, 409: CONFLICT},
+    )
+    def post(self, request, pk: int):
+        return self.put(request, pk)
 
 
 class ConnectionListView(generics.ListAPIView):

@@ -37,6 +37,7 @@ urlpatterns = [
     path(
         "mappings/<int:pk>/resume/", sync_views.MappingResumeView.as_view(), name="mapping_resume"
     ),
+    path("mappings/<int:pk>/lag/", sync_views.MappingLagView.as_view(), name="mapping_lag"),
     path("connections/", sync_views.ConnectionListView.as_view(), name="connections"),
     path(
         "connections/<int:pk>/check/",

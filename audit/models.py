@@ -32,6 +32,7 @@ class AuditEvent(models.Model):
         EVIDENCE_DOWNLOADED = "evidence_downloaded", "Evidence downloaded"
         MAPPING_PAUSED = "mapping_paused", "Table mapping paused"
         MAPPING_RESUMED = "mapping_resumed", "Table mapping resumed"
+        LAG_PROBE_CHANGED = "lag_probe_changed", "Lag probe changed"
         ALERTS_CHANGED = "alerts_changed", "Alert subscription changed"
         TOKEN_CREATED = "token_created", "API token created"
         TOKEN_REVOKED = "token_revoked", "API token revoked"

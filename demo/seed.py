@@ -22,8 +22,8 @@ from audit.models import AuditEvent
 from couplings.models import Coupling
 from errors.grouping import refresh_group_times
 from errors.models import ErrorGroup, SyncError
-from sync import breaker, engine
-from sync.models import Connection, MappingHealthSnapshot, SyncJob, TableMapping
+from sync import breaker, engine, probes
+from sync.models import Connection, LagProbe, MappingHealthSnapshot, SyncJob, TableMapping
 from sync.services import create_job
 from sync.subscriptions import keep_subscribed
 
@@ -529,6 +529,7 @@ def seed_demo(*, base_url: str | None = None, customers: int = 60, random_seed: 
         connection = create_connection(base)
     with _retries_without_waiting(connection):
         _replay_history(connection, base, rng, customers)
+    set_up_lag_probe(connection)
     subscribe_to_changes(connection, base)
     return {
         "jobs": SyncJob.objects.filter(mapping__connection=connection).count(),
@@ -641,6 +642,49 @@ def _replay_history(connection: Connection, base: str, rng: random.Random, custo
     plant_daily_changes(base, rng, size=max(4, customers // 8))
     for mapping in ordered:
         run(mapping)
+
+
+# The ERP customer the demo's lag probe changes: a record of its own, so that its marker
+# (written into the customer's name, which CUSTOMER carries to the CRM account's name) harms no
+# real customer's data.
+LAG_PROBE_CUSTOMER = "LAG-PROBE"
+
+
+def set_up_lag_probe(connection: Connection) -> LagProbe:
+    """The demo's lag probe: CUSTOMER's marker in the name of a "Lag probe" customer, every
+    minute, limit 5 minutes. The customer is created and coupled by a job of that record;
+    then the probe writes its first marker and the job that carries it runs, so the console
+    shows a lag at once."""
+    mapping = connection.mappings.get(name="CUSTOMER")
+    customer = demo.ErpCustomer.objects.create(
+        number=LAG_PROBE_CUSTOMER,
+        display_name="Lag probe",
+        city="Copenhagen",
+        country="DK",
+        salesperson_code="SP00",
+    )
+    coupling_job = create_job(
+        mapping,
+        kind=SyncJob.Kind.COUPLED,
+        trigger=SyncJob.Trigger.USER,
+        direction=TableMapping.Direction.TO_DESTINATION,
+        record_ids={TableMapping.Direction.TO_DESTINATION: [str(customer.pk)]},
+    )
+    engine.run_job(coupling_job.pk, wait=True)
+    probe = probes.save_probe(
+        mapping,
+        direction=TableMapping.Direction.TO_DESTINATION,
+        record_id=str(customer.pk),
+        marker_field="displayName",
+        marker_length=100,
+        interval_minutes=1,
+        limit_seconds=300,
+        actor_label="seed_demo",
+    )
+    probes.run_probe(probe.pk)  # writes the marker in the ERP
+    run(mapping)  # the job a change notification or the schedule runs
+    probes.run_probe(probe.pk)  # finds it in the CRM
+    return probe
 
 
 def remove_demo() -> None:

@@ -32,6 +32,7 @@ class Category(models.TextChoices):
     CONFLICT = "conflict", "Conflict"
     VALIDATION = "validation", "Validation"
     CONNECTION = "connection", "Connection"
+    LAG = "lag", "Lag"
     OTHER = "other", "Other"
 
 
@@ -80,6 +81,14 @@ NOBODY_AT_ONCE = Audience(
     "itself when a later job gets through. If it keeps coming, an administrator looks at the "
     "app and the connection.",
 )
+SLOW = Audience(
+    who="for an administrator",
+    label="lag: for an administrator",
+    sentence="Lag: changes take longer than the lag probe of the mapping allows to reach the "
+    "other app. No record failed; an administrator looks at what carries the changes (the "
+    "worker, the schedule, the change notifications, throttling by an app). It closes by "
+    "itself when a later marker arrives in time.",
+)
 UNRECOGNIZED = Audience(
     who="for an administrator",
     label="not recognized: for an administrator",
@@ -96,6 +105,7 @@ AUDIENCES: dict[str, Audience] = {
     Category.CONFLICT: SYNC_USER,
     Category.VALIDATION: SYNC_USER,
     Category.CONNECTION: NOBODY_AT_ONCE,
+    Category.LAG: SLOW,
     Category.OTHER: UNRECOGNIZED,
 }
 

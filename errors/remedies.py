@@ -70,6 +70,7 @@ def remedy_for(error: SyncError) -> Remedy:
         Category.CONFLICT: _conflict,
         Category.VALIDATION: _validation,
         Category.CONNECTION: _connection,
+        Category.LAG: _lag,
     }
     return finders.get(error.category, _other)(error)
 
@@ -515,6 +516,37 @@ def _validation(error: SyncError) -> Remedy:
         ],
         who=_who(error),
         links=_record_links(error) + _mapping_links(error),
+    )
+
+
+def _lag(error: SyncError) -> Remedy:
+    mapping = error.mapping.name if error.mapping else "the mapping"
+    links = []
+    if error.mapping is not None:
+        links.append(
+            (
+                f"Lag of {mapping}",
+                reverse("sync:mapping_health", args=[error.mapping_id]) + "#lag",
+            )
+        )
+        links.append((f"Jobs of {mapping}", reverse("sync:jobs") + f"?mapping={error.mapping_id}"))
+    return Remedy(
+        cause=(
+            f"The lag probe of {mapping} changed its record, and the change took longer than "
+            "the probe's limit to reach the other app (or has not reached it yet). No record "
+            "failed: what carries the changes is slow or stopped."
+        ),
+        steps=[
+            "Check that the Celery worker and beat are running, and that the mapping's jobs "
+            "run and succeed (a paused mapping or a queue of jobs holds every change back).",
+            "Check the change notifications on the connection's setup health page: without "
+            "them, a change waits for the next scheduled run.",
+            "If an app throttles the integration, spread the jobs over time or raise the "
+            "probe's limit to what the integration can keep. The entry closes by itself when "
+            "a later marker arrives within the limit.",
+        ],
+        who=_who(error),
+        links=links + _health_links(error),
     )
 
 

@@ -500,6 +500,15 @@ def resolve_setup_checked(mapping_ids: Iterable[int], check_id: int, user=None) 
     return _resolved_by_itself(entries, None, note, actor=user, group_note=note)
 
 
+def resolve_lag(mapping_id: int, note: str) -> int:
+    """Resolve the open lag entries of a mapping: its lag probe's latest marker arrived
+    within the limit."""
+    entries = SyncError.objects.filter(
+        mapping_id=mapping_id, category=Category.LAG, status__in=OPEN_OR_SNOOZED
+    )
+    return _resolved_by_itself(entries, None, note, group_note=note)
+
+
 def _resolved_by_itself(
     entries: QuerySet[SyncError],
     job_id: int | None,

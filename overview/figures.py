@@ -21,7 +21,17 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from errors.models import SETUP_CATEGORIES, ErrorGroup, GroupDay, Severity, Status
 from sync.health import Finding
-from sync.models import Connection, ConnectionCheck, MappingHealthSnapshot, SyncJob, TableMapping
+from sync.models import (
+    Connection,
+    ConnectionCheck,
+    LagProbe,
+    LagSample,
+    MappingHealthSnapshot,
+    SyncJob,
+    TableMapping,
+    spoken,
+)
+from sync.probes import current_lag
 from syncconsole.permissions import is_sync_admin
 
 from .severity import SEVERITY_FIELDS, severity_of
@@ -74,6 +84,21 @@ class MappingOverview:
     skipped: int = 0
     counts: dict[Severity, ProblemCount] = field(default_factory=dict)
     setup_problems_hidden: int = 0
+    # The lag probe's latest marker, when the mapping has a probe that wrote one.
+    probe_sample: LagSample | None = None
+
+    @property
+    def probe_lag(self) -> float | None:
+        """The latest marker's lag, or how long it has waited so far."""
+        return current_lag(self.probe_sample, self.now)
+
+    @property
+    def probe_lag_words(self) -> str:
+        return spoken(self.probe_lag)
+
+    @property
+    def probe_state(self) -> str:
+        return self.probe_sample.state if self.probe_sample else ""
 
     @property
     def problems(self) -> list[ProblemCount]:
@@ -212,6 +237,7 @@ def overview_for(user, now: datetime | None = None) -> Overview:
     snapshots = latest_snapshots([m.pk for m, _, _ in mappings])
     checks = latest_checks([c.pk for c in connections])
     counts, integrations, hidden = open_problems(admin)
+    samples = latest_samples()
     overviews: dict[int, ConnectionOverview] = {c.pk: ConnectionOverview(c) for c in connections}
     for mapping, last_success, last_finished in mappings:
         connection = overviews[mapping.connection_id]
@@ -226,6 +252,7 @@ def overview_for(user, now: datetime | None = None) -> Overview:
             skipped=snapshot.skipped if snapshot else 0,
             counts=counts.get(mapping.pk, {}),
             setup_problems_hidden=hidden.get(mapping.pk, 0),
+            probe_sample=samples.get(mapping.pk),
         )
         judge(overview, checks.get(mapping.connection_id), admin)
         connection.mappings.append(overview)
@@ -262,6 +289,16 @@ def mappings_with_jobs() -> list[tuple[TableMapping, datetime | None, SyncJob | 
         [m.last_finished_id for m in mappings if m.last_finished_id]
     )
     return [(m, m.last_success_at, finished.get(m.last_finished_id)) for m in mappings]
+
+
+def latest_samples() -> dict[int, LagSample]:
+    """Each lag probe's latest marker, by mapping: one query, one walk of the samples' (probe,
+    written) index per probe."""
+    newest = LagSample.objects.filter(probe=OuterRef("pk")).order_by("-written_at", "-pk")
+    latest = LagSample.objects.filter(
+        pk__in=LagProbe.objects.annotate(latest=Subquery(newest.values("pk")[:1])).values("latest")
+    ).select_related("probe")
+    return {sample.probe.mapping_id: sample for sample in latest}
 
 
 def latest_snapshots(mapping_ids: list[int]) -> dict[int, MappingHealthSnapshot]:

@@ -12,6 +12,8 @@ from .models import (
     ChangeSubscription,
     Connection,
     ConnectionCheck,
+    LagProbe,
+    LagSample,
     MappingHealthSnapshot,
     SyncJob,
     TableMapping,
@@ -327,3 +329,40 @@ class ConnectionCheckAdmin(admin.ModelAdmin):
     @admin.display(description="Warnings")
     def warning_count(self, check: ConnectionCheck) -> int:
         return len(check.warnings)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never written here: a probe changes through its service (the mapping's page or
+    the API), which validates it and writes its audit event; samples are the probes' own."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(LagProbe)
+class LagProbeAdmin(ReadOnlyAdmin):
+    list_display = [
+        "mapping",
+        "direction",
+        "record_id",
+        "marker_field",
+        "interval_minutes",
+        "limit_seconds",
+        "is_enabled",
+        "changed_at",
+    ]
+    list_select_related = ["mapping"]
+
+
+@admin.register(LagSample)
+class LagSampleAdmin(ReadOnlyAdmin):
+    list_display = ["probe", "marker", "written_at", "arrived_at", "lag_seconds", "state"]
+    list_filter = ["state", "probe"]
+    list_select_related = ["probe__mapping"]
+    date_hierarchy = "written_at"

@@ -1,10 +1,11 @@
 """Connections between the two apps, table mappings, and sync jobs."""
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
@@ -605,3 +606,181 @@ class ChangeSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection} {self.side} {self.entity}: {self.get_status_display()}"
+
+
+# The bounds of a lag probe's settings: how often it writes (minutes) and its limit (seconds).
+PROBE_INTERVAL_MINUTES = (1, 1440)
+PROBE_LIMIT_SECONDS = (10, 7 * 24 * 60 * 60)
+# The longest marker a probe writes; a field shorter than its default takes a shorter form.
+PROBE_MARKER_LENGTH = (12, 250)
+
+
+def spoken(seconds: float | None) -> str:
+    """A duration as people say it: "45 s", "7 min 12 s", "1 h 5 min"."""
+    if seconds is None:
+        return "—"
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"
+
+
+class ProbeDirection(models.TextChoices):
+    """Which side's record a lag probe changes."""
+
+    TO_DESTINATION = "to_destination", "To destination (change the source record)"
+    FROM_DESTINATION = "from_destination", "From destination (change the destination record)"
+
+
+class LagProbe(models.Model):
+    """A lag probe of a table mapping: on a schedule it writes a marker into one field of one
+    chosen record on one side, and measures when the change arrives on the other side."""
+
+    mapping = models.OneToOneField(TableMapping, on_delete=models.CASCADE, related_name="probe")
+    direction = models.CharField(
+        max_length=20,
+        choices=ProbeDirection.choices,
+        default=ProbeDirection.TO_DESTINATION,
+        help_text="Which side's record the probe changes: to destination changes the record "
+        "of the mapping's source app.",
+    )
+    record_id = models.CharField(
+        max_length=100, help_text="The id of the coupled record the probe changes, on that side."
+    )
+    marker_field = models.CharField(
+        max_length=100,
+        help_text="A text field of that record that the mapping carries in that direction; "
+        "the probe overwrites it.",
+    )
+    marker_length = models.PositiveSmallIntegerField(
+        default=30,
+        validators=[
+            MinValueValidator(PROBE_MARKER_LENGTH[0]),
+            MaxValueValidator(PROBE_MARKER_LENGTH[1]),
+        ],
+        help_text="The longest text the field takes on both sides (12 to 250 characters).",
+    )
+    interval_minutes = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[
+            MinValueValidator(PROBE_INTERVAL_MINUTES[0]),
+            MaxValueValidator(PROBE_INTERVAL_MINUTES[1]),
+        ],
+        help_text="Minutes between two markers (1 to 1440).",
+    )
+    limit_seconds = models.PositiveIntegerField(
+        default=300,
+        validators=[
+            MinValueValidator(PROBE_LIMIT_SECONDS[0]),
+            MaxValueValidator(PROBE_LIMIT_SECONDS[1]),
+        ],
+        help_text="A change that takes longer to arrive is late, and logged as a lag problem.",
+    )
+    is_enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["mapping"]
+        verbose_name = "lag probe"
+
+    def __str__(self) -> str:
+        return f"Lag probe of {self.mapping.name}"
+
+    @property
+    def side(self) -> str:
+        """The side whose record the probe changes."""
+        return (
+            "source" if self.direction == TableMapping.Direction.TO_DESTINATION else "destination"
+        )
+
+    @property
+    def other_side(self) -> str:
+        return "destination" if self.side == "source" else "source"
+
+    @property
+    def changed_app(self) -> str:
+        """The app whose record the probe changes."""
+        return getattr(self.mapping.connection, f"{self.side}_app")
+
+    @property
+    def reached_app(self) -> str:
+        return getattr(self.mapping.connection, f"{self.other_side}_app")
+
+    @property
+    def limit_words(self) -> str:
+        return spoken(self.limit_seconds)
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(minutes=self.interval_minutes)
+
+    @property
+    def limit(self) -> timedelta:
+        return timedelta(seconds=self.limit_seconds)
+
+
+class LagSample(models.Model):
+    """One marker a probe wrote and when it arrived on the other side: one point of the
+    mapping's lag over time."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        ARRIVED = "arrived", "Arrived"
+        LATE = "late", "Late"
+        FAILED = "failed", "Failed"
+
+    probe = models.ForeignKey(LagProbe, on_delete=models.CASCADE, related_name="samples")
+    marker = models.CharField(max_length=250, blank=True)
+    written_at = models.DateTimeField(
+        help_text="The changed record's modified time in its app (else when it was written)."
+    )
+    arrived_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The coupled record's modified time on the other side when the marker was "
+        "seen there (else when it was seen).",
+    )
+    lag_seconds = models.FloatField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.WAITING)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    # A sample stays open, looked for at each run, until its marker arrives, it cannot be
+    # written, or it is given up; the probe writes its next marker only then.
+    closed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="What an app answered when it failed.")
+
+    class Meta:
+        ordering = ["-written_at", "-id"]
+        verbose_name = "lag sample"
+        indexes = [
+            models.Index(fields=["probe", "-written_at"], name="lag_sample_series"),
+        ]
+        constraints = [
+            # One marker at a time: the next is written once this one arrived or failed.
+            models.UniqueConstraint(
+                fields=["probe"],
+                condition=models.Q(closed_at__isnull=True),
+                name="one_open_lag_sample",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.probe.mapping.name} {self.marker}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def lag_words(self) -> str:
+        return spoken(self.lag_seconds)

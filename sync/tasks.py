@@ -6,7 +6,7 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError, connections
 
-from . import breaker, engine, services, subscriptions
+from . import breaker, engine, probes, services, subscriptions
 from .models import SyncJob
 
 logger = logging.getLogger(__name__)
@@ -98,3 +98,9 @@ def keep_change_subscriptions() -> int:
     """Subscribe to the apps' change notifications where missing, and renew the
     subscriptions before they expire."""
     return subscriptions.keep_every_connection_subscribed()
+
+
+@shared_task(name="sync.run_lag_probes", acks_late=True)
+def run_lag_probes() -> int:
+    """Every minute: each enabled lag probe looks for its marker, or writes the next one."""
+    return probes.run_due_probes()

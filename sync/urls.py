@@ -10,6 +10,7 @@ urlpatterns = [
     path("connections/<int:pk>/health/", views.connection_health, name="connection_health"),
     path("mappings/<int:pk>/health/", views.mapping_health, name="mapping_health"),
     path("mappings/<int:pk>/resume/", views.mapping_resume, name="mapping_resume"),
+    path("mappings/<int:pk>/lag-probe/", views.mapping_lag_probe, name="mapping_lag_probe"),
     path("jobs/", views.job_list, name="jobs"),
     path("jobs/<int:pk>/", views.job_detail, name="job"),
     path("couplings/", views.coupling_list, name="couplings"),

@@ -7,6 +7,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -17,11 +18,12 @@ from errors.pagination import InvalidCursor, estimated_total, keyset_page, witho
 from syncconsole.permissions import sync_admin_required, sync_user_required
 from syncconsole.queue import QueueUnavailable
 
-from . import breaker, health, services
+from . import breaker, health, lag_chart, probes, services
 from .connectors import ConnectorPairs
 from .filters import CouplingFilter, JobPageFilter
+from .forms import LagProbeForm
 from .mapping_health import with_health
-from .models import Connection, ConnectionCheck, SyncJob, TableMapping
+from .models import Connection, ConnectionCheck, LagProbe, SyncJob, TableMapping, spoken
 from .notifications import (
     BadNotification,
     answers_handshake,
@@ -92,7 +94,55 @@ def mapping_health(request: HttpRequest, pk: int) -> HttpResponse:
     recent_jobs = SyncJob.objects.filter(mapping=mapping).order_by("-created_at", "-pk")[:10]
     snapshots = mapping.health_snapshots.order_by("-day")[:14]
     context = {"mapping": mapping, "recent_jobs": recent_jobs, "snapshots": snapshots}
+    context.update(_lag_context(mapping))
     return render(request, "sync/mapping_health.html", context)
+
+
+def _lag_context(mapping: TableMapping, form: LagProbeForm | None = None) -> dict:
+    now = timezone.now()
+    probe = LagProbe.objects.filter(mapping=mapping).first()
+    lag = probes.summary(probe, now) if probe else None
+    if form is None:
+        initial = (
+            {name: getattr(probe, name) for name in LagProbeForm.base_fields} if probe else None
+        )
+        form = LagProbeForm(initial=initial, mapping=mapping)
+    return {
+        "probe": probe,
+        "lag": lag,
+        "lag_now_words": spoken(probes.current_lag(lag.latest, now)) if lag else "",
+        "lag_chart": lag_chart.svg(lag, now) if lag else None,
+        "recent_samples": list(reversed(lag.samples))[:10] if lag else [],
+        "probe_form": form,
+    }
+
+
+@sync_admin_required
+@require_POST
+def mapping_lag_probe(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set up, change or switch off the mapping's lag probe."""
+    mapping = get_object_or_404(TableMapping.objects.select_related("connection"), pk=pk)
+    form = LagProbeForm(request.POST, mapping=mapping)
+    if form.is_valid():
+        try:
+            probes.save_probe(mapping, **form.cleaned_data, user=request.user)
+        except probes.ProbeRefused as refused:
+            for name, problems in refused.problems.items():
+                for problem in problems:
+                    form.add_error(name if name in form.fields else None, problem)
+        else:
+            messages.success(request, f"The lag probe of {mapping.name} is saved.")
+            return redirect(reverse("sync:mapping_health", args=[mapping.pk]) + "#lag")
+    messages.error(request, "The lag probe is not saved: see the messages under its settings.")
+    mappings = with_health(TableMapping.objects.filter(pk=pk))
+    recent_jobs = SyncJob.objects.filter(mapping=mapping).order_by("-created_at", "-pk")[:10]
+    context = {
+        "mapping": mappings[0],
+        "recent_jobs": recent_jobs,
+        "snapshots": mapping.health_snapshots.order_by("-day")[:14],
+        **_lag_context(mapping, form),
+    }
+    return render(request, "sync/mapping_health.html", context, status=400)
 
 
 @sync_admin_required

@@ -164,6 +164,8 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
         "JobStatusEnum": "api.enums.JOB_STATUS",
         "FlavorEnum": "api.enums.FLAVOR",
         "CouplingResultEnum": "api.enums.COUPLING_RESULT",
+        "DirectionEnum": "api.enums.MAPPING_DIRECTION",
+        "ProbeDirectionEnum": "api.enums.PROBE_DIRECTION",
     },
 }
 

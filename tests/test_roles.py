@@ -45,6 +45,7 @@ RULES = {
     "sync:connection_health": ADMIN,
     "sync:mapping_health": USER,
     "sync:mapping_resume": ADMIN,
+    "sync:mapping_lag_probe": ADMIN,
     "sync:jobs": USER,
     "sync:job": USER,
     "sync:couplings": USER,

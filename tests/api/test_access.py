@@ -46,6 +46,9 @@ RULES = {
     ("api:ingest", "post"): INGEST,
     ("api:mappings", "get"): USER,
     ("api:mapping_resume", "post"): ADMIN,
+    ("api:mapping_lag", "get"): USER,
+    ("api:mapping_lag", "put"): ADMIN,
+    ("api:mapping_lag", "post"): ADMIN,
     ("api:connections", "get"): ADMIN,
     ("api:connection_check", "post"): ADMIN,
     ("api:couplings", "get"): USER,
@@ -77,6 +80,8 @@ def calls():
 def call(client: Client, method: str, url: str):
     if method in ("get", "delete"):
         return getattr(client, method)(url)
+    if method == "put":
+        return client.put(url, {}, content_type="application/json")
     return client.post(url, {}, content_type="application/json")
 
 

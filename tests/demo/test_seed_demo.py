@@ -25,7 +25,15 @@ from demo.models import (
 from demo.seed import remove_demo
 from errors.links import safe_link
 from errors.models import Category, ErrorGroup, SyncError
-from sync.models import ChangeSubscription, Connection, MappingHealthSnapshot, SyncJob, TableMapping
+from sync.models import (
+    ChangeSubscription,
+    Connection,
+    LagProbe,
+    LagSample,
+    MappingHealthSnapshot,
+    SyncJob,
+    TableMapping,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,7 +54,8 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
         "CONTACT",
         "ITEM-PRODUCT",
     }
-    assert ErpCustomer.objects.count() == 50
+    # The customers asked for, and the one the lag probe changes.
+    assert ErpCustomer.objects.count() == 51
     assert CrmAccount.objects.count() > 40  # created in the CRM by the first full sync
     # Through the lookups of the default mappings: the accounts have their customers'
     # currencies (the local currency where the customer has none), and the people their
@@ -95,7 +104,12 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
         assert sum(counts) + job.failed + job.retrying == job.records_read, job
 
     errors = SyncError.objects.all()
-    assert set(errors.values_list("category", flat=True)) >= set(Category.values) - {"other"}
+    # Every kind of failure, except the unrecognized and lag: the demo's lag probe finds its
+    # markers in time.
+    assert set(errors.values_list("category", flat=True)) >= set(Category.values) - {
+        "other",
+        "lag",
+    }
     for phrase in (
         "is missing prvCreateProduct privilege",
         "password must be changed at next sign-in",
@@ -186,9 +200,20 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
     assert webhook.auth_value == Connection.objects.get().notification_token()
     assert CrmSdkMessageProcessingStep.objects.filter(service_endpoint=webhook).count() == 12
 
+    # The lag probe of CUSTOMER changes its own customer, whose marker has arrived in the
+    # CRM already: the demo shows a lag at once.
+    probe = LagProbe.objects.get(mapping__name="CUSTOMER")
+    lag_customer = ErpCustomer.objects.get(number="LAG-PROBE")
+    assert probe.record_id == str(lag_customer.pk) and probe.marker_field == "displayName"
+    assert (probe.interval_minutes, probe.limit_seconds) == (1, 300)
+    sample = probe.samples.get()
+    assert sample.state == LagSample.State.ARRIVED and sample.lag_seconds is not None
+    assert CrmAccount.objects.get(account_number="LAG-PROBE").name == sample.marker
+    assert lag_customer.display_name == sample.marker
+
     # Seeding again finds the demo there and changes nothing; --reset removes what it made.
     assert "already there" in seed(live_server)
-    assert ErpCustomer.objects.count() == 50
+    assert ErpCustomer.objects.count() == 51
     remove_demo()  # what --reset does before seeding again
     assert not Connection.objects.exists()
     assert not (SyncError.objects.exists() or SyncJob.objects.exists() or Coupling.objects.exists())

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.django_db
 
 TABLE = SyncError._meta.db_table
 # Sign-in (session, user, permissions) and the overview's own: connections, mappings with
-# their jobs, the last jobs, snapshots, setup checks, problems, day figures, audit events.
-AT_MOST = 12
+# their jobs, the last jobs, snapshots, setup checks, problems, lag probes' latest markers, day
+# figures, audit events.
+AT_MOST = 13
 
 
 def captured(client) -> list[str]:

@@ -29,6 +29,7 @@ PATH_OBJECTS = {
     "sync:connection_health": "connection",
     "sync:mapping_health": "mapping",
     "sync:mapping_resume": "mapping",
+    "sync:mapping_lag_probe": "mapping",
     "sync:job": "job",
     "couplings:run": "run",
 }

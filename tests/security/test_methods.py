@@ -27,6 +27,7 @@ POST_ONLY = {
     "errors:alert_delete",
     "sync:mapping_start",
     "sync:mapping_resume",
+    "sync:mapping_lag_probe",
     "sync:skipped_action",
 }
 # Views whose GET shows a page (a confirmation, a form) and whose POST acts.
