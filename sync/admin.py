@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from audit.admin_changes import AuditedAdmin
+from errors.admin import ReadOnlyAdmin
 
 from . import breaker, subscriptions
 from .connectors import ConnectorError, connector_for
@@ -13,6 +14,7 @@ from .models import (
     Connection,
     ConnectionCheck,
     MappingHealthSnapshot,
+    RecordEdit,
     SyncJob,
     TableMapping,
 )
@@ -327,3 +329,21 @@ class ConnectionCheckAdmin(admin.ModelAdmin):
     @admin.display(description="Warnings")
     def warning_count(self, check: ConnectionCheck) -> int:
         return len(check.warnings)
+
+
+@admin.register(RecordEdit)
+class RecordEditAdmin(ReadOnlyAdmin):
+    """The values people typed on refused records' entries: made only by Edit and retry
+    (triage.edits), settled only by the engine."""
+
+    list_display = ["id", "made_at", "made_by_label", "mapping", "direction", "record_id",
+                    "entry_link", "state", "written_in_job"]  # fmt: skip
+    list_filter = ["state", "mapping"]
+    search_fields = ["record_id", "=entry_id"]
+    list_select_related = ["mapping"]
+
+    @admin.display(description="Entry", ordering="entry_id")
+    def entry_link(self, obj: RecordEdit):
+        return format_html(
+            '<a href="{}">#{}</a>', reverse("errors:detail", args=[obj.entry_id]), obj.entry_id
+        )
