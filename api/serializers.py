@@ -350,7 +350,7 @@ class EntryEditSerializer(serializers.Serializer):
 class EditRequestSerializer(StrictSerializer):
     """The values to retry with, by field name (those of `fields` in the GET answer)."""
 
-    values = serializers.DictField(child=serializers.JSONField(), allow_empty=False)
+    values = serializers.DictField(child=serializers.JSONField(allow_null=True), allow_empty=False)
 
 
 class EditOutcomeSerializer(serializers.Serializer):

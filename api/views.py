@@ -252,7 +252,7 @@ class ErrorEditView(APIView):
     """Edit and retry, for an entry of a record an app refused to write: GET the fields
     that may be edited, with their kind, the value the retry sends and what each app holds
     now, and the edits kept on the entry; POST the values to retry with. Each value is
-    checked against the mapping's field (400 with a message per field; nothing is kept);
+    checked against the mapping's field (409 with a message per field; nothing is kept);
     the edit is kept on the entry and a retry of the record queued (202 with the job). The
     record is written once, with the values typed, for as long as the source values they
     replace stay as they were."""
@@ -308,9 +308,11 @@ class ErrorEditView(APIView):
         try:
             outcome = edits.edit_and_retry(entry, data["values"], user=request.user, via="api")
         except edits.EditRefused as exc:
+            # Which fields there are and what each takes is the entry's: a value the request's
+            # shape allows, that the field refuses, is a conflict with the present state.
             if exc.fields:
                 return Response(
-                    {"detail": str(exc), "values": exc.fields}, status=status.HTTP_400_BAD_REQUEST
+                    {"detail": str(exc), "values": exc.fields}, status=status.HTTP_409_CONFLICT
                 )
             raise Conflict(str(exc)) from exc
         return Response(

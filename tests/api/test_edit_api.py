@@ -49,7 +49,7 @@ def test_values_refused_field_by_field(refused, user_api):
     url = reverse("api:error_edit", args=[refused.pk])
     wrong = {"values": {"phoneNumber": "x" * 31, "faxNumber": "1"}}
     answer = user_api.post(url, wrong, content_type="application/json")
-    assert answer.status_code == 400
+    assert answer.status_code == 409
     assert set(answer.json()["values"]) == {"phoneNumber", "faxNumber"}
     assert user_api.post(url, {"values": {}}, content_type="application/json").status_code == 400
     assert not RecordEdit.objects.exists()
