@@ -38,7 +38,8 @@ class RecordedTransport(httpx.BaseTransport):
         return self.inner.handle_request(request)
 
     def writes_of(self, value: str) -> int:
-        return sum(value in body for body in self.erp_writes)
+        """The writes that sent exactly this value (as a JSON string)."""
+        return sum(f'"{value}"' in body for body in self.erp_writes)
 
 
 @pytest.fixture
@@ -171,3 +172,31 @@ def test_a_change_at_the_source_wins_and_the_edit_lapses(
     assert erp_requests.writes_of(EDITED) == 0
     assert RecordEdit.objects.get(entry_id=refused.pk).state == RecordEdit.State.LAPSED
     assert_closed_by(refused, job)
+
+
+def test_a_new_record_is_created_once_with_the_edited_value(
+    demo_apps, staff_user, celery_queue, erp_requests
+):
+    demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    with demo_apps.crm() as crm:
+        answer = crm.post(
+            "accounts", json={"name": "Nordlys AS", "accountnumber": "N-1", "telephone1": LONG}
+        )
+    assert answer.status_code == 204, answer.text
+    job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
+    entry = SyncError.objects.get(job=job, message__startswith="Phone No.")
+    assert entry.coupling is None and entry.sent_values["kind"] == "create"
+
+    outcome = edit_and_retry(entry, {"phoneNumber": EDITED}, user=staff_user)
+    erp_requests.erp_writes.clear()  # the full job's refused create
+    (job,) = run_queued_jobs()
+
+    assert (job.inserted, job.failed) == (1, 0)
+    coupling = Coupling.objects.get(
+        mapping__name="CUSTOMER", destination_record_id=entry.source_record_id
+    )
+    assert erp_phone(coupling) == EDITED
+    assert erp_requests.writes_of(EDITED) == 1 and erp_requests.writes_of(LONG) == 0
+    outcome.edit.refresh_from_db()
+    assert (outcome.edit.state, outcome.edit.written_in_job) == ("written", job.pk)
+    assert_closed_by(entry, job)
