@@ -306,7 +306,7 @@ def _entry_for_page(request: HttpRequest, pk: int) -> SyncError:
 
 
 def _detail(
-    request: HttpRequest, error: SyncError, edit_form: EntryEditForm | None = None, status=200
+    request: HttpRequest, error: SyncError, edit_form: EntryEditForm | None = None
 ) -> HttpResponse:
     editable = edits.can_edit(error)
     if editable and edit_form is None:
@@ -323,7 +323,7 @@ def _detail(
         "edit_rows": _edit_rows(edit_form, comparison) if editable and edit_form else [],
         "record_edits": edits.edits_on(error) if error.source_record_id else [],
     }
-    return render(request, "errors/detail.html", context, status=status)
+    return render(request, "errors/detail.html", context)
 
 
 def _edit_rows(form: EntryEditForm, comparison) -> list:

@@ -15,6 +15,7 @@ from django.utils import dateparse, timezone
 from audit import services as audit
 from errors.models import SETUP_CATEGORIES, SyncError
 
+from .compare import is_secret
 from .connectors import RemoteRecord
 from .fields import FROM_DESTINATION, TO_DESTINATION, FieldPair, field_pairs, same_value
 from .models import RecordEdit, SyncJob, TableMapping
@@ -58,11 +59,14 @@ class NotEditable(Exception):
 
 def editable_pairs(mapping: TableMapping, direction: str) -> list[FieldPair]:
     """The pairs whose values a person may type: not a constant, nor a lookup (the engine
-    resolves a lookup's record from its code: the code is fixed at the source)."""
+    resolves a lookup's record from its code: the code is fixed at the source), nor a field
+    whose name looks like a credential (entries neither keep nor show those)."""
     return [
         pair
         for pair in field_pairs(mapping.field_mappings, direction)
-        if not pair.has_constant and pair.lookup is None
+        if not pair.has_constant
+        and pair.lookup is None
+        and not (is_secret(pair.read) or is_secret(pair.write))
     ]
 
 
