@@ -25,6 +25,7 @@ from errors.models import (
     SyncErrorCleanup,
 )
 from errors.services import MAX_CLEANUP_DAYS, STATUS_NOTE_MAX_LENGTH
+from sync.edits import KINDS
 from sync.models import (
     PROBE_INTERVAL_MINUTES,
     PROBE_LIMIT_SECONDS,
@@ -34,6 +35,7 @@ from sync.models import (
     LagProbe,
     LagSample,
     ProbeDirection,
+    RecordEdit,
     SyncJob,
     TableMapping,
 )
@@ -344,6 +346,64 @@ class FixOutcomeSerializer(serializers.Serializer):
     job = serializers.IntegerField(allow_null=True, source="job.pk", default=None)
     resolved = serializers.IntegerField(allow_null=True)
     gone = serializers.DictField(child=serializers.IntegerField(), allow_null=True)
+
+
+class EditableFieldSerializer(serializers.Serializer):
+    """A field of the refused record that may be edited, with what each app holds now (as
+    text; null when it could not be read)."""
+
+    name = serializers.CharField(help_text="The field in the app written to.")
+    read_field = serializers.CharField(source="read", help_text="The field read at the source.")
+    kind = serializers.ChoiceField(choices=list(KINDS))
+    max_length = serializers.IntegerField(
+        allow_null=True, help_text="The longest text the app takes, where its refusal said it."
+    )
+    value_to_send = serializers.JSONField(
+        source="sent", help_text="What the retry sends now: the value sent, or the edit's."
+    )
+    source_now = serializers.CharField(allow_null=True)
+    destination_now = serializers.CharField(allow_null=True)
+
+
+class RecordEditSerializer(serializers.Serializer):
+    """An edit kept on an entry: pending until a job writes it, then written; superseded by
+    a later edit, or lapsed when the source value changed since."""
+
+    id = serializers.IntegerField()
+    entry = serializers.IntegerField(source="entry_id")
+    record_id = serializers.CharField()
+    direction = serializers.CharField()
+    made_by = serializers.CharField(source="made_by_label")
+    made_at = serializers.DateTimeField()
+    before = serializers.DictField(help_text="What the engine would have sent.")
+    after = serializers.DictField(help_text="The values typed.")
+    based_on = serializers.DictField(help_text="The source values the edit replaces.")
+    state = serializers.ChoiceField(choices=RecordEdit.State.choices)
+    settled_at = serializers.DateTimeField(allow_null=True)
+    written_in_job = serializers.IntegerField(allow_null=True)
+
+
+class EntryEditSerializer(serializers.Serializer):
+    entry = serializers.IntegerField()
+    # DRF takes declared fields out of the class: this is the answer's key, not Serializer.fields.
+    fields = EditableFieldSerializer(many=True)  # type: ignore[assignment]
+    edits = RecordEditSerializer(many=True)
+
+
+class EditRequestSerializer(StrictSerializer):
+    """The values to retry with, by field name (those of `fields` in the GET answer)."""
+
+    values = serializers.DictField(child=serializers.JSONField(allow_null=True), allow_empty=False)
+
+
+class EditOutcomeSerializer(serializers.Serializer):
+    """The edit kept and the retry job it queued (null when the retry was refused: the next
+    job of the mapping that reads the record writes the edit)."""
+
+    message = serializers.CharField()
+    job = serializers.IntegerField(allow_null=True, source="job.pk", default=None)
+    edit = RecordEditSerializer()
+    superseded = serializers.ListField(child=serializers.IntegerField())
 
 
 SETTLED = (Status.OPEN, Status.RESOLVED, Status.IGNORED)

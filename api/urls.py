@@ -12,6 +12,7 @@ urlpatterns = [
     path("errors/<int:pk>/status/", views.ErrorStatusView.as_view(), name="error_status"),
     path("errors/<int:pk>/evidence/", views.ErrorEvidenceView.as_view(), name="error_evidence"),
     path("errors/<int:pk>/fixes/", views.ErrorFixesView.as_view(), name="error_fixes"),
+    path("errors/<int:pk>/edit/", views.ErrorEditView.as_view(), name="error_edit"),
     path("bulk-actions/<int:pk>/", views.BulkActionDetailView.as_view(), name="bulk_action"),
     path("problems/", views.ProblemListView.as_view(), name="problems"),
     path("problems/<int:pk>/", views.ProblemDetailView.as_view(), name="problem"),

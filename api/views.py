@@ -29,11 +29,12 @@ from errors.filters import sort_field
 from errors.models import BulkAction, ErrorGroup, SyncError, SyncErrorCleanup
 from errors.views import visible_to
 from sync import services as sync_services
+from sync.compare import compare_entry
 from sync.models import Connection, SyncJob, TableMapping
 from syncconsole.permissions import is_sync_admin, require_sync_admin_for_setup
 from syncconsole.queue import QueueUnavailable
 from triage import bulk as bulk_actions
-from triage import fixes
+from triage import edits, fixes
 
 from . import ingestion
 from .fields import char_class, in_utc
@@ -50,6 +51,9 @@ from .serializers import (
     CleanupSerializer,
     CommentRequestSerializer,
     CommentSerializer,
+    EditOutcomeSerializer,
+    EditRequestSerializer,
+    EntryEditSerializer,
     EntryFixesSerializer,
     EntryStatusSerializer,
     ErrorGroupSerializer,
@@ -233,6 +237,86 @@ class ErrorFixesView(APIView):
             raise Conflict(str(exc)) from exc
         return Response(
             FixOutcomeSerializer(outcome).data,
+            status=status.HTTP_202_ACCEPTED if outcome.job else status.HTTP_200_OK,
+        )
+
+
+def _now(shown) -> str | None:
+    """A value an app holds now, as text (sync.compare.Shown); None when not read."""
+    if shown is None or not shown.present or shown.hidden:
+        return None
+    return "" if shown.empty else shown.full
+
+
+class ErrorEditView(APIView):
+    """Edit and retry, for an entry of a record an app refused to write: GET the fields
+    that may be edited, with their kind, the value the retry sends and what each app holds
+    now, and the edits kept on the entry; POST the values to retry with. Each value is
+    checked against the mapping's field (409 with a message per field; nothing is kept);
+    the edit is kept on the entry and a retry of the record queued (202 with the job). The
+    record is written once, with the values typed, for as long as the source values they
+    replace stay as they were."""
+
+    permission_classes = [IsSyncUser]
+
+    def _entry(self, request, pk: int) -> SyncError:
+        entry = get_object_or_404(
+            SyncError.objects.select_related("coupling__mapping", "mapping__connection"), pk=pk
+        )
+        require_sync_admin_for_setup(request.user, entry)
+        return entry
+
+    @extend_schema(tags=ERRORS, responses={200: EntryEditSerializer, 404: NOT_FOUND, 409: CONFLICT})
+    def get(self, request, pk: int):
+        entry = self._entry(request, pk)
+        try:
+            fields = edits.fields_to_edit(entry)
+        except edits.EditRefused as exc:
+            raise Conflict(str(exc)) from exc
+        comparison = compare_entry(entry)
+        held = {row.write_field: row for row in comparison.rows} if comparison else {}
+        rows = [
+            {
+                "name": item.name,
+                "read": item.read,
+                "kind": item.kind,
+                "max_length": item.max_length,
+                "sent": item.sent,
+                "source_now": _now(getattr(held.get(item.name), "source_now", None)),
+                "destination_now": _now(getattr(held.get(item.name), "other_now", None)),
+            }
+            for item in fields
+        ]
+        answer = {"entry": entry.pk, "fields": rows, "edits": edits.edits_on(entry)}
+        return Response(EntryEditSerializer(answer).data)
+
+    @extend_schema(
+        tags=ERRORS,
+        request=EditRequestSerializer,
+        responses={
+            200: EditOutcomeSerializer,
+            202: EditOutcomeSerializer,
+            400: FIELD_MESSAGES,
+            404: NOT_FOUND,
+            409: CONFLICT,
+        },
+        examples=[example("Phone number", {"values": {"phoneNumber": "+45 3333 4444"}})],
+    )
+    def post(self, request, pk: int):
+        entry = self._entry(request, pk)
+        data = _valid(EditRequestSerializer, request)
+        try:
+            outcome = edits.edit_and_retry(entry, data["values"], user=request.user, via="api")
+        except edits.EditRefused as exc:
+            # Which fields there are and what each takes is the entry's: a value the request's
+            # shape allows, that the field refuses, is a conflict with the present state.
+            if exc.fields:
+                return Response(
+                    {"detail": str(exc), "values": exc.fields}, status=status.HTTP_409_CONFLICT
+                )
+            raise Conflict(str(exc)) from exc
+        return Response(
+            EditOutcomeSerializer(outcome).data,
             status=status.HTTP_202_ACCEPTED if outcome.job else status.HTTP_200_OK,
         )
 

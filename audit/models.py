@@ -37,6 +37,8 @@ class AuditEvent(models.Model):
         TOKEN_CREATED = "token_created", "API token created"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
         ADMIN_CHANGE = "admin_change", "Other change in the Django admin"
+        ENTRY_VALUES_EDITED = "entry_values_edited", "Values of a record edited and retried"
+        RECORD_EDITS_SETTLED = "record_edits_settled", "Edited values written or lapsed"
 
     at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(

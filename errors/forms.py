@@ -6,6 +6,7 @@ from typing import cast
 from django import forms
 from django.utils import timezone
 
+from sync.edits import MAX_TEXT_LENGTH, EditableField
 from sync.models import Connection, TableMapping
 
 from .models import AlertSubscription, Status
@@ -68,6 +69,52 @@ class ProblemStatusForm(forms.Form):
             for field, messages in self.errors.items()
             for message in messages
         )
+
+
+class EntryEditForm(forms.Form):
+    """Edit and retry: one input per field of the refused record that may be edited,
+    prefilled with the value the retry would send. The values are checked against the
+    mapping's fields by the service (triage.edits); the form only gathers what changed."""
+
+    PREFIX = "value_"
+
+    def __init__(self, fields: list[EditableField], *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.editable = fields
+        for item in fields:
+            self.fields[self.PREFIX + item.name] = forms.CharField(
+                label=item.name,
+                required=False,
+                strip=False,
+                max_length=MAX_TEXT_LENGTH,
+                initial=self.shown(item.sent),
+                help_text=item.kind_label,
+            )
+
+    @staticmethod
+    def shown(value) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    def rows(self):
+        """(field, bound input) in the mapping's order, for the template."""
+        return [(item, self[self.PREFIX + item.name]) for item in self.editable]
+
+    def changed_values(self) -> dict[str, str]:
+        """The values that differ from the ones shown: what the person edited."""
+        return {
+            item.name: self.cleaned_data[self.PREFIX + item.name]
+            for item in self.editable
+            if self.cleaned_data[self.PREFIX + item.name] != self.shown(item.sent)
+        }
+
+    def add_field_errors(self, problems: dict[str, str]) -> None:
+        for name, message in problems.items():
+            key = self.PREFIX + name
+            self.add_error(key if key in self.fields else None, message)
 
 
 def scope_choices() -> list:

@@ -26,6 +26,7 @@ urlpatterns = [
     path("<int:pk>/status/", views.error_set_status, name="set_status"),
     path("<int:pk>/evidence/", views.error_evidence, name="evidence"),
     path("<int:pk>/fix/", views.error_fix, name="fix"),
+    path("<int:pk>/edit/", views.error_edit, name="edit"),
     path("delete/<str:action>/", views.cleanup_confirm, name="cleanup_confirm"),
     path("cleanups/<int:pk>/", views.cleanup_progress, name="cleanup"),
     path("bulk/", views.bulk_action, name="bulk"),

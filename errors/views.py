@@ -33,12 +33,12 @@ from syncconsole.permissions import (
 )
 from syncconsole.queue import QueueUnavailable
 from triage import bulk as bulk_actions
-from triage import fixes
+from triage import edits, fixes
 
 from . import evidence, services
 from .export import csv_response
 from .filters import ErrorGroupFilter, SyncErrorFilter, sort_field
-from .forms import ProblemStatusForm
+from .forms import EntryEditForm, ProblemStatusForm
 from .grouping import figures_for
 from .models import (
     SETUP_CATEGORIES,
@@ -289,8 +289,7 @@ def error_fix(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(outcome.job or error)
 
 
-@sync_user_required
-def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def _entry_for_page(request: HttpRequest, pk: int) -> SyncError:
     error = get_object_or_404(
         SyncError.objects.select_related(
             "mapping__connection",
@@ -303,16 +302,62 @@ def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
         pk=pk,
     )
     require_sync_admin_for_setup(request.user, error)
+    return error
 
+
+def _detail(
+    request: HttpRequest, error: SyncError, edit_form: EntryEditForm | None = None
+) -> HttpResponse:
+    editable = edits.can_edit(error)
+    if editable and edit_form is None:
+        edit_form = EntryEditForm(edits.fields_to_edit(error))
+    comparison = compare_entry(error)
     context = {
         "error": error,
         "statuses": Status,
         "remedy": remedy_for(error),
         "fixes": fixes.fixes_for(error),
-        "comparison": compare_entry(error),
+        "comparison": comparison,
         "couple_url": couple_url(error),
+        "edit_form": edit_form if editable else None,
+        "edit_rows": _edit_rows(edit_form, comparison) if editable and edit_form else [],
+        "record_edits": edits.edits_on(error) if error.source_record_id else [],
     }
     return render(request, "errors/detail.html", context)
+
+
+def _edit_rows(form: EntryEditForm, comparison) -> list:
+    """Each field to edit with its input and what each app holds now (sync.compare)."""
+    held = {row.write_field: row for row in comparison.rows} if comparison else {}
+    return [(item, bound, held.get(item.name)) for item, bound in form.rows()]
+
+
+@sync_user_required
+def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _detail(request, _entry_for_page(request, pk))
+
+
+@sync_user_required
+@require_POST
+def error_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Edit and retry: the values typed for the refused record (triage.edits)."""
+    error = _entry_for_page(request, pk)
+    try:
+        form = EntryEditForm(edits.fields_to_edit(error), request.POST)
+    except edits.EditRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(error)
+    if form.is_valid():
+        try:
+            outcome = edits.edit_and_retry(error, form.changed_values(), user=request.user)
+        except edits.EditRefused as exc:
+            form.add_field_errors(exc.fields)
+            if not exc.fields:
+                form.add_error(None, str(exc))
+        else:
+            messages.success(request, outcome.message)
+            return redirect(error)
+    return _detail(request, error, form)
 
 
 def evidence_response(archive: evidence.Evidence) -> HttpResponse:

@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from audit.admin_changes import AuditedAdmin
+from errors.admin import ReadOnlyAdmin
 
 from . import breaker, subscriptions
 from .connectors import ConnectorError, connector_for
@@ -15,6 +16,7 @@ from .models import (
     LagProbe,
     LagSample,
     MappingHealthSnapshot,
+    RecordEdit,
     SyncJob,
     TableMapping,
 )
@@ -331,20 +333,6 @@ class ConnectionCheckAdmin(admin.ModelAdmin):
         return len(check.warnings)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shown, never written here: a probe changes through its service (the mapping's page or
-    the API), which validates it and writes its audit event; samples are the probes' own."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(LagProbe)
 class LagProbeAdmin(ReadOnlyAdmin):
     list_display = [
@@ -366,3 +354,21 @@ class LagSampleAdmin(ReadOnlyAdmin):
     list_filter = ["state", "probe"]
     list_select_related = ["probe__mapping"]
     date_hierarchy = "written_at"
+
+
+@admin.register(RecordEdit)
+class RecordEditAdmin(ReadOnlyAdmin):
+    """The values people typed on refused records' entries: made only by Edit and retry
+    (triage.edits), settled only by the engine."""
+
+    list_display = ["id", "made_at", "made_by_label", "mapping", "direction", "record_id",
+                    "entry_link", "state", "written_in_job"]  # fmt: skip
+    list_filter = ["state", "mapping"]
+    search_fields = ["record_id", "=entry_id"]
+    list_select_related = ["mapping"]
+
+    @admin.display(description="Entry", ordering="entry_id")
+    def entry_link(self, obj: RecordEdit):
+        return format_html(
+            '<a href="{}">#{}</a>', reverse("errors:detail", args=[obj.entry_id]), obj.entry_id
+        )

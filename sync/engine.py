@@ -32,6 +32,7 @@ from . import breaker, mapping_health, reconcile
 from .classify import classify
 from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, connector_for
+from .edits import RecordEdits
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from .lookups import Lookups
 from .models import SyncJob, TableMapping
@@ -532,6 +533,8 @@ class Pass:
         )
         self.pairs = field_pairs(mapping.field_mappings, direction)
         self.lookups = Lookups(mapping, direction, source, destination, self.pairs)
+        # Values people typed for records an app refused (sync.edits).
+        self.edits = RecordEdits(mapping, direction, job)
         self.writing = {pair.write: pair for pair in self.pairs}
         # The fields a pass reads on each side: what it maps, matches and compares.
         reads = [p.read for p in self.pairs if not p.has_constant] + [self.match_read]
@@ -658,6 +661,7 @@ class Pass:
         # The page's lookups in a few requests, rather than some for each record.
         self.lookups.prepare(page)
         ids = [record.id for record in page]
+        self.edits.prepare(ids)
         couplings = {
             getattr(c, f"{self.read_side}_record_id"): c
             for c in Coupling.objects.filter(
@@ -956,6 +960,7 @@ class Pass:
         ]
         new = [(item, target) for item, target in written if item.coupling is None]
         with transaction.atomic():
+            self.edits.written([item.record.id for item, _ in written])
             missed = self.couple_many([(item.record, target.id) for item, target in new])
             self.job.modified += len(in_step)
             for coupling, target in restored:
@@ -1097,10 +1102,12 @@ class Pass:
         """The values to write for the record; a lookup that finds nothing raises."""
         values = record.values
         lookups = self.lookups
-        return {
+        computed = {
             pair.write: lookups.value(pair, record) if pair.lookup else pair.value(values)
             for pair in self.pairs
         }
+        # What a person typed on the record's entry, while its source values are unchanged.
+        return self.edits.apply(record, computed)
 
     def changes(self, values: dict[str, Any], target: RemoteRecord) -> dict[str, Any]:
         """The values that differ from what the record written to holds."""

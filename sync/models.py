@@ -784,3 +784,61 @@ class LagSample(models.Model):
     @property
     def lag_words(self) -> str:
         return spoken(self.lag_seconds)
+
+
+class RecordEdit(models.Model):
+    """Values a person typed for one record that an app refused to write, kept on the entry
+    it was made on: the engine writes them in place of the values it computes for those
+    fields for as long as the record's source values they replace are unchanged.
+
+    Pending until a job writes them, then written; superseded by a later edit of the same
+    record (which carries its values on), or lapsed when the source value changed since (the
+    source wins). The entry is named by its id: entries are partitioned, with no foreign
+    key to them."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        WRITTEN = "written", "Written"
+        SUPERSEDED = "superseded", "Superseded"
+        LAPSED = "lapsed", "Lapsed"
+
+    # The states in which the engine applies an edit.
+    ACTIVE = (State.PENDING, State.WRITTEN)
+
+    mapping = models.ForeignKey(TableMapping, on_delete=models.CASCADE, related_name="edits")
+    direction = models.CharField(max_length=20, help_text="to_destination or from_destination.")
+    record_id = models.CharField(max_length=100, help_text="The id of the record read.")
+    entry_id = models.BigIntegerField(help_text="The entry the edit was made on.")
+    made_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    made_by_label = models.CharField(max_length=150, help_text="The user name at the time.")
+    made_at = models.DateTimeField()
+    before = models.JSONField(
+        default=dict, help_text="What the engine would have written for the edited fields."
+    )
+    after = models.JSONField(default=dict, help_text="The values typed, by the written field.")
+    based_on = models.JSONField(
+        default=dict,
+        help_text="The record's source values the edit replaces, by the read field, when it "
+        "was made.",
+    )
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    # A plain id: the job log is cleaned up on its own schedule.
+    written_in_job = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-made_at", "-id"]
+        verbose_name = "record edit"
+        indexes = [
+            models.Index(fields=["entry_id"], name="record_edit_entry"),
+            models.Index(
+                fields=["mapping", "direction", "record_id"],
+                condition=models.Q(state__in=["pending", "written"]),
+                name="record_edit_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mapping.name} {self.record_id}: {', '.join(self.after)}"

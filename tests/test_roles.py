@@ -31,6 +31,7 @@ RULES = {
     "errors:detail": USER,
     "errors:set_status": USER,
     "errors:fix": USER,
+    "errors:edit": USER,
     "errors:evidence": USER,
     "errors:cleanup_confirm": USER,  # Delete All Entries: administrators, see below
     "errors:cleanup": USER,
@@ -164,6 +165,7 @@ def test_sync_users_never_see_setup_errors(sync_user_client):
     for name, data in (
         ("errors:set_status", {"status": "resolved"}),
         ("errors:fix", {"action": "retry"}),
+        ("errors:edit", {"value_phoneNumber": "+45 3333 4444"}),
     ):
         assert sync_user_client.post(reverse(name, args=[setup.pk]), data).status_code == 403
     response = sync_user_client.post(

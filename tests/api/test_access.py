@@ -29,6 +29,8 @@ RULES = {
     ("api:error_evidence", "get"): USER,
     ("api:error_fixes", "get"): USER,
     ("api:error_fixes", "post"): USER,
+    ("api:error_edit", "get"): USER,
+    ("api:error_edit", "post"): USER,
     ("api:bulk_action", "get"): USER,
     ("api:problems", "get"): USER,
     ("api:problem", "get"): USER,

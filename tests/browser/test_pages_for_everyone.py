@@ -25,9 +25,10 @@ LONG_MESSAGE = (
 
 
 def seed(demo_apps) -> dict:
-    """Real runs of the demo apps: couplings, a conflict, a deleted coupled record, a setup
-    error (SEK is not in the CRM), couplings skipped after failing twice, a resolved entry and
-    a message with no space to break it at."""
+    """Real runs of the demo apps: couplings, a conflict, a deleted coupled record, a phone
+    number the ERP refuses (its entry has Edit and retry), a setup error (SEK is not in the
+    CRM), couplings skipped after failing twice, a resolved entry and a message with no space
+    to break it at."""
     demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
     customers = ErpCustomer.objects.order_by("number")
     conflicted, deleted = customers.filter(number__in=["C00030", "C00040"])
@@ -41,6 +42,11 @@ def seed(demo_apps) -> dict:
     CrmAccount.objects.filter(pk=gone.destination_record_id).delete()
     deleted.city = "Aarhus"
     deleted.save()
+    too_long = Coupling.objects.get(source_record_id=str(customers.get(number="C00050").pk))
+    demo_apps.crm().patch(
+        f"accounts({too_long.destination_record_id})",
+        json={"telephone1": "+45 3333 4444 ext. 5555 (reception)"},
+    )
     job = demo_apps.run("CUSTOMER")
     demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
     demo_apps.run("CONTACT", SyncJob.Kind.FULL)
@@ -52,7 +58,14 @@ def seed(demo_apps) -> dict:
     )
     set_status(SyncError.objects.filter(pk=conflict.pk), Status.RESOLVED, None, note="Settled")
     setup = SyncError.objects.filter(category__in=["currency", "permission"]).first()
-    return {"conflict": conflict, "removed": removed, "setup": setup, "job": job}
+    refused = SyncError.objects.get(job=job, coupling=too_long)
+    return {
+        "conflict": conflict,
+        "removed": removed,
+        "refused": refused,
+        "setup": setup,
+        "job": job,
+    }
 
 
 def pages_of(role: str, data: dict) -> list[str]:
@@ -67,6 +80,7 @@ def pages_of(role: str, data: dict) -> list[str]:
         reverse("errors:list") + "?created_after=yesterday",
         conflict.get_absolute_url(),
         removed.get_absolute_url(),
+        data["refused"].get_absolute_url(),
         reverse("sync:jobs"),
         job.get_absolute_url(),
         reverse("sync:mappings"),

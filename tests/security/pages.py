@@ -20,6 +20,7 @@ PATH_OBJECTS = {
     "errors:detail": "error",
     "errors:set_status": "error",
     "errors:fix": "error",
+    "errors:edit": "error",
     "errors:evidence": "error",
     "errors:cleanup": "cleanup",
     "errors:bulk_progress": "bulk",

@@ -21,6 +21,7 @@ POST_ONLY = {
     "errors:ownership_rule_delete",
     "errors:set_status",
     "errors:fix",
+    "errors:edit",
     "errors:evidence",
     "errors:bulk",
     "errors:alert_change",
