@@ -35,6 +35,9 @@ class AuditEvent(models.Model):
         ALERTS_CHANGED = "alerts_changed", "Alert subscription changed"
         TOKEN_CREATED = "token_created", "API token created"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
+        RULE_APPLIED = "rule_applied", "Rule applied to a problem"
+        RULE_SWITCHED_OFF = "rule_switched_off", "Rule switched off"
+        RULE_REVERTED = "rule_reverted", "Rule reverted"
         ADMIN_CHANGE = "admin_change", "Other change in the Django admin"
 
     at = models.DateTimeField(auto_now_add=True)

@@ -27,7 +27,7 @@ from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, connector_for
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from .lookups import Lookups
-from .models import MAX_RETRY_DELAY_SECONDS, SyncJob, TableMapping
+from .models import MAX_RETRY_DELAY_SECONDS, RuleVersion, SyncJob, TableMapping
 from .preflight import JobFailure, check_integration_users
 
 logger = logging.getLogger(__name__)
@@ -509,6 +509,8 @@ class Pass:
         self.pairs = field_pairs(mapping.field_mappings, direction)
         self.lookups = Lookups(mapping, direction, source, destination, self.pairs)
         self.writing = {pair.write: pair for pair in self.pairs}
+        # The mapping's kept rules and those applied with the job (sync.transformations).
+        self.rules = RuleVersion.in_force(job, direction)
         # The fields a pass reads on each side: what it maps, matches and compares.
         reads = [p.read for p in self.pairs if not p.has_constant] + [self.match_read]
         writes = [p.held_field for p in self.pairs] + [self.match_write]
@@ -1068,10 +1070,11 @@ class Pass:
         """The values to write for the record; a lookup that finds nothing raises."""
         values = record.values
         lookups = self.lookups
-        return {
+        mapped = {
             pair.write: lookups.value(pair, record) if pair.lookup else pair.value(values)
             for pair in self.pairs
         }
+        return self.rules.apply(mapped)
 
     def changes(self, values: dict[str, Any], target: RemoteRecord) -> dict[str, Any]:
         """The values that differ from what the record written to holds."""
