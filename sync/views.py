@@ -16,12 +16,13 @@ from errors.models import EntryRecord
 from errors.pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from syncconsole.permissions import sync_admin_required, sync_user_required
 from syncconsole.queue import QueueUnavailable
+from triage import rules
 
 from . import breaker, health, services
 from .connectors import ConnectorPairs
 from .filters import CouplingFilter, JobPageFilter
 from .mapping_health import with_health
-from .models import Connection, ConnectionCheck, SyncJob, TableMapping
+from .models import Connection, ConnectionCheck, MappingRule, SyncJob, TableMapping
 from .notifications import (
     BadNotification,
     answers_handshake,
@@ -91,8 +92,46 @@ def mapping_health(request: HttpRequest, pk: int) -> HttpResponse:
     mapping = mappings[0]
     recent_jobs = SyncJob.objects.filter(mapping=mapping).order_by("-created_at", "-pk")[:10]
     snapshots = mapping.health_snapshots.order_by("-day")[:14]
-    context = {"mapping": mapping, "recent_jobs": recent_jobs, "snapshots": snapshots}
+    mapping_rules = MappingRule.objects.filter(mapping=mapping).select_related(
+        "current__made_by", "created_by", "switched_off_by", "origin_problem"
+    )
+    context = {
+        "mapping": mapping,
+        "recent_jobs": recent_jobs,
+        "snapshots": snapshots,
+        "rules": mapping_rules.order_by("-is_active", "-kept", "-pk"),
+    }
     return render(request, "sync/mapping_health.html", context)
+
+
+@sync_admin_required
+@require_POST
+def rule_switch_off(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = get_object_or_404(MappingRule, pk=pk)
+    try:
+        rules.switch_off(rule, request.user)
+    except rules.RuleRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Rule #{rule.pk} on {rule.field} is switched off.")
+    return redirect(reverse("sync:mapping_health", args=[rule.mapping_id]) + "#rules")
+
+
+@sync_admin_required
+@require_POST
+def rule_revert(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = get_object_or_404(MappingRule, pk=pk)
+    try:
+        version = rules.revert(rule, request.user)
+    except rules.RuleRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Rule #{rule.pk} on {rule.field} is back to {version.description} "
+            f"(version {version.number}).",
+        )
+    return redirect(reverse("sync:mapping_health", args=[rule.mapping_id]) + "#rules")
 
 
 @sync_admin_required

@@ -27,6 +27,8 @@ POST_ONLY = {
     "errors:alert_delete",
     "sync:mapping_start",
     "sync:mapping_resume",
+    "sync:rule_switch_off",
+    "sync:rule_revert",
     "sync:skipped_action",
 }
 # Views whose GET shows a page (a confirmation, a form) and whose POST acts.
@@ -34,6 +36,7 @@ GET_SHOWS_POST_ACTS = {
     "errors:cleanup_confirm",
     "errors:alerts",
     "errors:ownership_rules",
+    "errors:group_rule",
     "sync:connection_health",
     "couplings:couple",
 }
