@@ -22,7 +22,8 @@ from errors.models import (
     SyncErrorCleanup,
 )
 from errors.services import MAX_CLEANUP_DAYS, STATUS_NOTE_MAX_LENGTH
-from sync.models import Connection, ConnectionCheck, SyncJob, TableMapping
+from sync.models import Connection, ConnectionCheck, MappingRule, RuleVersion, SyncJob, TableMapping
+from sync.transformations import KINDS
 from triage import fixes
 from triage.bulk import MAX_SELECTION
 
@@ -701,3 +702,85 @@ class CouplingIdsSerializer(StrictSerializer):
 
 class ChosenCouplingsSerializer(StrictSerializer):
     ids = serializers.ListField(child=IdField(), min_length=1, max_length=MAX_SELECTION)
+
+
+class RuleRequestSerializer(StrictSerializer):
+    """A rule that fixes a problem: the field written, what to do to it and its parameters
+    (set: value; map: map of value to value; truncate: length, or none for the length the
+    app's message names; replace: find and replace; clear: none). The direction is that of
+    the problem's entries unless given."""
+
+    field = serializers.CharField(max_length=100)
+    kind = serializers.ChoiceField(choices=list(KINDS.items()))
+    params = serializers.DictField(required=False, default=dict)
+    direction = serializers.ChoiceField(
+        choices=["to_destination", "from_destination"], required=False
+    )
+
+
+class RuleApplySerializer(RuleRequestSerializer):
+    keep = serializers.BooleanField(
+        help_text="Keep it on the mapping (later records are fixed too), or use it once."
+    )
+
+
+class PreviewRowSerializer(serializers.Serializer):
+    entry = serializers.IntegerField(source="entry_id")
+    record_id = serializers.CharField()
+    coupled = serializers.BooleanField()
+    known = serializers.BooleanField()
+    before = serializers.JSONField()
+    after = serializers.JSONField()
+    changes = serializers.BooleanField()
+    note = serializers.CharField()
+
+
+class RulePreviewSerializer(serializers.Serializer):
+    direction = serializers.CharField(source="spec.direction")
+    field = serializers.CharField(source="spec.field")
+    kind = serializers.CharField(source="spec.kind")
+    params = serializers.DictField(source="spec.params")
+    entries = serializers.IntegerField(help_text="Open entries of the problem.")
+    records = serializers.IntegerField(help_text="Records the job that applies it writes.")
+    changed = serializers.IntegerField(help_text="Rows whose value the rule changes.")
+    cut_short = serializers.BooleanField(help_text="More entries than the rows shown.")
+    rows = PreviewRowSerializer(many=True)
+
+
+class RuleVersionSerializer(serializers.ModelSerializer):
+    made_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    description = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = RuleVersion
+        fields = ["number", "kind", "params", "description", "note", "made_by", "made_at"]
+
+
+class MappingRuleSerializer(serializers.ModelSerializer):
+    current = RuleVersionSerializer(read_only=True)
+    versions = RuleVersionSerializer(many=True, read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = MappingRule
+        fields = [
+            "id",
+            "mapping",
+            "direction",
+            "field",
+            "kept",
+            "is_active",
+            "current",
+            "versions",
+            "origin_problem",
+            "created_by",
+            "created_at",
+            "switched_off_at",
+        ]
+
+
+class RuleAppliedSerializer(serializers.Serializer):
+    rule = MappingRuleSerializer()
+    job = serializers.IntegerField(source="job.pk", allow_null=True)
+    records = serializers.IntegerField()
+    refused = serializers.CharField(help_text="Why no job was queued, if none was.")
