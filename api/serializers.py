@@ -748,7 +748,9 @@ class RulePreviewSerializer(serializers.Serializer):
 
 
 class RuleVersionSerializer(serializers.ModelSerializer):
-    made_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    made_by = serializers.CharField(
+        source="made_by.get_username", default=None, read_only=True, allow_null=True
+    )
     description = serializers.CharField(read_only=True)
 
     class Meta:
@@ -759,7 +761,9 @@ class RuleVersionSerializer(serializers.ModelSerializer):
 class MappingRuleSerializer(serializers.ModelSerializer):
     current = RuleVersionSerializer(read_only=True)
     versions = RuleVersionSerializer(many=True, read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.CharField(
+        source="created_by.get_username", default=None, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = MappingRule

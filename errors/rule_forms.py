@@ -1,7 +1,7 @@
 """The form of a rule that fixes a problem: the field, what to do to it, and whether to keep
 it on the mapping. Its parameters are checked by the rule's service (triage.rules)."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -49,7 +49,7 @@ class RuleForm(forms.Form):
 
     def __init__(self, *args, fields: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["field"].choices = [(name, name) for name in fields]
+        cast(forms.ChoiceField, self.fields["field"]).choices = [(name, name) for name in fields]
 
     def clean_map(self) -> dict[str, str]:
         table: dict[str, str] = {}

@@ -390,7 +390,7 @@ class SyncJob(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    rule_versions = models.ManyToManyField(
+    rule_versions: "models.ManyToManyField[RuleVersion, Any]" = models.ManyToManyField(
         "RuleVersion",
         blank=True,
         related_name="jobs",
@@ -708,7 +708,7 @@ class RuleVersion(models.Model):
             rule__kept=True,
             rule__current=models.F("pk"),
         )
-        versions = list(kept.select_related("rule"))
+        versions: list[RuleVersion] = list(kept.select_related("rule"))
         if job.pk is not None:
             versions += job.rule_versions.filter(rule__direction=direction).select_related("rule")
         chosen: dict[int, RuleVersion] = {}
