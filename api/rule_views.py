@@ -4,7 +4,7 @@ service as the problem page and the mapping page (triage.rules)."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -36,7 +36,9 @@ def _spec(problem, data: dict) -> rules.RuleSpec:
             direction=data.get("direction"),
         )
     except rules.RuleRefused as exc:
-        raise serializers.ValidationError(exc.fields or {"detail": [str(exc)]}) from exc
+        # Well formed, but not a rule of this problem's mapping: a field it does not write,
+        # parameters of another kind, a length its message does not name.
+        raise Conflict(exc.fields or str(exc)) from exc
 
 
 def _rule_of(mapping_id: int, pk: int) -> MappingRule:
@@ -57,7 +59,12 @@ class ProblemRulePreviewView(APIView):
             example("Cut the phone to the ERP's length", CUT_PHONE),
             example("Map a currency", MAP_CURRENCY),
         ],
-        responses={200: RulePreviewSerializer, 400: FIELD_MESSAGES, 404: NOT_FOUND},
+        responses={
+            200: RulePreviewSerializer,
+            400: FIELD_MESSAGES,
+            404: NOT_FOUND,
+            409: CONFLICT,
+        },
     )
     def post(self, request, pk: int):
         problem = _problem(request, pk)

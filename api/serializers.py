@@ -23,7 +23,7 @@ from errors.models import (
 )
 from errors.services import MAX_CLEANUP_DAYS, STATUS_NOTE_MAX_LENGTH
 from sync.models import Connection, ConnectionCheck, MappingRule, RuleVersion, SyncJob, TableMapping
-from sync.transformations import KINDS
+from sync.transformations import KINDS, MAX_LENGTH, MAX_TEXT
 from triage import fixes
 from triage.bulk import MAX_SELECTION
 
@@ -704,15 +704,37 @@ class ChosenCouplingsSerializer(StrictSerializer):
     ids = serializers.ListField(child=IdField(), min_length=1, max_length=MAX_SELECTION)
 
 
-class RuleRequestSerializer(StrictSerializer):
-    """A rule that fixes a problem: the field written, what to do to it and its parameters
-    (set: value; map: map of value to value; truncate: length, or none for the length the
-    app's message names; replace: find and replace; clear: none). The direction is that of
-    the problem's entries unless given."""
+class KeptTextField(TextField):
+    """Text kept as it is sent, surrounding whitespace included: a rule may replace " ext. "."""
 
-    field = serializers.CharField(max_length=100)
+    def run_validation(self, data=serializers.empty):
+        return serializers.CharField.run_validation(self, data)
+
+
+class RuleParamsSerializer(StrictSerializer):
+    """The parameters of a rule; each kind takes its own (set: value; map: map; truncate:
+    length, or none for the length the app's message names; replace: find and replace;
+    clear: none). Those of another kind are refused (409)."""
+
+    value = KeptTextField(max_length=MAX_TEXT, allow_blank=True, required=False)
+    map = serializers.DictField(
+        child=KeptTextField(max_length=MAX_TEXT, allow_blank=True),
+        required=False,
+        help_text='Value to value: {"NOK": "EUR"}.',
+    )
+    length = serializers.IntegerField(min_value=1, max_value=MAX_LENGTH, required=False)
+    find = KeptTextField(max_length=MAX_TEXT, required=False)
+    replace = KeptTextField(max_length=MAX_TEXT, allow_blank=True, required=False)
+
+
+class RuleRequestSerializer(StrictSerializer):
+    """A rule that fixes a problem: the field written, what to do to it and its parameters.
+    The direction is that of the problem's entries unless given. A field the mapping does not
+    write in that direction, or parameters of another kind, are refused (409)."""
+
+    field = TextField(max_length=100)
     kind = serializers.ChoiceField(choices=list(KINDS.items()))
-    params = serializers.DictField(required=False, default=dict)
+    params = RuleParamsSerializer(required=False)
     direction = serializers.ChoiceField(
         choices=["to_destination", "from_destination"], required=False
     )

@@ -142,7 +142,7 @@ def rule_spec(
             "Choose a field the mapping writes.",
             {"field": [f"The field must be one of {', '.join(fields) or 'none'}."]},
         )
-    params = dict(params) if isinstance(params, dict) else params
+    params = {} if params is None else dict(params) if isinstance(params, dict) else params
     if kind == TRUNCATE and isinstance(params, dict) and params.get("length") in (None, ""):
         example = open_entries(problem).values_list("message", "detail").first() or ("", "")
         length = length_from_message(problem.title, *example)
