@@ -82,6 +82,21 @@ def test_the_preview_shows_each_entry_before_and_after(phone_problem):
     assert not MappingRule.objects.exists()  # a dry run writes nothing
 
 
+def test_a_value_the_entry_did_not_keep_is_read_from_the_record_now(phone_problem):
+    problem, couplings, entries = phone_problem
+    SyncError.objects.filter(pk=entries[0].pk).update(sent_values=None)
+
+    preview = rules.preview_rule(problem, cut_phone(problem))
+
+    first = preview.rows[0]
+    assert (first.entry_id, first.known, first.before, first.after) == (
+        entries[0].pk,
+        True,
+        PHONES[0],
+        PHONES[0][:30],
+    )
+
+
 def test_kept_on_the_mapping_it_resolves_the_problem_and_fixes_the_next_ones(
     phone_problem, demo_apps, staff_user
 ):
@@ -180,3 +195,25 @@ def test_the_problem_page_previews_and_applies(phone_problem, staff_client):
         assert_closed_by(entry, job)
     mapping_page = staff_client.get(reverse("sync:mapping_health", args=[problem.mapping_id]))
     assert "cut to 30 characters" in mapping_page.content.decode()
+
+    rule = MappingRule.objects.get()
+    answer = staff_client.post(reverse("sync:rule_switch_off", args=[rule.pk]))
+    assert answer.status_code == 302
+    rule.refresh_from_db()
+    assert not rule.is_active
+    answer = staff_client.post(reverse("sync:rule_revert", args=[rule.pk]), follow=True)
+    assert "The rule has no earlier version: switch it off instead." in answer.content.decode()
+
+
+def test_the_problem_page_refuses_a_rule_that_is_not_valid(phone_problem, staff_client):
+    problem, couplings, entries = phone_problem
+    url = reverse("errors:group_rule", args=[problem.pk])
+
+    page = staff_client.post(
+        url, {"field": "phoneNumber", "kind": "replace", "find": "", "action": "apply"}
+    )
+
+    assert page.status_code == 400
+    assert "Enter the text to find." in page.content.decode()
+    assert not MappingRule.objects.exists()
+    assert not SyncJob.objects.filter(status=SyncJob.Status.QUEUED).exists()
