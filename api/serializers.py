@@ -25,7 +25,7 @@ from errors.models import (
     SyncErrorCleanup,
 )
 from errors.services import MAX_CLEANUP_DAYS, STATUS_NOTE_MAX_LENGTH
-from sync.edits import KINDS
+from sync.edits import KINDS as VALUE_KINDS
 from sync.models import (
     PROBE_INTERVAL_MINUTES,
     PROBE_LIMIT_SECONDS,
@@ -34,11 +34,14 @@ from sync.models import (
     ConnectionCheck,
     LagProbe,
     LagSample,
+    MappingRule,
     ProbeDirection,
     RecordEdit,
+    RuleVersion,
     SyncJob,
     TableMapping,
 )
+from sync.transformations import KINDS, MAX_LENGTH, MAX_TEXT
 from triage import fixes
 from triage.bulk import MAX_SELECTION
 
@@ -354,7 +357,7 @@ class EditableFieldSerializer(serializers.Serializer):
 
     name = serializers.CharField(help_text="The field in the app written to.")
     read_field = serializers.CharField(source="read", help_text="The field read at the source.")
-    kind = serializers.ChoiceField(choices=list(KINDS))
+    kind = serializers.ChoiceField(choices=list(VALUE_KINDS))
     max_length = serializers.IntegerField(
         allow_null=True, help_text="The longest text the app takes, where its refusal said it."
     )
@@ -875,3 +878,111 @@ class LagSerializer(serializers.Serializer):
     p95_seconds = serializers.FloatField(allow_null=True)
     late = serializers.IntegerField()
     samples = LagSampleSerializer(many=True, help_text="Newest first, at most 1,000.")
+
+
+class KeptTextField(TextField):
+    """Text kept as it is sent, surrounding whitespace included: a rule may replace " ext. "."""
+
+    def run_validation(self, data=serializers.empty):
+        return serializers.CharField.run_validation(self, data)
+
+
+class RuleParamsSerializer(StrictSerializer):
+    """The parameters of a rule; each kind takes its own (set: value; map: map; truncate:
+    length, or none for the length the app's message names; replace: find and replace;
+    clear: none). Those of another kind are refused (409)."""
+
+    value = KeptTextField(max_length=MAX_TEXT, allow_blank=True, required=False)
+    map = serializers.DictField(
+        child=KeptTextField(max_length=MAX_TEXT, allow_blank=True),
+        required=False,
+        help_text='Value to value: {"NOK": "EUR"}.',
+    )
+    length = serializers.IntegerField(min_value=1, max_value=MAX_LENGTH, required=False)
+    find = KeptTextField(max_length=MAX_TEXT, required=False)
+    replace = KeptTextField(max_length=MAX_TEXT, allow_blank=True, required=False)
+
+
+class RuleRequestSerializer(StrictSerializer):
+    """A rule that fixes a problem: the field written, what to do to it and its parameters.
+    The direction is that of the problem's entries unless given. A field the mapping does not
+    write in that direction, or parameters of another kind, are refused (409)."""
+
+    field = TextField(max_length=100)
+    kind = serializers.ChoiceField(choices=list(KINDS.items()))
+    params = RuleParamsSerializer(required=False)
+    direction = serializers.ChoiceField(
+        choices=["to_destination", "from_destination"], required=False
+    )
+
+
+class RuleApplySerializer(RuleRequestSerializer):
+    keep = serializers.BooleanField(
+        help_text="Keep it on the mapping (later records are fixed too), or use it once."
+    )
+
+
+class PreviewRowSerializer(serializers.Serializer):
+    entry = serializers.IntegerField(source="entry_id")
+    record_id = serializers.CharField()
+    coupled = serializers.BooleanField()
+    known = serializers.BooleanField()
+    before = serializers.JSONField()
+    after = serializers.JSONField()
+    changes = serializers.BooleanField()
+    note = serializers.CharField()
+
+
+class RulePreviewSerializer(serializers.Serializer):
+    direction = serializers.CharField(source="spec.direction")
+    field = serializers.CharField(source="spec.field")
+    kind = serializers.CharField(source="spec.kind")
+    params = serializers.DictField(source="spec.params")
+    entries = serializers.IntegerField(help_text="Open entries of the problem.")
+    records = serializers.IntegerField(help_text="Records the job that applies it writes.")
+    changed = serializers.IntegerField(help_text="Rows whose value the rule changes.")
+    cut_short = serializers.BooleanField(help_text="More entries than the rows shown.")
+    rows = PreviewRowSerializer(many=True)
+
+
+class RuleVersionSerializer(serializers.ModelSerializer):
+    made_by = serializers.CharField(
+        source="made_by.get_username", default=None, read_only=True, allow_null=True
+    )
+    description = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = RuleVersion
+        fields = ["number", "kind", "params", "description", "note", "made_by", "made_at"]
+
+
+class MappingRuleSerializer(serializers.ModelSerializer):
+    current = RuleVersionSerializer(read_only=True)
+    versions = RuleVersionSerializer(many=True, read_only=True)
+    created_by = serializers.CharField(
+        source="created_by.get_username", default=None, read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = MappingRule
+        fields = [
+            "id",
+            "mapping",
+            "direction",
+            "field",
+            "kept",
+            "is_active",
+            "current",
+            "versions",
+            "origin_problem",
+            "created_by",
+            "created_at",
+            "switched_off_at",
+        ]
+
+
+class RuleAppliedSerializer(serializers.Serializer):
+    rule = MappingRuleSerializer()
+    job = serializers.IntegerField(source="job.pk", allow_null=True)
+    records = serializers.IntegerField()
+    refused = serializers.CharField(help_text="Why no job was queued, if none was.")

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import audit_views, sync_views, views
+from . import audit_views, rule_views, sync_views, views
 
 app_name = "api"
 urlpatterns = [
@@ -29,6 +29,12 @@ urlpatterns = [
     path(
         "problems/<int:pk>/comments/", views.ProblemCommentsView.as_view(), name="problem_comments"
     ),
+    path(
+        "problems/<int:pk>/rules/preview/",
+        rule_views.ProblemRulePreviewView.as_view(),
+        name="problem_rule_preview",
+    ),
+    path("problems/<int:pk>/rules/", rule_views.ProblemRulesView.as_view(), name="problem_rules"),
     path("jobs/", views.JobListView.as_view(), name="jobs"),
     path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="job"),
     path("cleanups/", views.CleanupView.as_view(), name="cleanups"),
@@ -39,6 +45,17 @@ urlpatterns = [
         "mappings/<int:pk>/resume/", sync_views.MappingResumeView.as_view(), name="mapping_resume"
     ),
     path("mappings/<int:pk>/lag/", sync_views.MappingLagView.as_view(), name="mapping_lag"),
+    path("mappings/<int:pk>/rules/", rule_views.MappingRulesView.as_view(), name="mapping_rules"),
+    path(
+        "mappings/<int:pk>/rules/<int:rule_id>/switch-off/",
+        rule_views.MappingRuleSwitchOffView.as_view(),
+        name="mapping_rule_switch_off",
+    ),
+    path(
+        "mappings/<int:pk>/rules/<int:rule_id>/revert/",
+        rule_views.MappingRuleRevertView.as_view(),
+        name="mapping_rule_revert",
+    ),
     path("connections/", sync_views.ConnectionListView.as_view(), name="connections"),
     path(
         "connections/<int:pk>/check/",

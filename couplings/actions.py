@@ -18,7 +18,7 @@ from audit import services as audit
 from errors.models import Status, SyncError
 from errors.services import resolve_entries
 from sync.connectors import ConnectorPairs, connector_for
-from sync.models import SyncJob, TableMapping
+from sync.models import RuleVersion, SyncJob, TableMapping
 from sync.services import JobRefused, request_sync
 from syncconsole.queue import QueueUnavailable
 
@@ -43,11 +43,17 @@ class CouplingRefused(Exception):
 
 
 def retry_couplings(
-    mapping: TableMapping, couplings, *, user=None, record_ids: dict[str, list[str]] | None = None
+    mapping: TableMapping,
+    couplings,
+    *,
+    user=None,
+    record_ids: dict[str, list[str]] | None = None,
+    rule_versions: list[RuleVersion] | None = None,
 ) -> SyncJob:
     """Take the couplings back into synchronization and queue a job that synchronizes them
     now (Retry for a selection, Retry All for every skipped one), with the uncoupled records
-    named by direction in `record_ids` (those whose creation failed)."""
+    named by direction in `record_ids` (those whose creation failed), and the rules applied
+    with it (`rule_versions`)."""
     ids = list(couplings.filter(mapping=mapping).values_list("pk", flat=True))
     record_ids = {direction: ids for direction, ids in (record_ids or {}).items() if ids}
     if not ids and not record_ids:
@@ -68,6 +74,7 @@ def retry_couplings(
         allow_behind_running=True,
         coupling_ids=ids,
         record_ids=record_ids,
+        rule_versions=rule_versions,
     )
 
 
@@ -89,6 +96,7 @@ def retry_by_mapping(
     *,
     user=None,
     records: dict[int, dict[str, list[str]]] | None = None,
+    rule_versions: list[RuleVersion] | None = None,
 ) -> Retried:
     """Retry couplings of any mappings, and records not coupled yet (`records`: by mapping
     id, then direction), as one retry job per mapping, in the mappings' dependency order; a
@@ -111,6 +119,7 @@ def retry_by_mapping(
                 Coupling.objects.filter(pk__in=ids),
                 user=user,
                 record_ids=record_ids,
+                rule_versions=[v for v in rule_versions or [] if v.rule.mapping_id == mapping.pk],
             )
         except (JobRefused, QueueUnavailable) as exc:
             retried.refused.append((mapping, str(exc), count))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import alert_views, ownership_views, views
+from . import alert_views, ownership_views, rule_views, views
 
 app_name = "errors"
 urlpatterns = [
@@ -16,6 +16,7 @@ urlpatterns = [
     path("groups/<int:pk>/evidence/", views.group_evidence, name="group_evidence"),
     path("groups/<int:pk>/comments/", ownership_views.problem_comment, name="group_comment"),
     path("groups/<int:pk>/policy/", ownership_views.problem_policy, name="group_policy"),
+    path("groups/<int:pk>/rule/", rule_views.problem_rule, name="group_rule"),
     path("ownership/", ownership_views.ownership_rules, name="ownership_rules"),
     path(
         "ownership/<int:pk>/delete/",

@@ -26,6 +26,7 @@ from couplings.views import couple_context
 from sync.compare import compare_entry
 from sync.mapping_health import failing
 from sync.models import SyncJob, TableMapping
+from sync.transformations import KINDS
 from syncconsole.permissions import (
     is_sync_admin,
     require_sync_admin_for_setup,
@@ -166,6 +167,7 @@ def error_list(request: HttpRequest) -> HttpResponse:
         "group": group,
         # Its owner and discussion, when the list is a problem's page.
         "ownership": problem_ownership(request.user, group) if group is not None else None,
+        "rule_kinds": list(KINDS.items()),
     }
     return render(request, "errors/list.html", context, status=status)
 

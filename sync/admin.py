@@ -16,7 +16,9 @@ from .models import (
     LagProbe,
     LagSample,
     MappingHealthSnapshot,
+    MappingRule,
     RecordEdit,
+    RuleVersion,
     SyncJob,
     TableMapping,
 )
@@ -251,6 +253,49 @@ class TableMappingAdmin(AuditedAdmin):
             breaker.resume_by_hand(mapping, request.user)
             resumed += 1
         self.message_user(request, f"{resumed} mappings resumed.")
+
+
+class RuleVersionInline(admin.TabularInline):
+    model = RuleVersion
+    fields = ["number", "kind", "params", "note", "made_by", "made_at"]
+    readonly_fields = ["number", "kind", "params", "note", "made_by", "made_at"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MappingRule)
+class MappingRuleAdmin(ReadOnlyAdmin):
+    """Rules are made, switched off and reverted from the problem and mapping pages (and the
+    API), which keep their versions and audit events: here they are read only."""
+
+    list_display = [
+        "id",
+        "mapping",
+        "direction",
+        "field",
+        "does",
+        "version",
+        "kept",
+        "is_active",
+        "origin_problem",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["is_active", "kept", "mapping"]
+    list_select_related = ["mapping", "current", "created_by", "origin_problem"]
+    search_fields = ["field"]
+    inlines = [RuleVersionInline]
+
+    @admin.display(description="Does")
+    def does(self, rule: MappingRule) -> str:
+        return rule.current.description if rule.current else "—"
+
+    @admin.display(description="Version")
+    def version(self, rule: MappingRule) -> int | None:
+        return rule.current.number if rule.current else None
 
 
 @admin.register(MappingHealthSnapshot)

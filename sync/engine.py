@@ -35,7 +35,7 @@ from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, conn
 from .edits import RecordEdits
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from .lookups import Lookups
-from .models import SyncJob, TableMapping
+from .models import RuleVersion, SyncJob, TableMapping
 from .preflight import JobFailure, check_integration_users
 
 logger = logging.getLogger(__name__)
@@ -536,6 +536,8 @@ class Pass:
         # Values people typed for records an app refused (sync.edits).
         self.edits = RecordEdits(mapping, direction, job)
         self.writing = {pair.write: pair for pair in self.pairs}
+        # The mapping's kept rules and those applied with the job (sync.transformations).
+        self.rules = RuleVersion.in_force(job, direction)
         # The fields a pass reads on each side: what it maps, matches and compares.
         reads = [p.read for p in self.pairs if not p.has_constant] + [self.match_read]
         writes = [p.held_field for p in self.pairs] + [self.match_write]
@@ -1106,8 +1108,9 @@ class Pass:
             pair.write: lookups.value(pair, record) if pair.lookup else pair.value(values)
             for pair in self.pairs
         }
-        # What a person typed on the record's entry, while its source values are unchanged.
-        return self.edits.apply(record, computed)
+        # The rules in force transform them (sync.transformations); what a person typed on
+        # the record's entry, while its source values are unchanged, has the last word.
+        return self.edits.apply(record, self.rules.apply(computed))
 
     def changes(self, values: dict[str, Any], target: RemoteRecord) -> dict[str, Any]:
         """The values that differ from what the record written to holds."""

@@ -20,7 +20,8 @@ from syncconsole.encryption import EncryptedTextField
 
 from .connectors.odata import SideConfig
 from .connectors.signin import default_authority
-from .fields import field_mapping_problems
+from .fields import FROM_DESTINATION, TO_DESTINATION, field_mapping_problems
+from .transformations import KINDS, Rules, Step, describe
 
 
 class Connection(models.Model):
@@ -401,6 +402,12 @@ class SyncJob(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+    )
+    rule_versions: "models.ManyToManyField[RuleVersion, Any]" = models.ManyToManyField(
+        "RuleVersion",
+        blank=True,
+        related_name="jobs",
+        help_text="The rules a person applied with this job: those used once apply in it only.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -842,3 +849,118 @@ class RecordEdit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mapping.name} {self.record_id}: {', '.join(self.after)}"
+
+
+class MappingRule(models.Model):
+    """A rule that transforms the value a mapping writes to one field in one direction, made
+    from a problem: kept on the mapping (a transformation of every later write, while it is
+    active) or used once (in the job that applied it). Its versions keep what it did."""
+
+    DIRECTIONS = [
+        (TO_DESTINATION, "To destination"),
+        (FROM_DESTINATION, "From destination"),
+    ]
+
+    mapping = models.ForeignKey(TableMapping, on_delete=models.CASCADE, related_name="rules")
+    direction = models.CharField(
+        max_length=20, choices=DIRECTIONS, help_text="The direction of the writes it changes."
+    )
+    field = models.CharField(max_length=100, help_text="The field written, by the app written to.")
+    kept = models.BooleanField(
+        default=True, help_text="Kept on the mapping: later writes are transformed too."
+    )
+    is_active = models.BooleanField(default=True)
+    current = models.ForeignKey(
+        "RuleVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    origin_problem = models.ForeignKey(
+        "errors.ErrorGroup",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="rules",
+        help_text="The problem it was made to fix.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    switched_off_at = models.DateTimeField(null=True, blank=True)
+    switched_off_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["mapping", "pk"]
+        indexes = [
+            models.Index(
+                fields=["mapping", "direction"],
+                condition=models.Q(is_active=True, kept=True),
+                name="rule_in_force",
+            )
+        ]
+
+    def __str__(self) -> str:
+        what = describe(self.current.kind, self.current.params) if self.current else "no version"
+        return f"Rule {self.pk} · {self.mapping.name} {self.field}: {what}"
+
+
+class RuleVersion(models.Model):
+    """One version of a rule: what it does. A change or a revert adds a version."""
+
+    rule = models.ForeignKey(MappingRule, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=list(KINDS.items()))
+    params = models.JSONField(default=dict, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    made_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    made_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["rule", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "number"], name="one_rule_version_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"Rule {self.rule_id} version {self.number}: {self.description}"
+
+    @property
+    def description(self) -> str:
+        return describe(self.kind, self.params)
+
+    def step(self, field: str) -> Step:
+        return Step(field=field, kind=self.kind, params=self.params)
+
+    @classmethod
+    def in_force(cls, job: SyncJob, direction: str) -> Rules:
+        """The rules a pass of `job` applies: the mapping's active kept rules, and the
+        rules applied with the job (used once), each rule once."""
+        kept = cls.objects.filter(
+            rule__mapping_id=job.mapping_id,
+            rule__direction=direction,
+            rule__is_active=True,
+            rule__kept=True,
+            rule__current=models.F("pk"),
+        )
+        versions: list[RuleVersion] = list(kept.select_related("rule"))
+        if job.pk is not None:
+            versions += job.rule_versions.filter(rule__direction=direction).select_related("rule")
+        chosen: dict[int, RuleVersion] = {}
+        for version in sorted(versions, key=lambda v: (v.rule_id, -v.number)):
+            chosen.setdefault(version.rule_id, version)  # each rule once: its newest version
+        return Rules(version.step(version.rule.field) for version in chosen.values())

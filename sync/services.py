@@ -14,7 +14,7 @@ from syncconsole import queue
 from syncconsole.queue import QueueUnavailable
 
 from . import engine
-from .models import SyncJob, TableMapping
+from .models import RuleVersion, SyncJob, TableMapping
 
 logger = logging.getLogger(__name__)
 ACTIVE = (SyncJob.Status.QUEUED, SyncJob.Status.RUNNING)
@@ -39,8 +39,10 @@ def create_job(
     direction: str | None = None,
     overwrite: bool = False,
     record_ids: dict[str, list[str]] | None = None,
+    rule_versions: list[RuleVersion] | None = None,
 ) -> SyncJob:
-    """A queued job for the mapping, or JobRefused when one is already waiting or running."""
+    """A queued job for the mapping, or JobRefused when one is already waiting or running.
+    `rule_versions`: the rules a person applies with the job (sync.transformations)."""
     # A job whose worker died must not keep the mapping blocked: it no longer runs.
     engine.interrupt_abandoned_jobs([mapping.pk], continued=False)
     with transaction.atomic():
@@ -65,7 +67,7 @@ def create_job(
                 f"(#{active.pk}); wait for it to finish.",
                 active,
             )
-        return SyncJob.objects.create(
+        job = SyncJob.objects.create(
             mapping=mapping,
             kind=kind,
             trigger=trigger,
@@ -76,6 +78,9 @@ def create_job(
             coupling_ids=coupling_ids or [],
             record_ids=record_ids or {},
         )
+        if rule_versions:
+            job.rule_versions.set(rule_versions)
+        return job
 
 
 def request_sync(
@@ -91,6 +96,7 @@ def request_sync(
     record_ids: dict[str, list[str]] | None = None,
     countdown: float | None = None,
     join_queued: bool = False,
+    rule_versions: list[RuleVersion] | None = None,
 ) -> SyncJob:
     """Queue a job for a Celery worker (after `countdown` seconds, when given); JobRefused or
     QueueUnavailable say why not. With `join_queued`, a job of the same kind and direction
@@ -107,6 +113,7 @@ def request_sync(
             direction=direction,
             overwrite=overwrite,
             record_ids=record_ids,
+            rule_versions=rule_versions,
         )
 
     try:

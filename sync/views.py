@@ -17,13 +17,22 @@ from errors.models import EntryRecord
 from errors.pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from syncconsole.permissions import sync_admin_required, sync_user_required
 from syncconsole.queue import QueueUnavailable
+from triage import rules
 
 from . import breaker, health, lag_chart, probes, services
 from .connectors import ConnectorPairs
 from .filters import CouplingFilter, JobPageFilter
 from .forms import LagProbeForm
 from .mapping_health import with_health
-from .models import Connection, ConnectionCheck, LagProbe, SyncJob, TableMapping, spoken
+from .models import (
+    Connection,
+    ConnectionCheck,
+    LagProbe,
+    MappingRule,
+    SyncJob,
+    TableMapping,
+    spoken,
+)
 from .notifications import (
     BadNotification,
     answers_handshake,
@@ -87,15 +96,25 @@ def connection_health(request: HttpRequest, pk: int) -> HttpResponse:
 
 @sync_user_required
 def mapping_health(request: HttpRequest, pk: int) -> HttpResponse:
+    return render(request, "sync/mapping_health.html", _mapping_page(pk))
+
+
+def _mapping_page(pk: int, probe_form: LagProbeForm | None = None) -> dict:
+    """What the mapping's page shows: its health, jobs, backlog, rules and lag probe."""
     mappings = with_health(TableMapping.objects.filter(pk=pk))
     if not mappings:
         raise Http404("No such table mapping.")
     mapping = mappings[0]
-    recent_jobs = SyncJob.objects.filter(mapping=mapping).order_by("-created_at", "-pk")[:10]
-    snapshots = mapping.health_snapshots.order_by("-day")[:14]
-    context = {"mapping": mapping, "recent_jobs": recent_jobs, "snapshots": snapshots}
-    context.update(_lag_context(mapping))
-    return render(request, "sync/mapping_health.html", context)
+    mapping_rules = MappingRule.objects.filter(mapping=mapping).select_related(
+        "current__made_by", "created_by", "switched_off_by", "origin_problem"
+    )
+    return {
+        "mapping": mapping,
+        "recent_jobs": SyncJob.objects.filter(mapping=mapping).order_by("-created_at", "-pk")[:10],
+        "snapshots": mapping.health_snapshots.order_by("-day")[:14],
+        "rules": mapping_rules.order_by("-is_active", "-kept", "-pk"),
+        **_lag_context(mapping, probe_form),
+    }
 
 
 def _lag_context(mapping: TableMapping, form: LagProbeForm | None = None) -> dict:
@@ -134,15 +153,37 @@ def mapping_lag_probe(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"The lag probe of {mapping.name} is saved.")
             return redirect(reverse("sync:mapping_health", args=[mapping.pk]) + "#lag")
     messages.error(request, "The lag probe is not saved: see the messages under its settings.")
-    mappings = with_health(TableMapping.objects.filter(pk=pk))
-    recent_jobs = SyncJob.objects.filter(mapping=mapping).order_by("-created_at", "-pk")[:10]
-    context = {
-        "mapping": mappings[0],
-        "recent_jobs": recent_jobs,
-        "snapshots": mapping.health_snapshots.order_by("-day")[:14],
-        **_lag_context(mapping, form),
-    }
-    return render(request, "sync/mapping_health.html", context, status=400)
+    return render(request, "sync/mapping_health.html", _mapping_page(pk, form), status=400)
+
+
+@sync_admin_required
+@require_POST
+def rule_switch_off(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = get_object_or_404(MappingRule, pk=pk)
+    try:
+        rules.switch_off(rule, request.user)
+    except rules.RuleRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Rule #{rule.pk} on {rule.field} is switched off.")
+    return redirect(reverse("sync:mapping_health", args=[rule.mapping_id]) + "#rules")
+
+
+@sync_admin_required
+@require_POST
+def rule_revert(request: HttpRequest, pk: int) -> HttpResponse:
+    rule = get_object_or_404(MappingRule, pk=pk)
+    try:
+        version = rules.revert(rule, request.user)
+    except rules.RuleRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Rule #{rule.pk} on {rule.field} is back to {version.description} "
+            f"(version {version.number}).",
+        )
+    return redirect(reverse("sync:mapping_health", args=[rule.mapping_id]) + "#rules")
 
 
 @sync_admin_required

@@ -25,6 +25,7 @@ RULES = {
     "errors:group_assignment": USER,  # assigning to others: administrators, tests/errors
     "errors:group_comment": USER,
     "errors:group_policy": ADMIN,
+    "errors:group_rule": ADMIN,
     "errors:group_evidence": USER,  # setup problems: administrators, tests/errors
     "errors:ownership_rules": ADMIN,
     "errors:ownership_rule_delete": ADMIN,
@@ -47,6 +48,8 @@ RULES = {
     "sync:mapping_health": USER,
     "sync:mapping_resume": ADMIN,
     "sync:mapping_lag_probe": ADMIN,
+    "sync:rule_switch_off": ADMIN,
+    "sync:rule_revert": ADMIN,
     "sync:jobs": USER,
     "sync:job": USER,
     "sync:couplings": USER,

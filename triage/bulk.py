@@ -25,7 +25,7 @@ from errors.filters import SyncErrorFilter
 from errors.models import SETUP_CATEGORIES, BulkAction, Status, SyncError
 from errors.services import STATUS_NOTE_MAX_LENGTH, set_status
 from sync.connectors import ConnectorError
-from sync.models import TableMapping
+from sync.models import RuleVersion, TableMapping
 from sync.services import JobRefused
 from syncconsole import queue
 from syncconsole.queue import QueueUnavailable
@@ -370,6 +370,60 @@ def _work_through(bulk: BulkAction, work: "_Work") -> None:
     work.finish()
 
 
+def retry_records(
+    couplings: QuerySet[Coupling],
+    records: dict[int, set[tuple[str, str, str]]],
+    *,
+    user,
+    rule_versions: list[RuleVersion] | None = None,
+) -> actions.Retried:
+    """Retry the couplings and the records not coupled yet (by mapping id: (app, entity,
+    record id) of the record read) as one retry job per mapping, with the rules applied."""
+    by_direction: defaultdict[int, defaultdict[str, list[str]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    mappings = TableMapping.objects.select_related("connection").in_bulk(records)
+    for mapping_id, mapping in mappings.items():
+        for app, entity, record_id in sorted(records[mapping_id]):
+            entry = SyncError(
+                mapping=mapping,
+                source_app=app,
+                source_entity=entity,
+                source_record_id=record_id,
+            )
+            direction = read_direction(entry)
+            if direction is not None:  # always: the entry names its mapping and record
+                by_direction[mapping_id][direction].append(record_id)
+    return actions.retry_by_mapping(
+        couplings,
+        user=user,
+        records={k: dict(v) for k, v in by_direction.items()},
+        rule_versions=rule_versions,
+    )
+
+
+def retry_entries(
+    entries: QuerySet[SyncError], *, user, rule_versions: list[RuleVersion] | None = None
+) -> actions.Retried:
+    """Retry the records of these entries as Retry does for a bulk action: their couplings,
+    and the records that could not be created, one job per mapping."""
+    coupling_ids: set[int] = set()
+    records: dict[int, set[tuple[str, str, str]]] = defaultdict(set)
+    for coupling_id, mapping_id, app, entity, record_id in entries.values_list(
+        "coupling_id", "mapping_id", "source_app", "source_entity", "source_record_id"
+    ):
+        if coupling_id is not None:
+            coupling_ids.add(coupling_id)
+        elif mapping_id and record_id:
+            records[mapping_id].add((app, entity, record_id))
+    return retry_records(
+        Coupling.objects.filter(pk__in=coupling_ids),
+        records,
+        user=user,
+        rule_versions=rule_versions,
+    )
+
+
 def _finish(bulk: BulkAction, state: str, outcome: str) -> None:
     bulk.state = state
     bulk.outcome = outcome[:4000]
@@ -452,24 +506,7 @@ class _Work:
 
     def _retry(self, couplings) -> None:
         """One retry job per mapping: its couplings and its records not coupled yet."""
-        records: defaultdict[int, defaultdict[str, list[str]]] = defaultdict(
-            lambda: defaultdict(list)
-        )
-        mappings = TableMapping.objects.select_related("connection").in_bulk(self.records)
-        for mapping_id, mapping in mappings.items():
-            for app, entity, record_id in sorted(self.records[mapping_id]):
-                entry = SyncError(
-                    mapping=mapping,
-                    source_app=app,
-                    source_entity=entity,
-                    source_record_id=record_id,
-                )
-                direction = read_direction(entry)
-                if direction is not None:  # always: the entry names its mapping and record
-                    records[mapping_id][direction].append(record_id)
-        retried = actions.retry_by_mapping(
-            couplings, user=self.user, records={k: dict(v) for k, v in records.items()}
-        )
+        retried = retry_records(couplings, self.records, user=self.user)
         for job, count in retried.jobs:
             self._queued(job, count, job.mapping)
         for mapping, message, count in retried.refused:

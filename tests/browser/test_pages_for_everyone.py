@@ -100,6 +100,7 @@ def pages_of(role: str, data: dict) -> list[str]:
             reverse("audit:events"),
             reverse("errors:cleanup_confirm", args=["all"]),
             reverse("errors:ownership_rules"),
+            reverse("errors:group_rule", args=[group.pk]),
         ]
     return pages
 

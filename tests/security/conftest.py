@@ -21,7 +21,14 @@ from errors.models import (
     SyncError,
     SyncErrorCleanup,
 )
-from sync.models import Connection, ConnectionCheck, SyncJob, TableMapping
+from sync.models import (
+    Connection,
+    ConnectionCheck,
+    MappingRule,
+    RuleVersion,
+    SyncJob,
+    TableMapping,
+)
 from syncconsole.permissions import SYNC_ADMINISTRATORS
 from tests.conftest import user_in_role
 from tests.factories import make_error
@@ -59,6 +66,7 @@ class HostileWorld:
     run: CouplingRun
     check: ConnectionCheck
     rule: OwnershipRule | None = None
+    mapping_rule: MappingRule | None = None
     subscription: AlertSubscription | None = None
     # One entry of every category, so that every kind of "Cause and fix" is drawn.
     entries: list[SyncError] = field(default_factory=list)
@@ -173,10 +181,21 @@ def make_hostile_world(unused_port: int) -> HostileWorld:
     OwnershipRule.objects.create(
         connection=connection, group=Group.objects.get(name=SYNC_ADMINISTRATORS)
     )
+    # A rule of the mapping whose field and parameters came from the hostile world.
+    mapping_rule = MappingRule.objects.create(
+        mapping=mapping, direction="to_destination", field=HOSTILE, origin_problem=group
+    )
+    for number, params in enumerate([{"value": HOSTILE}, {"find": HOSTILE, "replace": HOSTILE}]):
+        mapping_rule.current = RuleVersion.objects.create(
+            rule=mapping_rule, number=number + 1, kind="set" if number == 0 else "replace",
+            params=params, note=HOSTILE, made_by=owner,
+        )  # fmt: skip
+    mapping_rule.save()
     return HostileWorld(
         connection=connection, mapping=mapping, job=job, coupling=coupling, skipped=skipped,
         error=error, uncoupled=uncoupled, integration_error=integration_error, group=group,
         cleanup=cleanup, bulk=bulk, run=run, check=check, rule=rule, entries=entries,
+        mapping_rule=mapping_rule,
     )  # fmt: skip
 
 

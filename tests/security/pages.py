@@ -16,6 +16,7 @@ PATH_OBJECTS = {
     "errors:group_comment": "group",
     "errors:group_evidence": "group",
     "errors:group_policy": "group",
+    "errors:group_rule": "group",
     "errors:ownership_rule_delete": "rule",
     "errors:detail": "error",
     "errors:set_status": "error",
@@ -31,6 +32,8 @@ PATH_OBJECTS = {
     "sync:mapping_health": "mapping",
     "sync:mapping_resume": "mapping",
     "sync:mapping_lag_probe": "mapping",
+    "sync:rule_switch_off": "mapping_rule",
+    "sync:rule_revert": "mapping_rule",
     "sync:job": "job",
     "couplings:run": "run",
 }

@@ -29,6 +29,8 @@ POST_ONLY = {
     "sync:mapping_start",
     "sync:mapping_resume",
     "sync:mapping_lag_probe",
+    "sync:rule_switch_off",
+    "sync:rule_revert",
     "sync:skipped_action",
 }
 # Views whose GET shows a page (a confirmation, a form) and whose POST acts.
@@ -36,6 +38,7 @@ GET_SHOWS_POST_ACTS = {
     "errors:cleanup_confirm",
     "errors:alerts",
     "errors:ownership_rules",
+    "errors:group_rule",
     "sync:connection_health",
     "couplings:couple",
 }
