@@ -9,6 +9,7 @@ from couplings.models import Coupling
 from demo.models import CrmAccount, ErpCustomer
 from errors.models import Category, ErrorGroup, Status, SyncError
 from errors.services import set_status
+from sync import probes
 from sync.models import SyncJob
 from syncconsole.permissions import SYNC_ADMINISTRATORS, SYNC_USERS
 from tests.browser.axe import Finding, axe_violations, overflow
@@ -50,6 +51,20 @@ def seed(demo_apps) -> dict:
     job = demo_apps.run("CUSTOMER")
     demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
     demo_apps.run("CONTACT", SyncJob.Kind.FULL)
+    # A lag probe with a marker that arrived: its chart on the mapping's page, its lag on the
+    # overview.
+    probe = probes.save_probe(
+        job.mapping,
+        direction="to_destination",
+        record_id=str(customers.get(number="C00050").pk),
+        marker_field="displayName",
+        interval_minutes=1,
+        limit_seconds=300,
+        marker_length=100,
+    )
+    probes.run_probe(probe.pk)
+    demo_apps.run("CUSTOMER")
+    probes.run_probe(probe.pk)
     conflict = SyncError.objects.filter(job=job, category=Category.CONFLICT).get()
     removed = SyncError.objects.filter(job=job, category=Category.COUPLED_RECORD_DELETED).get()
     # A long message without spaces to break it at, as the apps write them.

@@ -12,11 +12,13 @@ from django_celery_beat.models import PeriodicTask
 from audit.models import AuditEvent
 from couplings.models import Coupling
 from demo.models import CrmAccount, ErpCustomer
-from errors.models import Category, ErrorGroup, Status, SyncError
+from errors import alerts
+from errors.models import AlertSubscription, Category, ErrorGroup, Status, SyncError
 from errors.remedies import remedy_for
 from sync import probes
 from sync.models import LagProbe, LagSample, SyncJob
 from sync.tasks import run_lag_probes
+from syncconsole.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 FULL = SyncJob.Kind.FULL
@@ -238,3 +240,26 @@ def test_the_overview_shows_each_probes_lag_and_a_late_one_in_words(
     probes.run_probe(probe.pk, later.written_at + timedelta(minutes=6))
     html = staff_client.get(reverse("home")).content.decode()
     assert 'data-probe-state="late"' in html and "Probe: late, " in html
+
+
+def test_a_late_marker_alerts_the_subscribers_once(
+    demo_apps,
+    coupled,
+    staff_user,
+    settings,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+    mailoutbox,
+):
+    settings.SYNC_CONSOLE_URL = "https://console.example.com"
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args, countdown=None: None)
+    AlertSubscription.objects.create(user=staff_user)
+    probe = set_up(demo_apps, coupled)
+    first = probes.run_probe(probe.pk)
+    for minutes in (6, 7):
+        with django_capture_on_commit_callbacks(execute=True):
+            probes.run_probe(probe.pk, first.written_at + timedelta(minutes=minutes))
+        alerts.send_pending_alerts()
+    (message,) = mailoutbox
+    assert message.to == [staff_user.email]
+    assert "Changes to CUSTOMER take more than 6 min" in message.body
