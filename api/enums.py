@@ -2,8 +2,10 @@
 
 from audit.models import AuditEvent
 from couplings.models import Coupling
-from errors.models import BulkAction, Status, SyncErrorCleanup
-from sync.models import Connection, ProbeDirection, SyncJob, TableMapping
+from errors.models import BulkAction, EntryLogging, Status, SyncErrorCleanup
+from sync.edits import KINDS as EDITED_VALUE_KINDS
+from sync.models import Connection, MappingRule, ProbeDirection, SyncJob, TableMapping
+from sync.transformations import KINDS as TRANSFORMATION_KINDS
 
 STATUS = Status
 BULK_ACTION = BulkAction.Action
@@ -18,3 +20,9 @@ AUDIT_ACTION = AuditEvent.Action
 # "direction": named apart here.
 MAPPING_DIRECTION = TableMapping.Direction
 PROBE_DIRECTION = ProbeDirection
+# The direction of the writes a rule changes; how a mapping or a problem logs failures; the
+# kinds of value an edit takes and the kinds of rule, each named apart from the others.
+RULE_DIRECTION = MappingRule.DIRECTIONS
+ENTRY_LOGGING = EntryLogging
+VALUE_KIND = list(EDITED_VALUE_KINDS)
+RULE_KIND = list(TRANSFORMATION_KINDS.items())

@@ -163,6 +163,12 @@ class ErrorGroupSerializer(serializers.ModelSerializer):
         source="mapping.name", default=None, read_only=True, allow_null=True
     )
     url = serializers.CharField(source="get_absolute_url", read_only=True)
+    entry_logging = serializers.ChoiceField(
+        choices=EntryLogging.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="The problem's own logging policy; empty: its mapping's.",
+    )
     severity = serializers.SerializerMethodField(
         help_text="blocking (an open setup problem of whole jobs: its mapping stops), records "
         "(open: its records fail) or set_aside (resolved, ignored or snoozed)."
@@ -256,16 +262,8 @@ class ProblemPolicySerializer(StrictSerializer):
         min_value=1, max_value=MAX_RETRY_DELAY_SECONDS, allow_null=True, required=False
     )
     entry_logging = serializers.ChoiceField(
-        choices=["", *EntryLogging.values], allow_blank=True, required=False
+        choices=EntryLogging.choices, allow_blank=True, required=False
     )
-
-    def validate(self, attrs):
-        if not attrs:
-            raise serializers.ValidationError(
-                "Give one or more of `skip_after_failures`, `transient_retries`, "
-                "`retry_delay_seconds` and `entry_logging`."
-            )
-        return attrs
 
 
 class CommentSerializer(serializers.ModelSerializer):
@@ -835,8 +833,8 @@ class LagProbeRequestSerializer(StrictSerializer):
         choices=ProbeDirection.choices,
         help_text="to_destination changes the source app's record.",
     )
-    record_id = serializers.CharField(max_length=100)
-    marker_field = serializers.CharField(max_length=100)
+    record_id = TextField(max_length=100)
+    marker_field = TextField(max_length=100)
     marker_length = serializers.IntegerField(
         min_value=PROBE_MARKER_LENGTH[0], max_value=PROBE_MARKER_LENGTH[1], default=30
     )
@@ -911,9 +909,7 @@ class RuleRequestSerializer(StrictSerializer):
     field = TextField(max_length=100)
     kind = serializers.ChoiceField(choices=list(KINDS.items()))
     params = RuleParamsSerializer(required=False)
-    direction = serializers.ChoiceField(
-        choices=["to_destination", "from_destination"], required=False
-    )
+    direction = serializers.ChoiceField(choices=MappingRule.DIRECTIONS, required=False)
 
 
 class RuleApplySerializer(RuleRequestSerializer):

@@ -582,6 +582,11 @@ class ProblemPolicyView(APIView):
     )
     def post(self, request, pk: int):
         problem = _problem(request, pk)
+        if not request.body:
+            # Every field may be left out, but not the object that holds them.
+            raise serializers.ValidationError(
+                {"detail": ["Send a JSON object with the policies to set."]}
+            )
         data = _valid(ProblemPolicySerializer, request)
         try:
             if "skip_after_failures" in data:

@@ -166,6 +166,10 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
         "CouplingResultEnum": "api.enums.COUPLING_RESULT",
         "DirectionEnum": "api.enums.MAPPING_DIRECTION",
         "ProbeDirectionEnum": "api.enums.PROBE_DIRECTION",
+        "RuleDirectionEnum": "api.enums.RULE_DIRECTION",
+        "EntryLoggingEnum": "api.enums.ENTRY_LOGGING",
+        "ValueKindEnum": "api.enums.VALUE_KIND",
+        "RuleKindEnum": "api.enums.RULE_KIND",
     },
 }
 
