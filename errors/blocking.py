@@ -1,0 +1,130 @@
+"""Root causes: entries blocked by the record they refer to, and the figures of the problems
+that block others.
+
+An entry is blocked by a record of another mapping (or a table outside any mapping) that a
+lookup could not find or use: the engine names it (`blocked_by_mapping`, `_side`,
+`_record`, `_entity`). When that record has an open entry of its own, `link` names the entry
+and its problem. A problem is blocked by another when every open entry of it is; a problem
+blocks the records of the open entries that name it, directly, and those of the entries
+blocked by these, through them (`refresh`: kept when entries are recorded and whenever their
+status changes, for the problems touched only, so the problems list reads stored figures)."""
+
+from collections.abc import Iterable, Sequence
+
+from django.db import connection
+from django.db.models import Q
+
+from .models import ErrorGroup, Status, SyncError
+
+OPEN_OR_SNOOZED = (Status.OPEN, Status.SNOOZED)
+
+
+def link(errors: Sequence[SyncError]) -> None:
+    """Name, on each blocked entry, the newest open entry of the record it is blocked by and
+    that entry's problem: one query for the batch, none when no entry is blocked."""
+    blocked = [e for e in errors if e.blocked_by_mapping_id and e.blocked_by_record]
+    if not blocked:
+        return
+    wanted = Q()
+    for error in blocked:
+        key = error.blocked_by_record or ""
+        mapping = error.blocked_by_mapping_id
+        # The referenced record may be the one its entry read or the one it wrote: ids of the
+        # apps are compared without regard to case (the entries' record indexes are so).
+        wanted |= Q(mapping_id=mapping, source_record_id__iexact=key)
+        wanted |= Q(mapping_id=mapping, destination_record_id__iexact=key)
+    found: dict[tuple[int, str], tuple[int, int | None]] = {}
+    rows = (
+        SyncError.objects.filter(wanted, status__in=OPEN_OR_SNOOZED)
+        .order_by("-created_at", "-id")
+        .values_list("pk", "group_id", "mapping_id", "source_record_id", "destination_record_id")
+    )
+    for pk, group_id, mapping_id, source_id, destination_id in rows:
+        for key in (source_id, destination_id):
+            if key:
+                found.setdefault((mapping_id, key.upper()), (pk, group_id))
+    for error in blocked:
+        entry = found.get((error.blocked_by_mapping_id, (error.blocked_by_record or "").upper()))
+        if entry is not None:
+            error.blocked_by_entry_id, error.blocked_by_group_id = entry
+
+
+def affected_by(entries) -> set[int]:
+    """The problems whose root-cause figures a change of these entries' status moves: their
+    own, when blocked, and those they are blocked by (one query)."""
+    ids: set[int] = set()
+    for group_id, blocker_id in (
+        entries.filter(blocked_by_group__isnull=False)
+        .order_by()
+        .values_list("group_id", "blocked_by_group_id")
+        .distinct()
+    ):
+        ids.update(i for i in (group_id, blocker_id) if i)
+    return ids
+
+
+def refresh(group_ids: Iterable[int]) -> None:
+    """Count anew what these problems, and every problem above them, block; and whether each
+    of these is blocked by one problem as a whole. Two statements over the blocked entries
+    only (partial indexes), whatever the problems' size."""
+    ids = sorted(set(group_ids) - {0})
+    if not ids:
+        return
+    entries = SyncError._meta.db_table
+    groups = ErrorGroup._meta.db_table
+    statuses = list(OPEN_OR_SNOOZED)
+    with connection.cursor() as cursor:
+        # Blocked as a whole: every open entry names the same problem (not itself).
+        cursor.execute(
+            f"""
+            UPDATE {groups} g SET blocked_by_id = b.blocker
+            FROM (
+                SELECT g2.id,
+                       (SELECT CASE WHEN COUNT(*) > 0
+                                     AND COUNT(*) = COUNT(e.blocked_by_group_id)
+                                     AND MIN(e.blocked_by_group_id) = MAX(e.blocked_by_group_id)
+                                     AND MIN(e.blocked_by_group_id) <> g2.id
+                                    THEN MIN(e.blocked_by_group_id) END
+                        FROM {entries} e
+                        WHERE e.group_id = g2.id AND e.status = ANY(%(statuses)s)) AS blocker
+                FROM {groups} g2 WHERE g2.id = ANY(%(ids)s)
+            ) b
+            WHERE g.id = b.id AND g.blocked_by_id IS DISTINCT FROM b.blocker
+            """,  # noqa: S608 - the table names are ours, the values parameters
+            {"ids": ids, "statuses": statuses},
+        )
+        # The problems above them, then everything below each: the records of the open
+        # entries blocked by it or by a problem it blocks. UNION keeps a loop finite.
+        cursor.execute(
+            f"""
+            WITH RECURSIVE up(id) AS (
+                SELECT unnest(%(ids)s::bigint[])
+              UNION
+                SELECT e.blocked_by_group_id FROM {entries} e JOIN up ON e.group_id = up.id
+                WHERE e.blocked_by_group_id IS NOT NULL AND e.status = ANY(%(statuses)s)
+            ),
+            down(root, id) AS (
+                SELECT id, id FROM up
+              UNION
+                SELECT down.root, e.group_id FROM {entries} e
+                JOIN down ON e.blocked_by_group_id = down.id
+                WHERE e.group_id IS NOT NULL AND e.status = ANY(%(statuses)s)
+            ),
+            figures AS (
+                SELECT down.root,
+                       COUNT(DISTINCT e.mapping_id || ':' || e.source_record_id) AS total,
+                       COUNT(DISTINCT e.mapping_id || ':' || e.source_record_id)
+                           FILTER (WHERE e.blocked_by_group_id = down.root) AS direct
+                FROM down JOIN {entries} e ON e.blocked_by_group_id = down.id
+                WHERE e.status = ANY(%(statuses)s) AND e.group_id <> down.root
+                GROUP BY down.root
+            )
+            UPDATE {groups} g
+            SET blocks_records = COALESCE(f.total, 0), blocks_directly = COALESCE(f.direct, 0)
+            FROM up LEFT JOIN figures f ON f.root = up.id
+            WHERE g.id = up.id
+              AND (g.blocks_records, g.blocks_directly)
+                  IS DISTINCT FROM (COALESCE(f.total, 0), COALESCE(f.direct, 0))
+            """,  # noqa: S608 - the table names are ours, the values parameters
+            {"ids": ids, "statuses": statuses},
+        )
