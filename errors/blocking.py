@@ -10,6 +10,7 @@ blocked by these, through them (`refresh`: kept when entries are recorded and wh
 status changes, for the problems touched only, so the problems list reads stored figures)."""
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import Q
@@ -128,3 +129,70 @@ def refresh(group_ids: Iterable[int]) -> None:
             """,  # noqa: S608 - the table names are ours, the values parameters
             {"ids": ids, "statuses": statuses},
         )
+
+
+# How far up a chain of blocked problems is followed (a loop stops sooner).
+MAX_DEPTH = 20
+
+
+def root_of(group: ErrorGroup | None) -> ErrorGroup | None:
+    """The problem at the top of the chain a blocked problem waits for (None when it is not
+    blocked): the one to fix first."""
+    if group is None or not group.blocked_by_id:
+        return None
+    seen = {group.pk}
+    root = group
+    for _ in range(MAX_DEPTH):
+        parent = ErrorGroup.objects.filter(pk=root.blocked_by_id).first()
+        if parent is None or parent.pk in seen:
+            break
+        seen.add(parent.pk)
+        root = parent
+        if not root.blocked_by_id:
+            break
+    return root if root.pk != group.pk else None
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """What an entry is blocked by, as its page says it: the open entry of the record it
+    needed and that entry's problem, with the problem at the root of the chain; or, when the
+    record has no open entry, the record itself."""
+
+    entry: SyncError | None
+    group: ErrorGroup | None
+    root: ErrorGroup | None
+    mapping_name: str
+    entity: str
+    record: str
+
+    @property
+    def record_label(self) -> str:
+        under = f" under {self.mapping_name}" if self.mapping_name else ""
+        return f"{self.entity or 'record'} {self.record}{under}".strip()
+
+
+def blocker_of(error: SyncError) -> Blocker | None:
+    """What the entry is blocked by (a few queries, for one entry's page); None when it is
+    not blocked."""
+    if not error.blocked_by_record:
+        return None
+    entry = (
+        SyncError.objects.filter(pk=error.blocked_by_entry_id).first()
+        if error.blocked_by_entry_id
+        else None
+    )
+    group = (
+        ErrorGroup.objects.filter(pk=error.blocked_by_group_id).first()
+        if error.blocked_by_group_id
+        else None
+    )
+    mapping = error.blocked_by_mapping
+    return Blocker(
+        entry=entry,
+        group=group,
+        root=root_of(group) or group,
+        mapping_name=mapping.name if mapping is not None else "",
+        entity=error.blocked_by_entity or "",
+        record=error.blocked_by_record,
+    )

@@ -254,6 +254,15 @@ class OwnershipRule(models.Model):
         return f"{what} of every connection"
 
     @property
+    def blocks_label(self) -> str:
+        """What it blocks, in words: "blocks 12 records (3 directly)"; "" for nothing."""
+        if not self.blocks_records:
+            return ""
+        total, direct = self.blocks_records, self.blocks_directly
+        directly = "" if direct == total else f" ({direct:,} directly)"
+        return f"blocks {total:,} record{'' if total == 1 else 's'}{directly}"
+
+    @property
     def assignee_label(self) -> str:
         if self.user is not None:
             return self.user.get_username()
@@ -442,6 +451,8 @@ class ErrorGroup(models.Model):
     def severity_reason(self) -> str:
         """Why it ranks where it does, in a few words ("blocks the CURRENCY mapping")."""
         level = self.severity_level
+        if level == Severity.ROOT_CAUSE:
+            return self.blocks_label
         if level == Severity.BLOCKING:
             if self.mapping_id and self.mapping is not None:
                 paused = " (paused)" if self.mapping.is_paused else ""
@@ -454,6 +465,15 @@ class ErrorGroup(models.Model):
         if not self.records:
             return "no record named"
         return f"{self.records:,} record{'' if self.records == 1 else 's'}"
+
+    @property
+    def blocks_label(self) -> str:
+        """What it blocks, in words: "blocks 12 records (3 directly)"; "" for nothing."""
+        if not self.blocks_records:
+            return ""
+        total, direct = self.blocks_records, self.blocks_directly
+        directly = "" if direct == total else f" ({direct:,} directly)"
+        return f"blocks {total:,} record{'' if total == 1 else 's'}{directly}"
 
     @property
     def assignee_label(self) -> str:

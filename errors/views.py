@@ -35,7 +35,7 @@ from syncconsole.queue import QueueUnavailable
 from triage import bulk as bulk_actions
 from triage import fixes
 
-from . import evidence, services
+from . import blocking, evidence, services
 from .export import csv_response
 from .filters import ErrorGroupFilter, SyncErrorFilter, sort_field
 from .forms import ProblemStatusForm
@@ -156,6 +156,8 @@ def error_list(request: HttpRequest) -> HttpResponse:
         "filters": filters,
         "page": page,
         "entry_rows": entry_rows(page.items),
+        # A problem blocked by another: the root of the chain is shown in place of a cause.
+        "root_cause": blocking.root_of(group),
         "total": estimated_total(matching, page=page),
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for key, value in filter_query.items()),
@@ -304,9 +306,15 @@ def error_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     require_sync_admin_for_setup(request.user, error)
 
+    blocker = blocking.blocker_of(error)
     context = {
         "error": error,
         "statuses": Status,
+        "blocker": blocker,
+        # A setup entry's message is for administrators, even as what blocks another.
+        "blocker_shown": blocker is not None
+        and blocker.entry is not None
+        and (not blocker.entry.is_setup_error or is_sync_admin(request.user)),
         "remedy": remedy_for(error),
         "fixes": fixes.fixes_for(error),
         "comparison": compare_entry(error),
