@@ -310,7 +310,7 @@ def retry_unblocked(job: SyncJob) -> Retried:
     records: dict[int, dict[str, list[str]]] = {}
     chosen: list[SyncError] = []
     for entry in entries:
-        if entry.mapping is None or len(couplings) + _count(records) >= MAX_UNBLOCKED_PER_JOB:
+        if entry.mapping_id is None or len(couplings) + _count(records) >= MAX_UNBLOCKED_PER_JOB:
             continue
         if entry.coupling_id is not None:
             if entry.coupling_id in couplings or entry.coupling_id in queued["couplings"]:

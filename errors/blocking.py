@@ -45,7 +45,8 @@ def link(errors: Sequence[SyncError]) -> None:
             if key:
                 found.setdefault((mapping_id, key.upper()), (pk, group_id))
     for error in blocked:
-        entry = found.get((error.blocked_by_mapping_id, (error.blocked_by_record or "").upper()))
+        mapping_id = error.blocked_by_mapping_id or 0
+        entry = found.get((mapping_id, (error.blocked_by_record or "").upper()))
         if entry is not None:
             error.blocked_by_entry_id, error.blocked_by_group_id = entry
 
@@ -64,11 +65,11 @@ def affected_by(entries) -> set[int]:
     return ids
 
 
-def refresh(group_ids: Iterable[int]) -> None:
+def refresh(group_ids: Iterable[int | None]) -> None:
     """Count anew what these problems, and every problem above them, block; and whether each
     of these is blocked by one problem as a whole. Two statements over the blocked entries
     only (partial indexes), whatever the problems' size."""
-    ids = sorted(set(group_ids) - {0})
+    ids = sorted({pk for pk in group_ids if pk})
     if not ids:
         return
     entries = SyncError._meta.db_table
@@ -143,13 +144,13 @@ def root_of(group: ErrorGroup | None) -> ErrorGroup | None:
     seen = {group.pk}
     root = group
     for _ in range(MAX_DEPTH):
+        if not root.blocked_by_id:
+            break
         parent = ErrorGroup.objects.filter(pk=root.blocked_by_id).first()
         if parent is None or parent.pk in seen:
             break
         seen.add(parent.pk)
         root = parent
-        if not root.blocked_by_id:
-            break
     return root if root.pk != group.pk else None
 
 

@@ -82,7 +82,7 @@ def remedy_for(error: SyncError) -> Remedy:
 def _blocked(error: SyncError) -> Remedy | None:
     """An entry blocked by another problem's record: its own cause is that one; the root of
     the chain is what to fix, not this entry (no second diagnosis)."""
-    group = ErrorGroup.objects.filter(pk=error.blocked_by_group_id).first()
+    group = ErrorGroup.objects.filter(pk=error.blocked_by_group_id or 0).first()
     if group is None:
         return None
     root = root_of(group) or group

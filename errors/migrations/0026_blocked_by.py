@@ -3,9 +3,10 @@
 import django.db.models.deletion
 import django.db.models.expressions
 import django.db.models.functions.comparison
-import errors.models
 from django.conf import settings
 from django.db import migrations, models
+
+import errors.models
 
 
 class Migration(migrations.Migration):

@@ -131,9 +131,9 @@ def test_fixing_the_root_cause_retries_the_customer_then_the_contact(chain, demo
     )
     assert_closed_by(chain.customer, customers)
     assert_closed_by(chain.contact, contacts)
-    first, second = AuditEvent.objects.filter(
-        action=AuditEvent.Action.BLOCKED_RETRIED
-    ).order_by("pk")
+    first, second = AuditEvent.objects.filter(action=AuditEvent.Action.BLOCKED_RETRIED).order_by(
+        "pk"
+    )
     assert first.summary == (
         f"1 blocked record retried: job #{currencies.pk} of CURRENCY synchronized what it was "
         f"blocked by. Jobs #{customers.pk} (CUSTOMER)"
