@@ -310,7 +310,7 @@ def retry_unblocked(job: SyncJob) -> Retried:
     records: dict[int, dict[str, list[str]]] = {}
     chosen: list[SyncError] = []
     for entry in entries:
-        if entry.mapping_id is None or len(couplings) + _count(records) >= MAX_UNBLOCKED_PER_JOB:
+        if entry.mapping_id is None or len(chosen) >= MAX_UNBLOCKED_PER_JOB:
             continue
         if entry.coupling_id is not None:
             if entry.coupling_id in couplings or entry.coupling_id in queued["couplings"]:
@@ -332,14 +332,18 @@ def retry_unblocked(job: SyncJob) -> Retried:
         trigger=SyncJob.Trigger.ROOT_CAUSE,
     )
     blockers = sorted({e.blocked_by_group_id for e in chosen if e.blocked_by_group_id})
-    roots = _roots(blockers)
-    count = len(couplings) + _count(records)
+    # An entry blocked by a record that had no entry of its own is the root cause itself.
+    roots = sorted(
+        set(_roots(blockers))
+        | {e.group_id for e in chosen if e.group_id and not e.blocked_by_group_id}
+    )
+    count = len(chosen)
     jobs = ", ".join(f"#{j.pk} ({j.mapping.name})" for j, _ in retried.jobs) or "none"
     audit.record(
         audit.Action.BLOCKED_RETRIED,
         f"{count:,} blocked record{'' if count == 1 else 's'} retried: job #{job.pk} of "
         f"{job.mapping.name} synchronized what {'it was' if count == 1 else 'they were'} "
-        f"blocked by. Jobs {jobs}",
+        f"blocked by. Jobs {jobs}.",
         actor_label=f"sync engine (job #{job.pk})",
         object_type="sync job",
         object_id=job.pk,
@@ -354,10 +358,6 @@ def retry_unblocked(job: SyncJob) -> Retried:
         },
     )
     return retried
-
-
-def _count(records: dict[int, dict[str, list[str]]]) -> int:
-    return sum(len(ids) for by_direction in records.values() for ids in by_direction.values())
 
 
 def _read_direction(entry: SyncError) -> str:

@@ -136,9 +136,10 @@ def test_fixing_the_root_cause_retries_the_customer_then_the_contact(chain, demo
     )
     assert first.summary == (
         f"1 blocked record retried: job #{currencies.pk} of CURRENCY synchronized what it was "
-        f"blocked by. Jobs #{customers.pk} (CUSTOMER)"
+        f"blocked by. Jobs #{customers.pk} (CUSTOMER)."
     )
     assert (first.details["job"], first.details["jobs"]) == (currencies.pk, [customers.pk])
+    assert first.details["root_problems"] == [chain.customer.group_id]
     assert (second.details["job"], second.details["jobs"]) == (customers.pk, [contacts.pk])
     assert second.details["root_problems"] == [chain.customer.group_id]
     assert second.details["entries"] == [chain.contact.pk]
