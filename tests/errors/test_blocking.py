@@ -2,11 +2,13 @@
 a problem blocked as a whole names the problem it waits for; a root cause counts the records
 it blocks, directly and through others, as entries come and change status."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 
-from errors.models import Category, ErrorGroup, Severity, Status, SyncError
-from errors.services import set_status
+from errors.models import Category, ErrorGroup, Severity, Status, SyncError, SyncErrorCleanup
+from errors.services import request_cleanup, set_status
 from tests.api.conftest import token_client
 from tests.factories import make_error, make_mapping
 
@@ -130,3 +132,11 @@ def test_the_api_says_it(chain, staff_user):
     assert (problems[0]["severity"], problems[0]["blocks_records"]) == ("root_cause", 3)
     assert problems[0]["blocks_directly"] == 2
     assert {p["id"]: p["blocked_by"] for p in problems}[contact.group_id] == first.group_id
+
+
+def test_a_clean_up_counts_what_is_left(chain):
+    currency, first, _, contact = chain
+    blocked_by(first, mapping=contact.mapping, message=contact.message, age=timedelta(days=30))
+    assert (problem(currency).blocks_records, problem(first).blocks_records) == (4, 2)
+    assert request_cleanup(days=7, trigger=SyncErrorCleanup.Trigger.COMMAND).deleted_count == 1
+    assert (problem(currency).blocks_records, problem(first).blocks_records) == (3, 1)
