@@ -113,6 +113,38 @@ class SyncErrorSerializer(serializers.ModelSerializer):
     source_url = serializers.SerializerMethodField()
     destination_url = serializers.SerializerMethodField()
     url = serializers.CharField(source="get_absolute_url", read_only=True)
+    blocked_by_mapping = serializers.IntegerField(
+        source="blocked_by_mapping_id",
+        read_only=True,
+        allow_null=True,
+        help_text="Blocked by: the table mapping of the record this one needed (a lookup's), "
+        "null when it is not blocked or the record is outside any mapping.",
+    )
+    blocked_by_side = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="Blocked by: the side of that record, source or destination.",
+    )
+    blocked_by_entity = serializers.CharField(
+        read_only=True, allow_null=True, help_text="Blocked by: the table of that record."
+    )
+    blocked_by_record = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="Blocked by: that record's id, or the code it was looked up by.",
+    )
+    blocked_by_entry = serializers.IntegerField(
+        source="blocked_by_entry_id",
+        read_only=True,
+        allow_null=True,
+        help_text="Blocked by: that record's open entry when this one was recorded.",
+    )
+    blocked_by_problem = serializers.IntegerField(
+        source="blocked_by_group_id",
+        read_only=True,
+        allow_null=True,
+        help_text="Blocked by: the problem of that entry.",
+    )
 
     class Meta:
         model = SyncError
@@ -143,6 +175,12 @@ class SyncErrorSerializer(serializers.ModelSerializer):
             "attempts",
             "last_attempt_at",
             "last_attempt_job_id",
+            "blocked_by_mapping",
+            "blocked_by_side",
+            "blocked_by_entity",
+            "blocked_by_record",
+            "blocked_by_entry",
+            "blocked_by_problem",
             "url",
         ]
         read_only_fields = fields
@@ -170,8 +208,24 @@ class ErrorGroupSerializer(serializers.ModelSerializer):
         help_text="The problem's own logging policy; empty: its mapping's.",
     )
     severity = serializers.SerializerMethodField(
-        help_text="blocking (an open setup problem of whole jobs: its mapping stops), records "
+        help_text="root_cause (open, and records of other problems fail because of it), "
+        "blocking (an open setup problem of whole jobs: its mapping stops), records "
         "(open: its records fail) or set_aside (resolved, ignored or snoozed)."
+    )
+    blocked_by = serializers.IntegerField(
+        source="blocked_by_id",
+        read_only=True,
+        allow_null=True,
+        help_text="The problem every open entry of this one is blocked by; null for none.",
+    )
+    blocks_records = serializers.IntegerField(
+        read_only=True,
+        help_text="Records of other problems that fail because of this one, directly and "
+        "through others.",
+    )
+    blocks_directly = serializers.IntegerField(
+        read_only=True,
+        help_text="Of those, the records whose own entry names this problem.",
     )
     severity_rank = serializers.IntegerField(
         source="severity",
@@ -214,6 +268,9 @@ class ErrorGroupSerializer(serializers.ModelSerializer):
             "severity",
             "severity_rank",
             "severity_reason",
+            "blocked_by",
+            "blocks_records",
+            "blocks_directly",
             "assigned_to",
             "assigned_user",
             "assigned_group",

@@ -26,6 +26,7 @@ class AuditEvent(models.Model):
         BULK_ACTION = "bulk_action", "Bulk action on entries"
         JOBS_DELETED = "jobs_deleted", "Expired sync jobs deleted"
         COUPLING_REMOVED = "coupling_removed", "Coupling removed"
+        BLOCKED_RETRIED = "blocked_retried", "Blocked records retried"
         RECORD_DELETED = "record_deleted", "Record deleted in an app"
         CONNECTION_CHANGED = "connection_changed", "Connection changed"
         MAPPING_CHANGED = "mapping_changed", "Table mapping changed"

@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from audit import services as audit
-from errors.models import Status, SyncError
+from errors.models import ErrorGroup, Status, SyncError
 from errors.services import resolve_entries
 from sync.connectors import ConnectorPairs, connector_for
 from sync.models import RuleVersion, SyncJob, TableMapping
@@ -49,6 +49,7 @@ def retry_couplings(
     user=None,
     record_ids: dict[str, list[str]] | None = None,
     rule_versions: list[RuleVersion] | None = None,
+    trigger: str = SyncJob.Trigger.RETRY,
 ) -> SyncJob:
     """Take the couplings back into synchronization and queue a job that synchronizes them
     now (Retry for a selection, Retry All for every skipped one), with the uncoupled records
@@ -69,7 +70,7 @@ def retry_couplings(
     return request_sync(
         mapping,
         kind=SyncJob.Kind.COUPLED,
-        trigger=SyncJob.Trigger.RETRY,
+        trigger=trigger,
         user=user,
         allow_behind_running=True,
         coupling_ids=ids,
@@ -97,6 +98,7 @@ def retry_by_mapping(
     user=None,
     records: dict[int, dict[str, list[str]]] | None = None,
     rule_versions: list[RuleVersion] | None = None,
+    trigger: str = SyncJob.Trigger.RETRY,
 ) -> Retried:
     """Retry couplings of any mappings, and records not coupled yet (`records`: by mapping
     id, then direction), as one retry job per mapping, in the mappings' dependency order; a
@@ -120,6 +122,7 @@ def retry_by_mapping(
                 user=user,
                 record_ids=record_ids,
                 rule_versions=[v for v in rule_versions or [] if v.rule.mapping_id == mapping.pk],
+                trigger=trigger,
             )
         except (JobRefused, QueueUnavailable) as exc:
             retried.refused.append((mapping, str(exc), count))
@@ -269,3 +272,138 @@ def check_unknown(couplings: QuerySet[Coupling]) -> None:
     unknown = couplings.filter(existence_checked_at__isnull=True)
     if unknown.exists():
         find_for_deleted(unknown)
+
+
+# At most this many blocked records are retried after one job: more wait for the next job
+# that synchronizes what they are blocked by, or for a person's Retry.
+MAX_UNBLOCKED_PER_JOB = 500
+
+
+def retry_unblocked(job: SyncJob) -> Retried:
+    """Retry the records whose open entries were blocked by a record that `job` has now
+    synchronized (written, coupled or found in step), as jobs of their own mappings, in
+    dependency order: only this next level; their own jobs, once they succeed, retry the level
+    after. Entries recorded after the job started, and records a queued job of their mapping
+    names already, are left alone (no loop, no storm); at most MAX_UNBLOCKED_PER_JOB."""
+    retried = Retried()
+    if not job.is_finished or job.started_at is None:
+        return retried
+    synced = Coupling.objects.filter(mapping_id=job.mapping_id).filter(
+        Q(last_job_to_destination=job, last_result_to_destination=Coupling.Result.SUCCESS)
+        | Q(last_job_from_destination=job, last_result_from_destination=Coupling.Result.SUCCESS)
+    )
+    by_side = {
+        side: synced.filter(**{f"{side}_record_id": OuterRef("blocked_by_record")})
+        for side in ("source", "destination")
+    }
+    entries = list(
+        SyncError.objects.filter(
+            blocked_by_mapping_id=job.mapping_id,
+            blocked_by_record__isnull=False,
+            status=Status.OPEN,
+            created_at__lt=job.started_at,
+        )
+        .filter(
+            Q(Exists(by_side["source"]), blocked_by_side="source")
+            | Q(Exists(by_side["destination"]), blocked_by_side="destination")
+        )
+        .select_related("mapping__connection")
+        .order_by("created_at", "pk")[: MAX_UNBLOCKED_PER_JOB * 4]
+    )
+    queued = _named_by_queued_jobs({e.mapping_id for e in entries if e.mapping_id})
+    couplings: set[int] = set()
+    records: dict[int, dict[str, list[str]]] = {}
+    chosen: list[SyncError] = []
+    for entry in entries:
+        if entry.mapping_id is None or len(chosen) >= MAX_UNBLOCKED_PER_JOB:
+            continue
+        if entry.coupling_id is not None:
+            if entry.coupling_id in couplings or entry.coupling_id in queued["couplings"]:
+                continue
+            couplings.add(entry.coupling_id)
+        else:
+            direction = _read_direction(entry)
+            named = records.setdefault(entry.mapping_id, {}).setdefault(direction, [])
+            key = (entry.mapping_id, direction, entry.source_record_id)
+            if entry.source_record_id in named or key in queued["records"]:
+                continue
+            named.append(entry.source_record_id)
+        chosen.append(entry)
+    if not chosen:
+        return retried
+    retried = retry_by_mapping(
+        Coupling.objects.filter(pk__in=couplings),
+        records=records,
+        trigger=SyncJob.Trigger.ROOT_CAUSE,
+    )
+    blockers = sorted({e.blocked_by_group_id for e in chosen if e.blocked_by_group_id})
+    # An entry blocked by a record that had no entry of its own is the root cause itself.
+    roots = sorted(
+        set(_roots(blockers))
+        | {e.group_id for e in chosen if e.group_id and not e.blocked_by_group_id}
+    )
+    count = len(chosen)
+    jobs = ", ".join(f"#{j.pk} ({j.mapping.name})" for j, _ in retried.jobs) or "none"
+    audit.record(
+        audit.Action.BLOCKED_RETRIED,
+        f"{count:,} blocked record{'' if count == 1 else 's'} retried: job #{job.pk} of "
+        f"{job.mapping.name} synchronized what {'it was' if count == 1 else 'they were'} "
+        f"blocked by. Jobs {jobs}.",
+        actor_label=f"sync engine (job #{job.pk})",
+        object_type="sync job",
+        object_id=job.pk,
+        details={
+            "job": job.pk,
+            "records": count,
+            "entries": [e.pk for e in chosen][:100],
+            "blocked_by": blockers,
+            "root_problems": roots,
+            "jobs": retried.job_ids,
+            "refused": [(m.name, reason) for m, reason, _ in retried.refused],
+        },
+    )
+    return retried
+
+
+def _read_direction(entry: SyncError) -> str:
+    """The direction in which an entry's record was being written (its `source_*` is the
+    record read)."""
+    mapping = entry.mapping
+    assert mapping is not None
+    from_destination = (
+        entry.source_app == mapping.connection.destination_app
+        and entry.source_entity == mapping.destination_entity
+    )
+    return (
+        TableMapping.Direction.FROM_DESTINATION
+        if from_destination
+        else TableMapping.Direction.TO_DESTINATION
+    )
+
+
+def _named_by_queued_jobs(mapping_ids: set[int]) -> dict[str, set]:
+    """The couplings and records (mapping, direction, id) that queued jobs of these
+    mappings will synchronize anyway."""
+    named: dict[str, set] = {"couplings": set(), "records": set()}
+    for mapping_id, coupling_ids, record_ids in SyncJob.objects.filter(
+        mapping_id__in=mapping_ids, status=SyncJob.Status.QUEUED, kind=SyncJob.Kind.COUPLED
+    ).values_list("mapping_id", "coupling_ids", "record_ids"):
+        named["couplings"].update(coupling_ids or [])
+        for direction, ids in (record_ids or {}).items():
+            named["records"].update((mapping_id, direction, str(i)) for i in ids)
+    return named
+
+
+def _roots(group_ids: list[int]) -> list[int]:
+    """The root problems above these: each followed up its `blocked_by` (a loop stops)."""
+    roots = set()
+    for pk in group_ids:
+        seen = {pk}
+        while True:
+            parent = ErrorGroup.objects.filter(pk=pk).values_list("blocked_by", flat=True).first()
+            if parent is None or parent in seen:
+                break
+            seen.add(parent)
+            pk = parent
+        roots.add(pk)
+    return sorted(roots)

@@ -111,6 +111,7 @@ CURRENCY_LOOKUP = {
     "lookup": {
         "entity": "transactioncurrencies",
         "match": "isocurrencycode",
+        "mapping": "CURRENCY",
         "label": "Currency",
         "blank": "local currency",
     },

@@ -68,6 +68,13 @@ class SyncErrorAdmin(AuditedAdmin):
         "attempts",
         "last_attempt_at",
         "last_attempt_job_id",
+        # Set by the engine as the entry is recorded (errors/blocking.py).
+        "blocked_by_mapping",
+        "blocked_by_side",
+        "blocked_by_entity",
+        "blocked_by_record",
+        "blocked_by_entry_id",
+        "blocked_by_group",
     ]
     show_full_result_count = False
     actions = ["mark_resolved", "mark_ignored", "reopen"]

@@ -239,8 +239,8 @@ class ErrorGroupFilter(CategoriesByRole):
         method="keep_rows",
         empty_label=None,
         label="Sort",
-        help_text="severity (the default: blocking problems, then by records, then by recency) "
-        "or recent (most recently seen first).",
+        help_text="severity (the default: root causes, then blocking problems, then by "
+        "records, then by recency) or recent (most recently seen first).",
     )
 
     class Meta:

@@ -14,7 +14,7 @@ from django.db.models.functions import Greatest, Upper
 from django.utils import timezone
 from psycopg2.extras import Json
 
-from . import alerts, ownership
+from . import alerts, blocking, ownership
 from .alerts import ProblemChange
 from .entries import check_references, clean_entries, insert_entries
 from .models import ErrorGroup, GroupDay, Status, SyncError
@@ -169,12 +169,15 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
             RETURNING id, fingerprint, status,
                       status = 'open' AND status_changed_at = %(now)s
                       AND status_note = %(woke_note)s,
-                      xmax = 0, regressed_at
+                      xmax = 0, regressed_at, blocked_by_id IS NOT NULL
             """,  # noqa: S608 - the table name is ours; the values are parameters
             params,
         )
         returned = cursor.fetchall()
         groups = {key: (pk, status, woke) for pk, key, status, woke, *_ in returned}
+        # A problem blocked as a whole may now have an entry that is not.
+        was_blocked = [row[0] for row in returned if row[6]]
+        returned = [row[:6] for row in returned]
         last_seen = {key: max(e.created_at for e in group) for key, group in members.items()}
         # A row just inserted has no xmax; one that regressed now got this batch's last seen.
         changes = [
@@ -212,7 +215,18 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
         if woken:
             problems_reopened(woken, SNOOZE_ENDED_NOTE, system="snooze")
             reopen_snoozed_entries(woken, now)
-        return insert_entries(errors)
+        blocking.link(errors)
+        inserted = insert_entries(errors)
+        blocking.refresh(
+            {
+                pk
+                for error in errors
+                if error.blocked_by_group_id
+                for pk in (error.group_id, error.blocked_by_group_id)
+            }
+            | set(was_blocked)
+        )
+        return inserted
 
 
 # The states of an entry that still stands for its record's failure: a later attempt that

@@ -150,6 +150,7 @@ class Severity(models.IntegerChoices):
     SET_ASIDE = 0, "Set aside"  # resolved, ignored or snoozed: it stops nothing now
     RECORDS = 1, "Records"  # open: its records fail
     BLOCKING = 2, "Blocking"  # open setup problem of a whole job: no record gets through
+    ROOT_CAUSE = 3, "Root cause"  # open, and records of other problems fail because of it
 
 
 # A problem's severity rank packs, into one bigint, what the problems are sorted by: its level
@@ -179,6 +180,8 @@ def severity_rank() -> models.Expression:
     entries come and go) and status: computed by PostgreSQL whenever the row changes."""
     level = Case(
         When(~Q(status="open"), then=Value(Severity.SET_ASIDE.value)),
+        # Records of other problems fail because of this one: fixed, they may all go through.
+        When(Q(blocks_records__gt=0), then=Value(Severity.ROOT_CAUSE.value)),
         # A setup failure that names no record is a whole job's: the mapping stops there.
         When(
             Q(category__in=sorted(SETUP_CATEGORIES), records=0),
@@ -194,9 +197,15 @@ def severity_rank() -> models.Expression:
         Value(0, output_field=big),
         Least(EpochSeconds("last_seen"), Value(SEVERITY_SECONDS_CAP, output_field=big)),
     )
+    # A root cause ranks by the records it blocks, directly and through others.
+    records = Case(
+        When(Q(status="open", blocks_records__gt=0), then=F("blocks_records")),
+        default=F("records"),
+        output_field=big,
+    )
     return (
         level * Value(SEVERITY_LEVEL_UNIT, output_field=big)
-        + Least(F("records"), Value(SEVERITY_RECORDS_CAP, output_field=big))
+        + Least(records, Value(SEVERITY_RECORDS_CAP, output_field=big))
         * Value(SEVERITY_RECORDS_UNIT, output_field=big)
         + seconds
     )
@@ -343,6 +352,28 @@ class ErrorGroup(models.Model):
     snoozed_until = models.DateTimeField(null=True, blank=True)
     snooze_until_count = models.PositiveBigIntegerField(null=True, blank=True)
     # Never written: PostgreSQL computes it from the columns above whenever the row changes.
+    # Root causes (errors/blocking.py): the problem whose records all of this one's records
+    # wait for, and the records of other problems that wait for this one's, kept when entries
+    # are recorded or change status.
+    blocked_by = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The problem every open entry of this one is blocked by.",
+    )
+    blocks_records = models.PositiveBigIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Records of other problems that fail because of this one, directly and "
+        "through others.",
+    )
+    blocks_directly = models.PositiveBigIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Records whose own entry names this problem as what blocks it.",
+    )
     severity = models.GeneratedField(
         expression=severity_rank(),
         output_field=models.BigIntegerField(),
@@ -460,6 +491,8 @@ class ErrorGroup(models.Model):
     def severity_reason(self) -> str:
         """Why it ranks where it does, in a few words ("blocks the CURRENCY mapping")."""
         level = self.severity_level
+        if level == Severity.ROOT_CAUSE:
+            return self.blocks_label
         if level == Severity.BLOCKING:
             if self.mapping_id and self.mapping is not None:
                 paused = " (paused)" if self.mapping.is_paused else ""
@@ -472,6 +505,15 @@ class ErrorGroup(models.Model):
         if not self.records:
             return "no record named"
         return f"{self.records:,} record{'' if self.records == 1 else 's'}"
+
+    @property
+    def blocks_label(self) -> str:
+        """What it blocks, in words: "blocks 12 records (3 directly)"; "" for nothing."""
+        if not self.blocks_records:
+            return ""
+        total, direct = self.blocks_records, self.blocks_directly
+        directly = "" if direct == total else f" ({direct:,} directly)"
+        return f"blocks {total:,} record{'' if total == 1 else 's'}{directly}"
 
     @property
     def assignee_label(self) -> str:
@@ -754,6 +796,34 @@ class SyncError(models.Model):
     last_attempt_job_id = models.BigIntegerField(
         null=True, blank=True, help_text="The job of the latest attempt counted on the entry."
     )
+    # What the record failed for want of (a lookup's record missing, not coupled, or failing
+    # itself): the referenced mapping, the side and key of its record (a record id, or the
+    # code it was looked up by), or for a table outside any mapping its entity; and the open
+    # entry of that record when there was one, with its problem. No constraint, as above.
+    blocked_by_mapping = models.ForeignKey(
+        "sync.TableMapping",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    # NULL rather than "": added to a large partitioned table as a change of its catalog
+    # only, the rows of before stay as they are, and "not blocked" is one value.
+    blocked_by_side = models.CharField(max_length=11, null=True, blank=True)  # noqa: DJ001
+    blocked_by_entity = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    blocked_by_record = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    blocked_by_entry_id = models.BigIntegerField(null=True, blank=True)
+    blocked_by_group = models.ForeignKey(
+        ErrorGroup,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -786,6 +856,23 @@ class SyncError(models.Model):
             GinIndex(OpClass(Upper("message"), name="gin_trgm_ops"), name="error_message_trgm"),
             models.Index(Upper("source_record_id"), name="error_source_record"),
             models.Index(Upper("destination_record_id"), name="error_destination_record"),
+            # The few blocked entries: found by the record they wait for when it synchronizes,
+            # by the problem they wait for when its figures are counted, and the other way.
+            models.Index(
+                fields=["blocked_by_mapping", "blocked_by_record"],
+                condition=models.Q(blocked_by_record__isnull=False),
+                name="error_blocked_by_record",
+            ),
+            models.Index(
+                fields=["blocked_by_group", "group"],
+                condition=models.Q(blocked_by_group__isnull=False),
+                name="error_blocked_by_group",
+            ),
+            models.Index(
+                fields=["group", "blocked_by_group"],
+                condition=models.Q(blocked_by_group__isnull=False),
+                name="error_group_blocked",
+            ),
         ]
 
     def __str__(self) -> str:

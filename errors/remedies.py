@@ -16,8 +16,9 @@ from sync.connectors import ConnectorError, connector_for
 from sync.connectors.currencies import currency_table, has_rate
 from sync.connectors.dataverse import VERB_WORDS, privilege_words
 
+from .blocking import root_of
 from .links import safe_link
-from .models import Category, Status, SyncError, audience_of
+from .models import Category, ErrorGroup, Status, SyncError, audience_of
 
 PRIVILEGE = re.compile(
     r"Principal user \(Id=(?P<user>[0-9a-fA-F-]+).*?is missing (?P<privilege>prv\w+) privilege"
@@ -60,6 +61,10 @@ class Remedy:
 
 
 def remedy_for(error: SyncError) -> Remedy:
+    if error.blocked_by_group_id:
+        blocked = _blocked(error)
+        if blocked is not None:
+            return blocked
     finders: dict[str, Callable[[SyncError], Remedy]] = {
         Category.PERMISSION: _permission,
         Category.AUTHENTICATION: _authentication,
@@ -73,6 +78,28 @@ def remedy_for(error: SyncError) -> Remedy:
         Category.LAG: _lag,
     }
     return finders.get(error.category, _other)(error)
+
+
+def _blocked(error: SyncError) -> Remedy | None:
+    """An entry blocked by another problem's record: its own cause is that one; the root of
+    the chain is what to fix, not this entry (no second diagnosis)."""
+    group = ErrorGroup.objects.filter(pk=error.blocked_by_group_id or 0).first()
+    if group is None:
+        return None
+    root = root_of(group) or group
+    mapping = error.mapping.name if error.mapping else "its mapping"
+    record = f"{error.blocked_by_entity or 'record'} {error.blocked_by_record}".strip()
+    return Remedy(
+        cause=f"Root cause: problem #{root.pk}, {root.title} This record fails only because "
+        f"the {record} it refers to fails there.",
+        steps=[
+            f"Fix problem #{root.pk} first, as its page says.",
+            f"Once that record synchronizes, this record is retried by itself (a job of "
+            f"{mapping} triggered by Root cause resolved) and this entry resolves.",
+        ],
+        who=_who(error),
+        links=[(f"Root cause: problem #{root.pk}", f"{reverse('errors:list')}?group={root.pk}")],
+    )
 
 
 def _who(error: SyncError) -> str:

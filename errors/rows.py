@@ -126,7 +126,7 @@ GROUP_ROW = (
     '<span class="badge {severity_class}">{severity_label}</span> '
     '<span class="muted small severity-reason">{severity_reason}</span></td>'
     '<td class="problem-cell"><span class="badge cat-{category}">{category_label}</span> '
-    '<a class="group-title" href="{url}">{title}</a> {history}'
+    '<a class="group-title" href="{url}">{title}</a> {history}{blocked}'
     '<span class="muted small">{audience}</span></td>'
     '<td class="owner" data-label="Owner">{owner}</td>'
     '<td data-label="Mapping">{mapping}</td>'
@@ -143,6 +143,7 @@ GROUP_ROW = (
 REGRESSION = mark_safe(' <span class="badge regression">Regression</span>')
 # The console's badge colours: red for what blocks a mapping, plain for records.
 SEVERITY_CLASSES = {
+    Severity.ROOT_CAUSE: "gone severity-root_cause",
     Severity.BLOCKING: "gone severity-blocking",
     Severity.RECORDS: "severity-records",
     Severity.SET_ASIDE: "severity-set_aside",
@@ -183,6 +184,19 @@ def history_note(group: ErrorGroup) -> str:
         minute(timezone.localtime(group.last_seen)),
         f"{group.seen_total:,}",
         resolved,
+    )
+
+
+def blocked_note(group: ErrorGroup, entries_url: str) -> str:
+    """A problem blocked as a whole by another: its records wait for that one's (the link is
+    made from the id on the row: no query)."""
+    if not group.blocked_by_id:
+        return ""
+    return format_html(
+        '<span class="muted small blocked-by">blocked by <a href="{}?group={}">#{}</a></span> ',
+        entries_url,
+        group.blocked_by_id,
+        group.blocked_by_id,
     )
 
 
@@ -231,6 +245,7 @@ def group_rows(
                 url=f"{entries_url}?group={group.pk}",
                 title=truncated(group.title, TITLE_LENGTH),
                 history=history_note(group),
+                blocked=blocked_note(group, entries_url),
                 audience=audience_of(group.category).label,
                 mapping=mapping,
                 count=f"{group.count:,}",

@@ -21,7 +21,7 @@ from syncconsole import queue
 from syncconsole.permissions import is_sync_admin
 from syncconsole.queue import QueueUnavailable
 
-from . import partitions
+from . import blocking, partitions
 from .grouping import SNOOZE_ENDED_NOTE, reopen_snoozed_entries
 from .models import (
     SETUP_CATEGORIES,
@@ -278,6 +278,12 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
     # Problems left without entries stay, with their history (first and last seen, entries
     # in all, status, example): "has this happened before?" keeps its answer.
     _forget_paused_errors()
+    # The blocked entries deleted no longer count towards what their root causes block.
+    blocking.refresh(
+        ErrorGroup.objects.filter(
+            Q(blocks_records__gt=0) | Q(blocked_by__isnull=False)
+        ).values_list("pk", flat=True)
+    )
     cleanup.state = SyncErrorCleanup.State.DONE
     cleanup.finished_at = timezone.now()
     cleanup.save(update_fields=["state", "finished_at"])

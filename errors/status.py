@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from audit import services as audit
 
+from . import blocking
 from .models import ErrorGroup, Status, SyncError
 
 STATUS_NOTE_MAX_LENGTH = 500
@@ -56,6 +57,8 @@ def change_entries(
         raise ValueError(f"The note can be at most {STATUS_NOTE_MAX_LENGTH} characters.")
     changing = entries.exclude(status=status)
     ids = list(changing.order_by().values_list("pk", flat=True)[:AUDITED_IDS])
+    # What blocks what counts open entries only: the root causes' figures move with them.
+    blocking_moved = blocking.affected_by(changing)
     changed = changing.update(
         status=status,
         status_changed_at=now or timezone.now(),
@@ -64,6 +67,7 @@ def change_entries(
         **also,
     )
     if changed:
+        blocking.refresh(blocking_moved)
         label = Status(status).label.lower()
         entries_word = f"{changed:,} entr{'y' if changed == 1 else 'ies'}"
         if by_itself:

@@ -36,7 +36,7 @@ from syncconsole.queue import QueueUnavailable
 from triage import bulk as bulk_actions
 from triage import edits, fixes
 
-from . import evidence, services
+from . import blocking, evidence, services
 from .export import csv_response
 from .filters import ErrorGroupFilter, SyncErrorFilter, sort_field
 from .forms import EntryEditForm, ProblemStatusForm
@@ -157,6 +157,8 @@ def error_list(request: HttpRequest) -> HttpResponse:
         "filters": filters,
         "page": page,
         "entry_rows": entry_rows(page.items),
+        # A problem blocked by another: the root of the chain is shown in place of a cause.
+        "root_cause": blocking.root_of(group),
         "total": estimated_total(matching, page=page),
         "filter_query": filter_query.urlencode(),
         "is_filtered": any(value for key, value in filter_query.items()),
@@ -314,9 +316,15 @@ def _detail(
     if editable and edit_form is None:
         edit_form = EntryEditForm(edits.fields_to_edit(error))
     comparison = compare_entry(error)
+    blocker = blocking.blocker_of(error)
     context = {
         "error": error,
         "statuses": Status,
+        "blocker": blocker,
+        # A setup entry's message is for administrators, even as what blocks another.
+        "blocker_shown": blocker is not None
+        and blocker.entry is not None
+        and (not blocker.entry.is_setup_error or is_sync_admin(request.user)),
         "remedy": remedy_for(error),
         "fixes": fixes.fixes_for(error),
         "comparison": comparison,

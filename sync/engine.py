@@ -34,7 +34,7 @@ from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, connector_for
 from .edits import RecordEdits
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
-from .lookups import Lookups
+from .lookups import LookupFailed, Lookups
 from .models import RuleVersion, SyncJob, TableMapping
 from .preflight import JobFailure, check_integration_users
 
@@ -399,6 +399,20 @@ def _job_throttled(job: SyncJob, failure: JobFailure) -> None:
         throttled=True,
         delay=error.resume_after,
     )
+
+
+def _blocked_by(error: ConnectorError) -> dict[str, Any]:
+    """The entry's blocked-by fields: the record a lookup needed and did not find (its open
+    entry, if any, is found when the entry is recorded)."""
+    reference = error.reference if isinstance(error, LookupFailed) else None
+    if reference is None:
+        return {}
+    return {
+        "blocked_by_mapping_id": reference.mapping_id,
+        "blocked_by_side": reference.side,
+        "blocked_by_entity": reference.entity[:100],
+        "blocked_by_record": reference.key[:100],
+    }
 
 
 def _had_entries(coupling: Coupling) -> bool:
@@ -1318,6 +1332,7 @@ class Pass:
                 message=message[: SyncError.MESSAGE_MAX_LENGTH],
                 detail=error.detail,
                 sent_values=sent,
+                **_blocked_by(error),
             )
         )
 

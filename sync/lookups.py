@@ -48,11 +48,25 @@ COMPANY = "Company"
 RELATED_TYPES = {"customers": "Customer", "vendors": "Vendor"}
 
 
-class LookupFailed(ConnectorError):
-    """The record a lookup refers to cannot be found (or is not one the other app takes)."""
+@dataclass(frozen=True)
+class Reference:
+    """The record a lookup needed: under the referenced mapping (its id) when the lookup
+    names one, on its `side` ("source" or "destination"), by `key` (its record id when known,
+    else the code it was looked up by); outside any mapping, by the lookup's entity."""
 
-    def __init__(self, message: str, detail: str = ""):
+    mapping_id: int | None
+    side: str
+    key: str
+    entity: str
+
+
+class LookupFailed(ConnectorError):
+    """The record a lookup refers to cannot be found (or is not one the other app takes);
+    `reference` names the record it needed, when the failure is its absence."""
+
+    def __init__(self, message: str, detail: str = "", reference: Reference | None = None):
         super().__init__(message, status=422, code=LOOKUP_FAILED, detail=detail)
+        self.reference = reference
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,8 @@ class Resolved:
     failure: str = ""
     # How it was looked up, for the entry's detail.
     detail: str = ""
+    # The record whose absence (or failure) made it fail.
+    reference: Reference | None = None
 
 
 def code_key(value: Any) -> str:
@@ -94,6 +110,10 @@ class Lookups:
         self.pending: list[RemoteRecord] = []
         self.lcy: str | None = None  # the source app's local currency, once read
 
+    @property
+    def write_side(self) -> str:
+        return "destination" if self.forward else "source"
+
     def prepare(self, records: Iterable[RemoteRecord]) -> None:
         """The records of the page a pass deals with now: the first lookup one of them needs
         resolves theirs all, in a few requests (none when no record needs one)."""
@@ -111,7 +131,7 @@ class Lookups:
             self.resolve(pair, [raw, *self.unresolved(pair, self.pending)])
         resolved = self.resolved[key]
         if resolved.failure:
-            raise LookupFailed(resolved.failure, resolved.detail)
+            raise LookupFailed(resolved.failure, resolved.detail, resolved.reference)
         if not self.forward and self.is_local_currency(pair, resolved.value):
             return ""  # as the source app keeps its local currency
         return resolved.value
@@ -242,6 +262,7 @@ class Lookups:
         """Codes to the destination records they stand for: through the couplings of the
         referenced mapping first, then by the destination table's field that holds them."""
         found: dict[str, str] = {}
+        source_of: dict[str, str] = {}
         if referenced is not None and referenced.source_match_field:
             field = referenced.source_match_field
             sources = self.source.find_many(referenced.source_entity, field, codes, select=[field])
@@ -250,6 +271,8 @@ class Lookups:
                 mapping=referenced, source_record_id__in=list(code_of)
             ).values_list("source_record_id", "destination_record_id"):
                 found.setdefault(code_of[source_id], destination_id)
+            # The referenced mapping's record each code stands for, should it be missing.
+            source_of = {code: source_id for source_id, code in code_of.items()}
         rest = [code for code in codes if code_key(code) not in found]
         matches: dict[str, list[str]] = {}
         if rest:
@@ -291,6 +314,12 @@ class Lookups:
                     failure=f"{label} does not exist in {app} ({lookup.entity}): add it, or "
                     f"{hint}.",
                     detail=detail,
+                    reference=Reference(
+                        referenced.pk if referenced is not None else None,
+                        "source" if referenced is not None else self.write_side,
+                        source_of.get(key, str(code)),
+                        referenced.source_entity if referenced is not None else lookup.entity,
+                    ),
                 )
             self.resolved[(lookup, key)] = resolved
 
@@ -343,7 +372,9 @@ class Lookups:
                 resolved = Resolved(found[key])
             elif record is None:
                 resolved = Resolved(
-                    failure=f"{label} does not exist in {app} ({lookup.entity}).", detail=detail
+                    failure=f"{label} does not exist in {app} ({lookup.entity}).",
+                    detail=detail,
+                    reference=_destination_reference(lookup, referenced, key),
                 )
             elif record.values.get(lookup.match) in (None, ""):
                 uncoupled = f" is not coupled under {lookup.mapping} and" if lookup.mapping else ""
@@ -351,6 +382,7 @@ class Lookups:
                     failure=f"{label} in {app} ({lookup.entity}){uncoupled} has no "
                     f"{lookup.match}: {self.source.app_name} cannot refer to it until it has.",
                     detail=detail,
+                    reference=_destination_reference(lookup, referenced, key),
                 )
             else:
                 resolved = Resolved(str(record.values[lookup.match]))
@@ -455,6 +487,9 @@ class Lookups:
                         f"exist in {app} ({lookup.entity}): add it, or synchronize "
                         f"{referenced.name} first.",
                         detail=detail,
+                        reference=Reference(
+                            referenced.pk, "source", its_customers[0], referenced.source_entity
+                        ),
                     )
             self.resolved[(lookup, key)] = resolved
 
@@ -564,6 +599,7 @@ class Lookups:
                     f"{referenced.name} and has no {lookup.match}: {source_app} cannot refer to "
                     "it until it has.",
                     detail=detail,
+                    reference=_destination_reference(lookup, referenced, key),
                 )
             else:
                 unknown = (
@@ -576,6 +612,7 @@ class Lookups:
                     failure=f"{label} in {app} ({lookup.entity}) is not coupled under "
                     f"{referenced.name}{unknown}: synchronize {referenced.name} first.",
                     detail=detail,
+                    reference=_destination_reference(lookup, referenced, key),
                 )
             self.resolved[(lookup, key)] = resolved
 
@@ -596,6 +633,15 @@ def _company_contact(customer: RemoteRecord, related_type: str) -> str:
         ):
             return str(row["contactNumber"])
     return ""
+
+
+def _destination_reference(
+    lookup: LookupSpec, referenced: TableMapping | None, record_id: str
+) -> Reference:
+    """A record of the destination side that a lookup from it needed."""
+    if referenced is None:
+        return Reference(None, "destination", record_id, lookup.entity)
+    return Reference(referenced.pk, "destination", record_id, referenced.destination_entity)
 
 
 def _label(lookup: LookupSpec) -> str:

@@ -340,6 +340,8 @@ class SyncJob(models.Model):
         USER = "user", "User"
         RETRY = "retry", "Retry"
         WEBHOOK = "webhook", "Change notification"
+        # Records retried by themselves once the record they were blocked by synchronized.
+        ROOT_CAUSE = "root_cause", "Root cause resolved"
 
     class Kind(models.TextChoices):
         MODIFIED = "modified", "Synchronize modified records"

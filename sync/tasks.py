@@ -6,6 +6,8 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import InterfaceError, OperationalError, connections
 
+from couplings.actions import retry_unblocked
+
 from . import breaker, engine, probes, services, subscriptions
 from .models import SyncJob
 
@@ -36,6 +38,7 @@ def run_sync_job(self, job_id: int, database_lost: bool = False) -> str:
         ) from error
     services.send_successor(job)
     _retry_if_transient(job)
+    retry_unblocked(job)
     return job.status
 
 
@@ -77,6 +80,7 @@ def _run_each_mapping(kind: str, *, resume_paused: bool) -> int:
         job = engine.run_job(job.pk, wait=True)
         services.send_successor(job)
         _retry_if_transient(job)
+        retry_unblocked(job)
         ran += 1
     return ran
 

@@ -81,6 +81,31 @@ def test_groups_list(staff_client):
     assert ErrorGroup.objects.count() == MANY
 
 
+def test_groups_list_with_root_causes(staff_client):
+    # Every other problem is blocked by the one before, a root cause of its own mapping: the
+    # root causes' figures and the blocked problems' links are read with the rows.
+    roots: list = []
+
+    def problems(n):
+        for _ in range(n):
+            mapping = make_mapping()
+            if not roots:
+                roots.append(make_error(mapping=mapping, category=Category.VALIDATION))
+                continue
+            root = roots.pop()
+            make_error(
+                mapping=mapping,
+                category=Category.VALIDATION,
+                blocked_by_mapping=root.mapping,
+                blocked_by_side="source",
+                blocked_by_record=root.source_record_id,
+            )
+
+    assert_rows_cost_nothing(staff_client, reverse("errors:groups"), problems, at_most=10)
+    assert ErrorGroup.objects.filter(blocks_records=1).count() == MANY // 2
+    assert ErrorGroup.objects.filter(blocked_by__isnull=False).count() == MANY // 2
+
+
 def test_entry_detail(staff_client):
     mapping = make_mapping()
     coupling = make_coupling(mapping)

@@ -173,8 +173,14 @@ def test_the_description_gives_the_order_the_owner_filter_and_the_new_endpoints(
     schemas = description["components"]["schemas"]
     problem = schemas["ErrorGroup"]["properties"]
     assert problem["severity"]["allOf"] == [{"$ref": "#/components/schemas/SeverityEnum"}]
-    assert schemas["SeverityEnum"]["enum"] == ["set_aside", "records", "blocking"]
-    assert {"severity_reason", "severity_rank", "assigned_to"} <= set(problem)
+    assert schemas["SeverityEnum"]["enum"] == ["set_aside", "records", "blocking", "root_cause"]
+    assert {
+        "severity_reason",
+        "severity_rank",
+        "assigned_to",
+        "blocked_by",
+        "blocks_records",
+    } <= set(problem)
 
 
 def test_an_administrator_may_also_give_a_problem_to_a_role_member(admin_api, problems):

@@ -20,7 +20,7 @@ def refused(demo_apps):
     entry = SyncError.objects.get(job=job, category=Category.CURRENCY)
     assert entry.message == (
         "Currency SEK does not exist in Dynamics 365 Sales (transactioncurrencies): add it, or "
-        "change the record's currencyCode."
+        "synchronize CURRENCY first."
     )
     assert entry.coupling is None
     # Nothing was sent: the CRM's currencies were looked up first.

@@ -70,7 +70,7 @@ def test_full_sync_creates_couples_by_match_and_logs_what_fails(demo_apps):
     assert error.category == Category.CURRENCY
     assert error.message == (
         "Currency SEK does not exist in Dynamics 365 Sales (transactioncurrencies): add it, or "
-        "change the record's currencyCode."
+        "synchronize CURRENCY first."
     )
     assert (error.source_app, error.source_entity) == ("Business Central", "customers")
     assert error.source_record_id == str(sek.pk)
