@@ -171,7 +171,7 @@ def test_mapping_health(staff_client):
             )
 
     url = reverse("sync:mapping_health", args=[mapping.pk])
-    assert_rows_cost_nothing(staff_client, url, history, at_most=12)
+    assert_rows_cost_nothing(staff_client, url, history, at_most=13)
 
 
 def test_couplings(staff_client):
