@@ -414,7 +414,11 @@ def _check_rules(api: ApiEntity, record, cache: dict) -> None:
                 "Currency Exchange Rate does not exist. Identification fields and values: "
                 f"Currency Code='{record.currency_code}'",
             )
-    if api.name == "transactioncurrencies" and record._state.adding and record.exchange_rate is None:
+    if (
+        api.name == "transactioncurrencies"
+        and record._state.adding
+        and record.exchange_rate is None
+    ):
         # Dataverse requires a new currency's exchange rate against the base currency (the
         # column's RequiredLevel is SystemRequired), as it does its code and name.
         raise ApiError(

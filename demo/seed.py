@@ -156,7 +156,7 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
                 exchange_rate_amount=Decimal(rate),
                 relational_exchange_rate_amount=Decimal(1),
             )
-        if code not in NOT_IN_THE_CRM:
+        if code not in NOT_IN_THE_CRM and rate:
             crm_currencies[code] = demo.CrmTransactionCurrency.objects.create(
                 iso_currency_code=code, currency_name=name, exchange_rate=Decimal(rate)
             )

@@ -181,14 +181,16 @@ class Lookups:
             for code in codes:
                 self.rates[code_key(code)] = Resolved(failure=failure)
             return
-        rates = {code_key(c): r for c, r in exchange_rates(self.source, entity, today, codes).items()}
+        rates = {
+            code_key(c): r for c, r in exchange_rates(self.source, entity, today, codes).items()
+        }
         for code in codes:
             key = code_key(code)
             rate = rates.get(key)
+            found = "none" if key not in rates else str(rate or "not a positive number")
             detail = (
                 f"Looked up the exchange rates of {code!r} ({pair.read}) in {app} {entity} "
-                f"starting on or before {today.isoformat()}: "
-                + ("none." if key not in rates else f"{rate if rate is not None else 'not positive'}.")
+                f"starting on or before {today.isoformat()}: {found}."
             )
             if rate is not None:
                 self.rates[key] = Resolved(float(rate))

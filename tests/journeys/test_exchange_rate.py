@@ -29,15 +29,12 @@ from .closing import act_on_the_problem, assert_closed_by, run_queued_jobs
 pytestmark = pytest.mark.django_db
 FULL = SyncJob.Kind.FULL
 NO_RATE = (
-    "Currency Exchange Rate does not exist. Identification fields and values: "
-    "Currency Code='NOK'"
+    "Currency Exchange Rate does not exist. Identification fields and values: Currency Code='NOK'"
 )
 
 
 def open_entries(mapping: str) -> list[SyncError]:
-    return list(
-        SyncError.objects.filter(mapping__name=mapping, status=Status.OPEN).order_by("pk")
-    )
+    return list(SyncError.objects.filter(mapping__name=mapping, status=Status.OPEN).order_by("pk"))
 
 
 @pytest.fixture
@@ -119,11 +116,14 @@ def assert_the_chain_follows(demo_apps) -> None:
     assert {str(c.pk) for c in ErpCustomer.objects.filter(currency_code="NOK")} <= coupled
     nok_people = ErpContact.objects.filter(
         type=ErpContact.Type.PERSON,
-        company_number__in=company_numbers(ErpCustomer.objects.filter(currency_code="NOK"))
+        company_number__in=company_numbers(ErpCustomer.objects.filter(currency_code="NOK")),
     )
-    assert CrmContact.objects.filter(
-        email__in=nok_people.values_list("email", flat=True), parent_account__isnull=False
-    ).count() == nok_people.count()
+    assert (
+        CrmContact.objects.filter(
+            email__in=nok_people.values_list("email", flat=True), parent_account__isnull=False
+        ).count()
+        == nok_people.count()
+    )
 
 
 def assert_nok_created(job: SyncJob, entry: SyncError) -> None:

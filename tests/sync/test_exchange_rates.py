@@ -28,8 +28,7 @@ from sync.services import create_job
 
 pytestmark = pytest.mark.django_db
 NO_RATE = (
-    "Currency Exchange Rate does not exist. Identification fields and values: "
-    "Currency Code='{}'"
+    "Currency Exchange Rate does not exist. Identification fields and values: Currency Code='{}'"
 )
 
 
@@ -40,7 +39,9 @@ def may_create_currencies(demo_apps):
     # NOK was last changed before the others: a scheduled run reads it only to try it again
     # (it reads the last changed again, a little before its watermark).
     ErpCurrency.objects.update(last_modified=F("last_modified") - timedelta(hours=1))
-    ErpCurrency.objects.filter(code="NOK").update(last_modified=F("last_modified") - timedelta(hours=1))
+    ErpCurrency.objects.filter(code="NOK").update(
+        last_modified=F("last_modified") - timedelta(hours=1)
+    )
     return demo_apps
 
 
