@@ -142,8 +142,11 @@ COMPANY_LOOKUP = {
 }
 
 
-def create_records(rng: random.Random, customers: int = 150) -> None:
-    """The two apps' own data, with the setup failure cases planted."""
+def create_records(
+    rng: random.Random, customers: int = 150, not_in_the_crm: tuple[str, ...] = NOT_IN_THE_CRM
+) -> None:
+    """The two apps' own data, with the setup failure cases planted; the CRM starts without
+    the currencies `not_in_the_crm`."""
     crm_currencies = {}
     for code, name, rate in CURRENCIES:
         demo.ErpCurrency.objects.create(code=code, description=name)
@@ -156,7 +159,7 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
                 exchange_rate_amount=Decimal(rate),
                 relational_exchange_rate_amount=Decimal(1),
             )
-        if code not in NOT_IN_THE_CRM and rate:
+        if code not in not_in_the_crm and rate:
             crm_currencies[code] = demo.CrmTransactionCurrency.objects.create(
                 iso_currency_code=code, currency_name=name, exchange_rate=Decimal(rate)
             )
@@ -200,7 +203,7 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
             transaction_currency=crm_currencies[c.currency_code or lcy],
         )
         for c in rows[: customers // 5]
-        if c.currency_code not in NOT_IN_THE_CRM
+        if (c.currency_code or lcy) in crm_currencies
     )
     # Each customer has its company contact, numbered from the contacts' series and linked to
     # it by a business relation, as Business Central makes one for a new customer; the people

@@ -660,13 +660,13 @@ class Pass:
         now = timezone.now()
         wanted: list[str] = []
         for row in failed.iterator(chunk_size=RETRY_BATCH):
+            if len(wanted) >= UNCOUPLED_RETRIES_PER_RUN:
+                break
             if row["last_transient"] is not None and row["last_transient"] >= row["last"]:
                 delay = record_retry_delay(row["transient"], self.mapping.retry_delay_seconds)
                 if row["last"] + delay > now:
                     continue  # backing off a transient failure
             wanted.append(row["source_record_id"])
-            if len(wanted) >= UNCOUPLED_RETRIES_PER_RUN:
-                break
         coupled = set(
             Coupling.objects.filter(
                 mapping=self.mapping, **{f"{self.read_side}_record_id__in": wanted}

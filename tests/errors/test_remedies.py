@@ -12,6 +12,7 @@ from demo.seed import INTEGRATION_USER
 from errors.models import Category, SyncError
 from errors.remedies import remedy_for
 from sync.models import SyncJob
+from tests.demo_apps import without_nok_in_the_crm
 from tests.factories import make_error, make_mapping
 
 CRM, ERP = "Dynamics 365 Sales", "Business Central"
@@ -126,6 +127,7 @@ def test_a_missing_exchange_rate_links_the_currency_where_the_rate_is_entered(
 ):
     # The ERP has no rate for NOK, so CURRENCY cannot create it in the CRM; the customers in
     # NOK cannot be created there either, for the CRM lacks NOK.
+    without_nok_in_the_crm()
     user = CrmSystemUser.objects.get(domain_name=INTEGRATION_USER)
     user.roles.add(role_named("Integration Administrator", user.business_unit))
     demo_apps.run("CURRENCY", SyncJob.Kind.FULL)

@@ -23,6 +23,7 @@ from demo.models import (
 from demo.seed import INTEGRATION_USER
 from errors.models import Category, Status, SyncError
 from sync.models import SyncJob
+from tests.demo_apps import without_nok_in_the_crm
 
 from .closing import act_on_the_problem, assert_closed_by, run_queued_jobs
 
@@ -42,6 +43,7 @@ def blocked(demo_apps):
     """The first full runs, in the mappings' order: NOK has no rate in the ERP, so CURRENCY
     cannot create it in the CRM; CUSTOMER cannot create the customers in NOK, and CONTACT
     cannot create their people."""
+    without_nok_in_the_crm()
     assert not ErpCurrencyExchangeRate.objects.filter(currency_code="NOK").exists()
     assert not CrmTransactionCurrency.objects.filter(iso_currency_code="NOK").exists()
     user = CrmSystemUser.objects.get(domain_name=INTEGRATION_USER)

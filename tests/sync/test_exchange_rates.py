@@ -25,6 +25,7 @@ from sync.connectors import connector_for
 from sync.fields import field_mapping_problems
 from sync.models import SyncJob
 from sync.services import create_job
+from tests.demo_apps import without_nok_in_the_crm
 
 pytestmark = pytest.mark.django_db
 NO_RATE = (
@@ -34,6 +35,7 @@ NO_RATE = (
 
 @pytest.fixture
 def may_create_currencies(demo_apps):
+    without_nok_in_the_crm()
     user = CrmSystemUser.objects.get(domain_name=INTEGRATION_USER)
     user.roles.add(security.role_named("Integration Administrator", user.business_unit))
     # NOK was last changed before the others: a scheduled run reads it only to try it again
