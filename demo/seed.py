@@ -637,7 +637,12 @@ def _replay_history(connection: Connection, base: str, rng: random.Random, custo
     # Last night's reconciliation: a sales rep created a prospect account in the CRM only,
     # and someone deleted a coupled account in the CRM by hand.
     demo.CrmAccount.objects.create(name="Prospect: Nordlys Cycling", account_number="")
-    coupled = Coupling.objects.filter(mapping=mappings["CUSTOMER"]).latest("pk")
+    # One whose records never failed: the entries of the others keep their links.
+    coupled = (
+        Coupling.objects.filter(mapping=mappings["CUSTOMER"])
+        .exclude(pk__in=SyncError.objects.filter(coupling__isnull=False).values("coupling_id"))
+        .latest("pk")
+    )
     demo.CrmAccount.objects.filter(pk=coupled.destination_record_id).delete()
     run(mappings["CUSTOMER"], SyncJob.Kind.RECONCILE)
     mark = _age(mark, connection, days=0.3)

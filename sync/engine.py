@@ -636,9 +636,9 @@ class Pass:
     def uncoupled_failures(self) -> list[str]:
         """The records of the read side that are not coupled and have an open (or snoozed)
         entry of this mapping in this direction: their create failed (a currency without an
-        exchange rate, a lookup that found nothing) and nothing changed them since. One that
-        failed transiently waits out its back-off, as a coupling does. At most
-        UNCOUPLED_RETRIES_PER_RUN, the longest waiting first."""
+        exchange rate, a lookup that found nothing), not a record a reconciliation found on
+        one side only. One that failed transiently waits out its back-off, as a coupling
+        does. At most UNCOUPLED_RETRIES_PER_RUN, the longest waiting first."""
         transient = Q(category=Category.CONNECTION)
         failed = (
             SyncError.objects.filter(
@@ -649,6 +649,8 @@ class Pass:
                 status__in=[Status.OPEN, Status.SNOOZED],
             )
             .exclude(source_record_id="")
+            # A record a reconciliation found on one side only waits for a person's choice.
+            .exclude(job__kind=SyncJob.Kind.RECONCILE)
             .values("source_record_id")
             .annotate(
                 last=Max("created_at"),
