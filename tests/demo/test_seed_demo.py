@@ -68,9 +68,9 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
     nok = ErpCustomer.objects.filter(currency_code="NOK")
     waiting = ErpContact.objects.filter(
         type=ErpContact.Type.PERSON,
-        company_number__in=ErpContactBusinessRelation.objects.filter(
-            customer__in=nok
-        ).values("contact__number"),
+        company_number__in=ErpContactBusinessRelation.objects.filter(customer__in=nok).values(
+            "contact__number"
+        ),
     )
     assert nok.exists() and waiting.exists()
     assert not CrmAccount.objects.filter(account_number__in=nok.values("number")).exists()
