@@ -650,7 +650,7 @@ class Pass:
             )
             .exclude(source_record_id="")
             # A record a reconciliation found on one side only waits for a person's choice.
-            .exclude(job__kind=SyncJob.Kind.RECONCILE)
+            .exclude(category=Category.NOT_COUPLED)
             .values("source_record_id")
             .annotate(
                 last=Max("created_at"),

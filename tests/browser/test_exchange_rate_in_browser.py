@@ -1,7 +1,7 @@
 """The headline journey in Chromium: an administrator reads why the currency NOK could not be
-created in the CRM, adds an exchange rate on the currency's page in the ERP, presses Retry on
-the entry, and the entry closes by itself once the worker has run the job, NOK created in the
-CRM with its rate."""
+created in the CRM, adds an exchange rate on the currency's page in the ERP, takes the entry's
+next step (retry the problem's open entry, confirmed with its count), and the entry closes by
+itself once the worker has run the job, NOK created in the CRM with its rate."""
 
 import pytest
 
@@ -24,8 +24,9 @@ def test_enter_the_rate_in_the_erp_press_retry_and_the_entry_resolves(
     user_in_role("admin1", SYNC_ADMINISTRATORS, is_staff=True)
     base = demo_apps.base_url
     sign_in(page, f"{base}{blocked.get_absolute_url()}", "admin1")
-    page.wait_for_selector("#fixes")
+    page.wait_for_selector("#remedy")
     assert "Currency Exchange Rate does not exist" in page.inner_text("body")
+    assert "Business Central has no exchange rate for NOK" in page.inner_text("body")
 
     # In the ERP, on the currency's page: an exchange rate from today on.
     nok = ErpCurrency.objects.get(code="NOK")
@@ -36,8 +37,14 @@ def test_enter_the_rate_in_the_erp_press_retry_and_the_entry_resolves(
     page.wait_for_selector("text=is saved")
 
     page.goto(f"{base}{blocked.get_absolute_url()}")
-    page.locator("#fixes button[value=retry]").first.click()
+    assert "Business Central has an exchange rate for NOK now" in page.inner_text("#next-step")
+    page.click("#next-step button")
+    assert page.inner_text("#bulk-count") == "1"
+    page.click("#bulk-confirm-button")
+    page.wait_for_selector("#bulk-jobs a", timeout=60000)
+    page.locator("#bulk-jobs a").first.click()
     page.wait_for_selector("[data-job-status=succeeded]", timeout=60000)
+    assert page.inner_text("[data-count=inserted]") == "1"
 
     def resolved():
         blocked.refresh_from_db()
