@@ -371,7 +371,7 @@ def test_the_security_tables_are_read_only_through_the_api(demo_apps, path):
 def test_a_transaction_currency_is_not_created_without_its_exchange_rate(demo_apps):
     with demo_apps.crm() as crm:
         refused = crm.post(
-            "transactioncurrencies", json={"isocurrencycode": "NOK", "currencyname": "Krone"}
+            "transactioncurrencies", json={"isocurrencycode": "PLN", "currencyname": "Zloty"}
         )
         assert refused.status_code == 400
         assert refused.json()["error"] == {
@@ -379,15 +379,15 @@ def test_a_transaction_currency_is_not_created_without_its_exchange_rate(demo_ap
             "message": "A value for the required column 'exchangerate' (Exchange Rate) of the "
             "transactioncurrency table is missing.",
         }
-        assert not CrmTransactionCurrency.objects.filter(iso_currency_code="NOK").exists()
+        assert not CrmTransactionCurrency.objects.filter(iso_currency_code="PLN").exists()
         created = crm.post(
             "transactioncurrencies",
-            json={"isocurrencycode": "NOK", "currencyname": "Krone", "exchangerate": 11.6},
+            json={"isocurrencycode": "PLN", "currencyname": "Zloty", "exchangerate": 11.6},
         )
         assert created.status_code == 204, created.text
         # An update need not send it again.
-        nok = CrmTransactionCurrency.objects.get(iso_currency_code="NOK")
+        pln = CrmTransactionCurrency.objects.get(iso_currency_code="PLN")
         changed = crm.patch(
-            f"transactioncurrencies({nok.pk})", json={"currencyname": "Norwegian krone"}
+            f"transactioncurrencies({pln.pk})", json={"currencyname": "Polish zloty"}
         )
         assert changed.status_code == 204, changed.text
