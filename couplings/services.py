@@ -122,10 +122,10 @@ def criteria_choices(mapping: TableMapping) -> list[tuple[str, str]]:
     in their order, that can be matched on (constants carry no value to compare)."""
     pairs: list[tuple[str, str]] = []
     for pair in field_pairs(mapping.field_mappings, TO_DESTINATION):
-        if not pair.has_constant and not pair.lookup and (pair.read, pair.write) not in pairs:
+        if not pair.has_constant and not pair.resolved and (pair.read, pair.write) not in pairs:
             pairs.append((pair.read, pair.write))
     for pair in field_pairs(mapping.field_mappings, FROM_DESTINATION):
-        if not pair.lookup and (pair.write, pair.read) not in pairs:
+        if not pair.resolved and (pair.write, pair.read) not in pairs:
             pairs.append((pair.write, pair.read))
     return pairs
 

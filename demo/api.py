@@ -414,6 +414,19 @@ def _check_rules(api: ApiEntity, record, cache: dict) -> None:
                 "Currency Exchange Rate does not exist. Identification fields and values: "
                 f"Currency Code='{record.currency_code}'",
             )
+    if (
+        api.name == "transactioncurrencies"
+        and record._state.adding
+        and record.exchange_rate is None
+    ):
+        # Dataverse requires a new currency's exchange rate against the base currency (the
+        # column's RequiredLevel is SystemRequired), as it does its code and name.
+        raise ApiError(
+            400,
+            dataverse.INVALID_ARGUMENT,
+            "A value for the required column 'exchangerate' (Exchange Rate) of the "
+            "transactioncurrency table is missing.",
+        )
     if api.name == "accounts" and record.transaction_currency_id:
         currency = dataverse.related(CrmTransactionCurrency, record.transaction_currency_id, cache)
         if currency is not None and currency.exchange_rate is None:

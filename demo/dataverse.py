@@ -45,6 +45,8 @@ INCLUDE_ANNOTATIONS = re.compile(r'odata\.include-annotations\s*=\s*"(?P<terms>[
 # Dataverse's error codes: ODataClientPayloadError, ObjectDoesNotExist.
 PAYLOAD_ERROR = "0x80048d19"
 OBJECT_DOES_NOT_EXIST = "0x80040217"
+# InvalidArgument: what Dataverse answers a create that leaves out a required column.
+INVALID_ARGUMENT = "0x80040203"
 # The lookup of a record's transaction currency (accounts, and every table with money).
 CURRENCY_NAVIGATION = "transactioncurrencyid"
 # A privilege check that failed (the user holds the privilege at no level), and an access check

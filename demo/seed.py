@@ -4,7 +4,6 @@ HTTP, so that every job, coupling and error in the console came from a real run.
 
 import logging
 import random
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,7 +76,9 @@ CITIES = [
 PEOPLE = ["Anna", "Ben", "Chloe", "David", "Emma", "Felix", "Grace", "Hugo", "Ida", "Jonas"]
 SURNAMES = ["Larsen", "Berg", "Smith", "Müller", "Dubois", "Nilsson", "Jensen", "Brown"]
 ITEMS = ["Bicycle", "Helmet", "Chain", "Pedal", "Saddle", "Tire", "Lamp", "Lock", "Bell", "Pump"]
-# Customers whose currency the CRM cannot take: SEK is missing there.
+# The ERP's currencies and their exchange rates (units per euro). The CRM starts without NOK
+# and SEK: CURRENCY creates SEK with its rate, but NOK has no exchange rate in the ERP, so it
+# cannot be created, nor can the customers in NOK, nor their people after them.
 CURRENCIES = [
     ("EUR", "Euro", "1"),
     ("USD", "US dollar", "1.08"),
@@ -85,6 +86,7 @@ CURRENCIES = [
     ("NOK", "Norwegian krone", None),
     ("SEK", "Swedish krona", "11.5"),
 ]
+NOT_IN_THE_CRM = ("NOK", "SEK")
 
 
 # The first day of the demo ERP's exchange rates.
@@ -116,6 +118,14 @@ CURRENCY_LOOKUP = {
         "blank": "local currency",
     },
 }
+# A currency's exchange rate in force today, from the ERP's currencyExchangeRates.
+EXCHANGE_RATE = {
+    "source": "code",
+    "destination": "exchangerate",
+    "direction": "to_destination",
+    "enabled": True,
+    "type": "exchange rate",
+}
 COMPANY_LOOKUP = {
     "source": "companyNumber",
     "destination": "parentcustomerid_account",
@@ -133,8 +143,11 @@ COMPANY_LOOKUP = {
 }
 
 
-def create_records(rng: random.Random, customers: int = 150) -> None:
-    """The two apps' own data, with the setup failure cases planted."""
+def create_records(
+    rng: random.Random, customers: int = 150, not_in_the_crm: tuple[str, ...] = NOT_IN_THE_CRM
+) -> None:
+    """The two apps' own data, with the setup failure cases planted; the CRM starts without
+    the currencies `not_in_the_crm`."""
     crm_currencies = {}
     for code, name, rate in CURRENCIES:
         demo.ErpCurrency.objects.create(code=code, description=name)
@@ -147,9 +160,9 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
                 exchange_rate_amount=Decimal(rate),
                 relational_exchange_rate_amount=Decimal(1),
             )
-        if code != "SEK":
+        if code not in not_in_the_crm and rate:
             crm_currencies[code] = demo.CrmTransactionCurrency.objects.create(
-                iso_currency_code=code, currency_name=name, exchange_rate=Decimal(rate or "9.9")
+                iso_currency_code=code, currency_name=name, exchange_rate=Decimal(rate)
             )
     for i in range(5):
         demo.ErpSalesperson.objects.create(
@@ -191,11 +204,11 @@ def create_records(rng: random.Random, customers: int = 150) -> None:
             transaction_currency=crm_currencies[c.currency_code or lcy],
         )
         for c in rows[: customers // 5]
-        if c.currency_code != "SEK"
+        if (c.currency_code or lcy) in crm_currencies
     )
     # Each customer has its company contact, numbered from the contacts' series and linked to
     # it by a business relation, as Business Central makes one for a new customer; the people
-    # work for one customer each: not for a customer in SEK, which the CRM cannot take.
+    # work for one customer each: not for a customer in SEK.
     companies = demo.create_company_contacts(rows)
     people = [
         (i, company)
@@ -287,7 +300,7 @@ def create_connection(base_url: str) -> Connection:
     specs = [
         ("CURRENCY", "currencies", "transactioncurrencies", 10, "to_destination", "code",
          "isocurrencycode", _fields(("code", "isocurrencycode"), ("displayName", "currencyname"),
-                                    direction="to_destination"), ""),
+                                    direction="to_destination") + [EXCHANGE_RATE], ""),
         ("CUSTOMER", "customers", "accounts", 30, "bidirectional", "number", "accountnumber",
          _fields(("displayName", "name"), ("number", "accountnumber"), ("email", "emailaddress1"),
                  ("phoneNumber", "telephone1"), ("city", "address1_city"),
@@ -312,6 +325,9 @@ def create_connection(base_url: str) -> Connection:
             destination_match_field=d_match,
             field_mappings=field_map,
             source_filter=where,
+            # A scheduled run creates the currencies new in the ERP: the customers in them
+            # cannot be created in the CRM before.
+            sync_only_coupled_records=name != "CURRENCY",
         )
     return connection
 
@@ -359,15 +375,6 @@ def plant_user_changes(base_url: str, rng: random.Random) -> None:
             else {"emailaddress1": "accounts@@contoso"}
         )
         client.patch(f"accounts({coupling.destination_record_id})", json=change)
-    for coupling in [
-        c
-        for c in couplings[18:]
-        if demo.ErpCustomer.objects.get(pk=c.source_record_id).currency_code == "NOK"
-    ][:2]:
-        # The ERP has no exchange rate for NOK: it refuses the change coming back.
-        client.patch(
-            f"accounts({coupling.destination_record_id})", json={"address1_city": "Tromsø"}
-        )
     for coupling in couplings[10:12]:
         # Deleted in the CRM only; then the ERP record changes.
         client.delete(f"accounts({coupling.destination_record_id})")
@@ -395,12 +402,9 @@ def plant_daily_changes(base_url: str, rng: random.Random, size: int) -> None:
         # Someone fixes about half of what the ERP refused before the next run.
         if coupling.last_result_from_destination == Coupling.Result.FAILURE and rng.random() < 0.5:
             erp_customer = demo.ErpCustomer.objects.filter(pk=coupling.source_record_id).first()
-            if erp_customer and erp_customer.currency_code != "NOK":
+            if erp_customer:
                 fix = {"telephone1": erp_customer.phone_number, "emailaddress1": erp_customer.email}
                 client.patch(f"accounts({coupling.destination_record_id})", json=fix)
-    # The NOK customers already show the missing exchange rate; the day's work is elsewhere.
-    nok = set(demo.ErpCustomer.objects.filter(currency_code="NOK").values_list("pk", flat=True))
-    couplings = [c for c in couplings if uuid.UUID(c.source_record_id) not in nok]
     for coupling in rng.sample(couplings, min(size, len(couplings))):
         account = f"accounts({coupling.destination_record_id})"
         erp_customer = demo.ErpCustomer.objects.filter(pk=coupling.source_record_id).first()
@@ -635,7 +639,12 @@ def _replay_history(connection: Connection, base: str, rng: random.Random, custo
     # Last night's reconciliation: a sales rep created a prospect account in the CRM only,
     # and someone deleted a coupled account in the CRM by hand.
     demo.CrmAccount.objects.create(name="Prospect: Nordlys Cycling", account_number="")
-    coupled = Coupling.objects.filter(mapping=mappings["CUSTOMER"]).latest("pk")
+    # One whose records never failed: the entries of the others keep their links.
+    coupled = (
+        Coupling.objects.filter(mapping=mappings["CUSTOMER"])
+        .exclude(pk__in=SyncError.objects.filter(coupling__isnull=False).values("coupling_id"))
+        .latest("pk")
+    )
     demo.CrmAccount.objects.filter(pk=coupled.destination_record_id).delete()
     run(mappings["CUSTOMER"], SyncJob.Kind.RECONCILE)
     mark = _age(mark, connection, days=0.3)

@@ -381,10 +381,10 @@ def _integration_user(error: SyncError) -> Remedy:
 
 
 def _currency(error: SyncError) -> Remedy:
-    app = _app(error)
     found = CURRENCY_CODE.search(error.message)
     code = found["code"] if found else "the record's currency"
     lacking = "does not exist" in error.message and "Exchange Rate" not in error.message
+    app = _app(error) if lacking else _rates_app(error)
     if lacking:
         missing = f"{app} has no currency {code}."
         step = f"Add the currency {code} with its exchange rate in {app}."
@@ -413,6 +413,20 @@ def _currency(error: SyncError) -> Remedy:
         links=links + _record_links(error) + _mapping_links(error) + _health_links(error),
         next_step=next_step,
     )
+
+
+def _rates_app(error: SyncError) -> str:
+    """The app whose exchange rate is missing: the one that keeps its rates in a table of
+    their own (Business Central's Currency Exchange Rate, whose words the message is in).
+    It refuses a record written to it in that currency, and its currency cannot be written
+    to the other app without a rate: the app written to or the app read."""
+    connection = error.mapping.connection if error.mapping else None
+    if connection is not None:
+        for side in ("source", "destination"):
+            with _briefly(connection, side) as connector:
+                if connector.exchange_rate_entity():
+                    return connector.app_name
+    return _app(error)
 
 
 @dataclass(frozen=True)

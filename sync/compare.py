@@ -228,7 +228,7 @@ def compare_entry(error) -> Comparison | None:
         other_value = pair.held(other.values) if other else None
         source_value = source.values.get(pair.read) if source else None
         # What a lookup read (a code, an id) is not what it writes: only a value sent counts.
-        derived = (pair.read in read or pair.has_constant) and pair.lookup is None
+        derived = (pair.read in read or pair.has_constant) and not pair.resolved
         if pair.write in sent:
             expected, expected_cut = sent[pair.write], pair.write in cut
         elif derived:
@@ -250,9 +250,9 @@ def compare_entry(error) -> Comparison | None:
         if not secret:
             if other is not None and has_expected:
                 row.differs = not _same(expected, other_value, expected_cut)
-            elif other is not None and source is not None and pair.lookup is None:
+            elif other is not None and source is not None and not pair.resolved:
                 row.differs = not same_value(pair.value(source.values), other_value)
-            if source is not None and has_expected and not pair.has_constant and not pair.lookup:
+            if source is not None and has_expected and not pair.has_constant and not pair.resolved:
                 row.changed_since = not _same(expected, pair.value(source.values), expected_cut)
         result.rows.append(row)
     for name in extra:  # the mapping changed since the entry was written

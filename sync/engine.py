@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from couplings.models import Coupling
@@ -24,6 +25,7 @@ from errors.models import (
     Category,
     EntryLogging,
     ErrorGroup,
+    Status,
     SyncError,
 )
 from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_synchronized
@@ -43,6 +45,9 @@ LOCK_NAMESPACE = 7301  # the first key of the advisory lock that guards one mapp
 TRANSIENT_FAILURES_BEFORE_STOP = 3
 MAX_RECORD_RETRY_DELAY = timedelta(seconds=MAX_RETRY_DELAY_SECONDS)
 RETRY_BATCH = 100
+# Records not coupled whose last write failed, tried again by one scheduled run at most: the
+# longest waiting first, so that the runs after a fix take the rest in turn.
+UNCOUPLED_RETRIES_PER_RUN = 500
 PROGRESS_FIELDS = [*SyncJob.RECORD_COUNTS, "records_read"]
 SKIP_NOTE = " The record will be skipped for further synchronization due to a repeatable failure."
 # Read a little before the watermark so a change committed late, with an older timestamp,
@@ -571,6 +576,9 @@ class Pass:
         # Those of them unchanged since their last sync: only their coupled record's
         # existence is checked, nothing is written over it.
         self.only_checked: set[str] = set()
+        # Records not coupled that a scheduled run tries again (their write failed before),
+        # even where the mapping synchronizes only coupled records.
+        self.retrying_uncoupled: set[str] = set()
         self.coupled_now: list[tuple[str, int]] = []  # (read id, coupling id) this page
         # The records found on the other side by their match field this page: read id: id.
         self.matched_now: dict[str, str] = {}
@@ -595,6 +603,8 @@ class Pass:
             since -= WATERMARK_OVERLAP
         newest: datetime | None = getattr(self.mapping, self.watermark_field)
         read: set[str] = set()
+        if not self.full:
+            self.retrying_uncoupled = set(self.uncoupled_failures())
         try:
             pages = self.reader.list_changes(
                 self.read_entity, since, condition=self.condition, select=self.read_fields
@@ -607,6 +617,11 @@ class Pass:
                         newest = record.modified_at
             if not self.full:
                 read.update(self.retry_failures(read))
+                # Those not read as changed are read by id: a currency whose rate was entered
+                # since is created now, and the records waiting for it on their next runs.
+                again = sorted(self.retrying_uncoupled - read)
+                self.sync_by_id(again)
+                read.update(again)
             self.sync_by_id([r for r in self.coupled_to_deleted if r not in read])
         except ConnectorError as error:
             raise JobFailure(error, self.reader.app_name, self.read_entity) from error
@@ -663,6 +678,49 @@ class Pass:
         tried = [record_id for record_id in failing if record_id not in read]
         self.sync_by_id(tried)
         return tried
+
+    def uncoupled_failures(self) -> list[str]:
+        """The records of the read side that are not coupled and have an open (or snoozed)
+        entry of this mapping in this direction: their create failed (a currency without an
+        exchange rate, a lookup that found nothing), not a record a reconciliation found on
+        one side only. One that failed transiently waits out its back-off, as a coupling
+        does. At most UNCOUPLED_RETRIES_PER_RUN, the longest waiting first."""
+        transient = Q(category=Category.CONNECTION)
+        failed = (
+            SyncError.objects.filter(
+                mapping=self.mapping,
+                coupling__isnull=True,
+                source_app=self.reader.app_name,
+                source_entity=self.read_entity,
+                status__in=[Status.OPEN, Status.SNOOZED],
+            )
+            .exclude(source_record_id="")
+            # A record a reconciliation found on one side only waits for a person's choice.
+            .exclude(category=Category.NOT_COUPLED)
+            .values("source_record_id")
+            .annotate(
+                last=Max("created_at"),
+                last_transient=Max("created_at", filter=transient),
+                transient=Count("pk", filter=transient),
+            )
+            .order_by("last", "source_record_id")
+        )
+        now = timezone.now()
+        wanted: list[str] = []
+        for row in failed.iterator(chunk_size=RETRY_BATCH):
+            if len(wanted) >= UNCOUPLED_RETRIES_PER_RUN:
+                break
+            if row["last_transient"] is not None and row["last_transient"] >= row["last"]:
+                delay = record_retry_delay(row["transient"], self.mapping.retry_delay_seconds)
+                if row["last"] + delay > now:
+                    continue  # backing off a transient failure
+            wanted.append(row["source_record_id"])
+        coupled = set(
+            Coupling.objects.filter(
+                mapping=self.mapping, **{f"{self.read_side}_record_id__in": wanted}
+            ).values_list(f"{self.read_side}_record_id", flat=True)
+        )
+        return [record_id for record_id in wanted if record_id not in coupled]
 
     def flush(self) -> None:
         if self.errors:
@@ -761,8 +819,13 @@ class Pass:
 
     def sync_uncoupled_batch(self, records: list[RemoteRecord]) -> None:
         if self.leaves_uncoupled_out():
-            self.left_uncoupled(len(records))
-            return
+            # Only those whose write failed before go on: the others wait for a full run.
+            left_out = [r for r in records if r.id not in self.retrying_uncoupled]
+            if left_out:
+                self.left_uncoupled(len(left_out))
+            records = [r for r in records if r.id in self.retrying_uncoupled]
+            if not records:
+                return
         matching = bool(self.match_read and self.match_write)
         wanted = [
             r for r in records if matching and r.values.get(self.match_read) not in (None, "")
@@ -1119,7 +1182,7 @@ class Pass:
         values = record.values
         lookups = self.lookups
         computed = {
-            pair.write: lookups.value(pair, record) if pair.lookup else pair.value(values)
+            pair.write: lookups.value(pair, record) if pair.resolved else pair.value(values)
             for pair in self.pairs
         }
         # The rules in force transform them (sync.transformations); what a person typed on
@@ -1309,11 +1372,11 @@ class Pass:
         target_id = getattr(coupling, f"{self.write_side}_record_id", "") if coupling else ""
         source_url = self.reader.record_url(self.read_entity, record.id)
         target_url = self.writer.record_url(self.write_entity, target_id) if target_id else ""
-        logged = (
-            self.attempts
-            if self.policy(category, message).entry_logging == EntryLogging.ONCE
-            else self.errors
-        )
+        # A failed create that a scheduled run tries again (nothing skips a record that is
+        # not coupled) and that fails the same way is one more attempt of its open entry.
+        again = coupling is None and record.id in self.retrying_uncoupled
+        once = self.policy(category, message).entry_logging == EntryLogging.ONCE
+        logged = self.attempts if once or again else self.errors
         logged.append(
             SyncError(
                 created_at=timezone.now(),

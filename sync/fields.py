@@ -5,7 +5,10 @@ code on the source side (a currency code, a customer number) with a Dataverse lo
 destination side (transactioncurrencyid, parentcustomerid_account): the record the code
 stands for is found in the destination's table and written as `<navigation>@odata.bind`;
 the other way, the record the lookup property `_<name>_value` refers to gives back its code
-(sync/lookups.py resolves them)."""
+(sync/lookups.py resolves them). One of type "exchange rate" writes, for the currency code it
+reads, that currency's exchange rate in force today in the source app (Business Central keeps
+rates apart from its currencies; Dataverse keeps one on each transaction currency), to the
+destination only."""
 
 import re
 from dataclasses import dataclass
@@ -31,7 +34,8 @@ SETTINGS = {
     "type",
     "lookup",
 }
-TYPES = ("value", "lookup")
+EXCHANGE_RATE = "exchange rate"
+TYPES = ("value", "lookup", EXCHANGE_RATE)
 LOOKUP_SETTINGS = {"entity", "match", "mapping", "property", "label", "via", "blank"}
 # `via`: the code is not the referenced source record's own, but the number of the Business
 # Central company contact whose business relation names it (a contact's companyNumber).
@@ -118,6 +122,14 @@ class FieldPair:
     # The field of the record written to that holds what this pair writes, where it is not
     # `write`: a lookup's lookup property, where it writes the navigation property.
     compare: str = ""
+    # An exchange rate: `value` is the currency code read, whose rate the pass writes.
+    exchange_rate: bool = False
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the pass works out what it writes from what it reads (a lookup, an
+        exchange rate), rather than copying it."""
+        return self.lookup is not None or self.exchange_rate
 
     def value(self, values: dict[str, Any]) -> Any:
         value = self.constant if self.has_constant else values.get(self.read)
@@ -158,6 +170,9 @@ def field_pairs(field_mappings: list[dict], direction: str) -> list[FieldPair]:
         )
         if "constant" in spec and direction != TO_DESTINATION:
             continue  # a constant is written to the destination only
+        exchange_rate = spec.get("type") == EXCHANGE_RATE
+        if exchange_rate and direction != TO_DESTINATION:
+            continue  # a rate is computed from the source app's table of rates
         lookup = LookupSpec.of(spec) if spec.get("type") == "lookup" else None
         compare = ""
         if lookup is not None:
@@ -175,6 +190,7 @@ def field_pairs(field_mappings: list[dict], direction: str) -> list[FieldPair]:
                 clear_on_failure=bool(spec.get("clear_on_failure", False)),
                 lookup=lookup,
                 compare=compare,
+                exchange_rate=exchange_rate,
             )
         )
     return pairs
@@ -225,6 +241,8 @@ def _lookup_problems(n: int, spec: dict) -> list[str]:
     kind = spec.get("type", "value")
     if kind not in TYPES:
         return [f"Field mapping {n}: type must be one of {', '.join(TYPES)}."]
+    if kind == EXCHANGE_RATE:
+        return _exchange_rate_problems(n, spec)
     if kind != "lookup":
         if "lookup" in spec:
             return [f"Field mapping {n}: lookup settings need the type lookup."]
@@ -284,4 +302,17 @@ def _lookup_problems(n: int, spec: dict) -> list[str]:
     for setting in ("constant", "transform"):
         if setting in spec:
             problems.append(f"Field mapping {n}: a lookup takes no {setting}.")
+    return problems
+
+
+def _exchange_rate_problems(n: int, spec: dict) -> list[str]:
+    problems = []
+    if spec.get("direction", "bidirectional") != TO_DESTINATION:
+        problems.append(
+            f"Field mapping {n}: an exchange rate is written to the destination only (direction "
+            f"{TO_DESTINATION}): the source app computes it from its own table of rates."
+        )
+    for setting in ("constant", "transform", "lookup", "clear_on_failure"):
+        if setting in spec:
+            problems.append(f"Field mapping {n}: an exchange rate takes no {setting}.")
     return problems

@@ -13,6 +13,12 @@ names the record. A blank code may stand for the local currency (a customer in L
 blank currencyCode): it is looked up as the local currency's code, and that currency is read
 back as a blank code.
 
+An exchange rate field mapping writes, for a currency code read, the currency's rate in
+force today in the source app, read for the codes of a page in one request (Business
+Central's currencyExchangeRates: units of the currency per unit of the local currency, which
+is Dataverse's exchangerate against the base currency); the local currency itself is 1. A
+currency without a rate in force fails its record with Business Central's own words.
+
 A code whose record cannot be found fails its record with a clear entry (status 422, so it is
 categorized by its words: a missing currency is a currency error, grouped with the others of
 that currency)."""
@@ -20,11 +26,15 @@ that currency)."""
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
+
+from django.utils import timezone
 
 from couplings.models import Coupling
 
 from .connectors import Connector, ConnectorError, RemoteRecord
+from .connectors.business_central import exchange_rates
 from .fields import (
     BLANK_LOCAL_CURRENCY,
     LOGICAL_NAME,
@@ -46,6 +56,13 @@ CONTACTS_INFORMATION = "contactsInformation"
 COMPANY = "Company"
 # The relatedType of a contact's business relation to a record of each table.
 RELATED_TYPES = {"customers": "Customer", "vendors": "Vendor"}
+
+
+# Business Central's answer where a currency has no exchange rate in force.
+NO_EXCHANGE_RATE = (
+    "Currency Exchange Rate does not exist. Identification fields and values: "
+    "Currency Code='{code}'"
+)
 
 
 @dataclass(frozen=True)
@@ -103,12 +120,13 @@ class Lookups:
     ):
         self.mapping, self.direction = mapping, direction
         self.source, self.destination = source, destination
-        self.pairs = [pair for pair in pairs if pair.lookup is not None]
+        self.pairs = [pair for pair in pairs if pair.resolved]
         self.forward = direction == TO_DESTINATION
         self.resolved: dict[tuple[LookupSpec, str], Resolved] = {}
         self.mappings: dict[str, TableMapping | None] = {}
         self.pending: list[RemoteRecord] = []
         self.lcy: str | None = None  # the source app's local currency, once read
+        self.rates: dict[str, Resolved] = {}  # exchange rates in force, by code key
 
     @property
     def write_side(self) -> str:
@@ -121,7 +139,10 @@ class Lookups:
 
     def value(self, pair: FieldPair, record: RemoteRecord) -> Any:
         """What the pair writes for the record: the bind value of the record its code stands
-        for, or the code of the record its lookup refers to. Raises LookupFailed."""
+        for, or the code of the record its lookup refers to, or the exchange rate of its
+        currency. Raises LookupFailed."""
+        if pair.exchange_rate:
+            return self.exchange_rate(pair, record)
         assert pair.lookup is not None
         raw = self.raw(pair, record)
         if raw is None:
@@ -148,11 +169,69 @@ class Lookups:
         except ConnectorError:
             return held  # the local currency cannot be read now: compared as it is
 
+    # -- exchange rates -------------------------------------------------------------------
+    def exchange_rate(self, pair: FieldPair, record: RemoteRecord) -> float:
+        """The exchange rate in force today of the currency the record's code names."""
+        code = pair.value(record.values)
+        if code in (None, "") or not str(code).strip():
+            raise LookupFailed(
+                f"The {pair.read} of this record is blank: there is no currency whose exchange "
+                f"rate to write to {pair.write}."
+            )
+        key = code_key(code)
+        if key not in self.rates:
+            others = [pair.value(r.values) for r in self.pending]
+            wanted = [c for c in others if c not in (None, "") and code_key(c) not in self.rates]
+            self.resolve_rates(pair, [code, *wanted], timezone.localdate())
+        resolved = self.rates[key]
+        if resolved.failure:
+            raise LookupFailed(resolved.failure, resolved.detail)
+        return resolved.value
+
+    def resolve_rates(self, pair: FieldPair, codes: list[Any], today: date) -> None:
+        """The rates in force of these currencies, in one request (a page of them)."""
+        codes = list({code_key(code): str(code).strip() for code in codes}.values())
+        app, entity = self.source.app_name, self.source.exchange_rate_entity()
+        if not entity:
+            failure = (
+                f"{app} keeps no table of exchange rates that the connection knows of: set "
+                f"exchange_rate_entity in the source settings, or remove the exchange rate of "
+                f"{pair.write} from the field mappings."
+            )
+            for code in codes:
+                self.rates[code_key(code)] = Resolved(failure=failure)
+            return
+        rates = {
+            code_key(c): r for c, r in exchange_rates(self.source, entity, today, codes).items()
+        }
+        for code in codes:
+            key = code_key(code)
+            rate = rates.get(key)
+            found = "none" if key not in rates else str(rate or "not a positive number")
+            detail = (
+                f"Looked up the exchange rates of {code!r} ({pair.read}) in {app} {entity} "
+                f"starting on or before {today.isoformat()}: {found}."
+            )
+            if rate is not None:
+                self.rates[key] = Resolved(float(rate))
+            elif key not in rates and key == code_key(self.source_local_currency() or "-"):
+                # The local currency is the unit of the others: it needs no rate of its own.
+                self.rates[key] = Resolved(1.0)
+            else:
+                self.rates[key] = Resolved(
+                    failure=NO_EXCHANGE_RATE.format(code=code), detail=detail
+                )
+
     # -- the local currency ---------------------------------------------------------------
-    def local_currency(self, pair: FieldPair) -> str:
-        """The source app's local currency code, which a blank code stands for (read once)."""
+    def source_local_currency(self) -> str:
+        """The source app's local currency code, read once; "" where it does not say."""
         if self.lcy is None:
             self.lcy = self.source.local_currency().strip()
+        return self.lcy
+
+    def local_currency(self, pair: FieldPair) -> str:
+        """The source app's local currency code, which a blank code stands for (read once)."""
+        self.source_local_currency()
         if not self.lcy:
             raise LookupFailed(
                 f"A blank {pair.read if self.forward else pair.write} stands for the local "

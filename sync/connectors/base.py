@@ -227,6 +227,11 @@ class Connector(ABC):
         """The app's local currency code; empty where it has none to tell."""
         return ""
 
+    def exchange_rate_entity(self) -> str:
+        """The table where the app keeps its currencies' exchange rates apart from the
+        currencies (Business Central's currencyExchangeRates); empty where it has none."""
+        return ""
+
     def close(self) -> None:  # noqa: B027 - a connector without connections has nothing to do
         """Let go of open connections."""
 

@@ -14,6 +14,9 @@ from urllib.parse import quote, urlsplit
 from .base import Connector, ConnectorError, Sender
 
 RATE_FIELDS = ["currencyCode", "startingDate", "exchangeRateAmount", "relationalExchangeRateAmount"]
+# Codes named in one filter of the rates; for more, every rate in force is read (an app has
+# a few dozen currencies at most, and the filter must fit in a request line).
+MAX_CODES_IN_FILTER = 40
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -24,13 +27,20 @@ def _decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def exchange_rates(connector: Connector, entity: str, on: date) -> dict[str, Decimal | None]:
-    """Each currency's exchange rate in force on `on`, by upper-case currency code: the rate
-    with the latest starting date not after that day, as the app itself picks it, given as
-    units of the currency per unit of the relational (or local) currency. None where that
-    rate is not a positive number."""
+def exchange_rates(
+    connector: Connector, entity: str, on: date, codes: list[str] | None = None
+) -> dict[str, Decimal | None]:
+    """Each currency's exchange rate in force on `on` (of the currencies `codes` only, when
+    given), by upper-case currency code: the rate with the latest starting date not after
+    that day, as the app itself picks it, given as units of the currency per unit of the
+    relational (or local) currency. None where that rate is not a positive number; a
+    currency without any rate in force is left out."""
     latest: dict[str, tuple[str, Decimal | None]] = {}
     condition = f"startingDate le {on.isoformat()}"
+    named = sorted({str(code).strip().upper() for code in codes or [] if str(code).strip()})
+    if named and len(named) <= MAX_CODES_IN_FILTER:
+        literals = ["'" + code.replace("'", "''") + "'" for code in named]
+        condition += " and (" + " or ".join(f"currencyCode eq {c}" for c in literals) + ")"
     for page in connector.list_changes(entity, None, condition=condition, select=RATE_FIELDS):
         for record in page:
             code = str(record.values.get("currencyCode") or "").strip().upper()

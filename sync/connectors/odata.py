@@ -819,6 +819,9 @@ class ODataConnector(Connector):
         code = rows[0].get("localCurrencyCode") if rows and isinstance(rows[0], dict) else None
         return str(code or configured)
 
+    def exchange_rate_entity(self) -> str:
+        return str(self.config.option("exchange_rate_entity") or "")
+
 
 def sign_in_findings(app_name: str, error: ConnectorError) -> list[SetupFinding]:
     """What a failed first call says: the app cannot be reached, or the user cannot sign in

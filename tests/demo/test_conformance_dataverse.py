@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from demo.models import CrmAccount, CrmRole, CrmSystemUser, CrmTeam
+from demo.models import CrmAccount, CrmRole, CrmSystemUser, CrmTeam, CrmTransactionCurrency
 from demo.security import (
     INTEGRATION_USER_ROLE,
     SYSTEM_ADMINISTRATOR_TEMPLATE,
@@ -362,3 +362,32 @@ def test_the_security_tables_are_read_only_through_the_api(demo_apps, path):
     assert refused.status_code == 405
     assert refused.json()["error"]["code"] == "MethodNotAllowed"
     assert not CrmRole.objects.filter(name="Sneaky").exists()
+
+
+# -- required columns --------------------------------------------------------------------------
+# "Currency (TransactionCurrency) table/entity reference": ExchangeRate's RequiredLevel is
+# SystemRequired, so a currency is not created without it; its words are the demo's own.
+# https://learn.microsoft.com/en-us/power-apps/developer/data-platform/reference/entities/transactioncurrency
+def test_a_transaction_currency_is_not_created_without_its_exchange_rate(demo_apps):
+    with demo_apps.crm() as crm:
+        refused = crm.post(
+            "transactioncurrencies", json={"isocurrencycode": "PLN", "currencyname": "Zloty"}
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"] == {
+            "code": "0x80040203",
+            "message": "A value for the required column 'exchangerate' (Exchange Rate) of the "
+            "transactioncurrency table is missing.",
+        }
+        assert not CrmTransactionCurrency.objects.filter(iso_currency_code="PLN").exists()
+        created = crm.post(
+            "transactioncurrencies",
+            json={"isocurrencycode": "PLN", "currencyname": "Zloty", "exchangerate": 11.6},
+        )
+        assert created.status_code == 204, created.text
+        # An update need not send it again.
+        pln = CrmTransactionCurrency.objects.get(iso_currency_code="PLN")
+        changed = crm.patch(
+            f"transactioncurrencies({pln.pk})", json={"currencyname": "Polish zloty"}
+        )
+        assert changed.status_code == 204, changed.text

@@ -56,7 +56,7 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
     }
     # The customers asked for, and the one the lag probe changes.
     assert ErpCustomer.objects.count() == 51
-    assert CrmAccount.objects.count() > 40  # created in the CRM by the first full sync
+    assert CrmAccount.objects.count() > 30  # created in the CRM by the first full sync
     # Through the lookups of the default mappings: the accounts have their customers'
     # currencies (the local currency where the customer has none), and the people their
     # companies' accounts: a person's company number is its company contact's, whose business
@@ -71,7 +71,33 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
             customer.currency_code or settings.DEMO_ERP_LOCAL_CURRENCY
         )
     assert in_lcy > 5
-    people = ErpContact.objects.filter(type=ErpContact.Type.PERSON)
+    # The chain of what waits for the exchange rate of NOK, missing in the ERP: the currency
+    # is not in the CRM, nor are the customers in it, nor their people; each has its open
+    # entry, tried again by every scheduled run.
+    nok = ErpCustomer.objects.filter(currency_code="NOK")
+    waiting = ErpContact.objects.filter(
+        type=ErpContact.Type.PERSON,
+        company_number__in=ErpContactBusinessRelation.objects.filter(customer__in=nok).values(
+            "contact__number"
+        ),
+    )
+    assert nok.exists() and waiting.exists()
+    assert not CrmAccount.objects.filter(account_number__in=nok.values("number")).exists()
+    open_entries = SyncError.objects.filter(status="open")
+    assert open_entries.filter(
+        mapping__name="CURRENCY", message__startswith="Currency Exchange Rate does not exist"
+    ).exists()
+    assert set(
+        open_entries.filter(
+            mapping__name="CUSTOMER", message__startswith="Currency NOK does not exist"
+        ).values_list("source_record_id", flat=True)
+    ) == {str(pk) for pk in nok.values_list("pk", flat=True)}
+    assert set(
+        open_entries.filter(
+            mapping__name="CONTACT", message__contains="is not coupled under CUSTOMER"
+        ).values_list("source_record_id", flat=True)
+    ) == {str(pk) for pk in waiting.values_list("pk", flat=True)}
+    people = ErpContact.objects.filter(type=ErpContact.Type.PERSON).exclude(pk__in=waiting)
     assert CrmContact.objects.count() == people.count()
     with_company = CrmContact.objects.filter(parent_account__isnull=False).select_related(
         "parent_account"
@@ -82,7 +108,7 @@ def test_the_console_is_filled_from_real_sync_runs_once_and_reset_removes_it(liv
         relation = ErpContactBusinessRelation.objects.get(contact__number=person.company_number)
         assert person.company_number != relation.customer.number
         assert contact.parent_account.account_number == relation.customer.number
-    assert Coupling.objects.count() > 80
+    assert Coupling.objects.count() > 70
     assert Coupling.objects.filter(is_skipped=True).exists()
 
     jobs = SyncJob.objects.all()

@@ -6,11 +6,13 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from couplings.models import Coupling
-from demo.models import ErpCurrencyExchangeRate, ErpCustomer
+from demo.models import CrmSystemUser, ErpCurrencyExchangeRate
+from demo.security import role_named
+from demo.seed import INTEGRATION_USER
 from errors.models import Category, SyncError
 from errors.remedies import remedy_for
 from sync.models import SyncJob
+from tests.demo_apps import without_nok_in_the_crm
 from tests.factories import make_error, make_mapping
 
 CRM, ERP = "Dynamics 365 Sales", "Business Central"
@@ -123,28 +125,28 @@ def test_a_missing_exchange_rate_names_the_currency_and_the_app_that_lacks_it():
 def test_a_missing_exchange_rate_links_the_currency_where_the_rate_is_entered(
     demo_apps, staff_client
 ):
-    # The CRM's change of a NOK customer is refused by the ERP, which has no rate for NOK;
-    # a customer in SEK cannot be written to the CRM, which has no SEK.
+    # The ERP has no rate for NOK, so CURRENCY cannot create it in the CRM; the customers in
+    # NOK cannot be created there either, for the CRM lacks NOK.
+    without_nok_in_the_crm()
+    user = CrmSystemUser.objects.get(domain_name=INTEGRATION_USER)
+    user.roles.add(role_named("Integration Administrator", user.business_unit))
+    demo_apps.run("CURRENCY", SyncJob.Kind.FULL)
     demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
-    nok = ErpCustomer.objects.filter(currency_code="NOK").order_by("number").first()
-    coupling = Coupling.objects.get(mapping__name="CUSTOMER", source_record_id=str(nok.pk))
-    with demo_apps.crm() as crm:
-        crm.patch(f"accounts({coupling.destination_record_id})", json={"address1_city": "Tromsø"})
-    demo_apps.run("CUSTOMER")
-    rate_entry = SyncError.objects.get(coupling=coupling)
-    sek_entry = SyncError.objects.get(message__startswith="Currency SEK does not exist")
+    rate_entry = SyncError.objects.get(mapping__name="CURRENCY")
+    assert rate_entry.message.startswith("Currency Exchange Rate does not exist")
+    nok_entry = SyncError.objects.filter(message__startswith="Currency NOK does not exist")[0]
 
     rate_links = dict(remedy_for(rate_entry).links)
-    sek_links = dict(remedy_for(sek_entry).links)
+    nok_links = dict(remedy_for(nok_entry).links)
+    assert remedy_for(rate_entry).cause.startswith("Business Central has no exchange rate for NOK.")
 
     # The ERP's own NOK page, where the rate is entered (no health check has run: it is
     # looked up in the ERP).
     nok_page = rate_links["Currency NOK in Business Central"]
     answer = demo_apps.get(nok_page)
     assert answer.status_code == 200 and "NOK" in answer.text and "exchange rate" in answer.text
-    # The CRM lacks SEK: the link opens SEK as the ERP has it, and says so.
-    sek_page = sek_links["Currency SEK in Business Central"]
-    assert demo_apps.get(sek_page).status_code == 200 and "/demo/erp/" in sek_page
+    # The CRM lacks NOK: the customer's entry opens NOK as the ERP has it, and says so.
+    assert nok_links["Currency NOK in Business Central"] == nok_page
     # The entry page shows it, with the setup health page where Check now is.
     page = staff_client.get(rate_entry.get_absolute_url()).content.decode()
     assert f'href="{nok_page}"' in page and "Currency NOK in Business Central" in page

@@ -16,7 +16,7 @@ from sync.models import SyncJob
 from tests.errors.test_fixes import deleted_in_crm
 from tests.sync.test_skipped import skip
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("uncoupled_not_retried")]
 ERP, CRM = "Business Central", "Dynamics 365 Sales"
 
 

@@ -1,42 +1,85 @@
-"""A missing exchange rate in the ERP: the CRM's change of a NOK customer is refused until
-an administrator enters the rate in the ERP; then Retry, a bulk Retry, Retry All on the
-skipped records or the next scheduled job writes it, and the entries close by themselves."""
+"""A missing exchange rate in the ERP, and what waits for it: the currency NOK cannot be
+created in the CRM without its rate, so neither can the customers in NOK nor their people.
+An administrator enters the rate in the ERP; then Retry on the currency's entry, a bulk Retry
+of its problem or the next scheduled run creates the currency, and the next scheduled runs of
+the customers and the contacts create them, every entry closing by itself."""
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from couplings.models import Coupling
-from demo.models import ErpCurrency, ErpCurrencyExchangeRate, ErpCustomer
-from errors.models import Status, SyncError
+from demo import security
+from demo.models import (
+    CrmContact,
+    CrmSystemUser,
+    CrmTransactionCurrency,
+    ErpContact,
+    ErpCurrency,
+    ErpCurrencyExchangeRate,
+    ErpCustomer,
+)
+from demo.seed import INTEGRATION_USER
+from errors.models import Category, Status, SyncError
 from sync.models import SyncJob
+from tests.demo_apps import without_nok_in_the_crm
 
 from .closing import act_on_the_problem, assert_closed_by, run_queued_jobs
 
 pytestmark = pytest.mark.django_db
 FULL = SyncJob.Kind.FULL
+NO_RATE = (
+    "Currency Exchange Rate does not exist. Identification fields and values: Currency Code='NOK'"
+)
+
+
+def open_entries(mapping: str) -> list[SyncError]:
+    return list(SyncError.objects.filter(mapping__name=mapping, status=Status.OPEN).order_by("pk"))
 
 
 @pytest.fixture
-def refused(demo_apps):
-    """Two jobs in a row refused the CRM's change of a NOK customer: its coupling is
-    skipped, with an open entry, and the next job passed it by."""
+def blocked(demo_apps):
+    """The first full runs, in the mappings' order: NOK has no rate in the ERP, so CURRENCY
+    cannot create it in the CRM; CUSTOMER cannot create the customers in NOK, and CONTACT
+    cannot create their people."""
+    without_nok_in_the_crm()
     assert not ErpCurrencyExchangeRate.objects.filter(currency_code="NOK").exists()
-    demo_apps.run("CUSTOMER", FULL)
-    nok = ErpCustomer.objects.filter(currency_code="NOK").order_by("number").first()
-    coupling = Coupling.objects.get(mapping__name="CUSTOMER", source_record_id=str(nok.pk))
-    with demo_apps.crm() as crm:
-        crm.patch(f"accounts({coupling.destination_record_id})", json={"address1_city": "Tromsø"})
-    for _ in range(2):
-        demo_apps.run("CUSTOMER")
-    # The scheduled runs after that pass it by.
-    demo_apps.run("CUSTOMER")
-    coupling.refresh_from_db()
-    assert coupling.is_skipped
-    assert coupling.last_result_from_destination == Coupling.Result.SKIPPED
-    entry = SyncError.objects.filter(coupling=coupling, status=Status.OPEN).latest("pk")
-    assert "Currency Exchange Rate does not exist" in entry.message
-    return entry
+    assert not CrmTransactionCurrency.objects.filter(iso_currency_code="NOK").exists()
+    user = CrmSystemUser.objects.get(domain_name=INTEGRATION_USER)
+    # May create currencies, as the seed's administrator lets it.
+    user.roles.add(security.role_named("Integration Administrator", user.business_unit))
+    for name in ("CURRENCY", "CUSTOMER", "CONTACT"):
+        demo_apps.run(name, FULL)
+
+    (currency,) = open_entries("CURRENCY")
+    assert (currency.message, currency.category) == (NO_RATE, Category.CURRENCY)
+    assert currency.source_record_id == str(ErpCurrency.objects.get(code="NOK").pk)
+    assert currency.coupling is None
+    nok = ErpCustomer.objects.filter(currency_code="NOK")
+    customers = open_entries("CUSTOMER")
+    assert {e.source_record_id for e in customers} >= {str(c.pk) for c in nok}
+    assert all(
+        e.message.startswith("Currency NOK does not exist in Dynamics 365 Sales")
+        for e in customers
+        if e.source_record_id in {str(c.pk) for c in nok}
+    )
+    people = ErpContact.objects.filter(
+        type=ErpContact.Type.PERSON, company_number__in=company_numbers(nok)
+    )
+    assert people.exists()
+    contacts = open_entries("CONTACT")
+    assert {e.source_record_id for e in contacts} == {str(p.pk) for p in people}
+    assert all("is not coupled under CUSTOMER" in e.message for e in contacts)
+    return currency
+
+
+def company_numbers(customers) -> list[str]:
+    return [
+        relation.contact.number
+        for customer in customers
+        for relation in customer.contact_business_relations.select_related("contact")
+    ]
 
 
 def enter_the_rate_in_the_erp(client, admin_user) -> None:
@@ -49,39 +92,76 @@ def enter_the_rate_in_the_erp(client, admin_user) -> None:
                                 "exchange_rate_amount": "11.6",
                                 "relational_exchange_rate_amount": "1"})  # fmt: skip
     assert answer.status_code == 302, answer.content
-    assert ErpCurrencyExchangeRate.objects.filter(currency_code="NOK").exists()
 
 
-def test_retry_on_the_entry(refused, client, admin_user, staff_client, celery_queue):
+def assert_the_chain_follows(demo_apps) -> None:
+    """The next scheduled runs of CUSTOMER and then CONTACT create what waited for NOK."""
+    waiting = {name: open_entries(name) for name in ("CUSTOMER", "CONTACT")}
+    for name in ("CUSTOMER", "CONTACT"):
+        job = demo_apps.run(name)
+        nok = [e for e in waiting[name] if "NOK" in e.message or name == "CONTACT"]
+        assert job.inserted >= len(nok) > 0
+        events = AuditEvent.objects.filter(
+            action=AuditEvent.Action.ENTRIES_RESOLVED, actor_label=f"sync engine (job #{job.pk})"
+        )
+        recorded = {pk for event in events for pk in event.details["ids"]}
+        for entry in nok:
+            entry.refresh_from_db()
+            assert (entry.status, entry.status_note) == (
+                Status.RESOLVED,
+                f"Resolved by itself: the record synchronized in job #{job.pk}.",
+            )
+            assert entry.pk in recorded
+    coupled = set(
+        Coupling.objects.filter(mapping__name="CUSTOMER").values_list("source_record_id", flat=True)
+    )
+    assert {str(c.pk) for c in ErpCustomer.objects.filter(currency_code="NOK")} <= coupled
+    nok_people = ErpContact.objects.filter(
+        type=ErpContact.Type.PERSON,
+        company_number__in=company_numbers(ErpCustomer.objects.filter(currency_code="NOK")),
+    )
+    assert (
+        CrmContact.objects.filter(
+            email__in=nok_people.values_list("email", flat=True), parent_account__isnull=False
+        ).count()
+        == nok_people.count()
+    )
+
+
+def assert_nok_created(job: SyncJob, entry: SyncError) -> None:
+    assert (job.status, job.inserted, job.failed) == (SyncJob.Status.SUCCEEDED, 1, 0)
+    nok = CrmTransactionCurrency.objects.get(iso_currency_code="NOK")
+    assert float(nok.exchange_rate) == 11.6
+    assert Coupling.objects.filter(mapping__name="CURRENCY", destination_record_id=str(nok.pk))
+    assert_closed_by(entry, job)
+
+
+def test_retry_on_the_currency_entry(
+    blocked, client, admin_user, staff_client, celery_queue, demo_apps
+):
     enter_the_rate_in_the_erp(client, admin_user)
-    answer = staff_client.post(reverse("errors:fix", args=[refused.pk]), {"action": "retry"})
+    answer = staff_client.post(reverse("errors:fix", args=[blocked.pk]), {"action": "retry"})
     assert answer.status_code == 302
     (job,) = run_queued_jobs()
-    assert (job.status, job.failed) == (SyncJob.Status.SUCCEEDED, 0)
-    assert_closed_by(refused, job)
+    assert_nok_created(job, blocked)
+    assert_the_chain_follows(demo_apps)
 
 
-def test_the_next_scheduled_job(refused, client, admin_user, demo_apps):
+def test_a_bulk_retry_of_the_problem(
+    blocked, client, admin_user, staff_client, celery_queue, demo_apps
+):
     enter_the_rate_in_the_erp(client, admin_user)
-    Coupling.objects.filter(pk=refused.coupling_id).update(is_skipped=False)  # Retry All
-    job = demo_apps.run("CUSTOMER")
-    assert job.failed == 0
-    assert_closed_by(refused, job)
-
-
-def test_a_bulk_retry_of_the_problem(refused, client, admin_user, staff_client, celery_queue):
-    enter_the_rate_in_the_erp(client, admin_user)
-    act_on_the_problem(staff_client, "retry", refused.group_id)
+    act_on_the_problem(staff_client, "retry", blocked.group_id)
     (job,) = run_queued_jobs()
-    assert job.failed == 0
-    assert_closed_by(refused, job)
+    assert_nok_created(job, blocked)
+    assert_the_chain_follows(demo_apps)
 
 
-def test_retry_all_on_the_skipped_records(refused, client, admin_user, staff_client, celery_queue):
+def test_the_next_scheduled_runs(blocked, client, admin_user, demo_apps):
+    # Until the rate is entered, each scheduled run tries NOK again, and fails again.
+    again = demo_apps.run("CURRENCY")
+    assert (again.failed, again.inserted) == (1, 0)
     enter_the_rate_in_the_erp(client, admin_user)
-    staff_client.post(
-        reverse("sync:skipped_action"), {"action": "retry_all", "mapping": refused.mapping_id}
-    )
-    (job,) = run_queued_jobs()
-    assert job.failed == 0
-    assert_closed_by(refused, job)
+    job = demo_apps.run("CURRENCY")
+    assert_nok_created(job, blocked)
+    assert_the_chain_follows(demo_apps)

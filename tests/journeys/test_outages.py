@@ -10,7 +10,7 @@ from errors.models import Category, ErrorGroup, Status, SyncError
 from sync import breaker
 from sync.models import SyncJob
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("uncoupled_not_retried")]
 
 
 @pytest.mark.parametrize("mode", [DemoFault.Mode.SERVER_ERROR, DemoFault.Mode.GARBAGE])

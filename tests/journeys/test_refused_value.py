@@ -13,7 +13,7 @@ from sync.models import SyncJob
 
 from .closing import act_on_the_problem, assert_closed_by, run_queued_jobs
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("uncoupled_not_retried")]
 WRONG = "accounts@@contoso"
 
 

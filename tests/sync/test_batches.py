@@ -19,7 +19,7 @@ from sync.connectors.signin import TOKENS
 from sync.models import SyncJob, TableMapping
 from sync.services import create_job
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("uncoupled_not_retried")]
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ through $batch, each with its own outcome."""
 
 import json
 import math
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -17,6 +18,7 @@ from demo.models import (
     CrmTransactionCurrency,
     DemoFault,
     ErpCurrency,
+    ErpCurrencyExchangeRate,
     ErpCustomer,
 )
 from demo.security import role_named
@@ -143,6 +145,9 @@ def test_a_table_without_the_bulk_messages_is_written_one_request_a_record(demo_
     user.roles.add(role_named("Integration Administrator", user.business_unit))
     for code in ("CHF", "GBP", "PLN", "CZK", "HUF"):
         ErpCurrency.objects.create(code=code, description=f"Currency {code}")
+        ErpCurrencyExchangeRate.objects.create(
+            currency_code=code, starting_date=date(2024, 1, 1), exchange_rate_amount=Decimal(2)
+        )
     new = ErpCurrency.objects.exclude(
         code__in=CrmTransactionCurrency.objects.values_list("iso_currency_code", flat=True)
     ).count()
@@ -150,7 +155,8 @@ def test_a_table_without_the_bulk_messages_is_written_one_request_a_record(demo_
     # Two records a batch: the engine sends several batches.
     job, sent = run(demo_apps, "CURRENCY", destination={"batch_size": 2})
 
-    assert (job.inserted, job.failed) == (new, 0)
+    # NOK, which the ERP has no exchange rate for, fails: its rate cannot be written.
+    assert (job.inserted, job.failed) == (new, 1)
     assert set(ErpCurrency.objects.values_list("code", flat=True)) == set(
         CrmTransactionCurrency.objects.values_list("iso_currency_code", flat=True)
     )

@@ -11,7 +11,7 @@ from errors.models import Category, SyncError
 from sync import engine
 from sync.models import SyncJob, TableMapping
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("uncoupled_not_retried")]
 FULL = SyncJob.Kind.FULL
 
 

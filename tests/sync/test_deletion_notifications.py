@@ -26,7 +26,7 @@ from tests.conftest import wait_until
 from tests.factories import make_coupling
 from tests.webhook_recorder import Delivery, Recorder
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("uncoupled_not_retried")]
 Rule = TableMapping.DeletionConflictResolution
 
 

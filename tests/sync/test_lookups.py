@@ -26,7 +26,7 @@ from sync.lookups import LookupFailed, Lookups
 from sync.models import SyncJob, TableMapping
 from sync.services import create_job
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("uncoupled_not_retried")]
 
 LCY = settings.DEMO_ERP_LOCAL_CURRENCY
 
@@ -425,7 +425,7 @@ def test_lookup_field_mappings_are_checked_before_they_are_saved(demo_apps):
         "_transactioncurrencyid_value",
     )
     assert field_mapping_problems([{**lookup, "type": "link"}]) == [
-        "Field mapping 1: type must be one of value, lookup."
+        "Field mapping 1: type must be one of value, lookup, exchange rate."
     ]
     assert field_mapping_problems([{**lookup, "lookup": {"entity": "x"}, "constant": 1}]) == [
         "Field mapping 1: a lookup names the table it refers to and that table's field holding "

@@ -33,6 +33,7 @@ def break_one_account(demo_apps) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("uncoupled_not_retried")
 def test_the_mappings_page_shows_each_mappings_health(
     demo_apps, staff_client, django_assert_max_num_queries
 ):

@@ -72,6 +72,16 @@ def test_finds_each_kind_of_orphan_once(synced):
     assert "Read " in again.message
 
 
+def test_a_scheduled_run_leaves_a_record_on_one_side_only_to_a_person(synced):
+    lonely_account = CrmAccount.objects.create(name="Only in CRM", account_number="X1")
+    synced.run("CUSTOMER", RECONCILE)
+    assert SyncError.objects.filter(source_record_id=str(lonely_account.pk)).exists()
+    # Its entry is open, but it is no create that failed: it is not tried again.
+    job = synced.run("CUSTOMER")
+    assert job.inserted == 0
+    assert not ErpCustomer.objects.filter(display_name="Only in CRM").exists()
+
+
 def test_a_record_outside_the_filter_is_not_taken_for_deleted(synced):
     mapping = synced.mapping("CUSTOMER")
     customer, _, _ = coupled_pair(mapping, "C00040")

@@ -11,7 +11,7 @@ from errors import policies
 from errors.models import ErrorGroup, SyncError
 from sync.models import SyncJob
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("uncoupled_not_retried")]
 TOO_LONG = "+45 3333 4444 ext. 5555 (reception)"
 
 

@@ -15,7 +15,7 @@ from errors.models import Category, Status, SyncError
 from sync import engine
 from sync.models import SyncJob
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("uncoupled_not_retried")]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from errors.models import SyncError
 from sync.models import SyncJob
 from sync.services import create_job
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("uncoupled_not_retried")]
 
 
 def sync_urls(job_id: int) -> list[str]:
