@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F, Max, Min, Sum, Value
-from django.db.models.functions import Greatest, Upper
+from django.db.models.functions import Coalesce, Greatest, Upper
 from django.utils import timezone
 from psycopg2.extras import Json
 
@@ -373,8 +373,10 @@ def refresh_group_times(group_ids: Iterable[int]) -> None:
     """Set the groups' first and last seen from their entries, after entries were re-dated."""
     for row in (
         SyncError.objects.filter(group_id__in=set(group_ids))
+        # An entry's latest attempt counted on it is when it was last seen.
+        .annotate(seen=Coalesce("last_attempt_at", "created_at"))
         .values("group_id")
-        .annotate(first=Min("created_at"), last=Max("created_at"))
+        .annotate(first=Min("created_at"), last=Max("seen"))
     ):
         ErrorGroup.objects.filter(pk=row["group_id"]).update(
             first_seen=row["first"], last_seen=row["last"]

@@ -89,6 +89,16 @@ def _blocked(error: SyncError) -> Remedy | None:
     root = root_of(group) or group
     mapping = error.mapping.name if error.mapping else "its mapping"
     record = f"{error.blocked_by_entity or 'record'} {error.blocked_by_record}".strip()
+    links = [(f"Root cause: problem #{root.pk}", f"{reverse('errors:list')}?group={root.pk}")]
+    # Where the root cause is fixed, as its own entry's page links it.
+    root_entry = (
+        SyncError.objects.filter(group=root, status=Status.OPEN, blocked_by_group__isnull=True)
+        .select_related("mapping__connection")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if root_entry is not None:
+        links += [link for link in remedy_for(root_entry).links if link not in links]
     return Remedy(
         cause=f"Root cause: problem #{root.pk}, {root.title} This record fails only because "
         f"the {record} it refers to fails there.",
@@ -98,7 +108,7 @@ def _blocked(error: SyncError) -> Remedy | None:
             f"{mapping} triggered by Root cause resolved) and this entry resolves.",
         ],
         who=_who(error),
-        links=[(f"Root cause: problem #{root.pk}", f"{reverse('errors:list')}?group={root.pk}")],
+        links=links,
     )
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
-from django.db.models import Count, Max, Q
+from django.db.models import Max, Q, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from couplings.models import Coupling
@@ -697,11 +698,13 @@ class Pass:
             .exclude(source_record_id="")
             # A record a reconciliation found on one side only waits for a person's choice.
             .exclude(category=Category.NOT_COUPLED)
+            # An entry may count several attempts (record_attempts): its latest is the time.
+            .annotate(tried=Coalesce("last_attempt_at", "created_at"))
             .values("source_record_id")
             .annotate(
-                last=Max("created_at"),
-                last_transient=Max("created_at", filter=transient),
-                transient=Count("pk", filter=transient),
+                last=Max("tried"),
+                last_transient=Max("tried", filter=transient),
+                transient=Sum("attempts", filter=transient),
             )
             .order_by("last", "source_record_id")
         )

@@ -148,8 +148,11 @@ def test_fixing_the_root_cause_retries_the_customer_then_the_contact(chain, demo
 
 
 def test_no_cascade_while_the_record_still_fails(chain, demo_apps):
-    # The currency is created without an exchange rate: the customer is retried, and fails
-    # for another reason; its contact is not retried.
+    # The currency is created, and the customer retried; but its name was emptied in the
+    # meantime, which the CRM refuses: its contact is not retried.
+    sek = demo.ErpCustomer.objects.get(pk=chain.customer.source_record_id)
+    sek.display_name = ""
+    sek.save()
     give_the_integration_user_the_currencies(demo_apps)
     done = run_currencies(demo_apps)
     assert [(job.mapping.name, job.trigger) for job in done] == [

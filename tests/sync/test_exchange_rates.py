@@ -130,7 +130,10 @@ def test_a_scheduled_run_creates_a_record_whose_create_failed_once_the_cause_is_
     # Nothing changed: the scheduled run reads NOK by id, and it fails again.
     job, _ = run(may_create_currencies)
     assert (job.inserted, job.failed) == (0, 1)
-    assert SyncError.objects.get(job=job).message == NO_RATE.format("NOK")
+    # Tried again and failing the same way, it is one more attempt of its open entry.
+    entry = SyncError.objects.get(last_attempt_job_id=job.pk)
+    assert (entry.message, entry.attempts) == (NO_RATE.format("NOK"), 2)
+    assert not SyncError.objects.filter(job=job).exists()
     rate("NOK", timezone.localdate(), "11.6")
     job, _ = run(may_create_currencies)
     assert (job.inserted, job.failed) == (1, 0)
