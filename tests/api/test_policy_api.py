@@ -49,7 +49,8 @@ def test_set_and_clear_a_problem_s_policy(admin_api, staff_user, failing):
 
 
 @pytest.mark.parametrize("body", [{"skip_after_failures": 0}, {"skip_after_failures": 21},
-                                  {"skip_after_failures": "many"}, {}, {"other": 3}])  # fmt: skip
+                                  {"skip_after_failures": "many"}, {"other": 3},
+                                  {"transient_retries": 11}, {"entry_logging": "x"}])  # fmt: skip
 def test_a_policy_out_of_range_is_refused(admin_api, failing, body):
     _, problem = failing
     response = admin_api.post(policy(problem.pk), body, content_type="application/json")

@@ -5,7 +5,7 @@ finding before any sync, fixes it in the app, retries, and watches the problem r
 import pytest
 
 from demo.models import CrmTransactionCurrency
-from errors.models import Category, ErrorGroup, SyncError
+from errors.models import Category, ErrorGroup, Status, SyncError
 from sync.models import SyncJob
 from syncconsole.permissions import SYNC_ADMINISTRATORS, SYNC_USERS
 from tests.conftest import ARTIFACTS, PASSWORD, user_in_role
@@ -42,9 +42,12 @@ def test_a_sync_user_restores_a_deleted_record_in_one_click(page, demo_apps, cel
 
     page.goto(f"{base}{entry.get_absolute_url()}")
     assert "Resolved" in page.inner_text("dl.facts")
-    # It stays resolved: the next scheduled run finds both records in step.
+    # It stays resolved: the next scheduled run finds both records in step (it fails only
+    # the customer in SEK, which the demo CRM lacks, tried again).
     job = demo_apps.run("CUSTOMER")
-    assert job.failed == 0
+    assert not SyncError.objects.filter(job=job).exclude(category=Category.CURRENCY).exists()
+    entry.refresh_from_db()
+    assert entry.status == Status.RESOLVED
     entry.refresh_from_db()
     assert entry.status == "resolved"
     assert not SyncError.objects.filter(job=job, category=Category.COUPLED_RECORD_DELETED).exists()

@@ -112,7 +112,12 @@ def test_a_refused_update_multiple_answers_the_first_refused_value(demo_apps):
 @pytest.mark.parametrize("action", ["CreateMultiple", "UpdateMultiple"])
 def test_a_table_without_the_bulk_messages_answers_that_it_does_not_support_them(demo_apps, action):
     before = CrmTransactionCurrency.objects.count()
-    target = {"@odata.type": CURRENCY, "isocurrencycode": "CHF", "currencyname": "Swiss franc"}
+    target = {
+        "@odata.type": CURRENCY,
+        "isocurrencycode": "CHF",
+        "currencyname": "Swiss franc",
+        "exchangerate": 0.95,
+    }
     answer = post(demo_apps, "transactioncurrencies", action, [target])
     assert answer.status_code == 400
     assert answer.json() == {
