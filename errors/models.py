@@ -441,22 +441,6 @@ class ErrorGroup(models.Model):
         "the mapping.",
     )
 
-    def retry_policy(self) -> tuple[int, int | None, bool] | None:
-        """The automatic retries of a transient failure in force: how many, the first wait
-        (None: the default), and whether they are the problem's own; None without a policy
-        (no mapping, none of its own)."""
-        own = self.transient_retries is not None or self.retry_delay_seconds is not None
-        mapping = self.mapping
-        if mapping is None and not own:
-            return None
-        retries = self.transient_retries
-        if retries is None:
-            retries = mapping.transient_retries if mapping is not None else 0
-        delay = self.retry_delay_seconds
-        if delay is None and mapping is not None:
-            delay = mapping.retry_delay_seconds
-        return retries, delay, own
-
     class Meta:
         ordering = ["-last_seen", "-id"]
         verbose_name = "error group"
@@ -484,6 +468,22 @@ class ErrorGroup(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("errors:list") + f"?group={self.pk}"
+
+    def retry_policy(self) -> tuple[int, int | None, bool] | None:
+        """The automatic retries of a transient failure in force: how many, the first wait
+        (None: the default), and whether they are the problem's own; None without a policy
+        (no mapping, none of its own)."""
+        own = self.transient_retries is not None or self.retry_delay_seconds is not None
+        mapping = self.mapping
+        if mapping is None and not own:
+            return None
+        retries = self.transient_retries
+        if retries is None:
+            retries = mapping.transient_retries if mapping is not None else 0
+        delay = self.retry_delay_seconds
+        if delay is None and mapping is not None:
+            delay = mapping.retry_delay_seconds
+        return retries, delay, own
 
     @property
     def is_setup_error(self) -> bool:
