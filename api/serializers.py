@@ -448,10 +448,25 @@ class EntryEditSerializer(serializers.Serializer):
     edits = RecordEditSerializer(many=True)
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"nullable": True},
+        "minProperties": 1,
+        "description": "At least one field: its value (null empties it).",
+    }
+)
+class EditedValuesField(serializers.DictField):
+    """The values typed, by field name: at least one."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=serializers.JSONField(allow_null=True), allow_empty=False, **kwargs)
+
+
 class EditRequestSerializer(StrictSerializer):
     """The values to retry with, by field name (those of `fields` in the GET answer)."""
 
-    values = serializers.DictField(child=serializers.JSONField(allow_null=True), allow_empty=False)
+    values = EditedValuesField()
 
 
 class EditOutcomeSerializer(serializers.Serializer):

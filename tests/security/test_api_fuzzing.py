@@ -6,8 +6,9 @@ token.
 
 Valid requests by the description must be accepted (or refused for a reason of state: 404,
 409), invalid ones refused, and every answer is described: its status code, its body and
-its headers. The run is bounded and seeded, so that it takes well under a minute on two
-cores and sends the same requests every time."""
+its headers. The run is bounded and seeded, so that it sends the same requests every time,
+and done in three parts (entries, problems, the rest), which the suite's workers run side by
+side."""
 
 import gc
 from dataclasses import dataclass, field
@@ -107,8 +108,20 @@ def in_process(monkeypatch):
     gc.collect()
 
 
+# The operations, in parts that run side by side (each part's links between operations are
+# followed in its stateful phase; a part is a family of resources that link to each other).
+PARTS = {
+    "entries": {"path_regex": r"^/api/v1/(errors|ingest)"},
+    "problems": {"path_regex": r"^/api/v1/problems"},
+    "the rest": {"exclude": r"^/api/v1/(errors|ingest|problems)"},
+}
+
+
 @pytest.mark.django_db(transaction=True)
-def test_the_api_does_what_its_description_says(in_process, demo_apps, staff_user, celery_queue):
+@pytest.mark.parametrize("part", PARTS)
+def test_the_api_does_what_its_description_says(
+    in_process, demo_apps, staff_user, celery_queue, part
+):
     # Couplings, entries, problems and jobs from a first synchronization of each mapping,
     # with apps that answer (an app that cannot be reached is a 502, a server error); an
     # entry of another integration with hostile text. The token names an integration, as
@@ -120,11 +133,16 @@ def test_the_api_does_what_its_description_says(in_process, demo_apps, staff_use
     schema = schemathesis.openapi.from_wsgi(
         "/api/v1/schema/?format=json", application, config=run_config(key)
     )
+    chosen = PARTS[part]
+    if "exclude" in chosen:
+        schema = schema.exclude(path_regex=chosen["exclude"])
+    else:
+        schema = schema.include(path_regex=chosen["path_regex"])
     run = outcome_of(from_schema(schema).execute())
     assert not run.found, f"{len(run.found)} failures in {run.cases} cases:\n" + "\n".join(
         run.found
     )
-    assert set(PHASES) <= run.phases and run.cases > 1000
+    assert set(PHASES) <= run.phases and run.cases > 500, run
 
 
 def test_the_description_covers_every_endpoint():
