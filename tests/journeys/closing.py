@@ -7,6 +7,7 @@ from audit.models import AuditEvent
 from errors.models import BulkAction, ErrorGroup, Status, SyncError
 from sync import engine
 from sync.models import SyncJob
+from sync.tasks import run_sync_job
 from triage.bulk import run_bulk_action
 
 
@@ -52,3 +53,13 @@ def assert_resolved_by_person(entry: SyncError, user, action: str) -> AuditEvent
     assert entry.status_changed_by == user
     assert user.get_username() in entry.status_note
     return AuditEvent.objects.filter(action=action, actor=user).latest("pk")
+
+
+def work_off_the_queue() -> list[SyncJob]:
+    """What the worker does: each queued job, one after another, with what follows it."""
+    done = []
+    while job := SyncJob.objects.filter(status=SyncJob.Status.QUEUED).order_by("pk").first():
+        run_sync_job.apply(args=[job.pk])
+        job.refresh_from_db()
+        done.append(job)
+    return done

@@ -14,22 +14,11 @@ from demo import security
 from demo.seed import INTEGRATION_USER
 from errors.models import ErrorGroup, Severity, Status, SyncError
 from sync.models import SyncJob
-from sync.tasks import run_sync_job
 
-from .closing import assert_closed_by
+from .closing import assert_closed_by, work_off_the_queue
 from .test_missing_currency import add_sek_in_the_crm
 
 pytestmark = pytest.mark.django_db
-
-
-def work_off_the_queue() -> list[SyncJob]:
-    """What the worker does: each queued job, one after another, with what follows it."""
-    done = []
-    while job := SyncJob.objects.filter(status=SyncJob.Status.QUEUED).order_by("pk").first():
-        run_sync_job.apply(args=[job.pk])
-        job.refresh_from_db()
-        done.append(job)
-    return done
 
 
 @dataclass

@@ -21,11 +21,11 @@ from demo.models import (
     ErpCustomer,
 )
 from demo.seed import INTEGRATION_USER
-from errors.models import Category, Status, SyncError
+from errors.models import Category, ErrorGroup, Severity, Status, SyncError
 from sync.models import SyncJob
 from tests.demo_apps import without_nok_in_the_crm
 
-from .closing import act_on_the_problem, assert_closed_by, run_queued_jobs
+from .closing import act_on_the_problem, assert_closed_by, run_queued_jobs, work_off_the_queue
 
 pytestmark = pytest.mark.django_db
 FULL = SyncJob.Kind.FULL
@@ -165,3 +165,61 @@ def test_the_next_scheduled_runs(blocked, client, admin_user, demo_apps):
     job = demo_apps.run("CURRENCY")
     assert_nok_created(job, blocked)
     assert_the_chain_follows(demo_apps)
+
+
+def test_nobody_presses_retry_the_customers_then_their_people_follow_by_themselves(
+    blocked, client, admin_user, demo_apps, celery_queue
+):
+    """The rate entered, the currency's next scheduled run creates NOK; the customers it
+    blocked are retried by themselves, then the people those blocked, in that order."""
+    customers = [e for e in open_entries("CUSTOMER") if "NOK" in e.message]
+    people = open_entries("CONTACT")
+    # Each waits for what it refers to; the currency's problem is the root cause of all.
+    assert {e.blocked_by_group_id for e in customers} == {blocked.group_id}
+    assert {e.blocked_by_entry_id for e in people} <= {e.pk for e in customers}
+    root = ErrorGroup.objects.get(pk=blocked.group_id)
+    assert (root.blocks_directly, root.blocks_records) == (
+        len(customers),
+        len(customers) + len(people),
+    )
+    assert root.severity_level == Severity.ROOT_CAUSE
+    assert ErrorGroup.objects.order_by("-severity", "-id").first() == root
+
+    enter_the_rate_in_the_erp(client, admin_user)
+    SyncJob.objects.create(
+        mapping=demo_apps.mapping("CURRENCY"),
+        kind=SyncJob.Kind.MODIFIED,
+        trigger=SyncJob.Trigger.SCHEDULE,
+        status=SyncJob.Status.QUEUED,
+    )
+    done = work_off_the_queue()
+
+    assert [(job.mapping.name, job.trigger) for job in done] == [
+        ("CURRENCY", SyncJob.Trigger.SCHEDULE),
+        ("CUSTOMER", SyncJob.Trigger.ROOT_CAUSE),
+        ("CONTACT", SyncJob.Trigger.ROOT_CAUSE),
+    ]
+    currency_job, customers_job, people_job = done
+    assert_nok_created(currency_job, blocked)
+    assert customers_job.inserted == len(customers) and customers_job.failed == 0
+    assert people_job.inserted == len(people) and people_job.failed == 0
+    assert_resolved_in(customers, customers_job)
+    assert_resolved_in(people, people_job)
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.BLOCKED_RETRIED).count() == 2
+
+
+def assert_resolved_in(entries: list[SyncError], job: SyncJob) -> None:
+    """Each entry closed by itself as its record synchronized in `job`, as the audit log
+    says; its problem with it."""
+    events = AuditEvent.objects.filter(
+        action=AuditEvent.Action.ENTRIES_RESOLVED, actor_label=f"sync engine (job #{job.pk})"
+    )
+    recorded = {pk for event in events for pk in event.details["ids"]}
+    for entry in entries:
+        entry.refresh_from_db()
+        assert (entry.status, entry.status_note) == (
+            Status.RESOLVED,
+            f"Resolved by itself: the record synchronized in job #{job.pk}.",
+        )
+        assert entry.pk in recorded
+        assert ErrorGroup.objects.get(pk=entry.group_id).status == Status.RESOLVED
