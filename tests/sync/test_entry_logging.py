@@ -12,20 +12,10 @@ from errors import policies
 from errors.models import EntryLogging, ErrorGroup, Status, SyncError
 from sync.models import SyncJob
 from tests.api.conftest import token_client
+from tests.sync.test_skip_policy import TOO_LONG, break_record
 
 # The demo apps lack SEK in the CRM: a scheduled run would try its customer again too.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("uncoupled_not_retried")]
-TOO_LONG = "+45 3333 4444 ext. 5555 (reception)"
-
-
-def break_record(demo_apps, number: str = "C00030") -> Coupling:
-    """Couple the customers, then give one account a phone number the ERP refuses: each job
-    from then on fails it the same way."""
-    demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
-    account = CrmAccount.objects.get(account_number=number)
-    account.telephone = TOO_LONG
-    account.save()
-    return Coupling.objects.get(destination_record_id=account.pk)
 
 
 def set_mapping(demo_apps, **policy):
