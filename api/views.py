@@ -203,16 +203,9 @@ class ErrorFixesView(APIView):
 
     permission_classes = [IsSyncUser]
 
-    def _entry(self, request, pk: int) -> SyncError:
-        entry = get_object_or_404(
-            SyncError.objects.select_related("coupling__mapping", "mapping__connection"), pk=pk
-        )
-        require_sync_admin_for_setup(request.user, entry)
-        return entry
-
     @extend_schema(tags=ERRORS, responses={200: EntryFixesSerializer, 404: NOT_FOUND})
     def get(self, request, pk: int):
-        entry = self._entry(request, pk)
+        entry = _entry_to_fix(request, pk)
         offered = [{"fix": fix, "title": fixes.FIXES[fix]} for fix in fixes.fixes_for(entry)]
         return Response(EntryFixesSerializer({"entry": entry.pk, "fixes": offered}).data)
 
@@ -229,7 +222,7 @@ class ErrorFixesView(APIView):
         examples=[example("Retry", {"fix": "retry"})],
     )
     def post(self, request, pk: int):
-        entry = self._entry(request, pk)
+        entry = _entry_to_fix(request, pk)
         data = _valid(FixRequestSerializer, request)
         try:
             outcome = fixes.apply_fix(entry, data["fix"], user=request.user)
@@ -259,16 +252,9 @@ class ErrorEditView(APIView):
 
     permission_classes = [IsSyncUser]
 
-    def _entry(self, request, pk: int) -> SyncError:
-        entry = get_object_or_404(
-            SyncError.objects.select_related("coupling__mapping", "mapping__connection"), pk=pk
-        )
-        require_sync_admin_for_setup(request.user, entry)
-        return entry
-
     @extend_schema(tags=ERRORS, responses={200: EntryEditSerializer, 404: NOT_FOUND, 409: CONFLICT})
     def get(self, request, pk: int):
-        entry = self._entry(request, pk)
+        entry = _entry_to_fix(request, pk)
         try:
             fields = edits.fields_to_edit(entry)
         except edits.EditRefused as exc:
@@ -303,7 +289,7 @@ class ErrorEditView(APIView):
         examples=[example("Phone number", {"values": {"phoneNumber": "+45 3333 4444"}})],
     )
     def post(self, request, pk: int):
-        entry = self._entry(request, pk)
+        entry = _entry_to_fix(request, pk)
         data = _valid(EditRequestSerializer, request)
         try:
             outcome = edits.edit_and_retry(entry, data["values"], user=request.user, via="api")
@@ -882,6 +868,16 @@ def _entries_of(data) -> list:
             {"non_field_errors": [f"Send at most {ingestion.MAX_ENTRIES:,} errors at once."]}
         )
     return data
+
+
+def _entry_to_fix(request, pk: int) -> SyncError:
+    """An entry a fix or an edit acts on, with its coupling and connection; a setup entry for
+    administrators only."""
+    entry = get_object_or_404(
+        SyncError.objects.select_related("coupling__mapping", "mapping__connection"), pk=pk
+    )
+    require_sync_admin_for_setup(request.user, entry)
+    return entry
 
 
 def _valid(serializer_class, request) -> dict:

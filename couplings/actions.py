@@ -322,7 +322,9 @@ def retry_unblocked(job: SyncJob) -> Retried:
                 continue
             couplings.add(entry.coupling_id)
         else:
-            direction = _read_direction(entry)
+            direction = read_direction(entry)
+            if direction is None:
+                continue
             named = records.setdefault(entry.mapping_id, {}).setdefault(direction, [])
             key = (entry.mapping_id, direction, entry.source_record_id)
             if entry.source_record_id in named or key in queued["records"]:
@@ -365,11 +367,12 @@ def retry_unblocked(job: SyncJob) -> Retried:
     return retried
 
 
-def _read_direction(entry: SyncError) -> str:
-    """The direction in which an entry's record was being written (its `source_*` is the
-    record read)."""
+def read_direction(entry: SyncError) -> str | None:
+    """The direction in which an entry's record was being written: its `source_*` fields
+    name the record read. None for an entry of no record."""
     mapping = entry.mapping
-    assert mapping is not None
+    if mapping is None or not entry.source_record_id:
+        return None
     from_destination = (
         entry.source_app == mapping.connection.destination_app
         and entry.source_entity == mapping.destination_entity

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from couplings import actions
+from couplings.actions import read_direction
 from couplings.models import Coupling
 from errors.filters import SyncErrorFilter
 from errors.models import SETUP_CATEGORIES, BulkAction, Status, SyncError
@@ -30,8 +31,6 @@ from sync.services import JobRefused
 from syncconsole import queue
 from syncconsole.queue import QueueUnavailable
 from syncconsole.timezones import zone_of
-
-from .fixes import read_direction
 
 logger = logging.getLogger(__name__)
 

@@ -51,29 +51,12 @@ class FixOutcome:
     gone: dict[str, int] | None = None
 
 
-def read_direction(entry: SyncError) -> str | None:
-    """The direction in which an entry's record was being written: its `source_*` fields
-    name the record read. None for an entry of no record."""
-    mapping = entry.mapping
-    if mapping is None or not entry.source_record_id:
-        return None
-    from_destination = (
-        entry.source_app == mapping.connection.destination_app
-        and entry.source_entity == mapping.destination_entity
-    )
-    return (
-        TableMapping.Direction.FROM_DESTINATION
-        if from_destination
-        else TableMapping.Direction.TO_DESTINATION
-    )
-
-
 def fixes_for(entry: SyncError) -> list[str]:
     """The fixes that apply to the entry, in the order the entry page offers them."""
     coupling = entry.coupling
     if coupling is None:
         fixes = []
-        if read_direction(entry) is not None:
+        if actions.read_direction(entry) is not None:
             fixes.append(RETRY)
         if entry.category == Category.NOT_COUPLED and entry.source_record_id:
             fixes.append(DELETE_RECORD)
@@ -133,7 +116,7 @@ def _not_applicable(entry: SyncError, fix: str) -> str:
 
 
 def _fix_uncoupled(entry: SyncError, fix: str, user) -> FixOutcome:
-    direction = read_direction(entry)
+    direction = actions.read_direction(entry)
     if fix == RETRY and direction is not None and entry.mapping is not None:
         # A record that could not be created: read it again and write it now.
         job = actions.retry_couplings(
@@ -193,7 +176,7 @@ def delete_uncoupled_record(entry: SyncError, *, user=None) -> int:
     mapping = entry.mapping
     if mapping is None:
         raise FixRefused("The entry's mapping is gone.")
-    from_destination = read_direction(entry) == TableMapping.Direction.FROM_DESTINATION
+    from_destination = actions.read_direction(entry) == TableMapping.Direction.FROM_DESTINATION
     side = "destination" if from_destination else "source"
     entity = getattr(mapping, f"{side}_entity")
     with connector_for(mapping.connection, side) as connector:

@@ -14,6 +14,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from audit import services as audit
+from couplings.actions import read_direction
 from errors.models import ErrorGroup, Status, SyncError
 from sync.connectors import ConnectorError, connector_for
 from sync.fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
@@ -21,7 +22,6 @@ from sync.models import MappingRule, RuleVersion, SyncJob, TableMapping
 from sync.transformations import KINDS, TRUNCATE, RuleInvalid, apply, cleaned, length_from_message
 
 from .bulk import retry_entries
-from .fixes import read_direction
 
 # The entries a preview computes, oldest first; the count of records covers them all.
 PREVIEW_LIMIT = 500
