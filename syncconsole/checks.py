@@ -1,5 +1,7 @@
 """Deployment checks of our own, run by `manage.py check --deploy`."""
 
+import ipaddress
+
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
@@ -80,3 +82,21 @@ def encryption_key_is_set(app_configs, **kwargs):
             id="syncconsole.E004",
         )
     ]
+
+
+@register(Tags.security)
+def monitoring_networks_are_valid(app_configs, **kwargs):
+    errors = []
+    for network in settings.MONITORING_NETWORKS:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            errors.append(
+                Error(
+                    f"MONITORING_NETWORKS: {network!r} is not an address or a network.",
+                    hint="Give addresses or CIDR networks separated by commas, "
+                    "e.g. 10.0.0.0/8,127.0.0.1.",
+                    id="syncconsole.E006",
+                )
+            )
+    return errors

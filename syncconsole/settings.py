@@ -305,5 +305,10 @@ AXES_CLIENT_IP_CALLABLE = "syncconsole.signin.client_address"
 # Behind reverse proxies, how many of them append to X-Forwarded-For; 0 (no proxy) means
 # the header, which anyone can send, is never believed.
 TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+# Monitoring (docs/operations/monitoring.md): /readyz and /metrics answer callers on these
+# networks (comma-separated addresses or CIDR networks; the client address is read as for
+# sign-ins, behind TRUSTED_PROXY_COUNT proxies) or sending MONITORING_TOKEN as a bearer token.
+MONITORING_NETWORKS = envlist("MONITORING_NETWORKS", "127.0.0.1/32,::1/128")
+MONITORING_TOKEN = envstr("MONITORING_TOKEN")
 # The audit log (docs/operations/security.md): its API names its choice set.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AuditActionEnum"] = "api.enums.AUDIT_ACTION"
