@@ -123,6 +123,8 @@ class Command(BaseCommand):
                 "--loglevel",
                 "INFO",
                 "--pidfile=",
+                "--scheduler",
+                settings.CELERY_BEAT_SCHEDULER,
             ],
         }
         # In development alerts are printed by the worker instead of sent, unless configured.
