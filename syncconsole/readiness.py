@@ -242,7 +242,8 @@ def other_broker_checks(url: str, timeout: float) -> dict[str, Check]:
 
 
 def broker_checks(timeout: float) -> dict[str, Check]:
-    url = celery_app.conf.broker_url or ""
+    """The broker the console sends its tasks to, and the depth of its queues there."""
+    url = celery_app.conf.broker_write_url or ""
     scheme = url.partition("://")[0]
     if scheme in REDIS_SCHEMES:
         return redis_checks(url, timeout)
