@@ -10,7 +10,6 @@ of life of a process, not a change of the console's data, so it writes no audit 
 import logging
 import socket
 import threading
-from datetime import timedelta
 
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
@@ -34,7 +33,6 @@ def record(kind: str, name: str) -> None:
     PROCESS_HEARTBEAT_FORGET_AFTER seconds (gone for good) are removed on the way."""
     if kind not in KINDS:
         raise ValueError(f"Unknown process kind {kind!r}.")
-    forget_after = timedelta(seconds=settings.PROCESS_HEARTBEAT_FORGET_AFTER)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {TABLE} (kind, name, seen_at) VALUES (%s, %s, now()) "  # noqa: S608 - the model's own table
@@ -42,8 +40,8 @@ def record(kind: str, name: str) -> None:
             [kind, name[:255]],
         )
         cursor.execute(
-            f"DELETE FROM {TABLE} WHERE seen_at < now() - %s",  # noqa: S608 - the model's own table
-            [forget_after],
+            f"DELETE FROM {TABLE} WHERE seen_at < now() - make_interval(secs => %s)",  # noqa: S608 - the model's own table
+            [settings.PROCESS_HEARTBEAT_FORGET_AFTER],
         )
 
 

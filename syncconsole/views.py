@@ -52,7 +52,10 @@ def profile(request: HttpRequest) -> HttpResponse:
 def healthz(request: HttpRequest) -> HttpResponse:
     """The process answers: nothing else is looked at, so that a slow database or broker
     never gets a healthy web server restarted."""
-    return JsonResponse({"status": "ok"})
+    answer = JsonResponse({"status": "ok"})
+    # Answered ahead of SecurityMiddleware (syncconsole.liveness), which would add it.
+    answer["X-Content-Type-Options"] = "nosniff"
+    return answer
 
 
 @never_cache
