@@ -41,6 +41,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, answered before the host check, the HTTPS redirect and the session.
+    "syncconsole.liveness.LivenessMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -124,6 +126,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+# Health checks ask over plain HTTP from inside the container or the load balancer.
+SECURE_REDIRECT_EXEMPT = [r"^readyz$"]
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if _HARDENED else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
@@ -207,7 +211,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # Workers keep reconnecting to a broker that went away, however long it stays away.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler, writing beat's heartbeat (syncconsole/scheduler.py).
+CELERY_BEAT_SCHEDULER = "syncconsole.scheduler:HeartbeatScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # Sync error retention and clean-up.
@@ -310,5 +315,16 @@ TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
 # sign-ins, behind TRUSTED_PROXY_COUNT proxies) or sending MONITORING_TOKEN as a bearer token.
 MONITORING_NETWORKS = envlist("MONITORING_NETWORKS", "127.0.0.1/32,::1/128")
 MONITORING_TOKEN = envstr("MONITORING_TOKEN")
+# Workers and beat write a heartbeat this often (seconds); one silent for
+# PROCESS_HEARTBEAT_FORGET_AFTER seconds is gone and its row removed.
+PROCESS_HEARTBEAT_SECONDS = float(envstr("PROCESS_HEARTBEAT_SECONDS", "15"))
+PROCESS_HEARTBEAT_FORGET_AFTER = envint("PROCESS_HEARTBEAT_FORGET_AFTER", 86400)
+# /readyz: each check gives up after READYZ_CHECK_TIMEOUT seconds; the worker and beat are
+# ready when one of them wrote its heartbeat within their maximum age (seconds), the queue
+# when it holds at most READYZ_QUEUE_MAX_DEPTH messages.
+READYZ_CHECK_TIMEOUT = float(envstr("READYZ_CHECK_TIMEOUT", "2"))
+READYZ_WORKER_HEARTBEAT_MAX_AGE = float(envstr("READYZ_WORKER_HEARTBEAT_MAX_AGE", "60"))
+READYZ_BEAT_MAX_AGE = float(envstr("READYZ_BEAT_MAX_AGE", "120"))
+READYZ_QUEUE_MAX_DEPTH = envint("READYZ_QUEUE_MAX_DEPTH", 1000)
 # The audit log (docs/operations/security.md): its API names its choice set.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AuditActionEnum"] = "api.enums.AUDIT_ACTION"

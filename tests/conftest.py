@@ -258,7 +258,8 @@ def worker_done_before_the_database_is_emptied(request):
 
 @pytest.fixture
 def start_celery_beat(django_db_setup, celery_queue):
-    """Start a real `celery beat` on the database scheduler; stopped after the test."""
+    """Start a real `celery beat` on the console's scheduler (the database scheduler that
+    writes beat's heartbeat); stopped after the test."""
     started = []
 
     def start() -> CeleryProcess:
@@ -269,7 +270,7 @@ def start_celery_beat(django_db_setup, celery_queue):
                 "--pidfile=",
                 "--max-interval=1",
                 "--loglevel=INFO",
-                "--scheduler=django_celery_beat.schedulers:DatabaseScheduler",
+                f"--scheduler={settings.CELERY_BEAT_SCHEDULER}",
             ],
         )
         started.append(beat)
