@@ -86,6 +86,10 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# `manage.py migrate` waits at most this many milliseconds for each lock (0: no limit), so that
+# a migration queued behind a long transaction fails fast instead of stalling every query of
+# the table behind it (docs/operations/upgrades.md).
+MIGRATION_LOCK_TIMEOUT = envint("MIGRATION_LOCK_TIMEOUT", 2000)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
