@@ -30,6 +30,7 @@ from errors.models import (
     SyncError,
 )
 from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_synchronized
+from syncconsole import metrics, reporting
 
 from . import breaker, mapping_health, reconcile
 from .classify import classify
@@ -228,7 +229,8 @@ def run_job(
     if job.is_finished:
         return job
     mapping = job.mapping
-    with mapping_lock(mapping.pk, wait=wait) as acquired:
+    # What goes wrong while it runs reaches error reporting with the job and mapping named.
+    with reporting.job_scope(job.pk, mapping.name), mapping_lock(mapping.pk, wait=wait) as acquired:
         if not acquired:
             raise MappingBusy(f"Another job is running for {mapping.name}.")
         job.refresh_from_db()
@@ -441,6 +443,14 @@ def _finish(job: SyncJob, status: str, message: str) -> None:
     job.message = message[:2000]
     job.finished_at = timezone.now()
     job.save()
+    ran = (job.finished_at - job.started_at).total_seconds() if job.started_at else None
+    metrics.job_finished(
+        job.mapping.name,
+        status,
+        ran,
+        read=job.records_read,
+        written=job.inserted + job.modified + job.deleted,
+    )
 
 
 def _log_job_failure(job: SyncJob, failure: JobFailure, category: str) -> SyncError:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.core.management.base import BaseCommand
 from django.db import DEFAULT_DB_ALIAS
 
 from sync.models import Connection
+from syncconsole.metrics import MULTIPROC_ENV, clean_multiproc_dir
 from syncconsole.permissions import SYNC_USERS
 
 
@@ -125,6 +127,10 @@ class Command(BaseCommand):
                 "--pidfile=",
             ],
         }
+        # The web server and the worker write their figures to one directory, which /metrics
+        # adds up; emptied first, as prometheus_client asks (docs/operations/metrics.md).
+        figures = Path(os.environ.setdefault(MULTIPROC_ENV, str(settings.DATA_DIR / "metrics")))
+        clean_multiproc_dir(figures)
         # In development alerts are printed by the worker instead of sent, unless configured.
         os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
         processes = {
