@@ -61,7 +61,7 @@ def init(dsn: str, *, environment: str, traces_sample_rate: float = 0.0, **optio
         dsn=dsn,
         environment=environment,
         integrations=[DjangoIntegration(), CeleryIntegration()],
-        send_default_pii=False,
+        # send_default_pii stays at its default, off (naming it is deprecated in sentry-sdk 2).
         event_scrubber=scrubber(),
         traces_sample_rate=traces_sample_rate,
         **options,
