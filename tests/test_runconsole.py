@@ -1,6 +1,7 @@
 """make run's preparation: the database migrated and the accounts made, wherever the data
 folder stands."""
 
+import os
 from io import StringIO
 
 import pytest
@@ -24,3 +25,19 @@ def test_the_accounts_are_made_when_no_data_folder_exists_yet(settings, tmp_path
     assert get_user_model().objects.get(username=admin[0]).check_password(admin[1])
     assert get_user_model().objects.get(username=user[0]).check_password(user[1])
     assert f"Sign in as {admin[0]} / {admin[1]}" in out.getvalue()
+
+
+def test_the_processes_share_an_emptied_metrics_directory(settings, tmp_path, monkeypatch):
+    # Set here only so that monkeypatch takes it away again; runconsole sets it by default.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    settings.DATA_DIR = tmp_path
+    stale = tmp_path / "metrics" / "counter_host-123.db"
+    stale.parent.mkdir()
+    stale.write_bytes(b"from an earlier run")
+
+    figures = Command(stdout=StringIO()).prepare_metrics_dir()
+
+    assert figures == tmp_path / "metrics"
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(figures)
+    assert figures.is_dir() and not list(figures.iterdir())

@@ -96,6 +96,15 @@ class Command(BaseCommand):
         )
         call_command("seed_demo", base_url=base_url)
 
+    def prepare_metrics_dir(self) -> Path:
+        """The web server and the worker write their figures to one directory, which /metrics
+        adds up (docs/operations/metrics.md): DATA_DIR/metrics unless PROMETHEUS_MULTIPROC_DIR
+        names another, emptied first, as prometheus_client asks. The processes started after
+        inherit it."""
+        figures = Path(os.environ.setdefault(MULTIPROC_ENV, str(settings.DATA_DIR / "metrics")))
+        clean_multiproc_dir(figures)
+        return figures
+
     def run_processes(self, addr: str, load_demo: bool) -> None:
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
@@ -127,10 +136,7 @@ class Command(BaseCommand):
                 "--pidfile=",
             ],
         }
-        # The web server and the worker write their figures to one directory, which /metrics
-        # adds up; emptied first, as prometheus_client asks (docs/operations/metrics.md).
-        figures = Path(os.environ.setdefault(MULTIPROC_ENV, str(settings.DATA_DIR / "metrics")))
-        clean_multiproc_dir(figures)
+        self.prepare_metrics_dir()
         # In development alerts are printed by the worker instead of sent, unless configured.
         os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
         processes = {
