@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
@@ -162,7 +163,8 @@ def exposition(*collectors: Collector) -> bytes:
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
-def serve_worker_metrics(port: int, addr: str) -> None:
+def serve_worker_metrics(port: int, addr: str) -> WSGIServer:
     """A worker on a host without the web server serves its processes' figures itself
     (prometheus_client's HTTP server, in a thread of the worker's main process)."""
-    start_http_server(port, addr=addr, registry=process_registry())
+    server, _ = start_http_server(port, addr=addr, registry=process_registry())
+    return server

@@ -5,21 +5,27 @@ and the figures of two processes added up in multiprocess mode."""
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
+import httpx
 import pytest
 import yaml
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+from gunicorn.app.base import Application
 from prometheus_client.parser import text_string_to_metric_families
 
 from errors import services as cleanups
 from errors.models import Category, SyncErrorCleanup
 from overview.monitoring import DatabaseFigures
 from sync.models import SyncJob
+from syncconsole import metrics
 from syncconsole.celery import app as celery_app
 from syncconsole.settings import BASE_DIR
 from tests.factories import make_error
@@ -203,3 +209,52 @@ def test_the_dashboard_and_alert_rules_parse_and_use_only_exported_figures(clien
     assert used, "no figure referenced"
     exported = set(scrape(client)) | PROCESS_FIGURES
     assert used <= exported, used - exported
+
+
+def test_the_depth_of_every_queue_the_app_names(client):
+    """Tasks waiting on the broker, in the default queue and in a queue a route names (queues
+    of this test's own, which no worker reads)."""
+    own = f"syncconsole-metrics-{uuid.uuid4().hex[:8]}"
+    routed = f"{own}-routed"
+    default, routes = celery_app.conf.task_default_queue, celery_app.conf.get("task_routes")
+    celery_app.conf.task_default_queue = own
+    celery_app.conf.task_routes = {"errors.send_alerts": {"queue": routed}}
+    try:
+        celery_app.send_task("sync.run_sync_job", args=(0,), queue=own)
+        celery_app.send_task("sync.run_sync_job", args=(0,), queue=own)
+        celery_app.send_task("errors.send_alerts", queue=routed)
+        families = scrape(client)
+    finally:
+        celery_app.conf.task_default_queue, celery_app.conf.task_routes = default, routes
+        with celery_app.connection_for_write() as connection:
+            for name in (own, routed):
+                connection.default_channel.queue_purge(name)
+    assert value(families, "syncconsole_queue_messages", queue=own) == 2
+    assert value(families, "syncconsole_queue_messages", queue=routed) == 1
+
+
+def test_a_worker_serves_its_figures_on_its_own_port(unused_port):
+    server = metrics.serve_worker_metrics(unused_port, "127.0.0.1")
+    try:
+        metrics.job_finished("ITEM", "failed", 1.0, read=3, written=0)
+        body = httpx.get(f"http://127.0.0.1:{unused_port}/metrics", timeout=5).text
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 'syncconsole_jobs_finished_total{mapping="ITEM",status="failed"}' in body
+    # The figures read from the database are /metrics' alone.
+    assert "syncconsole_open_entries" not in body
+
+
+def test_gunicorn_reads_its_settings_file_and_marks_exited_workers_dead(tmp_path, monkeypatch):
+    """gunicorn.conf.py, read from the working directory, has a child_exit that removes the
+    live figures of the worker that exited (named by host and pid) from the directory."""
+    config = Application.get_config_from_filename(None, str(BASE_DIR / "gunicorn.conf.py"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    worker = SimpleNamespace(pid=4242)
+    live = tmp_path / f"gauge_livesum_{socket.gethostname().replace('_', '-')}-4242.db"
+    other = tmp_path / f"gauge_livesum_{socket.gethostname().replace('_', '-')}-4243.db"
+    live.write_bytes(b"")
+    other.write_bytes(b"")
+    config["child_exit"](None, worker)
+    assert not live.exists() and other.exists()
