@@ -208,7 +208,7 @@ def connection_lost(exc: Exception) -> bool:
 
 
 def give_up(job_id: int, message: str) -> None:
-    job = SyncJob.objects.get(pk=job_id)
+    job = SyncJob.objects.select_related("mapping").get(pk=job_id)
     if not job.is_finished:
         _finish(job, SyncJob.Status.FAILED, message)
 
@@ -253,9 +253,10 @@ def run_job(
             return job
         # Holding the lock, no other job of this mapping can be running: any marked so died.
         stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
-        stale.exclude(pk=job.pk).update(
+        ended = stale.exclude(pk=job.pk).update(
             status=SyncJob.Status.INTERRUPTED, finished_at=timezone.now(), message=WORKER_LOST
         )
+        metrics.jobs_ended_unseen(mapping.name, SyncJob.Status.INTERRUPTED, ended)
         job.status = SyncJob.Status.RUNNING
         job.started_at = job.started_at or timezone.now()
         job.save(update_fields=["status", "started_at"])

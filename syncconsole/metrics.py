@@ -115,6 +115,12 @@ def job_finished(mapping: str, status: str, seconds: float | None, read: int, wr
         JOB_DURATION.labels(mapping).observe(max(seconds, 0.0))
 
 
+def jobs_ended_unseen(mapping: str, status: str, jobs: int) -> None:
+    """Count jobs whose end nobody saw (their worker died): no duration, no records."""
+    if jobs:
+        JOBS_FINISHED.labels(mapping, status).inc(jobs)
+
+
 def cleanup_deleted(entries: int) -> None:
     CLEANUP_DELETED.inc(entries)
 

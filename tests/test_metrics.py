@@ -24,7 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from errors import services as cleanups
 from errors.models import Category, SyncErrorCleanup
 from overview.monitoring import DatabaseFigures
+from sync import engine
 from sync.models import SyncJob
+from sync.services import create_job
 from syncconsole import metrics
 from syncconsole.celery import app as celery_app
 from syncconsole.settings import BASE_DIR
@@ -258,3 +260,19 @@ def test_gunicorn_reads_its_settings_file_and_marks_exited_workers_dead(tmp_path
     other.write_bytes(b"")
     config["child_exit"](None, worker)
     assert not live.exists() and other.exists()
+
+
+def test_a_job_left_running_by_a_dead_worker_is_counted_interrupted(client, demo_apps):
+    mapping = demo_apps.mapping("CURRENCY")
+    dead = create_job(mapping, kind=FULL, trigger=SyncJob.Trigger.USER)
+    SyncJob.objects.filter(pk=dead.pk).update(status=SyncJob.Status.RUNNING)
+    labels = {"mapping": "CURRENCY", "status": "interrupted"}
+    sample = ("syncconsole_jobs_finished", "syncconsole_jobs_finished_total")
+    before = value(scrape(client), *sample, **labels)
+
+    job = SyncJob.objects.create(mapping=mapping, kind=FULL, trigger=SyncJob.Trigger.USER)
+    engine.run_job(job.pk)
+
+    dead.refresh_from_db()
+    assert dead.status == SyncJob.Status.INTERRUPTED
+    assert value(scrape(client), *sample, **labels) == before + 1
