@@ -30,6 +30,7 @@ from sync.services import create_job
 from syncconsole import metrics
 from syncconsole.celery import app as celery_app
 from syncconsole.settings import BASE_DIR
+from tests.conftest import CeleryProcess, wait_until
 from tests.factories import make_error
 
 pytestmark = pytest.mark.django_db
@@ -276,3 +277,32 @@ def test_a_job_left_running_by_a_dead_worker_is_counted_interrupted(client, demo
     dead.refresh_from_db()
     assert dead.status == SyncJob.Status.INTERRUPTED
     assert value(scrape(client), *sample, **labels) == before + 1
+
+
+@pytest.mark.worker
+def test_a_celery_workers_jobs_reach_the_web_servers_metrics(client, demo_apps, tmp_path,
+                                                            monkeypatch):  # fmt: skip
+    """A real prefork worker in multiprocess mode: the job its child process runs is in the
+    shared directory, and /metrics, in another process, serves it."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    queue = f"syncconsole-metrics-{uuid.uuid4().hex[:8]}"
+    options = ["--pool=prefork", "--concurrency=1", "--without-gossip", "--without-mingle"]
+    worker = CeleryProcess(
+        "worker", queue, [*options, "-Q", queue, f"--hostname={queue}@%h", "--loglevel=INFO"]
+    )
+    try:
+        worker.wait_for_log("ready.")
+        job = create_job(demo_apps.mapping("CUSTOMER"), kind=FULL, trigger=SyncJob.Trigger.USER)
+        celery_app.send_task("sync.run_sync_job", args=(job.pk,), queue=queue)
+        wait_until(lambda: SyncJob.objects.get(pk=job.pk).is_finished, timeout=60,
+                   message="the worker never finished the job")  # fmt: skip
+    finally:
+        worker.stop()
+    job.refresh_from_db()
+    families = scrape(client)
+    labels = {"mapping": "CUSTOMER", "status": job.status}
+    assert value(families, "syncconsole_jobs_finished", "syncconsole_jobs_finished_total",
+                 **labels) == 1  # fmt: skip
+    assert job.status == SyncJob.Status.SUCCEEDED, job.message
+    assert value(families, "syncconsole_records_read", "syncconsole_records_read_total",
+                 mapping="CUSTOMER") == job.records_read  # fmt: skip
