@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg2
 import redis
+from celery import Celery
 from django.conf import settings
 from kombu import Connection
 
@@ -155,10 +156,10 @@ def database_checks(timeout: float) -> dict[str, Check]:
 # --- The broker and its queues -------------------------------------------------------------
 
 
-def queue_names() -> list[str]:
+def queue_names(app: Celery = celery_app) -> list[str]:
     """The queues the console's tasks go to: the default queue, the configured queues, and
-    the queues the task routes name."""
-    conf = celery_app.conf
+    the queues the task routes name (/readyz and /metrics count the same ones)."""
+    conf = app.conf
     names = [conf.task_default_queue]
     queues = conf.task_queues or ()
     names += [getattr(queue, "name", queue) for queue in queues]

@@ -6,7 +6,7 @@ from typing import Any
 
 import dj_database_url
 
-from . import broker
+from . import broker, reporting
 from .env import envbool, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,6 +43,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # /healthz, answered before the host check, the HTTPS redirect and the session.
     "syncconsole.liveness.LivenessMiddleware",
+    # Next, to time the whole answer: syncconsole_http_request_duration_seconds.
+    "syncconsole.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -330,5 +332,23 @@ READYZ_CHECK_TIMEOUT = float(envstr("READYZ_CHECK_TIMEOUT", "2"))
 READYZ_WORKER_HEARTBEAT_MAX_AGE = float(envstr("READYZ_WORKER_HEARTBEAT_MAX_AGE", "60"))
 READYZ_BEAT_MAX_AGE = float(envstr("READYZ_BEAT_MAX_AGE", "120"))
 READYZ_QUEUE_MAX_DEPTH = envint("READYZ_QUEUE_MAX_DEPTH", 1000)
+# Metrics (docs/operations/metrics.md). PROMETHEUS_MULTIPROC_DIR, read from the environment
+# (by syncconsole.metrics, before any figure is made), is the directory where the processes of a
+# host (gunicorn's workers, Celery's) write their figures for /metrics to add up; unset, each
+# process keeps its own in memory. `make run` sets it to DATA_DIR/metrics.
+# A worker on another host than the web server serves its processes' figures on this port
+# (prometheus_client's own HTTP server, started by the worker's main process); 0: none.
+WORKER_METRICS_PORT = envint("WORKER_METRICS_PORT", 0)
+WORKER_METRICS_ADDR = envstr("WORKER_METRICS_ADDR", "0.0.0.0")  # noqa: S104
+# Error reporting (docs/operations/metrics.md#error-reporting): Sentry, when SENTRY_DSN is set.
+SENTRY_DSN = envstr("SENTRY_DSN")
+SENTRY_ENVIRONMENT = envstr("SENTRY_ENVIRONMENT", "production")
+SENTRY_TRACES_SAMPLE_RATE = float(envstr("SENTRY_TRACES_SAMPLE_RATE", "0"))
+if SENTRY_DSN:
+    reporting.init(
+        SENTRY_DSN,
+        environment=SENTRY_ENVIRONMENT,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+    )
 # The audit log (docs/operations/security.md): its API names its choice set.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AuditActionEnum"] = "api.enums.AUDIT_ACTION"

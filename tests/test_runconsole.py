@@ -1,6 +1,7 @@
 """make run's preparation: the database migrated and the accounts made, wherever the data
 folder stands."""
 
+import os
 from io import StringIO
 
 import pytest
@@ -49,3 +50,19 @@ def test_the_console_says_when_readyz_is_green_or_what_still_fails(tmp_path):
         assert "Ready: every check of /readyz passes." in out.getvalue()
     finally:
         conf.broker_write_url, conf.broker_transport_options = saved
+
+
+def test_the_processes_share_an_emptied_metrics_directory(settings, tmp_path, monkeypatch):
+    # Set here only so that monkeypatch takes it away again; runconsole sets it by default.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    settings.DATA_DIR = tmp_path
+    stale = tmp_path / "metrics" / "counter_host-123.db"
+    stale.parent.mkdir()
+    stale.write_bytes(b"from an earlier run")
+
+    figures = Command(stdout=StringIO()).prepare_metrics_dir()
+
+    assert figures == tmp_path / "metrics"
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(figures)
+    assert figures.is_dir() and not list(figures.iterdir())

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.core.management.base import BaseCommand
 from django.db import DEFAULT_DB_ALIAS
 
 from sync.models import Connection
+from syncconsole.metrics import MULTIPROC_ENV, clean_multiproc_dir
 from syncconsole.permissions import SYNC_USERS
 from syncconsole.readiness import readiness
 
@@ -117,6 +119,15 @@ class Command(BaseCommand):
             return True
         return False
 
+    def prepare_metrics_dir(self) -> Path:
+        """The web server and the worker write their figures to one directory, which /metrics
+        adds up (docs/operations/metrics.md): DATA_DIR/metrics unless PROMETHEUS_MULTIPROC_DIR
+        names another, emptied first, as prometheus_client asks. The processes started after
+        inherit it."""
+        figures = Path(os.environ.setdefault(MULTIPROC_ENV, str(settings.DATA_DIR / "metrics")))
+        clean_multiproc_dir(figures)
+        return figures
+
     def run_processes(self, addr: str, load_demo: bool) -> None:
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
@@ -150,6 +161,7 @@ class Command(BaseCommand):
                 settings.CELERY_BEAT_SCHEDULER,
             ],
         }
+        self.prepare_metrics_dir()
         # In development alerts are printed by the worker instead of sent, unless configured.
         os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
         processes = {
