@@ -227,21 +227,17 @@ def send_pending_alerts(now: datetime | None = None) -> int:
         .select_related("user", "group__mapping__connection")
         .order_by("-group__last_seen", "-group_id")
     )
+    # Checked again as it is sent: the person may no longer be an administrator (never a
+    # setup error's title or remedy to anyone else), the problem may be settled.
+    people = {delivery.user_id: delivery.user for delivery in deliveries}
+    admins = {pk for pk, user in people.items() if user.email and is_sync_admin(user)}
     by_user: defaultdict[Any, list[AlertDelivery]] = defaultdict(list)
     unwanted = []
     for delivery in deliveries:
-        user = delivery.user
-        # Checked again as it is sent: the problem may be settled, the person no longer an
-        # administrator (never a setup error's title or remedy to anyone else).
-        if (
-            delivery.group.status != Status.OPEN
-            or not user.is_active
-            or not user.email
-            or not is_sync_admin(user)
-        ):
+        if delivery.group.status != Status.OPEN or delivery.user_id not in admins:
             unwanted.append(delivery.pk)
         else:
-            by_user[user].append(delivery)
+            by_user[people[delivery.user_id]].append(delivery)
     if unwanted:
         settle(claim, unwanted, state=AlertDelivery.State.SKIPPED)
     if not by_user:

@@ -453,3 +453,11 @@ def test_settled_rows_are_forgotten_after_a_month_and_pending_ones_kept(record, 
     assert alerts.forget_old_deliveries(timezone.now()) == 0
     assert alerts.forget_old_deliveries(later) == 1
     assert list(AlertDelivery.objects.values_list("state", flat=True)) == ["pending"]
+
+
+def test_a_subscriber_who_lost_the_role_before_it_goes_gets_nothing(record, mailoutbox):
+    ops = subscribed("ops").user
+    record(**setup_error())
+    ops.groups.clear()
+    assert alerts.send_pending_alerts() == 0
+    assert AlertDelivery.objects.get().state == "skipped" and mailoutbox == []

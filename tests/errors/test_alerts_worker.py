@@ -142,6 +142,7 @@ def test_a_setup_error_is_mailed_by_the_worker_once_per_hour(mailing_worker, smt
     assert inbox.messages[1][1]["Subject"].strip().startswith("Sync Console: Setup error: ")
 
 
+@pytest.mark.faults  # it kills a worker of its own
 def test_an_alert_claimed_by_a_worker_killed_while_sending_is_sent_once_by_another(
     mailing_workers, smtp_server, monkeypatch
 ):
