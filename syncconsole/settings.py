@@ -183,6 +183,13 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     },
 }
 
+# Problem alerts (errors.alerts): a worker holds the alerts it claimed for ALERT_LEASE_SECONDS;
+# if it dies before sending, another one claims them once the lease ends. A failed send is tried
+# again after ALERT_RETRY_SECONDS, doubled at each failure, ALERT_MAX_ATTEMPTS times in all.
+ALERT_LEASE_SECONDS = envint("ALERT_LEASE_SECONDS", 300)
+ALERT_RETRY_SECONDS = envint("ALERT_RETRY_SECONDS", 60)
+ALERT_MAX_ATTEMPTS = envint("ALERT_MAX_ATTEMPTS", 8)
+
 # Celery: Redis where CELERY_BROKER_URL is set, else kombu's filesystem transport, which
 # needs no server, under DATA_DIR, writing each message whole (syncconsole/broker.py).
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL")
