@@ -4,6 +4,13 @@ from django.db import migrations
 from django.utils import timezone
 
 
+class ScheduleOperation(migrations.RunPython):
+    """Python that writes only the beat's schedule tables (a few rows): the migration checker
+    (syncconsole.migration_safety) lets it through, where other Python is refused."""
+
+    small_tables_only = True
+
+
 def periodic_task(name: str, task: str, description: str, *, crontab=None, every_minutes=None):
     """A migration operation that schedules `task` as the periodic task `name`, at a crontab
     (a dict of its fields, UTC) or every N minutes, and removes it when migrated back."""
@@ -34,4 +41,4 @@ def periodic_task(name: str, task: str, description: str, *, crontab=None, every
     def remove(apps, schema_editor):
         apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=name).delete()
 
-    return migrations.RunPython(create, remove)
+    return ScheduleOperation(create, remove)

@@ -150,6 +150,7 @@ PLANTED_NAME = "0999_planted"
 PLANTED = """
 from django.db import migrations, models
 
+from syncconsole.beat import ScheduleOperation
 from syncconsole.migration_ops import AddIndexToPartitions
 
 
@@ -262,3 +263,16 @@ def test_the_lock_timeout_is_a_no_op_at_zero():
     with migration_lock_timeout(connection, 0), connection.cursor() as cursor:
         cursor.execute("SHOW lock_timeout")
         assert cursor.fetchone()[0] == "0"
+
+
+PYTHON = """[
+        ScheduleOperation(migrations.RunPython.noop, migrations.RunPython.noop),
+        migrations.RunPython(migrations.RunPython.noop, migrations.RunPython.noop),
+    ]"""
+
+
+@on_committed_data
+def test_only_the_schedule_s_own_python_passes(planted):
+    name = planted(PYTHON)
+    findings = check_project(connection)
+    assert [(f.migration, f.rule) for f in findings] == [(f"errors.{name}", "run-python")]

@@ -8,7 +8,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-from syncconsole.beat import periodic_task
+from syncconsole.beat import ScheduleOperation, periodic_task
 
 SENDING = (
     "Send problem alerts",
@@ -18,6 +18,11 @@ SENDING = (
 
 
 class Migration(migrations.Migration):
+    reviewed_unsafe = {
+        "drop-or-rename": "ProblemAlert is small (a row per alerted problem and hour) and only "
+        "the alert task of the version before reads it: until the workers are rolled, that "
+        "task fails and its alerts wait in the outbox, which the new workers send."
+    }
     dependencies = [
         ("errors", "0028_blocked_by"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
@@ -136,7 +141,7 @@ class Migration(migrations.Migration):
             crontab={"minute": "55", "hour": "3"},
         ),
         # The schedule drains the outbox every minute (besides the send after each commit).
-        migrations.RunPython(
+        ScheduleOperation(
             periodic_task(*SENDING, every_minutes=1).code,
             periodic_task(*SENDING, every_minutes=5).code,
         ),
