@@ -19,9 +19,21 @@ from sync import engine as sync_engine
 from syncconsole.celery import app as celery_app
 from syncconsole.permissions import SYNC_ADMINISTRATORS, SYNC_USERS
 from tests.demo_apps import IN_PROCESS_URL, in_process, start_demo_apps
+from tests.template_db import ensure_template
 
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 PASSWORD = "correct-horse-battery"
+
+
+def pytest_configure(config):
+    """Each test database is a copy of one migrated template (tests/template_db.py), built
+    by the first run after the migrations change; SYNC_TEST_TEMPLATE=0 migrates each test
+    database from scratch instead."""
+    if os.environ.get("SYNC_TEST_TEMPLATE", "1") == "0":
+        return
+    database = settings.DATABASES["default"]
+    template = ensure_template(database, Path(settings.BASE_DIR))
+    database.setdefault("TEST", {})["TEMPLATE"] = template
 
 
 class QuickPasswordHasher(PBKDF2PasswordHasher):
