@@ -36,6 +36,8 @@ def run_sync_job(self, job_id: int, database_lost: bool = False) -> str:
         raise self.retry(
             args=(job_id,), kwargs={"database_lost": True}, exc=error, countdown=5
         ) from error
+    if job.lease_lost:
+        return job.status  # a newer job of the mapping goes on; this one does nothing more
     services.send_successor(job)
     _retry_if_transient(job)
     retry_unblocked(job)
@@ -78,6 +80,8 @@ def _run_each_mapping(kind: str, *, resume_paused: bool) -> int:
             logger.info("Scheduled %s of %s skipped: %s", kind, mapping.name, refused)
             continue
         job = engine.run_job(job.pk, wait=True)
+        if job.lease_lost:
+            continue
         services.send_successor(job)
         _retry_if_transient(job)
         retry_unblocked(job)
