@@ -1,0 +1,191 @@
+"""A worker killed with SIGKILL in the middle of a long clean-up: a second worker finds it
+left running (its heartbeat is old and no worker holds it) and it goes on from where it
+stopped, long before its message would come back from the broker (an hour here); one that
+was resumed as often as it may be fails with a clear message instead."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from errors import services
+from triage import bulk
+from errors.grouping import record_errors
+from errors.models import BulkAction, Category, Status, SyncError, SyncErrorCleanup
+from syncconsole import work
+from tests.conftest import wait_until
+
+from .conftest import console_broker, env_on_test_db, queue_name, worker_command
+from .fixtures_apps import InThread
+
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+ENTRIES = 1500
+# What keeps the clean-up long enough to be killed in its middle: one entry a batch.
+SLOW = {
+    "SYNC_ERROR_CLEANUP_BATCH_SIZE": "1",
+    "SYNC_ERROR_CLEANUP_BATCH_MS": "1",
+    "SYNC_BULK_BATCH_SIZE": "2",
+}
+
+
+def old_entries(count: int) -> None:
+    """Entries of the last minutes: the clean-up of all entries deletes them row by row."""
+    start = timezone.now() - timedelta(minutes=2)
+    record_errors(
+        [
+            SyncError(
+                created_at=start + timedelta(milliseconds=n),
+                message=f"The field Phone No. of record {n} is too long.",
+                category=Category.VALIDATION,
+                source_app="Business Central",
+                source_entity="customers",
+                source_record_id=f"C{n:05d}",
+                destination_app="Dynamics 365 Sales",
+                destination_entity="accounts",
+            )
+            for n in range(count)
+        ]
+    )
+
+
+def workers_env(redis_url: str, queue: str, **extra: str) -> dict:
+    return env_on_test_db(
+        CELERY_BROKER_URL=redis_url,
+        CELERY_QUEUE=queue,
+        CELERY_VISIBILITY_TIMEOUT="3600",
+        WORK_STALLED_AFTER_SECONDS="1",
+        **SLOW,
+        **extra,
+    )
+
+
+def test_a_clean_up_whose_worker_is_killed_goes_on_in_another_worker(private_redis, processes):
+    old_entries(ENTRIES)
+    queue = queue_name()
+    env = workers_env(private_redis.url(), queue)
+    first = processes.start("worker-cleanup-1", worker_command(queue, "--pool=solo"), env)
+    first.wait_for_log("ready.")
+    with console_broker(private_redis.url(), queue):
+        cleanup = services.request_cleanup(
+            days=None, trigger=SyncErrorCleanup.Trigger.CONSOLE, run_in_background=True
+        )
+
+    def deleted_midway():
+        cleanup.refresh_from_db()
+        assert not cleanup.is_finished, "the clean-up ended before the worker could be killed"
+        return cleanup.deleted_count >= 50
+
+    wait_until(deleted_midway, timeout=60, interval=0.05, message=first.log_text())
+    first.kill()
+
+    second = processes.start("worker-cleanup-2", worker_command(queue, "--pool=solo"), env)
+
+    def done():
+        cleanup.refresh_from_db()
+        return cleanup.is_finished
+
+    wait_until(done, timeout=90, interval=0.2, message=second.log_text())
+    assert cleanup.state == SyncErrorCleanup.State.DONE, cleanup.error_message
+    assert cleanup.resumes == 1
+    assert cleanup.deleted_count == ENTRIES
+    assert not SyncError.objects.exists()
+
+
+def test_a_bulk_action_whose_worker_is_killed_goes_on_in_another_worker(
+    private_redis, processes, staff_user
+):
+    old_entries(ENTRIES // 3)
+    ids = list(SyncError.objects.order_by("pk").values_list("pk", flat=True))
+    queue = queue_name()
+    env = workers_env(private_redis.url(), queue)
+    first = processes.start("worker-bulk-1", worker_command(queue, "--pool=solo"), env)
+    first.wait_for_log("ready.")
+    with console_broker(private_redis.url(), queue):
+        action = bulk.request_bulk_action(
+            action=BulkAction.Action.IGNORE,
+            user=staff_user,
+            selected_ids=ids,
+            run_in_background=True,
+        )
+
+    def processed_midway():
+        action.refresh_from_db()
+        assert not action.is_finished, "the action ended before the worker could be killed"
+        return action.processed_count >= 20
+
+    wait_until(processed_midway, timeout=60, interval=0.05, message=first.log_text())
+    first.kill()
+
+    second = processes.start("worker-bulk-2", worker_command(queue, "--pool=solo"), env)
+
+    def done():
+        action.refresh_from_db()
+        return action.is_finished
+
+    wait_until(done, timeout=90, interval=0.2, message=second.log_text())
+    assert action.state == BulkAction.State.DONE, action.outcome
+    assert action.resumes == 1
+    assert action.processed_count == len(ids)
+    assert not SyncError.objects.exclude(status=Status.IGNORED).exists()
+
+
+def test_a_clean_up_resumed_as_often_as_it_may_be_fails_with_a_clear_message(settings, db):
+    settings.WORK_STALLED_AFTER_SECONDS = 60
+    stalled = SyncErrorCleanup.objects.create(
+        action=SyncErrorCleanup.Action.ALL,
+        cutoff=timezone.now(),
+        trigger=SyncErrorCleanup.Trigger.CONSOLE,
+        state=SyncErrorCleanup.State.RUNNING,
+        started_at=timezone.now() - timedelta(minutes=5),
+        heartbeat_at=timezone.now() - timedelta(minutes=2),
+        deleted_count=700,
+        resumes=settings.WORK_RESUMES,
+    )
+    quiet = SyncErrorCleanup.objects.create(
+        action=SyncErrorCleanup.Action.ALL,
+        cutoff=timezone.now(),
+        trigger=SyncErrorCleanup.Trigger.CONSOLE,
+        state=SyncErrorCleanup.State.RUNNING,
+        started_at=timezone.now() - timedelta(minutes=5),
+        heartbeat_at=timezone.now() - timedelta(seconds=10),
+    )
+
+    assert services.resume_stalled_cleanups() == 1
+
+    stalled.refresh_from_db()
+    assert stalled.state == SyncErrorCleanup.State.FAILED
+    assert stalled.error_message == (
+        "Stopped after 700 entries: The worker stopped 3 times before the clean-up finished; "
+        "it was not resumed again. Look into the worker's log and start it again."
+    )
+    quiet.refresh_from_db()
+    assert quiet.state == SyncErrorCleanup.State.RUNNING  # its worker may still be at it
+
+
+def test_a_clean_up_a_worker_holds_is_not_resumed(settings, db):
+    settings.WORK_STALLED_AFTER_SECONDS = 60
+    held = SyncErrorCleanup.objects.create(
+        action=SyncErrorCleanup.Action.ALL,
+        cutoff=timezone.now(),
+        trigger=SyncErrorCleanup.Trigger.CONSOLE,
+        state=SyncErrorCleanup.State.RUNNING,
+        started_at=timezone.now() - timedelta(minutes=5),
+        heartbeat_at=timezone.now() - timedelta(minutes=2),
+    )
+    with work.worked_on(SyncErrorCleanup, held.pk) as mine:
+        assert mine
+        # Another session looks: this one holds it, as a slow but living worker does.
+        assert list(_stalled_seen_from_another_session()) == []
+    held.refresh_from_db()
+    assert (held.state, held.resumes) == (SyncErrorCleanup.State.RUNNING, 0)
+
+
+def _stalled_seen_from_another_session():
+    return (
+        InThread(
+            lambda: [c.pk for c in work.stalled(SyncErrorCleanup.objects.filter(state="running"))]
+        )
+        .start()
+        .value()
+    )
