@@ -1,7 +1,7 @@
-"""A worker killed with SIGKILL in the middle of a long clean-up: a second worker finds it
-left running (its heartbeat is old and no worker holds it) and it goes on from where it
-stopped, long before its message would come back from the broker (an hour here); one that
-was resumed as often as it may be fails with a clear message instead."""
+"""A worker killed with SIGKILL in the middle of a long clean-up or bulk action: a second
+worker finds it left running (its last batch is old and no worker holds it) and it goes on
+from where it stopped, long before its message would come back from the broker (an hour
+here); work resumed as often as it may be fails with a clear message instead."""
 
 from datetime import timedelta
 
@@ -9,14 +9,12 @@ import pytest
 from django.utils import timezone
 
 from errors import services
-from triage import bulk
 from errors.grouping import record_errors
 from errors.models import BulkAction, Category, Status, SyncError, SyncErrorCleanup
-from syncconsole import work
 from tests.conftest import wait_until
+from triage import bulk
 
 from .conftest import console_broker, env_on_test_db, queue_name, worker_command
-from .fixtures_apps import InThread
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -128,64 +126,3 @@ def test_a_bulk_action_whose_worker_is_killed_goes_on_in_another_worker(
     assert action.resumes == 1
     assert action.processed_count == len(ids)
     assert not SyncError.objects.exclude(status=Status.IGNORED).exists()
-
-
-def test_a_clean_up_resumed_as_often_as_it_may_be_fails_with_a_clear_message(settings, db):
-    settings.WORK_STALLED_AFTER_SECONDS = 60
-    stalled = SyncErrorCleanup.objects.create(
-        action=SyncErrorCleanup.Action.ALL,
-        cutoff=timezone.now(),
-        trigger=SyncErrorCleanup.Trigger.CONSOLE,
-        state=SyncErrorCleanup.State.RUNNING,
-        started_at=timezone.now() - timedelta(minutes=5),
-        heartbeat_at=timezone.now() - timedelta(minutes=2),
-        deleted_count=700,
-        resumes=settings.WORK_RESUMES,
-    )
-    quiet = SyncErrorCleanup.objects.create(
-        action=SyncErrorCleanup.Action.ALL,
-        cutoff=timezone.now(),
-        trigger=SyncErrorCleanup.Trigger.CONSOLE,
-        state=SyncErrorCleanup.State.RUNNING,
-        started_at=timezone.now() - timedelta(minutes=5),
-        heartbeat_at=timezone.now() - timedelta(seconds=10),
-    )
-
-    assert services.resume_stalled_cleanups() == 1
-
-    stalled.refresh_from_db()
-    assert stalled.state == SyncErrorCleanup.State.FAILED
-    assert stalled.error_message == (
-        "Stopped after 700 entries: The worker stopped 3 times before the clean-up finished; "
-        "it was not resumed again. Look into the worker's log and start it again."
-    )
-    quiet.refresh_from_db()
-    assert quiet.state == SyncErrorCleanup.State.RUNNING  # its worker may still be at it
-
-
-def test_a_clean_up_a_worker_holds_is_not_resumed(settings, db):
-    settings.WORK_STALLED_AFTER_SECONDS = 60
-    held = SyncErrorCleanup.objects.create(
-        action=SyncErrorCleanup.Action.ALL,
-        cutoff=timezone.now(),
-        trigger=SyncErrorCleanup.Trigger.CONSOLE,
-        state=SyncErrorCleanup.State.RUNNING,
-        started_at=timezone.now() - timedelta(minutes=5),
-        heartbeat_at=timezone.now() - timedelta(minutes=2),
-    )
-    with work.worked_on(SyncErrorCleanup, held.pk) as mine:
-        assert mine
-        # Another session looks: this one holds it, as a slow but living worker does.
-        assert list(_stalled_seen_from_another_session()) == []
-    held.refresh_from_db()
-    assert (held.state, held.resumes) == (SyncErrorCleanup.State.RUNNING, 0)
-
-
-def _stalled_seen_from_another_session():
-    return (
-        InThread(
-            lambda: [c.pk for c in work.stalled(SyncErrorCleanup.objects.filter(state="running"))]
-        )
-        .start()
-        .value()
-    )
