@@ -1,7 +1,7 @@
 """A worker killed with SIGKILL in the middle of a long clean-up or bulk action: a second
 worker finds it left running (its last batch is old and no worker holds it) and it goes on
 from where it stopped, long before its message would come back from the broker (an hour
-here); work resumed as often as it may be fails with a clear message instead."""
+here)."""
 
 from datetime import timedelta
 
