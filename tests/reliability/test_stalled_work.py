@@ -1,13 +1,16 @@
-"""A worker killed with SIGKILL in the middle of a long clean-up or bulk action: a second
-worker finds it left running (its last batch is old and no worker holds it) and it goes on
-from where it stopped, long before its message would come back from the broker (an hour
-here)."""
+"""A worker killed with SIGKILL in the middle of a long clean-up, bulk action or coupling
+run: a second worker finds it left running (its last batch is old and no worker holds it)
+and it goes on from where it stopped, long before its message would come back from the
+broker (an hour here)."""
 
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from couplings import services as couplings
+from couplings.models import Coupling, CouplingRun
+from demo.models import ErpCustomer
 from errors import services
 from errors.grouping import record_errors
 from errors.models import BulkAction, Category, Status, SyncError, SyncErrorCleanup
@@ -15,6 +18,7 @@ from tests.conftest import wait_until
 from triage import bulk
 
 from .conftest import console_broker, env_on_test_db, queue_name, worker_command
+from .fixtures_apps import FaultProxy, point_at
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -126,3 +130,47 @@ def test_a_bulk_action_whose_worker_is_killed_goes_on_in_another_worker(
     assert action.resumes == 1
     assert action.processed_count == len(ids)
     assert not SyncError.objects.exclude(status=Status.IGNORED).exists()
+
+
+def test_a_coupling_run_whose_worker_is_killed_goes_on_in_another_worker(
+    demo_apps, private_redis, processes
+):
+    proxy = FaultProxy(demo_apps.base_url)
+    try:
+        point_at(demo_apps.connection, proxy, demo_apps.base_url, timeout=60)
+        # The run's third search of the CRM waits: the worker is killed meanwhile.
+        proxy.fault("held", r"/accounts$", method="GET", every=3, times=3)
+        customers = [
+            str(pk) for pk in ErpCustomer.objects.order_by("pk").values_list("pk", flat=True)
+        ]
+        queue = queue_name()
+        env = workers_env(private_redis.url(), queue)
+        first = processes.start("worker-run-1", worker_command(queue, "--pool=solo"), env)
+        first.wait_for_log("ready.")
+        with console_broker(private_redis.url(), queue):
+            run = couplings.couple_by_match(
+                demo_apps.mapping("CUSTOMER"),
+                "source",
+                customers,
+                [couplings.Criterion("number", "accountnumber")],
+                run_in_background=True,
+            )
+        wait_until(lambda: proxy.count(r"/accounts$", "GET") >= 3, 60, message=first.log_text())
+        first.kill()
+        run.refresh_from_db()
+        assert run.state == CouplingRun.State.RUNNING and 0 < len(run.results) < len(customers)
+
+        second = processes.start("worker-run-2", worker_command(queue, "--pool=solo"), env)
+
+        def done():
+            run.refresh_from_db()
+            return run.is_finished
+
+        wait_until(done, timeout=90, interval=0.2, message=second.log_text())
+    finally:
+        proxy.stop()
+    assert run.state == CouplingRun.State.DONE, run.message
+    assert run.resumes == 1
+    assert [result["record_id"] for result in run.results] == customers
+    sources = list(Coupling.objects.values_list("source_record_id", flat=True))
+    assert len(sources) == len(set(sources))
