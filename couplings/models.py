@@ -151,6 +151,10 @@ class CouplingRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The time of its last batch, and how often it was resumed after its worker died
+    # (syncconsole.work).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    resumes = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

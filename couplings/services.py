@@ -21,7 +21,7 @@ from sync import services as sync_services
 from sync.connectors import ConnectorError, ODataConnector, RemoteRecord, connector_for
 from sync.fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from sync.models import SyncJob, TableMapping
-from syncconsole import queue
+from syncconsole import queue, work
 from syncconsole.queue import QueueUnavailable
 
 from .actions import CouplingRefused, synchronize_couplings
@@ -474,13 +474,36 @@ def _finish(run: CouplingRun, state: str, message: str) -> None:
 
 def run_couple_by_match(run_id: int) -> CouplingRun:
     """Do a coupling run's work. Running it again goes on from the first record without an
-    outcome; a finished run is left as it is."""
+    outcome; a finished run is left as it is, and one another worker runs is left to it."""
+    with work.worked_on(CouplingRun, run_id) as mine:
+        if not mine:
+            return CouplingRun.objects.get(pk=run_id)
+        return _run_couple_by_match(run_id)
+
+
+def resume_stalled_runs() -> int:
+    """Coupling runs left running by a worker that died: queued again to go on from where
+    they stopped, or failed once they were resumed WORK_RESUMES times. Returns how many."""
+    running = CouplingRun.objects.filter(state=CouplingRun.State.RUNNING)
+    return work.resume_stalled(running, "couplings.couple_by_match", _fail_stalled)
+
+
+def _fail_stalled(run) -> None:
+    _finish(
+        run,
+        CouplingRun.State.FAILED,
+        f"{summary(run.results)} Stopped: {work.stopped_message(run.resumes, 'run')}",
+    )
+
+
+def _run_couple_by_match(run_id: int) -> CouplingRun:
     run = CouplingRun.objects.select_related("mapping__connection", "requested_by").get(pk=run_id)
     if run.is_finished:
         return run
     run.state = CouplingRun.State.RUNNING
     run.started_at = run.started_at or timezone.now()
-    run.save(update_fields=["state", "started_at"])
+    run.heartbeat_at = timezone.now()
+    run.save(update_fields=["state", "started_at", "heartbeat_at"])
     criteria = criteria_from_dicts(run.criteria)
     user = run.requested_by
     try:
@@ -488,7 +511,8 @@ def run_couple_by_match(run_id: int) -> CouplingRun:
             for record_id in run.record_ids[len(run.results) :]:
                 result = _couple_one(run, apps, record_id, criteria, user)
                 run.results.append(result.as_dict())
-                run.save(update_fields=["results"])
+                run.heartbeat_at = timezone.now()
+                run.save(update_fields=["results", "heartbeat_at"])
     except Exception as exc:  # a bug must not leave the run "running" for ever
         logger.exception("Coupling run %s failed", run.pk)
         _finish(run, CouplingRun.State.FAILED, f"The run stopped: {exc}")

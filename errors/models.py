@@ -1071,6 +1071,10 @@ class SyncErrorCleanup(models.Model):
     )
     deleted_count = models.PositiveBigIntegerField(default=0)
     error_message = models.TextField(blank=True)
+    # The time of its last batch, and how often it was resumed after its worker died
+    # (syncconsole.work).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    resumes = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -1150,6 +1154,10 @@ class BulkAction(models.Model):
     last_processed_id = models.BigIntegerField(default=0)
     job_ids = models.JSONField(default=list, blank=True)
     outcome = models.TextField(blank=True)
+    # The time of its last batch, and how often it was resumed after its worker died
+    # (syncconsole.work).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    resumes = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-requested_at", "-id"]

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from sync.models import TableMapping
-from syncconsole import metrics, queue
+from syncconsole import metrics, queue, work
 from syncconsole.permissions import is_sync_admin
 from syncconsole.queue import QueueUnavailable
 
@@ -224,16 +224,41 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
     """Delete a clean-up's entries in small batches, each its own short transaction.
 
     Short transactions keep row locks brief on a big table, so the console stays usable and
-    ingestion goes on meanwhile. Safe to run again: a finished clean-up is left as it is, and
-    an interrupted one goes on from where it stopped.
+    ingestion goes on meanwhile. Safe to run again: a finished clean-up is left as it is, an
+    interrupted one goes on from where it stopped, and one another worker runs is left to it.
     """
+    with work.worked_on(SyncErrorCleanup, cleanup_id) as mine:
+        if not mine:
+            return SyncErrorCleanup.objects.get(pk=cleanup_id)
+        return _run_cleanup(cleanup_id)
+
+
+def resume_stalled_cleanups() -> int:
+    """Clean-ups left running by a worker that died: queued again to go on from where they
+    stopped, or failed once they were resumed WORK_RESUMES times. Returns how many."""
+    running = SyncErrorCleanup.objects.filter(state=SyncErrorCleanup.State.RUNNING)
+    return work.resume_stalled(running, "errors.run_sync_error_cleanup", _fail_stalled)
+
+
+def _fail_stalled(cleanup) -> None:
+    cleanup.state = SyncErrorCleanup.State.FAILED
+    cleanup.finished_at = timezone.now()
+    cleanup.error_message = (
+        f"Stopped after {cleanup.deleted_count} entries: "
+        f"{work.stopped_message(cleanup.resumes, 'clean-up')}"
+    )
+    cleanup.save(update_fields=["state", "finished_at", "error_message"])
+
+
+def _run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
     with transaction.atomic():
         cleanup = SyncErrorCleanup.objects.select_for_update().get(pk=cleanup_id)
         if cleanup.is_finished:
             return cleanup
         cleanup.state = SyncErrorCleanup.State.RUNNING
         cleanup.started_at = cleanup.started_at or timezone.now()
-        cleanup.save(update_fields=["state", "started_at"])
+        cleanup.heartbeat_at = timezone.now()
+        cleanup.save(update_fields=["state", "started_at", "heartbeat_at"])
 
     # The first batch is small: the pages it needs are not cached yet.
     pace = Pace(
@@ -242,7 +267,8 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
 
     def progress(deleted: int) -> None:
         cleanup.deleted_count += deleted
-        cleanup.save(update_fields=["deleted_count"])
+        cleanup.heartbeat_at = timezone.now()
+        cleanup.save(update_fields=["deleted_count", "heartbeat_at"])
         metrics.cleanup_deleted(deleted)
 
     def delete_rows(before: datetime) -> None:

@@ -1,10 +1,16 @@
 """Celery tasks of the errors app: thin wrappers that take ids and call services."""
 
+import logging
+
 from celery import shared_task
+from celery.signals import worker_ready
+from django.db import connections
 
 from triage import bulk
 
 from . import alerts, ownership, partitions, services
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="errors.run_sync_error_cleanup", acks_late=True)
@@ -30,6 +36,24 @@ def wake_snoozed_problems() -> int:
 @shared_task(name="errors.run_bulk_action", acks_late=True)
 def run_bulk_action(bulk_id: int) -> int:
     return bulk.run_bulk_action(bulk_id).changed_count
+
+
+@shared_task(name="errors.resume_stalled_work", acks_late=True)
+def resume_stalled_work() -> int:
+    """Every minute: clean-ups and bulk actions left running by a worker that died go on in
+    a worker of their own, or fail visibly."""
+    return services.resume_stalled_cleanups() + bulk.resume_stalled_bulk_actions()
+
+
+@worker_ready.connect
+def resume_stalled_work_at_start(**kwargs) -> None:
+    # A worker that starts again looks at once, as sync.tasks does for jobs.
+    try:
+        resume_stalled_work()
+    except Exception:  # a database still starting must not keep the worker from serving
+        logger.exception("Could not look for clean-ups and bulk actions left running")
+    finally:
+        connections.close_all()
 
 
 @shared_task(name="errors.create_error_partitions")

@@ -32,7 +32,7 @@ from errors.models import (
 from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_synchronized
 from syncconsole import metrics, reporting
 
-from . import breaker, mapping_health, reconcile
+from . import breaker, leases, mapping_health, reconcile
 from .classify import classify
 from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, connector_for
@@ -57,6 +57,10 @@ SKIP_NOTE = " The record will be skipped for further synchronization due to a re
 WATERMARK_OVERLAP = timedelta(seconds=5)
 WORKER_LOST = "The worker stopped before the job finished."
 DATABASE_LOST = "The connection to the database was lost before the job finished."
+LEASE_LOST = (
+    "The job lost its hold on {mapping} (its worker or its database connection was lost) and "
+    "stopped: job #{job} took the mapping over."
+)
 
 
 class MappingBusy(Exception):
@@ -140,7 +144,7 @@ def interrupt(
     job.throttled = throttled
     with transaction.atomic():
         if continued:
-            why_not = _not_continued_because(job)
+            why_not = not_continued_because(job)
             if why_not:
                 reason = f"{reason} {why_not}"
             else:
@@ -163,7 +167,7 @@ def interrupt(
     job.successor_delay = delay if successor is not None else None
 
 
-def _not_continued_because(job: SyncJob) -> str:
+def not_continued_because(job: SyncJob) -> str:
     """Why an interrupted job gets no job to go on with it, or "" when it does."""
     earlier = list(
         SyncJob.objects.filter(mapping_id=job.mapping_id, pk__lt=job.pk)
@@ -251,101 +255,127 @@ def run_job(
                 f"Not run: {mapping.name} is paused until its setup check passes again.",
             )
             return job
-        # Holding the lock, no other job of this mapping can be running: any marked so died.
-        stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
-        ended = stale.exclude(pk=job.pk).update(
-            status=SyncJob.Status.INTERRUPTED, finished_at=timezone.now(), message=WORKER_LOST
-        )
-        metrics.jobs_ended_unseen(mapping.name, SyncJob.Status.INTERRUPTED, ended)
-        job.status = SyncJob.Status.RUNNING
-        job.started_at = job.started_at or timezone.now()
-        job.save(update_fields=["status", "started_at"])
-        # A change notification may have added records to the job while it was queued
-        # (sync.services.request_sync with join_queued): running now, it takes no more.
-        job.refresh_from_db(fields=["record_ids"])
-        connection = mapping.connection
-        opened: list[Connector] = []
-        if not source:
-            opened.append(source := connector_for(connection, "source"))
-        if not destination:
-            opened.append(destination := connector_for(connection, "destination"))
+        with transaction.atomic():
+            # The job's lease: from now on a job of this mapping that started before writes
+            # nothing more, should it still be going on a session of its own.
+            token = leases.take(mapping.pk)
+            # Holding the lock, no other job of this mapping can be running: any marked so
+            # lost its worker or its session, and with the lease taken it stops writing.
+            stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
+            ended = stale.exclude(pk=job.pk).update(
+                status=SyncJob.Status.INTERRUPTED,
+                finished_at=timezone.now(),
+                message=LEASE_LOST.format(mapping=mapping.name, job=job.pk),
+            )
+            metrics.jobs_ended_unseen(mapping.name, SyncJob.Status.INTERRUPTED, ended)
+            job.status = SyncJob.Status.RUNNING
+            job.started_at = job.started_at or timezone.now()
+            job.save(update_fields=["status", "started_at"])
         try:
-            if not connection.is_enabled:
-                reason = (
-                    f"The connection {connection.name} is disabled. {connection.disabled_reason}"
-                )
-                raise JobFailure(
-                    ConnectorError(reason.strip()), connection.source_app, mapping.source_entity
-                )
-            check_integration_users(
-                mapping, source, destination, job.direction or mapping.direction
+            with leases.fenced(mapping.pk, token):
+                settled = _run_started(job, mapping, source, destination)
+        except leases.LeaseLost:
+            # A newer job took the mapping over (this job's database session had ended): it
+            # marked this one interrupted, and what it writes is not this job's to touch.
+            logger.warning(
+                "Sync job %s lost its lease on %s and stopped writing", job.pk, mapping.name
             )
-            by_direction: dict[str, list[str]] = {
-                TableMapping.Direction.TO_DESTINATION: [TO_DESTINATION],
-                TableMapping.Direction.FROM_DESTINATION: [FROM_DESTINATION],
-                TableMapping.Direction.BIDIRECTIONAL: [TO_DESTINATION, FROM_DESTINATION],
-            }
-            directions = by_direction[job.direction or mapping.direction]
-            if job.kind == SyncJob.Kind.RECONCILE:
-                job.message = reconcile.run(job, mapping, source, destination)
-            else:
-                for direction in directions:
-                    Pass(job, mapping, source, destination, direction).run()
-        except JobFailure as failure:
-            if isinstance(failure.error, Throttled):
-                _job_throttled(job, failure)
-            else:
-                _job_failed(job, failure)
-        except Throttled as throttled:  # a reconciliation's read
-            _job_throttled(job, JobFailure(throttled, throttled.app_name, ""))
-        except Exception as exc:  # a bug must not leave the job "running" for ever
-            if connection_lost(exc):
-                # Not the job's fault nor its records': what it committed stays, and a new
-                # job goes on with it. Should the database still be away, this raises and the
-                # task tries again later.
-                logger.warning("Sync job %s lost its database connection: %s", job.pk, exc)
-                interrupt(job, DATABASE_LOST)
-                return job
-            logger.exception("Sync job %s failed", job.pk)
-            record_errors(
-                [
-                    SyncError(
-                        created_at=timezone.now(),
-                        job=job,
-                        mapping=mapping,
-                        category=Category.OTHER,
-                        message=f"The job stopped: {exc}"[: SyncError.MESSAGE_MAX_LENGTH],
-                        detail=traceback.format_exc(),
-                    )
-                ]
-            )
-            _finish(job, SyncJob.Status.FAILED, f"The job stopped: {exc}")
-        else:
-            breaker.count_job(mapping, setup_failure=False)
-            message = f"{job.failed} records failed." if job.failed else ""
-            if job.kind == SyncJob.Kind.RECONCILE:
-                message = job.message
-            if job.retrying:
-                message += f" {job.retrying} records failed transiently and are tried again later."
-            if job.not_coupled:
-                one = job.not_coupled == 1
-                message += (
-                    f" {job.not_coupled} record{'' if one else 's'} "
-                    f"{'is' if one else 'are'} not coupled and {'was' if one else 'were'} "
-                    f"skipped: {mapping.name} synchronizes only coupled records in a "
-                    "modified-records run; a full synchronization couples or creates them."
-                )
-            _finish(job, SyncJob.Status.SUCCEEDED, message.strip())
-            # It signed in, passed the setup check and wrote: what failed whole jobs before
-            # is gone.
-            resolve_passed_setup(
-                mapping.pk, job.pk, every_direction=job.direction in ("", mapping.direction)
-            )
-        finally:
-            for connector in opened:
-                connector.close()
-        mapping_health.record_snapshot(mapping.pk)
+            job.lease_lost = True
+            job.refresh_from_db()
+            return job
+        if settled:
+            mapping_health.record_snapshot(mapping.pk)
     return job
+
+
+def _run_started(
+    job: SyncJob, mapping: TableMapping, source: Connector | None, destination: Connector | None
+) -> bool:
+    """Run a job marked running, under its mapping's lock and lease, to its outcome; False
+    when it lost its database connection (it is interrupted, and continued)."""
+    # A change notification may have added records to the job while it was queued
+    # (sync.services.request_sync with join_queued): running now, it takes no more.
+    job.refresh_from_db(fields=["record_ids"])
+    connection = mapping.connection
+    opened: list[Connector] = []
+    if not source:
+        opened.append(source := connector_for(connection, "source"))
+    if not destination:
+        opened.append(destination := connector_for(connection, "destination"))
+    try:
+        if not connection.is_enabled:
+            reason = f"The connection {connection.name} is disabled. {connection.disabled_reason}"
+            raise JobFailure(
+                ConnectorError(reason.strip()), connection.source_app, mapping.source_entity
+            )
+        check_integration_users(mapping, source, destination, job.direction or mapping.direction)
+        by_direction: dict[str, list[str]] = {
+            TableMapping.Direction.TO_DESTINATION: [TO_DESTINATION],
+            TableMapping.Direction.FROM_DESTINATION: [FROM_DESTINATION],
+            TableMapping.Direction.BIDIRECTIONAL: [TO_DESTINATION, FROM_DESTINATION],
+        }
+        directions = by_direction[job.direction or mapping.direction]
+        if job.kind == SyncJob.Kind.RECONCILE:
+            job.message = reconcile.run(job, mapping, source, destination)
+        else:
+            for direction in directions:
+                Pass(job, mapping, source, destination, direction).run()
+    except JobFailure as failure:
+        if isinstance(failure.error, Throttled):
+            _job_throttled(job, failure)
+        else:
+            _job_failed(job, failure)
+    except Throttled as throttled:  # a reconciliation's read
+        _job_throttled(job, JobFailure(throttled, throttled.app_name, ""))
+    except leases.LeaseLost:
+        raise  # nothing more is written: the newer job marks this one
+    except Exception as exc:  # a bug must not leave the job "running" for ever
+        if connection_lost(exc):
+            # Not the job's fault nor its records': what it committed stays, and a new
+            # job goes on with it. Should the database still be away, this raises and the
+            # task tries again later.
+            logger.warning("Sync job %s lost its database connection: %s", job.pk, exc)
+            interrupt(job, DATABASE_LOST)
+            return False
+        logger.exception("Sync job %s failed", job.pk)
+        record_errors(
+            [
+                SyncError(
+                    created_at=timezone.now(),
+                    job=job,
+                    mapping=mapping,
+                    category=Category.OTHER,
+                    message=f"The job stopped: {exc}"[: SyncError.MESSAGE_MAX_LENGTH],
+                    detail=traceback.format_exc(),
+                )
+            ]
+        )
+        _finish(job, SyncJob.Status.FAILED, f"The job stopped: {exc}")
+    else:
+        breaker.count_job(mapping, setup_failure=False)
+        message = f"{job.failed} records failed." if job.failed else ""
+        if job.kind == SyncJob.Kind.RECONCILE:
+            message = job.message
+        if job.retrying:
+            message += f" {job.retrying} records failed transiently and are tried again later."
+        if job.not_coupled:
+            one = job.not_coupled == 1
+            message += (
+                f" {job.not_coupled} record{'' if one else 's'} "
+                f"{'is' if one else 'are'} not coupled and {'was' if one else 'were'} "
+                f"skipped: {mapping.name} synchronizes only coupled records in a "
+                "modified-records run; a full synchronization couples or creates them."
+            )
+        _finish(job, SyncJob.Status.SUCCEEDED, message.strip())
+        # It signed in, passed the setup check and wrote: what failed whole jobs before
+        # is gone.
+        resolve_passed_setup(
+            mapping.pk, job.pk, every_direction=job.direction in ("", mapping.direction)
+        )
+    finally:
+        for connector in opened:
+            connector.close()
+    return True
 
 
 def _job_failed(job: SyncJob, failure: JobFailure) -> None:

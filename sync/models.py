@@ -445,6 +445,9 @@ class SyncJob(models.Model):
     # Seconds the successor waits before it starts (a job paused by an app's throttling).
     successor_delay: float | None = None
     retry_in: int | None = None
+    # Not stored: a newer job took the mapping's lease while this one ran (sync.leases), so
+    # the task that ran it does nothing more for it.
+    lease_lost: bool = False
     # Not stored: the records left out because they are not coupled (counted as skipped), for
     # the job's message.
     not_coupled: int = 0
@@ -499,6 +502,19 @@ class SyncJob(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+
+class MappingLease(models.Model):
+    """The fencing token of a mapping's running job (sync.leases): moved on by one by each job
+    that starts; a job writes only while the token is still the one it took."""
+
+    mapping = models.OneToOneField(
+        TableMapping, on_delete=models.CASCADE, primary_key=True, related_name="lease"
+    )
+    token = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Lease {self.token} of {self.mapping}"
 
 
 class ConnectionCheck(models.Model):

@@ -18,6 +18,8 @@ from .models import RuleVersion, SyncJob, TableMapping
 
 logger = logging.getLogger(__name__)
 ACTIVE = (SyncJob.Status.QUEUED, SyncJob.Status.RUNNING)
+# How a job that never started ends: failed to be queued, or given up while queued.
+NEVER_STARTED = (SyncJob.Status.FAILED, SyncJob.Status.INTERRUPTED)
 # A queued job no worker took within this time is given up, so it never blocks new requests.
 QUEUED_JOB_EXPIRY = timedelta(minutes=30)
 
@@ -226,6 +228,39 @@ def resume_abandoned_jobs() -> list[SyncJob]:
         if successor is not None:
             resumed.append(successor)
     return resumed
+
+
+def continue_interrupted(mapping: TableMapping) -> SyncJob | None:
+    """A queued job that goes on with the mapping's latest job when that one was interrupted
+    and nothing went on with it (its worker died with no message to come back, or the job
+    that was to go on with it was lost with the broker and never started): of the same kind
+    and scope, as the engine's own would be (engine.interrupt). None when there is nothing
+    to continue, or the interrupted job is not to be continued (three interruptions in a
+    row, a paused mapping, a job already queued); JobRefused when a job is running."""
+    # A job left running by a dead worker is interrupted here, for this to go on with it.
+    engine.interrupt_abandoned_jobs([mapping.pk], continued=False)
+    latest = (
+        SyncJob.objects.filter(mapping=mapping)
+        # Jobs that never started (lost with the broker, given up unstarted) went on with
+        # nothing.
+        .exclude(started_at__isnull=True, status__in=NEVER_STARTED)
+        .order_by("-pk")
+        .first()
+    )
+    if latest is None or latest.status != SyncJob.Status.INTERRUPTED:
+        return None
+    if engine.not_continued_because(latest):
+        return None
+    return create_job(
+        mapping,
+        kind=latest.kind,
+        trigger=SyncJob.Trigger.RETRY,
+        user=latest.requested_by,
+        coupling_ids=latest.coupling_ids,
+        direction=latest.direction,
+        overwrite=latest.overwrite,
+        record_ids=latest.record_ids,
+    )
 
 
 def scheduled_mappings():

@@ -36,6 +36,8 @@ def run_sync_job(self, job_id: int, database_lost: bool = False) -> str:
         raise self.retry(
             args=(job_id,), kwargs={"database_lost": True}, exc=error, countdown=5
         ) from error
+    if job.lease_lost:
+        return job.status  # a newer job of the mapping goes on; this one does nothing more
     services.send_successor(job)
     _retry_if_transient(job)
     retry_unblocked(job)
@@ -73,16 +75,38 @@ def _run_each_mapping(kind: str, *, resume_paused: bool) -> int:
         if mapping.is_paused and not (resume_paused and breaker.resume_if_setup_passes(mapping)):
             continue
         try:
+            # An interrupted job nothing went on with is continued first; a full run, or one
+            # as wide as the scheduled one, takes its place.
+            continued = services.continue_interrupted(mapping)
+            if continued is not None:
+                _run_now(continued)
+                ran += 1
+                if _covers(continued, kind):
+                    continue
             job = services.create_job(mapping, kind=kind, trigger=SyncJob.Trigger.SCHEDULE)
         except services.JobRefused as refused:
             logger.info("Scheduled %s of %s skipped: %s", kind, mapping.name, refused)
             continue
-        job = engine.run_job(job.pk, wait=True)
-        services.send_successor(job)
-        _retry_if_transient(job)
-        retry_unblocked(job)
+        _run_now(job)
         ran += 1
     return ran
+
+
+def _run_now(job: SyncJob) -> None:
+    job = engine.run_job(job.pk, wait=True)
+    if job.lease_lost:
+        return
+    services.send_successor(job)
+    _retry_if_transient(job)
+    retry_unblocked(job)
+
+
+def _covers(job: SyncJob, kind: str) -> bool:
+    """Whether a job does all that a scheduled run of `kind` would do."""
+    everything = not job.coupling_ids and not job.record_ids
+    whole = job.direction in ("", job.mapping.direction)
+    wide_enough = job.kind == kind or (job.kind, kind) == (SyncJob.Kind.FULL, SyncJob.Kind.MODIFIED)
+    return everything and whole and wide_enough
 
 
 @shared_task(name="sync.delete_expired_jobs", acks_late=True)

@@ -247,6 +247,11 @@ COUPLE_BY_MATCH_ASYNC_THRESHOLD = envint("COUPLE_BY_MATCH_ASYNC_THRESHOLD", 10)
 # everything that talks to the apps, goes to a worker in batches of this size.
 SYNC_BULK_INLINE_LIMIT = envint("SYNC_BULK_INLINE_LIMIT", 100)
 SYNC_BULK_BATCH_SIZE = envint("SYNC_BULK_BATCH_SIZE", 500)
+# Clean-ups, bulk actions and coupling runs left running by a worker that died: found when
+# their last batch is older than this and no worker holds them (syncconsole.work), resumed
+# from where they stopped at most WORK_RESUMES times, then failed with a clear message.
+WORK_STALLED_AFTER_SECONDS = envint("WORK_STALLED_AFTER_SECONDS", 120)
+WORK_RESUMES = envint("WORK_RESUMES", 2)
 SYNC_HTTP_TIMEOUT = float(envstr("SYNC_HTTP_TIMEOUT", "10"))
 # Back-off before a transient failure (a record, or a whole job) is tried again; doubles at
 # each failure in a row.

@@ -28,7 +28,7 @@ from errors.services import STATUS_NOTE_MAX_LENGTH, set_status
 from sync.connectors import ConnectorError
 from sync.models import RuleVersion, TableMapping
 from sync.services import JobRefused
-from syncconsole import queue
+from syncconsole import queue, work
 from syncconsole.queue import QueueUnavailable
 from syncconsole.timezones import zone_of
 
@@ -312,7 +312,31 @@ def _audit(bulk: BulkAction) -> None:
 
 def run_bulk_action(bulk_id: int) -> BulkAction:
     """Work through the scope in batches, each its own transaction, keeping the progress.
-    Safe to run again: a finished action is left alone, an interrupted one goes on."""
+    Safe to run again: a finished action is left alone, an interrupted one goes on, and one
+    another worker runs is left to it."""
+    with work.worked_on(BulkAction, bulk_id) as mine:
+        if not mine:
+            return BulkAction.objects.get(pk=bulk_id)
+        return _run_bulk_action(bulk_id)
+
+
+def resume_stalled_bulk_actions() -> int:
+    """Bulk actions left running by a worker that died: queued again to go on from where
+    they stopped, or failed once they were resumed WORK_RESUMES times. Returns how many."""
+    running = BulkAction.objects.filter(state=BulkAction.State.RUNNING)
+    return work.resume_stalled(running, "errors.run_bulk_action", _fail_stalled)
+
+
+def _fail_stalled(bulk) -> None:
+    _finish(
+        bulk,
+        BulkAction.State.FAILED,
+        f"Stopped after {bulk.processed_count} of {bulk.expected_count} entries: "
+        f"{work.stopped_message(bulk.resumes, 'action')}",
+    )
+
+
+def _run_bulk_action(bulk_id: int) -> BulkAction:
     with transaction.atomic():
         bulk = (
             BulkAction.objects.select_for_update(skip_locked=True, of=("self",))
@@ -324,7 +348,8 @@ def run_bulk_action(bulk_id: int) -> BulkAction:
             return bulk or BulkAction.objects.get(pk=bulk_id)
         bulk.state = BulkAction.State.RUNNING
         bulk.started_at = bulk.started_at or timezone.now()
-        bulk.save(update_fields=["state", "started_at"])
+        bulk.heartbeat_at = timezone.now()
+        bulk.save(update_fields=["state", "started_at", "heartbeat_at"])
     work = _Work(bulk)
     try:
         with audit.covered_by(f"bulk action #{bulk.pk}"):
@@ -358,12 +383,14 @@ def _work_through(bulk: BulkAction, work: "_Work") -> None:
             work.batch(batch)
             bulk.processed_count += len(batch)
             bulk.last_processed_id = batch[-1][0]
+            bulk.heartbeat_at = timezone.now()
             bulk.save(
                 update_fields=[
                     "processed_count",
                     "changed_count",
                     "failed_count",
                     "last_processed_id",
+                    "heartbeat_at",
                 ]
             )
     work.finish()
