@@ -154,7 +154,7 @@ class CouplingRun(models.Model):
     # The time of its last batch, and how often it was resumed after its worker died
     # (syncconsole.work).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    resumes = models.PositiveSmallIntegerField(default=0)
+    resumes = models.SmallIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

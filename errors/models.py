@@ -1074,7 +1074,7 @@ class SyncErrorCleanup(models.Model):
     # The time of its last batch, and how often it was resumed after its worker died
     # (syncconsole.work).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    resumes = models.PositiveSmallIntegerField(default=0)
+    resumes = models.SmallIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -1157,7 +1157,7 @@ class BulkAction(models.Model):
     # The time of its last batch, and how often it was resumed after its worker died
     # (syncconsole.work).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    resumes = models.PositiveSmallIntegerField(default=0)
+    resumes = models.SmallIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["-requested_at", "-id"]

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="bulkaction",
             name="resumes",
-            field=models.PositiveSmallIntegerField(default=0),
+            field=models.SmallIntegerField(default=0, db_default=0),
         ),
         migrations.AddField(
             model_name="syncerrorcleanup",
@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="syncerrorcleanup",
             name="resumes",
-            field=models.PositiveSmallIntegerField(default=0),
+            field=models.SmallIntegerField(default=0, db_default=0),
         ),
         periodic_task(
             "Resume stalled clean-ups and bulk actions",
