@@ -30,8 +30,9 @@ from errors.models import (
     SyncError,
 )
 from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_synchronized
+from syncconsole import logs
 
-from . import breaker, mapping_health, reconcile
+from . import breaker, joblog, mapping_health, reconcile
 from .classify import classify
 from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, connector_for
@@ -228,121 +229,146 @@ def run_job(
     if job.is_finished:
         return job
     mapping = job.mapping
-    with mapping_lock(mapping.pk, wait=wait) as acquired:
+    # Every line logged while the job runs names it, its mapping and its connection; the
+    # job keeps its own (sync.joblog).
+    with (
+        logs.bound(
+            job_id=job.pk,
+            mapping_id=mapping.pk,
+            mapping=mapping.name,
+            connection_id=mapping.connection_id,
+            connection=mapping.connection.name,
+        ),
+        mapping_lock(mapping.pk, wait=wait) as acquired,
+    ):
         if not acquired:
             raise MappingBusy(f"Another job is running for {mapping.name}.")
-        job.refresh_from_db()
-        if job.is_finished:
-            return job
-        if job.status == SyncJob.Status.RUNNING:
-            # Running while this worker holds the lock: the worker that ran it died and its
-            # message was handed out again. What it wrote stays; a new job goes on with it.
-            interrupt(job, found_running)
-            return job
-        mapping.refresh_from_db()
-        if mapping.is_paused:
-            # Queued before the mapping was paused: running it would only log the same setup
-            # failure again.
-            _finish(
-                job,
-                SyncJob.Status.INTERRUPTED,
-                f"Not run: {mapping.name} is paused until its setup check passes again.",
-            )
-            return job
-        # Holding the lock, no other job of this mapping can be running: any marked so died.
-        stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
-        stale.exclude(pk=job.pk).update(
-            status=SyncJob.Status.INTERRUPTED, finished_at=timezone.now(), message=WORKER_LOST
-        )
-        job.status = SyncJob.Status.RUNNING
-        job.started_at = job.started_at or timezone.now()
-        job.save(update_fields=["status", "started_at"])
-        # A change notification may have added records to the job while it was queued
-        # (sync.services.request_sync with join_queued): running now, it takes no more.
-        job.refresh_from_db(fields=["record_ids"])
-        connection = mapping.connection
-        opened: list[Connector] = []
-        if not source:
-            opened.append(source := connector_for(connection, "source"))
-        if not destination:
-            opened.append(destination := connector_for(connection, "destination"))
-        try:
-            if not connection.is_enabled:
-                reason = (
-                    f"The connection {connection.name} is disabled. {connection.disabled_reason}"
-                )
-                raise JobFailure(
-                    ConnectorError(reason.strip()), connection.source_app, mapping.source_entity
-                )
-            check_integration_users(
-                mapping, source, destination, job.direction or mapping.direction
-            )
-            by_direction: dict[str, list[str]] = {
-                TableMapping.Direction.TO_DESTINATION: [TO_DESTINATION],
-                TableMapping.Direction.FROM_DESTINATION: [FROM_DESTINATION],
-                TableMapping.Direction.BIDIRECTIONAL: [TO_DESTINATION, FROM_DESTINATION],
-            }
-            directions = by_direction[job.direction or mapping.direction]
-            if job.kind == SyncJob.Kind.RECONCILE:
-                job.message = reconcile.run(job, mapping, source, destination)
-            else:
-                for direction in directions:
-                    Pass(job, mapping, source, destination, direction).run()
-        except JobFailure as failure:
-            if isinstance(failure.error, Throttled):
-                _job_throttled(job, failure)
-            else:
-                _job_failed(job, failure)
-        except Throttled as throttled:  # a reconciliation's read
-            _job_throttled(job, JobFailure(throttled, throttled.app_name, ""))
-        except Exception as exc:  # a bug must not leave the job "running" for ever
-            if connection_lost(exc):
-                # Not the job's fault nor its records': what it committed stays, and a new
-                # job goes on with it. Should the database still be away, this raises and the
-                # task tries again later.
-                logger.warning("Sync job %s lost its database connection: %s", job.pk, exc)
-                interrupt(job, DATABASE_LOST)
-                return job
-            logger.exception("Sync job %s failed", job.pk)
-            record_errors(
-                [
-                    SyncError(
-                        created_at=timezone.now(),
-                        job=job,
-                        mapping=mapping,
-                        category=Category.OTHER,
-                        message=f"The job stopped: {exc}"[: SyncError.MESSAGE_MAX_LENGTH],
-                        detail=traceback.format_exc(),
-                    )
-                ]
-            )
-            _finish(job, SyncJob.Status.FAILED, f"The job stopped: {exc}")
-        else:
-            breaker.count_job(mapping, setup_failure=False)
-            message = f"{job.failed} records failed." if job.failed else ""
-            if job.kind == SyncJob.Kind.RECONCILE:
-                message = job.message
-            if job.retrying:
-                message += f" {job.retrying} records failed transiently and are tried again later."
-            if job.not_coupled:
-                one = job.not_coupled == 1
-                message += (
-                    f" {job.not_coupled} record{'' if one else 's'} "
-                    f"{'is' if one else 'are'} not coupled and {'was' if one else 'were'} "
-                    f"skipped: {mapping.name} synchronizes only coupled records in a "
-                    "modified-records run; a full synchronization couples or creates them."
-                )
-            _finish(job, SyncJob.Status.SUCCEEDED, message.strip())
-            # It signed in, passed the setup check and wrote: what failed whole jobs before
-            # is gone.
-            resolve_passed_setup(
-                mapping.pk, job.pk, every_direction=job.direction in ("", mapping.direction)
-            )
-        finally:
-            for connector in opened:
-                connector.close()
-        mapping_health.record_snapshot(mapping.pk)
+        with joblog.kept(job):
+            _run_locked(job, mapping, source, destination, found_running)
     return job
+
+
+def _run_locked(
+    job: SyncJob,
+    mapping: TableMapping,
+    source: Connector | None,
+    destination: Connector | None,
+    found_running: str,
+) -> None:
+    """run_job, holding the mapping's lock."""
+    job.refresh_from_db()
+    if job.is_finished:
+        return
+    if job.status == SyncJob.Status.RUNNING:
+        # Running while this worker holds the lock: the worker that ran it died and its
+        # message was handed out again. What it wrote stays; a new job goes on with it.
+        interrupt(job, found_running)
+        return
+    mapping.refresh_from_db()
+    if mapping.is_paused:
+        # Queued before the mapping was paused: running it would only log the same setup
+        # failure again.
+        _finish(
+            job,
+            SyncJob.Status.INTERRUPTED,
+            f"Not run: {mapping.name} is paused until its setup check passes again.",
+        )
+        return
+    # Holding the lock, no other job of this mapping can be running: any marked so died.
+    stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
+    stale.exclude(pk=job.pk).update(
+        status=SyncJob.Status.INTERRUPTED, finished_at=timezone.now(), message=WORKER_LOST
+    )
+    job.status = SyncJob.Status.RUNNING
+    job.started_at = job.started_at or timezone.now()
+    job.save(update_fields=["status", "started_at"])
+    logger.info(
+        "Job started: %s, %s, trigger %s.",
+        job.get_kind_display(),
+        job.get_direction_display() if job.direction else mapping.get_direction_display(),
+        job.get_trigger_display(),
+    )
+    # A change notification may have added records to the job while it was queued
+    # (sync.services.request_sync with join_queued): running now, it takes no more.
+    job.refresh_from_db(fields=["record_ids"])
+    connection = mapping.connection
+    opened: list[Connector] = []
+    if not source:
+        opened.append(source := connector_for(connection, "source"))
+    if not destination:
+        opened.append(destination := connector_for(connection, "destination"))
+    try:
+        if not connection.is_enabled:
+            reason = f"The connection {connection.name} is disabled. {connection.disabled_reason}"
+            raise JobFailure(
+                ConnectorError(reason.strip()), connection.source_app, mapping.source_entity
+            )
+        check_integration_users(mapping, source, destination, job.direction or mapping.direction)
+        by_direction: dict[str, list[str]] = {
+            TableMapping.Direction.TO_DESTINATION: [TO_DESTINATION],
+            TableMapping.Direction.FROM_DESTINATION: [FROM_DESTINATION],
+            TableMapping.Direction.BIDIRECTIONAL: [TO_DESTINATION, FROM_DESTINATION],
+        }
+        directions = by_direction[job.direction or mapping.direction]
+        if job.kind == SyncJob.Kind.RECONCILE:
+            job.message = reconcile.run(job, mapping, source, destination)
+        else:
+            for direction in directions:
+                Pass(job, mapping, source, destination, direction).run()
+    except JobFailure as failure:
+        if isinstance(failure.error, Throttled):
+            _job_throttled(job, failure)
+        else:
+            _job_failed(job, failure)
+    except Throttled as throttled:  # a reconciliation's read
+        _job_throttled(job, JobFailure(throttled, throttled.app_name, ""))
+    except Exception as exc:  # a bug must not leave the job "running" for ever
+        if connection_lost(exc):
+            # Not the job's fault nor its records': what it committed stays, and a new
+            # job goes on with it. Should the database still be away, this raises and the
+            # task tries again later.
+            logger.warning("Sync job %s lost its database connection: %s", job.pk, exc)
+            interrupt(job, DATABASE_LOST)
+            return
+        logger.exception("Sync job %s failed", job.pk)
+        record_errors(
+            [
+                SyncError(
+                    created_at=timezone.now(),
+                    job=job,
+                    mapping=mapping,
+                    category=Category.OTHER,
+                    message=f"The job stopped: {exc}"[: SyncError.MESSAGE_MAX_LENGTH],
+                    detail=traceback.format_exc(),
+                )
+            ]
+        )
+        _finish(job, SyncJob.Status.FAILED, f"The job stopped: {exc}")
+    else:
+        breaker.count_job(mapping, setup_failure=False)
+        message = f"{job.failed} records failed." if job.failed else ""
+        if job.kind == SyncJob.Kind.RECONCILE:
+            message = job.message
+        if job.retrying:
+            message += f" {job.retrying} records failed transiently and are tried again later."
+        if job.not_coupled:
+            one = job.not_coupled == 1
+            message += (
+                f" {job.not_coupled} record{'' if one else 's'} "
+                f"{'is' if one else 'are'} not coupled and {'was' if one else 'were'} "
+                f"skipped: {mapping.name} synchronizes only coupled records in a "
+                "modified-records run; a full synchronization couples or creates them."
+            )
+        _finish(job, SyncJob.Status.SUCCEEDED, message.strip())
+        # It signed in, passed the setup check and wrote: what failed whole jobs before
+        # is gone.
+        resolve_passed_setup(
+            mapping.pk, job.pk, every_direction=job.direction in ("", mapping.direction)
+        )
+    finally:
+        for connector in opened:
+            connector.close()
+    mapping_health.record_snapshot(mapping.pk)
 
 
 def _job_failed(job: SyncJob, failure: JobFailure) -> None:
@@ -441,6 +467,22 @@ def _finish(job: SyncJob, status: str, message: str) -> None:
     job.message = message[:2000]
     job.finished_at = timezone.now()
     job.save()
+    logger.log(
+        logging.INFO if status == SyncJob.Status.SUCCEEDED else logging.WARNING,
+        "Job %s: %s read, %s. %s",
+        "paused" if job.throttled else job.get_status_display().lower(),
+        job.records_read,
+        _counts(job),
+        job.message,
+    )
+
+
+def _counts(job: SyncJob, since: dict[str, int] | None = None) -> str:
+    """The job's record counts (or those since `since`) in words, for its log."""
+    since = since or {}
+    return ", ".join(
+        f"{getattr(job, name) - since.get(name, 0)} {name}" for name in SyncJob.RECORD_COUNTS
+    )
 
 
 def _log_job_failure(job: SyncJob, failure: JobFailure, category: str) -> SyncError:
@@ -735,6 +777,14 @@ class Pass:
         self.save_progress()
 
     def sync_page(self, page: list[RemoteRecord]) -> None:
+        logger.info(
+            "Read %s %s record%s from %s.",
+            len(page),
+            self.read_entity,
+            "" if len(page) == 1 else "s",
+            self.reader.app_name,
+        )
+        before = {name: getattr(self.job, name) for name in SyncJob.RECORD_COUNTS}
         # The page's lookups in a few requests, rather than some for each record.
         self.lookups.prepare(page)
         ids = [record.id for record in page]
@@ -793,6 +843,8 @@ class Pass:
                 }
             )
         self.flush()
+        logger.info("Wrote the page to %s: %s.", self.writer.app_name, _counts(self.job, before))
+        joblog.flush_if_due()
 
     # -- a batch of records ------------------------------------------------------------
     def sync_coupled_batch(self, items: list[tuple[RemoteRecord, Coupling]]) -> None:

@@ -1,5 +1,6 @@
 """Connections between the two apps, table mappings, and sync jobs."""
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -412,6 +413,11 @@ class SyncJob(models.Model):
         help_text="The rules a person applied with this job: those used once apply in it only.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    log_lines_dropped = models.PositiveIntegerField(
+        default=0,
+        help_text="Lines the job logged beyond what its log keeps (JOB_LOG_MAX_LINES and "
+        "JOB_LOG_MAX_BYTES).",
+    )
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED)
     # What became of each record a job read: together they add up to `records_read`.
@@ -499,6 +505,36 @@ class SyncJob(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+
+class JobLogLine(models.Model):
+    """One line a job logged while it ran (INFO and above, from the engine, the connectors
+    and the services they call), kept with the job and deleted with it."""
+
+    LEVELS = {
+        logging.DEBUG: "debug",
+        logging.INFO: "info",
+        logging.WARNING: "warning",
+        logging.ERROR: "error",
+        logging.CRITICAL: "critical",
+    }
+    MESSAGE_MAX_LENGTH = 2000
+
+    job = models.ForeignKey(SyncJob, on_delete=models.CASCADE, related_name="log_lines")
+    at = models.DateTimeField()
+    level = models.PositiveSmallIntegerField()
+    logger = models.CharField(max_length=100)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["job", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.level_name}: {self.message[:80]}"
+
+    @property
+    def level_name(self) -> str:
+        return self.LEVELS.get(self.level, str(self.level))
 
 
 class ConnectionCheck(models.Model):
