@@ -21,6 +21,8 @@ def use_the_console_logging(**kwargs) -> None:
     # With a receiver of this signal, the worker and beat leave the root logger alone: their
     # lines go through settings.LOGGING like the web's.
     logging.config.dictConfig(settings.LOGGING)
+    # Python's warnings (Celery's about running as root, say) become log lines too.
+    logging.captureWarnings(True)
 
 
 # The lines of a task carry its name and id.

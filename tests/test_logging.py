@@ -13,6 +13,8 @@ import pytest
 
 from sync.models import SyncJob
 from syncconsole import logs
+from syncconsole.celery import app as celery_app
+from tests.conftest import CeleryProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,14 +24,16 @@ def log_format(**variables: str) -> tuple[str, str]:
     there looks like on stderr."""
     names = ("DEBUG", "LOG_FORMAT", "ALLOWED_HOSTS")
     env = {k: v for k, v in os.environ.items() if k not in names}
+    # The settings and the logging Django configures from them, without the apps.
     code = (
-        "import django, logging; django.setup(); from django.conf import settings; "
-        "print(settings.LOG_FORMAT); logging.getLogger('sync.engine').warning('hello %s', 1)"
+        "import logging.config; from syncconsole import settings; "
+        "logging.config.dictConfig(settings.LOGGING); print(settings.LOG_FORMAT); "
+        "logging.getLogger('sync.engine').warning('hello %s', 1)"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env={**env, "DJANGO_SETTINGS_MODULE": "syncconsole.settings", **variables},
+        env={**env, **variables},
         capture_output=True,
         text=True,
         check=True,
@@ -109,3 +113,37 @@ def test_a_celery_task_s_lines_carry_its_name_and_id(json_lines):
     inside, outside = json_lines()[-2:]
     assert (inside["task"], inside["task_id"]) == ("sync.run_sync_job", "t-1")
     assert "task" not in outside and "task_id" not in outside
+
+
+def logged(process: CeleryProcess) -> list[dict]:
+    """The process's log lines; Celery's start-up banner, printed rather than logged, left
+    out."""
+    lines = process.log_path.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+@pytest.mark.worker
+def test_the_worker_and_beat_log_json_lines(django_db_setup, celery_queue, monkeypatch):
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    queue = f"{celery_queue}-json"
+    worker = CeleryProcess("worker", queue, ["--pool=solo", "-Q", queue, "--without-gossip"])
+    beat = CeleryProcess("beat", queue, ["--pidfile=", "--max-interval=1"])
+    try:
+        worker.wait_for_log("ready.")
+        beat.wait_for_log("beat: Starting")
+        celery_app.send_task("sync.delete_expired_jobs", queue=queue)
+        worker.wait_for_log("succeeded")
+    finally:
+        worker.stop()
+        beat.stop()
+
+    events = {(line["logger"], line["event"].split("[")[0]) for line in logged(worker)}
+    assert ("celery.app.trace", "Task sync.delete_expired_jobs") in events
+    assert any(event.endswith(" ready.") for _, event in events)
+    for text in ("ready.", "succeeded", "received"):
+        assert not [
+            line
+            for line in worker.log_path.read_text().splitlines()
+            if text in line and not line.startswith("{")
+        ]
+    assert any(line["event"] == "beat: Starting..." for line in logged(beat))
