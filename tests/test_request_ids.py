@@ -57,6 +57,15 @@ def test_the_not_found_page_and_the_api_s_404_show_the_request_id(client, staff_
     assert api.json() == {"detail": "No such endpoint.", "request_id": "req-api-404"}
     assert api["X-Request-ID"] == "req-api-404"
 
+    # An object the API does not find, through its exception handler.
+    job = client.get("/api/v1/jobs/999999/", HTTP_X_REQUEST_ID="req-job-404")
+    assert job.status_code == 404
+    assert job.json()["request_id"] == "req-job-404"
+    # Other refusals are the caller's to read: no id in the body, only in the header.
+    refused = client.get("/api/v1/jobs/?status=nonsense", HTTP_X_REQUEST_ID="req-400")
+    assert refused.status_code == 400 and "request_id" not in refused.json()
+    assert refused["X-Request-ID"] == "req-400"
+
 
 @pytest.mark.django_db
 def test_the_forbidden_page_shows_the_request_id(client, plain_user):
