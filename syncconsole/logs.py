@@ -63,10 +63,16 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
             "console": {"()": formatter, "log_format": log_format},
         },
         "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": "console"},
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "console",
+                "level": _level(level),
+            },
             "job": {"class": "syncconsole.logs.JobLogHandler", "level": "INFO"},
         },
-        "root": {"handlers": ["console", "job"], "level": level},
+        # INFO at least reaches the handlers, whatever LOG_LEVEL says: a job keeps its INFO
+        # lines even where the process's log shows only warnings.
+        "root": {"handlers": ["console", "job"], "level": min(_level(level), logging.INFO)},
         "loggers": {
             # Django's loggers have handlers of their own (mail to admins, the runserver's
             # lines): theirs go through the root's like every other.
@@ -77,6 +83,15 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
             "httpcore": {"level": "WARNING"},
         },
     }
+
+
+def _level(name: str) -> int:
+    level = logging.getLevelNamesMapping().get(name.upper())
+    if level is None:
+        raise ValueError(
+            f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {name!r}."
+        )
+    return level
 
 
 # -- context ---------------------------------------------------------------------------
@@ -123,11 +138,16 @@ class JobLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         log = collector.get()
-        if log is None or not record.name.startswith(JOB_LOGGERS):
+        if log is None or not _is_job_logger(record.name):
             return
-        name = record.name
-        if name in JOB_LOGGERS or name.startswith(tuple(f"{p}." for p in JOB_LOGGERS)):
-            try:
-                log.add(record)
-            except Exception:  # a log line must never break the job it tells of
-                self.handleError(record)
+        try:
+            log.add(record)
+        except Exception:  # a log line must never break the job it tells of
+            self.handleError(record)
+
+
+def _is_job_logger(name: str) -> bool:
+    return name in JOB_LOGGERS or name.startswith(_JOB_LOGGER_PREFIXES)
+
+
+_JOB_LOGGER_PREFIXES = tuple(f"{name}." for name in JOB_LOGGERS)

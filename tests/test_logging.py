@@ -147,3 +147,13 @@ def test_the_worker_and_beat_log_json_lines(django_db_setup, celery_queue, monke
             if text in line and not line.startswith("{")
         ]
     assert any(line["event"] == "beat: Starting..." for line in logged(beat))
+
+
+def test_a_quieter_log_level_still_lets_a_job_keep_its_info_lines():
+    config = logs.logging_config("json", "WARNING")
+    assert config["handlers"]["console"]["level"] == logging.WARNING
+    assert config["handlers"]["job"]["level"] == "INFO"
+    assert config["root"]["level"] == logging.INFO
+    assert logs.logging_config("text", "debug")["root"]["level"] == logging.DEBUG
+    with pytest.raises(ValueError, match="LOG_LEVEL must be"):
+        logs.logging_config("text", "LOUD")
