@@ -15,7 +15,8 @@ COPY . .
 RUN SECRET_KEY=collectstatic DATABASE_URL=postgresql://unused/unused \
     python manage.py collectstatic --noinput
 
-RUN useradd --system --home /app syncconsole && chown -R syncconsole /app
+RUN useradd --system --home /app syncconsole && mkdir -p /var/lib/syncconsole-metrics \
+    && chown -R syncconsole /app /var/lib/syncconsole-metrics
 USER syncconsole
 EXPOSE 8000
 CMD ["gunicorn", "syncconsole.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]

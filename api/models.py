@@ -113,3 +113,23 @@ class IngestionRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} · {self.status_code}"
+
+
+class TokenFailures(models.Model):
+    """Per client address: the wrong API tokens it sent in its current window, and until when
+    it is refused. Kept in the database so that every web process sees the same count."""
+
+    address = models.CharField(max_length=100, primary_key=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField(
+        help_text="When the first failure still counted was sent."
+    )
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token failures"
+        verbose_name_plural = "API token failures"
+        indexes = [models.Index(fields=["window_started_at"], name="token_failures_window")]
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.failures}"

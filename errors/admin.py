@@ -12,11 +12,11 @@ from syncconsole.queue import QueueUnavailable
 
 from . import ownership, services
 from .models import (
+    AlertDelivery,
     AlertSubscription,
     AssignmentNotice,
     BulkAction,
     OwnershipRule,
-    ProblemAlert,
     ProblemComment,
     Status,
     SyncError,
@@ -223,13 +223,27 @@ class AlertSubscriptionAdmin(AuditedAdmin):
         return subscription.scope_label
 
 
-@admin.register(ProblemAlert)
-class ProblemAlertAdmin(admin.ModelAdmin):
-    """When each problem was last e-mailed and what waits for its hour: for reading only."""
+@admin.register(AlertDelivery)
+class AlertDeliveryAdmin(admin.ModelAdmin):
+    """The outbox of alerts: what was sent, what waits, and the tries that failed. For reading
+    only: the sender is the one writer of its rows."""
 
-    list_display = ["group", "events", "pending_since", "notified_at", "notified_events"]
-    list_select_related = ["group"]
-    readonly_fields = ["group", "events", "pending_since", "notified_at", "notified_events"]
+    list_display = [
+        "group",
+        "user",
+        "events",
+        "state",
+        "created_at",
+        "attempts",
+        "last_error",
+        "sent_at",
+    ]
+    list_filter = ["state"]
+    list_select_related = ["group", "user"]
+    readonly_fields = [
+        "key", "user", "group", "events", "state", "created_at", "available_at", "claim",
+        "claimed_until", "attempts", "last_error", "sent_at",
+    ]  # fmt: skip
 
     def has_add_permission(self, request):
         return False

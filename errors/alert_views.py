@@ -1,4 +1,5 @@
-"""The page where Sync administrators choose the problems they are e-mailed about."""
+"""The page where Sync administrators choose the problems they are e-mailed about, and see
+the alerts the mail server has not taken yet."""
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -8,10 +9,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from syncconsole.permissions import sync_admin_required
 
 from .forms import AlertSubscriptionForm
-from .models import AlertSubscription
+from .models import AlertDelivery, AlertSubscription
 from .subscriptions import save_subscription, unsubscribe
 
 NEW_PREFIX = "new"
+UNDELIVERED_SHOWN = 20
 
 
 def _prefix(subscription: AlertSubscription) -> str:
@@ -74,6 +76,21 @@ def _page(request, new_form=None, bound=None, status: int = 200) -> HttpResponse
     return render(
         request,
         "errors/alerts.html",
-        {"rows": rows, "new_form": new_form, "email": request.user.email},
+        {
+            "rows": rows,
+            "new_form": new_form,
+            "email": request.user.email,
+            "undelivered": undelivered(request.user),
+        },
         status=status,
+    )
+
+
+def undelivered(user) -> list[AlertDelivery]:
+    """The person's alerts whose sending failed: waiting for their next try, or given up."""
+    return list(
+        AlertDelivery.objects.filter(user=user, attempts__gt=0, claim=None)
+        .filter(state__in=[AlertDelivery.State.PENDING, AlertDelivery.State.FAILED])
+        .select_related("group")
+        .order_by("-created_at")[:UNDELIVERED_SHOWN]
     )

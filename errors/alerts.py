@@ -1,21 +1,26 @@
 """E-mail alerts to Sync administrators about new problems, regressions and setup errors.
 
-Recording entries notes, once they are committed, what happened to the problems someone
-subscribed to; a worker sends what is due: at most one alert per problem per hour, however many
-workers record it, and one message per subscriber listing every problem due at that moment."""
+Recording entries writes, in the same transaction, one row of the outbox (AlertDelivery) per
+subscriber and problem; once they are committed a worker is asked to send, and the schedule
+drains the outbox every minute besides. A worker claims rows for a lease, sends one message per
+subscriber listing every problem claimed for them, and marks the rows sent; a worker that dies
+in between leaves its rows to be claimed again when the lease ends, so an alert is sent at least
+once, and the rows' unique key keeps a person from getting the same problem twice within the
+throttle (an hour)."""
 
 import contextlib
 import logging
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -25,10 +30,10 @@ from syncconsole.permissions import is_sync_admin
 
 from .models import (
     SETUP_CATEGORIES,
+    AlertDelivery,
     AlertEvent,
     AlertSubscription,
     ErrorGroup,
-    ProblemAlert,
     Status,
 )
 from .remedies import Remedy, remedy_for
@@ -36,6 +41,8 @@ from .remedies import Remedy, remedy_for
 logger = logging.getLogger(__name__)
 
 THROTTLE = timedelta(hours=1)
+# Settled outbox rows are kept this long, to be read in the admin; the throttle needs an hour.
+DELIVERIES_KEPT = timedelta(days=30)
 SUBJECT_TITLE_LENGTH = 100
 # A message is read by a person: past this, it says how many more and links to the rest.
 PROBLEMS_PER_MESSAGE = 50
@@ -66,66 +73,94 @@ class ProblemChange:
         return events
 
 
-def notify_after_commit(changes: Iterable[ProblemChange]) -> None:
-    """Called inside the transaction that records entries: the alerts are noted only once the
-    entries are committed, and a failure there never undoes the entries."""
+def write_alerts(changes: Iterable[ProblemChange]) -> None:
+    """Called inside the transaction that records entries: the outbox rows are written with
+    them (and roll back with them), and a worker is asked to send once they are committed."""
     changes = [change for change in changes if change.events]
-    if changes:
-        transaction.on_commit(partial(note_problems, changes), robust=True)
+    if changes and note_problems(changes):
+        transaction.on_commit(queue_sending, robust=True)
 
 
 def note_problems(changes: list[ProblemChange], now: datetime | None = None) -> int:
-    """Keep the events some subscription asks for as pending on their problems, and have a
-    worker send what is due. Returns how many problems have something pending now."""
-    subscriptions = list(AlertSubscription.objects.all())
+    """Write the outbox rows of the events some subscription asks for: one per subscriber and
+    problem. Returns how many rows were written or added to."""
+    subscriptions = list(
+        AlertSubscription.objects.filter(user__is_active=True)
+        .exclude(user__email="")
+        .select_related("user")
+    )
     if not subscriptions:
         return 0
+    # Alerts are for administrators: a subscriber who lost the role gets nothing.
+    people = {subscription.user_id: subscription.user for subscription in subscriptions}
+    admins = {pk for pk, person in people.items() if is_sync_admin(person)}
+    subscriptions = [
+        subscription for subscription in subscriptions if subscription.user_id in admins
+    ]
     scopes = {
         pk: (mapping_id, connection_id)
         for pk, mapping_id, connection_id in ErrorGroup.objects.filter(
             pk__in=[change.group_id for change in changes]
         ).values_list("pk", "mapping_id", "mapping__connection_id")
     }
-    wanted: dict[int, list[str]] = {}
+    found: defaultdict[tuple[int, int], set[str]] = defaultdict(set)
     for change in changes:
         if change.group_id not in scopes:
             continue  # deleted since
-        events = {
-            event
-            for subscription in subscriptions
-            if subscription.covers(*scopes[change.group_id])
-            for event in subscription.events & change.events
-        }
-        if events:
-            wanted[change.group_id] = sorted(events)
+        for subscription in subscriptions:
+            if subscription.covers(*scopes[change.group_id]):
+                found[subscription.user_id, change.group_id] |= subscription.events & change.events
+    wanted = {pair: events for pair, events in found.items() if events}
     if not wanted:
         return 0
-    mark_pending(wanted, now or timezone.now())
-    queue_sending()
+    write_deliveries(wanted, now or timezone.now())
     return len(wanted)
 
 
-def mark_pending(events: dict[int, list[str]], now: datetime) -> None:
-    table = ProblemAlert._meta.db_table
-    values = ", ".join(["(%s::bigint, %s::varchar[])"] * len(events))
+def window_key(user_id: int, group_id: int, now: datetime, ahead: int = 0) -> str:
+    """The outbox key: one alert per person, problem and throttle window (`ahead`: a later
+    window)."""
+    window = int(now.timestamp() // THROTTLE.total_seconds()) + ahead
+    return f"problem:{group_id}:user:{user_id}:window:{window}"
+
+
+def write_deliveries(wanted: dict[tuple[int, int], set[str]], now: datetime) -> None:
+    """Insert the rows of this window, or add the events to this window's row while no worker
+    has claimed it. A row already claimed or sent has its message made: what came since goes
+    to the next window's row, which the sender holds back until the throttle has passed."""
+    left = write_window(wanted, now, ahead=0)
+    if left:
+        write_window(left, now, ahead=1)
+
+
+def write_window(
+    wanted: dict[tuple[int, int], set[str]], now: datetime, ahead: int
+) -> dict[tuple[int, int], set[str]]:
+    """Returns what found its row claimed or sent."""
+    table = AlertDelivery._meta.db_table
+    rows = sorted(wanted.items())  # sorted: two writers lock the rows they share in one order
+    values = ", ".join(["(%s, %s::bigint, %s::bigint, %s::varchar[])"] * len(rows))
     params: list[Any] = []
-    for pk in sorted(events):  # sorted: two writers lock the rows they share in the same order
-        params += [pk, events[pk]]
+    for (user_id, group_id), events in rows:
+        params += [window_key(user_id, group_id, now, ahead), user_id, group_id, sorted(events)]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            INSERT INTO {table} (group_id, events, pending_since, notified_events)
-            SELECT v.id, v.events, %s, '{{}}'
-            FROM (VALUES {values}) AS v(id, events)
-            JOIN {ErrorGroup._meta.db_table} AS g ON g.id = v.id
-            ORDER BY v.id
-            ON CONFLICT (group_id) DO UPDATE SET
+            INSERT INTO {table} (key, user_id, group_id, events, state, created_at,
+                                 available_at, attempts, last_error)
+            SELECT v.key, v.user_id, v.group_id, v.events, 'pending', %s, %s, 0, ''
+            FROM (VALUES {values}) AS v(key, user_id, group_id, events)
+            ORDER BY v.key
+            ON CONFLICT (key) DO UPDATE SET
                 events = ARRAY(SELECT DISTINCT e FROM unnest({table}.events || EXCLUDED.events)
-                               AS e ORDER BY e),
-                pending_since = COALESCE({table}.pending_since, EXCLUDED.pending_since)
-            """,  # noqa: S608 - the table names are ours; the values are parameters
-            [now, *params],
+                               AS e ORDER BY e)
+            WHERE {table}.state = 'pending' AND {table}.claim IS NULL
+            RETURNING user_id, group_id
+            """,  # noqa: S608 - the table name is ours; the values are parameters
+            [now, now, *params],
         )
+        written = set(cursor.fetchall())
+    return {pair: events for pair, events in wanted.items() if pair not in written}
 
 
 def queue_sending() -> None:
@@ -134,71 +169,135 @@ def queue_sending() -> None:
         queue.send("errors.send_problem_alerts")
 
 
-def claim_due(now: datetime, model: type[models.Model] = ProblemAlert) -> dict[int, list]:
-    """Take the pending rows whose last message is an hour old or more, and mark them sent
-    now, in one statement: of two workers claiming at once, the second finds them taken.
-    `model` is ProblemAlert (per problem) or another table of the same columns (events,
-    pending_since, notified_at, notified_events) keyed by its primary key."""
-    table, key = model._meta.db_table, model._meta.pk.column
+def claim_deliveries(now: datetime, limit: int = 500) -> tuple[uuid.UUID, list[int]]:
+    """Claim the rows due for ALERT_LEASE_SECONDS, skipping those another worker holds. A row
+    waits while the same person had the same problem within the throttle."""
+    claim = uuid.uuid4()
+    table = AlertDelivery._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE {table}
-            SET notified_at = %(now)s, notified_events = events, events = '{{}}',
-                pending_since = NULL
-            WHERE pending_since IS NOT NULL
-              AND (notified_at IS NULL OR notified_at <= %(due)s)
-            RETURNING {key}, notified_events
-            """,  # noqa: S608 - the table and column names are ours; the values are parameters
-            {"now": now, "due": now - THROTTLE},
+            UPDATE {table} SET claim = %(claim)s, claimed_until = %(until)s,
+                               attempts = attempts + 1
+            WHERE id IN (
+                SELECT d.id FROM {table} AS d
+                WHERE d.state = 'pending' AND d.available_at <= %(now)s
+                  AND (d.claimed_until IS NULL OR d.claimed_until <= %(now)s)
+                  AND NOT EXISTS (
+                      SELECT 1 FROM {table} AS s
+                      WHERE s.user_id = d.user_id AND s.group_id = d.group_id
+                        AND s.sent_at > %(throttled)s)
+                ORDER BY d.available_at, d.id
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED)
+            RETURNING id
+            """,  # noqa: S608 - the table name is ours; the values are parameters
+            {
+                "claim": claim,
+                "until": now + timedelta(seconds=settings.ALERT_LEASE_SECONDS),
+                "now": now,
+                "throttled": now - THROTTLE,
+                "limit": limit,
+            },
         )
-        return dict(cursor.fetchall())
+        return claim, [pk for (pk,) in cursor.fetchall()]
 
 
-def release(
-    claimed: dict[int, list], claimed_at: datetime, model: type[models.Model] = ProblemAlert
-) -> None:
-    """Put back what could not be sent, so that the next run sends it."""
-    table, key = model._meta.db_table, model._meta.pk.column
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {table}
-            SET events = ARRAY(SELECT DISTINCT e FROM unnest(events || notified_events) AS e
-                               ORDER BY e),
-                pending_since = COALESCE(pending_since, notified_at),
-                notified_at = NULL, notified_events = '{{}}'
-            WHERE {key} = ANY(%s) AND notified_at = %s
-            """,  # noqa: S608 - the table and column names are ours; the values are parameters
-            [list(claimed), claimed_at],
-        )
+def settle(claim: uuid.UUID, ids: list[int], **values) -> None:
+    """Write what became of claimed rows, unless their lease was lost to another worker."""
+    AlertDelivery.objects.filter(pk__in=ids, claim=claim).update(
+        claim=None, claimed_until=None, **values
+    )
 
 
-def send_claimed(
-    model: type[models.Model],
-    now: datetime,
-    messages_for: Callable[[dict[int, list]], list[EmailMultiAlternatives]],
-) -> int:
-    """Claim what is due in `model`'s table, send the messages made of it on one connection,
-    and put it back when the mail server fails. Returns how many messages were sent."""
-    claimed = claim_due(now, model)
-    if not claimed:
-        return 0
-    try:
-        messages = messages_for(claimed)
-        if messages:
-            with get_connection() as mail:
-                mail.send_messages(messages)
-    except Exception:
-        release(claimed, now, model)
-        raise
-    return len(messages)
+def retry_delay(attempts: int) -> timedelta:
+    """The wait before the next try: ALERT_RETRY_SECONDS, doubled at each failure."""
+    return timedelta(seconds=settings.ALERT_RETRY_SECONDS * 2 ** max(attempts - 1, 0))
 
 
 def send_pending_alerts(now: datetime | None = None) -> int:
-    """Send what is due: one message per subscriber. Returns how many messages were sent.
-    When the mail server fails, the problems stay pending for the next run."""
-    return send_claimed(ProblemAlert, now or timezone.now(), alert_messages)
+    """Send what is due in the outbox: one message per subscriber. Returns how many messages
+    were sent. A message the mail server refuses is tried again later."""
+    now = now or timezone.now()
+    claim, ids = claim_deliveries(now)
+    if not ids:
+        return 0
+    deliveries = list(
+        AlertDelivery.objects.filter(pk__in=ids, claim=claim)
+        .select_related("user", "group__mapping__connection")
+        .order_by("-group__last_seen", "-group_id")
+    )
+    # Checked again as it is sent: the person may no longer be an administrator (never a
+    # setup error's title or remedy to anyone else), the problem may be settled.
+    people = {delivery.user_id: delivery.user for delivery in deliveries}
+    admins = {pk for pk, user in people.items() if user.email and is_sync_admin(user)}
+    by_user: defaultdict[Any, list[AlertDelivery]] = defaultdict(list)
+    unwanted = []
+    for delivery in deliveries:
+        if delivery.group.status != Status.OPEN or delivery.user_id not in admins:
+            unwanted.append(delivery.pk)
+        else:
+            by_user[people[delivery.user_id]].append(delivery)
+    if unwanted:
+        settle(claim, unwanted, state=AlertDelivery.State.SKIPPED)
+    if not by_user:
+        return 0
+    mail = get_connection()
+    try:
+        mail.open()
+    except Exception as error:  # noqa: BLE001 - any failure is kept on the rows
+        for owed in by_user.values():
+            failed(claim, owed, error, now)
+        return 0
+    sent = 0
+    try:
+        for user, owed in by_user.items():
+            problems = [
+                AlertedProblem(
+                    delivery.group, delivery.events, console_url(delivery.group.get_absolute_url())
+                )
+                for delivery in owed
+            ]
+            try:
+                mail.send_messages([alert_message(user, problems)])
+            except Exception as error:  # noqa: BLE001 - any failure is kept on the rows
+                failed(claim, owed, error, now)
+                continue
+            settle(
+                claim,
+                [delivery.pk for delivery in owed],
+                state=AlertDelivery.State.SENT,
+                sent_at=timezone.now(),
+            )
+            sent += 1
+    finally:
+        mail.close()
+    return sent
+
+
+def failed(claim: uuid.UUID, deliveries: list[AlertDelivery], error: Exception, now) -> None:
+    logger.warning("An alert could not be sent: %s", error)
+    attempts = max(delivery.attempts for delivery in deliveries)
+    given_up = attempts >= settings.ALERT_MAX_ATTEMPTS
+    settle(
+        claim,
+        [delivery.pk for delivery in deliveries],
+        last_error=f"{type(error).__name__}: {error}"[:500],
+        available_at=now + retry_delay(attempts),
+        state=AlertDelivery.State.FAILED if given_up else AlertDelivery.State.PENDING,
+    )
+
+
+def forget_old_deliveries(now: datetime | None = None) -> int:
+    """Drop the outbox rows settled (sent, skipped or given up) more than DELIVERIES_KEPT ago.
+    Returns how many."""
+    cutoff = (now or timezone.now()) - DELIVERIES_KEPT
+    deleted, _ = (
+        AlertDelivery.objects.filter(created_at__lt=cutoff)
+        .exclude(state=AlertDelivery.State.PENDING)
+        .delete()
+    )
+    return deleted
 
 
 @dataclass
@@ -222,46 +321,6 @@ class AlertedProblem:
     @property
     def is_setup_error(self) -> bool:
         return self.group.is_setup_error
-
-
-def alert_messages(claimed: dict[int, list[str]]) -> list[EmailMultiAlternatives]:
-    groups = (
-        ErrorGroup.objects.filter(pk__in=claimed, status=Status.OPEN)
-        .select_related("mapping__connection")
-        .order_by("-last_seen", "-id")
-    )
-    problems = [
-        AlertedProblem(group, claimed[group.pk], console_url(group.get_absolute_url()))
-        for group in groups
-    ]
-    if not problems:
-        return []
-    subscriptions = defaultdict(list)
-    for subscription in (
-        AlertSubscription.objects.filter(user__is_active=True)
-        .exclude(user__email="")
-        .select_related("user")
-    ):
-        subscriptions[subscription.user].append(subscription)
-    messages = []
-    for user, chosen in subscriptions.items():
-        # Alerts are for administrators; a subscriber who lost the role gets nothing, and so
-        # never a setup error's title or remedy.
-        if not is_sync_admin(user):
-            continue
-        wanted = [problem for problem in problems if wants(chosen, problem)]
-        if wanted:
-            messages.append(alert_message(user, wanted))
-    return messages
-
-
-def wants(subscriptions: list[AlertSubscription], problem: AlertedProblem) -> bool:
-    mapping = problem.group.mapping
-    return any(
-        subscription.covers(problem.group.mapping_id, mapping.connection_id if mapping else None)
-        and subscription.events & set(problem.events)
-        for subscription in subscriptions
-    )
 
 
 def console_url(path: str) -> str:

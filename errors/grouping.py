@@ -190,7 +190,7 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
             )
             for pk, key, status, _, created, regressed_at in returned
         ]
-        alerts.notify_after_commit(changes)
+        alerts.write_alerts(changes)  # the outbox, in this transaction
         # New problems get their owner from the ownership rules, in this transaction.
         ownership.assign_new_problems(
             ownership.NewProblem(pk, members[key][0].mapping_id, members[key][0].category)

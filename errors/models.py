@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Greatest, Least, Upper
 from django.urls import reverse
+from django.utils import timezone
 
 from syncconsole.permissions import is_sync_admin
 
@@ -566,8 +567,7 @@ class ProblemComment(models.Model):
 
 class AssignmentNotice(models.Model):
     """Per person: the problems assigned to them (or to their role) since their last
-    assignment e-mail, and when that went, so that they get at most one e-mail an hour. The
-    same columns as ProblemAlert, claimed and released by the same statements."""
+    assignment e-mail, and when that went, so that they get at most one e-mail an hour."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"
@@ -583,6 +583,11 @@ class AssignmentNotice(models.Model):
         null=True, blank=True, help_text="When the last assignment e-mail was sent."
     )
     notified_events = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    sending_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While a worker sends the e-mail: when its claim lapses, if it dies first.",
+    )
 
     class Meta:
         verbose_name = "assignment notice"
@@ -1248,36 +1253,50 @@ class AlertSubscription(models.Model):
             raise ValidationError("Only Sync administrators receive alerts.")
 
 
-class ProblemAlert(models.Model):
-    """Per problem: what happened since its last alert, and when that alert went, so that a
-    problem is e-mailed at most once an hour however many workers record it."""
+class AlertDelivery(models.Model):
+    """The outbox of problem alerts: one e-mail owed to one person about one problem.
 
-    group = models.OneToOneField(
-        ErrorGroup, primary_key=True, on_delete=models.CASCADE, related_name="alert"
+    Written in the transaction that records the entries, so that an alert is never decided
+    without its row nor its row without the entries. `key` names the person, the problem and
+    the throttle window: however many workers record the problem, the person is owed at most
+    one alert in that window. A worker claims rows for `ALERT_LEASE_SECONDS`; a row whose
+    worker died is claimed again once its lease ends (at least once), and a send that fails
+    is tried again later, each time after a longer wait."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENT = "sent", "Sent"
+        SKIPPED = "skipped", "Not sent: no longer wanted"
+        FAILED = "failed", "Given up"
+
+    key = models.CharField(max_length=100, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    group = models.ForeignKey(ErrorGroup, on_delete=models.CASCADE, related_name="deliveries")
+    events = ArrayField(models.CharField(max_length=20, choices=AlertEvent.choices), default=list)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    available_at = models.DateTimeField(
+        default=timezone.now, help_text="Not sent before this time (the next try)."
     )
-    events = ArrayField(
-        models.CharField(max_length=20, choices=AlertEvent.choices),
-        default=list,
-        blank=True,
-        help_text="What happened since the last alert, waiting to be sent.",
-    )
-    pending_since = models.DateTimeField(null=True, blank=True)
-    notified_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the last alert about this problem was sent."
-    )
-    notified_events = ArrayField(
-        models.CharField(max_length=20, choices=AlertEvent.choices), default=list, blank=True
-    )
+    claim = models.UUIDField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "problem alert"
+        verbose_name = "alert delivery"
+        verbose_name_plural = "alert deliveries"
+        ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(
-                fields=["pending_since"],
-                condition=models.Q(pending_since__isnull=False),
-                name="problem_alert_pending",
-            )
+                fields=["available_at", "id"],
+                condition=models.Q(state="pending"),
+                name="alert_delivery_pending",
+            ),
+            models.Index(fields=["user", "group", "sent_at"], name="alert_delivery_last_sent"),
+            models.Index(fields=["created_at"], name="alert_delivery_created"),
         ]
 
     def __str__(self) -> str:
-        return f"Alert of problem #{self.group_id}"
+        return f"Alert of problem #{self.group_id} to {self.user}"

@@ -10,13 +10,14 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
@@ -35,7 +36,7 @@ from syncconsole.permissions import (
     is_sync_user,
 )
 
-from .alerts import THROTTLE, console_url, send_claimed
+from .alerts import THROTTLE, console_url
 from .models import (
     COMMENT_MAX_LENGTH,
     SETUP_CATEGORIES,
@@ -488,8 +489,76 @@ def _mark_pending(user_ids: list[int], problem_ids: list[int], now: datetime) ->
 def send_due_notices(now: datetime | None = None) -> int:
     """Send the assignment e-mails that are due: one per person, at most one an hour (what is
     assigned within the hour waits for the next). Returns how many messages were sent. When
-    the mail server fails, the problems stay pending for the next run."""
-    return send_claimed(AssignmentNotice, now or timezone.now(), notice_messages)
+    the mail server fails, the problems stay pending for the next run; when the worker dies
+    while sending, the next run after ALERT_LEASE_SECONDS sends them."""
+    now = now or timezone.now()
+    claimed = claim_due_notices(now)
+    if not claimed:
+        return 0
+    try:
+        messages = notice_messages(claimed)
+        if messages:
+            with get_connection() as mail:
+                mail.send_messages(messages)
+    except Exception:
+        release_notices(claimed, now)
+        raise
+    notices_sent(claimed, now)
+    return len(messages)
+
+
+def claim_due_notices(now: datetime) -> dict[int, list]:
+    """Take the pending rows whose last message is an hour old or more, and those a worker
+    claimed and never reported sent within its lease, in one statement: of two workers
+    claiming at once, the second finds them taken."""
+    table = AssignmentNotice._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table}
+            SET notified_events = ARRAY(
+                    SELECT DISTINCT e FROM unnest(
+                        events || CASE WHEN sending_until IS NULL THEN '{{}}'::bigint[]
+                                       ELSE notified_events END) AS e
+                    ORDER BY e),
+                notified_at = %(now)s, events = '{{}}', pending_since = NULL,
+                sending_until = %(lease)s
+            WHERE (pending_since IS NOT NULL AND sending_until IS NULL
+                   AND (notified_at IS NULL OR notified_at <= %(due)s))
+               OR sending_until <= %(now)s
+            RETURNING user_id, notified_events
+            """,  # noqa: S608 - the table name is ours; the values are parameters
+            {
+                "now": now,
+                "due": now - THROTTLE,
+                "lease": now + timedelta(seconds=settings.ALERT_LEASE_SECONDS),
+            },
+        )
+        return dict(cursor.fetchall())
+
+
+def notices_sent(claimed: dict[int, list], claimed_at: datetime) -> None:
+    """The claim is done; unless its lease ran out and another worker took it meanwhile."""
+    AssignmentNotice.objects.filter(pk__in=list(claimed), notified_at=claimed_at).update(
+        sending_until=None
+    )
+
+
+def release_notices(claimed: dict[int, list], claimed_at: datetime) -> None:
+    """Put back what could not be sent, so that the next run sends it."""
+    table = AssignmentNotice._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table}
+            SET events = ARRAY(SELECT DISTINCT e FROM unnest(events || notified_events) AS e
+                               ORDER BY e),
+                pending_since = COALESCE(pending_since, notified_at),
+                notified_at = NULL, notified_events = '{{}}', sending_until = NULL
+            WHERE user_id = ANY(%s) AND notified_at = %s
+            """,  # noqa: S608 - the table name is ours; the values are parameters
+            [list(claimed), claimed_at],
+        )
 
 
 def notice_messages(claimed: dict[int, list]) -> list[EmailMultiAlternatives]:

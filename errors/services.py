@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from sync.models import TableMapping
-from syncconsole import queue
+from syncconsole import metrics, queue
 from syncconsole.permissions import is_sync_admin
 from syncconsole.queue import QueueUnavailable
 
@@ -243,6 +243,7 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
     def progress(deleted: int) -> None:
         cleanup.deleted_count += deleted
         cleanup.save(update_fields=["deleted_count"])
+        metrics.cleanup_deleted(deleted)
 
     def delete_rows(before: datetime) -> None:
         # Each batch goes on from where the one before it stopped. An entry dated before
@@ -273,6 +274,7 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         cleanup.finished_at = timezone.now()
         cleanup.error_message = f"Stopped after {cleanup.deleted_count} entries: {exc}"
         cleanup.save(update_fields=["state", "finished_at", "error_message"])
+        _cleanup_ended(cleanup)
         raise
 
     # Problems left without entries stay, with their history (first and last seen, entries
@@ -287,6 +289,7 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
     cleanup.state = SyncErrorCleanup.State.DONE
     cleanup.finished_at = timezone.now()
     cleanup.save(update_fields=["state", "finished_at"])
+    _cleanup_ended(cleanup)
     _queue_purge()
     logger.info(
         "Clean-up %s (%s, %s) deleted %s sync errors",
@@ -296,6 +299,12 @@ def run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         cleanup.deleted_count,
     )
     return cleanup
+
+
+def _cleanup_ended(cleanup: SyncErrorCleanup) -> None:
+    if cleanup.started_at and cleanup.finished_at:
+        seconds = (cleanup.finished_at - cleanup.started_at).total_seconds()
+        metrics.cleanup_finished(cleanup.state, seconds)
 
 
 def _queue_purge() -> None:

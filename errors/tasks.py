@@ -37,15 +37,15 @@ def create_error_partitions() -> int:
     return len(partitions.create_partitions_ahead())
 
 
-# Mail servers fail for a while; the problems stay pending meanwhile (see alerts).
-@shared_task(
-    name="errors.send_problem_alerts",
-    autoretry_for=(OSError,),
-    retry_backoff=60,
-    max_retries=5,
-)
+# Mail servers fail for a while: the outbox keeps each failure and tries again (see alerts).
+@shared_task(name="errors.send_problem_alerts")
 def send_problem_alerts() -> int:
     return alerts.send_pending_alerts()
+
+
+@shared_task(name="errors.forget_old_alert_deliveries")
+def forget_old_alert_deliveries() -> int:
+    return alerts.forget_old_deliveries()
 
 
 @shared_task(

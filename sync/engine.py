@@ -30,7 +30,7 @@ from errors.models import (
     SyncError,
 )
 from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_synchronized
-from syncconsole import logs
+from syncconsole import logs, metrics, reporting
 
 from . import breaker, joblog, mapping_health, reconcile
 from .classify import classify
@@ -208,7 +208,7 @@ def connection_lost(exc: Exception) -> bool:
 
 
 def give_up(job_id: int, message: str) -> None:
-    job = SyncJob.objects.get(pk=job_id)
+    job = SyncJob.objects.select_related("mapping").get(pk=job_id)
     if not job.is_finished:
         _finish(job, SyncJob.Status.FAILED, message)
 
@@ -229,9 +229,11 @@ def run_job(
     if job.is_finished:
         return job
     mapping = job.mapping
-    # Every line logged while the job runs names it, its mapping and its connection; the
-    # job keeps its own (sync.joblog).
+    # What goes wrong while it runs reaches error reporting with the job and mapping named;
+    # every line logged meanwhile names it, its mapping and its connection, and the job keeps
+    # its own (sync.joblog).
     with (
+        reporting.job_scope(job.pk, mapping.name),
         logs.bound(
             job_id=job.pk,
             mapping_id=mapping.pk,
@@ -276,9 +278,10 @@ def _run_locked(
         return
     # Holding the lock, no other job of this mapping can be running: any marked so died.
     stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
-    stale.exclude(pk=job.pk).update(
+    ended = stale.exclude(pk=job.pk).update(
         status=SyncJob.Status.INTERRUPTED, finished_at=timezone.now(), message=WORKER_LOST
     )
+    metrics.jobs_ended_unseen(mapping.name, SyncJob.Status.INTERRUPTED, ended)
     job.status = SyncJob.Status.RUNNING
     job.started_at = job.started_at or timezone.now()
     job.save(update_fields=["status", "started_at"])
@@ -467,6 +470,14 @@ def _finish(job: SyncJob, status: str, message: str) -> None:
     job.message = message[:2000]
     job.finished_at = timezone.now()
     job.save()
+    ran = (job.finished_at - job.started_at).total_seconds() if job.started_at else None
+    metrics.job_finished(
+        job.mapping.name,
+        status,
+        ran,
+        read=job.records_read,
+        written=job.inserted + job.modified + job.deleted,
+    )
     logger.log(
         logging.INFO if status == SyncJob.Status.SUCCEEDED else logging.WARNING,
         "Job %s: %s read, %s. %s",

@@ -413,8 +413,11 @@ class SyncJob(models.Model):
         help_text="The rules a person applied with this job: those used once apply in it only.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    log_lines_dropped = models.PositiveIntegerField(
+    # Kept by PostgreSQL as well (db_default), so a running version that does not know the
+    # column still inserts jobs while the new one migrates.
+    log_lines_dropped = models.IntegerField(
         default=0,
+        db_default=0,
         help_text="Lines the job logged beyond what its log keeps (JOB_LOG_MAX_LINES and "
         "JOB_LOG_MAX_BYTES).",
     )

@@ -6,4 +6,5 @@ class SyncConsoleConfig(AppConfig):
     verbose_name = "Sync Console"
 
     def ready(self) -> None:
-        from . import checks, timezones  # noqa: F401 (system checks, sign-in receiver)
+        # System checks, the sign-in receiver, the worker's heartbeat receivers.
+        from . import checks, heartbeats, timezones  # noqa: F401

@@ -4,10 +4,10 @@ import logging.config
 import os
 
 from celery import Celery
-from celery.signals import setup_logging, task_postrun, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun, worker_init
 from django.conf import settings
 
-from . import logs
+from . import logs, metrics
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "syncconsole.settings")
 
@@ -28,3 +28,10 @@ def use_the_console_logging(**kwargs) -> None:
 # The lines of a task carry its name and id.
 task_prerun.connect(logs.task_started, weak=False)
 task_postrun.connect(logs.task_ended, weak=False)
+
+
+@worker_init.connect
+def serve_metrics(**kwargs) -> None:
+    # WORKER_METRICS_PORT: figures of a worker whose host has no web server to serve them.
+    if settings.WORKER_METRICS_PORT:
+        metrics.serve_worker_metrics(settings.WORKER_METRICS_PORT, settings.WORKER_METRICS_ADDR)

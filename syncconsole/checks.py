@@ -100,3 +100,32 @@ def monitoring_networks_are_valid(app_configs, **kwargs):
                 )
             )
     return errors
+
+
+@register()
+def heartbeats_fit_the_readiness_limits(app_configs, **kwargs):
+    """A worker or beat that beats less often than /readyz expects would be reported down
+    between two of its heartbeats."""
+    interval = settings.PROCESS_HEARTBEAT_SECONDS
+    errors = []
+    if interval <= 0:
+        errors.append(
+            Error(
+                "PROCESS_HEARTBEAT_SECONDS must be above 0.",
+                hint="The default is 15 seconds.",
+                id="syncconsole.E007",
+            )
+        )
+    for name in ("READYZ_WORKER_HEARTBEAT_MAX_AGE", "READYZ_BEAT_MAX_AGE"):
+        if getattr(settings, name) <= interval:
+            errors.append(
+                Error(
+                    f"{name} ({getattr(settings, name):g} s) is not above "
+                    f"PROCESS_HEARTBEAT_SECONDS ({interval:g} s): /readyz would report a "
+                    "healthy process as down between its heartbeats.",
+                    hint=f"Set {name} to a few heartbeats, e.g. four times "
+                    "PROCESS_HEARTBEAT_SECONDS.",
+                    id="syncconsole.E007",
+                )
+            )
+    return errors

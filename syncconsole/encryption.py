@@ -16,6 +16,9 @@ from django.db import models
 from django.utils.crypto import salted_hmac
 
 KEY_VARIABLE = "SYNC_CONSOLE_ENCRYPTION_KEY"
+# How a secret appears in a dump (`manage.py dumpdata`): its token behind this marker, never
+# the plain text, so that a dump holds nothing the keys do not protect.
+DUMP_PREFIX = "fernet:"
 
 
 class SecretUnreadable(Exception):
@@ -102,6 +105,26 @@ class EncryptedTextField(models.TextField):
             return decrypt(value)
         except SecretUnreadable:
             return UnreadableSecret(value)
+
+    def value_to_string(self, obj) -> str:
+        """The serializers' (dumpdata's) form: the token, as stored, behind DUMP_PREFIX."""
+        value = self.value_from_object(obj)
+        if not value:
+            return value or ""
+        token = value.token if isinstance(value, UnreadableSecret) else encrypt(value)
+        return DUMP_PREFIX + token
+
+    def to_python(self, value):
+        """Reads back what value_to_string wrote (loaddata): a marked token is decrypted, or
+        kept as it is when no key reads it, so that a dump loaded before its key is put back
+        still keeps the secret."""
+        if isinstance(value, str) and value.startswith(DUMP_PREFIX):
+            token = value.removeprefix(DUMP_PREFIX)
+            try:
+                return decrypt(token)
+            except SecretUnreadable:
+                return UnreadableSecret(token)
+        return super().to_python(value)
 
     def get_prep_value(self, value):
         if isinstance(value, UnreadableSecret):

@@ -7,7 +7,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from . import broker, logs
+from . import broker, logs, reporting
 from .env import envbool, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -42,8 +42,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so that every line of the request, and its answer, carry its id.
+    # /healthz, answered before the host check, the HTTPS redirect and the session.
+    "syncconsole.liveness.LivenessMiddleware",
+    # Then, so that every line of the request, and its answer, carry its id.
     "syncconsole.request_ids.RequestIdMiddleware",
+    # Next, to time the whole answer: syncconsole_http_request_duration_seconds.
+    "syncconsole.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -87,6 +91,10 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# `manage.py migrate` waits at most this many milliseconds for each lock (0: no limit), so that
+# a migration queued behind a long transaction fails fast instead of stalling every query of
+# the table behind it (docs/operations/upgrades.md).
+MIGRATION_LOCK_TIMEOUT = envint("MIGRATION_LOCK_TIMEOUT", 2000)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -127,6 +135,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+# Health checks ask over plain HTTP from inside the container or the load balancer.
+SECURE_REDIRECT_EXEMPT = [r"^readyz$"]
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if _HARDENED else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
@@ -180,6 +190,13 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     },
 }
 
+# Problem alerts (errors.alerts): a worker holds the alerts it claimed for ALERT_LEASE_SECONDS;
+# if it dies before sending, another one claims them once the lease ends. A failed send is tried
+# again after ALERT_RETRY_SECONDS, doubled at each failure, ALERT_MAX_ATTEMPTS times in all.
+ALERT_LEASE_SECONDS = envint("ALERT_LEASE_SECONDS", 300)
+ALERT_RETRY_SECONDS = envint("ALERT_RETRY_SECONDS", 60)
+ALERT_MAX_ATTEMPTS = envint("ALERT_MAX_ATTEMPTS", 8)
+
 # Celery: Redis where CELERY_BROKER_URL is set, else kombu's filesystem transport, which
 # needs no server, under DATA_DIR, writing each message whole (syncconsole/broker.py).
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL")
@@ -214,7 +231,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # Workers keep reconnecting to a broker that went away, however long it stays away.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler, writing beat's heartbeat (syncconsole/scheduler.py).
+CELERY_BEAT_SCHEDULER = "syncconsole.scheduler:HeartbeatScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # Sync error retention and clean-up.
@@ -322,5 +340,34 @@ TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
 # sign-ins, behind TRUSTED_PROXY_COUNT proxies) or sending MONITORING_TOKEN as a bearer token.
 MONITORING_NETWORKS = envlist("MONITORING_NETWORKS", "127.0.0.1/32,::1/128")
 MONITORING_TOKEN = envstr("MONITORING_TOKEN")
+# Workers and beat write a heartbeat this often (seconds); one silent for
+# PROCESS_HEARTBEAT_FORGET_AFTER seconds is gone and its row removed.
+PROCESS_HEARTBEAT_SECONDS = float(envstr("PROCESS_HEARTBEAT_SECONDS", "15"))
+PROCESS_HEARTBEAT_FORGET_AFTER = envint("PROCESS_HEARTBEAT_FORGET_AFTER", 86400)
+# /readyz: each check gives up after READYZ_CHECK_TIMEOUT seconds; the worker and beat are
+# ready when one of them wrote its heartbeat within their maximum age (seconds), the queue
+# when it holds at most READYZ_QUEUE_MAX_DEPTH messages.
+READYZ_CHECK_TIMEOUT = float(envstr("READYZ_CHECK_TIMEOUT", "2"))
+READYZ_WORKER_HEARTBEAT_MAX_AGE = float(envstr("READYZ_WORKER_HEARTBEAT_MAX_AGE", "60"))
+READYZ_BEAT_MAX_AGE = float(envstr("READYZ_BEAT_MAX_AGE", "120"))
+READYZ_QUEUE_MAX_DEPTH = envint("READYZ_QUEUE_MAX_DEPTH", 1000)
+# Metrics (docs/operations/metrics.md). PROMETHEUS_MULTIPROC_DIR, read from the environment
+# (by syncconsole.metrics, before any figure is made), is the directory where the processes of a
+# host (gunicorn's workers, Celery's) write their figures for /metrics to add up; unset, each
+# process keeps its own in memory. `make run` sets it to DATA_DIR/metrics.
+# A worker on another host than the web server serves its processes' figures on this port
+# (prometheus_client's own HTTP server, started by the worker's main process); 0: none.
+WORKER_METRICS_PORT = envint("WORKER_METRICS_PORT", 0)
+WORKER_METRICS_ADDR = envstr("WORKER_METRICS_ADDR", "0.0.0.0")  # noqa: S104
+# Error reporting (docs/operations/metrics.md#error-reporting): Sentry, when SENTRY_DSN is set.
+SENTRY_DSN = envstr("SENTRY_DSN")
+SENTRY_ENVIRONMENT = envstr("SENTRY_ENVIRONMENT", "production")
+SENTRY_TRACES_SAMPLE_RATE = float(envstr("SENTRY_TRACES_SAMPLE_RATE", "0"))
+if SENTRY_DSN:
+    reporting.init(
+        SENTRY_DSN,
+        environment=SENTRY_ENVIRONMENT,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+    )
 # The audit log (docs/operations/security.md): its API names its choice set.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["AuditActionEnum"] = "api.enums.AUDIT_ACTION"

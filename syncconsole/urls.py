@@ -16,6 +16,10 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/profile/", views.profile, name="profile"),
     path("admin/", admin.site.urls),
+    # Monitoring (docs/operations/monitoring.md); /healthz is answered by
+    # syncconsole.liveness.LivenessMiddleware before the other middleware.
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
 ]
 
 # A path no URL matches answers JSON under /api/, like the API's own 404s.

@@ -65,6 +65,17 @@ def test_compose_file_describes_the_production_like_stack():
     assert (ROOT / "Dockerfile").exists()
 
 
+def test_compose_checks_the_health_of_the_web_server_the_worker_and_beat():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    web = " ".join(services["web"]["healthcheck"]["test"])
+    assert "urllib" in web and "http://127.0.0.1:8000/healthz" in web  # no curl in the image
+    for kind in ("worker", "beat"):
+        test = services[kind]["healthcheck"]["test"]
+        assert test == ["CMD", "python", "manage.py", "health", "--process", kind]
+    # Beat runs the scheduler that writes its heartbeat, as the settings say.
+    assert f"--scheduler {settings.CELERY_BEAT_SCHEDULER}" in services["beat"]["command"]
+
+
 def test_ci_script_runs_make_test_against_the_machine_services():
     script = (ROOT / ".ci" / "run").read_text()
     assert os.access(ROOT / ".ci" / "run", os.X_OK)

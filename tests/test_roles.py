@@ -62,8 +62,10 @@ RULES = {
 }
 # Not console views: signing in and out, the apps' change notifications (checked with a
 # shared secret per connection), the Django admin (staff with model permissions), the demo
-# apps (their own sign-in), and the API (tokens; its table: tests/api/test_access.py).
-OUTSIDE = {"login", "logout", "sync:notification"}
+# apps (their own sign-in), the API (tokens; its table: tests/api/test_access.py), and the
+# monitoring endpoints (/healthz open to all, /readyz to the monitoring networks or token;
+# tests/test_health.py) and /metrics (the same: tests/test_metrics.py).
+OUTSIDE = {"login", "logout", "sync:notification", "healthz", "readyz", "metrics"}
 OUTSIDE_NAMESPACES = {"admin", "demo", "api"}
 
 

@@ -1,12 +1,16 @@
 """make run's preparation: the database migrated and the accounts made, wherever the data
 folder stands."""
 
+import os
 from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 
+from syncconsole import broker, heartbeats
+from syncconsole.celery import app as celery_app
 from syncconsole.management.commands.runconsole import Command
+from syncconsole.models import ProcessHeartbeat
 
 
 @pytest.mark.django_db
@@ -24,3 +28,41 @@ def test_the_accounts_are_made_when_no_data_folder_exists_yet(settings, tmp_path
     assert get_user_model().objects.get(username=admin[0]).check_password(admin[1])
     assert get_user_model().objects.get(username=user[0]).check_password(user[1])
     assert f"Sign in as {admin[0]} / {admin[1]}" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_console_says_when_readyz_is_green_or_what_still_fails(tmp_path):
+    conf = celery_app.conf
+    saved = conf.broker_write_url, conf.broker_transport_options
+    conf.broker_write_url = f"{broker.SCHEME}://"
+    conf.broker_transport_options = broker.transport_options(tmp_path)
+    try:
+        out, err = StringIO(), StringIO()
+        assert not Command(stdout=out, stderr=err).report_readiness(last_look=False)
+        assert out.getvalue() == err.getvalue() == ""
+        assert Command(stdout=out, stderr=err).report_readiness(last_look=True)
+        assert "Not ready (/readyz): worker: No Celery worker has sent a heartbeat.; beat:" in (
+            err.getvalue()
+        )
+        heartbeats.record(ProcessHeartbeat.WORKER, "celery@here")
+        heartbeats.record(ProcessHeartbeat.BEAT, "beat@here")
+        assert Command(stdout=out, stderr=err).report_readiness(last_look=False)
+        assert "Ready: every check of /readyz passes." in out.getvalue()
+    finally:
+        conf.broker_write_url, conf.broker_transport_options = saved
+
+
+def test_the_processes_share_an_emptied_metrics_directory(settings, tmp_path, monkeypatch):
+    # Set here only so that monkeypatch takes it away again; runconsole sets it by default.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    settings.DATA_DIR = tmp_path
+    stale = tmp_path / "metrics" / "counter_host-123.db"
+    stale.parent.mkdir()
+    stale.write_bytes(b"from an earlier run")
+
+    figures = Command(stdout=StringIO()).prepare_metrics_dir()
+
+    assert figures == tmp_path / "metrics"
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(figures)
+    assert figures.is_dir() and not list(figures.iterdir())

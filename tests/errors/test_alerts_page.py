@@ -5,10 +5,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from errors.models import AlertSubscription
+from errors.models import AlertDelivery, AlertSubscription, Category
 from syncconsole.permissions import SYNC_ADMINISTRATORS
 from tests.conftest import user_in_role
-from tests.factories import make_connection, make_mapping
+from tests.factories import make_connection, make_error, make_mapping
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +140,31 @@ def test_subscriptions_are_in_the_django_admin(staff_client, staff_user, sync_us
     assert response.status_code == 200
     assert "Only Sync administrators receive alerts." in response.content.decode()
     assert AlertSubscription.objects.count() == 1
+
+
+def test_alerts_the_mail_server_refused_are_shown_with_their_attempts(
+    staff_client, staff_user, superuser
+):
+    group = make_error(category=Category.AUTHENTICATION, message="Sign-in <refused>").group
+    mine = AlertDelivery.objects.create(
+        key="mine", user=staff_user, group=group, events=["new"], attempts=2,
+        last_error="SMTPServerDisconnected: Connection unexpectedly closed",
+    )  # fmt: skip
+    AlertDelivery.objects.create(key="sent", user=staff_user, group=group, state="sent")
+    AlertDelivery.objects.create(
+        key="theirs", user=superuser, group=group, attempts=1, last_error="Not mine"
+    )
+    page = staff_client.get(PAGE).content.decode()
+    assert "Alerts not sent yet" in page
+    assert "SMTPServerDisconnected: Connection unexpectedly closed" in page
+    assert "Sign-in &lt;refused&gt;" in page and "Not mine" not in page
+    assert f'<td class="num">{mine.attempts}</td>' in page
+
+    AlertDelivery.objects.filter(pk=mine.pk).update(state="failed")
+    assert "given up" in staff_client.get(PAGE).content.decode()
+    listing = staff_client.get(reverse("admin:errors_alertdelivery_changelist"))
+    assert listing.status_code == 200 and "SMTPServerDisconnected" in listing.content.decode()
+
+
+def test_nothing_undelivered_shows_no_table(staff_client):
+    assert "Alerts not sent yet" not in staff_client.get(PAGE).content.decode()

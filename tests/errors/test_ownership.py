@@ -375,6 +375,28 @@ def test_a_problem_no_longer_theirs_is_left_out_and_a_mail_failure_keeps_it_pend
     assert "Kept" in mailoutbox[0].body and "Given back" not in mailoutbox[0].body
 
 
+def test_a_notice_claimed_by_a_worker_that_died_is_sent_after_its_lease(
+    staff_user, sync_user, sent, mailoutbox, django_capture_on_commit_callbacks, settings
+):
+    first, second = (
+        problem_of(make_error(category=Category.CONFLICT, message=f"Conflict {n}"))
+        for n in ("one", "two")
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        ownership.assign(first, staff_user, to_user=sync_user)
+    now = timezone.now()
+    assert list(ownership.claim_due_notices(now)) == [sync_user.pk]  # and the worker dies
+    with django_capture_on_commit_callbacks(execute=True):
+        ownership.assign(second, staff_user, to_user=sync_user)
+
+    assert ownership.send_due_notices(now) == 0  # still leased to the dead worker
+    assert ownership.send_due_notices(now + timedelta(seconds=settings.ALERT_LEASE_SECONDS)) == 1
+    (message,) = mailoutbox
+    assert "Conflict one" in message.body and "Conflict two" in message.body
+    assert AssignmentNotice.objects.get(user=sync_user).sending_until is None
+    assert ownership.send_due_notices(now + timedelta(minutes=30)) == 0  # within the hour
+
+
 # The discussion -------------------------------------------------------------------------
 
 

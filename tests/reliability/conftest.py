@@ -187,11 +187,19 @@ class PrivatePostgres:
             str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
             "-E", "UTF8", "--no-sync",
         )  # fmt: skip
+        self.start_server()
+
+    def start_server(self) -> None:
+        """Start the cluster made by `start` (again, after `stop_server`)."""
         options = (
             f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off"
         )
         self.pg_ctl("-w", "-o", options, "start")
+
+    def stop_server(self) -> None:
+        """A fast shutdown that keeps the cluster: down until `start_server`."""
+        self.pg_ctl("-w", "-m", "fast", "stop")
 
     def restart(self) -> None:
         """A fast restart: every session is ended, the server is back when this returns."""
@@ -284,7 +292,7 @@ def worker_command(queue: str, *args: str) -> list[str]:
 def beat_command(workdir: Path) -> list[str]:
     return celery_command(
         "beat", "--pidfile=", f"--schedule={workdir / 'beat-schedule'}", "--max-interval=1",
-        "--scheduler=django_celery_beat.schedulers:DatabaseScheduler",
+        f"--scheduler={settings.CELERY_BEAT_SCHEDULER}",
     )  # fmt: skip
 
 

@@ -181,7 +181,10 @@ def test_the_admin_shows_hostile_text_as_text(hostile, client, superuser):
 
 def test_alert_emails_show_hostile_text_as_text(hostile, staff_user, settings):
     settings.SYNC_CONSOLE_URL = "https://console.example.com"
-    (message,) = alerts.alert_messages({hostile.group.pk: [AlertEvent.NEW]})
+    url = alerts.console_url(hostile.group.get_absolute_url())
+    message = alerts.alert_message(
+        staff_user, [alerts.AlertedProblem(hostile.group, [AlertEvent.NEW], url)]
+    )
     html, mimetype = message.alternatives[0]
     assert mimetype == "text/html"
     assert_harmless(html, "alert e-mail")

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 from django.conf import settings
@@ -18,7 +19,14 @@ from django.core.management.base import BaseCommand
 from django.db import DEFAULT_DB_ALIAS
 
 from sync.models import Connection
+from syncconsole.metrics import MULTIPROC_ENV, clean_multiproc_dir
 from syncconsole.permissions import SYNC_USERS
+from syncconsole.readiness import readiness
+
+# How long after the start the console may take to turn /readyz green before it says what
+# is still failing, and how often it looks meanwhile (seconds).
+READY_WITHIN = 90
+READY_LOOK_EVERY = 2
 
 
 class Command(BaseCommand):
@@ -94,6 +102,32 @@ class Command(BaseCommand):
         )
         call_command("seed_demo", base_url=base_url)
 
+    def report_readiness(self, *, last_look: bool) -> bool:
+        """Say once that /readyz is green (the database, the broker, the queue, a worker's and
+        beat's heartbeats), or at the last look what still fails; whether it was said."""
+        ready, answer = readiness()
+        if ready:
+            self.stdout.write(self.style.SUCCESS("Ready: every check of /readyz passes."))
+            return True
+        if last_look:
+            failing = [
+                f"{name}: {check['reason']}"
+                for name, check in answer["checks"].items()
+                if check["state"] != "ok"
+            ]
+            self.stderr.write("Not ready (/readyz): " + "; ".join(failing))
+            return True
+        return False
+
+    def prepare_metrics_dir(self) -> Path:
+        """The web server and the worker write their figures to one directory, which /metrics
+        adds up (docs/operations/metrics.md): DATA_DIR/metrics unless PROMETHEUS_MULTIPROC_DIR
+        names another, emptied first, as prometheus_client asks. The processes started after
+        inherit it."""
+        figures = Path(os.environ.setdefault(MULTIPROC_ENV, str(settings.DATA_DIR / "metrics")))
+        clean_multiproc_dir(figures)
+        return figures
+
     def run_processes(self, addr: str, load_demo: bool) -> None:
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
@@ -123,8 +157,11 @@ class Command(BaseCommand):
                 "--loglevel",
                 "INFO",
                 "--pidfile=",
+                "--scheduler",
+                settings.CELERY_BEAT_SCHEDULER,
             ],
         }
+        self.prepare_metrics_dir()
         # In development alerts are printed by the worker instead of sent, unless configured.
         os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
         # Readable lines for a person at a terminal, unless LOG_FORMAT says otherwise.
@@ -147,11 +184,16 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(f"Sync Console runs on http://{addr}/ (Ctrl-C stops)")
             )
+            ready_by = time.monotonic() + READY_WITHIN
+            next_look, told = time.monotonic(), False
             while not stopping:
                 ended = [name for name, proc in processes.items() if proc.poll() is not None]
                 if ended:
                     self.stderr.write(f"{', '.join(ended)} stopped; stopping the rest.")
                     break
+                if not told and time.monotonic() >= next_look:
+                    told = self.report_readiness(last_look=time.monotonic() >= ready_by)
+                    next_look = time.monotonic() + READY_LOOK_EVERY
                 time.sleep(0.5)
         finally:
             for proc in processes.values():
