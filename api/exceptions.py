@@ -9,7 +9,8 @@ from rest_framework.views import exception_handler
 
 def handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     response = exception_handler(exc, context)
-    if response is None or not isinstance(response.data, dict):
+    # Only the answers of one `detail`: those of a message per field keep their shape.
+    if response is None or not isinstance(response.data, dict) or "detail" not in response.data:
         return response
     if response.status_code == 404 or response.status_code >= 500:
         request = context.get("request")
