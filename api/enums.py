@@ -13,6 +13,9 @@ BULK_ACTION = BulkAction.Action
 WORK_STATE = BulkAction.State
 CLEANUP_ACTION = SyncErrorCleanup.Action
 JOB_STATUS = SyncJob.Status
+# A job's kind and trigger, in the list and in the detail with its log.
+JOB_KIND = SyncJob.Kind
+JOB_TRIGGER = SyncJob.Trigger
 FLAVOR = Connection.Flavor
 COUPLING_RESULT = Coupling.Result
 AUDIT_ACTION = AuditEvent.Action

@@ -32,6 +32,7 @@ from sync.models import (
     PROBE_MARKER_LENGTH,
     Connection,
     ConnectionCheck,
+    JobLogLine,
     LagProbe,
     LagSample,
     MappingRule,
@@ -363,6 +364,28 @@ class SyncJobSerializer(serializers.ModelSerializer):
             "retrying",
             "message",
         ]
+        read_only_fields = fields
+
+
+class JobLogLineSerializer(serializers.ModelSerializer):
+    level = serializers.CharField(
+        source="level_name", read_only=True, help_text="info, warning, error or critical."
+    )
+
+    class Meta:
+        model = JobLogLine
+        fields = ["at", "level", "logger", "message"]
+        read_only_fields = fields
+
+
+class SyncJobDetailSerializer(SyncJobSerializer):
+    """A job with its own log: the lines it logged while it ran, oldest first, at most
+    JOB_LOG_MAX_LINES; `log_lines_dropped` counts those beyond."""
+
+    log = JobLogLineSerializer(source="log_lines", many=True, read_only=True)
+
+    class Meta(SyncJobSerializer.Meta):
+        fields = [*SyncJobSerializer.Meta.fields, "log", "log_lines_dropped"]
         read_only_fields = fields
 
 

@@ -4,9 +4,12 @@ and answers with field-level messages when the input is wrong."""
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db.models import Prefetch
 from django.http import HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404
+from django.template import loader
 from django.utils import timezone
+from django.views.decorators.csrf import requires_csrf_token
 from django.views.defaults import page_not_found
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -30,7 +33,7 @@ from errors.models import BulkAction, ErrorGroup, SyncError, SyncErrorCleanup
 from errors.views import visible_to
 from sync import services as sync_services
 from sync.compare import compare_entry
-from sync.models import Connection, SyncJob, TableMapping
+from sync.models import Connection, JobLogLine, SyncJob, TableMapping
 from syncconsole.permissions import is_sync_admin, require_sync_admin_for_setup
 from syncconsole.queue import QueueUnavailable
 from triage import bulk as bulk_actions
@@ -65,6 +68,7 @@ from .serializers import (
     ProblemStatusSerializer,
     StartJobSerializer,
     SyncErrorSerializer,
+    SyncJobDetailSerializer,
     SyncJobSerializer,
 )
 
@@ -667,9 +671,13 @@ class JobListView(generics.ListAPIView):
 
 
 class JobDetailView(generics.RetrieveAPIView):
-    serializer_class = SyncJobSerializer
+    """A sync job, with the lines it logged while it ran."""
+
+    serializer_class = SyncJobDetailSerializer
     permission_classes = [IsSyncUser]
-    queryset = SyncJob.objects.select_related("mapping")
+    queryset = SyncJob.objects.select_related("mapping").prefetch_related(
+        Prefetch("log_lines", queryset=JobLogLine.objects.order_by("pk"))
+    )
 
     @extend_schema(tags=JOBS)
     def get(self, request, *args, **kwargs):
@@ -890,5 +898,24 @@ def not_found(request, exception=None):
     """Django's 404 for every path no URL matches: JSON under the API, as its views answer,
     the console's page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "No such endpoint."}, status=404)
+        return JsonResponse(
+            {"detail": "No such endpoint.", "request_id": _request_id(request)}, status=404
+        )
     return page_not_found(request, exception)
+
+
+@requires_csrf_token
+def server_error(request):
+    """Django's 500: JSON under the API, a plain page elsewhere. Both name the request id, for
+    a person to quote. Neither reads the database nor the signed-in person: the database
+    may be what failed."""
+    request_id = _request_id(request)
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error.", "request_id": request_id}, status=500)
+    page = loader.get_template("500.html").render({"request_id": request_id})
+    return HttpResponse(page, status=500)
+
+
+def _request_id(request) -> str:
+    # Set by syncconsole.request_ids.RequestIdMiddleware.
+    return getattr(request, "request_id", "")

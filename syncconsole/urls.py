@@ -24,6 +24,8 @@ urlpatterns = [
 
 # A path no URL matches answers JSON under /api/, like the API's own 404s.
 handler404 = "api.views.not_found"
+# The error page names the request id; it reads neither the database nor the user.
+handler500 = "api.views.server_error"
 
 if settings.DEMO_APPS_ENABLED:
     urlpatterns.append(path("demo/", include("demo.urls")))

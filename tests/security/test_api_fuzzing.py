@@ -180,7 +180,10 @@ def test_a_path_no_endpoint_matches_answers_json_under_the_api(db, staff_user):
         response = api.get(path)
         assert response.status_code == 404, path
         assert response["Content-Type"] == "application/json"
-        assert response.json() == {"detail": "No such endpoint."}
+        assert response.json() == {
+            "detail": "No such endpoint.",
+            "request_id": response["X-Request-ID"],
+        }
     # The console keeps its page.
     response = api.get("/errors/null/")
     assert response.status_code == 404 and response["Content-Type"].startswith("text/html")

@@ -164,6 +164,8 @@ class Command(BaseCommand):
         self.prepare_metrics_dir()
         # In development alerts are printed by the worker instead of sent, unless configured.
         os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+        # Readable lines for a person at a terminal, unless LOG_FORMAT says otherwise.
+        os.environ.setdefault("LOG_FORMAT", "text")
         processes = {
             name: subprocess.Popen(command, cwd=settings.BASE_DIR)
             for name, command in commands.items()
