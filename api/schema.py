@@ -31,6 +31,8 @@ COMMON_REFUSALS = {
     "401": "No valid API token (or console session).",
     "403": "The account's role does not allow this.",
     "404": "No such object.",
+    "429": "Too many wrong API tokens from this address: every token is refused until the "
+    "lock ends (Retry-After says in how many seconds).",
 }
 PAGE_NOT_FOUND = "No such object, or a page link (`before`, `after`) that names no page."
 REFUSAL_BODY = {"application/json": {"schema": {"type": "object", "additionalProperties": True}}}

@@ -18,6 +18,9 @@ SENDING = (
 
 
 class Migration(migrations.Migration):
+    # Each step commits by itself: the outbox's foreign key and the dropped table's each lock
+    # the problems table for a moment only, never for the whole migration.
+    atomic = False
     reviewed_unsafe = {
         "drop-or-rename": "ProblemAlert is small (a row per alerted problem and hour) and only "
         "the alert task of the version before reads it: until the workers are rolled, that "
