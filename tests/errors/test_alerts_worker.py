@@ -10,9 +10,9 @@ from aiosmtpd.controller import Controller
 
 from errors import tasks
 from errors.models import AlertSubscription, Category, ProblemAlert
-from syncconsole.celery import app as celery_app
+from syncconsole import task_routes
 from syncconsole.permissions import SYNC_ADMINISTRATORS
-from tests.conftest import CeleryProcess, user_in_role, wait_until
+from tests.conftest import CeleryProcess, private_queues, user_in_role, wait_until
 from tests.factories import make_error
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -50,19 +50,18 @@ def mailing_worker(django_db_setup, smtp_server, monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     queue = f"syncconsole-alerts-{uuid.uuid4().hex[:10]}"
-    previous = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
+    queues = ",".join(task_routes.queue_names(queue))
     worker = CeleryProcess(
         "worker",
         queue,
-        ["--pool=solo", "-Q", queue, "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+        ["--pool=solo", "-Q", queues, "--without-gossip", "--without-mingle", "--loglevel=INFO"],
     )
     try:
-        worker.wait_for_log("ready.")
-        yield worker
+        with private_queues(queue):
+            worker.wait_for_log("ready.")
+            yield worker
     finally:
         worker.stop()
-        celery_app.conf.task_default_queue = previous
 
 
 def sending_runs(worker: CeleryProcess) -> int:

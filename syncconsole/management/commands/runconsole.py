@@ -110,8 +110,10 @@ class Command(BaseCommand):
                 "INFO",
                 "--concurrency",
                 "2",
+                # One light worker takes every kind of work (sync, triage, notify); a
+                # deployment runs a worker per kind (docs/operations/deployment.md).
                 "-Q",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
+                ",".join(settings.TASK_QUEUES),
             ],
             "beat": [
                 python,
