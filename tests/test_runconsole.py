@@ -6,7 +6,8 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 
-from syncconsole.management.commands.runconsole import Command
+from syncconsole import task_routes
+from syncconsole.management.commands.runconsole import Command, process_commands
 
 
 @pytest.mark.django_db
@@ -24,3 +25,9 @@ def test_the_accounts_are_made_when_no_data_folder_exists_yet(settings, tmp_path
     assert get_user_model().objects.get(username=admin[0]).check_password(admin[1])
     assert get_user_model().objects.get(username=user[0]).check_password(user[1])
     assert f"Sign in as {admin[0]} / {admin[1]}" in out.getvalue()
+
+
+def test_the_worker_of_make_run_takes_every_kind_of_work(settings):
+    settings.TASK_QUEUES = task_routes.queue_names("local")
+    worker = process_commands("127.0.0.1:8000")["worker"]
+    assert worker[worker.index("-Q") + 1] == "local.sync,local.triage,local.notify"

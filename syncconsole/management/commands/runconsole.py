@@ -95,38 +95,7 @@ class Command(BaseCommand):
         call_command("seed_demo", base_url=base_url)
 
     def run_processes(self, addr: str, load_demo: bool) -> None:
-        python = sys.executable
-        manage = str(settings.BASE_DIR / "manage.py")
-        commands = {
-            "web": [python, manage, "runserver", addr, "--noreload"],
-            "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "syncconsole",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-                # One light worker takes every kind of work (sync, triage, notify); a
-                # deployment runs a worker per kind (docs/operations/deployment.md).
-                "-Q",
-                ",".join(settings.TASK_QUEUES),
-            ],
-            "beat": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "syncconsole",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--pidfile=",
-            ],
-        }
+        commands = process_commands(addr)
         # In development alerts are printed by the worker instead of sent, unless configured.
         os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
         processes = {
@@ -164,3 +133,39 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     proc.kill()
         self.stdout.write("Stopped.")
+
+
+def process_commands(addr: str) -> dict[str, list[str]]:
+    """The web server, the worker and beat that `make run` starts."""
+    python = sys.executable
+    manage = str(settings.BASE_DIR / "manage.py")
+    return {
+        "web": [python, manage, "runserver", addr, "--noreload"],
+        "worker": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "syncconsole",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            # One light worker takes every kind of work (sync, triage, notify); a
+            # deployment runs a worker per kind (docs/operations/deployment.md).
+            "-Q",
+            ",".join(settings.TASK_QUEUES),
+        ],
+        "beat": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "syncconsole",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--pidfile=",
+        ],
+    }
