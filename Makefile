@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-fast test-worker test-faults test-browser lint format chromium \
-	redis-server wrk stop-db bench clean
+	redis-server wrk stop-db bench soak clean
 
 # The suite runs in TEST_WORKERS processes side by side (pytest-xdist), each on a test
 # database of its own; the slowest tests are listed at the end of every run.
@@ -92,3 +92,8 @@ bench: $(INSTALLED) wrk
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
+
+# The soak run: `make run`'s stack under steady work for SOAK_MINUTES (30) minutes, on a
+# database of its own and the Redis of CELERY_BROKER_URL (bench/soak.py).
+soak: $(INSTALLED)
+	$(BIN)/python -m bench.soak

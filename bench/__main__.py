@@ -34,6 +34,10 @@ def assemble() -> None:
             sections.append(path.read_text().strip())
         else:
             sections.append(f"## {name}\n\nNot run yet: `make bench BENCH={name}`.")
+    # The soak run is no comparison with a naive way: `make soak` writes it on its own.
+    soak = RESULTS_DIR / "soak.md"
+    if soak.exists():
+        sections.append(soak.read_text().strip())
     header = (
         "# Benchmark results\n\n"
         "Written by `make bench` (`python -m bench`); each section says when it was run and on "

@@ -21,6 +21,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from syncconsole import task_routes
+
 from .common import analyze, copy_rows, median, stage, table
 
 QUICK_CUSTOMERS, FULL_CUSTOMERS = 2_000, 100_000
@@ -81,7 +83,7 @@ class Services:
                     "worker",
                     "--pool=solo",
                     "-Q",
-                    self.queue,
+                    ",".join(task_routes.queue_names(self.queue)),
                     "--without-gossip",
                     "--without-mingle",
                     "--loglevel=WARNING",
@@ -108,7 +110,7 @@ class Services:
                 time.sleep(0.3)
         else:
             raise RuntimeError(f"gunicorn did not start; see {self.logs}")
-        app.conf.task_default_queue = self.queue
+        task_routes.configure(app.conf, self.queue)
         while time.monotonic() < deadline:
             replies = app.control.ping(timeout=1, destination=None)
             if replies:

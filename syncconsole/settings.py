@@ -7,7 +7,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from . import broker, logs, reporting
+from . import broker, logs, reporting, task_routes
 from .env import envbool, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -213,7 +213,13 @@ if CELERY_BROKER_URL:
 else:
     CELERY_BROKER_URL = f"{broker.SCHEME}://"
     CELERY_BROKER_TRANSPORT_OPTIONS = broker.transport_options(DATA_DIR / "broker")
-CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_QUEUE", "syncconsole")
+# Each kind of work has its own queue, named after CELERY_QUEUE: `<CELERY_QUEUE>.sync`,
+# `.triage` and `.notify` (syncconsole/task_routes.py), so that a long clean-up never delays
+# a sync.
+TASK_QUEUE_PREFIX = envstr("CELERY_QUEUE", "syncconsole")
+TASK_QUEUES = task_routes.queue_names(TASK_QUEUE_PREFIX)
+CELERY_TASK_DEFAULT_QUEUE = task_routes.default_queue(TASK_QUEUE_PREFIX)
+CELERY_TASK_ROUTES = task_routes.task_routes(TASK_QUEUE_PREFIX)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from sync import engine as sync_engine
+from syncconsole import task_routes
 from syncconsole.celery import app as celery_app
 from syncconsole.permissions import SYNC_ADMINISTRATORS, SYNC_USERS
 from tests.demo_apps import IN_PROCESS_URL, in_process, start_demo_apps
@@ -216,10 +218,21 @@ def celery_queue():
     """A queue of this test session's own, so that other runs on the same broker never
     take its tasks; the test process sends to it too."""
     queue = f"syncconsole-test-{uuid.uuid4().hex[:10]}"
-    previous = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
-    yield queue
-    celery_app.conf.task_default_queue = previous
+    with private_queues(queue):
+        yield queue
+
+
+@contextmanager
+def private_queues(base: str):
+    """The test process sends each task to its kind's queue named after `base` (as a console
+    whose CELERY_QUEUE is `base`), then to the settings' queues again."""
+    conf = celery_app.conf
+    previous = conf.task_default_queue, conf.task_routes
+    task_routes.configure(conf, base)
+    try:
+        yield
+    finally:
+        conf.update(task_default_queue=previous[0], task_routes=previous[1])
 
 
 @pytest.fixture(scope="session")
@@ -230,7 +243,7 @@ def celery_worker(django_db_setup, celery_queue):
         [
             "--pool=solo",
             "-Q",
-            celery_queue,
+            ",".join(task_routes.queue_names(celery_queue)),
             f"--hostname={celery_queue}@%h",
             "--without-gossip",
             "--without-mingle",

@@ -9,6 +9,8 @@ import yaml
 from django.conf import settings
 from django.core.checks import run_checks
 
+from syncconsole import task_routes
+
 ROOT = Path(settings.BASE_DIR)
 
 
@@ -53,15 +55,26 @@ def test_production_settings_pass_check_deploy():
 def test_compose_file_describes_the_production_like_stack():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "web", "worker", "beat"}
-    for name in ("web", "worker", "beat"):
+    workers = {"sync-worker": "sync", "triage-worker": "triage", "notify-worker": "notify"}
+    assert set(services) == {"postgres", "redis", "web", "beat", "metrics-init", *workers}
+    for name in ("web", "beat", *workers):
         service = services[name]
         assert service["build"] == "."
         assert service["environment"]["DATABASE_URL"].startswith("postgresql://")
         assert service["environment"]["CELERY_BROKER_URL"].startswith("redis://redis:")
+        assert service["environment"]["CELERY_QUEUE"] == "${CELERY_QUEUE:-syncconsole}"
     assert "gunicorn" in services["web"]["command"]
-    assert "worker" in services["worker"]["command"]
     assert "beat" in services["beat"]["command"]
+    # A worker per kind of work, each on its kind's queue (scaled with --scale), and every
+    # queue a task is routed to has its workers.
+    consumed = set()
+    for name, kind in workers.items():
+        command = services[name]["command"].split()
+        assert command[:4] == ["celery", "-A", "syncconsole", "worker"]
+        queues = command[command.index("-Q") + 1].replace("${CELERY_QUEUE:-syncconsole}", "base")
+        assert queues == task_routes.queue_name("base", kind)
+        consumed.add(queues)
+    assert {route["queue"] for route in task_routes.task_routes("base").values()} <= consumed
     assert (ROOT / "Dockerfile").exists()
 
 
@@ -69,8 +82,13 @@ def test_compose_checks_the_health_of_the_web_server_the_worker_and_beat():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     web = " ".join(services["web"]["healthcheck"]["test"])
     assert "urllib" in web and "http://127.0.0.1:8000/healthz" in web  # no curl in the image
-    for kind in ("worker", "beat"):
-        test = services[kind]["healthcheck"]["test"]
+    for service, kind in {
+        "sync-worker": "worker",
+        "triage-worker": "worker",
+        "notify-worker": "worker",
+        "beat": "beat",
+    }.items():
+        test = services[service]["healthcheck"]["test"]
         assert test == ["CMD", "python", "manage.py", "health", "--process", kind]
     # Beat runs the scheduler that writes its heartbeat, as the settings say.
     assert f"--scheduler {settings.CELERY_BEAT_SCHEDULER}" in services["beat"]["command"]

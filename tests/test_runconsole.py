@@ -11,6 +11,8 @@ from syncconsole import broker, heartbeats
 from syncconsole.celery import app as celery_app
 from syncconsole.management.commands.runconsole import Command
 from syncconsole.models import ProcessHeartbeat
+from syncconsole import task_routes
+from syncconsole.management.commands.runconsole import Command, process_commands, process_env
 
 
 @pytest.mark.django_db
@@ -66,3 +68,16 @@ def test_the_processes_share_an_emptied_metrics_directory(settings, tmp_path, mo
     assert figures == tmp_path / "metrics"
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(figures)
     assert figures.is_dir() and not list(figures.iterdir())
+
+
+def test_the_worker_of_make_run_takes_every_kind_of_work(settings):
+    settings.TASK_QUEUES = task_routes.queue_names("local")
+    worker = process_commands("127.0.0.1:8000")["worker"]
+    assert worker[worker.index("-Q") + 1] == "local.sync,local.triage,local.notify"
+
+
+def test_the_development_server_closes_its_connections_after_each_request(monkeypatch):
+    """Its threads, one per request, would each leave a persistent connection open."""
+    monkeypatch.setenv("DB_CONN_MAX_AGE", "60")
+    assert process_env("web")["DB_CONN_MAX_AGE"] == "0"
+    assert process_env("worker")["DB_CONN_MAX_AGE"] == "60"

@@ -14,9 +14,9 @@ from aiosmtpd.controller import Controller
 
 from errors import tasks
 from errors.models import AlertDelivery, AlertSubscription, Category
-from syncconsole.celery import app as celery_app
+from syncconsole import task_routes
 from syncconsole.permissions import SYNC_ADMINISTRATORS
-from tests.conftest import CeleryProcess, user_in_role, wait_until
+from tests.conftest import CeleryProcess, private_queues, user_in_role, wait_until
 from tests.factories import make_error
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -72,28 +72,34 @@ def mailing_workers(django_db_setup, smtp_server, monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     queue = f"syncconsole-alerts-{uuid.uuid4().hex[:10]}"
-    previous = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
+    queues = ",".join(task_routes.queue_names(queue))
     workers: list[CeleryProcess] = []
 
     def start() -> CeleryProcess:
-        # Each its own log (named after the label); all of them consume the one queue.
+        # Each its own log (named after the label); all of them consume the same queues.
         label = queue if not workers else f"{queue}-{len(workers)}"
         worker = CeleryProcess(
             "worker",
             label,
-            ["--pool=solo", "-Q", queue, "--without-gossip", "--without-mingle", "--loglevel=INFO"],
+            [
+                "--pool=solo",
+                "-Q",
+                queues,
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=INFO",
+            ],
         )
         workers.append(worker)
         worker.wait_for_log("ready.")
         return worker
 
     try:
-        yield start
+        with private_queues(queue):
+            yield start
     finally:
         for worker in workers:
             worker.stop()
-        celery_app.conf.task_default_queue = previous
 
 
 def sending_runs(worker: CeleryProcess) -> int:

@@ -21,6 +21,7 @@ import psycopg2
 import pytest
 from django.conf import settings
 
+from syncconsole import task_routes
 from syncconsole.celery import app as celery_app
 from tests.conftest import ARTIFACTS, database_url_of_test_db, wait_until
 
@@ -283,8 +284,10 @@ def celery_command(kind: str, *args: str) -> list[str]:
 
 
 def worker_command(queue: str, *args: str) -> list[str]:
+    """A worker of every kind of work on the queues named after `queue`."""
+    queues = ",".join(task_routes.queue_names(queue))
     return celery_command(
-        "worker", "-Q", queue, "-n", f"{queue}-{uuid.uuid4().hex[:6]}@%h",
+        "worker", "-Q", queues, "-n", f"{queue}-{uuid.uuid4().hex[:6]}@%h",
         "--without-gossip", "--without-mingle", *args,
     )  # fmt: skip
 
@@ -305,14 +308,15 @@ def env_on_test_db(**extra: str) -> dict[str, str]:
 def console_broker(url: str, queue: str):
     """The test process (the console's side) sends its tasks to this broker and queue."""
     conf = celery_app.conf
-    saved = conf.broker_url, conf.broker_write_url, conf.task_default_queue
+    saved = conf.broker_url, conf.broker_write_url, conf.task_default_queue, conf.task_routes
     saved_options = conf.broker_transport_options
 
     def forget_connections():
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
-    conf.broker_url, conf.broker_write_url, conf.task_default_queue = url, url, queue
+    conf.broker_url, conf.broker_write_url = url, url
+    task_routes.configure(conf, queue)
     # As the settings give a console whose CELERY_BROKER_URL is a Redis (`make test` may run
     # on the filesystem broker).
     conf.broker_transport_options = settings.REDIS_BROKER_TRANSPORT_OPTIONS
@@ -322,7 +326,8 @@ def console_broker(url: str, queue: str):
     finally:
         if celery_app._pool is not None:
             celery_app._pool.force_close_all()
-        conf.broker_url, conf.broker_write_url, conf.task_default_queue = saved
+        conf.broker_url, conf.broker_write_url = saved[:2]
+        conf.update(task_default_queue=saved[2], task_routes=saved[3])
         conf.broker_transport_options = saved_options
         forget_connections()
 

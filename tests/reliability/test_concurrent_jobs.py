@@ -14,6 +14,7 @@ from demo.models import CrmAccount
 from sync import engine
 from sync.models import SyncJob
 from sync.services import JobRefused, create_job
+from syncconsole import task_routes
 from syncconsole.celery import app as celery_app
 from tests.conftest import wait_until
 
@@ -64,7 +65,8 @@ def test_two_people_clicking_run_at_once_get_one_job_and_a_clear_answer(
     finally:
         # No worker reads this test's queue: the job queued is not left for a later test.
         with celery_app.connection_for_write() as broker:
-            broker.default_channel.queue_purge(celery_queue)
+            for queue in task_routes.queue_names(celery_queue):
+                broker.default_channel.queue_purge(queue)
 
     job = SyncJob.objects.get(mapping=mapping)
     queued = (302, [f"Synchronize modified records of CUSTOMER is queued as #{job.pk}."])

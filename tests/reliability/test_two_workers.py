@@ -7,6 +7,7 @@ from couplings.models import Coupling
 from demo.models import CrmAccount
 from sync.models import SyncJob
 from sync.services import request_sync
+from syncconsole import task_routes
 from tests.conftest import CeleryProcess, wait_until
 
 from .fixtures_apps import FaultProxy, point_at
@@ -22,7 +23,7 @@ def second_worker(celery_worker, celery_queue):
         [
             "--pool=solo",
             "-Q",
-            celery_queue,
+            ",".join(task_routes.queue_names(celery_queue)),
             "-n",
             "second@%h",
             "--without-gossip",

@@ -129,45 +129,14 @@ class Command(BaseCommand):
         return figures
 
     def run_processes(self, addr: str, load_demo: bool) -> None:
-        python = sys.executable
-        manage = str(settings.BASE_DIR / "manage.py")
-        commands = {
-            "web": [python, manage, "runserver", addr, "--noreload"],
-            "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "syncconsole",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-                "-Q",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
-            ],
-            "beat": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "syncconsole",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--pidfile=",
-                "--scheduler",
-                settings.CELERY_BEAT_SCHEDULER,
-            ],
-        }
+        commands = process_commands(addr)
         self.prepare_metrics_dir()
         # In development alerts are printed by the worker instead of sent, unless configured.
         os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
         # Readable lines for a person at a terminal, unless LOG_FORMAT says otherwise.
         os.environ.setdefault("LOG_FORMAT", "text")
         processes = {
-            name: subprocess.Popen(command, cwd=settings.BASE_DIR)
+            name: subprocess.Popen(command, cwd=settings.BASE_DIR, env=process_env(name))
             for name, command in commands.items()
         }
         stopping = False
@@ -206,3 +175,53 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     proc.kill()
         self.stdout.write("Stopped.")
+
+
+# Django's development server answers each request in a thread of its own, and a thread's
+# persistent connection (DB_CONN_MAX_AGE) stays open after the thread ends, until a garbage
+# collection: under the soak run (bench/soak.py) the web server's idle connections piled up
+# to 50 before one. Its connections close at the end of each request instead.
+WEB_SERVER_ENV = {"DB_CONN_MAX_AGE": "0"}
+
+
+def process_env(name: str) -> dict[str, str]:
+    """The environment of the process `name` of process_commands."""
+    return {**os.environ, **(WEB_SERVER_ENV if name == "web" else {})}
+
+
+def process_commands(addr: str) -> dict[str, list[str]]:
+    """The web server, the worker and beat that `make run` starts."""
+    python = sys.executable
+    manage = str(settings.BASE_DIR / "manage.py")
+    return {
+        "web": [python, manage, "runserver", addr, "--noreload"],
+        "worker": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "syncconsole",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            # One light worker takes every kind of work (sync, triage, notify); a
+            # deployment runs a worker per kind (docs/operations/deployment.md).
+            "-Q",
+            ",".join(settings.TASK_QUEUES),
+        ],
+        "beat": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "syncconsole",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--pidfile=",
+            "--scheduler",
+            settings.CELERY_BEAT_SCHEDULER,
+        ],
+    }
