@@ -7,12 +7,10 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 
-from syncconsole import broker, heartbeats
+from syncconsole import broker, heartbeats, task_routes
 from syncconsole.celery import app as celery_app
-from syncconsole.management.commands.runconsole import Command
-from syncconsole.models import ProcessHeartbeat
-from syncconsole import task_routes
 from syncconsole.management.commands.runconsole import Command, process_commands, process_env
+from syncconsole.models import ProcessHeartbeat
 
 
 @pytest.mark.django_db
