@@ -34,6 +34,11 @@ TASK_KINDS = {
     "couplings.couple_by_match": TRIAGE,
     "sync.delete_expired_jobs": TRIAGE,
     "api.forget_old_ingestion_requests": TRIAGE,
+    "api.forget_old_token_failures": TRIAGE,
+    "errors.forget_old_alert_deliveries": TRIAGE,
+    # Work left by a dead worker goes on where that work runs.
+    "errors.resume_stalled_work": TRIAGE,
+    "couplings.resume_stalled_runs": TRIAGE,
     # Notifications.
     "errors.send_problem_alerts": NOTIFY,
     "errors.send_assignment_notices": NOTIFY,

@@ -41,7 +41,8 @@ def lock_holder(mapping_id: int) -> int | None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND classid = %s AND objid = %s",
+            "AND classid = %s AND objid = %s "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             [LOCK_NAMESPACE, mapping_id],
         )
         row = cursor.fetchone()
