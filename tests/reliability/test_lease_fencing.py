@@ -10,6 +10,7 @@ from errors.models import SyncError
 from sync.engine import LOCK_NAMESPACE, WORKER_LOST
 from sync.models import SyncJob, TableMapping
 from sync.services import request_sync
+from syncconsole import task_routes
 from tests.conftest import CeleryProcess, wait_until, worker_is_idle
 
 from .fixtures_apps import FaultProxy, point_at
@@ -25,7 +26,8 @@ def second_worker(celery_worker, celery_queue):
         "worker",
         f"{celery_queue}-lease",
         [
-            "--pool=solo", "-Q", celery_queue, "-n", "lease@%h", "--without-gossip",
+            "--pool=solo", "-Q", ",".join(task_routes.queue_names(celery_queue)), "-n",
+            "lease@%h", "--without-gossip",
             "--without-mingle", "--prefetch-multiplier=1", "--loglevel=INFO",
         ],
     )  # fmt: skip
