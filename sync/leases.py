@@ -56,24 +56,27 @@ class _Fence:
                 return execute(sql, params, many, context)
             # A statement on its own is a transaction on its own: the check goes with it.
             with transaction.atomic(using=db.alias):
-                self.check(context["cursor"])
+                self.check(db, context["cursor"])
                 return execute(sql, params, many, context)
         depth = len(db.savepoint_ids)
         if self.checked_at is not None and (depth < self.checked_at or not _in_transaction(db)):
             self.checked_at = None  # a new transaction, or the savepoint of the check is gone
         if self.checked_at is None and _WRITES.match(sql):
-            self.check(context["cursor"])
+            self.check(db, context["cursor"])
             self.checked_at = depth
         return execute(sql, params, many, context)
 
-    def check(self, cursor) -> None:
-        # The driver's cursor, so that the check does not go through this wrapper again.
+    def check(self, db, cursor) -> None:
+        # The driver's cursor, so that the check does not go through this wrapper again; its
+        # errors made Django's, as the job's own statements' are (a connection lost during
+        # the check interrupts the job like one lost anywhere else: engine.connection_lost).
         raw = cursor.cursor
-        raw.execute(
-            "SELECT token FROM sync_mappinglease WHERE mapping_id = %s FOR SHARE",
-            [self.mapping_id],
-        )
-        row = raw.fetchone()
+        with db.wrap_database_errors:
+            raw.execute(
+                "SELECT token FROM sync_mappinglease WHERE mapping_id = %s FOR SHARE",
+                [self.mapping_id],
+            )
+            row = raw.fetchone()
         if row is None or row[0] != self.token:
             raise LeaseLost(f"The lease {self.token} of mapping {self.mapping_id} was taken over.")
 
