@@ -186,6 +186,12 @@ class CeleryProcess:
             "DATABASE_URL": database_url_of_test_db(),
             "CELERY_QUEUE": queue,
             "DB_CONN_MAX_AGE": "0",
+            # Its heartbeat once, at its start (the end of the test that started it empties
+            # the table): the tests of /readyz decide themselves which heartbeats there are,
+            # and a session's worker beating beside them every 15 s would change their answer.
+            "PROCESS_HEARTBEAT_SECONDS": "3600",
+            "READYZ_WORKER_HEARTBEAT_MAX_AGE": "7200",
+            "READYZ_BEAT_MAX_AGE": "7200",
         }
         command = [sys.executable, "-m", "celery", "-A", "syncconsole", kind, *args]
         self.process = subprocess.Popen(
