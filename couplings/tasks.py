@@ -1,14 +1,10 @@
 """Celery tasks of the couplings app: thin wrappers that take ids and call the services."""
 
-import logging
-
 from celery import shared_task
-from celery.signals import worker_ready
-from django.db import connections
+
+from syncconsole import work
 
 from . import services
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task(name="couplings.couple_by_match", acks_late=True)
@@ -23,12 +19,4 @@ def resume_stalled_runs() -> int:
     return services.resume_stalled_runs()
 
 
-@worker_ready.connect
-def resume_stalled_runs_at_start(**kwargs) -> None:
-    # A worker that starts again looks at once, as sync.tasks does for jobs.
-    try:
-        services.resume_stalled_runs()
-    except Exception:  # a database still starting must not keep the worker from serving
-        logger.exception("Could not look for coupling runs left running")
-    finally:
-        connections.close_all()
+work.look_at_worker_start("coupling runs left running", services.resume_stalled_runs)

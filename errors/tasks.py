@@ -1,16 +1,11 @@
 """Celery tasks of the errors app: thin wrappers that take ids and call services."""
 
-import logging
-
 from celery import shared_task
-from celery.signals import worker_ready
-from django.db import connections
 
+from syncconsole import work
 from triage import bulk
 
 from . import alerts, ownership, partitions, services
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task(name="errors.run_sync_error_cleanup", acks_late=True)
@@ -45,15 +40,7 @@ def resume_stalled_work() -> int:
     return services.resume_stalled_cleanups() + bulk.resume_stalled_bulk_actions()
 
 
-@worker_ready.connect
-def resume_stalled_work_at_start(**kwargs) -> None:
-    # A worker that starts again looks at once, as sync.tasks does for jobs.
-    try:
-        resume_stalled_work()
-    except Exception:  # a database still starting must not keep the worker from serving
-        logger.exception("Could not look for clean-ups and bulk actions left running")
-    finally:
-        connections.close_all()
+work.look_at_worker_start("clean-ups and bulk actions left running", resume_stalled_work)
 
 
 @shared_task(name="errors.create_error_partitions")

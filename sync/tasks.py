@@ -3,10 +3,10 @@
 import logging
 
 from celery import shared_task
-from celery.signals import worker_ready
-from django.db import InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError
 
 from couplings.actions import retry_unblocked
+from syncconsole import work
 
 from . import breaker, engine, probes, services, subscriptions
 from .models import SyncJob
@@ -44,16 +44,7 @@ def run_sync_job(self, job_id: int, database_lost: bool = False) -> str:
     return job.status
 
 
-@worker_ready.connect
-def resume_abandoned_jobs(**kwargs) -> None:
-    # Jobs of a worker that died are settled as soon as a worker is back, not only when their
-    # message comes back after the broker's visibility timeout.
-    try:
-        services.resume_abandoned_jobs()
-    except Exception:  # a database still starting must not keep the worker from serving
-        logger.exception("Could not look for jobs left running by a stopped worker")
-    finally:
-        connections.close_all()
+work.look_at_worker_start("jobs left running by a stopped worker", services.resume_abandoned_jobs)
 
 
 def _retry_if_transient(job: SyncJob) -> None:

@@ -7,16 +7,20 @@ is free and whose heartbeat (the time of its last batch) is older than
 WORK_STALLED_AFTER_SECONDS has no worker: it is resumed, or failed, without waiting for its
 message to come back after the broker's visibility timeout (an hour)."""
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 
+from celery.signals import worker_ready
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from . import queue
+
+logger = logging.getLogger(__name__)
 
 # The first key of each kind's advisory lock (the second is the row's id); sync.engine's
 # mapping locks use 7301.
@@ -90,3 +94,20 @@ def stopped_message(resumes: int, what: str) -> str:
         f"The worker stopped {times} time{'' if times == 1 else 's'} before the {what} "
         "finished; it was not resumed again. Look into the worker's log and start it again."
     )
+
+
+def look_at_worker_start(what: str, look: Callable[[], object]) -> None:
+    """Run `look` once as soon as a worker is ready, so that what a worker that died left
+    running is settled when a worker is back rather than at the next beat or when its message
+    comes back. A database still starting must not keep the worker from serving: a failure
+    is logged as not having looked for `what`."""
+
+    def at_start(**kwargs) -> None:
+        try:
+            look()
+        except Exception:
+            logger.exception("Could not look for %s", what)
+        finally:
+            connections.close_all()
+
+    worker_ready.connect(at_start, weak=False)
