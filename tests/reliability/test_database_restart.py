@@ -16,7 +16,8 @@ from tests.conftest import wait_until
 
 from .conftest import queue_name, spare_port, wait_for_http, worker_command
 
-pytestmark = [pytest.mark.faults]
+# The test database is copied into the private cluster (copy_of_the_test_database).
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "restart-proof-password"
 CUSTOMERS = 100
@@ -37,14 +38,15 @@ get_user_model().objects.create_superuser("operator", "operator@example.com", {p
 
 
 def manage(env: dict, *args: str) -> None:
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=settings.BASE_DIR,
         env=env,
-        check=True,
         capture_output=True,
+        text=True,
         timeout=300,
     )
+    assert done.returncode == 0, f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}"
 
 
 def signed_in(base_url: str) -> httpx.Client:
@@ -97,7 +99,7 @@ def duplicates(database_url: str) -> list:
 def test_web_server_and_worker_go_on_after_postgresql_restarts_in_the_middle_of_a_job(
     private_postgres, private_redis, processes
 ):
-    database_url = private_postgres.create_database("syncconsole")
+    database_url = private_postgres.copy_of_the_test_database()
     port = spare_port()
     base_url = f"http://127.0.0.1:{port}"
     queue = queue_name()
@@ -110,7 +112,6 @@ def test_web_server_and_worker_go_on_after_postgresql_restarts_in_the_middle_of_
         "CELERY_QUEUE": queue,
         "ALLOWED_HOSTS": "127.0.0.1",
     }
-    manage(env, "migrate", "--no-input", "-v0")
     seed = SEED.format(base_url=base_url, password=PASSWORD, customers=CUSTOMERS)
     manage(env, "shell", "-c", seed)
     with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:

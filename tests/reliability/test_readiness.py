@@ -4,21 +4,18 @@ worker, beat, Redis or PostgreSQL stopping, and green again once the part is bac
 heartbeats and their maximum ages are made short by settings, so that seconds stand for the
 production's minute."""
 
-import os
 import signal
-import subprocess
 import sys
 
 import httpx
-import psycopg2
 import pytest
-from django.conf import settings
 
-from tests.conftest import database_url_of_test_db, wait_until
+from tests.conftest import wait_until
 
 from .conftest import beat_command, queue_name, spare_port, wait_for_http, worker_command
 
-pytestmark = [pytest.mark.faults]
+# The test database is copied into the private cluster (copy_of_the_test_database).
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 CHECKS = ("database", "broker", "queue", "worker", "beat")
 # A heartbeat every 0.3 s, red after 3 s without one: the production's 15 s and 60 s.
@@ -33,43 +30,10 @@ SHORT_LIMITS = {
 TURNS_RED_WITHIN = 30
 
 
-def server_major(url: str) -> int:
-    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
-        cursor.execute("SHOW server_version_num")
-        major = int(cursor.fetchone()[0]) // 10000
-    connection.close()
-    return major
-
-
-def copy_the_test_database(private_postgres) -> str:
-    """The test database's tables (migrated once for the session) in a database of the
-    private cluster: a copy in seconds rather than migrating afresh."""
-    url = private_postgres.create_database("syncconsole")
-    if server_major(database_url_of_test_db()) != server_major(url):
-        # The embedded server of `make test` without a DATABASE_URL is newer than the
-        # private cluster: its dump would not load there, so the copy is migrated afresh.
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=settings.BASE_DIR, env={**os.environ, "DATABASE_URL": url},
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
-        return url
-    dump = subprocess.run(
-        [str(private_postgres.bin / "pg_dump"), "--no-owner", "--no-privileges",
-         database_url_of_test_db()],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    subprocess.run(
-        [str(private_postgres.bin / "psql"), "-q", "-v", "ON_ERROR_STOP=1", url],
-        input=dump.stdout, check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    return url
-
-
 def test_readyz_turns_red_when_a_part_stops_and_green_when_it_is_back(
-    django_db_setup, private_postgres, private_redis, processes, workdir
+    private_postgres, private_redis, processes, workdir
 ):
-    database_url = copy_the_test_database(private_postgres)
+    database_url = private_postgres.copy_of_the_test_database()
     port = spare_port()
     base_url = f"http://127.0.0.1:{port}"
     queue = queue_name()
