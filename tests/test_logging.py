@@ -157,3 +157,45 @@ def test_a_quieter_log_level_still_lets_a_job_keep_its_info_lines():
     assert logs.logging_config("text", "debug")["root"]["level"] == logging.DEBUG
     with pytest.raises(ValueError, match="LOG_LEVEL must be"):
         logs.logging_config("text", "LOUD")
+
+
+@pytest.fixture
+def console_lines():
+    """What the configured console handler writes, while the test runs."""
+    [handler] = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+    stream = io.StringIO()
+    before = handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        handler.setStream(before)
+
+
+def read_and_clear(stream: io.StringIO) -> str:
+    text = stream.getvalue()
+    stream.seek(0)
+    stream.truncate()
+    return text
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.raising_urls")
+def test_a_refused_request_is_one_line_and_a_server_error_keeps_its_traceback(
+    client, plain_user, settings, console_lines
+):
+    settings.DEBUG = False
+    client.raise_request_exception = False
+    client.force_login(plain_user)
+    read_and_clear(console_lines)
+
+    assert client.get("/errors/").status_code == 403
+    refused = read_and_clear(console_lines)
+    assert "Forbidden" in refused and "/errors/" in refused
+    assert "Traceback" not in refused and "PermissionDenied" not in refused
+
+    assert client.get("/boom/").status_code == 500
+    failed = read_and_clear(console_lines)
+    assert "Internal Server Error: /boom/" in failed
+    # Python's own layout, once.
+    assert failed.count("Traceback (most recent call last):") == 1
+    assert "RuntimeError: a bug" in failed
