@@ -632,12 +632,14 @@ class GroupRecord(models.Model):
     """A source record that a problem's entries name: ErrorGroup.records counts these rows,
     kept by the same triggers (errors/migrations/0017_group_record_latest_day.py).
 
-    last_day is the day of the record's latest entry, counted on GroupDay.latest_records: a
-    clean-up that drops whole days takes those counts off without reading a row. The rows
-    of records whose latest day was dropped stay behind, stale (last_day on or before
-    the day in errors_recordhorizon), until partitions.purge_stale_records removes them in small
-    batches. `entries` and `first_day` are exact while all the record's entries are on one
-    day; otherwise a row-level delete counts the record's entries again."""
+    last_day is the day of the record's latest entry, counted on GroupDay.latest_records, and
+    the table is partitioned by it like the entries by their day
+    (errors/migrations/0031_records_go_with_their_day.py): a clean-up that drops a whole day
+    takes those counts off without reading a row and drops the day's record rows with its
+    entries. In the database the key is (group, record_id, last_day); one row per record
+    holds because its writers hold the problem's row first. `entries` and `first_day` are
+    exact while all the record's entries are on one day; otherwise a row-level delete counts
+    the record's entries again. `moved_from` is no longer written."""
 
     pk = models.CompositePrimaryKey("group", "record_id")
     group = models.ForeignKey(

@@ -1,5 +1,5 @@
-"""Batch sizes that follow how long each batch takes, so that every transaction of a long
-clean-up stays short on a busy machine as on a quiet one."""
+"""Batch sizes that follow how long each batch takes, and how much WAL it writes, so that
+every transaction of a long clean-up stays short on a busy machine as on a quiet one."""
 
 import time
 from collections.abc import Iterator
@@ -10,12 +10,20 @@ from dataclasses import dataclass, field
 @dataclass
 class Pace:
     """The size of the next batch: halved after a batch slower than the target, grown by
-    half after one under half the target, between 1 and `largest`."""
+    half after one under half the target, between 1 and `largest`.
+
+    With a WAL budget (`wal_bytes`, what the server flushes in about the target time), a
+    batch's WAL caps the next one too: its commit waits for that WAL to reach the disk, a
+    wait that comes after the batch's own statements and that their time cannot foresee.
+    The next size is then at most the rows the budget holds at the last batch's bytes per
+    row, whatever its time said."""
 
     largest: int
     target_ms: float
     size: int = 0
+    wal_bytes: int = 0
     slowest_ms: float = field(default=0.0, init=False)
+    most_wal_bytes: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.largest = max(1, self.largest)
@@ -28,9 +36,18 @@ class Pace:
         yield self.size
         self.took((time.perf_counter() - start) * 1000)
 
-    def took(self, ms: float) -> None:
+    def took(self, ms: float, wal_bytes: int | None = None) -> None:
+        """The last batch of `size` rows took `ms` and wrote `wal_bytes` of WAL (None: not
+        measured)."""
+        done = self.size
         self.slowest_ms = max(self.slowest_ms, ms)
         if ms > self.target_ms:
             self.size = max(1, self.size // 2)
         elif ms < self.target_ms / 2:
             self.size = min(self.largest, self.size + max(1, self.size // 2))
+        if wal_bytes and self.wal_bytes:
+            self.most_wal_bytes = max(self.most_wal_bytes, wal_bytes)
+            # Rows that fit in the budget at this batch's bytes per row; a batch over it is
+            # cut to that at once, not halved step by step.
+            fits = max(1, done * self.wal_bytes // wal_bytes)
+            self.size = min(self.size, fits)
