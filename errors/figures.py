@@ -15,7 +15,7 @@ from .partitions import day_of
 
 def entries_added(errors: list[SyncError]) -> None:
     """Count the batch's entries, just inserted, on their problems (entries of no problem
-    count nowhere). Two statements, whatever the size of the batch."""
+    count nowhere), in one statement whatever the size of the batch."""
     entries: Counter[tuple[int, date]] = Counter()
     open_: Counter[tuple[int, date]] = Counter()
     resolved: Counter[tuple[int, date]] = Counter()
@@ -39,28 +39,24 @@ def entries_added(errors: list[SyncError]) -> None:
     days = sorted(entries.keys() | resolved.keys())
     if not days:
         return
+    keys = sorted(records)
     with connection.cursor() as cursor:
+        # One statement: the day figures first, then the records (which move the days'
+        # latest_records), as the entries' triggers do for updates and deletes.
         cursor.execute(
             "SELECT errors_add_days(%s::bigint[], %s::date[], %s::bigint[], %s::bigint[],"
-            " %s::bigint[])",
+            " %s::bigint[]), errors_records_added(%s::bigint[], %s::text[], %s::bigint[],"
+            " %s::date[], %s::date[])",
             [
                 [group for group, _ in days],
                 [day for _, day in days],
                 [entries[key] for key in days],
                 [open_[key] for key in days],
                 [resolved[key] for key in days],
+                [group for group, _ in keys],
+                [record for _, record in keys],
+                [records[key][0] for key in keys],
+                [records[key][1] for key in keys],
+                [records[key][2] for key in keys],
             ],
         )
-        if records:
-            keys = sorted(records)
-            cursor.execute(
-                "SELECT errors_records_added(%s::bigint[], %s::text[], %s::bigint[],"
-                " %s::date[], %s::date[])",
-                [
-                    [group for group, _ in keys],
-                    [record for _, record in keys],
-                    [records[key][0] for key in keys],
-                    [records[key][1] for key in keys],
-                    [records[key][2] for key in keys],
-                ],
-            )

@@ -719,6 +719,12 @@ class EntrySides:
     direction: str
 
 
+NEW_ENTRY_MESSAGE = (
+    "New sync error entries are stored by errors.grouping.record_errors, which keeps their "
+    "problems' figures."
+)
+
+
 class SyncError(models.Model):
     """One failure of the synchronization, with links to the records on both sides.
 
@@ -900,6 +906,13 @@ class SyncError(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_category_display()}: {self.message[:80]}"
+
+    def save(self, *args, **kwargs) -> None:
+        # A new entry's figures (its problem's count, day and records) are kept by its one
+        # writer, which a save would go round.
+        if self._state.adding:
+            raise TypeError(NEW_ENTRY_MESSAGE)
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("errors:detail", args=[self.pk])
