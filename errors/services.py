@@ -288,7 +288,7 @@ def _run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         settings.SYNC_ERROR_CLEANUP_BATCH_SIZE,
         settings.SYNC_ERROR_CLEANUP_BATCH_MS,
         size=1000,
-        wal_bytes=settings.SYNC_ERROR_CLEANUP_BATCH_WAL_KB * 1024,
+        wal_bytes=int(settings.SYNC_ERROR_CLEANUP_BATCH_WAL_KB * 1024),
     )
 
     def progress(deleted: int) -> None:
@@ -374,15 +374,18 @@ def _cleanup_ended(cleanup: SyncErrorCleanup) -> None:
 
 def wal_position() -> str:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_lsn()::text")
+        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
         return cursor.fetchone()[0]
 
 
 def wal_written(since: str) -> int:
-    """Bytes of WAL the server wrote since `since` (a batch's own, and whatever ran beside it:
-    its commit waits for all of it to be flushed)."""
+    """Bytes of WAL the server generated since `since` (the insert position, which moves as
+    records are written, not when they reach the disk): a batch's own, and whatever ran beside
+    it, all of which its commit waits to see flushed."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)::bigint", [since])
+        cursor.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)::bigint", [since]
+        )
         return int(cursor.fetchone()[0])
 
 

@@ -38,3 +38,25 @@ def test_a_batch_is_timed_by_its_block(monkeypatch):
         assert size == 100
     assert pace.slowest_ms == 500
     assert pace.size == 50
+
+
+def test_the_wal_a_batch_wrote_caps_the_next_so_its_commit_flushes_no_more_than_the_budget():
+    pace = Pace(largest=10_000, target_ms=100, size=4000, wal_bytes=8_000_000)
+    # Quick, but 4,000 rows wrote 16 MB: at 4 kB a row, 2,000 rows fit in 8 MB.
+    pace.took(20, wal_bytes=16_000_000)
+    assert pace.size == 2000
+    assert pace.most_wal_bytes == 16_000_000
+    # Under the budget and quick: grows as time allows, but never past what the budget holds.
+    pace.took(20, wal_bytes=2_000_000)
+    assert pace.size == 3000
+    pace.took(20, wal_bytes=7_500_000)
+    assert pace.size == 3200
+    # Slow and over budget: the smaller of the two.
+    pace.took(500, wal_bytes=64_000_000)
+    assert pace.size == 400
+    # Without a measure, or without a budget, time alone decides.
+    pace.took(20, wal_bytes=None)
+    assert pace.size == 600
+    alone = Pace(largest=10_000, target_ms=100, size=4000)
+    alone.took(20, wal_bytes=10**12)
+    assert alone.size == 6000
