@@ -20,7 +20,6 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-
 logger = logging.getLogger(__name__)
 
 TABLE = "errors_syncerror"
@@ -196,7 +195,7 @@ def drop_day(day: date) -> int:
 
     A clean-up drops days oldest first after the older entries went, so a record whose latest
     entry is on the day has no entry left."""
-    return _take_day(day, None)
+    return _take_day(day, None) or 0
 
 
 def empty_day(day: date, cutoff: datetime) -> int | None:
