@@ -1,7 +1,8 @@
 """The problems' record rows (errors_grouprecord) are partitioned by the day of their record's
 latest entry, like the entries by their day, so that a clean-up drops a day's records with the
-day's entries: no stale rows and no purge after it (errors_recordhorizon and
-partitions.purge_stale_records go). Each entries partition gets its records partition, and a
+day's entries: no stale rows and no purge after it. partitions.purge_stale_records goes; the
+horizon it read (errors_recordhorizon) is cleared, so that the running version's purge finds
+nothing to do, and no longer read: the table goes in a later release. Each entries partition gets its records partition, and a
 default one holds the records of days without a partition.
 
 The table is built beside the plain one, filled with its live rows (those after the horizon:
@@ -46,17 +47,21 @@ BEGIN
             'errors_grouprecord_p' || to_char(day, 'YYYYMMDD'), day, day + 1);
     END LOOP;
 END $$;
--- Writers of record rows wait from here to the commit; readers go on.
-LOCK TABLE errors_grouprecord IN SHARE MODE;
+-- Writers of entries wait from here to the commit before their statement starts, so that
+-- none is caught between the old table and the new one; readers go on.
+LOCK TABLE errors_syncerror IN SHARE MODE;
+LOCK TABLE errors_grouprecord IN ACCESS EXCLUSIVE MODE;
 INSERT INTO errors_grouprecord_by_day (group_id, record_id, entries, first_day, last_day)
 SELECT group_id, record_id, entries, first_day, last_day FROM errors_grouprecord
 WHERE last_day > coalesce((SELECT day FROM errors_recordhorizon), '-infinity'::date);
 DROP TABLE errors_grouprecord;
 ALTER TABLE errors_grouprecord_by_day RENAME TO errors_grouprecord;
+UPDATE errors_recordhorizon SET day = NULL;
 """
 
 UNSWAP = """
 SET LOCAL lock_timeout = '5s';
+UPDATE errors_recordhorizon SET day = NULL;
 CREATE TABLE errors_grouprecord_plain (
     group_id bigint NOT NULL,
     record_id varchar(100) NOT NULL,
@@ -66,7 +71,8 @@ CREATE TABLE errors_grouprecord_plain (
     moved_from date,
     PRIMARY KEY (group_id, record_id)
 );
-LOCK TABLE errors_grouprecord IN SHARE MODE;
+LOCK TABLE errors_syncerror IN SHARE MODE;
+LOCK TABLE errors_grouprecord IN ACCESS EXCLUSIVE MODE;
 INSERT INTO errors_grouprecord_plain (group_id, record_id, entries, first_day, last_day)
 SELECT group_id, record_id, entries, first_day, last_day FROM errors_grouprecord;
 DROP TABLE errors_grouprecord;
@@ -79,18 +85,18 @@ class Migration(migrations.Migration):
         "data-sql": "copies the live record rows once (one short row per problem and record, "
         "about a second per million) in the transaction that swaps the tables: entries being "
         "written wait for it, nothing is lost, and the entries themselves are not read.",
-        "table-rewrite": "LOCK TABLE errors_grouprecord IN SHARE MODE: its writers wait while "
-        "its rows are copied, so none is lost; its readers go on.",
+        "table-rewrite": "LOCK TABLE errors_syncerror IN SHARE MODE and errors_grouprecord: "
+        "writers of entries wait while the record rows are copied (readers go on), so none is "
+        "lost and none is caught between the two tables; nothing else reads the record rows.",
         "drop-or-rename": "errors_grouprecord is swapped for its partitioned copy under the "
         "same name, with the functions that write it (the running version writes it only "
-        "through them); errors_recordhorizon is no longer read by them and goes.",
+        "through them).",
     }
     dependencies = [
         ("errors", "0030_work_heartbeat"),
     ]
 
     operations = [
-        migrations.RunSQL(SWAP, UNSWAP),
         Install(
             "errors_records_added.sql", "cee4f73dd8b9af09", render(previous.RECORDS_ADDED_0021)
         ),
@@ -101,9 +107,7 @@ class Migration(migrations.Migration):
             "errors_records_removed.sql", "e332597d9f4fa2ad", render(previous.RECORDS_REMOVED_0021)
         ),
         Install("errors_day_dropped.sql", "b52120c0047d9324", render(previous.DAY_DROPPED_0021)),
-        migrations.RunSQL(
-            "DROP TABLE errors_recordhorizon;",
-            "CREATE TABLE errors_recordhorizon (id boolean PRIMARY KEY DEFAULT true CHECK (id),"
-            " day date); INSERT INTO errors_recordhorizon (id, day) VALUES (true, NULL);",
-        ),
+        # After the functions (in the same transaction): backwards, the horizon the old ones
+        # read is back before they are.
+        migrations.RunSQL(SWAP, UNSWAP),
     ]
