@@ -98,10 +98,10 @@ class Migration(migrations.Migration):
 
     operations = [
         Install(
-            "errors_records_added.sql", "cee4f73dd8b9af09", render(previous.RECORDS_ADDED_0021)
+            "errors_records_added.sql", "afc2edec11abacfb", render(previous.RECORDS_ADDED_0021)
         ),
         Install(
-            "errors_recount_records.sql", "8f7c814fe42fa479", render(previous.RECOUNT_RECORDS_0021)
+            "errors_recount_records.sql", "d10f5efc0ad87789", render(previous.RECOUNT_RECORDS_0021)
         ),
         Install(
             "errors_records_removed.sql", "e332597d9f4fa2ad", render(previous.RECORDS_REMOVED_0021)

@@ -9,7 +9,7 @@
 -- A record has one row: (group_id, record_id) is not a key the partitioned table can enforce
 -- (its keys must hold last_day), so it holds because every writer of a problem's record rows
 -- holds the problem's row locked first (record_errors' upsert of the problems, the clean-up's
--- batches, the entries' delete and update triggers through errors_add_days).
+-- batches, the delete trigger through errors_add_days, errors_recount_records itself).
 CREATE OR REPLACE FUNCTION errors_records_added(p_groups bigint[], p_records text[],
                                                 p_entries bigint[], p_first date[],
                                                 p_last date[])

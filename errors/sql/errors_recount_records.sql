@@ -9,6 +9,9 @@ DECLARE
     groups bigint[];
     days date[];
 BEGIN
+    -- Their problems first, in the order writers lock them: a record has one row because its
+    -- writers take turns on its problem (see errors_records_added).
+    PERFORM 1 FROM errors_errorgroup WHERE id = ANY (p_groups) ORDER BY fingerprint FOR UPDATE;
     -- The rows leave their days' latest_records.
     WITH gone AS (
         DELETE FROM errors_grouprecord AS r
