@@ -98,13 +98,13 @@ class Migration(migrations.Migration):
 
     operations = [
         Install(
-            "errors_records_added.sql", "afc2edec11abacfb", render(previous.RECORDS_ADDED_0021)
+            "errors_records_added.sql", "7733d080ce1b26c4", render(previous.RECORDS_ADDED_0021)
         ),
         Install(
-            "errors_recount_records.sql", "d10f5efc0ad87789", render(previous.RECOUNT_RECORDS_0021)
+            "errors_recount_records.sql", "ee4437b3694a04fd", render(previous.RECOUNT_RECORDS_0021)
         ),
         Install(
-            "errors_records_removed.sql", "e332597d9f4fa2ad", render(previous.RECORDS_REMOVED_0021)
+            "errors_records_removed.sql", "f53b316c2b61921a", render(previous.RECORDS_REMOVED_0021)
         ),
         Install("errors_day_dropped.sql", "b52120c0047d9324", render(previous.DAY_DROPPED_0021)),
         # After the functions (in the same transaction): backwards, the horizon the old ones

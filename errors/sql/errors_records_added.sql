@@ -13,7 +13,11 @@
 CREATE OR REPLACE FUNCTION errors_records_added(p_groups bigint[], p_records text[],
                                                 p_entries bigint[], p_first date[],
                                                 p_last date[])
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+-- Each record is looked up by its key in the partitions that may hold it, however few records a
+-- statement names: a hash join would read every partition of the record rows whole.
+SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$
 DECLARE
     groups bigint[];
     from_days date[];

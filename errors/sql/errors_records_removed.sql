@@ -9,7 +9,11 @@
 -- are partitioned by last_day.
 CREATE OR REPLACE FUNCTION errors_records_removed(p_groups bigint[], p_records text[],
                                                   p_entries bigint[], p_last date[])
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+-- Each record is looked up by its key in the partitions that may hold it, however few records a
+-- statement names: a hash join would read every partition of the record rows whole.
+SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$
 DECLARE
     recount_groups bigint[];
     recount_records text[];
@@ -24,7 +28,10 @@ BEGIN
         SELECT r.group_id, r.record_id, r.last_day, r.first_day = r.last_day AS one_day,
                r.first_day <> r.last_day AND c.l < r.last_day AS kept,
                r.entries - c.n AS left_over
-        FROM errors_grouprecord AS r JOIN c ON r.group_id = c.g AND r.record_id = c.rec
+        -- A record's row is on its latest day, at or after that of any entry deleted: the
+        -- partitions before it are never read.
+        FROM errors_grouprecord AS r
+        JOIN c ON r.group_id = c.g AND r.record_id = c.rec AND r.last_day >= c.l
         ORDER BY r.group_id, r.record_id
         FOR UPDATE OF r
     ), lowered AS (

@@ -4,7 +4,11 @@
 -- the upper(source_record_id) index; only admin deletes, the demo's re-dating and the
 -- row-by-row part of a clean-up get here.
 CREATE OR REPLACE FUNCTION errors_recount_records(p_groups bigint[], p_records text[])
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+-- Each record is looked up by its key in the partitions that may hold it, however few records a
+-- statement names: a hash join would read every partition of the record rows whole.
+SET enable_hashjoin = off SET enable_mergejoin = off
+AS $$
 DECLARE
     groups bigint[];
     days date[];
