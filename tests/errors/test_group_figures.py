@@ -326,3 +326,11 @@ def test_figures_stay_right_through_many_row_deletes_in_any_order():
         taken, entries = entries[:size], entries[size:]
         SyncError.objects.filter(pk__in=[e.pk for e in taken]).delete()
         assert_figures_right()
+
+
+def test_record_ids_of_any_spelling_are_counted_as_written():
+    odd = ['A"B', "C\\D", "E,F", "{G}", "H I", "NULL", "ÅØ"]
+    for record_id in odd:
+        make_error(message=MESSAGES[0], source_record_id=record_id)
+    assert set(GroupRecord.objects.values_list("record_id", flat=True)) == set(odd)
+    assert_figures_right()
