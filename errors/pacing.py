@@ -7,16 +7,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
+# How many of the last batches' WAL per row the cap looks at.
+WAL_WINDOW = 8
+
+
 @dataclass
 class Pace:
     """The size of the next batch: halved after a batch slower than the target, grown by
     half after one under half the target, between 1 and `largest`.
 
-    With a WAL budget (`wal_bytes`, what the server flushes in about the target time), a
-    batch's WAL caps the next one too: its commit waits for that WAL to reach the disk, a
-    wait that comes after the batch's own statements and that their time cannot foresee.
-    The next size is then at most the rows the budget holds at the last batch's bytes per
-    row, whatever its time said."""
+    With a WAL budget (`wal_bytes`, what the server flushes in about the target time), the
+    WAL of the batches caps the next one too: a commit waits for its WAL to reach the disk, a
+    wait that comes after the batch's own statements and that their time cannot foresee. The
+    next size is at most the rows the budget holds at the fewest bytes per row of the last
+    WAL_WINDOW batches: the WAL measured is the server's, and what other sessions wrote
+    meanwhile only adds to a batch's own, so the fewest is the closest to it (a batch cannot
+    make the others write less)."""
 
     largest: int
     target_ms: float
@@ -24,6 +30,7 @@ class Pace:
     wal_bytes: int = 0
     slowest_ms: float = field(default=0.0, init=False)
     most_wal_bytes: int = field(default=0, init=False)
+    wal_per_row: list[float] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.largest = max(1, self.largest)
@@ -47,7 +54,8 @@ class Pace:
             self.size = min(self.largest, self.size + max(1, self.size // 2))
         if wal_bytes and self.wal_bytes:
             self.most_wal_bytes = max(self.most_wal_bytes, wal_bytes)
-            # Rows that fit in the budget at this batch's bytes per row; a batch over it is
-            # cut to that at once, not halved step by step.
-            fits = max(1, done * self.wal_bytes // wal_bytes)
+            self.wal_per_row = [*self.wal_per_row, wal_bytes / done][-WAL_WINDOW:]
+            # Rows that fit in the budget; a batch over it is cut to that at once, not
+            # halved step by step.
+            fits = max(1, int(self.wal_bytes / min(self.wal_per_row)))
             self.size = min(self.size, fits)
