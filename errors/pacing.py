@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-
 # How many of the last batches' WAL per row the cap looks at.
 WAL_WINDOW = 8
 
