@@ -40,7 +40,7 @@ def entries_added(errors: list[SyncError]) -> None:
     if not days:
         return
     keys = sorted(records)
-    arrays = [
+    arrays: list[list] = [
         [group for group, _ in days],
         [day for _, day in days],
         [entries[key] for key in days],
