@@ -4,9 +4,9 @@ benchmarks measure against.
 The entries look like the sync engine's: a few mappings, messages from a set of templates
 with record ids and values in them (so each template is one group, as grouping would make
 it), links to both records, most entries open and the others resolved or ignored within two
-days of coming. The problems' figures (counts, days, records, resolutions per day) are kept
-by the database's triggers as the rows are written, or added after a big load that turns
-them off (figures_filled_after); first and last seen are set from what was written.
+days of coming. The problems' figures (counts, days, records, resolutions per day) are added
+after the load as record_errors would have written them (figures_filled_after); first and last
+seen are set from what was written.
 """
 
 import random
@@ -134,56 +134,62 @@ WHERE id >= %(first)s AND group_id IS NOT NULL AND status = 'resolved'
 GROUP BY 1, 2 ORDER BY 1, 2
 ON CONFLICT (group_id, day) DO UPDATE SET resolved = d.resolved + EXCLUDED.resolved;
 
+-- The record rows are partitioned by their latest day (no upsert can move a row between
+-- partitions): a record seen before leaves its row for one that takes in the new entries.
+CREATE TEMP TABLE added AS
+SELECT group_id, source_record_id AS record_id, count(*) AS entries,
+       min(errors_entry_day(created_at)) AS first_day, max(errors_entry_day(created_at)) AS last_day
+FROM errors_syncerror
+WHERE id >= %(first)s AND group_id IS NOT NULL AND source_record_id <> ''
+GROUP BY 1, 2;
+
 CREATE TEMP TABLE moved AS
-WITH up AS (
-    INSERT INTO errors_grouprecord AS r
-        (group_id, record_id, entries, first_day, last_day, moved_from)
-    SELECT group_id, source_record_id, count(*), min(errors_entry_day(created_at)),
-           max(errors_entry_day(created_at)), NULL
-    FROM errors_syncerror
-    WHERE id >= %(first)s AND group_id IS NOT NULL AND source_record_id <> ''
-    GROUP BY 1, 2
-    ON CONFLICT (group_id, record_id) DO UPDATE SET
-        moved_from = r.last_day, entries = r.entries + EXCLUDED.entries,
-        first_day = LEAST(r.first_day, EXCLUDED.first_day),
-        last_day = GREATEST(r.last_day, EXCLUDED.last_day)
-    RETURNING r.group_id, r.moved_from, r.last_day
+WITH gone AS (
+    DELETE FROM errors_grouprecord AS r USING added AS a
+    WHERE r.group_id = a.group_id AND r.record_id = a.record_id
+    RETURNING r.group_id, r.record_id, r.entries, r.first_day, r.last_day
 )
-SELECT * FROM up;
+SELECT * FROM gone;
+
+INSERT INTO errors_grouprecord (group_id, record_id, entries, first_day, last_day)
+SELECT a.group_id, a.record_id, a.entries + coalesce(m.entries, 0),
+       LEAST(a.first_day, coalesce(m.first_day, a.first_day)),
+       GREATEST(a.last_day, coalesce(m.last_day, a.last_day))
+FROM added AS a LEFT JOIN moved AS m USING (group_id, record_id);
 
 INSERT INTO errors_groupday AS d (group_id, day, entries, open, latest_records)
 SELECT group_id, day, 0, 0, sum(n) FROM (
-    SELECT group_id, last_day AS day, 1 AS n FROM moved WHERE moved_from IS DISTINCT FROM last_day
+    SELECT a.group_id, GREATEST(a.last_day, coalesce(m.last_day, a.last_day)) AS day, 1 AS n
+    FROM added AS a LEFT JOIN moved AS m USING (group_id, record_id)
     UNION ALL
-    SELECT group_id, moved_from, -1 FROM moved WHERE moved_from <> last_day
-) AS m GROUP BY 1, 2
+    SELECT group_id, last_day, -1 FROM moved
+) AS m GROUP BY 1, 2 HAVING sum(n) <> 0
 ON CONFLICT (group_id, day) DO UPDATE
     SET latest_records = d.latest_records + EXCLUDED.latest_records;
 
 UPDATE errors_errorgroup AS g SET records = g.records + n.n
-FROM (SELECT group_id, count(*) AS n FROM moved WHERE moved_from IS NULL GROUP BY 1) AS n
+FROM (
+    SELECT a.group_id, count(*) AS n FROM added AS a
+    WHERE NOT EXISTS (SELECT 1 FROM moved AS m
+                      WHERE m.group_id = a.group_id AND m.record_id = a.record_id)
+    GROUP BY 1
+) AS n
 WHERE g.id = n.group_id;
 
+DROP TABLE added;
 DROP TABLE moved;
 """
 
 
 @contextmanager
-def figures_filled_after(first_id: int, *, enabled: bool = True):
-    """For a bulk load: the triggers that keep the problems' figures are off while it runs,
-    and the figures of the rows written (ids from `first_id`) are added by SQL afterwards,
-    as the triggers would have."""
-    if not enabled:
-        yield
-        return
-    table = SyncError._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+def figures_filled_after(first_id: int):
+    """For a bulk load that goes round record_errors (a COPY fires no figures' trigger: new
+    entries' figures are written by record_errors): the figures of the rows written (ids from
+    `first_id`) are added by SQL afterwards, as record_errors would have."""
     try:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
             cursor.execute("SET work_mem = '256MB'")
             cursor.execute(FILL_FIGURES, {"first": first_id})
 
@@ -229,7 +235,6 @@ def clear_errors() -> None:
             f"TRUNCATE {SyncError._meta.db_table}, {ErrorGroup._meta.db_table}, "
             "errors_groupday, errors_grouprecord RESTART IDENTITY CASCADE"
         )
-        cursor.execute("UPDATE errors_recordhorizon SET day = NULL")
 
 
 def generate_errors(
@@ -314,10 +319,10 @@ def generate_errors(
     big = count >= REBUILD_INDEXES_FROM
     with (
         indexes_built_after(SyncError._meta.db_table, enabled=big),
-        figures_filled_after(next_id, enabled=big),
+        figures_filled_after(next_id),
     ):
         written = copy_rows(SyncError._meta.db_table, COLUMNS, rows())
-    # The counts came with the rows (the triggers, or the figures filled in after them).
+    # The counts came with the rows (the figures filled in after them).
     for pk, (n, first, last) in counts.items():
         group = ErrorGroup.objects.get(pk=pk)
         group.first_seen = min(group.first_seen, first) if group.count > n else first

@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce, Greatest, Upper
 from django.utils import timezone
 from psycopg2.extras import Json
 
-from . import alerts, blocking, ownership
+from . import alerts, blocking, figures, ownership
 from .alerts import ProblemChange
 from .entries import check_references, clean_entries, insert_entries
 from .models import ErrorGroup, GroupDay, Status, SyncError
@@ -79,9 +79,10 @@ def fingerprint(mapping_id: int | None, category: str, message: str, integration
 
 def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
     """Store the entries with their groups: each group is created or has its first and
-    last-seen times moved on in one statement, which locks it until this commits; the entries'
-    insert trigger then moves its count on (errors/sql/errors_add_days.sql), so concurrent
-    writers never lose a count.
+    last-seen times moved on in one statement, which locks it until this commits; the figures
+    of the new entries (its count, day figures and records) are then moved on once for the
+    batch (errors.figures.entries_added), so concurrent writers never lose a count. This is
+    the one path that inserts entries: nothing else keeps their figures.
 
     A resolved group that happens again reopens as a regression; the entries of an ignored
     group arrive ignored, those of a snoozed group snoozed, until its snooze ends (its date
@@ -119,7 +120,7 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
     table = ErrorGroup._meta.db_table
     now = timezone.now()
     # On the right of SET every column is the old value, so the CASEs agree on the old state.
-    # The count is not written here (the entries' insert trigger moves it on): whether a
+    # The count is not written here (figures.entries_added moves it on): whether a
     # snooze until N more occurrences ends is the old count plus the entries arriving now.
     arriving = "(SELECT n FROM arriving WHERE arriving.fingerprint = EXCLUDED.fingerprint)"
     wakes = (
@@ -217,6 +218,7 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
             reopen_snoozed_entries(woken, now)
         blocking.link(errors)
         inserted = insert_entries(errors)
+        figures.entries_added(inserted)
         blocking.refresh(
             {
                 pk

@@ -632,12 +632,14 @@ class GroupRecord(models.Model):
     """A source record that a problem's entries name: ErrorGroup.records counts these rows,
     kept by the same triggers (errors/migrations/0017_group_record_latest_day.py).
 
-    last_day is the day of the record's latest entry, counted on GroupDay.latest_records: a
-    clean-up that drops whole days takes those counts off without reading a row. The rows
-    of records whose latest day was dropped stay behind, stale (last_day on or before
-    the day in errors_recordhorizon), until partitions.purge_stale_records removes them in small
-    batches. `entries` and `first_day` are exact while all the record's entries are on one
-    day; otherwise a row-level delete counts the record's entries again."""
+    last_day is the day of the record's latest entry, counted on GroupDay.latest_records, and
+    the table is partitioned by it like the entries by their day
+    (errors/migrations/0031_records_go_with_their_day.py): a clean-up that drops a whole day
+    takes those counts off without reading a row and drops the day's record rows with its
+    entries. In the database the key is (group, record_id, last_day); one row per record
+    holds because its writers hold the problem's row first. `entries` and `first_day` are
+    exact while all the record's entries are on one day; otherwise a row-level delete counts
+    the record's entries again. `moved_from` is no longer written."""
 
     pk = models.CompositePrimaryKey("group", "record_id")
     group = models.ForeignKey(
@@ -715,6 +717,12 @@ class EntrySides:
     # The direction of the failed write, in the apps' names: "Business Central → Dynamics
     # 365 Sales"; "Both directions" for a whole bidirectional job; "" when unknown.
     direction: str
+
+
+NEW_ENTRY_MESSAGE = (
+    "New sync error entries are stored by errors.grouping.record_errors, which keeps their "
+    "problems' figures."
+)
 
 
 class SyncError(models.Model):
@@ -898,6 +906,13 @@ class SyncError(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_category_display()}: {self.message[:80]}"
+
+    def save(self, *args, **kwargs) -> None:
+        # A new entry's figures (its problem's count, day and records) are kept by its one
+        # writer, which a save would go round.
+        if self._state.adding:
+            raise TypeError(NEW_ENTRY_MESSAGE)
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("errors:detail", args=[self.pk])

@@ -1,5 +1,8 @@
 """The entries table is partitioned by day of created_at (days in TIME_ZONE), so that a
-clean-up drops whole days instead of deleting rows one by one.
+clean-up drops whole days instead of deleting rows one by one. The problems' record rows
+(errors_grouprecord) are partitioned the same way by the day of their record's latest entry,
+and each day's two partitions are created, dropped and emptied together: the records whose
+latest entry was on a dropped day go with it, with nothing left to purge.
 
 Day partitions exist from SYNC_ERROR_PARTITION_DAYS_BACK days ago to
 SYNC_ERROR_PARTITION_DAYS_AHEAD days ahead: a beat task creates them ahead, and a write that
@@ -17,23 +20,20 @@ from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from .pacing import Pace
-
 logger = logging.getLogger(__name__)
 
 TABLE = "errors_syncerror"
 DEFAULT = f"{TABLE}_default"
 PREFIX = f"{TABLE}_p"
-# A dropped day waits under this name until its figures are taken off the problems.
-GONE_PREFIX = f"{TABLE}_gone_p"
+RECORDS = "errors_grouprecord"
+RECORDS_DEFAULT = f"{RECORDS}_default"
+RECORDS_PREFIX = f"{RECORDS}_p"
 # DDL on the entries table waits at most this long for a lock, so that readers queued behind
 # it are never held up longer; it is tried again almost at once, for up to LOCK_PATIENCE_S, so
 # that a wait is in the queue when a long reader finishes (new readers queue behind it).
 LOCK_TIMEOUT_MS = 100
 LOCK_RETRY_PAUSE_S = 0.02
 LOCK_PATIENCE_S = 600
-# Each purge transaction aims at this many milliseconds (see pacing.Pace).
-PURGE_TARGET_MS = 100
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -141,29 +141,44 @@ def _create_partition(day: date) -> bool:
         _lock_partitions(cursor)
         if _exists(cursor, name):
             return False
-        # Rows of this day already in the default partition move into the new one: a
-        # partition cannot be created while the default holds rows of its range. They move
-        # partition to partition, so the figures kept by the parent's triggers stay as they are.
         cursor.execute(
             f"SELECT EXISTS (SELECT 1 FROM {DEFAULT} WHERE created_at >= %s AND created_at < %s)",  # noqa: S608 - our names
             [low, high],
         )
         moving = cursor.fetchone()[0]
-        if moving:
+        _create_with_rows(cursor, TABLE, DEFAULT, name, "created_at", (low, high), moving)
+        # The record rows of the day: those whose latest entry is on it.
+        records = partition_name(day, RECORDS_PREFIX)
+        if not _exists(cursor, records):
             cursor.execute(
-                f"CREATE TEMP TABLE moving_{name} AS WITH moved AS ("  # noqa: S608 - our names
-                f" DELETE FROM {DEFAULT} WHERE created_at >= %s AND created_at < %s RETURNING *)"
-                " SELECT * FROM moved",
-                [low, high],
+                f"SELECT EXISTS (SELECT 1 FROM {RECORDS_DEFAULT} WHERE last_day = %s)",  # noqa: S608 - our names
+                [day],
             )
-        cursor.execute(
-            f"CREATE TABLE {name} PARTITION OF {TABLE} FOR VALUES FROM (%s) TO (%s)",
-            [low, high],
-        )
-        if moving:
-            cursor.execute(f"INSERT INTO {name} SELECT * FROM moving_{name}")  # noqa: S608
-            cursor.execute(f"DROP TABLE moving_{name}")
+            bounds = (day, day + timedelta(days=1))
+            _create_with_rows(
+                cursor, RECORDS, RECORDS_DEFAULT, records, "last_day", bounds, cursor.fetchone()[0]
+            )
     return True
+
+
+def _create_with_rows(cursor, parent: str, default: str, name: str, key: str, bounds, moving):
+    """Create a partition of `parent` for the range `bounds` of `key`. Rows of that range
+    already in the default partition move into it (a partition cannot be created while the
+    default holds rows of its range): partition to partition, so no trigger of the parent
+    sees them and the figures stay as they are."""
+    if moving:
+        cursor.execute(
+            f"CREATE TEMP TABLE moving_{name} AS WITH moved AS ("  # noqa: S608 - our names
+            f" DELETE FROM {default} WHERE {key} >= %s AND {key} < %s RETURNING *)"
+            " SELECT * FROM moved",
+            list(bounds),
+        )
+    cursor.execute(
+        f"CREATE TABLE {name} PARTITION OF {parent} FOR VALUES FROM (%s) TO (%s)", list(bounds)
+    )
+    if moving:
+        cursor.execute(f"INSERT INTO {name} SELECT * FROM moving_{name}")  # noqa: S608
+        cursor.execute(f"DROP TABLE moving_{name}")
 
 
 def whole_days_before(cutoff: datetime) -> list[date]:
@@ -172,18 +187,30 @@ def whole_days_before(cutoff: datetime) -> list[date]:
 
 
 def drop_day(day: date) -> int:
-    """Drop a day's partition and take its entries off their problems' figures in one short
-    transaction, from the day figures (never reading the entries): errors_day_dropped
-    (errors/sql) takes off the entry count, the day, and the records whose latest entry was
-    that day. Returns how many entries went.
+    """Drop a day's partitions (its entries and the rows of the records whose latest entry
+    was on it) and take its entries off their problems' figures, in one short transaction,
+    from the day figures (never reading the entries): errors_day_dropped (errors/sql) takes
+    off the entry count, the day, and the day's records. Returns how many entries went; a
+    day that another clean-up dropped meanwhile counts 0.
 
-    Their GroupRecord rows stay behind, stale, until purge_stale_records: the clean-up
-    removes every entry before its cut-off, so those records have no entry left.
+    A clean-up drops days oldest first after the older entries went, so a record whose latest
+    entry is on the day has no entry left."""
+    return _take_day(day, None) or 0
 
-    The day's problems are locked first, in the order writers lock them: a writer holding
-    one of them never waits for the entries table this holds. A day that another clean-up
-    dropped meanwhile counts 0."""
+
+def empty_day(day: date, cutoff: datetime) -> int | None:
+    """Delete All: empty the partitions of the day that holds the cut-off (today's, as a rule)
+    at once (TRUNCATE) when none of its entries is at or after the cut-off, keeping the
+    tables for the entries that come next. Returns how many entries went, None when some
+    entry is at or after the cut-off (then it goes row by row)."""
+    return _take_day(day, cutoff)
+
+
+def _take_day(day: date, cutoff: datetime | None) -> int | None:
+    """The day's problems are locked first, in the order writers lock them: a writer holding
+    one of them never waits for the entries table this holds."""
     name = partition_name(day)
+    records = partition_name(day, RECORDS_PREFIX)
     give_up = clock.monotonic() + LOCK_PATIENCE_S
     while True:
         try:
@@ -198,74 +225,39 @@ def drop_day(day: date) -> int:
                 _lock_partitions(cursor)
                 if not _exists(cursor, name):
                     return 0
-                cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name}")
+                has_records = _exists(cursor, records)
+                if cutoff is None:
+                    cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name}")
+                    if has_records:
+                        cursor.execute(f"ALTER TABLE {RECORDS} DETACH PARTITION {records}")
+                else:
+                    # No writer adds to the day from here until this commits.
+                    cursor.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
+                    cursor.execute(
+                        f"SELECT EXISTS (SELECT 1 FROM {name} WHERE created_at >= %s)",  # noqa: S608 - our names
+                        [cutoff],
+                    )
+                    if cursor.fetchone()[0]:
+                        return None
                 cursor.execute(
                     f"SELECT count(*) FROM {name} WHERE group_id IS NULL"  # noqa: S608 - our names
                 )
                 ungrouped = cursor.fetchone()[0]
-                # A DROP fires no trigger: the figures' own function takes the day off.
+                # DROP and TRUNCATE fire no trigger: the figures' own function takes the day off.
                 cursor.execute("SELECT errors_day_dropped(%s)", [day])
                 grouped = cursor.fetchone()[0]
-                # Checks of its foreign keys still pending (rows written in this same
-                # transaction) would keep it from being dropped: run them now.
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                cursor.execute(f"DROP TABLE {name}")
-                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+                gone = [name, records] if has_records else [name]
+                if cutoff is None:
+                    # Checks of its foreign keys still pending (rows written in this same
+                    # transaction) would keep it from being dropped: run them now.
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                    cursor.execute(f"DROP TABLE {', '.join(gone)}")
+                    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+                else:
+                    cursor.execute(f"TRUNCATE {', '.join(gone)}")
             return int(grouped) + ungrouped
         except OperationalError:
             if clock.monotonic() > give_up:
                 raise
-            logger.debug("Entries table busy; dropping %s again", name)
+            logger.debug("Entries table busy; taking %s again", name)
             clock.sleep(LOCK_RETRY_PAUSE_S)
-
-
-def records_horizon() -> date | None:
-    """The latest dropped day whose stale GroupRecord rows may still be there."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT day FROM errors_recordhorizon")
-        row = cursor.fetchone()
-        return row[0] if row else None
-
-
-def purge_stale_records(batch_size: int = 20_000) -> int:
-    """Delete the GroupRecord rows left behind by dropped days, walking the table in key
-    order in short transactions (no index on last_day needed, nothing to count: their
-    records were taken off when their day went). Each batch locks its stale rows in key
-    order, as the triggers do, and reads at most `batch_size` rows, fewer when batches run
-    slow. Clears the horizon when done; returns how many rows went."""
-    horizon = records_horizon()
-    if horizon is None:
-        return 0
-    pace = Pace(batch_size, PURGE_TARGET_MS, size=min(batch_size, 2_000))
-    purged, after = 0, (0, "")
-    while True:
-        with pace.batch() as size, transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT group_id, record_id FROM errors_grouprecord "
-                "WHERE (group_id, record_id) > (%s, %s) "
-                "ORDER BY group_id, record_id OFFSET %s LIMIT 1",
-                [*after, size - 1],
-            )
-            last = cursor.fetchone()
-            upto = "AND (group_id, record_id) <= (%s, %s)" if last else ""
-            cursor.execute(
-                f"""
-                DELETE FROM errors_grouprecord WHERE ctid = ANY(ARRAY(
-                    SELECT ctid FROM errors_grouprecord
-                    WHERE (group_id, record_id) > (%s, %s) {upto} AND last_day <= %s
-                    ORDER BY group_id, record_id LIMIT %s FOR UPDATE
-                ))
-                """,  # noqa: S608 - a fixed condition; the values are parameters
-                # A limit the range never reaches (it holds `size` rows, and those written
-                # meanwhile are not stale) keeps the walk on the primary key.
-                [*after, *(last or ()), horizon, 2 * size],
-            )
-            purged += cursor.rowcount
-        if last is None:
-            break
-        after = last
-    with transaction.atomic(), connection.cursor() as cursor:
-        # A clean-up that dropped a later day meanwhile moved the horizon: its rows are
-        # still to go, so the horizon stays for the next purge.
-        cursor.execute("UPDATE errors_recordhorizon SET day = NULL WHERE day = %s", [horizon])
-    return purged

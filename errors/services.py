@@ -3,8 +3,8 @@
 The console, the Django admin, the command line and Celery tasks all call these.
 """
 
-import contextlib
 import logging
+import time as clock
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -88,20 +88,36 @@ def check_cleanup(days: int | None, user=None) -> None:
         raise CleanupRefused(DAYS_MESSAGE)
 
 
-def cleanup_cutoff(days: int | None, now: datetime | None = None) -> datetime:
-    """Entries created before the returned moment are deleted; None days means all of them."""
+def cleanup_cutoff(
+    days: int | None, now: datetime | None = None, *, whole_days: bool = False
+) -> datetime:
+    """Entries created before the returned moment are deleted; None days means all of them.
+    With `whole_days` (the retention schedule), the cut-off is the start of the day it falls
+    on, keeping at most a day more than `days`: only whole day partitions go, without a
+    row-level delete."""
     now = now or timezone.now()
-    return now if days is None else now - timedelta(days=days)
+    if days is None:
+        return now
+    cutoff = now - timedelta(days=days)
+    if whole_days:
+        cutoff = partitions.day_bounds(partitions.day_of(cutoff))[0]
+    return cutoff
+
+
+def at_day_start(moment: datetime) -> bool:
+    return partitions.day_bounds(partitions.day_of(moment))[0] == moment
 
 
 def entries_before(cutoff: datetime) -> QuerySet[SyncError]:
     return SyncError.objects.filter(created_at__lt=cutoff)
 
 
-def preview_cleanup(days: int | None, now: datetime | None = None) -> CleanupPreview:
+def preview_cleanup(
+    days: int | None, now: datetime | None = None, *, whole_days: bool = False
+) -> CleanupPreview:
     """Counted from the problems' day figures for the whole days before the cut-off; only
     the day that straddles it and the entries of no problem are counted row by row."""
-    cutoff = cleanup_cutoff(days, now)
+    cutoff = cleanup_cutoff(days, now, whole_days=whole_days)
     cut_day = partitions.day_of(cutoff)
     day_start = partitions.day_bounds(cut_day)[0]
     counts = GroupDay.objects.filter(day__lt=cut_day).aggregate(
@@ -137,11 +153,15 @@ def request_cleanup(
     record then says so and nothing is deleted. CleanupRefused says why a person's request
     is refused (see check_cleanup); the retention schedule keeps its own days.
     """
-    if trigger != SyncErrorCleanup.Trigger.SCHEDULE:
+    scheduled = trigger == SyncErrorCleanup.Trigger.SCHEDULE
+    if not scheduled:
         check_cleanup(days, user)
     elif days is not None and days < 0:
         raise ValueError("days must be zero or more")
-    preview = preview_cleanup(days)
+    # The schedule cuts at the start of a day, so that it only drops whole days; a person
+    # asking for N days gets the exact cut-off they asked for.
+    whole_days = scheduled and days is not None
+    preview = preview_cleanup(days, whole_days=whole_days)
     cleanup = SyncErrorCleanup.objects.create(
         action=preview.action,
         days=days,
@@ -155,7 +175,8 @@ def request_cleanup(
     audit.record(
         audit.Action.ENTRIES_DELETED,
         f"{what}: {preview.total:,} entries ({preview.open:,} open) before "
-        f"{preview.cutoff:%Y-%m-%d %H:%M} UTC",
+        f"{preview.cutoff:%Y-%m-%d %H:%M} UTC"
+        + (" (the start of a day: whole days only)" if whole_days else ""),
         user=user,
         actor_label=f"system ({cleanup.get_trigger_display().lower()})",
         target=cleanup,
@@ -163,6 +184,7 @@ def request_cleanup(
         details={
             "days": days,
             "cutoff": preview.cutoff.isoformat(),
+            "whole_days": whole_days,
             "trigger": trigger,
             "expected": preview.total,
             "open": preview.open,
@@ -260,9 +282,13 @@ def _run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
         cleanup.heartbeat_at = timezone.now()
         cleanup.save(update_fields=["state", "started_at", "heartbeat_at"])
 
-    # The first batch is small: the pages it needs are not cached yet.
+    # The first batch is small: the pages it needs are not cached yet. Each batch is paced
+    # on its time and on the WAL it writes, whose flush its commit waits for.
     pace = Pace(
-        settings.SYNC_ERROR_CLEANUP_BATCH_SIZE, settings.SYNC_ERROR_CLEANUP_BATCH_MS, size=1000
+        settings.SYNC_ERROR_CLEANUP_BATCH_SIZE,
+        settings.SYNC_ERROR_CLEANUP_BATCH_MS,
+        size=1000,
+        wal_bytes=int(settings.SYNC_ERROR_CLEANUP_BATCH_WAL_KB * 1024),
     )
 
     def progress(deleted: int) -> None:
@@ -274,26 +300,40 @@ def _run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
     def delete_rows(before: datetime) -> None:
         # Each batch goes on from where the one before it stopped. An entry dated before
         # that point that arrives meanwhile (rare: written more than the retention late)
-        # stays for the next clean-up.
+        # stays for the next clean-up. Nothing to delete: no DELETE at all.
+        if not entries_before(before).exists():
+            return
         since = None
         while True:
-            with pace.batch() as size, transaction.atomic():
-                deleted, since = _delete_batch(before, size, since)
+            wal_start = wal_position()
+            start = clock.perf_counter()
+            with transaction.atomic():
+                deleted, since = _delete_batch(before, pace.size, since)
                 if deleted:
                     progress(deleted)
+            pace.took((clock.perf_counter() - start) * 1000, wal_written(wal_start))
             if since is None:
                 break
 
     try:
         # Entries older than every partition (in the default one) go row by row first, so
         # that a record's latest entry is never older than the days dropped next. Whole days
-        # then go at once; only the day that straddles the cut-off is deleted row by row.
+        # then go at once; only the day that straddles the cut-off is deleted row by row, or
+        # emptied at once when none of its entries is at or after the cut-off (Delete All).
+        # A cut-off at the start of a day (the schedule's) leaves no day straddling it.
         days = partitions.whole_days_before(cleanup.cutoff)
         if days:
             delete_rows(min(cleanup.cutoff, partitions.day_bounds(days[0])[0]))
         for day in days:
             with transaction.atomic():
                 progress(partitions.drop_day(day))
+        if cleanup.action == SyncErrorCleanup.Action.ALL and not at_day_start(cleanup.cutoff):
+            cut_day = partitions.day_of(cleanup.cutoff)
+            if cut_day in partitions.partition_days():
+                with transaction.atomic():
+                    emptied = partitions.empty_day(cut_day, cleanup.cutoff)
+                    if emptied is not None:
+                        progress(emptied)
         delete_rows(cleanup.cutoff)
     except Exception as exc:
         cleanup.state = SyncErrorCleanup.State.FAILED
@@ -316,7 +356,6 @@ def _run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
     cleanup.finished_at = timezone.now()
     cleanup.save(update_fields=["state", "finished_at"])
     _cleanup_ended(cleanup)
-    _queue_purge()
     logger.info(
         "Clean-up %s (%s, %s) deleted %s sync errors",
         cleanup.pk,
@@ -333,13 +372,21 @@ def _cleanup_ended(cleanup: SyncErrorCleanup) -> None:
         metrics.cleanup_finished(cleanup.state, seconds)
 
 
-def _queue_purge() -> None:
-    """The records of dropped days leave their stale rows to a background purge; if the
-    queue is down, the next clean-up queues it again."""
-    if partitions.records_horizon() is None:
-        return
-    with contextlib.suppress(QueueUnavailable):  # the queue logs why
-        queue.send("errors.purge_stale_records")
+def wal_position() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
+        return cursor.fetchone()[0]
+
+
+def wal_written(since: str) -> int:
+    """Bytes of WAL the server generated since `since` (the insert position, which moves as
+    records are written, not when they reach the disk): a batch's own, and whatever ran beside
+    it, all of which its commit waits to see flushed."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)::bigint", [since]
+        )
+        return int(cursor.fetchone()[0])
 
 
 def _forget_paused_errors() -> None:
@@ -351,7 +398,8 @@ def _forget_paused_errors() -> None:
 
 
 def delete_expired_sync_errors() -> SyncErrorCleanup:
-    """The scheduled clean-up: entries older than SYNC_ERROR_RETENTION_DAYS."""
+    """The scheduled clean-up: entries older than SYNC_ERROR_RETENTION_DAYS, cut at the start
+    of that day (see cleanup_cutoff), so that only whole day partitions go."""
     return request_cleanup(
         days=settings.SYNC_ERROR_RETENTION_DAYS,
         trigger=SyncErrorCleanup.Trigger.SCHEDULE,

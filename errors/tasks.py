@@ -13,11 +13,6 @@ def run_sync_error_cleanup(cleanup_id: int) -> int:
     return services.run_cleanup(cleanup_id).deleted_count
 
 
-@shared_task(name="errors.purge_stale_records", acks_late=True)
-def purge_stale_records() -> int:
-    return partitions.purge_stale_records()
-
-
 @shared_task(name="errors.delete_expired_sync_errors", acks_late=True)
 def delete_expired_sync_errors() -> int:
     return services.delete_expired_sync_errors().deleted_count

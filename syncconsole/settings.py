@@ -247,6 +247,9 @@ SYNC_ERROR_CLEANUP_BATCH_SIZE = envint("SYNC_ERROR_CLEANUP_BATCH_SIZE", 5000)
 # Each delete transaction of a clean-up aims at this many milliseconds: a slower batch halves
 # the next one, a quick one lets it grow back up to SYNC_ERROR_CLEANUP_BATCH_SIZE.
 SYNC_ERROR_CLEANUP_BATCH_MS = envint("SYNC_ERROR_CLEANUP_BATCH_MS", 100)
+# The WAL a delete batch may write: about what the server's disk flushes in
+# SYNC_ERROR_CLEANUP_BATCH_MS, so that no batch's commit waits longer than that for its flush.
+SYNC_ERROR_CLEANUP_BATCH_WAL_KB = envint("SYNC_ERROR_CLEANUP_BATCH_WAL_KB", 8192)
 # Above this many entries a clean-up runs in a Celery worker and the console shows its progress.
 SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD = envint("SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD", 20000)
 # The entries table has one partition per day in this window; a clean-up drops whole days.

@@ -4,7 +4,7 @@ Three queues, named after the CELERY_QUEUE setting (`<CELERY_QUEUE>.sync`, `.tri
 `.notify`), so that two consoles, or a test run, on one broker each keep their own:
 
 - sync: the sync jobs, the scheduled runs, the lag probes and the change subscriptions;
-- triage: bulk actions, clean-ups, coupling runs and purges;
+- triage: bulk actions, clean-ups and coupling runs;
 - notify: the alerts and notices sent by e-mail.
 
 Every task is routed by its registered name (`shared_task(name=...)`); a task missing here is
@@ -28,7 +28,6 @@ TASK_KINDS = {
     "errors.run_bulk_action": TRIAGE,
     "errors.run_sync_error_cleanup": TRIAGE,
     "errors.delete_expired_sync_errors": TRIAGE,
-    "errors.purge_stale_records": TRIAGE,
     "errors.wake_snoozed_problems": TRIAGE,
     "errors.create_error_partitions": TRIAGE,
     "couplings.couple_by_match": TRIAGE,

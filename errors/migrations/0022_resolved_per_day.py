@@ -24,6 +24,39 @@ GROUP BY 1, 2 ORDER BY 1, 2
 ON CONFLICT (group_id, day) DO UPDATE SET resolved = EXCLUDED.resolved;
 """
 
+ENTRIES_INSERTED_0022 = """
+-- New entries (INSERT and COPY alike): once per statement, with its rows as a transition
+-- table, one aggregate per problem and day and one per problem and record, so the cost per
+-- statement does not grow with its rows one by one. Entries of no problem count nowhere. An
+-- entry written resolved (with the time it was) counts on the day it was resolved too.
+CREATE OR REPLACE FUNCTION errors_entries_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM errors_add_days(array_agg(g), array_agg(d), array_agg(e), array_agg(o),
+                            array_agg(r)) FROM (
+        SELECT g, d, sum(e)::bigint AS e, sum(o)::bigint AS o, sum(r)::bigint AS r FROM (
+            SELECT group_id AS g, errors_entry_day(created_at) AS d, count(*) AS e,
+                   count(*) FILTER (WHERE status = 'open') AS o, 0 AS r
+            FROM new_rows WHERE group_id IS NOT NULL GROUP BY 1, 2
+            UNION ALL
+            SELECT group_id, errors_entry_day(status_changed_at), 0, 0, count(*)
+            FROM new_rows
+            WHERE group_id IS NOT NULL AND status = 'resolved' AND status_changed_at IS NOT NULL
+            GROUP BY 1, 2
+        ) AS c GROUP BY 1, 2
+    ) AS c;
+    PERFORM errors_records_added(array_agg(g), array_agg(r), array_agg(n), array_agg(f),
+                                 array_agg(l)) FROM (
+        SELECT group_id AS g, source_record_id AS r, count(*) AS n,
+               min(errors_entry_day(created_at)) AS f, max(errors_entry_day(created_at)) AS l
+        FROM new_rows WHERE group_id IS NOT NULL AND source_record_id <> '' GROUP BY 1, 2
+    ) AS c;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER errors_entries_inserted AFTER INSERT ON errors_syncerror
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION errors_entries_inserted();
+"""
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -50,9 +83,8 @@ class Migration(migrations.Migration):
             "7483a15d2c77fcf6",
             "DROP FUNCTION errors_add_days(bigint[], date[], bigint[], bigint[], bigint[]);",
         ),
-        Install(
-            "errors_entries_inserted.sql",
-            "620d327732aaa179",
+        migrations.RunSQL(
+            render(ENTRIES_INSERTED_0022),
             render(previous.ENTRIES_INSERTED_0021),
         ),
         Install(

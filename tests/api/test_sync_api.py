@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from couplings.models import Coupling, CouplingRun
 from demo.models import CrmAccount, ErpCustomer
+from errors.grouping import record_errors
 from errors.models import Category, SyncError
 from sync.models import SyncJob, TableMapping
 
@@ -70,12 +71,16 @@ def test_couple_by_hand_list_and_remove(demo_apps, user_api):
     coupling = Coupling.objects.get(pk=made.json()["id"])
     listed = user_api.get(reverse("api:couplings"), {"record": str(account.pk)}).json()
     assert [row["id"] for row in listed["results"]] == [coupling.pk]
-    entry = SyncError.objects.create(
-        created_at=timezone.now(),
-        mapping=mapping,
-        coupling=coupling,
-        category=Category.CONFLICT,
-        message="x",
+    [entry] = record_errors(
+        [
+            SyncError(
+                created_at=timezone.now(),
+                mapping=mapping,
+                coupling=coupling,
+                category=Category.CONFLICT,
+                message="x",
+            )
+        ]
     )
     removed = user_api.delete(reverse("api:coupling", args=[coupling.pk]))
     assert removed.json() == {"removed": True, "resolved_entries": 1}

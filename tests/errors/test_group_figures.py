@@ -2,6 +2,7 @@
 stay equal to what counting the entries gives, whatever changes the entries."""
 
 import random
+import re
 from collections import Counter, defaultdict
 from datetime import timedelta
 
@@ -46,12 +47,12 @@ def kept() -> dict:
         for row in GroupDay.objects.all()
         if row.entries or row.open
     }
-    # Rows of records whose latest day a clean-up dropped wait for the purge: not counted.
-    horizon = partitions.records_horizon()
     records: dict[int, set[str]] = defaultdict(set)
-    for row in GroupRecord.objects.all():
-        if horizon is None or row.last_day > horizon:
-            records[row.group_id].add(row.record_id)
+    rows = Counter((row.group_id, row.record_id) for row in GroupRecord.objects.all())
+    # One row per record, though the partitioned table cannot enforce it.
+    assert set(rows.values()) <= {1}
+    for group_id, record_id in rows:
+        records[group_id].add(record_id)
     return {
         "days": days,
         "records": dict(records),
@@ -161,20 +162,46 @@ def test_figures_stay_right_after_a_clean_up(days):
     assert not SyncError.objects.filter(created_at__lt=cleanup.cutoff).exists()
 
 
-def test_a_dropped_day_leaves_stale_records_that_the_purge_removes():
+def record_rows_by_day() -> dict:
+    """The record rows as each day's partition holds them."""
+    found = {}
+    for day in partitions.partition_days():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT record_id FROM {partitions.partition_name(day, partitions.RECORDS_PREFIX)}"  # noqa: S608
+            )
+            found[day] = {row[0] for row in cursor.fetchall()}
+    return found
+
+
+def test_a_dropped_day_takes_its_record_rows_with_it():
     write_entries()
     for n in range(5):
         make_error(age=timedelta(days=10), message=MESSAGES[n % 2], source_record_id=f"D{n}")
+    old_day = partitions.day_of(timezone.now() - timedelta(days=10))
+    assert record_rows_by_day()[old_day] == {f"D{n}" for n in range(5)}
     services.request_cleanup(days=7, trigger="command", run_in_background=False)
-    horizon = partitions.records_horizon()
-    assert horizon is not None
-    assert GroupRecord.objects.filter(last_day__lte=horizon).exists()
-    assert partitions.purge_stale_records(batch_size=2) > 0
-    assert partitions.records_horizon() is None
-    assert not GroupRecord.objects.filter(last_day__lte=horizon).exists()
+    assert old_day not in partitions.partition_days()
+    # Nothing left behind to purge: every row is a record with entries still stored.
+    assert not GroupRecord.objects.filter(record_id__startswith="D").exists()
     assert_figures_right()
     # Figures go on right afterwards, old entries too.
     write_entries()
+    assert_figures_right()
+
+
+def test_a_record_moves_to_the_partition_of_its_latest_day():
+    make_error(age=timedelta(days=5), message=MESSAGES[0], source_record_id="C1")
+    make_error(age=timedelta(days=3), message=MESSAGES[0], source_record_id="C1")
+    by_day = record_rows_by_day()
+    assert by_day[partitions.day_of(timezone.now() - timedelta(days=3))] == {"C1"}
+    assert by_day[partitions.day_of(timezone.now() - timedelta(days=5))] == set()
+    # An older entry leaves it where it is.
+    make_error(age=timedelta(days=4), message=MESSAGES[0], source_record_id="C1")
+    row = GroupRecord.objects.get(record_id="C1")
+    assert row.entries == 3
+    assert row.last_day == partitions.day_of(timezone.now() - timedelta(days=3))
+    assert row.first_day == partitions.day_of(timezone.now() - timedelta(days=5))
     assert_figures_right()
 
 
@@ -204,19 +231,15 @@ def test_a_record_seen_again_after_its_day_was_dropped_counts_again():
     make_error(age=timedelta(hours=1), message=MESSAGES[0], source_record_id="C1")
     assert_figures_right()
     assert ErrorGroup.objects.get().records == 2
-    partitions.purge_stale_records()
-    assert_figures_right()
 
 
-def test_an_entry_older_than_a_dropped_day_written_before_the_purge_never_drifts():
+def test_an_entry_older_than_a_dropped_day_counts_until_the_next_clean_up():
     make_error(age=timedelta(days=10), message=MESSAGES[0], source_record_id="C1")
     services.request_cleanup(days=7, trigger="command", run_in_background=False)
     make_error(age=timedelta(days=12), message=MESSAGES[0], source_record_id="C2")
-    partitions.purge_stale_records()
-    # Not counted while it waits for the next clean-up, which deletes it.
-    assert ErrorGroup.objects.get().records == 0
+    assert ErrorGroup.objects.get().records == 1
+    assert_figures_right()
     services.request_cleanup(days=7, trigger="command", run_in_background=False)
-    partitions.purge_stale_records()
     assert ErrorGroup.objects.filter(records__gt=0).count() == 0
     assert_figures_right()
 
@@ -226,7 +249,11 @@ def test_a_clean_up_never_reads_the_dropped_days_entries_for_the_records():
         make_error(age=timedelta(days=9, minutes=n), message=MESSAGES[n % 2])
     with CaptureQueriesContext(connection) as queries:
         services.request_cleanup(days=7, trigger="command", run_in_background=False)
-    assert not any("grouprecord" in q["sql"] for q in queries.captured_queries)
+    # The day's record rows go with its partition, never read or deleted row by row.
+    assert not any(
+        re.search(r"(FROM|UPDATE|INTO)\s+errors_grouprecord\b", q["sql"])
+        for q in queries.captured_queries
+    )
     assert_figures_right()
 
 
@@ -260,7 +287,9 @@ def test_the_figures_of_a_page_take_two_queries_that_never_read_the_entries(staf
 def _record_row_location(record_id: str) -> str:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT ctid::text FROM errors_grouprecord WHERE record_id = %s", [record_id]
+            "SELECT tableoid::regclass::text || ctid::text FROM errors_grouprecord"
+            " WHERE record_id = %s",
+            [record_id],
         )
         return cursor.fetchone()[0]
 
@@ -297,3 +326,11 @@ def test_figures_stay_right_through_many_row_deletes_in_any_order():
         taken, entries = entries[:size], entries[size:]
         SyncError.objects.filter(pk__in=[e.pk for e in taken]).delete()
         assert_figures_right()
+
+
+def test_record_ids_of_any_spelling_are_counted_as_written():
+    odd = ['A"B', "C\\D", "E,F", "{G}", "H I", "NULL", "ÅØ"]
+    for record_id in odd:
+        make_error(message=MESSAGES[0], source_record_id=record_id)
+    assert set(GroupRecord.objects.values_list("record_id", flat=True)) == set(odd)
+    assert_figures_right()

@@ -38,3 +38,35 @@ def test_a_batch_is_timed_by_its_block(monkeypatch):
         assert size == 100
     assert pace.slowest_ms == 500
     assert pace.size == 50
+
+
+def test_the_wal_a_batch_wrote_caps_the_next_so_its_commit_flushes_no_more_than_the_budget():
+    pace = Pace(largest=10_000, target_ms=100, size=4000, wal_bytes=8_000_000)
+    # Quick, but 4,000 rows wrote 16 MB: at 4 kB a row, 2,000 rows fit in 8 MB.
+    pace.took(20, wal_bytes=16_000_000)
+    assert pace.size == 2000
+    assert pace.most_wal_bytes == 16_000_000
+    # Under the budget and quick: grows as time allows, never past what the budget holds.
+    pace.took(20, wal_bytes=7_000_000)  # 3.5 kB a row: 2,285 fit
+    assert pace.size == 2285
+    # Slow and over budget: the smaller of the two.
+    pace.took(500, wal_bytes=64_000_000)
+    assert pace.size == 1142
+    # Without a measure, or without a budget, time alone decides.
+    alone = Pace(largest=10_000, target_ms=100, size=4000)
+    alone.took(20, wal_bytes=10**12)
+    assert alone.size == 6000
+
+
+def test_wal_that_other_sessions_wrote_meanwhile_does_not_shrink_the_batches_for_good():
+    pace = Pace(largest=10_000, target_ms=100, size=1000, wal_bytes=8_000_000)
+    pace.took(20, wal_bytes=1_000_000)  # 1 kB a row: its own
+    assert pace.size == 1500
+    # Another session wrote 80 MB during the next batch: the batch's own WAL per row is
+    # still the 1 kB seen, so the cap stays at 8,000 rows and time decides.
+    pace.took(20, wal_bytes=80_000_000)
+    assert pace.size == 2250
+    # Once the batches that showed it are out of the window, the cap follows what is seen.
+    for _ in range(8):
+        pace.took(20, wal_bytes=pace.size * 4000)
+    assert pace.size == 2000

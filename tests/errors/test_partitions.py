@@ -140,6 +140,9 @@ def test_a_partition_another_writer_created_meanwhile_is_left_as_it_is():
 
 def test_the_straddling_day_goes_in_batches_that_go_on_where_the_last_one_stopped(settings):
     settings.SYNC_ERROR_CLEANUP_BATCH_SIZE = 2
+    # Batches of 2 whatever the machine does meanwhile (its time and its WAL pace them).
+    settings.SYNC_ERROR_CLEANUP_BATCH_MS = 60_000
+    settings.SYNC_ERROR_CLEANUP_BATCH_WAL_KB = 1024 * 1024
     moment = timezone.now() - timedelta(days=7, minutes=30)
     # Entries that share a time are never split between a deleted and a kept side.
     same_time = [make_error(created_at=moment) for _ in range(3)]

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from errors.entries import InvalidEntries
 from errors.grouping import SKIP_NOTE, normalize, record_errors
-from errors.models import Category, ErrorGroup, Status, SyncError
+from errors.models import Category, ErrorGroup, GroupDay, Status, SyncError
 from tests.factories import make_coupling, make_error, make_job, make_mapping
 
 pytestmark = pytest.mark.django_db
@@ -137,8 +137,8 @@ def test_a_batch_is_written_in_the_same_few_statements_whatever_its_size():
         counts.append(len(queries))
         assert any(q["sql"].startswith("COPY ") for q in queries.captured_queries)
     # The day's partition, a savepoint, the job, coupling and mapping named, the groups, the
-    # ids, the COPY, the savepoint's release.
-    assert counts[0] == counts[1] <= 7
+    # ids, the COPY, its figures, the savepoint's release.
+    assert counts[0] == counts[1] <= 8
     # A batch that creates problems reads the ownership rules and the alert subscriptions too
     # (the alerts' outbox is written in the same transaction), once, however many.
     with CaptureQueriesContext(connection) as queries:
@@ -309,3 +309,14 @@ def test_deleting_a_job_coupling_or_mapping_leaves_its_entries_without_it():
     mapping.delete()
     error.refresh_from_db()
     assert error.mapping_id is None
+
+
+def test_a_new_entry_is_stored_only_by_record_errors_which_keeps_its_figures():
+    mapping = make_mapping()
+    with pytest.raises(TypeError, match="record_errors"):
+        SyncError.objects.create(created_at=timezone.now(), mapping=mapping, message="x")
+    assert not SyncError.objects.exists()
+    stored = record_errors([entry(mapping, message="Record C1 failed.", source_record_id="C1")])[0]
+    group = ErrorGroup.objects.get(pk=stored.group_id)
+    assert (group.count, group.records) == (1, 1)
+    assert GroupDay.objects.get(group=group).entries == 1

@@ -7,6 +7,7 @@ import pytest
 
 from couplings.models import Coupling
 from demo.models import CrmAccount, CrmProduct, ErpCustomer, ErpItem
+from errors.grouping import record_errors
 from errors.models import Category, SyncError
 from sync import engine
 from sync.models import SyncJob, TableMapping
@@ -437,14 +438,18 @@ def test_an_entry_resolves_itself_when_its_record_synchronizes(demo_apps, no_ove
     failing = demo_apps.run("CUSTOMER")
     entry = SyncError.objects.get(job=failing)
     # An unrelated failure of the same coupling in the other direction stays open.
-    other = SyncError.objects.create(
-        created_at=entry.created_at,
-        job=failing,
-        mapping=entry.mapping,
-        coupling=entry.coupling,
-        category=Category.CONFLICT,
-        source_app="Business Central",
-        message="Other direction.",
+    [other] = record_errors(
+        [
+            SyncError(
+                created_at=entry.created_at,
+                job=failing,
+                mapping=entry.mapping,
+                coupling=entry.coupling,
+                category=Category.CONFLICT,
+                source_app="Business Central",
+                message="Other direction.",
+            )
+        ]
     )
     CrmAccount.objects.filter(pk=account.pk).update(telephone="+45 3333 4444")
 
