@@ -462,6 +462,9 @@ class ErrorGroup(models.Model):
                 condition=models.Q(status="snoozed"),
                 name="group_snoozed",
             ),
+            # The message search of the problems page and of the entries (errors.search):
+            # the entries' messages are found through their problems' titles.
+            GinIndex(OpClass(Upper("title"), name="gin_trgm_ops"), name="group_title_trgm"),
         ]
 
     def __str__(self) -> str:
@@ -874,7 +877,6 @@ class SyncError(models.Model):
                 condition=~models.Q(integration=""),
                 name="error_integration_recent",
             ),
-            GinIndex(OpClass(Upper("message"), name="gin_trgm_ops"), name="error_message_trgm"),
             models.Index(Upper("source_record_id"), name="error_source_record"),
             models.Index(Upper("destination_record_id"), name="error_destination_record"),
             # The few blocked entries: found by the record they wait for when it synchronizes,
