@@ -17,8 +17,8 @@ from django.utils import timezone
 from sync.models import Connection, TableMapping
 from syncconsole.permissions import is_sync_admin
 
-from .search import search as search_entries
 from .models import SETUP_CATEGORIES, Category, ErrorGroup, Status, SyncError
+from .search import search as search_entries
 
 SEARCH_MAX_LENGTH = 200
 ASSIGNED = [("me", "Assigned to me"), ("nobody", "Unassigned")]
