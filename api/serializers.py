@@ -1,5 +1,6 @@
 """What the API reads and writes: every field that comes in is checked here first."""
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -1106,17 +1107,18 @@ class QuickIngestCheck:
         # A plain text's pattern (no NUL; some text unless it may be blank) is checked as
         # above and by strip(); any other pattern or check (a link's) is run on the value.
         plain = {text_pattern(NUL, blank=True), text_pattern(NUL, blank=False)}
-        self.texts: dict[str, tuple[int, bool, list[Callable[[str], None]]]] = {}
+        self.texts: dict[str, tuple[int, bool, list[re.Pattern], list[Callable]]] = {}
         for name, field in fields.items():
             if not isinstance(field, TextField):
                 continue
-            own = [
-                validator
-                for validator in field.validators
-                if not isinstance(validator, self.COVERED)
-                and not (isinstance(validator, WholeMatch) and validator.regex.pattern in plain)
+            own = [v for v in field.validators if not isinstance(v, self.COVERED)]
+            patterns = [
+                re.compile(v.regex.pattern, v.regex.flags)  # compiled once, not lazily
+                for v in own
+                if isinstance(v, WholeMatch) and v.regex.pattern not in plain
             ]
-            self.texts[name] = (field.max_length, field.allow_blank, own)
+            checks = [v for v in own if not isinstance(v, WholeMatch)]
+            self.texts[name] = (field.max_length, field.allow_blank, patterns, checks)
         self.choices = {
             name: frozenset(field.choices)
             for name, field in fields.items()
@@ -1125,6 +1127,7 @@ class QuickIngestCheck:
         self.moments = {
             name: field for name, field in fields.items() if isinstance(field, MomentField)
         }
+        assert not any(field.validators for field in self.moments.values())
         assert self.names == set(self.texts) | set(self.choices) | set(self.moments)
 
     def validated(self, entries: list, integration: str) -> list[dict] | None:
@@ -1141,15 +1144,17 @@ class QuickIngestCheck:
                 if name in texts:
                     if value.__class__ is not str:
                         return None
-                    longest, blank, own = texts[name]
+                    longest, blank, patterns, checks = texts[name]
                     if value == "" and blank:  # DRF takes it as it is, unchecked
                         data[name] = value
                         continue
                     stripped = value.strip()
                     if len(value) > longest or not (blank or stripped):
                         return None
+                    if not all(pattern.fullmatch(value) for pattern in patterns):
+                        return None
                     try:
-                        for check in own:
+                        for check in checks:
                             check(value)
                     except (ValidationError, DjangoValidationError):
                         return None
@@ -1160,8 +1165,10 @@ class QuickIngestCheck:
                         return None
                     data[name] = value
                 else:
-                    try:
-                        data[name] = moments[name].run_validation(value)
+                    if value is None:  # the field's "may not be null"
+                        return None
+                    try:  # the field has no validators: its reading is its check
+                        data[name] = moments[name].to_internal_value(value)
                     except ValidationError:
                         return None
             data["integration"] = data.get("integration") or integration

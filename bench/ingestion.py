@@ -322,6 +322,7 @@ class Bench:
             }
             for e in errors
         ]
+        entries = json.loads(json.dumps(entries))  # as they arrive: plain JSON values
         return [entries[i : i + PAGE] for i in range(0, n, PAGE)]
 
     def rate_api_bulk(self, n: int) -> float:
