@@ -21,7 +21,7 @@ from .common import analyze, median, ms, p95, stage, table
 FULL, QUICK = int(os.environ.get("BENCH_STORM_ENTRIES", 1_000_000)), 20_000
 BACKGROUND, QUICK_BACKGROUND = 1_000_000, 20_000
 TARGET_P95_MS = 100
-MESSAGE = "The field {field} of customer {id} cannot be '{value}': it must not be longer than 30."
+MESSAGE = "The field name of customer {id} cannot be '{value}': it must not be longer than 30."
 PAGES = ("errors list, newest", "errors list, the storm's problem", "Problems page")
 
 
@@ -62,7 +62,7 @@ def run(quick: bool) -> str:
         cursor.execute(f"DELETE FROM {SyncError._meta.db_table} WHERE id > %s", [mark])
     ErrorGroup.objects.filter(pk=group.pk).delete()
 
-    exact = all(ok for _, _, _, ok in checks)
+    exact = all(ok for _, _, _, ok in checks) and group.count == stored
     list_p95 = p95(pages.times[PAGES[0]] + pages.times[PAGES[1]])
     return "\n".join(
         [
@@ -126,7 +126,7 @@ def _storm(job, size: int, batch: int, pages: "Pages") -> list[float]:
     from errors.grouping import record_errors
     from errors.models import Category, SyncError
 
-    from .data import FIELDS, VALUES
+    from .data import VALUES
 
     rng = random.Random(11)
     seconds = []
@@ -147,9 +147,7 @@ def _storm(job, size: int, batch: int, pages: "Pages") -> list[float]:
                     source_url=f"https://erp.example.com/customers/{record}",
                     destination_app="Dynamics 365 Sales",
                     destination_entity=job.mapping.destination_entity,
-                    message=MESSAGE.format(
-                        field=rng.choice(FIELDS), id=record, value=rng.choice(VALUES)
-                    ),
+                    message=MESSAGE.format(id=record, value=rng.choice(VALUES)),
                     detail='{"error": {"code": "0x80040237"}}',
                 )
             )
