@@ -3,6 +3,7 @@
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from typing import cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator
@@ -1112,12 +1113,16 @@ class QuickIngestCheck:
             if not isinstance(field, TextField):
                 continue
             own = [v for v in field.validators if not isinstance(v, self.COVERED)]
-            patterns = [
-                re.compile(v.regex.pattern, v.regex.flags)  # compiled once, not lazily
+            # Compiled once here: a RegexValidator's own pattern is compiled lazily, and
+            # reading it goes through a proxy at every call.
+            regexes = [
+                cast(re.Pattern, v.regex)
                 for v in own
-                if isinstance(v, WholeMatch) and v.regex.pattern not in plain
+                if isinstance(v, WholeMatch) and cast(re.Pattern, v.regex).pattern not in plain
             ]
-            checks = [v for v in own if not isinstance(v, WholeMatch)]
+            patterns = [re.compile(regex.pattern, regex.flags) for regex in regexes]
+            checks = [cast(Callable, v) for v in own if not isinstance(v, WholeMatch)]
+            assert field.max_length is not None, name
             self.texts[name] = (field.max_length, field.allow_blank, patterns, checks)
         self.choices = {
             name: frozenset(field.choices)
