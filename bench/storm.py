@@ -57,6 +57,7 @@ def run(quick: bool) -> str:
     group = ErrorGroup.objects.get(pk=pages.group_id)
     with stage("figures against the entries"):
         checks = _compare(group)
+    plans = {name: _plan_of(url) for name, url in _urls(group.pk)[:2]}
     stored = SyncError.objects.filter(pk__gt=mark, job=job).count()
     with connection.cursor() as cursor:  # the next run starts from the same table
         cursor.execute(f"DELETE FROM {SyncError._meta.db_table} WHERE id > %s", [mark])
@@ -114,8 +115,76 @@ def run(quick: bool) -> str:
             f"{'met' if list_p95 < TARGET_P95_MS else 'not met'}** ({ms(list_p95)}); "
             f"**the Problems page exact: {'yes' if exact else 'no'}**; "
             f"{stored:,} of {size:,} entries absorbed.",
+            "",
+            "Where a list page's time goes, at the end of the storm (the page's query on the "
+            "entries, EXPLAIN ANALYZE; the planner's statistics are those autovacuum had "
+            "gathered by then):",
+            "",
+            table(
+                ["page", "plan", "rows the planner expected", "rows read", "time"],
+                [
+                    (name, kinds, f"{expected:,}", f"{read:,}", ms(took))
+                    for name, (kinds, expected, read, took) in plans.items()
+                ],
+            ),  # fmt: skip
         ]
     )
+
+
+def _urls(group_id: int) -> list[tuple[str, str]]:
+    from django.urls import reverse
+
+    return list(
+        zip(
+            PAGES,
+            [
+                reverse("errors:list"),
+                f"{reverse('errors:list')}?group={group_id}",
+                reverse("errors:groups"),
+            ],
+            strict=True,
+        )
+    )
+
+
+def _plan_of(url: str) -> tuple[str, int, int, float]:
+    """The list page's query on the entries, run with EXPLAIN ANALYZE: its plan's node
+    types, the rows the planner expected from the entries and those it read, and its time."""
+    from django.conf import settings
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from errors.models import SyncError
+
+    client = Client(HTTP_HOST=next(h for h in settings.ALLOWED_HOSTS if "*" not in h))
+    client.force_login(User.objects.get(username="bench-admin"))
+    table_name = f'"{SyncError._meta.db_table}"'
+    with CaptureQueriesContext(connection) as captured:
+        client.get(url)
+    page = next(
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith("SELECT") and f"FROM {table_name}" in q["sql"]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + page)
+        found = cursor.fetchone()[0][0]
+    kinds, expected, read = [], 0, 0
+
+    def walk(node: dict) -> None:
+        nonlocal expected, read
+        if node["Node Type"] not in kinds:
+            kinds.append(node["Node Type"])
+        if node.get("Relation Name", "").startswith(SyncError._meta.db_table):
+            expected += int(node["Plan Rows"])
+            read += int(node["Actual Rows"]) * int(node.get("Actual Loops", 1))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(found["Plan"])
+    return " → ".join(kinds[:6]), expected, read, found["Execution Time"]
 
 
 def _storm(job, size: int, batch: int, pages: "Pages") -> list[float]:
@@ -231,7 +300,6 @@ def pages_loop(group, stop, ready, results) -> None:
     from django.conf import settings
     from django.contrib.auth.models import User
     from django.test import Client
-    from django.urls import reverse
 
     client = Client(HTTP_HOST=next(h for h in settings.ALLOWED_HOSTS if "*" not in h))
     client.force_login(User.objects.get(username="bench-admin"))
@@ -241,12 +309,7 @@ def pages_loop(group, stop, ready, results) -> None:
         if not group.value:
             time.sleep(0.05)
             continue
-        urls = [
-            reverse("errors:list"),
-            f"{reverse('errors:list')}?group={group.value}",
-            reverse("errors:groups"),
-        ]
-        for name, url in zip(PAGES, urls, strict=True):
+        for name, url in _urls(group.value):
             start = time.perf_counter()
             response = client.get(url)
             assert response.status_code == 200, (url, response.status_code)
