@@ -30,14 +30,7 @@ from api.models import ApiToken
 from api.serializers import IngestedErrorSerializer, quick_ingest_check
 from couplings.models import Coupling
 from errors import grouping
-from errors.entries import (
-    _cells,
-    _column_values,
-    _columns,
-    check_references,
-    clean_entries,
-    insert_entries,
-)
+from errors.entries import check_references, clean_entries, copy_rows, insert_entries
 from errors.grouping import fingerprint, record_errors
 from errors.models import ErrorGroup, SyncError
 from sync.connectors.odata import SideConfig
@@ -515,13 +508,7 @@ class Bench:
                 "fingerprints (grouping)",
                 lambda b: [fingerprint(e.mapping_id, e.category, e.message) for e in b],
             ),
-            (
-                "COPY text of the rows",
-                lambda b: [
-                    _cells(f, b, v)
-                    for f, v in zip(_columns(), _column_values(b).values(), strict=True)
-                ],
-            ),
+            ("COPY text of the rows", copy_rows),
         ]
         for error in errors:
             error.pk = 0

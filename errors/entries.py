@@ -133,17 +133,7 @@ def insert_entries(errors: list[SyncError]) -> list[SyncError]:
         ids = [row[0] for row in cursor.fetchall()]
         for error, pk in zip(errors, ids, strict=True):
             error.pk = pk
-        values = _column_values(errors)
-        # A column NULL in every row of the batch (most entries are never blocked, counted
-        # on or changed yet) is left out: the table's default, NULL, fills it, and neither
-        # the COPY text nor the server's reading of it has to spell it out in each row.
-        columns = [
-            field
-            for field in _columns()
-            if not (field.attname in _NULL_BY_DEFAULT and _all_null(values[field.attname]))
-        ]
-        cells = [_cells(field, errors, values[field.attname]) for field in columns]
-        data = "\n".join(map("\t".join, zip(*cells, strict=True))) + "\n"
+        columns, data = copy_rows(errors)
         names = ", ".join(connection.ops.quote_name(field.column) for field in columns)
         statement = f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN"
         logged = getattr(cursor, "debug_sql", None)  # in DEBUG, listed with the queries
@@ -153,6 +143,21 @@ def insert_entries(errors: list[SyncError]) -> list[SyncError]:
         error._state.adding = False
         error._state.db = connection.alias
     return errors
+
+
+def copy_rows(errors: list[SyncError]) -> tuple[list[models.Field], str]:
+    """The columns of the COPY and its rows in COPY's text format."""
+    values = _column_values(errors)
+    # A column NULL in every row of the batch (most entries are never blocked, counted on or
+    # changed yet) is left out: the table's default, NULL, fills it, and neither the COPY
+    # text nor the server's reading of it has to spell it out in each row.
+    columns = [
+        field
+        for field in _columns()
+        if not (field.attname in _NULL_BY_DEFAULT and _all_null(values[field.attname]))
+    ]
+    cells = [_cells(field, errors, values[field.attname]) for field in columns]
+    return columns, "\n".join(map("\t".join, zip(*cells, strict=True))) + "\n"
 
 
 @cache
