@@ -1102,6 +1102,10 @@ class QuickIngestCheck:
                ProhibitSurrogateCharactersValidator)  # fmt: skip
 
     def __init__(self):
+        # Rules this check does not read must not exist: a form, or a field's validate_ method.
+        assert not IngestedErrorSerializer.forms
+        added = set(dir(IngestedErrorSerializer)) - set(dir(StrictSerializer))
+        assert not [name for name in added if name.startswith("validate_")]
         fields = IngestedErrorSerializer().fields
         self.names = frozenset(fields)
         self.required = frozenset(name for name, field in fields.items() if field.required)
