@@ -1,9 +1,16 @@
 """What the API reads and writes: every field that comes in is checked here first."""
 
+import re
+from collections.abc import Callable
 from datetime import timedelta
+from typing import cast
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from couplings.forms import MAX_RECORDS, RECORD_ID_MAX_LENGTH
 from couplings.models import Coupling, CouplingRun
@@ -50,6 +57,7 @@ from .fields import (
     CONTROL,
     LINK_PATTERN,
     MAX_ID,
+    NUL,
     DayField,
     FlagField,
     Form,
@@ -57,7 +65,9 @@ from .fields import (
     MomentField,
     StrictSerializer,
     TextField,
+    WholeMatch,
     WholeNumberField,
+    text_pattern,
 )
 from .ingestion import ENTRY_FIELDS
 
@@ -1077,3 +1087,111 @@ class RuleAppliedSerializer(serializers.Serializer):
     job = serializers.IntegerField(source="job.pk", allow_null=True)
     records = serializers.IntegerField()
     refused = serializers.CharField(help_text="Why no job was queued, if none was.")
+
+
+class QuickIngestCheck:
+    """IngestedErrorSerializer's rules for a whole batch, read from its fields, without the
+    serializer's work per field (the larger part of an ingestion request's time): a batch
+    that plainly keeps every rule is taken as the serializer would take it; for any other,
+    `validated` answers None and the serializer checks it, with its messages. So it may
+    send a good batch to the serializer, never take one the serializer refuses."""
+
+    # What every text is checked for here at once: its length, and (in all the texts of the
+    # batch together) no NUL and no lone surrogate.
+    COVERED = (MaxLengthValidator, ProhibitNullCharactersValidator,
+               ProhibitSurrogateCharactersValidator)  # fmt: skip
+
+    def __init__(self):
+        # Rules this check does not read must not exist: a form, or a field's validate_ method.
+        assert not IngestedErrorSerializer.forms
+        added = set(dir(IngestedErrorSerializer)) - set(dir(StrictSerializer))
+        assert not [name for name in added if name.startswith("validate_")]
+        fields = IngestedErrorSerializer().fields
+        self.names = frozenset(fields)
+        self.required = frozenset(name for name, field in fields.items() if field.required)
+        # A plain text's pattern (no NUL; some text unless it may be blank) is checked as
+        # above and by strip(); any other pattern or check (a link's) is run on the value.
+        plain = {text_pattern(NUL, blank=True), text_pattern(NUL, blank=False)}
+        self.texts: dict[str, tuple[int, bool, list[re.Pattern], list[Callable]]] = {}
+        for name, field in fields.items():
+            if not isinstance(field, TextField):
+                continue
+            own = [v for v in field.validators if not isinstance(v, self.COVERED)]
+            # Compiled once here: a RegexValidator's own pattern is compiled lazily, and
+            # reading it goes through a proxy at every call.
+            regexes = [
+                cast(re.Pattern, v.regex)
+                for v in own
+                if isinstance(v, WholeMatch) and cast(re.Pattern, v.regex).pattern not in plain
+            ]
+            patterns = [re.compile(regex.pattern, regex.flags) for regex in regexes]
+            checks = [cast(Callable, v) for v in own if not isinstance(v, WholeMatch)]
+            assert field.max_length is not None, name
+            self.texts[name] = (field.max_length, field.allow_blank, patterns, checks)
+        self.choices = {
+            name: frozenset(field.choices)
+            for name, field in fields.items()
+            if isinstance(field, serializers.ChoiceField)
+        }
+        self.moments = {
+            name: field for name, field in fields.items() if isinstance(field, MomentField)
+        }
+        assert not any(field.validators for field in self.moments.values())
+        assert self.names == set(self.texts) | set(self.choices) | set(self.moments)
+
+    def validated(self, entries: list, integration: str) -> list[dict] | None:
+        names, texts, choices, moments = self.names, self.texts, self.choices, self.moments
+        checked: list[dict] = []
+        seen: list[str] = []
+        for entry in entries:
+            if entry.__class__ is not dict or not names.issuperset(entry):
+                return None
+            if not self.required.issubset(entry):
+                return None
+            data = {}
+            for name, value in entry.items():
+                if name in texts:
+                    if value.__class__ is not str:
+                        return None
+                    longest, blank, patterns, checks = texts[name]
+                    if value == "" and blank:  # DRF takes it as it is, unchecked
+                        data[name] = value
+                        continue
+                    stripped = value.strip()
+                    if len(value) > longest or not (blank or stripped):
+                        return None
+                    if not all(pattern.fullmatch(value) for pattern in patterns):
+                        return None
+                    try:
+                        for check in checks:
+                            check(value)
+                    except (ValidationError, DjangoValidationError):
+                        return None
+                    seen.append(value)
+                    data[name] = stripped
+                elif name in choices:
+                    if value.__class__ is not str or value not in choices[name]:
+                        return None
+                    data[name] = value
+                else:
+                    if value is None:  # the field's "may not be null"
+                        return None
+                    try:  # the field has no validators: its reading is its check
+                        data[name] = moments[name].to_internal_value(value)
+                    except ValidationError:
+                        return None
+            data["integration"] = data.get("integration") or integration
+            if not data["integration"]:
+                return None
+            checked.append(data)
+        joined = "\x01".join(seen)
+        if "\x00" in joined:
+            return None
+        try:
+            joined.encode()
+        except UnicodeEncodeError:
+            return None
+        return checked
+
+
+quick_ingest_check = QuickIngestCheck()

@@ -20,6 +20,7 @@ BENCHMARKS = [
     "group_view",
     "overview",
     "ingestion",
+    "storm",
     "cleanup",
     "sync_throughput",
     "load",

@@ -23,6 +23,7 @@ from .models import (
     SyncErrorCleanup,
 )
 from .ownership_forms import OwnershipRuleAdminForm
+from .search import search as search_entries
 from .templatetags.records import entry_record_html
 
 
@@ -54,7 +55,9 @@ class SyncErrorAdmin(AuditedAdmin):
         "status",
     ]
     list_filter = ["category", "status", "mapping__connection", "mapping", "created_at"]
-    search_fields = ["message", "=source_record_id", "=destination_record_id"]
+    # The search box is the errors list's search (errors.search), whose message text is
+    # looked up through the problems' titles: search_fields only makes the admin show it.
+    search_fields = ["message"]
     list_select_related = ["mapping__connection", "job", "coupling"]
     date_hierarchy = "created_at"
     raw_id_fields = ["job", "coupling", "status_changed_by"]
@@ -79,6 +82,9 @@ class SyncErrorAdmin(AuditedAdmin):
     show_full_result_count = False
     actions = ["mark_resolved", "mark_ignored", "reopen"]
     change_list_template = "admin/errors/syncerror/change_list.html"
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_entries(queryset, search_term), False
 
     @admin.display(description="Message")
     def short_message(self, error: SyncError) -> str:

@@ -125,7 +125,6 @@ def insert_entries(errors: list[SyncError]) -> list[SyncError]:
     if not errors:
         return errors
     table = SyncError._meta.db_table
-    columns = _columns()
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
@@ -134,9 +133,7 @@ def insert_entries(errors: list[SyncError]) -> list[SyncError]:
         ids = [row[0] for row in cursor.fetchall()]
         for error, pk in zip(errors, ids, strict=True):
             error.pk = pk
-        values = _column_values(errors)
-        cells = [_cells(field, errors, values[field.attname]) for field in columns]
-        data = "\n".join(map("\t".join, zip(*cells, strict=True))) + "\n"
+        columns, data = copy_rows(errors)
         names = ", ".join(connection.ops.quote_name(field.column) for field in columns)
         statement = f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN"
         logged = getattr(cursor, "debug_sql", None)  # in DEBUG, listed with the queries
@@ -148,9 +145,36 @@ def insert_entries(errors: list[SyncError]) -> list[SyncError]:
     return errors
 
 
+def copy_rows(errors: list[SyncError]) -> tuple[list[models.Field], str]:
+    """The columns of the COPY and its rows in COPY's text format."""
+    values = _column_values(errors)
+    # A column NULL in every row of the batch (most entries are never blocked, counted on or
+    # changed yet) is left out: the table's default, NULL, fills it, and neither the COPY
+    # text nor the server's reading of it has to spell it out in each row.
+    columns = [
+        field
+        for field in _columns()
+        if not (field.attname in _NULL_BY_DEFAULT and _all_null(values[field.attname]))
+    ]
+    cells = [_cells(field, errors, values[field.attname]) for field in columns]
+    return columns, "\n".join(map("\t".join, zip(*cells, strict=True))) + "\n"
+
+
 @cache
 def _columns() -> list[models.Field]:
     return list(SyncError._meta.concrete_fields)
+
+
+# The nullable columns whose default in the database is NULL (no db_default).
+_NULL_BY_DEFAULT = frozenset(
+    field.attname
+    for field in SyncError._meta.concrete_fields
+    if field.null and field.db_default is models.NOT_PROVIDED
+)
+
+
+def _all_null(values: list) -> bool:
+    return values.count(None) == len(values)
 
 
 @cache

@@ -18,6 +18,7 @@ from sync.models import Connection, TableMapping
 from syncconsole.permissions import is_sync_admin
 
 from .models import SETUP_CATEGORIES, Category, ErrorGroup, Status, SyncError
+from .search import search as search_entries
 
 SEARCH_MAX_LENGTH = 200
 ASSIGNED = [("me", "Assigned to me"), ("nobody", "Unassigned")]
@@ -176,16 +177,8 @@ class SyncErrorFilter(CategoriesByRole):
         return queryset.filter(created_at__lt=start_of(value + timedelta(days=1)))
 
     def search(self, queryset, name, value):
-        value = value.strip()
-        if not value:
-            return queryset
-        # Message text is matched anywhere (trigram index); record ids are matched whole,
-        # as people paste them from the other app.
-        return queryset.filter(
-            Q(message__icontains=value)
-            | Q(source_record_id__iexact=value)
-            | Q(destination_record_id__iexact=value)
-        )
+        # A word of the message, or a whole record id as people paste it from the other app.
+        return search_entries(queryset, value)
 
 
 class ErrorGroupFilter(CategoriesByRole):

@@ -1,6 +1,10 @@
 """Record links come from other systems: only http(s) URLs become links."""
 
+import re
 from urllib.parse import urlsplit
+
+# A control character or whitespace (str.isspace's, which is what \s matches in a str pattern).
+UNSAFE = re.compile(r"[\x00-\x1f\s]")
 
 
 def safe_link(url: str) -> str | None:
@@ -8,7 +12,7 @@ def safe_link(url: str) -> str | None:
     if not url:
         return None
     url = url.strip()
-    if any(ord(char) < 32 or char.isspace() for char in url):
+    if UNSAFE.search(url):
         return None
     try:
         parts = urlsplit(url)

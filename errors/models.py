@@ -462,6 +462,9 @@ class ErrorGroup(models.Model):
                 condition=models.Q(status="snoozed"),
                 name="group_snoozed",
             ),
+            # The message search of the problems page and of the entries (errors.search):
+            # the entries' messages are found through their problems' titles.
+            GinIndex(OpClass(Upper("title"), name="gin_trgm_ops"), name="group_title_trgm"),
         ]
 
     def __str__(self) -> str:
@@ -799,12 +802,15 @@ class SyncError(models.Model):
     category = models.CharField(max_length=30, choices=Category.choices, default=Category.OTHER)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # Its index is partial (Meta: error_status_changed_by): entries arrive with none, and an
+    # index of the NULLs would cost every insert for nothing.
     status_changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     status_note = models.CharField(max_length=500, blank=True)
     sent_values = models.JSONField(
@@ -875,14 +881,24 @@ class SyncError(models.Model):
             models.Index(fields=["status", "-created_at", "-id"], name="error_status_recent"),
             models.Index(fields=["mapping", "-created_at", "-id"], name="error_mapping_recent"),
             models.Index(fields=["job", "-created_at"], name="error_job_recent"),
-            models.Index(fields=["coupling"], name="error_coupling"),
+            # Only the entries that have one: no insert without one pays for it, and the
+            # lookups (and the SET NULL of a deleted row) name one, which implies it is set.
+            models.Index(
+                fields=["coupling"],
+                condition=models.Q(coupling__isnull=False),
+                name="error_coupling_set",
+            ),
+            models.Index(
+                fields=["status_changed_by"],
+                condition=models.Q(status_changed_by__isnull=False),
+                name="error_status_changed_by",
+            ),
             models.Index(fields=["group", "-created_at", "-id"], name="error_group_recent"),
             models.Index(
                 fields=["integration", "-created_at", "-id"],
                 condition=~models.Q(integration=""),
                 name="error_integration_recent",
             ),
-            GinIndex(OpClass(Upper("message"), name="gin_trgm_ops"), name="error_message_trgm"),
             models.Index(Upper("source_record_id"), name="error_source_record"),
             models.Index(Upper("destination_record_id"), name="error_destination_record"),
             # The few blocked entries: found by the record they wait for when it synchronizes,

@@ -108,6 +108,15 @@ def test_search_matches_message_text_case_insensitively(staff_client):
     assert listed_ids(staff_client.get(LIST, {"q": "exchange RATE"})) == [wanted.pk]
 
 
+def test_search_matches_only_the_messages_that_hold_the_text(staff_client):
+    # One problem: its title is the first message, which names C1; the second entry does not.
+    first = make_error(message="Customer C1 is blocked")
+    make_error(message="Customer C2 is blocked")
+    assert first.group_id is not None
+    assert listed_ids(staff_client.get(LIST, {"q": "c1 is"})) == [first.pk]
+    assert len(listed_ids(staff_client.get(LIST, {"q": "is blocked"}))) == 2
+
+
 def test_search_matches_whole_record_ids_on_either_side(staff_client):
     by_source = make_error(source_record_id="C00042")
     by_destination = make_error(destination_record_id="7b3c2a10-aaaa-bbbb-cccc-000000000001")

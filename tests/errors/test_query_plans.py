@@ -206,3 +206,44 @@ def test_indexes_rebuilt_after_a_bulk_load_cover_every_partition():
     with indexes_built_after(TABLE):
         pass
     assert not invalid_or_missing_indexes()
+
+
+def plan_of(sql: str) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql)
+        return cursor.fetchone()[0][0]["Plan"]
+
+
+def index_names(node: dict) -> list[str]:
+    own = [node["Index Name"]] if "Index Name" in node else []
+    return own + [name for child in node.get("Plans", []) for name in index_names(child)]
+
+
+@pytest.mark.django_db
+def test_message_search_reads_the_problems_title_index_not_an_index_of_every_message(
+    entries, staff_user
+):
+    """The entries carry no index of their message (it cost a third of an insert): the text
+    is looked up in the problems' titles, by their trigram index, and the entries of those
+    problems by their problem index."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", [TABLE])
+        assert not [d for (d,) in cursor.fetchall() if "message" in d]
+    client = Client()
+    client.force_login(staff_user)
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(f"{LIST}?q=exchange").status_code == 200
+    titles = [
+        q["sql"]
+        for q in captured.captured_queries
+        if f'"{ErrorGroup._meta.db_table}"' in q["sql"] and "LIKE" in q["sql"]
+    ]
+    assert len(titles) == 1
+    page = plan_of(entry_queries(client, "q=exchange")[0])
+    assert not seq_scans(page, entries_relations())
+    assert [kind for kind in node_types(page) if "Index" in kind], node_types(page)
+    # The problems are few here, and a table of a few pages is rightly read whole: the
+    # index must serve the search once reading them whole is not an option.
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    assert "group_title_trgm" in index_names(plan_of(titles[0]))

@@ -320,3 +320,27 @@ def test_a_new_entry_is_stored_only_by_record_errors_which_keeps_its_figures():
     group = ErrorGroup.objects.get(pk=stored.group_id)
     assert (group.count, group.records) == (1, 1)
     assert GroupDay.objects.get(group=group).entries == 1
+
+
+def copied_columns(queries) -> set[str]:
+    copy = next(q["sql"] for q in queries.captured_queries if q["sql"].startswith("COPY "))
+    return set(re.findall(r'"(\w+)"', copy.split("(", 1)[1].split(")", 1)[0]))
+
+
+def test_a_column_null_in_every_entry_of_the_batch_is_left_to_its_default():
+    mapping, job = make_mapping(), make_job()
+    with CaptureQueriesContext(connection) as queries:
+        plain = record_errors([entry(mapping, job=job) for _ in range(3)])
+    copied = copied_columns(queries)
+    assert {"message", "job_id", "attempts"} <= copied
+    assert not {"sent_values", "blocked_by_entry_id", "status_changed_at"} & copied
+    # One entry with values sent: the column is written, NULL for the others.
+    with CaptureQueriesContext(connection) as queries:
+        mixed = record_errors(
+            [entry(mapping, sent_values={"sent": {"name": "Contoso"}}), entry(mapping)]
+        )
+    assert "sent_values" in copied_columns(queries)
+    stored = {e.pk: e for e in SyncError.objects.filter(pk__in=[e.pk for e in plain + mixed])}
+    assert [stored[e.pk].sent_values for e in mixed] == [{"sent": {"name": "Contoso"}}, None]
+    assert all(stored[e.pk].sent_values is None for e in plain)
+    assert all(stored[e.pk].attempts == 1 for e in plain)
