@@ -128,17 +128,15 @@ class Services:
 
 
 def _reset_demo() -> None:
+    from django.apps import apps
     from django.db import connection
 
+    # Every table of the demo apps, whatever they have grown since.
+    demo_tables = [model._meta.db_table for model in apps.get_app_config("demo").get_models()]
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE errors_syncerror, errors_errorgroup, couplings_coupling, sync_syncjob, "
-            "sync_tablemapping, sync_connection, demo_crmaccount, demo_crmcontact, "
-            "demo_crmproduct, demo_crmtransactioncurrency, demo_crmsystemuser, demo_crmteam, "
-            "demo_crmrole, demo_crmbusinessunit, "
-            "demo_erpcustomer, demo_erpcontact, demo_erpitem, demo_erpcurrency, "
-            "demo_erpsalesperson, demo_demofault, demo_crmserviceendpoint, "
-            "demo_crmsdkmessageprocessingstep CASCADE"
+            f"sync_tablemapping, sync_connection, {', '.join(demo_tables)} CASCADE"
         )
 
 

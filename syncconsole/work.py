@@ -28,6 +28,7 @@ LOCK_NAMESPACES = {
     "errors.syncerrorcleanup": 7311,
     "errors.bulkaction": 7312,
     "couplings.couplingrun": 7313,
+    "sync.pageshare": 7314,
 }
 
 
