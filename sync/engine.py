@@ -6,6 +6,8 @@ stops the job; a failure of the whole job (sign-in, connection) is one entry for
 
 import copy
 import logging
+import os
+import socket
 import time
 import traceback
 from contextlib import contextmanager, suppress
@@ -1643,10 +1645,10 @@ def page_passes(
     condition = mapping.source_filter if forward else mapping.destination_filter
     try:
         first = next(iter(reader.list_changes(entity, None, page_size=1, condition=condition)))
-    except StopIteration:
+    except (StopIteration, ConnectorError):
+        # Nothing to share out, or an app that fails the read: one pass meets it, and
+        # stops the job as it does with one pass.
         return 1
-    except ConnectorError as error:
-        raise JobFailure(error, reader.app_name, entity) from error
     if not first or not keyranges.is_guid(first[0].id):
         return 1
     return min(count, keyranges.MAX_SHARES)
@@ -1715,6 +1717,8 @@ def _add_up_shares(job: SyncJob, direction: str, base: dict[str, int]) -> None:
 
 
 def _share_failure(share: PageShare) -> JobFailure:
+    """What stopped a share, as it stops the job: a failure fails it, an app's throttling
+    pauses it, as they would a pass run in the job's own worker."""
     failure = share.failure or {}
     error = ConnectorError(
         share.message,
@@ -1723,6 +1727,13 @@ def _share_failure(share: PageShare) -> JobFailure:
         detail=failure.get("detail", ""),
         transient=bool(failure.get("transient")),
     )
+    if failure.get("resume_after") is not None:
+        error = Throttled(
+            share.message,
+            resume_after=float(failure["resume_after"]),
+            cause=error,
+            app_name=failure.get("app", ""),
+        )
     app, entity = failure.get("app", ""), failure.get("entity", "")
     return JobFailure(error, app, entity, failure.get("category"))
 
@@ -1762,6 +1773,7 @@ def run_share(
         now = timezone.now()
         PageShare.objects.filter(pk=share.pk).update(
             status=PageShare.Status.RUNNING,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
             started_at=share.started_at or now,
             heartbeat_at=now,
         )
@@ -1789,6 +1801,7 @@ def run_share(
                     "app": failure.app_name,
                     "entity": failure.entity,
                     "category": failure.category,
+                    "resume_after": getattr(error, "resume_after", None),
                 },
             )
         except Exception as exc:

@@ -552,6 +552,8 @@ class PageShare(models.Model):
     # The key of the last record of the last page done: a resumed pass reads after it.
     done_until = models.CharField(max_length=100, blank=True)
     lease = models.PositiveBigIntegerField()
+    # The worker that runs it (host and process id), for the job's page.
+    worker = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     message = models.TextField(blank=True)
     failure = models.JSONField(default=dict, blank=True)
