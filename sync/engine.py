@@ -866,27 +866,57 @@ class Pass:
         self.lookups.prepare(page)
         ids = [record.id for record in page]
         self.edits.prepare(ids)
-        couplings = {
-            getattr(c, f"{self.read_side}_record_id"): c
-            for c in Coupling.objects.filter(
-                any_of(f"{self.read_side}_record_id", ids), mapping=self.mapping
+        # What decides whether a coupled record needs anything, as tuples: in a full sync
+        # most records read are in step (the other direction's just written among them), and
+        # only the couplings of the others are loaded whole.
+        read_column = f"{self.read_side}_record_id"
+        states = {
+            read_id: state
+            for read_id, *state in Coupling.objects.filter(
+                any_of(read_column, ids), mapping=self.mapping
+            ).values_list(
+                read_column,
+                "pk",
+                "is_skipped",
+                "last_failed_job_id",
+                "last_synced_to_destination_at",
+                "last_synced_from_destination_at",
             )
         }
         skipped = []
         uncoupled: list[RemoteRecord] = []
-        coupled: list[tuple[RemoteRecord, Coupling]] = []
+        wanted: list[tuple[RemoteRecord, int]] = []
         for record in page:
             self.job.records_read += 1
-            coupling = couplings.get(record.id)
-            if coupling is not None and coupling.is_skipped:
+            state = states.get(record.id)
+            if state is None:
+                uncoupled.append(record)
+                continue
+            pk, is_skipped, failed_job_id, to_destination_at, from_destination_at = state
+            if is_skipped:
                 # Counted in each direction that reads one of its records: a record read is
                 # counted once, whatever happens to it.
                 self.job.skipped += 1
-                skipped.append(coupling.pk)
-            elif coupling is None:
-                uncoupled.append(record)
+                skipped.append(pk)
+            elif self.only_overlapped(
+                record,
+                failed_job_id,
+                max(filter(None, [to_destination_at, from_destination_at]), default=None),
+            ):
+                self.job.unchanged += 1
             else:
-                coupled.append((record, coupling))
+                wanted.append((record, pk))
+        loaded = (
+            {c.pk: c for c in Coupling.objects.filter(any_of("pk", [pk for _, pk in wanted]))}
+            if wanted
+            else {}
+        )
+        coupled: list[tuple[RemoteRecord, Coupling]] = []
+        for record, pk in wanted:
+            if pk in loaded:
+                coupled.append((record, loaded[pk]))
+            else:
+                uncoupled.append(record)  # uncoupled meanwhile
         # One path whatever the app takes at once: a writer of one record a request is sent
         # batches of one.
         size = writer_batch_size(self.writer)
@@ -1353,6 +1383,22 @@ class Pass:
     def left_uncoupled(self, count: int) -> None:
         self.job.skipped += count
         self.job.not_coupled += count
+
+    def only_overlapped(
+        self, record: RemoteRecord, last_failed_job_id: int | None, last_sync: datetime | None
+    ) -> bool:
+        """Whether a coupled record was read again only because of the watermark overlap
+        (or, in a full sync, is as it was synchronized): nothing new on this side, and
+        writing it would overwrite a newer change on the other. `needs_target`'s shortcut,
+        decided before the coupling is loaded."""
+        if self.job.overwrite or last_failed_job_id == self.job.pk:
+            return False
+        return bool(
+            last_sync
+            and record.modified_at
+            and record.modified_at <= last_sync
+            and record.id not in self.checks_deletion
+        )
 
     def needs_target(self, record: RemoteRecord, coupling: Coupling) -> bool:
         """Whether the coupled record must be read to know what to write."""
