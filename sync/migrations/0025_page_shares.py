@@ -5,44 +5,71 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sync', '0024_job_log'),
+        ("sync", "0024_job_log"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PageShare',
+            name="PageShare",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('direction', models.CharField(max_length=20)),
-                ('number', models.PositiveSmallIntegerField()),
-                ('low', models.CharField(blank=True, max_length=100)),
-                ('high', models.CharField(blank=True, max_length=100)),
-                ('done_until', models.CharField(blank=True, max_length=100)),
-                ('lease', models.PositiveBigIntegerField()),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=10)),
-                ('message', models.TextField(blank=True)),
-                ('failure', models.JSONField(blank=True, default=dict)),
-                ('newest', models.DateTimeField(blank=True, null=True)),
-                ('records_read', models.PositiveIntegerField(default=0)),
-                ('inserted', models.PositiveIntegerField(default=0)),
-                ('modified', models.PositiveIntegerField(default=0)),
-                ('deleted', models.PositiveIntegerField(default=0)),
-                ('unchanged', models.PositiveIntegerField(default=0)),
-                ('skipped', models.PositiveIntegerField(default=0)),
-                ('failed', models.PositiveIntegerField(default=0)),
-                ('retrying', models.PositiveIntegerField(default=0)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('resumes', models.SmallIntegerField(default=0)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='shares', to='sync.syncjob')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("direction", models.CharField(max_length=20)),
+                ("number", models.PositiveSmallIntegerField()),
+                ("low", models.CharField(blank=True, max_length=100)),
+                ("high", models.CharField(blank=True, max_length=100)),
+                ("done_until", models.CharField(blank=True, max_length=100)),
+                ("lease", models.PositiveBigIntegerField()),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("message", models.TextField(blank=True)),
+                ("failure", models.JSONField(blank=True, default=dict)),
+                ("newest", models.DateTimeField(blank=True, null=True)),
+                ("records_read", models.PositiveIntegerField(default=0)),
+                ("inserted", models.PositiveIntegerField(default=0)),
+                ("modified", models.PositiveIntegerField(default=0)),
+                ("deleted", models.PositiveIntegerField(default=0)),
+                ("unchanged", models.PositiveIntegerField(default=0)),
+                ("skipped", models.PositiveIntegerField(default=0)),
+                ("failed", models.PositiveIntegerField(default=0)),
+                ("retrying", models.PositiveIntegerField(default=0)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("resumes", models.SmallIntegerField(default=0)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="shares",
+                        to="sync.syncjob",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['job', 'direction', 'number'],
-                'constraints': [models.UniqueConstraint(fields=('job', 'direction', 'number'), name='one_share_per_range')],
+                "ordering": ["job", "direction", "number"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("job", "direction", "number"), name="one_share_per_range"
+                    )
+                ],
             },
         ),
     ]
