@@ -9,9 +9,9 @@ import pytest
 from django.db import transaction
 
 from couplings.models import Coupling
-from demo.models import CrmAccount, DemoFault
+from demo.models import CrmAccount, DemoFault, ErpCustomer
 from errors.models import SyncError
-from sync import engine, keyranges
+from sync import engine, keyranges, leases
 from sync.models import PageShare, SyncJob
 from sync.services import create_job
 
@@ -136,3 +136,45 @@ def test_a_failing_pass_fails_the_job_with_its_message(demo_apps, celery_queue):
     assert job.message.startswith(failed[0].message)
     # The other direction never started: the job stopped with the first.
     assert {share.direction for share in PageShare.objects.filter(job=job)} == {"to_destination"}
+
+
+def test_a_pass_resumed_after_its_worker_died_goes_on_after_its_last_page(demo_apps):
+    """A share left running (its worker died after some pages) is sent again by the waiting
+    job: it reads past the last key it finished, from the counts saved with it."""
+    mapping = demo_apps.mapping("CUSTOMER")
+    job = create_job(mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER)
+    keys = sorted(str(pk) for pk in ErpCustomer.objects.values_list("pk", flat=True))
+    done = keys[4]  # the first five were done before the worker died
+    share = PageShare.objects.create(
+        job=job,
+        direction="to_destination",
+        number=0,
+        lease=leases.take(mapping.pk),
+        status=PageShare.Status.RUNNING,
+        done_until=done,
+        records_read=5,
+        unchanged=5,
+    )
+
+    engine.run_share(share.pk)
+
+    share.refresh_from_db()
+    assert share.status == PageShare.Status.SUCCEEDED, share.message
+    assert share.records_read == len(keys)
+    assert share.unchanged + share.inserted + share.failed == len(keys)
+    coupled = set(Coupling.objects.values_list("source_record_id", flat=True))
+    assert coupled and all(key > done for key in coupled)
+    assert share.resumes == 0 and share.worker
+
+
+def test_a_share_of_a_job_that_finished_writes_nothing(demo_apps):
+    mapping = demo_apps.mapping("CUSTOMER")
+    job = create_job(mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER)
+    SyncJob.objects.filter(pk=job.pk).update(status=SyncJob.Status.SUCCEEDED)
+    share = PageShare.objects.create(
+        job=job, direction="to_destination", number=1, lease=leases.take(mapping.pk)
+    )
+    engine.run_share(share.pk)
+    share.refresh_from_db()
+    assert share.status == PageShare.Status.FAILED
+    assert not Coupling.objects.exists()
