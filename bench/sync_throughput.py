@@ -457,9 +457,10 @@ def run(quick: bool) -> str:
         "",
         f"Customers from the demo ERP to the demo CRM (the CUSTOMER mapping, bidirectional), "
         "end to end: the job is queued through `request_sync`, run by a real Celery worker "
-        f"(solo pool; {PASSES} for the page passes), and the demo apps are served by gunicorn (2 workers) over HTTP on the "
-        "same machine; the time runs from queuing until the job is finished, and includes "
-        "the setup check, reading every record back from the CRM in the other direction, "
+        f"(solo pool; {PASSES} for the page passes), and the demo apps are served by "
+        "gunicorn (2 workers) over HTTP on the same machine; the time runs from queuing until "
+        "the job is finished, and includes the setup check, reading every record back from "
+        "the CRM in the other direction, "
         f"and logging the refused records (1 customer in {REFUSED_EVERY} is in SEK, which the "
         "CRM lacks). Records/s are medians of the runs counted in the last column (batched / "
         "one request per record); each full sync starts from an empty CRM.",

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 from django.db import transaction
+from django.db.models import Max
 
 from couplings.models import Coupling
 from demo.models import CrmAccount, DemoFault, ErpCustomer
@@ -66,7 +67,12 @@ def outcome(job: SyncJob):
         SyncError.objects.filter(job=job).values_list("source_record_id", "category", "message")
     )
     counts = {name: getattr(job, name) for name in PageShare.COUNTS}
-    return job.status, counts, couplings, entries
+    mapping = job.mapping
+    mapping.refresh_from_db()
+    # The CRM's accounts are new each run: its watermark is the newest one read back.
+    newest_account = CrmAccount.objects.aggregate(newest=Max("modified_on"))["newest"]
+    watermarks = mapping.source_synced_until, mapping.destination_synced_until == newest_account
+    return job.status, counts, couplings, entries, watermarks
 
 
 def full_job(demo_apps) -> SyncJob:
