@@ -7,35 +7,44 @@ the console's own service (`request_sync`) and timed until it is finished. A ful
 synchronization runs on an empty CRM each time; a modified-records sync follows 1% of the
 customers changed by SQL. The batched engine (paged reads, Dataverse's CreateMultiple /
 UpdateMultiple, couplings in bulk) is compared with one request per record (batch size 1),
-the engine as it was, in the same run.
+the engine as it was, in the same run, and the full sync with its pages shared out to two
+page passes (two workers) beside the single pass.
+
+The engine's own CPU is measured twice on the full count: the job's process CPU time
+(`time.process_time`) while the apps run in gunicorn, and its split by part with the apps
+served in the job's own process (bench/sync_split.py), where their time is taken out.
 """
 
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 from syncconsole import task_routes
 
-from .common import analyze, copy_rows, median, stage, table
+from . import sync_split
+from .common import RESULTS_DIR, analyze, copy_rows, median, stage, table
 
 QUICK_CUSTOMERS, FULL_CUSTOMERS = 2_000, 100_000
 # The naive full sync (several requests per record) is measured on a slice this size.
 QUICK_SLICE, FULL_SLICE = 500, 2_000
-# Where the time goes is measured in process on this many.
-PROFILE_CUSTOMERS = 10_000
 CHANGED_SHARE = 0.01
 # One customer in this many is in a currency the CRM lacks: refused, logged as an entry.
 REFUSED_EVERY = 200
 TARGET = 2_000  # records per second, full synchronization
-BATCHED = {"batch_size": 500, "page_size": 1000}
-NAIVE = {"batch_size": 1, "page_size": 1000}
+ENGINE_CPU_GOAL = 100  # µs of the engine's own CPU a customer, full synchronization
+BATCHED = {"batch_size": 500, "page_size": 1000, "page_passes": 1}
+NAIVE = {"batch_size": 1, "page_size": 1000, "page_passes": 1}
+PASSES = 2  # page passes of the parallel full sync, one per worker
+PARALLEL = {**BATCHED, "page_passes": PASSES}
 ROOT = Path(__file__).resolve().parent.parent
 CITIES = ["Copenhagen", "Oslo", "Seattle", "London", "Munich", "Stockholm", "Paris"]
 
@@ -47,7 +56,8 @@ def _free_port() -> int:
 
 
 class Services:
-    """gunicorn serving the demo apps and a Celery worker, both on the bench database."""
+    """gunicorn serving the demo apps and a Celery worker (more for the page passes), all on
+    the bench database."""
 
     def __init__(self) -> None:
         self.port = _free_port()
@@ -72,25 +82,45 @@ class Services:
                 ],
                 env,
             ),
-            self._start(
-                "worker",
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "syncconsole",
-                    "worker",
-                    "--pool=solo",
-                    "-Q",
-                    ",".join(task_routes.queue_names(self.queue)),
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel=WARNING",
-                ],
-                env,
-            ),
+            self._worker(0, env),
         ]
+
+    def _worker(self, number: int, env: dict) -> subprocess.Popen:
+        return self._start(
+            f"worker-{number}",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "syncconsole",
+                "worker",
+                "--pool=solo",
+                "-Q",
+                ",".join(task_routes.queue_names(self.queue)),
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=WARNING",
+                f"--hostname=bench-{number}-{self.queue}@%h",
+            ],
+            env,
+        )
+
+    @contextmanager
+    def more_workers(self, count: int):
+        """`count` workers in all while this lasts, for the jobs shared out to page passes;
+        one otherwise, as a job of one pass takes one (a second would only take the jobs
+        the apps' change notifications queue meanwhile, and wait for the mapping's lock)."""
+        env = {**os.environ, "CELERY_QUEUE": self.queue, "DEBUG": "0"}
+        extra = [self._worker(number, env) for number in range(1, count)]
+        try:
+            self.wait_for_workers(count)
+            yield
+        finally:
+            for process in extra:
+                process.terminate()
+            for process in extra:
+                process.wait(timeout=60)
 
     def _start(self, name: str, command: list[str], env: dict) -> subprocess.Popen:
         log = (self.logs / f"{name}.log").open("w")
@@ -111,11 +141,17 @@ class Services:
         else:
             raise RuntimeError(f"gunicorn did not start; see {self.logs}")
         task_routes.configure(app.conf, self.queue)
+        self.wait_for_workers(1)
+
+    def wait_for_workers(self, count: int) -> None:
+        from syncconsole.celery import app
+
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             replies = app.control.ping(timeout=1, destination=None)
-            if replies:
+            if len([r for r in replies if self.queue in next(iter(r))]) >= count:
                 return
-        raise RuntimeError(f"the Celery worker did not start; see {self.logs}")
+        raise RuntimeError(f"the Celery workers did not start; see {self.logs}")
 
     def stop(self) -> None:
         for process in self.processes:
@@ -128,17 +164,15 @@ class Services:
 
 
 def _reset_demo() -> None:
+    from django.apps import apps
     from django.db import connection
 
+    # Every table of the demo apps, whatever they have grown since.
+    demo_tables = [model._meta.db_table for model in apps.get_app_config("demo").get_models()]
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE errors_syncerror, errors_errorgroup, couplings_coupling, sync_syncjob, "
-            "sync_tablemapping, sync_connection, demo_crmaccount, demo_crmcontact, "
-            "demo_crmproduct, demo_crmtransactioncurrency, demo_crmsystemuser, demo_crmteam, "
-            "demo_crmrole, demo_crmbusinessunit, "
-            "demo_erpcustomer, demo_erpcontact, demo_erpitem, demo_erpcurrency, "
-            "demo_erpsalesperson, demo_demofault, demo_crmserviceendpoint, "
-            "demo_crmsdkmessageprocessingstep CASCADE"
+            f"sync_tablemapping, sync_connection, {', '.join(demo_tables)} CASCADE"
         )
 
 
@@ -291,78 +325,60 @@ def modified_syncs(mapping, tuning: dict, runs: int, seed: int) -> tuple[list[fl
     return rates, requests
 
 
-PROFILED = {
-    "paged reads (both apps)": ("sync.connectors.odata.ODataConnector", "list_changes"),
-    "match look-ups (CRM)": ("sync.connectors.odata.ODataConnector", "find_many"),
-    "coupled records read": ("sync.connectors.odata.ODataConnector", "get_many"),
-    "CreateMultiple": ("sync.connectors.odata.ODataConnector", "create_many"),
-    "UpdateMultiple": ("sync.connectors.odata.ODataConnector", "update_many"),
-    "couplings written": ("sync.engine.Pass", "couple_many"),
-    "entries and progress saved, per page": ("sync.engine.Pass", "flush"),
-}
-
-
-def breakdown(mapping, count: int) -> tuple[float, list[tuple[str, float]]]:
-    """Where a full sync's time goes: the job run in this process (not through Celery), its
-    calls timed by kind; the rest is the engine's own work (coupling look-ups per page,
-    comparisons, progress) and the setup check."""
-    import importlib
-
+def engine_cpu_over_http(mapping, count: int) -> tuple[float, float]:
+    """A full sync run in this process (not through Celery) against the apps in gunicorn:
+    (seconds, this process's CPU seconds). The apps run in other processes, so the CPU time
+    is the engine's own: its Python, JSON, the HTTP client, the database client."""
     from sync import engine
     from sync.models import SyncJob
     from sync.services import create_job
 
-    spent: dict[str, float] = dict.fromkeys(PROFILED, 0.0)
-    originals = []
+    use(mapping, BATCHED)
+    empty_crm(mapping)
+    job = create_job(mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER)
+    wall, cpu = time.perf_counter(), time.process_time()
+    job = engine.run_job(job.pk)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if job.inserted != count - count // REFUSED_EVERY:
+        raise RuntimeError(f"full sync #{job.pk}: {job.inserted} inserted, {job.message}")
+    return wall, cpu
 
-    def timed(label, function):
-        def call(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[label] += time.perf_counter() - start
 
-        def pages(*args, **kwargs):
-            iterator = function(*args, **kwargs)
-            while True:
-                start = time.perf_counter()
-                try:
-                    page = next(iterator)
-                except StopIteration:
-                    return
-                finally:
-                    spent[label] += time.perf_counter() - start
-                yield page
+def split_in_process(mapping, base_url: str) -> sync_split.Split:
+    """A full sync with the apps served in this process, each part timed (sync_split)."""
+    from sync import engine
+    from sync.models import SyncJob
+    from sync.services import create_job
 
-        return pages if function.__name__ == "list_changes" else call
+    use(mapping, BATCHED)
+    empty_crm(mapping)
+    job = create_job(mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER)
+    with sync_split.split_of_run(base_url) as split:
+        job = engine.run_job(job.pk)
+    if job.status != SyncJob.Status.SUCCEEDED:
+        raise RuntimeError(f"full sync #{job.pk} {job.status}: {job.message}")
+    return split
 
-    for label, (path, name) in PROFILED.items():
-        module, owner = path.rsplit(".", 1)
-        cls = getattr(importlib.import_module(module), owner)
-        originals.append((cls, name, getattr(cls, name)))
-        setattr(cls, name, timed(label, getattr(cls, name)))
-    try:
-        use(mapping, BATCHED)
-        empty_crm(mapping)
-        job = create_job(mapping, kind=SyncJob.Kind.FULL, trigger=SyncJob.Trigger.USER)
-        start = time.perf_counter()
-        engine.run_job(job.pk)
-        total = time.perf_counter() - start
-    finally:
-        for cls, name, original in originals:
-            setattr(cls, name, original)
-    # flush() logs the entries and saves the job's progress, once per page.
-    parts = [(label, seconds) for label, seconds in spent.items() if seconds >= 0.0005]
-    parts.append(("the rest (engine, setup check)", total - sum(spent.values())))
-    return total, parts
+
+PREVIOUS_ROW = re.compile(r"^\| full sync, ([\d,]+) customers \| ([\d,]+)/s \|", re.MULTILINE)
+
+
+def previous_round(count: int) -> str:
+    """The batched full sync of `count` customers as the last recorded run measured it."""
+    for path in (RESULTS_DIR / "sync_throughput.md", RESULTS_DIR.parent / "RESULTS.md"):
+        if not path.exists():
+            continue
+        for customers, rate in PREVIOUS_ROW.findall(path.read_text()):
+            if int(customers.replace(",", "")) == count:
+                return f"{rate}/s"
+    return "not recorded"
 
 
 def run(quick: bool) -> str:
     count = QUICK_CUSTOMERS if quick else FULL_CUSTOMERS
     slice_count = QUICK_SLICE if quick else FULL_SLICE
     full_runs, modified_runs, naive_full_runs = (2, 3, 1) if quick else (3, 5, 2)
-    profile_count = QUICK_CUSTOMERS if quick else PROFILE_CUSTOMERS
+    previous = previous_round(count)
     services = Services()
     try:
         services.wait_until_ready()
@@ -372,14 +388,16 @@ def run(quick: bool) -> str:
             small_naive = full_syncs(mapping, slice_count, refused, NAIVE, naive_full_runs)
             small_mod_batched, _ = modified_syncs(mapping, BATCHED, modified_runs, 100)
             small_mod_naive, _ = modified_syncs(mapping, NAIVE, modified_runs, 200)
-        with stage(f"{count:,} customers: batched"):
+        with stage(f"{count:,} customers: batched, one pass and {PASSES} page passes"):
             mapping, refused = prepare(count, services.base_url)
             big_batched = full_syncs(mapping, count, refused, BATCHED, full_runs)
+            with services.more_workers(PASSES):
+                big_parallel = full_syncs(mapping, count, refused, PARALLEL, full_runs)
             big_mod_batched, read = modified_syncs(mapping, BATCHED, modified_runs, 300)
             big_mod_naive, _ = modified_syncs(mapping, NAIVE, max(1, modified_runs - 2), 400)
-        with stage(f"{profile_count:,} customers: where the time goes"):
-            mapping, _ = prepare(profile_count, services.base_url)
-            profile_total, profile_parts = breakdown(mapping, profile_count)
+        with stage(f"{count:,} customers: the engine's own CPU, and where the time goes"):
+            http_wall, http_cpu = engine_cpu_over_http(mapping, count)
+            split = split_in_process(mapping, services.base_url)
     finally:
         services.stop()
 
@@ -399,6 +417,13 @@ def run(quick: bool) -> str:
             "not run (too long)",
             "—",
             len(big_batched),
+        ),
+        (
+            f"full sync, {count:,} customers, {PASSES} page passes ({PASSES} workers)",
+            rate(big_parallel),
+            "not run (too long)",
+            "—",
+            len(big_parallel),
         ),
         (
             f"full sync, {slice_count:,} customers",
@@ -432,9 +457,10 @@ def run(quick: bool) -> str:
         "",
         f"Customers from the demo ERP to the demo CRM (the CUSTOMER mapping, bidirectional), "
         "end to end: the job is queued through `request_sync`, run by a real Celery worker "
-        "(solo pool), and the demo apps are served by gunicorn (2 workers) over HTTP on the "
-        "same machine; the time runs from queuing until the job is finished, and includes "
-        "the setup check, reading every record back from the CRM in the other direction, "
+        f"(solo pool; {PASSES} for the page passes), and the demo apps are served by "
+        "gunicorn (2 workers) over HTTP on the same machine; the time runs from queuing until "
+        "the job is finished, and includes the setup check, reading every record back from "
+        "the CRM in the other direction, "
         f"and logging the refused records (1 customer in {REFUSED_EVERY} is in SEK, which the "
         "CRM lacks). Records/s are medians of the runs counted in the last column (batched / "
         "one request per record); each full sync starts from an empty CRM.",
@@ -466,33 +492,50 @@ def run(quick: bool) -> str:
         f"with {count:,} customers against {per_change_small * 1000:.1f} ms with "
         f"{slice_count:,}.",
     ]
+    engine_us = http_cpu / count * 1e6
+    split_engine_us = sync_split.engine_cpu(split) / count * 1e6
+    parts = sync_split.rows(split, count)
+    apps_cpu = next(cpu for label, cpu, _ in parts if label == sync_split.APPS)
+    goal_met = engine_us < ENGINE_CPU_GOAL
     lines += [
+        f"- Against the previous round: {rate(big_batched)} for the full sync of {count:,} "
+        f"in one pass, {rate(big_parallel)} shared out to {PASSES} page passes "
+        f"({median(big_parallel) / median(big_batched):.2f}× the single pass); the previous "
+        f"round recorded {previous}.",
         "",
-        f"Where the time of a full sync of {profile_count:,} customers goes (the job run "
-        f"in the benchmark's process, not through Celery: {profile_total:.2f} s, "
-        f"{profile_count / profile_total:,.0f} records/s; each call's time includes the app's "
-        "answer, as the apps run on the same 2 cores):",
+        f"The engine's own CPU in a full sync of {count:,} customers (one pass, batched): the "
+        f"job run in the benchmark's process against the apps in gunicorn took "
+        f"{http_wall:.1f} s ({count / http_wall:,.0f} records/s) and {http_cpu:.1f} s of the "
+        f"process's CPU: **{engine_us:,.0f} µs a customer** (goal < {ENGINE_CPU_GOAL} µs: "
+        + ("**met**" if goal_met else "**not met**")
+        + "). Its split, with the apps served in the job's "
+        f"own process through httpx's WSGI transport ({split.wall_total:.1f} s, "
+        f"{split.cpu_total:.1f} s CPU; the engine's own CPU there {split_engine_us:,.0f} µs a "
+        "customer, without a socket): each part timed on its own, CPU in the job's process "
+        "and, apart, the time it waited (PostgreSQL, for the SQL parts), in µs a customer:",
         "",
         table(
-            ["part", "seconds", "share"],
-            [
-                (label, f"{seconds:.2f}", f"{seconds / profile_total:.0%}")
-                for label, seconds in profile_parts
-            ],
+            ["part", "CPU µs a customer", "waited µs a customer"],
+            [(label, f"{cpu:,.1f}", f"{wait:,.1f}") for label, cpu, wait in parts],
         ),
         "",
+        f"- The apps: {apps_cpu:,.0f} µs of CPU a customer in process (both directions: the "
+        "ERP's pages, the CRM's look-ups, CreateMultiple and the accounts read back).",
     ]
-    if not met:
+    if not goal_met:
+        top = [label for label, _, _ in parts if label != sync_split.APPS][:3]
         lines.append(
-            "- Gap: the engine runs one request at a time, and the worker, both gunicorn "
-            "workers and PostgreSQL share 2 cores, so every part above is CPU time on the same "
-            "machine. Tried and left out: reading the next page in a thread while a batch is "
-            "written (slower here: the thread competes for the same cores and the GIL) and 4 "
-            "gunicorn workers instead of 2 (slower: the job sends one request at a time). "
-            "Plan: on a machine with more cores, run the passes of independent pages in "
-            "parallel workers (one advisory lock per mapping already keeps jobs apart; pages "
-            "would be shared out by keyset ranges), and send Dataverse's look-ups in a "
-            "`$batch` body, which has no request-line limit."
+            f"- Where the engine's time goes: {', '.join(top)} lead the table above; the "
+            "socket's share is the gap between the two measures "
+            f"({engine_us - split_engine_us:,.0f} µs a customer)."
+        )
+    if median(big_batched) < TARGET:
+        lines.append(
+            f"- Gap to {TARGET:,}/s: the worker, both gunicorn workers and PostgreSQL share 2 "
+            "cores, and the apps' CPU a customer is several times the engine's, so every "
+            f"page pass added competes for the same cores: {PASSES} page passes measure the "
+            "sharing's cost here, not its gain; on a machine with a core per worker and for "
+            "the apps they run side by side."
         )
     lines.append(
         "- Shared machine: other benchmarks and test runs of the project may have run at the "

@@ -203,12 +203,8 @@ def _shaped(
     select = dataverse_queries.select_list(request.GET.get("$select", ""))
     annotations, applied = dataverse.annotations_wanted(api, request)
     if api.entity.app != "crm":
-        records = [api.to_api(row) for row in rows]
-        if select:
-            keep = set(select) | {api.key, api.modified}
-            records = [
-                {k: v for k, v in r.items() if k == "@odata.etag" or k in keep} for r in records
-            ]
+        keep = set(select) | {api.key, api.modified} if select else None
+        records = [api.to_api(row, only=keep) for row in rows]
         return contacts_information.expanded(
             api.name, rows, records, request.GET.get("$expand", "")
         ), applied
@@ -221,10 +217,11 @@ def _shaped(
             _authorize_privilege(user, "crm", entity, "GET")
             allowed.add(entity)
 
+    only = {*select, api.key, api.modified} if select else None
     records = [
         dataverse_queries.expand(
             row,
-            dataverse_queries.selected(api, api.to_api(row, annotations), select),
+            dataverse_queries.selected(api, api.to_api(row, annotations, only), select),
             wanted,
             authorize,
             annotations,

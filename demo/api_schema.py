@@ -2,6 +2,7 @@
 name of every field, in Business Central's (camelCase) or Dataverse's (lowercase) style, and
 the CRM's lookups (single-valued navigation properties and their lookup properties)."""
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,14 +90,23 @@ class ApiEntity:
     def is_column_lookup(self, api_name: str) -> bool:
         """A lookup property kept among the fields (`_businessunitid_value` of the security
         tables, which the API only reads): the id of a related record."""
-        return self.model._meta.get_field(self.fields[api_name]).is_relation
+        return _is_relation(self.model, self.fields[api_name])
 
-    def to_api(self, record, annotations: Callable[[str], bool] | None = None) -> dict:
+    def to_api(
+        self,
+        record,
+        annotations: Callable[[str], bool] | None = None,
+        only: set[str] | None = None,
+    ) -> dict:
         """The record as the API answers it; with `annotations`, the lookup annotations it
-        wants (Prefer: odata.include-annotations)."""
+        wants (Prefer: odata.include-annotations); with `only`, just those properties (and
+        the key and version), as a `$select` keeps them: a page of a thousand records is not
+        made whole to be cut down."""
         # Every record read carries its version, as both apps give it.
         data: dict[str, Any] = {"@odata.etag": self.etag(record), self.key: str(record.pk)}
         for api_name, field in self.fields.items():
+            if only is not None and api_name not in only:
+                continue
             value: Any
             if self.is_column_lookup(api_name):
                 related_id = getattr(record, self.model._meta.get_field(field).attname)
@@ -113,6 +123,8 @@ class ApiEntity:
                 value = str(value)
             data[api_name] = value
         for lookup in self.lookups:
+            if only is not None and lookup.property not in only:
+                continue
             current = lookup.current(record)
             if current is None:
                 data[lookup.property] = None
@@ -133,6 +145,11 @@ class ApiEntity:
             getattr(record, self.entity.modified_field).isoformat().replace("+00:00", "Z")
         )
         return data
+
+
+@functools.cache
+def _is_relation(model, field_name: str) -> bool:
+    return model._meta.get_field(field_name).is_relation
 
 
 def _api(app, name, key, modified, fields, **extra) -> ApiEntity:

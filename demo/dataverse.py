@@ -176,7 +176,16 @@ def authorize_append(
         if held is not None and privilege not in held:
             raise missing_privilege(user, roles, held, privilege, table)
     for verb, privilege, table, row in checks:
-        if not security.reaches(user, privilege, table.name, row, roles):
+        if verb == security.APPEND_TO:
+            # The record appended to is the same for many records of a request (their
+            # currency): its access check is made once a request.
+            key = ("reaches", user.pk, privilege, table.name, row.pk)
+            if key not in cache:
+                cache[key] = security.reaches(user, privilege, table.name, row, roles)
+            reached = cache[key]
+        else:
+            reached = security.reaches(user, privilege, table.name, row, roles)
+        if not reached:
             raise access_denied(user, security.ACCESS_RIGHTS[verb], row, table)
 
 

@@ -18,6 +18,7 @@ from .models import (
     LagSample,
     MappingHealthSnapshot,
     MappingRule,
+    PageShare,
     RecordEdit,
     RuleVersion,
     SyncJob,
@@ -329,6 +330,34 @@ class JobLogLineInline(admin.TabularInline):
         return line.level_name
 
 
+class PageShareInline(admin.TabularInline):
+    """The page passes a full job was shared out to (sync.engine.run_shared): read only."""
+
+    model = PageShare
+    fields = readonly_fields = (
+        "direction",
+        "number",
+        "low",
+        "high",
+        "status",
+        "worker",
+        "records_read",
+        "inserted",
+        "failed",
+        "resumes",
+        "message",
+    )
+    extra = 0
+    can_delete = False
+    verbose_name = "page pass"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(SyncJob)
 class SyncJobAdmin(admin.ModelAdmin):
     list_display = [
@@ -352,7 +381,7 @@ class SyncJobAdmin(admin.ModelAdmin):
     search_fields = ["=id", "message"]
     show_full_result_count = False
     readonly_fields = ["log_lines_dropped"]
-    inlines = [JobLogLineInline]
+    inlines = [PageShareInline, JobLogLineInline]
 
     @admin.display(description="Status", ordering="status")
     def status_shown(self, job: SyncJob) -> str:

@@ -14,6 +14,7 @@ from django.utils import dateparse, timezone
 
 from audit import services as audit
 from errors.models import SETUP_CATEGORIES, SyncError
+from syncconsole.arrays import any_of
 
 from .compare import is_secret
 from .connectors import RemoteRecord
@@ -200,9 +201,9 @@ class RecordEdits:
             return
         self.loaded.update(wanted)
         edits = RecordEdit.objects.filter(
+            any_of("record_id", wanted),
             mapping_id=self.mapping.pk,
             direction=self.direction,
-            record_id__in=wanted,
             state__in=RecordEdit.ACTIVE,
         ).order_by("made_at", "pk")
         for edit in edits:

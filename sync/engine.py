@@ -4,9 +4,13 @@ A job reads what changed on one side (paging through the API), writes it to the 
 keeps the couplings, and logs every failure as a sync error entry. One record's failure never
 stops the job; a failure of the whole job (sign-in, connection) is one entry for the job."""
 
+import copy
 import logging
+import os
+import socket
+import time
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
-from django.db.models import Max, Q, Sum
+from django.db.models import Max, Model, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -30,16 +34,17 @@ from errors.models import (
     SyncError,
 )
 from errors.services import resolve_now_coupled, resolve_passed_setup, resolve_synchronized
-from syncconsole import logs, metrics, reporting
+from syncconsole import logs, metrics, queue, reporting, work
+from syncconsole.arrays import any_of
 
-from . import breaker, joblog, leases, mapping_health, reconcile
+from . import breaker, joblog, keyranges, leases, mapping_health, reconcile
 from .classify import classify
 from .compare import sent_values
 from .connectors import Connector, ConnectorError, RemoteRecord, Throttled, connector_for
 from .edits import RecordEdits
 from .fields import FROM_DESTINATION, TO_DESTINATION, field_pairs, same_value
 from .lookups import LookupFailed, Lookups
-from .models import RuleVersion, SyncJob, TableMapping
+from .models import PageShare, RuleVersion, SyncJob, TableMapping
 from .preflight import JobFailure, check_integration_users
 
 logger = logging.getLogger(__name__)
@@ -284,6 +289,7 @@ def _run_locked(
         # The job's lease: from now on a job of this mapping that started before writes
         # nothing more, should it still be going on a session of its own.
         token = leases.take(mapping.pk)
+        job.lease_token = token
         # Holding the lock, no other job of this mapping can be running: any marked so
         # lost its worker or its session, and with the lease taken it stops writing.
         stale = SyncJob.objects.filter(mapping=mapping, status=SyncJob.Status.RUNNING)
@@ -347,7 +353,11 @@ def _run_started(
             job.message = reconcile.run(job, mapping, source, destination)
         else:
             for direction in directions:
-                Pass(job, mapping, source, destination, direction).run()
+                count = page_passes(job, mapping, source, destination, direction)
+                if count > 1:
+                    run_shared(job, mapping, source, destination, direction, count)
+                else:
+                    Pass(job, mapping, source, destination, direction).run()
     except JobFailure as failure:
         if isinstance(failure.error, Throttled):
             _job_throttled(job, failure)
@@ -622,7 +632,15 @@ class Pass:
         source: Connector,
         destination: Connector,
         direction: str,
+        share: PageShare | None = None,
     ):
+        # A pass over one key range of a shared job (run_shared) counts on its share: the
+        # passes run at once, and the job adds their counts up when they are all done.
+        self.share = share
+        if share is not None:
+            job = copy.copy(job)
+            for name in PageShare.COUNTS:
+                setattr(job, name, getattr(share, name))
         self.job, self.mapping, self.direction = job, mapping, direction
         forward = direction == TO_DESTINATION
         self.reader, self.writer = (source, destination) if forward else (destination, source)
@@ -691,9 +709,18 @@ class Pass:
         read: set[str] = set()
         if not self.full:
             self.retrying_uncoupled = set(self.uncoupled_failures())
+        condition = self.condition
+        if self.share is not None:
+            condition = keyranges.range_condition(
+                self.reader.key_field(self.read_entity),
+                self.share.low,
+                self.share.high,
+                self.share.done_until,
+                condition,
+            )
         try:
             pages = self.reader.list_changes(
-                self.read_entity, since, condition=self.condition, select=self.read_fields
+                self.read_entity, since, condition=condition, select=self.read_fields
             )
             for page in pages:
                 self.sync_page(page)
@@ -701,6 +728,11 @@ class Pass:
                     read.add(record.id)
                     if record.modified_at and (newest is None or record.modified_at > newest):
                         newest = record.modified_at
+                if self.share is not None and page:
+                    # Keyset order: a pass that goes on after its worker died reads past it.
+                    self.share.done_until = max(record.id.lower() for record in page)
+                    self.share.newest = newest
+                    self.save_share()
             if not self.full:
                 read.update(self.retry_failures(read))
                 # Those not read as changed are read by id: a currency whose rate was entered
@@ -713,6 +745,8 @@ class Pass:
             raise JobFailure(error, self.reader.app_name, self.read_entity) from error
         finally:
             self.flush()
+        if self.share is not None:
+            return  # the job moves the watermark on when every share has read its range
         # Only a pass that read everything moves the watermark on.
         setattr(self.mapping, self.watermark_field, newest)
         TableMapping.objects.filter(pk=self.mapping.pk).update(**{self.watermark_field: newest})
@@ -832,27 +866,57 @@ class Pass:
         self.lookups.prepare(page)
         ids = [record.id for record in page]
         self.edits.prepare(ids)
-        couplings = {
-            getattr(c, f"{self.read_side}_record_id"): c
-            for c in Coupling.objects.filter(
-                mapping=self.mapping, **{f"{self.read_side}_record_id__in": ids}
+        # What decides whether a coupled record needs anything, as tuples: in a full sync
+        # most records read are in step (the other direction's just written among them), and
+        # only the couplings of the others are loaded whole.
+        read_column = f"{self.read_side}_record_id"
+        states = {
+            read_id: state
+            for read_id, *state in Coupling.objects.filter(
+                any_of(read_column, ids), mapping=self.mapping
+            ).values_list(
+                read_column,
+                "pk",
+                "is_skipped",
+                "last_failed_job_id",
+                "last_synced_to_destination_at",
+                "last_synced_from_destination_at",
             )
         }
         skipped = []
         uncoupled: list[RemoteRecord] = []
-        coupled: list[tuple[RemoteRecord, Coupling]] = []
+        wanted: list[tuple[RemoteRecord, int]] = []
         for record in page:
             self.job.records_read += 1
-            coupling = couplings.get(record.id)
-            if coupling is not None and coupling.is_skipped:
+            state = states.get(record.id)
+            if state is None:
+                uncoupled.append(record)
+                continue
+            pk, is_skipped, failed_job_id, to_destination_at, from_destination_at = state
+            if is_skipped:
                 # Counted in each direction that reads one of its records: a record read is
                 # counted once, whatever happens to it.
                 self.job.skipped += 1
-                skipped.append(coupling.pk)
-            elif coupling is None:
-                uncoupled.append(record)
+                skipped.append(pk)
+            elif self.only_overlapped(
+                record,
+                failed_job_id,
+                max(filter(None, [to_destination_at, from_destination_at]), default=None),
+            ):
+                self.job.unchanged += 1
             else:
-                coupled.append((record, coupling))
+                wanted.append((record, pk))
+        loaded = (
+            {c.pk: c for c in Coupling.objects.filter(any_of("pk", [pk for _, pk in wanted]))}
+            if wanted
+            else {}
+        )
+        coupled: list[tuple[RemoteRecord, Coupling]] = []
+        for record, pk in wanted:
+            if pk in loaded:
+                coupled.append((record, loaded[pk]))
+            else:
+                uncoupled.append(record)  # uncoupled meanwhile
         # One path whatever the app takes at once: a writer of one record a request is sent
         # batches of one.
         size = writer_batch_size(self.writer)
@@ -945,8 +1009,8 @@ class Pass:
             taken = (
                 set(
                     Coupling.objects.filter(
+                        any_of(f"{self.write_side}_record_id", [m.id for m in found]),
                         mapping=self.mapping,
-                        **{f"{self.write_side}_record_id__in": [m.id for m in found]},
                     ).values_list(f"{self.write_side}_record_id", flat=True)
                 )
                 if found
@@ -1220,13 +1284,27 @@ class Pass:
         )
 
     def save_progress(self) -> None:
-        self.job.save(update_fields=PROGRESS_FIELDS)
+        if self.share is None:
+            self.job.save(update_fields=PROGRESS_FIELDS)
+
+    def save_share(self) -> None:
+        """A share's progress, saved when a page is done: its counts and the key it read up
+        to go together, so that a pass resumed after its worker died reads the unfinished
+        page again from the counts before it (what that page wrote is coupled, and counted
+        unchanged when read again)."""
+        assert self.share is not None
+        PageShare.objects.filter(pk=self.share.pk).update(
+            **{name: getattr(self.job, name) for name in PageShare.COUNTS},
+            done_until=self.share.done_until,
+            newest=self.share.newest,
+            heartbeat_at=timezone.now(),
+        )
 
     def succeed_many(self, couplings: list[Coupling]) -> None:
         """What `succeed` does, for many couplings in one statement."""
         if not couplings:
             return
-        Coupling.objects.filter(pk__in=[c.pk for c in couplings]).update(
+        Coupling.objects.filter(any_of("pk", [c.pk for c in couplings])).update(
             **{
                 f"last_synced_{self.suffix}_at": timezone.now(),
                 f"last_result_{self.suffix}": Coupling.Result.SUCCESS,
@@ -1305,6 +1383,22 @@ class Pass:
     def left_uncoupled(self, count: int) -> None:
         self.job.skipped += count
         self.job.not_coupled += count
+
+    def only_overlapped(
+        self, record: RemoteRecord, last_failed_job_id: int | None, last_sync: datetime | None
+    ) -> bool:
+        """Whether a coupled record was read again only because of the watermark overlap
+        (or, in a full sync, is as it was synchronized): nothing new on this side, and
+        writing it would overwrite a newer change on the other. `needs_target`'s shortcut,
+        decided before the coupling is loaded."""
+        if self.job.overwrite or last_failed_job_id == self.job.pk:
+            return False
+        return bool(
+            last_sync
+            and record.modified_at
+            and record.modified_at <= last_sync
+            and record.id not in self.checks_deletion
+        )
 
     def needs_target(self, record: RemoteRecord, coupling: Coupling) -> bool:
         """Whether the coupled record must be read to know what to write."""
@@ -1566,3 +1660,233 @@ def create_counterpart(
         if cleared is None:
             raise
         return writer.writer.create(writer.write_entity, cleared)
+
+
+# -- parallel page passes ----------------------------------------------------------------
+# How often the job's worker looks at its shares while it waits for them.
+SHARE_POLL_SECONDS = 0.2
+SHARE_TASK = "sync.run_page_share"
+
+
+def page_passes(
+    job: SyncJob, mapping: TableMapping, source: Connector, destination: Connector, direction: str
+) -> int:
+    """How many page passes a direction of the job is shared out to: the read side's
+    `page_passes` setting (else SYNC_PAGE_PASSES) for a full job of every record whose read
+    side keys its records with GUIDs; 1 (one pass, in this worker) otherwise."""
+    if job.kind != SyncJob.Kind.FULL or job.coupling_ids or job.record_ids:
+        return 1
+    forward = direction == TO_DESTINATION
+    side = "source" if forward else "destination"
+    options = getattr(mapping.connection, f"{side}_settings") or {}
+    try:
+        count = int(options.get("page_passes", settings.SYNC_PAGE_PASSES))
+    except (TypeError, ValueError):
+        count = 1
+    if count <= 1:
+        return 1
+    # The key ranges are slices of the GUID space: one record tells whether the keys are.
+    reader = source if forward else destination
+    entity = mapping.source_entity if forward else mapping.destination_entity
+    condition = mapping.source_filter if forward else mapping.destination_filter
+    try:
+        first = next(iter(reader.list_changes(entity, None, page_size=1, condition=condition)))
+    except (StopIteration, ConnectorError):
+        # Nothing to share out, or an app that fails the read: one pass meets it, and
+        # stops the job as it does with one pass.
+        return 1
+    if not first or not keyranges.is_guid(first[0].id):
+        return 1
+    return min(count, keyranges.MAX_SHARES)
+
+
+def run_shared(
+    job: SyncJob,
+    mapping: TableMapping,
+    source: Connector,
+    destination: Connector,
+    direction: str,
+    count: int,
+) -> None:
+    """One direction of a full job, shared out to `count` page passes by ranges of the read
+    side's keys: the others are queued for other workers, this worker runs the first range,
+    then any range no worker has started yet, and waits for the rest. The job's counts are
+    their sum; the first share that failed fails the job with its message."""
+    assert job.lease_token is not None
+    shares = PageShare.objects.bulk_create(
+        PageShare(job=job, direction=direction, number=number, low=low, high=high, lease=token)
+        for number, (low, high), token in zip(
+            range(count), keyranges.guid_ranges(count), [job.lease_token] * count, strict=True
+        )
+    )
+    logger.info("Shared the %s pass out to %s page passes.", direction, count)
+    for share in shares[1:]:
+        # Without a queue, this worker runs it once its own is done.
+        with suppress(queue.QueueUnavailable):
+            queue.send(SHARE_TASK, share.pk)
+    base = {name: getattr(job, name) for name in PageShare.COUNTS}
+    run_share(shares[0].pk, source=source, destination=destination)
+    while True:
+        pending = PageShare.objects.filter(job=job, direction=direction).exclude(
+            status__in=PageShare.FINISHED
+        )
+        waiting = list(pending.filter(status=PageShare.Status.QUEUED).values_list("pk", flat=True))
+        for pk in waiting:
+            run_share(pk, source=source, destination=destination)
+        if not waiting and not pending.exists():
+            break
+        _add_up_shares(job, direction, base)
+        work.resume_stalled(
+            pending.filter(status=PageShare.Status.RUNNING), SHARE_TASK, _share_given_up
+        )
+        time.sleep(SHARE_POLL_SECONDS)
+    _add_up_shares(job, direction, base)
+    done = list(PageShare.objects.filter(job=job, direction=direction))
+    failed = [share for share in done if share.status == PageShare.Status.FAILED]
+    if failed:
+        raise _share_failure(failed[0])
+    newest = max((share.newest for share in done if share.newest), default=None)
+    watermark = f"{'source' if direction == TO_DESTINATION else 'destination'}_synced_until"
+    newest = max(filter(None, [newest, getattr(mapping, watermark)]), default=None)
+    setattr(mapping, watermark, newest)
+    TableMapping.objects.filter(pk=mapping.pk).update(**{watermark: newest})
+
+
+def _add_up_shares(job: SyncJob, direction: str, base: dict[str, int]) -> None:
+    """The job's counts: what it had before the direction was shared out, and its shares'."""
+    sums = PageShare.objects.filter(job=job, direction=direction).aggregate(
+        **{name: Sum(name) for name in PageShare.COUNTS}
+    )
+    for name in PageShare.COUNTS:
+        setattr(job, name, base[name] + (sums[name] or 0))
+    job.save(update_fields=PROGRESS_FIELDS)
+
+
+def _share_failure(share: PageShare) -> JobFailure:
+    """What stopped a share, as it stops the job: a failure fails it, an app's throttling
+    pauses it, as they would a pass run in the job's own worker."""
+    failure = share.failure or {}
+    error = ConnectorError(
+        share.message,
+        status=failure.get("status"),
+        code=failure.get("code", ""),
+        detail=failure.get("detail", ""),
+        transient=bool(failure.get("transient")),
+    )
+    if failure.get("resume_after") is not None:
+        error = Throttled(
+            share.message,
+            resume_after=float(failure["resume_after"]),
+            cause=error,
+            app_name=failure.get("app", ""),
+        )
+    app, entity = failure.get("app", ""), failure.get("entity", "")
+    return JobFailure(error, app, entity, failure.get("category"))
+
+
+def _share_given_up(share: Model) -> None:
+    assert isinstance(share, PageShare)
+    _finish_share(
+        share.pk,
+        PageShare.Status.FAILED,
+        work.stopped_message(share.resumes, f"page pass {share.number + 1} of job #{share.job_id}"),
+    )
+
+
+def _finish_share(pk: int, status: str, message: str = "", failure: dict | None = None) -> None:
+    PageShare.objects.filter(pk=pk).update(
+        status=status, message=message[:2000], failure=failure or {}, finished_at=timezone.now()
+    )
+
+
+def run_share(
+    share_id: int, *, source: Connector | None = None, destination: Connector | None = None
+) -> None:
+    """Run one page pass of a shared job, in the worker that takes it first (a share already
+    taken, or finished, is left alone), under the lease of its job: once a newer job of the
+    mapping took the lease over, it writes nothing more."""
+    with work.worked_on(PageShare, share_id) as mine:
+        if not mine:
+            return
+        share = PageShare.objects.select_related("job__mapping__connection").get(pk=share_id)
+        if share.status in PageShare.FINISHED:
+            return
+        job = share.job
+        mapping = job.mapping
+        if job.is_finished:
+            _finish_share(share.pk, PageShare.Status.FAILED, f"Job #{job.pk} has finished.")
+            return
+        now = timezone.now()
+        PageShare.objects.filter(pk=share.pk).update(
+            status=PageShare.Status.RUNNING,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+            started_at=share.started_at or now,
+            heartbeat_at=now,
+        )
+        opened: list[Connector] = []
+        if source is None:
+            opened.append(source := connector_for(mapping.connection, "source"))
+        if destination is None:
+            opened.append(destination := connector_for(mapping.connection, "destination"))
+        try:
+            with leases.fenced(mapping.pk, share.lease):
+                Pass(job, mapping, source, destination, share.direction, share=share).run()
+        except leases.LeaseLost:
+            _finish_share(share.pk, PageShare.Status.FAILED, LEASE_LOST_BY_SHARE)
+        except JobFailure as failure:
+            error = failure.error
+            _finish_share(
+                share.pk,
+                PageShare.Status.FAILED,
+                error.message,
+                {
+                    "status": error.status,
+                    "code": error.code,
+                    "detail": error.detail[:4000],
+                    "transient": error.transient,
+                    "app": failure.app_name,
+                    "entity": failure.entity,
+                    "category": failure.category,
+                    "resume_after": getattr(error, "resume_after", None),
+                },
+            )
+        except Exception as exc:
+            if connection_lost(exc):
+                raise  # the worker's task tries again; the share is resumed where it stopped
+            logger.exception("Page pass %s of job %s failed", share.number, job.pk)
+            _finish_share(
+                share.pk,
+                PageShare.Status.FAILED,
+                f"The job stopped: {exc}",
+                {"detail": traceback.format_exc()[:4000]},
+            )
+        else:
+            _finish_share(share.pk, PageShare.Status.SUCCEEDED)
+        finally:
+            for connector in opened:
+                connector.close()
+
+
+LEASE_LOST_BY_SHARE = "A newer job of the mapping took it over: this page pass stopped writing."
+
+
+def run_share_in_worker(share_id: int) -> None:
+    """run_share, for a worker that took the share's task: what it logs names the job and
+    is kept with the job's log."""
+    share = PageShare.objects.select_related("job__mapping__connection").filter(pk=share_id).first()
+    if share is None:
+        return  # its job was deleted meanwhile
+    job, mapping = share.job, share.job.mapping
+    with (
+        reporting.job_scope(job.pk, mapping.name),
+        logs.bound(
+            job_id=job.pk,
+            mapping_id=mapping.pk,
+            mapping=mapping.name,
+            connection_id=mapping.connection_id,
+            connection=mapping.connection.name,
+            page_pass=share.number + 1,
+        ),
+        joblog.kept(job),
+    ):
+        run_share(share_id)

@@ -457,6 +457,8 @@ class SyncJob(models.Model):
     # Not stored: a newer job took the mapping's lease while this one ran (sync.leases), so
     # the task that ran it does nothing more for it.
     lease_lost: bool = False
+    # Not stored: the lease token the running job took, which its page shares write under.
+    lease_token: int | None = None
     # Not stored: the records left out because they are not coupled (counted as skipped), for
     # the job's message.
     not_coupled: int = 0
@@ -524,6 +526,64 @@ class MappingLease(models.Model):
 
     def __str__(self) -> str:
         return f"Lease {self.token} of {self.mapping}"
+
+
+class PageShare(models.Model):
+    """One key range of a full job's direction, read and written by its own page pass, in
+    parallel with the other ranges in other workers (sync.keyranges, engine.run_share).
+
+    The job's worker shares the direction out, runs the first range itself and waits for
+    the others; each pass writes under the job's lease, keeps its own counts (the job adds
+    them up), and its last page's key, so that a pass left by a worker that died goes on
+    after it (syncconsole.work)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(SyncJob, on_delete=models.CASCADE, related_name="shares")
+    direction = models.CharField(max_length=20)
+    number = models.PositiveSmallIntegerField()
+    # The range of keys, lowest included and highest excluded; blank: open on that end.
+    low = models.CharField(max_length=100, blank=True)
+    high = models.CharField(max_length=100, blank=True)
+    # The key of the last record of the last page done: a resumed pass reads after it.
+    done_until = models.CharField(max_length=100, blank=True)
+    lease = models.PositiveBigIntegerField()
+    # The worker that runs it (host and process id), for the job's page.
+    worker = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    message = models.TextField(blank=True)
+    failure = models.JSONField(default=dict, blank=True)
+    newest = models.DateTimeField(null=True, blank=True)
+    records_read = models.PositiveIntegerField(default=0)
+    inserted = models.PositiveIntegerField(default=0)
+    modified = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    retrying = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    resumes = models.SmallIntegerField(default=0)
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED)
+    COUNTS = (*SyncJob.RECORD_COUNTS, "records_read")
+
+    class Meta:
+        ordering = ["job", "direction", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "direction", "number"], name="one_share_per_range"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Share {self.number} of job #{self.job_id}, {self.direction}"
 
 
 class JobLogLine(models.Model):

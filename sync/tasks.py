@@ -47,6 +47,13 @@ def run_sync_job(self, job_id: int, database_lost: bool = False) -> str:
 work.look_at_worker_start("jobs left running by a stopped worker", services.resume_abandoned_jobs)
 
 
+@shared_task(name="sync.run_page_share", acks_late=True)
+def run_page_share(share_id: int) -> None:
+    """One page pass of a full job shared out by key ranges (engine.run_shared); the job's
+    worker waits for it and resumes it should this worker die."""
+    engine.run_share_in_worker(share_id)
+
+
 def _retry_if_transient(job: SyncJob) -> None:
     # Setup failures never come back by themselves: only a transient one is tried again.
     if job.retry_in:

@@ -272,6 +272,11 @@ SYNC_HTTP_TIMEOUT = float(envstr("SYNC_HTTP_TIMEOUT", "10"))
 # Back-off before a transient failure (a record, or a whole job) is tried again; doubles at
 # each failure in a row.
 SYNC_RETRY_BACKOFF_SECONDS = envint("SYNC_RETRY_BACKOFF_SECONDS", 60)
+# Page passes a full job shares each direction out to, by ranges of the read side's keys,
+# run at once by as many workers (1: one pass, the default); a connection's side may set its
+# own with `page_passes` in its settings. Worth it only with cores to spare for the workers
+# and the apps.
+SYNC_PAGE_PASSES = envint("SYNC_PAGE_PASSES", 1)
 
 # E-mail (problem alerts). Without EMAIL_BACKEND, DEBUG prints messages on the console
 # (so does `make run`); otherwise they go to the SMTP server.

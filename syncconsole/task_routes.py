@@ -20,6 +20,7 @@ KINDS = (SYNC, TRIAGE, NOTIFY)
 TASK_KINDS = {
     # Synchronization.
     "sync.run_sync_job": SYNC,
+    "sync.run_page_share": SYNC,
     "sync.synchronize_modified_records": SYNC,
     "sync.reconcile_mappings": SYNC,
     "sync.keep_change_subscriptions": SYNC,

@@ -1,5 +1,6 @@
 """Long work a worker does in batches and keeps the progress of (clean-ups, bulk actions,
-coupling runs): who works on it now, and finding what a worker that died left "running".
+coupling runs, the page passes of a shared sync job): who works on it now, and finding what a
+worker that died left "running".
 
 A worker holds a PostgreSQL session advisory lock on the piece of work while it works on it;
 PostgreSQL releases the lock when the worker's session ends, so a piece "running" whose lock
@@ -28,6 +29,7 @@ LOCK_NAMESPACES = {
     "errors.syncerrorcleanup": 7311,
     "errors.bulkaction": 7312,
     "couplings.couplingrun": 7313,
+    "sync.pageshare": 7314,
 }
 
 

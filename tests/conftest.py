@@ -177,9 +177,9 @@ class CeleryProcess:
 
     node = ""  # a worker's name, for the remote control
 
-    def __init__(self, kind: str, queue: str, args: list[str]):
+    def __init__(self, kind: str, queue: str, args: list[str], name: str = ""):
         ARTIFACTS.mkdir(exist_ok=True)
-        self.log_path = ARTIFACTS / f"celery-{kind}-{queue}.log"
+        self.log_path = ARTIFACTS / f"celery-{name or kind}-{queue}.log"
         self.log = self.log_path.open("w")
         env = {
             **os.environ,

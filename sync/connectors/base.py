@@ -116,6 +116,10 @@ class Connector(ABC):
     # Records written per request where the app takes many at once; 1 writes one at a time.
     batch_size: int = 1
 
+    def key_field(self, entity: str) -> str:
+        """The field that keys the entity's records, as a `$filter` names it."""
+        return "id"
+
     @abstractmethod
     def list_changes(
         self,

@@ -206,22 +206,36 @@ class ODataConnector(Connector):
         )
 
     def _record(self, entity: str, data: dict[str, Any], etag: str | None = None) -> RemoteRecord:
+        return self._records(entity, [data], etag)[0]
+
+    def _records(
+        self, entity: str, rows: list[dict[str, Any]], etag: str | None = None
+    ) -> list[RemoteRecord]:
+        """The records of an answer. A page holds a thousand: the conventions are looked up
+        once for all of them, not for each record."""
         key = self.key_field(entity)
-        if not isinstance(data, dict) or key not in data:
-            raise ConnectorError(
-                f"{self.app_name} answered with a record without its key '{key}'.",
-                detail=str(data)[:2000],
+        modified_field = self.modified_field
+        records = []
+        for data in rows:
+            if not isinstance(data, dict) or key not in data:
+                raise ConnectorError(
+                    f"{self.app_name} answered with a record without its key '{key}'.",
+                    detail=str(data)[:2000],
+                )
+            values = {
+                k: v
+                for k, v in data.items()
+                if k != key and k != modified_field and not k.startswith("@")
+            }
+            records.append(
+                RemoteRecord(
+                    str(data[key]),
+                    _parse_time(data.get(modified_field)),
+                    values,
+                    etag=_entity_tag(data.get("@odata.etag", etag)),
+                )
             )
-        modified = data.get(self.modified_field)
-        values = {
-            k: v
-            for k, v in data.items()
-            if k != key and not k.startswith("@") and k != self.modified_field
-        }
-        version = data.get("@odata.etag", etag)
-        return RemoteRecord(
-            str(data[key]), _parse_time(modified), values, etag=_entity_tag(version)
-        )
+        return records
 
     # -- HTTP --------------------------------------------------------------------------
     def _auth_headers(self) -> dict[str, str]:
@@ -456,7 +470,7 @@ class ODataConnector(Connector):
                     f"{self.app_name} answered without a list of records.",
                     detail=str(body)[:2000],
                 )
-            yield [self._record(entity, row) for row in rows]
+            yield self._records(entity, rows)
             # The next link carries its own query; httpx drops it when given params={}.
             url, params = self._next_link(body, url), None
 
@@ -521,7 +535,7 @@ class ODataConnector(Connector):
             headers={"Prefer": self._prefer()} if self.config.flavor == DATAVERSE else {},
             parse=True,
         )
-        return [self._record(entity, row) for row in body.get("value", [])]
+        return self._records(entity, body.get("value", []))
 
     def get_many(
         self,
@@ -975,13 +989,16 @@ def odata_literal(value: Any) -> str:
     raise ConnectorError(f"A {type(value).__name__} value cannot be used in a filter.")
 
 
+ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e]*"')
+
+
 def _entity_tag(value: Any) -> str | None:
     """An entity tag from an answer, if it is one (`W/"..."` or `"..."`, printable ASCII, not
     absurdly long): it is sent back in a header, so nothing else is kept."""
     if not isinstance(value, str) or len(value) > 1024:
         return None
     tag = value.strip()
-    if re.fullmatch(r'(W/)?"[\x21\x23-\x7e]*"', tag):
+    if ENTITY_TAG.fullmatch(tag):
         return tag
     return None
 
