@@ -54,7 +54,9 @@ def make_coupling(mapping: TableMapping, **fields) -> Coupling:
 def make_error(*, age: timedelta | None = None, **fields) -> SyncError:
     n = next(_sequence)
     defaults = {
-        "created_at": timezone.now() - (timedelta(minutes=n) if age is None else age),
+        # Apart by a millisecond in the order they are made (the newest first), and all of
+        # this moment's day: a process's thousandth entry is not days old.
+        "created_at": timezone.now() - (timedelta(milliseconds=n) if age is None else age),
         "message": f"Sync failed for record {n}",
         "category": Category.OTHER,
         "source_app": "Business Central",

@@ -123,7 +123,10 @@ def logged(process: CeleryProcess) -> list[dict]:
 
 
 @pytest.mark.worker
-def test_the_worker_and_beat_log_json_lines(django_db_setup, celery_queue, monkeypatch):
+# Committing: what the worker and beat write (their heartbeats, the task's work) is emptied
+# after the test, not left to the tests after it.
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_and_beat_log_json_lines(celery_queue, monkeypatch):
     monkeypatch.setenv("LOG_FORMAT", "json")
     queue = f"{celery_queue}-json"
     worker = CeleryProcess("worker", queue, ["--pool=solo", "-Q", queue, "--without-gossip"])
