@@ -2,6 +2,8 @@
 
 import httpx
 
+from sync.connectors.odata import tls_context
+
 TIMEOUT_SECONDS = 5
 # Transports that serve an address without the network, by httpx mount pattern: the tests
 # reach the console in process this way when it is served in process. Empty otherwise.
@@ -10,4 +12,4 @@ TRANSPORTS: dict[str, httpx.BaseTransport] = {}
 
 def outgoing_client(timeout: float = TIMEOUT_SECONDS) -> httpx.Client:
     """The HTTP client the demo apps call their subscribers with."""
-    return httpx.Client(timeout=timeout, mounts=dict(TRANSPORTS))
+    return httpx.Client(timeout=timeout, verify=tls_context(), mounts=dict(TRANSPORTS))

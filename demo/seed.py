@@ -22,6 +22,7 @@ from couplings.models import Coupling
 from errors.grouping import refresh_group_times
 from errors.models import ErrorGroup, SyncError
 from sync import breaker, engine, probes
+from sync.connectors.odata import tls_context
 from sync.models import Connection, LagProbe, MappingHealthSnapshot, SyncJob, TableMapping
 from sync.services import create_job
 from sync.subscriptions import keep_subscribed
@@ -359,6 +360,7 @@ def _crm_client(base_url: str) -> httpx.Client:
         base_url=base_url + "/demo/crm/api/data/v9.2/",
         auth=(ADMIN_USER, ADMIN_PASSWORD),
         timeout=10,
+        verify=tls_context(),
     )
 
 

@@ -30,7 +30,12 @@ PASSWORD = "correct-horse-battery"
 def pytest_configure(config):
     """Each test database is a copy of one migrated template (tests/template_db.py), built
     by the first run after the migrations change; SYNC_TEST_TEMPLATE=0 migrates each test
-    database from scratch instead."""
+    database from scratch instead.
+
+    The Celery workers the tests start skip Django's system checks at their start (a second
+    of CPU each, for some forty workers a run): tests/test_project.py and
+    tests/security/test_production_settings.py run the checks themselves."""
+    os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
     if os.environ.get("SYNC_TEST_TEMPLATE", "1") == "0":
         return
     database = settings.DATABASES["default"]

@@ -67,7 +67,7 @@ class DemoApps:
 
     def client(self, **options) -> httpx.Client:
         """An HTTP client that reaches the demo apps however this test serves them."""
-        return httpx.Client(mounts=self.mounts, timeout=10, **options)
+        return httpx.Client(mounts=self.mounts, timeout=10, verify=odata.tls_context(), **options)
 
     def get(self, url: str, **options) -> httpx.Response:
         with self.client() as client:

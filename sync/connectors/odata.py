@@ -18,7 +18,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-import certifi
 import httpx
 
 from syncconsole.encryption import UNREADABLE_MESSAGE, UnreadableSecret
@@ -100,9 +99,10 @@ LOOKUP_TABLE_ANNOTATION = "Microsoft.Dynamics.CRM.lookuplogicalname"
 
 @functools.cache
 def tls_context() -> ssl.SSLContext:
-    """One TLS context for every connector: loading the certificate authorities costs
-    about 20 ms, which each new client would otherwise pay again."""
-    return ssl.create_default_context(cafile=certifi.where())
+    """One TLS context for every client the console and the demo apps make: loading the
+    certificate authorities costs about 20 ms, which each new client would otherwise pay
+    again. httpx's own default (SSL_CERT_FILE or SSL_CERT_DIR when set, else certifi's)."""
+    return httpx.create_ssl_context()
 
 
 # Transports that serve an address without the network, by httpx mount pattern
