@@ -10,6 +10,14 @@
 -- (its keys must hold last_day), so it holds because every writer of a problem's record rows
 -- holds the problem's row locked first (record_errors' upsert of the problems, the clean-up's
 -- batches, the delete trigger through errors_add_days, errors_recount_records itself).
+--
+-- No index spans the partitions, so a record's row is looked up partition by partition; only
+-- those that may hold it are read. A row on the batch's days or later: the partitions from
+-- the batch's earliest last day on (pruned when the statement starts). A row on an earlier
+-- day: only the days before it on which the record's problem has records whose latest entry
+-- is that day (errors_groupday.latest_records, which counts exactly those rows), each
+-- partition chosen by its day as the row is looked up (pruned at run time). A new problem, or
+-- one whose earlier records all moved on, has no such day: its new records read nothing.
 CREATE OR REPLACE FUNCTION errors_records_added(p_groups bigint[], p_records text[],
                                                 p_entries bigint[], p_first date[],
                                                 p_last date[])
@@ -22,6 +30,7 @@ DECLARE
     groups bigint[];
     from_days date[];
     to_days date[];
+    earliest date := (SELECT min(l) FROM unnest(p_last) AS l);
 BEGIN
     WITH c AS (
         SELECT g, rec, n, f, l
@@ -29,23 +38,37 @@ BEGIN
     ), grown AS (
         UPDATE errors_grouprecord AS r
         SET entries = r.entries + c.n, first_day = LEAST(r.first_day, c.f)
-        FROM c WHERE r.group_id = c.g AND r.record_id = c.rec AND r.last_day >= c.l
+        FROM c
+        WHERE r.group_id = c.g AND r.record_id = c.rec AND r.last_day >= c.l
+            AND r.last_day >= earliest
         RETURNING r.group_id, r.record_id
+    ), earlier AS MATERIALIZED (
+        SELECT c.g, c.rec, d.day
+        FROM c JOIN errors_groupday AS d
+            ON d.group_id = c.g AND d.day < c.l AND d.latest_records > 0
     ), moved AS (
-        DELETE FROM errors_grouprecord AS r USING c
-        WHERE r.group_id = c.g AND r.record_id = c.rec AND r.last_day < c.l
+        DELETE FROM errors_grouprecord AS r USING earlier AS e
+        WHERE r.group_id = e.g AND r.record_id = e.rec AND r.last_day = e.day
         RETURNING r.group_id, r.record_id, r.entries, r.first_day, r.last_day
+    ), merged AS (
+        -- Each record of the batch with the row it moved from, if any, and whether its row
+        -- grew instead: one aggregate, no join between these steps' results (with hash joins
+        -- off, each such join would be a nested loop over the whole batch for every record).
+        SELECT g, rec, sum(n) AS n, min(f) AS f, max(l) AS l, max(from_day) AS from_day,
+               bool_or(grew) AS grew
+        FROM (
+            SELECT g, rec, n, f, l, NULL::date AS from_day, false AS grew FROM c
+            UNION ALL
+            SELECT group_id, record_id, entries, first_day, NULL, last_day, false FROM moved
+            UNION ALL
+            SELECT group_id, record_id, 0, NULL, NULL, NULL, true FROM grown
+        ) AS u
+        GROUP BY g, rec
     ), added AS (
-        INSERT INTO errors_grouprecord AS r (group_id, record_id, entries, first_day, last_day)
-        SELECT c.g, c.rec, c.n + coalesce(m.entries, 0), LEAST(c.f, coalesce(m.first_day, c.f)),
-               c.l
-        FROM c LEFT JOIN moved AS m ON m.group_id = c.g AND m.record_id = c.rec
-        WHERE NOT EXISTS (SELECT 1 FROM grown WHERE grown.group_id = c.g AND grown.record_id = c.rec)
-        ORDER BY 1, 2
-        RETURNING r.group_id, r.record_id, r.last_day
+        INSERT INTO errors_grouprecord (group_id, record_id, entries, first_day, last_day)
+        SELECT g, rec, n, f, l FROM merged WHERE NOT grew ORDER BY 1, 2
     )
-    SELECT array_agg(a.group_id), array_agg(m.last_day), array_agg(a.last_day)
-    INTO groups, from_days, to_days
-    FROM added AS a LEFT JOIN moved AS m ON m.group_id = a.group_id AND m.record_id = a.record_id;
+    SELECT array_agg(g), array_agg(from_day), array_agg(l) INTO groups, from_days, to_days
+    FROM merged WHERE NOT grew;
     PERFORM errors_move_records(groups, from_days, to_days);
 END $$;
