@@ -131,7 +131,7 @@ def insert_entries(errors: list[SyncError]) -> list[SyncError]:
     table = SyncError._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(%s::regclass) FROM generate_series(1, %s),"
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s),"  # noqa: S608 - ours
             f" {figures.COUNTED_BY_WRITER} AS counted",
             [_sequence(table), len(errors), figures.BY_WRITER],
         )

@@ -17,7 +17,6 @@ from django.db import connection
 from .models import Status, SyncError
 from .partitions import day_of
 
-
 # Read by the insert trigger's WHEN clause (errors/sql/errors_entries_inserted.sql): 'on'
 # while the entries a transaction inserts are counted by their writer. Set for the
 # transaction only (insert_entries sets it, entries_added clears it), so that a rollback or

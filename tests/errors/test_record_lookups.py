@@ -105,9 +105,7 @@ def test_a_record_first_seen_on_an_earlier_day_and_seen_again_today_counts_once(
 def test_a_batch_with_a_record_on_several_days_counts_it_once(history):
     # C1 (last seen 5 days ago) yesterday and today in one batch, C2 on an older day than
     # its own, a new record twice.
-    record_errors(
-        [entry(1, "C1"), entry(0, "C1"), entry(4, "C2"), entry(0, "N1"), entry(0, "N1")]
-    )
+    record_errors([entry(1, "C1"), entry(0, "C1"), entry(4, "C2"), entry(0, "N1"), entry(0, "N1")])
     history.refresh_from_db()
     assert history.records == 4
     assert GroupRecord.objects.get(record_id="C1").last_day == day(0)
