@@ -1,8 +1,8 @@
-"""New entries' record rows are looked up only in the day partitions that may hold them (the
-days on or after the batch's, pruned when the statement starts, and the earlier days on which
-the record's problem has records whose latest entry is that day, pruned as each row is looked
-up), instead of in every day partition; the steps of errors_records_added hand each other
-their rows through one aggregate instead of joins.
+"""New entries' record rows are looked up only in the day partitions that may hold them: the
+days on which the record's problem has records whose latest entry is that day, latest first,
+until the row is found, each partition pruned at run time, instead of every day partition;
+the steps of errors_records_added hand each other their rows through one aggregate instead of
+joins, and it runs without JIT.
 
 The insert trigger kept for the previous release's writers (0032) skips the statements of
 record_errors, which counts its batch itself and says so (syncconsole.figures_by_writer): a
@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
     operations = [
         Install(
             "errors_records_added.sql",
-            "47e7f9b8427c18d2",
+            "8cdb07e1845cd488",
             render(records_go_with_their_day.RECORDS_ADDED_0031),
         ),
         Install(

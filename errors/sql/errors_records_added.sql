@@ -11,44 +11,52 @@
 -- holds the problem's row locked first (record_errors' upsert of the problems, the clean-up's
 -- batches, the delete trigger through errors_add_days, errors_recount_records itself).
 --
--- No index spans the partitions, so a record's row is looked up partition by partition; only
--- those that may hold it are read. A row on the batch's days or later: the partitions from
--- the batch's earliest last day on (pruned when the statement starts). A row on an earlier
--- day: only the days before it on which the record's problem has records whose latest entry
--- is that day (errors_groupday.latest_records, which counts exactly those rows), each
--- partition chosen by its day as the row is looked up (pruned at run time). A new problem, or
--- one whose earlier records all moved on, has no such day: its new records read nothing.
+-- No index spans the partitions, so a record's row is looked up partition by partition, and
+-- only in those that may hold it: the days on which the record's problem has records whose
+-- latest entry is that day (errors_groupday.latest_records, which counts exactly the rows in
+-- that day's partition), latest first, each partition chosen by its day as the row is looked
+-- up (pruned at run time), until the row is found. A record seen today reads one partition, one
+-- seen k such days ago k + 1; a new record of its problem reads each such day once, and a new
+-- problem's records read no partition at all.
 CREATE OR REPLACE FUNCTION errors_records_added(p_groups bigint[], p_records text[],
                                                 p_entries bigint[], p_first date[],
                                                 p_last date[])
 RETURNS void LANGUAGE plpgsql
 -- Each record is looked up by its key in the partitions that may hold it, however few records a
--- statement names: a hash join would read every partition of the record rows whole.
-SET enable_hashjoin = off SET enable_mergejoin = off
+-- statement names: a hash join would read every partition of the record rows whole. The plan's
+-- estimate (a lookup for each day of each record) would have it compiled by JIT, which takes
+-- longer than running it.
+SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
 AS $$
 DECLARE
     groups bigint[];
     from_days date[];
     to_days date[];
-    earliest date := (SELECT min(l) FROM unnest(p_last) AS l);
 BEGIN
     WITH c AS (
         SELECT g, rec, n, f, l
         FROM unnest(p_groups, p_records, p_entries, p_first, p_last) AS c(g, rec, n, f, l)
+    ), found AS MATERIALIZED (
+        -- The records that have a row, with its day.
+        SELECT c.g, c.rec, c.n, c.f, c.l, h.day
+        FROM c CROSS JOIN LATERAL (
+            SELECT d.day FROM errors_groupday AS d
+            WHERE d.group_id = c.g AND d.latest_records > 0
+                -- A subquery run for each day (an EXISTS would become a join that reads
+                -- every partition at once, not the day's alone); at most one row: the key.
+                AND (SELECT true FROM errors_grouprecord AS r
+                     WHERE r.group_id = c.g AND r.record_id = c.rec AND r.last_day = d.day)
+            ORDER BY d.day DESC LIMIT 1
+        ) AS h
     ), grown AS (
         UPDATE errors_grouprecord AS r
-        SET entries = r.entries + c.n, first_day = LEAST(r.first_day, c.f)
-        FROM c
-        WHERE r.group_id = c.g AND r.record_id = c.rec AND r.last_day >= c.l
-            AND r.last_day >= earliest
+        SET entries = r.entries + e.n, first_day = LEAST(r.first_day, e.f)
+        FROM found AS e
+        WHERE e.day >= e.l AND r.group_id = e.g AND r.record_id = e.rec AND r.last_day = e.day
         RETURNING r.group_id, r.record_id
-    ), earlier AS MATERIALIZED (
-        SELECT c.g, c.rec, d.day
-        FROM c JOIN errors_groupday AS d
-            ON d.group_id = c.g AND d.day < c.l AND d.latest_records > 0
     ), moved AS (
-        DELETE FROM errors_grouprecord AS r USING earlier AS e
-        WHERE r.group_id = e.g AND r.record_id = e.rec AND r.last_day = e.day
+        DELETE FROM errors_grouprecord AS r USING found AS e
+        WHERE e.day < e.l AND r.group_id = e.g AND r.record_id = e.rec AND r.last_day = e.day
         RETURNING r.group_id, r.record_id, r.entries, r.first_day, r.last_day
     ), merged AS (
         -- Each record of the batch with the row it moved from, if any, and whether its row

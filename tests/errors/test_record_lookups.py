@@ -50,16 +50,6 @@ def names(*days_ago: int) -> set[str]:
     return {partitions.partition_name(day(n), partitions.RECORDS_PREFIX) for n in days_ago}
 
 
-def from_day_on(days_ago: int) -> set[str]:
-    """The partitions of that day and after it, and the default one: where a record seen
-    again on that day may have its row already."""
-    first = day(days_ago)
-    later = {d for d in partitions.partition_days() if d >= first}
-    return {partitions.partition_name(d, partitions.RECORDS_PREFIX) for d in later} | {
-        partitions.RECORDS_DEFAULT
-    }
-
-
 def entry(days_ago: int, record: str, message: str = MESSAGES[0]) -> SyncError:
     """An entry of the problem make_error gives the message, not stored yet."""
     return SyncError(
@@ -115,35 +105,38 @@ def test_a_batch_with_a_record_on_several_days_counts_it_once(history):
 
 
 def test_only_the_problems_days_with_latest_records_are_read(history):
-    read = partitions_read([entry(0, "N1"), entry(0, "C2")])
-    # Its records' latest days (not the other problem's days, nor older ones), and the days
-    # from the batch's on.
-    assert names(5, 3, 1) <= read <= names(5, 3, 1) | from_day_on(0)
-    assert not read & names(4, 2, 6)
+    # A new record of the problem: each of its days with latest records, none of the other
+    # problem's days, none older.
+    assert partitions_read([entry(0, "N1")]) == names(5, 3, 1)
+    assert_figures_right()
+
+
+def test_a_records_days_are_read_latest_first_until_its_row_is_found(history):
+    # C3's row is yesterday's: only that partition, to find it and then move it.
+    assert partitions_read([entry(0, "C3")]) == names(1)
+    # C2's row is 3 days ago: today's partition first (where C3 is now; yesterday has no
+    # latest record left), then that one.
+    assert partitions_read([entry(0, "C2")]) == names(0, 3)
+    # Seen today now: today's partition alone, where it grows.
+    assert partitions_read([entry(0, "C2")]) == names(0)
+    assert GroupRecord.objects.get(record_id="C2").entries == 3
     assert_figures_right()
 
 
 def test_a_day_whose_records_all_moved_on_is_not_read(history):
     make_error(age=ago(0), message=MESSAGES[0], source_record_id="C1")  # 5 days ago: none left
-    read = partitions_read([entry(0, "N2")])
-    assert names(3, 1) <= read <= names(3, 1) | from_day_on(0)
-    assert not read & names(5)
+    assert partitions_read([entry(0, "N2")]) == names(0, 3, 1)
     assert_figures_right()
 
 
-def test_a_new_problems_records_read_no_earlier_day(history):
-    read = partitions_read([entry(0, "N1", NEW), entry(0, "N2", NEW)])
-    assert read <= from_day_on(0)
-    assert not read & names(5, 4, 3, 2, 1)
+def test_a_new_problems_records_read_no_partition(history):
+    assert partitions_read([entry(0, "N1", NEW), entry(0, "N2", NEW)]) == set()
     assert ErrorGroup.objects.get(title=NEW).records == 2
     assert_figures_right()
 
 
-def test_records_seen_on_an_earlier_day_read_from_that_day_on(history):
-    read = partitions_read([entry(1, "C3"), entry(2, "N3")])
-    # Grown or moved: the problem's latest days before the batch's earliest (2 days ago), and
-    # from there on; never the other problem's 4 days ago or anything older than 5.
-    assert read <= names(5, 3) | from_day_on(2)
-    assert not read & names(4, 6)
-    assert GroupRecord.objects.get(record_id="C3").entries == 3
+def test_a_record_seen_on_an_older_day_than_its_row_grows_in_place(history):
+    assert partitions_read([entry(2, "C3")]) == names(1)
+    row = GroupRecord.objects.get(record_id="C3")
+    assert (row.entries, row.first_day, row.last_day) == (3, day(3), day(1))
     assert_figures_right()
