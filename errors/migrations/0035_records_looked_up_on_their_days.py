@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
     operations = [
         Install(
             "errors_records_added.sql",
-            "8cdb07e1845cd488",
+            "ae2ea25d554fdb0d",
             render(records_go_with_their_day.RECORDS_ADDED_0031),
         ),
         Install(

@@ -15,9 +15,9 @@
 -- only in those that may hold it: the days on which the record's problem has records whose
 -- latest entry is that day (errors_groupday.latest_records, which counts exactly the rows in
 -- that day's partition), latest first, each partition chosen by its day as the row is looked
--- up (pruned at run time), until the row is found. A record seen today reads one partition, one
--- seen k such days ago k + 1; a new record of its problem reads each such day once, and a new
--- problem's records read no partition at all.
+-- up (pruned at run time), until the row is found. A record whose row is on the latest such day
+-- reads that partition alone, one on the k-th such day back k partitions; a new record of its
+-- problem reads each such day's once, and a new problem's records read no partition at all.
 CREATE OR REPLACE FUNCTION errors_records_added(p_groups bigint[], p_records text[],
                                                 p_entries bigint[], p_first date[],
                                                 p_last date[])
