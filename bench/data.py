@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.utils import timezone
 
+from errors import figures
 from errors.grouping import fingerprint
 from errors.models import Category, ErrorGroup, Status, SyncError
 from errors.partitions import day_of, ensure_partitions
@@ -183,13 +184,18 @@ DROP TABLE moved;
 
 @contextmanager
 def figures_filled_after(first_id: int):
-    """For a bulk load that goes round record_errors (a COPY fires no figures' trigger: new
-    entries' figures are written by record_errors): the figures of the rows written (ids from
-    `first_id`) are added by SQL afterwards, as record_errors would have."""
+    """For a bulk load that goes round record_errors: the figures of the rows written (ids
+    from `first_id`) are added by SQL afterwards, as record_errors would have. Like
+    record_errors, the load says that it counts its rows itself, so that the insert trigger
+    kept for the previous release's writers skips its COPY (for the session: the load
+    commits as it goes)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, 'on', false)", [figures.BY_WRITER])
     try:
         yield
     finally:
         with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config(%s, '', false)", [figures.BY_WRITER])
             cursor.execute("SET work_mem = '256MB'")
             cursor.execute(FILL_FIGURES, {"first": first_id})
 

@@ -5,7 +5,8 @@ holds 1,000,000 entries; against one save() per entry, bulk_create, record_error
 message, put back for the measurement) and PostgreSQL's COPY into a narrow table (the limit).
 Then the ingestion API (POST /api/v1/ingest/) beside bulk_create of the same entries; where
 each microsecond of an entry goes (each index, the figure triggers, the foreign-key
-constraints the entries had before), several writers at once, and Python's share.
+constraints the entries had before), what the problems' record rows cost a batch
+(bench/record_rows.py), several writers at once, and Python's share.
 
 Each figure is the median of several runs; a run writes its entries in batches, each batch
 in its own transaction, as the engine does (one batch per page it read). The entries written
@@ -31,7 +32,7 @@ from api import ingestion
 from api.models import ApiToken
 from api.serializers import IngestedErrorSerializer, quick_ingest_check
 from couplings.models import Coupling
-from errors import grouping
+from errors import figures, grouping
 from errors.entries import check_references, clean_entries, copy_rows, insert_entries
 from errors.grouping import fingerprint, record_errors
 from errors.models import ErrorGroup, SyncError
@@ -40,6 +41,7 @@ from sync.engine import RETRY_BATCH
 from sync.models import SyncJob
 from syncconsole.permissions import INTEGRATIONS
 
+from . import record_rows
 from .common import analyze, median, stage, table
 from .data import FIELDS, TEMPLATES, VALUES, bench_mappings, clear_errors, generate_errors
 
@@ -131,6 +133,8 @@ def run(quick: bool) -> str:
 
     with stage("where each microsecond goes"):
         parts = bench.breakdown(per_run // 2, PAGE)
+    with stage("the record rows"):
+        records_section, _ = record_rows.measure(runs, PAGE)
     with stage("writers in parallel"):
         parallel = [
             (writers, bench.rate_parallel(writers, per_run // writers, PAGE))
@@ -204,6 +208,8 @@ def run(quick: bool) -> str:
                 for what, total, copy in parts
             ],
         ),
+        "",
+        records_section,
         "",
         "### Writers in parallel",
         "",
@@ -527,6 +533,10 @@ class Bench:
 
 
 def _bulk_create(errors: list[SyncError]) -> list[SyncError]:
+    """insert_entries as it was: bulk_create, which, like insert_entries, says that its
+    caller counts the entries' figures (the insert trigger would count them again)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {figures.COUNTED_BY_WRITER}", [figures.BY_WRITER])
     return SyncError.objects.bulk_create(errors)
 
 

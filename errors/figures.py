@@ -2,7 +2,12 @@
 (grouping.record_errors), in its transaction: the entries per problem and day, how many are
 open, those written resolved on the day they were resolved (errors_add_days), and the records
 each problem's entries name with their first and latest day (errors_records_added). Updates
-and deletes of entries keep their figures through the entries' triggers (errors/sql)."""
+and deletes of entries keep their figures through the entries' triggers (errors/sql).
+
+The insert trigger errors_entries_inserted still counts the entries of writers that leave
+their figures to the database (the previous release's, during a rolling upgrade): the writer
+says that it counts its batch itself (insert_entries, with COUNTED_BY_WRITER) and the trigger
+skips its statements."""
 
 from collections import Counter
 from datetime import date
@@ -11,6 +16,14 @@ from django.db import connection
 
 from .models import Status, SyncError
 from .partitions import day_of
+
+# Read by the insert trigger's WHEN clause (errors/sql/errors_entries_inserted.sql): 'on'
+# while the entries a transaction inserts are counted by their writer. Set for the
+# transaction only (insert_entries sets it, entries_added clears it), so that a rollback or
+# the commit ends it too.
+BY_WRITER = "syncconsole.figures_by_writer"
+COUNTED_BY_WRITER = "set_config(%s, 'on', true)"
+_WRITER_DONE = "set_config(%s, '', true)"
 
 
 def entries_added(errors: list[SyncError]) -> None:
@@ -38,6 +51,8 @@ def entries_added(errors: list[SyncError]) -> None:
                 seen[1], seen[2] = min(seen[1], day), max(seen[2], day)
     days = sorted(entries.keys() | resolved.keys())
     if not days:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {_WRITER_DONE}", [BY_WRITER])
         return
     keys = sorted(records)
     arrays: list[list] = [
@@ -54,12 +69,13 @@ def entries_added(errors: list[SyncError]) -> None:
     ]
     with connection.cursor() as cursor:
         # One statement: the day figures first, then the records (which move the days'
-        # latest_records), as the entries' triggers do for updates and deletes.
+        # latest_records), as the entries' triggers do for updates and deletes; and the
+        # insert trigger counts again whatever this transaction inserts after the batch.
         cursor.execute(
             "SELECT errors_add_days(%s::bigint[], %s::date[], %s::bigint[], %s::bigint[],"
             " %s::bigint[]), errors_records_added(%s::bigint[], %s::text[], %s::bigint[],"
-            " %s::date[], %s::date[])",
-            [array_literal(values) for values in arrays],
+            f" %s::date[], %s::date[]), {_WRITER_DONE}",
+            [array_literal(values) for values in arrays] + [BY_WRITER],
         )
 
 
