@@ -10,6 +10,7 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -222,6 +223,24 @@ def give_up(job_id: int, message: str) -> None:
         _finish(job, SyncJob.Status.FAILED, message)
 
 
+@contextmanager
+def job_context(job: SyncJob, mapping: TableMapping, **more: Any) -> Iterator[None]:
+    """What goes wrong while a job runs reaches error reporting with the job and mapping
+    named; every line logged meanwhile names it, its mapping and its connection."""
+    with (
+        reporting.job_scope(job.pk, mapping.name),
+        logs.bound(
+            job_id=job.pk,
+            mapping_id=mapping.pk,
+            mapping=mapping.name,
+            connection_id=mapping.connection_id,
+            connection=mapping.connection.name,
+            **more,
+        ),
+    ):
+        yield
+
+
 def run_job(
     job_id: int,
     *,
@@ -238,20 +257,8 @@ def run_job(
     if job.is_finished:
         return job
     mapping = job.mapping
-    # What goes wrong while it runs reaches error reporting with the job and mapping named;
-    # every line logged meanwhile names it, its mapping and its connection, and the job keeps
-    # its own (sync.joblog).
-    with (
-        reporting.job_scope(job.pk, mapping.name),
-        logs.bound(
-            job_id=job.pk,
-            mapping_id=mapping.pk,
-            mapping=mapping.name,
-            connection_id=mapping.connection_id,
-            connection=mapping.connection.name,
-        ),
-        mapping_lock(mapping.pk, wait=wait) as acquired,
-    ):
+    # The job keeps its own log (sync.joblog) within.
+    with job_context(job, mapping), mapping_lock(mapping.pk, wait=wait) as acquired:
         if not acquired:
             raise MappingBusy(f"Another job is running for {mapping.name}.")
         with joblog.kept(job):
@@ -1877,16 +1884,5 @@ def run_share_in_worker(share_id: int) -> None:
     if share is None:
         return  # its job was deleted meanwhile
     job, mapping = share.job, share.job.mapping
-    with (
-        reporting.job_scope(job.pk, mapping.name),
-        logs.bound(
-            job_id=job.pk,
-            mapping_id=mapping.pk,
-            mapping=mapping.name,
-            connection_id=mapping.connection_id,
-            connection=mapping.connection.name,
-            page_pass=share.number + 1,
-        ),
-        joblog.kept(job),
-    ):
+    with job_context(job, mapping, page_pass=share.number + 1), joblog.kept(job):
         run_share(share_id)
