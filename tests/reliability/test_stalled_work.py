@@ -11,7 +11,7 @@ from django.utils import timezone
 from couplings import services as couplings
 from couplings.models import Coupling, CouplingRun
 from demo.models import ErpCustomer
-from errors import services
+from errors import partitions, services
 from errors.grouping import record_errors
 from errors.models import BulkAction, Category, Status, SyncError, SyncErrorCleanup
 from tests.conftest import wait_until
@@ -23,6 +23,8 @@ from .fixtures_apps import FaultProxy, point_at
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 ENTRIES = 1500
+STALLED_AFTER_SECONDS = 1
+DAYS = 7
 # What keeps the clean-up long enough to be killed in its middle: one entry a batch.
 SLOW = {
     "SYNC_ERROR_CLEANUP_BATCH_SIZE": "1",
@@ -32,12 +34,17 @@ SLOW = {
 
 
 def old_entries(count: int) -> None:
-    """Entries of the last minutes: the clean-up of all entries deletes them row by row."""
-    start = timezone.now() - timedelta(minutes=2)
+    """Entries of the day that straddles the cut-off of a clean-up of the entries older than
+    DAYS, all before it: the clean-up deletes them row by row (whole days before it are
+    dropped at once, and Delete All empties today's partition at once)."""
+    cutoff = timezone.now() - timedelta(days=DAYS)
+    start, _ = partitions.day_bounds(partitions.day_of(cutoff))
+    # A second before the cut-off at the latest: the clean-up takes its own a moment later.
+    span = max(cutoff - start - timedelta(seconds=1), timedelta(0))
     record_errors(
         [
             SyncError(
-                created_at=start + timedelta(milliseconds=n),
+                created_at=start + span * n / count,
                 message=f"The field Phone No. of record {n} is too long.",
                 category=Category.VALIDATION,
                 source_app="Business Central",
@@ -51,12 +58,25 @@ def old_entries(count: int) -> None:
     )
 
 
+def until_stalled(piece) -> None:
+    """Until the killed worker's piece of work counts as stalled (its heartbeat older than
+    WORK_STALLED_AFTER_SECONDS): the second worker looks for stalled work once, as it starts,
+    and a worker that starts sooner leaves it to beat's next look, a minute later."""
+
+    def quiet():
+        piece.refresh_from_db()
+        beat = piece.heartbeat_at or piece.started_at
+        return timezone.now() - beat > timedelta(seconds=STALLED_AFTER_SECONDS)
+
+    wait_until(quiet, timeout=10, interval=0.1)
+
+
 def workers_env(redis_url: str, queue: str, **extra: str) -> dict:
     return env_on_test_db(
         CELERY_BROKER_URL=redis_url,
         CELERY_QUEUE=queue,
         CELERY_VISIBILITY_TIMEOUT="3600",
-        WORK_STALLED_AFTER_SECONDS="1",
+        WORK_STALLED_AFTER_SECONDS=str(STALLED_AFTER_SECONDS),
         **SLOW,
         **extra,
     )
@@ -70,7 +90,7 @@ def test_a_clean_up_whose_worker_is_killed_goes_on_in_another_worker(private_red
     first.wait_for_log("ready.")
     with console_broker(private_redis.url(), queue):
         cleanup = services.request_cleanup(
-            days=None, trigger=SyncErrorCleanup.Trigger.CONSOLE, run_in_background=True
+            days=DAYS, trigger=SyncErrorCleanup.Trigger.CONSOLE, run_in_background=True
         )
 
     def deleted_midway():
@@ -80,6 +100,7 @@ def test_a_clean_up_whose_worker_is_killed_goes_on_in_another_worker(private_red
 
     wait_until(deleted_midway, timeout=60, interval=0.05, message=first.log_text())
     first.kill()
+    until_stalled(cleanup)
 
     second = processes.start("worker-cleanup-2", worker_command(queue, "--pool=solo"), env)
 
@@ -118,6 +139,7 @@ def test_a_bulk_action_whose_worker_is_killed_goes_on_in_another_worker(
 
     wait_until(processed_midway, timeout=60, interval=0.05, message=first.log_text())
     first.kill()
+    until_stalled(action)
 
     second = processes.start("worker-bulk-2", worker_command(queue, "--pool=solo"), env)
 
@@ -159,6 +181,7 @@ def test_a_coupling_run_whose_worker_is_killed_goes_on_in_another_worker(
         first.kill()
         run.refresh_from_db()
         assert run.state == CouplingRun.State.RUNNING and 0 < len(run.results) < len(customers)
+        until_stalled(run)
 
         second = processes.start("worker-run-2", worker_command(queue, "--pool=solo"), env)
 
