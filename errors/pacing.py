@@ -2,7 +2,7 @@
 every transaction of a long clean-up stays short on a busy machine as on a quiet one."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -36,11 +36,14 @@ class Pace:
         self.size = min(self.largest, max(1, self.size or self.largest))
 
     @contextmanager
-    def batch(self) -> Iterator[int]:
-        """Times one batch of `size` rows (the block's transaction) and sets the next size."""
+    def batch(self, wal_meter: Callable[[], Callable[[], int]] | None = None) -> Iterator[int]:
+        """Times one batch of `size` rows (the block's transaction, its commit included) and
+        sets the next size. `wal_meter`, when given, starts a measure of the WAL written and
+        returns what reads it once the batch is done."""
+        written = wal_meter() if wal_meter else None
         start = time.perf_counter()
         yield self.size
-        self.took((time.perf_counter() - start) * 1000)
+        self.took((time.perf_counter() - start) * 1000, written() if written else None)
 
     def took(self, ms: float, wal_bytes: int | None = None) -> None:
         """The last batch of `size` rows took `ms` and wrote `wal_bytes` of WAL (None: not

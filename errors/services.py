@@ -4,8 +4,7 @@ The console, the Django admin, the command line and Celery tasks all call these.
 """
 
 import logging
-import time as clock
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -305,13 +304,10 @@ def _run_cleanup(cleanup_id: int) -> SyncErrorCleanup:
             return
         since = None
         while True:
-            wal_start = wal_position()
-            start = clock.perf_counter()
-            with transaction.atomic():
-                deleted, since = _delete_batch(before, pace.size, since)
+            with pace.batch(wal_meter) as size, transaction.atomic():
+                deleted, since = _delete_batch(before, size, since)
                 if deleted:
                     progress(deleted)
-            pace.took((clock.perf_counter() - start) * 1000, wal_written(wal_start))
             if since is None:
                 break
 
@@ -372,21 +368,24 @@ def _cleanup_ended(cleanup: SyncErrorCleanup) -> None:
         metrics.cleanup_finished(cleanup.state, seconds)
 
 
-def wal_position() -> str:
+def wal_meter() -> Callable[[], int]:
+    """Starts a measure of the WAL the server generates (from its insert position, which
+    moves as records are written, not when they reach the disk): the returned function gives
+    the bytes since, a batch's own and whatever ran beside it, all of which its commit waits
+    to see flushed."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_current_wal_insert_lsn()::text")
-        return cursor.fetchone()[0]
+        since = cursor.fetchone()[0]
 
+    def written() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)::bigint",
+                [since],
+            )
+            return int(cursor.fetchone()[0])
 
-def wal_written(since: str) -> int:
-    """Bytes of WAL the server generated since `since` (the insert position, which moves as
-    records are written, not when they reach the disk): a batch's own, and whatever ran beside
-    it, all of which its commit waits to see flushed."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)::bigint", [since]
-        )
-        return int(cursor.fetchone()[0])
+    return written
 
 
 def _forget_paused_errors() -> None:

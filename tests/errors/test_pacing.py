@@ -40,6 +40,20 @@ def test_a_batch_is_timed_by_its_block(monkeypatch):
     assert pace.size == 50
 
 
+def test_a_batch_reads_its_wal_meter_once_it_is_done():
+    started = []
+
+    def meter():
+        started.append(True)
+        return lambda: 16_000_000  # 4,000 rows wrote 16 MB: 2,000 fit in 8 MB
+
+    pace = Pace(largest=10_000, target_ms=10_000, size=4000, wal_bytes=8_000_000)
+    with pace.batch(meter) as size:
+        assert size == 4000 and started == [True]
+    assert pace.most_wal_bytes == 16_000_000
+    assert pace.size == 2000
+
+
 def test_the_wal_a_batch_wrote_caps_the_next_so_its_commit_flushes_no_more_than_the_budget():
     pace = Pace(largest=10_000, target_ms=100, size=4000, wal_bytes=8_000_000)
     # Quick, but 4,000 rows wrote 16 MB: at 4 kB a row, 2,000 rows fit in 8 MB.
