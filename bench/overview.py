@@ -1,4 +1,4 @@
-"""Benchmark: the overview (the console's home page) at 1,000,000 entries.
+"""Benchmark: the overview (the console's home page) at 10,000,000 entries.
 
 The page reads each mapping's state from its latest job, health snapshot and setup check, the
 open problems from the problems' own figures, the entries that came and were resolved per day
@@ -15,10 +15,13 @@ from unittest import mock
 
 from .common import analyze, copy_rows, median, ms, p95, sample, stage, table
 
-FULL, QUICK = 1_000_000, 50_000
+# BENCH_OVERVIEW_ENTRIES runs it at another scale (the result says which).
+FULL, QUICK = int(os.environ.get("BENCH_OVERVIEW_ENTRIES", 10_000_000)), 50_000
 RUNS, QUICK_RUNS, NAIVE_RUNS = 15, 5, 3
-# The errors list's budget at 1,000,000 entries (RESULTS.md, section 1): p95 < 50 ms.
+# The errors list's budget at 10,000,000 entries: p95 < 50 ms.
 TARGET_MS = 50
+# The previous round's slowest p95, at 1,000,000 entries (a Sync administrator's page).
+PREVIOUS_SLOWEST_P95 = "31.9 ms"
 # A month of the audit log: mostly status changes, and a few changes the chart marks.
 AUDIT_EVENTS, QUICK_AUDIT_EVENTS = 200_000, 20_000
 CHANGES = 40
@@ -245,8 +248,10 @@ def run(quick: bool) -> str:
             + ", ".join(queries)
             + f"; of them on the entries table: {on_entries}.",
             f"The two ways give the same figures: {'yes' if agree else 'NO'}.",
-            f"Target p95 < {TARGET_MS} ms, the errors list's budget at 1,000,000 entries: "
-            f"**{'met' if slowest < TARGET_MS else 'not met'}** (slowest p95 {ms(slowest)}).",
+            f"Target p95 < {TARGET_MS} ms at 10,000,000 entries, the errors list's budget: "
+            f"**{'met' if slowest < TARGET_MS and count >= 10_000_000 else 'not met'}** "
+            f"(slowest p95 {ms(slowest)} at {count:,} entries; the previous round's "
+            f"{PREVIOUS_SLOWEST_P95} at 1,000,000).",
             "The machine is shared with other work: load average "
             + ", ".join(f"{n:.1f}" for n in os.getloadavg())
             + " (1, 5, 15 minutes) at the end of the run.",

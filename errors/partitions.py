@@ -106,11 +106,42 @@ def ensure_partitions_for(moments: Iterable[datetime]) -> list[date]:
 
 def create_partitions_ahead(today: date | None = None) -> list[date]:
     """The scheduled step: every day from yesterday to the end of the window has its
-    partition before anything is written to it."""
+    partition before anything is written to it, and the empty days past the window go."""
     today = today or day_of(timezone.now())
     _, last = window(today)
     days = [today - timedelta(days=1) + timedelta(days=i) for i in range((last - today).days + 2)]
-    return ensure_partitions(days, today)
+    created = ensure_partitions(days, today)
+    drop_empty_days_after(last)
+    return created
+
+
+def drop_empty_days_after(last: date) -> list[date]:
+    """Drop the day partitions after `last` that hold nothing (made while the window reached
+    further ahead): every partition, empty or not, costs the planning of each query of the
+    entries a little. A day that holds an entry, or a record row, stays. Returns the days
+    dropped; a day whose lock is not had in time is left for the next run."""
+    dropped = []
+    for day in [day for day in partition_days() if day > last]:
+        name = partition_name(day)
+        records = partition_name(day, RECORDS_PREFIX)
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+                _lock_partitions(cursor)
+                if not _exists(cursor, name):
+                    continue
+                gone = [name, records] if _exists(cursor, records) else [name]
+                # No writer adds to the day while this looks (the lock DROP takes anyway).
+                cursor.execute(f"LOCK TABLE {TABLE}, {RECORDS} IN ACCESS EXCLUSIVE MODE")
+                holds = " OR ".join(f"EXISTS (SELECT 1 FROM {table})" for table in gone)  # noqa: S608
+                cursor.execute(f"SELECT {holds}")
+                if cursor.fetchone()[0]:
+                    continue
+                cursor.execute(f"DROP TABLE {', '.join(gone)}")
+            dropped.append(day)
+        except OperationalError as exc:
+            logger.warning("Could not drop the empty entries partition of %s yet: %s", day, exc)
+    return dropped
 
 
 def _lock_partitions(cursor) -> None:

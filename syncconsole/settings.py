@@ -90,6 +90,13 @@ DATABASES = {
         DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60), conn_health_checks=True
     )
 }
+# PostgreSQL's JIT compiler starts on a plan's estimated cost, and a page of the entries
+# newest first over every day partition is "costly" by estimate while it reads 51 rows: the
+# compiler spent seconds on what runs in milliseconds. The console's queries are short, so its
+# sessions run without it (DATABASE_JIT=1 keeps the server's setting).
+if not envbool("DATABASE_JIT", False):
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # `manage.py migrate` waits at most this many milliseconds for each lock (0: no limit), so that
 # a migration queued behind a long transaction fails fast instead of stalling every query of
@@ -254,7 +261,7 @@ SYNC_ERROR_CLEANUP_BATCH_WAL_KB = envint("SYNC_ERROR_CLEANUP_BATCH_WAL_KB", 8192
 SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD = envint("SYNC_ERROR_CLEANUP_ASYNC_THRESHOLD", 20000)
 # The entries table has one partition per day in this window; a clean-up drops whole days.
 SYNC_ERROR_PARTITION_DAYS_BACK = envint("SYNC_ERROR_PARTITION_DAYS_BACK", 31)
-SYNC_ERROR_PARTITION_DAYS_AHEAD = envint("SYNC_ERROR_PARTITION_DAYS_AHEAD", 7)
+SYNC_ERROR_PARTITION_DAYS_AHEAD = envint("SYNC_ERROR_PARTITION_DAYS_AHEAD", 2)
 SYNC_ERRORS_PER_PAGE = envint("SYNC_ERRORS_PER_PAGE", 50)
 SYNC_JOB_RETENTION_DAYS = envint("SYNC_JOB_RETENTION_DAYS", 30)
 # Coupling by match of more records than this runs in a Celery worker.

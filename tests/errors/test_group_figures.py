@@ -334,3 +334,25 @@ def test_record_ids_of_any_spelling_are_counted_as_written():
         make_error(message=MESSAGES[0], source_record_id=record_id)
     assert set(GroupRecord.objects.values_list("record_id", flat=True)) == set(odd)
     assert_figures_right()
+
+
+def test_figures_stay_right_through_the_engines_runs(demo_apps):
+    """Entries written by real jobs: first failures, the same records failing again in later
+    runs (counted on their entries), changed records, and a job that resolves some."""
+    from demo.models import ErpCustomer
+    from sync.models import SyncJob
+
+    demo_apps.run("CURRENCY", SyncJob.Kind.FULL)
+    for kind in (SyncJob.Kind.FULL, SyncJob.Kind.MODIFIED, SyncJob.Kind.FULL):
+        ErpCustomer.objects.filter(currency_code="SEK").update(
+            city="Malmö", last_modified=timezone.now()
+        )
+        demo_apps.run("CUSTOMER", kind)
+    assert SyncError.objects.exists()
+    assert_figures_right()
+    ErpCustomer.objects.filter(currency_code="SEK").update(
+        currency_code="", last_modified=timezone.now()
+    )
+    demo_apps.run("CUSTOMER", SyncJob.Kind.MODIFIED)
+    assert SyncError.objects.filter(status=Status.RESOLVED).exists()
+    assert_figures_right()

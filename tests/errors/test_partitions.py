@@ -67,16 +67,42 @@ def test_a_new_partition_takes_over_its_rows_from_the_default_one():
     assert sorted(after) == sorted(before)
 
 
-def test_the_beat_task_creates_the_days_ahead():
+def test_the_beat_task_creates_the_days_ahead(settings):
     today = day_of(timezone.now())
-    ahead = [today + timedelta(days=i) for i in range(1, 8)]
+    ahead = [
+        today + timedelta(days=i) for i in range(1, settings.SYNC_ERROR_PARTITION_DAYS_AHEAD + 1)
+    ]
     with connection.cursor() as cursor:
         for day in ahead:
             cursor.execute(f"DROP TABLE IF EXISTS {partition_name(day)}")
     from errors.tasks import create_error_partitions
 
-    assert create_error_partitions() == 7
+    assert create_error_partitions() == len(ahead) == 2
     assert set(ahead) <= set(partition_days())
+
+
+def test_the_beat_task_drops_the_empty_days_past_the_window_and_keeps_one_with_an_entry(
+    settings,
+):
+    """Days made while the window reached further ahead: each partition adds to the planning
+    of every query of the entries."""
+    from errors.tasks import create_error_partitions
+
+    today = day_of(timezone.now())
+    settings.SYNC_ERROR_PARTITION_DAYS_AHEAD = 6
+    create_error_partitions()
+    assert today + timedelta(days=6) in partition_days()
+    # An entry dated in five days (a clock ahead): its day stays, with it.
+    ahead = make_error(age=-timedelta(days=5))
+    assert partition_of(ahead) == partition_name(today + timedelta(days=5))
+    settings.SYNC_ERROR_PARTITION_DAYS_AHEAD = 2
+    create_error_partitions()
+    after = set(partition_days())
+    assert {today + timedelta(days=n) for n in (0, 1, 2, 5)} <= after
+    assert not {today + timedelta(days=n) for n in (3, 4, 6)} & after
+    assert partition_of(SyncError.objects.get(pk=ahead.pk)) == partition_name(
+        today + timedelta(days=5)
+    )
 
 
 def test_a_clean_up_drops_the_whole_days_and_deletes_the_straddling_rows():

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from bench.data import clear_errors, generate_errors, indexes_built_after
 from errors.models import ErrorGroup, SyncError
-from errors.pagination import encode_cursor
+from errors.pagination import encode_cursor, planner_estimate
 from errors.partitions import day_bounds, day_of, ensure_partitions
+from errors.search import search
 from sync.models import Connection
 from syncconsole.permissions import SYNC_ADMINISTRATORS
 from tests.factories import make_job
@@ -247,3 +248,25 @@ def test_message_search_reads_the_problems_title_index_not_an_index_of_every_mes
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
     assert "group_title_trgm" in index_names(plan_of(titles[0]))
+
+
+@pytest.mark.django_db
+def test_a_search_is_estimated_from_the_messages_statistics(entries):
+    """The list's total for a search is the planner's estimate once it is large: the message
+    is matched on the column itself, so the estimate reads its statistics (by UPPER(message)
+    the planner guessed a hundredth of the matches, and counted them all for a total)."""
+    matching = search(SyncError.objects.all(), "exchange")
+    real = matching.count()
+    assert real > 1000
+    estimate = planner_estimate(matching)
+    # Within the factor of ten the list's totals allow for (errors.pagination).
+    assert real / 10 <= estimate <= real * 10, (estimate, real)
+
+
+@pytest.mark.django_db
+def test_the_console_sessions_run_without_the_jit_compiler():
+    """A page over every day partition is costly by estimate and cheap to run: PostgreSQL's
+    JIT compiler, started by the estimate, took seconds to compile it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"
