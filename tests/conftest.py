@@ -5,6 +5,7 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.test import override_settings
 from django.utils import timezone
 
+from errors import partitions
 from sync import engine as sync_engine
 from syncconsole import task_routes
 from syncconsole.celery import app as celery_app
@@ -66,11 +68,27 @@ def django_db_setup(django_db_setup, django_db_blocker):
     milliseconds quicker, and the suite commits hundreds of thousands of times."""
     from django.db import connection
 
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        name = connection.ops.quote_name(connection.settings_dict["NAME"])
-        cursor.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
-        cursor.execute("SET synchronous_commit = off")
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            name = connection.ops.quote_name(connection.settings_dict["NAME"])
+            cursor.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
+            cursor.execute("SET synchronous_commit = off")
+        keep_the_days_a_deployment_keeps()
     yield
+
+
+def keep_the_days_a_deployment_keeps() -> None:
+    """The entries' day partitions of a deployment whose scheduled clean-up and partition
+    task have run: the retention's days and the days ahead. The first migration makes a
+    month of them, and every partition adds to the planning of each query of the entries
+    (a page planned in 4 ms over forty empty ones, in 0.7 ms over a few). A test that writes
+    an older day gets its partition as the console makes it, on the write."""
+    today = partitions.day_of(timezone.now())
+    first = today - timedelta(days=settings.SYNC_ERROR_RETENTION_DAYS + 1)
+    for day in partitions.partition_days():
+        if day < first:
+            partitions.drop_day(day)
+    partitions.drop_empty_days_after(partitions.window(today)[1])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -25,8 +25,10 @@ RETURNS void LANGUAGE plpgsql
 -- Each record is looked up by its key in the partitions that may hold it, however few records a
 -- statement names: a hash join would read every partition of the record rows whole. The plan's
 -- estimate (a lookup for each day of each record) would have it compiled by JIT, which takes
--- longer than running it.
-SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off
+-- longer than running it. A record's days are walked latest first along errors_groupday's key,
+-- stopping at the first that holds its row: a sort would look the row up on every day first
+-- (the planner sorts when the record rows' partitions are few and cheap by estimate).
+SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off SET enable_sort = off
 AS $$
 DECLARE
     groups bigint[];

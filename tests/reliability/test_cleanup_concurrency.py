@@ -204,7 +204,9 @@ def test_a_clean_up_while_new_day_partitions_are_created(settings):
         ).values_list("pk", flat=True)
     )
     today = day_of(timezone.now())
-    ahead = [today + timedelta(days=n) for n in range(1, 8)]
+    ahead = [
+        today + timedelta(days=n) for n in range(1, settings.SYNC_ERROR_PARTITION_DAYS_AHEAD + 1)
+    ]
     with connection.cursor() as cursor:
         for day in ahead:
             cursor.execute(f"DROP TABLE IF EXISTS {partition_name(day)}")
