@@ -245,7 +245,9 @@ def run(quick: bool) -> str:
             "under 10,000) and the rows "
             f"(median / p95 of {runs} requests after one warm-up, per case). The same table grows "
             "by appending (COPY, bench/data.py: 30 days of entries, 6 mappings, 54 groups, 80% "
-            "open), measured at each size. The deep page follows a cursor from the middle of the "
+            "open; the day partitions as the scheduled task keeps them), measured at each size "
+            f"of this run ({', '.join(f'{size:,}' for size in sizes)}). The deep page follows "
+            "a cursor from the middle of the "
             f"table; the job filter is a job with {JOB_ENTRIES:,} entries; the searched words are "
             "in about 11% (exchange) and 7% (Fabrikam) of the messages.",
             "",

@@ -118,8 +118,9 @@ def run(quick: bool) -> str:
             f"{stored:,} of {size:,} entries absorbed.",
             "",
             "Where a list page's time goes, at the end of the storm (the page's query on the "
-            "entries, EXPLAIN ANALYZE; the planner's statistics are those autovacuum had "
-            f"gathered by then{_statistics_note()}):",
+            "entries, EXPLAIN ANALYZE; the planner's statistics are those the writer gathered "
+            "as the day grew (errors.partitions.note_written) and autovacuum had by then"
+            f"{_statistics_note()}):",
             "",
             table(
                 ["page", "plan", "rows the planner expected", "rows read", "time"],
@@ -139,7 +140,7 @@ def _statistics_note() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SHOW autovacuum")
         on = cursor.fetchone()[0] == "on"
-    return "" if on else ": none, as this server runs without autovacuum"
+    return "" if on else ", none here, as this server runs without autovacuum"
 
 
 def _urls(group_id: int) -> list[tuple[str, str]]:

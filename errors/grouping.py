@@ -18,7 +18,7 @@ from . import alerts, blocking, figures, ownership
 from .alerts import ProblemChange
 from .entries import check_references, clean_entries, insert_entries
 from .models import ErrorGroup, GroupDay, Status, SyncError
-from .partitions import ensure_partitions_for
+from .partitions import day_of, ensure_partitions_for, note_written
 from .status import change_entries, problems_reopened
 from .trends import TREND_DAYS, GroupFigures, trend_bars
 
@@ -219,6 +219,7 @@ def record_errors(errors: Iterable[SyncError]) -> list[SyncError]:
         blocking.link(errors)
         inserted = insert_entries(errors)
         figures.entries_added(inserted)
+        note_written(day_of(error.created_at) for error in inserted)
         blocking.refresh(
             {
                 pk

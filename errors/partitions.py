@@ -12,12 +12,14 @@ land in the default partition, which the clean-up empties row by row like before
 
 import logging
 import time as clock
+from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -292,3 +294,57 @@ def _take_day(day: date, cutoff: datetime | None) -> int | None:
                 raise
             logger.debug("Entries table busy; taking %s again", name)
             clock.sleep(LOCK_RETRY_PAUSE_S)
+
+
+# A day partition filled faster than autovacuum looks at it (a minute apart at best, never where
+# it is off) keeps the statistics of when it was small: during an error storm the planner
+# expected a few dozen entries of a problem that had a million, and sorted them all for a page
+# of its list. Each writing process counts what it adds to each day, and once that passes
+# ANALYZE_MIN_ROWS and ANALYZE_GROWN_SHARE of the rows the day's statistics count, it analyzes
+# the day's partition after its transaction commits.
+ANALYZE_MIN_ROWS = 50_000
+ANALYZE_GROWN_SHARE = 0.2
+_written: Counter[date] = Counter()
+_look_at: dict[date, int] = {}
+
+
+def note_written(days: Iterable[date]) -> None:
+    """In a writer's transaction: these entries' days grew (one day per entry)."""
+    for day, count in Counter(days).items():
+        _written[day] += count
+        if _written[day] >= _look_at.get(day, ANALYZE_MIN_ROWS):
+            # Looked at once per commit, however many batches the transaction holds.
+            _look_at[day] = 2**62
+            transaction.on_commit(partial(analyze_if_grown, day))
+
+
+def analyze_if_grown(day: date) -> bool:
+    """Analyze the day's partition if this process added ANALYZE_GROWN_SHARE of its counted
+    rows since; says whether it did. A lock not had at once (another ANALYZE, a clean-up) or
+    any error of the database leaves it for the next look: a writer never fails for it."""
+    name = partition_name(day)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples FROM pg_class WHERE relname = %s"
+                " AND relnamespace = current_schema()::regnamespace",
+                [name],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                _written.pop(day, None)
+                _look_at.pop(day, None)
+                return False
+            due = max(ANALYZE_MIN_ROWS, int(ANALYZE_GROWN_SHARE * max(row[0], 0)))
+            if _written[day] < due:
+                _look_at[day] = due
+                return False
+            cursor.execute(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}")
+            cursor.execute(f"ANALYZE {name}")
+    except DatabaseError as exc:
+        _look_at[day] = _written[day] + ANALYZE_MIN_ROWS
+        logger.info("The entries partition of %s was not analyzed: %s", day, exc)
+        return False
+    _written[day] = 0
+    _look_at.pop(day, None)
+    return True

@@ -1,6 +1,7 @@
 """The entries table is partitioned by day: each entry lands in its day's partition (or the
 default one outside the window), and a clean-up drops whole days."""
 
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -182,3 +183,41 @@ def test_the_straddling_day_goes_in_batches_that_go_on_where_the_last_one_stoppe
     # 3 entries that share a time, then 2, 2 and the last one: each batch after the first
     # starts at the time the one before it stopped.
     assert sum("created_at >=" in sql for sql in deletes) == 3
+
+
+def reltuples(day) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [partition_name(day)])
+        return cursor.fetchone()[0]
+
+
+def test_a_writer_analyzes_a_day_it_grew_by_a_share_of_its_statistics(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    """An error storm fills today's partition faster than autovacuum looks at it: the writer
+    gives the planner the day's size itself, after its commit, so that a problem's list is
+    not planned for the few rows the day held before the storm."""
+    monkeypatch.setattr(partitions, "ANALYZE_MIN_ROWS", 30)
+    monkeypatch.setattr(partitions, "_written", Counter())
+    monkeypatch.setattr(partitions, "_look_at", {})
+    today = day_of(timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(20):
+            make_error()
+    assert reltuples(today) < 1  # 20 rows: not looked at yet
+    with django_capture_on_commit_callbacks(execute=True) as looked:
+        for _ in range(15):
+            make_error()
+    # Past 30 rows: looked at once (one commit), and analyzed.
+    assert len(looked) == 1
+    assert reltuples(today) == 35
+    # Grown by less than the share since: left as it is.
+    monkeypatch.setattr(partitions, "ANALYZE_MIN_ROWS", 5)
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(5):
+            make_error()
+    assert reltuples(today) == 35
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(5):
+            make_error()
+    assert reltuples(today) == 45
