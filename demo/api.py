@@ -48,19 +48,21 @@ MAX_ALTERNATIVES = 500
 LOOKUPS = {"eq": "exact", "gt": "gt", "ge": "gte", "lt": "lt", "le": "lte"}
 
 
+# The first fault switched on for an app and table (or the whole app): asked on every request
+# of the demo apps, in SQL of its own, as building the query took two thirds of its time.
+SWITCHED_ON = (
+    f"SELECT * FROM {DemoFault._meta.db_table} WHERE app = %s AND entity IN ('', %s)"  # noqa: S608 - our table
+    " AND (remaining IS NULL OR remaining > 0) ORDER BY id LIMIT 1"
+)
+
+
 def _inject_fault(app: str, entity: str) -> HttpResponse | None:
     """Answer as the fault switched on for this app and table says, if any.
 
     The switch goes beyond Microsoft's documentation: it is the demo's way of producing a
     failure on demand (Demo faults in the Django admin). What it answers is the app's own
     documented answer to that failure, in demo/faults.py."""
-    fault = (
-        DemoFault.objects.filter(app=app)
-        .filter(Q(entity="") | Q(entity=entity))
-        .filter(Q(remaining__isnull=True) | Q(remaining__gt=0))
-        .order_by("pk")
-        .first()
-    )
+    fault = next(iter(DemoFault.objects.raw(SWITCHED_ON, [app, entity])), None)
     if fault is None:
         return None
     if fault.remaining is not None:
