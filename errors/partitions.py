@@ -174,6 +174,10 @@ def _create_partition(day: date) -> bool:
         _lock_partitions(cursor)
         if _exists(cursor, name):
             return False
+        # The lock CREATE ... PARTITION OF takes anyway, taken before the default partition is
+        # looked at: a writer that put a row of the day into the default partition after the
+        # look would make the CREATE fail (and the write that needed the day with it).
+        cursor.execute(f"LOCK TABLE ONLY {TABLE}, ONLY {RECORDS} IN ACCESS EXCLUSIVE MODE")
         cursor.execute(
             f"SELECT EXISTS (SELECT 1 FROM {DEFAULT} WHERE created_at >= %s AND created_at < %s)",  # noqa: S608 - our names
             [low, high],
