@@ -317,8 +317,9 @@ def note_written(days: Iterable[date]) -> None:
     for day, count in Counter(days).items():
         _written[day] += count
         if _written[day] >= _look_at.get(day, ANALYZE_MIN_ROWS):
-            # Looked at once per commit, however many batches the transaction holds.
-            _look_at[day] = 2**62
+            # Looked at after the commit, and again after ANALYZE_MIN_ROWS more if this
+            # transaction holds more batches or is rolled back (its look never runs then).
+            _look_at[day] = _written[day] + ANALYZE_MIN_ROWS
             transaction.on_commit(partial(analyze_if_grown, day))
 
 

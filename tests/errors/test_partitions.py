@@ -229,3 +229,23 @@ def test_a_writer_analyzes_a_day_it_grew_by_a_share_of_its_statistics(
         for _ in range(int(counted * partitions.ANALYZE_GROWN_SHARE) + 1):
             make_error()
     assert reltuples(today) == rows_of(today) > counted
+
+
+def test_a_writer_looks_again_after_a_transaction_whose_look_never_ran(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    """A transaction rolled back drops the look it asked for after its commit: the writer asks
+    again once it has written ANALYZE_MIN_ROWS more."""
+    monkeypatch.setattr(partitions, "ANALYZE_MIN_ROWS", 10)
+    monkeypatch.setattr(partitions, "_written", Counter())
+    monkeypatch.setattr(partitions, "_look_at", {})
+    today = day_of(timezone.now())
+    with django_capture_on_commit_callbacks(execute=False) as never_run:
+        for _ in range(12):
+            make_error()
+    assert len(never_run) == 1
+    with django_capture_on_commit_callbacks(execute=True) as looked:
+        for _ in range(10):
+            make_error()
+    assert looked
+    assert reltuples(today) == rows_of(today)
