@@ -203,7 +203,8 @@ class Spent:
     wrapping them for the time of the block."""
 
     STEPS = {
-        "drop_day": "whole days dropped",
+        "drop_day": "whole days detached",
+        "drop_detached": "the detached days' files dropped",
         "empty_day": "a day emptied at once (TRUNCATE)",
         "_delete_batch": "row-level batches",
     }
@@ -219,6 +220,7 @@ class Spent:
         self.saved = []
         for owner, name in [
             (partitions, "drop_day"),
+            (partitions, "drop_detached"),
             (partitions, "empty_day"),
             (services, "_delete_batch"),
         ]:
@@ -245,7 +247,9 @@ class Spent:
 
     def describe(self, total: float) -> str:
         parts = [
-            f"{label}: {self.seconds[name]:,.2f} s for {self.rows[name]:,} entries"
+            f"{label}: {self.seconds[name]:,.2f} s for {self.rows[name]:,} tables"
+            if name == "drop_detached"
+            else f"{label}: {self.seconds[name]:,.2f} s for {self.rows[name]:,} entries"
             f" ({self.calls[name]:,} transactions)"
             for name, label in self.STEPS.items()
             if self.calls[name]
@@ -376,13 +380,14 @@ def run(quick: bool) -> str:
     scheduled, console, everything = results.values()
     # What is next where a goal is missed, by the way the goal is about.
     next_steps = {
-        "scheduled": ". Next: a dropped day's files are unlinked as its transaction commits, "
-        "with the entries table still locked; detach the day in one transaction and drop the "
-        "detached table in another, which locks nothing the console reads",
+        "scheduled": ". Next: a day is detached in one transaction and its files dropped one "
+        "by one in others; the largest, the entries' heap, is freed as its own transaction "
+        "commits, in a time that grows with the day (73 ms for 700,000 entries here): cut it "
+        "down in steps before the drop",
         "console": ". Next: the straddling day's rows cost some 75 µs each in the delete "
-        "trigger's figures (each record's row looked up on its days); rewrite that day "
-        "instead (copy the entries it keeps into a new partition, swap it in, and take the "
-        "old one off the figures as a dropped day is)",
+        "trigger's figures: each record's row is looked up in every record partition from its "
+        "day on (51 ms of a batch's 73 ms for 1,000 entries); looked up in its own day's "
+        "partition alone first, by name, the same batch's look-ups take 9 ms",
     }
     goals = [
         (

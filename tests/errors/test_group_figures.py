@@ -310,6 +310,32 @@ def test_deleting_older_entries_of_a_record_seen_since_leaves_its_row_alone():
     assert_figures_right()
 
 
+def record_partition_lookups() -> Counter:
+    """Index scans of each day partition of the record rows in this transaction so far."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, idx_scan FROM pg_stat_xact_user_tables WHERE starts_with(relname, %s)",
+            [partitions.RECORDS_PREFIX],
+        )
+        return Counter(dict(cursor.fetchall()))
+
+
+def test_deleted_entries_records_are_looked_up_on_their_own_day_alone():
+    days = (5, 3, 1)
+    for n, record in enumerate(["C1", "C2", "C3", "C4"]):
+        # C1 and C2 seen again since, C3 and C4 on day 5 alone.
+        for age in days if n < 2 else days[:1]:
+            make_error(age=timedelta(days=age), message=MESSAGES[0], source_record_id=record)
+    oldest = partitions.day_of(timezone.now() - timedelta(days=5))
+    before = record_partition_lookups()
+    SyncError.objects.filter(created_at__lt=timezone.now() - timedelta(days=4)).delete()
+    looked = record_partition_lookups() - before
+    # Only day 5's record rows were read, though C1 and C2 have theirs on day 1.
+    assert set(looked) == {partitions.partition_name(oldest, partitions.RECORDS_PREFIX)}
+    assert set(GroupRecord.objects.values_list("record_id", flat=True)) == {"C1", "C2"}
+    assert_figures_right()
+
+
 def test_figures_stay_right_through_many_row_deletes_in_any_order():
     chooser = random.Random(7)
     entries = [

@@ -156,6 +156,49 @@ def test_a_day_dropped_by_another_clean_up_meanwhile_counts_nothing():
     assert day not in partition_days()
 
 
+def relations_named(pattern: str) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relname LIKE %s", [pattern])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_a_dropped_day_is_detached_first_and_its_files_go_after_the_commit():
+    make_error(age=timedelta(days=12))
+    day = day_of(timezone.now() - timedelta(days=12))
+    name, records = partition_name(day), partition_name(day, partitions.RECORDS_PREFIX)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert partitions.drop_day(day) == 1
+        # Taken out of the tables (nothing reads it), its files still there until the commit.
+        assert day not in partition_days()
+        assert partitions.detached_tables() == [
+            f"{partitions.DETACHED_PREFIX}{records}",
+            f"{partitions.DETACHED_PREFIX}{name}",
+        ]
+    assert not any("DROP" in query["sql"] for query in queries)
+    assert partitions.drop_detached() == 2
+    assert not relations_named(f"%{day:%Y%m%d}%")
+    assert partitions.detached_tables() == []
+
+
+def test_a_detached_table_another_clean_up_dropped_meanwhile_is_passed_over():
+    gone = f"{partitions.DETACHED_PREFIX}errors_syncerror_p20000101"
+    assert partitions._drops(gone) == [f"DROP TABLE IF EXISTS {gone}"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_day_table_a_stopped_clean_up_left_detached_goes_with_the_next_partition_task():
+    make_error(age=timedelta(days=12))
+    day = day_of(timezone.now() - timedelta(days=12))
+    # A clean-up whose worker died between the detach and the drops.
+    assert partitions._take_day(day, None) == 1
+    assert len(partitions.detached_tables()) == 2
+    from errors.tasks import create_error_partitions
+
+    create_error_partitions()
+    assert partitions.detached_tables() == []
+    assert not relations_named(f"%{day:%Y%m%d}%")
+
+
 def test_a_partition_another_writer_created_meanwhile_is_left_as_it_is():
     day = day_of(timezone.now() - timedelta(days=3))
     entry = make_error(age=timedelta(days=3))
