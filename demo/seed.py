@@ -28,7 +28,7 @@ from sync.services import create_job
 from sync.subscriptions import keep_subscribed
 
 from . import models as demo
-from . import security
+from . import security, webhooks
 from .entities import api_root
 
 SIDES = ("source", "destination")
@@ -149,6 +149,11 @@ def create_records(
 ) -> None:
     """The two apps' own data, with the setup failure cases planted; the CRM starts without
     the currencies `not_in_the_crm`."""
+    with webhooks.unheard_while_nobody_listens():
+        _create_records(rng, customers, not_in_the_crm)
+
+
+def _create_records(rng: random.Random, customers: int, not_in_the_crm: tuple[str, ...]) -> None:
     crm_currencies = {}
     for code, name, rate in CURRENCIES:
         demo.ErpCurrency.objects.create(code=code, description=name)

@@ -14,6 +14,9 @@ import logging
 import re
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
@@ -23,7 +26,7 @@ from django.db.models import Q
 
 from .api_schema import API_ENTITIES
 from .business_central import announce
-from .models import CrmSdkMessageProcessingStep, CrmServiceEndpoint
+from .models import CrmSdkMessageProcessingStep, CrmServiceEndpoint, ErpSubscription
 from .outgoing import outgoing_client
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,33 @@ def _post(url: str, payload: dict, headers: dict[str, str]) -> None:
         logger.warning("Change notification to %s failed: %s", url, exc)
 
 
+# True inside unheard_while_nobody_listens() when no table had a subscriber as it started.
+_nobody_listens: ContextVar[bool] = ContextVar("nobody_listens", default=False)
+
+
+def anyone_listens() -> bool:
+    """Whether any table of either app has a subscriber."""
+    return (
+        ErpSubscription.objects.exists()
+        or CrmSdkMessageProcessingStep.objects.filter(
+            state=CrmSdkMessageProcessingStep.State.ENABLED,
+            service_endpoint__contract=CrmServiceEndpoint.Contract.WEBHOOK,
+        ).exists()
+    )
+
+
+@contextmanager
+def unheard_while_nobody_listens() -> Iterator[None]:
+    """For a block that makes records in bulk and no subscription (the apps' first records and
+    users): when no table has a subscriber as it starts, its changes are announced to no one,
+    so each save skips looking its table's subscribers up (a query a save)."""
+    token = _nobody_listens.set(not anyone_listens())
+    try:
+        yield
+    finally:
+        _nobody_listens.reset(token)
+
+
 def notify_change(app: str, entity: str, record_id, change: str = "updated") -> None:
     notify_changes(app, entity, [record_id], change)
 
@@ -47,7 +77,7 @@ def notify_change(app: str, entity: str, record_id, change: str = "updated") -> 
 def notify_changes(app: str, entity: str, record_ids: list, change: str = "updated") -> None:
     """Announce each changed record (`change`: created, updated or deleted) to the table's
     subscribers."""
-    if not record_ids:
+    if not record_ids or _nobody_listens.get():
         return
     if app == "erp":
         announce(entity, [(pk, change) for pk in record_ids])

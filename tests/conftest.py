@@ -290,7 +290,9 @@ def celery_worker(django_db_setup, celery_queue):
 def worker_is_idle(node: str) -> bool:
     """Whether the worker runs no task now (tasks waiting for their countdown do not count)."""
     # A solo-pool worker answers only between tasks: no answer is a busy worker.
-    replies = celery_app.control.inspect(destination=[node], timeout=0.25).active() or {}
+    # The one reply asked for ends the wait (without a limit, every ask waited its timeout).
+    inspect = celery_app.control.inspect(destination=[node], timeout=0.25, limit=1)
+    replies = inspect.active() or {}
     return not any(replies.values()) and node in replies
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 
 import httpx
 from django.conf import settings
@@ -25,6 +26,13 @@ from sync.services import create_job
 IN_PROCESS_URL = "http://testserver"
 
 
+@cache
+def wsgi_handler() -> WSGIHandler:
+    """One handler for every test of the process, as a web server keeps one for all its
+    requests: loading the middleware costs some 15 ms a handler."""
+    return WSGIHandler()
+
+
 class InProcessApps:
     """The console's WSGI application, called in this thread on this thread's database
     connection, so that what the demo apps write stays in the test's transaction.
@@ -33,7 +41,7 @@ class InProcessApps:
     its test client does, that signal handler is held off while a request is served."""
 
     def __init__(self) -> None:
-        self.handler = WSGIHandler()
+        self.handler = wsgi_handler()
         # A request served while another is (a demo app calling the console back, as in a
         # webhook handshake) must not connect the handler again before the outer one ends.
         self.depth = 0

@@ -118,10 +118,11 @@ def test_search_matches_only_the_messages_that_hold_the_text(staff_client):
 
 
 def test_search_matches_whole_record_ids_on_either_side(staff_client):
-    by_source = make_error(source_record_id="C00042")
+    # Not the factory's own record ids (C00001, C00002, ...), which another entry may hold.
+    by_source = make_error(source_record_id="K00042")
     by_destination = make_error(destination_record_id="7b3c2a10-aaaa-bbbb-cccc-000000000001")
-    make_error(source_record_id="C000421")
-    assert listed_ids(staff_client.get(LIST, {"q": "c00042"})) == [by_source.pk]
+    make_error(source_record_id="K000421")
+    assert listed_ids(staff_client.get(LIST, {"q": "k00042"})) == [by_source.pk]
     found = listed_ids(staff_client.get(LIST, {"q": "7B3C2A10-AAAA-BBBB-CCCC-000000000001"}))
     assert found == [by_destination.pk]
 
