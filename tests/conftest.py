@@ -27,6 +27,8 @@ from tests.template_db import ensure_template
 
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 PASSWORD = "correct-horse-battery"
+# The database DATABASE_URL names; the tests run on a test database of their own.
+CONFIGURED_DATABASE = settings.DATABASES["default"]["NAME"]
 
 
 def pytest_configure(config):
@@ -68,6 +70,11 @@ def django_db_setup(django_db_setup, django_db_blocker):
     milliseconds quicker, and the suite commits hundreds of thousands of times."""
     from django.db import connection
 
+    if connection.settings_dict["NAME"] == CONFIGURED_DATABASE:
+        # No test of the session needs a database, so none was set up: the connection names
+        # the configured one, maybe someone's own, which is none of the tests' business.
+        yield
+        return
     with django_db_blocker.unblock():
         with connection.cursor() as cursor:
             name = connection.ops.quote_name(connection.settings_dict["NAME"])
