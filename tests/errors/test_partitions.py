@@ -292,3 +292,13 @@ def test_a_writer_looks_again_after_a_transaction_whose_look_never_ran(
             make_error()
     assert looked
     assert reltuples(today) == rows_of(today)
+
+
+def test_the_scheduled_partition_task_says_what_it_does():
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.get(name="Create sync error partitions")
+    assert task.task == "errors.create_error_partitions"
+    assert "a week" not in task.description
+    assert "SYNC_ERROR_PARTITION_DAYS_AHEAD" in task.description
+    assert "detached" in task.description
