@@ -47,15 +47,17 @@ def _post(url: str, payload: dict, headers: dict[str, str]) -> None:
 _nobody_listens: ContextVar[bool] = ContextVar("nobody_listens", default=False)
 
 
+def webhook_steps():
+    """The CRM's enabled steps whose service endpoint is a webhook: those that post changes."""
+    return CrmSdkMessageProcessingStep.objects.filter(
+        state=CrmSdkMessageProcessingStep.State.ENABLED,
+        service_endpoint__contract=CrmServiceEndpoint.Contract.WEBHOOK,
+    )
+
+
 def anyone_listens() -> bool:
     """Whether any table of either app has a subscriber."""
-    return (
-        ErpSubscription.objects.exists()
-        or CrmSdkMessageProcessingStep.objects.filter(
-            state=CrmSdkMessageProcessingStep.State.ENABLED,
-            service_endpoint__contract=CrmServiceEndpoint.Contract.WEBHOOK,
-        ).exists()
-    )
+    return ErpSubscription.objects.exists() or webhook_steps().exists()
 
 
 @contextmanager
@@ -87,12 +89,9 @@ def notify_changes(app: str, entity: str, record_ids: list, change: str = "updat
         return
     message = MESSAGES.get(change, "Update")
     steps = list(
-        CrmSdkMessageProcessingStep.objects.select_related("service_endpoint").filter(
-            Q(primary_entity=api.logical_name) | Q(primary_entity=""),
-            message_name=message,
-            state=CrmSdkMessageProcessingStep.State.ENABLED,
-            service_endpoint__contract=CrmServiceEndpoint.Contract.WEBHOOK,
-        )
+        webhook_steps()
+        .select_related("service_endpoint")
+        .filter(Q(primary_entity=api.logical_name) | Q(primary_entity=""), message_name=message)
     )
     if not steps:
         return
