@@ -21,19 +21,6 @@ def enabled() -> bool:
     return settings.AXES_ENABLED
 
 
-def locked_for(request, now: datetime | None = None) -> int:
-    """Seconds for which the request's address is still locked out, or 0."""
-    if not enabled():
-        return 0
-    now = now or timezone.now()
-    until = (
-        TokenFailures.objects.filter(address=client_address(request), locked_until__gt=now)
-        .values_list("locked_until", flat=True)
-        .first()
-    )
-    return math.ceil((until - now).total_seconds()) if until else 0
-
-
 def record_failure(request, now: datetime | None = None) -> int:
     """Count a wrong token from the request's address; returns the seconds of the lock it
     starts, or 0. Failures older than the window are forgotten."""
