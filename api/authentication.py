@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from rest_framework import authentication, exceptions
 
+from syncconsole.permissions import PERMISSIONS_OF_USER
 from syncconsole.signin import client_address
 
 from . import lockout
@@ -117,19 +118,7 @@ def _sign_in_statement() -> str:
             (SELECT max(f.locked_until) FROM {TokenFailures._meta.db_table} AS f
              WHERE f.address = %(address)s AND f.locked_until > %(now)s),
             {token}, {user},
-            ARRAY(
-                SELECT c.app_label || '.' || p.codename
-                FROM auth_permission AS p JOIN django_content_type AS c
-                    ON c.id = p.content_type_id
-                WHERE p.id IN (
-                    SELECT o.permission_id FROM auth_user_user_permissions AS o
-                    WHERE o.user_id = u.id
-                    UNION
-                    SELECT g.permission_id FROM auth_group_permissions AS g
-                    JOIN auth_user_groups AS m ON m.group_id = g.group_id
-                    WHERE m.user_id = u.id
-                )
-            )
+            ARRAY({PERMISSIONS_OF_USER.format(user="u.id")})
         FROM (VALUES (1)) AS one (x)
         LEFT JOIN {ApiToken._meta.db_table} AS t ON t.lookup = %(lookup)s
         LEFT JOIN {get_user_model()._meta.db_table} AS u ON u.id = t.user_id

@@ -4,6 +4,8 @@ anonymous visitors, accounts without a role, Sync users and Sync administrators.
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from errors.models import Category, ErrorGroup, SyncError
@@ -225,3 +227,20 @@ def test_administrators_reach_connections_in_the_admin(client):
     admin = user_in_role("boss", SYNC_ADMINISTRATORS, is_staff=True)
     client.force_login(admin)
     assert client.get(reverse("admin:sync_connection_changelist")).status_code == 200
+
+
+def test_a_page_reads_the_persons_roles_once_and_a_changed_role_counts_at_the_next(
+    client, sync_user
+):
+    """One statement reads every permission of the person, their own and their groups'; the
+    role checks of the request, the page's own included, ask nothing more."""
+    client.force_login(sync_user)
+    url = reverse("errors:list")
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    reading_roles = [q["sql"] for q in queries if "auth_permission" in q["sql"]]
+    assert len(reading_roles) == 1, reading_roles
+    sync_user.groups.clear()
+    assert client.get(url).status_code == 403
+    sync_user.groups.add(Group.objects.get(name=SYNC_ADMINISTRATORS))
+    assert client.get(reverse("sync:connections")).status_code == 200
