@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from rest_framework import authentication, exceptions
 
-from syncconsole.permissions import PERMISSIONS_OF_USER
+from syncconsole.permissions import PERMISSIONS_OF_USER, keep_permissions
 from syncconsole.signin import client_address
 
 from . import lockout
@@ -46,11 +46,9 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("The token was revoked or has expired.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("The token's user is inactive.")
-        if not token.user.is_superuser:
-            # The permissions the role checks ask for came with the token: Django's
-            # ModelBackend reads them from this attribute instead of two more queries (its
-            # own cache for the request's user object, which lives for this request alone).
-            token.user._perm_cache = found.permissions
+        # The permissions the role checks ask for came with the token: ModelBackend reads
+        # them from the request's user object instead of two more queries.
+        keep_permissions(token.user, found.permissions)
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

@@ -41,7 +41,14 @@ def load_permissions(user) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(PERMISSIONS_OF_USER.format(user="%s"), [user.pk, user.pk])
-        user._perm_cache = {name for (name,) in cursor.fetchall()}
+        keep_permissions(user, {name for (name,) in cursor.fetchall()})
+
+
+def keep_permissions(user, names: set[str]) -> None:
+    """The user's permissions, read with PERMISSIONS_OF_USER, kept where ModelBackend looks
+    for them first."""
+    if not user.is_superuser:
+        user._perm_cache = names
 
 
 def is_sync_admin(user) -> bool:
