@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from api.models import ApiToken
+from api.authentication import sign_in
+from api.models import LOOKUP_LENGTH, ApiToken
 from errors.models import Category
 from tests.factories import make_error
 from tests.test_roles import named_urls
@@ -197,3 +198,20 @@ def test_the_console_session_works_but_needs_the_csrf_token(staff_user):
     assert browser.get(reverse("api:errors")).json()["total"] == 1
     response = browser.post(reverse("api:cleanups"), {"all": True}, content_type="application/json")
     assert response.status_code == 403 and "CSRF" in response.json()["detail"]
+
+
+def test_the_sign_in_statement_reads_the_token_and_user_as_the_orm_does(staff_user, rf):
+    """Every field of the token and its user, read by the one statement of the sign-in, is
+    what Django's ORM reads: a field whose value the ORM converts would show here."""
+    token, key = ApiToken.issue(staff_user, "script", expires_at=timezone.now() + timedelta(days=1))
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    found = sign_in(rf.get("/"), key[:LOOKUP_LENGTH])
+    assert found.wait == 0 and found.token is not None
+    assert fields_of(found.token) == fields_of(ApiToken.objects.get(pk=token.pk))
+    assert fields_of(found.token.user) == fields_of(type(staff_user).objects.get(pk=staff_user.pk))
+    assert found.permissions == staff_user.get_all_permissions()
+    assert sign_in(rf.get("/"), "nothing-like-it").token is None
+
+
+def fields_of(instance) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
