@@ -75,7 +75,7 @@ class SignIn:
 def sign_in(request, lookup: str | None) -> SignIn:
     """The address's lock, and the token of that lookup with its user and the "app_label.
     codename" of every permission the user holds, their own and their groups': one
-    statement of constant text, as every API request asks it (the ORM's way, three queries
+    statement of constant text, as every API request asks it (the ORM's way, four queries
     compiled anew each time, took most of a short request's time)."""
     now = timezone.now()
     with connection.cursor() as cursor:
