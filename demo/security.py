@@ -345,19 +345,42 @@ def create_business_unit(name: str, parent: CrmBusinessUnit | None = None) -> Cr
     unit = CrmBusinessUnit.objects.create(name=name, parent=parent)
     CrmTeam.objects.create(name=name, business_unit=unit, is_default=True)
     if parent is not None:
-        for role in CrmRole.objects.filter(business_unit=root_business_unit()):
-            _copy(role, unit)
+        root_roles = CrmRole.objects.filter(business_unit__parent__isnull=True)
+        CrmRole.objects.bulk_create(_copy(role, unit) for role in root_roles)
     return unit
 
 
 def _copy(role: CrmRole, unit: CrmBusinessUnit) -> CrmRole:
-    return CrmRole.objects.create(
+    """A root role's copy in another business unit, not yet saved."""
+    return CrmRole(
         name=role.name,
         business_unit=unit,
         role_template_id=role.role_template_id,
         parent_root_role=role,
         privileges=role.privileges,
     )
+
+
+def _root_role(
+    root: CrmBusinessUnit,
+    name: str,
+    privileges: Mapping[str, str] | Iterable[str],
+    role_id: uuid.UUID | None,
+    template: uuid.UUID | None,
+) -> CrmRole:
+    """A role of the root business unit, pointing at itself, not yet saved."""
+    if template == SYSTEM_ADMINISTRATOR_TEMPLATE:
+        privileges = all_privileges()
+    granted = dict(privileges) if isinstance(privileges, Mapping) else at(GLOBAL, privileges)
+    role = CrmRole(
+        id=role_id or uuid.uuid4(),
+        name=name,
+        business_unit=root,
+        role_template_id=template,
+        privileges=dict(sorted(granted.items())),
+    )
+    role.parent_root_role = role
+    return role
 
 
 @transaction.atomic
@@ -371,30 +394,23 @@ def create_role(
     """A role of the root business unit, copied into every other business unit: its
     privileges at their access levels, or their names alone (each at the Organization
     level)."""
-    root = root_business_unit()
-    if template == SYSTEM_ADMINISTRATOR_TEMPLATE:
-        privileges = all_privileges()
-    granted = dict(privileges) if isinstance(privileges, Mapping) else at(GLOBAL, privileges)
-    role = CrmRole(
-        id=role_id or uuid.uuid4(),
-        name=name,
-        business_unit=root,
-        role_template_id=template,
-        privileges=dict(sorted(granted.items())),
-    )
-    role.parent_root_role = role
+    role = _root_role(root_business_unit(), name, privileges, role_id, template)
     role.save()
-    for unit in CrmBusinessUnit.objects.exclude(pk=root.pk):
-        _copy(role, unit)
+    units = CrmBusinessUnit.objects.exclude(pk=role.business_unit_id)
+    CrmRole.objects.bulk_create(_copy(role, unit) for unit in units)
     return role
 
 
+@transaction.atomic
 def install_security() -> CrmBusinessUnit:
     """The root business unit and the roles the demo CRM starts with (Business Central's
-    integration solution installed)."""
+    integration solution installed), in a few statements: no other business unit exists yet
+    to copy them into."""
     root = create_business_unit(ROOT_BUSINESS_UNIT)
-    for spec in STANDARD_ROLES:
-        create_role(spec.name, spec.privileges, role_id=spec.role_id, template=spec.template)
+    CrmRole.objects.bulk_create(
+        _root_role(root, spec.name, spec.privileges, spec.role_id, spec.template)
+        for spec in STANDARD_ROLES
+    )
     return root
 
 
@@ -409,3 +425,34 @@ def add_user(user: CrmSystemUser, business_unit: CrmBusinessUnit, *role_names: s
     user.save()
     CrmTeam.objects.get(business_unit=business_unit, is_default=True).members.add(user)
     user.roles.set([role_named(name, business_unit) for name in role_names])
+
+
+@transaction.atomic
+def add_users(placed: Iterable[tuple[CrmSystemUser, CrmBusinessUnit, tuple[str, ...]]]) -> None:
+    """New users, each placed in its business unit (and so in that unit's default team) with
+    the roles of that unit it is given: add_user for many, in five statements."""
+    placed = list(placed)
+    for user, unit, _ in placed:
+        user.business_unit = unit
+    CrmSystemUser.objects.bulk_create(user for user, _, _ in placed)
+    units = {unit.pk for _, unit, _ in placed}
+    teams = dict(
+        CrmTeam.objects.filter(business_unit__in=units, is_default=True).values_list(
+            "business_unit_id", "pk"
+        )
+    )
+    roles = {
+        (unit_id, name): pk
+        for pk, unit_id, name in CrmRole.objects.filter(business_unit__in=units).values_list(
+            "pk", "business_unit_id", "name"
+        )
+    }
+    CrmTeam.members.through.objects.bulk_create(
+        CrmTeam.members.through(crmteam_id=teams[unit.pk], crmsystemuser_id=user.pk)
+        for user, unit, _ in placed
+    )
+    CrmSystemUser.roles.through.objects.bulk_create(
+        CrmSystemUser.roles.through(crmsystemuser_id=user.pk, crmrole_id=roles[unit.pk, name])
+        for user, unit, names in placed
+        for name in names
+    )

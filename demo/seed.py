@@ -4,15 +4,16 @@ HTTP, so that every job, coupling and error in the console came from a real run.
 
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -32,6 +33,7 @@ from . import security, webhooks
 from .entities import api_root
 
 SIDES = ("source", "destination")
+M = TypeVar("M", bound=models.Model)
 
 logger = logging.getLogger(__name__)
 
@@ -153,29 +155,57 @@ def create_records(
         _create_records(rng, customers, not_in_the_crm)
 
 
+def _bulk(model: type[M], records: Iterable[M]) -> list[M]:
+    """Records made in one statement, announced as created as each save would announce it."""
+    made = model._default_manager.bulk_create(records)
+    webhooks.announce_created(model, made)
+    return made
+
+
 def _create_records(rng: random.Random, customers: int, not_in_the_crm: tuple[str, ...]) -> None:
-    crm_currencies = {}
-    for code, name, rate in CURRENCIES:
-        demo.ErpCurrency.objects.create(code=code, description=name)
-        if rate:
-            # `rate` units of the currency are worth one unit of the local currency; NOK
-            # has no exchange rate at all.
-            demo.ErpCurrencyExchangeRate.objects.create(
+    _bulk(
+        demo.ErpCurrency,
+        [demo.ErpCurrency(code=code, description=name) for code, name, _ in CURRENCIES],
+    )
+    # `rate` units of the currency are worth one unit of the local currency; NOK has no
+    # exchange rate at all.
+    _bulk(
+        demo.ErpCurrencyExchangeRate,
+        [
+            demo.ErpCurrencyExchangeRate(
                 currency_code=code,
                 starting_date=RATES_SINCE,
                 exchange_rate_amount=Decimal(rate),
                 relational_exchange_rate_amount=Decimal(1),
             )
-        if code not in not_in_the_crm and rate:
-            crm_currencies[code] = demo.CrmTransactionCurrency.objects.create(
-                iso_currency_code=code, currency_name=name, exchange_rate=Decimal(rate)
-            )
-    for i in range(5):
-        demo.ErpSalesperson.objects.create(
-            code=f"SP{i:02d}",
-            name=f"{PEOPLE[i]} {SURNAMES[i]}",
-            email=f"{PEOPLE[i].lower()}@erp.example",
+            for code, _, rate in CURRENCIES
+            if rate
+        ],
+    )
+    crm_currencies = {
+        currency.iso_currency_code: currency
+        for currency in _bulk(
+            demo.CrmTransactionCurrency,
+            [
+                demo.CrmTransactionCurrency(
+                    iso_currency_code=code, currency_name=name, exchange_rate=Decimal(rate)
+                )
+                for code, name, rate in CURRENCIES
+                if code not in not_in_the_crm and rate
+            ],
         )
+    }
+    _bulk(
+        demo.ErpSalesperson,
+        [
+            demo.ErpSalesperson(
+                code=f"SP{i:02d}",
+                name=f"{PEOPLE[i]} {SURNAMES[i]}",
+                email=f"{PEOPLE[i].lower()}@erp.example",
+            )
+            for i in range(5)
+        ],
+    )
     create_users()
     lcy = settings.DEMO_ERP_LOCAL_CURRENCY
     rows = []
@@ -197,20 +227,23 @@ def _create_records(rng: random.Random, customers: int, not_in_the_crm: tuple[st
                 salesperson_code=f"SP{i % 5:02d}",
             )
         )
-    demo.ErpCustomer.objects.bulk_create(rows)
+    _bulk(demo.ErpCustomer, rows)
     # Some accounts already exist in the CRM: the full sync couples them by account number.
-    demo.CrmAccount.objects.bulk_create(
-        demo.CrmAccount(
-            name=c.display_name,
-            account_number=c.number,
-            email=c.email,
-            telephone=c.phone_number,
-            city=c.city,
-            country=c.country,
-            transaction_currency=crm_currencies[c.currency_code or lcy],
-        )
-        for c in rows[: customers // 5]
-        if (c.currency_code or lcy) in crm_currencies
+    _bulk(
+        demo.CrmAccount,
+        [
+            demo.CrmAccount(
+                name=c.display_name,
+                account_number=c.number,
+                email=c.email,
+                telephone=c.phone_number,
+                city=c.city,
+                country=c.country,
+                transaction_currency=crm_currencies[c.currency_code or lcy],
+            )
+            for c in rows[: customers // 5]
+            if (c.currency_code or lcy) in crm_currencies
+        ],
     )
     # Each customer has its company contact, numbered from the contacts' series and linked to
     # it by a business relation, as Business Central makes one for a new customer; the people
@@ -222,23 +255,29 @@ def _create_records(rng: random.Random, customers: int, not_in_the_crm: tuple[st
         if c.currency_code != "SEK"
     ]
     numbers = demo.ErpNumberSeries.take(demo.ErpNumberSeries.CONTACTS, len(people))
-    demo.ErpContact.objects.bulk_create(
-        demo.ErpContact(
-            number=number,
-            display_name=f"{PEOPLE[i % 10]} {SURNAMES[i % 8]}",
-            email=f"{PEOPLE[i % 10].lower()}.{i}@example.com",
-            company_number=company.number,
-            company_name=company.display_name,
-        )
-        for number, (i, company) in zip(numbers, people, strict=True)
+    _bulk(
+        demo.ErpContact,
+        [
+            demo.ErpContact(
+                number=number,
+                display_name=f"{PEOPLE[i % 10]} {SURNAMES[i % 8]}",
+                email=f"{PEOPLE[i % 10].lower()}.{i}@example.com",
+                company_number=company.number,
+                company_name=company.display_name,
+            )
+            for number, (i, company) in zip(numbers, people, strict=True)
+        ],
     )
-    demo.ErpItem.objects.bulk_create(
-        demo.ErpItem(
-            number=f"{1000 + i}",
-            display_name=f"{ITEMS[i % 10]} {['Pro', 'Lite', 'Sport'][i % 3]} {i}",
-            unit_price=Decimal(rng.randint(500, 50000)) / 100,
-        )
-        for i in range(20)
+    _bulk(
+        demo.ErpItem,
+        [
+            demo.ErpItem(
+                number=f"{1000 + i}",
+                display_name=f"{ITEMS[i % 10]} {['Pro', 'Lite', 'Sport'][i % 3]} {i}",
+                unit_price=Decimal(rng.randint(500, 50000)) / 100,
+            )
+            for i in range(20)
+        ],
     )
 
 
@@ -251,25 +290,32 @@ def create_users() -> None:
     # The integration user is a non-interactive user of the Nordic business unit (so it needs
     # no license), holding that unit's copy of the narrower integration role, which cannot
     # create or write products.
-    integration = demo.CrmSystemUser.objects.create(
+    integration = demo.CrmSystemUser(
         full_name="Integration User",
         domain_name=INTEGRATION_USER,
         password=INTEGRATION_PASSWORD,
         access_mode=demo.CrmSystemUser.AccessMode.NON_INTERACTIVE,
         is_licensed=False,
     )
-    security.add_user(integration, nordics, "Integration User")
-    admin = demo.CrmSystemUser.objects.create(
+    admin = demo.CrmSystemUser(
         full_name="CRM Admin", domain_name=ADMIN_USER, password=ADMIN_PASSWORD
     )
-    security.add_user(admin, root, "System Administrator")
-    new_hire = demo.CrmSystemUser.objects.create(
+    new_hire = demo.CrmSystemUser(
         full_name="New Hire",
         domain_name="newhire@demo-crm.example",
         password="demo-new",
         password_change_required=True,
     )
-    security.add_user(new_hire, root, "Salesperson")
+    security.add_users(
+        [
+            (integration, nordics, ("Integration User",)),
+            (admin, root, ("System Administrator",)),
+            (new_hire, root, ("Salesperson",)),
+        ]
+    )
+    # The roles and users made in bulk, announced as each save would announce its record.
+    for model in (demo.CrmRole, demo.CrmSystemUser):
+        webhooks.announce_created(model, model.objects.all())
 
 
 def demo_authority(base_url: str) -> str:
@@ -319,8 +365,8 @@ def create_connection(base_url: str) -> Connection:
          _fields(("displayName", "name"), ("number", "productnumber"), ("unitPrice", "price")),
          ""),
     ]  # fmt: skip
-    for name, source, destination, order, direction, s_match, d_match, field_map, where in specs:
-        TableMapping.objects.create(
+    TableMapping.objects.bulk_create(
+        TableMapping(
             connection=connection,
             name=name,
             source_entity=source,
@@ -335,6 +381,8 @@ def create_connection(base_url: str) -> Connection:
             # cannot be created in the CRM before.
             sync_only_coupled_records=name != "CURRENCY",
         )
+        for name, source, destination, order, direction, s_match, d_match, field_map, where in specs
+    )
     return connection
 
 

@@ -14,18 +14,19 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Q
 
 from .api_schema import API_ENTITIES
 from .business_central import announce
+from .entities import ENTITIES
 from .models import CrmSdkMessageProcessingStep, CrmServiceEndpoint, ErpSubscription
 from .outgoing import outgoing_client
 
@@ -70,6 +71,17 @@ def unheard_while_nobody_listens() -> Iterator[None]:
         yield
     finally:
         _nobody_listens.reset(token)
+
+
+def announce_created(model: type[models.Model], records: Iterable[models.Model]) -> None:
+    """Announce records made in bulk, which send no save signal, as created, as each save
+    announces its record (demo.signals); `records` is read only when someone may listen."""
+    if _nobody_listens.get():
+        return
+    ids = [record.pk for record in records]
+    for (app, name), entity in ENTITIES.items():
+        if entity.model is model:
+            notify_changes(app, name, ids, "created")
 
 
 def notify_change(app: str, entity: str, record_id, change: str = "updated") -> None:

@@ -16,10 +16,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.test import override_settings
 from django.utils import timezone
+from pytest_django.live_server_helper import LiveServer
 
 from errors import partitions
 from sync import engine as sync_engine
-from syncconsole import task_routes
+from syncconsole import task_routes, web_server
 from syncconsole.celery import app as celery_app
 from syncconsole.permissions import SYNC_ADMINISTRATORS, SYNC_USERS
 from tests.demo_apps import IN_PROCESS_URL, in_process, start_demo_apps
@@ -362,6 +363,22 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.2, message: s
             return result
         time.sleep(interval)
     raise AssertionError(message or "condition not met in time")
+
+
+@pytest.fixture(scope="session")
+def live_server(request):
+    """pytest-django's live server, on the server that `make run` uses too
+    (syncconsole.web_server): without Nagle's delay, which cost some 40 ms an answer."""
+    addr = (
+        request.config.getvalue("liveserver")
+        or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS")
+        or "localhost"
+    )
+    server = LiveServer(addr, start=False)
+    server.thread.server_class = web_server.ThreadedWSGIServer
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

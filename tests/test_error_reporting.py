@@ -5,6 +5,7 @@ import json
 
 import pytest
 import sentry_sdk
+from sentry_sdk.integrations.django import DjangoIntegration
 from sentry_sdk.transport import Transport
 
 from sync import engine
@@ -35,7 +36,11 @@ def sentry_events():
         yield transport.events
     finally:
         sentry_sdk.get_client().close()
-        sentry_sdk.init()  # no DSN: reporting off again
+        # Reporting off again, as in a process without SENTRY_DSN: no client at all. A client
+        # without a DSN (sentry_sdk.init()) would keep the Django integration's hooks on, a
+        # span and a breadcrumb for every SQL statement of the process's later tests.
+        sentry_sdk.get_global_scope().set_client(None)
+        assert sentry_sdk.get_client().get_integration(DjangoIntegration) is None
 
 
 def test_a_failing_job_is_reported_with_its_job_and_mapping_and_no_secret(
