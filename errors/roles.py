@@ -14,15 +14,19 @@ def ensure_roles(apps=global_apps) -> None:
     get the permissions of models added later too, since it runs after every migrate."""
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    custom = Permission.objects.filter(content_type__app_label="errors")
+    # Permissions are given by their ids: add() takes them as they are, with no instance made
+    # of each (it runs after every migrate, and after every flush of the tests).
+    ids = Permission.objects.values_list("pk", flat=True)
     users, _ = Group.objects.get_or_create(name=SYNC_USERS)
     administrators, _ = Group.objects.get_or_create(name=SYNC_ADMINISTRATORS)
-    users.permissions.add(*custom.filter(codename="triage_coupled_errors"))
+    users.permissions.add(
+        *ids.filter(content_type__app_label="errors", codename="triage_coupled_errors")
+    )
     integrations, _ = Group.objects.get_or_create(name=INTEGRATIONS)
     integrations.permissions.add(
-        *Permission.objects.filter(content_type__app_label="api", codename="ingest_errors")
+        *ids.filter(content_type__app_label="api", codename="ingest_errors")
     )
     administrators.permissions.add(
-        *Permission.objects.filter(content_type__app_label__in=ADMINISTERED_APPS),
-        *Permission.objects.filter(content_type__app_label="audit", codename="view_auditevent"),
+        *ids.filter(content_type__app_label__in=ADMINISTERED_APPS),
+        *ids.filter(content_type__app_label="audit", codename="view_auditevent"),
     )

@@ -24,6 +24,7 @@ from psycopg2 import sql
 MIGRATION_SOURCES = (
     "*/migrations/*.py",
     "errors/sql/**/*",
+    "errors/roles.py",
     "syncconsole/beat.py",
     "syncconsole/migration_ops.py",
     "syncconsole/permissions.py",

@@ -1,5 +1,5 @@
 """The suite's own set-up: a run of tests that need no database leaves the configured one
-(DATABASE_URL, maybe someone's own console) as it is."""
+(DATABASE_URL, maybe someone's own console) as it is; a committing test's flush is quick."""
 
 import os
 import subprocess
@@ -8,9 +8,17 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from errors.models import SyncError
 from errors.partitions import day_of, partition_days
+from syncconsole.permissions import SYNC_ADMINISTRATORS
 from tests.conftest import database_url_of_test_db
 from tests.factories import make_error
 
@@ -44,3 +52,26 @@ def test_a_run_without_database_tests_leaves_the_configured_database_alone():
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert old_day in partition_days()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_flush_after_a_committing_test_empties_the_tables_in_one_round_trip(staff_user):
+    """The content types and permissions stay where they are: the post-migrate steps find
+    them and write none back; the role groups come back with their permissions."""
+    make_error()
+    content_types = dict(ContentType.objects.values_list("pk", "model"))
+    permissions = Permission.objects.count()
+    with CaptureQueriesContext(connection) as queries:
+        # As Django's TransactionTestCase calls it at the end of a committing test.
+        call_command("flush", verbosity=0, interactive=False, reset_sequences=False)
+    deletes = [q["sql"] for q in queries if "DELETE FROM" in q["sql"]]
+    assert len(deletes) == 1, deletes
+    inserted = [q["sql"] for q in queries if q["sql"].startswith("INSERT")]
+    assert not [
+        sql for sql in inserted if "django_content_type" in sql or '"auth_permission"' in sql
+    ]
+    assert dict(ContentType.objects.values_list("pk", "model")) == content_types
+    assert Permission.objects.count() == permissions
+    assert not SyncError.objects.exists() and not get_user_model().objects.exists()
+    administrators = Group.objects.get(name=SYNC_ADMINISTRATORS)
+    assert administrators.permissions.filter(codename="delete_syncerror").exists()
