@@ -345,14 +345,14 @@ def create_business_unit(name: str, parent: CrmBusinessUnit | None = None) -> Cr
     unit = CrmBusinessUnit.objects.create(name=name, parent=parent)
     CrmTeam.objects.create(name=name, business_unit=unit, is_default=True)
     if parent is not None:
-        root_roles = CrmRole.objects.filter(business_unit__parent__isnull=True)
-        CrmRole.objects.bulk_create(_copy(role, unit) for role in root_roles)
+        for role in CrmRole.objects.filter(business_unit__parent__isnull=True):
+            _copy(role, unit)
     return unit
 
 
 def _copy(role: CrmRole, unit: CrmBusinessUnit) -> CrmRole:
-    """A root role's copy in another business unit, not yet saved."""
-    return CrmRole(
+    # Saved one by one, each announced to the roles' subscribers as its save is.
+    return CrmRole.objects.create(
         name=role.name,
         business_unit=unit,
         role_template_id=role.role_template_id,
@@ -396,16 +396,16 @@ def create_role(
     level)."""
     role = _root_role(root_business_unit(), name, privileges, role_id, template)
     role.save()
-    units = CrmBusinessUnit.objects.exclude(pk=role.business_unit_id)
-    CrmRole.objects.bulk_create(_copy(role, unit) for unit in units)
+    for unit in CrmBusinessUnit.objects.exclude(pk=role.business_unit_id):
+        _copy(role, unit)
     return role
 
 
 @transaction.atomic
 def install_security() -> CrmBusinessUnit:
     """The root business unit and the roles the demo CRM starts with (Business Central's
-    integration solution installed), in a few statements: no other business unit exists yet
-    to copy them into."""
+    integration solution installed), the roles in one statement, announced to no one (the
+    caller announces them): no other business unit exists yet to copy them into."""
     root = create_business_unit(ROOT_BUSINESS_UNIT)
     CrmRole.objects.bulk_create(
         _root_role(root, spec.name, spec.privileges, spec.role_id, spec.template)
@@ -430,7 +430,8 @@ def add_user(user: CrmSystemUser, business_unit: CrmBusinessUnit, *role_names: s
 @transaction.atomic
 def add_users(placed: Iterable[tuple[CrmSystemUser, CrmBusinessUnit, tuple[str, ...]]]) -> None:
     """New users, each placed in its business unit (and so in that unit's default team) with
-    the roles of that unit it is given: add_user for many, in five statements."""
+    the roles of that unit it is given: add_user for many, in five statements, announced to
+    no one (the caller announces them)."""
     placed = list(placed)
     for user, unit, _ in placed:
         user.business_unit = unit

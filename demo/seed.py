@@ -313,9 +313,9 @@ def create_users() -> None:
             (new_hire, root, ("Salesperson",)),
         ]
     )
-    # The roles and users made in bulk, announced as each save would announce its record.
-    for model in (demo.CrmRole, demo.CrmSystemUser):
-        webhooks.announce_created(model, model.objects.all())
+    # The root roles and the users, made in bulk, announced as each save would announce them.
+    webhooks.announce_created(demo.CrmRole, demo.CrmRole.objects.filter(business_unit=root))
+    webhooks.announce_created(demo.CrmSystemUser, [integration, admin, new_hire])
 
 
 def demo_authority(base_url: str) -> str:

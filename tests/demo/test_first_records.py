@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from demo import webhooks
-from demo.models import ErpSubscription
+from demo.models import CrmRole, CrmSystemUser, ErpSubscription
 from demo.seed import create_records
 
 pytestmark = pytest.mark.django_db
@@ -48,3 +48,25 @@ def test_the_first_records_are_announced_to_a_table_that_has_a_subscriber(monkey
     create_records(random.Random(3), customers=12)  # noqa: S311
     # Those saved one by one and those written in bulk alike.
     assert {"currencies", "currencyExchangeRates", "customers", "items"} <= set(announced)
+
+
+def test_each_crm_role_and_user_is_announced_once_whether_made_in_bulk_or_not(monkeypatch):
+    ErpSubscription.objects.create(
+        subscription_id=uuid.uuid4().hex,
+        notification_url="https://subscriber.example/hook",
+        resource="/api/v2.0/companies(1)/currencies",
+        entity="currencies",
+        user_id=uuid.uuid4(),
+        expiration=timezone.now() + timedelta(days=3),
+    )
+    changes = []
+
+    def notify_changes(app, entity, record_ids, change="updated"):
+        changes.extend((app, entity, pk, change) for pk in record_ids)
+
+    monkeypatch.setattr(webhooks, "notify_changes", notify_changes)
+    create_records(random.Random(3), customers=3)  # noqa: S311
+    for entity, model in (("roles", CrmRole), ("systemusers", CrmSystemUser)):
+        announced = [pk for app, name, pk, _ in changes if (app, name) == ("crm", entity)]
+        assert sorted(announced) == sorted(model.objects.values_list("pk", flat=True)), entity
+        assert {c for app, name, _, c in changes if name == entity} == {"created"}
