@@ -24,6 +24,17 @@ def subscriber_lookups(queries) -> list[str]:
     return [q["sql"] for q in queries if any(table in q["sql"] for table in SUBSCRIBERS)]
 
 
+def someone_subscribes_to_the_currencies() -> None:
+    ErpSubscription.objects.create(
+        subscription_id=uuid.uuid4().hex,
+        notification_url="https://subscriber.example/hook",
+        resource="/api/v2.0/companies(1)/currencies",
+        entity="currencies",
+        user_id=uuid.uuid4(),
+        expiration=timezone.now() + timedelta(days=3),
+    )
+
+
 def test_the_first_records_look_no_subscriber_up_while_nobody_listens(monkeypatch):
     announced = []
     monkeypatch.setattr(webhooks, "announce", lambda *args: announced.append(args))
@@ -35,14 +46,7 @@ def test_the_first_records_look_no_subscriber_up_while_nobody_listens(monkeypatc
 
 
 def test_the_first_records_are_announced_to_a_table_that_has_a_subscriber(monkeypatch):
-    ErpSubscription.objects.create(
-        subscription_id=uuid.uuid4().hex,
-        notification_url="https://subscriber.example/hook",
-        resource="/api/v2.0/companies(1)/currencies",
-        entity="currencies",
-        user_id=uuid.uuid4(),
-        expiration=timezone.now() + timedelta(days=3),
-    )
+    someone_subscribes_to_the_currencies()
     announced = []
     monkeypatch.setattr(webhooks, "announce", lambda entity, changes: announced.append(entity))
     create_records(random.Random(3), customers=12)  # noqa: S311
@@ -51,14 +55,7 @@ def test_the_first_records_are_announced_to_a_table_that_has_a_subscriber(monkey
 
 
 def test_each_crm_role_and_user_is_announced_once_whether_made_in_bulk_or_not(monkeypatch):
-    ErpSubscription.objects.create(
-        subscription_id=uuid.uuid4().hex,
-        notification_url="https://subscriber.example/hook",
-        resource="/api/v2.0/companies(1)/currencies",
-        entity="currencies",
-        user_id=uuid.uuid4(),
-        expiration=timezone.now() + timedelta(days=3),
-    )
+    someone_subscribes_to_the_currencies()
     changes = []
 
     def notify_changes(app, entity, record_ids, change="updated"):
