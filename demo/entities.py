@@ -71,6 +71,11 @@ def entities_of(app: str) -> list[Entity]:
     return [entity for (entity_app, _), entity in ENTITIES.items() if entity_app == app]
 
 
+def names_of(model: type[models.Model]) -> list[tuple[str, str]]:
+    """The (app, entity name) of every entity whose records are rows of `model`."""
+    return [key for key, entity in ENTITIES.items() if entity.model is model]
+
+
 def record_url(app: str, entity: str, record_id, base_url: str | None = None) -> str:
     """The absolute address of a record's page in a demo app."""
     base = (base_url or settings.DEMO_BASE_URL).rstrip("/")

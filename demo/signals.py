@@ -3,21 +3,17 @@ subscribers of its table."""
 
 from django.db.models.signals import post_delete, post_save
 
-from .entities import ENTITIES
+from .entities import ENTITIES, names_of
 from .webhooks import notify_change
 
 
-def _entity_names(sender) -> list[tuple[str, str]]:
-    return [key for key, entity in ENTITIES.items() if entity.model is sender]
-
-
 def _saved(sender, instance, created=False, **kwargs) -> None:
-    for app, name in _entity_names(sender):
+    for app, name in names_of(sender):
         notify_change(app, name, instance.pk, "created" if created else "updated")
 
 
 def _deleted(sender, instance, **kwargs) -> None:
-    for app, name in _entity_names(sender):
+    for app, name in names_of(sender):
         notify_change(app, name, instance.pk, "deleted")
 
 

@@ -26,7 +26,7 @@ from django.db.models import Q
 
 from .api_schema import API_ENTITIES
 from .business_central import announce
-from .entities import ENTITIES
+from .entities import names_of
 from .models import CrmSdkMessageProcessingStep, CrmServiceEndpoint, ErpSubscription
 from .outgoing import outgoing_client
 
@@ -79,9 +79,8 @@ def announce_created(model: type[models.Model], records: Iterable[models.Model])
     if _nobody_listens.get():
         return
     ids = [record.pk for record in records]
-    for (app, name), entity in ENTITIES.items():
-        if entity.model is model:
-            notify_changes(app, name, ids, "created")
+    for app, name in names_of(model):
+        notify_changes(app, name, ids, "created")
 
 
 def notify_change(app: str, entity: str, record_id, change: str = "updated") -> None:
