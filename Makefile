@@ -12,8 +12,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The suite runs in TEST_WORKERS processes side by side (pytest-xdist), each on a test
 # database of its own; the slowest tests are listed at the end of every run.
+# Its processes (the pytest workers, some thirty Celery workers and beats, the commands the
+# tests start) import the same modules, and pytest rewrites every test module's asserts:
+# both are compiled once into __pycache__/ (git-ignored), even where the environment says
+# not to write bytecode (PYTHONDONTWRITEBYTECODE), instead of in every process of every run.
 TEST_WORKERS ?= 3
-PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal \
+	--durations=15
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }

@@ -1,5 +1,6 @@
 """The suite's own set-up: a run of tests that need no database leaves the configured one
-(DATABASE_URL, maybe someone's own console) as it is; a committing test's flush is quick."""
+(DATABASE_URL, maybe someone's own console) as it is; a committing test's flush is quick; the
+suite's processes share their compiled modules."""
 
 import os
 import subprocess
@@ -75,3 +76,32 @@ def test_the_flush_after_a_committing_test_empties_the_tables_in_one_round_trip(
     assert not SyncError.objects.exists() and not get_user_model().objects.exists()
     administrators = Group.objects.get(name=SYNC_ADMINISTRATORS)
     assert administrators.permissions.filter(codename="delete_syncerror").exists()
+
+
+def test_make_test_writes_bytecode_even_where_the_environment_says_not_to():
+    """The suite's processes (pytest's, the Celery workers', the commands') import the same
+    modules and pytest rewrites every test module: compiled once into __pycache__/, not in
+    each process of each run (collecting the suite took 14.8 s a process without, 5.0 s
+    with)."""
+    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    planned = subprocess.run(
+        ["make", "--dry-run", "--silent", "test-fast"],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    pytest_command = planned.splitlines()[-1]
+    assert " -m pytest " in pytest_command, planned
+    # The command as make would run it, asking Python instead of running the tests.
+    python = pytest_command.split(" -m pytest ")[0]
+    asked = subprocess.run(
+        ["bash", "-c", f"{python} -c 'import sys; print(sys.dont_write_bytecode)'"],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert asked.stdout.strip() == "False", pytest_command
