@@ -15,6 +15,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.test import override_settings
+from django.test.client import ClientHandler
+from django.test.signals import setting_changed
 from django.utils import timezone
 from pytest_django.live_server_helper import LiveServer
 
@@ -60,6 +62,44 @@ def quick_password_hashes():
     """Each user the tests make costs no 0.3 s of key stretching."""
     with override_settings(PASSWORD_HASHERS=["tests.conftest.QuickPasswordHasher"]):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_middleware_chain_per_process():
+    """Every test client of the process serves through one middleware chain, as a web
+    server's process does. Django's test client loads the middleware anew for each client
+    (WhiteNoise alone reads the details of every static file then, some 13 ms), thousands of
+    times a run. A setting a test changes (override_settings, the settings fixture) loads it
+    again, as middleware reads its settings when it is made."""
+    load = ClientHandler.load_middleware
+    loaded: dict[bool, tuple] = {}
+
+    def load_once(self, is_async=False):
+        if is_async not in loaded:
+            load(self, is_async)
+            loaded[is_async] = tuple(getattr(self, name) for name in CHAIN)
+        for name, value in zip(CHAIN, loaded[is_async], strict=True):
+            setattr(self, name, value)
+
+    def forget(**kwargs):
+        loaded.clear()
+
+    setting_changed.connect(forget, weak=False)
+    ClientHandler.load_middleware = load_once
+    try:
+        yield
+    finally:
+        ClientHandler.load_middleware = load
+        setting_changed.disconnect(forget)
+
+
+# What BaseHandler.load_middleware makes: the same for every handler of the same settings.
+CHAIN = (
+    "_view_middleware",
+    "_template_response_middleware",
+    "_exception_middleware",
+    "_middleware_chain",
+)
 
 
 @pytest.fixture(scope="session")

@@ -105,3 +105,20 @@ def test_make_test_writes_bytecode_even_where_the_environment_says_not_to():
         check=True,
     )
     assert asked.stdout.strip() == "False", pytest_command
+
+
+def test_test_clients_share_one_middleware_chain_until_a_setting_changes(settings):
+    from django.test import Client
+
+    def chain_of_a_new_client():
+        client = Client()
+        assert client.get("/healthz").status_code == 200
+        return client.handler._middleware_chain
+
+    first = chain_of_a_new_client()
+    assert chain_of_a_new_client() is first
+    # Middleware reads its settings when it is made: a changed setting makes a new chain.
+    settings.SECURE_REFERRER_POLICY = "no-referrer"
+    changed = chain_of_a_new_client()
+    assert changed is not first
+    assert chain_of_a_new_client() is changed
