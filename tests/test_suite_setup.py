@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -108,8 +109,6 @@ def test_make_test_writes_bytecode_even_where_the_environment_says_not_to():
 
 
 def test_test_clients_share_one_middleware_chain_until_a_setting_changes(settings):
-    from django.test import Client
-
     def chain_of_a_new_client():
         client = Client()
         assert client.get("/healthz").status_code == 200
