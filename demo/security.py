@@ -419,19 +419,11 @@ def role_named(name: str, business_unit: CrmBusinessUnit | None = None) -> CrmRo
     return CrmRole.objects.get(name=name, business_unit=business_unit or root_business_unit())
 
 
-def add_user(user: CrmSystemUser, business_unit: CrmBusinessUnit, *role_names: str) -> None:
-    """Place a user in a business unit (and so in its default team) with roles of that unit."""
-    user.business_unit = business_unit
-    user.save()
-    CrmTeam.objects.get(business_unit=business_unit, is_default=True).members.add(user)
-    user.roles.set([role_named(name, business_unit) for name in role_names])
-
-
 @transaction.atomic
 def add_users(placed: Iterable[tuple[CrmSystemUser, CrmBusinessUnit, tuple[str, ...]]]) -> None:
     """New users, each placed in its business unit (and so in that unit's default team) with
-    the roles of that unit it is given: add_user for many, in five statements, announced to
-    no one (the caller announces them)."""
+    the roles of that unit it is given, in five statements, announced to no one (the caller
+    announces them)."""
     placed = list(placed)
     for user, unit, _ in placed:
         user.business_unit = unit

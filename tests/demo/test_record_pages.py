@@ -120,8 +120,8 @@ def test_a_person_fixes_the_integration_user_on_the_crm_security_pages(client, s
     from demo.models import CrmSystemUser, CrmTeam
 
     root = security.install_security()
-    user = CrmSystemUser.objects.create(full_name="Integration", domain_name="i@crm.example")
-    security.add_user(user, root, "Salesperson")
+    user = CrmSystemUser(full_name="Integration", domain_name="i@crm.example")
+    security.add_users([(user, root, ("Salesperson",))])
     admin_role = security.role_named("Integration Administrator")
 
     page = client.get(f"/demo/crm/systemusers/{user.pk}/").content.decode()
