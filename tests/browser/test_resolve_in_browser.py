@@ -3,6 +3,7 @@ in one click and it stays resolved; an administrator sees a missing exchange rat
 finding before any sync, fixes it in the app, retries, and watches the problem resolve."""
 
 import pytest
+from playwright.sync_api import expect
 
 from demo.models import CrmTransactionCurrency
 from errors.models import Category, ErrorGroup, Status, SyncError
@@ -65,8 +66,9 @@ def test_an_administrator_fixes_a_missing_exchange_rate_and_the_problem_resolves
     # Before any sync runs, the setup check shows the missing rate as one finding.
     sign_in(page, f"{base}/sync/connections/{connection.pk}/health/", "admin1")
     page.click("button:has-text('Check now')")
+    # The click posts and the page comes back with the findings: wait for them to show.
     finding = page.locator(".finding", has_text="no exchange rate for DKK")
-    assert finding.count() == 1
+    expect(finding).to_have_count(1, timeout=15000)
     assert "enter its exchange rate" in finding.inner_text()
 
     job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)  # the scheduled sync runs anyway
