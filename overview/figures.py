@@ -21,12 +21,12 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from errors.models import SETUP_CATEGORIES, ErrorGroup, GroupDay, Severity, Status
 from sync.health import Finding
+from sync.mapping_health import latest_snapshots
 from sync.models import (
     Connection,
     ConnectionCheck,
     LagProbe,
     LagSample,
-    MappingHealthSnapshot,
     SyncJob,
     TableMapping,
     spoken,
@@ -80,12 +80,19 @@ class MappingOverview:
     detail: str = ""
     last_success: datetime | None = None
     last_job: SyncJob | None = None
-    failing: int = 0  # records, as the latest health snapshot counted them
+    # Records, as the latest health snapshot counted them: coupled records whose last sync
+    # failed, records not coupled because their create failed, and skipped couplings.
+    failing: int = 0
+    failing_not_coupled: int = 0
     skipped: int = 0
     counts: dict[Severity, ProblemCount] = field(default_factory=dict)
     setup_problems_hidden: int = 0
     # The lag probe's latest marker, when the mapping has a probe that wrote one.
     probe_sample: LagSample | None = None
+
+    @property
+    def failing_records(self) -> int:
+        return self.failing + self.failing_not_coupled
 
     @property
     def probe_lag(self) -> float | None:
@@ -249,6 +256,7 @@ def overview_for(user, now: datetime | None = None) -> Overview:
             last_success=last_success,
             last_job=last_finished,
             failing=snapshot.failing if snapshot else 0,
+            failing_not_coupled=snapshot.failing_not_coupled if snapshot else 0,
             skipped=snapshot.skipped if snapshot else 0,
             counts=counts.get(mapping.pk, {}),
             setup_problems_hidden=hidden.get(mapping.pk, 0),
@@ -299,16 +307,6 @@ def latest_samples() -> dict[int, LagSample]:
         pk__in=LagProbe.objects.annotate(latest=Subquery(newest.values("pk")[:1])).values("latest")
     ).select_related("probe")
     return {sample.probe.mapping_id: sample for sample in latest}
-
-
-def latest_snapshots(mapping_ids: list[int]) -> dict[int, MappingHealthSnapshot]:
-    """Each mapping's latest health snapshot: its failing and skipped records at its last job."""
-    latest = (
-        MappingHealthSnapshot.objects.filter(mapping_id__in=mapping_ids)
-        .order_by("mapping_id", "-day")
-        .distinct("mapping_id")
-    )
-    return {s.mapping_id: s for s in latest}
 
 
 def latest_checks(connection_ids: list[int]) -> dict[int, ConnectionCheck]:
@@ -382,9 +380,10 @@ def judge(overview: MappingOverview, check: ConnectionCheck | None, admin: bool)
     if job is not None and job.status == SyncJob.Status.FAILED:
         overview.state = State.FAILING
         overview.reason = "Its last job failed."
-    elif overview.failing:
+    elif overview.failing_records:
         overview.state = State.FAILING
-        overview.reason = f"{overview.failing:,} record{plural(overview.failing)} failing."
+        failing = overview.failing_records
+        overview.reason = f"{failing:,} record{plural(failing)} failing."
     elif overview.skipped:
         overview.state = State.SKIPPED
         overview.reason = (

@@ -9,7 +9,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from couplings.models import Coupling
-from errors.models import Status, SyncError
+from errors.models import Category, Status, SyncError
 from errors.trends import TREND_DAYS, Bar, trend_bars, trend_width
 
 from .models import MappingHealthSnapshot, SyncJob, TableMapping
@@ -45,14 +45,16 @@ def failing(prefix: str = "") -> Q:
 @dataclass
 class MappingHealth:
     in_sync: int = 0
-    failing: int = 0
+    failing: int = 0  # coupled records whose last sync failed
+    # Records not coupled because their create failed, at the mapping's last job.
+    failing_not_coupled: int = 0
     skipped: int = 0
     open_errors: int = 0
     trend: list[Bar] = field(default_factory=list)
 
     @property
     def backlog(self) -> int:
-        return self.failing + self.skipped
+        return self.failing + self.failing_not_coupled + self.skipped
 
     @property
     def trend_width(self) -> int:
@@ -67,6 +69,21 @@ def coupling_counts(mapping_id: int) -> dict[str, int]:
     )
 
 
+def failing_not_coupled(mapping_id: int) -> int:
+    """The records of the mapping that are not coupled and have an open entry: their create
+    failed (a currency without an exchange rate, a parent not coupled yet), and scheduled
+    runs try them again. A record a reconciliation found on one side only is not one: it
+    waits for a person's choice, not for a fix."""
+    return (
+        SyncError.objects.filter(mapping_id=mapping_id, coupling__isnull=True, status=Status.OPEN)
+        .exclude(source_record_id="")
+        .exclude(category=Category.NOT_COUPLED)
+        .values("source_app", "source_record_id")
+        .distinct()
+        .count()
+    )
+
+
 def record_snapshot(mapping_id: int) -> MappingHealthSnapshot:
     """Write today's figures of the mapping (one statement: insert, or update the day's
     row), so the trend needs no scan of couplings or entries when a page is drawn."""
@@ -75,15 +92,26 @@ def record_snapshot(mapping_id: int) -> MappingHealthSnapshot:
         mapping_id=mapping_id,
         day=timezone.localdate(now, timezone=timezone.get_default_timezone()),
         updated_at=now,
+        failing_not_coupled=failing_not_coupled(mapping_id),
         **coupling_counts(mapping_id),
     )
     MappingHealthSnapshot.objects.bulk_create(
         [snapshot],
         update_conflicts=True,
         unique_fields=["mapping", "day"],
-        update_fields=["in_sync", "failing", "skipped", "updated_at"],
+        update_fields=["in_sync", "failing", "failing_not_coupled", "skipped", "updated_at"],
     )
     return snapshot
+
+
+def latest_snapshots(mapping_ids: list[int]) -> dict[int, MappingHealthSnapshot]:
+    """Each mapping's latest health snapshot: how its records stood at its last job."""
+    latest = (
+        MappingHealthSnapshot.objects.filter(mapping_id__in=mapping_ids)
+        .order_by("mapping_id", "-day")
+        .distinct("mapping_id")
+    )
+    return {s.mapping_id: s for s in latest}
 
 
 def with_health(mappings, today: date | None = None) -> list[TableMapping]:
@@ -114,6 +142,7 @@ def with_health(mappings, today: date | None = None) -> list[TableMapping]:
         .values_list("mapping_id", "n")
     )
     trends = backlog_trends(ids, today)
+    snapshots = latest_snapshots(ids)
     paused = SyncError.objects.in_bulk([m.paused_error_id for m in mappings if m.paused_error_id])
     for mapping in mappings:
         if mapping.paused_error_id:
@@ -122,6 +151,9 @@ def with_health(mappings, today: date | None = None) -> list[TableMapping]:
         mapping.health = MappingHealth(
             in_sync=mapping.in_sync,
             failing=mapping.failing,
+            failing_not_coupled=(
+                snapshots[mapping.pk].failing_not_coupled if mapping.pk in snapshots else 0
+            ),
             skipped=mapping.skipped,
             open_errors=open_errors.get(mapping.pk, 0),
             trend=trends[mapping.pk],
@@ -130,23 +162,24 @@ def with_health(mappings, today: date | None = None) -> list[TableMapping]:
 
 
 def backlog_trends(mapping_ids: list[int], today: date | None = None) -> dict[int, list[Bar]]:
-    """Failing and skipped records per day over the last 14 days, per mapping: a day without
-    a job keeps the figure of the day before. Two queries."""
+    """Failing (coupled or not) and skipped records per day over the last 14 days, per
+    mapping: a day without a job keeps the figure of the day before. Two queries."""
     # The snapshots' days are the console's (TIME_ZONE), whatever zone the reader is in.
     today = today or timezone.localdate(timezone=timezone.get_default_timezone())
     first = today - timedelta(days=TREND_DAYS - 1)
     snapshots = MappingHealthSnapshot.objects.filter(mapping_id__in=mapping_ids)
     per_day: dict[int, dict[date, int]] = {pk: {} for pk in mapping_ids}
+    backlog = ("failing", "failing_not_coupled", "skipped")
     for row in snapshots.filter(day__gte=first, day__lte=today).values(
-        "mapping_id", "day", "failing", "skipped"
+        "mapping_id", "day", *backlog
     ):
-        per_day[row["mapping_id"]][row["day"]] = row["failing"] + row["skipped"]
+        per_day[row["mapping_id"]][row["day"]] = sum(row[name] for name in backlog)
     before = {
-        row["mapping_id"]: row["failing"] + row["skipped"]
+        row["mapping_id"]: sum(row[name] for name in backlog)
         for row in snapshots.filter(day__lt=first)
         .order_by("mapping_id", "-day")
         .distinct("mapping_id")
-        .values("mapping_id", "failing", "skipped")
+        .values("mapping_id", *backlog)
     }
     trends = {}
     for pk in mapping_ids:

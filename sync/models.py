@@ -668,6 +668,10 @@ class MappingHealthSnapshot(models.Model):
     day = models.DateField()
     in_sync = models.PositiveIntegerField(default=0)
     failing = models.PositiveIntegerField(default=0)
+    # Records that never got coupled because their create failed (a currency without an
+    # exchange rate, a parent not coupled yet) and whose entry is open: they fail as much as
+    # a failing coupled record, but have no coupling to count them by.
+    failing_not_coupled = models.IntegerField(default=0, db_default=0)
     skipped = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField()
 
@@ -681,8 +685,12 @@ class MappingHealthSnapshot(models.Model):
         return f"{self.mapping.name} {self.day}"
 
     @property
+    def failing_records(self) -> int:
+        return self.failing + self.failing_not_coupled
+
+    @property
     def backlog(self) -> int:
-        return self.failing + self.skipped
+        return self.failing_records + self.skipped
 
 
 class ChangeSubscription(models.Model):

@@ -2,6 +2,8 @@
 administrator adds the currency in the CRM; then Retry on the entry or the next full job
 creates it, couples it, and the entry closes by itself."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -59,3 +61,26 @@ def test_the_next_full_job(refused, demo_apps):
     job = demo_apps.run("CUSTOMER", SyncJob.Kind.FULL)
     assert job.failed == 0
     assert_closed(refused, job)
+
+
+def overview_row(client, mapping) -> str:
+    html = client.get(reverse("home")).content.decode()
+    return re.search(rf'<tr data-mapping="{mapping.pk}".*?</tr>', html, re.S).group(0)
+
+
+def test_the_overview_counts_the_record_as_failing_until_it_closes(
+    refused, demo_apps, staff_client, celery_queue
+):
+    # The customer never got coupled: no coupling says it fails, its open entry does.
+    row = overview_row(staff_client, refused.mapping)
+    assert 'data-state="failing"' in row and "1 record failing." in row
+    assert "1 failing, not coupled" in row and "In step" not in row
+    health = staff_client.get(reverse("sync:mapping_health", args=[refused.mapping_id]))
+    assert re.search(r'data-figure="failing_not_coupled"><a [^>]*>1</a>', health.content.decode())
+
+    add_sek_in_the_crm(demo_apps)
+    staff_client.post(reverse("errors:fix", args=[refused.pk]), {"action": "retry"})
+    (pk,) = SyncJob.objects.filter(status=SyncJob.Status.QUEUED).values_list("pk", flat=True)
+    assert_closed(refused, engine.run_job(pk))
+    row = overview_row(staff_client, refused.mapping)
+    assert 'data-state="healthy"' in row and "In step" in row, row

@@ -9,9 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from demo.models import CrmAccount
-from sync.mapping_health import backlog_trends, record_snapshot
+from errors.models import Category, Status
+from sync.mapping_health import backlog_trends, failing_not_coupled, record_snapshot
 from sync.models import MappingHealthSnapshot, SyncJob
-from tests.factories import make_coupling, make_mapping
+from tests.factories import make_coupling, make_error, make_mapping
 
 FULL = SyncJob.Kind.FULL
 
@@ -48,10 +49,11 @@ def test_the_mappings_page_shows_each_mappings_health(
     with django_assert_max_num_queries(10):
         page = staff_client.get(reverse("sync:mappings")).content.decode()
 
-    # 11 coupled: 10 in step, one failing; the SEK customer never coupled.
+    # 11 coupled: 10 in step, one failing; the SEK customer never coupled (its create
+    # failed): it fails too, and has no coupling to be counted by.
     assert figures(page, mapping.pk) == {
         "in_sync": "10",
-        "failing": "1",
+        "failing": "1+1 not coupled",
         "skipped": "0",
         "open_errors": "2",
     }
@@ -74,11 +76,13 @@ def test_the_health_page_shows_the_figures_the_last_job_and_the_days(demo_apps, 
 
     assert re.search(r'data-figure="in_sync">10<', page)
     assert re.search(r'data-figure="failing">1<', page)
+    # The SEK customer, never coupled: its create failed.
+    assert re.search(r'data-figure="failing_not_coupled"><a [^>]*>1</a>', page)
     assert f'href="{last.get_absolute_url()}"' in page
     today = timezone.localdate().isoformat()
     cell = r"<td[^>]*>"
-    assert re.search(rf"{cell}{today}</td>{cell}10</td>{cell}1</td>", page)
-    assert f"<title>{today}: 1</title>" in page  # today's bar: one failing record
+    assert re.search(rf"{cell}{today}</td>{cell}10</td>{cell}1</td>{cell}1</td>{cell}0</td>", page)
+    assert f"<title>{today}: 2</title>" in page  # today's bar: both failing records
     assert staff_client.get(reverse("sync:mapping_health", args=[9999])).status_code == 404
 
 
@@ -96,12 +100,13 @@ def test_each_job_writes_one_snapshot_per_day(demo_apps):
     break_one_account(demo_apps)
     demo_apps.run("CUSTOMER")
     snapshot = MappingHealthSnapshot.objects.get(mapping__name="CUSTOMER")
-    assert (snapshot.day, snapshot.in_sync, snapshot.failing, snapshot.skipped) == (
-        timezone.localdate(),
-        10,
-        1,
-        0,
-    )
+    assert (
+        snapshot.day,
+        snapshot.in_sync,
+        snapshot.failing,
+        snapshot.failing_not_coupled,
+        snapshot.skipped,
+    ) == (timezone.localdate(), 10, 1, 1, 0)
     demo_apps.run("CUSTOMER")  # the same failure again: the record is skipped
     snapshot.refresh_from_db()
     assert (snapshot.in_sync, snapshot.failing, snapshot.skipped) == (10, 0, 1)
@@ -146,3 +151,21 @@ def test_a_snapshot_counts_the_couplings_by_their_last_results(db):
     snapshot = record_snapshot(mapping.pk)
 
     assert (snapshot.in_sync, snapshot.failing, snapshot.skipped) == (2, 1, 1)
+
+
+def test_failing_not_coupled_counts_each_record_whose_create_failed_once(db):
+    mapping, other = make_mapping(), make_mapping()
+    # One record that failed twice, another that failed once: two records.
+    make_error(mapping=mapping, source_record_id="C1", category=Category.CURRENCY)
+    make_error(mapping=mapping, source_record_id="C1", category=Category.CURRENCY)
+    make_error(mapping=mapping, source_record_id="C2", category=Category.VALIDATION)
+    # Not counted: a coupled record (its coupling counts it), a record on one side only (it
+    # waits for a choice, not a fix), an entry set aside, a setup entry (no record), another
+    # mapping's record.
+    make_error(mapping=mapping, source_record_id="C3", coupling=make_coupling(mapping))
+    make_error(mapping=mapping, source_record_id="C4", category=Category.NOT_COUPLED)
+    make_error(mapping=mapping, source_record_id="C5", status=Status.RESOLVED)
+    make_error(mapping=mapping, source_record_id="", category=Category.PERMISSION)
+    make_error(mapping=other, source_record_id="C6")
+    assert failing_not_coupled(mapping.pk) == 2
+    assert record_snapshot(mapping.pk).failing_not_coupled == 2
