@@ -309,8 +309,21 @@ def _standing_entries(
     return found
 
 
+# The attempts counted on entries, added to their problems' days (the day each failed), in key
+# order as errors_add_days writes the day rows, so that concurrent writers lock them alike.
+ATTEMPTS_ON_DAYS = """
+INSERT INTO errors_groupday AS d (group_id, day, entries, open, attempts)
+SELECT g, errors_entry_day(t), 0, 0, count(*)
+FROM unnest(%s::bigint[], %s::timestamptz[]) AS a(g, t)
+GROUP BY 1, 2
+ORDER BY 1, 2
+ON CONFLICT (group_id, day) DO UPDATE SET attempts = d.attempts + EXCLUDED.attempts
+"""
+
+
 def _count_on(counted: list[tuple[SyncError, SyncError]]) -> None:
-    """One more attempt on each standing entry, in one statement per table."""
+    """One more attempt on each standing entry, in one statement per table: the entries,
+    their problems' days, then their problems (the order the entries' triggers lock them)."""
     for entry, attempt in counted:
         entry.attempts += 1
         entry.last_attempt_at = attempt.created_at
@@ -323,6 +336,14 @@ def _count_on(counted: list[tuple[SyncError, SyncError]]) -> None:
     for entry, attempt in counted:
         if entry.group_id is not None:  # always: it was found by its problem
             seen[entry.group_id].append(attempt.created_at)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            ATTEMPTS_ON_DAYS,
+            [
+                [group_id for group_id, times in seen.items() for _ in times],
+                [moment for times in seen.values() for moment in times],
+            ],
+        )
     for group_id, times in seen.items():
         ErrorGroup.objects.filter(pk=group_id).update(
             last_seen=Greatest("last_seen", Value(max(times))),
@@ -361,10 +382,12 @@ def figures_for(groups: list[ErrorGroup], today: date | None = None) -> dict[int
     today = today or timezone.localdate(timezone=timezone.get_default_timezone())
     first = today - timedelta(days=TREND_DAYS - 1)
     per_day: dict[int, dict[date, int]] = defaultdict(dict)
-    for group_id, day, entries in days.filter(day__gte=first, day__lte=today).values_list(
-        "group_id", "day", "entries"
+    # A day's bar is the problem's failures that day: its new entries and the later attempts
+    # counted on entries that stood.
+    for group_id, day, entries, attempts in days.filter(day__gte=first, day__lte=today).values_list(
+        "group_id", "day", "entries", "attempts"
     ):
-        per_day[group_id][day] = entries
+        per_day[group_id][day] = entries + attempts
     for pk in ids:
         figures[pk].trend = trend_bars(
             [per_day[pk].get(first + timedelta(days=i), 0) for i in range(TREND_DAYS)], first

@@ -600,8 +600,8 @@ class AssignmentNotice(models.Model):
 
 
 class GroupDay(models.Model):
-    """A problem's entries on one day (in TIME_ZONE), how many of them are open, and how many
-    of its entries were resolved that day.
+    """A problem's entries on one day (in TIME_ZONE), how many of them are open, how many of
+    its entries were resolved that day, and its later attempts counted on entries that day.
 
     Kept by triggers on the entries table (errors/sql/errors_add_days.sql) for every insert,
     update and delete, whichever code path runs it; the clean-up takes a dropped day partition
@@ -621,6 +621,9 @@ class GroupDay(models.Model):
     # still resolved: an entry reopened leaves its day again. Deleting an entry leaves it
     # counted, as a resolution that happened, until the day itself is dropped.
     resolved = models.BigIntegerField(default=0, db_default=0)
+    # Later failures of a record counted on its standing entry (grouping.record_attempts) on
+    # the day they failed: no new entry, but the problem happened that day all the same.
+    attempts = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         verbose_name = "problem day"

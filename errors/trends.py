@@ -33,7 +33,9 @@ class GroupFigures:
 
     @property
     def trend_svg(self) -> str:
-        return trend_svg(self.trend, "Entries per day over the last 14 days")
+        return trend_svg(
+            self.trend, "Failures per day over the last 14 days (new entries and later attempts)"
+        )
 
 
 def trend_bars(counts: list[int], first: date) -> list[Bar]:

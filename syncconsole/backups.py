@@ -20,7 +20,7 @@ from django.conf import settings
 # The stored figures of the problems, summed; beside them every table's rows are counted
 # (each day partition of the entries is a table of its own).
 SUMS = {
-    "errors_groupday": ["entries", "open", "resolved", "latest_records"],
+    "errors_groupday": ["entries", "open", "resolved", "latest_records", "attempts"],
     "errors_errorgroup": ["count", "records", "seen_total"],
 }
 

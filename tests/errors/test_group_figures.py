@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from errors import partitions, services
-from errors.grouping import figures_for
+from errors.grouping import figures_for, record_attempts
 from errors.models import BulkAction, ErrorGroup, GroupDay, GroupRecord, Status, SyncError
 from tests.factories import make_error
 from triage import bulk
@@ -382,3 +382,36 @@ def test_figures_stay_right_through_the_engines_runs(demo_apps):
     demo_apps.run("CUSTOMER", SyncJob.Kind.MODIFIED)
     assert SyncError.objects.filter(status=Status.RESOLVED).exists()
     assert_figures_right()
+
+
+def test_a_day_s_bar_counts_the_attempts_counted_on_a_standing_entry_that_day():
+    """A record logged once with a count of attempts (or a failed create tried again) fails
+    on later days without a new entry: those days show its failures all the same."""
+    today = timezone.localdate()
+
+    def failure(days_ago: int) -> SyncError:
+        moment = timezone.now() - timedelta(days=days_ago)
+        return SyncError(
+            created_at=moment,
+            message="Currency NOK does not exist in Dynamics 365 Sales.",
+            category="currency",
+            source_app="Business Central",
+            source_entity="customers",
+            source_record_id="C00150",
+            destination_app="Dynamics 365 Sales",
+            destination_entity="accounts",
+        )
+
+    (entry,) = record_attempts([failure(3)])
+    record_attempts([failure(2)])
+    record_attempts([failure(2)])
+    record_attempts([failure(0)])
+    entry.refresh_from_db()
+    problem = ErrorGroup.objects.get(pk=entry.group_id)
+    assert (entry.attempts, problem.count, problem.seen_total) == (4, 1, 4)
+    bars = {bar.day: bar.count for bar in figures_for([problem])[problem.pk].trend if bar.count}
+    assert bars == {
+        today - timedelta(days=3): 1,
+        today - timedelta(days=2): 2,
+        today: 1,
+    }
