@@ -396,14 +396,20 @@ def figures_for(groups: list[ErrorGroup], today: date | None = None) -> dict[int
 
 
 def refresh_group_times(group_ids: Iterable[int]) -> None:
-    """Set the groups' first and last seen from their entries, after entries were re-dated."""
+    """Set the groups' first and last seen from their entries, after entries were re-dated,
+    and the time of the first entry their example keeps."""
+    group_ids = set(group_ids)
+    examples = dict(ErrorGroup.objects.filter(pk__in=group_ids).values_list("pk", "example"))
     for row in (
-        SyncError.objects.filter(group_id__in=set(group_ids))
+        SyncError.objects.filter(group_id__in=group_ids)
         # An entry's latest attempt counted on it is when it was last seen.
         .annotate(seen=Coalesce("last_attempt_at", "created_at"))
         .values("group_id")
         .annotate(first=Min("created_at"), last=Max("seen"))
     ):
+        example = examples.get(row["group_id"]) or {}
+        if "created_at" in example:
+            example = {**example, "created_at": row["first"].isoformat()}
         ErrorGroup.objects.filter(pk=row["group_id"]).update(
-            first_seen=row["first"], last_seen=row["last"]
+            first_seen=row["first"], last_seen=row["last"], example=example
         )

@@ -1,6 +1,7 @@
 """Sync error entries and the record of every clean-up that deleted them."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Greatest, Least, Upper
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from syncconsole.permissions import is_sync_admin
 
@@ -320,11 +322,15 @@ class ErrorGroup(models.Model):
     # Python: see docs/development/database.md.
     count = models.PositiveBigIntegerField(default=0)
     # Its history, kept when its entries are deleted: written by the problems' upsert in
-    # grouping.record_errors (the entries it has had in all; the first entry, when the
+    # grouping.record_errors (the failures it has had in all: its entries, and the later
+    # attempts counted on them by grouping.record_attempts; the first entry, when the
     # problem is created), never by a clean-up.
     # Defaults in the database too: a problem written by SQL (tests, benchmarks) has them.
     seen_total = models.PositiveBigIntegerField(
-        default=0, db_default=0, help_text="Entries it has had in all, deleted ones too."
+        default=0,
+        db_default=0,
+        help_text="Failures it has had in all (entries and the attempts counted on them), "
+        "deleted ones too.",
     )
     example = models.JSONField(
         default=dict,
@@ -488,6 +494,12 @@ class ErrorGroup(models.Model):
         if delay is None and mapping is not None:
             delay = mapping.retry_delay_seconds
         return retries, delay, own
+
+    @property
+    def example_created_at(self) -> datetime | None:
+        """When its first entry was created, as the example keeps it (ISO 8601 text)."""
+        value = (self.example or {}).get("created_at")
+        return parse_datetime(value) if isinstance(value, str) else None
 
     @property
     def is_setup_error(self) -> bool:

@@ -246,7 +246,7 @@ def test_both_pages_offer_the_download(leaky_problem, staff_client):
     assert reverse("errors:evidence", args=[entries[0].pk]) in entry_page
     problem_page = staff_client.get(reverse("errors:list"), {"group": group.pk}).content.decode()
     assert reverse("errors:group_evidence", args=[group.pk]) in problem_page
-    assert "2 entries in all" in problem_page
+    assert "2 failures in all" in problem_page
 
 
 def test_a_get_of_the_console_download_changes_nothing(leaky_problem, staff_client):

@@ -1,6 +1,7 @@
 """A problem keeps its history when its entries are deleted, by each kind of clean-up."""
 
 import importlib
+import re
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,9 @@ from django.urls import reverse
 
 from api.models import ApiToken
 from errors import services
+from errors.grouping import refresh_group_times
 from errors.models import ErrorGroup, Status, SyncError, SyncErrorCleanup
+from syncconsole.templatetags.console import moment
 from tests.factories import make_error, make_mapping
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +111,26 @@ def test_problems_that_existed_before_get_their_history_from_their_entries():
     assert group.seen_total == 2
     assert group.example["message"] == "Customer C1 has no name."
     assert group.example["source_record_id"] == older.source_record_id
+
+
+def first_entry_line(client, group_id: int) -> str:
+    page = client.get(reverse("errors:list"), {"group": group_id}).content.decode()
+    return re.search(r'id="history-example">(.*?)</span>', page, re.S).group(1)
+
+
+def test_the_problem_shows_when_its_first_entry_came_as_every_time_is_shown(staff_client):
+    first = make_error(message="Customer C1 has no name.", age=timedelta(days=2))
+    line = first_entry_line(staff_client, first.group_id)
+    assert line == f"First entry ({moment(first.created_at)}): Customer C1 has no name."
+
+
+def test_entries_dated_back_take_their_problem_s_first_entry_with_them(staff_client):
+    first = make_error(message="Customer C1 has no name.")
+    make_error(mapping=first.mapping, message="Customer C2 has no name.")
+    SyncError.objects.update(created_at=first.created_at - timedelta(days=20))
+    refresh_group_times([first.group_id])
+    group = ErrorGroup.objects.get(pk=first.group_id)
+    dated = SyncError.objects.get(pk=first.pk).created_at
+    assert (group.first_seen, group.example_created_at) == (dated, dated)
+    assert group.example["message"] == "Customer C1 has no name."
+    assert moment(dated) in first_entry_line(staff_client, group.pk)
