@@ -321,17 +321,35 @@ ON CONFLICT (group_id, day) DO UPDATE SET attempts = d.attempts + EXCLUDED.attem
 """
 
 
+# What blocks a record is the latest attempt's, as its message is: the record it waits for may
+# have an open entry of its own by now, which the entry then names (blocking.link).
+BLOCKED_BY = ("blocked_by_mapping_id", "blocked_by_side", "blocked_by_entity", "blocked_by_record")
+
+
 def _count_on(counted: list[tuple[SyncError, SyncError]]) -> None:
     """One more attempt on each standing entry, in one statement per table: the entries,
     their problems' days, then their problems (the order the entries' triggers lock them)."""
+    # The problems whose root-cause figures may move: those of blocked entries, before and
+    # after, and those they were and are blocked by.
+    touched: set[int | None] = set()
     for entry, attempt in counted:
         entry.attempts += 1
         entry.last_attempt_at = attempt.created_at
         entry.last_attempt_job_id = attempt.job_id
         entry.message, entry.detail = attempt.message, attempt.detail
         entry.sent_values = attempt.sent_values
+        if entry.blocked_by_record or attempt.blocked_by_record:
+            touched |= {entry.group_id, entry.blocked_by_group_id}
+        for name in BLOCKED_BY:
+            setattr(entry, name, getattr(attempt, name))
+        entry.blocked_by_entry_id = entry.blocked_by_group_id = None
+    entries = [entry for entry, _ in counted]
+    blocking.link(entries)
+    touched |= {entry.blocked_by_group_id for entry in entries}
     fields = ["attempts", "last_attempt_at", "last_attempt_job_id", "message", "detail"]
-    SyncError.objects.bulk_update([entry for entry, _ in counted], [*fields, "sent_values"])
+    blocked_by = ["blocked_by_mapping", "blocked_by_side", "blocked_by_entity"]
+    blocked_by += ["blocked_by_record", "blocked_by_entry_id", "blocked_by_group"]
+    SyncError.objects.bulk_update(entries, [*fields, "sent_values", *blocked_by])
     seen: dict[int, list] = defaultdict(list)
     for entry, attempt in counted:
         if entry.group_id is not None:  # always: it was found by its problem
@@ -349,6 +367,7 @@ def _count_on(counted: list[tuple[SyncError, SyncError]]) -> None:
             last_seen=Greatest("last_seen", Value(max(times))),
             seen_total=F("seen_total") + len(times),
         )
+    blocking.refresh(touched)
 
 
 SNOOZE_ENDED_NOTE = "The snooze ended: the problem is open again."

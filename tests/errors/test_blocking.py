@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from errors.grouping import record_attempts
 from errors.models import Category, ErrorGroup, Severity, Status, SyncError, SyncErrorCleanup
 from errors.services import request_cleanup, set_status
 from tests.api.conftest import token_client
@@ -140,3 +142,48 @@ def test_a_clean_up_counts_what_is_left(chain):
     assert (problem(currency).blocks_records, problem(first).blocks_records) == (4, 2)
     assert request_cleanup(days=7, trigger=SyncErrorCleanup.Trigger.COMMAND).deleted_count == 1
     assert (problem(currency).blocks_records, problem(first).blocks_records) == (3, 1)
+
+
+def test_an_attempt_counted_on_an_entry_names_the_entry_its_record_got_since():
+    """A customer failed for want of a currency that had no entry of its own; the currency's
+    own entry came later (its exchange rate missing): the customer's next attempt, counted on
+    its entry, names it, and the currency's problem becomes the root cause."""
+    currencies, customers = make_mapping(), make_mapping()
+
+    def attempt() -> SyncError:
+        return SyncError(
+            created_at=timezone.now(),
+            mapping=customers,
+            category=Category.CURRENCY,
+            message="Currency NOK does not exist in Dynamics 365 Sales.",
+            source_app="Business Central",
+            source_entity="customers",
+            source_record_id="C00150",
+            destination_app="Dynamics 365 Sales",
+            destination_entity="accounts",
+            blocked_by_mapping=currencies,
+            blocked_by_side="source",
+            blocked_by_entity="currencies",
+            blocked_by_record="NOK-ID",
+        )
+
+    (customer,) = record_attempts([attempt()])
+    assert (customer.blocked_by_entry_id, problem(customer).blocked_by_id) == (None, None)
+    currency = make_error(
+        mapping=currencies,
+        source_entity="currencies",
+        source_record_id="NOK-ID",
+        message="Currency Exchange Rate does not exist. Currency Code='NOK'",
+    )
+    record_attempts([attempt()])
+    customer.refresh_from_db()
+    assert customer.attempts == 2
+    assert (customer.blocked_by_entry_id, customer.blocked_by_group_id) == (
+        currency.pk,
+        currency.group_id,
+    )
+    assert problem(customer).blocked_by_id == currency.group_id
+    assert (problem(currency).blocks_records, problem(currency).severity_level) == (
+        1,
+        Severity.ROOT_CAUSE,
+    )
