@@ -99,8 +99,10 @@ def _blocked(error: SyncError) -> Remedy | None:
     )
     if root_entry is not None:
         links += [link for link in remedy_for(root_entry).links if link not in links]
+    # A title is an app's message: it may end without a full stop ("... Code='NOK'").
+    title = root.title if root.title.endswith((".", "!", "?")) else f"{root.title}."
     return Remedy(
-        cause=f"Root cause: problem #{root.pk}, {root.title} This record fails only because "
+        cause=f"Root cause: problem #{root.pk}, {title} This record fails only because "
         f"the {record} it refers to fails there.",
         steps=[
             f"Fix problem #{root.pk} first, as its page says.",

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from errors.grouping import record_attempts
 from errors.models import Category, ErrorGroup, Severity, Status, SyncError, SyncErrorCleanup
+from errors.remedies import remedy_for
 from errors.services import request_cleanup, set_status
 from tests.api.conftest import token_client
 from tests.factories import make_error, make_mapping
@@ -187,3 +188,13 @@ def test_an_attempt_counted_on_an_entry_names_the_entry_its_record_got_since():
         1,
         Severity.ROOT_CAUSE,
     )
+
+
+def test_the_root_cause_s_title_is_a_sentence_of_the_cause_however_the_app_ended_it():
+    currency = make_error(
+        mapping=make_mapping(), message="Currency Exchange Rate does not exist. Currency Code='NOK'"
+    )
+    customer = blocked_by(currency, mapping=make_mapping(), message="Currency NOK is missing.")
+    cause = remedy_for(customer).cause
+    assert f"problem #{currency.group_id}, Currency Exchange Rate does not exist." in cause
+    assert "Currency Code='NOK'. This record fails only because" in cause
