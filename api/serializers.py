@@ -761,7 +761,7 @@ class MappingSerializer(serializers.ModelSerializer):
         return {"coupled": getattr(mapping, "coupled", None), **figures}
 
 
-HEALTH_FIGURES = ("in_sync", "failing", "skipped", "open_errors")
+HEALTH_FIGURES = ("in_sync", "failing", "failing_not_coupled", "skipped", "open_errors")
 
 
 class ConnectionSerializer(serializers.ModelSerializer):

@@ -25,6 +25,8 @@ def test_mappings_with_health_and_resume(demo_apps, admin_api, user_api):
     rows = {row["name"]: row for row in user_api.get(reverse("api:mappings")).json()}
     assert rows["CUSTOMER"]["health"]["coupled"] == Coupling.objects.filter(mapping=mapping).count()
     assert rows["CUSTOMER"]["health"]["open_errors"] == 1  # the SEK customer
+    # ... which fails, never coupled: its create was refused.
+    assert rows["CUSTOMER"]["health"]["failing_not_coupled"] == 1
     assert rows["CUSTOMER"]["last_job"] is not None
 
     TableMapping.objects.filter(pk=mapping.pk).update(
