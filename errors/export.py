@@ -81,15 +81,17 @@ class _Line:
 
 
 def rows(queryset: QuerySet[SyncError]) -> Iterator[str]:
+    """The file in pieces: the header, then one piece per keyset page of CHUNK entries (a
+    piece per line would be a write to the client per entry)."""
     writer = csv.writer(_Line())
-    yield "\ufeff"  # so that spreadsheets read the file as UTF-8
-    yield writer.writerow([label for _, label in COLUMNS])
+    # The byte order mark, so that spreadsheets read the file as UTF-8.
+    yield "\ufeff" + writer.writerow([label for _, label in COLUMNS])
     queryset = queryset.select_related("mapping__connection", "coupling")
     before = None
     while True:
         page = keyset_page(queryset, size=CHUNK, before=before)
-        for error in page.items:
-            yield writer.writerow(cells(error))
+        if page.items:
+            yield "".join(writer.writerow(cells(error)) for error in page.items)
         if not page.has_older:
             return
         last = page.items[-1]

@@ -106,3 +106,16 @@ def test_every_text_column_was_tried():
         "direction",
     }
     assert {name for name, _ in COLUMNS} == numeric_or_chosen | tried
+
+
+def test_a_large_export_is_streamed_a_page_at_a_time(staff_client, settings, monkeypatch):
+    """Every entry, in the list's order, sent in one piece per page of entries rather than one
+    per line (each piece is a write to the client)."""
+    monkeypatch.setattr("errors.export.CHUNK", 40)
+    made = [make_error(message=f"Entry {n}") for n in range(100)]
+    response = staff_client.get(reverse("errors:export"))
+    pieces = list(response.streaming_content)
+    assert len(pieces) == 1 + 3  # the header, then pages of 40, 40 and 20
+    lines = list(csv.reader(io.StringIO(b"".join(pieces).decode("utf-8-sig"))))
+    assert lines[0] == [label for _, label in COLUMNS]
+    assert [int(line[0]) for line in lines[1:]] == [e.pk for e in reversed(made)]
