@@ -52,6 +52,11 @@ def make_coupling(mapping: TableMapping, **fields) -> Coupling:
 
 
 def make_error(*, age: timedelta | None = None, **fields) -> SyncError:
+    return record_errors([new_error(age=age, **fields)])[0]
+
+
+def new_error(*, age: timedelta | None = None, **fields) -> SyncError:
+    """An entry not stored yet, as the engine hands it over: for the writers' own tests."""
     n = next(_sequence)
     defaults = {
         # Apart by a millisecond in the order they are made (the newest first), and all of
@@ -68,7 +73,7 @@ def make_error(*, age: timedelta | None = None, **fields) -> SyncError:
         "destination_record_id": f"A{n:05d}",
         "destination_url": f"https://crm.example.com/accounts/A{n:05d}",
     }
-    return record_errors([SyncError(**{**defaults, **fields})])[0]
+    return SyncError(**{**defaults, **fields})
 
 
 def make_errors(n: int, **fields) -> list[SyncError]:

@@ -6,14 +6,13 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from errors.grouping import record_attempts
 from errors.models import Category, ErrorGroup, Severity, Status, SyncError, SyncErrorCleanup
 from errors.remedies import remedy_for
 from errors.services import request_cleanup, set_status
 from tests.api.conftest import token_client
-from tests.factories import make_error, make_mapping
+from tests.factories import make_error, make_mapping, new_error
 
 pytestmark = pytest.mark.django_db
 
@@ -152,16 +151,11 @@ def test_an_attempt_counted_on_an_entry_names_the_entry_its_record_got_since():
     currencies, customers = make_mapping(), make_mapping()
 
     def attempt() -> SyncError:
-        return SyncError(
-            created_at=timezone.now(),
+        return new_error(
             mapping=customers,
             category=Category.CURRENCY,
             message="Currency NOK does not exist in Dynamics 365 Sales.",
-            source_app="Business Central",
-            source_entity="customers",
             source_record_id="C00150",
-            destination_app="Dynamics 365 Sales",
-            destination_entity="accounts",
             blocked_by_mapping=currencies,
             blocked_by_side="source",
             blocked_by_entity="currencies",

@@ -16,7 +16,7 @@ from django.utils import timezone
 from errors import partitions, services
 from errors.grouping import figures_for, record_attempts
 from errors.models import BulkAction, ErrorGroup, GroupDay, GroupRecord, Status, SyncError
-from tests.factories import make_error
+from tests.factories import make_error, new_error
 from triage import bulk
 
 pytestmark = pytest.mark.django_db
@@ -390,16 +390,11 @@ def test_a_day_s_bar_counts_the_attempts_counted_on_a_standing_entry_that_day():
     today = timezone.localdate()
 
     def failure(days_ago: int) -> SyncError:
-        moment = timezone.now() - timedelta(days=days_ago)
-        return SyncError(
-            created_at=moment,
-            message="Currency NOK does not exist in Dynamics 365 Sales.",
+        return new_error(
+            age=timedelta(days=days_ago),
             category="currency",
-            source_app="Business Central",
-            source_entity="customers",
+            message="Currency NOK does not exist in Dynamics 365 Sales.",
             source_record_id="C00150",
-            destination_app="Dynamics 365 Sales",
-            destination_entity="accounts",
         )
 
     (entry,) = record_attempts([failure(3)])
