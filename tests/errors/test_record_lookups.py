@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from errors import partitions
 from errors.grouping import record_errors
-from errors.models import Category, ErrorGroup, GroupDay, GroupRecord, SyncError
+from errors.models import ErrorGroup, GroupDay, GroupRecord, SyncError
 from tests.errors.test_group_figures import MESSAGES, assert_figures_right
-from tests.factories import make_error
+from tests.factories import make_error, new_error
 
 pytestmark = pytest.mark.django_db
 
@@ -52,16 +52,7 @@ def names(*days_ago: int) -> set[str]:
 
 def entry(days_ago: int, record: str, message: str = MESSAGES[0]) -> SyncError:
     """An entry of the problem make_error gives the message, not stored yet."""
-    return SyncError(
-        created_at=timezone.now() - ago(days_ago),
-        message=message,
-        category=Category.OTHER,
-        source_app="Business Central",
-        source_entity="customers",
-        source_record_id=record,
-        destination_app="Dynamics 365 Sales",
-        destination_entity="accounts",
-    )
+    return new_error(age=ago(days_ago), message=message, source_record_id=record)
 
 
 @pytest.fixture
