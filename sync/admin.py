@@ -302,7 +302,15 @@ class MappingRuleAdmin(ReadOnlyAdmin):
 
 @admin.register(MappingHealthSnapshot)
 class MappingHealthSnapshotAdmin(admin.ModelAdmin):
-    list_display = ["mapping", "day", "in_sync", "failing", "skipped", "updated_at"]
+    list_display = [
+        "mapping",
+        "day",
+        "in_sync",
+        "failing",
+        "failing_not_coupled",
+        "skipped",
+        "updated_at",
+    ]
     list_filter = ["mapping"]
     list_select_related = ["mapping"]
     date_hierarchy = "day"
