@@ -130,6 +130,10 @@ class ErrorFilter(SyncErrorFilter):
     connection = IdFilter(method="by_connection_id", label="Connection")
     mapping = IdFilter(field_name="mapping_id", label="Table mapping")
     job = IdFilter(field_name="job_id", label="Job")
+    attempted_in = IdFilter(
+        field_name="last_attempt_job_id",
+        label="Entries of earlier jobs whose latest attempt, counted on them, was in this job.",
+    )
     coupling = IdFilter(field_name="coupling_id", label="Coupling")
     group = IdFilter(field_name="group_id", label="Problem")
     assignee = IdFilter(

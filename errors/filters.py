@@ -1,5 +1,5 @@
 """The filters of the errors list (query parameters: category, status, mapping, connection,
-job, coupling, group, q, assigned, assignee, created_after, created_before) and of the
+job, attempted_in, coupling, group, q, assigned, assignee, created_after, created_before) and of the
 problems page, with its order (sort).
 
 Their labels are the words the pages show, and a value that is not valid is answered in
@@ -103,6 +103,14 @@ class SyncErrorFilter(CategoriesByRole):
         empty_label="Any mapping",
     )
     job = django_filters.NumberFilter(field_name="job_id", label="Job", min_value=1)
+    # A record logged once with a count of attempts, or a failed create tried again, fails in
+    # later jobs without a new entry: its entry names the job of its latest attempt.
+    attempted_in = django_filters.NumberFilter(
+        field_name="last_attempt_job_id",
+        label="Attempted again in job",
+        min_value=1,
+        help_text="Entries of earlier jobs whose latest attempt, counted on them, was in this job.",
+    )
     coupling = django_filters.NumberFilter(field_name="coupling_id", label="Coupling", min_value=1)
     group = django_filters.NumberFilter(field_name="group_id", label="Problem", min_value=1)
     integration = django_filters.CharFilter(
@@ -137,6 +145,7 @@ class SyncErrorFilter(CategoriesByRole):
             "connection",
             "mapping",
             "job",
+            "attempted_in",
             "coupling",
             "group",
             "integration",

@@ -903,6 +903,13 @@ class SyncError(models.Model):
                 condition=models.Q(coupling__isnull=False),
                 name="error_coupling_set",
             ),
+            # The entries a job attempted again, counted on them (a job's page links them):
+            # only those with a later attempt.
+            models.Index(
+                fields=["last_attempt_job_id"],
+                condition=models.Q(last_attempt_job_id__isnull=False),
+                name="error_last_attempt_job",
+            ),
             models.Index(
                 fields=["status_changed_by"],
                 condition=models.Q(status_changed_by__isnull=False),

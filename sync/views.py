@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from couplings import actions
 from couplings.models import Coupling
-from errors.models import EntryRecord
+from errors.models import EntryRecord, SyncError
 from errors.pagination import InvalidCursor, estimated_total, keyset_page, without_cursors
 from syncconsole.permissions import sync_admin_required, sync_user_required
 from syncconsole.queue import QueueUnavailable
@@ -251,6 +251,10 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return JsonResponse(job_state(job))
     context = {
         "job": job,
+        # Its failures counted as later attempts on entries of earlier jobs (no new entry).
+        "attempted_again": SyncError.objects.filter(last_attempt_job_id=job.pk)
+        .exclude(job_id=job.pk)
+        .count(),
         "state": json.dumps(job_state(job)),
         # The job's own story, in one query (bounded by JOB_LOG_MAX_LINES as it is written).
         "log_lines": list(job.log_lines.order_by("pk")),

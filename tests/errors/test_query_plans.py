@@ -59,6 +59,11 @@ def cases(generated) -> dict[str, str]:
     day = (newest["created_at"] - timedelta(days=1)).date().isoformat()
     job = make_job()
     SyncError.objects.filter(pk__gt=ordered.values_list("pk", flat=True)[0] - 500).update(job=job)
+    # A later job's attempts counted on a few of them.
+    later = make_job(job.mapping)
+    SyncError.objects.filter(pk__gt=ordered.values_list("pk", flat=True)[0] - 50).update(
+        last_attempt_job_id=later.pk
+    )
     cursor = encode_cursor(deep["created_at"], deep["pk"])
     connection_id = SyncError.objects.get(pk=deep["pk"]).mapping.connection_id
     # The newest entry's problem is the Sync administrators' (the staff user's role).
@@ -75,6 +80,7 @@ def cases(generated) -> dict[str, str]:
         "connection": f"connection={connection_id}",
         "group": f"group={newest['group_id']}",
         "job": f"job={job.pk}",
+        "attempted again in a job": f"attempted_in={later.pk}",
         "date range": f"created_after={day}&created_before={day}",
         "date range, deep page": f"created_before={day}&before={cursor}",
         "search: a word": "q=exchange",

@@ -214,3 +214,25 @@ def test_the_problem_s_page_and_the_api_set_its_retry_policy(demo_apps, staff_cl
         content_type="application/json",
     )
     assert too_many.status_code == 400
+
+
+def test_a_job_s_page_leads_to_the_entries_it_attempted_again(demo_apps, staff_client):
+    """The job's failures counted on an earlier job's entry are no entry of its own: its page
+    names them beside its own errors, and the list finds them by that job."""
+    coupling = break_record(demo_apps)
+    set_mapping(demo_apps, skip_after_failures=5, entry_logging=EntryLogging.ONCE)
+    first, later = fail(demo_apps), fail(demo_apps)
+    (entry,) = entries_of(coupling)
+    page = staff_client.get(reverse("sync:job", args=[later.pk])).content.decode()
+    assert (
+        f'href="/errors/?attempted_in={later.pk}">1 entry of earlier jobs attempted again' in page
+    )
+    listed = staff_client.get(reverse("errors:list"), {"attempted_in": later.pk}).content.decode()
+    assert f'href="/errors/{entry.pk}/"' in listed
+    assert (
+        f'href="/errors/{entry.pk}/"'
+        not in staff_client.get(reverse("errors:list"), {"job": later.pk}).content.decode()
+    )
+    # The first job wrote the entry: nothing of an earlier job was attempted again in it.
+    page = staff_client.get(reverse("sync:job", args=[first.pk])).content.decode()
+    assert 'id="attempted-again"' not in page
