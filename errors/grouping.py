@@ -347,9 +347,8 @@ def _count_on(counted: list[tuple[SyncError, SyncError]]) -> None:
     blocking.link(entries)
     touched |= {entry.blocked_by_group_id for entry in entries}
     fields = ["attempts", "last_attempt_at", "last_attempt_job_id", "message", "detail"]
-    blocked_by = ["blocked_by_mapping", "blocked_by_side", "blocked_by_entity"]
-    blocked_by += ["blocked_by_record", "blocked_by_entry_id", "blocked_by_group"]
-    SyncError.objects.bulk_update(entries, [*fields, "sent_values", *blocked_by])
+    fields += ["sent_values", *BLOCKED_BY, "blocked_by_entry_id", "blocked_by_group_id"]
+    SyncError.objects.bulk_update(entries, fields)
     seen: dict[int, list] = defaultdict(list)
     for entry, attempt in counted:
         if entry.group_id is not None:  # always: it was found by its problem

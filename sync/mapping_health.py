@@ -12,7 +12,7 @@ from couplings.models import Coupling
 from errors.models import Category, Status, SyncError
 from errors.trends import TREND_DAYS, Bar, trend_bars, trend_width
 
-from .models import MappingHealthSnapshot, SyncJob, TableMapping
+from .models import BACKLOG, MappingHealthSnapshot, SyncJob, TableMapping
 
 R = Coupling.Result
 
@@ -54,7 +54,7 @@ class MappingHealth:
 
     @property
     def backlog(self) -> int:
-        return self.failing + self.failing_not_coupled + self.skipped
+        return sum(getattr(self, name) for name in BACKLOG)
 
     @property
     def trend_width(self) -> int:
@@ -169,17 +169,16 @@ def backlog_trends(mapping_ids: list[int], today: date | None = None) -> dict[in
     first = today - timedelta(days=TREND_DAYS - 1)
     snapshots = MappingHealthSnapshot.objects.filter(mapping_id__in=mapping_ids)
     per_day: dict[int, dict[date, int]] = {pk: {} for pk in mapping_ids}
-    backlog = ("failing", "failing_not_coupled", "skipped")
     for row in snapshots.filter(day__gte=first, day__lte=today).values(
-        "mapping_id", "day", *backlog
+        "mapping_id", "day", *BACKLOG
     ):
-        per_day[row["mapping_id"]][row["day"]] = sum(row[name] for name in backlog)
+        per_day[row["mapping_id"]][row["day"]] = sum(row[name] for name in BACKLOG)
     before = {
-        row["mapping_id"]: sum(row[name] for name in backlog)
+        row["mapping_id"]: sum(row[name] for name in BACKLOG)
         for row in snapshots.filter(day__lt=first)
         .order_by("mapping_id", "-day")
         .distinct("mapping_id")
-        .values("mapping_id", *backlog)
+        .values("mapping_id", *BACKLOG)
     }
     trends = {}
     for pk in mapping_ids:

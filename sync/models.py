@@ -658,6 +658,10 @@ class ConnectionCheck(models.Model):
         return self.by_severity("ok")
 
 
+# A mapping's backlog: its records failing, coupled or not, and its skipped couplings.
+BACKLOG = ("failing", "failing_not_coupled", "skipped")
+
+
 class MappingHealthSnapshot(models.Model):
     """How a mapping's coupled records stood at the end of its last job of a day: the history
     behind the backlog trend, written once per job instead of counted from the entries."""
@@ -685,12 +689,8 @@ class MappingHealthSnapshot(models.Model):
         return f"{self.mapping.name} {self.day}"
 
     @property
-    def failing_records(self) -> int:
-        return self.failing + self.failing_not_coupled
-
-    @property
     def backlog(self) -> int:
-        return self.failing_records + self.skipped
+        return sum(getattr(self, name) for name in BACKLOG)
 
 
 class ChangeSubscription(models.Model):
